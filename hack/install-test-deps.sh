@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the real clients the tests drive (Debian packages). Idempotent: does nothing when all
+# are present. Needs root (CI runs as root) or sudo.
+set -euo pipefail
+need=()
+command -v ipmitool >/dev/null || need+=(ipmitool)
+command -v ipmipower >/dev/null || need+=(freeipmi-tools)
+command -v redfishtool >/dev/null || need+=(redfishtool)
+command -v wrk >/dev/null || need+=(wrk)
+/usr/bin/python3 -c 'import pyghmi' 2>/dev/null || need+=(python3-pyghmi)
+/usr/bin/python3 -c 'import sushy' 2>/dev/null || need+=(python3-sushy)
+command -v kubectl >/dev/null || need+=(kubectl)
+[ ${#need[@]} -eq 0 ] && exit 0
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "installing test clients: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# kubectl is not in every Debian release; install the rest even when it is missing.
+pkgs=()
+for p in "${need[@]}"; do
+  if [ "$p" = kubectl ] && ! apt-cache show kubectl >/dev/null 2>&1; then
+    echo "kubectl is not available from apt here; kustomize render tests will be skipped" >&2
+    continue
+  fi
+  pkgs+=("$p")
+done
+[ ${#pkgs[@]} -eq 0 ] || $SUDO apt-get install -y -qq "${pkgs[@]}" >/dev/null

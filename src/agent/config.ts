@@ -1,0 +1,85 @@
+/**
+ * Turning command-line flags and environment into an agent configuration. Pure: no I/O except
+ * reading the users file, so the precedence rules (flags > env > defaults) are unit-tested.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import type { Role, UserAccount } from './types.js';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface CredentialInputs {
+  flagUsername?: string | undefined;
+  flagPassword?: string | undefined;
+  env: NodeJS.ProcessEnv;
+  usersFile?: string | undefined;
+}
+
+const ROLES: readonly Role[] = ['Administrator', 'Operator', 'ReadOnly'];
+
+/**
+ * The primary BMC user comes from --username/--password, else BMC_USERNAME/BMC_PASSWORD, and is an
+ * Administrator. Extra users (e.g. a ReadOnly account) come from a YAML/JSON users file:
+ * `[{username, password, role}]`. No password anywhere → ConfigError (never a default password).
+ */
+export function resolveUsers(inp: CredentialInputs): UserAccount[] {
+  const username = inp.flagUsername ?? inp.env['BMC_USERNAME'] ?? 'admin';
+  const password = inp.flagPassword ?? inp.env['BMC_PASSWORD'];
+  if (password === undefined || password === '') {
+    throw new ConfigError('no BMC password: pass --password or set BMC_PASSWORD');
+  }
+  checkAccount(username, password, 'the BMC user');
+  const users: UserAccount[] = [{ username, password, role: 'Administrator' }];
+  if (inp.usersFile) {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(inp.usersFile, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(`cannot read users file ${inp.usersFile}: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(doc)) throw new ConfigError(`users file ${inp.usersFile} must hold a list of users`);
+    doc.forEach((u: unknown, i: number) => {
+      const rec = (u ?? {}) as Record<string, unknown>;
+      const name = rec['username'];
+      const pw = rec['password'];
+      const role = rec['role'] ?? 'ReadOnly';
+      if (typeof name !== 'string' || typeof pw !== 'string') {
+        throw new ConfigError(`users file entry ${i}: username and password must be strings`);
+      }
+      if (!ROLES.includes(role as Role)) {
+        throw new ConfigError(`users file entry ${i}: role must be one of ${ROLES.join(', ')}`);
+      }
+      checkAccount(name, pw, `users file entry ${i}`);
+      if (users.some((x) => x.username === name)) throw new ConfigError(`duplicate user ${name}`);
+      users.push({ username: name, password: pw, role: role as Role });
+    });
+  }
+  return users;
+}
+
+function checkAccount(username: string, password: string, what: string): void {
+  // IPMI carries user names in 16 bytes and RMCP+ passwords in 20 bytes.
+  if (username.length === 0 || Buffer.byteLength(username) > 16) {
+    throw new ConfigError(`${what}: user name must be 1..16 bytes`);
+  }
+  if (Buffer.byteLength(password) > 20) {
+    throw new ConfigError(`${what}: password must be at most 20 bytes (the IPMI limit)`);
+  }
+}
+
+export function parsePort(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name} must be a port number, got ${value}`);
+  return n;
+}
+
+export function parseNonNegative(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a non-negative number, got ${value}`);
+  return n;
+}

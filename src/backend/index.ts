@@ -1,0 +1,2 @@
+export * from './types.js';
+export { SimulatedMachine, stableUuid, type SimulatorOptions, type BootRecord } from './simulator/simulator.js';

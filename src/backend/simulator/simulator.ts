@@ -1,0 +1,368 @@
+/**
+ * The simulator backend: one in-memory VM that behaves the way a KubeVirt VM does as seen through
+ * a BMC. Power on passes through PoweringOn for a configurable delay; a graceful shutdown only
+ * takes effect when the simulated guest listens to ACPI; restart while off is refused; power cycle
+ * while off powers on; a "once" boot override is consumed by the next boot. Delays of 0 make every
+ * transition synchronous, which keeps tests deterministic.
+ */
+import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import {
+  BOOT_TARGETS,
+  BackendError,
+  POWER_ACTIONS,
+  type BootOverride,
+  type BootTarget,
+  type Capabilities,
+  type InsertMediaRequest,
+  type Machine,
+  type MachineEvent,
+  type MachineListener,
+  type MachineSnapshot,
+  type MediaSlot,
+  type MediaSlotId,
+  type NetworkInterface,
+  type PowerAction,
+  type PowerState,
+  type SystemInfo,
+} from '../types.js';
+import { validateBootChange, validateImageUrl } from '../validate.js';
+
+export interface SimulatorOptions {
+  name?: string;
+  namespace?: string;
+  uuid?: string;
+  serialNumber?: string;
+  cpuCount?: number;
+  memoryMiB?: number;
+  nics?: NetworkInterface[];
+  initialPower?: 'On' | 'Off';
+  /** Time spent in PoweringOn before On (ms). */
+  powerOnDelayMs?: number;
+  /** Time spent in PoweringOff before Off after an accepted ACPI shutdown (ms). */
+  powerOffDelayMs?: number;
+  /** Whether the guest reacts to ACPI power button events (graceful shutdown/restart). */
+  acpiListening?: boolean;
+  /** Time an image insert spends in "inserting" (ms). */
+  mediaInsertDelayMs?: number;
+}
+
+/** What the simulated firmware booted from, newest last: lets tests observe once/continuous. */
+export interface BootRecord {
+  target: BootTarget;
+  mode: BootOverride['mode'];
+  at: number;
+}
+
+const SIM_CAPABILITIES: Capabilities = {
+  powerActions: POWER_ACTIONS,
+  bootTargets: BOOT_TARGETS.filter((t) => t !== 'floppy' && t !== 'diags'),
+  bootModes: ['UEFI', 'Legacy'],
+};
+
+/** A name-based UUID (RFC 4122 version 5 layout over SHA-1) so a VM's UUID is stable across runs. */
+export function stableUuid(seed: string): string {
+  const h = createHash('sha1').update('kubevirtbmc:' + seed).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+function macFromSeed(seed: string): string {
+  const h = createHash('sha1').update('mac:' + seed).digest();
+  // 02:xx = locally administered unicast
+  return ['02', ...[...h.subarray(0, 5)].map((b) => b.toString(16).padStart(2, '0'))].join(':');
+}
+
+export class SimulatedMachine implements Machine {
+  readonly capabilities = SIM_CAPABILITIES;
+
+  /** Guest behaviour knob, changeable at run time by tests and the demo. */
+  acpiListening: boolean;
+  /** Boots performed so far (what the firmware booted from). */
+  readonly bootHistory: BootRecord[] = [];
+  /** Number of NMIs delivered to the guest. */
+  nmiCount = 0;
+
+  private power_: PowerState;
+  private boot: BootOverride = { target: 'none', enabled: 'disabled', mode: 'UEFI' };
+  private readonly info: SystemInfo;
+  private readonly media = new Map<MediaSlotId, MediaSlot>();
+  private generation = 1;
+  private available = true;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly mediaTimers = new Map<MediaSlotId, NodeJS.Timeout>();
+  private readonly events = new EventEmitter();
+  private readonly powerOnDelayMs: number;
+  private readonly powerOffDelayMs: number;
+  private readonly mediaInsertDelayMs: number;
+
+  constructor(opts: SimulatorOptions = {}) {
+    const name = opts.name ?? 'sim-vm';
+    const namespace = opts.namespace ?? 'default';
+    const seed = `${namespace}/${name}`;
+    this.info = {
+      uuid: (opts.uuid ?? stableUuid(seed)).toLowerCase(),
+      name,
+      namespace,
+      serialNumber: opts.serialNumber ?? stableUuid('serial:' + seed).slice(0, 8).toUpperCase(),
+      manufacturer: 'KubeVirt',
+      model: 'KubeVirt Simulated VM',
+      cpuCount: opts.cpuCount ?? 2,
+      memoryMiB: opts.memoryMiB ?? 2048,
+      nics: opts.nics ?? [{ id: 'default', macAddress: macFromSeed(seed) }],
+      biosVersion: 'simulated-1.0',
+    };
+    this.power_ = opts.initialPower ?? 'Off';
+    this.powerOnDelayMs = opts.powerOnDelayMs ?? 0;
+    this.powerOffDelayMs = opts.powerOffDelayMs ?? 0;
+    this.mediaInsertDelayMs = opts.mediaInsertDelayMs ?? 0;
+    this.acpiListening = opts.acpiListening ?? true;
+    this.media.set('cd0', { id: 'cd0', kind: 'cd', state: 'empty', writeProtected: true });
+    this.media.set('usb0', { id: 'usb0', kind: 'usb', state: 'empty', writeProtected: true });
+    this.events.setMaxListeners(0);
+  }
+
+  // ---- test and demo hooks -------------------------------------------------------------------
+
+  /** Simulate an outage of the backing platform: every call fails with Unavailable until restored. */
+  setAvailable(available: boolean): void {
+    this.available = available;
+  }
+
+  /** Resolves when no power transition is pending. */
+  async settle(): Promise<void> {
+    while (this.timer !== undefined || this.mediaTimers.size > 0) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  // ---- Machine -------------------------------------------------------------------------------
+
+  async snapshot(): Promise<MachineSnapshot> {
+    this.check();
+    return {
+      power: this.power_,
+      boot: { ...this.boot },
+      info: structuredClone(this.info),
+      media: [...this.media.values()].map((m) => ({ ...m })),
+      generation: this.generation,
+    };
+  }
+
+  async getPowerState(): Promise<PowerState> {
+    this.check();
+    return this.power_;
+  }
+
+  async getBootOverride(): Promise<BootOverride> {
+    this.check();
+    return { ...this.boot };
+  }
+
+  async getSystemInfo(): Promise<SystemInfo> {
+    this.check();
+    return structuredClone(this.info);
+  }
+
+  async listMedia(): Promise<MediaSlot[]> {
+    this.check();
+    return [...this.media.values()].map((m) => ({ ...m }));
+  }
+
+  async setBootOverride(change: Partial<BootOverride>): Promise<BootOverride> {
+    this.check();
+    validateBootChange(change, this.capabilities);
+    const next: BootOverride = { ...this.boot, ...change };
+    if (next.target === this.boot.target && next.enabled === this.boot.enabled && next.mode === this.boot.mode) {
+      return { ...next };
+    }
+    this.boot = next;
+    this.emit({ type: 'boot', boot: { ...next } });
+    return { ...next };
+  }
+
+  async power(action: PowerAction): Promise<void> {
+    this.check();
+    if (!this.capabilities.powerActions.includes(action)) {
+      throw new BackendError('Unsupported', `power action ${action} is not supported`);
+    }
+    const state = this.power_;
+    if (action === 'forceOff') {
+      this.cancelTimer();
+      this.setPower('Off');
+      return;
+    }
+    if (state === 'PoweringOn' || state === 'PoweringOff') {
+      if (action === 'on' && state === 'PoweringOn') return; // already heading there
+      if (action === 'gracefulOff' && state === 'PoweringOff') return;
+      throw new BackendError('Busy', `the machine is ${state}; try again shortly`, { retryAfterSeconds: 1 });
+    }
+    switch (action) {
+      case 'on':
+        if (state === 'Paused') throw new BackendError('Conflict', 'the machine is paused; resume it instead');
+        if (state === 'Off') this.startBoot();
+        return;
+      case 'gracefulOff':
+        if (state === 'Off') return;
+        if (state === 'Paused') throw new BackendError('Conflict', 'a paused guest cannot handle an ACPI shutdown');
+        if (!this.acpiListening) return; // the request is delivered; the guest ignores it
+        this.transition('PoweringOff', this.powerOffDelayMs, () => this.setPower('Off'));
+        return;
+      case 'gracefulRestart':
+        this.requireRunning(state, 'restart');
+        if (state === 'Paused') throw new BackendError('Conflict', 'a paused guest cannot handle an ACPI restart');
+        if (!this.acpiListening) return;
+        this.transition('PoweringOff', this.powerOffDelayMs, () => this.startBoot());
+        return;
+      case 'forceRestart':
+        this.requireRunning(state, 'reset');
+        this.startBoot();
+        return;
+      case 'powerCycle':
+        if (state !== 'Off') this.setPower('Off');
+        this.startBoot();
+        return;
+      case 'nmi':
+        this.requireRunning(state, 'deliver an NMI to');
+        if (state === 'Paused') throw new BackendError('Conflict', 'a paused guest cannot take an NMI');
+        this.nmiCount++;
+        this.generation++;
+        return;
+      case 'pause':
+        if (state === 'Paused') return;
+        this.requireRunning(state, 'pause');
+        this.setPower('Paused');
+        return;
+      case 'resume':
+        if (state === 'On') return;
+        if (state !== 'Paused') throw new BackendError('Conflict', 'the machine is not paused');
+        this.setPower('On');
+        return;
+    }
+  }
+
+  async insertMedia(slotId: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
+    this.check();
+    const slot = this.slot(slotId);
+    validateImageUrl(req.image);
+    if (slot.state === 'inserted' || slot.state === 'inserting') {
+      throw new BackendError('Conflict', `slot ${slotId} already holds ${slot.image}; eject it first`);
+    }
+    const next: MediaSlot = {
+      ...slot,
+      image: req.image,
+      writeProtected: req.writeProtected ?? true,
+      state: this.mediaInsertDelayMs > 0 ? 'inserting' : 'inserted',
+      progress: this.mediaInsertDelayMs > 0 ? 0 : 100,
+    };
+    delete next.error;
+    this.setSlot(next);
+    if (this.mediaInsertDelayMs > 0) {
+      this.mediaTimers.set(
+        slotId,
+        setTimeout(() => {
+          this.mediaTimers.delete(slotId);
+          this.setSlot({ ...this.slot(slotId), state: 'inserted', progress: 100 });
+        }, this.mediaInsertDelayMs),
+      );
+    }
+    return { ...next };
+  }
+
+  async ejectMedia(slotId: MediaSlotId): Promise<MediaSlot> {
+    this.check();
+    const slot = this.slot(slotId);
+    const t = this.mediaTimers.get(slotId);
+    if (t) clearTimeout(t);
+    this.mediaTimers.delete(slotId);
+    if (slot.state === 'empty') return { ...slot };
+    const next: MediaSlot = { id: slot.id, kind: slot.kind, state: 'empty', writeProtected: slot.writeProtected };
+    this.setSlot(next);
+    return { ...next };
+  }
+
+  on(listener: MachineListener): () => void {
+    this.events.on('event', listener);
+    return () => this.events.off('event', listener);
+  }
+
+  async close(): Promise<void> {
+    this.cancelTimer();
+    for (const t of this.mediaTimers.values()) clearTimeout(t);
+    this.mediaTimers.clear();
+    this.events.removeAllListeners();
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private check(): void {
+    if (!this.available) throw new BackendError('Unavailable', 'simulated backend outage', { retryAfterSeconds: 5 });
+  }
+
+  private slot(id: MediaSlotId): MediaSlot {
+    const s = this.media.get(id);
+    if (!s) throw new BackendError('NotFound', `no virtual media slot ${String(id)}`);
+    return s;
+  }
+
+  private setSlot(slot: MediaSlot): void {
+    this.media.set(slot.id, slot);
+    this.generation++;
+    this.emit({ type: 'media', slot: { ...slot } });
+  }
+
+  private requireRunning(state: PowerState, verb: string): void {
+    if (state === 'Off') throw new BackendError('Conflict', `cannot ${verb} a machine that is off`);
+  }
+
+  private startBoot(): void {
+    this.transition('PoweringOn', this.powerOnDelayMs, () => {
+      this.consumeBootOverride();
+      this.setPower('On');
+      this.emit({ type: 'booted' });
+    });
+  }
+
+  /** The firmware boots: record the device and drop a once override. */
+  private consumeBootOverride(): void {
+    const b = this.boot;
+    const target: BootTarget = b.enabled === 'disabled' ? 'hdd' : b.target === 'none' ? 'hdd' : b.target;
+    this.bootHistory.push({ target, mode: b.mode, at: Date.now() });
+    if (b.enabled === 'once') {
+      this.boot = { target: 'none', enabled: 'disabled', mode: b.mode };
+      this.emit({ type: 'boot', boot: { ...this.boot } });
+    }
+  }
+
+  private transition(via: PowerState, delayMs: number, done: () => void): void {
+    this.cancelTimer();
+    if (delayMs <= 0) {
+      done();
+      return;
+    }
+    this.setPower(via);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      done();
+    }, delayMs);
+  }
+
+  private cancelTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private setPower(to: PowerState): void {
+    const from = this.power_;
+    if (from === to) return;
+    this.power_ = to;
+    this.emit({ type: 'power', from, to });
+  }
+
+  private emit(event: MachineEvent): void {
+    this.generation++;
+    this.events.emit('event', event);
+  }
+}

@@ -1,0 +1,208 @@
+/**
+ * The backend seam: one model of a machine that both protocols (IPMI, Redfish) speak to and that
+ * every backend (simulator, KubeVirt) implements. It describes a machine, not a protocol: the
+ * protocol layers translate their own vocabularies (Chassis Control codes, Redfish ResetType) into
+ * these actions and map BackendError codes onto completion codes / HTTP status.
+ */
+
+/** Observable power state. Transitional states exist so callers can answer "busy" honestly. */
+export type PowerState = 'On' | 'Off' | 'PoweringOn' | 'PoweringOff' | 'Paused';
+
+/**
+ * Power actions.
+ * - on: power on (no-op when already on)
+ * - gracefulOff: ACPI shutdown request; the guest decides
+ * - forceOff: pull the plug
+ * - gracefulRestart: ask the guest to reboot (ACPI); requires the machine to be on
+ * - forceRestart: hard reset; requires the machine to be on
+ * - powerCycle: off then on; when off it simply powers on
+ * - nmi: diagnostic interrupt to the guest; requires the machine to be on
+ * - pause / resume: freeze and thaw the running guest
+ */
+export type PowerAction =
+  | 'on'
+  | 'gracefulOff'
+  | 'forceOff'
+  | 'gracefulRestart'
+  | 'forceRestart'
+  | 'powerCycle'
+  | 'nmi'
+  | 'pause'
+  | 'resume';
+
+export const POWER_ACTIONS: readonly PowerAction[] = [
+  'on',
+  'gracefulOff',
+  'forceOff',
+  'gracefulRestart',
+  'forceRestart',
+  'powerCycle',
+  'nmi',
+  'pause',
+  'resume',
+];
+
+/** Boot override target, in Redfish-neutral lower camel case. */
+export type BootTarget =
+  | 'none'
+  | 'pxe'
+  | 'hdd'
+  | 'cd'
+  | 'usb'
+  | 'floppy'
+  | 'biosSetup'
+  | 'diags'
+  | 'uefiHttp';
+
+export const BOOT_TARGETS: readonly BootTarget[] = [
+  'none',
+  'pxe',
+  'hdd',
+  'cd',
+  'usb',
+  'floppy',
+  'biosSetup',
+  'diags',
+  'uefiHttp',
+];
+
+/** disabled: no override; once: consumed by the next boot; continuous: every boot. */
+export type BootEnabled = 'disabled' | 'once' | 'continuous';
+export type BootMode = 'UEFI' | 'Legacy';
+
+export interface BootOverride {
+  target: BootTarget;
+  enabled: BootEnabled;
+  mode: BootMode;
+}
+
+/** What a backend can honour; protocols advertise exactly this (e.g. Redfish AllowableValues). */
+export interface Capabilities {
+  powerActions: readonly PowerAction[];
+  bootTargets: readonly BootTarget[];
+  bootModes: readonly BootMode[];
+}
+
+export interface NetworkInterface {
+  /** Stable id, e.g. "default" or "nic0" */
+  id: string;
+  macAddress: string;
+  /** Addresses reported by the guest, when known */
+  ipv4Addresses?: string[];
+}
+
+export interface SystemInfo {
+  /** SMBIOS/firmware UUID, canonical lower-case 8-4-4-4-12 form */
+  uuid: string;
+  /** VM name */
+  name: string;
+  namespace?: string;
+  serialNumber: string;
+  manufacturer: string;
+  model: string;
+  cpuCount: number;
+  /** Guest memory in MiB */
+  memoryMiB: number;
+  nics: NetworkInterface[];
+  biosVersion?: string;
+  /** Guest-reported OS name/version and hostname, when an agent reports them */
+  guestOs?: { name?: string; version?: string; hostName?: string };
+}
+
+export type MediaSlotId = 'cd0' | 'usb0';
+export type MediaKind = 'cd' | 'usb';
+
+/**
+ * State of a virtual media slot.
+ * - empty: nothing inserted
+ * - inserting: the image is being fetched/imported (progress 0..100 when known)
+ * - inserted: the image is attached to the machine
+ * - error: the last insert failed (error says why); eject clears it
+ */
+export type MediaState = 'empty' | 'inserting' | 'inserted' | 'error';
+
+export interface MediaSlot {
+  id: MediaSlotId;
+  kind: MediaKind;
+  state: MediaState;
+  image?: string;
+  writeProtected: boolean;
+  progress?: number;
+  error?: string;
+}
+
+export interface InsertMediaRequest {
+  /** http:// or https:// URL of the image */
+  image: string;
+  writeProtected?: boolean;
+}
+
+/** Everything a status read needs, in one call (cheap: served from the backend's cache). */
+export interface MachineSnapshot {
+  power: PowerState;
+  boot: BootOverride;
+  info: SystemInfo;
+  media: MediaSlot[];
+  /** Incremented on every observable change: usable as an ETag source. */
+  generation: number;
+}
+
+export type MachineEvent =
+  | { type: 'power'; from: PowerState; to: PowerState }
+  | { type: 'boot'; boot: BootOverride }
+  | { type: 'media'; slot: MediaSlot }
+  /** A boot happened (power on, reset, cycle): a once override has been consumed if one was set. */
+  | { type: 'booted' };
+
+export type MachineListener = (event: MachineEvent) => void;
+
+/** The machine one agent manages. All methods reject with BackendError on failure. */
+export interface Machine {
+  readonly capabilities: Capabilities;
+  snapshot(): Promise<MachineSnapshot>;
+  getPowerState(): Promise<PowerState>;
+  /** Starts the action; resolves once it has been accepted (the state may still be transitional). */
+  power(action: PowerAction): Promise<void>;
+  getBootOverride(): Promise<BootOverride>;
+  /** Partial update: unspecified fields keep their current value. */
+  setBootOverride(change: Partial<BootOverride>): Promise<BootOverride>;
+  getSystemInfo(): Promise<SystemInfo>;
+  listMedia(): Promise<MediaSlot[]>;
+  insertMedia(slot: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot>;
+  ejectMedia(slot: MediaSlotId): Promise<MediaSlot>;
+  /** Subscribe to changes; returns an unsubscribe function. */
+  on(listener: MachineListener): () => void;
+  /** Release watches/timers. */
+  close(): Promise<void>;
+}
+
+export type BackendErrorCode =
+  /** The VM (or slot) does not exist */
+  | 'NotFound'
+  /** The request conflicts with the current state (e.g. restart while off) */
+  | 'Conflict'
+  /** A transition is in progress; retry later */
+  | 'Busy'
+  /** The backend (e.g. the Kubernetes API) cannot be reached */
+  | 'Unavailable'
+  /** The backend cannot do this at all (e.g. NMI on a platform without it) */
+  | 'Unsupported'
+  /** The request itself is invalid (e.g. a bad image URL) */
+  | 'InvalidArgument';
+
+export class BackendError extends Error {
+  readonly code: BackendErrorCode;
+  /** Suggested delay before retrying, for Busy/Unavailable */
+  readonly retryAfterSeconds?: number;
+
+  constructor(code: BackendErrorCode, message: string, opts: { cause?: unknown; retryAfterSeconds?: number } = {}) {
+    super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
+    this.name = 'BackendError';
+    this.code = code;
+    if (opts.retryAfterSeconds !== undefined) this.retryAfterSeconds = opts.retryAfterSeconds;
+  }
+}
+
+export function isBackendError(e: unknown, code?: BackendErrorCode): e is BackendError {
+  return e instanceof BackendError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,34 @@
+/** Input checks every backend applies the same way, so protocols see the same errors everywhere. */
+import { BackendError, type BootOverride, type Capabilities } from './types.js';
+
+const ENABLED = new Set(['disabled', 'once', 'continuous']);
+
+export function validateBootChange(change: Partial<BootOverride>, caps: Capabilities): void {
+  if (change.target !== undefined && !caps.bootTargets.includes(change.target)) {
+    throw new BackendError('Unsupported', `boot target ${String(change.target)} is not supported`);
+  }
+  if (change.enabled !== undefined && !ENABLED.has(change.enabled)) {
+    throw new BackendError('InvalidArgument', `boot override enabled must be disabled, once or continuous`);
+  }
+  if (change.mode !== undefined && !caps.bootModes.includes(change.mode)) {
+    throw new BackendError('Unsupported', `boot mode ${String(change.mode)} is not supported`);
+  }
+}
+
+/** Virtual media images must be absolute http(s) URLs with a host and a path. */
+export function validateImageUrl(image: string): URL {
+  let url: URL;
+  try {
+    url = new URL(image);
+  } catch {
+    throw new BackendError('InvalidArgument', `image ${JSON.stringify(image)} is not a valid URL`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new BackendError('InvalidArgument', `image URL scheme ${url.protocol} is not supported; use http or https`);
+  }
+  if (!url.hostname) throw new BackendError('InvalidArgument', 'image URL has no host');
+  if (url.pathname === '/' || url.pathname === '') {
+    throw new BackendError('InvalidArgument', 'image URL names no file');
+  }
+  return url;
+}

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+/**
+ * `virtbmc`: the BMC agent for one VM. With no VM named (or with --simulate) it serves an in-memory
+ * simulated VM; with `<namespace> <vm-name>` it controls a KubeVirt VirtualMachine.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { startAgent } from '../agent/agent.js';
+import { ConfigError, parseNonNegative, parsePort, resolveUsers } from '../agent/config.js';
+import { SimulatedMachine } from '../backend/simulator/simulator.js';
+import type { Machine } from '../backend/types.js';
+import { createLogger } from '../common/logger.js';
+import { pino } from 'pino';
+
+interface Flags {
+  simulate?: boolean;
+  address?: string;
+  ipmiPort: string;
+  redfishPort: string;
+  ipmi: boolean;
+  redfish: boolean;
+  username?: string;
+  password?: string;
+  usersFile?: string;
+  logLevel: string;
+  kubeconfig?: string;
+  ipmiAllowInsecure?: boolean;
+  ipmiSessionTimeout: string;
+  ipmiMaxSessions: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  plainHttp: 'redirect' | 'refuse';
+  redfishSessionTimeout: string;
+  simName: string;
+  simPower: 'on' | 'off';
+  simPowerOnDelay: string;
+  simPowerOffDelay: string;
+  simMediaDelay: string;
+  simNoAcpi?: boolean;
+  storageClass?: string;
+  volumeMode?: 'Filesystem' | 'Block';
+}
+
+export function buildProgram(): Command {
+  return new Command('virtbmc')
+    .description('IPMI and Redfish BMC for a KubeVirt virtual machine (or a simulated one)')
+    .argument('[namespace]', 'namespace of the VirtualMachine (KubeVirt mode)')
+    .argument('[vm-name]', 'name of the VirtualMachine (KubeVirt mode)')
+    .option('--simulate', 'serve an in-memory simulated VM (the default when no VM is named)')
+    .option('--address <addr>', 'listen address (default: 127.0.0.1 when simulating, 0.0.0.0 otherwise)')
+    .option('--ipmi-port <port>', 'IPMI over LAN UDP port', '623')
+    .option('--redfish-port <port>', 'Redfish HTTP(S) port', '80')
+    .option('--no-ipmi', 'do not serve IPMI')
+    .option('--no-redfish', 'do not serve Redfish')
+    .option('--username <name>', 'BMC user name (env BMC_USERNAME; default admin)')
+    .option('--password <password>', 'BMC password (env BMC_PASSWORD; required)')
+    .option('--users-file <path>', 'YAML list of extra users: [{username, password, role: Administrator|Operator|ReadOnly}]')
+    .addOption(
+      new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
+    )
+    .option('--kubeconfig <path>', 'kubeconfig (KubeVirt mode; default: in-cluster, then $KUBECONFIG)')
+    .option('--ipmi-allow-insecure', 'allow IPMI cipher suite 0 and auth type NONE (unauthenticated; off by default)')
+    .option('--ipmi-session-timeout <seconds>', 'IPMI idle session timeout', '60')
+    .option('--ipmi-max-sessions <n>', 'maximum concurrent IPMI sessions', '32')
+    .option('--tls-cert <path>', 'serve Redfish over HTTPS with this certificate (PEM)')
+    .option('--tls-key <path>', 'private key for --tls-cert (PEM)')
+    .addOption(
+      new Option('--plain-http <mode>', 'with TLS: what plain HTTP on the Redfish port does')
+        .choices(['redirect', 'refuse'])
+        .default('redirect'),
+    )
+    .option('--redfish-session-timeout <seconds>', 'Redfish session idle timeout', '1800')
+    .option('--sim-name <name>', 'simulated VM name', 'sim-vm')
+    .addOption(new Option('--sim-power <state>', 'simulated VM initial power').choices(['on', 'off']).default('off'))
+    .option('--sim-power-on-delay <ms>', 'time the simulated VM spends powering on', '1000')
+    .option('--sim-power-off-delay <ms>', 'time the simulated VM spends shutting down', '1000')
+    .option('--sim-media-delay <ms>', 'time a simulated virtual media insert takes', '500')
+    .option('--sim-no-acpi', 'the simulated guest ignores ACPI (graceful shutdown does nothing)')
+    .option('--storage-class <name>', 'KubeVirt mode: storage class for virtual media DataVolumes')
+    .addOption(new Option('--volume-mode <mode>', 'KubeVirt mode: volume mode for virtual media').choices(['Filesystem', 'Block']));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.parse(argv);
+  const flags = program.opts<Flags>();
+  const [namespace, vmName] = program.args as [string?, string?];
+  const kubevirtMode = !flags.simulate && namespace !== undefined;
+  if (kubevirtMode && vmName === undefined) throw new ConfigError('KubeVirt mode needs both <namespace> and <vm-name>');
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
+
+  // Logs go to stderr as JSON; stdout carries the ready line (and nothing else).
+  const logger = createLogger(flags.logLevel as pino.LevelWithSilent, pino.destination(2));
+  const users = resolveUsers({
+    flagUsername: flags.username,
+    flagPassword: flags.password,
+    env: process.env,
+    usersFile: flags.usersFile,
+  });
+  const address = flags.address ?? (kubevirtMode ? '0.0.0.0' : '127.0.0.1');
+
+  let machine: Machine;
+  if (kubevirtMode) {
+    const { createKubeVirtMachine } = await import('../backend/kubevirt/index.js');
+    machine = await createKubeVirtMachine({
+      namespace: namespace!,
+      name: vmName!,
+      logger: logger.child({ backend: 'kubevirt' }),
+      ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
+      ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
+      ...(flags.volumeMode ? { volumeMode: flags.volumeMode } : {}),
+    });
+  } else {
+    machine = new SimulatedMachine({
+      name: flags.simName,
+      initialPower: flags.simPower === 'on' ? 'On' : 'Off',
+      powerOnDelayMs: parseNonNegative(flags.simPowerOnDelay, '--sim-power-on-delay'),
+      powerOffDelayMs: parseNonNegative(flags.simPowerOffDelay, '--sim-power-off-delay'),
+      mediaInsertDelayMs: parseNonNegative(flags.simMediaDelay, '--sim-media-delay'),
+      acpiListening: !flags.simNoAcpi,
+    });
+  }
+
+  const agent = await startAgent({
+    machine,
+    users,
+    logger,
+    address,
+    ipmi: flags.ipmi && {
+      port: parsePort(flags.ipmiPort, '--ipmi-port'),
+      allowInsecure: Boolean(flags.ipmiAllowInsecure),
+      sessionTimeoutSeconds: parseNonNegative(flags.ipmiSessionTimeout, '--ipmi-session-timeout'),
+      maxSessions: parseNonNegative(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
+    },
+    redfish: flags.redfish && {
+      port: parsePort(flags.redfishPort, '--redfish-port'),
+      sessionTimeoutSeconds: parseNonNegative(flags.redfishSessionTimeout, '--redfish-session-timeout'),
+      ...(flags.tlsCert && flags.tlsKey
+        ? { tls: { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey), plainHttp: flags.plainHttp } }
+        : {}),
+    },
+  });
+
+  const what = kubevirtMode ? `VirtualMachine ${namespace}/${vmName}` : `simulated VM ${flags.simName}`;
+  const endpoints = agent.servers.map((s) => `${s.name}=${s.url}`).join(' ');
+  process.stdout.write(`virtbmc ready: ${what} ${endpoints}\n`);
+  logger.info({ endpoints: Object.fromEntries(agent.servers.map((s) => [s.name, s.url])), vm: what }, 'ready');
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    agent.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: e }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main(process.argv).catch((e: unknown) => {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`virtbmc: ${e.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`virtbmc: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

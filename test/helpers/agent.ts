@@ -1,0 +1,51 @@
+/**
+ * Start an agent in-process on loopback with free ports, backed by a simulator the test can
+ * inspect (bootHistory, nmiCount, setAvailable). Use for tests that drive real clients.
+ */
+import { startAgent, type Agent, type AgentOptions } from '../../src/agent/agent.js';
+import type { UserAccount } from '../../src/agent/types.js';
+import { SimulatedMachine, type SimulatorOptions } from '../../src/backend/simulator/simulator.js';
+import type { Machine } from '../../src/backend/types.js';
+import { nullLogger } from '../../src/common/logger.js';
+
+export const ADMIN: UserAccount = { username: 'admin', password: 'password', role: 'Administrator' };
+export const OPERATOR: UserAccount = { username: 'operator', password: 'op-secret', role: 'Operator' };
+export const READONLY: UserAccount = { username: 'viewer', password: 'viewer-pw', role: 'ReadOnly' };
+
+export interface TestAgent {
+  agent: Agent;
+  /** The simulator, when the test did not pass its own machine */
+  sim: SimulatedMachine;
+  ipmiPort: number;
+  redfishPort: number;
+  redfishUrl: string;
+  close(): Promise<void>;
+}
+
+export interface TestAgentOptions {
+  sim?: SimulatorOptions;
+  machine?: Machine;
+  users?: UserAccount[];
+  ipmi?: AgentOptions['ipmi'];
+  redfish?: AgentOptions['redfish'];
+}
+
+export async function startTestAgent(opts: TestAgentOptions = {}): Promise<TestAgent> {
+  const sim = new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0, ...opts.sim });
+  const agent = await startAgent({
+    machine: opts.machine ?? sim,
+    users: opts.users ?? [ADMIN, OPERATOR, READONLY],
+    logger: nullLogger(),
+    address: '127.0.0.1',
+    ipmi: opts.ipmi ?? { port: 0 },
+    redfish: opts.redfish ?? { port: 0 },
+  });
+  return {
+    agent,
+    sim,
+    ipmiPort: agent.ipmi?.port ?? -1,
+    redfishPort: agent.redfish?.port ?? -1,
+    redfishUrl: agent.redfish ? `http://127.0.0.1:${agent.redfish.port}` : '',
+    close: () => agent.close(),
+  };
+}
