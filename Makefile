@@ -58,11 +58,11 @@ manifests: deps ## Regenerate the CRD YAML under config/crd from the TypeScript 
 
 .PHONY: test
 test: deps test-deps typecheck lint verify-generated ## Run the whole test suite (installs what it needs)
-	npx mocha
+	npx mocha 'test/**/*.test.ts'
 
 .PHONY: test-unit
 test-unit: deps ## Run only the tests that need no external client
-	npx mocha --grep @e2e --invert
+	npx mocha --grep @e2e --invert 'test/**/*.test.ts'
 
 .PHONY: demo
 demo: build ## Run virtbmc on a simulated VM (IPMI :$(DEMO_IPMI_PORT)/udp, Redfish :$(DEMO_REDFISH_PORT))

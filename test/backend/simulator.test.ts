@@ -1,0 +1,244 @@
+import { expect } from 'chai';
+import { BackendError, type PowerAction } from '../../src/backend/types.js';
+import { SimulatedMachine, stableUuid } from '../../src/backend/simulator/simulator.js';
+
+async function expectError(p: Promise<unknown>, code: BackendError['code']): Promise<BackendError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).to.be.instanceOf(BackendError);
+    expect((e as BackendError).code).to.equal(code);
+    return e as BackendError;
+  }
+  expect.fail(`expected BackendError ${code}`);
+}
+
+describe('SimulatedMachine', () => {
+  describe('identity', () => {
+    it('derives a stable RFC 4122 v5-layout UUID from namespace/name', async () => {
+      const a = new SimulatedMachine({ name: 'vm1', namespace: 'ns' });
+      const b = new SimulatedMachine({ name: 'vm1', namespace: 'ns' });
+      const c = new SimulatedMachine({ name: 'vm2', namespace: 'ns' });
+      const ia = await a.getSystemInfo();
+      expect(ia.uuid).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(ia.uuid).to.equal((await b.getSystemInfo()).uuid);
+      expect(ia.uuid).to.not.equal((await c.getSystemInfo()).uuid);
+      expect(stableUuid('ns/vm1')).to.equal(ia.uuid);
+      expect(ia.nics[0]!.macAddress).to.match(/^02(:[0-9a-f]{2}){5}$/);
+      expect(ia).to.include({ name: 'vm1', namespace: 'ns', cpuCount: 2, memoryMiB: 2048, manufacturer: 'KubeVirt' });
+    });
+  });
+
+  describe('power with zero delays', () => {
+    let m: SimulatedMachine;
+    beforeEach(() => {
+      m = new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 });
+    });
+
+    it('starts off and powers on, recording a boot', async () => {
+      expect(await m.getPowerState()).to.equal('Off');
+      await m.power('on');
+      expect(await m.getPowerState()).to.equal('On');
+      expect(m.bootHistory).to.have.length(1);
+      await m.power('on'); // idempotent
+      expect(m.bootHistory).to.have.length(1);
+    });
+
+    it('force off from any state; graceful off is a no-op when off', async () => {
+      await m.power('forceOff');
+      expect(await m.getPowerState()).to.equal('Off');
+      await m.power('gracefulOff');
+      expect(await m.getPowerState()).to.equal('Off');
+      await m.power('on');
+      await m.power('pause');
+      await m.power('forceOff');
+      expect(await m.getPowerState()).to.equal('Off');
+    });
+
+    it('graceful off works only when the guest listens to ACPI', async () => {
+      await m.power('on');
+      m.acpiListening = false;
+      await m.power('gracefulOff');
+      expect(await m.getPowerState()).to.equal('On');
+      m.acpiListening = true;
+      await m.power('gracefulOff');
+      expect(await m.getPowerState()).to.equal('Off');
+    });
+
+    for (const action of ['forceRestart', 'gracefulRestart', 'nmi', 'pause'] as PowerAction[]) {
+      it(`refuses ${action} while off with Conflict`, async () => {
+        await expectError(m.power(action), 'Conflict');
+        expect(await m.getPowerState()).to.equal('Off');
+      });
+    }
+
+    it('power cycle while off powers on; while on it reboots', async () => {
+      await m.power('powerCycle');
+      expect(await m.getPowerState()).to.equal('On');
+      await m.power('powerCycle');
+      expect(await m.getPowerState()).to.equal('On');
+      expect(m.bootHistory).to.have.length(2);
+    });
+
+    it('force restart reboots a running machine', async () => {
+      await m.power('on');
+      await m.power('forceRestart');
+      expect(m.bootHistory).to.have.length(2);
+      expect(await m.getPowerState()).to.equal('On');
+    });
+
+    it('graceful restart reboots only with ACPI', async () => {
+      await m.power('on');
+      m.acpiListening = false;
+      await m.power('gracefulRestart');
+      expect(m.bootHistory).to.have.length(1);
+      m.acpiListening = true;
+      await m.power('gracefulRestart');
+      expect(m.bootHistory).to.have.length(2);
+    });
+
+    it('counts NMIs when on', async () => {
+      await m.power('on');
+      await m.power('nmi');
+      expect(m.nmiCount).to.equal(1);
+    });
+
+    it('pauses and resumes; resume of a running machine is a no-op, of an off one a Conflict', async () => {
+      await m.power('on');
+      await m.power('pause');
+      expect(await m.getPowerState()).to.equal('Paused');
+      await expectError(m.power('on'), 'Conflict');
+      await expectError(m.power('nmi'), 'Conflict');
+      await m.power('resume');
+      expect(await m.getPowerState()).to.equal('On');
+      await m.power('resume');
+      await m.power('forceOff');
+      await expectError(m.power('resume'), 'Conflict');
+    });
+
+    it('emits power events', async () => {
+      const seen: string[] = [];
+      const off = m.on((e) => {
+        if (e.type === 'power') seen.push(`${e.from}->${e.to}`);
+        if (e.type === 'booted') seen.push('booted');
+      });
+      await m.power('on');
+      await m.power('forceOff');
+      off();
+      await m.power('on');
+      expect(seen).to.deep.equal(['Off->On', 'booted', 'On->Off']);
+    });
+  });
+
+  describe('power with delays', () => {
+    it('passes through PoweringOn and answers Busy meanwhile', async () => {
+      const m = new SimulatedMachine({ powerOnDelayMs: 40, powerOffDelayMs: 40 });
+      await m.power('on');
+      expect(await m.getPowerState()).to.equal('PoweringOn');
+      await m.power('on'); // already heading there: accepted
+      const err = await expectError(m.power('forceRestart'), 'Busy');
+      expect(err.retryAfterSeconds).to.be.greaterThan(0);
+      await m.settle();
+      expect(await m.getPowerState()).to.equal('On');
+      await m.power('gracefulOff');
+      expect(await m.getPowerState()).to.equal('PoweringOff');
+      await m.settle();
+      expect(await m.getPowerState()).to.equal('Off');
+      await m.close();
+    });
+
+    it('force off interrupts a transition', async () => {
+      const m = new SimulatedMachine({ powerOnDelayMs: 1000 });
+      await m.power('on');
+      await m.power('forceOff');
+      expect(await m.getPowerState()).to.equal('Off');
+      await m.settle();
+      expect(await m.getPowerState()).to.equal('Off');
+      expect(m.bootHistory).to.have.length(0);
+    });
+  });
+
+  describe('boot override', () => {
+    it('a once override is consumed by the next boot', async () => {
+      const m = new SimulatedMachine();
+      const set = await m.setBootOverride({ target: 'pxe', enabled: 'once' });
+      expect(set).to.deep.equal({ target: 'pxe', enabled: 'once', mode: 'UEFI' });
+      await m.power('on');
+      expect(m.bootHistory.at(-1)).to.include({ target: 'pxe', mode: 'UEFI' });
+      expect(await m.getBootOverride()).to.deep.equal({ target: 'none', enabled: 'disabled', mode: 'UEFI' });
+      await m.power('forceRestart');
+      expect(m.bootHistory.at(-1)!.target).to.equal('hdd');
+    });
+
+    it('a continuous override persists across boots', async () => {
+      const m = new SimulatedMachine();
+      await m.setBootOverride({ target: 'cd', enabled: 'continuous', mode: 'Legacy' });
+      await m.power('on');
+      await m.power('forceRestart');
+      expect(m.bootHistory.map((b) => `${b.target}/${b.mode}`)).to.deep.equal(['cd/Legacy', 'cd/Legacy']);
+      expect(await m.getBootOverride()).to.deep.equal({ target: 'cd', enabled: 'continuous', mode: 'Legacy' });
+    });
+
+    it('a partial change keeps the other fields', async () => {
+      const m = new SimulatedMachine();
+      await m.setBootOverride({ target: 'pxe', enabled: 'continuous' });
+      expect(await m.setBootOverride({ target: 'hdd' })).to.deep.equal({ target: 'hdd', enabled: 'continuous', mode: 'UEFI' });
+    });
+
+    it('rejects unsupported targets and bad values', async () => {
+      const m = new SimulatedMachine();
+      await expectError(m.setBootOverride({ target: 'floppy' }), 'Unsupported');
+      await expectError(m.setBootOverride({ enabled: 'sometimes' as never }), 'InvalidArgument');
+      await expectError(m.setBootOverride({ mode: 'BIOS' as never }), 'Unsupported');
+      expect(await m.getBootOverride()).to.deep.equal({ target: 'none', enabled: 'disabled', mode: 'UEFI' });
+    });
+
+    it('bumps the generation on changes only', async () => {
+      const m = new SimulatedMachine();
+      const g0 = (await m.snapshot()).generation;
+      await m.setBootOverride({ target: 'none' });
+      expect((await m.snapshot()).generation).to.equal(g0);
+      await m.setBootOverride({ target: 'pxe' });
+      expect((await m.snapshot()).generation).to.be.greaterThan(g0);
+    });
+  });
+
+  describe('virtual media', () => {
+    it('inserts and ejects, validating the URL', async () => {
+      const m = new SimulatedMachine();
+      await expectError(m.insertMedia('cd0', { image: 'ftp://example.org/x.iso' }), 'InvalidArgument');
+      await expectError(m.insertMedia('cd0', { image: 'not a url' }), 'InvalidArgument');
+      await expectError(m.insertMedia('cd0', { image: 'http://example.org/' }), 'InvalidArgument');
+      const slot = await m.insertMedia('cd0', { image: 'http://127.0.0.1/boot.iso' });
+      expect(slot).to.include({ id: 'cd0', state: 'inserted', image: 'http://127.0.0.1/boot.iso', writeProtected: true });
+      await expectError(m.insertMedia('cd0', { image: 'http://127.0.0.1/other.iso' }), 'Conflict');
+      const ejected = await m.ejectMedia('cd0');
+      expect(ejected.state).to.equal('empty');
+      expect(ejected.image).to.equal(undefined);
+      expect((await m.ejectMedia('cd0')).state).to.equal('empty');
+      await expectError(m.insertMedia('zip9' as never, { image: 'http://127.0.0.1/a.iso' }), 'NotFound');
+    });
+
+    it('reports progress while inserting', async () => {
+      const m = new SimulatedMachine({ mediaInsertDelayMs: 30 });
+      const s = await m.insertMedia('usb0', { image: 'https://127.0.0.1/stick.img', writeProtected: false });
+      expect(s).to.include({ state: 'inserting', progress: 0, writeProtected: false });
+      await m.settle();
+      const [, usb] = await m.listMedia();
+      expect(usb).to.include({ id: 'usb0', state: 'inserted', progress: 100 });
+    });
+  });
+
+  describe('outage', () => {
+    it('fails every call with Unavailable until restored', async () => {
+      const m = new SimulatedMachine();
+      m.setAvailable(false);
+      await expectError(m.getPowerState(), 'Unavailable');
+      await expectError(m.power('on'), 'Unavailable');
+      await expectError(m.snapshot(), 'Unavailable');
+      m.setAvailable(true);
+      await m.power('on');
+      expect(await m.getPowerState()).to.equal('On');
+    });
+  });
+});
