@@ -1,0 +1,81 @@
+/**
+ * The Redfish framework's shared vocabulary: what every resource module (ours and helper D's)
+ * receives. Handlers are plain async functions of a koa context; the app binds them to the
+ * generated route table (generated/redfish/routes.ts) by operationId.
+ */
+import type { ParameterizedContext } from 'koa';
+import type { Role, UserAccount } from '../../agent/types.js';
+import type { Machine } from '../../backend/types.js';
+import type { Logger } from '../../common/logger.js';
+import type { OperationId, Privilege, RouteDef } from '../../../generated/redfish/routes.js';
+
+export type { OperationId, Privilege, RouteDef, Role, UserAccount };
+
+/** Fixed resource ids: one system, one manager, one chassis per agent. */
+export const REDFISH_IDS = { system: '1', manager: 'BMC', chassis: '1' } as const;
+export type RedfishIds = typeof REDFISH_IDS;
+
+/** Virtual media slot ids as Redfish names them, mapped to the backend seam's slots. */
+export const VIRTUAL_MEDIA_IDS = { Cd: 'cd0', UsbStick: 'usb0' } as const;
+
+/** A logged-in Redfish session (token kept only as a hash). */
+export interface RedfishSession {
+  readonly id: string;
+  readonly username: string;
+  readonly role: Role;
+  readonly createdAt: Date;
+  lastUsedAt: Date;
+  /** Client address the session was created from */
+  readonly clientAddress?: string;
+}
+
+export interface SessionStore {
+  /** Idle timeout in seconds (SessionService.SessionTimeout) */
+  timeoutSeconds: number;
+  /** Create a session for an already-authenticated user; returns it with the plaintext token (only time it exists). */
+  create(user: UserAccount, clientAddress?: string): { session: RedfishSession; token: string };
+  /** Find a live session by token and refresh its last-used time; undefined if unknown or expired. */
+  authenticate(token: string): RedfishSession | undefined;
+  /** A live session by id (does not refresh it). */
+  get(id: string): RedfishSession | undefined;
+  /** Live sessions, oldest first. */
+  list(): RedfishSession[];
+  /** Revoke; true if it existed. */
+  delete(id: string): boolean;
+}
+
+export interface RedfishDeps {
+  machine: Machine;
+  users: readonly UserAccount[];
+  sessions: SessionStore;
+  logger: Logger;
+  startedAt: Date;
+  /** ServiceRoot UUID: stable per machine (name-based UUID of the machine UUID) */
+  serviceUuid: string;
+  ids: RedfishIds;
+  /** Clock, injectable for tests */
+  now: () => Date;
+  /** Whether the service is served over TLS (affects advertised protocols) */
+  tls: boolean;
+}
+
+export interface RedfishState {
+  deps: RedfishDeps;
+  /** The authenticated user (undefined on the few unauthenticated routes) */
+  user?: UserAccount;
+  /** Set when the request came with an X-Auth-Token session */
+  sessionId?: string;
+  requestId: string;
+  logger: Logger;
+  /** The route being served */
+  route?: RouteDef;
+  /**
+   * True when the user reached this route only through the ConfigureSelf privilege: the handler
+   * must then allow the request only on the user's own resource (own session, own account).
+   */
+  selfOnly?: boolean;
+}
+
+export type RedfishContext = ParameterizedContext<RedfishState> & { params: Record<string, string> };
+export type RedfishHandler = (ctx: RedfishContext) => Promise<void>;
+export type OperationHandlers = Partial<Record<OperationId, RedfishHandler>>;
