@@ -1,0 +1,51 @@
+/**
+ * The Chassis "1": the VM's (virtual) enclosure. A VM has no physical chassis, so ChassisType is
+ * "Other" (none of the physical form factors apply); power state follows the machine.
+ */
+import { collection, sendResource } from '../core/odata.js';
+import type { OperationHandlers } from '../core/types.js';
+import {
+  CHASSIS,
+  CHASSIS_COLLECTION,
+  CHASSIS_ID,
+  MANAGER,
+  SYSTEM,
+  backend,
+  link,
+  redfishPowerState,
+  requireId,
+  status,
+} from './systems.js';
+
+export const handlers: OperationHandlers = {
+  listChassis: async (ctx) => {
+    sendResource(ctx, collection(ctx, CHASSIS_COLLECTION, 'ChassisCollection', 'Chassis Collection', [CHASSIS]));
+  },
+
+  getChassis: async (ctx) => {
+    requireId(ctx, 'ChassisId', CHASSIS_ID, 'Chassis');
+    const snap = await backend(ctx.state.deps.machine.snapshot());
+    sendResource(
+      ctx,
+      {
+        '@odata.type': '#Chassis.v1_28_0.Chassis',
+        '@odata.id': CHASSIS,
+        Id: CHASSIS_ID,
+        Name: `Chassis of ${snap.info.name}`,
+        Description: 'Virtual enclosure of a KubeVirt virtual machine',
+        ChassisType: 'Other',
+        Manufacturer: snap.info.manufacturer,
+        Model: snap.info.model,
+        SerialNumber: snap.info.serialNumber,
+        PowerState: redfishPowerState(snap.power),
+        Status: status(),
+        Links: {
+          ComputerSystems: [link(SYSTEM)],
+          ManagedBy: [link(MANAGER)],
+          ManagersInChassis: [link(MANAGER)],
+        },
+      },
+      { etag: true },
+    );
+  },
+};

@@ -1,0 +1,71 @@
+/**
+ * The system's EthernetInterfaces: one member per NIC the backend reports, addressed by the
+ * seam's NetworkInterface.id. Link status follows the machine's power state.
+ */
+import { isIPv4 } from 'node:net';
+import type { MachineSnapshot, NetworkInterface } from '../../backend/types.js';
+import { RedfishError } from '../core/errors.js';
+import { collection, sendResource } from '../core/odata.js';
+import type { OperationHandlers, RedfishContext } from '../core/types.js';
+import { SYSTEM, SYSTEM_ID, backend, requireId, status } from './systems.js';
+
+const BASE = `${SYSTEM}/EthernetInterfaces`;
+
+const memberPath = (nic: NetworkInterface): string => `${BASE}/${encodeURIComponent(nic.id)}`;
+
+function interfaceBody(nic: NetworkInterface, snap: MachineSnapshot): Record<string, unknown> {
+  const running = snap.power === 'On' || snap.power === 'Paused';
+  const mac = nic.macAddress.toUpperCase();
+  const body: Record<string, unknown> = {
+    '@odata.type': '#EthernetInterface.v1_12_4.EthernetInterface',
+    '@odata.id': memberPath(nic),
+    Id: nic.id,
+    Name: `Ethernet Interface ${nic.id}`,
+    Description: `Virtual NIC ${nic.id} of ${snap.info.name}`,
+    EthernetInterfaceType: 'Virtual',
+    InterfaceEnabled: true,
+    MACAddress: mac,
+    PermanentMACAddress: mac,
+    LinkStatus: running ? 'LinkUp' : 'LinkDown',
+    Status: status(),
+  };
+  const v4 = (nic.ipv4Addresses ?? []).map(ipv4Address).filter((a) => a !== undefined);
+  if (v4.length > 0) body.IPv4Addresses = v4;
+  return body;
+}
+
+/** "10.0.0.5" or "10.0.0.5/24" → an IPv4Address object; anything else is skipped. */
+function ipv4Address(text: string): Record<string, string> | undefined {
+  const [addr = '', prefix] = text.trim().split('/');
+  if (!isIPv4(addr)) return undefined;
+  const out: Record<string, string> = { Address: addr };
+  const bits = prefix === undefined ? NaN : Number(prefix);
+  if (Number.isInteger(bits) && bits >= 0 && bits <= 32) {
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    out.SubnetMask = [24, 16, 8, 0].map((s) => (mask >>> s) & 0xff).join('.');
+  }
+  return out;
+}
+
+async function snapshot(ctx: RedfishContext): Promise<MachineSnapshot> {
+  requireId(ctx, 'ComputerSystemId', SYSTEM_ID, 'ComputerSystem');
+  return backend(ctx.state.deps.machine.snapshot());
+}
+
+export const handlers: OperationHandlers = {
+  listSystemEthernetInterfaces: async (ctx) => {
+    const snap = await snapshot(ctx);
+    sendResource(
+      ctx,
+      collection(ctx, BASE, 'EthernetInterfaceCollection', 'Ethernet Interface Collection', snap.info.nics.map(memberPath)),
+    );
+  },
+
+  getSystemEthernetInterface: async (ctx) => {
+    const snap = await snapshot(ctx);
+    const id = ctx.params.EthernetInterfaceId ?? '';
+    const nic = snap.info.nics.find((n) => n.id === id);
+    if (!nic) throw new RedfishError(404, 'ResourceNotFound', ['EthernetInterface', id]);
+    sendResource(ctx, interfaceBody(nic, snap), { etag: true });
+  },
+};

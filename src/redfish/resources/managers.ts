@@ -1,0 +1,153 @@
+/**
+ * The Manager "BMC" (this agent), its Reset action, ActionInfo and NetworkProtocol. The BMC view
+ * has no state of its own to restart, so Manager.Reset only logs and answers 204.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RedfishError } from '../core/errors.js';
+import { collection, sendResource } from '../core/odata.js';
+import { validatePatch } from '../core/patch.js';
+import type { OperationHandlers, RedfishContext } from '../core/types.js';
+import {
+  CHASSIS,
+  MANAGER,
+  MANAGERS,
+  MANAGER_ID,
+  SYSTEM,
+  actionBody,
+  actionInfo,
+  backend,
+  enumParameter,
+  link,
+  propertyPaths,
+  requireId,
+  status,
+} from './systems.js';
+
+const MANAGER_RESET_TYPES = ['GracefulRestart', 'ForceRestart'] as const;
+
+/** The package version, read once from the nearest package.json named kubevirtbmc. */
+function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'kubevirtbmc' && pkg.version) return pkg.version;
+    } catch {
+      // not here; look one level up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+export const FIRMWARE_VERSION = packageVersion();
+
+/** ISO 8601 local time with offset, e.g. 2026-11-25T20:15:03+01:00, and the offset alone. */
+export function redfishDateTime(d: Date): { dateTime: string; offset: string } {
+  const minutes = -d.getTimezoneOffset();
+  const sign = minutes >= 0 ? '+' : '-';
+  const abs = Math.abs(minutes);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const offset = `${sign}${pad(Math.floor(abs / 60))}:${pad(abs % 60)}`;
+  const local = new Date(d.getTime() + minutes * 60_000);
+  return { dateTime: local.toISOString().slice(0, 19) + offset, offset };
+}
+
+/** A stable UUID for the manager, derived from the machine's UUID (name-based, version 5 layout). */
+function managerUuid(machineUuid: string): string {
+  const h = createHash('sha1').update('kubevirtbmc-manager:' + machineUuid).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50;
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
+}
+
+async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>> {
+  const { deps } = ctx.state;
+  const info = await backend(deps.machine.getSystemInfo());
+  const { dateTime, offset } = redfishDateTime(deps.now());
+  return {
+    '@odata.type': '#Manager.v1_24_0.Manager',
+    '@odata.id': MANAGER,
+    Id: MANAGER_ID,
+    Name: 'KubeVirtBMC',
+    Description: `Virtual BMC for KubeVirt virtual machine ${info.namespace ? info.namespace + '/' : ''}${info.name}`,
+    ManagerType: 'BMC',
+    UUID: managerUuid(info.uuid),
+    ServiceEntryPointUUID: deps.serviceUuid,
+    Model: 'KubeVirtBMC',
+    FirmwareVersion: FIRMWARE_VERSION,
+    DateTime: dateTime,
+    DateTimeLocalOffset: offset,
+    PowerState: 'On',
+    Status: status(),
+    NetworkProtocol: link(`${MANAGER}/NetworkProtocol`),
+    VirtualMedia: link(`${MANAGER}/VirtualMedia`),
+    Links: {
+      ManagerForServers: [link(SYSTEM)],
+      ManagerForChassis: [link(CHASSIS)],
+      ManagerInChassis: link(CHASSIS),
+    },
+    Actions: {
+      '#Manager.Reset': {
+        target: `${MANAGER}/Actions/Manager.Reset`,
+        '@Redfish.ActionInfo': `${MANAGER}/ResetActionInfo`,
+        'ResetType@Redfish.AllowableValues': [...MANAGER_RESET_TYPES],
+      },
+    },
+  };
+}
+
+function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
+  // The port this very request arrived on is the Redfish port; TLS decides which scheme it is.
+  const port = ctx.req.socket.localPort ?? null;
+  const tls = ctx.state.deps.tls;
+  return {
+    '@odata.type': '#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol',
+    '@odata.id': `${MANAGER}/NetworkProtocol`,
+    Id: 'NetworkProtocol',
+    Name: 'Manager Network Protocol',
+    Description: 'Protocols served by this KubeVirtBMC agent',
+    Status: status(),
+    HTTP: tls ? { ProtocolEnabled: false, Port: null } : { ProtocolEnabled: true, Port: port },
+    HTTPS: tls ? { ProtocolEnabled: true, Port: port } : { ProtocolEnabled: false, Port: null },
+  };
+}
+
+export const handlers: OperationHandlers = {
+  listManagers: async (ctx) => {
+    sendResource(ctx, collection(ctx, MANAGERS, 'ManagerCollection', 'Manager Collection', [MANAGER]));
+  },
+
+  getManager: async (ctx) => {
+    requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
+    sendResource(ctx, await managerBody(ctx), { etag: true });
+  },
+
+  patchManager: async (ctx) => {
+    requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
+    // Nothing on the manager is settable (the clock is the host's): every property is refused, by name.
+    validatePatch((ctx.request as { body?: unknown }).body, { writable: {}, readOnly: propertyPaths(await managerBody(ctx)) });
+    throw new RedfishError(400, 'NoOperation');
+  },
+
+  resetManager: async (ctx) => {
+    requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
+    const body = actionBody(ctx, 'Manager.Reset', ['ResetType']);
+    const type = enumParameter(body, 'Manager.Reset', 'ResetType', MANAGER_RESET_TYPES);
+    ctx.state.logger.info({ requestId: ctx.state.requestId, resetType: type }, 'manager reset requested (no-op)');
+    ctx.status = 204;
+  },
+
+  getManagerResetActionInfo: async (ctx) => {
+    requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
+    sendResource(ctx, actionInfo(`${MANAGER}/ResetActionInfo`, MANAGER_RESET_TYPES));
+  },
+
+  getManagerNetworkProtocol: async (ctx) => {
+    requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
+    sendResource(ctx, networkProtocolBody(ctx), { etag: true });
+  },
+};

@@ -1,0 +1,275 @@
+/**
+ * ComputerSystem resources: the Systems collection, Systems/1 (GET/PATCH boot override), the
+ * Reset action and its ActionInfo. Everything is read live from the backend seam on each request.
+ *
+ * Also exports the small helpers the other resource modules of this service share (fixed ids,
+ * backend-call wrapper, action-body parsing) so that logic lives in one place.
+ */
+import {
+  isBackendError,
+  type BootEnabled,
+  type BootOverride,
+  type BootTarget,
+  type Capabilities,
+  type MachineSnapshot,
+  type PowerAction,
+  type PowerState,
+} from '../../backend/types.js';
+import { RedfishError, fromBackendError } from '../core/errors.js';
+import { checkIfMatch, collection, sendResource } from '../core/odata.js';
+import { validatePatch } from '../core/patch.js';
+import { REDFISH_IDS, type OperationHandlers, type RedfishContext } from '../core/types.js';
+
+// ---- shared by the resource modules ----------------------------------------------------------
+
+export const SYSTEM_ID = REDFISH_IDS.system;
+export const MANAGER_ID = REDFISH_IDS.manager;
+export const CHASSIS_ID = REDFISH_IDS.chassis;
+export const SYSTEMS = '/redfish/v1/Systems';
+export const SYSTEM = `${SYSTEMS}/${SYSTEM_ID}`;
+export const MANAGERS = '/redfish/v1/Managers';
+export const MANAGER = `${MANAGERS}/${MANAGER_ID}`;
+export const CHASSIS_COLLECTION = '/redfish/v1/Chassis';
+export const CHASSIS = `${CHASSIS_COLLECTION}/${CHASSIS_ID}`;
+
+export const link = (id: string): { '@odata.id': string } => ({ '@odata.id': id });
+
+/** 404 ResourceNotFound unless the path parameter names the one resource this service has. */
+export function requireId(ctx: RedfishContext, param: string, expected: string, type: string): void {
+  const got = ctx.params[param];
+  if (got !== expected) throw new RedfishError(404, 'ResourceNotFound', [type, String(got)]);
+}
+
+/** Await a backend call, turning a BackendError into the matching Redfish error. */
+export async function backend<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    if (isBackendError(e)) throw fromBackendError(e);
+    throw e;
+  }
+}
+
+/**
+ * The JSON object posted to an action. Rejects a non-object body and any parameter not in
+ * `allowed` (ActionParameterUnknown), so a typo never silently does nothing.
+ */
+export function actionBody(ctx: RedfishContext, action: string, allowed: readonly string[]): Record<string, unknown> {
+  const raw: unknown = (ctx.request as { body?: unknown }).body;
+  if (raw === undefined || raw === null || raw === '') return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new RedfishError(400, 'MalformedJSON');
+  const body = raw as Record<string, unknown>;
+  for (const key of Object.keys(body)) {
+    if (!allowed.includes(key)) throw new RedfishError(400, 'ActionParameterUnknown', [action, key], { property: key });
+  }
+  return body;
+}
+
+/** A string action parameter that must be present and one of `allowable`. */
+export function enumParameter(
+  body: Record<string, unknown>,
+  action: string,
+  name: string,
+  allowable: readonly string[],
+): string {
+  const v = body[name];
+  if (v === undefined) throw new RedfishError(400, 'ActionParameterMissing', [action, name], { property: name });
+  if (typeof v !== 'string') {
+    throw new RedfishError(400, 'ActionParameterValueTypeError', [JSON.stringify(v), name, action], { property: name });
+  }
+  if (!allowable.includes(v)) {
+    throw new RedfishError(400, 'ActionParameterValueNotInList', [v, name, action], { property: name });
+  }
+  return v;
+}
+
+export function actionInfo(path: string, allowable: readonly string[]): Record<string, unknown> {
+  return {
+    '@odata.type': '#ActionInfo.v1_5_0.ActionInfo',
+    '@odata.id': path,
+    Id: 'ResetActionInfo',
+    Name: 'Reset Action Info',
+    Parameters: [{ Name: 'ResetType', Required: true, DataType: 'String', AllowableValues: [...allowable] }],
+  };
+}
+
+export const status = (state = 'Enabled', health = 'OK'): { State: string; Health: string } => ({
+  State: state,
+  Health: health,
+});
+
+// ---- vocabulary mapping ----------------------------------------------------------------------
+
+/** The seam's power states have the same names as Redfish's PowerState enum. */
+export const redfishPowerState = (p: PowerState): string => p;
+
+const TARGETS: Record<BootTarget, string> = {
+  none: 'None',
+  pxe: 'Pxe',
+  hdd: 'Hdd',
+  cd: 'Cd',
+  usb: 'Usb',
+  floppy: 'Floppy',
+  biosSetup: 'BiosSetup',
+  diags: 'Diags',
+  uefiHttp: 'UefiHttp',
+};
+const TARGET_FROM_REDFISH = new Map(Object.entries(TARGETS).map(([k, v]) => [v, k as BootTarget]));
+
+const ENABLED: Record<BootEnabled, string> = { disabled: 'Disabled', once: 'Once', continuous: 'Continuous' };
+const ENABLED_FROM_REDFISH = new Map(Object.entries(ENABLED).map(([k, v]) => [v, k as BootEnabled]));
+
+/** Redfish ResetType → what the seam does. PushPowerButton depends on the current state. */
+const RESET_TYPES: Record<string, PowerAction | 'button'> = {
+  On: 'on',
+  ForceOn: 'on',
+  ForceOff: 'forceOff',
+  GracefulShutdown: 'gracefulOff',
+  GracefulRestart: 'gracefulRestart',
+  ForceRestart: 'forceRestart',
+  PowerCycle: 'powerCycle',
+  Nmi: 'nmi',
+  PushPowerButton: 'button',
+  Pause: 'pause',
+  Resume: 'resume',
+};
+
+/** ResetType values the backend can honour, in the order above. */
+export function allowedResetTypes(caps: Capabilities): string[] {
+  return Object.entries(RESET_TYPES)
+    .filter(([, a]) =>
+      a === 'button' ? caps.powerActions.includes('on') && caps.powerActions.includes('gracefulOff') : caps.powerActions.includes(a),
+    )
+    .map(([name]) => name);
+}
+
+const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t) => TARGETS[t]);
+
+// ---- ComputerSystem --------------------------------------------------------------------------
+
+function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, unknown> {
+  const { info, boot } = snap;
+  const body: Record<string, unknown> = {
+    '@odata.type': '#ComputerSystem.v1_27_0.ComputerSystem',
+    '@odata.id': SYSTEM,
+    Id: SYSTEM_ID,
+    Name: info.name,
+    Description: info.namespace ? `KubeVirt virtual machine ${info.namespace}/${info.name}` : 'KubeVirt virtual machine',
+    SystemType: 'Virtual',
+    UUID: info.uuid,
+    SerialNumber: info.serialNumber,
+    Manufacturer: info.manufacturer,
+    Model: info.model,
+    PowerState: redfishPowerState(snap.power),
+    Status: status(),
+    ProcessorSummary: { Count: info.cpuCount, LogicalProcessorCount: info.cpuCount },
+    MemorySummary: { TotalSystemMemoryGiB: Math.round((info.memoryMiB / 1024) * 1000) / 1000 },
+    Boot: {
+      BootSourceOverrideTarget: TARGETS[boot.target],
+      'BootSourceOverrideTarget@Redfish.AllowableValues': allowedTargets(caps),
+      BootSourceOverrideEnabled: ENABLED[boot.enabled],
+      'BootSourceOverrideEnabled@Redfish.AllowableValues': Object.values(ENABLED),
+      BootSourceOverrideMode: boot.mode,
+      'BootSourceOverrideMode@Redfish.AllowableValues': [...caps.bootModes],
+    },
+    EthernetInterfaces: link(`${SYSTEM}/EthernetInterfaces`),
+    VirtualMedia: link(`${SYSTEM}/VirtualMedia`),
+    Links: { Chassis: [link(CHASSIS)], ManagedBy: [link(MANAGER)] },
+    Actions: {
+      '#ComputerSystem.Reset': {
+        target: `${SYSTEM}/Actions/ComputerSystem.Reset`,
+        '@Redfish.ActionInfo': `${SYSTEM}/ResetActionInfo`,
+        'ResetType@Redfish.AllowableValues': allowedResetTypes(caps),
+      },
+    },
+  };
+  if (info.biosVersion) body.BiosVersion = info.biosVersion;
+  if (info.guestOs?.hostName) body.HostName = info.guestOs.hostName;
+  return body;
+}
+
+async function currentSystem(ctx: RedfishContext): Promise<Record<string, unknown>> {
+  const machine = ctx.state.deps.machine;
+  return systemBody(await backend(machine.snapshot()), machine.capabilities);
+}
+
+/** Every property path of a resource body (two levels deep), to tell read-only from unknown in PATCH. */
+export function propertyPaths(body: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(body)) {
+    out.push(k);
+    if (typeof v === 'object' && v !== null && !Array.isArray(v)) for (const sub of Object.keys(v)) out.push(`${k}/${sub}`);
+  }
+  return out;
+}
+
+/** Check a PATCH body for Systems/1 (every problem reported at once) and turn it into a seam change. */
+function parseSystemPatch(raw: unknown, current: Record<string, unknown>, caps: Capabilities): Partial<BootOverride> {
+  const body = validatePatch(raw, {
+    writable: {
+      Boot: {
+        object: {
+          BootSourceOverrideTarget: { enum: allowedTargets(caps) },
+          BootSourceOverrideEnabled: { enum: Object.values(ENABLED) },
+          BootSourceOverrideMode: { enum: [...caps.bootModes] },
+        },
+      },
+    },
+    readOnly: propertyPaths(current),
+  });
+  const boot = (body.Boot ?? {}) as Record<string, string | undefined>;
+  const change: Partial<BootOverride> = {};
+  if (boot.BootSourceOverrideTarget !== undefined) change.target = TARGET_FROM_REDFISH.get(boot.BootSourceOverrideTarget)!;
+  if (boot.BootSourceOverrideEnabled !== undefined) change.enabled = ENABLED_FROM_REDFISH.get(boot.BootSourceOverrideEnabled)!;
+  const mode = caps.bootModes.find((m) => m === boot.BootSourceOverrideMode);
+  if (mode !== undefined) change.mode = mode;
+  return change;
+}
+
+export const handlers: OperationHandlers = {
+  listSystems: async (ctx) => {
+    sendResource(ctx, collection(ctx, SYSTEMS, 'ComputerSystemCollection', 'Computer System Collection', [SYSTEM]));
+  },
+
+  getSystem: async (ctx) => {
+    requireId(ctx, 'ComputerSystemId', SYSTEM_ID, 'ComputerSystem');
+    sendResource(ctx, await currentSystem(ctx), { etag: true });
+  },
+
+  patchSystem: async (ctx) => {
+    requireId(ctx, 'ComputerSystemId', SYSTEM_ID, 'ComputerSystem');
+    const machine = ctx.state.deps.machine;
+    const current = await currentSystem(ctx);
+    checkIfMatch(ctx, current);
+    const change = parseSystemPatch((ctx.request as { body?: unknown }).body, current, machine.capabilities);
+    if (change.target !== undefined && change.target !== 'none' && change.enabled === undefined) {
+      // A target without Enabled while the override is Disabled means "boot from it next time"
+      // (what ironic-style clients expect); an active Once/Continuous override keeps its mode.
+      const now = await backend(machine.getBootOverride());
+      if (now.enabled === 'disabled') change.enabled = 'once';
+    }
+    if (change.target === 'none' && change.enabled === undefined) change.enabled = 'disabled';
+    await backend(machine.setBootOverride(change));
+    sendResource(ctx, await currentSystem(ctx), { etag: true });
+  },
+
+  resetSystem: async (ctx) => {
+    requireId(ctx, 'ComputerSystemId', SYSTEM_ID, 'ComputerSystem');
+    const machine = ctx.state.deps.machine;
+    const body = actionBody(ctx, 'ComputerSystem.Reset', ['ResetType']);
+    const type = enumParameter(body, 'ComputerSystem.Reset', 'ResetType', allowedResetTypes(machine.capabilities));
+    let action = RESET_TYPES[type]!;
+    if (action === 'button') {
+      const power = await backend(machine.getPowerState());
+      action = power === 'Off' || power === 'PoweringOff' ? 'on' : 'gracefulOff';
+    }
+    ctx.state.logger.info({ requestId: ctx.state.requestId, resetType: type, action }, 'system reset');
+    await backend(machine.power(action));
+    ctx.status = 204;
+  },
+
+  getSystemResetActionInfo: async (ctx) => {
+    requireId(ctx, 'ComputerSystemId', SYSTEM_ID, 'ComputerSystem');
+    sendResource(ctx, actionInfo(`${SYSTEM}/ResetActionInfo`, allowedResetTypes(ctx.state.deps.machine.capabilities)));
+  },
+};

@@ -1,0 +1,252 @@
+/**
+ * VirtualMedia: the backend's two slots ("Cd" ↔ cd0, "UsbStick" ↔ usb0), served identically under
+ * Managers/BMC/VirtualMedia and Systems/1/VirtualMedia (clients look in either place). Insert and
+ * eject go through the actions or, for clients that prefer it, a PATCH of Image/Inserted.
+ */
+import { validateImageUrl } from '../../backend/validate.js';
+import { isBackendError, type MediaSlot, type MediaSlotId } from '../../backend/types.js';
+import { RedfishError } from '../core/errors.js';
+import { checkIfMatch, collection, sendResource } from '../core/odata.js';
+import { validatePatch } from '../core/patch.js';
+import { VIRTUAL_MEDIA_IDS, type OperationHandlers, type RedfishContext, type RedfishHandler } from '../core/types.js';
+import { MANAGER, MANAGER_ID, SYSTEM, SYSTEM_ID, actionBody, backend, propertyPaths, requireId } from './systems.js';
+
+type MediaId = keyof typeof VIRTUAL_MEDIA_IDS;
+
+const SLOT_INFO: Record<MediaId, { name: string; mediaTypes: string[] }> = {
+  Cd: { name: 'Virtual CD', mediaTypes: ['CD', 'DVD'] },
+  UsbStick: { name: 'Virtual USB Stick', mediaTypes: ['USBStick'] },
+};
+const MEDIA_IDS = Object.keys(VIRTUAL_MEDIA_IDS) as MediaId[];
+
+const INSERT = 'VirtualMedia.InsertMedia';
+const EJECT = 'VirtualMedia.EjectMedia';
+
+/** Where the collection lives: under the manager or under the system. */
+interface Parent {
+  param: string;
+  id: string;
+  type: string;
+  base: string;
+}
+const UNDER_MANAGER: Parent = { param: 'ManagerId', id: MANAGER_ID, type: 'Manager', base: `${MANAGER}/VirtualMedia` };
+const UNDER_SYSTEM: Parent = { param: 'ComputerSystemId', id: SYSTEM_ID, type: 'ComputerSystem', base: `${SYSTEM}/VirtualMedia` };
+
+function protocolOf(image: string | undefined): string | null {
+  if (!image) return null;
+  if (image.startsWith('https:')) return 'HTTPS';
+  if (image.startsWith('http:')) return 'HTTP';
+  return null;
+}
+
+function imageName(image: string | undefined): string | null {
+  if (!image) return null;
+  try {
+    const last = new URL(image).pathname.split('/').filter(Boolean).pop();
+    return last ? decodeURIComponent(last) : null;
+  } catch {
+    return null;
+  }
+}
+
+function mediaBody(parent: Parent, id: MediaId, slot: MediaSlot): Record<string, unknown> {
+  const path = `${parent.base}/${id}`;
+  const present = slot.state === 'inserted' || slot.state === 'inserting';
+  const body: Record<string, unknown> = {
+    '@odata.type': '#VirtualMedia.v1_6_5.VirtualMedia',
+    '@odata.id': path,
+    Id: id,
+    Name: SLOT_INFO[id].name,
+    MediaTypes: SLOT_INFO[id].mediaTypes,
+    Image: present ? (slot.image ?? null) : null,
+    ImageName: present ? imageName(slot.image) : null,
+    Inserted: slot.state === 'inserted',
+    WriteProtected: slot.writeProtected,
+    ConnectedVia: present ? 'URI' : 'NotConnected',
+    TransferMethod: 'Stream',
+    TransferProtocolType: present ? protocolOf(slot.image) : null,
+    Status: { State: 'Enabled', Health: 'OK' },
+    Actions: {
+      '#VirtualMedia.InsertMedia': { target: `${path}/Actions/${INSERT}` },
+      '#VirtualMedia.EjectMedia': { target: `${path}/Actions/${EJECT}` },
+    },
+  };
+  if (slot.state === 'inserting') {
+    // Still being fetched/imported: not usable yet.
+    body.Status = { State: 'Starting', Health: 'OK' };
+    if (slot.progress !== undefined) {
+      body.Description = `Inserting ${slot.image ?? 'image'}: ${slot.progress}% done`;
+    }
+  } else if (slot.state === 'error') {
+    const message = slot.error ?? 'the last insert failed';
+    body.Image = slot.image ?? null;
+    body.Description = `Insert failed: ${message}`;
+    body.Status = {
+      State: 'Enabled',
+      Health: 'Critical',
+      Conditions: [{ MessageId: 'Base.1.22.1.GeneralError', Message: message, Severity: 'Critical' }],
+    };
+  }
+  return body;
+}
+
+function mediaId(ctx: RedfishContext, parent: Parent): { id: MediaId; slot: MediaSlotId } {
+  requireId(ctx, parent.param, parent.id, parent.type);
+  const id = ctx.params.VirtualMediaId ?? '';
+  if (!(MEDIA_IDS as string[]).includes(id)) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', id]);
+  return { id: id as MediaId, slot: VIRTUAL_MEDIA_IDS[id as MediaId] };
+}
+
+async function currentMedia(ctx: RedfishContext, parent: Parent): Promise<Record<string, unknown>> {
+  const { id, slot } = mediaId(ctx, parent);
+  const slots = await backend(ctx.state.deps.machine.listMedia());
+  const s = slots.find((x) => x.id === slot);
+  if (!s) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', id]);
+  return mediaBody(parent, id, s);
+}
+
+/** Validate an image URL up front so a bad one gets the Redfish format error, not a generic 400. */
+function checkImage(image: string, onBad: (detail: string) => RedfishError): void {
+  try {
+    validateImageUrl(image);
+  } catch (e) {
+    if (isBackendError(e, 'InvalidArgument')) throw onBad(e.message);
+    throw e;
+  }
+}
+
+function boolParameter(body: Record<string, unknown>, name: string, dflt: boolean): boolean {
+  const v = body[name];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') {
+    throw new RedfishError(400, 'ActionParameterValueTypeError', [JSON.stringify(v), name, INSERT], { property: name });
+  }
+  return v;
+}
+
+async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
+  const { slot } = mediaId(ctx, parent);
+  const body = actionBody(ctx, INSERT, [
+    'Image',
+    'Inserted',
+    'WriteProtected',
+    'TransferMethod',
+    'TransferProtocolType',
+    'UserName',
+    'Password',
+  ]);
+  const image = body.Image;
+  if (image === undefined || image === null) throw new RedfishError(400, 'ActionParameterMissing', [INSERT, 'Image'], { property: 'Image' });
+  if (typeof image !== 'string') {
+    throw new RedfishError(400, 'ActionParameterValueTypeError', [JSON.stringify(image), 'Image', INSERT], { property: 'Image' });
+  }
+  checkImage(image, (detail) => new RedfishError(400, 'ActionParameterValueFormatError', [image, 'Image', INSERT], { property: 'Image', detail }));
+  const inserted = boolParameter(body, 'Inserted', true);
+  const writeProtected = boolParameter(body, 'WriteProtected', true);
+  if (!inserted) {
+    // The backend attaches an image or nothing: "attached but not inserted" does not exist.
+    throw new RedfishError(400, 'ActionParameterValueNotInList', ['false', 'Inserted', INSERT], { property: 'Inserted' });
+  }
+  for (const cred of ['UserName', 'Password']) {
+    if (body[cred] !== undefined) throw new RedfishError(400, 'ActionParameterNotSupported', [cred, INSERT], { property: cred });
+  }
+  const method = body.TransferMethod;
+  if (method !== undefined && method !== null && method !== 'Stream') {
+    throw new RedfishError(400, 'ActionParameterValueNotInList', [String(method), 'TransferMethod', INSERT], {
+      property: 'TransferMethod',
+    });
+  }
+  const proto = body.TransferProtocolType;
+  if (proto !== undefined && proto !== null) {
+    if (proto !== 'HTTP' && proto !== 'HTTPS') {
+      throw new RedfishError(400, 'ActionParameterValueNotInList', [String(proto), 'TransferProtocolType', INSERT], {
+        property: 'TransferProtocolType',
+      });
+    }
+    if (proto !== protocolOf(image)) {
+      throw new RedfishError(400, 'ActionParameterValueConflict', ['TransferProtocolType', proto], {
+        property: 'TransferProtocolType',
+      });
+    }
+  }
+  ctx.state.logger.info({ requestId: ctx.state.requestId, slot, image }, 'virtual media insert');
+  await backend(ctx.state.deps.machine.insertMedia(slot, { image, writeProtected }));
+  ctx.status = 204;
+}
+
+async function eject(ctx: RedfishContext, parent: Parent): Promise<void> {
+  const { slot } = mediaId(ctx, parent);
+  actionBody(ctx, EJECT, []);
+  ctx.state.logger.info({ requestId: ctx.state.requestId, slot }, 'virtual media eject');
+  await backend(ctx.state.deps.machine.ejectMedia(slot));
+  ctx.status = 204;
+}
+
+/**
+ * PATCH alternative to the actions: {"Image": url[, "Inserted": true][, "WriteProtected": b]}
+ * inserts; {"Image": null} or {"Inserted": false} ejects.
+ */
+async function patch(ctx: RedfishContext, parent: Parent): Promise<void> {
+  const { slot } = mediaId(ctx, parent);
+  const current = await currentMedia(ctx, parent);
+  checkIfMatch(ctx, current);
+  const raw: unknown = (ctx.request as { body?: unknown }).body;
+  // Image may be null (eject), which the generic checker has no type for: take it out first.
+  const ejectByNull = typeof raw === 'object' && raw !== null && (raw as Record<string, unknown>).Image === null;
+  const rest = ejectByNull ? { ...(raw as Record<string, unknown>) } : raw;
+  if (ejectByNull) delete (rest as Record<string, unknown>).Image;
+  const spec = { writable: { Image: 'string', Inserted: 'boolean', WriteProtected: 'boolean' } as const, readOnly: propertyPaths(current) };
+  const body = ejectByNull && Object.keys(rest as object).length === 0 ? {} : validatePatch(rest, spec);
+  const image = ejectByNull ? null : (body.Image as string | undefined);
+  const inserted = body.Inserted as boolean | undefined;
+  const wp = body.WriteProtected as boolean | undefined;
+
+  const machine = ctx.state.deps.machine;
+  if (image === null || inserted === false) {
+    if (typeof image === 'string') {
+      throw new RedfishError(400, 'PropertyValueConflict', ['Image', 'Inserted'], { property: '#/Image' });
+    }
+    await backend(machine.ejectMedia(slot));
+  } else if (typeof image === 'string') {
+    checkImage(image, (detail) => new RedfishError(400, 'PropertyValueFormatError', [image, 'Image'], { property: '#/Image', detail }));
+    await backend(machine.insertMedia(slot, { image, writeProtected: wp ?? true }));
+  } else if (wp !== undefined && wp !== current.WriteProtected) {
+    // Write protection is chosen when the image is attached; changing it later is not possible.
+    throw new RedfishError(400, 'PropertyValueIncorrect', ['WriteProtected', String(wp)], { property: '#/WriteProtected' });
+  }
+  sendResource(ctx, await currentMedia(ctx, parent), { etag: true });
+}
+
+function collectionHandler(parent: Parent): RedfishHandler {
+  return async (ctx) => {
+    requireId(ctx, parent.param, parent.id, parent.type);
+    sendResource(
+      ctx,
+      collection(
+        ctx,
+        parent.base,
+        'VirtualMediaCollection',
+        'Virtual Media Collection',
+        MEDIA_IDS.map((id) => `${parent.base}/${id}`),
+      ),
+    );
+  };
+}
+
+function getHandler(parent: Parent): RedfishHandler {
+  return async (ctx) => sendResource(ctx, await currentMedia(ctx, parent), { etag: true });
+}
+
+export const handlers: OperationHandlers = {
+  listManagerVirtualMedia: collectionHandler(UNDER_MANAGER),
+  getManagerVirtualMedia: getHandler(UNDER_MANAGER),
+  patchManagerVirtualMedia: (ctx) => patch(ctx, UNDER_MANAGER),
+  insertManagerVirtualMedia: (ctx) => insert(ctx, UNDER_MANAGER),
+  ejectManagerVirtualMedia: (ctx) => eject(ctx, UNDER_MANAGER),
+
+  listSystemVirtualMedia: collectionHandler(UNDER_SYSTEM),
+  getSystemVirtualMedia: getHandler(UNDER_SYSTEM),
+  patchSystemVirtualMedia: (ctx) => patch(ctx, UNDER_SYSTEM),
+  insertSystemVirtualMedia: (ctx) => insert(ctx, UNDER_SYSTEM),
+  ejectSystemVirtualMedia: (ctx) => eject(ctx, UNDER_SYSTEM),
+};
