@@ -1,0 +1,207 @@
+/**
+ * Application netFn (0x06) commands other than session management (owned by the session layer):
+ * device identity, GUIDs, self test, ACPI state, users and channels.
+ */
+import type { PowerState } from '../../backend/types.js';
+import { CC, NetFn, Privilege, privilegeForRole, type CommandContext, type CommandSpec } from '../types.js';
+import { badLength, fail, le16, ok, spec } from './util.js';
+
+/**
+ * IANA Private Enterprise Number 57683, registered to the Cloud Native Computing Foundation,
+ * KubeVirt's home foundation (see /usr/share/misc/enterprise-numbers.txt). IPMI carries it as a
+ * 20-bit little-endian value; ipmitool prints the number and the registry's name for it.
+ */
+export const MANUFACTURER_ID = 57683;
+/** Our own product number under that id. */
+export const PRODUCT_ID = 0x0001;
+/** Device ID byte; 0x20 mirrors the BMC's IPMB address, as many BMCs do. */
+export const DEVICE_ID = 0x20;
+export const DEVICE_REVISION = 0x01;
+/** Firmware revision reported by Get Device ID; tracks the package version (0.1.0). */
+export const FIRMWARE = { major: 0, minor: 1, patch: 0 } as const;
+
+/** Additional device support bits (Get Device ID byte 6). */
+export const DeviceSupport = {
+  SENSOR: 0x01,
+  SDR_REPOSITORY: 0x02,
+  SEL: 0x04,
+  FRU_INVENTORY: 0x08,
+  CHASSIS: 0x80,
+} as const;
+
+const SUPPORT = DeviceSupport.CHASSIS | DeviceSupport.FRU_INVENTORY | DeviceSupport.SEL | DeviceSupport.SDR_REPOSITORY;
+
+function bcd(n: number): number {
+  const v = Math.max(0, Math.min(99, Math.trunc(n)));
+  return ((Math.trunc(v / 10) & 0x0f) << 4) | (v % 10);
+}
+
+/** Get Device ID response data: 15 bytes (11 mandatory + 4 aux firmware revision). */
+export function deviceIdData(): Buffer {
+  return Buffer.from([
+    DEVICE_ID,
+    DEVICE_REVISION & 0x0f, // bit 7 clear: no device SDRs (the SDR repository holds our records)
+    FIRMWARE.major & 0x7f, // bit 7 clear: device available, not updating
+    bcd(FIRMWARE.minor),
+    0x02, // IPMI 2.0 (BCD, low nibble major)
+    SUPPORT,
+    MANUFACTURER_ID & 0xff,
+    (MANUFACTURER_ID >>> 8) & 0xff,
+    (MANUFACTURER_ID >>> 16) & 0x0f,
+    ...le16(PRODUCT_ID),
+    FIRMWARE.major,
+    FIRMWARE.minor,
+    FIRMWARE.patch,
+    0x00,
+  ]);
+}
+
+/**
+ * A UUID (canonical 8-4-4-4-12 text) in the wire layout ipmitool's `mc guid` decodes back to the
+ * same text: the SMBIOS layout, i.e. time_low, time_mid and time_hi_and_version little-endian,
+ * clock sequence and node in network order. ipmitool's automatic detection prefers this reading
+ * whenever the version nibble is 1..5, which holds for every RFC 4122 UUID.
+ */
+export function uuidToGuidBytes(uuid: string): Buffer {
+  const hex = uuid.replace(/-/g, '');
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new Error(`not a UUID: ${uuid}`);
+  const b = Buffer.from(hex, 'hex');
+  const out = Buffer.alloc(16);
+  out.writeUInt32LE(b.readUInt32BE(0), 0);
+  out.writeUInt16LE(b.readUInt16BE(4), 4);
+  out.writeUInt16LE(b.readUInt16BE(6), 6);
+  b.copy(out, 8, 8, 16);
+  return out;
+}
+
+async function guid(ctx: CommandContext) {
+  const bad = badLength(ctx.req.data, 0);
+  if (bad) return bad;
+  const info = await ctx.machine.getSystemInfo();
+  try {
+    return ok(uuidToGuidBytes(info.uuid));
+  } catch {
+    ctx.logger.warn({ uuid: info.uuid }, 'machine UUID is not a UUID; cannot report a GUID');
+    return fail(CC.RESPONSE_NOT_PROVIDED);
+  }
+}
+
+/** ACPI system power state (Get ACPI Power State byte 1): S0/G0 working, S1 sleeping, S5/G2 soft off. */
+export function acpiSystemState(p: PowerState): number {
+  switch (p) {
+    case 'On':
+    case 'PoweringOn':
+    case 'PoweringOff':
+      return 0x00;
+    case 'Paused':
+      return 0x01;
+    case 'Off':
+      return 0x05;
+  }
+}
+
+/** The user id configured account i (0-based) gets. Id 1 is the anonymous (null) user, disabled. */
+export const FIRST_USER_ID = 2;
+const MAX_UID = 63;
+
+function maxUserIds(ctx: CommandContext): number {
+  return Math.min(MAX_UID, ctx.users.length + FIRST_USER_ID - 1);
+}
+
+function userForId(ctx: CommandContext, uid: number) {
+  return uid >= FIRST_USER_ID ? ctx.users[uid - FIRST_USER_ID] : undefined;
+}
+
+/** Channel 0x0E means "the channel this request came in on"; we have one LAN channel. */
+function resolveChannel(ctx: CommandContext, requested: number): number | undefined {
+  const ch = requested & 0x0f;
+  if (ch === 0x0e || ch === ctx.channel) return ctx.channel;
+  return undefined;
+}
+
+const CHANNEL_MEDIUM_LAN_802_3 = 0x04;
+/** IPMB-1.0 is the protocol type the spec assigns to LAN channels (Table 6-2). */
+const CHANNEL_PROTOCOL_IPMB = 0x01;
+const SESSION_SUPPORT_MULTI = 0x80;
+/** The IPMI forum's IANA number (7154), which the spec puts in Get Channel Info for its protocols. */
+const IPMI_FORUM_IANA = [0xf2, 0x1b, 0x00];
+
+export function appCommands(): CommandSpec[] {
+  return [
+    spec(NetFn.APP, 0x01, 'Get Device ID', Privilege.User, (ctx) => badLength(ctx.req.data, 0) ?? ok(deviceIdData())),
+
+    // A BMC reset would restart this process, whose life cycle belongs to Kubernetes.
+    spec(NetFn.APP, 0x02, 'Cold Reset', Privilege.Administrator, (ctx) =>
+      badLength(ctx.req.data, 0) ?? fail(CC.NOT_SUPPORTED_IN_PRESENT_STATE),
+    ),
+    spec(NetFn.APP, 0x03, 'Warm Reset', Privilege.Administrator, (ctx) =>
+      badLength(ctx.req.data, 0) ?? fail(CC.NOT_SUPPORTED_IN_PRESENT_STATE),
+    ),
+
+    // 0x55 = no error; nothing here can fail a self test.
+    spec(NetFn.APP, 0x04, 'Get Self Test Results', Privilege.User, (ctx) => badLength(ctx.req.data, 0) ?? ok([0x55, 0x00])),
+
+    spec(NetFn.APP, 0x07, 'Get ACPI Power State', Privilege.User, async (ctx) => {
+      const bad = badLength(ctx.req.data, 0);
+      if (bad) return bad;
+      const p = await ctx.machine.getPowerState();
+      const device = p === 'Off' ? 0x03 : 0x00; // D3 when off, D0 otherwise
+      return ok([acpiSystemState(p), device]);
+    }),
+
+    spec(NetFn.APP, 0x08, 'Get Device GUID', Privilege.User, guid),
+    spec(NetFn.APP, 0x37, 'Get System GUID', Privilege.User, guid),
+
+    spec(NetFn.APP, 0x41, 'Get Channel Access', Privilege.User, (ctx) => {
+      const d = ctx.req.data;
+      const bad = badLength(d, 2);
+      if (bad) return bad;
+      const ch = resolveChannel(ctx, d[0]!);
+      const which = (d[1]! >> 6) & 0x03; // 01 non-volatile, 10 volatile
+      if (ch === undefined || (which !== 1 && which !== 2)) return fail(CC.INVALID_DATA_FIELD);
+      // PEF alerting disabled (we send no alerts), per-message and user-level auth enabled,
+      // access mode "always available"; channel privilege limit ADMINISTRATOR.
+      return ok([0x20 | 0x02, Privilege.Administrator]);
+    }),
+
+    spec(NetFn.APP, 0x42, 'Get Channel Info', Privilege.User, (ctx) => {
+      const d = ctx.req.data;
+      const bad = badLength(d, 1);
+      if (bad) return bad;
+      const ch = resolveChannel(ctx, d[0]!);
+      if (ch === undefined) return fail(CC.INVALID_DATA_FIELD);
+      // The session table is not visible here; a request inside a session proves at least one.
+      const active = ctx.session.id !== 0 ? 1 : 0;
+      return ok([ch, CHANNEL_MEDIUM_LAN_802_3, CHANNEL_PROTOCOL_IPMB, SESSION_SUPPORT_MULTI | active, ...IPMI_FORUM_IANA, 0, 0]);
+    }),
+
+    spec(NetFn.APP, 0x44, 'Get User Access', Privilege.Operator, (ctx) => {
+      const d = ctx.req.data;
+      const bad = badLength(d, 2);
+      if (bad) return bad;
+      const uid = d[1]! & 0x3f;
+      const max = maxUserIds(ctx);
+      if (resolveChannel(ctx, d[0]!) === undefined || uid === 0 || uid > max) return fail(CC.INVALID_DATA_FIELD);
+      const user = userForId(ctx, uid);
+      const enabledCount = Math.min(ctx.users.length, max);
+      // Byte 2 [7:6]: 01 enabled, 10 disabled. Byte 3: names are fixed (they come from the
+      // configuration). Byte 4: [6] 0 = not callback-only, [5] link auth, [4] IPMI messaging,
+      // [3:0] privilege limit (0x0F = no access).
+      const status = user ? 0x40 : 0x80;
+      const access = user ? 0x20 | 0x10 | privilegeForRole(user.role) : 0x0f;
+      return ok([max, status | enabledCount, max, access]);
+    }),
+
+    spec(NetFn.APP, 0x46, 'Get User Name', Privilege.Operator, (ctx) => {
+      const d = ctx.req.data;
+      const bad = badLength(d, 1);
+      if (bad) return bad;
+      const uid = d[0]! & 0x3f;
+      if (uid === 0 || uid > maxUserIds(ctx)) return fail(CC.INVALID_DATA_FIELD);
+      const name = Buffer.alloc(16);
+      const user = userForId(ctx, uid);
+      if (user) Buffer.from(user.username, 'latin1').copy(name, 0, 0, 16);
+      return ok(name);
+    }),
+  ];
+}

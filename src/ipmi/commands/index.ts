@@ -1,0 +1,24 @@
+/**
+ * The IPMI command table: (netFn << 8 | cmd) → handler. Session management commands (0x06/0x38…
+ * 0x3D, 0x54) are the session layer's and are not here; anything not in the table gets 0xC1 from
+ * the server.
+ */
+import type { CommandSpec } from '../types.js';
+import { appCommands } from './app.js';
+import { chassisCommands } from './chassis.js';
+import { groupExtCommands } from './group-ext.js';
+import { storageCommands } from './storage.js';
+
+export function commandKey(netFn: number, cmd: number): number {
+  return ((netFn & 0xff) << 8) | (cmd & 0xff);
+}
+
+export function buildCommandTable(): Map<number, CommandSpec> {
+  const table = new Map<number, CommandSpec>();
+  for (const c of [...appCommands(), ...chassisCommands(), ...storageCommands(), ...groupExtCommands()]) {
+    const key = commandKey(c.netFn, c.cmd);
+    if (table.has(key)) throw new Error(`duplicate IPMI command ${c.netFn.toString(16)}/${c.cmd.toString(16)}`);
+    table.set(key, c);
+  }
+  return table;
+}
