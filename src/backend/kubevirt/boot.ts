@@ -1,0 +1,256 @@
+/**
+ * Boot override on a KubeVirt VM, as pure functions over the VM object.
+ *
+ * KubeVirt expresses boot order per device (disks and interfaces carry `bootOrder`, unique values
+ * > 0) and the firmware type in spec.template.spec.domain.firmware.bootloader (efi or bios). A
+ * boot target puts its class of devices first and numbers every device sequentially, so the other
+ * devices stay bootable as fallbacks in their previous relative order.
+ *
+ * Read-back is derived from what is in the spec, never from what was asked:
+ * - target: the class of the device with the lowest bootOrder ('none' when no device has one);
+ * - enabled: 'once' when the boot-once annotation is present, else 'continuous' when any device
+ *   has a bootOrder, else 'disabled';
+ * - mode: 'UEFI' when bootloader.efi is set, else 'Legacy' (KubeVirt's default is BIOS).
+ *
+ * "Once" saves the previous orders and bootloader, plus the uid of the VMI present at the time,
+ * in the annotation ONCE_ANNOTATION; the machine restores them when a VMI with another uid has
+ * reached Running (KubeVirt applies spec changes when it creates the next VMI).
+ */
+import type { BootEnabled, BootMode, BootOverride, BootTarget } from '../types.js';
+import { pointerSegment, type JsonPatchOp } from './client.js';
+import type { Bootloader, Disk, Interface, VirtualMachine } from './types.js';
+
+export const ONCE_ANNOTATION = 'bmc.kubevirt.io/boot-once';
+
+/** The boot targets a device class stands for. */
+export type DeviceClass = 'pxe' | 'hdd' | 'cd';
+
+export interface BootDevice {
+  kind: 'disk' | 'interface';
+  /** index in spec.template.spec.domain.devices.disks / interfaces */
+  index: number;
+  name: string;
+  cls: DeviceClass;
+  bootOrder?: number;
+}
+
+/** What a boot-once override saved, serialised as JSON into ONCE_ANNOTATION. */
+export interface SavedBoot {
+  /** device key (deviceKey) → its bootOrder before the override, null when it had none */
+  orders: Record<string, number | null>;
+  /** the bootloader before the override, null when the VM had none */
+  bootloader: Bootloader | null;
+  /** uid of the VMI that existed when the override was set (null: none); a VMI with another uid consumes it */
+  vmiUid: string | null;
+}
+
+export function deviceKey(d: Pick<BootDevice, 'kind' | 'name'>): string {
+  return `${d.kind}/${d.name}`;
+}
+
+function diskClass(d: Disk): DeviceClass {
+  return d.cdrom !== undefined && d.cdrom !== null ? 'cd' : 'hdd';
+}
+
+export function listBootDevices(vm: VirtualMachine | undefined): BootDevice[] {
+  const devices = vm?.spec?.template?.spec?.domain?.devices;
+  const out: BootDevice[] = [];
+  (devices?.disks ?? []).forEach((d: Disk, index) => {
+    out.push({ kind: 'disk', index, name: d.name, cls: diskClass(d), ...(d.bootOrder !== undefined ? { bootOrder: d.bootOrder } : {}) });
+  });
+  (devices?.interfaces ?? []).forEach((i: Interface, index) => {
+    out.push({ kind: 'interface', index, name: i.name, cls: 'pxe', ...(i.bootOrder !== undefined ? { bootOrder: i.bootOrder } : {}) });
+  });
+  return out;
+}
+
+/** Boot targets this VM's devices can express, for Capabilities.bootTargets. */
+export function supportedTargets(vm: VirtualMachine | undefined): BootTarget[] {
+  const classes = new Set(listBootDevices(vm).map((d) => d.cls));
+  return (['none', 'pxe', 'hdd', 'cd'] as const).filter((t) => t === 'none' || classes.has(t));
+}
+
+/** Devices in the order the firmware would try them now: by bootOrder, unordered ones last in spec order. */
+export function effectiveOrder(devices: BootDevice[]): BootDevice[] {
+  return devices
+    .map((d, pos) => ({ d, pos }))
+    .sort((a, b) => (a.d.bootOrder ?? Infinity) - (b.d.bootOrder ?? Infinity) || a.pos - b.pos)
+    .map((x) => x.d);
+}
+
+export function deriveTarget(devices: BootDevice[]): BootTarget {
+  const ordered = devices.filter((d) => d.bootOrder !== undefined);
+  if (ordered.length === 0) return 'none';
+  return effectiveOrder(ordered)[0]!.cls;
+}
+
+export function deriveMode(vm: VirtualMachine | undefined): BootMode {
+  const bl = vm?.spec?.template?.spec?.domain?.firmware?.bootloader;
+  return bl?.efi !== undefined && bl.efi !== null ? 'UEFI' : 'Legacy';
+}
+
+export function parseSaved(vm: VirtualMachine | undefined): SavedBoot | undefined {
+  const raw = vm?.metadata?.annotations?.[ONCE_ANNOTATION];
+  if (raw === undefined) return undefined;
+  try {
+    const v = JSON.parse(raw) as Partial<SavedBoot>;
+    if (typeof v !== 'object' || v === null || typeof v.orders !== 'object' || v.orders === null) return undefined;
+    return {
+      orders: v.orders,
+      bootloader: v.bootloader ?? null,
+      vmiUid: typeof v.vmiUid === 'string' ? v.vmiUid : null,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The boot override in effect, derived from the VM spec and the boot-once annotation. */
+export function deriveBootOverride(vm: VirtualMachine | undefined): BootOverride {
+  const devices = listBootDevices(vm);
+  const target = deriveTarget(devices);
+  const mode = deriveMode(vm);
+  let enabled: BootEnabled;
+  if (vm?.metadata?.annotations?.[ONCE_ANNOTATION] !== undefined) enabled = 'once';
+  else if (target !== 'none') enabled = 'continuous';
+  else enabled = 'disabled';
+  return { target, enabled, mode };
+}
+
+/** Sequential orders 1..n over all devices with the target's class first. */
+export function computeBootOrders(devices: BootDevice[], target: DeviceClass): Map<string, number> {
+  const current = effectiveOrder(devices);
+  const first = current.filter((d) => d.cls === target);
+  const rest = current.filter((d) => d.cls !== target);
+  const out = new Map<string, number>();
+  [...first, ...rest].forEach((d, i) => out.set(deviceKey(d), i + 1));
+  return out;
+}
+
+/** The current orders, in the form SavedBoot keeps them. */
+export function currentOrders(devices: BootDevice[]): Record<string, number | null> {
+  return Object.fromEntries(devices.map((d) => [deviceKey(d), d.bootOrder ?? null]));
+}
+
+export function bootloaderFor(mode: BootMode, current: Bootloader | undefined): Bootloader {
+  if (mode === 'UEFI') {
+    // efi {} alone defaults to Secure Boot, which needs the SMM feature; ask for plain UEFI.
+    return current?.efi ? current : { efi: { secureBoot: false } };
+  }
+  return current?.bios && !current.efi ? current : { bios: {} };
+}
+
+export interface BootWrite {
+  /** new orders by device key; a device missing from the map (or null) loses its bootOrder */
+  orders?: Map<string, number> | Record<string, number | null>;
+  /** new bootloader; null removes it; undefined leaves it alone */
+  bootloader?: Bootloader | null;
+  /** new annotation value; null removes it; undefined leaves it alone */
+  annotation?: string | null;
+}
+
+const DEVICES = '/spec/template/spec/domain/devices';
+const DOMAIN = '/spec/template/spec/domain';
+
+function orderOf(orders: BootWrite['orders'], key: string): number | undefined {
+  if (!orders) return undefined;
+  const v = orders instanceof Map ? orders.get(key) : orders[key];
+  return v === null ? undefined : v;
+}
+
+/**
+ * JSON patch for a boot write, guarded by a test of metadata.resourceVersion so a concurrent
+ * change makes it fail (and the caller re-reads and retries) instead of overwriting.
+ */
+export function buildBootPatch(vm: VirtualMachine, write: BootWrite): JsonPatchOp[] {
+  const ops: JsonPatchOp[] = [{ op: 'test', path: '/metadata/resourceVersion', value: vm.metadata?.resourceVersion ?? '' }];
+  if (write.orders) {
+    for (const d of listBootDevices(vm)) {
+      const want = orderOf(write.orders, deviceKey(d));
+      const path = `${DEVICES}/${d.kind === 'disk' ? 'disks' : 'interfaces'}/${d.index}`;
+      if (want === d.bootOrder) continue;
+      // guard the index → device mapping the orders were computed from
+      ops.push({ op: 'test', path: `${path}/name`, value: d.name });
+      if (want === undefined) ops.push({ op: 'remove', path: `${path}/bootOrder` });
+      else ops.push({ op: 'add', path: `${path}/bootOrder`, value: want });
+    }
+  }
+  if (write.bootloader !== undefined) {
+    const firmware = vm.spec?.template?.spec?.domain?.firmware;
+    const current = firmware?.bootloader;
+    if (write.bootloader === null) {
+      if (current !== undefined) ops.push({ op: 'remove', path: `${DOMAIN}/firmware/bootloader` });
+    } else if (JSON.stringify(current) !== JSON.stringify(write.bootloader)) {
+      if (firmware) ops.push({ op: 'add', path: `${DOMAIN}/firmware/bootloader`, value: write.bootloader });
+      else ops.push({ op: 'add', path: `${DOMAIN}/firmware`, value: { bootloader: write.bootloader } });
+    }
+  }
+  if (write.annotation !== undefined) {
+    const annotations = vm.metadata?.annotations;
+    const has = annotations?.[ONCE_ANNOTATION] !== undefined;
+    if (write.annotation === null) {
+      if (has) ops.push({ op: 'remove', path: `/metadata/annotations/${pointerSegment(ONCE_ANNOTATION)}` });
+    } else if (annotations) {
+      ops.push({ op: 'add', path: `/metadata/annotations/${pointerSegment(ONCE_ANNOTATION)}`, value: write.annotation });
+    } else {
+      ops.push({ op: 'add', path: '/metadata/annotations', value: { [ONCE_ANNOTATION]: write.annotation } });
+    }
+  }
+  return ops;
+}
+
+/**
+ * Plan the write for a requested override against the VM as it is now. Returns undefined when
+ * nothing needs to change. Throws nothing: validation happens before.
+ */
+export function planBootWrite(
+  vm: VirtualMachine,
+  next: BootOverride,
+  vmiUid: string | null,
+): BootWrite | undefined {
+  const devices = listBootDevices(vm);
+  const current = deriveBootOverride(vm);
+  const saved = parseSaved(vm);
+  const currentBl = vm.spec?.template?.spec?.domain?.firmware?.bootloader;
+  const wantDisabled = next.enabled === 'disabled' || next.target === 'none';
+  const modeChanged = next.mode !== current.mode;
+  const write: BootWrite = {};
+
+  if (wantDisabled) {
+    if (saved) {
+      write.orders = saved.orders;
+      write.bootloader = modeChanged ? bootloaderFor(next.mode, currentBl) : saved.bootloader;
+      write.annotation = null;
+    } else {
+      if (current.target !== 'none') write.orders = {};
+      if (modeChanged) write.bootloader = bootloaderFor(next.mode, currentBl);
+    }
+  } else {
+    const target = next.target as DeviceClass;
+    const orders = computeBootOrders(devices, target);
+    const ordersChanged = devices.some((d) => orders.get(deviceKey(d)) !== d.bootOrder);
+    if (ordersChanged) write.orders = orders;
+    if (modeChanged) write.bootloader = bootloaderFor(next.mode, currentBl);
+    if (next.enabled === 'once') {
+      const keep: SavedBoot = saved
+        ? { ...saved, vmiUid }
+        : { orders: currentOrders(devices), bootloader: currentBl ?? null, vmiUid };
+      // re-arm only when something changes or the override was not pending yet
+      if (!saved || ordersChanged || modeChanged || saved.vmiUid !== vmiUid) write.annotation = JSON.stringify(keep);
+    } else if (saved) {
+      write.annotation = null;
+    }
+  }
+  return write.orders === undefined && write.bootloader === undefined && write.annotation === undefined ? undefined : write;
+}
+
+/** Canonical JSON of what decides the next boot (orders + bootloader) of a VM or VMI spec. */
+export function bootSignature(spec: { domain?: { devices?: { disks?: Disk[]; interfaces?: Interface[] }; firmware?: { bootloader?: Bootloader } } } | undefined): string {
+  const disks = (spec?.domain?.devices?.disks ?? []).map((d) => [d.name, d.bootOrder ?? null]);
+  const ifaces = (spec?.domain?.devices?.interfaces ?? []).map((i) => [i.name, i.bootOrder ?? null]);
+  return JSON.stringify([disks, ifaces, deriveModeFromBl(spec?.domain?.firmware?.bootloader)]);
+}
+
+function deriveModeFromBl(bl: Bootloader | undefined): BootMode {
+  return bl?.efi !== undefined && bl.efi !== null ? 'UEFI' : 'Legacy';
+}

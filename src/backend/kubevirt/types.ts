@@ -1,0 +1,121 @@
+/**
+ * The slices of the KubeVirt and CDI object shapes this backend reads and writes. Everything is
+ * optional because objects come from the API server and any field may be missing.
+ */
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
+}
+
+export interface KubeObjectBase {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+}
+
+export interface Condition {
+  type?: string;
+  status?: string;
+  reason?: string;
+  message?: string;
+}
+
+export interface Disk {
+  name: string;
+  bootOrder?: number;
+  disk?: Record<string, unknown>;
+  lun?: Record<string, unknown>;
+  cdrom?: Record<string, unknown>;
+  [k: string]: unknown;
+}
+
+export interface Interface {
+  name: string;
+  bootOrder?: number;
+  macAddress?: string;
+  [k: string]: unknown;
+}
+
+export interface Volume {
+  name: string;
+  dataVolume?: { name?: string; hotpluggable?: boolean };
+  persistentVolumeClaim?: { claimName?: string; hotpluggable?: boolean };
+  [k: string]: unknown;
+}
+
+export interface Bootloader {
+  efi?: { secureBoot?: boolean; persistent?: boolean } | null;
+  bios?: Record<string, unknown> | null;
+}
+
+export interface Firmware {
+  uuid?: string;
+  serial?: string;
+  bootloader?: Bootloader;
+  [k: string]: unknown;
+}
+
+export interface DomainSpec {
+  cpu?: { cores?: number; sockets?: number; threads?: number };
+  memory?: { guest?: string };
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  firmware?: Firmware;
+  features?: { acpi?: { enabled?: boolean } };
+  devices?: { disks?: Disk[]; interfaces?: Interface[] };
+}
+
+export interface VmiSpec {
+  domain?: DomainSpec;
+  volumes?: Volume[];
+  terminationGracePeriodSeconds?: number;
+}
+
+export type RunStrategy = 'Always' | 'RerunOnFailure' | 'Manual' | 'Halted' | 'Once';
+
+export interface VirtualMachine extends KubeObjectBase {
+  spec?: {
+    running?: boolean;
+    runStrategy?: RunStrategy | string;
+    template?: { metadata?: ObjectMeta; spec?: VmiSpec };
+  };
+  status?: {
+    printableStatus?: string;
+    ready?: boolean;
+    created?: boolean;
+    conditions?: Condition[];
+    stateChangeRequests?: { action?: string; uid?: string }[];
+  };
+}
+
+export interface VirtualMachineInstance extends KubeObjectBase {
+  spec?: VmiSpec;
+  status?: {
+    phase?: string;
+    conditions?: Condition[];
+    interfaces?: { name?: string; mac?: string; ipAddress?: string; ipAddresses?: string[] }[];
+    guestOSInfo?: { name?: string; prettyName?: string; version?: string; versionId?: string; id?: string };
+    volumeStatus?: { name?: string; phase?: string; reason?: string; message?: string; hotplugVolume?: unknown }[];
+  };
+}
+
+export interface DataVolume extends KubeObjectBase {
+  spec?: { source?: { http?: { url?: string } }; [k: string]: unknown };
+  status?: { phase?: string; progress?: string; conditions?: Condition[] };
+}
+
+export interface KubeStatus {
+  kind?: 'Status';
+  status?: string;
+  message?: string;
+  reason?: string;
+  code?: number;
+  details?: { name?: string; group?: string; kind?: string; causes?: { message?: string }[] };
+}
