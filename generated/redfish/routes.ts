@@ -180,6 +180,7 @@ export const odataTypes = {
   ManagerAccountCollection: "#ManagerAccountCollection.ManagerAccountCollection",
   ManagerCollection: "#ManagerCollection.ManagerCollection",
   ManagerNetworkProtocol: "#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol",
+  Message: "#Message.v1_3_0.Message",
   MessageRegistry: "#MessageRegistry.v1_7_0.MessageRegistry",
   MessageRegistryFile: "#MessageRegistryFile.v1_1_5.MessageRegistryFile",
   MessageRegistryFileCollection: "#MessageRegistryFileCollection.MessageRegistryFileCollection",

@@ -227,6 +227,7 @@ for (const extra of ['Message']) {
   const m = first && /\/([A-Za-z]+\.v\d+_\d+_\d+)\.yaml/.exec(String(first.$ref));
   if (m) extraVersioned.set(extra, m[1] as string);
 }
+for (const [k, v] of extraVersioned) odataTypes.set(k, `#${v}.${k}`);
 
 interface MetadataRef {
   uri: string;
@@ -325,7 +326,12 @@ if (!existsSync(basePath)) fail(`${BASE_REGISTRY} missing from registries/`);
 const base = JSON.parse(readFileSync(basePath, 'utf8')) as Json;
 writeFileSync(
   join(outDir, 'registries.ts'),
-  `${HEADER}/* eslint-disable */\n/** DMTF Base message registry (${BASE_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
-    `export const baseRegistry = ${JSON.stringify(base, null, 2)} as const;\n`,
+  `${HEADER}/* eslint-disable */\n` +
+    `export interface RegistryMessage {\n  Description: string;\n  Message: string;\n  Severity?: string;\n  MessageSeverity: string;\n` +
+    `  NumberOfArgs: number;\n  ParamTypes?: string[];\n  Resolution: string;\n  [k: string]: unknown;\n}\n\n` +
+    `export interface MessageRegistryDocument {\n  '@odata.type': string;\n  Id: string;\n  Name: string;\n  Language: string;\n` +
+    `  RegistryPrefix: string;\n  RegistryVersion: string;\n  Messages: Record<string, RegistryMessage>;\n  [k: string]: unknown;\n}\n\n` +
+    `/** DMTF Base message registry (${BASE_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
+    `export const baseRegistry: MessageRegistryDocument = ${JSON.stringify(base, null, 2)};\n`,
 );
 process.stdout.write(`generate: ${routes.length} routes, ${collected.size} DMTF schemas → ${outDir}\n`);

@@ -1,5 +1,17 @@
-// PLACEHOLDER — the Redfish helper replaces this file. Signature contract used by src/agent/agent.ts.
+/**
+ * The Redfish server: the koa app (./app.ts) over HTTP, or over HTTPS with plain HTTP on the same
+ * port either redirected (308) or refused. One net.Server accepts every connection and peeks at
+ * the first byte: 0x16 (a TLS handshake record) goes to the TLS server, anything else to plain HTTP.
+ */
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
 import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
+import { createRedfishApp } from './app.js';
+import { LoginThrottle, MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sessions.js';
+import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from './core/types.js';
+import { modules as allModules } from './resources/index.js';
 
 export interface RedfishServerOptions extends ProtocolServerOptions {
   /** Session idle timeout in seconds (SessionService.SessionTimeout), default 1800. */
@@ -8,6 +20,109 @@ export interface RedfishServerOptions extends ProtocolServerOptions {
   tls?: { cert: Buffer | string; key: Buffer | string; plainHttp?: 'redirect' | 'refuse' };
 }
 
-export async function startRedfishServer(_opts: RedfishServerOptions): Promise<ProtocolServer> {
-  throw new Error('Redfish server not implemented yet');
+/** RFC 4122 name-based (SHA-1, version 5) UUID. */
+export function nameBasedUuid(namespace: string, name: string): string {
+  const ns = Buffer.from(namespace.replace(/-/g, ''), 'hex');
+  const h = createHash('sha1').update(ns).update(name).digest();
+  h[6] = ((h[6] as number) & 0x0f) | 0x50;
+  h[8] = ((h[8] as number) & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString('hex');
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
+
+/** Namespace for ServiceRoot UUIDs (a fixed random UUID of this project). */
+const SERVICE_UUID_NAMESPACE = '6f1c1f8e-3b0e-4c55-9d2a-2f4b7a9c0d11';
+
+export interface RedfishServerInternals {
+  /** Modules to bind (tests may pass a subset to check the missing-handler refusal) */
+  modules?: readonly OperationHandlers[];
+  now?: () => Date;
+}
+
+export async function startRedfishServer(
+  opts: RedfishServerOptions,
+  internals: RedfishServerInternals = {},
+): Promise<ProtocolServer> {
+  const now = internals.now ?? (() => new Date());
+  const info = await opts.machine.getSystemInfo();
+  const deps: RedfishDeps = {
+    machine: opts.machine,
+    users: opts.users,
+    sessions: new MemorySessionStore(opts.sessionTimeoutSeconds ?? DEFAULT_SESSION_TIMEOUT_SECONDS, now),
+    loginGuard: new LoginThrottle(10, 60, now),
+    logger: opts.logger,
+    startedAt: now(),
+    serviceUuid: nameBasedUuid(SERVICE_UUID_NAMESPACE, info.uuid.toLowerCase()),
+    ids: REDFISH_IDS,
+    now,
+    tls: opts.tls !== undefined,
+  };
+  const app = createRedfishApp(deps, internals.modules ?? allModules);
+  const callback = app.callback();
+
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket): void => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  };
+
+  let listener: net.Server;
+  const tls = opts.tls;
+  if (!tls) {
+    const server = http.createServer(callback);
+    server.on('connection', track);
+    listener = server;
+  } else {
+    const secure = https.createServer({ cert: tls.cert, key: tls.key }, callback);
+    const plain = http.createServer((req, res) => {
+      const host = (req.headers.host ?? `${opts.address}`).replace(/:\d+$/, '');
+      const port = (listener.address() as net.AddressInfo).port;
+      const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+      res.writeHead(308, { Location: `https://${hostPart}:${port}${req.url ?? '/'}`, Connection: 'close' });
+      res.end();
+    });
+    secure.on('tlsClientError', (err) => opts.logger.debug({ err: err.message }, 'redfish TLS handshake failed'));
+    listener = net.createServer({ pauseOnConnect: true }, (socket) => {
+      track(socket);
+      socket.on('error', () => socket.destroy());
+      socket.once('data', (first: Buffer) => {
+        socket.pause();
+        socket.unshift(first);
+        if (first[0] === 0x16) secure.emit('connection', socket);
+        else if (tls.plainHttp === 'refuse') return void socket.destroy();
+        else plain.emit('connection', socket);
+        process.nextTick(() => socket.resume());
+      });
+      socket.resume();
+    });
+  }
+  listener.on('error', (err) => opts.logger.error({ err }, 'redfish server error'));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    listener.once('error', onError);
+    listener.listen(opts.port, opts.address, () => {
+      listener.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = listener.address() as net.AddressInfo;
+  const scheme = tls ? 'https' : 'http';
+  const hostPart = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  opts.logger.info({ address: addr.address, port: addr.port, tls: Boolean(tls) }, 'redfish server listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    name: 'redfish',
+    address: addr.address,
+    port: addr.port,
+    url: `${scheme}://${hostPart}:${addr.port}/redfish/v1`,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        listener.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      return closing;
+    },
+  };
 }

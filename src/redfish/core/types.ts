@@ -44,10 +44,19 @@ export interface SessionStore {
   delete(id: string): boolean;
 }
 
+/** Failed-login throttle per client address. */
+export interface LoginGuard {
+  /** Seconds to wait before trying again, or 0 when attempts are allowed */
+  blockedFor(address: string): number;
+  fail(address: string): void;
+  succeed(address: string): void;
+}
+
 export interface RedfishDeps {
   machine: Machine;
   users: readonly UserAccount[];
   sessions: SessionStore;
+  loginGuard: LoginGuard;
   logger: Logger;
   startedAt: Date;
   /** ServiceRoot UUID: stable per machine (name-based UUID of the machine UUID) */

@@ -1,0 +1,111 @@
+/**
+ * Authentication (X-Auth-Token session or HTTP Basic) and privilege checks. Role → privileges are
+ * the Redfish standard roles; what each operation needs comes from the DMTF Privilege Registry via
+ * the generated route table.
+ */
+import type { Role, UserAccount } from '../../agent/types.js';
+import { secretEquals } from '../../common/secrets.js';
+import type { Privilege, RouteDef } from '../../../generated/redfish/routes.js';
+import { RedfishError } from './errors.js';
+import type { RedfishContext, RedfishDeps } from './types.js';
+
+export const REALM = 'KubeVirtBMC Redfish';
+
+/** Redfish standard roles (DSP0266 / Role schema). */
+export const ROLE_PRIVILEGES: Readonly<Record<Role, readonly Privilege[]>> = {
+  Administrator: ['Login', 'ConfigureManager', 'ConfigureUsers', 'ConfigureSelf', 'ConfigureComponents'],
+  Operator: ['Login', 'ConfigureSelf', 'ConfigureComponents'],
+  ReadOnly: ['Login', 'ConfigureSelf'],
+};
+
+export const ROLES: readonly Role[] = ['Administrator', 'Operator', 'ReadOnly'];
+
+export function hasPrivilege(role: Role, p: Privilege): boolean {
+  return p === 'NoAuth' || ROLE_PRIVILEGES[role].includes(p);
+}
+
+export function unauthorized(messageId = 'NoValidSession'): RedfishError {
+  return new RedfishError(401, messageId, [], { headers: { 'WWW-Authenticate': `Basic realm="${REALM}"` } });
+}
+
+/** Constant-time credential check; also spends the time of a compare when the user is unknown. */
+export function checkCredentials(users: readonly UserAccount[], username: string, password: string): UserAccount | undefined {
+  let found: UserAccount | undefined;
+  for (const u of users) if (secretEquals(u.username, username) && !found) found = u;
+  const ok = secretEquals(found?.password ?? '\u0000no-such-user', password);
+  return found && ok ? found : undefined;
+}
+
+/** Client address used for throttling. */
+export const clientAddress = (ctx: RedfishContext): string => ctx.request.socket.remoteAddress ?? 'unknown';
+
+/** Refuse when the address has failed too often; otherwise nothing. */
+export function checkThrottle(deps: RedfishDeps, address: string): void {
+  const wait = deps.loginGuard.blockedFor(address);
+  if (wait > 0) {
+    throw new RedfishError(429, 'ServiceTemporarilyUnavailable', [String(wait)], {
+      headers: { 'Retry-After': String(wait) },
+      detail: 'Too many failed login attempts from this address; retry later.',
+    });
+  }
+}
+
+/** Establish ctx.state.user from X-Auth-Token or Basic credentials, or throw 401. */
+export function authenticate(ctx: RedfishContext): void {
+  const deps = ctx.state.deps;
+  const token = ctx.get('X-Auth-Token');
+  if (token) {
+    const session = deps.sessions.authenticate(token);
+    const user = session ? deps.users.find((u) => u.username === session.username) : undefined;
+    if (!session || !user) throw unauthorized('NoValidSession');
+    ctx.state.user = user;
+    ctx.state.sessionId = session.id;
+    return;
+  }
+  const header = ctx.get('Authorization');
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!m) throw unauthorized('NoValidSession');
+  const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw unauthorized('AccessUnauthorized');
+  const address = clientAddress(ctx);
+  checkThrottle(deps, address);
+  const user = checkCredentials(deps.users, decoded.slice(0, colon), decoded.slice(colon + 1));
+  if (!user) {
+    deps.loginGuard.fail(address);
+    throw unauthorized('AccessUnauthorized');
+  }
+  deps.loginGuard.succeed(address);
+  ctx.state.user = user;
+}
+
+/**
+ * Check the route's privileges (any one inner list fully held). When only a ConfigureSelf
+ * alternative is satisfied, mark the request selfOnly for the handler to enforce ownership.
+ */
+export function authorize(ctx: RedfishContext, route: RouteDef): void {
+  const user = ctx.state.user;
+  if (!user) throw unauthorized();
+  let selfOnly = false;
+  for (const alt of route.privileges) {
+    if (!alt.every((p) => hasPrivilege(user.role, p))) continue;
+    if (alt.includes('ConfigureSelf')) {
+      selfOnly = true;
+      continue;
+    }
+    ctx.state.selfOnly = false;
+    return;
+  }
+  if (selfOnly) {
+    ctx.state.selfOnly = true;
+    return;
+  }
+  throw new RedfishError(403, 'InsufficientPrivilege');
+}
+
+/** For handlers: throw 403 unless the user holds `p`. */
+export function requirePrivilege(ctx: RedfishContext, p: Privilege): void {
+  const user = ctx.state.user;
+  if (!user) throw unauthorized();
+  if (!hasPrivilege(user.role, p)) throw new RedfishError(403, 'InsufficientPrivilege');
+}

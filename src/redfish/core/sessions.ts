@@ -1,0 +1,147 @@
+/**
+ * In-memory Redfish session store. Tokens are 32 random bytes (hex); only their SHA-256 is kept and
+ * sessions are looked up by that hash, then confirmed with a constant-time compare. Sessions expire
+ * after `timeoutSeconds` without use; each authenticated request refreshes lastUsedAt.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { UserAccount } from '../../agent/types.js';
+import { secretEquals } from '../../common/secrets.js';
+import { RedfishError } from './errors.js';
+import type { RedfishSession, SessionStore } from './types.js';
+
+export const DEFAULT_SESSION_TIMEOUT_SECONDS = 1800;
+export const MIN_SESSION_TIMEOUT_SECONDS = 30;
+export const MAX_SESSION_TIMEOUT_SECONDS = 86400;
+export const MAX_SESSIONS = 64;
+
+interface Entry {
+  session: RedfishSession;
+  tokenHash: string;
+}
+
+const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+
+export class MemorySessionStore implements SessionStore {
+  timeoutSeconds: number;
+  private readonly byId = new Map<string, Entry>();
+  private readonly byHash = new Map<string, string>();
+
+  constructor(
+    timeoutSeconds = DEFAULT_SESSION_TIMEOUT_SECONDS,
+    private readonly now: () => Date = () => new Date(),
+    private readonly maxSessions = MAX_SESSIONS,
+  ) {
+    this.timeoutSeconds = timeoutSeconds;
+  }
+
+  create(user: UserAccount, clientAddress?: string): { session: RedfishSession; token: string } {
+    this.prune();
+    if (this.byId.size >= this.maxSessions) throw new RedfishError(503, 'SessionLimitExceeded');
+    const token = randomBytes(32).toString('hex');
+    let id: string;
+    do id = randomBytes(8).toString('hex');
+    while (this.byId.has(id));
+    const at = this.now();
+    const session: RedfishSession = {
+      id,
+      username: user.username,
+      role: user.role,
+      createdAt: at,
+      lastUsedAt: at,
+      ...(clientAddress ? { clientAddress } : {}),
+    };
+    const tokenHash = hashToken(token);
+    this.byId.set(id, { session, tokenHash });
+    this.byHash.set(tokenHash, id);
+    return { session, token };
+  }
+
+  authenticate(token: string): RedfishSession | undefined {
+    const h = hashToken(token);
+    const id = this.byHash.get(h);
+    const entry = id !== undefined ? this.live(id) : undefined;
+    if (!entry || !secretEquals(entry.tokenHash, h)) return undefined;
+    entry.session.lastUsedAt = this.now();
+    return entry.session;
+  }
+
+  get(id: string): RedfishSession | undefined {
+    return this.live(id)?.session;
+  }
+
+  list(): RedfishSession[] {
+    this.prune();
+    return [...this.byId.values()].map((e) => e.session).sort((a, b) => a.createdAt.getTime() - b.createdAt.getTime());
+  }
+
+  delete(id: string): boolean {
+    const entry = this.byId.get(id);
+    if (!entry) return false;
+    this.byId.delete(id);
+    this.byHash.delete(entry.tokenHash);
+    return true;
+  }
+
+  /** Drop every session of a user (e.g. when the account goes away). */
+  deleteUser(username: string): void {
+    for (const e of [...this.byId.values()]) if (e.session.username === username) this.delete(e.session.id);
+  }
+
+  private expired(s: RedfishSession): boolean {
+    return this.now().getTime() - s.lastUsedAt.getTime() >= this.timeoutSeconds * 1000;
+  }
+
+  private live(id: string): Entry | undefined {
+    const entry = this.byId.get(id);
+    if (!entry) return undefined;
+    if (this.expired(entry.session)) {
+      this.delete(id);
+      return undefined;
+    }
+    return entry;
+  }
+
+  private prune(): void {
+    for (const e of [...this.byId.values()]) if (this.expired(e.session)) this.delete(e.session.id);
+  }
+}
+
+/**
+ * Failed-login throttle per client address: after `maxFailures` failures within `windowSeconds`,
+ * further attempts from that address are refused until the window has passed.
+ */
+export class LoginThrottle {
+  private readonly failures = new Map<string, number[]>();
+
+  constructor(
+    private readonly maxFailures = 10,
+    private readonly windowSeconds = 60,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Seconds to wait before trying again, or 0 when attempts are allowed. */
+  blockedFor(address: string): number {
+    const recent = this.recent(address);
+    if (recent.length < this.maxFailures) return 0;
+    const oldest = recent[recent.length - this.maxFailures] as number;
+    return Math.max(1, Math.ceil((oldest + this.windowSeconds * 1000 - this.now().getTime()) / 1000));
+  }
+
+  fail(address: string): void {
+    const recent = this.recent(address);
+    recent.push(this.now().getTime());
+    this.failures.set(address, recent);
+    if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value as string);
+  }
+
+  succeed(address: string): void {
+    this.failures.delete(address);
+  }
+
+  private recent(address: string): number[] {
+    const cutoff = this.now().getTime() - this.windowSeconds * 1000;
+    const list = (this.failures.get(address) ?? []).filter((t) => t > cutoff);
+    if (list.length === 0) this.failures.delete(address);
+    return list;
+  }
+}

@@ -1,0 +1,49 @@
+/** /redfish (version document) and /redfish/v1 (ServiceRoot). Both unauthenticated. */
+import { odataTypes } from '../../../generated/redfish/routes.js';
+import { sendResource } from '../core/odata.js';
+import type { OperationHandlers } from '../core/types.js';
+
+/** Redfish Specification (DSP0266) version whose behaviour this service follows. */
+export const REDFISH_VERSION = '1.20.0';
+
+const link = (id: string): { '@odata.id': string } => ({ '@odata.id': id });
+
+export const handlers: OperationHandlers = {
+  getRedfishVersion: async (ctx) => {
+    sendResource(ctx, { v1: '/redfish/v1/' });
+  },
+
+  getServiceRoot: async (ctx) => {
+    const deps = ctx.state.deps;
+    sendResource(
+      ctx,
+      {
+        '@odata.id': '/redfish/v1',
+        '@odata.type': odataTypes.ServiceRoot,
+        Id: 'RootService',
+        Name: 'KubeVirtBMC Root Service',
+        RedfishVersion: REDFISH_VERSION,
+        UUID: deps.serviceUuid,
+        Product: 'KubeVirtBMC',
+        Vendor: 'KubeVirtBMC',
+        // What we really implement: no $expand/$select/$filter/only/excerpt, no deep operations.
+        ProtocolFeaturesSupported: {
+          ExcerptQuery: false,
+          ExpandQuery: { ExpandAll: false, Levels: false, Links: false, NoLinks: false },
+          FilterQuery: false,
+          OnlyMemberQuery: false,
+          SelectQuery: false,
+          DeepOperations: { DeepPATCH: false, DeepPOST: false },
+        },
+        Systems: link('/redfish/v1/Systems'),
+        Chassis: link('/redfish/v1/Chassis'),
+        Managers: link('/redfish/v1/Managers'),
+        SessionService: link('/redfish/v1/SessionService'),
+        AccountService: link('/redfish/v1/AccountService'),
+        Registries: link('/redfish/v1/Registries'),
+        Links: { Sessions: link('/redfish/v1/SessionService/Sessions') },
+      },
+      { etag: true },
+    );
+  },
+};

@@ -1,0 +1,124 @@
+/** SessionService and its Sessions: login (POST), own-session reads, logout (DELETE). */
+import { odataTypes } from '../../../generated/redfish/routes.js';
+import { checkCredentials, checkThrottle, clientAddress, hasPrivilege, unauthorized } from '../core/auth.js';
+import { RedfishError, insufficientPrivilege, notFound } from '../core/errors.js';
+import { checkIfMatch, collection, sendResource } from '../core/odata.js';
+import { validatePatch } from '../core/patch.js';
+import { MAX_SESSION_TIMEOUT_SECONDS, MIN_SESSION_TIMEOUT_SECONDS } from '../core/sessions.js';
+import type { OperationHandlers, RedfishContext, RedfishSession } from '../core/types.js';
+
+export const SESSION_SERVICE = '/redfish/v1/SessionService';
+export const SESSIONS = `${SESSION_SERVICE}/Sessions`;
+
+function sessionServiceBody(ctx: RedfishContext): Record<string, unknown> {
+  return {
+    '@odata.id': SESSION_SERVICE,
+    '@odata.type': odataTypes.SessionService,
+    Id: 'SessionService',
+    Name: 'Session Service',
+    Description: 'Redfish login sessions (X-Auth-Token)',
+    ServiceEnabled: true,
+    SessionTimeout: ctx.state.deps.sessions.timeoutSeconds,
+    Status: { State: 'Enabled', Health: 'OK' },
+    Sessions: { '@odata.id': SESSIONS },
+  };
+}
+
+function sessionBody(s: RedfishSession): Record<string, unknown> {
+  return {
+    '@odata.id': `${SESSIONS}/${s.id}`,
+    '@odata.type': odataTypes.Session,
+    Id: s.id,
+    Name: 'User Session',
+    Description: `Session of ${s.username}`,
+    UserName: s.username,
+    Password: null,
+    SessionType: 'Redfish',
+    CreatedTime: s.createdAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    ...(s.clientAddress ? { ClientOriginIPAddress: s.clientAddress.replace(/^::ffff:/, '') } : {}),
+  };
+}
+
+/** Sessions the caller may see: all with ConfigureManager, otherwise only their own. */
+function visible(ctx: RedfishContext, s: RedfishSession): boolean {
+  const user = ctx.state.user;
+  if (!user) return false;
+  return hasPrivilege(user.role, 'ConfigureManager') || s.username === user.username;
+}
+
+function findSession(ctx: RedfishContext): RedfishSession {
+  const id = ctx.params.SessionId ?? '';
+  const s = ctx.state.deps.sessions.get(id);
+  if (!s) throw notFound('Session', id);
+  if (ctx.state.selfOnly && s.username !== ctx.state.user?.username) throw insufficientPrivilege();
+  return s;
+}
+
+export const handlers: OperationHandlers = {
+  getSessionService: async (ctx) => {
+    sendResource(ctx, sessionServiceBody(ctx), { etag: true });
+  },
+
+  patchSessionService: async (ctx) => {
+    checkIfMatch(ctx, sessionServiceBody(ctx));
+    const body = validatePatch((ctx.request as { body?: unknown }).body, {
+      writable: { SessionTimeout: { integer: { min: MIN_SESSION_TIMEOUT_SECONDS, max: MAX_SESSION_TIMEOUT_SECONDS } } },
+      readOnly: ['ServiceEnabled', 'Id', 'Name', 'Description', 'Sessions', 'Status'],
+    });
+    if (typeof body.SessionTimeout === 'number') ctx.state.deps.sessions.timeoutSeconds = body.SessionTimeout;
+    ctx.state.logger.info({ user: ctx.state.user?.username, timeout: body.SessionTimeout }, 'session timeout changed');
+    sendResource(ctx, sessionServiceBody(ctx), { etag: true });
+  },
+
+  listSessions: async (ctx) => {
+    const members = ctx.state.deps.sessions
+      .list()
+      .filter((s) => visible(ctx, s))
+      .map((s) => `${SESSIONS}/${s.id}`);
+    sendResource(ctx, collection(ctx, SESSIONS, 'SessionCollection', 'Session Collection', members));
+  },
+
+  createSession: async (ctx) => {
+    const deps = ctx.state.deps;
+    const raw = (ctx.request as { body?: unknown }).body;
+    if (raw === undefined) throw new RedfishError(400, 'CreateFailedMissingReqProperties', ['UserName'], { property: '#/UserName' });
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new RedfishError(400, 'MalformedJSON');
+    const body = raw as Record<string, unknown>;
+    for (const key of Object.keys(body)) {
+      if (!['UserName', 'Password', 'Context'].includes(key)) {
+        throw new RedfishError(400, 'PropertyUnknown', [key], { property: `#/${key}` });
+      }
+    }
+    for (const key of ['UserName', 'Password']) {
+      if (body[key] === undefined) throw new RedfishError(400, 'CreateFailedMissingReqProperties', [key], { property: `#/${key}` });
+      if (typeof body[key] !== 'string') {
+        throw new RedfishError(400, 'PropertyValueTypeError', [JSON.stringify(body[key]) ?? '', key], { property: `#/${key}` });
+      }
+    }
+    const address = clientAddress(ctx);
+    checkThrottle(deps, address);
+    const user = checkCredentials(deps.users, body.UserName as string, body.Password as string);
+    if (!user) {
+      deps.loginGuard.fail(address);
+      ctx.state.logger.warn({ client: address }, 'redfish login failed');
+      throw unauthorized('AccessUnauthorized'); // same answer whichever field was wrong
+    }
+    deps.loginGuard.succeed(address);
+    const { session, token } = deps.sessions.create(user, address);
+    ctx.state.logger.info({ user: user.username, session: session.id }, 'redfish session created');
+    ctx.set('X-Auth-Token', token);
+    ctx.set('Location', `${SESSIONS}/${session.id}`);
+    sendResource(ctx, sessionBody(session), { status: 201 });
+  },
+
+  getSession: async (ctx) => {
+    sendResource(ctx, sessionBody(findSession(ctx)));
+  },
+
+  deleteSession: async (ctx) => {
+    const s = findSession(ctx);
+    ctx.state.deps.sessions.delete(s.id);
+    ctx.state.logger.info({ user: ctx.state.user?.username, session: s.id }, 'redfish session deleted');
+    ctx.status = 204;
+  },
+};
