@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+/**
+ * `virtbmc-controller`: reconciles VirtualMachineBMC objects into a virtbmc agent (Deployment,
+ * Service, ServiceAccount, RoleBinding) per VM.
+ */
+import { Command, Option } from 'commander';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { createLogger } from '../common/logger.js';
+import { startManager } from '../controller/manager.js';
+
+interface Flags {
+  kubeconfig?: string;
+  namespaceScope?: string;
+  agentImage: string;
+  agentClusterRole: string;
+  agentImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
+  leaderElect?: boolean;
+  leaderElectionNamespace: string;
+  leaderElectionId: string;
+  metricsBindAddress: string;
+  healthProbeBindAddress: string;
+  logLevel: string;
+  workers: string;
+  autoCreate: boolean;
+  resyncSeconds: string;
+}
+
+export function buildProgram(): Command {
+  return new Command('virtbmc-controller')
+    .description('Kubernetes controller for VirtualMachineBMC (bmc.kubevirt.io/v1beta1)')
+    .option('--kubeconfig <path>', 'kubeconfig (default: in-cluster, then $KUBECONFIG / ~/.kube/config)')
+    .option('--namespace-scope <ns>', 'watch and manage only this namespace (default: all namespaces)')
+    .addOption(new Option('--agent-image <image>', 'virtbmc agent image').env('VIRTBMC_AGENT_IMAGE').makeOptionMandatory())
+    .addOption(new Option('--agent-cluster-role <name>', 'ClusterRole bound to each agent').env('VIRTBMC_AGENT_CLUSTER_ROLE').default('virtbmc'))
+    .addOption(new Option('--agent-image-pull-policy <policy>', 'agent imagePullPolicy').choices(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'))
+    .option('--leader-elect', 'enable leader election (one active replica)')
+    .addOption(new Option('--leader-election-namespace <ns>', 'namespace of the leader Lease').env('POD_NAMESPACE').default('kubevirtbmc-system'))
+    .option('--leader-election-id <name>', 'name of the leader Lease', 'virtbmc-controller-leader')
+    .option('--metrics-bind-address <addr>', 'metrics endpoint ([host]:port, "0" disables)', ':8080')
+    .option('--health-probe-bind-address <addr>', 'health probe endpoint ([host]:port, "0" disables)', ':8081')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
+    .option('--workers <n>', 'concurrent reconciles', '4')
+    .option('--no-auto-create', 'do not create VirtualMachineBMCs for VMs labelled bmc.kubevirt.io/enabled=true')
+    .option('--resync-seconds <s>', 'periodic full re-reconcile (0 = off)', '600');
+}
+
+function positiveInt(v: string, flag: string, allowZero = false): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new UsageError(`${flag} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got "${v}"`);
+  return n;
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  program.parse(argv);
+  const f = program.opts<Flags>();
+  const logger = createLogger(f.logLevel as pino.LevelWithSilent, pino.destination(2));
+  const kc = new KubeConfig();
+  if (f.kubeconfig) kc.loadFromFile(f.kubeconfig);
+  else kc.loadFromDefault();
+
+  const manager = await startManager({
+    kc,
+    logger,
+    agent: { image: f.agentImage, clusterRole: f.agentClusterRole, imagePullPolicy: f.agentImagePullPolicy },
+    ...(f.namespaceScope ? { namespace: f.namespaceScope } : {}),
+    workers: positiveInt(f.workers, '--workers'),
+    resyncMs: positiveInt(f.resyncSeconds, '--resync-seconds', true) * 1000,
+    autoCreate: f.autoCreate,
+    leaderElect: Boolean(f.leaderElect),
+    leaderElectionNamespace: f.leaderElectionNamespace,
+    leaseName: f.leaderElectionId,
+    metricsBindAddress: f.metricsBindAddress,
+    healthProbeBindAddress: f.healthProbeBindAddress,
+    processMetrics: true,
+  });
+  logger.info(
+    { identity: manager.identity, metrics: manager.metricsEndpoint?.url, health: manager.healthEndpoint?.url, leaderElect: Boolean(f.leaderElect) },
+    'virtbmc-controller started',
+  );
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const force = setTimeout(() => process.exit(1), 15_000);
+    force.unref();
+    manager.stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: e instanceof Error ? e.message : String(e) }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main(process.argv).catch((e: unknown) => {
+  if (e instanceof UsageError) {
+    process.stderr.write(`virtbmc-controller: ${e.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`virtbmc-controller: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

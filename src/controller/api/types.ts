@@ -1,0 +1,170 @@
+/**
+ * bmc.kubevirt.io/v1beta1 VirtualMachineBMC: the TypeScript shape of the custom resource. The CRD's
+ * OpenAPI schema (schema.ts) is typed against these interfaces, so the two cannot drift apart.
+ * Wire-compatible with upstream KubeVirtBMC v1beta1 (virtualMachineRef, authSecretRef, service,
+ * ipmi, status.clusterIP/loadBalancerIP/conditions/bootOverride), plus spec.redfish.
+ */
+
+export const GROUP = 'bmc.kubevirt.io';
+export const VERSION = 'v1beta1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'VirtualMachineBMC';
+export const PLURAL = 'virtualmachinebmcs';
+export const SINGULAR = 'virtualmachinebmc';
+export const SHORT_NAMES = ['vmbmc', 'vmbmcs'];
+
+/** Condition types written by the controller. */
+export const ConditionType = {
+  Ready: 'Ready',
+  VirtualMachineAvailable: 'VirtualMachineAvailable',
+  SecretAvailable: 'SecretAvailable',
+} as const;
+export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
+
+/** Condition reasons (CamelCase, stable: tools may match on them). */
+export const Reason = {
+  VirtualMachineFound: 'VirtualMachineFound',
+  VirtualMachineNotFound: 'VirtualMachineNotFound',
+  SecretFound: 'SecretFound',
+  SecretNotFound: 'SecretNotFound',
+  SecretInvalid: 'SecretInvalid',
+  AgentAvailable: 'AgentAvailable',
+  AgentNotAvailable: 'AgentNotAvailable',
+  AgentScaledDown: 'AgentScaledDown',
+  ServicePending: 'ServicePending',
+  NameConflict: 'NameConflict',
+  ReconcileError: 'ReconcileError',
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+export type VolumeMode = 'Filesystem' | 'Block';
+
+export interface LocalObjectReference {
+  /** Name of the referenced object in the same namespace. */
+  name: string;
+}
+
+export interface ServiceSpec {
+  /** Type of the BMC Service (default ClusterIP). */
+  type?: ServiceType;
+  /** Extra labels for the BMC Service. */
+  labels?: Record<string, string>;
+  /** Extra annotations for the BMC Service (e.g. for a load-balancer implementation). */
+  annotations?: Record<string, string>;
+}
+
+export interface IPMISpec {
+  /** Serve IPMI over LAN (623/UDP on the Service). Default true. */
+  enabled?: boolean;
+}
+
+export interface VirtualMediaStorage {
+  /** StorageClass for the DataVolume created on a virtual media insert; unset = cluster default. */
+  storageClassName?: string;
+  /** Volume mode of that DataVolume. */
+  volumeMode?: VolumeMode;
+}
+
+export interface VirtualMediaTLS {
+  /** Do not verify the TLS certificate of the image URL (CDI import and the agent's size probe). */
+  insecureSkipVerify?: boolean;
+  /** ConfigMap (key ca.crt) with the CA bundle that signs the image server's certificate. */
+  caBundleConfigMapRef?: LocalObjectReference;
+}
+
+export interface VirtualMediaSpec {
+  storage?: VirtualMediaStorage;
+  tls?: VirtualMediaTLS;
+}
+
+export interface RedfishTLS {
+  /** kubernetes.io/tls Secret (tls.crt, tls.key) the agent serves Redfish HTTPS with; adds 443 to the Service. */
+  secretRef: LocalObjectReference;
+}
+
+export interface RedfishSpec {
+  virtualMedia?: VirtualMediaSpec;
+  /** Serve Redfish over HTTPS (extension; unset = plain HTTP on port 80). */
+  tls?: RedfishTLS;
+}
+
+export interface VirtualMachineBMCSpec {
+  /** The KubeVirt VirtualMachine (same namespace) this BMC controls. */
+  virtualMachineRef: LocalObjectReference;
+  /** Secret (same namespace) with keys `username` and `password`: the BMC credentials. */
+  authSecretRef: LocalObjectReference;
+  service?: ServiceSpec;
+  ipmi?: IPMISpec;
+  redfish?: RedfishSpec;
+}
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+/** metav1.Condition */
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface VirtualMachineBMCStatus {
+  /** ClusterIP of the BMC Service. */
+  clusterIP?: string;
+  /** Ingress address of the BMC Service when it is of type LoadBalancer. */
+  loadBalancerIP?: string;
+  /** Generation of the spec the controller last acted on. */
+  observedGeneration?: number;
+  conditions?: Condition[];
+  /** Boot override bookkeeping owned by the agent; the controller never writes it. */
+  bootOverride?: Record<string, unknown>;
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+  generateName?: string;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface VirtualMachineBMC {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: VirtualMachineBMCSpec;
+  status?: VirtualMachineBMCStatus;
+}
+
+/** Labels and annotations the controller reads or writes. */
+export const LabelAutoEnabled = 'bmc.kubevirt.io/enabled';
+export const AnnotationAutoSecret = 'bmc.kubevirt.io/auth-secret';
+export const AnnotationAutoServiceType = 'bmc.kubevirt.io/service-type';
+export const LabelAutoCreated = 'bmc.kubevirt.io/auto-created';
+export const LabelInstance = 'bmc.kubevirt.io/instance';
+export const LabelManagedBy = 'app.kubernetes.io/managed-by';
+export const LabelAppName = 'app.kubernetes.io/name';
+export const ManagedByValue = 'virtbmc-controller';
+export const AppNameValue = 'virtbmc';
+export const AnnotationSecretHash = 'bmc.kubevirt.io/secret-hash';
+export const AnnotationServiceMetaKeys = 'bmc.kubevirt.io/service-metadata-keys';
+/** The ClusterRole (config/rbac/agent_role.yaml) each agent's RoleBinding points at. */
+export const AgentClusterRole = 'virtbmc';

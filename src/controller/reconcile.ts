@@ -1,0 +1,419 @@
+/**
+ * Pure reconcile logic: from a VirtualMachineBMC, its VM and its Secret (as the informers see them),
+ * compute the objects that should exist and the status to report. No I/O here; controller.ts
+ * applies the result. Everything is deterministic so repeated reconciles change nothing.
+ */
+import { createHash } from 'node:crypto';
+import {
+  API_VERSION,
+  AgentClusterRole,
+  AnnotationSecretHash,
+  AnnotationServiceMetaKeys,
+  AppNameValue,
+  ConditionType,
+  KIND,
+  LabelAppName,
+  LabelInstance,
+  LabelManagedBy,
+  ManagedByValue,
+  Reason,
+  type Condition,
+  type ConditionStatus,
+  type OwnerReference,
+  type VirtualMachineBMC,
+  type VirtualMachineBMCStatus,
+} from './api/types.js';
+import type { KubeObject } from './kube/client.js';
+import { agentObjectName } from './names.js';
+
+export const IPMI_PORT = 623;
+export const IPMI_TARGET_PORT = 6230;
+export const HTTP_PORT = 80;
+export const HTTPS_PORT = 443;
+export const REDFISH_HTTP_TARGET_PORT = 8000;
+export const REDFISH_TLS_TARGET_PORT = 8443;
+export const TLS_MOUNT = '/etc/virtbmc/tls';
+export const MEDIA_CA_MOUNT = '/etc/virtbmc/media-ca';
+
+export interface AgentSettings {
+  /** Agent container image. */
+  image: string;
+  /** ClusterRole the agent's RoleBinding refers to. */
+  clusterRole?: string;
+  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+}
+
+export interface SecretCheck {
+  state: 'ok' | 'missing' | 'invalid';
+  message: string;
+  /** sha256 of the Secret's data (first 16 hex digits); undefined unless state is ok. */
+  hash?: string;
+}
+
+export interface DesiredObjects {
+  name: string;
+  namespace: string;
+  serviceAccount: KubeObject;
+  roleBinding: KubeObject;
+  deployment: KubeObject;
+  service: KubeObject;
+  replicas: 0 | 1;
+  vmFound: boolean;
+  secret: SecretCheck;
+}
+
+type Data = Record<string, string>;
+
+function decodeB64(s: string | undefined): string {
+  return s === undefined ? '' : Buffer.from(s, 'base64').toString('utf8');
+}
+
+/** Is the Secret there, and does it carry non-empty `username` and `password`? */
+export function checkSecret(secretName: string, secret: KubeObject | undefined): SecretCheck {
+  if (!secret) return { state: 'missing', message: `Secret ${secretName} not found` };
+  const data = (secret.data ?? {}) as Data;
+  const missing = ['username', 'password'].filter((k) => decodeB64(data[k]) === '');
+  if (missing.length > 0) {
+    return { state: 'invalid', message: `Secret ${secretName} lacks non-empty key(s): ${missing.join(', ')}` };
+  }
+  const h = createHash('sha256');
+  for (const k of Object.keys(data).sort()) h.update(`${k}\0${data[k]}\0`);
+  return { state: 'ok', message: `Secret ${secretName} has the credentials`, hash: h.digest('hex').slice(0, 16) };
+}
+
+export function ownerRef(vmbmc: VirtualMachineBMC): OwnerReference {
+  return { apiVersion: API_VERSION, kind: KIND, name: vmbmc.metadata.name, uid: vmbmc.metadata.uid ?? '', controller: true, blockOwnerDeletion: true };
+}
+
+export function selectorLabels(name: string): Record<string, string> {
+  return { [LabelAppName]: AppNameValue, [LabelInstance]: name };
+}
+
+export function commonLabels(name: string): Record<string, string> {
+  return { ...selectorLabels(name), [LabelManagedBy]: ManagedByValue };
+}
+
+function meta(vmbmc: VirtualMachineBMC, name: string, extra: { labels?: Data; annotations?: Data } = {}) {
+  return {
+    name,
+    namespace: vmbmc.metadata.namespace,
+    labels: { ...(extra.labels ?? {}), ...commonLabels(name) },
+    ...(extra.annotations && Object.keys(extra.annotations).length > 0 ? { annotations: extra.annotations } : {}),
+    ownerReferences: [ownerRef(vmbmc)],
+  };
+}
+
+export function ipmiEnabled(vmbmc: VirtualMachineBMC): boolean {
+  return vmbmc.spec.ipmi?.enabled !== false;
+}
+
+export function desiredObjects(
+  vmbmc: VirtualMachineBMC,
+  vm: KubeObject | undefined,
+  secret: KubeObject | undefined,
+  agent: AgentSettings,
+): DesiredObjects {
+  const name = agentObjectName(vmbmc.metadata.name);
+  const namespace = vmbmc.metadata.namespace ?? 'default';
+  const vmName = vmbmc.spec.virtualMachineRef.name;
+  const secretName = vmbmc.spec.authSecretRef.name;
+  const sec = checkSecret(secretName, secret);
+  const replicas: 0 | 1 = vm && sec.state === 'ok' ? 1 : 0;
+  const ipmi = ipmiEnabled(vmbmc);
+  const tls = vmbmc.spec.redfish?.tls?.secretRef?.name;
+  const media = vmbmc.spec.redfish?.virtualMedia;
+  const redfishPort = tls ? REDFISH_TLS_TARGET_PORT : REDFISH_HTTP_TARGET_PORT;
+
+  const args = [namespace, vmName, '--address', '0.0.0.0', '--ipmi-port', String(IPMI_TARGET_PORT), '--redfish-port', String(redfishPort)];
+  if (!ipmi) args.push('--no-ipmi');
+  if (media?.storage?.storageClassName) args.push('--storage-class', media.storage.storageClassName);
+  if (media?.storage?.volumeMode) args.push('--volume-mode', media.storage.volumeMode);
+  if (tls) args.push('--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`);
+
+  const env: unknown[] = [
+    { name: 'BMC_USERNAME', valueFrom: { secretKeyRef: { name: secretName, key: 'username' } } },
+    { name: 'BMC_PASSWORD', valueFrom: { secretKeyRef: { name: secretName, key: 'password' } } },
+  ];
+  if (media?.tls?.insecureSkipVerify) env.push({ name: 'VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY', value: 'true' });
+  if (media?.tls?.caBundleConfigMapRef?.name) {
+    env.push({ name: 'VIRTBMC_MEDIA_CA_CONFIGMAP', value: media.tls.caBundleConfigMapRef.name });
+    env.push({ name: 'VIRTBMC_MEDIA_CA_FILE', value: `${MEDIA_CA_MOUNT}/ca.crt` });
+  }
+
+  const volumes: unknown[] = [{ name: 'tmp', emptyDir: {} }];
+  const mounts: unknown[] = [{ name: 'tmp', mountPath: '/tmp' }];
+  if (tls) {
+    volumes.push({ name: 'redfish-tls', secret: { secretName: tls } });
+    mounts.push({ name: 'redfish-tls', mountPath: TLS_MOUNT, readOnly: true });
+  }
+  if (media?.tls?.caBundleConfigMapRef?.name) {
+    volumes.push({ name: 'media-ca', configMap: { name: media.tls.caBundleConfigMapRef.name } });
+    mounts.push({ name: 'media-ca', mountPath: MEDIA_CA_MOUNT, readOnly: true });
+  }
+
+  const ports: unknown[] = [];
+  if (ipmi) ports.push({ name: 'ipmi', containerPort: IPMI_TARGET_PORT, protocol: 'UDP' });
+  ports.push({ name: 'redfish', containerPort: redfishPort, protocol: 'TCP' });
+
+  const templateAnnotations: Data = {};
+  if (sec.hash) templateAnnotations[AnnotationSecretHash] = sec.hash;
+
+  const deployment: KubeObject = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(vmbmc, name),
+    spec: {
+      replicas,
+      revisionHistoryLimit: 2,
+      strategy: { type: 'Recreate' },
+      selector: { matchLabels: selectorLabels(name) },
+      template: {
+        metadata: { labels: commonLabels(name), ...(sec.hash ? { annotations: templateAnnotations } : {}) },
+        spec: {
+          serviceAccountName: name,
+          automountServiceAccountToken: true,
+          enableServiceLinks: false,
+          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'virtbmc',
+              image: agent.image,
+              imagePullPolicy: agent.imagePullPolicy ?? 'IfNotPresent',
+              args,
+              env,
+              ports,
+              readinessProbe: {
+                httpGet: { path: '/redfish/v1', port: 'redfish', scheme: tls ? 'HTTPS' : 'HTTP' },
+                periodSeconds: 10,
+              },
+              livenessProbe: { tcpSocket: { port: 'redfish' }, initialDelaySeconds: 10, periodSeconds: 20 },
+              resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                runAsNonRoot: true,
+                capabilities: { drop: ['ALL'] },
+                seccompProfile: { type: 'RuntimeDefault' },
+              },
+              volumeMounts: mounts,
+            },
+          ],
+          volumes,
+        },
+      },
+    },
+  };
+
+  const svcSpec = vmbmc.spec.service ?? {};
+  const svcPorts: unknown[] = [];
+  if (ipmi) svcPorts.push({ name: 'ipmi', port: IPMI_PORT, targetPort: IPMI_TARGET_PORT, protocol: 'UDP' });
+  svcPorts.push({ name: 'redfish', port: HTTP_PORT, targetPort: redfishPort, protocol: 'TCP' });
+  if (tls) svcPorts.push({ name: 'redfish-tls', port: HTTPS_PORT, targetPort: REDFISH_TLS_TARGET_PORT, protocol: 'TCP' });
+  const userLabels = svcSpec.labels ?? {};
+  const userAnnotations = svcSpec.annotations ?? {};
+  const service: KubeObject = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(vmbmc, name, {
+      labels: userLabels,
+      annotations: {
+        ...userAnnotations,
+        [AnnotationServiceMetaKeys]: JSON.stringify({ labels: Object.keys(userLabels).sort(), annotations: Object.keys(userAnnotations).sort() }),
+      },
+    }),
+    spec: { type: svcSpec.type ?? 'ClusterIP', selector: selectorLabels(name), ports: svcPorts },
+  };
+
+  const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(vmbmc, name) };
+  const roleBinding: KubeObject = {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: meta(vmbmc, name),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: agent.clusterRole ?? AgentClusterRole },
+    subjects: [{ kind: 'ServiceAccount', name, namespace }],
+  };
+
+  return { name, namespace, serviceAccount, roleBinding, deployment, service, replicas, vmFound: vm !== undefined, secret: sec };
+}
+
+/**
+ * Does `actual` already hold everything in `desired`? Objects: every desired key must match (the
+ * apiserver's defaults are extra keys and are ignored); arrays: same length, element-wise.
+ * This is how drift is detected without fighting defaulted fields.
+ */
+export function isSubset(desired: unknown, actual: unknown): boolean {
+  if (desired === null || typeof desired !== 'object') {
+    if (typeof desired === 'number' && typeof actual === 'string') return String(desired) === actual;
+    return desired === actual;
+  }
+  if (Array.isArray(desired)) {
+    return Array.isArray(actual) && actual.length === desired.length && desired.every((d, i) => isSubset(d, actual[i]));
+  }
+  if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) {
+    // An empty desired map matches an absent one ({} vs undefined after a round trip).
+    return Object.keys(desired).length === 0 && (actual === undefined || actual === null);
+  }
+  const a = actual as Record<string, unknown>;
+  return Object.entries(desired as Record<string, unknown>).every(([k, v]) => v === undefined || isSubset(v, a[k]));
+}
+
+function isOwnedBy(obj: KubeObject, uid: string | undefined): boolean {
+  return (obj.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
+}
+
+export type SyncPlan = { action: 'create'; body: KubeObject } | { action: 'patch'; patch: Record<string, unknown> } | { action: 'none' } | { action: 'conflict'; message: string };
+
+function labelsPatch(desired: Data, actual: Data | undefined, previouslyManaged: string[] = []): Data | null {
+  const out: Record<string, string | null> = { ...desired };
+  for (const k of previouslyManaged) if (!(k in desired) && actual && k in actual) out[k] = null;
+  return out as Data;
+}
+
+function serviceMetaKeys(obj: KubeObject): { labels: string[]; annotations: string[] } {
+  try {
+    const v = JSON.parse(obj.metadata?.annotations?.[AnnotationServiceMetaKeys] ?? '{}') as { labels?: unknown; annotations?: unknown };
+    const arr = (x: unknown) => (Array.isArray(x) ? x.filter((s): s is string => typeof s === 'string') : []);
+    return { labels: arr(v.labels), annotations: arr(v.annotations) };
+  } catch {
+    return { labels: [], annotations: [] };
+  }
+}
+
+/**
+ * How to bring an existing object (or none) to the desired one. Metadata: our labels/annotations and
+ * owner reference; body: the fields named in `fields` (spec, or roleRef/subjects). A merge patch
+ * replaces lists wholesale and leaves other map keys alone.
+ */
+export function planSync(desired: KubeObject, actual: KubeObject | undefined, ownerUid: string | undefined, fields: string[]): SyncPlan {
+  if (!actual) return { action: 'create', body: desired };
+  if (!isOwnedBy(actual, ownerUid)) {
+    return { action: 'conflict', message: `${desired.kind} ${desired.metadata?.name} exists and is not owned by this VirtualMachineBMC` };
+  }
+  const dm = desired.metadata ?? {};
+  const am = actual.metadata ?? {};
+  const isService = desired.kind === 'Service';
+  const prev = isService ? serviceMetaKeys(actual) : { labels: [], annotations: [] };
+  const metaOk =
+    isSubset(dm.labels ?? {}, am.labels ?? {}) &&
+    isSubset(dm.annotations ?? {}, am.annotations ?? {}) &&
+    prev.labels.every((k) => k in (dm.labels ?? {}) || !(k in (am.labels ?? {}))) &&
+    prev.annotations.every((k) => k in (dm.annotations ?? {}) || !(k in (am.annotations ?? {})));
+  const bodyOk = fields.every((f) => isSubset(desired[f], actual[f]));
+  if (metaOk && bodyOk) return { action: 'none' };
+  const patch: Record<string, unknown> = {
+    metadata: {
+      labels: labelsPatch(dm.labels ?? {}, am.labels, prev.labels),
+      annotations: labelsPatch(dm.annotations ?? {}, am.annotations, prev.annotations),
+    },
+  };
+  for (const f of fields) patch[f] = desired[f];
+  if (desired.kind === 'Deployment') {
+    // Switching an edited strategy back to Recreate must drop rollingUpdate.
+    const spec = patch.spec as Record<string, unknown>;
+    patch.spec = { ...spec, strategy: { type: 'Recreate', rollingUpdate: null } };
+  }
+  if (isService) patch.spec = keepNodePorts(desired, actual);
+  return { action: 'patch', patch };
+}
+
+/** Keep the nodePorts the apiserver allocated, so a repair does not move them. */
+function keepNodePorts(desired: KubeObject, actual: KubeObject): unknown {
+  const ds = desired.spec as { type?: string; ports?: Array<Record<string, unknown>> };
+  if (ds.type === 'ClusterIP') return ds;
+  const actualPorts = ((actual.spec as { ports?: Array<Record<string, unknown>> } | undefined)?.ports ?? []);
+  const ports = (ds.ports ?? []).map((p) => {
+    const match = actualPorts.find((a) => a.name === p.name && a.protocol === p.protocol && typeof a.nodePort === 'number');
+    return match ? { ...p, nodePort: match.nodePort } : p;
+  });
+  return { ...ds, ports };
+}
+
+/** Fields compared and written per kind. */
+export const SYNC_FIELDS: Record<string, string[]> = {
+  ServiceAccount: [],
+  RoleBinding: ['roleRef', 'subjects'],
+  Deployment: ['spec'],
+  Service: ['spec'],
+};
+
+function deploymentAvailable(dep: KubeObject | undefined): { ok: boolean; message: string } {
+  if (!dep) return { ok: false, message: 'agent Deployment not created yet' };
+  const st = (dep.status ?? {}) as { observedGeneration?: number; availableReplicas?: number; conditions?: Array<{ type: string; status: string }> };
+  const gen = dep.metadata?.generation ?? 0;
+  if ((st.observedGeneration ?? 0) < gen) return { ok: false, message: 'agent Deployment rollout not observed yet' };
+  const available = st.conditions?.find((c) => c.type === 'Available')?.status === 'True';
+  if ((st.availableReplicas ?? 0) >= 1 && available) return { ok: true, message: 'agent is available' };
+  return { ok: false, message: `agent Deployment has ${st.availableReplicas ?? 0} available replica(s)` };
+}
+
+export function serviceAddresses(svc: KubeObject | undefined): { clusterIP?: string; loadBalancerIP?: string } {
+  if (!svc) return {};
+  const spec = (svc.spec ?? {}) as { clusterIP?: string; type?: string };
+  const ingress = ((svc.status as { loadBalancer?: { ingress?: Array<{ ip?: string; hostname?: string }> } } | undefined)?.loadBalancer?.ingress ?? [])[0];
+  const clusterIP = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
+  const lb = spec.type === 'LoadBalancer' ? (ingress?.ip ?? ingress?.hostname) : undefined;
+  return { ...(clusterIP ? { clusterIP } : {}), ...(lb ? { loadBalancerIP: lb } : {}) };
+}
+
+export interface ObservedState {
+  deployment?: KubeObject;
+  service?: KubeObject;
+  /** Set when an owned object could not be synced (name clash, API error). */
+  problem?: { reason: string; message: string };
+}
+
+function cond(type: string, status: ConditionStatus, reason: string, message: string, generation: number | undefined, prev: Condition[] | undefined, now: string): Condition {
+  const old = prev?.find((c) => c.type === type);
+  const lastTransitionTime = old && old.status === status ? old.lastTransitionTime : now;
+  return { type, status, reason, message, lastTransitionTime, ...(generation !== undefined ? { observedGeneration: generation } : {}) };
+}
+
+/** The status the controller owns (never bootOverride). */
+export function desiredStatus(vmbmc: VirtualMachineBMC, d: DesiredObjects, observed: ObservedState, now: string): VirtualMachineBMCStatus {
+  const gen = vmbmc.metadata.generation;
+  const prev = vmbmc.status?.conditions;
+  const vmName = vmbmc.spec.virtualMachineRef.name;
+  const conditions: Condition[] = [];
+  conditions.push(
+    d.vmFound
+      ? cond(ConditionType.VirtualMachineAvailable, 'True', Reason.VirtualMachineFound, `VirtualMachine ${vmName} found`, gen, prev, now)
+      : cond(ConditionType.VirtualMachineAvailable, 'False', Reason.VirtualMachineNotFound, `VirtualMachine ${vmName} not found`, gen, prev, now),
+  );
+  const secReason = d.secret.state === 'ok' ? Reason.SecretFound : d.secret.state === 'missing' ? Reason.SecretNotFound : Reason.SecretInvalid;
+  conditions.push(cond(ConditionType.SecretAvailable, d.secret.state === 'ok' ? 'True' : 'False', secReason, d.secret.message, gen, prev, now));
+
+  const addr = serviceAddresses(observed.service);
+  let ready: [ConditionStatus, string, string];
+  if (observed.problem) ready = ['False', observed.problem.reason, observed.problem.message];
+  else if (!d.vmFound) ready = ['False', Reason.VirtualMachineNotFound, `VirtualMachine ${vmName} not found; agent scaled to 0`];
+  else if (d.secret.state !== 'ok') ready = ['False', secReason, `${d.secret.message}; agent scaled to 0`];
+  else {
+    const dep = deploymentAvailable(observed.deployment);
+    const svcType = (observed.service?.spec as { type?: string } | undefined)?.type;
+    if (!dep.ok) ready = ['False', Reason.AgentNotAvailable, dep.message];
+    else if (!addr.clusterIP) ready = ['False', Reason.ServicePending, 'BMC Service has no cluster IP yet'];
+    else if (svcType === 'LoadBalancer' && !addr.loadBalancerIP) ready = ['False', Reason.ServicePending, 'waiting for a load-balancer address'];
+    else ready = ['True', Reason.AgentAvailable, `BMC reachable at ${addr.loadBalancerIP ?? addr.clusterIP}`];
+  }
+  conditions.unshift(cond(ConditionType.Ready, ready[0], ready[1], ready[2], gen, prev, now));
+  return { ...addr, ...(gen !== undefined ? { observedGeneration: gen } : {}), conditions };
+}
+
+/**
+ * The merge patch for /status that moves the current status to `next`, or undefined when nothing
+ * changed. Only controller-owned fields appear; status.bootOverride is never touched.
+ */
+export function statusPatch(current: VirtualMachineBMCStatus | undefined, next: VirtualMachineBMCStatus): Record<string, unknown> | undefined {
+  const cur = current ?? {};
+  const patch: Record<string, unknown> = {};
+  for (const k of ['clusterIP', 'loadBalancerIP', 'observedGeneration'] as const) {
+    if (cur[k] !== next[k]) patch[k] = next[k] ?? null;
+  }
+  if (!conditionsEqual(cur.conditions ?? [], next.conditions ?? [])) patch.conditions = next.conditions ?? [];
+  return Object.keys(patch).length > 0 ? { status: patch } : undefined;
+}
+
+function conditionsEqual(a: Condition[], b: Condition[]): boolean {
+  const fields = ['type', 'status', 'reason', 'message', 'lastTransitionTime', 'observedGeneration'] as const;
+  return a.length === b.length && a.every((c, i) => fields.every((f) => c[f] === b[i]![f]));
+}

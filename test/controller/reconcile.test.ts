@@ -1,0 +1,222 @@
+import { expect } from 'chai';
+import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
+import {
+  checkSecret,
+  desiredObjects,
+  desiredStatus,
+  isSubset,
+  planSync,
+  statusPatch,
+  SYNC_FIELDS,
+} from '../../src/controller/reconcile.js';
+import { agentObjectName } from '../../src/controller/names.js';
+import type { KubeObject } from '../../src/controller/kube/client.js';
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+function vmbmc(spec: Partial<VirtualMachineBMC['spec']> = {}, name = 'bmc1'): VirtualMachineBMC {
+  return {
+    apiVersion: 'bmc.kubevirt.io/v1beta1',
+    kind: 'VirtualMachineBMC',
+    metadata: { name, namespace: 'ns1', uid: 'uid-1', generation: 3 },
+    spec: { virtualMachineRef: { name: 'vm1' }, authSecretRef: { name: 'creds' }, ...spec },
+  };
+}
+const vm: KubeObject = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm1', namespace: 'ns1' } };
+const secret = (user = 'admin', pass = 'pw'): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Secret',
+  metadata: { name: 'creds', namespace: 'ns1' },
+  data: { username: b64(user), password: b64(pass) },
+});
+const agent = { image: 'example.test/virtbmc:1' };
+
+type Container = {
+  args: string[];
+  env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }>;
+  image: string;
+  ports: Array<{ containerPort: number; protocol: string }>;
+  securityContext: Record<string, unknown>;
+  readinessProbe: { httpGet: { path: string; scheme: string } };
+};
+function container(d: KubeObject): Container {
+  return (d.spec as { template: { spec: { containers: Container[] } } }).template.spec.containers[0]!;
+}
+function depSpec(d: KubeObject) {
+  return d.spec as { replicas: number; strategy: { type: string }; template: { metadata: { annotations?: Record<string, string> }; spec: { serviceAccountName: string; securityContext: Record<string, unknown> } } };
+}
+function svcSpec(d: KubeObject) {
+  return d.spec as { type: string; ports: Array<{ name: string; port: number; targetPort: number; protocol: string }> };
+}
+
+describe('controller reconcile (pure)', () => {
+  it('builds the agent Deployment from a VMBMC, VM and Secret', () => {
+    const d = desiredObjects(vmbmc(), vm, secret(), agent);
+    expect(d.name).to.equal('bmc1-virtbmc');
+    const spec = depSpec(d.deployment);
+    expect(spec.replicas).to.equal(1);
+    expect(spec.strategy.type).to.equal('Recreate');
+    expect(spec.template.spec.serviceAccountName).to.equal('bmc1-virtbmc');
+    const c = container(d.deployment);
+    expect(c.image).to.equal('example.test/virtbmc:1');
+    expect(c.args).to.deep.equal(['ns1', 'vm1', '--address', '0.0.0.0', '--ipmi-port', '6230', '--redfish-port', '8000']);
+    expect(c.env.map((e) => [e.name, e.valueFrom?.secretKeyRef.name, e.valueFrom?.secretKeyRef.key])).to.deep.equal([
+      ['BMC_USERNAME', 'creds', 'username'],
+      ['BMC_PASSWORD', 'creds', 'password'],
+    ]);
+    expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
+    expect(c.securityContext.capabilities).to.deep.equal({ drop: ['ALL'] });
+    expect(spec.template.spec.securityContext).to.deep.equal({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c.readinessProbe.httpGet).to.deep.include({ path: '/redfish/v1', scheme: 'HTTP' });
+    expect(spec.template.metadata.annotations?.['bmc.kubevirt.io/secret-hash']).to.match(/^[0-9a-f]{16}$/);
+    // owned by the VMBMC as controller
+    expect(d.deployment.metadata?.ownerReferences).to.deep.equal([
+      { apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', name: 'bmc1', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
+    ]);
+    expect(d.roleBinding.roleRef).to.deep.equal({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'virtbmc' });
+    expect(d.roleBinding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'bmc1-virtbmc', namespace: 'ns1' }]);
+  });
+
+  it('builds the Service: 623/UDP→6230 and 80→8000, type and user metadata from spec.service', () => {
+    const d = desiredObjects(vmbmc({ service: { type: 'NodePort', labels: { team: 'a' }, annotations: { note: 'x' } } }), vm, secret(), agent);
+    const s = svcSpec(d.service);
+    expect(s.type).to.equal('NodePort');
+    expect(s.ports).to.deep.equal([
+      { name: 'ipmi', port: 623, targetPort: 6230, protocol: 'UDP' },
+      { name: 'redfish', port: 80, targetPort: 8000, protocol: 'TCP' },
+    ]);
+    expect(d.service.metadata?.labels).to.include({ team: 'a', 'app.kubernetes.io/name': 'virtbmc' });
+    expect(d.service.metadata?.annotations).to.include({ note: 'x' });
+  });
+
+  it('drops IPMI when disabled, adds storage flags, TLS port 443 and media TLS env', () => {
+    const d = desiredObjects(
+      vmbmc({
+        ipmi: { enabled: false },
+        redfish: {
+          tls: { secretRef: { name: 'bmc-tls' } },
+          virtualMedia: { storage: { storageClassName: 'fast', volumeMode: 'Block' }, tls: { insecureSkipVerify: true, caBundleConfigMapRef: { name: 'ca' } } },
+        },
+      }),
+      vm,
+      secret(),
+      agent,
+    );
+    const c = container(d.deployment);
+    expect(c.args).to.include('--no-ipmi');
+    expect(c.args.join(' ')).to.contain('--storage-class fast --volume-mode Block');
+    expect(c.args.join(' ')).to.contain('--redfish-port 8443');
+    expect(c.args.join(' ')).to.contain('--tls-cert /etc/virtbmc/tls/tls.crt --tls-key /etc/virtbmc/tls/tls.key');
+    expect(c.ports.map((p) => p.protocol)).to.deep.equal(['TCP']);
+    expect(c.readinessProbe.httpGet.scheme).to.equal('HTTPS');
+    expect(c.env.find((e) => e.name === 'VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY')?.value).to.equal('true');
+    expect(c.env.find((e) => e.name === 'VIRTBMC_MEDIA_CA_CONFIGMAP')?.value).to.equal('ca');
+    expect(svcSpec(d.service).ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}`)).to.deep.equal(['80/TCP->8443', '443/TCP->8443']);
+  });
+
+  it('scales to 0 when the VM or the Secret is missing or invalid', () => {
+    expect(desiredObjects(vmbmc(), undefined, secret(), agent).replicas).to.equal(0);
+    expect(desiredObjects(vmbmc(), vm, undefined, agent).replicas).to.equal(0);
+    expect(desiredObjects(vmbmc(), vm, secret('admin', ''), agent).replicas).to.equal(0);
+    expect(checkSecret('creds', secret('', 'x'))).to.deep.include({ state: 'invalid' });
+    expect(checkSecret('creds', undefined).state).to.equal('missing');
+  });
+
+  it('changes the pod template hash when the Secret data changes', () => {
+    const a = checkSecret('creds', secret('admin', 'one')).hash;
+    const b = checkSecret('creds', secret('admin', 'two')).hash;
+    expect(a).to.be.a('string');
+    expect(a).to.not.equal(b);
+    expect(checkSecret('creds', secret('admin', 'one')).hash).to.equal(a);
+  });
+
+  it('names objects after the VMBMC, within 63 characters and collision-free', () => {
+    expect(agentObjectName('x')).to.equal('x-virtbmc');
+    const long1 = agentObjectName('a'.repeat(80) + '1');
+    const long2 = agentObjectName('a'.repeat(80) + '2');
+    expect(long1.length).to.be.at.most(63);
+    expect(long1).to.not.equal(long2);
+    expect(long1).to.match(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+    const dotted = agentObjectName('my.bmc');
+    expect(dotted).to.match(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+    expect(dotted).to.not.equal(agentObjectName('my-bmc'));
+    expect(agentObjectName('1abc')).to.match(/^[a-z]/);
+  });
+
+  it('detects drift but ignores apiserver defaults', () => {
+    const d = desiredObjects(vmbmc(), vm, secret(), agent).deployment;
+    const actual = JSON.parse(JSON.stringify(d)) as KubeObject;
+    const c = (actual.spec as { template: { spec: { containers: Array<Record<string, unknown>>; dnsPolicy?: string } } }).template.spec;
+    c.dnsPolicy = 'ClusterFirst';
+    c.containers[0]!.terminationMessagePath = '/dev/termination-log';
+    (actual.spec as Record<string, unknown>).progressDeadlineSeconds = 600;
+    expect(planSync(d, actual, 'uid-1', SYNC_FIELDS.Deployment!).action).to.equal('none');
+    c.containers[0]!.image = 'evil:latest';
+    const plan = planSync(d, actual, 'uid-1', SYNC_FIELDS.Deployment!);
+    expect(plan.action).to.equal('patch');
+    if (plan.action === 'patch') {
+      const spec = plan.patch.spec as { template: { spec: { containers: Array<{ image: string }> } }; strategy: unknown };
+      expect(spec.template.spec.containers[0]!.image).to.equal('example.test/virtbmc:1');
+      expect(spec.strategy).to.deep.equal({ type: 'Recreate', rollingUpdate: null });
+    }
+    expect(planSync(d, actual, 'someone-else', SYNC_FIELDS.Deployment!).action).to.equal('conflict');
+    expect(planSync(d, undefined, 'uid-1', SYNC_FIELDS.Deployment!).action).to.equal('create');
+  });
+
+  it('removes Service labels dropped from spec.service and keeps allocated nodePorts', () => {
+    const before = desiredObjects(vmbmc({ service: { type: 'NodePort', labels: { team: 'a' } } }), vm, secret(), agent).service;
+    const actual = JSON.parse(JSON.stringify(before)) as KubeObject;
+    (actual.spec as { ports: Array<Record<string, unknown>> }).ports.forEach((p, i) => (p.nodePort = 30000 + i));
+    const after = desiredObjects(vmbmc({ service: { type: 'NodePort' } }), vm, secret(), agent).service;
+    const plan = planSync(after, actual, 'uid-1', SYNC_FIELDS.Service!);
+    expect(plan.action).to.equal('patch');
+    if (plan.action === 'patch') {
+      expect((plan.patch.metadata as { labels: Record<string, unknown> }).labels.team).to.equal(null);
+      expect((plan.patch.spec as { ports: Array<{ nodePort?: number }> }).ports.map((p) => p.nodePort)).to.deep.equal([30000, 30001]);
+    }
+  });
+
+  it('isSubset compares numbers with numeric strings and requires equal array lengths', () => {
+    expect(isSubset({ a: 1 }, { a: 1, b: 2 })).to.equal(true);
+    expect(isSubset([1, 2], [1])).to.equal(false);
+    expect(isSubset({ a: {} }, {})).to.equal(true);
+    expect(isSubset({ a: 'x' }, { a: 'y' })).to.equal(false);
+  });
+
+  it('reports conditions True and False with reasons, and keeps transition times', () => {
+    const b = vmbmc();
+    const t0 = '2026-01-01T00:00:00Z';
+    const d0 = desiredObjects(b, undefined, undefined, agent);
+    const s0 = desiredStatus(b, d0, {}, t0);
+    const byType = (s: typeof s0) => Object.fromEntries((s.conditions ?? []).map((c) => [c.type, c]));
+    expect(byType(s0).VirtualMachineAvailable).to.deep.include({ status: 'False', reason: 'VirtualMachineNotFound' });
+    expect(byType(s0).SecretAvailable).to.deep.include({ status: 'False', reason: 'SecretNotFound' });
+    expect(byType(s0).Ready).to.deep.include({ status: 'False', reason: 'VirtualMachineNotFound', observedGeneration: 3 });
+
+    const d1 = desiredObjects(b, vm, secret(), agent);
+    const dep = { ...d1.deployment, metadata: { ...d1.deployment.metadata, generation: 1 }, status: { observedGeneration: 1, availableReplicas: 1, conditions: [{ type: 'Available', status: 'True' }] } };
+    const svc = { ...d1.service, spec: { ...(d1.service.spec as object), clusterIP: '10.96.0.10' } };
+    const b1 = { ...b, status: s0 };
+    const s1 = desiredStatus(b1, d1, { deployment: dep, service: svc }, '2026-01-01T00:01:00Z');
+    expect(byType(s1).Ready).to.deep.include({ status: 'True', reason: 'AgentAvailable', lastTransitionTime: '2026-01-01T00:01:00Z' });
+    expect(byType(s1).SecretAvailable).to.deep.include({ status: 'True', reason: 'SecretFound' });
+    expect(s1.clusterIP).to.equal('10.96.0.10');
+    // unchanged inputs → no status write; transition time kept
+    const s2 = desiredStatus({ ...b, status: s1 }, d1, { deployment: dep, service: svc }, '2026-01-01T00:02:00Z');
+    expect(byType(s2).Ready!.lastTransitionTime).to.equal('2026-01-01T00:01:00Z');
+    expect(statusPatch(s1, s2)).to.equal(undefined);
+    // the patch never names bootOverride, and clears loadBalancerIP with null
+    const p = statusPatch({ ...s1, loadBalancerIP: '1.2.3.4', bootOverride: { mode: 'Oneshot' } }, s2);
+    expect(p).to.deep.equal({ status: { loadBalancerIP: null } });
+
+    const invalid = desiredStatus(b, desiredObjects(b, vm, secret('', ''), agent), {}, t0);
+    expect(byType(invalid).SecretAvailable).to.deep.include({ status: 'False', reason: 'SecretInvalid' });
+    const lb = desiredObjects(vmbmc({ service: { type: 'LoadBalancer' } }), vm, secret(), agent);
+    const lbSvc = { ...lb.service, spec: { ...(lb.service.spec as object), clusterIP: '10.96.0.11' } };
+    const pending = desiredStatus(b, lb, { deployment: dep, service: lbSvc }, t0);
+    expect(byType(pending).Ready).to.deep.include({ status: 'False', reason: 'ServicePending' });
+    const withIp = desiredStatus(b, lb, { deployment: dep, service: { ...lbSvc, status: { loadBalancer: { ingress: [{ ip: '192.0.2.5' }] } } } }, t0);
+    expect(withIp.loadBalancerIP).to.equal('192.0.2.5');
+    expect(byType(withIp).Ready!.status).to.equal('True');
+  });
+});

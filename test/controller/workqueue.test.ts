@@ -1,0 +1,44 @@
+import { expect } from 'chai';
+import { WorkQueue } from '../../src/controller/workqueue.js';
+
+describe('controller work queue', () => {
+  it('de-duplicates keys and hands a key to one worker at a time', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    expect(q.depth).to.equal(2);
+    const k1 = await q.get();
+    expect(k1).to.equal('a');
+    q.add('a'); // while processing: parked, not handed out twice
+    expect(await q.get()).to.equal('b');
+    let got: string | undefined = 'none';
+    const p = q.get().then((k) => (got = k));
+    await new Promise((r) => setImmediate(r));
+    expect(got).to.equal('none');
+    q.done('a'); // re-queued now
+    await p;
+    expect(got).to.equal('a');
+    q.shutdown();
+    expect(await q.get()).to.equal(undefined);
+  });
+
+  it('backs off exponentially per key and forgets on success', async () => {
+    const q = new WorkQueue({ baseDelayMs: 5, maxDelayMs: 40 });
+    expect(q.addRateLimited('k')).to.equal(5);
+    const t0 = Date.now();
+    expect(await q.get()).to.equal('k');
+    expect(Date.now() - t0).to.be.at.least(4);
+    q.done('k');
+    expect(q.addRateLimited('k')).to.equal(10);
+    expect(await q.get()).to.equal('k');
+    q.done('k');
+    expect(q.addRateLimited('k')).to.equal(20);
+    expect(q.addRateLimited('x')).to.equal(5);
+    for (let i = 0; i < 5; i++) q.addRateLimited('y');
+    expect(q.addRateLimited('y')).to.equal(40);
+    q.forget('k');
+    expect(q.retries('k')).to.equal(0);
+    q.shutdown();
+  });
+});
