@@ -1,5 +1,17 @@
-// PLACEHOLDER — the IPMI helper replaces this file. Signature contract used by src/agent/agent.ts.
+/**
+ * The IPMI LAN server: one UDP socket carrying ASF ping, IPMI 1.5 and IPMI 2.0 (RMCP+). The
+ * protocol work happens in session/engine.ts; this file owns the socket, the timers and the
+ * per-datagram logger.
+ */
+import { createHash } from 'node:crypto';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
 import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
+import { newRequestId } from '../common/logger.js';
+import { buildCommandTable } from './commands/index.js';
+import { uuidToGuidBytes } from './commands/app.js';
+import { IpmiEngine } from './session/engine.js';
+import type { CommandSpec } from './types.js';
 
 export interface IpmiServerOptions extends ProtocolServerOptions {
   /** Allow cipher suite 0 and IPMI 1.5 auth type NONE (off by default). */
@@ -8,8 +20,85 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
   sessionTimeoutSeconds?: number;
   /** Maximum concurrent sessions (default 32). */
   maxSessions?: number;
+  /** Seconds a half-open handshake may wait for its next message (default 5). */
+  handshakeTimeoutSeconds?: number;
+  /** Failed logins from one address within the window that trigger a block (default 5). */
+  loginFailureLimit?: number;
+  /** Window for counting failed logins, seconds (default 30). */
+  loginFailureWindowSeconds?: number;
+  /** How long a blocked address is ignored, seconds (default 10). */
+  loginBlockSeconds?: number;
+  /** Command table override (tests); default: the full table from ./commands. */
+  commands?: ReadonlyMap<number, CommandSpec>;
 }
 
-export async function startIpmiServer(_opts: IpmiServerOptions): Promise<ProtocolServer> {
-  throw new Error('IPMI server not implemented yet');
+/** The GUID sent in RAKP2: the machine's UUID in IPMI layout, or a stable stand-in if unknown. */
+async function bmcGuid(opts: IpmiServerOptions): Promise<Buffer> {
+  try {
+    return uuidToGuidBytes((await opts.machine.getSystemInfo()).uuid);
+  } catch {
+    return createHash('sha256').update('kubevirtbmc-ipmi').digest().subarray(0, 16);
+  }
+}
+
+export async function startIpmiServer(opts: IpmiServerOptions): Promise<ProtocolServer> {
+  const log = opts.logger;
+  const engine = new IpmiEngine({
+    machine: opts.machine,
+    users: opts.users,
+    logger: log,
+    commands: opts.commands ?? buildCommandTable(),
+    allowInsecure: opts.allowInsecure ?? false,
+    channel: 1,
+    guid: await bmcGuid(opts),
+    now: () => Date.now(),
+    maxSessions: opts.maxSessions ?? 32,
+    idleTimeoutMs: (opts.sessionTimeoutSeconds ?? 60) * 1000,
+    handshakeTimeoutMs: (opts.handshakeTimeoutSeconds ?? 5) * 1000,
+    limit: opts.loginFailureLimit ?? 5,
+    windowMs: (opts.loginFailureWindowSeconds ?? 30) * 1000,
+    blockMs: (opts.loginBlockSeconds ?? 10) * 1000,
+  });
+  if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and auth type NONE are accepted');
+
+  const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4' });
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    const rlog = log.child({ rid: newRequestId(), remote: `${rinfo.address}:${rinfo.port}` });
+    void engine.handle(msg, { address: rinfo.address, port: rinfo.port }, rlog).then((reply) => {
+      if (!reply) return;
+      socket.send(reply, rinfo.port, rinfo.address, (err) => {
+        if (err) rlog.debug({ err }, 'send failed');
+      });
+    });
+  });
+  socket.on('error', (err) => log.error({ err }, 'IPMI socket error'));
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    socket.once('error', onError);
+    socket.bind(opts.port, opts.address, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = socket.address();
+  const sweeper = setInterval(() => engine.sweep(), 1000);
+  sweeper.unref();
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  log.info({ address: addr.address, port: addr.port }, 'IPMI server listening');
+
+  let closed = false;
+  return {
+    name: 'ipmi',
+    address: addr.address,
+    port: addr.port,
+    url: `udp://${host}:${addr.port}`,
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweeper);
+      engine.ctx.table.clear();
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
 }

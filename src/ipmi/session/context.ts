@@ -1,0 +1,55 @@
+/** State and settings shared by the session-layer handlers of one IPMI server. */
+import type { UserAccount } from '../../agent/types.js';
+import type { Machine } from '../../backend/types.js';
+import type { Logger } from '../../common/logger.js';
+import type { CommandSpec } from '../types.js';
+import type { LoginLimiter } from './ratelimit.js';
+import type { SessionTable } from './table.js';
+
+export interface EngineSettings {
+  machine: Machine;
+  users: readonly UserAccount[];
+  logger: Logger;
+  /** (netFn << 8) | cmd → handler */
+  commands: ReadonlyMap<number, CommandSpec>;
+  allowInsecure: boolean;
+  /** The IPMI channel number this LAN channel reports */
+  channel: number;
+  /** 16-byte GUID sent in RAKP2 */
+  guid: Buffer;
+  /** Clock, replaceable in tests */
+  now: () => number;
+}
+
+/** A pending IPMI 1.5 Get Session Challenge, waiting for Activate Session. */
+export interface Challenge {
+  tempId: number;
+  challenge: Buffer;
+  authTypeCode: number;
+  user: UserAccount;
+  remoteAddress: string;
+  createdAt: number;
+}
+
+export interface EngineContext extends EngineSettings {
+  table: SessionTable;
+  limiter: LoginLimiter;
+  challenges: Map<number, Challenge>;
+}
+
+export interface Remote {
+  address: string;
+  port: number;
+}
+
+/** Id IPMI reports for a configured user: position in the list + 2 (id 1 is the reserved anonymous user). */
+export function userIdFor(users: readonly UserAccount[], username: string): number {
+  const i = users.findIndex((u) => u.username === username);
+  return i < 0 ? 0 : i + 2;
+}
+
+export function findUser(users: readonly UserAccount[], name: Buffer | string): UserAccount | undefined {
+  const n = typeof name === 'string' ? name : name.toString('latin1');
+  if (n.length === 0) return undefined;
+  return users.find((u) => u.username === n);
+}

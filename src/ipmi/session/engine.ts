@@ -1,0 +1,312 @@
+/**
+ * Datagram-level IPMI engine: classifies each UDP payload (ASF, IPMI 1.5, RMCP+), runs the
+ * session handshakes, authenticates and decrypts in-session packets, dispatches requests and
+ * builds the reply datagram. No sockets here: server.ts owns the socket.
+ * Every malformed, unauthenticated or replayed datagram yields `undefined` (nothing sent).
+ */
+import { randomBytes } from 'node:crypto';
+import { isBackendError } from '../../backend/types.js';
+import type { Logger } from '../../common/logger.js';
+import {
+  AuthType,
+  PayloadType,
+  RmcpClass,
+  aesDecrypt,
+  aesEncrypt,
+  decodeAsf,
+  decodeLanRequest,
+  decodeRmcpHeader,
+  decodeRmcpPlus,
+  decodeV15,
+  encodeAsfPong,
+  encodeRmcpHeader,
+  encodeRmcpPlus,
+  encodeV15,
+  isAsfPing,
+  responseFor,
+  verifyIntegrity,
+  verifyV15AuthCode,
+  type LanRequest,
+  type RmcpPlusPacket,
+  type V15Packet,
+} from '../codec/index.js';
+import { CC, NetFn, type CommandContext, type IpmiResponse } from '../types.js';
+import {
+  SESSION_CMD_PRIVILEGE,
+  SessionCmd,
+  closeSession,
+  getChannelAuthCaps,
+  getChannelCipherSuites,
+  getSessionInfo,
+  isPreSessionCommand,
+  setSessionPrivilege,
+  type SessionCmdResult,
+} from './commands.js';
+import type { EngineContext, EngineSettings, Remote } from './context.js';
+import { LoginLimiter, type LoginLimiterOptions } from './ratelimit.js';
+import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
+import { SessionTable, type Session, type SessionTableOptions } from './table.js';
+import { activateSession, authTypeAllowed, getSessionChallenge } from './v15.js';
+
+/** Larger datagrams are dropped unread. */
+export const MAX_DATAGRAM = 1024;
+
+export interface EngineOptions extends EngineSettings, SessionTableOptions, LoginLimiterOptions {}
+
+type Envelope = { kind: 'v15-pre' } | { kind: 'rmcp-pre' } | { kind: 'session'; session: Session };
+
+export class IpmiEngine {
+  readonly ctx: EngineContext;
+
+  constructor(opts: EngineOptions) {
+    this.ctx = {
+      ...opts,
+      table: new SessionTable({ maxSessions: opts.maxSessions, idleTimeoutMs: opts.idleTimeoutMs, handshakeTimeoutMs: opts.handshakeTimeoutMs }),
+      limiter: new LoginLimiter({ limit: opts.limit, windowMs: opts.windowMs, blockMs: opts.blockMs }),
+      challenges: new Map(),
+    };
+  }
+
+  /** Expire idle sessions and stale handshakes. */
+  sweep(): number {
+    return this.ctx.table.sweep(this.ctx.now());
+  }
+
+  /** Handles one datagram; resolves to the reply datagram or undefined. Never rejects. */
+  async handle(buf: Buffer, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+    try {
+      return await this.handleUnsafe(buf, remote, log);
+    } catch (e) {
+      log.error({ err: e }, 'unexpected error while handling an IPMI datagram');
+      return undefined;
+    }
+  }
+
+  private drop(log: Logger, reason: string): undefined {
+    log.debug({ reason }, 'datagram dropped');
+    return undefined;
+  }
+
+  private async handleUnsafe(buf: Buffer, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+    if (buf.length > MAX_DATAGRAM) return this.drop(log, 'oversized');
+    const h = decodeRmcpHeader(buf);
+    if (!h.ok) return this.drop(log, h.message);
+    if (h.value.isAck) return undefined;
+    const body = buf.subarray(4);
+    if (h.value.msgClass === RmcpClass.ASF) {
+      const m = decodeAsf(body);
+      if (!m.ok || !isAsfPing(m.value)) return this.drop(log, 'not an ASF ping');
+      return encodeAsfPong(m.value.tag, h.value.sequence);
+    }
+    if (h.value.msgClass !== RmcpClass.IPMI) return this.drop(log, `RMCP class ${h.value.msgClass}`);
+    if (body.length > 0 && body[0] === AuthType.RMCPPLUS) {
+      const p = decodeRmcpPlus(body);
+      if (!p.ok) return this.drop(log, p.message);
+      return this.handleRmcpPlus(p.value, remote, log);
+    }
+    const p = decodeV15(body);
+    if (!p.ok) return this.drop(log, p.message);
+    return this.handleV15(p.value, remote, log);
+  }
+
+  // ---- RMCP+ -----------------------------------------------------------------------------------
+
+  private async handleRmcpPlus(p: RmcpPlusPacket, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+    const ctx = this.ctx;
+    if (p.sessionId === 0) {
+      if (p.authenticated || p.encrypted) return this.drop(log, 'pre-session packet with security bits');
+      const pre = (type: number, payload: Buffer | undefined) =>
+        payload && this.wrapRmcp({ payloadType: type, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload });
+      switch (p.payloadType) {
+        case PayloadType.IPMI: {
+          const req = decodeLanRequest(p.payload);
+          if (!req.ok) return this.drop(log, req.message);
+          return this.dispatch(req.value, { kind: 'rmcp-pre' }, remote, log);
+        }
+        case PayloadType.OPEN_SESSION_REQUEST:
+          return pre(PayloadType.OPEN_SESSION_RESPONSE, handleOpenSession(ctx, p.payload, remote, log));
+        case PayloadType.RAKP1:
+          return pre(PayloadType.RAKP2, handleRakp1(ctx, p.payload, remote, log));
+        case PayloadType.RAKP3:
+          return pre(PayloadType.RAKP4, handleRakp3(ctx, p.payload, remote, log));
+        default:
+          return this.drop(log, `pre-session payload type ${p.payloadType}`);
+      }
+    }
+    const s = ctx.table.get(p.sessionId);
+    if (!s || s.protocol !== 'rmcp+' || s.state !== 'active' || !s.rmcp) return this.drop(log, 'unknown session');
+    const suite = s.rmcp.suite;
+    const needAuth = suite.integrity !== 0;
+    const needEnc = suite.conf !== 0;
+    if (p.authenticated !== needAuth || p.encrypted !== needEnc) return this.drop(log, 'security bits do not match the session');
+    if (needAuth && !verifyIntegrity(p, suite.integrity, s.rmcp.k1!)) return this.drop(log, 'bad integrity code');
+    if (!s.inbound.check(p.sequence)) return this.drop(log, `sequence ${p.sequence} outside the window or replayed`);
+    if (p.payloadType !== PayloadType.IPMI) return this.drop(log, `payload type ${p.payloadType} not supported in session`);
+    let msg = p.payload;
+    if (needEnc) {
+      const d = aesDecrypt(s.rmcp.aesKey!, p.payload);
+      if (!d.ok) return this.drop(log, d.message);
+      msg = d.value;
+    }
+    s.inbound.commit(p.sequence);
+    s.lastActivity = ctx.now();
+    const req = decodeLanRequest(msg);
+    if (!req.ok) return this.drop(log, req.message);
+    return this.dispatch(req.value, { kind: 'session', session: s }, remote, log);
+  }
+
+  private wrapRmcp(p: Parameters<typeof encodeRmcpPlus>[0], integrity?: Parameters<typeof encodeRmcpPlus>[1]): Buffer {
+    return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeRmcpPlus(p, integrity)]);
+  }
+
+  // ---- IPMI 1.5 --------------------------------------------------------------------------------
+
+  private async handleV15(p: V15Packet, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+    const ctx = this.ctx;
+    if (p.sessionId === 0) {
+      if (p.authType !== AuthType.NONE) return this.drop(log, 'pre-session packet with an auth code');
+      const req = decodeLanRequest(p.message);
+      if (!req.ok) return this.drop(log, req.message);
+      return this.dispatch(req.value, { kind: 'v15-pre' }, remote, log);
+    }
+    if (ctx.challenges.has(p.sessionId)) {
+      const req = decodeLanRequest(p.message);
+      if (!req.ok) return this.drop(log, req.message);
+      if (req.value.netFn !== NetFn.APP || req.value.cmd !== SessionCmd.ACTIVATE_SESSION) return this.drop(log, 'only Activate Session may use a temporary id');
+      const out = activateSession(ctx, p, req.value, remote, log);
+      if (!out) return undefined;
+      const msg = responseFor(req.value, out.result.cc, out.result.data);
+      return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(out.authTypeCode, out.headerSeq, out.tempId, msg, out.pw16)]);
+    }
+    const s = ctx.table.get(p.sessionId);
+    if (!s || s.protocol !== 'v15' || s.state !== 'active' || !s.v15) return this.drop(log, 'unknown session');
+    if (p.authType !== s.v15.authTypeCode || !authTypeAllowed(ctx, p.authType)) return this.drop(log, 'auth type does not match the session');
+    if (!verifyV15AuthCode(p, s.v15.pw16)) return this.drop(log, 'bad auth code');
+    if (!s.inbound.check(p.sequence)) return this.drop(log, `sequence ${p.sequence} outside the window or replayed`);
+    s.inbound.commit(p.sequence);
+    s.lastActivity = ctx.now();
+    const req = decodeLanRequest(p.message);
+    if (!req.ok) return this.drop(log, req.message);
+    return this.dispatch(req.value, { kind: 'session', session: s }, remote, log);
+  }
+
+  // ---- dispatch --------------------------------------------------------------------------------
+
+  private wrap(env: Envelope, msg: Buffer): Buffer {
+    if (env.kind === 'v15-pre') return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(AuthType.NONE, 0, 0, msg)]);
+    if (env.kind === 'rmcp-pre') {
+      return this.wrapRmcp({ payloadType: PayloadType.IPMI, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload: msg });
+    }
+    const s = env.session;
+    if (s.protocol === 'v15') {
+      const v = s.v15!;
+      return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(v.authTypeCode, s.nextOutSeq(), s.id, msg, v.pw16)]);
+    }
+    const k = s.rmcp!;
+    const enc = k.suite.conf !== 0;
+    const auth = k.suite.integrity !== 0;
+    return this.wrapRmcp(
+      {
+        payloadType: PayloadType.IPMI,
+        encrypted: enc,
+        authenticated: auth,
+        sessionId: k.consoleId,
+        sequence: s.nextOutSeq(),
+        payload: enc ? aesEncrypt(k.aesKey!, randomBytes(16), msg) : msg,
+      },
+      auth ? { alg: k.suite.integrity, k1: k.k1! } : undefined,
+    );
+  }
+
+  private async dispatch(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+    const r = await this.execute(req, env, remote, log);
+    if (!r) return undefined;
+    const out = this.wrap(env, responseFor(req, r.cc, r.data));
+    if (r.closeAfter !== undefined) {
+      this.ctx.table.delete(r.closeAfter);
+      log.info({ sid: r.closeAfter }, 'session closed');
+    }
+    return out;
+  }
+
+  private async execute(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Promise<SessionCmdResult | undefined> {
+    const ctx = this.ctx;
+    if (env.kind !== 'session') {
+      if (!isPreSessionCommand(req)) return { cc: CC.INSUFFICIENT_PRIVILEGE };
+      switch (req.cmd) {
+        case SessionCmd.GET_CHANNEL_AUTH_CAPS:
+          return getChannelAuthCaps(ctx, req);
+        case SessionCmd.GET_CHANNEL_CIPHER_SUITES:
+          return getChannelCipherSuites(ctx, req);
+        default:
+          // Get Session Challenge belongs to IPMI 1.5
+          return env.kind === 'v15-pre' ? getSessionChallenge(ctx, req, remote, log) : { cc: CC.INVALID_COMMAND };
+      }
+    }
+    const s = env.session;
+    if (req.netFn === NetFn.APP && SESSION_CMD_PRIVILEGE.has(req.cmd)) {
+      if (s.privilege < SESSION_CMD_PRIVILEGE.get(req.cmd)!) return { cc: CC.INSUFFICIENT_PRIVILEGE };
+      switch (req.cmd) {
+        case SessionCmd.GET_CHANNEL_AUTH_CAPS:
+          return getChannelAuthCaps(ctx, req);
+        case SessionCmd.GET_CHANNEL_CIPHER_SUITES:
+          return getChannelCipherSuites(ctx, req);
+        case SessionCmd.SET_SESSION_PRIVILEGE:
+          return setSessionPrivilege(s, req);
+        case SessionCmd.CLOSE_SESSION:
+          return closeSession(ctx, s, req);
+        case SessionCmd.GET_SESSION_INFO:
+          return getSessionInfo(ctx, s, req);
+      }
+    }
+    if (req.netFn === NetFn.APP && (req.cmd === SessionCmd.GET_SESSION_CHALLENGE || req.cmd === SessionCmd.ACTIVATE_SESSION)) {
+      return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
+    }
+    return this.runHandler(req, s, log);
+  }
+
+  private async runHandler(req: LanRequest, s: Session, log: Logger): Promise<IpmiResponse> {
+    const spec = this.ctx.commands.get((req.netFn << 8) | req.cmd);
+    if (!spec) return { cc: CC.INVALID_COMMAND };
+    if (s.privilege < spec.minPrivilege) {
+      log.info({ cmd: spec.name, privilege: s.privilege, needed: spec.minPrivilege }, 'insufficient privilege');
+      return { cc: CC.INSUFFICIENT_PRIVILEGE };
+    }
+    const cctx: CommandContext = {
+      req: { netFn: req.netFn, cmd: req.cmd, lun: req.rsLUN, data: req.data },
+      session: s,
+      machine: this.ctx.machine,
+      users: this.ctx.users,
+      logger: log,
+      channel: this.ctx.channel,
+    };
+    try {
+      const r = await spec.handler(cctx);
+      return { cc: r.cc & 0xff, ...(r.data ? { data: r.data } : {}) };
+    } catch (e) {
+      return completionForError(e, spec.name, log);
+    }
+  }
+}
+
+/** Maps a handler failure onto a completion code. */
+export function completionForError(e: unknown, command: string, log: Logger): IpmiResponse {
+  if (isBackendError(e)) {
+    switch (e.code) {
+      case 'Busy':
+        return { cc: CC.NODE_BUSY };
+      case 'Conflict':
+        return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
+      case 'InvalidArgument':
+        return { cc: CC.INVALID_DATA_FIELD };
+      case 'Unsupported':
+        return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
+      case 'Unavailable':
+      case 'NotFound':
+        log.warn({ command, code: e.code, msg: e.message }, 'backend cannot serve the request');
+        return { cc: CC.UNSPECIFIED };
+    }
+  }
+  log.error({ err: e, command }, 'command handler failed');
+  return { cc: CC.UNSPECIFIED };
+}

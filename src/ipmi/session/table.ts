@@ -1,0 +1,209 @@
+/**
+ * Session table: random non-zero 32-bit ids, sliding sequence windows, idle and handshake
+ * expiry, and a cap on concurrent sessions (half-open RMCP+ handshakes included).
+ */
+import { randomBytes } from 'node:crypto';
+import type { UserAccount } from '../../agent/types.js';
+import type { CipherSuite } from '../codec/suites.js';
+import { Privilege, type SessionView } from '../types.js';
+
+/**
+ * Accepts sequence numbers within [highest-below, highest+above] (32-bit wrap-around) that have
+ * not been seen yet. Check first, commit only after the packet has authenticated.
+ */
+export class SeqWindow {
+  private highest: number;
+  private readonly seen = new Set<number>();
+
+  constructor(
+    start: number,
+    private readonly below: number,
+    private readonly above: number,
+  ) {
+    this.highest = start >>> 0;
+  }
+
+  check(seq: number): boolean {
+    if (seq === 0) return false;
+    const d = (seq - this.highest) | 0;
+    if (d < -this.below || d > this.above) return false;
+    return !this.seen.has(seq >>> 0);
+  }
+
+  commit(seq: number): void {
+    const s = seq >>> 0;
+    this.seen.add(s);
+    if (((s - this.highest) | 0) > 0) this.highest = s;
+    if (this.seen.size > 64) {
+      for (const x of this.seen) if (((this.highest - x) | 0) > this.below) this.seen.delete(x);
+    }
+  }
+}
+
+export type SessionState =
+  /** RMCP+: Open Session answered, waiting for RAKP1 */
+  | 'opened'
+  /** RMCP+: RAKP2 sent, waiting for RAKP3 */
+  | 'rakp'
+  | 'active';
+
+export interface RmcpPlusKeys {
+  suite: CipherSuite;
+  consoleId: number;
+  /** Requested max privilege from Open Session (0 = any) */
+  openMaxPriv: number;
+  rm?: Buffer;
+  rc?: Buffer;
+  role?: number;
+  username?: Buffer;
+  sik?: Buffer;
+  k1?: Buffer;
+  /** AES key, K2[0..15] */
+  aesKey?: Buffer;
+  /** RAKP4 already sent, kept so a retransmitted RAKP3 gets the same answer */
+  rakp4?: Buffer;
+  rakp3Code?: Buffer;
+}
+
+export interface V15Keys {
+  authType: 'md5' | 'password' | 'none';
+  authTypeCode: number;
+  pw16: Buffer;
+}
+
+export class Session implements SessionView {
+  id: number;
+  readonly handle: number;
+  readonly remote: string;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly protocol: 'rmcp+' | 'v15';
+  state: SessionState;
+  username = '';
+  user?: UserAccount;
+  userId = 0;
+  privilege: Privilege = Privilege.User;
+  maxPrivilege: Privilege = Privilege.User;
+  readonly createdAt: number;
+  lastActivity: number;
+  /** BMC → console sequence number */
+  outSeq = 1;
+  inbound: SeqWindow;
+  rmcp?: RmcpPlusKeys;
+  v15?: V15Keys;
+
+  constructor(init: { id: number; handle: number; remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number }) {
+    this.id = init.id;
+    this.handle = init.handle;
+    this.remoteAddress = init.remoteAddress;
+    this.remotePort = init.remotePort;
+    this.remote = `${init.remoteAddress}:${init.remotePort}`;
+    this.protocol = init.protocol;
+    this.state = init.protocol === 'rmcp+' ? 'opened' : 'active';
+    this.createdAt = init.now;
+    this.lastActivity = init.now;
+    this.inbound = init.protocol === 'rmcp+' ? new SeqWindow(0, 16, 15) : new SeqWindow(0, 8, 8);
+  }
+
+  get authType(): SessionView['authType'] {
+    return this.protocol === 'rmcp+' ? 'rmcp+' : (this.v15?.authType ?? 'none');
+  }
+
+  get cipherSuite(): number | undefined {
+    return this.rmcp?.suite.id;
+  }
+
+  /** Next outbound sequence number (never 0). */
+  nextOutSeq(): number {
+    const s = this.outSeq;
+    this.outSeq = (this.outSeq + 1) >>> 0 || 1;
+    return s;
+  }
+}
+
+export interface SessionTableOptions {
+  maxSessions: number;
+  idleTimeoutMs: number;
+  handshakeTimeoutMs: number;
+}
+
+export class SessionTable {
+  private readonly byId = new Map<number, Session>();
+  private nextHandle = 1;
+
+  constructor(readonly opts: SessionTableOptions) {}
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  get activeCount(): number {
+    let n = 0;
+    for (const s of this.byId.values()) if (s.state === 'active') n++;
+    return n;
+  }
+
+  get(id: number): Session | undefined {
+    return this.byId.get(id >>> 0);
+  }
+
+  /** Active sessions in creation order. */
+  active(): Session[] {
+    return [...this.byId.values()].filter((s) => s.state === 'active');
+  }
+
+  /** A fresh random non-zero id not in use. */
+  newId(): number {
+    for (;;) {
+      const id = randomBytes(4).readUInt32LE(0);
+      if (id !== 0 && !this.byId.has(id)) return id;
+    }
+  }
+
+  /**
+   * Adds a session if there is room. At the cap, the oldest half-open handshake is evicted to
+   * make room; if every slot holds an active session, returns undefined.
+   */
+  create(init: { remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number; state?: SessionState }): Session | undefined {
+    this.sweep(init.now);
+    if (this.byId.size >= this.opts.maxSessions) {
+      let oldest: Session | undefined;
+      for (const s of this.byId.values()) if (s.state !== 'active' && (!oldest || s.createdAt < oldest.createdAt)) oldest = s;
+      if (!oldest) return undefined;
+      this.byId.delete(oldest.id);
+    }
+    const handle = this.nextHandle;
+    this.nextHandle = this.nextHandle >= 0xfd ? 1 : this.nextHandle + 1;
+    const s = new Session({ ...init, id: this.newId(), handle });
+    if (init.state) s.state = init.state;
+    this.byId.set(s.id, s);
+    return s;
+  }
+
+  /** Whether an active session could be added without evicting anything active. */
+  hasRoomForActive(now: number): boolean {
+    this.sweep(now);
+    return this.activeCount < this.opts.maxSessions;
+  }
+
+  delete(id: number): boolean {
+    return this.byId.delete(id >>> 0);
+  }
+
+  /** Drops idle sessions and stale handshakes. Returns how many went. */
+  sweep(now: number): number {
+    let n = 0;
+    for (const s of this.byId.values()) {
+      const limit = s.state === 'active' ? this.opts.idleTimeoutMs : this.opts.handshakeTimeoutMs;
+      if (now - s.lastActivity > limit) {
+        this.byId.delete(s.id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  clear(): void {
+    this.byId.clear();
+  }
+}
