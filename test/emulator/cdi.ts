@@ -1,0 +1,133 @@
+/**
+ * CDI behaviour for DataVolumes: a PVC appears, the import runs ImportScheduled → ImportInProgress
+ * (progress "0.00%" … "100.0%") → Succeeded. Nothing is ever downloaded; a source URL whose host is
+ * "unreachable.invalid" fails to connect the way CDI reports it (Running=False, reason Error).
+ */
+import type { Clock } from './clock.js';
+import type { Store } from './store.js';
+import type { KubeObject } from './types.js';
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown): Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
+}
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export const UNREACHABLE_HOST = 'unreachable.invalid';
+
+function sourceUrl(dv: KubeObject): { kind: string; url?: string } {
+  const src = obj(obj(dv.spec).source);
+  const kind = Object.keys(src)[0] ?? 'blank';
+  const url = obj(src[kind]).url;
+  return { kind, url: typeof url === 'string' ? url : undefined };
+}
+
+function hostOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url.replace(/^docker:\/\//, 'https://')).hostname;
+  } catch {
+    return undefined;
+  }
+}
+
+function conditions(bound: boolean, ready: boolean, running: { status: string; reason: string; message?: string }): Obj[] {
+  const t = now();
+  return [
+    { type: 'Bound', status: bound ? 'True' : 'False', reason: bound ? 'Bound' : 'Pending', message: bound ? 'PVC Bound' : 'PVC Pending', lastHeartbeatTime: t, lastTransitionTime: t },
+    { type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? '' : 'TransferRunning', lastHeartbeatTime: t, lastTransitionTime: t },
+    { type: 'Running', status: running.status, reason: running.reason, ...(running.message ? { message: running.message } : {}), lastHeartbeatTime: t, lastTransitionTime: t },
+  ];
+}
+
+export function installCdi(store: Store, clock: Clock, importMs: number): void {
+  const dvT = store.registry.mustByKind('cdi.kubevirt.io/v1beta1', 'DataVolume');
+  const pvcT = store.registry.mustByKind('v1', 'PersistentVolumeClaim');
+
+  const setStatus = (ns: string, name: string, uid: string, status: Obj): boolean => {
+    const dv = store.get(dvT, ns, name);
+    if (!dv || dv.metadata.uid !== uid || dv.metadata.deletionTimestamp) return false;
+    dv.status = status;
+    store.update(dvT, dv, { force: true });
+    return true;
+  };
+
+  const ensurePvc = (dv: KubeObject): void => {
+    const ns = dv.metadata.namespace ?? '';
+    const name = dv.metadata.name ?? '';
+    if (store.peek(pvcT, ns, name)) return;
+    const spec = obj(dv.spec);
+    const pvcSpec = obj(spec.pvc ?? spec.storage);
+    store.create(pvcT, {
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: {
+        name,
+        namespace: ns,
+        labels: { app: 'containerized-data-importer' },
+        ownerReferences: [{ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', name, uid: dv.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
+      },
+      spec: { accessModes: ['ReadWriteOnce'], ...pvcSpec },
+      status: { phase: 'Bound', accessModes: ['ReadWriteOnce'], capacity: obj(obj(pvcSpec.resources).requests) },
+    });
+  };
+
+  const run = (dv: KubeObject): void => {
+    const ns = dv.metadata.namespace ?? '';
+    const name = dv.metadata.name ?? '';
+    const uid = dv.metadata.uid ?? '';
+    const { kind, url } = sourceUrl(dv);
+    const step = Math.max(1, Math.floor(importMs / 6));
+    setStatus(ns, name, uid, { phase: 'Pending', progress: 'N/A', conditions: conditions(false, false, { status: 'False', reason: '' }) });
+    try {
+      ensurePvc(dv);
+    } catch {
+      /* the PVC exists already */
+    }
+    if (kind === 'upload') {
+      clock.after(step, () =>
+        setStatus(ns, name, uid, { phase: 'UploadReady', progress: 'N/A', conditions: conditions(true, false, { status: 'True', reason: 'Pod is running' }) }),
+      );
+      return;
+    }
+    clock.after(step, () => {
+      if (!setStatus(ns, name, uid, { phase: 'ImportScheduled', progress: 'N/A', conditions: conditions(true, false, { status: 'False', reason: 'Pending' }) })) return;
+      clock.after(step, () => {
+        if (hostOf(url) === UNREACHABLE_HOST) {
+          const message = `Unable to connect to http data source: Get "${url}": dial tcp: lookup ${UNREACHABLE_HOST}: no such host`;
+          setStatus(ns, name, uid, {
+            phase: 'ImportInProgress',
+            progress: 'N/A',
+            restartCount: 1,
+            conditions: conditions(true, false, { status: 'False', reason: 'Error', message }),
+          });
+          return;
+        }
+        const progress = (pct: number, last: boolean): void => {
+          const ok = setStatus(ns, name, uid, {
+            phase: last ? 'Succeeded' : 'ImportInProgress',
+            progress: last ? '100.0%' : `${pct.toFixed(2)}%`,
+            conditions: last
+              ? conditions(true, true, { status: 'False', reason: 'Completed' })
+              : conditions(true, false, { status: 'True', reason: 'Pod is running' }),
+          });
+          if (!ok || last) return;
+          const nextPct = pct + 25;
+          clock.after(step, () => progress(nextPct, nextPct >= 100));
+        };
+        progress(0, false);
+      });
+    });
+  };
+
+  store.onEvent((ev) => {
+    if (ev.t === dvT && ev.type === 'ADDED' && !obj(ev.obj.status).phase) {
+      const dv = ev.obj;
+      clock.after(0, () => run(dv));
+    }
+  });
+}

@@ -1,0 +1,31 @@
+/** Timers owned by one emulator, all cancelled by close(). */
+export class Clock {
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private closed = false;
+
+  after(ms: number, fn: () => void): NodeJS.Timeout | undefined {
+    if (this.closed) return undefined;
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (!this.closed) fn();
+    }, Math.max(0, ms));
+    this.timers.add(t);
+    return t;
+  }
+
+  cancel(t: NodeJS.Timeout | undefined): void {
+    if (!t) return;
+    clearTimeout(t);
+    this.timers.delete(t);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+}

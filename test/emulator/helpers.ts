@@ -1,0 +1,35 @@
+/** Helpers for the emulator's own tests: raw calls the typed clients cannot make (KubeVirt subresources). */
+import type { KubeConfig } from '@kubernetes/client-node';
+
+export interface RawReply {
+  status: number;
+  body: unknown;
+}
+
+/** A request authenticated the way client-node would, via kc.applyToFetchOptions(). */
+export async function rawRequest(kc: KubeConfig, method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<RawReply> {
+  const opts = await kc.applyToFetchOptions({});
+  // client-node hands back node-fetch Headers: copy them into a plain object for the global fetch
+  const headers: Record<string, string> = { 'Content-Type': contentType };
+  const h = opts.headers as { forEach?: (cb: (v: string, k: string) => void) => void } | Record<string, string> | undefined;
+  if (h && typeof h.forEach === 'function') (h as { forEach: (cb: (v: string, k: string) => void) => void }).forEach((v, k) => (headers[k] = v));
+  else if (h) Object.assign(headers, h);
+  const server = kc.getCurrentCluster()?.server ?? '';
+  const res = await fetch(server + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* plain text */
+  }
+  return { status: res.status, body: parsed };
+}
+
+export function vmSubresource(kc: KubeConfig, ns: string, name: string, action: string, body: unknown = {}): Promise<RawReply> {
+  return rawRequest(kc, 'PUT', `/apis/subresources.kubevirt.io/v1/namespaces/${ns}/virtualmachines/${name}/${action}`, body);
+}
+
+export function vmiSubresource(kc: KubeConfig, ns: string, name: string, action: string, body: unknown = {}): Promise<RawReply> {
+  return rawRequest(kc, 'PUT', `/apis/subresources.kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances/${name}/${action}`, body);
+}

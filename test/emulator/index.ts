@@ -1,0 +1,185 @@
+/**
+ * In-process Kubernetes apiserver emulator for tests: HTTP on 127.0.0.1 (port 0), spoken to by an
+ * unmodified @kubernetes/client-node through a kubeconfig. Includes small KubeVirt, CDI and
+ * workload controllers, fault injection and an audit log. See docs/testing-emulator.md.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { installCdi } from './cdi.js';
+import { Clock } from './clock.js';
+import { installKubevirt, type KubevirtHooks } from './kubevirt.js';
+import { Registry } from './resources.js';
+import { EmulatorServer } from './server.js';
+import { Store } from './store.js';
+import type { AuditEntry, EmulatorOptions, KubeObject } from './types.js';
+import { installWorkloads } from './workloads.js';
+
+export type { AuditEntry, AuditVerb, EmulatorOptions, KubeObject, ObjectMeta, OwnerReference } from './types.js';
+export type { GuestAgentInfo, KubevirtAction, KubevirtHooks, RunStrategy } from './kubevirt.js';
+export { ApiError } from './status.js';
+export { UNREACHABLE_HOST } from './cdi.js';
+
+export interface EmulatorFaults {
+  /** the next `count` requests (matching `match`, if given) fail with `status` (default 500) and a Status body */
+  failNext(count: number, status?: number, match?: (req: { method: string; path: string }) => boolean): void;
+  /** close every open watch stream now */
+  dropWatches(): void;
+  /** stop listening (clients see ECONNREFUSED) / listen again on the SAME port; await it to be sure */
+  refuseConnections(on: boolean): Promise<void>;
+  /** delay every response by ms (0 = off) */
+  delayResponses(ms: number): void;
+  /** compact: any watch from an older resourceVersion gets a 410 Expired ERROR event */
+  expireHistory(): void;
+}
+
+export interface ApiServerEmulator {
+  url: string;
+  kubeconfigPath: string;
+  kubeconfigYaml: string;
+  makeKubeConfig(): KubeConfig;
+  /** every request, in order */
+  audit: AuditEntry[];
+  /** fills metadata (uid, resourceVersion, creationTimestamp, generation); runs the same defaulting/validation as the API */
+  create(obj: KubeObject): KubeObject;
+  get(apiVersion: string, kind: string, namespace: string | undefined, name: string): KubeObject | undefined;
+  list(apiVersion: string, kind: string, namespace?: string): KubeObject[];
+  /** writes the whole object (status too), ignoring metadata.resourceVersion; bumps it, emits MODIFIED */
+  update(obj: KubeObject): KubeObject;
+  /** like an API DELETE with background propagation (finalizers respected) */
+  delete(apiVersion: string, kind: string, namespace: string | undefined, name: string): void;
+  /** polls fn every 5 ms until it returns a truthy value; rejects after timeoutMs (default 5000) */
+  waitFor<T>(fn: () => T | undefined | false, timeoutMs?: number): Promise<T>;
+  faults: EmulatorFaults;
+  /** KubeVirt test hooks (present when the kubevirt option is on) */
+  kubevirt: KubevirtHooks;
+  /** the current resourceVersion of the store */
+  resourceVersion(): string;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiServerEmulator> {
+  const o = {
+    vmiPhaseDelayMs: opts.vmiPhaseDelayMs ?? 20,
+    vmiStopDelayMs: opts.vmiStopDelayMs ?? 20,
+    dataVolumeImportMs: opts.dataVolumeImportMs ?? 50,
+    workloadDelayMs: opts.workloadDelayMs ?? 20,
+    watchHistory: opts.watchHistory ?? 1000,
+    kubevirt: opts.kubevirt ?? true,
+    cdi: opts.cdi ?? true,
+    token: opts.token ?? randomBytes(16).toString('hex'),
+    requireNamespaces: opts.requireNamespaces ?? false,
+    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,
+  };
+  const clock = new Clock();
+  const registry = new Registry({ kubevirt: o.kubevirt, cdi: o.cdi });
+  const store = new Store(registry, clock, o.watchHistory, o.requireNamespaces);
+  const server = new EmulatorServer(store, o.token, o.bookmarkIntervalMs);
+  installWorkloads(store, clock, o.workloadDelayMs);
+  const noKubevirt = (): never => {
+    throw new Error('emulator: started with kubevirt: false');
+  };
+  const kubevirt: KubevirtHooks = o.kubevirt
+    ? installKubevirt(store, server, clock, { phaseDelayMs: o.vmiPhaseDelayMs, stopDelayMs: o.vmiStopDelayMs })
+    : { actions: [], guestShutdown: noKubevirt, failVmi: noKubevirt, setGuestAgent: noKubevirt };
+  if (o.cdi) installCdi(store, clock, o.dataVolumeImportMs);
+
+  const nsT = registry.mustByKind('v1', 'Namespace');
+  for (const ns of ['default', 'kube-system', 'kube-public']) store.create(nsT, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+
+  await server.listen(0);
+  const url = `http://127.0.0.1:${server.port}`;
+  const kubeconfigYaml = [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: emulator',
+    '  cluster:',
+    `    server: ${url}`,
+    // client-node refuses plain http unless TLS verification is off (nothing to verify on loopback)
+    '    insecure-skip-tls-verify: true',
+    'contexts:',
+    '- name: emulator',
+    '  context:',
+    '    cluster: emulator',
+    '    user: emulator',
+    '    namespace: default',
+    'current-context: emulator',
+    'users:',
+    '- name: emulator',
+    '  user:',
+    `    token: ${o.token}`,
+    '',
+  ].join('\n');
+  const dir = mkdtempSync(join(tmpdir(), 'kube-emulator-'));
+  const kubeconfigPath = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfigPath, kubeconfigYaml, { mode: 0o600 });
+
+  let closed = false;
+  const emu: ApiServerEmulator = {
+    url,
+    kubeconfigPath,
+    kubeconfigYaml,
+    makeKubeConfig() {
+      const kc = new KubeConfig();
+      kc.loadFromString(kubeconfigYaml);
+      return kc;
+    },
+    audit: server.audit,
+    create(obj) {
+      const t = registry.mustByKind(obj.apiVersion, obj.kind);
+      return store.create(t, obj);
+    },
+    get(apiVersion, kind, namespace, name) {
+      return store.get(registry.mustByKind(apiVersion, kind), namespace, name);
+    },
+    list(apiVersion, kind, namespace) {
+      return store.list(registry.mustByKind(apiVersion, kind), namespace);
+    },
+    update(obj) {
+      const t = registry.mustByKind(obj.apiVersion, obj.kind);
+      return store.update(t, obj, { scope: 'all', force: true });
+    },
+    delete(apiVersion, kind, namespace, name) {
+      store.delete(registry.mustByKind(apiVersion, kind), namespace, name);
+    },
+    async waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const v = fn();
+        if (v) return v;
+        if (Date.now() > deadline) throw new Error(`emulator.waitFor: condition not met within ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    faults: {
+      failNext(count, status = 500, match) {
+        if (count > 0) server.faults.push({ remaining: count, status, match });
+      },
+      dropWatches() {
+        server.dropWatches();
+      },
+      refuseConnections(on) {
+        return server.refuse(on);
+      },
+      delayResponses(ms) {
+        server.delayMs = Math.max(0, ms);
+      },
+      expireHistory() {
+        store.compact();
+      },
+    },
+    kubevirt,
+    resourceVersion: () => String(store.rv),
+    async close() {
+      if (closed) return;
+      closed = true;
+      clock.close();
+      await server.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return emu;
+}

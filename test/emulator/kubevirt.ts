@@ -1,0 +1,840 @@
+/**
+ * KubeVirt behaviour: a small virt-controller (VM → VMI, runStrategy, state change requests,
+ * hot-plug), VMI phase progression standing in for virt-handler, the subresources.kubevirt.io API
+ * (start/stop/restart, pause/unpause/softreboot/reset, addvolume/removevolume) and test hooks.
+ * Rules and error texts follow KubeVirt's pkg/virt-api/rest/subresource.go.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { Clock } from './clock.js';
+import { clone, deepEqual } from './patch.js';
+import type { ResourceType } from './resources.js';
+import type { EmulatorServer, SubresourceRequest } from './server.js';
+import { ApiError, badRequest, conflict, invalid } from './status.js';
+import type { Store } from './store.js';
+import type { KubeObject } from './types.js';
+
+export type RunStrategy = 'Always' | 'RerunOnFailure' | 'Manual' | 'Halted' | 'Once';
+const RUN_STRATEGIES: RunStrategy[] = ['Always', 'RerunOnFailure', 'Manual', 'Halted', 'Once'];
+const FINALIZER = 'kubevirt.io/virtualMachineControllerFinalize';
+const GROUP = 'kubevirt.io';
+const SUB_GROUP = 'subresources.kubevirt.io';
+
+type Obj = Record<string, unknown>;
+interface Condition {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  lastTransitionTime?: string | null;
+  lastProbeTime?: string | null;
+}
+interface ChangeRequest {
+  action: 'Start' | 'Stop';
+  uid?: string;
+  data?: Record<string, string>;
+}
+interface VolumeRequest {
+  addVolumeOptions?: { name: string; disk: Obj; volumeSource: Obj; dryRun?: string[] };
+  removeVolumeOptions?: { name: string; dryRun?: string[] };
+}
+
+export interface KubevirtAction {
+  action: string;
+  namespace: string;
+  name: string;
+  body: unknown;
+  code: number;
+}
+
+export interface GuestAgentInfo {
+  guestOSInfo?: Obj;
+  hostname?: string;
+}
+
+/** Test hooks on the emulator (emulator.kubevirt). */
+export interface KubevirtHooks {
+  /** the guest powers off by itself: the VMI goes Succeeded and the runStrategy decides what follows */
+  guestShutdown(namespace: string, name: string): void;
+  /** the VMI fails (e.g. the launcher crashed): phase Failed */
+  failVmi(namespace: string, name: string, reason?: string): void;
+  /** connect (info) or disconnect (undefined) the guest agent: AgentConnected condition, status.guestOSInfo */
+  setGuestAgent(namespace: string, name: string, info: GuestAgentInfo | undefined): void;
+  /** every subresource call (start, stop, softreboot, reset, ...) in order, with the status answered */
+  actions: KubevirtAction[];
+}
+
+function now(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+function obj(v: unknown): Obj {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Obj) : {};
+}
+
+function arr<T = Obj>(v: unknown): T[] {
+  return Array.isArray(v) ? (v as T[]) : [];
+}
+
+export function runStrategyOf(vm: KubeObject): RunStrategy {
+  const spec = obj(vm.spec);
+  if (typeof spec.runStrategy === 'string') return spec.runStrategy as RunStrategy;
+  return spec.running === true ? 'Always' : 'Halted';
+}
+
+function phaseOf(vmi: KubeObject | undefined): string {
+  return (obj(vmi?.status).phase as string | undefined) ?? '';
+}
+
+function isFinal(vmi: KubeObject | undefined): boolean {
+  const p = phaseOf(vmi);
+  return p === 'Succeeded' || p === 'Failed';
+}
+
+function conds(o: KubeObject | undefined): Condition[] {
+  return arr<Condition>(obj(o?.status).conditions);
+}
+
+function hasCond(o: KubeObject | undefined, type: string, status = 'True'): boolean {
+  return conds(o).some((c) => c.type === type && c.status === status);
+}
+
+function setCond(list: Condition[], c: Condition): Condition[] {
+  const prev = list.find((x) => x.type === c.type);
+  const ltt = prev && prev.status === c.status ? prev.lastTransitionTime : now();
+  return [...list.filter((x) => x.type !== c.type), { ...c, lastProbeTime: null, lastTransitionTime: ltt }];
+}
+
+function macFor(seed: string): string {
+  const h = createHash('sha256').update(seed).digest();
+  return ['02', '54', '00', h[0], h[1], h[2]].map((x) => (typeof x === 'number' ? x.toString(16).padStart(2, '0') : x)).join(':');
+}
+
+function parseBody(b: unknown): Obj {
+  if (b === undefined || b === null) return {};
+  if (typeof b !== 'object' || Array.isArray(b)) {
+    throw badRequest('Can not unmarshal Request body to struct, error: json: cannot unmarshal into Go value');
+  }
+  return b as Obj;
+}
+
+function isDryRun(body: Obj): boolean {
+  return Array.isArray(body.dryRun) && (body.dryRun as unknown[]).includes('All');
+}
+
+export interface KubevirtTimings {
+  phaseDelayMs: number;
+  stopDelayMs: number;
+}
+
+export function installKubevirt(store: Store, server: EmulatorServer, clock: Clock, timing: KubevirtTimings): KubevirtHooks {
+  const vmT = store.registry.mustByKind('kubevirt.io/v1', 'VirtualMachine');
+  const vmiT = store.registry.mustByKind('kubevirt.io/v1', 'VirtualMachineInstance');
+  const actions: KubevirtAction[] = [];
+  const onceStarted = new Set<string>();
+  const pending = new Set<string>();
+  const stopTimers = new Map<string, NodeJS.Timeout | undefined>();
+  const progressTimers = new Map<string, NodeJS.Timeout | undefined>();
+  const agents = new Map<string, GuestAgentInfo>();
+
+  const k = (ns: string, name: string): string => `${ns}/${name}`;
+  const getVm = (ns: string, name: string): KubeObject | undefined => store.get(vmT, ns, name);
+  const getVmi = (ns: string, name: string): KubeObject | undefined => store.get(vmiT, ns, name);
+  const write = (t: ResourceType, o: KubeObject): KubeObject => store.update(t, o, { force: true });
+
+  // ------------------------------------------------------------------ admission (validating webhook)
+
+  store.addValidator(vmT, (vm) => {
+    const spec = obj(vm.spec);
+    if (spec.runStrategy !== undefined && spec.running !== undefined && spec.running !== null) {
+      throw invalid('VirtualMachine', GROUP, vm.metadata.name ?? '', [
+        { field: 'spec.running', message: 'Running and RunStrategy are mutually exclusive. Note that Running is deprecated, please use RunStrategy instead' },
+      ]);
+    }
+    if (spec.runStrategy !== undefined && !RUN_STRATEGIES.includes(spec.runStrategy as RunStrategy)) {
+      throw invalid('VirtualMachine', GROUP, vm.metadata.name ?? '', [
+        { field: 'spec.runStrategy', message: `Invalid value: "${String(spec.runStrategy)}": invalid runStrategy` },
+      ]);
+    }
+    if (!spec.template || typeof spec.template !== 'object') {
+      throw invalid('VirtualMachine', GROUP, vm.metadata.name ?? '', [{ field: 'spec.template', message: 'Required value: missing virtual machine template.', reason: 'FieldValueRequired' }]);
+    }
+  });
+
+  // ------------------------------------------------------------------ VMI lifecycle (virt-handler)
+
+  const interfacesStatus = (vmi: KubeObject): Obj[] => {
+    const spec = obj(vmi.spec);
+    const ifaces = arr(obj(obj(obj(spec.domain).devices)).interfaces);
+    const list = ifaces.length ? ifaces : [{ name: 'default' }];
+    const seedBase = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
+    return list.map((i, idx) => {
+      const ip = `10.244.0.${(createHash('sha256').update(seedBase).digest()[3] % 200) + 10 + idx}`;
+      return {
+        name: i.name,
+        mac: (i.macAddress as string | undefined) ?? macFor(`${seedBase}/${String(i.name)}`),
+        ipAddress: ip,
+        ipAddresses: [ip],
+        interfaceName: `eth${idx}`,
+        infoSource: 'domain, guest-agent',
+        queueCount: 1,
+      };
+    });
+  };
+
+  const PHASES = ['Pending', 'Scheduling', 'Scheduled', 'Running'];
+
+  const advance = (ns: string, name: string, uid: string): void => {
+    progressTimers.delete(uid);
+    const vmi = getVmi(ns, name);
+    if (!vmi || vmi.metadata.uid !== uid || vmi.metadata.deletionTimestamp) return;
+    const phase = phaseOf(vmi);
+    const i = PHASES.indexOf(phase);
+    if (i < 0 || i === PHASES.length - 1) return;
+    const next = PHASES[i + 1];
+    const st = obj(vmi.status);
+    st.phase = next;
+    st.phaseTransitionTimestamps = [...arr(st.phaseTransitionTimestamps), { phase: next, phaseTransitionTimestamp: now() }];
+    if (next === 'Scheduled') {
+      st.nodeName = 'emulator-node';
+      vmi.metadata.labels = { ...(vmi.metadata.labels ?? {}), 'kubevirt.io/nodeName': 'emulator-node' };
+    }
+    if (next === 'Running') {
+      st.interfaces = interfacesStatus(vmi);
+      st.conditions = setCond(arr<Condition>(st.conditions), { type: 'Ready', status: 'True' });
+      st.conditions = setCond(st.conditions as Condition[], { type: 'LiveMigratable', status: 'True' });
+      st.guestOSInfo = {};
+      const info = agents.get(k(ns, name));
+      if (info) applyAgent(st, info);
+      if (vmi.metadata.annotations?.['emulator.kubevirt.io/start-paused'] === 'true') {
+        st.conditions = setCond(st.conditions as Condition[], { type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
+        delete vmi.metadata.annotations['emulator.kubevirt.io/start-paused'];
+      }
+      const vols = arr(obj(vmi.spec).volumes);
+      st.volumeStatus = vols.map((v) => volumeStatusFor(v));
+    }
+    vmi.status = st;
+    write(vmiT, vmi);
+    if (next !== 'Running') progressTimers.set(uid, clock.after(timing.phaseDelayMs, () => advance(ns, name, uid)));
+  };
+
+  const applyAgent = (st: Obj, info: GuestAgentInfo | undefined): void => {
+    if (info) {
+      st.conditions = setCond(arr<Condition>(st.conditions), { type: 'AgentConnected', status: 'True' });
+      st.guestOSInfo = clone(info.guestOSInfo ?? {});
+    } else {
+      st.conditions = arr<Condition>(st.conditions).filter((c) => c.type !== 'AgentConnected');
+      st.guestOSInfo = {};
+    }
+  };
+
+  const volumeStatusFor = (v: Obj): Obj => {
+    const hot = !!(obj(v.dataVolume).hotpluggable || obj(v.persistentVolumeClaim).hotpluggable);
+    const s: Obj = { name: v.name, target: '', phase: 'Ready', reason: 'VolumeReady', message: 'Volume is ready' };
+    if (hot) {
+      s.hotplugVolume = { attachPodName: `hp-volume-${String(v.name)}`, attachPodUID: randomUUID() };
+      s.message = `Successfully attach hotplugged volume ${String(v.name)} to VM`;
+    }
+    return s;
+  };
+
+  /** graceful (or immediate) VMI deletion, like virt-controller deleting it */
+  const deleteVmi = (ns: string, name: string, graceSeconds?: number): void => {
+    const vmi = getVmi(ns, name);
+    if (!vmi) return;
+    const grace = graceSeconds ?? (obj(vmi.spec).terminationGracePeriodSeconds as number | undefined);
+    try {
+      store.delete(vmiT, ns, name, { gracePeriodSeconds: grace });
+    } catch {
+      return;
+    }
+    if (grace === 0) finalizeVmi(ns, name, vmi.metadata.uid ?? '');
+  };
+
+  const finalizeVmi = (ns: string, name: string, uid: string): void => {
+    const key = uid;
+    clock.cancel(stopTimers.get(key));
+    stopTimers.delete(key);
+    const vmi = getVmi(ns, name);
+    if (!vmi || vmi.metadata.uid !== uid) return;
+    vmi.metadata.finalizers = (vmi.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+    if (!vmi.metadata.deletionTimestamp) {
+      write(vmiT, vmi);
+      return;
+    }
+    if (vmi.metadata.finalizers.length === 0) {
+      store.remove(vmiT, vmi);
+    } else write(vmiT, vmi);
+  };
+
+  const onVmiEvent = (type: string, vmi: KubeObject): void => {
+    const ns = vmi.metadata.namespace ?? '';
+    const name = vmi.metadata.name ?? '';
+    const uid = vmi.metadata.uid ?? '';
+    if (type === 'DELETED') {
+      clock.cancel(progressTimers.get(uid));
+      progressTimers.delete(uid);
+      clock.cancel(stopTimers.get(uid));
+      stopTimers.delete(uid);
+    } else if (vmi.metadata.deletionTimestamp) {
+      clock.cancel(progressTimers.get(uid));
+      progressTimers.delete(uid);
+      if (!stopTimers.has(uid)) {
+        const grace = vmi.metadata.deletionGracePeriodSeconds;
+        const termGrace = obj(vmi.spec).terminationGracePeriodSeconds;
+        const immediate = grace === 0 || termGrace === 0 || isFinal(vmi);
+        stopTimers.set(uid, clock.after(immediate ? 0 : timing.stopDelayMs, () => finalizeVmi(ns, name, uid)));
+      }
+    } else if (type === 'ADDED') {
+      if (!vmi.status || !phaseOf(vmi)) {
+        const v = clone(vmi);
+        v.status = { ...obj(v.status), phase: 'Pending', phaseTransitionTimestamps: [{ phase: 'Pending', phaseTransitionTimestamp: now() }] };
+        // VMIs created by hand still get the finalizer virt-controller adds
+        v.metadata.finalizers = [...new Set([...(v.metadata.finalizers ?? []), FINALIZER])];
+        clock.after(0, () => {
+          const cur = getVmi(ns, name);
+          if (cur && cur.metadata.uid === uid && !phaseOf(cur)) {
+            cur.status = v.status;
+            cur.metadata.finalizers = v.metadata.finalizers;
+            write(vmiT, cur);
+          }
+        });
+      }
+      if (!progressTimers.has(uid)) progressTimers.set(uid, clock.after(timing.phaseDelayMs, () => advance(ns, name, uid)));
+    }
+    schedule(ns, name);
+  };
+
+  // ------------------------------------------------------------------ VM controller
+
+  const schedule = (ns: string, name: string): void => {
+    const key = k(ns, name);
+    if (pending.has(key)) return;
+    pending.add(key);
+    clock.after(0, () => {
+      pending.delete(key);
+      reconcile(ns, name);
+    });
+  };
+
+  const createVmi = (vm: KubeObject, paused = false): void => {
+    const ns = vm.metadata.namespace ?? '';
+    const name = vm.metadata.name ?? '';
+    const tpl = obj(obj(vm.spec).template);
+    const tplMeta = obj(tpl.metadata);
+    const vmi: KubeObject = {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachineInstance',
+      metadata: {
+        name,
+        namespace: ns,
+        labels: { ...(clone(tplMeta.labels) as Record<string, string> | undefined), 'kubevirt.io/vm': name },
+        annotations: { ...(clone(tplMeta.annotations) as Record<string, string> | undefined), ...(paused ? { 'emulator.kubevirt.io/start-paused': 'true' } : {}) },
+        finalizers: [FINALIZER],
+        ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name, uid: vm.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
+      },
+      spec: clone(obj(tpl.spec)),
+      status: { phase: 'Pending', phaseTransitionTimestamps: [{ phase: 'Pending', phaseTransitionTimestamp: now() }] },
+    };
+    try {
+      store.create(vmiT, vmi);
+      onceStarted.add(vm.metadata.uid ?? '');
+    } catch {
+      /* an old VMI still terminating: the next reconcile retries */
+    }
+  };
+
+  const applyVolumeRequest = (spec: Obj, req: VolumeRequest): Obj => {
+    const s = clone(spec);
+    const domain = obj(s.domain);
+    const devices = obj(domain.devices);
+    let volumes = arr(s.volumes);
+    let disks = arr(devices.disks);
+    if (req.addVolumeOptions) {
+      const o = req.addVolumeOptions;
+      if (!volumes.some((v) => v.name === o.name)) volumes = [...volumes, { name: o.name, ...clone(o.volumeSource) }];
+      if (!disks.some((d) => d.name === o.name)) disks = [...disks, { ...clone(o.disk), name: o.name }];
+    } else if (req.removeVolumeOptions) {
+      const n = req.removeVolumeOptions.name;
+      const victim = volumes.find((v) => v.name === n || obj(v.dataVolume).name === n || obj(v.persistentVolumeClaim).claimName === n);
+      const vname = victim?.name ?? n;
+      volumes = volumes.filter((v) => v.name !== vname);
+      disks = disks.filter((d) => d.name !== vname);
+    }
+    s.volumes = volumes;
+    devices.disks = disks;
+    domain.devices = devices;
+    s.domain = domain;
+    return s;
+  };
+
+  const reconcile = (ns: string, name: string): void => {
+    let vm = getVm(ns, name);
+    if (!vm) return;
+    let vmi = getVmi(ns, name);
+    const status = obj(vm.status);
+    const rs = runStrategyOf(vm);
+    let changeReqs = arr<ChangeRequest>(status.stateChangeRequests);
+
+    // hot-plug volume requests: make them permanent in the template and plug them into a running VMI
+    const volReqs = arr<VolumeRequest>(status.volumeRequests);
+    if (volReqs.length > 0) {
+      const spec = obj(vm.spec);
+      const tpl = obj(spec.template);
+      let tplSpec = obj(tpl.spec);
+      for (const r of volReqs) tplSpec = applyVolumeRequest(tplSpec, r);
+      tpl.spec = tplSpec;
+      spec.template = tpl;
+      vm.spec = spec;
+      vm = write(vmT, vm);
+      const st = obj(vm.status);
+      delete st.volumeRequests;
+      vm.status = st;
+      vm = write(vmT, vm);
+      if (vmi && !vmi.metadata.deletionTimestamp && !isFinal(vmi)) {
+        let vspec = obj(vmi.spec);
+        for (const r of volReqs) vspec = applyVolumeRequest(vspec, r);
+        vmi.spec = vspec;
+        const vst = obj(vmi.status);
+        if (phaseOf(vmi) === 'Running') {
+          const names = new Set(arr(vspec.volumes).map((v) => v.name));
+          const existing = arr(vst.volumeStatus).filter((s) => names.has(s.name));
+          for (const v of arr(vspec.volumes)) if (!existing.some((s) => s.name === v.name)) existing.push(volumeStatusFor(v));
+          vst.volumeStatus = existing;
+        }
+        vmi.status = vst;
+        vmi = write(vmiT, vmi);
+      }
+    }
+
+    // explicit state change requests (start/stop/restart under Manual etc.)
+    while (changeReqs.length > 0) {
+      const r = changeReqs[0];
+      if (r.action === 'Stop') {
+        if (vmi && (!r.uid || vmi.metadata.uid === r.uid)) {
+          if (!vmi.metadata.deletionTimestamp) deleteVmi(ns, name);
+          break; // wait until it is gone
+        }
+        changeReqs = changeReqs.slice(1);
+      } else {
+        if (vmi) {
+          if (isFinal(vmi) && !vmi.metadata.deletionTimestamp) deleteVmi(ns, name, 0);
+          if (getVmi(ns, name)) break;
+          vmi = undefined;
+        }
+        createVmi(vm, r.data?.paused === 'true');
+        vmi = getVmi(ns, name);
+        changeReqs = changeReqs.slice(1);
+      }
+    }
+    const hadReqs = arr(status.stateChangeRequests).length > 0;
+    if (changeReqs.length === 0 && hadReqs) {
+      vm = getVm(ns, name) ?? vm;
+      const st = obj(vm.status);
+      delete st.stateChangeRequests;
+      vm.status = st;
+      vm = write(vmT, vm);
+    }
+
+    if (changeReqs.length === 0) {
+      const deleting = !!vmi?.metadata.deletionTimestamp;
+      switch (rs) {
+        case 'Always':
+          if (!vmi) createVmi(vm);
+          else if (isFinal(vmi) && !deleting) deleteVmi(ns, name, 0);
+          break;
+        case 'RerunOnFailure':
+          if (!vmi) createVmi(vm);
+          else if (phaseOf(vmi) === 'Failed' && !deleting) deleteVmi(ns, name, 0);
+          break;
+        case 'Once':
+          if (!vmi && !onceStarted.has(vm.metadata.uid ?? '')) createVmi(vm);
+          break;
+        case 'Halted':
+          if (vmi && !deleting) deleteVmi(ns, name);
+          break;
+        case 'Manual':
+          break;
+      }
+    }
+    vmi = getVmi(ns, name);
+    updateVmStatus(ns, name, vmi);
+  };
+
+  const updateVmStatus = (ns: string, name: string, vmi: KubeObject | undefined): void => {
+    const vm = getVm(ns, name);
+    if (!vm) return;
+    const st = clone(obj(vm.status));
+    const rs = runStrategyOf(vm);
+    const phase = phaseOf(vmi);
+    const paused = hasCond(vmi, 'Paused');
+    const deleting = !!vmi?.metadata.deletionTimestamp;
+    let printable: string;
+    if (vm.metadata.deletionTimestamp) printable = 'Terminating';
+    else if (!vmi) printable = 'Stopped';
+    else if (deleting) printable = 'Stopping';
+    else if (phase === 'Running') printable = paused ? 'Paused' : 'Running';
+    else if (phase === 'Succeeded') printable = 'Stopped';
+    else if (phase === 'Failed') printable = rs === 'Always' || rs === 'RerunOnFailure' ? 'CrashLoopBackOff' : 'Stopped';
+    else printable = 'Starting';
+    const ready = !!vmi && phase === 'Running' && !deleting && hasCond(vmi, 'Ready');
+    st.printableStatus = printable;
+    st.created = !!vmi && !isFinal(vmi);
+    st.ready = ready;
+    st.runStrategy = rs;
+    st.desiredGeneration = vm.metadata.generation;
+    st.observedGeneration = vm.metadata.generation;
+    let c = arr<Condition>(st.conditions);
+    c = setCond(c, ready ? { type: 'Ready', status: 'True' } : { type: 'Ready', status: 'False', reason: vmi ? 'PodNotReady' : 'VMINotExists', message: vmi ? 'VMI is not ready' : 'VMI does not exist' });
+    if (paused) c = setCond(c, { type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
+    else c = c.filter((x) => x.type !== 'Paused');
+    st.conditions = c;
+    if (!deepEqual(st, vm.status)) {
+      vm.status = st;
+      write(vmT, vm);
+    }
+  };
+
+  store.onEvent((ev) => {
+    if (ev.t === vmiT) onVmiEvent(ev.type, ev.obj);
+    else if (ev.t === vmT) {
+      const ns = ev.obj.metadata.namespace ?? '';
+      const name = ev.obj.metadata.name ?? '';
+      if (ev.type === 'DELETED') {
+        onceStarted.delete(ev.obj.metadata.uid ?? '');
+        return;
+      }
+      schedule(ns, name);
+    }
+  });
+
+  // ------------------------------------------------------------------ subresources.kubevirt.io
+
+  const vmNotFound = (name: string): ApiError =>
+    new ApiError(404, `virtualmachine.kubevirt.io "${name}" not found`, 'NotFound', { name, group: GROUP, kind: 'virtualmachine' });
+  const vmiNotFound = (name: string): ApiError =>
+    new ApiError(404, `virtualmachineinstance.kubevirt.io "${name}" not found`, 'NotFound', { name, group: GROUP, kind: 'virtualmachineinstance' });
+  const vmConflict = (name: string, why: string): ApiError => conflict(GROUP, 'virtualmachine', name, why);
+  const vmiConflict = (name: string, why: string): ApiError => conflict(GROUP, 'virtualmachineinstance', name, why);
+  const internal = (why: string): ApiError => new ApiError(500, `Internal error occurred: ${why}`, 'InternalError', { causes: [{ message: why }] });
+
+  const addChangeRequests = (vm: KubeObject, reqs: ChangeRequest[], dryRun: boolean): void => {
+    const st = obj(vm.status);
+    const existing = arr<ChangeRequest>(st.stateChangeRequests);
+    const onlyStop = reqs.length === 1 && reqs[0].action === 'Stop';
+    if (existing.length > 0 && !onlyStop) throw internal('unable to complete request: stop/start already underway');
+    if (dryRun) return;
+    st.stateChangeRequests = reqs;
+    vm.status = st;
+    write(vmT, vm);
+    schedule(vm.metadata.namespace ?? '', vm.metadata.name ?? '');
+  };
+
+  const setRunning = (vm: KubeObject, running: boolean, dryRun: boolean): void => {
+    if (dryRun) return;
+    const spec = obj(vm.spec);
+    if (spec.runStrategy !== undefined) spec.runStrategy = running ? 'Always' : 'Halted';
+    else spec.running = running;
+    vm.spec = spec;
+    store.update(vmT, vm, { scope: 'main', force: true });
+  };
+
+  const graceOf = (v: unknown, field: string): number | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v)) throw badRequest(`Can not unmarshal Request body to struct, error: ${field} must be an integer`);
+    return v;
+  };
+
+  const start = (req: SubresourceRequest): { code: number } => {
+    const body = parseBody(req.body);
+    const dryRun = isDryRun(body);
+    const vm = getVm(req.namespace, req.name);
+    if (!vm) throw vmNotFound(req.name);
+    const vmi = getVmi(req.namespace, req.name);
+    if (vmi && !isFinal(vmi) && phaseOf(vmi) !== 'Unknown' && phaseOf(vmi) !== '') throw vmConflict(req.name, 'VM is already running');
+    const paused = body.paused === true;
+    const rs = runStrategyOf(vm);
+    switch (rs) {
+      case 'Halted':
+        if (paused) addChangeRequests(vm, [{ action: 'Start', data: { paused: 'true' } }], dryRun);
+        else setRunning(vm, true, dryRun);
+        break;
+      case 'RerunOnFailure':
+      case 'Manual': {
+        if (rs === 'RerunOnFailure' && phaseOf(vmi) === 'Failed') throw vmConflict(req.name, 'RerunOnFailure does not support starting VM from failed state');
+        const needsRestart = (rs === 'RerunOnFailure' && phaseOf(vmi) === 'Succeeded') || (rs === 'Manual' && isFinal(vmi));
+        const startReq: ChangeRequest = { action: 'Start', ...(paused ? { data: { paused: 'true' } } : {}) };
+        addChangeRequests(vm, needsRestart ? [{ action: 'Stop', uid: vmi?.metadata.uid }, startReq] : [startReq], dryRun);
+        break;
+      }
+      case 'Always':
+      case 'Once':
+        throw vmConflict(req.name, `${rs} does not support manual start requests`);
+    }
+    return { code: 202 };
+  };
+
+  const stop = (req: SubresourceRequest): { code: number } => {
+    const body = parseBody(req.body);
+    const dryRun = isDryRun(body);
+    // KubeVirt's StopOptions calls it gracePeriod; gracePeriodSeconds is accepted as an alias
+    const grace = graceOf(body.gracePeriod ?? body.gracePeriodSeconds, 'gracePeriod');
+    const vm = getVm(req.namespace, req.name);
+    if (!vm) throw vmNotFound(req.name);
+    const rs = runStrategyOf(vm);
+    const vmi = getVmi(req.namespace, req.name);
+    const live = !!vmi && !isFinal(vmi);
+    let oldGrace = 0;
+    if (vmi && live && grace !== undefined) {
+      oldGrace = (obj(vmi.spec).terminationGracePeriodSeconds as number | undefined) ?? 0;
+    }
+    if (rs === 'Halted') {
+      if (!live) throw vmConflict(req.name, 'VM is not running');
+      const hasTerm = obj(vmi?.spec).terminationGracePeriodSeconds !== undefined;
+      if (grace === undefined || (hasTerm && grace >= oldGrace)) {
+        throw vmConflict(req.name, 'Halted only supports manual stop requests with a shorter graceperiod');
+      }
+    }
+    if (rs === 'Manual' && !live) throw vmConflict(req.name, 'VM is not running');
+    if (vmi && live && grace !== undefined && !dryRun) {
+      const spec = obj(vmi.spec);
+      spec.terminationGracePeriodSeconds = grace;
+      vmi.spec = spec;
+      write(vmiT, vmi);
+    }
+    switch (rs) {
+      case 'Halted':
+      case 'Manual':
+        addChangeRequests(vm, [{ action: 'Stop', uid: vmi?.metadata.uid }], dryRun);
+        break;
+      default:
+        setRunning(vm, false, dryRun);
+    }
+    if (!dryRun && grace === 0 && vmi) {
+      // a forced stop: the VMI goes at once
+      deleteVmi(req.namespace, req.name, 0);
+    }
+    return { code: 202 };
+  };
+
+  const restart = (req: SubresourceRequest): { code: number } => {
+    const body = parseBody(req.body);
+    const dryRun = isDryRun(body);
+    const grace = graceOf(body.gracePeriodSeconds, 'gracePeriodSeconds');
+    if (grace !== undefined && grace > 0) throw badRequest('For force restart, only gracePeriod=0 is supported for now');
+    if (grace !== undefined && grace < 0) throw badRequest('gracePeriod has to be greater or equal to 0');
+    const vm = getVm(req.namespace, req.name);
+    if (!vm) throw vmNotFound(req.name);
+    const rs = runStrategyOf(vm);
+    if (rs === 'Halted' || rs === 'Once') throw vmConflict(req.name, `RunStategy ${rs} does not support manual restart requests`);
+    const vmi = getVmi(req.namespace, req.name);
+    if (!vmi) throw vmConflict(req.name, 'VM is not running: Halted');
+    addChangeRequests(vm, [{ action: 'Stop', uid: vmi.metadata.uid }, { action: 'Start' }], dryRun);
+    if (!dryRun && grace === 0) deleteVmi(req.namespace, req.name, 0);
+    return { code: 202 };
+  };
+
+  const runningVmi = (req: SubresourceRequest, notRunning = 'VM is not running'): KubeObject => {
+    const vmi = getVmi(req.namespace, req.name);
+    if (!vmi) throw vmiNotFound(req.name);
+    if (phaseOf(vmi) !== 'Running') throw vmiConflict(req.name, notRunning);
+    return vmi;
+  };
+
+  const pause = (req: SubresourceRequest): { code: number } => {
+    const body = parseBody(req.body);
+    const vmi = runningVmi(req);
+    if (obj(vmi.spec).livenessProbe) {
+      throw new ApiError(403, `virtualmachineinstance.kubevirt.io "${req.name}" is forbidden: Pausing VMIs with LivenessProbe is currently not supported`, 'Forbidden', { name: req.name, group: GROUP, kind: 'virtualmachineinstance' });
+    }
+    if (conds(vmi).some((c) => c.type === 'Paused')) throw vmiConflict(req.name, 'VMI is already paused');
+    if (!isDryRun(body)) {
+      const st = obj(vmi.status);
+      st.conditions = setCond(arr<Condition>(st.conditions), { type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
+      vmi.status = st;
+      write(vmiT, vmi);
+    }
+    return { code: 200 };
+  };
+
+  const unpause = (req: SubresourceRequest): { code: number } => {
+    const body = parseBody(req.body);
+    const vmi = runningVmi(req, 'VMI is not paused');
+    if (!conds(vmi).some((c) => c.type === 'Paused')) throw vmiConflict(req.name, 'VMI is not paused');
+    if (!isDryRun(body)) {
+      const st = obj(vmi.status);
+      st.conditions = arr<Condition>(st.conditions).filter((c) => c.type !== 'Paused');
+      vmi.status = st;
+      write(vmiT, vmi);
+    }
+    return { code: 200 };
+  };
+
+  const softreboot = (req: SubresourceRequest): { code: number } => {
+    parseBody(req.body);
+    const vmi = runningVmi(req);
+    if (hasCond(vmi, 'Paused')) throw vmiConflict(req.name, 'VMI is paused');
+    const acpi = obj(obj(obj(obj(vmi.spec).domain).features).acpi).enabled;
+    if (!hasCond(vmi, 'AgentConnected') && acpi === false) {
+      throw vmiConflict(req.name, 'VMI neither have the agent connected nor the ACPI feature enabled');
+    }
+    return { code: 200 };
+  };
+
+  const reset = (req: SubresourceRequest): { code: number } => {
+    parseBody(req.body);
+    runningVmi(req, 'VMI is not running');
+    return { code: 200 };
+  };
+
+  const volumeOptions = (req: SubresourceRequest, add: boolean): VolumeRequest => {
+    if (req.body === undefined || req.body === null) throw badRequest('Request with no body, a new name is expected as the request body');
+    const b = parseBody(req.body);
+    const name = typeof b.name === 'string' ? b.name : '';
+    if (add) {
+      if (!name) throw badRequest('AddVolumeOptions requires name to be set');
+      if (!b.disk || typeof b.disk !== 'object') throw badRequest('AddVolumeOptions requires disk to not be nil');
+      if (!b.volumeSource || typeof b.volumeSource !== 'object') throw badRequest('AddVolumeOptions requires VolumeSource to not be nil');
+      const src = clone(obj(b.volumeSource));
+      if (src.dataVolume) src.dataVolume = { ...obj(src.dataVolume), hotpluggable: true };
+      else if (src.persistentVolumeClaim) src.persistentVolumeClaim = { ...obj(src.persistentVolumeClaim), hotpluggable: true };
+      return { addVolumeOptions: { name, disk: { ...clone(obj(b.disk)), name }, volumeSource: src, ...(Array.isArray(b.dryRun) ? { dryRun: b.dryRun as string[] } : {}) } };
+    }
+    if (!name) throw badRequest('RemoveVolumeOptions requires name to be set');
+    return { removeVolumeOptions: { name, ...(Array.isArray(b.dryRun) ? { dryRun: b.dryRun as string[] } : {}) } };
+  };
+
+  const sourceName = (src: Obj): string => (obj(src.dataVolume).name as string | undefined) ?? (obj(src.persistentVolumeClaim).claimName as string | undefined) ?? '';
+
+  const verifyVolume = (volumes: Obj[], r: VolumeRequest): string | undefined => {
+    if (r.addVolumeOptions) {
+      const o = r.addVolumeOptions;
+      const srcName = sourceName(o.volumeSource);
+      for (const v of volumes) {
+        if (v.name === o.name) return `Unable to add volume [${o.name}] because volume with that name already exists`;
+        if (srcName && sourceName(v) === srcName) return `Unable to add volume source [${srcName}] because it already exists`;
+      }
+      return undefined;
+    }
+    const n = r.removeVolumeOptions?.name ?? '';
+    const v = volumes.find((x) => x.name === n || (sourceName(x) !== '' && sourceName(x) === n));
+    if (!v) return `Unable to remove volume [${n}] because it does not exist`;
+    const hot = !!(obj(v.dataVolume).hotpluggable || obj(v.persistentVolumeClaim).hotpluggable);
+    if (!hot) return `Unable to remove volume [${String(v.name)}] because it is not hotpluggable`;
+    return undefined;
+  };
+
+  const vmVolume = (add: boolean) => (req: SubresourceRequest): { code: number } => {
+    const r = volumeOptions(req, add);
+    const vm = getVm(req.namespace, req.name);
+    if (!vm) throw vmNotFound(req.name);
+    const volumes = arr(obj(obj(obj(vm.spec).template).spec).volumes);
+    const err = verifyVolume(volumes, r);
+    if (err) throw vmConflict(req.name, err);
+    const st = obj(vm.status);
+    const existing = arr<VolumeRequest>(st.volumeRequests);
+    const n = r.addVolumeOptions?.name ?? r.removeVolumeOptions?.name ?? '';
+    for (const e of existing) {
+      if (add && e.addVolumeOptions?.name === n) throw vmConflict(req.name, `add volume request for volume [${n}] already exists`);
+      if (add && e.removeVolumeOptions?.name === n) throw vmConflict(req.name, `unable to add volume since a remove volume request for volume [${n}] already exists and is still being processed`);
+      if (!add && e.removeVolumeOptions?.name === n) throw vmConflict(req.name, `a remove volume request for volume [${n}] already exists and is still being processed`);
+    }
+    const dry = (r.addVolumeOptions?.dryRun ?? r.removeVolumeOptions?.dryRun ?? []).includes('All');
+    if (!dry) {
+      st.volumeRequests = [...existing.filter((e) => add || e.addVolumeOptions?.name !== n), r];
+      vm.status = st;
+      write(vmT, vm);
+      schedule(req.namespace, req.name);
+    }
+    return { code: 202 };
+  };
+
+  const vmiVolume = (add: boolean) => (req: SubresourceRequest): { code: number } => {
+    const r = volumeOptions(req, add);
+    const vmi = getVmi(req.namespace, req.name);
+    if (!vmi) throw vmiNotFound(req.name);
+    if (phaseOf(vmi) !== 'Running') throw vmiConflict(req.name, 'VMI is not running');
+    const err = verifyVolume(arr(obj(vmi.spec).volumes), r);
+    if (err) throw vmiConflict(req.name, err);
+    const dry = (r.addVolumeOptions?.dryRun ?? r.removeVolumeOptions?.dryRun ?? []).includes('All');
+    if (!dry) {
+      vmi.spec = applyVolumeRequest(obj(vmi.spec), r);
+      const st = obj(vmi.status);
+      const names = new Set(arr(obj(vmi.spec).volumes).map((v) => v.name));
+      const vs = arr(st.volumeStatus).filter((s) => names.has(s.name));
+      for (const v of arr(obj(vmi.spec).volumes)) if (!vs.some((s) => s.name === v.name)) vs.push(volumeStatusFor(v));
+      st.volumeStatus = vs;
+      vmi.status = st;
+      write(vmiT, vmi);
+    }
+    return { code: 202 };
+  };
+
+  const recorded =
+    (action: string, fn: (req: SubresourceRequest) => { code: number }) =>
+    (req: SubresourceRequest): { code: number; body?: unknown } => {
+      try {
+        const r = fn(req);
+        actions.push({ action, namespace: req.namespace, name: req.name, body: clone(req.body), code: r.code });
+        return r;
+      } catch (e) {
+        actions.push({ action, namespace: req.namespace, name: req.name, body: clone(req.body), code: e instanceof ApiError ? e.code : 500 });
+        throw e;
+      }
+    };
+
+  const vmSubs: [string, (req: SubresourceRequest) => { code: number }][] = [
+    ['start', start],
+    ['stop', stop],
+    ['restart', restart],
+    ['addvolume', vmVolume(true)],
+    ['removevolume', vmVolume(false)],
+  ];
+  const vmiSubs: [string, (req: SubresourceRequest) => { code: number }][] = [
+    ['pause', pause],
+    ['unpause', unpause],
+    ['softreboot', softreboot],
+    ['reset', reset],
+    ['addvolume', vmiVolume(true)],
+    ['removevolume', vmiVolume(false)],
+  ];
+  for (const [sub, fn] of vmSubs) server.addSubresource(SUB_GROUP, 'v1', 'virtualmachines', sub, recorded(sub, fn));
+  for (const [sub, fn] of vmiSubs) server.addSubresource(SUB_GROUP, 'v1', 'virtualmachineinstances', sub, recorded(sub, fn));
+
+  // ------------------------------------------------------------------ test hooks
+
+  const endVmi = (ns: string, name: string, phase: 'Succeeded' | 'Failed', reason: string): void => {
+    const vmi = getVmi(ns, name);
+    if (!vmi) throw new Error(`emulator: no VMI ${ns}/${name}`);
+    if (isFinal(vmi)) return;
+    clock.cancel(progressTimers.get(vmi.metadata.uid ?? ''));
+    progressTimers.delete(vmi.metadata.uid ?? '');
+    const st = obj(vmi.status);
+    st.phase = phase;
+    st.reason = reason;
+    st.phaseTransitionTimestamps = [...arr(st.phaseTransitionTimestamps), { phase, phaseTransitionTimestamp: now() }];
+    st.conditions = setCond(
+      arr<Condition>(st.conditions).filter((c) => c.type !== 'Paused' && c.type !== 'AgentConnected'),
+      { type: 'Ready', status: 'False', reason: 'PodTerminating', message: 'virt-launcher pod is terminating' },
+    );
+    vmi.status = st;
+    vmi.metadata.finalizers = (vmi.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+    write(vmiT, vmi);
+  };
+
+  return {
+    actions,
+    guestShutdown: (ns, name) => endVmi(ns, name, 'Succeeded', 'GuestShutdown'),
+    failVmi: (ns, name, reason = 'LauncherCrashed') => endVmi(ns, name, 'Failed', reason),
+    setGuestAgent: (ns, name, info) => {
+      if (info) agents.set(k(ns, name), clone(info));
+      else agents.delete(k(ns, name));
+      const vmi = getVmi(ns, name);
+      if (vmi && phaseOf(vmi) === 'Running') {
+        const st = obj(vmi.status);
+        applyAgent(st, info);
+        vmi.status = st;
+        write(vmiT, vmi);
+      }
+    },
+  };
+}

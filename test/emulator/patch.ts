@@ -1,0 +1,183 @@
+/** JSON merge patch (RFC 7386) and JSON patch (RFC 6902), on plain JSON values. */
+import { ApiError, badRequest } from './status.js';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+export function clone<T>(v: T): T {
+  return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
+}
+
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bb = b as unknown[];
+    return a.length === bb.length && a.every((x, i) => deepEqual(x, bb[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const ak = Object.keys(ao).filter((k) => ao[k] !== undefined);
+  const bk = Object.keys(bo).filter((k) => bo[k] !== undefined);
+  return ak.length === bk.length && ak.every((k) => deepEqual(ao[k], bo[k]));
+}
+
+/** RFC 7386: objects merge recursively, null removes, anything else replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return clone(patch);
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+export interface JsonPatchOp {
+  op: string;
+  path: string;
+  from?: string;
+  value?: unknown;
+}
+
+function parsePointer(p: string): string[] {
+  if (p === '') return [];
+  if (!p.startsWith('/')) throw badRequest(`invalid JSON pointer "${p}"`);
+  return p
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+/** 422 like kube-apiserver answers when a JSON patch cannot be applied (incl. a failed test op). */
+function applyFailed(detail: string): ApiError {
+  return new ApiError(422, 'the server rejected our request due to an error in our request', 'Invalid', {
+    causes: [{ reason: 'UnexpectedServerResponse', message: detail }],
+  });
+}
+
+type Container = Record<string, unknown> | unknown[];
+
+function resolveParent(doc: unknown, tokens: string[], path: string): { parent: Container; key: string } {
+  let cur: unknown = doc;
+  for (const t of tokens.slice(0, -1)) {
+    if (Array.isArray(cur)) {
+      const i = Number(t);
+      if (!/^\d+$/.test(t) || i >= cur.length) throw applyFailed(`doc is missing path: "${path}": missing value`);
+      cur = cur[i];
+    } else if (isObject(cur)) {
+      if (!(t in cur)) throw applyFailed(`doc is missing path: "${path}": missing value`);
+      cur = cur[t];
+    } else throw applyFailed(`doc is missing path: "${path}": missing value`);
+  }
+  if (!Array.isArray(cur) && !isObject(cur)) throw applyFailed(`doc is missing path: "${path}": missing value`);
+  return { parent: cur, key: tokens[tokens.length - 1] };
+}
+
+function getAt(doc: unknown, path: string): unknown {
+  const tokens = parsePointer(path);
+  if (tokens.length === 0) return doc;
+  const { parent, key } = resolveParent(doc, tokens, path);
+  if (Array.isArray(parent)) {
+    const i = Number(key);
+    if (!/^\d+$/.test(key) || i >= parent.length) throw applyFailed(`doc is missing path: "${path}": missing value`);
+    return parent[i];
+  }
+  if (!(key in parent)) throw applyFailed(`doc is missing path: "${path}": missing value`);
+  return parent[key];
+}
+
+function removeAt(doc: unknown, path: string): unknown {
+  const tokens = parsePointer(path);
+  if (tokens.length === 0) throw applyFailed('cannot remove the whole document');
+  const { parent, key } = resolveParent(doc, tokens, path);
+  if (Array.isArray(parent)) {
+    const i = Number(key);
+    if (!/^\d+$/.test(key) || i >= parent.length) throw applyFailed(`unable to remove nonexistent key: ${key}: missing value`);
+    return parent.splice(i, 1)[0];
+  }
+  if (!(key in parent)) throw applyFailed(`unable to remove nonexistent key: ${key}: missing value`);
+  const v = parent[key];
+  delete parent[key];
+  return v;
+}
+
+function addAt(doc: unknown, path: string, value: unknown, replace: boolean): unknown {
+  const tokens = parsePointer(path);
+  if (tokens.length === 0) return clone(value);
+  const { parent, key } = resolveParent(doc, tokens, path);
+  if (Array.isArray(parent)) {
+    if (replace) {
+      const i = Number(key);
+      if (!/^\d+$/.test(key) || i >= parent.length) throw applyFailed(`replace operation does not apply: doc is missing key: ${path}: missing value`);
+      parent[i] = clone(value);
+    } else if (key === '-') parent.push(clone(value));
+    else {
+      const i = Number(key);
+      if (!/^\d+$/.test(key) || i > parent.length) throw applyFailed(`add operation does not apply: index out of bounds: ${path}`);
+      parent.splice(i, 0, clone(value));
+    }
+  } else {
+    if (replace && !(key in parent)) throw applyFailed(`replace operation does not apply: doc is missing key: ${path}: missing value`);
+    parent[key] = clone(value);
+  }
+  return doc;
+}
+
+/** Apply an RFC 6902 patch; returns the new document (the input is not modified). */
+export function jsonPatch(docIn: unknown, ops: unknown): unknown {
+  if (!Array.isArray(ops)) throw badRequest('json: cannot unmarshal object into Go value of type jsonpatch.Patch');
+  let doc = clone(docIn);
+  for (const raw of ops) {
+    if (!isObject(raw) || typeof raw.op !== 'string' || typeof raw.path !== 'string') {
+      throw badRequest('invalid JSON patch operation: each needs "op" and "path"');
+    }
+    const op = raw as unknown as JsonPatchOp;
+    switch (op.op) {
+      case 'add':
+        if (!('value' in raw)) throw badRequest(`add operation requires a value: ${op.path}`);
+        doc = addAt(doc, op.path, op.value, false);
+        break;
+      case 'replace':
+        if (!('value' in raw)) throw badRequest(`replace operation requires a value: ${op.path}`);
+        doc = addAt(doc, op.path, op.value, true);
+        break;
+      case 'remove':
+        removeAt(doc, op.path);
+        break;
+      case 'test': {
+        let cur: unknown;
+        try {
+          cur = getAt(doc, op.path);
+        } catch {
+          cur = undefined;
+        }
+        const want = op.value === undefined ? null : op.value;
+        if (!deepEqual(cur === undefined ? null : cur, want)) {
+          throw applyFailed(`testing value ${op.path} failed: test failed`);
+        }
+        break;
+      }
+      case 'move': {
+        if (typeof op.from !== 'string') throw badRequest('move operation requires "from"');
+        const v = removeAt(doc, op.from);
+        doc = addAt(doc, op.path, v, false);
+        break;
+      }
+      case 'copy': {
+        if (typeof op.from !== 'string') throw badRequest('copy operation requires "from"');
+        doc = addAt(doc, op.path, clone(getAt(doc, op.from)), false);
+        break;
+      }
+      default:
+        throw badRequest(`Unexpected kind: ${op.op}`);
+    }
+  }
+  return doc;
+}
+
+export type { Json };

@@ -1,0 +1,521 @@
+/** HTTP front of the emulator: routing, auth, audit, faults, REST verbs and watch streams. */
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { secretEquals } from '../../src/common/secrets.js';
+import { jsonPatch, mergePatch } from './patch.js';
+import { apiVersionOf, type ResourceType } from './resources.js';
+import { parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { ApiError, badRequest, reasonFor, type StatusBody } from './status.js';
+import type { DeleteOptions, EventType, Store, Watcher } from './store.js';
+import type { AuditEntry, AuditVerb, KubeObject } from './types.js';
+
+const MAX_BODY = 3 * 1024 * 1024;
+
+export interface SubresourceRequest {
+  method: string;
+  namespace: string;
+  name: string;
+  body: unknown;
+  query: URLSearchParams;
+}
+
+export type SubresourceHandler = (req: SubresourceRequest) => { code: number; body?: unknown };
+
+export interface FaultRule {
+  remaining: number;
+  status: number;
+  match?: (req: { method: string; path: string }) => boolean;
+}
+
+interface Reply {
+  code: number;
+  body?: unknown;
+}
+
+interface Route {
+  group: string;
+  version: string;
+  resource: string;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+function statusOf(code: number, message: string): StatusBody {
+  return new ApiError(code, message, reasonFor(code)).toStatus();
+}
+
+const NOT_FOUND_ROUTE = (): ApiError => new ApiError(404, 'the server could not find the requested resource', 'NotFound');
+
+export class EmulatorServer {
+  readonly http: http.Server;
+  port = 0;
+  readonly audit: AuditEntry[] = [];
+  readonly faults: FaultRule[] = [];
+  delayMs = 0;
+  private readonly sockets = new Set<Socket>();
+  private readonly streams = new Set<() => void>();
+  private readonly subresources = new Map<string, SubresourceHandler>();
+  private readonly extraGroups = new Map<string, string[]>();
+  private refusing = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly token: string,
+    private readonly bookmarkIntervalMs: number,
+  ) {
+    this.http = http.createServer((req, res) => {
+      void this.handle(req, res).catch((err: unknown) => {
+        // last resort: never let a request crash the process
+        if (!res.headersSent) this.send(res, { code: 500, body: statusOf(500, String(err)) });
+        else res.destroy();
+      });
+    });
+    this.http.keepAliveTimeout = 1000;
+    this.http.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+  }
+
+  /** Register e.g. subresources.kubevirt.io/v1 virtualmachines/start */
+  addSubresource(group: string, version: string, resource: string, sub: string, fn: SubresourceHandler): void {
+    this.subresources.set(`${group}/${version}/${resource}/${sub}`, fn);
+    const list = this.extraGroups.get(`${group}/${version}`) ?? [];
+    list.push(`${resource}/${sub}`);
+    this.extraGroups.set(`${group}/${version}`, list);
+  }
+
+  async listen(port = 0): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (e: Error): void => reject(e);
+      this.http.once('error', onErr);
+      this.http.listen(port, '127.0.0.1', () => {
+        this.http.off('error', onErr);
+        resolve();
+      });
+    });
+    const addr = this.http.address();
+    if (addr && typeof addr === 'object') this.port = addr.port;
+  }
+
+  dropWatches(): void {
+    for (const end of [...this.streams]) end();
+  }
+
+  async refuse(on: boolean): Promise<void> {
+    if (on === this.refusing) return;
+    this.refusing = on;
+    if (on) {
+      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+      this.dropWatches();
+      for (const s of this.sockets) s.destroy();
+      await closed;
+    } else {
+      await this.listen(this.port);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.dropWatches();
+    if (this.http.listening) {
+      const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+      for (const s of this.sockets) s.destroy();
+      await closed;
+    }
+    for (const s of this.sockets) s.destroy();
+  }
+
+  // ------------------------------------------------------------------ plumbing
+
+  private send(res: http.ServerResponse, r: Reply): void {
+    const text = r.body === undefined ? '' : JSON.stringify(r.body);
+    res.writeHead(r.code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  }
+
+  private async readBody(req: http.IncomingMessage): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of req) {
+      const b = c as Buffer;
+      size += b.length;
+      if (size > MAX_BODY) throw new ApiError(413, 'Request entity too large: limit is 3145728', 'RequestEntityTooLarge');
+      chunks.push(b);
+    }
+    return Buffer.concat(chunks);
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(.+)$/i.exec(h);
+    return !!m && secretEquals(m[1].trim(), this.token);
+  }
+
+  private parseRoute(path: string): Route | 'discovery' | undefined {
+    const seg = path.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    let group: string;
+    let version: string;
+    let rest: string[];
+    if (seg[0] === 'api' && seg[1] === 'v1') {
+      group = '';
+      version = 'v1';
+      rest = seg.slice(2);
+    } else if (seg[0] === 'apis' && seg.length >= 3) {
+      group = seg[1];
+      version = seg[2];
+      rest = seg.slice(3);
+    } else return undefined;
+    if (rest.length === 0) return 'discovery';
+    if (rest[0] === 'namespaces' && rest.length >= 3 && rest[2] !== 'status' && rest[2] !== 'finalize') {
+      if (rest.length > 5) return undefined;
+      return { group, version, namespace: rest[1], resource: rest[2], name: rest[3], subresource: rest[4] };
+    }
+    if (rest.length > 3) return undefined;
+    return { group, version, resource: rest[0], name: rest[1], subresource: rest[2] };
+  }
+
+  private verbOf(method: string, route: Route, watch: boolean): AuditVerb {
+    switch (method) {
+      case 'GET':
+        return route.name ? 'get' : watch ? 'watch' : 'list';
+      case 'POST':
+        return 'create';
+      case 'PUT':
+        return 'update';
+      case 'PATCH':
+        return 'patch';
+      case 'DELETE':
+        return route.name ? 'delete' : 'deletecollection';
+      default:
+        return 'get';
+    }
+  }
+
+  // ------------------------------------------------------------------ request handling
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const query = url.searchParams;
+    let bodyBuf: Buffer;
+    try {
+      bodyBuf = await this.readBody(req);
+    } catch (e) {
+      const err = e instanceof ApiError ? e : badRequest(String(e));
+      this.send(res, { code: err.code, body: err.toStatus() });
+      return;
+    }
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (res.destroyed) return;
+
+    const routed = this.parseRoute(url.pathname);
+    const watch = query.get('watch') === 'true' || query.get('watch') === '1';
+    const entry: AuditEntry =
+      routed && routed !== 'discovery'
+        ? {
+            verb: this.verbOf(method, routed, watch),
+            group: routed.group,
+            version: routed.version,
+            resource: routed.resource,
+            ...(routed.subresource ? { subresource: routed.subresource } : {}),
+            ...(routed.namespace !== undefined ? { namespace: routed.namespace } : {}),
+            ...(routed.name !== undefined ? { name: routed.name } : {}),
+            code: 0,
+          }
+        : { verb: 'get', group: '', version: '', resource: '', nonResourceURL: url.pathname, code: 0 };
+    this.audit.push(entry);
+
+    const finish = (r: Reply): void => {
+      entry.code = r.code;
+      this.send(res, r);
+    };
+
+    if (!this.authorized(req)) {
+      finish({ code: 401, body: statusOf(401, 'Unauthorized') });
+      return;
+    }
+    const fault = this.faults.find((f) => f.remaining > 0 && (!f.match || f.match({ method, path: url.pathname })));
+    if (fault) {
+      fault.remaining--;
+      if (fault.remaining <= 0) this.faults.splice(this.faults.indexOf(fault), 1);
+      finish({ code: fault.status, body: statusOf(fault.status, `injected fault: HTTP ${fault.status}`) });
+      return;
+    }
+
+    try {
+      if (!routed) {
+        finish(this.nonResource(url.pathname));
+        return;
+      }
+      if (routed === 'discovery') {
+        finish(this.discovery(url.pathname));
+        return;
+      }
+      let body: unknown = undefined;
+      if (bodyBuf.length > 0) {
+        try {
+          body = JSON.parse(bodyBuf.toString('utf8'));
+        } catch (e) {
+          throw badRequest(`the body of the request was in an unknown format - accepted media types include: application/json: ${(e as Error).message}`);
+        }
+      }
+      if (watch && method === 'GET' && !routed.name) {
+        const t = this.typeOf(routed);
+        this.startWatch(t, routed.namespace, query, res, entry);
+        return;
+      }
+      finish(this.dispatch(method, routed, query, body, req.headers['content-type'] ?? ''));
+    } catch (e) {
+      const err = e instanceof ApiError ? e : new ApiError(500, (e as Error)?.message ?? String(e), 'InternalError');
+      finish({ code: err.code, body: err.toStatus() });
+    }
+  }
+
+  private nonResource(path: string): Reply {
+    switch (path) {
+      case '/version':
+        return {
+          code: 200,
+          body: { major: '1', minor: '31', gitVersion: 'v1.31.0-emulator', platform: 'linux/amd64', goVersion: 'go1.22', compiler: 'gc' },
+        };
+      case '/healthz':
+      case '/readyz':
+      case '/livez':
+        return { code: 200, body: 'ok' };
+      case '/api':
+        return { code: 200, body: { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [] } };
+      case '/apis': {
+        const groups = new Map<string, string[]>();
+        for (const g of this.store.registry.groups()) groups.set(g.group, [...(groups.get(g.group) ?? []), g.version]);
+        for (const gv of this.extraGroups.keys()) {
+          const [g, v] = gv.split('/');
+          groups.set(g, [...(groups.get(g) ?? []), v]);
+        }
+        return {
+          code: 200,
+          body: {
+            kind: 'APIGroupList',
+            apiVersion: 'v1',
+            groups: [...groups].map(([name, versions]) => ({
+              name,
+              versions: versions.map((v) => ({ groupVersion: `${name}/${v}`, version: v })),
+              preferredVersion: { groupVersion: `${name}/${versions[0]}`, version: versions[0] },
+            })),
+          },
+        };
+      }
+      default:
+        throw NOT_FOUND_ROUTE();
+    }
+  }
+
+  private discovery(path: string): Reply {
+    const seg = path.split('/').filter((s) => s);
+    const group = seg[0] === 'api' ? '' : seg[1];
+    const version = seg[0] === 'api' ? 'v1' : seg[2];
+    const types = this.store.registry.types.filter((t) => t.group === group && t.version === version);
+    const extra = this.extraGroups.get(`${group}/${version}`) ?? [];
+    if (types.length === 0 && extra.length === 0) throw NOT_FOUND_ROUTE();
+    const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
+    const resources: unknown[] = [];
+    for (const t of types) {
+      resources.push({ name: t.resource, singularName: t.kind.toLowerCase(), namespaced: t.namespaced, kind: t.kind, verbs });
+      if (t.statusSubresource) resources.push({ name: `${t.resource}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] });
+    }
+    for (const r of extra) resources.push({ name: r, singularName: '', namespaced: true, kind: 'Status', verbs: ['update'] });
+    return { code: 200, body: { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group ? `${group}/${version}` : 'v1', resources } };
+  }
+
+  private typeOf(route: Route): ResourceType {
+    const t = this.store.registry.byResource(route.group, route.version, route.resource);
+    if (!t) throw NOT_FOUND_ROUTE();
+    if (route.namespace !== undefined && !t.namespaced) throw NOT_FOUND_ROUTE();
+    return t;
+  }
+
+  private dispatch(method: string, route: Route, query: URLSearchParams, body: unknown, contentType: string): Reply {
+    // custom subresources (KubeVirt start/stop/...)
+    if (route.subresource && route.subresource !== 'status') {
+      const h = this.subresources.get(`${route.group}/${route.version}/${route.resource}/${route.subresource}`);
+      if (!h || route.namespace === undefined || !route.name) throw NOT_FOUND_ROUTE();
+      if (method !== 'PUT') {
+        throw new ApiError(405, `the server does not allow this method on the requested resource`, 'MethodNotAllowed');
+      }
+      return h({ method, namespace: route.namespace, name: route.name, body, query });
+    }
+    const t = this.typeOf(route);
+    if (route.subresource === 'status' && !t.statusSubresource) throw NOT_FOUND_ROUTE();
+    const dryRun = query.getAll('dryRun').includes('All');
+    const ns = t.namespaced ? route.namespace : undefined;
+    const bodyObj = (): KubeObject => {
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
+      const o = body as KubeObject;
+      if (o.metadata !== undefined && (o.metadata === null || typeof o.metadata !== 'object')) throw badRequest('metadata must be an object');
+      return o;
+    };
+    switch (method) {
+      case 'GET': {
+        if (route.name) {
+          const o = this.store.get(t, ns, route.name);
+          if (!o) throw this.notFoundFor(t, route.name);
+          return { code: 200, body: o };
+        }
+        return { code: 200, body: this.listBody(t, ns, query) };
+      }
+      case 'POST': {
+        if (route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
+        if (t.namespaced && ns === undefined) throw NOT_FOUND_ROUTE();
+        const created = this.store.create(t, bodyObj(), { dryRun, namespace: ns });
+        return { code: 201, body: created };
+      }
+      case 'PUT': {
+        if (!route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
+        const o = bodyObj();
+        const scope = route.subresource === 'status' ? 'status' : 'main';
+        return { code: 200, body: this.store.update(t, o, { scope, dryRun, namespace: ns, name: route.name }) };
+      }
+      case 'PATCH': {
+        if (!route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
+        const cur = this.store.get(t, ns, route.name);
+        if (!cur) throw this.notFoundFor(t, route.name);
+        const ct = contentType.split(';')[0].trim().toLowerCase();
+        let patched: unknown;
+        if (ct === 'application/json-patch+json') patched = jsonPatch(cur, body);
+        else if (ct === 'application/merge-patch+json' || ct === 'application/strategic-merge-patch+json') {
+          if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('merge patch body must be a JSON object');
+          patched = mergePatch(cur, body);
+        } else {
+          throw new ApiError(415, `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`, 'UnsupportedMediaType');
+        }
+        if (patched === null || typeof patched !== 'object' || Array.isArray(patched)) throw badRequest('the patched document is not an object');
+        const p = patched as KubeObject;
+        const scope = route.subresource === 'status' ? 'status' : 'main';
+        return { code: 200, body: this.store.update(t, p, { scope, dryRun, namespace: ns, name: route.name }) };
+      }
+      case 'DELETE': {
+        const opts = this.deleteOptions(query, body, dryRun);
+        if (!route.name) {
+          const victims = this.filtered(t, ns, query);
+          const deleted: KubeObject[] = [];
+          for (const v of victims) {
+            try {
+              deleted.push(this.store.delete(t, v.metadata.namespace, v.metadata.name ?? '', opts).obj);
+            } catch {
+              /* raced */
+            }
+          }
+          return { code: 200, body: { kind: `${t.kind}List`, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(this.store.rv) }, items: deleted } };
+        }
+        const r = this.store.delete(t, ns, route.name, opts);
+        return { code: r.gone ? 200 : 202, body: r.obj };
+      }
+      default:
+        throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
+    }
+  }
+
+  private notFoundFor(t: ResourceType, name: string): ApiError {
+    return new ApiError(404, `${t.group ? `${t.resource}.${t.group}` : t.resource} "${name}" not found`, 'NotFound', {
+      name,
+      group: t.group,
+      kind: t.resource,
+    });
+  }
+
+  private deleteOptions(query: URLSearchParams, body: unknown, dryRun: boolean): DeleteOptions {
+    const b = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+    const policy = (query.get('propagationPolicy') ?? b.propagationPolicy) as string | undefined;
+    if (policy !== undefined && !['Orphan', 'Background', 'Foreground'].includes(policy)) {
+      throw new ApiError(422, `DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"`, 'Invalid');
+    }
+    const g = query.get('gracePeriodSeconds') ?? b.gracePeriodSeconds;
+    const pre = (b.preconditions && typeof b.preconditions === 'object' ? b.preconditions : undefined) as DeleteOptions['preconditions'];
+    return {
+      propagationPolicy: policy as DeleteOptions['propagationPolicy'],
+      gracePeriodSeconds: g === undefined || g === null ? undefined : Number(g),
+      preconditions: pre,
+      dryRun: dryRun || (Array.isArray(b.dryRun) && (b.dryRun as unknown[]).includes('All')),
+    };
+  }
+
+  private filtered(t: ResourceType, ns: string | undefined, query: URLSearchParams): KubeObject[] {
+    const lm = parseLabelSelector(query.get('labelSelector') ?? undefined);
+    const fm = parseFieldSelector(query.get('fieldSelector') ?? undefined);
+    return this.store.list(t, ns).filter((o) => lm(o.metadata.labels) && fm(o));
+  }
+
+  private listBody(t: ResourceType, ns: string | undefined, query: URLSearchParams): unknown {
+    let items = this.filtered(t, ns, query);
+    const meta: Record<string, unknown> = { resourceVersion: String(this.store.rv) };
+    const limit = Number(query.get('limit') ?? 0);
+    const cont = query.get('continue');
+    let offset = 0;
+    if (cont) {
+      const n = Number(Buffer.from(cont, 'base64url').toString('utf8'));
+      if (!Number.isInteger(n) || n < 0) throw badRequest('invalid continue token');
+      offset = n;
+    }
+    if (offset) items = items.slice(offset);
+    if (limit > 0 && items.length > limit) {
+      meta.continue = Buffer.from(String(offset + limit), 'utf8').toString('base64url');
+      meta.remainingItemCount = items.length - limit;
+      items = items.slice(0, limit);
+    }
+    return { kind: `${t.kind}List`, apiVersion: apiVersionOf(t), metadata: meta, items };
+  }
+
+  // ------------------------------------------------------------------ watch
+
+  private startWatch(t: ResourceType, ns: string | undefined, query: URLSearchParams, res: http.ServerResponse, entry: AuditEntry): void {
+    const lm = parseLabelSelector(query.get('labelSelector') ?? undefined);
+    const fm = parseFieldSelector(query.get('fieldSelector') ?? undefined);
+    const rvParam = query.get('resourceVersion') ?? '';
+    if (rvParam !== '' && !/^\d+$/.test(rvParam)) throw badRequest(`invalid resource version: ${rvParam}`);
+    entry.code = 200;
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
+    res.flushHeaders();
+    const write = (type: string, object: unknown): void => {
+      if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify({ type, object }) + '\n');
+    };
+    let bookmark: NodeJS.Timeout | undefined;
+    let timeout: NodeJS.Timeout | undefined;
+    const watcher: Watcher = {
+      t,
+      namespace: ns,
+      accepts: (o) => lm(o.metadata.labels) && fm(o),
+      send: (type: EventType, obj: KubeObject) => write(type, obj),
+    };
+    const end = (): void => {
+      this.store.watchers.delete(watcher);
+      this.streams.delete(end);
+      if (bookmark) clearInterval(bookmark);
+      if (timeout) clearTimeout(timeout);
+      if (!res.writableEnded) res.end();
+    };
+    res.on('close', end);
+    this.streams.add(end);
+
+    const fromRV = rvParam === '' || rvParam === '0' ? undefined : Number(rvParam);
+    if (fromRV === undefined) {
+      for (const o of this.store.list(t, ns)) if (watcher.accepts(o)) write('ADDED', o);
+    } else {
+      try {
+        this.store.checkWatchable(fromRV);
+      } catch (e) {
+        write('ERROR', (e as ApiError).toStatus());
+        end();
+        return;
+      }
+      this.store.replay(watcher, fromRV);
+    }
+    this.store.watchers.add(watcher);
+    if (query.get('allowWatchBookmarks') === 'true') {
+      bookmark = setInterval(() => {
+        write('BOOKMARK', { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(this.store.rv) } });
+      }, this.bookmarkIntervalMs);
+    }
+    const ts = Number(query.get('timeoutSeconds') ?? 0);
+    if (ts > 0) timeout = setTimeout(end, ts * 1000);
+  }
+}

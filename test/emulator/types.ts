@@ -1,0 +1,68 @@
+/** Shared shapes of the apiserver emulator. */
+
+export interface ObjectMeta {
+  name?: string;
+  generateName?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  deletionGracePeriodSeconds?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+  [k: string]: unknown;
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export type KubeObject = { apiVersion: string; kind: string; metadata: ObjectMeta; [k: string]: unknown };
+
+export interface EmulatorOptions {
+  /** virt-controller timings: VMI Pending → Scheduling → Scheduled → Running (ms each), default 20 */
+  vmiPhaseDelayMs?: number;
+  /** how long a stopping VMI takes to disappear (graceful), default 20 */
+  vmiStopDelayMs?: number;
+  /** CDI import duration for a DataVolume (ms), default 50; progress goes 0%→100% */
+  dataVolumeImportMs?: number;
+  /** Deployments become available after this (ms), default 20; Services get a clusterIP at once,
+      LoadBalancer Services an ingress IP after this */
+  workloadDelayMs?: number;
+  /** how many resourceVersions back a watch may start before 410 Gone, default 1000 */
+  watchHistory?: number;
+  /** install KubeVirt / CDI API groups (default true); false → 404 for their groups */
+  kubevirt?: boolean;
+  cdi?: boolean;
+  /** bearer token the kubeconfig carries and the server requires (default: random) */
+  token?: string;
+  /** reject creates in a namespace that does not exist with 404, like kube-apiserver (default false) */
+  requireNamespaces?: boolean;
+  /** interval of BOOKMARK events on watches that allow them (ms), default 1000 */
+  bookmarkIntervalMs?: number;
+}
+
+export type AuditVerb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
+
+export interface AuditEntry {
+  verb: AuditVerb;
+  group: string;
+  version: string;
+  resource: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+  /** HTTP status returned */
+  code: number;
+  /** set (and resource '') for non-resource requests such as /version, /api, /healthz */
+  nonResourceURL?: string;
+}
