@@ -15,6 +15,8 @@ import {
   redfishPowerState,
   requireId,
   status,
+  type Annotated,
+  type Schemas,
 } from './systems.js';
 
 export const handlers: OperationHandlers = {
@@ -25,27 +27,24 @@ export const handlers: OperationHandlers = {
   getChassis: async (ctx) => {
     requireId(ctx, 'ChassisId', CHASSIS_ID, 'Chassis');
     const snap = await backend(ctx.state.deps.machine.snapshot());
-    sendResource(
-      ctx,
-      {
-        '@odata.type': '#Chassis.v1_28_0.Chassis',
-        '@odata.id': CHASSIS,
-        Id: CHASSIS_ID,
-        Name: `Chassis of ${snap.info.name}`,
-        Description: 'Virtual enclosure of a KubeVirt virtual machine',
-        ChassisType: 'Other',
-        Manufacturer: snap.info.manufacturer,
-        Model: snap.info.model,
-        SerialNumber: snap.info.serialNumber,
-        PowerState: redfishPowerState(snap.power),
-        Status: status(),
-        Links: {
-          ComputerSystems: [link(SYSTEM)],
-          ManagedBy: [link(MANAGER)],
-          ManagersInChassis: [link(MANAGER)],
-        },
+    const body: Annotated<Schemas['Chassis_v1_28_0_Chassis']> = {
+      '@odata.type': '#Chassis.v1_28_0.Chassis',
+      '@odata.id': CHASSIS,
+      Id: CHASSIS_ID,
+      Name: `Chassis of ${snap.info.name}`,
+      Description: 'Virtual enclosure of a KubeVirt virtual machine',
+      ChassisType: 'Other',
+      Manufacturer: snap.info.manufacturer,
+      Model: snap.info.model,
+      SerialNumber: snap.info.serialNumber,
+      PowerState: redfishPowerState(snap.power),
+      Status: status(),
+      Links: {
+        ComputerSystems: [link(SYSTEM)],
+        ManagedBy: [link(MANAGER)],
+        ManagersInChassis: [link(MANAGER)],
       },
-      { etag: true },
-    );
+    };
+    sendResource(ctx, body, { etag: true });
   },
 };

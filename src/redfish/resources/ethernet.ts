@@ -7,7 +7,7 @@ import type { MachineSnapshot, NetworkInterface } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
-import { SYSTEM, SYSTEM_ID, backend, requireId, status } from './systems.js';
+import { SYSTEM, SYSTEM_ID, backend, requireId, status, type Annotated, type Schemas } from './systems.js';
 
 const BASE = `${SYSTEM}/EthernetInterfaces`;
 
@@ -16,7 +16,7 @@ const memberPath = (nic: NetworkInterface): string => `${BASE}/${encodeURICompon
 function interfaceBody(nic: NetworkInterface, snap: MachineSnapshot): Record<string, unknown> {
   const running = snap.power === 'On' || snap.power === 'Paused';
   const mac = nic.macAddress.toUpperCase();
-  const body: Record<string, unknown> = {
+  const body: Annotated<Schemas['EthernetInterface_v1_12_4_EthernetInterface']> = {
     '@odata.type': '#EthernetInterface.v1_12_4.EthernetInterface',
     '@odata.id': memberPath(nic),
     Id: nic.id,

@@ -24,6 +24,8 @@ import {
   propertyPaths,
   requireId,
   status,
+  type Annotated,
+  type Schemas,
 } from './systems.js';
 
 const MANAGER_RESET_TYPES = ['GracefulRestart', 'ForceRestart'] as const;
@@ -68,7 +70,7 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
   const { deps } = ctx.state;
   const info = await backend(deps.machine.getSystemInfo());
   const { dateTime, offset } = redfishDateTime(deps.now());
-  return {
+  const body: Annotated<Schemas['Manager_v1_24_0_Manager']> = {
     '@odata.type': '#Manager.v1_24_0.Manager',
     '@odata.id': MANAGER,
     Id: MANAGER_ID,
@@ -98,13 +100,14 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
       },
     },
   };
+  return body;
 }
 
 function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
   // The port this very request arrived on is the Redfish port; TLS decides which scheme it is.
   const port = ctx.req.socket.localPort ?? null;
   const tls = ctx.state.deps.tls;
-  return {
+  const body: Annotated<Schemas['ManagerNetworkProtocol_v1_12_0_ManagerNetworkProtocol']> = {
     '@odata.type': '#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol',
     '@odata.id': `${MANAGER}/NetworkProtocol`,
     Id: 'NetworkProtocol',
@@ -114,6 +117,7 @@ function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
     HTTP: tls ? { ProtocolEnabled: false, Port: null } : { ProtocolEnabled: true, Port: port },
     HTTPS: tls ? { ProtocolEnabled: true, Port: port } : { ProtocolEnabled: false, Port: null },
   };
+  return body;
 }
 
 export const handlers: OperationHandlers = {

@@ -18,6 +18,7 @@ import {
 import { RedfishError, fromBackendError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
+import type { components } from '../../../generated/redfish/schema.js';
 import { REDFISH_IDS, type OperationHandlers, type RedfishContext } from '../core/types.js';
 
 // ---- shared by the resource modules ----------------------------------------------------------
@@ -31,6 +32,14 @@ export const MANAGERS = '/redfish/v1/Managers';
 export const MANAGER = `${MANAGERS}/${MANAGER_ID}`;
 export const CHASSIS_COLLECTION = '/redfish/v1/Chassis';
 export const CHASSIS = `${CHASSIS_COLLECTION}/${CHASSIS_ID}`;
+
+/** A DMTF schema type that also admits annotations (`X@Redfish.AllowableValues`, `@Redfish.ActionInfo`) at every level. */
+export type Annotated<T> = T extends readonly (infer U)[]
+  ? Annotated<U>[]
+  : T extends object
+    ? { -readonly [K in keyof T]: Annotated<T[K]> } & { [k: `${string}@${string}`]: unknown }
+    : T;
+export type Schemas = components['schemas'];
 
 export const link = (id: string): { '@odata.id': string } => ({ '@odata.id': id });
 
@@ -84,16 +93,20 @@ export function enumParameter(
 }
 
 export function actionInfo(path: string, allowable: readonly string[]): Record<string, unknown> {
-  return {
+  const body: Annotated<Schemas['ActionInfo_v1_5_0_ActionInfo']> = {
     '@odata.type': '#ActionInfo.v1_5_0.ActionInfo',
     '@odata.id': path,
     Id: 'ResetActionInfo',
     Name: 'Reset Action Info',
     Parameters: [{ Name: 'ResetType', Required: true, DataType: 'String', AllowableValues: [...allowable] }],
   };
+  return body;
 }
 
-export const status = (state = 'Enabled', health = 'OK'): { State: string; Health: string } => ({
+export const status = (
+  state: Schemas['Resource_State'] = 'Enabled',
+  health: Schemas['Resource_Health'] = 'OK',
+): { State: Schemas['Resource_State']; Health: Schemas['Resource_Health'] } => ({
   State: state,
   Health: health,
 });
@@ -101,9 +114,9 @@ export const status = (state = 'Enabled', health = 'OK'): { State: string; Healt
 // ---- vocabulary mapping ----------------------------------------------------------------------
 
 /** The seam's power states have the same names as Redfish's PowerState enum. */
-export const redfishPowerState = (p: PowerState): string => p;
+export const redfishPowerState = (p: PowerState): Schemas['Resource_PowerState'] => p;
 
-const TARGETS: Record<BootTarget, string> = {
+const TARGETS: Record<BootTarget, Schemas['ComputerSystem_BootSource']> = {
   none: 'None',
   pxe: 'Pxe',
   hdd: 'Hdd',
@@ -114,10 +127,10 @@ const TARGETS: Record<BootTarget, string> = {
   diags: 'Diags',
   uefiHttp: 'UefiHttp',
 };
-const TARGET_FROM_REDFISH = new Map(Object.entries(TARGETS).map(([k, v]) => [v, k as BootTarget]));
+const TARGET_FROM_REDFISH = new Map<string, BootTarget>(Object.entries(TARGETS).map(([k, v]) => [v, k as BootTarget]));
 
-const ENABLED: Record<BootEnabled, string> = { disabled: 'Disabled', once: 'Once', continuous: 'Continuous' };
-const ENABLED_FROM_REDFISH = new Map(Object.entries(ENABLED).map(([k, v]) => [v, k as BootEnabled]));
+const ENABLED: Record<BootEnabled, Schemas['ComputerSystem_v1_27_0_BootSourceOverrideEnabled']> = { disabled: 'Disabled', once: 'Once', continuous: 'Continuous' };
+const ENABLED_FROM_REDFISH = new Map<string, BootEnabled>(Object.entries(ENABLED).map(([k, v]) => [v, k as BootEnabled]));
 
 /** Redfish ResetType → what the seam does. PushPowerButton depends on the current state. */
 const RESET_TYPES: Record<string, PowerAction | 'button'> = {
@@ -149,7 +162,7 @@ const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t
 
 function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, unknown> {
   const { info, boot } = snap;
-  const body: Record<string, unknown> = {
+  const body: Annotated<Schemas['ComputerSystem_v1_27_0_ComputerSystem']> = {
     '@odata.type': '#ComputerSystem.v1_27_0.ComputerSystem',
     '@odata.id': SYSTEM,
     Id: SYSTEM_ID,

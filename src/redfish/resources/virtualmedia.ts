@@ -9,11 +9,11 @@ import { RedfishError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
 import { VIRTUAL_MEDIA_IDS, type OperationHandlers, type RedfishContext, type RedfishHandler } from '../core/types.js';
-import { MANAGER, MANAGER_ID, SYSTEM, SYSTEM_ID, actionBody, backend, propertyPaths, requireId } from './systems.js';
+import { MANAGER, MANAGER_ID, SYSTEM, SYSTEM_ID, actionBody, backend, propertyPaths, requireId, type Annotated, type Schemas } from './systems.js';
 
 type MediaId = keyof typeof VIRTUAL_MEDIA_IDS;
 
-const SLOT_INFO: Record<MediaId, { name: string; mediaTypes: string[] }> = {
+const SLOT_INFO: Record<MediaId, { name: string; mediaTypes: Schemas['VirtualMedia_v1_6_5_MediaType'][] }> = {
   Cd: { name: 'Virtual CD', mediaTypes: ['CD', 'DVD'] },
   UsbStick: { name: 'Virtual USB Stick', mediaTypes: ['USBStick'] },
 };
@@ -32,7 +32,7 @@ interface Parent {
 const UNDER_MANAGER: Parent = { param: 'ManagerId', id: MANAGER_ID, type: 'Manager', base: `${MANAGER}/VirtualMedia` };
 const UNDER_SYSTEM: Parent = { param: 'ComputerSystemId', id: SYSTEM_ID, type: 'ComputerSystem', base: `${SYSTEM}/VirtualMedia` };
 
-function protocolOf(image: string | undefined): string | null {
+function protocolOf(image: string | undefined): 'HTTP' | 'HTTPS' | null {
   if (!image) return null;
   if (image.startsWith('https:')) return 'HTTPS';
   if (image.startsWith('http:')) return 'HTTP';
@@ -52,7 +52,7 @@ function imageName(image: string | undefined): string | null {
 function mediaBody(parent: Parent, id: MediaId, slot: MediaSlot): Record<string, unknown> {
   const path = `${parent.base}/${id}`;
   const present = slot.state === 'inserted' || slot.state === 'inserting';
-  const body: Record<string, unknown> = {
+  const body: Annotated<Schemas['VirtualMedia_v1_6_5_VirtualMedia']> = {
     '@odata.type': '#VirtualMedia.v1_6_5.VirtualMedia',
     '@odata.id': path,
     Id: id,

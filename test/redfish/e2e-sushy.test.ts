@@ -1,0 +1,118 @@
+/**
+ * OpenStack sushy (the Redfish library ironic/metal3 use; Debian's python3-sushy) against the agent
+ * on the simulator: power, boot override and virtual media, each checked on the simulator.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+
+const run = promisify(execFile);
+const PYTHON = '/usr/bin/python3';
+
+// One sushy session per invocation; argv: base-url auth(session|basic) step [args...]. Prints JSON.
+const SCRIPT = `
+import json, sys, sushy
+from sushy import auth as sauth
+base, mode, step, *args = sys.argv[1:]
+a = (sauth.SessionAuth if mode == 'session' else sauth.BasicAuth)(username='admin', password='password')
+s = sushy.Sushy(base, auth=a)
+system = s.get_system('/redfish/v1/Systems/1')
+out = {}
+if step == 'reset':
+    system.reset_system(getattr(sushy, args[0]))
+elif step == 'boot':
+    kw = {'enabled': getattr(sushy, args[1])}
+    if len(args) > 2:
+        kw['mode'] = getattr(sushy, args[2])
+    system.set_system_boot_options(getattr(sushy, args[0]), **kw)
+elif step in ('insert', 'eject'):
+    manager = s.get_manager('/redfish/v1/Managers/BMC')
+    vm = manager.virtual_media.get_member('/redfish/v1/Managers/BMC/VirtualMedia/' + args[0])
+    if step == 'insert':
+        vm.insert_media(args[1])
+    else:
+        vm.eject_media()
+    vm.refresh()
+    out['vm'] = {'inserted': vm.inserted, 'image': vm.image, 'media_types': sorted(str(t) for t in vm.media_types)}
+system.refresh()
+out['power'] = str(system.power_state)
+out['boot'] = {'target': str(system.boot.target), 'enabled': str(system.boot.enabled), 'mode': str(system.boot.mode)}
+out['resets'] = sorted(str(v) for v in system.get_allowed_reset_system_values())
+out['uuid'] = system.uuid
+print(json.dumps(out))
+`;
+
+interface SushyOut {
+  power: string;
+  boot: { target: string; enabled: string; mode: string };
+  resets: string[];
+  uuid: string;
+  vm?: { inserted: boolean; image: string | null; media_types: string[] };
+}
+
+describe('Redfish e2e: sushy @e2e', function () {
+  this.timeout(60_000);
+  let t: TestAgent;
+
+  before(async function () {
+    if (!existsSync(PYTHON)) this.skip();
+    try {
+      await run(PYTHON, ['-c', 'import sushy']);
+    } catch {
+      this.skip();
+    }
+  });
+  beforeEach(async () => {
+    t = await startTestAgent({ ipmi: false });
+  });
+  afterEach(async () => t?.close());
+
+  async function sushy(mode: 'session' | 'basic', step: string, ...args: string[]): Promise<SushyOut> {
+    const { stdout } = await run(PYTHON, ['-c', SCRIPT, t.redfishUrl, mode, step, ...args], { timeout: 30_000 });
+    return JSON.parse(stdout.trim().split('\n').pop()!) as SushyOut;
+  }
+
+  it('power and boot override (session auth)', async () => {
+    let out = await sushy('session', 'reset', 'RESET_ON');
+    expect(await t.sim.getPowerState()).to.equal('On');
+    expect(out.power).to.match(/on$/i);
+    expect(out.uuid).to.equal((await t.sim.getSystemInfo()).uuid);
+    expect(out.resets.length).to.be.greaterThan(5);
+
+    out = await sushy('session', 'boot', 'BOOT_SOURCE_TARGET_PXE', 'BOOT_SOURCE_ENABLED_ONCE');
+    expect(await t.sim.getBootOverride()).to.include({ target: 'pxe', enabled: 'once' });
+    expect(out.boot.target).to.match(/pxe/i);
+
+    await sushy('session', 'reset', 'RESET_FORCE_RESTART');
+    expect(t.sim.bootHistory.at(-1)!.target).to.equal('pxe');
+    expect((await t.sim.getBootOverride()).enabled).to.equal('disabled');
+
+    out = await sushy('session', 'boot', 'BOOT_SOURCE_TARGET_CD', 'BOOT_SOURCE_ENABLED_CONTINUOUS', 'BOOT_SOURCE_MODE_BIOS');
+    expect(await t.sim.getBootOverride()).to.deep.equal({ target: 'cd', enabled: 'continuous', mode: 'Legacy' });
+    expect(out.boot.enabled).to.match(/continuous/i);
+
+    await sushy('session', 'reset', 'RESET_FORCE_OFF');
+    expect(await t.sim.getPowerState()).to.equal('Off');
+  });
+
+  it('power and boot override (basic auth)', async () => {
+    await sushy('basic', 'reset', 'RESET_ON');
+    expect(await t.sim.getPowerState()).to.equal('On');
+    const out = await sushy('basic', 'boot', 'BOOT_SOURCE_TARGET_HDD', 'BOOT_SOURCE_ENABLED_CONTINUOUS', 'BOOT_SOURCE_MODE_UEFI');
+    expect(await t.sim.getBootOverride()).to.deep.equal({ target: 'hdd', enabled: 'continuous', mode: 'UEFI' });
+    expect(out.boot.mode).to.match(/uefi/i);
+  });
+
+  it('virtual media insert and eject through the manager', async () => {
+    const url = 'http://images.example/isos/boot.iso';
+    let out = await sushy('session', 'insert', 'Cd', url);
+    const cd = (await t.sim.listMedia()).find((m) => m.id === 'cd0')!;
+    expect(cd).to.include({ state: 'inserted', image: url });
+    expect(out.vm).to.deep.include({ inserted: true, image: url });
+    out = await sushy('session', 'eject', 'Cd');
+    expect((await t.sim.listMedia()).find((m) => m.id === 'cd0')!.state).to.equal('empty');
+    expect(out.vm!.inserted).to.equal(false);
+  });
+});
