@@ -1,0 +1,76 @@
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const TSX = `${ROOT}/node_modules/.bin/tsx`;
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+  const cleanEnv = { ...process.env };
+  delete cleanEnv['BMC_PASSWORD'];
+  delete cleanEnv['BMC_USERNAME'];
+  return spawn(TSX, ['src/cmd/virtbmc.ts', ...args], { cwd: ROOT, env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function collect(stream: NodeJS.ReadableStream | null): () => string {
+  let buf = '';
+  stream?.on('data', (d: Buffer) => (buf += d.toString()));
+  return () => buf;
+}
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('virtbmc command line', function () {
+  this.timeout(30000);
+
+  it('prints usage with --help', async () => {
+    const p = run(['--help']);
+    const out = collect(p.stdout);
+    const [code] = (await once(p, 'exit')) as [number];
+    expect(code).to.equal(0);
+    expect(out()).to.match(/--simulate/).and.match(/--ipmi-port/).and.match(/--redfish-port/).and.match(/--kubeconfig/);
+  });
+
+  it('refuses to start without a password', async () => {
+    const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0']);
+    const err = collect(p.stderr);
+    const [code] = (await once(p, 'exit')) as [number];
+    expect(code).to.equal(2);
+    expect(err()).to.match(/no BMC password/);
+  });
+
+  it('serves both protocols, prints a ready line, never logs the password, and stops on SIGTERM', async () => {
+    const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--log-level', 'debug'], {
+      BMC_PASSWORD: 'sekr1t-pw',
+    });
+    const out = collect(p.stdout);
+    const err = collect(p.stderr);
+    try {
+      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 20000, 'ready line');
+      const line = out().split('\n').find((l) => l.startsWith('virtbmc ready'));
+      expect(line, err()).to.match(/ipmi=udp:\/\/127\.0\.0\.1:\d+/);
+      const m = /redfish=(http:\/\/127\.0\.0\.1:\d+)\/redfish\/v1/.exec(line!);
+      expect(m, line).to.not.equal(null);
+      // A logged-in request, so the log has something to leak if it were careless.
+      const res = await fetch(`${m![1]}/redfish/v1/Systems`, {
+        headers: { authorization: 'Basic ' + Buffer.from('admin:sekr1t-pw').toString('base64') },
+      });
+      expect(res.status).to.equal(200);
+      p.kill('SIGTERM');
+      const [code] = (await once(p, 'exit')) as [number];
+      expect(code).to.equal(0);
+      expect(err()).to.match(/"msg":"ready"/);
+      expect(err()).to.not.include('sekr1t-pw');
+      expect(out()).to.not.include('sekr1t-pw');
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+    }
+  });
+});
