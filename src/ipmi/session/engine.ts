@@ -133,7 +133,7 @@ export class IpmiEngine {
           return this.drop(log, `pre-session payload type ${p.payloadType}`);
       }
     }
-    const s = ctx.table.get(p.sessionId);
+    const s = ctx.table.live(p.sessionId, ctx.now());
     if (!s || s.protocol !== 'rmcp+' || s.state !== 'active' || !s.rmcp) return this.drop(log, 'unknown session');
     const suite = s.rmcp.suite;
     const needAuth = suite.integrity !== 0;
@@ -178,7 +178,7 @@ export class IpmiEngine {
       const msg = responseFor(req.value, out.result.cc, out.result.data);
       return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(out.authTypeCode, out.headerSeq, out.tempId, msg, out.pw16)]);
     }
-    const s = ctx.table.get(p.sessionId);
+    const s = ctx.table.live(p.sessionId, ctx.now());
     if (!s || s.protocol !== 'v15' || s.state !== 'active' || !s.v15) return this.drop(log, 'unknown session');
     if (p.authType !== s.v15.authTypeCode || !authTypeAllowed(ctx, p.authType)) return this.drop(log, 'auth type does not match the session');
     if (!verifyV15AuthCode(p, s.v15.pw16)) return this.drop(log, 'bad auth code');

@@ -92,7 +92,7 @@ function rakp2Error(tag: number, status: number, consoleId: number): Buffer {
 }
 
 function handshakeSession(ctx: EngineContext, id: number, remote: Remote): Session | undefined {
-  const s = ctx.table.get(id);
+  const s = ctx.table.live(id, ctx.now());
   if (!s || s.protocol !== 'rmcp+' || !s.rmcp || s.remoteAddress !== remote.address) return undefined;
   return s;
 }

@@ -147,6 +147,18 @@ export class SessionTable {
     return this.byId.get(id >>> 0);
   }
 
+  /** The session if it exists and has not outlived its timeout (an expired one is removed). */
+  live(id: number, now: number): Session | undefined {
+    const s = this.byId.get(id >>> 0);
+    if (!s) return undefined;
+    const limit = s.state === 'active' ? this.opts.idleTimeoutMs : this.opts.handshakeTimeoutMs;
+    if (now - s.lastActivity > limit) {
+      this.byId.delete(s.id);
+      return undefined;
+    }
+    return s;
+  }
+
   /** Active sessions in creation order. */
   active(): Session[] {
     return [...this.byId.values()].filter((s) => s.state === 'active');

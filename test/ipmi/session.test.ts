@@ -1,0 +1,256 @@
+import { expect } from 'chai';
+import { BackendError } from '../../src/backend/types.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { nullLogger } from '../../src/common/logger.js';
+import type { ProtocolServer } from '../../src/agent/types.js';
+import { startIpmiServer, type IpmiServerOptions } from '../../src/ipmi/server.js';
+import { LoginLimiter } from '../../src/ipmi/session/ratelimit.js';
+import { SeqWindow, SessionTable } from '../../src/ipmi/session/table.js';
+import { CC, Privilege, type CommandSpec } from '../../src/ipmi/types.js';
+import { RmcpPlusConsole, UdpPeer, lanRequest, preSessionResponse, rmcpPreSession, v15PreSession } from './session-client.js';
+
+const USERS = [
+  { username: 'admin', password: 'password', role: 'Administrator' as const },
+  { username: 'operator', password: 'op-secret', role: 'Operator' as const },
+  { username: 'viewer', password: 'viewer-pw', role: 'ReadOnly' as const },
+];
+
+/** A small command table of our own, independent of the real one. */
+function testTable(calls: string[]): Map<number, CommandSpec> {
+  const specs: CommandSpec[] = [
+    { netFn: 0x30, cmd: 0x01, name: 'echo', minPrivilege: Privilege.User, handler: (c) => ({ cc: 0, data: Buffer.concat([Buffer.from([c.session.privilege]), c.req.data]) }) },
+    { netFn: 0x30, cmd: 0x02, name: 'operate', minPrivilege: Privilege.Operator, handler: () => (calls.push('operate'), { cc: 0 }) },
+    { netFn: 0x30, cmd: 0x10, name: 'busy', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Busy', 'x')) },
+    { netFn: 0x30, cmd: 0x11, name: 'conflict', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Conflict', 'x')) },
+    { netFn: 0x30, cmd: 0x12, name: 'down', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Unavailable', 'x')) },
+    { netFn: 0x30, cmd: 0x13, name: 'invalid', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('InvalidArgument', 'x')) },
+    { netFn: 0x30, cmd: 0x14, name: 'boom', minPrivilege: Privilege.User, handler: () => { throw new Error('boom'); } },
+  ];
+  return new Map(specs.map((s) => [(s.netFn << 8) | s.cmd, s]));
+}
+
+async function start(extra: Partial<IpmiServerOptions> = {}, calls: string[] = []): Promise<ProtocolServer> {
+  return startIpmiServer({
+    address: '127.0.0.1',
+    port: 0,
+    machine: new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 }),
+    users: USERS,
+    logger: nullLogger(),
+    commands: testTable(calls),
+    ...extra,
+  });
+}
+
+describe('ipmi session layer', () => {
+  describe('building blocks', () => {
+    it('sequence window: accepts -16..+15 around the highest, never a replay or 0', () => {
+      const w = new SeqWindow(0, 16, 15);
+      expect(w.check(0)).to.equal(false);
+      expect(w.check(4)).to.equal(true);
+      w.commit(4);
+      expect(w.check(4)).to.equal(false);
+      expect(w.check(19)).to.equal(true);
+      expect(w.check(20)).to.equal(false);
+      w.commit(19);
+      expect(w.check(3)).to.equal(true);
+      expect(w.check(2)).to.equal(false);
+      const wrap = new SeqWindow(0xfffffffe, 8, 8);
+      expect(wrap.check(3)).to.equal(true); // across the 32-bit wrap
+    });
+
+    it('session table: caps sessions, evicts the oldest half-open handshake first', () => {
+      const t = new SessionTable({ maxSessions: 2, idleTimeoutMs: 1000, handshakeTimeoutMs: 100 });
+      const a = t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 0 })!;
+      a.state = 'active';
+      const b = t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 1 })!;
+      const c = t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 2 })!;
+      expect(t.get(b.id)).to.equal(undefined);
+      expect(t.get(c.id)).to.equal(c);
+      c.state = 'active';
+      expect(t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 3 })).to.equal(undefined);
+      expect(a.id).to.not.equal(0);
+      expect(t.sweep(2000)).to.equal(2); // idle timeout
+      expect(t.size).to.equal(0);
+    });
+
+    it('login limiter: blocks after the limit within the window, then releases', () => {
+      const l = new LoginLimiter({ limit: 3, windowMs: 1000, blockMs: 500 });
+      expect(l.fail('a', 0)).to.equal(false);
+      expect(l.fail('a', 10)).to.equal(false);
+      expect(l.isBlocked('b', 10)).to.equal(false);
+      expect(l.fail('a', 20)).to.equal(true);
+      expect(l.isBlocked('a', 100)).to.equal(true);
+      expect(l.isBlocked('a', 600)).to.equal(false);
+      expect(l.fail('c', 0) || l.fail('c', 2000) || l.fail('c', 4000)).to.equal(false); // spread out: no block
+    });
+  });
+
+  describe('over UDP with a test command table', () => {
+    let server: ProtocolServer;
+    const calls: string[] = [];
+    before(async () => {
+      server = await start({ loginFailureLimit: 1000 }, calls);
+    });
+    after(() => server.close());
+
+    it('reports its real port and url', () => {
+      expect(server.port).to.be.greaterThan(0);
+      expect(server.url).to.equal(`udp://127.0.0.1:${server.port}`);
+      expect(server.name).to.equal('ipmi');
+    });
+
+    it('answers Get Channel Auth Caps in a 1.5 envelope, with and without the v2.0 bit', async () => {
+      const p = new UdpPeer(server.port);
+      await p.ready();
+      const v2 = preSessionResponse((await p.exchange(v15PreSession(lanRequest(6, 0x38, [0x8e, 0x04]))))!);
+      expect(v2?.cc).to.equal(0);
+      expect(v2!.data.toString('hex')).to.equal('0194040300000000');
+      const v1 = preSessionResponse((await p.exchange(v15PreSession(lanRequest(6, 0x38, [0x0e, 0x04]))))!);
+      expect(v1!.data.toString('hex')).to.equal('0114040000000000');
+      p.close();
+    });
+
+    it('answers Get Channel Cipher Suites outside a session (RMCP+ envelope), listing 17, 3, 16, 2 and never 0', async () => {
+      const p = new UdpPeer(server.port);
+      await p.ready();
+      const r = preSessionResponse((await p.exchange(rmcpPreSession(lanRequest(6, 0x54, [0x0e, 0x00, 0x80]))))!);
+      expect(r?.cc).to.equal(0);
+      // 16 record bytes per reply: the fourth record continues at list index 1
+      expect(r!.data.toString('hex')).to.equal('01' + 'c011034481' + 'c003014181' + 'c010034480' + 'c0');
+      const r2 = preSessionResponse((await p.exchange(rmcpPreSession(lanRequest(6, 0x54, [0x0e, 0x00, 0x81]))))!);
+      expect(r2!.data.toString('hex')).to.equal('01' + '02014180');
+      p.close();
+    });
+
+    it('refuses other commands before a session (0xD4)', async () => {
+      const p = new UdpPeer(server.port);
+      await p.ready();
+      const r = preSessionResponse((await p.exchange(rmcpPreSession(lanRequest(0x30, 0x02))))!);
+      expect(r?.cc).to.equal(CC.INSUFFICIENT_PRIVILEGE);
+      expect(calls).to.deep.equal([]);
+      p.close();
+    });
+
+    for (const suite of [3, 17, 2, 16]) {
+      it(`establishes a suite ${suite} session and round-trips a request`, async () => {
+        const c = new RmcpPlusConsole(server.port, 'admin', 'password', suite);
+        const h = await c.handshake();
+        expect(h).to.deep.include({ openStatus: 0, rakp2Status: 0, rakp4Status: 0, established: true });
+        const r = await c.request(0x30, 0x01, [0xab]);
+        expect(r?.cc).to.equal(0);
+        expect(r!.data.toString('hex')).to.equal('02ab'); // starts at USER
+        c.close();
+      });
+    }
+
+    it('raises privilege only up to the session maximum and the user role', async () => {
+      const c = new RmcpPlusConsole(server.port, 'operator', 'op-secret', 3, 0x13);
+      expect((await c.handshake()).established).to.equal(true);
+      expect((await c.request(0x30, 0x02))?.cc).to.equal(CC.INSUFFICIENT_PRIVILEGE);
+      expect((await c.request(6, 0x3b, [0x04]))?.cc).to.equal(0x80); // above the operator role
+      const ok = await c.request(6, 0x3b, [0x03]);
+      expect(ok?.cc).to.equal(0);
+      expect(ok!.data[0]).to.equal(3);
+      expect((await c.request(0x30, 0x02))?.cc).to.equal(0);
+      expect(calls).to.deep.equal(['operate']);
+      c.close();
+      const u = new RmcpPlusConsole(server.port, 'admin', 'password', 3, 0x12); // -L USER
+      expect((await u.handshake()).established).to.equal(true);
+      expect((await u.request(6, 0x3b, [0x04]))?.cc).to.equal(0x81); // above this session's limit
+      u.close();
+    });
+
+    it('maps handler failures onto completion codes and keeps serving', async () => {
+      const c = new RmcpPlusConsole(server.port, 'admin', 'password', 17);
+      await c.handshake();
+      expect((await c.request(0x30, 0x10))?.cc).to.equal(0xc0);
+      expect((await c.request(0x30, 0x11))?.cc).to.equal(0xd5);
+      expect((await c.request(0x30, 0x12))?.cc).to.equal(0xff);
+      expect((await c.request(0x30, 0x13))?.cc).to.equal(0xcc);
+      expect((await c.request(0x30, 0x14))?.cc).to.equal(0xff);
+      expect((await c.request(0x30, 0x7f))?.cc).to.equal(0xc1);
+      expect((await c.request(0x30, 0x01))?.cc).to.equal(0);
+      c.close();
+    });
+
+    it('drops replays and out-of-window sequence numbers, accepts in-window reordering', async () => {
+      const c = new RmcpPlusConsole(server.port, 'admin', 'password', 3);
+      await c.handshake();
+      const pkt = c.wrap(lanRequest(0x30, 0x01, [1]), 10);
+      expect(c.unwrap((await c.peer.exchange(pkt))!)?.cc).to.equal(0);
+      expect(await c.peer.exchange(pkt, 300)).to.equal(undefined); // replay
+      expect(await c.peer.exchange(c.wrap(lanRequest(0x30, 0x01), 40), 300)).to.equal(undefined); // too far ahead
+      expect(c.unwrap((await c.peer.exchange(c.wrap(lanRequest(0x30, 0x01), 3)))!)?.cc).to.equal(0); // behind, unseen
+      c.close();
+    });
+
+    it('reports the session with Get Session Info and forgets it after Close Session', async () => {
+      const c = new RmcpPlusConsole(server.port, 'viewer', 'viewer-pw', 3, 0x12);
+      await c.handshake();
+      const info = await c.request(6, 0x3d, [0x00]);
+      expect(info?.cc).to.equal(0);
+      expect(info!.data.length).to.equal(18);
+      expect(info!.data[3]).to.equal(4); // viewer is the third configured user: id 4
+      expect(info!.data[4]).to.equal(Privilege.User);
+      expect(info!.data[5]).to.equal(0x11); // RMCP+, channel 1
+      expect([...info!.data.subarray(6, 10)]).to.deep.equal([127, 0, 0, 1]);
+      const id = Buffer.alloc(4);
+      id.writeUInt32LE(c.bmcId);
+      expect((await c.request(6, 0x3c, [...id]))?.cc).to.equal(0);
+      expect(await c.request(0x30, 0x01, [], 300)).to.equal(undefined);
+      c.close();
+    });
+  });
+
+  describe('limits and timeouts', () => {
+    it('refuses Open Session with status 0x01 when every slot holds an active session', async () => {
+      const server = await start({ maxSessions: 2 });
+      const a = new RmcpPlusConsole(server.port, 'admin', 'password');
+      const b = new RmcpPlusConsole(server.port, 'admin', 'password');
+      const c = new RmcpPlusConsole(server.port, 'admin', 'password');
+      try {
+        expect((await a.handshake()).established).to.equal(true);
+        expect((await b.handshake()).established).to.equal(true);
+        expect((await c.handshake()).openStatus).to.equal(0x01);
+        expect((await a.request(0x30, 0x01))?.cc).to.equal(0);
+      } finally {
+        [a, b, c].forEach((x) => x.close());
+        await server.close();
+      }
+    });
+
+    it('expires half-open handshakes quickly', async () => {
+      const server = await start({ handshakeTimeoutSeconds: 0.2 });
+      const slow = new RmcpPlusConsole(server.port, 'admin', 'password');
+      const fast = new RmcpPlusConsole(server.port, 'admin', 'password');
+      try {
+        expect((await slow.handshake(undefined, 400)).rakp2Status).to.equal(0x02); // invalid session id: gone
+        expect((await fast.handshake(undefined, 50)).established).to.equal(true);
+      } finally {
+        slow.close();
+        fast.close();
+        await server.close();
+      }
+    });
+
+    it('expires idle sessions', async () => {
+      const server = await start({ sessionTimeoutSeconds: 0.3 });
+      const a = new RmcpPlusConsole(server.port, 'admin', 'password');
+      try {
+        await a.handshake();
+        expect((await a.request(0x30, 0x01))?.cc).to.equal(0);
+        // Activity keeps it alive...
+        for (let i = 0; i < 4; i++) {
+          await new Promise((r) => setTimeout(r, 150));
+          expect((await a.request(0x30, 0x01))?.cc).to.equal(0);
+        }
+        // ...silence longer than the timeout ends it (a wait is the point of this test).
+        await new Promise((r) => setTimeout(r, 450));
+        expect(await a.request(0x30, 0x01, [], 300)).to.equal(undefined);
+      } finally {
+        a.close();
+        await server.close();
+      }
+    });
+  });
+});
