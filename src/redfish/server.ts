@@ -30,6 +30,8 @@ export function nameBasedUuid(namespace: string, name: string): string {
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
+const PEEK_TIMEOUT_MS = 30_000;
+
 /** Namespace for ServiceRoot UUIDs (a fixed random UUID of this project). */
 const SERVICE_UUID_NAMESPACE = '6f1c1f8e-3b0e-4c55-9d2a-2f4b7a9c0d11';
 
@@ -85,7 +87,10 @@ export async function startRedfishServer(
     listener = net.createServer({ pauseOnConnect: true }, (socket) => {
       track(socket);
       socket.on('error', () => socket.destroy());
+      // A client that connects and never speaks is dropped; the HTTP(S) servers' own timeouts apply after.
+      socket.setTimeout(PEEK_TIMEOUT_MS, () => socket.destroy());
       socket.once('data', (first: Buffer) => {
+        socket.setTimeout(0);
         socket.pause();
         socket.unshift(first);
         if (first[0] === 0x16) secure.emit('connection', socket);

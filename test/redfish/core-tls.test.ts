@@ -1,0 +1,102 @@
+/**
+ * HTTPS: TLS and plain HTTP on one port (first-byte peek), plain HTTP redirected (308) or refused;
+ * close() also ends keep-alive connections.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { startTestAgent } from '../helpers/agent.js';
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function request(mod: typeof http | typeof https, url: string, opts: https.RequestOptions = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = mod.request(url, { ...opts, rejectUnauthorized: false, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+describe('Redfish over TLS', () => {
+  let dir: string;
+  let cert: Buffer;
+  let key: Buffer;
+  before(function () {
+    this.timeout(20_000);
+    dir = mkdtempSync(join(tmpdir(), 'rf-tls-'));
+    execFileSync('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+      '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    ], { stdio: 'ignore' });
+    cert = readFileSync(join(dir, 'cert.pem'));
+    key = readFileSync(join(dir, 'key.pem'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('serves HTTPS and redirects plain HTTP on the same port with 308', async () => {
+    const t = await startTestAgent({ ipmi: false, redfish: { port: 0, tls: { cert, key, plainHttp: 'redirect' } } });
+    try {
+      expect(t.agent.redfish?.url).to.equal(`https://127.0.0.1:${t.redfishPort}/redfish/v1`);
+      const root = await request(https, `https://127.0.0.1:${t.redfishPort}/redfish/v1`);
+      expect(root.status).to.equal(200);
+      expect(root.headers['odata-version']).to.equal('4.0');
+      expect((JSON.parse(root.body) as { Id: string }).Id).to.equal('RootService');
+      const auth = `Basic ${Buffer.from('admin:password').toString('base64')}`;
+      const sys = await request(https, `https://127.0.0.1:${t.redfishPort}/redfish/v1/Systems/1`, { headers: { Authorization: auth } });
+      expect(sys.status).to.equal(200);
+
+      const plain = await request(http, `http://127.0.0.1:${t.redfishPort}/redfish/v1/Systems?x=1`);
+      expect(plain.status).to.equal(308);
+      expect(plain.headers.location).to.equal(`https://127.0.0.1:${t.redfishPort}/redfish/v1/Systems?x=1`);
+      // the redirect carries nothing from the service
+      expect(plain.body).to.equal('');
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses plain HTTP when told to, while HTTPS keeps working', async () => {
+    const t = await startTestAgent({ ipmi: false, redfish: { port: 0, tls: { cert, key, plainHttp: 'refuse' } } });
+    try {
+      let failed: unknown;
+      try {
+        await request(http, `http://127.0.0.1:${t.redfishPort}/redfish/v1`);
+      } catch (e) {
+        failed = e;
+      }
+      expect(String(failed)).to.match(/socket hang up|ECONNRESET/);
+      expect((await request(https, `https://127.0.0.1:${t.redfishPort}/redfish/v1`)).status).to.equal(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('close() ends idle keep-alive connections promptly', async () => {
+    const t = await startTestAgent({ ipmi: false });
+    const agent = new http.Agent({ keepAlive: true });
+    try {
+      const r = await request(http, `${t.redfishUrl}/redfish/v1`, { agent });
+      expect(r.status).to.equal(200);
+      expect(Object.keys(agent.freeSockets).length).to.equal(1);
+    } finally {
+      const started = Date.now();
+      await t.close();
+      expect(Date.now() - started).to.be.below(1000);
+      agent.destroy();
+    }
+  });
+});
