@@ -40,6 +40,7 @@ import {
   isKubeApiError,
   toBackendError,
   vmPath,
+  type JsonPatchOp,
   vmSubresourcePath,
   vmiPath,
   vmiSubresourcePath,
@@ -58,7 +59,7 @@ import {
   volumeFor,
 } from './media.js';
 import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict } from './power.js';
-import type { DataVolume, VirtualMachine, VirtualMachineInstance } from './types.js';
+import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance } from './types.js';
 
 export interface KubeVirtMachineConfig {
   client: KubeClient;
@@ -356,6 +357,7 @@ export class KubeVirtMachine implements Machine {
     const disk = pickCdrom(v.vm, this.dvName);
     const vol = disk ? volumeFor(v.vm, disk.name) : undefined;
     if (disk && vol?.dataVolume?.name === this.dvName) {
+      const index = (v.vm.spec?.template?.spec?.domain?.devices?.disks ?? []).findIndex((d) => d.name === disk.name);
       try {
         await this.client.putSubresource(vmSubresourcePath(this.ns, this.name, 'removevolume'), { name: disk.name });
       } catch (e) {
@@ -365,6 +367,7 @@ export class KubeVirtMachine implements Machine {
           throw this.mapError(e, 'unplug media volume');
         }
       }
+      await this.keepCdromDrive(disk, index);
     }
     if (v.dv) {
       try {
@@ -374,6 +377,38 @@ export class KubeVirtMachine implements Machine {
       }
     }
     this.mediaError = undefined;
+  }
+
+  /**
+   * removevolume takes the disk of the same name out of the VM spec along with the volume; put
+   * the (now empty) CD-ROM drive back so the slot exists for the next insert. Waits for KubeVirt
+   * to process the volume request first.
+   */
+  private async keepCdromDrive(disk: Disk, index: number): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const vm = this.vmWatch.healthy ? this.vmWatch.current : await this.vmWatch.refresh().catch(() => undefined);
+      if (vm && !volumeFor(vm, disk.name) && (vm.status?.volumeRequests ?? []).length === 0) {
+        const disks = vm.spec?.template?.spec?.domain?.devices?.disks;
+        if (!disks || disks.some((d) => d.name === disk.name)) return;
+        const at = Math.max(0, Math.min(index, disks.length));
+        const ops: JsonPatchOp[] = [
+          { op: 'test', path: '/metadata/resourceVersion', value: vm.metadata?.resourceVersion ?? '' },
+          { op: 'add', path: `/spec/template/spec/domain/devices/disks/${at}`, value: disk },
+        ];
+        try {
+          const updated = await this.client.jsonPatch<VirtualMachine>(vmPath(this.ns, this.name), ops);
+          if (updated?.metadata) this.vmWatch.offer(updated);
+          return;
+        } catch (e) {
+          if (!(isKubeApiError(e, 409) || isKubeApiError(e, 422))) throw this.mapError(e, 'restore the CD-ROM drive');
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new BackendError('Busy', 'KubeVirt has not processed the media removal yet; try again', { retryAfterSeconds: 2 });
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
   }
 
   private slots(v: View): MediaSlot[] {

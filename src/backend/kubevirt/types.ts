@@ -92,6 +92,7 @@ export interface VirtualMachine extends KubeObjectBase {
     created?: boolean;
     conditions?: Condition[];
     stateChangeRequests?: { action?: string; uid?: string }[];
+    volumeRequests?: unknown[];
   };
 }
 

@@ -1,0 +1,167 @@
+/**
+ * Shared set-up for the KubeVirt backend tests: an emulator, a VM fixture, a machine on top,
+ * polling helpers and a loopback HTTP server that answers HEAD for virtual media images.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { createKubeVirtMachine, type KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
+import type { PowerState } from '../../src/backend/types.js';
+import { startApiServer, type ApiServerEmulator, type EmulatorOptions, type KubeObject } from '../emulator/index.js';
+
+export const NS = 'default';
+export const VM_NAME = 'vm1';
+export const FW_UUID = '5a6f2c1e-7d3b-4c8a-9e1f-0b2c3d4e5f60';
+
+export interface VmFixtureOptions {
+  name?: string;
+  runStrategy?: string;
+  running?: boolean;
+  cdrom?: boolean;
+  interfaces?: boolean;
+}
+
+export function vmFixture(o: VmFixtureOptions = {}): KubeObject {
+  const spec: Record<string, unknown> = {};
+  if (o.running !== undefined) spec.running = o.running;
+  else spec.runStrategy = o.runStrategy ?? 'Halted';
+  const disks: Record<string, unknown>[] = [{ name: 'root', disk: { bus: 'virtio' } }];
+  if (o.cdrom !== false) disks.push({ name: 'cdrom', cdrom: { bus: 'sata', readonly: true } });
+  spec.template = {
+    metadata: { labels: { app: 'test' } },
+    spec: {
+      domain: {
+        cpu: { cores: 2, sockets: 1, threads: 1 },
+        memory: { guest: '2Gi' },
+        firmware: { uuid: FW_UUID, serial: 'SN-0001' },
+        devices: {
+          disks,
+          ...(o.interfaces === false ? {} : { interfaces: [{ name: 'default', masquerade: {}, macAddress: '02:11:22:33:44:55' }] }),
+        },
+      },
+      networks: [{ name: 'default', pod: {} }],
+      volumes: [{ name: 'root', containerDisk: { image: 'quay.io/containerdisks/fedora:40' } }],
+    },
+  };
+  return { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: o.name ?? VM_NAME, namespace: NS }, spec };
+}
+
+export const FAST: EmulatorOptions = { vmiPhaseDelayMs: 5, vmiStopDelayMs: 5, dataVolumeImportMs: 60, bookmarkIntervalMs: 200 };
+
+export async function startEmulator(opts: EmulatorOptions = {}): Promise<ApiServerEmulator> {
+  return startApiServer({ ...FAST, ...opts });
+}
+
+export async function newMachine(
+  emu: ApiServerEmulator,
+  opts: { name?: string; logger?: Logger; storageClassName?: string } = {},
+): Promise<KubeVirtMachine> {
+  return (await createKubeVirtMachine({
+    namespace: NS,
+    name: opts.name ?? VM_NAME,
+    logger: opts.logger ?? pino({ level: 'silent' }),
+    kubeConfig: emu.makeKubeConfig(),
+    watchMinBackoffMs: 20,
+    watchMaxBackoffMs: 200,
+    requestTimeoutMs: 2000,
+    syncTimeoutMs: 2000,
+    mediaProbeTimeoutMs: 2000,
+    ...(opts.storageClassName ? { storageClassName: opts.storageClassName } : {}),
+  })) as KubeVirtMachine;
+}
+
+/** Poll until fn returns a truthy value (or resolves without throwing when `allowThrow`). */
+export async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 4000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export async function waitPower(m: { getPowerState(): Promise<PowerState> }, want: PowerState, timeoutMs = 4000): Promise<void> {
+  await until(async () => (await m.getPowerState()) === want, `power state ${want}`, timeoutMs);
+}
+
+export function vmiOf(emu: ApiServerEmulator, name = VM_NAME): KubeObject | undefined {
+  return emu.get('kubevirt.io/v1', 'VirtualMachineInstance', NS, name);
+}
+
+export function vmOf(emu: ApiServerEmulator, name = VM_NAME): KubeObject {
+  const vm = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, name);
+  if (!vm) throw new Error('VM missing');
+  return vm;
+}
+
+export function vmiPhase(emu: ApiServerEmulator, name = VM_NAME): string | undefined {
+  return (vmiOf(emu, name)?.status as { phase?: string } | undefined)?.phase;
+}
+
+type Obj = Record<string, unknown>;
+
+/** The VM template's disks / interfaces (for boot-order assertions). */
+export function devicesOf(o: KubeObject | undefined, fromVmi = false): { disks: Obj[]; interfaces: Obj[] } {
+  const spec = fromVmi ? (o?.spec as Obj | undefined) : ((o?.spec as Obj | undefined)?.template as Obj | undefined)?.spec as Obj | undefined;
+  const devices = ((spec?.domain as Obj | undefined)?.devices ?? {}) as { disks?: Obj[]; interfaces?: Obj[] };
+  return { disks: devices.disks ?? [], interfaces: devices.interfaces ?? [] };
+}
+
+export function bootOrders(o: KubeObject | undefined, fromVmi = false): Record<string, number | undefined> {
+  const d = devicesOf(o, fromVmi);
+  const out: Record<string, number | undefined> = {};
+  for (const x of d.disks) out[`disk/${String(x.name)}`] = x.bootOrder as number | undefined;
+  for (const x of d.interfaces) out[`interface/${String(x.name)}`] = x.bootOrder as number | undefined;
+  return out;
+}
+
+/** A loopback server answering HEAD with a claimed size; records every request it gets. */
+export interface ImageServer {
+  url(path: string): string;
+  requests: { method: string; url: string }[];
+  close(): Promise<void>;
+}
+
+export async function startImageServer(sizes: Record<string, number>): Promise<ImageServer> {
+  const requests: { method: string; url: string }[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push({ method: req.method ?? '', url: req.url ?? '' });
+    const size = sizes[req.url ?? ''];
+    if (size === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    if (req.url?.startsWith('/redirect')) {
+      res.writeHead(302, { location: 'http://127.0.0.1:1/elsewhere.iso' }).end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': String(size), 'content-type': 'application/octet-stream' });
+    res.end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: (p) => `http://127.0.0.1:${port}${p}`,
+    requests,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
+}
+
+/** A logger whose JSON lines the test can read. */
+export function captureLogger(): { logger: Logger; lines: () => string[] } {
+  const chunks: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return { logger: pino({ level: 'info' }, sink), lines: () => chunks.join('').split('\n').filter(Boolean) };
+}
