@@ -372,7 +372,6 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     if (!vm) return;
     let vmi = getVmi(ns, name);
     const status = obj(vm.status);
-    const rs = runStrategyOf(vm);
     let changeReqs = arr<ChangeRequest>(status.stateChangeRequests);
 
     // hot-plug volume requests: make them permanent in the template and plug them into a running VMI
@@ -421,6 +420,14 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
           if (getVmi(ns, name)) break;
           vmi = undefined;
         }
+        if (runStrategyOf(vm) === 'Halted') {
+          // virt-controller moves a Halted VM to Always when it honours a start request
+          const spec = obj(vm.spec);
+          if (spec.runStrategy !== undefined) spec.runStrategy = 'Always';
+          else spec.running = true;
+          vm.spec = spec;
+          vm = store.update(vmT, vm, { scope: 'main', force: true });
+        }
         createVmi(vm, r.data?.paused === 'true');
         vmi = getVmi(ns, name);
         changeReqs = changeReqs.slice(1);
@@ -437,7 +444,7 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
 
     if (changeReqs.length === 0) {
       const deleting = !!vmi?.metadata.deletionTimestamp;
-      switch (rs) {
+      switch (runStrategyOf(vm)) {
         case 'Always':
           if (!vmi) createVmi(vm);
           else if (isFinal(vmi) && !deleting) deleteVmi(ns, name, 0);

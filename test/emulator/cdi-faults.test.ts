@@ -1,0 +1,151 @@
+import { ApiException, CoreV1Api, CustomObjectsApi, makeInformer, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { startApiServer, type ApiServerEmulator, type KubeObject } from './index.js';
+
+const NS = 'default';
+
+function dataVolume(name: string, url: string): KubeObject {
+  return {
+    apiVersion: 'cdi.kubevirt.io/v1beta1',
+    kind: 'DataVolume',
+    metadata: { name, namespace: NS },
+    spec: { source: { http: { url } }, storage: { resources: { requests: { storage: '1Gi' } } } },
+  };
+}
+
+describe('apiserver emulator: CDI DataVolumes', () => {
+  let emu: ApiServerEmulator;
+  let kc: KubeConfig;
+  beforeEach(async () => {
+    emu = await startApiServer({ dataVolumeImportMs: 60 });
+    kc = emu.makeKubeConfig();
+  });
+  afterEach(() => emu.close());
+
+  it('imports with progress 0% → 100% and a PVC owned by the DataVolume', async () => {
+    const phases: string[] = [];
+    const progress: string[] = [];
+    const ctl = await new Watch(kc).watch(`/apis/cdi.kubevirt.io/v1beta1/namespaces/${NS}/datavolumes`, {}, (_t, o: KubeObject) => {
+      const s = (o.status ?? {}) as { phase?: string; progress?: string };
+      if (s.phase && phases[phases.length - 1] !== s.phase) phases.push(s.phase);
+      if (s.progress && s.progress !== 'N/A' && progress[progress.length - 1] !== s.progress) progress.push(s.progress);
+    }, () => undefined);
+    const co = kc.makeApiClient(CustomObjectsApi);
+    await co.createNamespacedCustomObject({ group: 'cdi.kubevirt.io', version: 'v1beta1', namespace: NS, plural: 'datavolumes', body: dataVolume('iso', 'http://images.example/boot.iso') });
+    await emu.waitFor(() => phases.includes('Succeeded'));
+    ctl.abort();
+    expect(phases).to.deep.equal(['Pending', 'ImportScheduled', 'ImportInProgress', 'Succeeded']);
+    expect(progress[0]).to.equal('0.00%');
+    expect(progress[progress.length - 1]).to.equal('100.0%');
+    expect(progress.length).to.be.greaterThan(2);
+    const dv = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'iso');
+    expect((dv?.status as { conditions: { type: string; status: string }[] }).conditions.find((c) => c.type === 'Ready')?.status).to.equal('True');
+    const pvc = emu.get('v1', 'PersistentVolumeClaim', NS, 'iso');
+    expect(pvc?.metadata.ownerReferences?.[0]).to.deep.include({ kind: 'DataVolume', uid: dv?.metadata.uid });
+    emu.delete('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'iso');
+    await emu.waitFor(() => !emu.get('v1', 'PersistentVolumeClaim', NS, 'iso'));
+  });
+
+  it('reports an unreachable source like CDI (Running=False, reason Error), never Succeeded', async () => {
+    emu.create(dataVolume('bad', 'http://unreachable.invalid/disk.img'));
+    const dv = await emu.waitFor(() => {
+      const o = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'bad');
+      const c = ((o?.status as { conditions?: { type: string; status: string; reason: string; message?: string }[] })?.conditions ?? []).find((x) => x.type === 'Running');
+      return c?.reason === 'Error' && o;
+    });
+    const s = dv.status as { phase: string; restartCount: number; conditions: { type: string; status: string; message?: string }[] };
+    expect(s.phase).to.equal('ImportInProgress');
+    expect(s.restartCount).to.equal(1);
+    const running = s.conditions.find((c) => c.type === 'Running');
+    expect(running?.status).to.equal('False');
+    expect(running?.message).to.contain('Unable to connect to http data source').and.contain('unreachable.invalid');
+    await new Promise((r) => setTimeout(r, 100));
+    expect((emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'bad')?.status as { phase: string }).phase).to.equal('ImportInProgress');
+  });
+});
+
+describe('apiserver emulator: fault hooks', () => {
+  let emu: ApiServerEmulator;
+  let kc: KubeConfig;
+  let core: CoreV1Api;
+  beforeEach(async () => {
+    emu = await startApiServer();
+    kc = emu.makeKubeConfig();
+    core = kc.makeApiClient(CoreV1Api);
+  });
+  afterEach(() => emu.close());
+
+  it('failNext: the next N (matching) requests fail with the given status, then all is well', async () => {
+    emu.faults.failNext(2, 503, (r) => r.method === 'GET' && r.path.endsWith('/configmaps'));
+    await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'x' } } }); // does not match
+    for (let i = 0; i < 2; i++) {
+      try {
+        await core.listNamespacedConfigMap({ namespace: NS });
+        expect.fail('expected a 503');
+      } catch (e) {
+        expect(e).to.be.instanceOf(ApiException);
+        expect((e as ApiException<string>).code).to.equal(503);
+        expect(JSON.parse((e as ApiException<string>).body)).to.deep.include({ kind: 'Status', reason: 'ServiceUnavailable', code: 503 });
+      }
+    }
+    expect((await core.listNamespacedConfigMap({ namespace: NS })).items).to.have.length(1);
+    emu.faults.failNext(1);
+    try {
+      await core.readNamespacedConfigMap({ namespace: NS, name: 'x' });
+      expect.fail('expected a 500');
+    } catch (e) {
+      expect((e as ApiException<string>).code).to.equal(500);
+    }
+    expect(emu.audit.slice(-4).map((a) => a.code)).to.deep.equal([503, 503, 200, 500]);
+  });
+
+  it('refuseConnections: ECONNREFUSED while on, same URL works again after', async () => {
+    await emu.faults.refuseConnections(true);
+    try {
+      await core.listNamespacedConfigMap({ namespace: NS });
+      expect.fail('expected a connection error');
+    } catch (e) {
+      expect(String((e as Error).message) + String((e as { code?: string }).code)).to.contain('ECONNREFUSED');
+    }
+    await emu.faults.refuseConnections(false);
+    const list = await core.listNamespacedConfigMap({ namespace: NS });
+    expect(list.items).to.deep.equal([]);
+    expect(emu.url).to.equal(kc.getCurrentCluster()?.server);
+  });
+
+  it('refuseConnections ends open watches; an informer recovers once the server is back', async () => {
+    const informer = makeInformer(kc, `/api/v1/namespaces/${NS}/configmaps`, () => core.listNamespacedConfigMap({ namespace: NS }));
+    const errors: unknown[] = [];
+    informer.on('error', (e) => {
+      errors.push(e);
+      // like a controller would: retry after a moment
+      setTimeout(() => void informer.start().catch(() => undefined), 20);
+    });
+    const names = new Set<string>();
+    informer.on('add', (o: V1ConfigMap) => names.add(o.metadata?.name ?? ''));
+    await informer.start();
+    await emu.faults.refuseConnections(true);
+    emu.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'while-down', namespace: NS } });
+    await emu.waitFor(() => errors.length > 0);
+    await emu.faults.refuseConnections(false);
+    await emu.waitFor(() => names.has('while-down'));
+    await informer.stop();
+  });
+
+  it('delayResponses delays every response', async () => {
+    emu.faults.delayResponses(120);
+    const t0 = Date.now();
+    await core.listNamespacedConfigMap({ namespace: NS });
+    expect(Date.now() - t0).to.be.greaterThanOrEqual(115);
+    emu.faults.delayResponses(0);
+  });
+
+  it('dropWatches closes streams (done callback fires)', async () => {
+    let done = false;
+    await new Watch(kc).watch(`/api/v1/namespaces/${NS}/configmaps`, {}, () => undefined, () => {
+      done = true;
+    });
+    emu.faults.dropWatches();
+    await emu.waitFor(() => done);
+  });
+});
