@@ -59,10 +59,20 @@ export class IpmiEngine {
   readonly ctx: EngineContext;
 
   constructor(opts: EngineOptions) {
+    const limiter = new LoginLimiter({ limit: opts.limit, windowMs: opts.windowMs, blockMs: opts.blockMs });
+    // A handshake abandoned after RAKP2 is what a client does when our RAKP2 auth code does not
+    // match its password (ipmitool: "RAKP 2 HMAC is invalid"), and what a RAKP hash harvester
+    // does: count it as a failed login.
+    const onExpire = (s: Session) => {
+      if (s.state === 'rakp') limiter.fail(s.remoteAddress, opts.now());
+    };
     this.ctx = {
       ...opts,
-      table: new SessionTable({ maxSessions: opts.maxSessions, idleTimeoutMs: opts.idleTimeoutMs, handshakeTimeoutMs: opts.handshakeTimeoutMs }),
-      limiter: new LoginLimiter({ limit: opts.limit, windowMs: opts.windowMs, blockMs: opts.blockMs }),
+      table: new SessionTable(
+        { maxSessions: opts.maxSessions, idleTimeoutMs: opts.idleTimeoutMs, handshakeTimeoutMs: opts.handshakeTimeoutMs },
+        onExpire,
+      ),
+      limiter,
       challenges: new Map(),
     };
   }

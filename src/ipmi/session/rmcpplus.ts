@@ -180,8 +180,10 @@ export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote,
   }
   if (s.state !== 'rakp') return encodeRakp4({ tag: r.tag, status: RakpStatus.INVALID_SESSION_ID, consoleSessionId: k.consoleId, icv: Buffer.alloc(0) });
   if (r.status !== 0) {
-    log.info({ status: r.status }, 'console aborted the RMCP+ handshake');
+    // Typically the console found our RAKP2 auth code wrong, i.e. its password is wrong.
     ctx.table.delete(s.id);
+    const blocked = ctx.limiter.fail(remote.address, now);
+    log.warn({ status: r.status, user: s.username, blocked }, 'console aborted the RMCP+ handshake');
     return undefined;
   }
   const inputs = inputsFor(s, ctx)!;

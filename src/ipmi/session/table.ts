@@ -131,7 +131,11 @@ export class SessionTable {
   private readonly byId = new Map<number, Session>();
   private nextHandle = 1;
 
-  constructor(readonly opts: SessionTableOptions) {}
+  /** `onExpire` hears about every session dropped by a timeout. */
+  constructor(
+    readonly opts: SessionTableOptions,
+    private readonly onExpire?: (s: Session) => void,
+  ) {}
 
   get size(): number {
     return this.byId.size;
@@ -154,6 +158,7 @@ export class SessionTable {
     const limit = s.state === 'active' ? this.opts.idleTimeoutMs : this.opts.handshakeTimeoutMs;
     if (now - s.lastActivity > limit) {
       this.byId.delete(s.id);
+      this.onExpire?.(s);
       return undefined;
     }
     return s;
@@ -209,6 +214,7 @@ export class SessionTable {
       const limit = s.state === 'active' ? this.opts.idleTimeoutMs : this.opts.handshakeTimeoutMs;
       if (now - s.lastActivity > limit) {
         this.byId.delete(s.id);
+        this.onExpire?.(s);
         n++;
       }
     }

@@ -1,0 +1,137 @@
+import { expect } from 'chai';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/common/logger.js';
+import { startIpmiServer } from '../../src/ipmi/server.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { RmcpPlusConsole, UdpPeer, ipmitool, lanRequest, preSessionResponse, run, v15PreSession } from './session-client.js';
+
+describe('ipmi security with real clients @e2e', function () {
+  this.timeout(30000);
+  let t: TestAgent;
+  beforeEach(async () => {
+    t = await startTestAgent({ ipmi: { port: 0, loginFailureLimit: 1000 } });
+  });
+  afterEach(() => t.close());
+
+  const refused = async (args: string[], creds: string[], expectText?: RegExp) => {
+    const r = await ipmitool(t.ipmiPort, args, creds);
+    expect(r.code, r.out).to.not.equal(0);
+    if (expectText) expect(r.out).to.match(expectText);
+    expect(await t.sim.getPowerState()).to.equal('Off');
+    return r;
+  };
+
+  it('wrong password (RMCP+): refused at once, no power change', async () => {
+    const r = await refused(['-I', 'lanplus', '-C', '3', 'power', 'on'], ['-U', 'admin', '-P', 'nope'], /Unable to establish IPMI v2/);
+    expect(r.ms).to.be.lessThan(3000);
+    const vv = await ipmitool(t.ipmiPort, ['-I', 'lanplus', '-C', '17', '-vv', 'power', 'on'], ['-U', 'admin', '-P', 'nope']);
+    expect(vv.out).to.contain('RAKP 2 HMAC is invalid'); // ipmitool checks our RAKP2 against its password
+  });
+
+  it('unknown user (RMCP+): RAKP2 unauthorized name at once', async () => {
+    const r = await refused(['-I', 'lanplus', '-C', '3', '-vv', 'power', 'on'], ['-U', 'mallory', '-P', 'password'], /unauthorized name/i);
+    expect(r.ms).to.be.lessThan(3000);
+  });
+
+  it('cipher suite 0 is refused without allowInsecure', async () => {
+    await refused(['-I', 'lanplus', '-C', '0', 'power', 'on'], ['-U', 'admin', '-P', 'password'], /invalid authentication algorithm/);
+  });
+
+  it('-L USER session cannot send Chassis Control (raw 00 02 01)', async () => {
+    await refused(['-I', 'lanplus', '-L', 'USER', 'raw', '0x00', '0x02', '0x01'], ['-U', 'admin', '-P', 'password'], /Insufficient privilege/i);
+  });
+
+  it('a ReadOnly user can neither ask for ADMINISTRATOR nor power on as USER', async () => {
+    await refused(['-I', 'lanplus', 'power', 'on'], ['-U', 'viewer', '-P', 'viewer-pw'], /Unable to establish IPMI v2/);
+    await refused(['-I', 'lanplus', '-L', 'USER', 'power', 'on'], ['-U', 'viewer', '-P', 'viewer-pw']);
+    const st = await ipmitool(t.ipmiPort, ['-I', 'lanplus', '-L', 'USER', 'power', 'status'], ['-U', 'viewer', '-P', 'viewer-pw']);
+    expect(st.out).to.contain('Chassis Power is off');
+  });
+
+  it('IPMI 1.5: wrong password and unknown user fail fast, no power change', async () => {
+    const pw = await refused(['-I', 'lan', 'power', 'on'], ['-U', 'admin', '-P', 'nope'], /Activate Session error/);
+    expect(pw.ms).to.be.lessThan(3000);
+    await refused(['-I', 'lan', 'power', 'on'], ['-U', 'mallory', '-P', 'password'], /Get Session Challenge command failed|Invalid user name/i);
+  });
+
+  it('freeipmi LAN_2_0 wrong password: "password invalid" at once', async () => {
+    const r = await run('ipmipower', ['-h', `127.0.0.1:${t.ipmiPort}`, '-u', 'admin', '-p', 'nope', '-D', 'LAN_2_0', '--on']);
+    expect(r.out).to.contain('password invalid');
+    expect(r.ms).to.be.lessThan(3000);
+    expect(await t.sim.getPowerState()).to.equal('Off');
+  });
+});
+
+describe('ipmi security (pure node)', () => {
+  const machine = () => new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 });
+  const users = [{ username: 'admin', password: 'S3cret-pw!', role: 'Administrator' as const }];
+
+  it('blocks an address after repeated failed logins, then lets it back in', async () => {
+    const server = await startIpmiServer({
+      address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('silent'),
+      loginFailureLimit: 3, loginFailureWindowSeconds: 30, loginBlockSeconds: 0.6,
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const bad = new RmcpPlusConsole(server.port, 'admin', 'wrong');
+        expect((await bad.handshake()).rakp4Status).to.equal(0x0f);
+        bad.close();
+      }
+      const good = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
+      let err: unknown;
+      await good.handshake().catch((e: unknown) => (err = e));
+      expect(String(err)).to.contain('no Open Session Response'); // ignored while blocked
+      good.close();
+      await new Promise((r) => setTimeout(r, 700));
+      const later = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
+      expect((await later.handshake()).established).to.equal(true);
+      later.close();
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('does not advertise or accept auth type NONE unless allowInsecure', async () => {
+    for (const allowInsecure of [false, true]) {
+      const server = await startIpmiServer({ address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('silent'), allowInsecure });
+      const p = new UdpPeer(server.port);
+      await p.ready();
+      const caps = preSessionResponse((await p.exchange(v15PreSession(lanRequest(6, 0x38, [0x8e, 0x04]))))!);
+      expect(caps!.data[1]! & 0x01).to.equal(allowInsecure ? 1 : 0);
+      const name = Buffer.alloc(16);
+      name.write('admin');
+      const ch = preSessionResponse((await p.exchange(v15PreSession(lanRequest(6, 0x39, [0x00, ...name]))))!);
+      expect(ch!.cc).to.equal(allowInsecure ? 0 : 0xcc);
+      const suite0 = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
+      const h = await suite0.handshake({ auth: 0, integrity: 0, conf: 0 });
+      expect(h.openStatus).to.equal(allowInsecure ? 0 : 0x04);
+      suite0.close();
+      p.close();
+      await server.close();
+    }
+  });
+
+  it('never writes passwords or keys to the log, even at debug level', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const server = await startIpmiServer({ address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('debug', sink) });
+    try {
+      const good = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
+      await good.handshake();
+      await good.request(6, 0x01);
+      const bad = new RmcpPlusConsole(server.port, 'admin', 'Guess-pw-42');
+      await bad.handshake();
+      const log = lines.join('');
+      expect(log).to.contain('RMCP+ session established');
+      expect(log).to.contain('bad RAKP3');
+      for (const secret of ['S3cret-pw!', 'Guess-pw-42', good.k1!.toString('hex'), good.aesKey!.toString('hex')]) {
+        expect(log).to.not.contain(secret);
+      }
+      good.close();
+      bad.close();
+    } finally {
+      await server.close();
+    }
+  });
+});
