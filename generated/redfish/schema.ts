@@ -3056,6 +3056,60 @@ export interface components {
             /** @description The available OEM-specific actions for this resource. */
             Oem?: components["schemas"]["MessageRegistry_v1_7_0_OemActions"];
         };
+        /** @description The clearing logic associated with a message.  The properties within indicate the events, specified by message keys for other messages in this registry, that are cleared by a message with optional conditions. */
+        MessageRegistry_v1_7_0_ClearingLogic: {
+            /** @description Indicates whether all logged events containing messages from this message registry are cleared when this message is received.  If conditional properties are present, such as the `ClearsIf` property, the specified conditions shall be required to clear the logged events. */
+            readonly ClearsAll?: boolean | null;
+            /** @description The condition required to clear the logged events specified by other properties in this object when this message is received. */
+            readonly ClearsIf?: components["schemas"]["MessageRegistry_v1_7_0_ClearingType"] | null;
+            /** @description An array of message keys for logged events that are cleared when this message is received.  If conditional properties are present, such as the `ClearsIf` property, the specified conditions are required to clear the logged events with these message keys. */
+            readonly ClearsMessage?: (string | null)[];
+        };
+        /** @enum {string} */
+        MessageRegistry_v1_7_0_ClearingType: "SameOriginOfCondition";
+        /** @description This type represents how a message is defined within the message registry. */
+        MessageRegistry_v1_7_0_Message: {
+            /** @description The `MessageArgs` descriptions, in order, used for this message. */
+            readonly ArgDescriptions?: (string | null)[];
+            /** @description The `MessageArgs` normative descriptions, in order, used for this message. */
+            readonly ArgLongDescriptions?: (string | null)[];
+            /** @description The clearing logic associated with this message.  The properties within indicate the events, specified by message keys for other messages in this registry, that are cleared by this message with optional conditions. */
+            ClearingLogic?: components["schemas"]["MessageRegistry_v1_7_0_ClearingLogic"];
+            /** @description The reason the message has been deprecated. */
+            readonly Deprecated?: string | null;
+            /** @description A short description of how and when to use this message. */
+            readonly Description: string;
+            /** @description The normative language that describes this message's usage. */
+            readonly LongDescription?: string | null;
+            /** @description The general or less-specific messages related to this message. */
+            readonly MapsToGeneralMessages?: (string | null)[];
+            /** @description The actual message. */
+            readonly Message: string;
+            /** @description The severity of the message. */
+            readonly MessageSeverity: components["schemas"]["Resource_Health"] | null;
+            /**
+             * Format: int64
+             * @description The number of arguments in the message.
+             */
+            readonly NumberOfArgs: number;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The data types of the message arguments, prior to conversion to strings for inclusion in a message. */
+            readonly ParamTypes?: components["schemas"]["MessageRegistry_v1_7_0_ParamType"][];
+            /** @description The message identifier that replaces this message. */
+            readonly ReplacedBy?: string | null;
+            /** @description Used to provide suggestions on how to resolve the situation that caused the error. */
+            readonly Resolution: string;
+            /**
+             * @deprecated
+             * @description The severity of the message.
+             */
+            readonly Severity: string;
+            /** @description The registry version which added this message. */
+            readonly VersionAdded?: string | null;
+            /** @description The registry version when the message was deprecated. */
+            readonly VersionDeprecated?: string | null;
+        };
         /** @description The message keys contained in the message registry. */
         MessageRegistry_v1_7_0_MessageProperty: Record<string, never>;
         /** @description The `MessageRegistry` schema describes all message registries.  It represents the properties for the message registries themselves. */
@@ -3085,6 +3139,8 @@ export interface components {
         MessageRegistry_v1_7_0_OemActions: {
             [key: string]: unknown;
         };
+        /** @enum {string} */
+        MessageRegistry_v1_7_0_ParamType: "string" | "number";
         /** @description The message that the Redfish service returns. */
         Message_Message: components["schemas"]["Message_v1_3_0_Message"];
         /** @description The message that the Redfish service returns. */
@@ -3251,6 +3307,10 @@ export interface components {
         Resource_Name: string;
         /** @description The OEM extension. */
         Resource_Oem: {
+            [key: string]: unknown;
+        };
+        /** @description The base type for an OEM extension. */
+        Resource_OemObject: {
             [key: string]: unknown;
         };
         /** @enum {string} */

@@ -77,14 +77,14 @@ function rewriteRef(ref: string, file: string | undefined): string {
   return `#/components/schemas/${name}`;
 }
 
-/** Deep copy with $refs rewritten; x-* keys dropped (descriptions kept for the generated docs). */
+/** Deep copy with $refs rewritten; x-* keys dropped except x-patternProperties (descriptions kept). */
 function rewrite(node: Json, file?: string): Json {
   if (Array.isArray(node)) return node.map((n) => rewrite(n, file));
   if (!isObject(node)) return node;
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(node)) {
     if (k === '$ref' && typeof v === 'string') out[k] = rewriteRef(v, file);
-    else if (k.startsWith('x-')) continue;
+    else if (k.startsWith('x-') && k !== 'x-patternProperties') continue; // kept: annotation names allowed on objects
     else out[k] = rewrite(v, file);
   }
   return out;
