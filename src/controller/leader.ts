@@ -42,6 +42,7 @@ export class LeaderElector {
   private leading = false;
   private stopped = false;
   private timer?: NodeJS.Timeout;
+  private inflight: Promise<void> = Promise.resolve();
   private lastRenewOk = 0;
   private observedKey = '';
   private observedAt = 0;
@@ -77,6 +78,7 @@ export class LeaderElector {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    await this.inflight; // never race our own in-flight renewal
     const wasLeading = this.leading;
     if (wasLeading) {
       this.leading = false;
@@ -87,7 +89,9 @@ export class LeaderElector {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), ms);
+    this.timer = setTimeout(() => {
+      this.inflight = this.tick();
+    }, ms);
     this.timer.unref();
   }
 

@@ -116,7 +116,7 @@ export class KubeClient {
     return new Promise<T>((resolvePromise, reject) => {
       const req = (isHttps ? https : http).request(
         url,
-        { method, headers, ...(agent && typeof agent === 'object' ? { agent } : {}), timeout: this.requestTimeoutMs },
+        { method, headers, ...(isHttps && agent && typeof agent === 'object' ? { agent } : {}), timeout: this.requestTimeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

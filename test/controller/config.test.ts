@@ -1,0 +1,152 @@
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { renderCrdYaml, CRD_PATH } from '../../src/controller/api/render.js';
+import type { AuditEntry } from '../emulator/index.js';
+import { secretObj, startEnv, vmObj, vmbmcObj, waitReady, getVmbmc, getService, NS } from './fixtures.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+
+type Rule = { apiGroups?: string[]; resources?: string[]; verbs: string[]; resourceNames?: string[] };
+type Obj = { kind: string; metadata: { name: string; namespace?: string }; rules?: Rule[]; spec?: unknown; [k: string]: unknown };
+
+function render(dir: string, env: NodeJS.ProcessEnv = {}): Obj[] {
+  const out = execFileSync('kubectl', ['kustomize', resolve(root, dir)], { encoding: 'utf8', env: { ...process.env, ...env } });
+  return parseAllDocuments(out).map((d) => d.toJS() as Obj).filter(Boolean);
+}
+
+function allows(rules: Rule[], e: { verb: string; group: string; resource: string; subresource?: string; name?: string }): boolean {
+  const res = e.subresource ? `${e.resource}/${e.subresource}` : e.resource;
+  return rules.some(
+    (r) =>
+      (r.apiGroups ?? []).some((g) => g === e.group || g === '*') &&
+      (r.resources ?? []).some((x) => x === res || x === '*') &&
+      r.verbs.some((v) => v === e.verb || v === '*') &&
+      (!r.resourceNames || r.resourceNames.length === 0 || (e.name !== undefined && r.resourceNames.includes(e.name))),
+  );
+}
+
+/** Drives the controller through everything it does, and returns the API calls it made. */
+async function controllerWorkload(): Promise<AuditEntry[]> {
+  const env = await startEnv({ leaderElect: true, leaderElectionNamespace: 'kubevirtbmc-system', leaseDurationMs: 600, renewDeadlineMs: 300, retryPeriodMs: 50 });
+  const { emu } = env;
+  try {
+    emu.create(vmObj('vm'));
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('bmc', 'vm', 'creds'));
+    await waitReady(emu, 'bmc');
+    const b = getVmbmc(emu, 'bmc')!;
+    emu.update({ ...b, spec: { ...(b.spec as object), service: { type: 'LoadBalancer' }, redfish: { tls: { secretRef: { name: 'tls' } } } } });
+    await emu.waitFor(() => (getService(emu, 'bmc-virtbmc')?.spec as { type: string }).type === 'LoadBalancer');
+    emu.update(secretObj('creds', 'rotated'));
+    const rb = emu.get('rbac.authorization.k8s.io/v1', 'RoleBinding', NS, 'bmc-virtbmc')!;
+    emu.update({ ...rb, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'edit' } });
+    await emu.waitFor(() => (emu.get('rbac.authorization.k8s.io/v1', 'RoleBinding', NS, 'bmc-virtbmc')?.roleRef as { name: string } | undefined)?.name === 'virtbmc');
+    emu.create(vmObj('auto', { labels: { 'bmc.kubevirt.io/enabled': 'true' }, annotations: { 'bmc.kubevirt.io/auth-secret': 'creds', 'bmc.kubevirt.io/service-type': 'NodePort' } }));
+    await waitReady(emu, 'auto');
+    const vm = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'auto')!;
+    emu.update({ ...vm, metadata: { ...vm.metadata, annotations: { 'bmc.kubevirt.io/auth-secret': 'creds' } } });
+    await emu.waitFor(() => (getVmbmc(emu, 'auto')?.spec as { service?: unknown }).service === undefined);
+    emu.update({ ...vm, metadata: { ...vm.metadata, labels: {} } });
+    await emu.waitFor(() => !getVmbmc(emu, 'auto'));
+    emu.faults.failNext(1, 409, (r) => r.method === 'POST');
+    emu.create(vmbmcObj('bmc2', 'vm', 'creds'));
+    await waitReady(emu, 'bmc2');
+  } finally {
+    await env.close();
+  }
+  return emu.audit.filter((e) => !e.nonResourceURL);
+}
+
+describe('controller manifests', function () {
+  this.timeout(20000);
+
+  it('the committed CRD YAML is what hack/gen-crd.ts generates', () => {
+    const committed = readFileSync(resolve(root, CRD_PATH), 'utf8');
+    expect(committed, 'run `make manifests` and commit the result').to.equal(renderCrdYaml());
+    const crd = parseAllDocuments(committed)[0]!.toJS() as { spec: { names: { shortNames: string[] }; versions: Array<{ name: string; subresources: unknown; additionalPrinterColumns: Array<{ name: string }>; schema: { openAPIV3Schema: { properties: { spec: { required: string[] } } } } }> } };
+    const v = crd.spec.versions[0]!;
+    expect(v.name).to.equal('v1beta1');
+    expect(crd.spec.names.shortNames).to.deep.equal(['vmbmc', 'vmbmcs']);
+    expect(v.subresources).to.deep.equal({ status: {} });
+    expect(v.additionalPrinterColumns.map((c) => c.name)).to.deep.equal(['VM', 'SECRET', 'CLUSTER-IP', 'READY', 'AGE']);
+    expect(v.schema.openAPIV3Schema.properties.spec.required).to.deep.equal(['virtualMachineRef', 'authSecretRef']);
+  });
+
+  it('config/default renders offline with images, RBAC covering every controller API call, and the agent ClusterRole', async function () {
+    if (!hasKubectl) {
+      console.warn('      kubectl not installed: skipping the kustomize render test (install kubectl: make test-deps)');
+      this.skip();
+    }
+    const objs = render('config/default');
+    const kinds = new Set(objs.map((o) => o.kind));
+    for (const k of ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment']) {
+      expect(kinds.has(k), k).to.equal(true);
+    }
+    const byKindName = (kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
+    expect(objs.find((o) => o.kind === 'Namespace')?.metadata.name).to.equal('kubevirtbmc-system');
+    const dep = byKindName('Deployment', 'kubevirtbmc-controller-manager') as { metadata: { namespace: string }; spec: { template: { spec: { serviceAccountName: string; containers: Array<{ image: string; args: string[]; env: Array<{ name: string; value?: string }> }> } } } } | undefined;
+    expect(dep, 'controller Deployment').to.not.equal(undefined);
+    expect(dep!.metadata.namespace).to.equal('kubevirtbmc-system');
+    const c = dep!.spec.template.spec.containers[0]!;
+    expect(c.image).to.equal('ghcr.io/kubevirtbmc/virtbmc-controller:latest');
+    expect(c.args).to.include('--leader-elect');
+    const envOf = (n: string) => c.env.find((e) => e.name === n)?.value;
+    const agentRole = byKindName('ClusterRole', 'kubevirtbmc-virtbmc');
+    expect(agentRole, 'agent ClusterRole (config/rbac/agent_role.yaml)').to.not.equal(undefined);
+    expect(agentRole!.rules!.length).to.be.greaterThan(0);
+    expect(envOf('VIRTBMC_AGENT_CLUSTER_ROLE')).to.equal('kubevirtbmc-virtbmc');
+
+    const managerRole = byKindName('ClusterRole', 'kubevirtbmc-manager-role')!;
+    const leaderRole = byKindName('Role', 'kubevirtbmc-leader-election-role')!;
+    expect(managerRole).to.not.equal(undefined);
+    expect(leaderRole).to.not.equal(undefined);
+    expect(leaderRole.metadata.namespace).to.equal('kubevirtbmc-system');
+    for (const r of [...managerRole.rules!, ...leaderRole.rules!]) {
+      expect(r.verbs, 'no wildcards').to.not.include('*');
+      expect(r.resources, 'no wildcards').to.not.include('*');
+    }
+    // RoleBindings to the agent ClusterRole need `bind` on exactly that role
+    expect(allows(managerRole.rules!, { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: 'kubevirtbmc-virtbmc' })).to.equal(true);
+    expect(allows(managerRole.rules!, { verb: 'bind', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', name: 'cluster-admin' })).to.equal(false);
+    // the ServiceAccount is bound to both roles
+    const crb = byKindName('ClusterRoleBinding', 'kubevirtbmc-manager-rolebinding') as unknown as { roleRef: { name: string }; subjects: Array<{ name: string; namespace: string }> };
+    expect(crb.roleRef.name).to.equal('kubevirtbmc-manager-role');
+    expect(crb.subjects[0]).to.include({ name: dep!.spec.template.spec.serviceAccountName, namespace: 'kubevirtbmc-system' });
+
+    const audit = await controllerWorkload();
+    expect(audit.length).to.be.greaterThan(20);
+    const denied = audit.filter((e) => {
+      const inLeaderNs = e.namespace === 'kubevirtbmc-system';
+      return !(allows(managerRole.rules!, e) || (inLeaderNs && allows(leaderRole.rules!, e)));
+    });
+    expect(denied.map((e) => `${e.verb} ${e.group}/${e.resource}${e.subresource ? '/' + e.subresource : ''} ${e.namespace ?? ''}`)).to.deep.equal([]);
+    // and the workload really exercised the interesting calls
+    const did = new Set(audit.map((e) => `${e.verb} ${e.resource}${e.subresource ? '/' + e.subresource : ''}`));
+    for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases']) {
+      expect(did.has(k), k).to.equal(true);
+    }
+  });
+
+  it('hack/deploy.sh sets the controller and agent images', function () {
+    if (!hasKubectl) this.skip();
+    const out = execFileSync('bash', [resolve(root, 'hack/deploy.sh'), 'apply', 'reg.example/ctl:v9', 'reg.example/agent:v9'], {
+      encoding: 'utf8',
+      env: { ...process.env, PRINT_ONLY: '1' },
+    });
+    const dep = parseAllDocuments(out).map((d) => d.toJS() as Obj).find((o) => o?.kind === 'Deployment') as { spec: { template: { spec: { containers: Array<{ image: string; env: Array<{ name: string; value?: string }> }> } } } };
+    const c = dep.spec.template.spec.containers[0]!;
+    expect(c.image).to.equal('reg.example/ctl:v9');
+    expect(c.env.find((e) => e.name === 'VIRTBMC_AGENT_IMAGE')?.value).to.equal('reg.example/agent:v9');
+    expect(readFileSync(resolve(root, 'config/manager/kustomization.yaml'), 'utf8')).to.not.contain('reg.example');
+  });
+
+  it('samples render', function () {
+    if (!hasKubectl) this.skip();
+    expect(render('config/samples').map((o) => o.kind).sort()).to.deep.equal(['Secret', 'VirtualMachine', 'VirtualMachineBMC']);
+  });
+});

@@ -1,0 +1,243 @@
+import { expect } from 'chai';
+import {
+  AGENT_IMAGE,
+  NS,
+  condition,
+  getDeployment,
+  getService,
+  getVmbmc,
+  replicas,
+  secretObj,
+  startEnv,
+  vmObj,
+  vmbmcObj,
+  waitReady,
+  type Env,
+} from './fixtures.js';
+import type { KubeObject } from '../emulator/index.js';
+
+type Tmpl = { metadata: { annotations?: Record<string, string> }; spec: { containers: Array<{ image: string; args: string[] }> } };
+const template = (d: KubeObject | undefined) => (d?.spec as { template: Tmpl }).template;
+const svcSpec = (s: KubeObject | undefined) => s?.spec as { type: string; clusterIP?: string; ports: Array<{ port: number; protocol: string; targetPort: number }> };
+
+describe('virtbmc-controller against the apiserver emulator', function () {
+  this.timeout(15000);
+  let env: Env;
+  beforeEach(async () => {
+    env = await startEnv();
+  });
+  afterEach(async () => {
+    await env.close();
+  });
+
+  it('creates the agent objects, reports Ready with the cluster IP, follows spec updates and is garbage-collected', async () => {
+    const { emu } = env;
+    emu.create(vmObj('vm1'));
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('bmc1', 'vm1', 'creds'));
+    const ready = await waitReady(emu, 'bmc1');
+    const sa = emu.get('v1', 'ServiceAccount', NS, 'bmc1-virtbmc');
+    const rb = emu.get('rbac.authorization.k8s.io/v1', 'RoleBinding', NS, 'bmc1-virtbmc');
+    const dep = getDeployment(emu, 'bmc1-virtbmc');
+    const svc = getService(emu, 'bmc1-virtbmc');
+    expect(sa, 'ServiceAccount').to.not.equal(undefined);
+    expect((rb?.roleRef as { name: string }).name).to.equal('virtbmc');
+    expect(replicas(dep)).to.equal(1);
+    expect(template(dep).spec.containers[0]!.image).to.equal(AGENT_IMAGE);
+    expect(template(dep).spec.containers[0]!.args.slice(0, 2)).to.deep.equal([NS, 'vm1']);
+    expect(svcSpec(svc).type).to.equal('ClusterIP');
+    expect(svcSpec(svc).ports.map((p) => `${p.port}/${p.protocol}`)).to.deep.equal(['623/UDP', '80/TCP']);
+    expect((ready.status as { clusterIP: string }).clusterIP).to.equal(svcSpec(svc).clusterIP).and.to.be.a('string');
+    expect(condition(ready, 'VirtualMachineAvailable')?.status).to.equal('True');
+    expect(condition(ready, 'SecretAvailable')?.status).to.equal('True');
+    for (const o of [sa, rb, dep, svc]) expect(o?.metadata.ownerReferences?.[0]).to.include({ kind: 'VirtualMachineBMC', name: 'bmc1', controller: true });
+
+    // update: IPMI off, storage class → Service loses 623, Deployment args change
+    const cur = getVmbmc(emu, 'bmc1')!;
+    emu.update({ ...cur, spec: { ...(cur.spec as object), ipmi: { enabled: false }, redfish: { virtualMedia: { storage: { storageClassName: 'fast' } } } } });
+    await emu.waitFor(() => svcSpec(getService(emu, 'bmc1-virtbmc')).ports.length === 1);
+    await emu.waitFor(() => template(getDeployment(emu, 'bmc1-virtbmc')).spec.containers[0]!.args.includes('--no-ipmi'));
+    expect(template(getDeployment(emu, 'bmc1-virtbmc')).spec.containers[0]!.args.join(' ')).to.contain('--storage-class fast');
+
+    // delete: owned objects go (ownerReference garbage collection)
+    emu.delete('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'bmc1');
+    await emu.waitFor(() => !getDeployment(emu, 'bmc1-virtbmc') && !getService(emu, 'bmc1-virtbmc'));
+    expect(emu.get('v1', 'ServiceAccount', NS, 'bmc1-virtbmc')).to.equal(undefined);
+  });
+
+  it('VM missing: conditions False and agent at 0 replicas; VM created: True and 1 replica', async () => {
+    const { emu } = env;
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('bmc2', 'vm2', 'creds'));
+    const notReady = await waitReady(emu, 'bmc2', 'False', 'VirtualMachineNotFound');
+    expect(condition(notReady, 'VirtualMachineAvailable')).to.include({ status: 'False', reason: 'VirtualMachineNotFound' });
+    expect(replicas(getDeployment(emu, 'bmc2-virtbmc'))).to.equal(0);
+    emu.create(vmObj('vm2'));
+    const ok = await waitReady(emu, 'bmc2');
+    expect(condition(ok, 'VirtualMachineAvailable')).to.include({ status: 'True', reason: 'VirtualMachineFound' });
+    expect(replicas(getDeployment(emu, 'bmc2-virtbmc'))).to.equal(1);
+    // and back: VM deleted → scaled down again
+    emu.delete('kubevirt.io/v1', 'VirtualMachine', NS, 'vm2');
+    await waitReady(emu, 'bmc2', 'False', 'VirtualMachineNotFound');
+    await emu.waitFor(() => replicas(getDeployment(emu, 'bmc2-virtbmc')) === 0);
+  });
+
+  it('Secret missing/invalid → SecretAvailable False; rotation changes the pod template hash', async () => {
+    const { emu } = env;
+    emu.create(vmObj('vm3'));
+    emu.create(vmbmcObj('bmc3', 'vm3', 'creds3'));
+    const missing = await waitReady(emu, 'bmc3', 'False', 'SecretNotFound');
+    expect(condition(missing, 'SecretAvailable')).to.include({ status: 'False', reason: 'SecretNotFound' });
+    emu.create({ ...secretObj('creds3'), data: { username: Buffer.from('admin').toString('base64') } });
+    const invalid = await waitReady(emu, 'bmc3', 'False', 'SecretInvalid');
+    expect(condition(invalid, 'SecretAvailable')?.message).to.contain('password');
+    emu.update(secretObj('creds3', 'first'));
+    await waitReady(emu, 'bmc3');
+    const h1 = template(getDeployment(emu, 'bmc3-virtbmc')).metadata.annotations?.['bmc.kubevirt.io/secret-hash'];
+    expect(h1).to.be.a('string');
+    emu.update(secretObj('creds3', 'second'));
+    const h2 = await emu.waitFor(() => {
+      const h = template(getDeployment(emu, 'bmc3-virtbmc')).metadata.annotations?.['bmc.kubevirt.io/secret-hash'];
+      return h !== h1 ? h : undefined;
+    });
+    expect(h2).to.match(/^[0-9a-f]{16}$/);
+  });
+
+  it('Service type change: ClusterIP → LoadBalancer (loadBalancerIP reported) → NodePort', async () => {
+    const { emu } = env;
+    emu.create(vmObj('vm4'));
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('bmc4', 'vm4', 'creds', { service: { type: 'ClusterIP', labels: { team: 'x' } } }));
+    await waitReady(emu, 'bmc4');
+    expect(getService(emu, 'bmc4-virtbmc')?.metadata.labels?.team).to.equal('x');
+    const cur = getVmbmc(emu, 'bmc4')!;
+    emu.update({ ...cur, spec: { ...(cur.spec as object), service: { type: 'LoadBalancer', annotations: { lb: 'yes' } } } });
+    const lb = await emu.waitFor(() => {
+      const o = getVmbmc(emu, 'bmc4');
+      return (o?.status as { loadBalancerIP?: string } | undefined)?.loadBalancerIP ? o : undefined;
+    });
+    expect(condition(lb, 'Ready')?.status).to.equal('True');
+    const svc = getService(emu, 'bmc4-virtbmc');
+    expect(svcSpec(svc).type).to.equal('LoadBalancer');
+    expect(svc?.metadata.annotations?.lb).to.equal('yes');
+    expect(svc?.metadata.labels?.team, 'label dropped from spec.service is removed').to.equal(undefined);
+    const cur2 = getVmbmc(emu, 'bmc4')!;
+    emu.update({ ...cur2, spec: { ...(cur2.spec as object), service: { type: 'NodePort' } } });
+    await emu.waitFor(() => svcSpec(getService(emu, 'bmc4-virtbmc')).type === 'NodePort');
+    await emu.waitFor(() => (getVmbmc(emu, 'bmc4')?.status as { loadBalancerIP?: string }).loadBalancerIP === undefined);
+  });
+
+  it('two VirtualMachineBMCs for one VM get separate objects', async () => {
+    const { emu } = env;
+    emu.create(vmObj('shared'));
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('a', 'shared', 'creds'));
+    emu.create(vmbmcObj('b', 'shared', 'creds', { service: { type: 'NodePort' } }));
+    await waitReady(emu, 'a');
+    await waitReady(emu, 'b');
+    expect(svcSpec(getService(emu, 'a-virtbmc')).type).to.equal('ClusterIP');
+    expect(svcSpec(getService(emu, 'b-virtbmc')).type).to.equal('NodePort');
+    expect(getService(emu, 'a-virtbmc')?.metadata.ownerReferences?.[0]?.name).to.equal('a');
+    expect(getService(emu, 'b-virtbmc')?.metadata.ownerReferences?.[0]?.name).to.equal('b');
+    const ipA = (getVmbmc(emu, 'a')?.status as { clusterIP: string }).clusterIP;
+    const ipB = (getVmbmc(emu, 'b')?.status as { clusterIP: string }).clusterIP;
+    expect(ipA).to.not.equal(ipB);
+  });
+
+  it('repairs drift (edited Deployment, deleted Service) without touching status.bootOverride', async () => {
+    const { emu } = env;
+    emu.create(vmObj('vm5'));
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('bmc5', 'vm5', 'creds'));
+    await waitReady(emu, 'bmc5');
+    // the agent writes its bookkeeping into status.bootOverride
+    const b = getVmbmc(emu, 'bmc5')!;
+    emu.update({ ...b, status: { ...(b.status as object), bootOverride: { mode: 'Oneshot', vmiUID: 'u1' } } });
+    const dep = getDeployment(emu, 'bmc5-virtbmc')!;
+    const t = template(dep);
+    emu.update({ ...dep, spec: { ...(dep.spec as object), replicas: 3, template: { ...t, spec: { ...t.spec, containers: [{ ...t.spec.containers[0]!, image: 'evil:1' }] } } } });
+    await emu.waitFor(() => {
+      const d = getDeployment(emu, 'bmc5-virtbmc');
+      return replicas(d) === 1 && template(d).spec.containers[0]!.image === AGENT_IMAGE;
+    });
+    emu.delete('v1', 'Service', NS, 'bmc5-virtbmc');
+    await emu.waitFor(() => getService(emu, 'bmc5-virtbmc'));
+    await waitReady(emu, 'bmc5');
+    // status write after the Service came back (new cluster IP) kept the agent's field
+    const after = await emu.waitFor(() => {
+      const o = getVmbmc(emu, 'bmc5');
+      return (o?.status as { clusterIP?: string }).clusterIP === svcSpec(getService(emu, 'bmc5-virtbmc')).clusterIP ? o : undefined;
+    });
+    expect((after.status as { bootOverride?: unknown }).bootOverride).to.deep.equal({ mode: 'Oneshot', vmiUID: 'u1' });
+  });
+
+  it('recovers from a 409 conflict and from dropped watches', async () => {
+    const { emu, mgr } = env;
+    emu.create(vmObj('vm6'));
+    emu.create(secretObj('creds'));
+    // every write of the first reconcile round fails once with 409
+    emu.faults.failNext(2, 409, (r) => r.method !== 'GET');
+    emu.create(vmbmcObj('bmc6', 'vm6', 'creds'));
+    await waitReady(emu, 'bmc6');
+    const errors = await mgr.metrics.reconcileTotal.get();
+    expect(errors.values.find((v) => v.labels.result === 'error')?.value ?? 0).to.be.at.least(1);
+
+    emu.faults.dropWatches();
+    emu.create(vmbmcObj('bmc7', 'vm6', 'creds'));
+    await waitReady(emu, 'bmc7');
+
+    // history compacted while the watch is down → informers re-list (410) and still see new objects
+    emu.faults.expireHistory();
+    emu.faults.dropWatches();
+    emu.create(vmbmcObj('bmc8', 'vm6', 'creds'));
+    await waitReady(emu, 'bmc8');
+  });
+
+  it('survives an apiserver outage', async () => {
+    const { emu } = env;
+    emu.create(vmObj('vm9'));
+    emu.create(secretObj('creds'));
+    await emu.waitFor(() => env.mgr.controller.synced);
+    await emu.faults.refuseConnections(true);
+    emu.create(vmbmcObj('bmc9', 'vm9', 'creds'));
+    await new Promise((r) => setTimeout(r, 100));
+    await emu.faults.refuseConnections(false);
+    await waitReady(emu, 'bmc9', 'True', undefined, 8000);
+  });
+
+  it('auto-creates a VirtualMachineBMC for a labelled VM and removes it when the label goes', async () => {
+    const { emu } = env;
+    emu.create(secretObj('auto-creds'));
+    emu.create(vmObj('auto-vm', { labels: { 'bmc.kubevirt.io/enabled': 'true' }, annotations: { 'bmc.kubevirt.io/auth-secret': 'auto-creds' } }));
+    const created = await waitReady(emu, 'auto-vm');
+    expect(created.metadata.labels?.['bmc.kubevirt.io/auto-created']).to.equal('true');
+    expect(created.metadata.ownerReferences?.[0]).to.include({ kind: 'VirtualMachine', name: 'auto-vm' });
+    expect((created.spec as { authSecretRef: { name: string } }).authSecretRef.name).to.equal('auto-creds');
+    // a hand-made VMBMC is never touched
+    emu.create(vmObj('manual-vm', { labels: { 'bmc.kubevirt.io/enabled': 'true' }, annotations: { 'bmc.kubevirt.io/auth-secret': 'other' } }));
+    emu.create(vmbmcObj('manual-vm', 'manual-vm', 'auto-creds'));
+    await waitReady(emu, 'manual-vm');
+    expect((getVmbmc(emu, 'manual-vm')?.spec as { authSecretRef: { name: string } }).authSecretRef.name).to.equal('auto-creds');
+
+    const vm = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'auto-vm')!;
+    emu.update({ ...vm, metadata: { ...vm.metadata, labels: {} } });
+    await emu.waitFor(() => !getVmbmc(emu, 'auto-vm'));
+    await emu.waitFor(() => !getDeployment(emu, 'auto-vm-virtbmc'));
+  });
+
+  it('serves /metrics, /healthz and /readyz', async () => {
+    const { emu, mgr } = env;
+    emu.create(vmObj('vm10'));
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('bmc10', 'vm10', 'creds'));
+    await waitReady(emu, 'bmc10');
+    const m = await (await fetch(`${mgr.metricsEndpoint!.url}/metrics`)).text();
+    expect(m).to.match(/virtbmc_controller_reconcile_total\{result="success"\} [1-9]/);
+    expect(m).to.contain('virtbmc_controller_reconcile_duration_seconds_bucket');
+    expect(m).to.contain('virtbmc_controller_workqueue_depth');
+    expect(m).to.match(/virtbmc_controller_is_leader 1/);
+    expect((await fetch(`${mgr.healthEndpoint!.url}/healthz`)).status).to.equal(200);
+    const r = await fetch(`${mgr.healthEndpoint!.url}/readyz`);
+    expect(r.status).to.equal(200);
+  });
+});
