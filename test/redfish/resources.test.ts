@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
-import type { MediaSlot } from '../../src/backend/types.js';
+import type { BootMode, BootTarget, MediaSlot, PowerAction } from '../../src/backend/types.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
 
 interface Reply {
@@ -352,6 +352,39 @@ describe('Redfish resources: systems', function () {
       await t.sim.power('on');
       expect((await rf('GET', '/redfish/v1/Chassis/1')).body.PowerState).to.equal('On');
     });
+  });
+
+  it('advertises and accepts only what the backend can do', async () => {
+    // e.g. the KubeVirt backend has no NMI and a VM may only offer some boot devices
+    class Limited extends SimulatedMachine {
+      override readonly capabilities = {
+        powerActions: ['on', 'forceOff', 'gracefulOff', 'forceRestart'] as PowerAction[],
+        bootTargets: ['none', 'pxe', 'hdd'] as BootTarget[],
+        bootModes: ['UEFI'] as BootMode[],
+      };
+    }
+    const machine = new Limited({ initialPower: 'On' });
+    await t.close();
+    t = await startTestAgent({ ipmi: false, machine });
+    rf = client(t);
+    const sys = await rf('GET', SYS);
+    const boot = sys.body.Boot as Record<string, unknown>;
+    expect(boot['BootSourceOverrideTarget@Redfish.AllowableValues']).to.deep.equal(['None', 'Pxe', 'Hdd']);
+    expect(boot['BootSourceOverrideMode@Redfish.AllowableValues']).to.deep.equal(['UEFI']);
+    const info = await rf('GET', `${SYS}/ResetActionInfo`);
+    expect((info.body.Parameters as { AllowableValues: string[] }[])[0]!.AllowableValues).to.deep.equal([
+      'On', 'ForceOn', 'ForceOff', 'GracefulShutdown', 'ForceRestart', 'PushPowerButton',
+    ]);
+    for (const type of ['Nmi', 'PowerCycle', 'GracefulRestart', 'Pause']) {
+      expectError(await rf('POST', RESET, { ResetType: type }), 400, 'ActionParameterValueNotInList');
+    }
+    expect(machine.nmiCount).to.equal(0);
+    expect(machine.bootHistory).to.have.length(0);
+    expectError(await rf('PATCH', SYS, { Boot: { BootSourceOverrideTarget: 'Cd' } }), 400, 'PropertyValueNotInList');
+    expectError(await rf('PATCH', SYS, { Boot: { BootSourceOverrideMode: 'Legacy' } }), 400, 'PropertyValueNotInList');
+    expect(await machine.getBootOverride()).to.deep.equal({ target: 'none', enabled: 'disabled', mode: 'UEFI' });
+    expect((await rf('POST', RESET, { ResetType: 'ForceRestart' })).status).to.equal(204);
+    expect(machine.bootHistory).to.have.length(1);
   });
 
   it('answers 404 ResourceNotFound for other ids', async () => {
