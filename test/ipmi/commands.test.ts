@@ -75,11 +75,12 @@ describe('IPMI command table', () => {
       expect((await call(sim, 0x06, 0x01, [0])).cc).to.equal(CC.REQUEST_DATA_LENGTH_INVALID);
     });
 
-    it('GUIDs use the SMBIOS byte order', async () => {
-      expect(uuidToGuidBytes('01234567-89ab-cdef-8123-456789abcdef').toString('hex')).to.equal('67452301ab89efcd8123456789abcdef');
+    it('GUIDs use the IPMI byte order (the UUID reversed)', async () => {
+      expect(uuidToGuidBytes('01234567-89ab-cdef-8123-456789abcdef').toString('hex')).to.equal('efcdab8967452381efcdab8967452301');
+      expect(() => uuidToGuidBytes('not-a-uuid')).to.throw();
       const sys = await call(sim, 0x06, 0x37);
       const dev = await call(sim, 0x06, 0x08);
-      expect(hex(sys)).to.equal('67452301ab89ef4d8123456789abcdef');
+      expect(hex(sys)).to.equal('efcdab8967452381ef4dab8967452301');
       expect(hex(dev)).to.equal(hex(sys));
     });
 

@@ -57,21 +57,17 @@ export function deviceIdData(): Buffer {
 }
 
 /**
- * A UUID (canonical 8-4-4-4-12 text) in the wire layout ipmitool's `mc guid` decodes back to the
- * same text: the SMBIOS layout, i.e. time_low, time_mid and time_hi_and_version little-endian,
- * clock sequence and node in network order. ipmitool's automatic detection prefers this reading
- * whenever the version nibble is 1..5, which holds for every RFC 4122 UUID.
+ * A UUID (canonical 8-4-4-4-12 text) in the byte order IPMI specifies for GUIDs: the whole
+ * 16-byte RFC 4122 value reversed (least significant byte of the node first, time_low's most
+ * significant byte last). Verified with the real clients: freeipmi's bmc-info reverses the bytes
+ * back, and ipmitool's `mc guid` auto-detects "IPMI" encoding (its version nibble is valid only in
+ * that reading for RFC 4122 variant UUIDs) and prints the same text. The SMBIOS mixed-endian
+ * layout would make ipmitool warn "IPMI Specification violation" and freeipmi print garbage.
  */
 export function uuidToGuidBytes(uuid: string): Buffer {
   const hex = uuid.replace(/-/g, '');
   if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new Error(`not a UUID: ${uuid}`);
-  const b = Buffer.from(hex, 'hex');
-  const out = Buffer.alloc(16);
-  out.writeUInt32LE(b.readUInt32BE(0), 0);
-  out.writeUInt16LE(b.readUInt16BE(4), 4);
-  out.writeUInt16LE(b.readUInt16BE(6), 6);
-  b.copy(out, 8, 8, 16);
-  return out;
+  return Buffer.from(hex, 'hex').reverse();
 }
 
 async function guid(ctx: CommandContext) {

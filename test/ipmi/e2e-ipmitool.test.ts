@@ -1,0 +1,288 @@
+/**
+ * The command table driven by the real ipmitool over the three transports it offers (RMCP+ with
+ * cipher suites 3 and 17, IPMI 1.5 with MD5; plus straight password for a subset). Each step
+ * checks the simulator's state and the text ipmitool prints. ipmitool costs 0.2-0.4 s a run
+ * (mostly its own start-up), so each transport gets its own agent and the three run side by side.
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
+import type { UserAccount } from '../../src/agent/types.js';
+
+interface Run {
+  code: number;
+  out: string;
+}
+
+function exec(bin: string, args: string[], timeoutMs = 15_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(bin, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
+const TRANSPORTS: Array<{ name: string; args: string[] }> = [
+  { name: 'lanplus -C 3', args: ['-I', 'lanplus', '-C', '3'] },
+  { name: 'lanplus -C 17', args: ['-I', 'lanplus', '-C', '17'] },
+  { name: 'lan (IPMI 1.5, MD5)', args: ['-I', 'lan'] },
+];
+
+/** "Key : value" lines of ipmitool output as a map (first occurrence wins). */
+function fields(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of out.split('\n')) {
+    const i = line.indexOf(':');
+    if (i < 0) continue;
+    const k = line.slice(0, i).trim();
+    if (!m.has(k)) m.set(k, line.slice(i + 1).trim());
+  }
+  return m;
+}
+
+describe('IPMI commands with ipmitool @e2e', function () {
+  this.timeout(60_000);
+
+  interface Rig {
+    name: string;
+    t: TestAgent;
+    ipmitool(cmd: string, user?: UserAccount, extra?: string[]): Promise<Run>;
+  }
+  const rigs: Rig[] = [];
+
+  before(async () => {
+    for (const tr of TRANSPORTS) {
+      const t = await startTestAgent({ redfish: false });
+      rigs.push({
+        name: tr.name,
+        t,
+        ipmitool: (cmd, user = ADMIN, extra = []) =>
+          exec('ipmitool', [
+            ...tr.args,
+            ...extra,
+            ...['-H', '127.0.0.1', '-p', String(t.ipmiPort), '-U', user.username, '-P', user.password, '-N', '1', '-R', '2'],
+            ...cmd.split(' '),
+          ]),
+      });
+    }
+  });
+  after(async () => {
+    await Promise.all(rigs.map((r) => r.t.close()));
+  });
+
+  /** Run a scenario on every transport at once, each against a fresh machine state. */
+  async function onEachTransport(scenario: (rig: Rig) => Promise<void>): Promise<void> {
+    const results = await Promise.allSettled(
+      rigs.map(async (rig) => {
+        const sim = rig.t.sim;
+        sim.setAvailable(true);
+        await sim.power('forceOff');
+        await sim.setBootOverride({ target: 'none', enabled: 'disabled', mode: 'UEFI' });
+        sim.bootHistory.length = 0;
+        sim.nmiCount = 0;
+        await scenario(rig);
+      }),
+    );
+    const failures = results.flatMap((r, i) => (r.status === 'rejected' ? [`[${rigs[i]!.name}] ${String(r.reason)}`] : []));
+    if (failures.length) throw new Error(failures.join('\n'));
+  }
+
+  it('power status|on|diag|reset|cycle|soft|off change the machine', () =>
+    onEachTransport(async ({ t, ipmitool }) => {
+      let r = await ipmitool('power status');
+      expect(r.out).to.contain('Chassis Power is off');
+      expect(r.code).to.equal(0);
+
+      r = await ipmitool('power on');
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out).to.contain('Chassis Power Control: Up/On');
+      expect(await t.sim.getPowerState()).to.equal('On');
+      expect(t.sim.bootHistory).to.have.length(1);
+      expect((await ipmitool('power status')).out).to.contain('Chassis Power is on');
+
+      r = await ipmitool('power diag');
+      expect(r.out).to.contain('Chassis Power Control: Diag');
+      expect(t.sim.nmiCount).to.equal(1);
+
+      r = await ipmitool('power reset');
+      expect(r.out).to.contain('Chassis Power Control: Reset');
+      expect(t.sim.bootHistory).to.have.length(2);
+
+      r = await ipmitool('power cycle');
+      expect(r.out).to.contain('Chassis Power Control: Cycle');
+      expect(t.sim.bootHistory).to.have.length(3);
+      expect(await t.sim.getPowerState()).to.equal('On');
+
+      r = await ipmitool('power soft');
+      expect(r.out).to.contain('Chassis Power Control: Soft');
+      expect(await t.sim.getPowerState()).to.equal('Off');
+
+      await t.sim.power('on');
+      r = await ipmitool('power off');
+      expect(r.out).to.contain('Chassis Power Control: Down/Off');
+      expect(await t.sim.getPowerState()).to.equal('Off');
+    }));
+
+  it('reset, diag and soft while off are refused with "not supported in present state"', () =>
+    onEachTransport(async ({ t, ipmitool }) => {
+      for (const action of ['reset', 'diag', 'soft']) {
+        const r = await ipmitool(`power ${action}`);
+        expect(r.code, action).to.not.equal(0);
+        expect(r.out, action).to.contain('Command not supported in present state');
+      }
+      expect(await t.sim.getPowerState()).to.equal('Off');
+      expect(t.sim.bootHistory).to.have.length(0);
+      expect(t.sim.nmiCount).to.equal(0);
+    }));
+
+  it('chassis status reports power and the IPMI power-on event', () =>
+    onEachTransport(async ({ ipmitool }) => {
+      let f = fields((await ipmitool('chassis status')).out);
+      expect(f.get('System Power')).to.equal('off');
+      expect(f.get('Power Restore Policy')).to.equal('unknown');
+      await ipmitool('power on');
+      f = fields((await ipmitool('chassis status')).out);
+      expect(f.get('System Power')).to.equal('on');
+      expect(f.get('Last Power Event')).to.equal('command');
+      expect(f.get('Power Overload')).to.equal('false');
+    }));
+
+  it('chassis bootdev pxe|disk|cdrom|bios (with options) set the override; bootparam get 5 reads it back', () =>
+    onEachTransport(async ({ t, ipmitool }) => {
+      const cases: Array<[string, { target: string; enabled: string; mode: string }, string]> = [
+        ['pxe options=persistent,efiboot', { target: 'pxe', enabled: 'continuous', mode: 'UEFI' }, 'e004000000'],
+        ['disk options=persistent', { target: 'hdd', enabled: 'continuous', mode: 'Legacy' }, 'c008000000'],
+        ['cdrom options=efiboot', { target: 'cd', enabled: 'once', mode: 'UEFI' }, 'a014000000'],
+        ['bios', { target: 'biosSetup', enabled: 'once', mode: 'Legacy' }, '8018000000'],
+      ];
+      for (const [args, expected, hex] of cases) {
+        const r = await ipmitool(`chassis bootdev ${args}`);
+        expect(r.out, args).to.contain(`Set Boot Device to ${args.split(' ')[0]}`);
+        expect(await t.sim.getBootOverride(), args).to.deep.equal(expected);
+        const g = await ipmitool('chassis bootparam get 5');
+        expect(g.code).to.equal(0);
+        expect(g.out, args).to.contain(`Boot parameter data: ${hex}`);
+        expect(g.out).to.contain('Boot Flag Valid');
+        expect(g.out).to.contain(expected.enabled === 'continuous' ? 'Options apply to all future boots' : 'Options apply to only next boot');
+      }
+      // A device the machine lacks is refused and changes nothing.
+      const r = await ipmitool('chassis bootdev floppy');
+      expect(r.out).to.contain('Invalid data field in request');
+      expect(r.out).to.not.contain('Set Boot Device to floppy');
+      expect(await t.sim.getBootOverride()).to.deep.equal({ target: 'biosSetup', enabled: 'once', mode: 'Legacy' });
+    }));
+
+  it('a once override is consumed by the next power on and then reads back invalid', () =>
+    onEachTransport(async ({ t, ipmitool }) => {
+      await ipmitool('chassis bootdev cdrom');
+      expect((await ipmitool('chassis bootparam get 5')).out).to.contain('Force Boot from CD/DVD');
+      await ipmitool('power on');
+      expect(t.sim.bootHistory.map((b) => b.target)).to.deep.equal(['cd']);
+      const g = await ipmitool('chassis bootparam get 5');
+      expect(g.out).to.contain('Boot Flag Invalid');
+      expect(g.out).to.contain('Boot Device Selector : No override');
+      await ipmitool('power reset');
+      expect(t.sim.bootHistory.map((b) => b.target)).to.deep.equal(['cd', 'hdd']);
+    }));
+
+  it('mc info, mc guid, fru print identify the VM', () =>
+    onEachTransport(async ({ t, ipmitool }) => {
+      const info = await t.sim.getSystemInfo();
+      const mc = fields((await ipmitool('mc info')).out);
+      expect(mc.get('IPMI Version')).to.equal('2.0');
+      expect(mc.get('Manufacturer ID')).to.equal('57683');
+      expect(mc.get('Firmware Revision')).to.equal('0.01');
+      expect(mc.get('Product ID')).to.equal('1 (0x0001)');
+
+      const guid = await ipmitool('mc guid');
+      expect(fields(guid.out).get('System GUID')).to.equal(info.uuid);
+      expect(guid.out).to.not.contain('violation');
+
+      const fru = await ipmitool('fru print');
+      expect(fru.code, fru.out).to.equal(0);
+      const f = fields(fru.out);
+      expect(f.get('Product Manufacturer')).to.equal(info.manufacturer);
+      expect(f.get('Product Name')).to.equal(info.model);
+      expect(f.get('Product Serial')).to.equal(info.serialNumber);
+      expect(f.get('Board Serial')).to.equal(info.serialNumber);
+      expect(f.get('Chassis Serial')).to.equal(info.serialNumber);
+      expect(f.get('Product Asset Tag')).to.equal(`${info.namespace}/${info.name}`);
+      expect(f.get('Product Extra')).to.equal(info.uuid);
+    }));
+
+  it('sdr list, sel info, user list 1, channel info, session info active', () =>
+    onEachTransport(async ({ ipmitool }) => {
+      const sdr = await ipmitool('sdr list');
+      expect(sdr.code, sdr.out).to.equal(0);
+      expect(sdr.out).to.not.contain('SDRR');
+      const all = await ipmitool('sdr list all');
+      expect(all.code).to.equal(0);
+      expect(all.out).to.contain('KubeVirtBMC');
+
+      expect(fields((await ipmitool('sel info')).out).get('Entries')).to.equal('0');
+
+      const users = await ipmitool('user list 1');
+      expect(users.code).to.equal(0);
+      const rows = users.out
+        .split('\n')
+        .filter((l) => /^\d/.test(l))
+        .map((l) => {
+          const cols = l.trim().split(/\s+/);
+          return [cols[0], /^\d+$/.test(cols[0]!) && cols[1] === 'true' ? '' : cols[1], cols.slice(-1)[0]];
+        });
+      expect(rows).to.deep.equal([
+        ['1', '', 'ACCESS'],
+        ['2', 'admin', 'ADMINISTRATOR'],
+        ['3', 'operator', 'OPERATOR'],
+        ['4', 'viewer', 'USER'],
+      ]);
+
+      const ch = fields((await ipmitool('channel info')).out);
+      expect(ch.get('Channel Medium Type')).to.equal('802.3 LAN');
+      expect(ch.get('Channel Protocol Type')).to.equal('IPMB-1.0');
+      expect(ch.get('Session Support')).to.equal('multi-session');
+      expect(ch.get('Access Mode')).to.equal('always available');
+
+      const s = await ipmitool('session info active');
+      expect(s.code, s.out).to.equal(0);
+      expect(fields(s.out).get('privilege level')).to.equal('ADMINISTRATOR');
+    }));
+
+  it('privileges: an OPERATOR may power on, a USER may only read', () =>
+    onEachTransport(async ({ t, ipmitool }) => {
+      const op = await ipmitool('power on', OPERATOR, ['-L', 'OPERATOR']);
+      expect(op.code, op.out).to.equal(0);
+      expect(await t.sim.getPowerState()).to.equal('On');
+      expect((await ipmitool('power status', READONLY, ['-L', 'USER'])).out).to.contain('Chassis Power is on');
+      const denied = await ipmitool('power off', READONLY, ['-L', 'USER']);
+      expect(denied.code).to.not.equal(0);
+      expect(denied.out).to.match(/Insufficient privilege level/i);
+      expect(await t.sim.getPowerState()).to.equal('On');
+    }));
+
+  it('a backend outage gives a clear error, and recovery needs no restart', () =>
+    onEachTransport(async ({ t, ipmitool }) => {
+      t.sim.setAvailable(false);
+      const r = await ipmitool('power status');
+      expect(r.code).to.not.equal(0);
+      expect(r.out).to.match(/Get Chassis Power Status failed: (Unspecified error|Node busy)/);
+      t.sim.setAvailable(true);
+      const ok = await ipmitool('power status');
+      expect(ok.code).to.equal(0);
+      expect(ok.out).to.contain('Chassis Power is off');
+    }));
+
+  it('lan with -A PASSWORD (straight password): power on/status and bootdev', async () => {
+    const rig = rigs.find((r) => r.name.startsWith('lan ('))!;
+    const ipmitool = (cmd: string) => rig.ipmitool(cmd, ADMIN, ['-A', 'PASSWORD']);
+    const sim = rig.t.sim;
+    await sim.power('forceOff');
+    expect((await ipmitool('power status')).out).to.contain('Chassis Power is off');
+    expect((await ipmitool('power on')).code).to.equal(0);
+    expect(await sim.getPowerState()).to.equal('On');
+    expect((await ipmitool('chassis bootdev pxe options=persistent')).out).to.contain('Set Boot Device to pxe');
+    expect(await sim.getBootOverride()).to.deep.equal({ target: 'pxe', enabled: 'continuous', mode: 'Legacy' });
+    expect((await ipmitool('chassis bootparam get 5')).out).to.contain('Boot parameter data: c004000000');
+  });
+});
