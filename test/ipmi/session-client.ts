@@ -294,3 +294,59 @@ export function ipmitool(port: number, args: string[], creds = ['-U', 'admin', '
   return run('ipmitool', ['-H', '127.0.0.1', '-p', String(port), ...creds, ...args]);
 }
 
+
+/** IPMI 1.5 console: Get Session Challenge, Activate Session, then MD5/password-signed requests. */
+export class V15Console {
+  readonly peer: UdpPeer;
+  sessionId = 0;
+  seq = 0;
+  private readonly pw16: Buffer;
+
+  constructor(
+    port: number,
+    readonly user: string,
+    password: string,
+    readonly authType: number = AuthType.MD5,
+    readonly priv = 4,
+  ) {
+    this.peer = new UdpPeer(port);
+    this.pw16 = password16(password);
+  }
+
+  private packet(seq: number, sid: number, msg: Buffer): Buffer {
+    return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(this.authType, seq, sid, msg, this.pw16)]);
+  }
+
+  /** Returns the Activate Session completion code (undefined: no answer). */
+  async activate(): Promise<number | undefined> {
+    await this.peer.ready();
+    const name = Buffer.alloc(16);
+    name.write(this.user);
+    const ch = await this.peer.exchange(v15PreSession(lanRequest(6, 0x39, [this.authType, ...name])));
+    const c = ch && preSessionResponse(ch);
+    if (!c || c.cc !== 0) return c?.cc;
+    const temp = c.data.readUInt32LE(0);
+    const outSeq = Buffer.alloc(4);
+    outSeq.writeUInt32LE(0x1000);
+    const act = await this.peer.exchange(this.packet(0, temp, lanRequest(6, 0x3a, [this.authType, this.priv, ...c.data.subarray(4, 20), ...outSeq])));
+    const a = act && preSessionResponse(act);
+    if (!a || a.cc !== 0) return a?.cc;
+    this.sessionId = a.data.readUInt32LE(1);
+    this.seq = a.data.readUInt32LE(5);
+    return 0;
+  }
+
+  wrap(msg: Buffer, sequence?: number): Buffer {
+    const s = sequence ?? this.seq++;
+    return this.packet(s, this.sessionId, msg);
+  }
+
+  async request(netFn: number, cmd: number, data: number[] = [], timeoutMs = 1000): Promise<{ cc: number; data: Buffer } | undefined> {
+    const raw = await this.peer.exchange(this.wrap(lanRequest(netFn, cmd, data)), timeoutMs);
+    return raw ? preSessionResponse(raw) : undefined;
+  }
+
+  close(): void {
+    this.peer.close();
+  }
+}

@@ -7,7 +7,7 @@ import { startIpmiServer, type IpmiServerOptions } from '../../src/ipmi/server.j
 import { LoginLimiter } from '../../src/ipmi/session/ratelimit.js';
 import { SeqWindow, SessionTable } from '../../src/ipmi/session/table.js';
 import { CC, Privilege, type CommandSpec } from '../../src/ipmi/types.js';
-import { RmcpPlusConsole, UdpPeer, lanRequest, preSessionResponse, rmcpPreSession, v15PreSession } from './session-client.js';
+import { RmcpPlusConsole, UdpPeer, V15Console, lanRequest, preSessionResponse, rmcpPreSession, v15PreSession } from './session-client.js';
 
 const USERS = [
   { username: 'admin', password: 'password', role: 'Administrator' as const },
@@ -252,5 +252,49 @@ describe('ipmi session layer', () => {
         await server.close();
       }
     });
+  });
+});
+
+describe('ipmi 1.5 sessions (pure node)', () => {
+  it('MD5 and straight-password sessions: window, replay, privilege, close', async () => {
+    const server = await start({ loginFailureLimit: 1000 });
+    try {
+      for (const authType of [2, 4]) {
+        const v = new V15Console(server.port, 'operator', 'op-secret', authType, 3);
+        expect(await v.activate()).to.equal(0);
+        const pkt = v.wrap(lanRequest(0x30, 0x01, [5]));
+        const first = preSessionResponse((await v.peer.exchange(pkt))!);
+        expect(first?.cc).to.equal(0);
+        expect(first!.data.toString('hex')).to.equal('0205');
+        expect(await v.peer.exchange(pkt, 300)).to.equal(undefined); // replay
+        expect((await v.request(6, 0x3b, [3]))?.cc).to.equal(0);
+        expect((await v.request(0x30, 0x02))?.cc).to.equal(0);
+        expect(await v.peer.exchange(v.wrap(lanRequest(0x30, 0x01), v.seq + 20), 300)).to.equal(undefined); // beyond +8
+        const info = await v.request(6, 0x3d, [0]);
+        expect(info!.data[5]).to.equal(0x01); // IPMI 1.5, channel 1
+        const id = Buffer.alloc(4);
+        id.writeUInt32LE(v.sessionId);
+        expect((await v.request(6, 0x3c, [...id]))?.cc).to.equal(0);
+        expect(await v.request(0x30, 0x01, [], 300)).to.equal(undefined);
+        v.close();
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a privilege above the user role (0x86), an unknown user (0x81) and a wrong password', async () => {
+    const server = await start({ loginFailureLimit: 1000 });
+    try {
+      const high = new V15Console(server.port, 'viewer', 'viewer-pw', 2, 4);
+      expect(await high.activate()).to.equal(0x86);
+      const who = new V15Console(server.port, 'nobody', 'x', 2, 2);
+      expect(await who.activate()).to.equal(0x81);
+      const bad = new V15Console(server.port, 'admin', 'wrong', 2, 4);
+      expect(await bad.activate()).to.equal(0xff);
+      [high, who, bad].forEach((c) => c.close());
+    } finally {
+      await server.close();
+    }
   });
 });
