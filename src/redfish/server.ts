@@ -46,11 +46,15 @@ export async function startRedfishServer(
   internals: RedfishServerInternals = {},
 ): Promise<ProtocolServer> {
   const now = internals.now ?? (() => new Date());
+  const timeout = opts.sessionTimeoutSeconds ?? DEFAULT_SESSION_TIMEOUT_SECONDS;
+  if (!Number.isInteger(timeout) || timeout < 1) {
+    throw new Error(`Redfish session timeout must be a whole number of seconds ≥ 1 (got ${String(opts.sessionTimeoutSeconds)})`);
+  }
   const info = await opts.machine.getSystemInfo();
   const deps: RedfishDeps = {
     machine: opts.machine,
     users: opts.users,
-    sessions: new MemorySessionStore(opts.sessionTimeoutSeconds ?? DEFAULT_SESSION_TIMEOUT_SECONDS, now),
+    sessions: new MemorySessionStore(timeout, now),
     loginGuard: new LoginThrottle(10, 60, now),
     logger: opts.logger,
     startedAt: now(),
