@@ -20,7 +20,10 @@ describe('apiserver emulator: CDI DataVolumes', () => {
     emu = await startApiServer({ dataVolumeImportMs: 60 });
     kc = emu.makeKubeConfig();
   });
-  afterEach(() => emu.close());
+  afterEach(async () => {
+    expect(emu.controllerErrors).to.deep.equal([]);
+    await emu.close();
+  });
 
   it('imports with progress 0% → 100% and a PVC owned by the DataVolume', async () => {
     const phases: string[] = [];
@@ -73,7 +76,10 @@ describe('apiserver emulator: fault hooks', () => {
     kc = emu.makeKubeConfig();
     core = kc.makeApiClient(CoreV1Api);
   });
-  afterEach(() => emu.close());
+  afterEach(async () => {
+    expect(emu.controllerErrors).to.deep.equal([]);
+    await emu.close();
+  });
 
   it('failNext: the next N (matching) requests fail with the given status, then all is well', async () => {
     emu.faults.failNext(2, 503, (r) => r.method === 'GET' && r.path.endsWith('/configmaps'));

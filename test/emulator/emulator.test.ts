@@ -46,7 +46,10 @@ describe('apiserver emulator: core REST semantics', () => {
     kc = emu.makeKubeConfig();
     core = kc.makeApiClient(CoreV1Api);
   });
-  afterEach(() => emu.close());
+  afterEach(async () => {
+    expect(emu.controllerErrors).to.deep.equal([]);
+    await emu.close();
+  });
 
   it('creates, reads, updates and deletes through CoreV1Api, filling metadata', async () => {
     const created = await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'cfg' }, data: { a: '1' } } });

@@ -57,6 +57,8 @@ export interface ApiServerEmulator {
   kubevirt: KubevirtHooks;
   /** the current resourceVersion of the store */
   resourceVersion(): string;
+  /** exceptions thrown inside the emulator's controllers (should stay empty; assert it in tests) */
+  controllerErrors: Error[];
   close(): Promise<void>;
 }
 
@@ -173,6 +175,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     },
     kubevirt,
     resourceVersion: () => String(store.rv),
+    controllerErrors: clock.errors,
     async close() {
       if (closed) return;
       closed = true;

@@ -46,7 +46,10 @@ describe('apiserver emulator: KubeVirt', () => {
     emu = await startApiServer({ vmiPhaseDelayMs: 5, vmiStopDelayMs: 40 });
     kc = emu.makeKubeConfig();
   });
-  afterEach(() => emu.close());
+  afterEach(async () => {
+    expect(emu.controllerErrors).to.deep.equal([]);
+    await emu.close();
+  });
 
   it('Halted: start → runStrategy Always, VMI phases in order, interfaces and VM status', async () => {
     const co = kc.makeApiClient(CustomObjectsApi);
@@ -232,12 +235,18 @@ describe('apiserver emulator: KubeVirt', () => {
     expect((bad.body as { message: string }).message).to.equal('AddVolumeOptions requires disk to not be nil');
     const add = { name: 'cd', disk: { cdrom: { bus: 'scsi' } }, volumeSource: { dataVolume: { name: 'iso-dv' } } };
     expect((await call('vm', 'addvolume', add)).status).to.equal(202);
+    // the DataVolume does not exist yet: the hot-plugged volume waits for it
+    const waiting = await emu.waitFor(() => {
+      const vs = (vmi('vm')?.status as { volumeStatus?: { name: string; phase: string }[] }).volumeStatus ?? [];
+      return vs.find((s) => s.name === 'cd');
+    });
+    expect(waiting.phase).to.equal('Pending');
+    emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'iso-dv', namespace: NS }, spec: { source: { http: { url: 'http://images.example/x.iso' } } } });
     const plugged = await emu.waitFor(() => {
       const v = vmi('vm');
       const vs = (v?.status as { volumeStatus?: { name: string; phase: string; hotplugVolume?: unknown }[] }).volumeStatus ?? [];
-      return vs.find((s) => s.name === 'cd');
+      return vs.find((s) => s.name === 'cd' && s.phase === 'Ready');
     });
-    expect(plugged.phase).to.equal('Ready');
     expect(plugged.hotplugVolume).to.be.an('object');
     const tpl = (vm('vm')?.spec as { template: { spec: { volumes: { name: string }[]; domain: { devices: { disks: { name: string }[] } } } } }).template.spec;
     expect(tpl.volumes.find((v) => v.name === 'cd')).to.deep.equal({ name: 'cd', dataVolume: { name: 'iso-dv', hotpluggable: true } });

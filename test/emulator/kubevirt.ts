@@ -209,10 +209,9 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
         st.conditions = setCond(st.conditions as Condition[], { type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
         delete vmi.metadata.annotations['emulator.kubevirt.io/start-paused'];
       }
-      const vols = arr(obj(vmi.spec).volumes);
-      st.volumeStatus = vols.map((v) => volumeStatusFor(v));
+      vmi.status = st;
+      syncVolumeStatus(vmi);
     }
-    vmi.status = st;
     write(vmiT, vmi);
     if (next !== 'Running') progressTimers.set(uid, clock.after(timing.phaseDelayMs, () => advance(ns, name, uid)));
   };
@@ -227,14 +226,40 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     }
   };
 
-  const volumeStatusFor = (v: Obj): Obj => {
+  const dvT = store.registry.byKind('cdi.kubevirt.io/v1beta1', 'DataVolume');
+
+  /** a hot-plugged DataVolume is attached only once CDI has finished importing it */
+  const dataVolumeReady = (ns: string, v: Obj): boolean => {
+    const dvName = obj(v.dataVolume).name;
+    if (typeof dvName !== 'string') return true;
+    const dv = dvT ? store.peek(dvT, ns, dvName) : undefined;
+    return (obj(dv?.status).phase as string | undefined) === 'Succeeded';
+  };
+
+  const volumeStatusFor = (ns: string, v: Obj): Obj => {
     const hot = !!(obj(v.dataVolume).hotpluggable || obj(v.persistentVolumeClaim).hotpluggable);
     const s: Obj = { name: v.name, target: '', phase: 'Ready', reason: 'VolumeReady', message: 'Volume is ready' };
     if (hot) {
+      if (!dataVolumeReady(ns, v)) {
+        return { name: v.name, target: '', phase: 'Pending', reason: 'VolumePending', message: `DataVolume ${String(obj(v.dataVolume).name)} is not ready yet` };
+      }
       s.hotplugVolume = { attachPodName: `hp-volume-${String(v.name)}`, attachPodUID: randomUUID() };
       s.message = `Successfully attach hotplugged volume ${String(v.name)} to VM`;
     }
     return s;
+  };
+
+  /** recompute volumeStatus of a running VMI from its spec (keeps entries that did not change) */
+  const syncVolumeStatus = (vmi: KubeObject): void => {
+    const ns = vmi.metadata.namespace ?? '';
+    const vst = obj(vmi.status);
+    const vols = arr(obj(vmi.spec).volumes);
+    const old = arr(vst.volumeStatus);
+    vst.volumeStatus = vols.map((v) => {
+      const prev = old.find((s) => s.name === v.name);
+      return prev && prev.phase === 'Ready' ? prev : volumeStatusFor(ns, v);
+    });
+    vmi.status = vst;
   };
 
   /** graceful (or immediate) VMI deletion, like virt-controller deleting it */
@@ -393,14 +418,7 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
         let vspec = obj(vmi.spec);
         for (const r of volReqs) vspec = applyVolumeRequest(vspec, r);
         vmi.spec = vspec;
-        const vst = obj(vmi.status);
-        if (phaseOf(vmi) === 'Running') {
-          const names = new Set(arr(vspec.volumes).map((v) => v.name));
-          const existing = arr(vst.volumeStatus).filter((s) => names.has(s.name));
-          for (const v of arr(vspec.volumes)) if (!existing.some((s) => s.name === v.name)) existing.push(volumeStatusFor(v));
-          vst.volumeStatus = existing;
-        }
-        vmi.status = vst;
+        if (phaseOf(vmi) === 'Running') syncVolumeStatus(vmi);
         vmi = write(vmiT, vmi);
       }
     }
@@ -502,6 +520,18 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
   };
 
   store.onEvent((ev) => {
+    if (dvT && ev.t === dvT && ev.type !== 'DELETED' && obj(ev.obj.status).phase === 'Succeeded') {
+      const ns = ev.obj.metadata.namespace ?? '';
+      clock.after(0, () => {
+        for (const v of store.list(vmiT, ns)) {
+          if (phaseOf(v) !== 'Running' || v.metadata.deletionTimestamp) continue;
+          if (!arr(obj(v.status).volumeStatus).some((s) => s.phase !== 'Ready')) continue;
+          syncVolumeStatus(v);
+          write(vmiT, v);
+        }
+      });
+      return;
+    }
     if (ev.t === vmiT) onVmiEvent(ev.type, ev.obj);
     else if (ev.t === vmT) {
       const ns = ev.obj.metadata.namespace ?? '';
@@ -765,12 +795,7 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     const dry = (r.addVolumeOptions?.dryRun ?? r.removeVolumeOptions?.dryRun ?? []).includes('All');
     if (!dry) {
       vmi.spec = applyVolumeRequest(obj(vmi.spec), r);
-      const st = obj(vmi.status);
-      const names = new Set(arr(obj(vmi.spec).volumes).map((v) => v.name));
-      const vs = arr(st.volumeStatus).filter((s) => names.has(s.name));
-      for (const v of arr(obj(vmi.spec).volumes)) if (!vs.some((s) => s.name === v.name)) vs.push(volumeStatusFor(v));
-      st.volumeStatus = vs;
-      vmi.status = st;
+      syncVolumeStatus(vmi);
       write(vmiT, vmi);
     }
     return { code: 202 };

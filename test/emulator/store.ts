@@ -314,7 +314,7 @@ export class Store {
       if (!old.metadata.deletionTimestamp) {
         const next = clone(old);
         next.metadata.deletionTimestamp = now();
-        next.metadata.deletionGracePeriodSeconds = 0;
+        next.metadata.deletionGracePeriodSeconds = opts.gracePeriodSeconds ?? 30;
         if (isNamespace) next.status = { ...((next.status as object) ?? {}), phase: 'Terminating' };
         this.rv++;
         next.metadata.resourceVersion = String(this.rv);
