@@ -3,6 +3,11 @@
  * against an in-process agent on the simulator. Every assertion on an action also checks the
  * simulator's own state, not only the HTTP answer.
  */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import https from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import type { BootMode, BootTarget, MediaSlot, PowerAction } from '../../src/backend/types.js';
@@ -568,7 +573,7 @@ describe('Redfish resources: managers', function () {
     const b = r.body;
     expect(b).to.include({ Id: 'BMC', ManagerType: 'BMC' });
     expect(b.UUID).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
-    const pkg = JSON.parse(await import('node:fs').then((fs) => fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8'))) as { version: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     expect(b.FirmwareVersion).to.equal(pkg.version);
     expect(b.DateTime).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/);
     expect(String(b.DateTime).endsWith(String(b.DateTimeLocalOffset))).to.equal(true);
@@ -603,6 +608,37 @@ describe('Redfish resources: managers', function () {
     expect(r.status).to.equal(200);
     expect(r.body.HTTP).to.deep.equal({ ProtocolEnabled: true, Port: t.redfishPort });
     expect(r.body.HTTPS).to.deep.include({ ProtocolEnabled: false });
+  });
+
+  it('NetworkProtocol over TLS reports HTTPS on the service port', async function () {
+    this.timeout(20_000);
+    const dir = mkdtempSync(join(tmpdir(), 'rf-np-'));
+    try {
+      execFileSync('openssl', [
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
+        '-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      ], { stdio: 'ignore' });
+      const tls = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+      const s = await startTestAgent({ ipmi: false, redfish: { port: 0, tls } });
+      try {
+        const body = await new Promise<string>((resolve, reject) => {
+          https
+            .get(`https://127.0.0.1:${s.redfishPort}/redfish/v1/Managers/BMC/NetworkProtocol`, { headers: { authorization: BASIC }, rejectUnauthorized: false }, (res) => {
+              let text = '';
+              res.on('data', (c: Buffer) => (text += c.toString()));
+              res.on('end', () => resolve(text));
+            })
+            .on('error', reject);
+        });
+        const np = JSON.parse(body) as Record<string, unknown>;
+        expect(np.HTTPS).to.deep.equal({ ProtocolEnabled: true, Port: s.redfishPort });
+        expect(np.HTTP).to.deep.include({ ProtocolEnabled: false });
+      } finally {
+        await s.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('PATCH names the read-only or unknown property', async () => {
