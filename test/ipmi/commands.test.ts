@@ -192,6 +192,16 @@ describe('IPMI command table', () => {
       expect(hex(await call(sim, 0x00, 0x07))).to.equal('0001');
     });
 
+    it('offers no power restore policy: query gives an empty mask, setting one is refused', async () => {
+      expect(hex(await call(sim, 0x00, 0x06, [0x03]))).to.equal('00');
+      for (const p of [0, 1, 2, 7]) expect((await call(sim, 0x00, 0x06, [p])).cc, `policy ${p}`).to.equal(CC.INVALID_DATA_FIELD);
+      expect((await call(sim, 0x00, 0x06, [])).cc).to.equal(CC.REQUEST_DATA_LENGTH_INVALID);
+    });
+
+    it('Get Chassis Capabilities names the BMC for every function', async () => {
+      expect(hex(await call(sim, 0x00, 0x00))).to.equal('0020202020');
+    });
+
     it('reports PoweringOn and Paused as on', async () => {
       const slow = new SimulatedMachine({ powerOnDelayMs: 10_000 });
       await slow.power('on');

@@ -193,7 +193,7 @@ describe('IPMI commands with pyghmi and freeipmi @e2e', function () {
         expect(await t.sim.getPowerState()).to.equal('Off');
       });
 
-      it('ipmi-chassis status and restart cause, bmc-info identity', async () => {
+      it('ipmi-chassis status, restart cause and identify; bmc-info and ipmi-fru identity', async () => {
         await tool('ipmipower', '--on');
         const st = await tool('ipmi-chassis', '--get-chassis-status');
         expect(st.code, st.out).to.equal(0);
@@ -205,8 +205,15 @@ describe('IPMI commands with pyghmi and freeipmi @e2e', function () {
         expect(info.code, info.out).to.equal(0);
         expect(info.out).to.match(/Manufacturer ID\s+: 57683/);
         expect(info.out).to.match(/IPMI Version\s+: 2\.0/);
-        const uuid = (await t.sim.getSystemInfo()).uuid;
-        expect(info.out).to.match(new RegExp(`System GUID\\s+: ${uuid}`));
+        const sys = await t.sim.getSystemInfo();
+        expect(info.out).to.match(new RegExp(`System GUID\\s+: ${sys.uuid}`));
+        expect((await tool('ipmi-chassis', '--chassis-identify=FORCE')).code).to.equal(0);
+        expect((await tool('ipmi-chassis', '--get-chassis-status')).out).to.match(/Chassis Identify state\s+: Indefinite on/);
+        const fru = await tool('ipmi-fru', '--ignore-sdr-cache');
+        expect(fru.code, fru.out).to.equal(0);
+        expect(fru.out).to.contain(`FRU Product Serial Number: ${sys.serialNumber}`);
+        expect(fru.out).to.contain(`FRU Product Asset Tag: ${sys.namespace}/${sys.name}`);
+        expect(fru.out).to.contain(`FRU Product Custom Info: ${sys.uuid}`);
       });
 
       it('ipmi-config sets and reads the boot flags', async () => {

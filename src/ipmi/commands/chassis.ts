@@ -103,6 +103,20 @@ function chassisIdentify(ctx: CommandContext): IpmiResponse {
   return ok();
 }
 
+/**
+ * Set Power Restore Policy (§28.8). What happens after an outage is the VM's run strategy, which
+ * the seam neither reports nor sets, so no policy is offered: "no change" (3) answers with an empty
+ * support mask, and asking for a policy is an invalid value.
+ */
+function powerRestorePolicy(ctx: CommandContext): IpmiResponse {
+  const d = ctx.req.data;
+  const bad = badLength(d, 1);
+  if (bad) return bad;
+  const policy = d[0]! & 0x07;
+  if (policy !== 3 || (d[0]! & 0xf8) !== 0) return fail(CC.INVALID_DATA_FIELD);
+  return ok([0x00]);
+}
+
 /** Restart cause codes (§28.11): 0 unknown, 1 chassis control command. */
 function restartCause(ctx: CommandContext): IpmiResponse {
   const bad = badLength(ctx.req.data, 0);
@@ -207,6 +221,7 @@ export function chassisCommands(): CommandSpec[] {
     spec(NetFn.CHASSIS, 0x01, 'Get Chassis Status', Privilege.User, chassisStatus),
     spec(NetFn.CHASSIS, 0x02, 'Chassis Control', Privilege.Operator, chassisControl),
     spec(NetFn.CHASSIS, 0x04, 'Chassis Identify', Privilege.Operator, chassisIdentify),
+    spec(NetFn.CHASSIS, 0x06, 'Set Power Restore Policy', Privilege.Operator, powerRestorePolicy),
     spec(NetFn.CHASSIS, 0x07, 'Get System Restart Cause', Privilege.User, restartCause),
     spec(NetFn.CHASSIS, 0x08, 'Set System Boot Options', Privilege.Operator, setBootOptions),
     spec(NetFn.CHASSIS, 0x09, 'Get System Boot Options', Privilege.Operator, getBootOptions),
