@@ -333,6 +333,30 @@ describe('IPMI command table', () => {
     });
   });
 
+  describe('robustness', () => {
+    it('every handler answers any request data with a completion code (or a BackendError)', async () => {
+      let seed = 12345;
+      const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) >> 16) & 0xff;
+      await sim.power('on');
+      for (const spec of table.values()) {
+        for (let len = 0; len <= 12; len++) {
+          for (let round = 0; round < 4; round++) {
+            const data = Array.from({ length: len }, rnd);
+            const what = `${spec.name} ${Buffer.from(data).toString('hex')}`;
+            try {
+              const r = await call(sim, spec.netFn, spec.cmd, data);
+              expect(r.cc, what).to.be.within(0, 0xff);
+              if (r.data !== undefined) expect(Buffer.isBuffer(r.data), what).to.equal(true);
+            } catch (e) {
+              // The only acceptable throw is a backend refusal, which the server maps to a code.
+              expect(isBackendError(e), `${what}: ${String(e)}`).to.equal(true);
+            }
+          }
+        }
+      }
+    });
+  });
+
   describe('group extension', () => {
     it('answers the ipmitool and DCMI probes with C1 at any privilege', async () => {
       const low: SessionView = { ...SESSION, privilege: Privilege.Callback };
