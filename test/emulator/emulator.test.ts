@@ -388,6 +388,48 @@ describe('apiserver emulator: core REST semantics', () => {
     ]);
   });
 
+  it('edge cases: Exact list of an old RV → 410, dryRun, Foreground, namespace cascade, bad patches, unknown routes', async () => {
+    const old = emu.resourceVersion();
+    await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'e1' } } });
+    const gone = await expectApiError(core.listNamespacedConfigMap({ namespace: 'default', resourceVersion: old, resourceVersionMatch: 'Exact' }), 410);
+    expect(gone.reason).to.equal('Expired');
+    expect((await core.listNamespacedConfigMap({ namespace: 'default', resourceVersion: emu.resourceVersion(), resourceVersionMatch: 'Exact' })).items).to.have.length(1);
+
+    await core.createNamespacedConfigMap({ namespace: 'default', body: { metadata: { name: 'dry' } }, dryRun: 'All' });
+    expect(emu.get('v1', 'ConfigMap', 'default', 'dry')).to.equal(undefined);
+
+    const owner = emu.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'fg', namespace: 'default' } });
+    emu.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'fg-dep', namespace: 'default', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'fg', uid: owner.metadata.uid! }] } });
+    await core.deleteNamespacedConfigMap({ namespace: 'default', name: 'fg', propagationPolicy: 'Foreground' });
+    expect(emu.get('v1', 'Secret', 'default', 'fg-dep')).to.equal(undefined);
+
+    await core.createNamespace({ body: { metadata: { name: 'tmp' } } });
+    expect((await core.readNamespace({ name: 'tmp' })).status?.phase).to.equal('Active');
+    await core.createNamespacedSecret({ namespace: 'tmp', body: { metadata: { name: 'inside' } } });
+    await core.deleteNamespace({ name: 'tmp' });
+    await emu.waitFor(() => !emu.get('v1', 'Namespace', undefined, 'tmp'));
+    expect(emu.get('v1', 'Secret', 'tmp', 'inside')).to.equal(undefined);
+
+    const missing = await expectApiError(
+      core.patchNamespacedConfigMap({ namespace: 'default', name: 'e1', body: [{ op: 'replace', path: '/data/none', value: 'x' }] }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)),
+      422,
+    );
+    expect(missing.reason).to.equal('Invalid');
+    const r415 = await rawRequest(kc, 'PATCH', '/api/v1/namespaces/default/configmaps/e1', { data: {} }, 'application/apply-patch+yaml');
+    expect(r415.status).to.equal(415);
+    const unknown = await rawRequest(kc, 'GET', '/apis/example.com/v1/widgets');
+    expect(unknown.status).to.equal(404);
+    expect(unknown.body).to.deep.include({ kind: 'Status', reason: 'NotFound', message: 'the server could not find the requested resource' });
+    expect((await rawRequest(kc, 'PUT', '/api/v1/namespaces/default/configmaps/e1/status', { metadata: { name: 'e1' } })).status).to.equal(404);
+    const garbage = await fetch(`${emu.url}/api/v1/namespaces/default/configmaps`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${kc.getCurrentUser()?.token}`, 'Content-Type': 'application/json' },
+      body: '{not json',
+    });
+    expect(garbage.status).to.equal(400);
+    expect(((await garbage.json()) as { kind: string }).kind).to.equal('Status');
+  });
+
   it('answers 404 for KubeVirt / CDI groups when they are not installed', async () => {
     const bare = await startApiServer({ kubevirt: false, cdi: false });
     try {

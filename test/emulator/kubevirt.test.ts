@@ -111,6 +111,26 @@ describe('apiserver emulator: KubeVirt', () => {
     await stopped('vm');
   });
 
+  it('Halted while stopping: stop needs a shorter grace period, gracePeriod 0 forces it', async () => {
+    const slow = await startApiServer({ vmiPhaseDelayMs: 5, vmiStopDelayMs: 5000 });
+    try {
+      const skc = slow.makeKubeConfig();
+      slow.create(vmSpec('vm', { runStrategy: 'Always' }));
+      await slow.waitFor(() => ((slow.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm')?.status ?? {}) as Status).printableStatus === 'Running');
+      expect((await vmSubresource(skc, NS, 'vm', 'stop')).status).to.equal(202);
+      await slow.waitFor(() => ((slow.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm')?.status ?? {}) as Status).printableStatus === 'Stopping');
+      const again = await vmSubresource(skc, NS, 'vm', 'stop');
+      expect(again.status).to.equal(409);
+      expect((again.body as { message: string }).message).to.contain('Halted only supports manual stop requests with a shorter graceperiod');
+      expect((await vmSubresource(skc, NS, 'vm', 'stop', { gracePeriod: 0 })).status).to.equal(202);
+      await slow.waitFor(() => !slow.get('kubevirt.io/v1', 'VirtualMachineInstance', NS, 'vm'), 1000);
+      await slow.waitFor(() => ((slow.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm')?.status ?? {}) as Status).printableStatus === 'Stopped', 1000);
+      expect(slow.controllerErrors).to.deep.equal([]);
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('deprecated spec.running: start/stop flip it; running together with runStrategy → 422', async () => {
     emu.create(vmSpec('vm', { running: false }));
     expect((await call('vm', 'start')).status).to.equal(202);

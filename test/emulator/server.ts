@@ -5,7 +5,7 @@ import { secretEquals } from '../../src/common/secrets.js';
 import { jsonPatch, mergePatch } from './patch.js';
 import { apiVersionOf, type ResourceType } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
-import { ApiError, badRequest, reasonFor, type StatusBody } from './status.js';
+import { ApiError, badRequest, expired, reasonFor, type StatusBody } from './status.js';
 import type { DeleteOptions, EventType, Store, Watcher } from './store.js';
 import type { AuditEntry, AuditVerb, KubeObject } from './types.js';
 
@@ -446,6 +446,11 @@ export class EmulatorServer {
   }
 
   private listBody(t: ResourceType, ns: string | undefined, query: URLSearchParams): unknown {
+    const rv = query.get('resourceVersion');
+    if (query.get('resourceVersionMatch') === 'Exact' && rv && rv !== String(this.store.rv)) {
+      // only the current state is kept, so an exact older list is gone (410), as after compaction
+      throw expired(`too old resource version: ${rv} (${this.store.rv})`);
+    }
     let items = this.filtered(t, ns, query);
     const meta: Record<string, unknown> = { resourceVersion: String(this.store.rv) };
     const limit = Number(query.get('limit') ?? 0);
