@@ -18,6 +18,8 @@ export interface RedfishServerOptions extends ProtocolServerOptions {
   sessionTimeoutSeconds?: number;
   /** Serve HTTPS with this certificate/key; plainHttp says what plain HTTP on the same port does. */
   tls?: { cert: Buffer | string; key: Buffer | string; plainHttp?: 'redirect' | 'refuse' };
+  /** UDP port of this agent's IPMI server, when it runs (advertised in ManagerNetworkProtocol). */
+  ipmiPort?: number;
 }
 
 /** RFC 4122 name-based (SHA-1, version 5) UUID. */
@@ -62,6 +64,7 @@ export async function startRedfishServer(
     ids: REDFISH_IDS,
     now,
     tls: opts.tls !== undefined,
+    ...(opts.ipmiPort !== undefined ? { ipmiPort: opts.ipmiPort } : {}),
   };
   const app = createRedfishApp(deps, internals.modules ?? allModules);
   const callback = app.callback();

@@ -66,6 +66,8 @@ export interface RedfishDeps {
   now: () => Date;
   /** Whether the service is served over TLS (affects advertised protocols) */
   tls: boolean;
+  /** UDP port of the agent's IPMI server when it runs and the agent passed it (undefined otherwise) */
+  ipmiPort?: number;
 }
 
 export interface RedfishState {
