@@ -237,6 +237,10 @@ describe('IPMI command table', () => {
       expect((await set([0x00, 0x00])).cc).to.equal(CC.OK);
       expect((await set([0x00, 0x01])).cc).to.equal(CC.OK);
       expect((await set([0x00, 0x03])).cc).to.equal(CC.INVALID_DATA_FIELD);
+      // An abandoned transaction does not block others forever.
+      bmcState(sim).setInProgressSince = Date.now() - 61_000;
+      expect(hex(await get(0))).to.equal('010000');
+      expect((await set([0x00, 0x01])).cc).to.equal(CC.OK);
     });
 
     it('stores parameter 3 and the valid/locked bit', async () => {

@@ -5,7 +5,7 @@
 import type { PowerAction, PowerState } from '../../backend/types.js';
 import { CC, NetFn, Privilege, type CommandContext, type CommandSpec, type IpmiResponse } from '../types.js';
 import { BOOT_FLAGS_LENGTH, bootFlagsToOverride, overrideToBootFlags } from './boot-options.js';
-import { IPMI_BOOT_ATTRIBUTION_MS, bmcState, identifyState } from './state.js';
+import { IPMI_BOOT_ATTRIBUTION_MS, bmcState, identifyState, type BmcState } from './state.js';
 import { badLength, fail, ok, spec } from './util.js';
 
 /** Boot options completion codes (§28.12). */
@@ -125,6 +125,26 @@ function restartCause(ctx: CommandContext): IpmiResponse {
   return ok([state.lastBootViaIpmi ? 0x01 : 0x00, ctx.channel]);
 }
 
+/** Data length of each writable parameter. */
+const PARAM_LENGTH: Readonly<Record<number, number>> = {
+  [BootParam.SET_IN_PROGRESS]: 1,
+  [BootParam.VALID_BIT_CLEARING]: 1,
+  [BootParam.BOOT_INFO_ACK]: 2,
+  [BootParam.BOOT_FLAGS]: BOOT_FLAGS_LENGTH,
+};
+
+/**
+ * A "set in progress" nobody completes (a client killed mid-transaction) is dropped after this
+ * long. Without it every later ipmitool run would get 0x81 on its first write, and ipmitool then
+ * stops writing parameter 0, so nothing would ever clear it.
+ */
+export const SET_IN_PROGRESS_TIMEOUT_MS = 60_000;
+
+function setInProgress(state: BmcState, now = Date.now()): number {
+  if (state.setInProgress !== 0 && now - state.setInProgressSince > SET_IN_PROGRESS_TIMEOUT_MS) state.setInProgress = 0;
+  return state.setInProgress;
+}
+
 async function setBootOptions(ctx: CommandContext): Promise<IpmiResponse> {
   const d = ctx.req.data;
   if (d.length < 1) return fail(CC.REQUEST_DATA_LENGTH_INVALID);
@@ -132,13 +152,7 @@ async function setBootOptions(ctx: CommandContext): Promise<IpmiResponse> {
   const markInvalid = (d[0]! & 0x80) !== 0;
   const body = d.subarray(1);
   const state = bmcState(ctx.machine);
-  const expected: Record<number, number> = {
-    [BootParam.SET_IN_PROGRESS]: 1,
-    [BootParam.VALID_BIT_CLEARING]: 1,
-    [BootParam.BOOT_INFO_ACK]: 2,
-    [BootParam.BOOT_FLAGS]: BOOT_FLAGS_LENGTH,
-  };
-  const len = expected[param];
+  const len = PARAM_LENGTH[param];
   if (len === undefined) return fail(BootOptionsCC.PARAMETER_NOT_SUPPORTED);
   const setMark = () => (markInvalid ? state.invalidParams.add(param) : state.invalidParams.delete(param));
   // No data: only the parameter's valid/locked bit changes.
@@ -153,8 +167,9 @@ async function setBootOptions(ctx: CommandContext): Promise<IpmiResponse> {
       const v = body[0]! & 0x03;
       if (v === 3) return fail(CC.INVALID_DATA_FIELD);
       if (v === 1) {
-        if (state.setInProgress !== 0) return fail(BootOptionsCC.SET_IN_PROGRESS);
+        if (setInProgress(state) !== 0) return fail(BootOptionsCC.SET_IN_PROGRESS);
         state.setInProgress = 1;
+        state.setInProgressSince = Date.now();
       } else if (v === 0) {
         state.setInProgress = 0;
       }
@@ -194,7 +209,7 @@ async function getBootOptions(ctx: CommandContext): Promise<IpmiResponse> {
   let data: Buffer;
   switch (param) {
     case BootParam.SET_IN_PROGRESS:
-      data = Buffer.from([state.setInProgress]);
+      data = Buffer.from([setInProgress(state)]);
       break;
     case BootParam.VALID_BIT_CLEARING:
       data = Buffer.from([state.validBitClearing]);

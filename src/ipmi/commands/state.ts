@@ -13,6 +13,8 @@ export const IPMI_BOOT_ATTRIBUTION_MS = 120_000;
 export interface BmcState {
   /** Boot option parameter 0 bits 1:0 (0 set complete, 1 set in progress) */
   setInProgress: number;
+  /** When set in progress was last entered (ms epoch) */
+  setInProgressSince: number;
   /** Boot option parameter 3 (valid bit clearing), bits 4:0 */
   validBitClearing: number;
   /** Boot option parameter 4 byte 2 (boot info acknowledge bits) */
@@ -40,6 +42,7 @@ export function bmcState(machine: Machine): BmcState {
   if (existing) return existing;
   const state: BmcState = {
     setInProgress: 0,
+    setInProgressSince: 0,
     validBitClearing: 0,
     bootInfoAck: 0,
     bootFlags: Buffer.alloc(BOOT_FLAGS_LENGTH),
