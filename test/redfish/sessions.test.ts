@@ -59,6 +59,13 @@ describe('Redfish sessions', () => {
     expect(own.json.Id).to.equal(reply.json.Id);
     const list = await call(t.redfishUrl, '/redfish/v1/SessionService/Sessions', { token });
     expect(list.json.Members).to.deep.equal([{ '@odata.id': location }]);
+
+    const ctxLogin = await call(t.redfishUrl, '/redfish/v1/SessionService/Sessions', {
+      method: 'POST',
+      body: { UserName: 'viewer', Password: READONLY.password, Context: 'ironic-conductor-1' },
+    });
+    expect(ctxLogin.status).to.equal(201);
+    expect(ctxLogin.json.Context).to.equal('ironic-conductor-1');
   });
 
   it('DELETE revokes the session immediately: its token then gets 401', async () => {

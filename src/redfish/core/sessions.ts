@@ -34,7 +34,7 @@ export class MemorySessionStore implements SessionStore {
     this.timeoutSeconds = timeoutSeconds;
   }
 
-  create(user: UserAccount, clientAddress?: string): { session: RedfishSession; token: string } {
+  create(user: UserAccount, clientAddress?: string, context?: string): { session: RedfishSession; token: string } {
     this.prune();
     if (this.byId.size >= this.maxSessions) throw new RedfishError(503, 'SessionLimitExceeded');
     const token = randomBytes(32).toString('hex');
@@ -49,6 +49,7 @@ export class MemorySessionStore implements SessionStore {
       createdAt: at,
       lastUsedAt: at,
       ...(clientAddress ? { clientAddress } : {}),
+      ...(context !== undefined ? { context } : {}),
     };
     const tokenHash = hashToken(token);
     this.byId.set(id, { session, tokenHash });

@@ -27,13 +27,15 @@ export interface RedfishSession {
   lastUsedAt: Date;
   /** Client address the session was created from */
   readonly clientAddress?: string;
+  /** Client-supplied Context string from the login request */
+  readonly context?: string;
 }
 
 export interface SessionStore {
   /** Idle timeout in seconds (SessionService.SessionTimeout) */
   timeoutSeconds: number;
   /** Create a session for an already-authenticated user; returns it with the plaintext token (only time it exists). */
-  create(user: UserAccount, clientAddress?: string): { session: RedfishSession; token: string };
+  create(user: UserAccount, clientAddress?: string, context?: string): { session: RedfishSession; token: string };
   /** Find a live session by token and refresh its last-used time; undefined if unknown or expired. */
   authenticate(token: string): RedfishSession | undefined;
   /** A live session by id (does not refresh it). */

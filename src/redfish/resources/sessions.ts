@@ -36,6 +36,7 @@ function sessionBody(s: RedfishSession): Record<string, unknown> {
     SessionType: 'Redfish',
     CreatedTime: s.createdAt.toISOString().replace(/\.\d{3}Z$/, 'Z'),
     ...(s.clientAddress ? { ClientOriginIPAddress: s.clientAddress.replace(/^::ffff:/, '') } : {}),
+    ...(s.context !== undefined ? { Context: s.context } : {}),
   };
 }
 
@@ -89,6 +90,9 @@ export const handlers: OperationHandlers = {
         throw new RedfishError(400, 'PropertyUnknown', [key], { property: `#/${key}` });
       }
     }
+    if (body.Context !== undefined && typeof body.Context !== 'string') {
+      throw new RedfishError(400, 'PropertyValueTypeError', [JSON.stringify(body.Context) ?? '', 'Context'], { property: '#/Context' });
+    }
     for (const key of ['UserName', 'Password']) {
       if (body[key] === undefined) throw new RedfishError(400, 'CreateFailedMissingReqProperties', [key], { property: `#/${key}` });
       if (typeof body[key] !== 'string') {
@@ -104,7 +108,7 @@ export const handlers: OperationHandlers = {
       throw unauthorized('AccessUnauthorized'); // same answer whichever field was wrong
     }
     deps.loginGuard.succeed(address);
-    const { session, token } = deps.sessions.create(user, address);
+    const { session, token } = deps.sessions.create(user, address, body.Context as string | undefined);
     ctx.state.logger.info({ user: user.username, session: session.id }, 'redfish session created');
     ctx.set('X-Auth-Token', token);
     ctx.set('Location', `${SESSIONS}/${session.id}`);
