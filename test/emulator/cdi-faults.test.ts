@@ -65,6 +65,18 @@ describe('apiserver emulator: CDI DataVolumes', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect((emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'bad')?.status as { phase: string }).phase).to.equal('ImportInProgress');
   });
+
+  it('stops driving a DataVolume whose status a test changed', async () => {
+    const dv = emu.create(dataVolume('hooked', 'http://images.example/x.iso'));
+    await emu.waitFor(() => (emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'hooked')?.status as { phase?: string } | undefined)?.phase);
+    const cur = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'hooked')!;
+    cur.status = { phase: 'Failed', conditions: [{ type: 'Running', status: 'False', reason: 'Error', message: 'boom' }] };
+    emu.update(cur);
+    await new Promise((r) => setTimeout(r, 120));
+    const after = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'hooked')!;
+    expect(after.metadata.uid).to.equal(dv.metadata.uid);
+    expect(after.status).to.deep.equal(cur.status);
+  });
 });
 
 describe('apiserver emulator: fault hooks', () => {

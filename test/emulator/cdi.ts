@@ -4,6 +4,7 @@
  * "unreachable.invalid" fails to connect the way CDI reports it (Running=False, reason Error).
  */
 import type { Clock } from './clock.js';
+import { clone, deepEqual } from './patch.js';
 import type { Store } from './store.js';
 import type { KubeObject } from './types.js';
 
@@ -48,10 +49,16 @@ export function installCdi(store: Store, clock: Clock, importMs: number): void {
   const dvT = store.registry.mustByKind('cdi.kubevirt.io/v1beta1', 'DataVolume');
   const pvcT = store.registry.mustByKind('v1', 'PersistentVolumeClaim');
 
+  /** the status this controller last wrote, per DataVolume uid */
+  const written = new Map<string, unknown>();
+
+  /** Writes the import status; stops (false) when the DV is gone or someone else (a test) changed its status. */
   const setStatus = (ns: string, name: string, uid: string, status: Obj): boolean => {
     const dv = store.get(dvT, ns, name);
     if (!dv || dv.metadata.uid !== uid || dv.metadata.deletionTimestamp) return false;
+    if (written.has(uid) && !deepEqual(dv.status, written.get(uid))) return false;
     dv.status = status;
+    written.set(uid, clone(status));
     store.update(dvT, dv, { force: true });
     return true;
   };
@@ -125,6 +132,7 @@ export function installCdi(store: Store, clock: Clock, importMs: number): void {
   };
 
   store.onEvent((ev) => {
+    if (ev.t === dvT && ev.type === 'DELETED') written.delete(ev.obj.metadata.uid ?? '');
     if (ev.t === dvT && ev.type === 'ADDED' && !obj(ev.obj.status).phase) {
       const dv = ev.obj;
       clock.after(0, () => run(dv));
