@@ -590,6 +590,22 @@ describe('Redfish resources: managers', function () {
     expect(reset['@Redfish.ActionInfo']).to.equal('/redfish/v1/Managers/BMC/ResetActionInfo');
   });
 
+  it('stays readable during a backend outage, with degraded health', async () => {
+    const before = await rf('GET', '/redfish/v1/Managers/BMC');
+    t.sim.setAvailable(false);
+    try {
+      const r = await rf('GET', '/redfish/v1/Managers/BMC');
+      expect(r.status).to.equal(200);
+      expect(r.body.Status).to.deep.equal({ State: 'Enabled', Health: 'Warning' });
+      expect(r.body.UUID).to.equal(before.body.UUID);
+      expect((await rf('GET', '/redfish/v1/Managers/BMC/NetworkProtocol')).status).to.equal(200);
+      expect((await rf('GET', '/redfish/v1/Systems/1')).status).to.equal(503);
+    } finally {
+      t.sim.setAvailable(true);
+    }
+    expect((await rf('GET', '/redfish/v1/Managers/BMC')).body.Status).to.deep.equal({ State: 'Enabled', Health: 'OK' });
+  });
+
   it('Manager.Reset accepts GracefulRestart/ForceRestart and rejects anything else', async () => {
     const act = '/redfish/v1/Managers/BMC/Actions/Manager.Reset';
     expect((await rf('POST', act, { ResetType: 'GracefulRestart' })).status).to.equal(204);

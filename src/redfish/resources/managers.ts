@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isBackendError } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
@@ -18,7 +19,6 @@ import {
   SYSTEM,
   actionBody,
   actionInfo,
-  backend,
   enumParameter,
   link,
   propertyPaths,
@@ -57,34 +57,48 @@ export function redfishDateTime(d: Date): { dateTime: string; offset: string } {
   return { dateTime: local.toISOString().slice(0, 19) + offset, offset };
 }
 
-/** A stable UUID for the manager, derived from the machine's UUID (name-based, version 5 layout). */
-function managerUuid(machineUuid: string): string {
-  const h = createHash('sha1').update('kubevirtbmc-manager:' + machineUuid).digest();
+/** A stable UUID for the manager, derived from the service UUID (name-based, version 5 layout). */
+function managerUuid(serviceUuid: string): string {
+  const h = createHash('sha1').update('kubevirtbmc-manager:' + serviceUuid).digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
 }
 
+/**
+ * The manager is this agent, which stays up when its machine's platform does not: a backend outage
+ * degrades its health instead of failing the read. The UUID derives from the service UUID (itself
+ * stable per machine), so it needs no backend call.
+ */
 async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>> {
   const { deps } = ctx.state;
-  const info = await backend(deps.machine.getSystemInfo());
+  let vm: string | undefined;
+  let reachable = true;
+  try {
+    const info = await deps.machine.getSystemInfo();
+    vm = info.namespace ? `${info.namespace}/${info.name}` : info.name;
+  } catch (e) {
+    if (!isBackendError(e)) throw e;
+    reachable = false;
+  }
   const { dateTime, offset } = redfishDateTime(deps.now());
   const body: Annotated<Schemas['Manager_v1_24_0_Manager']> = {
     '@odata.type': '#Manager.v1_24_0.Manager',
     '@odata.id': MANAGER,
     Id: MANAGER_ID,
     Name: 'KubeVirtBMC',
-    Description: `Virtual BMC for KubeVirt virtual machine ${info.namespace ? info.namespace + '/' : ''}${info.name}`,
+    Description: vm ? `Virtual BMC for KubeVirt virtual machine ${vm}` : 'Virtual BMC for a KubeVirt virtual machine',
     ManagerType: 'BMC',
-    UUID: managerUuid(info.uuid),
+    UUID: managerUuid(deps.serviceUuid),
     ServiceEntryPointUUID: deps.serviceUuid,
     Model: 'KubeVirtBMC',
     FirmwareVersion: FIRMWARE_VERSION,
     DateTime: dateTime,
     DateTimeLocalOffset: offset,
     PowerState: 'On',
-    Status: status(),
+    // Warning while the machine's platform cannot be reached
+    Status: status('Enabled', reachable ? 'OK' : 'Warning'),
     NetworkProtocol: link(`${MANAGER}/NetworkProtocol`),
     VirtualMedia: link(`${MANAGER}/VirtualMedia`),
     Links: {
