@@ -146,6 +146,7 @@ describe('IPMI commands with ipmitool @e2e', function () {
       expect(f.get('System Power')).to.equal('on');
       expect(f.get('Last Power Event')).to.equal('command');
       expect(f.get('Power Overload')).to.equal('false');
+      expect((await ipmitool('chassis restart_cause')).out).to.contain('System restart cause: chassis power control command');
     }));
 
   it('chassis bootdev pxe|disk|cdrom|bios (with options) set the override; bootparam get 5 reads it back', () =>
@@ -272,6 +273,25 @@ describe('IPMI commands with ipmitool @e2e', function () {
       expect(ok.code).to.equal(0);
       expect(ok.out).to.contain('Chassis Power is off');
     }));
+
+  it('boot parameters 0, 3 and 4, unsupported parameters and power restore policy (lanplus)', async () => {
+    const { ipmitool } = rigs[0]!;
+    await ipmitool('chassis bootdev pxe');
+    let r = await ipmitool('chassis bootparam get 0');
+    expect(r.out).to.contain('Set In Progress : set complete');
+    r = await ipmitool('chassis bootparam get 4');
+    expect(r.out).to.contain('BIOS/POST has handled boot info');
+    expect((await ipmitool('raw 0x00 0x08 0x03 0x08')).code).to.equal(0);
+    r = await ipmitool('chassis bootparam get 3');
+    expect(r.out).to.contain("Don't automatically clear boot flag valid bit on timeout");
+    r = await ipmitool('chassis bootparam get 1');
+    expect(r.code).to.not.equal(0);
+    expect(r.out).to.contain('Get Chassis Boot Parameter 1 failed: Unsupported parameter');
+    r = await ipmitool('chassis policy list');
+    expect(r.out.trim()).to.equal('Supported chassis power policy:');
+    r = await ipmitool('chassis policy always-on');
+    expect(r.out).to.contain('Power Restore Policy command failed: Invalid data field in request');
+  });
 
   it('lan with -A PASSWORD (straight password): power on/status and bootdev', async () => {
     const rig = rigs.find((r) => r.name.startsWith('lan ('))!;
