@@ -115,6 +115,9 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       }
       ctx.status = err.status;
       for (const [k, v] of Object.entries(err.opts.headers ?? {})) ctx.set(k, v);
+      if (err.opts.retryAfterSeconds !== undefined && !ctx.response.get('Retry-After')) {
+        ctx.set('Retry-After', String(Math.max(1, Math.ceil(err.opts.retryAfterSeconds))));
+      }
       ctx.type = JSON_TYPE;
       ctx.body = errorBody(err.messages(), err.opts.detail);
     }

@@ -5,6 +5,9 @@
  */
 import { expect } from 'chai';
 import { baseRegistry } from '../../generated/redfish/registries.js';
+import { BackendError } from '../../src/backend/types.js';
+import { RedfishError, errorBody, fromBackendError } from '../../src/redfish/core/errors.js';
+import { validatePatch } from '../../src/redfish/core/patch.js';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 
 const BASIC = `Basic ${Buffer.from(`${ADMIN.username}:${ADMIN.password}`).toString('base64')}`;
@@ -225,5 +228,81 @@ describe('Redfish core', () => {
 
   it('refuses query parameters it does not implement with 501', async () => {
     expectBaseError(await call(t, '/redfish/v1/Systems?$expand=*'), 501, 'QueryParameterUnsupported');
+  });
+});
+
+describe('Redfish error mapping', () => {
+  it('maps backend errors to status, Base message and Retry-After', () => {
+    const cases: [BackendError, number, string, string | undefined][] = [
+      [new BackendError('Busy', 'powering on', { retryAfterSeconds: 3 }), 409, 'ResourceInUse', '3'],
+      [new BackendError('Unavailable', 'apiserver down', { retryAfterSeconds: 7 }), 503, 'ServiceTemporarilyUnavailable', '7'],
+      [new BackendError('Conflict', 'machine is off'), 409, 'OperationNotAllowed', undefined],
+      [new BackendError('NotFound', 'vm gone'), 404, 'GeneralError', undefined],
+      [new BackendError('InvalidArgument', 'bad url'), 400, 'GeneralError', undefined],
+      [new BackendError('Unsupported', 'no nmi'), 501, 'GeneralError', undefined],
+    ];
+    for (const [be, status, key, retry] of cases) {
+      const e = fromBackendError(be);
+      expect(e.status, be.code).to.equal(status);
+      expect(e.messageId).to.equal(`Base.1.22.1.${key}`);
+      expect(e.opts.headers?.['Retry-After']).to.equal(retry);
+      expect(e.opts.detail).to.equal(be.message);
+    }
+    expect(fromBackendError(new BackendError('Unsupported', 'x'), { action: 'ComputerSystem.Reset' }).messageId).to.equal(
+      'Base.1.22.1.ActionNotSupported',
+    );
+    const body = errorBody(fromBackendError(new BackendError('Unavailable', 'down', { retryAfterSeconds: 7 })).messages()) as {
+      error: { '@Message.ExtendedInfo': { Message: string }[] };
+    };
+    expect(body.error['@Message.ExtendedInfo'][0]?.Message).to.equal('The service is temporarily unavailable.  Retry in 7 seconds.');
+  });
+
+  it('answers 503 + Retry-After over HTTP while the backend is unavailable, then recovers', async () => {
+    const t = await startTestAgent({ ipmi: false });
+    try {
+      t.sim.setAvailable(false);
+      const down = await call(t, '/redfish/v1/Systems/1');
+      expectBaseError(down, 503, 'ServiceTemporarilyUnavailable');
+      expect(Number(down.headers.get('retry-after'))).to.be.greaterThan(0);
+      t.sim.setAvailable(true);
+      expect((await call(t, '/redfish/v1/Systems/1')).status).to.equal(200);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('accepts short or full MessageIds and fills RelatedProperties', () => {
+    const e = new RedfishError(400, 'PropertyUnknown', ['Foo'], { property: 'Foo' });
+    expect(e.messageId).to.equal('Base.1.22.1.PropertyUnknown');
+    expect(new RedfishError(400, 'Base.1.22.1.PropertyUnknown').messageId).to.equal('Base.1.22.1.PropertyUnknown');
+    const info = (errorBody(e.messages()) as { error: { '@Message.ExtendedInfo': Record<string, unknown>[] } }).error['@Message.ExtendedInfo'];
+    expect(info[0]?.RelatedProperties).to.deep.equal(['#/Foo']);
+    expect(info[0]?.Message).to.equal('The property Foo is not in the list of valid properties for the resource.');
+  });
+
+  it('validatePatch collects every problem, nested ones included', () => {
+    const spec = {
+      writable: { Boot: { object: { Target: { enum: ['Pxe', 'Hdd'] }, Count: { integer: { min: 1, max: 3 } } } }, Name: 'string' as const },
+      readOnly: ['Id', 'Boot/Allowed'],
+    };
+    expect(validatePatch({ Boot: { Target: 'Pxe' } }, spec)).to.deep.equal({ Boot: { Target: 'Pxe' } });
+    let caught: unknown;
+    try {
+      validatePatch({ Id: 'x', Name: 5, Boot: { Target: 'Usb', Count: 9, Allowed: [], Nope: 1 }, '@odata.etag': 'W/"1"' }, spec);
+    } catch (e) {
+      caught = e;
+    }
+    const err = caught as RedfishError;
+    expect(err.status).to.equal(400);
+    expect(err.messages().map((m) => `${m.messageId.replace('Base.1.22.1.', '')} ${m.property ?? ''}`)).to.have.members([
+      'PropertyNotWritable #/Id',
+      'PropertyValueTypeError #/Name',
+      'PropertyValueNotInList #/Boot/Target',
+      'PropertyValueOutOfRange #/Boot/Count',
+      'PropertyNotWritable #/Boot/Allowed',
+      'PropertyUnknown #/Boot/Nope',
+    ]);
+    expect(() => validatePatch({}, spec)).to.throw(RedfishError, /EmptyJSON/);
+    expect(() => validatePatch([1], spec)).to.throw(RedfishError, /MalformedJSON/);
   });
 });
