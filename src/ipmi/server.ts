@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
-import { newRequestId } from '../common/logger.js';
+import { newRequestId, type Logger } from '../common/logger.js';
 import { buildCommandTable } from './commands/index.js';
 import { uuidToGuidBytes } from './commands/app.js';
 import { IpmiEngine } from './session/engine.js';
@@ -30,6 +30,26 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
   loginBlockSeconds?: number;
   /** Command table override (tests); default: the full table from ./commands. */
   commands?: ReadonlyMap<number, CommandSpec>;
+}
+
+const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+
+/**
+ * A child logger made only when something is actually logged: most datagrams log nothing, and
+ * building a pino child for each one would cost more than handling the datagram.
+ */
+export function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): Logger {
+  let child: Logger | undefined;
+  const get = () => (child ??= parent.child(bindings()));
+  const noop = () => undefined;
+  return new Proxy(parent, {
+    get(_target, prop) {
+      if (typeof prop === 'string' && LEVELS.has(prop) && !parent.isLevelEnabled(prop)) return noop;
+      const c = get();
+      const v = Reflect.get(c, prop, c) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(c) : v;
+    },
+  });
 }
 
 /** The GUID sent in RAKP2: the machine's UUID in IPMI layout, or a stable stand-in if unknown. */
@@ -63,12 +83,10 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
 
   const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4' });
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-    const rlog = log.child({ rid: newRequestId(), remote: `${rinfo.address}:${rinfo.port}` });
-    void engine.handle(msg, { address: rinfo.address, port: rinfo.port }, rlog).then((reply) => {
-      if (!reply) return;
-      socket.send(reply, rinfo.port, rinfo.address, (err) => {
-        if (err) rlog.debug({ err }, 'send failed');
-      });
+    const rlog = lazyChild(log, () => ({ rid: newRequestId(), remote: `${rinfo.address}:${rinfo.port}` }));
+    void engine.handle(msg, rinfo, rlog).then((reply) => {
+      // Send errors surface as socket 'error' events (logged below).
+      if (reply) socket.send(reply, rinfo.port, rinfo.address);
     });
   });
   socket.on('error', (err) => log.error({ err }, 'IPMI socket error'));

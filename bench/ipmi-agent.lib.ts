@@ -1,6 +1,6 @@
 /**
  * Runs an agent with the simulator backend and IPMI only, for benchmarks and manual testing.
- * Usage: npx tsx bench/ipmi-agent.ts [port] [logLevel]   (prints "IPMI_PORT <n>" once listening)
+ * Usage: npx tsx bench/ipmi-agent.lib.ts [port] [logLevel]   (prints "IPMI_PORT <n>" once listening)
  * Users: admin/password (Administrator), operator/op-secret (Operator), viewer/viewer-pw (ReadOnly).
  */
 import { startAgent } from '../src/agent/agent.js';
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     ipmi: { port },
     redfish: false,
   });
-  process.stdout.write(`IPMI_PORT ${agent.ipmi?.port}\n`);
+  process.stdout.write(`IPMI_PORT ${agent.ipmi?.port} PID ${process.pid}\n`);
   const stop = () => void agent.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

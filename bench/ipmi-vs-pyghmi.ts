@@ -1,0 +1,141 @@
+/**
+ * Benchmark: IPMI v2.0 Get Chassis Status ("power status") over ONE RMCP+ session, our agent vs
+ * pyghmi's reference BMC (pyghmi.ipmi.bmc.Bmc), both on loopback, driven by the same clients in
+ * the same run:
+ *   - pyghmi's own client (pyghmi.ipmi.command.Command, raw_command 0x00/0x01), suite 3
+ *   - a Node client built on our codec (suite 3, since pyghmi's BMC only speaks suite 3)
+ * Prints requests/s for each pair, the ratio, and each server's CPU time per request (from
+ * /proc/PID/stat). A measurement, not a test: it never fails on a number.
+ * Env: IPMI_BENCH_SECONDS (default 5).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RmcpPlusConsole } from '../test/ipmi/session-client.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SECONDS = Number(process.env.IPMI_BENCH_SECONDS ?? 5);
+const PY = '/usr/bin/python3';
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * TICK_MS; // utime + stime
+}
+
+function waitForLine(p: ChildProcess, re: RegExp, ms = 20000): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`timeout waiting for ${re}: ${buf}`)), ms);
+    p.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = buf.match(re);
+      if (m) {
+        clearTimeout(t);
+        resolve(m);
+      }
+    });
+    p.once('exit', (code) => reject(new Error(`exited (${code}) before ${re}: ${buf}`)));
+  });
+}
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+interface Result {
+  requests: number;
+  seconds: number;
+  errors: number;
+}
+
+function pyghmiClient(port: number): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(PY, [join(ROOT, 'bench/ipmi-pyghmi.py'), 'client', String(port), String(SECONDS)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d));
+    p.stderr.on('data', (d: Buffer) => (err += d));
+    p.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as Result);
+      } catch {
+        reject(new Error(`pyghmi client failed (${code}): ${err.slice(-500)}`));
+      }
+    });
+  });
+}
+
+async function nodeClient(port: number): Promise<Result> {
+  const c = new RmcpPlusConsole(port, 'admin', 'password', 3);
+  try {
+    const h = await c.handshake();
+    if (!h.established) throw new Error(`handshake failed: ${JSON.stringify(h)}`);
+    let n = 0;
+    let errors = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < SECONDS * 1000) {
+      const r = await c.request(0x00, 0x01, [], 2000);
+      if (r?.cc !== 0) errors++;
+      n++;
+    }
+    return { requests: n, errors, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    c.close();
+  }
+}
+
+async function measure(label: string, pid: number, run: () => Promise<Result>) {
+  const c0 = cpuMs(pid);
+  const r = await run();
+  const cpu = cpuMs(pid) - c0;
+  const rate = r.requests / r.seconds;
+  const usPerReq = (cpu * 1000) / Math.max(1, r.requests);
+  console.log(`${label.padEnd(28)} ${rate.toFixed(0).padStart(7)} req/s  ${String(r.requests).padStart(7)} req  ${r.errors} errors  server CPU ${usPerReq.toFixed(0)} µs/req`);
+  return { rate, usPerReq };
+}
+
+async function main(): Promise<void> {
+  const children: ChildProcess[] = [];
+  try {
+    const ours = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/ipmi-agent.lib.ts'), '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(ours);
+    const m = await waitForLine(ours, /IPMI_PORT (\d+) PID (\d+)/);
+    const ourPort = Number(m[1]);
+    const ourPid = Number(m[2]);
+
+    const pyPort = await freeUdpPort();
+    const py = spawn(PY, [join(ROOT, 'bench/ipmi-pyghmi.py'), 'bmc', String(pyPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(py);
+    await waitForLine(py, /PYGHMI_READY/);
+    const pyPid = py.pid!;
+    await new Promise((r) => setTimeout(r, 300)); // let it reach its receive loop
+
+    console.log(`IPMI v2.0 Get Chassis Status over one session, ${SECONDS}s per run, suite 3`);
+    const a = await measure('pyghmi client -> ours', ourPid, () => pyghmiClient(ourPort));
+    const b = await measure('pyghmi client -> pyghmi BMC', pyPid, () => pyghmiClient(pyPort));
+    const c = await measure('node client   -> ours', ourPid, () => nodeClient(ourPort));
+    const d = await measure('node client   -> pyghmi BMC', pyPid, () => nodeClient(pyPort));
+    const ratio = (x: number, y: number) => (y > 0 ? (x / y).toFixed(1) : 'n/a');
+    console.log(
+      `SUMMARY ipmi-vs-pyghmi: pyghmi client ${a.rate.toFixed(0)} vs ${b.rate.toFixed(0)} req/s (x${ratio(a.rate, b.rate)}); ` +
+        `node client ${c.rate.toFixed(0)} vs ${d.rate.toFixed(0)} req/s (x${ratio(c.rate, d.rate)}); ` +
+        `server CPU/request ours ${c.usPerReq.toFixed(0)} µs vs pyghmi ${d.usPerReq.toFixed(0)} µs (x${ratio(d.usPerReq, c.usPerReq)} less)`,
+    );
+  } finally {
+    for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
