@@ -61,7 +61,9 @@ describe('IPMI commands with ipmitool @e2e', function () {
           exec('ipmitool', [
             ...tr.args,
             ...extra,
-            ...['-H', '127.0.0.1', '-p', String(t.ipmiPort), '-U', user.username, '-P', user.password, '-N', '1', '-R', '2'],
+            // -N: seconds before a retransmission. Generous, so that a loaded machine does not
+            // see a retried (and so repeated) power command.
+            ...['-H', '127.0.0.1', '-p', String(t.ipmiPort), '-U', user.username, '-P', user.password, '-N', '3', '-R', '3'],
             ...cmd.split(' '),
           ]),
       });
