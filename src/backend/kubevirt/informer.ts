@@ -73,9 +73,9 @@ export class ObjectWatch<T extends KubeObjectBase> {
     for (const w of this.syncWaiters.splice(0)) w();
   }
 
-  /** Resolves after the first list (or after timeoutMs, whichever is first). */
+  /** Resolves after the first list attempt (successful or not), or after timeoutMs. */
   waitSynced(timeoutMs: number): Promise<void> {
-    if (this.synced || this.stopped) return Promise.resolve();
+    if (this.synced || this.stopped || this.failures > 0) return Promise.resolve();
     return new Promise((resolve) => {
       const t = setTimeout(resolve, timeoutMs);
       this.syncWaiters.push(() => {
@@ -146,6 +146,8 @@ export class ObjectWatch<T extends KubeObjectBase> {
         this.healthy = false;
         if (this.stopped) return;
         this.failures++;
+        // start-up does not wait for a failing API server: reads report it themselves
+        for (const w of this.syncWaiters.splice(0)) w();
         if (isKubeApiError(e, 404)) {
           if (!this.missing) this.o.logger.warn({ kind: this.o.kind, path: this.o.listPath }, `${this.o.kind} API not found (404); will retry`);
           this.missing = true;

@@ -434,7 +434,10 @@ export class KubeVirtMachine implements Machine {
       const [vm, vmi, dv] = await Promise.all([
         !fresh && this.vmWatch.healthy ? this.vmWatch.current : this.vmWatch.refresh(),
         !fresh && this.vmiWatch.healthy ? this.vmiWatch.current : this.vmiWatch.refresh(),
-        this.dvWatch.healthy || this.dvWatch.missing ? this.dvWatch.current : this.dvWatch.refresh().catch(() => this.dvWatch.current),
+        // CDI being absent must not make VM reads fail: the DataVolume read is best effort
+        (!fresh && this.dvWatch.healthy) || this.dvWatch.missing
+          ? this.dvWatch.current
+          : this.dvWatch.refresh().catch(() => this.dvWatch.current),
       ]);
       if (!vm) throw new BackendError('NotFound', `VirtualMachine ${this.ns}/${this.name} not found`);
       return { vm, vmi, dv };

@@ -89,6 +89,7 @@ export function deriveSlot(
   const base: MediaSlot = { id: 'cd0', kind: 'cd', state: 'empty', writeProtected: true };
   const vol = volumeFor(vm, disk.name);
   const ours = vol?.dataVolume?.name === dvName;
+  if (dv?.metadata?.deletionTimestamp) dv = undefined; // being deleted: as good as gone
   if (dv) {
     const image = dv.metadata?.annotations?.[IMAGE_ANNOTATION] ?? dv.spec?.source?.http?.url;
     const withImage = image ? { ...base, image } : base;

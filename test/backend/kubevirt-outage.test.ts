@@ -1,0 +1,100 @@
+/**
+ * KubeVirt backend under API trouble: refused connections, 500s, dropped watches, compacted
+ * history and RBAC denials map to Unavailable (with a log line naming the missing permission),
+ * and the backend recovers on its own when the API server is back.
+ */
+import { expect } from 'chai';
+import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
+import { isBackendError } from '../../src/backend/types.js';
+import type { ApiServerEmulator } from '../emulator/index.js';
+import { captureLogger, newMachine, startEmulator, until, vmFixture, vmOf, waitPower } from './kubevirt-fixtures.js';
+
+describe('kubevirt backend: API outages and errors', function () {
+  this.timeout(20000);
+  let emu: ApiServerEmulator;
+  let m: KubeVirtMachine | undefined;
+
+  beforeEach(async () => {
+    emu = await startEmulator();
+  });
+  afterEach(async () => {
+    await m?.close();
+    m = undefined;
+    await emu.close();
+  });
+
+  it('refused connections → Unavailable for reads and actions, then recovery with fresh state', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu);
+    expect(await m.getPowerState()).to.equal('Off');
+
+    await emu.faults.refuseConnections(true);
+    const read = await until(() => m!.getPowerState().then(() => undefined, (e: unknown) => e), 'reads to fail');
+    expect(isBackendError(read, 'Unavailable'), String(read)).to.equal(true);
+    const act = await m.power('on').catch((e: unknown) => e);
+    expect(isBackendError(act, 'Unavailable'), String(act)).to.equal(true);
+    expect((act as { retryAfterSeconds?: number }).retryAfterSeconds).to.be.a('number');
+    const snap = await m.snapshot().catch((e: unknown) => e);
+    expect(isBackendError(snap, 'Unavailable')).to.equal(true);
+
+    // meanwhile someone starts the VM directly in the cluster
+    const vm = vmOf(emu);
+    vm.spec = { ...(vm.spec as object), runStrategy: 'Always' };
+    emu.update(vm);
+
+    await emu.faults.refuseConnections(false);
+    await waitPower(m, 'On');
+    await m.power('gracefulOff');
+    await waitPower(m, 'Off');
+  });
+
+  it('a 500 from the API server → Unavailable; the next call works', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu);
+    emu.faults.failNext(1, 500, (r) => r.method === 'PUT' && r.path.endsWith('/start'));
+    const err = await m.power('on').catch((e: unknown) => e);
+    expect(isBackendError(err, 'Unavailable'), String(err)).to.equal(true);
+    await m.power('on');
+    await waitPower(m, 'On');
+  });
+
+  it('the watch survives dropped streams and a compacted history (410 → re-list)', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu);
+    emu.faults.dropWatches();
+    emu.faults.expireHistory();
+    const vm = vmOf(emu);
+    vm.spec = { ...(vm.spec as object), runStrategy: 'Always' };
+    emu.update(vm);
+    await waitPower(m, 'On');
+    emu.faults.expireHistory();
+    emu.faults.dropWatches();
+    await m.power('forceOff');
+    await waitPower(m, 'Off');
+    const watches = emu.audit.filter((a) => a.verb === 'watch' && a.resource === 'virtualmachines');
+    expect(watches.length).to.be.greaterThan(1);
+  });
+
+  it('403 → Unavailable and a log line naming the missing RBAC verb and resource', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    const cap = captureLogger();
+    m = await newMachine(emu, { logger: cap.logger });
+    emu.faults.failNext(1, 403, (r) => r.method === 'PUT' && r.path.endsWith('/start'));
+    const err = await m.power('on').catch((e: unknown) => e);
+    expect(isBackendError(err, 'Unavailable'), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/RBAC/);
+    const line = cap.lines().find((l) => l.includes('RBAC'));
+    expect(line, cap.lines().join('\n')).to.not.equal(undefined);
+    expect(JSON.parse(line!)).to.deep.include({ verb: 'update', group: 'subresources.kubevirt.io', resource: 'virtualmachines/start' });
+  });
+
+  it('an unreachable API at start-up: creation still succeeds, calls say Unavailable until it is back', async () => {
+    emu.create(vmFixture({ runStrategy: 'Always' }));
+    await emu.faults.refuseConnections(true);
+    m = await newMachine(emu);
+    const err = await m.getPowerState().catch((e: unknown) => e);
+    expect(isBackendError(err, 'Unavailable'), String(err)).to.equal(true);
+    await emu.faults.refuseConnections(false);
+    await waitPower(m, 'On');
+  });
+});

@@ -1,0 +1,111 @@
+/**
+ * The agent ClusterRole (config/rbac/agent_role.yaml) grants exactly what the KubeVirt backend
+ * uses: a representative workload (watch, power, boot, media) runs against the emulator, and every
+ * request in its audit log must be allowed by the Role's rules; every rule must be used.
+ */
+import { readFileSync } from 'node:fs';
+import { expect } from 'chai';
+import { parse } from 'yaml';
+import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
+import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
+import { newMachine, startEmulator, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
+
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs?: string[];
+  resourceNames?: string[];
+}
+
+const ROLE_PATH = new URL('../../config/rbac/agent_role.yaml', import.meta.url);
+
+function loadRole(): { kind: string; metadata: { name: string }; rules: Rule[] } {
+  return parse(readFileSync(ROLE_PATH, 'utf8')) as { kind: string; metadata: { name: string }; rules: Rule[] };
+}
+
+function resourceOf(a: AuditEntry): string {
+  return a.subresource ? `${a.resource}/${a.subresource}` : a.resource;
+}
+
+function allows(rules: Rule[], a: AuditEntry): boolean {
+  return rules.some(
+    (r) =>
+      (r.apiGroups ?? []).some((g) => g === '*' || g === a.group) &&
+      (r.resources ?? []).some((x) => x === '*' || x === resourceOf(a)) &&
+      (r.verbs ?? []).some((v) => v === '*' || v === a.verb),
+  );
+}
+
+describe('kubevirt backend: RBAC role covers the workload', function () {
+  this.timeout(20000);
+  let emu: ApiServerEmulator;
+  let m: KubeVirtMachine | undefined;
+
+  beforeEach(async () => {
+    emu = await startEmulator();
+  });
+  afterEach(async () => {
+    await m?.close();
+    m = undefined;
+    await emu.close();
+  });
+
+  it('is the ClusterRole named virtbmc without wildcards', () => {
+    const role = loadRole();
+    expect(role.kind).to.equal('ClusterRole');
+    expect(role.metadata.name).to.equal('virtbmc');
+    for (const r of role.rules) {
+      expect(r.apiGroups).to.not.include('*');
+      expect(r.resources).to.not.include('*');
+      expect(r.verbs).to.not.include('*');
+    }
+  });
+
+  it('every request of a power/boot/media/watch workload is granted, and every grant is used', async () => {
+    const images = await startImageServer({ '/os.iso': 2 ** 30 });
+    try {
+      emu.create(vmFixture({ runStrategy: 'Halted' }));
+      m = await newMachine(emu);
+      // (set-up writes the store directly: the audit log holds only the backend's requests)
+      await m.power('on');
+      await waitPower(m, 'On');
+      await m.power('gracefulRestart'); // nothing pending: a soft reboot
+      await m.setBootOverride({ target: 'pxe', enabled: 'once', mode: 'UEFI' });
+      await m.power('pause');
+      await waitPower(m, 'Paused');
+      await m.power('resume');
+      await waitPower(m, 'On');
+      await m.power('gracefulRestart'); // pending boot change: a graceful VMI restart
+      await until(async () => (await m!.getBootOverride()).enabled === 'disabled', 'once consumed');
+      await waitPower(m, 'On');
+      await m.insertMedia('cd0', { image: images.url('/os.iso') });
+      await until(async () => (await m!.listMedia())[0]?.state === 'inserted', 'inserted');
+      await m.ejectMedia('cd0');
+      await m.power('forceRestart');
+      await m.power('gracefulOff');
+      await waitPower(m, 'Off');
+      emu.faults.dropWatches(); // a watch restart re-lists
+      await m.power('on');
+      await m.power('forceOff');
+      await waitPower(m, 'Off');
+      await m.snapshot();
+    } finally {
+      await images.close();
+    }
+
+    const role = loadRole();
+    const requests = emu.audit.filter((a) => !a.nonResourceURL);
+    const denied = requests.filter((a) => !allows(role.rules, a)).map((a) => `${a.verb} ${a.group}/${resourceOf(a)}`);
+    expect([...new Set(denied)]).to.deep.equal([]);
+
+    // least privilege: every (group, resource, verb) the role grants was needed by the workload
+    const used = new Set(requests.map((a) => `${a.group}|${resourceOf(a)}|${a.verb}`));
+    const unused: string[] = [];
+    for (const r of role.rules) {
+      for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const v of r.verbs ?? []) {
+        if (!used.has(`${g}|${res}|${v}`)) unused.push(`${v} ${g}/${res}`);
+      }
+    }
+    expect(unused).to.deep.equal([]);
+  });
+});
