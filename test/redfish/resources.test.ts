@@ -624,6 +624,17 @@ describe('Redfish resources: managers', function () {
     expect(r.status).to.equal(200);
     expect(r.body.HTTP).to.deep.equal({ ProtocolEnabled: true, Port: t.redfishPort });
     expect(r.body.HTTPS).to.deep.include({ ProtocolEnabled: false });
+    expect(r.body.IPMI).to.deep.equal({ ProtocolEnabled: false, Port: null }); // this agent runs without IPMI
+  });
+
+  it('NetworkProtocol reports the IPMI port the agent gives it', async () => {
+    const s = await startTestAgent({ ipmi: false, redfish: { port: 0, ipmiPort: 16230 } });
+    try {
+      const r = await fetch(`${s.redfishUrl}/redfish/v1/Managers/BMC/NetworkProtocol`, { headers: { authorization: BASIC } });
+      expect(((await r.json()) as Record<string, unknown>).IPMI).to.deep.equal({ ProtocolEnabled: true, Port: 16230 });
+    } finally {
+      await s.close();
+    }
   });
 
   it('NetworkProtocol over TLS reports HTTPS on the service port', async function () {

@@ -120,7 +120,7 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
 function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
   // The port this very request arrived on is the Redfish port; TLS decides which scheme it is.
   const port = ctx.req.socket.localPort ?? null;
-  const tls = ctx.state.deps.tls;
+  const { tls, ipmiPort } = ctx.state.deps;
   const body: Annotated<Schemas['ManagerNetworkProtocol_v1_12_0_ManagerNetworkProtocol']> = {
     '@odata.type': '#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol',
     '@odata.id': `${MANAGER}/NetworkProtocol`,
@@ -130,6 +130,8 @@ function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
     Status: status(),
     HTTP: tls ? { ProtocolEnabled: false, Port: null } : { ProtocolEnabled: true, Port: port },
     HTTPS: tls ? { ProtocolEnabled: true, Port: port } : { ProtocolEnabled: false, Port: null },
+    // The agent passes the IPMI port only when its IPMI server runs.
+    IPMI: ipmiPort !== undefined ? { ProtocolEnabled: true, Port: ipmiPort } : { ProtocolEnabled: false, Port: null },
   };
   return body;
 }
