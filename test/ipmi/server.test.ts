@@ -1,5 +1,8 @@
 import { expect } from 'chai';
-import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { nullLogger } from '../../src/common/logger.js';
+import { startIpmiServer } from '../../src/ipmi/server.js';
+import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { ipmitool, run } from './session-client.js';
 
 describe('ipmi server with real clients @e2e', function () {
@@ -60,5 +63,35 @@ describe('ipmi server with real clients @e2e', function () {
     const r = await ipmitool(t.ipmiPort, ['-I', 'lanplus', '-L', 'OPERATOR', 'power', 'on'], ['-U', 'operator', '-P', 'op-secret']);
     expect(r.code, r.out).to.equal(0);
     expect(await t.sim.getPowerState()).to.equal('On');
+  });
+});
+
+describe('ipmi server options with real clients @e2e', function () {
+  this.timeout(30000);
+
+  it('listens on ::1 (udp6) and serves ipmitool there', async () => {
+    const sim = new SimulatedMachine({ powerOnDelayMs: 0 });
+    const s = await startIpmiServer({ address: '::1', port: 0, machine: sim, users: [ADMIN], logger: nullLogger() });
+    try {
+      expect(s.url).to.equal(`udp://[::1]:${s.port}`);
+      const r = await run('ipmitool', ['-I', 'lanplus', '-H', '::1', '-p', String(s.port), '-U', 'admin', '-P', 'password', 'power', 'on']);
+      expect(r.code, r.out).to.equal(0);
+      expect(await sim.getPowerState()).to.equal('On');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('allowInsecure accepts cipher suite 0 and IPMI 1.5 auth type NONE', async () => {
+    const t = await startTestAgent({ ipmi: { port: 0, allowInsecure: true } });
+    try {
+      const c0 = await ipmitool(t.ipmiPort, ['-I', 'lanplus', '-C', '0', 'power', 'status']);
+      expect(c0.code, c0.out).to.equal(0);
+      expect(c0.out).to.contain('Chassis Power is off');
+      const none = await ipmitool(t.ipmiPort, ['-I', 'lan', '-A', 'NONE', 'power', 'status']);
+      expect(none.code, none.out).to.equal(0);
+    } finally {
+      await t.close();
+    }
   });
 });
