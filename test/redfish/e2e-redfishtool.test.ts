@@ -73,16 +73,19 @@ describe('Redfish e2e: redfishtool @e2e', function () {
     expect((await fetch(`${t.redfishUrl}/redfish/v1/SessionService/Sessions`, { headers: { authorization: 'Basic ' + Buffer.from('admin:password').toString('base64') } }).then((r) => r.json()) as { Members: unknown[] }).Members).to.have.length(0);
   });
 
-  it('reports a reset type the service does not offer without touching the machine', async () => {
+  it('gets a 400 from the service for an unknown reset type, and the machine is untouched', async () => {
     let failed = false;
     try {
-      await rft('Basic', 'Systems', '-1', 'reset', 'Bogus');
+      await rft('Basic', '-s', 'raw', 'POST', '/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', '-d', '{"ResetType":"Bogus"}');
     } catch (e) {
       failed = true;
-      expect(String((e as { stderr?: string }).stderr)).to.match(/invalid|not supported|error/i);
+      const err = e as { code?: number; stdout?: string; stderr?: string };
+      expect(err.code).to.not.equal(0);
+      expect(`${err.stdout ?? ''}${err.stderr ?? ''}`).to.match(/status_code: 400/);
     }
     expect(failed).to.equal(true);
     expect(await t.sim.getPowerState()).to.equal('Off');
+    expect(t.sim.bootHistory).to.have.length(0);
   });
 
   it('reads managers and chassis', async () => {
