@@ -1,9 +1,10 @@
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import type { UserAccount } from '../../src/agent/types.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { isBackendError, type Machine } from '../../src/backend/types.js';
 import { nullLogger } from '../../src/common/logger.js';
-import { uuidToGuidBytes } from '../../src/ipmi/commands/app.js';
+import { FIRMWARE, uuidToGuidBytes } from '../../src/ipmi/commands/app.js';
 import { buildFruImage } from '../../src/ipmi/commands/fru.js';
 import { buildCommandTable, commandKey } from '../../src/ipmi/commands/index.js';
 import { bmcState } from '../../src/ipmi/commands/state.js';
@@ -68,11 +69,17 @@ describe('IPMI command table', () => {
     it('Get Device ID returns exactly 15 bytes with IPMI 2.0 and the CNCF IANA number', async () => {
       const r = await call(sim, 0x06, 0x01);
       expect(r.cc).to.equal(CC.OK);
-      expect(hex(r)).to.equal('200100010' + '28e53e100010000010000');
+      // id 20, rev 01, fw 0.01, IPMI 2.0, support 8e, IANA 53 e1 00, product 0001, aux 00 01 00 00
+      expect(hex(r)).to.equal('20' + '01' + '00' + '01' + '02' + '8e' + '53e100' + '0100' + '00010000');
       expect(r.data!.length).to.equal(15);
       const iana = r.data![6]! | (r.data![7]! << 8) | (r.data![8]! << 16);
       expect(iana).to.equal(57683);
       expect((await call(sim, 0x06, 0x01, [0])).cc).to.equal(CC.REQUEST_DATA_LENGTH_INVALID);
+    });
+
+    it('reports the package version as firmware revision', () => {
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+      expect(`${FIRMWARE.major}.${FIRMWARE.minor}.${FIRMWARE.patch}`).to.equal(pkg.version);
     });
 
     it('GUIDs use the IPMI byte order (the UUID reversed)', async () => {
