@@ -12,4 +12,4 @@ if [[ -z "${dir}" ]]; then
 fi
 echo "generate: using DSP8010 schemas from ${dir}" >&2
 cd "${REPO_ROOT}"
-npx tsx hack/redfish/generate.ts --schema-dir "${dir}" --spec hack/redfish/spec/openapi.yaml --out "${out}"
+node --import tsx hack/redfish/generate.ts --schema-dir "${dir}" --spec hack/redfish/spec/openapi.yaml --out "${out}"
