@@ -161,6 +161,10 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       authenticate(rctx);
       authorize(rctx, hit.route.def);
     }
+    const odataVersion = ctx.get('OData-Version');
+    if (odataVersion && odataVersion.trim() !== ODATA_VERSION) {
+      throw new RedfishError(412, 'HeaderInvalid', [`OData-Version: ${odataVersion.slice(0, 20)}`]);
+    }
     const dollar = Object.keys(ctx.query).filter((k) => k.startsWith('$'));
     if (dollar.length > 0) throw new RedfishError(501, 'QueryParameterUnsupported', [dollar[0] as string]);
     if (['POST', 'PATCH', 'PUT'].includes(ctx.method)) {

@@ -229,6 +229,11 @@ describe('Redfish core', () => {
   it('refuses query parameters it does not implement with 501', async () => {
     expectBaseError(await call(t, '/redfish/v1/Systems?$expand=*'), 501, 'QueryParameterUnsupported');
   });
+
+  it('accepts OData-Version 4.0 and refuses other versions with 412', async () => {
+    expect((await call(t, '/redfish/v1/Systems', { headers: { 'OData-Version': '4.0' } })).status).to.equal(200);
+    expectBaseError(await call(t, '/redfish/v1/Systems', { headers: { 'OData-Version': '5.0' } }), 412, 'HeaderInvalid');
+  });
 });
 
 describe('Redfish error mapping', () => {
