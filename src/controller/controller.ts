@@ -186,6 +186,7 @@ export class VirtualMachineBMCController {
   async stop(): Promise<void> {
     await this.stopWorkers();
     await Promise.all(this.all.map((i) => i.stop()));
+    this.client.close();
   }
 
   private enqueueAll(): void {
@@ -237,12 +238,14 @@ export class VirtualMachineBMCController {
       [d.deployment, this.deployments, Resources.deployment],
       [d.service, this.services, Resources.service],
     ];
-    for (const [desired, informer, resource] of steps) {
-      const r = await this.sync(desired, informer, resource, uid, log);
+    // the four objects are independent: sync them concurrently
+    const results = await Promise.all(steps.map(([desired, informer, resource]) => this.sync(desired, informer, resource, uid, log)));
+    results.forEach((r, i) => {
+      const resource = steps[i]![2];
       if (r.conflict && !observed.problem) observed.problem = { reason: Reason.NameConflict, message: r.conflict };
       if (resource === Resources.deployment) observed.deployment = r.object;
       if (resource === Resources.service) observed.service = r.object;
-    }
+    });
     const next = desiredStatus(vmbmc, d, observed, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
     const patch = statusPatch(vmbmc.status, next);
     if (patch) {

@@ -83,7 +83,7 @@ export class ResourceInformer<T extends KubeObject = KubeObject> implements Watc
   }
 
   get(namespace: string, name: string): T | undefined {
-    return this.informer.get(name, namespace) as T | undefined;
+    return this.informer.get(name, namespace) as unknown as T | undefined;
   }
 
   list(namespace?: string): readonly T[] {

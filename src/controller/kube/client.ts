@@ -89,6 +89,9 @@ export class KubeClient {
   private readonly server: URL;
   /** Per-request timeout (ms); a hung apiserver must not stall a worker forever. */
   requestTimeoutMs = 30_000;
+  /** Connections are reused (client-node makes a fresh TLS agent per call, i.e. a handshake per request). */
+  private httpAgent = new http.Agent({ keepAlive: true, maxSockets: 32 });
+  private httpsAgent?: https.Agent;
 
   constructor(readonly kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
@@ -112,11 +115,19 @@ export class KubeClient {
     }
     const url = new URL(this.server.href.replace(/\/$/, '') + path);
     const isHttps = url.protocol === 'https:';
-    const agent = opts.agent as http.Agent | undefined;
+    let agent: http.Agent = this.httpAgent;
+    if (isHttps) {
+      if (!this.httpsAgent) {
+        // same TLS settings (CA, client certificate, verification) as client-node's, plus keep-alive
+        const tlsOpts = ((opts.agent as { options?: https.AgentOptions } | undefined)?.options ?? {}) as https.AgentOptions;
+        this.httpsAgent = new https.Agent({ ...tlsOpts, keepAlive: true, maxSockets: 32 });
+      }
+      agent = this.httpsAgent;
+    }
     return new Promise<T>((resolvePromise, reject) => {
       const req = (isHttps ? https : http).request(
         url,
-        { method, headers, ...(isHttps && agent && typeof agent === 'object' ? { agent } : {}), timeout: this.requestTimeoutMs },
+        { method, headers, agent, timeout: this.requestTimeoutMs },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -181,6 +192,12 @@ export class KubeClient {
   /** JSON merge patch (RFC 7386); `subresource` 'status' writes only the status. */
   mergePatch<T extends KubeObject>(r: ResourceRef, namespace: string | undefined, name: string, patch: unknown, subresource?: string): Promise<T> {
     return this.request<T>('PATCH', resourcePath(r, namespace, name, subresource), patch, 'application/merge-patch+json');
+  }
+
+  /** Closes pooled connections. */
+  close(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent?.destroy();
   }
 
   async delete(r: ResourceRef, namespace: string | undefined, name: string, propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background'): Promise<void> {
