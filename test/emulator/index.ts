@@ -74,11 +74,12 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     token: opts.token ?? randomBytes(16).toString('hex'),
     requireNamespaces: opts.requireNamespaces ?? false,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,
+    allowAnonymous: opts.allowAnonymous ?? false,
   };
   const clock = new Clock();
   const registry = new Registry({ kubevirt: o.kubevirt, cdi: o.cdi });
   const store = new Store(registry, clock, o.watchHistory, o.requireNamespaces);
-  const server = new EmulatorServer(store, o.token, o.bookmarkIntervalMs);
+  const server = new EmulatorServer(store, o.token, o.bookmarkIntervalMs, o.allowAnonymous);
   installWorkloads(store, clock, o.workloadDelayMs);
   const noKubevirt = (): never => {
     throw new Error('emulator: started with kubevirt: false');

@@ -56,6 +56,27 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   rt('cdi.kubevirt.io', 'v1beta1', 'datavolumes', 'DataVolume', true, true, true, 'cdi'),
 ];
 
+const SHORT_NAMES: Record<string, string[]> = {
+  namespaces: ['ns'],
+  pods: ['po'],
+  configmaps: ['cm'],
+  services: ['svc'],
+  endpoints: ['ep'],
+  serviceaccounts: ['sa'],
+  events: ['ev'],
+  persistentvolumeclaims: ['pvc'],
+  nodes: ['no'],
+  deployments: ['deploy'],
+  replicasets: ['rs'],
+  customresourcedefinitions: ['crd', 'crds'],
+  virtualmachines: ['vm', 'vms'],
+  virtualmachineinstances: ['vmi', 'vmis'],
+  datavolumes: ['dv', 'dvs'],
+};
+for (const t of RESOURCE_TYPES) {
+  if (SHORT_NAMES[t.resource] && !(t.group === 'events.k8s.io')) t.shortNames = SHORT_NAMES[t.resource];
+}
+
 export function apiVersionOf(t: ResourceType): string {
   return t.group ? `${t.group}/${t.version}` : t.version;
 }

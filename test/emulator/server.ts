@@ -63,6 +63,7 @@ export class EmulatorServer {
     private readonly store: Store,
     private readonly token: string,
     private readonly bookmarkIntervalMs: number,
+    private readonly allowAnonymous = false,
   ) {
     this.http = http.createServer((req, res) => {
       void this.handle(req, res).catch((err: unknown) => {
@@ -148,6 +149,7 @@ export class EmulatorServer {
 
   private authorized(req: http.IncomingMessage): boolean {
     const h = req.headers.authorization ?? '';
+    if (!h && this.allowAnonymous) return true;
     const m = /^Bearer\s+(.+)$/i.exec(h);
     return !!m && secretEquals(m[1].trim(), this.token);
   }
@@ -320,7 +322,7 @@ export class EmulatorServer {
     const verbs = ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'];
     const resources: unknown[] = [];
     for (const t of types) {
-      resources.push({ name: t.resource, singularName: t.kind.toLowerCase(), namespaced: t.namespaced, kind: t.kind, verbs });
+      resources.push({ name: t.resource, singularName: t.kind.toLowerCase(), namespaced: t.namespaced, kind: t.kind, verbs, ...(t.shortNames ? { shortNames: t.shortNames } : {}) });
       if (t.statusSubresource) resources.push({ name: `${t.resource}/status`, singularName: '', namespaced: t.namespaced, kind: t.kind, verbs: ['get', 'patch', 'update'] });
     }
     for (const r of extra) resources.push({ name: r, singularName: '', namespaced: true, kind: 'Status', verbs: ['update'] });

@@ -47,6 +47,8 @@ export interface EmulatorOptions {
   token?: string;
   /** reject creates in a namespace that does not exist with 404, like kube-apiserver (default false) */
   requireNamespaces?: boolean;
+  /** also accept requests without a token (kubectl/client-go send no bearer token over plain http) */
+  allowAnonymous?: boolean;
   /** interval of BOOKMARK events on watches that allow them (ms), default 1000 */
   bookmarkIntervalMs?: number;
 }
