@@ -3,7 +3,9 @@
  * pyghmi's reference BMC (pyghmi.ipmi.bmc.Bmc), both on loopback, driven by the same clients in
  * the same run:
  *   - pyghmi's own client (pyghmi.ipmi.command.Command, raw_command 0x00/0x01), suite 3
- *   - a Node client built on our codec (suite 3, since pyghmi's BMC only speaks suite 3)
+ *   - a Node client built on our codec (suite 3, since pyghmi's BMC only speaks suite 3), first one
+ *     request at a time, then with IPMI_BENCH_PIPELINE (default 8) requests in flight on the
+ *     same session, which shows the servers' own throughput rather than the client's latency
  * Prints requests/s for each pair, the ratio, and each server's CPU time per request (from
  * /proc/PID/stat). A measurement, not a test: it never fails on a number.
  * Env: IPMI_BENCH_SECONDS (default 5).
@@ -13,12 +15,13 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { RmcpPlusConsole } from '../test/ipmi/session-client.js';
+import { RmcpPlusConsole, lanRequest } from '../test/ipmi/session-client.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SECONDS = Number(process.env.IPMI_BENCH_SECONDS ?? 5);
 const PY = '/usr/bin/python3';
 const TICK_MS = 10; // USER_HZ is 100 on Linux
+const PIPELINE = Number(process.env.IPMI_BENCH_PIPELINE ?? 8);
 
 function cpuMs(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -74,18 +77,26 @@ function pyghmiClient(port: number): Promise<Result> {
   });
 }
 
-async function nodeClient(port: number): Promise<Result> {
+/**
+ * Node client on our codec. window=1: one request at a time (latency-bound, like pyghmi's
+ * client). window>1: that many requests in flight on the same session (a new one is sent for
+ * each answer), which measures how many requests the server itself can handle.
+ */
+async function nodeClient(port: number, window: number): Promise<Result> {
   const c = new RmcpPlusConsole(port, 'admin', 'password', 3);
   try {
     const h = await c.handshake();
     if (!h.established) throw new Error(`handshake failed: ${JSON.stringify(h)}`);
+    const ask = () => c.peer.sendRaw(c.wrap(lanRequest(0x00, 0x01)));
     let n = 0;
     let errors = 0;
     const t0 = performance.now();
+    for (let i = 0; i < window; i++) ask();
     while (performance.now() - t0 < SECONDS * 1000) {
-      const r = await c.request(0x00, 0x01, [], 2000);
-      if (r?.cc !== 0) errors++;
-      n++;
+      const raw = await c.peer.receive(2000);
+      if (raw && c.unwrap(raw)?.cc === 0) n++;
+      else errors++;
+      ask();
     }
     return { requests: n, errors, seconds: (performance.now() - t0) / 1000 };
   } finally {
@@ -122,13 +133,16 @@ async function main(): Promise<void> {
     console.log(`IPMI v2.0 Get Chassis Status over one session, ${SECONDS}s per run, suite 3`);
     const a = await measure('pyghmi client -> ours', ourPid, () => pyghmiClient(ourPort));
     const b = await measure('pyghmi client -> pyghmi BMC', pyPid, () => pyghmiClient(pyPort));
-    const c = await measure('node client   -> ours', ourPid, () => nodeClient(ourPort));
-    const d = await measure('node client   -> pyghmi BMC', pyPid, () => nodeClient(pyPort));
+    const c = await measure('node client   -> ours', ourPid, () => nodeClient(ourPort, 1));
+    const d = await measure('node client   -> pyghmi BMC', pyPid, () => nodeClient(pyPort, 1));
+    const e = await measure(`node x${PIPELINE} pipelined -> ours`, ourPid, () => nodeClient(ourPort, PIPELINE));
+    const f = await measure(`node x${PIPELINE} pipelined -> pyghmi`, pyPid, () => nodeClient(pyPort, PIPELINE));
     const ratio = (x: number, y: number) => (y > 0 ? (x / y).toFixed(1) : 'n/a');
     console.log(
       `SUMMARY ipmi-vs-pyghmi: pyghmi client ${a.rate.toFixed(0)} vs ${b.rate.toFixed(0)} req/s (x${ratio(a.rate, b.rate)}); ` +
         `node client ${c.rate.toFixed(0)} vs ${d.rate.toFixed(0)} req/s (x${ratio(c.rate, d.rate)}); ` +
-        `server CPU/request ours ${c.usPerReq.toFixed(0)} µs vs pyghmi ${d.usPerReq.toFixed(0)} µs (x${ratio(d.usPerReq, c.usPerReq)} less)`,
+        `pipelined ${e.rate.toFixed(0)} vs ${f.rate.toFixed(0)} req/s (x${ratio(e.rate, f.rate)}); ` +
+        `server CPU/request (pipelined) ours ${e.usPerReq.toFixed(0)} µs vs pyghmi ${f.usPerReq.toFixed(0)} µs`,
     );
   } finally {
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGTERM');

@@ -59,6 +59,21 @@ describe('ipmi server with real clients @e2e', function () {
     expect(v2.out.trim()).to.equal('127.0.0.1: on');
   });
 
+  it('pyghmi client (proposes suite 17 first) gets a session and powers on', async () => {
+    const script = [
+      'import sys',
+      'from pyghmi.ipmi.command import Command',
+      "c = Command(bmc='127.0.0.1', userid='admin', password='password', port=int(sys.argv[1]), keepalive=False)",
+      "print(c.get_power()['powerstate'])",
+      "c.set_power('on', wait=False)",
+      "print(c.get_power()['powerstate'])",
+    ].join('\n');
+    const r = await run('/usr/bin/python3', ['-c', script, String(t.ipmiPort)]);
+    expect(r.code, r.out).to.equal(0);
+    expect(r.out.trim().split('\n')).to.deep.equal(['off', 'on']);
+    expect(await t.sim.getPowerState()).to.equal('On');
+  });
+
   it('an operator may power on with -L OPERATOR', async () => {
     const r = await ipmitool(t.ipmiPort, ['-I', 'lanplus', '-L', 'OPERATOR', 'power', 'on'], ['-U', 'operator', '-P', 'op-secret']);
     expect(r.code, r.out).to.equal(0);

@@ -52,7 +52,10 @@ describe('ipmi session layer', () => {
       expect(w.check(19)).to.equal(true);
       expect(w.check(20)).to.equal(false);
       w.commit(19);
+      expect(w.check(4)).to.equal(false); // still remembered after the window moved
       expect(w.check(3)).to.equal(true);
+      w.commit(3);
+      expect(w.check(3)).to.equal(false);
       expect(w.check(2)).to.equal(false);
       const wrap = new SeqWindow(0xfffffffe, 8, 8);
       expect(wrap.check(3)).to.equal(true); // across the 32-bit wrap

@@ -10,10 +10,11 @@ import { Privilege, type SessionView } from '../types.js';
 /**
  * Accepts sequence numbers within [highest-below, highest+above] (32-bit wrap-around) that have
  * not been seen yet. Check first, commit only after the packet has authenticated.
+ * Seen numbers are a bitmask: bit i = (highest - i) was seen; `below` must be < 32.
  */
 export class SeqWindow {
   private highest: number;
-  private readonly seen = new Set<number>();
+  private seen = 0;
 
   constructor(
     start: number,
@@ -27,15 +28,16 @@ export class SeqWindow {
     if (seq === 0) return false;
     const d = (seq - this.highest) | 0;
     if (d < -this.below || d > this.above) return false;
-    return !this.seen.has(seq >>> 0);
+    return d > 0 || (this.seen & (1 << -d)) === 0;
   }
 
   commit(seq: number): void {
-    const s = seq >>> 0;
-    this.seen.add(s);
-    if (((s - this.highest) | 0) > 0) this.highest = s;
-    if (this.seen.size > 64) {
-      for (const x of this.seen) if (((this.highest - x) | 0) > this.below) this.seen.delete(x);
+    const d = ((seq >>> 0) - this.highest) | 0;
+    if (d > 0) {
+      this.seen = d >= 32 ? 1 : ((this.seen << d) | 1) >>> 0;
+      this.highest = seq >>> 0;
+    } else if (-d < 32) {
+      this.seen = (this.seen | (1 << -d)) >>> 0;
     }
   }
 }
