@@ -16,7 +16,7 @@ export interface AgentOptions {
   /** undefined/false disables IPMI */
   ipmi: false | Omit<IpmiServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
   /** undefined/false disables Redfish */
-  redfish: false | Omit<RedfishServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
+  redfish: false | Omit<RedfishServerOptions, 'machine' | 'users' | 'logger' | 'address' | 'ipmiPort'>;
 }
 
 export interface Agent {
@@ -38,7 +38,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       servers.push(ipmi);
     }
     if (opts.redfish) {
-      redfish = await startRedfishServer({ ...opts.redfish, ...common, logger: opts.logger.child({ proto: 'redfish' }) });
+      redfish = await startRedfishServer({
+        ...opts.redfish,
+        ...common,
+        // Redfish's ManagerNetworkProtocol reports the IPMI port actually served.
+        ...(ipmi ? { ipmiPort: ipmi.port } : {}),
+        logger: opts.logger.child({ proto: 'redfish' }),
+      });
       servers.push(redfish);
     }
   } catch (e) {
