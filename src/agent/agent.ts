@@ -16,7 +16,7 @@ export interface AgentOptions {
   /** undefined/false disables IPMI */
   ipmi: false | Omit<IpmiServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
   /** undefined/false disables Redfish */
-  redfish: false | Omit<RedfishServerOptions, 'machine' | 'users' | 'logger' | 'address' | 'ipmiPort'>;
+  redfish: false | Omit<RedfishServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
 }
 
 export interface Agent {
@@ -39,10 +39,10 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
     if (opts.redfish) {
       redfish = await startRedfishServer({
+        // Redfish's ManagerNetworkProtocol reports the IPMI port actually served (unless told otherwise).
+        ...(ipmi ? { ipmiPort: ipmi.port } : {}),
         ...opts.redfish,
         ...common,
-        // Redfish's ManagerNetworkProtocol reports the IPMI port actually served.
-        ...(ipmi ? { ipmiPort: ipmi.port } : {}),
         logger: opts.logger.child({ proto: 'redfish' }),
       });
       servers.push(redfish);
