@@ -158,6 +158,28 @@ describe('apiserver emulator: fault hooks', () => {
     emu.faults.delayResponses(0);
   });
 
+  it('failNext can target watches through the query string', async () => {
+    emu.faults.failNext(1, 500, (r) => r.url.includes('watch=true'));
+    let err: unknown;
+    await new Watch(kc).watch(`/api/v1/namespaces/${NS}/configmaps`, {}, () => undefined, (e) => {
+      err = e ?? 'closed';
+    });
+    await emu.waitFor(() => err);
+    expect((err as { statusCode?: number }).statusCode).to.equal(500);
+    expect((await core.listNamespacedConfigMap({ namespace: NS })).items).to.deep.equal([]);
+  });
+
+  it('watches a single object by its item path (legacy form)', async () => {
+    const events: string[] = [];
+    const ctl = await new Watch(kc).watch(`/api/v1/namespaces/${NS}/configmaps/one`, {}, (t, o: V1ConfigMap) => events.push(`${t} ${o.metadata?.name}`), () => undefined);
+    await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'two' } } });
+    await core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'one' } } });
+    await emu.waitFor(() => events.length > 0);
+    ctl.abort();
+    expect(events).to.deep.equal(['ADDED one']);
+    expect(emu.audit.find((a) => a.verb === 'watch')).to.deep.include({ resource: 'configmaps', name: 'one', code: 200 });
+  });
+
   it('dropWatches closes streams (done callback fires)', async () => {
     let done = false;
     await new Watch(kc).watch(`/api/v1/namespaces/${NS}/configmaps`, {}, () => undefined, () => {

@@ -23,8 +23,9 @@ export { ApiError } from './status.js';
 export { UNREACHABLE_HOST } from './cdi.js';
 
 export interface EmulatorFaults {
-  /** the next `count` requests (matching `match`, if given) fail with `status` (default 500) and a Status body */
-  failNext(count: number, status?: number, match?: (req: { method: string; path: string }) => boolean): void;
+  /** the next `count` requests (matching `match`, if given) fail with `status` (default 500) and a Status body;
+   *  `path` is the URL path, `url` the path with its query string */
+  failNext(count: number, status?: number, match?: (req: { method: string; path: string; url: string }) => boolean): void;
   /** close every open watch stream now */
   dropWatches(): void;
   /** stop listening (clients see ECONNREFUSED) / listen again on the SAME port; await it to be sure */

@@ -409,7 +409,6 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
       tpl.spec = tplSpec;
       spec.template = tpl;
       vm.spec = spec;
-      vm = write(vmT, vm);
       const st = obj(vm.status);
       delete st.volumeRequests;
       vm.status = st;

@@ -24,7 +24,7 @@ export type SubresourceHandler = (req: SubresourceRequest) => { code: number; bo
 export interface FaultRule {
   remaining: number;
   status: number;
-  match?: (req: { method: string; path: string }) => boolean;
+  match?: (req: { method: string; path: string; url: string }) => boolean;
 }
 
 interface Reply {
@@ -237,7 +237,7 @@ export class EmulatorServer {
       finish({ code: 401, body: statusOf(401, 'Unauthorized') });
       return;
     }
-    const fault = this.faults.find((f) => f.remaining > 0 && (!f.match || f.match({ method, path: url.pathname })));
+    const fault = this.faults.find((f) => f.remaining > 0 && (!f.match || f.match({ method, path: url.pathname, url: url.pathname + url.search })));
     if (fault) {
       fault.remaining--;
       if (fault.remaining <= 0) this.faults.splice(this.faults.indexOf(fault), 1);
@@ -262,8 +262,14 @@ export class EmulatorServer {
           throw badRequest(`the body of the request was in an unknown format - accepted media types include: application/json: ${(e as Error).message}`);
         }
       }
-      if (watch && method === 'GET' && !routed.name) {
+      if (watch && method === 'GET' && !routed.subresource) {
         const t = this.typeOf(routed);
+        if (routed.name) {
+          // the old single-object form: a watch with a metadata.name field selector
+          entry.verb = 'watch';
+          const sel = query.get('fieldSelector');
+          query.set('fieldSelector', `metadata.name=${routed.name}${sel ? ',' + sel : ''}`);
+        }
         this.startWatch(t, routed.namespace, query, res, entry);
         return;
       }
