@@ -84,7 +84,9 @@ export async function startRedfishServer(
   } else {
     const secure = https.createServer({ cert: tls.cert, key: tls.key }, callback);
     const plain = http.createServer((req, res) => {
-      const host = (req.headers.host ?? `${opts.address}`).replace(/:\d+$/, '');
+      // Only a plain host name or address from the Host header; anything else → our listen address.
+      const given = (req.headers.host ?? '').replace(/:\d+$/, '');
+      const host = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/.test(given) ? given : opts.address;
       const port = (listener.address() as net.AddressInfo).port;
       const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
       res.writeHead(308, { Location: `https://${hostPart}:${port}${req.url ?? '/'}`, Connection: 'close' });

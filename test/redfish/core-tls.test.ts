@@ -64,6 +64,10 @@ describe('Redfish over TLS', () => {
       expect(plain.headers.location).to.equal(`https://127.0.0.1:${t.redfishPort}/redfish/v1/Systems?x=1`);
       // the redirect carries nothing from the service
       expect(plain.body).to.equal('');
+      const named = await request(http, `http://127.0.0.1:${t.redfishPort}/redfish`, { headers: { Host: 'bmc.example:80' } });
+      expect(named.headers.location).to.equal(`https://bmc.example:${t.redfishPort}/redfish`);
+      const odd = await request(http, `http://127.0.0.1:${t.redfishPort}/redfish`, { headers: { Host: 'a/b@c' } });
+      expect(odd.headers.location).to.equal(`https://127.0.0.1:${t.redfishPort}/redfish`);
     } finally {
       await t.close();
     }
