@@ -8,6 +8,7 @@ import { isBackendError, type PowerAction, type PowerState } from '../../src/bac
 import { nullLogger } from '../../src/common/logger.js';
 import {
   ONCE_ANNOTATION,
+  bootSignature,
   buildBootPatch,
   computeBootOrders,
   deriveBootOverride,
@@ -202,6 +203,14 @@ describe('kubevirt backend logic', () => {
       expect(restored.spec!.template!.spec!.domain!.devices).to.deep.equal(vm.spec!.template!.spec!.domain!.devices);
       expect(restored.spec!.template!.spec!.domain!.firmware?.bootloader).to.equal(undefined);
       expect(restored.metadata!.annotations?.[ONCE_ANNOTATION]).to.equal(undefined);
+    });
+
+    it('the boot signature ignores devices without an order (a VMI may have extra ones)', () => {
+      const vm = vmWith({ disks: [{ name: 'root', disk: {}, bootOrder: 1 }] });
+      const vmiSpec = { domain: { devices: { disks: [{ name: 'root', disk: {}, bootOrder: 1 }, { name: 'hotplugged', disk: {} }] } } };
+      expect(bootSignature(vm.spec!.template!.spec)).to.equal(bootSignature(vmiSpec));
+      vmiSpec.domain.devices.disks[0]!.bootOrder = 2;
+      expect(bootSignature(vm.spec!.template!.spec)).to.not.equal(bootSignature(vmiSpec));
     });
 
     it('a stale resourceVersion makes the patch fail its test op', () => {

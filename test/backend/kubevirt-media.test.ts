@@ -129,6 +129,7 @@ describe('kubevirt backend: virtual media', function () {
       [images.url('/missing.iso'), /HTTP 404/],
       [images.url('/redirect.iso'), /redirects/],
       ['http://127.0.0.1:1/closed.iso', /not reachable/],
+      ['http://user:secret@127.0.0.1/x.iso', /credentials/],
     ];
     for (const [image, msg] of cases) {
       const err = await m.insertMedia('cd0', { image }).catch((e: unknown) => e);

@@ -246,9 +246,10 @@ export function planBootWrite(
 
 /** Canonical JSON of what decides the next boot (orders + bootloader) of a VM or VMI spec. */
 export function bootSignature(spec: { domain?: { devices?: { disks?: Disk[]; interfaces?: Interface[] }; firmware?: { bootloader?: Bootloader } } } | undefined): string {
-  const disks = (spec?.domain?.devices?.disks ?? []).map((d) => [d.name, d.bootOrder ?? null]);
-  const ifaces = (spec?.domain?.devices?.interfaces ?? []).map((i) => [i.name, i.bootOrder ?? null]);
-  return JSON.stringify([disks, ifaces, deriveModeFromBl(spec?.domain?.firmware?.bootloader)]);
+  // only devices that carry an order count: a VMI may have extra (e.g. hot-plugged) devices
+  const disks = (spec?.domain?.devices?.disks ?? []).filter((d) => d.bootOrder !== undefined).map((d) => `disk/${d.name}=${d.bootOrder}`);
+  const ifaces = (spec?.domain?.devices?.interfaces ?? []).filter((i) => i.bootOrder !== undefined).map((i) => `interface/${i.name}=${i.bootOrder}`);
+  return JSON.stringify([[...disks, ...ifaces].sort(), deriveModeFromBl(spec?.domain?.firmware?.bootloader)]);
 }
 
 function deriveModeFromBl(bl: Bootloader | undefined): BootMode {

@@ -191,7 +191,7 @@ export class KubeVirtMachine implements Machine {
     if (!(POWER_ACTIONS as readonly string[]).includes(action)) {
       throw new BackendError('InvalidArgument', `unknown power action ${String(action)}`);
     }
-    const v = await this.view(true);
+    const v = await this.view(true, false);
     const state = derivePowerState(v.vm, v.vmi);
     const pendingBootChange =
       v.vmi !== undefined && bootSignature(v.vm.spec?.template?.spec) !== bootSignature(v.vmi.spec);
@@ -206,7 +206,7 @@ export class KubeVirtMachine implements Machine {
       await this.client.putSubresource(path, call.body);
     } catch (e) {
       if (isKubeApiError(e, 409)) {
-        const after = await this.view(true);
+        const after = await this.view(true, false);
         const stateAfter = derivePowerState(after.vm, after.vmi);
         // a soft reboot the guest cannot take: fall back to a graceful VMI restart
         if (call.sub === 'softreboot' && /agent|ACPI/i.test(e.kubeMessage) && stateAfter === 'On') {
@@ -223,7 +223,7 @@ export class KubeVirtMachine implements Machine {
   async setBootOverride(change: Partial<BootOverride>): Promise<BootOverride> {
     validateBootChange(change, this.capabilities);
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-      const v = await this.view(true);
+      const v = await this.view(true, false);
       const current = deriveBootOverride(v.vm);
       const next: BootOverride = { ...current, ...change };
       // a target alone arms it once when no override is active (what most BMCs do)
@@ -239,7 +239,7 @@ export class KubeVirtMachine implements Machine {
         const updated = await this.client.jsonPatch<VirtualMachine>(vmPath(this.ns, this.name), buildBootPatch(v.vm, write));
         if (updated?.metadata) this.vmWatch.offer(updated);
         this.logger.info({ boot: next }, 'boot override written');
-        return deriveBootOverride(updated?.metadata ? updated : (await this.view(true)).vm);
+        return deriveBootOverride(updated?.metadata ? updated : (await this.view(true, false)).vm);
       } catch (e) {
         if (isKubeApiError(e, 409) || isKubeApiError(e, 422)) continue; // changed under us: re-read, retry
         throw this.mapError(e, 'set boot override');
@@ -251,6 +251,10 @@ export class KubeVirtMachine implements Machine {
   async insertMedia(slotId: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
     this.checkSlotId(slotId);
     const url = validateImageUrl(req.image);
+    if (url.username || url.password) {
+      // the URL would end up in the DataVolume spec and in logs; CDI takes credentials from a Secret
+      throw new BackendError('InvalidArgument', 'image URLs with embedded credentials are not supported');
+    }
     if (req.writeProtected === false) throw new BackendError('InvalidArgument', 'CD-ROM media is always write-protected');
     const v = await this.view(true);
     const disk = pickCdrom(v.vm, this.dvName);
@@ -425,17 +429,17 @@ export class KubeVirtMachine implements Machine {
 
   /**
    * The current VM/VMI/DataVolume. From the watch caches while they are healthy (unless `fresh`),
-   * else by direct GETs. Throws NotFound when the VM does not exist, Unavailable when the API
+   * else by direct GETs (the DataVolume only when `withMedia`). Throws NotFound when the VM does not exist, Unavailable when the API
    * cannot be reached.
    */
-  private async view(fresh = false): Promise<View> {
+  private async view(fresh = false, withMedia = true): Promise<View> {
     if (this.closed) throw new BackendError('Unavailable', 'the KubeVirt backend is closed');
     try {
       const [vm, vmi, dv] = await Promise.all([
         !fresh && this.vmWatch.healthy ? this.vmWatch.current : this.vmWatch.refresh(),
         !fresh && this.vmiWatch.healthy ? this.vmiWatch.current : this.vmiWatch.refresh(),
         // CDI being absent must not make VM reads fail: the DataVolume read is best effort
-        (!fresh && this.dvWatch.healthy) || this.dvWatch.missing
+        !withMedia || (!fresh && this.dvWatch.healthy) || this.dvWatch.missing
           ? this.dvWatch.current
           : this.dvWatch.refresh().catch(() => this.dvWatch.current),
       ]);
