@@ -162,6 +162,33 @@ describe('Redfish session expiry', () => {
     expect(store.authenticate('0'.repeat(64))).to.equal(undefined);
   });
 
+  it('bounds sessions: per user the least recently used goes, in total the service refuses', () => {
+    let now = 0;
+    const store = new MemorySessionStore(600, () => new Date(now), 5, 3);
+    const first = store.create(ADMIN);
+    now += 1;
+    const second = store.create(ADMIN);
+    now += 1;
+    store.authenticate(first.token); // first is now more recently used than second
+    now += 1;
+    store.create(ADMIN);
+    now += 1;
+    store.create(ADMIN); // 4th for admin: drops its least recently used (second)
+    expect(store.authenticate(second.token)).to.equal(undefined);
+    expect(store.authenticate(first.token)?.id).to.equal(first.session.id);
+    expect(store.list().filter((x) => x.username === 'admin')).to.have.length(3);
+    store.create(READONLY);
+    store.create(READONLY);
+    let err: unknown;
+    try {
+      store.create(OPERATOR);
+    } catch (e) {
+      err = e;
+    }
+    expect(String((err as { messageId?: string }).messageId)).to.equal('Base.1.22.1.SessionLimitExceeded');
+    expect((err as { status?: number }).status).to.equal(503);
+  });
+
   it('never logs passwords or tokens', async () => {
     const lines: string[] = [];
     const sink = new Writable({

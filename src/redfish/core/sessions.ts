@@ -13,6 +13,8 @@ export const DEFAULT_SESSION_TIMEOUT_SECONDS = 1800;
 export const MIN_SESSION_TIMEOUT_SECONDS = 30;
 export const MAX_SESSION_TIMEOUT_SECONDS = 86400;
 export const MAX_SESSIONS = 64;
+/** Per user: logging in again beyond this drops that user's least recently used session. */
+export const MAX_SESSIONS_PER_USER = 16;
 
 interface Entry {
   session: RedfishSession;
@@ -30,12 +32,19 @@ export class MemorySessionStore implements SessionStore {
     timeoutSeconds = DEFAULT_SESSION_TIMEOUT_SECONDS,
     private readonly now: () => Date = () => new Date(),
     private readonly maxSessions = MAX_SESSIONS,
+    private readonly maxPerUser = MAX_SESSIONS_PER_USER,
   ) {
     this.timeoutSeconds = timeoutSeconds;
   }
 
   create(user: UserAccount, clientAddress?: string, context?: string): { session: RedfishSession; token: string } {
     this.prune();
+    // A client that logs in for every call and never logs out only displaces its own old sessions.
+    const mine = [...this.byId.values()].filter((e) => e.session.username === user.username);
+    if (mine.length >= this.maxPerUser) {
+      mine.sort((a, b) => a.session.lastUsedAt.getTime() - b.session.lastUsedAt.getTime());
+      for (const e of mine.slice(0, mine.length - this.maxPerUser + 1)) this.delete(e.session.id);
+    }
     if (this.byId.size >= this.maxSessions) throw new RedfishError(503, 'SessionLimitExceeded');
     const token = randomBytes(32).toString('hex');
     let id: string;
