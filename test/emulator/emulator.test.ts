@@ -192,6 +192,30 @@ describe('apiserver emulator: core REST semantics', () => {
     expect(later).to.deep.equal(['ADDED fresh']);
   });
 
+  it('a client-node informer whose resourceVersion was compacted away gets 410 and relists', async () => {
+    const informer = makeInformer(kc, '/api/v1/namespaces/default/configmaps', () => core.listNamespacedConfigMap({ namespace: 'default' }));
+    const added: string[] = [];
+    const errors: unknown[] = [];
+    informer.on('add', (o) => added.push(o.metadata?.name ?? ''));
+    informer.on('error', (e) => errors.push(e));
+    await informer.start();
+    try {
+      const listsBefore = emu.audit.filter((a) => a.verb === 'list').length;
+      // hold the re-watch back while the history moves on and gets compacted
+      emu.faults.delayResponses(150);
+      emu.faults.dropWatches();
+      emu.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'missed', namespace: 'default' } });
+      emu.faults.expireHistory();
+      await new Promise((r) => setTimeout(r, 50));
+      emu.faults.delayResponses(0);
+      await emu.waitFor(() => added.includes('missed'));
+      expect(errors).to.deep.equal([]);
+      expect(emu.audit.filter((a) => a.verb === 'list').length).to.be.greaterThan(listsBefore);
+    } finally {
+      await informer.stop();
+    }
+  });
+
   it('enforces the watchHistory window', async () => {
     const small = await startApiServer({ watchHistory: 2 });
     try {
