@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { BackendError } from '../../src/backend/types.js';
+import { encodeAsfPing } from '../../src/ipmi/codec/index.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import type { ProtocolServer } from '../../src/agent/types.js';
@@ -122,6 +123,23 @@ describe('ipmi session layer', () => {
       expect(r!.data.toString('hex')).to.equal('01' + 'c011034481' + 'c003014181' + 'c010034480' + 'c0');
       const r2 = preSessionResponse((await p.exchange(rmcpPreSession(lanRequest(6, 0x54, [0x0e, 0x00, 0x81]))))!);
       expect(r2!.data.toString('hex')).to.equal('01' + '02014180');
+      p.close();
+    });
+
+    it('answers an ASF presence ping with a pong', async () => {
+      const p = new UdpPeer(server.port);
+      await p.ready();
+      const pong = await p.exchange(encodeAsfPing(0x42));
+      expect(pong?.toString('hex')).to.equal('0600ff06000011be40420010000011be000000008100000000000000');
+      p.close();
+    });
+
+    it('drops datagrams over 1 KiB, even ones that would otherwise be answered', async () => {
+      const p = new UdpPeer(server.port);
+      await p.ready();
+      const rq = v15PreSession(lanRequest(6, 0x38, [0x8e, 0x04]));
+      expect(await p.exchange(Buffer.concat([rq, Buffer.alloc(1100)]), 300)).to.equal(undefined);
+      expect(await p.exchange(Buffer.concat([rq, Buffer.alloc(8)]))).to.not.equal(undefined); // legacy pad is fine
       p.close();
     });
 
