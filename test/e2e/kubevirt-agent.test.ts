@@ -3,7 +3,9 @@
  * apiserver emulator, driven by the real ipmitool (RMCP+, cipher suite 17) and by Redfish over
  * HTTP. Assertions look at the cluster objects (VM spec, VMI) as well as at the clients' output.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { ONCE_ANNOTATION } from '../../src/backend/kubevirt/boot.js';
@@ -169,5 +171,46 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
     expect(ej.status, JSON.stringify(ej.body)).to.be.oneOf([200, 202, 204]);
     await until(() => emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', 'vm1-vmedia-cd0') === undefined, 'DataVolume deleted');
     expect((await rf('GET', `${base}/Cd`)).body.Inserted).to.equal(false);
+  });
+});
+
+describe('virtbmc CLI in KubeVirt mode @e2e', function () {
+  this.timeout(60_000);
+  const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+  it('serves a VM from a kubeconfig: ipmitool power on reaches KubeVirt, the token never reaches the logs', async () => {
+    const emu = await startEmulator({ token: 'kube-token-do-not-log' });
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    const env: NodeJS.ProcessEnv = { ...process.env, BMC_PASSWORD: 'cli-pw-123' };
+    delete env.KUBECONFIG;
+    const p = spawn(
+      `${ROOT}/node_modules/.bin/tsx`,
+      ['src/cmd/virtbmc.ts', 'default', 'vm1', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--ipmi-port', '0', '--redfish-port', '0', '--log-level', 'debug'],
+      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    try {
+      await until(() => /virtbmc ready/.test(out) || p.exitCode !== null, 'ready line', 30_000);
+      const line = out.split('\n').find((l) => l.startsWith('virtbmc ready'))!;
+      expect(line, err).to.contain('VirtualMachine default/vm1');
+      const port = /ipmi=udp:\/\/127\.0\.0\.1:(\d+)/.exec(line)![1]!;
+      const ipmi = (cmd: string) =>
+        exec('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', '127.0.0.1', '-p', port, '-U', 'admin', '-P', 'cli-pw-123', '-N', '3', '-R', '3', ...cmd.split(' ')]);
+      expect((await ipmi('power status')).out).to.contain('Chassis Power is off');
+      expect((await ipmi('power on')).code).to.equal(0);
+      await until(() => vmiPhase(emu) === 'Running', 'VMI Running', 15_000);
+      await until(async () => (await ipmi('power status')).out.includes('Chassis Power is on'), 'power status on', 15_000);
+      p.kill('SIGTERM');
+      const [code] = (await once(p, 'exit')) as [number];
+      expect(code).to.equal(0);
+      expect(err + out).to.not.include('kube-token-do-not-log');
+      expect(err + out).to.not.include('cli-pw-123');
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+      await emu.close();
+    }
   });
 });
