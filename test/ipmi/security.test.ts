@@ -92,6 +92,32 @@ describe('ipmi security (pure node)', () => {
     }
   });
 
+  it('counts handshakes abandoned after RAKP2 (a client that found our RAKP2 wrong) as failed logins', async () => {
+    const server = await startIpmiServer({
+      address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('silent'),
+      loginFailureLimit: 2, loginBlockSeconds: 30, handshakeTimeoutSeconds: 0.1,
+    });
+    try {
+      for (let i = 0; i < 2; i++) {
+        const quitter = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
+        expect((await quitter.handshake(undefined, 0, true)).rakp2Status).to.equal(0);
+        quitter.close();
+      }
+      // The periodic sweep notices the expired handshakes; poll until the address is ignored.
+      let blocked = false;
+      const deadline = Date.now() + 4000;
+      while (!blocked && Date.now() < deadline) {
+        const probe = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
+        await probe.handshake().catch(() => (blocked = true));
+        probe.close();
+        if (!blocked) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(blocked).to.equal(true);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('does not advertise or accept auth type NONE unless allowInsecure', async () => {
     for (const allowInsecure of [false, true]) {
       const server = await startIpmiServer({ address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('silent'), allowInsecure });

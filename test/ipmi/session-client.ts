@@ -142,7 +142,7 @@ export class RmcpPlusConsole {
   }
 
   /** Open Session + RAKP 1–4. `algs` overrides the proposal (for refusal tests). */
-  async handshake(algs?: { auth: number; integrity: number; conf: number }, pauseAfterOpenMs = 0): Promise<HandshakeResult> {
+  async handshake(algs?: { auth: number; integrity: number; conf: number }, pauseAfterOpenMs = 0, stopAfterRakp2 = false): Promise<HandshakeResult> {
     await this.peer.ready();
     const prop = algs ?? this.suite;
     const osr = await this.peer.exchange(
@@ -160,7 +160,7 @@ export class RmcpPlusConsole {
     if (!r2raw) throw new Error('no RAKP2');
     const r2 = decodeRakp2(this.payloadOf(r2raw));
     if (!r2.ok) throw new Error(r2.message);
-    if (r2.value.status !== 0) return { openStatus: 0, rakp2Status: r2.value.status, established: false };
+    if (r2.value.status !== 0 || stopAfterRakp2) return { openStatus: 0, rakp2Status: r2.value.status, established: false };
     const hash = authHash(this.suite.auth) ?? 'sha1';
     const inputs: RakpInputs = {
       hash,
