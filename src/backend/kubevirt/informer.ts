@@ -89,11 +89,11 @@ export class ObjectWatch<T extends KubeObjectBase> {
   async refresh(): Promise<T | undefined> {
     try {
       const obj = await this.o.client.get<T>(`${this.o.listPath}/${encodeURIComponent(this.o.name)}`);
-      this.applyObj(obj, false);
+      this.applyObj(obj);
       return obj;
     } catch (e) {
       if (isKubeApiError(e, 404)) {
-        this.applyObj(undefined, false);
+        this.applyObj(undefined);
         return undefined;
       }
       throw e;
@@ -102,13 +102,12 @@ export class ObjectWatch<T extends KubeObjectBase> {
 
   /** Use this object (from our own write's response) as the newest version. */
   offer(obj: T): void {
-    this.applyObj(obj, false);
+    this.applyObj(obj);
   }
 
-  private applyObj(obj: T | undefined, fromStream: boolean): void {
-    if (obj && this.current && !fromStream && !rvNewer(obj.metadata?.resourceVersion, this.current.metadata?.resourceVersion)) {
-      return; // an older copy than what the watch already delivered
-    }
+  private applyObj(obj: T | undefined): void {
+    // never step back: a direct GET may be ahead of the stream, whose older events then arrive
+    if (obj && this.current && !rvNewer(obj.metadata?.resourceVersion, this.current.metadata?.resourceVersion)) return;
     const before = this.current;
     this.current = obj;
     if (before === obj) return;
@@ -132,7 +131,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
         this.missing = false;
         this.rv = list.metadata?.resourceVersion;
         const item = (list.items ?? []).find((i) => i.metadata?.name === this.o.name);
-        this.applyObj(item, true);
+        this.applyObj(item);
         this.markSynced();
         // watch until an error or an expired history asks for a re-list
         for (;;) {
@@ -193,8 +192,11 @@ export class ObjectWatch<T extends KubeObjectBase> {
         if (rv) this.rv = rv;
         if (type === 'BOOKMARK') return;
         if (o.metadata?.name !== this.o.name) return;
-        if (type === 'DELETED') this.applyObj(undefined, true);
-        else if (type === 'ADDED' || type === 'MODIFIED') this.applyObj(o, true);
+        // a deletion only removes the object it names (a direct GET may already hold its successor)
+        if (type === 'DELETED') {
+          if (!this.current || this.current.metadata?.uid === o.metadata?.uid) this.applyObj(undefined);
+        }
+        else if (type === 'ADDED' || type === 'MODIFIED') this.applyObj(o);
       };
       const onDone = (err: unknown) => {
         if (err && isKubeApiErrorLike(err, 410)) finish('expired');
