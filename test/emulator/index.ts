@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { installCdi } from './cdi.js';
 import { Clock } from './clock.js';
+import { installCrds, loadCrdFiles } from './crd.js';
 import { installKubevirt, type KubevirtHooks } from './kubevirt.js';
 import { Registry } from './resources.js';
 import { EmulatorServer } from './server.js';
@@ -21,6 +22,7 @@ export type { AuditEntry, AuditVerb, EmulatorOptions, KubeObject, ObjectMeta, Ow
 export type { GuestAgentInfo, KubevirtAction, KubevirtHooks, RunStrategy } from './kubevirt.js';
 export { ApiError } from './status.js';
 export { UNREACHABLE_HOST } from './cdi.js';
+export { loadCrdFiles } from './crd.js';
 
 export interface EmulatorFaults {
   /** the next `count` requests (matching `match`, if given) fail with `status` (default 500) and a Status body;
@@ -82,6 +84,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
   const store = new Store(registry, clock, o.watchHistory, o.requireNamespaces);
   const server = new EmulatorServer(store, o.token, o.bookmarkIntervalMs, o.allowAnonymous);
   installWorkloads(store, clock, o.workloadDelayMs);
+  installCrds(store, clock);
   const noKubevirt = (): never => {
     throw new Error('emulator: started with kubevirt: false');
   };
@@ -92,6 +95,8 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
 
   const nsT = registry.mustByKind('v1', 'Namespace');
   for (const ns of ['default', 'kube-system', 'kube-public']) store.create(nsT, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
+  const crdT = registry.mustByKind('apiextensions.k8s.io/v1', 'CustomResourceDefinition');
+  for (const crd of loadCrdFiles(opts.crdFiles ?? [])) store.create(crdT, crd);
 
   await server.listen(0);
   const url = `http://127.0.0.1:${server.port}`;

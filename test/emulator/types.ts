@@ -49,6 +49,8 @@ export interface EmulatorOptions {
   requireNamespaces?: boolean;
   /** also accept requests without a token (kubectl/client-go send no bearer token over plain http) */
   allowAnonymous?: boolean;
+  /** CRD YAML files to install at start (e.g. config/crd/bases/*.yaml): their schemas are enforced */
+  crdFiles?: string[];
   /** interval of BOOKMARK events on watches that allow them (ms), default 1000 */
   bookmarkIntervalMs?: number;
 }
