@@ -207,6 +207,21 @@ describe('kubevirt backend: power', function () {
     await waitPower(m, 'On');
   });
 
+  for (const rs of ['Manual', 'RerunOnFailure'] as const) {
+    it(`${rs}: after the guest shut down by itself the VM reads Off, and on starts a new VMI`, async () => {
+      emu.create(vmFixture({ runStrategy: rs }));
+      m = await newMachine(emu);
+      if (rs === 'Manual') await m.power('on');
+      await waitPower(m, 'On');
+      const uid = vmiOf(emu)!.metadata.uid;
+      emu.kubevirt.guestShutdown(NS, VM_NAME);
+      await waitPower(m, 'Off');
+      await m.power('on');
+      await until(() => vmiPhase(emu) === 'Running' && vmiOf(emu)!.metadata.uid !== uid, 'a new VMI');
+      await waitPower(m, 'On');
+    });
+  }
+
   it('Once: after the guest shut down, on is refused (KubeVirt allows no manual start)', async () => {
     emu.create(vmFixture({ runStrategy: 'Once' }));
     m = await newMachine(emu);
