@@ -96,7 +96,11 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
   const nsT = registry.mustByKind('v1', 'Namespace');
   for (const ns of ['default', 'kube-system', 'kube-public']) store.create(nsT, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
   const crdT = registry.mustByKind('apiextensions.k8s.io/v1', 'CustomResourceDefinition');
-  for (const crd of loadCrdFiles(opts.crdFiles ?? [])) store.create(crdT, crd);
+  // EMULATOR_CRD_FILES (comma-separated) adds CRDs to every emulator: run any suite under the real schemas
+  const envCrds = (process.env.EMULATOR_CRD_FILES ?? '').split(',').filter((f) => f.trim() !== '');
+  for (const crd of loadCrdFiles([...envCrds, ...(opts.crdFiles ?? [])])) {
+    if (!store.peek(crdT, undefined, crd.metadata.name ?? '')) store.create(crdT, crd);
+  }
 
   await server.listen(0);
   const url = `http://127.0.0.1:${server.port}`;
