@@ -205,6 +205,20 @@ describe('ipmi session layer', () => {
       c.close();
     });
 
+    it('answers a retransmitted request (same rqSeq, new session seq) from cache without running it twice', async () => {
+      const c = new RmcpPlusConsole(server.port, 'operator', 'op-secret', 3, 0x13);
+      await c.handshake();
+      expect((await c.request(6, 0x3b, [3]))?.cc).to.equal(0);
+      const before = calls.length;
+      const msg = lanRequest(0x30, 0x02);
+      expect(c.unwrap((await c.peer.exchange(c.wrap(msg)))!)?.cc).to.equal(0);
+      expect(c.unwrap((await c.peer.exchange(c.wrap(msg)))!)?.cc).to.equal(0); // what ipmitool does after a lost answer
+      expect(calls.length - before).to.equal(1);
+      expect((await c.request(0x30, 0x02))?.cc).to.equal(0); // a new rqSeq is a new request
+      expect(calls.length - before).to.equal(2);
+      c.close();
+    });
+
     it('reports the session with Get Session Info and forgets it after Close Session', async () => {
       const c = new RmcpPlusConsole(server.port, 'viewer', 'viewer-pw', 3, 0x12);
       await c.handshake();

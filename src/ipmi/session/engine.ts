@@ -48,6 +48,9 @@ import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
 import { activateSession, authTypeAllowed, getSessionChallenge } from './v15.js';
 
+/** A resent message (same rqSeq, command and data) within this time gets the cached answer. */
+export const DUPLICATE_WINDOW_MS = 5000;
+
 /** Larger datagrams are dropped unread. */
 export const MAX_DATAGRAM = 1024;
 
@@ -242,7 +245,24 @@ export class IpmiEngine {
   }
 
   private async dispatch(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Promise<Buffer | undefined> {
-    const r = await this.execute(req, env, remote, log);
+    let r: SessionCmdResult | undefined;
+    if (env.kind === 'session') {
+      // A client that lost our answer resends the same message (same rqSeq) under a new session
+      // sequence number. Answer it from the cache instead of running e.g. a power cycle twice.
+      const s = env.session;
+      const key = `${req.rqSA}:${req.rqSeq}:${req.rqLUN}:${req.netFn}:${req.rsLUN}:${req.cmd}:${req.data.toString('hex')}`;
+      const now = this.ctx.now();
+      const last = s.lastRequest;
+      if (last && last.key === key && now - last.at < DUPLICATE_WINDOW_MS) {
+        log.debug({ rqSeq: req.rqSeq, cmd: req.cmd }, 'duplicate request answered from cache');
+        r = last.result;
+      } else {
+        r = await this.execute(req, env, remote, log);
+        if (r) s.lastRequest = { key, at: now, result: r };
+      }
+    } else {
+      r = await this.execute(req, env, remote, log);
+    }
     if (!r) return undefined;
     const out = this.wrap(env, responseFor(req, r.cc, r.data));
     if (r.closeAfter !== undefined) {

@@ -93,6 +93,8 @@ export class Session implements SessionView {
   inbound: SeqWindow;
   rmcp?: RmcpPlusKeys;
   v15?: V15Keys;
+  /** The last request handled in this session and its result, to spot retransmissions */
+  lastRequest?: { key: string; at: number; result: { cc: number; data?: Buffer; closeAfter?: number } };
 
   constructor(init: { id: number; handle: number; remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number }) {
     this.id = init.id;
