@@ -70,7 +70,7 @@ describe('ipmi security (pure node)', () => {
   it('blocks an address after repeated failed logins, then lets it back in', async () => {
     const server = await startIpmiServer({
       address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('silent'),
-      loginFailureLimit: 3, loginFailureWindowSeconds: 30, loginBlockSeconds: 0.6,
+      loginFailureLimit: 3, loginFailureWindowSeconds: 30, loginBlockSeconds: 1.5,
     });
     try {
       for (let i = 0; i < 3; i++) {
@@ -83,7 +83,7 @@ describe('ipmi security (pure node)', () => {
       await good.handshake().catch((e: unknown) => (err = e));
       expect(String(err)).to.contain('no Open Session Response'); // ignored while blocked
       good.close();
-      await new Promise((r) => setTimeout(r, 700));
+      await new Promise((r) => setTimeout(r, 1600));
       const later = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
       expect((await later.handshake()).established).to.equal(true);
       later.close();
