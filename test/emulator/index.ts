@@ -12,6 +12,7 @@ import { installCdi } from './cdi.js';
 import { Clock } from './clock.js';
 import { installCrds, loadCrdFiles } from './crd.js';
 import { installKubevirt, type KubevirtHooks } from './kubevirt.js';
+import { serviceAccountIdentity, type Identity } from './rbac.js';
 import { Registry } from './resources.js';
 import { EmulatorServer } from './server.js';
 import { Store } from './store.js';
@@ -38,11 +39,25 @@ export interface EmulatorFaults {
   expireHistory(): void;
 }
 
+/** Credentials of one RBAC-checked identity. */
+export interface EmulatorCredentials {
+  user: string;
+  groups: string[];
+  token: string;
+  kubeconfigYaml: string;
+  makeKubeConfig(): KubeConfig;
+}
+
 export interface ApiServerEmulator {
   url: string;
   kubeconfigPath: string;
   kubeconfigYaml: string;
+  /** admin credentials: no RBAC checks */
   makeKubeConfig(): KubeConfig;
+  /** credentials for a user whose requests RBAC objects in the store authorize (403 Forbidden otherwise) */
+  asUser(user: string, groups?: string[]): EmulatorCredentials;
+  /** credentials for system:serviceaccount:NS:NAME (with the service-account groups), RBAC-checked */
+  asServiceAccount(namespace: string, name: string): EmulatorCredentials;
   /** every request, in order */
   audit: AuditEntry[];
   /** fills metadata (uid, resourceVersion, creationTimestamp, generation); runs the same defaulting/validation as the API */
@@ -104,7 +119,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
 
   await server.listen(0);
   const url = `http://127.0.0.1:${server.port}`;
-  const kubeconfigYaml = [
+  const kubeconfigFor = (token: string): string => [
     'apiVersion: v1',
     'kind: Config',
     'clusters:',
@@ -123,9 +138,21 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     'users:',
     '- name: emulator',
     '  user:',
-    `    token: ${o.token}`,
+    `    token: ${token}`,
     '',
   ].join('\n');
+  const kubeconfigYaml = kubeconfigFor(o.token);
+  const loadKc = (yaml: string): KubeConfig => {
+    const kc = new KubeConfig();
+    kc.loadFromString(yaml);
+    return kc;
+  };
+  const credentials = (id: Identity): EmulatorCredentials => {
+    const token = randomBytes(16).toString('hex');
+    server.identities.set(token, id);
+    const yaml = kubeconfigFor(token);
+    return { user: id.user, groups: id.groups, token, kubeconfigYaml: yaml, makeKubeConfig: () => loadKc(yaml) };
+  };
   const dir = mkdtempSync(join(tmpdir(), 'kube-emulator-'));
   const kubeconfigPath = join(dir, 'kubeconfig');
   writeFileSync(kubeconfigPath, kubeconfigYaml, { mode: 0o600 });
@@ -135,11 +162,9 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     url,
     kubeconfigPath,
     kubeconfigYaml,
-    makeKubeConfig() {
-      const kc = new KubeConfig();
-      kc.loadFromString(kubeconfigYaml);
-      return kc;
-    },
+    makeKubeConfig: () => loadKc(kubeconfigYaml),
+    asUser: (user, groups = []) => credentials({ user, groups: [...new Set([...groups, 'system:authenticated'])] }),
+    asServiceAccount: (namespace, name) => credentials(serviceAccountIdentity(namespace, name)),
     audit: server.audit,
     create(obj) {
       const t = registry.mustByKind(obj.apiVersion, obj.kind);

@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { secretEquals } from '../../src/common/secrets.js';
 import { jsonPatch, mergePatch } from './patch.js';
+import { Authorizer, type Identity } from './rbac.js';
 import { apiVersionOf, type ResourceType } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, badRequest, expired, reasonFor, type StatusBody } from './status.js';
@@ -58,6 +59,9 @@ export class EmulatorServer {
   private readonly subresources = new Map<string, SubresourceHandler>();
   private readonly extraGroups = new Map<string, string[]>();
   private refusing = false;
+  /** non-admin tokens: requests with these are authorized by RBAC */
+  readonly identities = new Map<string, Identity>();
+  private readonly authorizer: Authorizer;
 
   constructor(
     private readonly store: Store,
@@ -65,6 +69,7 @@ export class EmulatorServer {
     private readonly bookmarkIntervalMs: number,
     private readonly allowAnonymous = false,
   ) {
+    this.authorizer = new Authorizer(store);
     this.http = http.createServer((req, res) => {
       void this.handle(req, res).catch((err: unknown) => {
         // last resort: never let a request crash the process
@@ -147,11 +152,16 @@ export class EmulatorServer {
     return Buffer.concat(chunks);
   }
 
-  private authorized(req: http.IncomingMessage): boolean {
+  /** 'admin' (the emulator token, or anonymous when allowed), an RBAC identity, or undefined (401) */
+  private authenticate(req: http.IncomingMessage): 'admin' | Identity | undefined {
     const h = req.headers.authorization ?? '';
-    if (!h && this.allowAnonymous) return true;
+    if (!h && this.allowAnonymous) return 'admin';
     const m = /^Bearer\s+(.+)$/i.exec(h);
-    return !!m && secretEquals(m[1].trim(), this.token);
+    if (!m) return undefined;
+    const token = m[1].trim();
+    if (secretEquals(token, this.token)) return 'admin';
+    for (const [t, id] of this.identities) if (secretEquals(token, t)) return id;
+    return undefined;
   }
 
   private parseRoute(path: string): Route | 'discovery' | undefined {
@@ -233,9 +243,21 @@ export class EmulatorServer {
       this.send(res, r);
     };
 
-    if (!this.authorized(req)) {
+    const who = this.authenticate(req);
+    if (!who) {
       finish({ code: 401, body: statusOf(401, 'Unauthorized') });
       return;
+    }
+    if (who !== 'admin') {
+      entry.user = who.user;
+      const attrs = entry.nonResourceURL !== undefined
+        ? { verb: (method === 'GET' ? 'get' : method.toLowerCase()) as AuditVerb, group: '', resource: '', nonResourceURL: entry.nonResourceURL }
+        : entry;
+      if (!this.authorizer.allowed(who, attrs)) {
+        const details = entry.nonResourceURL === undefined ? { ...(entry.name ? { name: entry.name } : {}), group: entry.group, kind: entry.resource } : undefined;
+        finish({ code: 403, body: new ApiError(403, Authorizer.message(who, attrs), 'Forbidden', details).toStatus() });
+        return;
+      }
     }
     const fault = this.faults.find((f) => f.remaining > 0 && (!f.match || f.match({ method, path: url.pathname, url: url.pathname + url.search })));
     if (fault) {

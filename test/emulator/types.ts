@@ -69,4 +69,6 @@ export interface AuditEntry {
   code: number;
   /** set (and resource '') for non-resource requests such as /version, /api, /healthz */
   nonResourceURL?: string;
+  /** the RBAC user, for requests made with a token from asUser()/asServiceAccount() (absent for the admin token) */
+  user?: string;
 }

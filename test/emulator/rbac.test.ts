@@ -1,0 +1,88 @@
+import { ApiException, CoreV1Api } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { startApiServer, type ApiServerEmulator, type KubeObject } from './index.js';
+import { rawRequest, vmSubresource } from './helpers.js';
+
+const NS = 'default';
+
+function role(kind: 'Role' | 'ClusterRole', name: string, rules: unknown[], ns?: string): KubeObject {
+  return { apiVersion: 'rbac.authorization.k8s.io/v1', kind, metadata: { name, ...(ns ? { namespace: ns } : {}) }, rules };
+}
+
+function binding(kind: 'RoleBinding' | 'ClusterRoleBinding', name: string, roleKind: string, roleName: string, subjects: unknown[], ns?: string): KubeObject {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind,
+    metadata: { name, ...(ns ? { namespace: ns } : {}) },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name: roleName },
+    subjects,
+  };
+}
+
+async function forbidden(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    expect((e as ApiException<string>).code, String(e)).to.equal(403);
+    const s = JSON.parse((e as ApiException<string>).body) as { reason: string; message: string };
+    expect(s.reason).to.equal('Forbidden');
+    return s.message;
+  }
+  throw new Error('expected 403');
+}
+
+describe('apiserver emulator: RBAC for non-admin credentials', () => {
+  let emu: ApiServerEmulator;
+  beforeEach(async () => {
+    emu = await startApiServer({ vmiPhaseDelayMs: 5 });
+  });
+  afterEach(async () => {
+    expect(emu.controllerErrors).to.deep.equal([]);
+    await emu.close();
+  });
+
+  it('a service account gets exactly what its Role/ClusterRole bindings grant', async () => {
+    const sa = emu.asServiceAccount(NS, 'agent');
+    const core = sa.makeKubeConfig().makeApiClient(CoreV1Api);
+    const msg = await forbidden(core.listNamespacedConfigMap({ namespace: NS }));
+    expect(msg).to.equal('configmaps is forbidden: User "system:serviceaccount:default:agent" cannot list resource "configmaps" in API group "" in the namespace "default"');
+
+    emu.create(role('Role', 'cm-reader', [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch'] }], NS));
+    emu.create(binding('RoleBinding', 'cm-reader', 'Role', 'cm-reader', [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }], NS));
+    expect((await core.listNamespacedConfigMap({ namespace: NS })).items).to.deep.equal([]);
+    const create = await forbidden(core.createNamespacedConfigMap({ namespace: NS, body: { metadata: { name: 'x' } } }));
+    expect(create).to.contain('cannot create resource "configmaps"');
+    await forbidden(core.listNamespacedConfigMap({ namespace: 'kube-system' }));
+    const cluster = await forbidden(core.listNamespace());
+    expect(cluster).to.contain('at the cluster scope');
+
+    // resourceNames narrow a rule to named objects
+    emu.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'mine', namespace: NS } });
+    emu.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'other', namespace: NS } });
+    emu.create(role('Role', 'one-secret', [{ apiGroups: [''], resources: ['secrets'], resourceNames: ['mine'], verbs: ['get'] }], NS));
+    emu.create(binding('RoleBinding', 'one-secret', 'Role', 'one-secret', [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }], NS));
+    expect((await core.readNamespacedSecret({ namespace: NS, name: 'mine' })).metadata?.name).to.equal('mine');
+    expect(await forbidden(core.readNamespacedSecret({ namespace: NS, name: 'other' }))).to.match(/^secrets "other" is forbidden/);
+
+    const mine = emu.audit.filter((a) => a.user === sa.user);
+    expect(mine.map((a) => `${a.verb} ${a.resource} ${a.code}`)).to.include.members(['list configmaps 403', 'list configmaps 200', 'get secrets 200', 'get secrets 403']);
+  });
+
+  it('KubeVirt subresources need update on virtualmachines/start in subresources.kubevirt.io; groups bind too', async () => {
+    emu.create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: NS }, spec: { runStrategy: 'Halted', template: { spec: {} } } });
+    const user = emu.asUser('jane', ['bmc-operators']);
+    const kc = user.makeKubeConfig();
+    const denied = await vmSubresource(kc, NS, 'vm', 'start');
+    expect(denied.status).to.equal(403);
+    expect((denied.body as { message: string }).message).to.equal(
+      'virtualmachines.subresources.kubevirt.io "vm" is forbidden: User "jane" cannot update resource "virtualmachines/start" in API group "subresources.kubevirt.io" in the namespace "default"',
+    );
+    emu.create(role('ClusterRole', 'vm-power', [{ apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachines/start', 'virtualmachines/stop'], verbs: ['update'] }]));
+    emu.create(binding('ClusterRoleBinding', 'vm-power', 'ClusterRole', 'vm-power', [{ kind: 'Group', name: 'bmc-operators', apiGroup: 'rbac.authorization.k8s.io' }]));
+    expect((await vmSubresource(kc, NS, 'vm', 'start')).status).to.equal(202);
+    expect((await vmSubresource(kc, NS, 'vm', 'restart')).status).to.equal(403);
+    // discovery is open to every authenticated identity, the admin token skips RBAC
+    expect((await rawRequest(kc, 'GET', '/apis')).status).to.equal(200);
+    expect((await rawRequest(emu.makeKubeConfig(), 'GET', '/api/v1/namespaces')).status).to.equal(200);
+  });
+});
