@@ -32,6 +32,9 @@ export type JsonPatchOp =
 
 /** A failed API request. status 0 means the request never got an HTTP answer (refused, timeout). */
 export class KubeApiError extends Error {
+  /** the connection was a pooled one reset by the server before answering */
+  reusedSocket = false;
+
   constructor(
     readonly status: number,
     readonly method: string,
@@ -120,6 +123,7 @@ export interface KubeClientOptions {
 export class KubeClient {
   private readonly timeoutMs: number;
   private readonly watcher: Watch;
+  private agent: http.Agent | undefined;
 
   constructor(
     readonly kc: KubeConfig,
@@ -131,6 +135,18 @@ export class KubeClient {
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.requestOnce<T>(method, path, opts);
+    } catch (e) {
+      // a pooled connection the server closed as we reused it: the request never arrived. Retry
+      // once where a repeat is harmless (reads; guarded JSON patches).
+      const retriable = method === 'GET' || (method === 'PATCH' && opts.contentType === CONTENT_JSON_PATCH);
+      if (retriable && e instanceof KubeApiError && e.status === 0 && e.reusedSocket) return this.requestOnce<T>(method, path, opts);
+      throw e;
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
     const cluster = this.kc.getCurrentCluster();
     if (!cluster) throw new KubeApiError(0, method, path, undefined, 'kubeconfig has no current cluster');
     const url = new URL(cluster.server.replace(/\/+$/, '') + path);
@@ -138,10 +154,12 @@ export class KubeClient {
 
     const reqOpts: https.RequestOptions = { headers: {} };
     try {
+      // every request: credentials may rotate (projected service account tokens)
       await this.kc.applyToHTTPSOptions(reqOpts);
     } catch (e) {
       throw new KubeApiError(0, method, path, undefined, `cannot prepare credentials: ${errText(e)}`, { cause: e });
     }
+    reqOpts.agent = this.keepAlive(reqOpts.agent);
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const headers: http.OutgoingHttpHeaders = { ...(reqOpts.headers as http.OutgoingHttpHeaders), accept: CONTENT_JSON };
     if (payload) {
@@ -179,11 +197,36 @@ export class KubeClient {
         req.destroy(new Error(`no answer within ${this.timeoutMs} ms`));
       });
       req.on('error', (e) => {
-        reject(new KubeApiError(0, method, path, undefined, `${method} ${path}: ${e.message}`, { cause: e }));
+        const err = new KubeApiError(0, method, path, undefined, `${method} ${path}: ${e.message}`, { cause: e });
+        err.reusedSocket = req.reusedSocket && (e as NodeJS.ErrnoException).code === 'ECONNRESET';
+        reject(err);
       });
       if (payload) req.write(payload);
       req.end();
     });
+  }
+
+  /**
+   * client-node makes a fresh agent per call (a new TCP/TLS connection per request). For plain
+   * http/https agents, keep one keep-alive agent built from the same TLS settings instead (they
+   * come from the kubeconfig and do not change); proxy agents are used as they come.
+   */
+  private keepAlive(agent: RequestOptionsAgent): RequestOptionsAgent {
+    if (!agent || typeof agent !== 'object') return agent;
+    const ctor = agent.constructor;
+    if (ctor !== https.Agent && ctor !== http.Agent) return agent;
+    if (!this.agent) {
+      const opts = { ...(agent as http.Agent & { options: https.AgentOptions }).options, keepAlive: true, maxSockets: 8 };
+      this.agent = ctor === https.Agent ? new https.Agent(opts) : new http.Agent(opts);
+    }
+    agent.destroy();
+    return this.agent;
+  }
+
+  /** Release pooled connections. */
+  close(): void {
+    this.agent?.destroy();
+    this.agent = undefined;
   }
 
   get<T>(path: string, query?: RequestOptions['query']): Promise<T> {
@@ -225,6 +268,8 @@ export class KubeClient {
     return () => ctl.abort();
   }
 }
+
+type RequestOptionsAgent = https.RequestOptions['agent'];
 
 function isStatus(v: unknown): v is KubeStatus {
   return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'Status';

@@ -339,6 +339,7 @@ export class KubeVirtMachine implements Machine {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.dvWatch.stop()]);
+    this.client.close();
     this.events.removeAllListeners();
   }
 
