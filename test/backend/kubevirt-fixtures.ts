@@ -5,6 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { createKubeVirtMachine, type KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import type { PowerState } from '../../src/backend/types.js';
@@ -55,13 +56,13 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<ApiServ
 
 export async function newMachine(
   emu: ApiServerEmulator,
-  opts: { name?: string; logger?: Logger; storageClassName?: string } = {},
+  opts: { name?: string; logger?: Logger; storageClassName?: string; kubeConfig?: KubeConfig } = {},
 ): Promise<KubeVirtMachine> {
   return (await createKubeVirtMachine({
     namespace: NS,
     name: opts.name ?? VM_NAME,
     logger: opts.logger ?? pino({ level: 'silent' }),
-    kubeConfig: emu.makeKubeConfig(),
+    kubeConfig: opts.kubeConfig ?? emu.makeKubeConfig(),
     watchMinBackoffMs: 20,
     watchMaxBackoffMs: 200,
     requestTimeoutMs: 2000,

@@ -8,7 +8,8 @@ import { expect } from 'chai';
 import { parse } from 'yaml';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
-import { newMachine, startEmulator, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
+import { isBackendError } from '../../src/backend/types.js';
+import { captureLogger, newMachine, startEmulator, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
 interface Rule {
   apiGroups?: string[];
@@ -61,11 +62,36 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
     }
   });
 
+  /** Install the role file and bind it to the agent's service account in the VM's namespace. */
+  function bindAgentRole(): void {
+    const role = loadRole();
+    emu.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: role.metadata.name }, rules: role.rules } as never);
+    emu.create({
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'virtbmc-vm1', namespace: 'default' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'virtbmc' },
+      subjects: [{ kind: 'ServiceAccount', name: 'vm1-virtbmc', namespace: 'default' }],
+    } as never);
+  }
+
+  it('without the binding the API answers 403: Unavailable, and the log names the permission', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    const cap = captureLogger();
+    m = await newMachine(emu, { kubeConfig: emu.asServiceAccount('default', 'vm1-virtbmc').makeKubeConfig(), logger: cap.logger });
+    const err = await m.getPowerState().catch((e: unknown) => e);
+    expect(isBackendError(err, 'Unavailable'), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/RBAC.*get on virtualmachines\.kubevirt\.io/);
+    expect(cap.lines().some((l) => l.includes('RBAC') && l.includes('"resource":"virtualmachines"'))).to.equal(true);
+  });
+
   it('every request of a power/boot/media/watch workload is granted, and every grant is used', async () => {
     const images = await startImageServer({ '/os.iso': 2 ** 30 });
     try {
       emu.create(vmFixture({ runStrategy: 'Halted' }));
-      m = await newMachine(emu);
+      bindAgentRole();
+      // the backend runs as the agent's service account: the emulator enforces the role (403 otherwise)
+      m = await newMachine(emu, { kubeConfig: emu.asServiceAccount('default', 'vm1-virtbmc').makeKubeConfig() });
       // (set-up writes the store directly: the audit log holds only the backend's requests)
       await m.power('on');
       await waitPower(m, 'On');
@@ -95,6 +121,7 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
 
     const role = loadRole();
     const requests = emu.audit.filter((a) => !a.nonResourceURL);
+    expect(requests.filter((a) => a.code === 403).map((a) => `${a.verb} ${a.group}/${resourceOf(a)}`)).to.deep.equal([]);
     const denied = requests.filter((a) => !allows(role.rules, a)).map((a) => `${a.verb} ${a.group}/${resourceOf(a)}`);
     expect([...new Set(denied)]).to.deep.equal([]);
 
