@@ -189,3 +189,50 @@ describe('apiserver emulator: fault hooks', () => {
     await emu.waitFor(() => done);
   });
 });
+
+describe('apiserver emulator: bad input', () => {
+  it('answers malformed requests with Status errors and keeps serving', async () => {
+    const emu = await startApiServer();
+    try {
+      const kc = emu.makeKubeConfig();
+      const token = kc.getCurrentUser()?.token ?? '';
+      const send = async (method: string, path: string, body?: string, ct = 'application/json'): Promise<{ status: number; kind?: string }> => {
+        const r = await fetch(emu.url + path, { method, headers: { Authorization: `Bearer ${token}`, 'Content-Type': ct }, body });
+        const text = await r.text();
+        let kind: string | undefined;
+        try {
+          kind = (JSON.parse(text) as { kind?: string }).kind;
+        } catch {
+          kind = undefined;
+        }
+        return { status: r.status, kind };
+      };
+      const cases: [string, string, string | undefined, string | undefined, number][] = [
+        ['GET', '/api/v1/namespaces/default/configmaps/%zz', undefined, undefined, 404],
+        ['POST', '/api/v1/namespaces/default/configmaps', '[1,2]', undefined, 400],
+        ['POST', '/api/v1/namespaces/default/configmaps', '"str"', undefined, 400],
+        ['POST', '/api/v1/namespaces/default/configmaps', '{"metadata": 5}', undefined, 400],
+        ['PUT', '/api/v1/namespaces/default/configmaps', '{}', undefined, 405],
+        ['PATCH', '/api/v1/namespaces/default/configmaps/nope', '{}', 'application/merge-patch+json', 404],
+        ['GET', '/api/v1/namespaces/default/configmaps?labelSelector=%28%28', undefined, undefined, 400],
+        ['GET', '/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=abc', undefined, undefined, 400],
+        ['GET', '/api/v1/namespaces/default/configmaps?continue=%21%21', undefined, undefined, 400],
+        ['DELETE', '/api/v1/namespaces/default/configmaps/x?propagationPolicy=Sometimes', undefined, undefined, 422],
+        ['OPTIONS', '/api/v1/namespaces/default/configmaps', undefined, undefined, 405],
+        ['GET', '/apis/kubevirt.io/v1/namespaces/default/virtualmachines/a/b/c/d', undefined, undefined, 404],
+        ['PUT', '/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/vm/start', '[', undefined, 400],
+        ['GET', '/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines/vm/start', undefined, undefined, 405],
+      ];
+      for (const [method, path, body, ct, code] of cases) {
+        const r = await send(method, path, body, ct);
+        expect(r, `${method} ${path}`).to.deep.equal({ status: code, kind: 'Status' });
+      }
+      const big = await send('POST', '/api/v1/namespaces/default/configmaps', JSON.stringify({ metadata: { name: 'big' }, data: { x: 'a'.repeat(4 * 1024 * 1024) } }));
+      expect(big.status).to.equal(413);
+      expect((await send('GET', '/api/v1/namespaces/default/configmaps')).status).to.equal(200);
+      expect(emu.controllerErrors).to.deep.equal([]);
+    } finally {
+      await emu.close();
+    }
+  });
+});

@@ -165,7 +165,12 @@ export class EmulatorServer {
   }
 
   private parseRoute(path: string): Route | 'discovery' | undefined {
-    const seg = path.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    let seg: string[];
+    try {
+      seg = path.split('/').filter((s) => s !== '').map((s) => decodeURIComponent(s));
+    } catch {
+      return undefined; // malformed percent-encoding: no such resource
+    }
     let group: string;
     let version: string;
     let rest: string[];
@@ -487,13 +492,13 @@ export class EmulatorServer {
     const cont = query.get('continue');
     let offset = 0;
     if (cont) {
-      const n = Number(Buffer.from(cont, 'base64url').toString('utf8'));
-      if (!Number.isInteger(n) || n < 0) throw badRequest('invalid continue token');
-      offset = n;
+      const m = /^offset:(\d+)$/.exec(Buffer.from(cont, 'base64url').toString('utf8'));
+      if (!m) throw badRequest('continue key is not valid: malformed continue token');
+      offset = Number(m[1]);
     }
     if (offset) items = items.slice(offset);
     if (limit > 0 && items.length > limit) {
-      meta.continue = Buffer.from(String(offset + limit), 'utf8').toString('base64url');
+      meta.continue = Buffer.from(`offset:${offset + limit}`, 'utf8').toString('base64url');
       meta.remainingItemCount = items.length - limit;
       items = items.slice(0, limit);
     }
