@@ -48,6 +48,7 @@ describe('kubevirt backend: boot override', function () {
     await m2?.close();
     m = m2 = undefined;
     await emu.close();
+    expect(emu.controllerErrors).to.deep.equal([]);
   });
 
   it('continuous targets rewrite the device boot orders; disabled removes them', async () => {

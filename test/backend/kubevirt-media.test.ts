@@ -35,6 +35,7 @@ describe('kubevirt backend: virtual media', function () {
     m = undefined;
     await images.close();
     await emu.close();
+    expect(emu.controllerErrors).to.deep.equal([]);
   });
 
   it('insert: sizes from HEAD, imports into a DataVolume, hot-plugs it into the CD-ROM; eject undoes it', async () => {

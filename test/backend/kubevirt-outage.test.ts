@@ -21,6 +21,7 @@ describe('kubevirt backend: API outages and errors', function () {
     await m?.close();
     m = undefined;
     await emu.close();
+    expect(emu.controllerErrors).to.deep.equal([]);
   });
 
   it('refused connections → Unavailable for reads and actions, then recovery with fresh state', async () => {

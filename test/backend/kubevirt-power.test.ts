@@ -82,6 +82,7 @@ describe('kubevirt backend: power', function () {
     });
     after(async () => {
       await shared.close();
+      expect(shared.controllerErrors).to.deep.equal([]);
     });
     /** One case on its own VM; throws a descriptive error when the outcome is not the expected one. */
     async function runCase(s: Strategy, action: PowerAction): Promise<void> {
@@ -155,6 +156,7 @@ describe('kubevirt backend: power', function () {
     await m?.close();
     m = undefined;
     await emu.close();
+    expect(emu.controllerErrors).to.deep.equal([]);
   });
 
   it('resume after pause returns to On through VMI unpause', async () => {

@@ -49,6 +49,7 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
     await m?.close();
     m = undefined;
     await emu.close();
+    expect(emu.controllerErrors).to.deep.equal([]);
   });
 
   it('is the ClusterRole named virtbmc without wildcards', () => {
