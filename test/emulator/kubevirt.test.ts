@@ -285,6 +285,25 @@ describe('apiserver emulator: KubeVirt', () => {
     expect(tpl2.volumes.map((v) => v.name)).to.deep.equal(['root']);
   });
 
+  it('a template edit on a running VM raises RestartRequired until the next VMI; hot-plug does not', async () => {
+    emu.create(vmSpec('vm', { runStrategy: 'Always' }));
+    const first = await running('vm');
+    expect(first.metadata.annotations?.['kubevirt.io/vm-generation']).to.equal('1');
+    const restartRequired = (): boolean => !!st('vm').conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True');
+    emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'dv', namespace: NS }, spec: { source: { blank: {} } } });
+    expect((await call('vm', 'addvolume', { name: 'hp', disk: { disk: { bus: 'scsi' } }, volumeSource: { dataVolume: { name: 'dv' } } })).status).to.equal(202);
+    await emu.waitFor(() => (vmi('vm')?.spec as { volumes: { name: string }[] }).volumes.some((v) => v.name === 'hp'));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(restartRequired()).to.equal(false);
+    const v = vm('vm')!;
+    (v.spec as { template: { spec: { domain: Record<string, unknown> } } }).template.spec.domain.cpu = { cores: 4 };
+    emu.update(v);
+    await emu.waitFor(restartRequired);
+    expect((await call('vm', 'restart')).status).to.equal(202);
+    await emu.waitFor(() => vmi('vm')?.metadata.uid !== first.metadata.uid && phase('vm') === 'Running' && !restartRequired());
+    expect((vmi('vm')?.spec as { domain: { cpu: unknown } }).domain.cpu).to.deep.equal({ cores: 4 });
+  });
+
   it('guest agent hook, VM deletion garbage-collects the VMI, 404 for a missing VM', async () => {
     emu.create(vmSpec('vm', { runStrategy: 'Always' }));
     emu.kubevirt.setGuestAgent(NS, 'vm', { guestOSInfo: { id: 'fedora', name: 'Fedora Linux' } });

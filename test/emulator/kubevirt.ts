@@ -135,6 +135,9 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
   const stopTimers = new Map<string, NodeJS.Timeout | undefined>();
   const progressTimers = new Map<string, NodeJS.Timeout | undefined>();
   const agents = new Map<string, GuestAgentInfo>();
+  /** VMI uid → the VM template spec it was started from (to raise RestartRequired on later edits) */
+  const startedFrom = new Map<string, string>();
+  const templateOf = (vm: KubeObject): string => JSON.stringify(obj(obj(vm.spec).template).spec ?? {});
 
   const k = (ns: string, name: string): string => `${ns}/${name}`;
   const getVm = (ns: string, name: string): KubeObject | undefined => store.get(vmT, ns, name);
@@ -353,7 +356,11 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
         name,
         namespace: ns,
         labels: { ...(clone(tplMeta.labels) as Record<string, string> | undefined), 'kubevirt.io/vm': name },
-        annotations: { ...(clone(tplMeta.annotations) as Record<string, string> | undefined), ...(paused ? { 'emulator.kubevirt.io/start-paused': 'true' } : {}) },
+        annotations: {
+          ...(clone(tplMeta.annotations) as Record<string, string> | undefined),
+          'kubevirt.io/vm-generation': String(vm.metadata.generation ?? 1),
+          ...(paused ? { 'emulator.kubevirt.io/start-paused': 'true' } : {}),
+        },
         finalizers: [FINALIZER],
         ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name, uid: vm.metadata.uid ?? '', controller: true, blockOwnerDeletion: true }],
       },
@@ -361,7 +368,8 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
       status: { phase: 'Pending', phaseTransitionTimestamps: [{ phase: 'Pending', phaseTransitionTimestamp: now() }] },
     };
     try {
-      store.create(vmiT, vmi);
+      const created = store.create(vmiT, vmi);
+      startedFrom.set(created.metadata.uid ?? '', templateOf(vm));
       onceStarted.add(vm.metadata.uid ?? '');
     } catch {
       /* an old VMI still terminating: the next reconcile retries */
@@ -413,6 +421,12 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
       delete st.volumeRequests;
       vm.status = st;
       vm = write(vmT, vm);
+      if (vmi && startedFrom.has(vmi.metadata.uid ?? '')) {
+        // hot-plugged volumes reach the running VMI: they need no restart
+        let before = JSON.parse(startedFrom.get(vmi.metadata.uid ?? '') ?? '{}') as Obj;
+        for (const r of volReqs) before = applyVolumeRequest(before, r);
+        startedFrom.set(vmi.metadata.uid ?? '', JSON.stringify(before));
+      }
       if (vmi && !vmi.metadata.deletionTimestamp && !isFinal(vmi)) {
         let vspec = obj(vmi.spec);
         for (const r of volReqs) vspec = applyVolumeRequest(vspec, r);
@@ -511,6 +525,10 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     c = setCond(c, ready ? { type: 'Ready', status: 'True' } : { type: 'Ready', status: 'False', reason: vmi ? 'PodNotReady' : 'VMINotExists', message: vmi ? 'VMI is not ready' : 'VMI does not exist' });
     if (paused) c = setCond(c, { type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
     else c = c.filter((x) => x.type !== 'Paused');
+    const from = vmi ? startedFrom.get(vmi.metadata.uid ?? '') : undefined;
+    if (vmi && !isFinal(vmi) && from !== undefined && from !== templateOf(vm)) {
+      c = setCond(c, { type: 'RestartRequired', status: 'True', reason: 'RestartRequired', message: 'a non-live-updatable field was changed in the template spec' });
+    } else c = c.filter((x) => x.type !== 'RestartRequired');
     st.conditions = c;
     if (!deepEqual(st, vm.status)) {
       vm.status = st;
@@ -531,7 +549,10 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
       });
       return;
     }
-    if (ev.t === vmiT) onVmiEvent(ev.type, ev.obj);
+    if (ev.t === vmiT) {
+      if (ev.type === 'DELETED') startedFrom.delete(ev.obj.metadata.uid ?? '');
+      onVmiEvent(ev.type, ev.obj);
+    }
     else if (ev.t === vmT) {
       const ns = ev.obj.metadata.namespace ?? '';
       const name = ev.obj.metadata.name ?? '';
