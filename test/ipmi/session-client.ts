@@ -102,6 +102,8 @@ export class UdpPeer {
 
 export interface HandshakeResult {
   openStatus: number;
+  /** Maximum privilege the Open Session Response granted */
+  openMaxPrivilege?: number;
   rakp2Status?: number;
   rakp4Status?: number;
   /** true when RAKP2's auth code and RAKP4's ICV checked out */
@@ -153,6 +155,7 @@ export class RmcpPlusConsole {
     if (!o.ok) throw new Error(o.message);
     if (o.value.status !== 0) return { openStatus: o.value.status, established: false };
     this.bmcId = o.value.bmcSessionId;
+    const openMaxPrivilege = o.value.maxPrivilege;
     if (pauseAfterOpenMs) await new Promise((r) => setTimeout(r, pauseAfterOpenMs));
     const rm = randomBytes(16);
     const uname = Buffer.from(this.user);
@@ -160,7 +163,7 @@ export class RmcpPlusConsole {
     if (!r2raw) throw new Error('no RAKP2');
     const r2 = decodeRakp2(this.payloadOf(r2raw));
     if (!r2.ok) throw new Error(r2.message);
-    if (r2.value.status !== 0 || stopAfterRakp2) return { openStatus: 0, rakp2Status: r2.value.status, established: false };
+    if (r2.value.status !== 0 || stopAfterRakp2) return { openStatus: 0, openMaxPrivilege, rakp2Status: r2.value.status, established: false };
     const hash = authHash(this.suite.auth) ?? 'sha1';
     const inputs: RakpInputs = {
       hash,
@@ -180,13 +183,13 @@ export class RmcpPlusConsole {
     if (!r4raw) throw new Error('no RAKP4');
     const r4 = decodeRakp4(this.payloadOf(r4raw));
     if (!r4.ok) throw new Error(r4.message);
-    if (r4.value.status !== 0) return { openStatus: 0, rakp2Status: 0, rakp4Status: r4.value.status, established: false };
+    if (r4.value.status !== 0) return { openStatus: 0, openMaxPrivilege, rakp2Status: 0, rakp4Status: r4.value.status, established: false };
     const sik = sessionIntegrityKey(inputs);
     const keys = deriveKeys(hash, sik);
     this.k1 = keys.k1;
     this.aesKey = keys.k2.subarray(0, 16);
     const icvOk = rakp4Icv(hash, sik, rm, this.bmcId, inputs.guid, rakp4IcvLength(this.suite.auth)).equals(r4.value.icv);
-    return { openStatus: 0, rakp2Status: 0, rakp4Status: 0, established: rakp2Ok && icvOk };
+    return { openStatus: 0, openMaxPrivilege, rakp2Status: 0, rakp4Status: 0, established: rakp2Ok && icvOk };
   }
 
   payloadOf(datagram: Buffer): Buffer {

@@ -156,7 +156,8 @@ describe('ipmi session layer', () => {
       it(`establishes a suite ${suite} session and round-trips a request`, async () => {
         const c = new RmcpPlusConsole(server.port, 'admin', 'password', suite);
         const h = await c.handshake();
-        expect(h).to.deep.include({ openStatus: 0, rakp2Status: 0, rakp4Status: 0, established: true });
+        // asked for max privilege 0 ("highest matching"): answered with 4, never 0
+        expect(h).to.deep.include({ openStatus: 0, openMaxPrivilege: 4, rakp2Status: 0, rakp4Status: 0, established: true });
         const r = await c.request(0x30, 0x01, [0xab]);
         expect(r?.cc).to.equal(0);
         expect(r!.data.toString('hex')).to.equal('02ab'); // starts at USER
@@ -179,6 +180,26 @@ describe('ipmi session layer', () => {
       expect((await u.handshake()).established).to.equal(true);
       expect((await u.request(6, 0x3b, [0x04]))?.cc).to.equal(0x81); // above this session's limit
       u.close();
+    });
+
+    it('refuses at RAKP1: a role above the user\'s (0x0A), role 0 (0x09), an unknown user (0x0D); and answers RAKP3 with a wrong password with 0x0F', async () => {
+      const once = (user: string, pw: string, suite: number, role = 0x14) => async (algs?: { auth: number; integrity: number; conf: number }) => {
+        const c = new RmcpPlusConsole(server.port, user, pw, suite, role);
+        try {
+          return await c.handshake(algs);
+        } finally {
+          c.close();
+        }
+      };
+      expect((await once('operator', 'op-secret', 3, 0x14)()).rakp2Status).to.equal(0x0a);
+      expect((await once('viewer', 'viewer-pw', 17, 0x13)()).rakp2Status).to.equal(0x0a);
+      expect((await once('admin', 'password', 3, 0x10)()).rakp2Status).to.equal(0x09);
+      expect((await once('nobody', 'password', 3)()).rakp2Status).to.equal(0x0d);
+      expect((await once('admin', 'passw0rd', 17)()).rakp4Status).to.equal(0x0f);
+      expect((await once('admin', 'password', 3)({ auth: 1, integrity: 4, conf: 1 })).openStatus).to.equal(0x11);
+      expect((await once('admin', 'password', 3)({ auth: 2, integrity: 2, conf: 1 })).openStatus).to.equal(0x04);
+      expect((await once('admin', 'password', 3)({ auth: 1, integrity: 2, conf: 1 })).openStatus).to.equal(0x05);
+      expect((await once('admin', 'password', 3)({ auth: 1, integrity: 1, conf: 2 })).openStatus).to.equal(0x10);
     });
 
     it('maps handler failures onto completion codes and keeps serving', async () => {
