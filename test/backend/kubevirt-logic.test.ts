@@ -146,8 +146,10 @@ describe('kubevirt backend logic', () => {
     it('resolves KubeVirt 409s: success when the end state holds, Busy or Conflict otherwise', () => {
       expect(resolveConflict('on', 'On', 'Always', 'VM is already running')).to.equal('ok');
       expect(resolveConflict('gracefulOff', 'Off', 'Manual', 'VM is not running')).to.equal('ok');
-      const busy = resolveConflict('on', 'Off', 'Always', 'Always does not support manual start requests');
-      expect(isBackendError(busy, 'Busy')).to.equal(true);
+      // Always: KubeVirt (re)starts the VM by itself, so a refused manual start is still satisfied
+      expect(resolveConflict('on', 'Off', 'Always', 'Always does not support manual start requests')).to.equal('ok');
+      const halted = resolveConflict('on', 'Off', 'Halted', 'something else');
+      expect(isBackendError(halted, 'Conflict')).to.equal(true);
       const once = resolveConflict('forceRestart', 'On', 'Once', 'RunStategy Once does not support manual restart requests');
       expect(isBackendError(once, 'Conflict')).to.equal(true);
       expect(isBackendError(resolveConflict('forceRestart', 'PoweringOff', 'Always', 'x'), 'Busy')).to.equal(true);

@@ -151,8 +151,8 @@ export function endStateHolds(action: PowerAction, state: PowerState): boolean {
 
 /**
  * KubeVirt answered 409. Given the state re-read afterwards, decide: success (the requested end
- * state holds, e.g. "VM is already running" for on), Busy (a transition is under way, or KubeVirt
- * itself will bring the VM back under Always/RerunOnFailure), or Conflict with KubeVirt's reason.
+ * state holds, e.g. "VM is already running" for on, or KubeVirt brings the VM up by itself under
+ * Always/RerunOnFailure), Busy (a transition is under way), or Conflict with KubeVirt's reason.
  */
 export function resolveConflict(
   action: PowerAction,
@@ -164,13 +164,9 @@ export function resolveConflict(
   if (stateAfter === 'PoweringOn' || stateAfter === 'PoweringOff') {
     return new BackendError('Busy', `the VM is ${stateAfter}; try again shortly (${kubeMessage})`, { retryAfterSeconds: 2 });
   }
-  if ((action === 'on' || action === 'powerCycle') && (runStrategy === 'Always' || runStrategy === 'RerunOnFailure')) {
-    return new BackendError(
-      'Busy',
-      `runStrategy ${runStrategy}: KubeVirt starts the VM by itself and refuses a manual start (${kubeMessage})`,
-      { retryAfterSeconds: 5 },
-    );
-  }
+  // Always (and RerunOnFailure after a failure) already asks KubeVirt to run the VM, which is
+  // (re)starting it by itself: the request is satisfied
+  if ((action === 'on' || action === 'powerCycle') && (runStrategy === 'Always' || runStrategy === 'RerunOnFailure')) return 'ok';
   if (runStrategy === 'Once') {
     return new BackendError('Conflict', `runStrategy Once does not allow this; change the VM's runStrategy (${kubeMessage})`);
   }
