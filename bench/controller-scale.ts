@@ -103,6 +103,9 @@ const child = spawn(
   { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
 );
 const pid = child.pid!;
+// never leave the controller behind, whatever happens to this script
+process.on('exit', () => child.exitCode === null && child.kill('SIGKILL'));
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGPIPE'] as const) process.on(sig, () => process.exit(1));
 let peakKb = 0;
 const sampler = setInterval(() => {
   const s = procStatus(pid);

@@ -57,6 +57,7 @@ async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.parse(argv);
   const f = program.opts<Flags>();
+  if (!f.agentImage || !f.agentImage.trim()) throw new UsageError('--agent-image (or VIRTBMC_AGENT_IMAGE) must name the agent image');
   const logger = createLogger(f.logLevel as pino.LevelWithSilent, pino.destination(2));
   const kc = new KubeConfig();
   if (f.kubeconfig) kc.loadFromFile(f.kubeconfig);
