@@ -56,7 +56,7 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<ApiServ
 
 export async function newMachine(
   emu: ApiServerEmulator,
-  opts: { name?: string; logger?: Logger; storageClassName?: string; kubeConfig?: KubeConfig } = {},
+  opts: { name?: string; logger?: Logger; storageClassName?: string; kubeConfig?: KubeConfig; requestTimeoutMs?: number } = {},
 ): Promise<KubeVirtMachine> {
   return (await createKubeVirtMachine({
     namespace: NS,
@@ -65,7 +65,7 @@ export async function newMachine(
     kubeConfig: opts.kubeConfig ?? emu.makeKubeConfig(),
     watchMinBackoffMs: 20,
     watchMaxBackoffMs: 200,
-    requestTimeoutMs: 2000,
+    requestTimeoutMs: opts.requestTimeoutMs ?? 2000,
     syncTimeoutMs: 2000,
     mediaProbeTimeoutMs: 2000,
     ...(opts.storageClassName ? { storageClassName: opts.storageClassName } : {}),

@@ -49,6 +49,20 @@ describe('kubevirt backend: API outages and errors', function () {
     await waitPower(m, 'Off');
   });
 
+  it('an API server that does not answer in time → Unavailable', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu, { requestTimeoutMs: 300 });
+    emu.faults.delayResponses(1500);
+    const started = Date.now();
+    const err = await m.power('on').catch((e: unknown) => e);
+    expect(isBackendError(err, 'Unavailable'), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/300 ms/);
+    expect(Date.now() - started).to.be.below(1400);
+    emu.faults.delayResponses(0);
+    await m.power('on');
+    await waitPower(m, 'On');
+  });
+
   it('a 500 from the API server → Unavailable; the next call works', async () => {
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     m = await newMachine(emu);
