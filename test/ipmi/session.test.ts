@@ -21,6 +21,7 @@ function testTable(calls: string[]): Map<number, CommandSpec> {
   const specs: CommandSpec[] = [
     { netFn: 0x30, cmd: 0x01, name: 'echo', minPrivilege: Privilege.User, handler: (c) => ({ cc: 0, data: Buffer.concat([Buffer.from([c.session.privilege]), c.req.data]) }) },
     { netFn: 0x30, cmd: 0x02, name: 'operate', minPrivilege: Privilege.Operator, handler: () => (calls.push('operate'), { cc: 0 }) },
+    { netFn: 0x30, cmd: 0x20, name: 'slow', minPrivilege: Privilege.User, handler: async () => { calls.push('slow'); await new Promise((r) => setTimeout(r, 300)); return { cc: 0 }; } },
     { netFn: 0x30, cmd: 0x10, name: 'busy', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Busy', 'x')) },
     { netFn: 0x30, cmd: 0x11, name: 'conflict', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Conflict', 'x')) },
     { netFn: 0x30, cmd: 0x12, name: 'down', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Unavailable', 'x')) },
@@ -237,6 +238,20 @@ describe('ipmi session layer', () => {
       expect(calls.length - before).to.equal(1);
       expect((await c.request(0x30, 0x02))?.cc).to.equal(0); // a new rqSeq is a new request
       expect(calls.length - before).to.equal(2);
+      c.close();
+    });
+
+    it('a retransmission arriving while the original still runs waits for it instead of running again', async () => {
+      const c = new RmcpPlusConsole(server.port, 'admin', 'password', 3);
+      await c.handshake();
+      const msg = lanRequest(0x30, 0x20);
+      c.peer.send(c.wrap(msg));
+      c.peer.send(c.wrap(msg));
+      const a = await c.peer.receive(2000);
+      const b = await c.peer.receive(2000);
+      expect(c.unwrap(a!)?.cc).to.equal(0);
+      expect(c.unwrap(b!)?.cc).to.equal(0);
+      expect(calls.filter((x) => x === 'slow')).to.have.length(1);
       c.close();
     });
 

@@ -254,11 +254,13 @@ export class IpmiEngine {
       const now = this.ctx.now();
       const last = s.lastRequest;
       if (last && last.key === key && now - last.at < DUPLICATE_WINDOW_MS) {
+        // Still running (a slow backend) or finished: either way the same answer, run once.
         log.debug({ rqSeq: req.rqSeq, cmd: req.cmd }, 'duplicate request answered from cache');
-        r = last.result;
+        r = await last.result;
       } else {
-        r = await this.execute(req, env, remote, log);
-        if (r) s.lastRequest = { key, at: now, result: r };
+        const pending = this.execute(req, env, remote, log);
+        s.lastRequest = { key, at: now, result: pending };
+        r = await pending;
       }
     } else {
       r = await this.execute(req, env, remote, log);

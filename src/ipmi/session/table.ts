@@ -94,7 +94,7 @@ export class Session implements SessionView {
   rmcp?: RmcpPlusKeys;
   v15?: V15Keys;
   /** The last request handled in this session and its result, to spot retransmissions */
-  lastRequest?: { key: string; at: number; result: { cc: number; data?: Buffer; closeAfter?: number } };
+  lastRequest?: { key: string; at: number; result: Promise<{ cc: number; data?: Buffer; closeAfter?: number } | undefined> };
 
   constructor(init: { id: number; handle: number; remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number }) {
     this.id = init.id;
