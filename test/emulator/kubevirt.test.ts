@@ -65,6 +65,7 @@ describe('apiserver emulator: KubeVirt', () => {
     expect(r.status).to.equal(202);
     expect((vm('vm')?.spec as { runStrategy: string }).runStrategy).to.equal('Always');
     const inst = await running('vm');
+    await emu.waitFor(() => phases.includes('Running')); // the watch event may trail the store
     ctl.abort();
     expect(phases).to.deep.equal(['Pending', 'Scheduling', 'Scheduled', 'Running']);
     expect(inst.metadata.ownerReferences?.[0]).to.deep.include({ kind: 'VirtualMachine', name: 'vm', uid: vm('vm')?.metadata.uid, controller: true });
@@ -94,7 +95,7 @@ describe('apiserver emulator: KubeVirt', () => {
     expect((await call('vm', 'stop')).status).to.equal(202);
     expect((vm('vm')?.spec as { runStrategy: string }).runStrategy).to.equal('Halted');
     await stopped('vm');
-    await emu.waitFor(() => seen.includes('Stopped'));
+    await emu.waitFor(() => seen.includes('Stopped') && vmiMarked);
     c1.abort();
     c2.abort();
     expect(seen).to.deep.equal(['Running', 'Stopping', 'Stopped']);
