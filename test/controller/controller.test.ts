@@ -240,4 +240,38 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     const r = await fetch(`${mgr.healthEndpoint!.url}/readyz`);
     expect(r.status).to.equal(200);
   });
+
+  it('reports NameConflict when an object with the agent name exists and is not its own', async () => {
+    const { emu } = env;
+    emu.create(vmObj('vm11'));
+    emu.create(secretObj('creds'));
+    emu.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'bmc11-virtbmc', namespace: NS, labels: { app: 'someone-else' } }, spec: { ports: [{ port: 1 }] } });
+    emu.create(vmbmcObj('bmc11', 'vm11', 'creds'));
+    const st = await waitReady(emu, 'bmc11', 'False', 'NameConflict');
+    expect(condition(st, 'Ready')?.message).to.contain('Service bmc11-virtbmc');
+    expect((getService(emu, 'bmc11-virtbmc')?.spec as { ports: Array<{ port: number }> }).ports[0]!.port, 'foreign Service untouched').to.equal(1);
+  });
+});
+
+describe('virtbmc-controller --namespace-scope', function () {
+  this.timeout(15000);
+  it('manages only its namespace', async () => {
+    const env = await startEnv({ namespace: 'team-a' });
+    const { emu } = env;
+    try {
+      emu.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-a' } });
+      for (const ns of ['team-a', NS]) {
+        emu.create({ ...vmObj('vm'), metadata: { name: 'vm', namespace: ns } });
+        emu.create({ ...secretObj('creds'), metadata: { name: 'creds', namespace: ns } });
+        emu.create({ ...vmbmcObj('bmc', 'vm', 'creds'), metadata: { name: 'bmc', namespace: ns } });
+      }
+      await emu.waitFor(() => condition(emu.get('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', 'team-a', 'bmc'), 'Ready')?.status === 'True');
+      expect(emu.get('apps/v1', 'Deployment', 'team-a', 'bmc-virtbmc')).to.not.equal(undefined);
+      expect(getDeployment(emu, 'bmc-virtbmc')).to.equal(undefined);
+      expect(getVmbmc(emu, 'bmc')?.status).to.equal(undefined);
+      expect(emu.audit.every((e) => e.nonResourceURL || e.namespace === 'team-a')).to.equal(true);
+    } finally {
+      await env.close();
+    }
+  });
 });
