@@ -196,6 +196,15 @@ describe('kubevirt backend: boot override', function () {
     expect(vmOf(emu).metadata.labels?.touched).to.equal('yes'); // the other writer's change survived
   });
 
+  it('a 422 that is not a lost race (the VM did not move) is reported, not retried', async () => {
+    emu.create(vmFixture());
+    m = await newMachine(emu);
+    emu.faults.failNext(1, 422, (req) => req.method === 'PATCH');
+    const err = await m.setBootOverride({ target: 'pxe', enabled: 'continuous' }).catch((e: unknown) => e);
+    expect(isBackendError(err, 'InvalidArgument'), String(err)).to.equal(true);
+    expect(emu.audit.filter((a) => a.verb === 'patch').map((a) => a.code)).to.deep.equal([422]);
+  });
+
   it('refuses targets KubeVirt cannot express and leaves them out of the capabilities', async () => {
     emu.create(vmFixture({ cdrom: false, interfaces: false }));
     m = await newMachine(emu);

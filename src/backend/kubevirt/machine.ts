@@ -241,7 +241,10 @@ export class KubeVirtMachine implements Machine {
         this.logger.info({ boot: next }, 'boot override written');
         return deriveBootOverride(updated?.metadata ? updated : (await this.view(true, false)).vm);
       } catch (e) {
-        if (isKubeApiError(e, 409) || isKubeApiError(e, 422)) continue; // changed under us: re-read, retry
+        if (isKubeApiError(e, 409)) continue; // changed under us: re-read, retry
+        // 422 is both "the resourceVersion test failed" and "the new spec is invalid": only the
+        // former is worth a retry, and it shows as a moved resourceVersion
+        if (isKubeApiError(e, 422) && (await this.vmMoved(v.vm))) continue;
         throw this.mapError(e, 'set boot override');
       }
     }
@@ -406,7 +409,9 @@ export class KubeVirtMachine implements Machine {
           if (updated?.metadata) this.vmWatch.offer(updated);
           return;
         } catch (e) {
-          if (!(isKubeApiError(e, 409) || isKubeApiError(e, 422))) throw this.mapError(e, 'restore the CD-ROM drive');
+          if (!(isKubeApiError(e, 409) || (isKubeApiError(e, 422) && (await this.vmMoved(vm))))) {
+            throw this.mapError(e, 'restore the CD-ROM drive');
+          }
         }
       }
       if (Date.now() > deadline) {
@@ -414,6 +419,12 @@ export class KubeVirtMachine implements Machine {
       }
       await new Promise((r) => setTimeout(r, 25));
     }
+  }
+
+  /** Whether the VM changed since `seen` was read (a failed resourceVersion test). */
+  private async vmMoved(seen: VirtualMachine): Promise<boolean> {
+    const now = await this.vmWatch.refresh().catch(() => undefined);
+    return !now || now.metadata?.resourceVersion !== seen.metadata?.resourceVersion;
   }
 
   private slots(v: View): MediaSlot[] {
@@ -516,7 +527,7 @@ export class KubeVirtMachine implements Machine {
           this.logger.info({ vmi: uid }, 'boot-once override consumed; previous boot order restored');
           return;
         } catch (e) {
-          if (isKubeApiError(e, 409) || isKubeApiError(e, 422)) continue;
+          if (isKubeApiError(e, 409) || (isKubeApiError(e, 422) && (await this.vmMoved(vm)))) continue;
           throw e;
         }
       }
