@@ -446,6 +446,10 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
         }
         changeReqs = changeReqs.slice(1);
       } else {
+        if (vmi && !isFinal(vmi) && !vmi.metadata.deletionTimestamp) {
+          changeReqs = changeReqs.slice(1); // already running: nothing to start
+          continue;
+        }
         if (vmi) {
           if (isFinal(vmi) && !vmi.metadata.deletionTimestamp) deleteVmi(ns, name, 0);
           if (getVmi(ns, name)) break;
@@ -464,11 +468,12 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
         changeReqs = changeReqs.slice(1);
       }
     }
-    const hadReqs = arr(status.stateChangeRequests).length > 0;
-    if (changeReqs.length === 0 && hadReqs) {
+    if (changeReqs.length !== arr(status.stateChangeRequests).length) {
+      // record what is left (virt-controller drops each request once it has acted on it)
       vm = getVm(ns, name) ?? vm;
       const st = obj(vm.status);
-      delete st.stateChangeRequests;
+      if (changeReqs.length === 0) delete st.stateChangeRequests;
+      else st.stateChangeRequests = changeReqs;
       vm.status = st;
       vm = write(vmT, vm);
     }
