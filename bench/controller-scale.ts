@@ -164,6 +164,7 @@ const result = {
   convergeSeconds: Number((convergeMs / 1000).toFixed(2)),
   perVmbmcMs: Number((convergeMs / N).toFixed(2)),
   controllerPeakRssMiB: Number((peakKb / 1024).toFixed(1)),
+  controllerSettledRssMiB: s ? Number((s.rssKb / 1024).toFixed(1)) : undefined,
   apiRequests: requests,
   controllerCpuSeconds: controllerCpu,
   emulatorAndBenchCpuSeconds: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
@@ -173,7 +174,7 @@ const result = {
 process.stdout.write(
   `controller scale: ${N} VirtualMachineBMCs Ready ${result.convergeSeconds} s after the controller was ready (start-up ${result.startupSeconds} s; ` +
     `${result.perVmbmcMs} ms each, ${WORKERS} workers); ` +
-    `controller peak RSS ${result.controllerPeakRssMiB} MiB, CPU ${controllerCpu} s (emulator+bench ${result.emulatorAndBenchCpuSeconds} s); ` +
+    `controller RSS peak ${result.controllerPeakRssMiB} MiB / settled ${result.controllerSettledRssMiB} MiB, CPU ${controllerCpu} s (emulator+bench ${result.emulatorAndBenchCpuSeconds} s); ` +
     `${requests} API requests; ${idleWrites} writes while idle; load average ${result.loadAverage1m}\n`,
 );
 process.stdout.write(`${JSON.stringify(result)}\n`);
