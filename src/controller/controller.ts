@@ -179,8 +179,9 @@ export class VirtualMachineBMCController {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.resyncTimer = undefined;
     q.shutdown();
-    await Promise.all(this.workers);
+    const running = this.workers;
     this.workers = [];
+    await Promise.all(running);
   }
 
   async stop(): Promise<void> {

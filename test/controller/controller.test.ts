@@ -275,3 +275,22 @@ describe('virtbmc-controller --namespace-scope', function () {
     }
   });
 });
+
+describe('virtbmc-controller without KubeVirt installed', function () {
+  this.timeout(15000);
+  it('stays not-ready and says which informer cannot list', async () => {
+    const env = await startEnv({}, { kubevirt: false });
+    try {
+      const r = await fetch(`${env.mgr.healthEndpoint!.url}/readyz`);
+      expect(r.status).to.equal(503);
+      expect(await r.text()).to.contain('virtualmachines');
+      expect((await fetch(`${env.mgr.healthEndpoint!.url}/healthz`)).status).to.equal(200);
+      // it keeps retrying the list (with backoff) rather than giving up
+      const lists = () => env.emu.audit.filter((e) => e.resource === 'virtualmachines' && e.verb === 'list').length;
+      const before = lists();
+      await env.emu.waitFor(() => lists() > before, 3000);
+    } finally {
+      await env.close();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 /** Shared set-up for the controller tests: an emulator, a manager on it, and object builders. */
-import { startApiServer, type ApiServerEmulator, type KubeObject } from '../emulator/index.js';
+import { startApiServer, type ApiServerEmulator, type EmulatorOptions, type KubeObject } from '../emulator/index.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { startManager, type Manager, type ManagerOptions } from '../../src/controller/manager.js';
 
@@ -35,8 +35,8 @@ export interface Env {
   close(): Promise<void>;
 }
 
-export async function startEnv(opts: Partial<ManagerOptions> = {}): Promise<Env> {
-  const emu = await startApiServer({ workloadDelayMs: 10, vmiPhaseDelayMs: 5 });
+export async function startEnv(opts: Partial<ManagerOptions> = {}, emuOpts: EmulatorOptions = {}): Promise<Env> {
+  const emu = await startApiServer({ workloadDelayMs: 10, vmiPhaseDelayMs: 5, ...emuOpts });
   const mgr = await startManager({
     kc: emu.makeKubeConfig(),
     logger: nullLogger(),
