@@ -6,8 +6,12 @@
 import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError } from '../../src/backend/types.js';
+import { KubeClient, vmPath } from '../../src/backend/kubevirt/client.js';
+import { ObjectWatch } from '../../src/backend/kubevirt/informer.js';
+import type { VirtualMachine } from '../../src/backend/kubevirt/types.js';
+import { nullLogger } from '../../src/common/logger.js';
 import type { ApiServerEmulator } from '../emulator/index.js';
-import { captureLogger, newMachine, startEmulator, until, vmFixture, vmOf, waitPower } from './kubevirt-fixtures.js';
+import { NS, VM_NAME, captureLogger, newMachine, startEmulator, until, vmFixture, vmOf, waitPower } from './kubevirt-fixtures.js';
 
 describe('kubevirt backend: API outages and errors', function () {
   this.timeout(20000);
@@ -88,6 +92,41 @@ describe('kubevirt backend: API outages and errors', function () {
     await waitPower(m, 'Off');
     const watches = emu.audit.filter((a) => a.verb === 'watch' && a.resource === 'virtualmachines');
     expect(watches.length).to.be.greaterThan(1);
+  });
+
+  it('the watch cache never steps back to an older resourceVersion, and a DELETED only removes the object it names', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    const seen: (string | undefined)[] = [];
+    const w = new ObjectWatch<VirtualMachine>({
+      client: new KubeClient(emu.makeKubeConfig(), nullLogger()),
+      logger: nullLogger(),
+      listPath: vmPath(NS),
+      name: VM_NAME,
+      kind: 'VirtualMachine',
+      onChange: (o) => seen.push(o?.metadata?.resourceVersion),
+      minBackoffMs: 20,
+    });
+    w.start();
+    try {
+      await w.waitSynced(2000);
+      await until(() => w.healthy, 'watch open');
+      // a direct read that is ahead of the stream (as after our own write)
+      const ahead = { ...structuredClone(vmOf(emu)), metadata: { ...vmOf(emu).metadata, resourceVersion: '999999' } } as VirtualMachine;
+      w.offer(ahead);
+      const vm = vmOf(emu);
+      vm.metadata.labels = { late: 'event' };
+      emu.update(vm); // its MODIFIED event carries a smaller resourceVersion
+      await new Promise((r) => setTimeout(r, 100));
+      expect(w.current?.metadata?.resourceVersion).to.equal('999999');
+      // a DELETED event for another uid (an old incarnation) does not clear the cache
+      emu.delete('kubevirt.io/v1', 'VirtualMachine', NS, VM_NAME);
+      w.offer({ ...ahead, metadata: { ...ahead.metadata, uid: 'another-uid', resourceVersion: '1000000' } });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(w.current?.metadata?.uid).to.equal('another-uid');
+      expect(seen.filter(Boolean).map(Number)).to.satisfy((rvs: number[]) => rvs.every((v, i) => i === 0 || v >= rvs[i - 1]!));
+    } finally {
+      await w.stop();
+    }
   });
 
   it('403 → Unavailable and a log line naming the missing RBAC verb and resource', async () => {
