@@ -85,4 +85,31 @@ describe('apiserver emulator: RBAC for non-admin credentials', () => {
     expect((await rawRequest(kc, 'GET', '/apis')).status).to.equal(200);
     expect((await rawRequest(emu.makeKubeConfig(), 'GET', '/api/v1/namespaces')).status).to.equal(200);
   });
+
+  it('prevents privilege escalation: binding or writing a role needs its permissions (or bind/escalate)', async () => {
+    emu.create(role('ClusterRole', 'vm-admin', [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'delete'] }]));
+    emu.create(role('Role', 'binder', [{ apiGroups: ['rbac.authorization.k8s.io'], resources: ['rolebindings', 'roles'], verbs: ['create'] }], NS));
+    emu.create(binding('RoleBinding', 'binder', 'Role', 'binder', [{ kind: 'ServiceAccount', name: 'ctl', namespace: NS }], NS));
+    const kc = emu.asServiceAccount(NS, 'ctl').makeKubeConfig();
+    const rb = binding('RoleBinding', 'grant', 'ClusterRole', 'vm-admin', [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }], NS);
+    const denied = await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, rb);
+    expect(denied.status).to.equal(403);
+    const msg = (denied.body as { message: string }).message;
+    expect(msg).to.contain('rolebindings.rbac.authorization.k8s.io "grant" is forbidden: user "system:serviceaccount:default:ctl"');
+    expect(msg).to.contain('is attempting to grant RBAC permissions not currently held');
+    expect(msg).to.contain('{APIGroups:["kubevirt.io"], Resources:["virtualmachines"], Verbs:["get"]}');
+    const roleDenied = await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`, role('Role', 'sneaky', [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }], NS));
+    expect(roleDenied.status).to.equal(403);
+
+    // holding the permissions is enough ...
+    emu.create(role('Role', 'vm-admin-local', [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'delete'] }], NS));
+    emu.create(binding('RoleBinding', 'ctl-vms', 'Role', 'vm-admin-local', [{ kind: 'ServiceAccount', name: 'ctl', namespace: NS }], NS));
+    expect((await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, rb)).status).to.equal(201);
+    // ... and so is the bind verb on that role
+    emu.create(role('ClusterRole', 'other', [{ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['*'] }]));
+    emu.create(role('Role', 'may-bind', [{ apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterroles'], verbs: ['bind'], resourceNames: ['other'] }], NS));
+    emu.create(binding('RoleBinding', 'ctl-bind', 'Role', 'may-bind', [{ kind: 'ServiceAccount', name: 'ctl', namespace: NS }], NS));
+    const rb2 = binding('RoleBinding', 'grant2', 'ClusterRole', 'other', [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }], NS);
+    expect((await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, rb2)).status).to.equal(201);
+  });
 });

@@ -2,6 +2,8 @@
  * RBAC authorization for non-admin identities: Roles/ClusterRoles and their bindings in the store
  * decide, like kube-apiserver's RBAC authorizer (no aggregation rules). The admin token bypasses it.
  */
+import type { ResourceType } from './resources.js';
+import { ApiError } from './status.js';
 import type { Store } from './store.js';
 import type { AuditVerb, KubeObject } from './types.js';
 
@@ -109,6 +111,62 @@ export class Authorizer {
       }
     }
     return false;
+  }
+
+  /**
+   * Privilege-escalation prevention: a Role/ClusterRole may only hold rules its author holds (or
+   * has `escalate` on it); a binding may only reference a role whose rules its author holds (or
+   * has `bind` on it). Throws 403 like kube-apiserver.
+   */
+  checkEscalation(id: Identity, t: ResourceType, obj: KubeObject, ns: string | undefined): void {
+    if (t.group !== 'rbac.authorization.k8s.io') return;
+    const name = obj.metadata?.name ?? '';
+    let rules: PolicyRule[];
+    let scopeNs: string | undefined;
+    if (t.resource === 'roles' || t.resource === 'clusterroles') {
+      if (this.allowed(id, { verb: 'escalate' as AuditVerb, group: t.group, resource: t.resource, namespace: ns, name })) return;
+      rules = (obj.rules as PolicyRule[] | undefined) ?? [];
+      scopeNs = t.resource === 'roles' ? ns : undefined;
+    } else if (t.resource === 'rolebindings' || t.resource === 'clusterrolebindings') {
+      const ref = (obj as Binding).roleRef;
+      if (!ref) return;
+      const refResource = ref.kind === 'ClusterRole' ? 'clusterroles' : 'roles';
+      if (this.allowed(id, { verb: 'bind' as AuditVerb, group: t.group, resource: refResource, namespace: ns, name: ref.name })) return;
+      rules = this.rulesOf(ref.kind, ref.name, ns);
+      scopeNs = t.resource === 'rolebindings' ? ns : undefined;
+    } else return;
+    const missing: string[] = [];
+    for (const r of rules) {
+      for (const verb of r.verbs ?? []) {
+        if (r.nonResourceURLs?.length) {
+          for (const u of r.nonResourceURLs) {
+            if (!this.allowed(id, { verb: verb as AuditVerb, group: '', resource: '', nonResourceURL: u })) missing.push(`{NonResourceURLs:["${u}"], Verbs:["${verb}"]}`);
+          }
+          continue;
+        }
+        for (const g of r.apiGroups ?? []) {
+          for (const res of r.resources ?? []) {
+            const [resource, subresource] = res.split('/');
+            const names = r.resourceNames?.length ? r.resourceNames : [undefined];
+            for (const n of names) {
+              const a: Attributes = { verb: verb as AuditVerb, group: g, resource, ...(subresource ? { subresource } : {}), namespace: scopeNs, ...(n ? { name: n } : {}) };
+              if (!this.allowed(id, a)) {
+                missing.push(`{APIGroups:["${g}"], Resources:["${res}"]${n ? `, ResourceNames:["${n}"]` : ''}, Verbs:["${verb}"]}`);
+              }
+            }
+          }
+        }
+      }
+    }
+    if (missing.length > 0) {
+      const q = `${t.resource}.${t.group}`;
+      throw new ApiError(
+        403,
+        `${q} "${name}" is forbidden: user "${id.user}" (groups=${JSON.stringify(id.groups)}) is attempting to grant RBAC permissions not currently held:\n${missing.join('\n')}`,
+        'Forbidden',
+        { name, group: t.group, kind: t.resource },
+      );
+    }
   }
 
   /** kube-apiserver's wording of a denial */

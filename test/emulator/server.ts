@@ -300,7 +300,7 @@ export class EmulatorServer {
         this.startWatch(t, routed.namespace, query, res, entry);
         return;
       }
-      finish(this.dispatch(method, routed, query, body, req.headers['content-type'] ?? ''));
+      finish(this.dispatch(method, routed, query, body, req.headers['content-type'] ?? '', who));
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(500, (e as Error)?.message ?? String(e), 'InternalError');
       finish({ code: err.code, body: err.toStatus() });
@@ -369,7 +369,10 @@ export class EmulatorServer {
     return t;
   }
 
-  private dispatch(method: string, route: Route, query: URLSearchParams, body: unknown, contentType: string): Reply {
+  private dispatch(method: string, route: Route, query: URLSearchParams, body: unknown, contentType: string, who: 'admin' | Identity = 'admin'): Reply {
+    const guard = (t: ResourceType, o: KubeObject, ns: string | undefined): void => {
+      if (who !== 'admin') this.authorizer.checkEscalation(who, t, o, ns);
+    };
     // custom subresources (KubeVirt start/stop/...)
     if (route.subresource && route.subresource !== 'status') {
       const h = this.subresources.get(`${route.group}/${route.version}/${route.resource}/${route.subresource}`);
@@ -401,6 +404,7 @@ export class EmulatorServer {
       case 'POST': {
         if (route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
         if (t.namespaced && ns === undefined) throw NOT_FOUND_ROUTE();
+        guard(t, bodyObj(), ns);
         const created = this.store.create(t, bodyObj(), { dryRun, namespace: ns });
         return { code: 201, body: created };
       }
@@ -408,6 +412,7 @@ export class EmulatorServer {
         if (!route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
         const o = bodyObj();
         const scope = route.subresource === 'status' ? 'status' : 'main';
+        guard(t, o, ns);
         return { code: 200, body: this.store.update(t, o, { scope, dryRun, namespace: ns, name: route.name }) };
       }
       case 'PATCH': {
@@ -426,6 +431,7 @@ export class EmulatorServer {
         if (patched === null || typeof patched !== 'object' || Array.isArray(patched)) throw badRequest('the patched document is not an object');
         const p = patched as KubeObject;
         const scope = route.subresource === 'status' ? 'status' : 'main';
+        guard(t, p, ns);
         return { code: 200, body: this.store.update(t, p, { scope, dryRun, namespace: ns, name: route.name }) };
       }
       case 'DELETE': {
