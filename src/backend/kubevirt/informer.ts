@@ -54,6 +54,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
   private readonly minBackoff: number;
   private readonly maxBackoff: number;
   private failures = 0;
+  private openedAt: number | undefined;
 
   constructor(private readonly o: ObjectWatchOptions<T>) {
     this.minBackoff = o.minBackoffMs ?? 200;
@@ -140,10 +141,12 @@ export class ObjectWatch<T extends KubeObjectBase> {
           if (end === 'expired') break;
           if (end instanceof Error || end !== 'closed') throw end;
         }
-        this.failures = 0;
       } catch (e) {
         this.healthy = false;
         if (this.stopped) return;
+        // a stream that stayed up a while ended the previous incident: back off from the start
+        if (this.openedAt !== undefined && Date.now() - this.openedAt > 5_000) this.failures = 0;
+        this.openedAt = undefined;
         this.failures++;
         // start-up does not wait for a failing API server: reads report it themselves
         for (const w of this.syncWaiters.splice(0)) w();
@@ -220,6 +223,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
             if (ended) return;
             this.abort = abort;
             this.healthy = true;
+            this.openedAt = Date.now();
           },
           (e: unknown) => finish(e instanceof Error ? e : new Error(errText(e))),
         );
