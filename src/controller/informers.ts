@@ -46,7 +46,8 @@ export class ResourceInformer<T extends KubeObject = KubeObject> implements Watc
     this.backoffMs = opts.minBackoffMs ?? 100;
     const path = resourcePath(opts.resource, opts.namespace);
     const listFn = async () => {
-      const list = await opts.client.list<KubeObject>(opts.resource, opts.namespace, opts.labelSelector ? { labelSelector: opts.labelSelector } : {});
+      // paged, so a large cluster never sends one huge response
+      const list = await opts.client.list<KubeObject>(opts.resource, opts.namespace, { limit: 500, ...(opts.labelSelector ? { labelSelector: opts.labelSelector } : {}) });
       this.listed = true;
       this.backoffMs = opts.minBackoffMs ?? 100;
       return list as unknown as { apiVersion: string; kind: string; metadata: { resourceVersion?: string }; items: KubernetesObject[] };

@@ -76,7 +76,7 @@ describe('controller leader election', function () {
     await a.stop(true);
     expect(lease(emu)!.holderIdentity).to.equal('');
     await emu.waitFor(() => b.isLeader, 3000);
-    expect(Date.now() - t0).to.be.below(400);
+    expect(Date.now() - t0).to.be.below(500); // well before the 600 ms expiry
   });
 
   it('the leader steps down when it cannot renew within the renew deadline', async () => {

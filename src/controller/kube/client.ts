@@ -175,7 +175,8 @@ export class KubeClient {
       const qs = q.toString();
       const page = await this.request<KubeList<T>>('GET', resourcePath(r, namespace) + (qs ? `?${qs}` : ''));
       items.push(...(page.items ?? []));
-      rv = page.metadata?.resourceVersion;
+      // all pages belong to the first page's snapshot; watching from it never misses a change
+      rv ??= page.metadata?.resourceVersion;
       cont = page.metadata?.continue || undefined;
     } while (cont);
     return { metadata: { resourceVersion: rv }, items };
