@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parseAllDocuments } from 'yaml';
 import { installCdi } from './cdi.js';
 import { Clock } from './clock.js';
 import { installCrds, loadCrdFiles } from './crd.js';
@@ -66,6 +67,8 @@ export interface ApiServerEmulator {
   list(apiVersion: string, kind: string, namespace?: string): KubeObject[];
   /** writes the whole object (status too), ignoring metadata.resourceVersion; bumps it, emits MODIFIED */
   update(obj: KubeObject): KubeObject;
+  /** create (or replace, keeping status) every object of a multi-document YAML text, e.g. `kubectl kustomize` output */
+  applyYaml(text: string): KubeObject[];
   /** like an API DELETE with background propagation (finalizers respected) */
   delete(apiVersion: string, kind: string, namespace: string | undefined, name: string): void;
   /** polls fn every 5 ms until it returns a truthy value; rejects after timeoutMs (default 5000) */
@@ -179,6 +182,20 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     update(obj) {
       const t = registry.mustByKind(obj.apiVersion, obj.kind);
       return store.update(t, obj, { scope: 'all', force: true });
+    },
+    applyYaml(text) {
+      const out: KubeObject[] = [];
+      for (const doc of parseAllDocuments(text)) {
+        const o = doc.toJSON() as KubeObject | null;
+        if (!o || typeof o !== 'object') continue;
+        if (!o.apiVersion || !o.kind || !o.metadata?.name) throw new Error('emulator.applyYaml: every document needs apiVersion, kind and metadata.name');
+        const t = registry.mustByKind(o.apiVersion, o.kind);
+        const ns = t.namespaced ? (o.metadata.namespace ?? 'default') : undefined;
+        const cur = store.get(t, ns, o.metadata.name);
+        if (cur) out.push(store.update(t, { ...o, metadata: { ...o.metadata, namespace: ns } }, { scope: 'main', force: true }));
+        else out.push(store.create(t, o));
+      }
+      return out;
     },
     delete(apiVersion, kind, namespace, name) {
       store.delete(registry.mustByKind(apiVersion, kind), namespace, name);

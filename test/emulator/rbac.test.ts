@@ -112,4 +112,24 @@ describe('apiserver emulator: RBAC for non-admin credentials', () => {
     const rb2 = binding('RoleBinding', 'grant2', 'ClusterRole', 'other', [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }], NS);
     expect((await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, rb2)).status).to.equal(201);
   });
+
+  it('applyYaml loads manifests (create, then replace) for RBAC set-ups', async () => {
+    const yaml = `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: r, namespace: default}
+rules: [{apiGroups: [""], resources: [configmaps], verbs: [list]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: r, namespace: default}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: r}
+subjects: [{kind: ServiceAccount, name: sa, namespace: default}]
+`;
+    expect(emu.applyYaml(yaml).map((o) => `${o.kind}/${o.metadata.name}`)).to.deep.equal(['Role/r', 'RoleBinding/r']);
+    const core = emu.asServiceAccount(NS, 'sa').makeKubeConfig().makeApiClient(CoreV1Api);
+    expect((await core.listNamespacedConfigMap({ namespace: NS })).items).to.deep.equal([]);
+    emu.applyYaml(yaml.replace('verbs: [list]', 'verbs: [get]'));
+    await forbidden(core.listNamespacedConfigMap({ namespace: NS }));
+    expect(() => emu.applyYaml('kind: Widget\nmetadata: {name: x}')).to.throw(/apiVersion, kind and metadata.name/);
+  });
 });
