@@ -220,6 +220,8 @@ async function patch(ctx: RedfishContext, parent: Parent): Promise<void> {
 function collectionHandler(parent: Parent): RedfishHandler {
   return async (ctx) => {
     requireId(ctx, parent.param, parent.id, parent.type);
+    // Only the slots the backend has (KubeVirt has no USB media, and no CD without a CD-ROM disk).
+    const present = new Set((await backend(ctx.state.deps.machine.listMedia())).map((s) => s.id));
     sendResource(
       ctx,
       collection(
@@ -227,7 +229,7 @@ function collectionHandler(parent: Parent): RedfishHandler {
         parent.base,
         'VirtualMediaCollection',
         'Virtual Media Collection',
-        MEDIA_IDS.map((id) => `${parent.base}/${id}`),
+        MEDIA_IDS.filter((id) => present.has(VIRTUAL_MEDIA_IDS[id])).map((id) => `${parent.base}/${id}`),
       ),
     );
   };
