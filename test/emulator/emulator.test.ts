@@ -297,9 +297,50 @@ describe('apiserver emulator: core REST semantics', () => {
     const after = emu.get('v1', 'ConfigMap', 'default', 'p');
     expect(after?.data).to.deep.equal({ x: '10', z: '3', moved: '3' });
     expect(after?.metadata.resourceVersion).to.equal(rvBefore);
-    // strategic merge patch is accepted (treated as a merge patch)
+    // strategic merge patch is accepted for built-in types
     const smp = await core.patchNamespacedConfigMap({ namespace: 'default', name: 'p', body: { data: { s: 'm' } } }, setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch));
     expect(smp.data?.s).to.equal('m');
+  });
+
+  it('strategic merge patch merges keyed lists on built-in types and is refused (415) for custom resources', async () => {
+    const apps = kc.makeApiClient(AppsV1Api);
+    await apps.createNamespacedDeployment({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'smp', finalizers: ['a/one'] },
+        spec: {
+          selector: { matchLabels: { app: 's' } },
+          template: {
+            metadata: { labels: { app: 's' } },
+            spec: {
+              containers: [
+                { name: 'main', image: 'img:1', env: [{ name: 'A', value: '1' }, { name: 'B', value: '2' }] },
+                { name: 'side', image: 'side:1' },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const smp = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
+    const d = await apps.patchNamespacedDeployment(
+      {
+        namespace: 'default',
+        name: 'smp',
+        body: {
+          metadata: { finalizers: ['b/two'] },
+          spec: { template: { spec: { containers: [{ name: 'main', image: 'img:2', env: [{ name: 'B', $patch: 'delete' }, { name: 'C', value: '3' }] }, { name: 'side', $patch: 'delete' }] } } },
+        },
+      },
+      smp,
+    );
+    expect(d.metadata?.finalizers).to.deep.equal(['a/one', 'b/two']);
+    const containers = d.spec?.template.spec?.containers ?? [];
+    expect(containers.map((c) => `${c.name}:${c.image}`)).to.deep.equal(['main:img:2']);
+    expect(containers[0].env).to.deep.equal([{ name: 'A', value: '1' }, { name: 'C', value: '3' }]);
+    const co = kc.makeApiClient(CustomObjectsApi);
+    emu.create({ apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', metadata: { name: 'b', namespace: 'default' }, spec: {} });
+    await expectApiError(co.patchNamespacedCustomObject({ group: 'bmc.kubevirt.io', version: 'v1beta1', namespace: 'default', plural: 'virtualmachinebmcs', name: 'b', body: { spec: { x: 1 } } }, smp), 415);
   });
 
   it('keeps the status subresource apart from the main resource and bumps generation on spec changes only', async () => {

@@ -181,3 +181,79 @@ export function jsonPatch(docIn: unknown, ops: unknown): unknown {
 }
 
 export type { Json };
+
+/** Merge keys of the built-in list fields that strategic merge patch merges instead of replacing. */
+const MERGE_KEYS: Record<string, string[]> = {
+  containers: ['name'],
+  initContainers: ['name'],
+  ephemeralContainers: ['name'],
+  env: ['name'],
+  volumes: ['name'],
+  volumeMounts: ['mountPath'],
+  volumeDevices: ['devicePath'],
+  imagePullSecrets: ['name'],
+  ports: ['containerPort', 'port'],
+  conditions: ['type'],
+  ownerReferences: ['uid'],
+  hostAliases: ['ip'],
+  topologySpreadConstraints: ['topologyKey'],
+};
+/** primitive lists with the "merge" strategy: the patch's values are added */
+const MERGED_PRIMITIVE_LISTS = new Set(['finalizers']);
+
+function mergeKeyFor(field: string, items: unknown[]): string | undefined {
+  const keys = MERGE_KEYS[field];
+  if (!keys) return undefined;
+  return keys.find((k) => items.some((i) => isObject(i) && k in i)) ?? keys[0];
+}
+
+/**
+ * Strategic merge patch for built-in types: maps merge like a merge patch, lists with a known merge
+ * key merge item by item (`$patch: delete` removes one), `finalizers` are unioned, other lists are
+ * replaced; `$patch: replace` replaces a map; `$setElementOrder/…` and `$retainKeys` are ignored.
+ */
+export function strategicMergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObject(patch)) return clone(patch);
+  if (patch.$patch === 'replace') {
+    const rest = { ...patch };
+    delete rest.$patch;
+    return clone(rest);
+  }
+  if (patch.$patch === 'delete') return undefined;
+  const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/')) continue;
+    if (k.startsWith('$deleteFromPrimitiveList/')) {
+      const field = k.slice('$deleteFromPrimitiveList/'.length);
+      if (Array.isArray(out[field]) && Array.isArray(v)) out[field] = (out[field] as unknown[]).filter((x) => !v.some((d) => deepEqual(d, x)));
+      continue;
+    }
+    if (v === null) {
+      delete out[k];
+      continue;
+    }
+    const cur = out[k];
+    if (Array.isArray(v) && MERGED_PRIMITIVE_LISTS.has(k)) {
+      const base = Array.isArray(cur) ? [...cur] : [];
+      for (const x of v) if (!base.some((b) => deepEqual(b, x))) base.push(clone(x));
+      out[k] = base;
+    } else if (Array.isArray(v) && Array.isArray(cur) && mergeKeyFor(k, [...cur, ...v])) {
+      const key = mergeKeyFor(k, [...cur, ...v])!;
+      const merged = cur.map((x) => clone(x));
+      for (const item of v) {
+        if (!isObject(item)) continue;
+        const idx = merged.findIndex((m) => isObject(m) && m[key] === item[key]);
+        if (item.$patch === 'delete') {
+          if (idx >= 0) merged.splice(idx, 1);
+        } else if (idx >= 0) merged[idx] = strategicMergePatch(merged[idx], item);
+        else merged.push(strategicMergePatch(undefined, item));
+      }
+      out[k] = merged;
+    } else {
+      const next = strategicMergePatch(cur, v);
+      if (next === undefined) delete out[k];
+      else out[k] = next;
+    }
+  }
+  return out;
+}

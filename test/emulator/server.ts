@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { secretEquals } from '../../src/common/secrets.js';
-import { jsonPatch, mergePatch } from './patch.js';
+import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { Authorizer, type Identity } from './rbac.js';
 import { apiVersionOf, type ResourceType } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
@@ -11,6 +11,8 @@ import type { DeleteOptions, EventType, Store, Watcher } from './store.js';
 import type { AuditEntry, AuditVerb, KubeObject } from './types.js';
 
 const MAX_BODY = 3 * 1024 * 1024;
+/** groups of built-in types: strategic merge patch works there, not on custom resources */
+const BUILTIN_GROUPS = new Set(['', 'apps', 'rbac.authorization.k8s.io', 'coordination.k8s.io', 'events.k8s.io', 'apiextensions.k8s.io']);
 
 export interface SubresourceRequest {
   method: string;
@@ -422,9 +424,15 @@ export class EmulatorServer {
         const ct = contentType.split(';')[0].trim().toLowerCase();
         let patched: unknown;
         if (ct === 'application/json-patch+json') patched = jsonPatch(cur, body);
-        else if (ct === 'application/merge-patch+json' || ct === 'application/strategic-merge-patch+json') {
+        else if (ct === 'application/merge-patch+json') {
           if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('merge patch body must be a JSON object');
           patched = mergePatch(cur, body);
+        } else if (ct === 'application/strategic-merge-patch+json') {
+          if (!BUILTIN_GROUPS.has(t.group)) {
+            throw new ApiError(415, `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`, 'UnsupportedMediaType');
+          }
+          if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('strategic merge patch body must be a JSON object');
+          patched = strategicMergePatch(cur, body);
         } else {
           throw new ApiError(415, `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`, 'UnsupportedMediaType');
         }
