@@ -19,6 +19,7 @@ import {
   type ServiceType,
   type VirtualMachineBMC,
 } from './api/types.js';
+import { EventRecorder } from './events.js';
 import { ResourceInformer } from './informers.js';
 import { isConflict, isNotFound, KubeApiError, KubeClient, Resources, type KubeObject, type ResourceRef } from './kube/client.js';
 import { ControllerMetrics } from './metrics.js';
@@ -50,6 +51,8 @@ export interface ControllerOptions {
   autoCreate?: boolean;
   /** Informer restart backoff bounds (ms). */
   informerBackoffMs?: { min: number; max: number };
+  /** reportingInstance of the Events this controller records. */
+  identity?: string;
 }
 
 const VM_PREFIX = 'vm|';
@@ -79,9 +82,13 @@ export class VirtualMachineBMCController {
   private workers: Promise<void>[] = [];
   private resyncTimer?: NodeJS.Timeout;
   private readonly log: Logger;
+  private readonly events: EventRecorder;
+  /** uids of foreign objects already reported as name conflicts (one Warning each) */
+  private readonly conflictsReported = new Set<string>();
 
   constructor(private readonly o: ControllerOptions) {
     this.client = new KubeClient(o.kc);
+    this.events = new EventRecorder(this.client, o.identity ?? 'virtbmc-controller', o.logger);
     this.metrics = o.metrics ?? new ControllerMetrics();
     this.log = o.logger;
     const mk = <T extends KubeObject>(resource: ResourceRef, labelSelector?: string) =>
@@ -231,7 +238,6 @@ export class VirtualMachineBMCController {
     const vm = this.vms.get(ns, vmbmc.spec.virtualMachineRef.name);
     const secret = this.secrets.get(ns, vmbmc.spec.authSecretRef.name);
     const d = desiredObjects(vmbmc, vm, secret, this.o.agent);
-    const uid = vmbmc.metadata.uid;
     const observed: ObservedState = {};
     const steps: Array<[KubeObject, ResourceInformer, ResourceRef]> = [
       [d.serviceAccount, this.serviceAccounts, Resources.serviceAccount],
@@ -240,7 +246,7 @@ export class VirtualMachineBMCController {
       [d.service, this.services, Resources.service],
     ];
     // the four objects are independent: sync them concurrently
-    const results = await Promise.all(steps.map(([desired, informer, resource]) => this.sync(desired, informer, resource, uid, log)));
+    const results = await Promise.all(steps.map(([desired, informer, resource]) => this.sync(desired, informer, resource, vmbmc, log)));
     results.forEach((r, i) => {
       const resource = steps[i]![2];
       if (r.conflict && !observed.problem) observed.problem = { reason: Reason.NameConflict, message: r.conflict };
@@ -252,7 +258,13 @@ export class VirtualMachineBMCController {
     if (patch) {
       try {
         await this.client.mergePatch(Resources.vmbmc, ns, name, patch, 'status');
-        log.debug({ ready: next.conditions?.[0]?.status, reason: next.conditions?.[0]?.reason }, 'status updated');
+        const ready = next.conditions?.find((c) => c.type === 'Ready');
+        const before = vmbmc.status?.conditions?.find((c) => c.type === 'Ready');
+        log.debug({ ready: ready?.status, reason: ready?.reason }, 'status updated');
+        if (ready && (ready.status !== before?.status || (ready.status === 'False' && ready.reason !== before?.reason))) {
+          const warn: string[] = [Reason.VirtualMachineNotFound, Reason.SecretNotFound, Reason.SecretInvalid, Reason.NameConflict];
+          this.events.record(vmbmc, warn.includes(ready.reason) ? 'Warning' : 'Normal', ready.status === 'True' ? 'Ready' : ready.reason, ready.message);
+        }
       } catch (e) {
         if (isNotFound(e)) return; // deleted meanwhile
         throw e;
@@ -265,9 +277,10 @@ export class VirtualMachineBMCController {
     desired: KubeObject,
     informer: ResourceInformer,
     resource: ResourceRef,
-    ownerUid: string | undefined,
+    owner: VirtualMachineBMC,
     log: Logger,
   ): Promise<{ object?: KubeObject; conflict?: string }> {
+    const ownerUid = owner.metadata.uid;
     const ns = desired.metadata?.namespace ?? '';
     const name = desired.metadata?.name ?? '';
     const fields = SYNC_FIELDS[desired.kind ?? ''] ?? [];
@@ -279,11 +292,16 @@ export class VirtualMachineBMCController {
           return { object: actual };
         case 'conflict':
           log.warn({ object: `${resource.plural}/${name}` }, plan.message);
+          if (actual?.metadata?.uid && !this.conflictsReported.has(actual.metadata.uid)) {
+            this.conflictsReported.add(actual.metadata.uid);
+            this.events.record(owner, 'Warning', Reason.NameConflict, plan.message);
+          }
           return { object: undefined, conflict: plan.message };
         case 'create':
           try {
             const created = await this.client.create(resource, ns, plan.body);
             log.info({ object: `${resource.plural}/${name}` }, 'created');
+            this.events.record(owner, 'Normal', 'Created', `Created ${desired.kind} ${name}`);
             return { object: created };
           } catch (e) {
             if (!isConflict(e)) throw e;
@@ -301,6 +319,7 @@ export class VirtualMachineBMCController {
           }
           const patched = await this.client.mergePatch(resource, ns, name, plan.patch);
           log.info({ object: `${resource.plural}/${name}` }, 'updated (drift repaired or spec changed)');
+          this.events.record(owner, 'Normal', 'Updated', `Updated ${desired.kind} ${name} to the desired state`);
           return { object: patched };
         }
       }

@@ -43,8 +43,8 @@ export const DEFAULT_LEASE_NAME = 'virtbmc-controller-leader';
 
 export async function startManager(o: ManagerOptions): Promise<Manager> {
   const metrics = new ControllerMetrics({ processMetrics: o.processMetrics ?? false });
-  const controller = new VirtualMachineBMCController({ ...o, metrics });
   const identity = o.identity ?? `${hostname()}_${randomBytes(4).toString('hex')}`;
+  const controller = new VirtualMachineBMCController({ ...o, metrics, identity });
   const log = o.logger;
 
   const metricsEndpoint = await serveMetrics(o.metricsBindAddress ?? ':8080', metrics.registry);

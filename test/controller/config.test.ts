@@ -127,7 +127,7 @@ describe('controller manifests', function () {
     expect(denied.map((e) => `${e.verb} ${e.group}/${e.resource}${e.subresource ? '/' + e.subresource : ''} ${e.namespace ?? ''}`)).to.deep.equal([]);
     // and the workload really exercised the interesting calls
     const did = new Set(audit.map((e) => `${e.verb} ${e.resource}${e.subresource ? '/' + e.subresource : ''}`));
-    for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases']) {
+    for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases', 'create events']) {
       expect(did.has(k), k).to.equal(true);
     }
   });

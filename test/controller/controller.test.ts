@@ -51,6 +51,13 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     expect(condition(ready, 'VirtualMachineAvailable')?.status).to.equal('True');
     expect(condition(ready, 'SecretAvailable')?.status).to.equal('True');
     for (const o of [sa, rb, dep, svc]) expect(o?.metadata.ownerReferences?.[0]).to.include({ kind: 'VirtualMachineBMC', name: 'bmc1', controller: true });
+    // kubectl describe shows what happened
+    const events = await emu.waitFor(() => {
+      const evs = emu.list('v1', 'Event', NS).filter((e) => (e.involvedObject as { name: string }).name === 'bmc1');
+      return evs.some((e) => e.reason === 'Ready') ? evs : undefined;
+    });
+    expect(events.filter((e) => e.reason === 'Created').map((e) => e.message)).to.include.members(['Created Deployment bmc1-virtbmc', 'Created Service bmc1-virtbmc']);
+    expect(events.find((e) => e.reason === 'Ready')).to.include({ type: 'Normal' });
 
     // update: IPMI off, storage class → Service loses 623, Deployment args change
     const cur = getVmbmc(emu, 'bmc1')!;
@@ -248,6 +255,8 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     emu.create({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'bmc11-virtbmc', namespace: NS, labels: { app: 'someone-else' } }, spec: { ports: [{ port: 1 }] } });
     emu.create(vmbmcObj('bmc11', 'vm11', 'creds'));
     const st = await waitReady(emu, 'bmc11', 'False', 'NameConflict');
+    const warning = await emu.waitFor(() => emu.list('v1', 'Event', NS).find((e) => e.reason === 'NameConflict'));
+    expect(warning).to.include({ type: 'Warning' });
     expect(condition(st, 'Ready')?.message).to.contain('Service bmc11-virtbmc');
     expect((getService(emu, 'bmc11-virtbmc')?.spec as { ports: Array<{ port: number }> }).ports[0]!.port, 'foreign Service untouched').to.equal(1);
   });
