@@ -130,7 +130,6 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
   const vmT = store.registry.mustByKind('kubevirt.io/v1', 'VirtualMachine');
   const vmiT = store.registry.mustByKind('kubevirt.io/v1', 'VirtualMachineInstance');
   const actions: KubevirtAction[] = [];
-  const onceStarted = new Set<string>();
   const pending = new Set<string>();
   const stopTimers = new Map<string, NodeJS.Timeout | undefined>();
   const progressTimers = new Map<string, NodeJS.Timeout | undefined>();
@@ -370,7 +369,6 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     try {
       const created = store.create(vmiT, vmi);
       startedFrom.set(created.metadata.uid ?? '', templateOf(vm));
-      onceStarted.add(vm.metadata.uid ?? '');
     } catch {
       /* an old VMI still terminating: the next reconcile retries */
     }
@@ -486,11 +484,24 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
           else if (isFinal(vmi) && !deleting) deleteVmi(ns, name, 0);
           break;
         case 'RerunOnFailure':
-          if (!vmi) createVmi(vm);
-          else if (phaseOf(vmi) === 'Failed' && !deleting) deleteVmi(ns, name, 0);
+          // a finished VMI goes away; only a failed one is started again (through a start request)
+          if (vmi) {
+            if (isFinal(vmi) && !deleting) {
+              const failed = phaseOf(vmi) === 'Failed';
+              deleteVmi(ns, name, 0);
+              if (failed) {
+                vm = getVm(ns, name) ?? vm;
+                vm.status = { ...obj(vm.status), stateChangeRequests: [{ action: 'Start' }] };
+                vm = write(vmT, vm);
+                schedule(ns, name);
+              }
+            }
+          } else if (obj(vm.status).runStrategy !== 'RerunOnFailure') {
+            createVmi(vm); // a new VM, or one that just came from another run strategy
+          }
           break;
         case 'Once':
-          if (!vmi && !onceStarted.has(vm.metadata.uid ?? '')) createVmi(vm);
+          if (!vmi) createVmi(vm);
           break;
         case 'Halted':
           if (vmi && !deleting) deleteVmi(ns, name);
@@ -561,10 +572,7 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     else if (ev.t === vmT) {
       const ns = ev.obj.metadata.namespace ?? '';
       const name = ev.obj.metadata.name ?? '';
-      if (ev.type === 'DELETED') {
-        onceStarted.delete(ev.obj.metadata.uid ?? '');
-        return;
-      }
+      if (ev.type === 'DELETED') return;
       schedule(ns, name);
     }
   });
