@@ -164,6 +164,19 @@ describe('apiserver emulator: KubeVirt', () => {
     expect((vm('vm')?.spec as { runStrategy: string }).runStrategy).to.equal('Manual');
   });
 
+  it('RerunOnFailure: stop is a stop request, runStrategy stays and the VM stays stopped', async () => {
+    emu.create(vmSpec('vm', { runStrategy: 'RerunOnFailure' }));
+    await running('vm');
+    expect((await call('vm', 'stop')).status).to.equal(202);
+    await stopped('vm');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(vmi('vm')).to.equal(undefined);
+    expect((vm('vm')?.spec as { runStrategy: string }).runStrategy).to.equal('RerunOnFailure');
+    expectConflict(await call('vm', 'stop'), 'vm', 'VM is not running');
+    expect((await call('vm', 'start')).status).to.equal(202);
+    await running('vm');
+  });
+
   it('restart gives a new VMI uid; Halted → 409; a grace period > 0 → 400', async () => {
     emu.create(vmSpec('vm', { runStrategy: 'Always' }));
     const first = await running('vm');

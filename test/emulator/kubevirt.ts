@@ -664,7 +664,7 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
         throw vmConflict(req.name, 'Halted only supports manual stop requests with a shorter graceperiod');
       }
     }
-    if (rs === 'Manual' && !live) throw vmConflict(req.name, 'VM is not running');
+    if ((rs === 'Manual' || rs === 'RerunOnFailure') && !live) throw vmConflict(req.name, 'VM is not running');
     if (vmi && live && grace !== undefined && !dryRun) {
       const spec = obj(vmi.spec);
       spec.terminationGracePeriodSeconds = grace;
@@ -674,6 +674,7 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     switch (rs) {
       case 'Halted':
       case 'Manual':
+      case 'RerunOnFailure': // current KubeVirt keeps RerunOnFailure and asks virt-controller to stop
         addChangeRequests(vm, [{ action: 'Stop', uid: vmi?.metadata.uid }], dryRun);
         break;
       default:
