@@ -3,7 +3,7 @@
  * apiserver emulator, driven by the real ipmitool (RMCP+, cipher suite 17) and by Redfish over
  * HTTP. Assertions look at the cluster objects (VM spec, VMI) as well as at the clients' output.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -23,20 +23,10 @@ import {
   vmiPhase,
   type ImageServer,
 } from '../backend/kubevirt-fixtures.js';
+import { run, type Run } from '../helpers/exec.js';
 
-interface Run {
-  code: number;
-  out: string;
-}
+const exec = (bin: string, args: string[], timeoutMs = 20_000) => run(bin, args, timeoutMs);
 
-function exec(bin: string, args: string[], timeoutMs = 20_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, out: `${stdout}${stderr}` });
-    });
-  });
-}
 
 const SYS = '/redfish/v1/Systems/1';
 const BASIC = 'Basic ' + Buffer.from(`${ADMIN.username}:${ADMIN.password}`).toString('base64');

@@ -5,23 +5,9 @@
  * (mostly its own start-up), so each transport gets its own agent and the three run side by side.
  */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import type { UserAccount } from '../../src/agent/types.js';
-
-interface Run {
-  code: number;
-  out: string;
-}
-
-function exec(bin: string, args: string[], timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, out: `${stdout}${stderr}` });
-    });
-  });
-}
+import { run as exec, type Run } from '../helpers/exec.js';
 
 const TRANSPORTS: Array<{ name: string; args: string[] }> = [
   { name: 'lanplus -C 3', args: ['-I', 'lanplus', '-C', '3'] },

@@ -4,23 +4,10 @@
  * -D LAN_2_0. freeipmi takes the port as host:port.
  */
 import { expect } from 'chai';
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface, type Interface } from 'node:readline';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
-
-interface Run {
-  code: number;
-  out: string;
-}
-
-function exec(bin: string, args: string[], timeoutMs = 15_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, out: `${stdout}${stderr}` });
-    });
-  });
-}
+import { run as exec } from '../helpers/exec.js';
 
 /**
  * A long-lived pyghmi client: one session, commands sent as JSON lines on stdin, one JSON result

@@ -3,7 +3,7 @@
  * the project's codec over a UDP socket on loopback and records every datagram it sent, so fuzz
  * tests can mutate real traffic.
  */
-import { execFile } from 'node:child_process';
+import { run, type Run } from '../helpers/exec.js';
 import { createSocket, type Socket } from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import {
@@ -276,22 +276,7 @@ export function preSessionResponse(datagram: Buffer): { cc: number; data: Buffer
 
 export { password16 };
 
-export interface Run {
-  code: number;
-  out: string;
-  ms: number;
-}
-
-/** Runs a client binary, never rejecting: exit code, merged output and wall time. */
-export function run(cmd: string, args: string[], timeoutMs = 15000): Promise<Run> {
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    execFile(cmd, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
-      resolve({ code, out: `${stdout}${stderr}`, ms: Date.now() - t0 });
-    });
-  });
-}
+export { run, type Run } from '../helpers/exec.js';
 
 export function ipmitool(port: number, args: string[], creds = ['-U', 'admin', '-P', 'password']): Promise<Run> {
   return run('ipmitool', ['-H', '127.0.0.1', '-p', String(port), ...creds, ...args]);
