@@ -21,7 +21,9 @@ import {
 } from './api/types.js';
 import { EventRecorder } from './events.js';
 import { ResourceInformer } from './informers.js';
-import { isConflict, isNotFound, KubeApiError, KubeClient, Resources, type KubeObject, type ResourceRef } from './kube/client.js';
+import { isConflict, isNotFound, KubeApiError, KubeClient } from '../kube/client.js';
+import { Resources, type ResourceRef } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
 import { ControllerMetrics } from './metrics.js';
 import { agentObjectName } from './names.js';
 import {
@@ -87,7 +89,9 @@ export class VirtualMachineBMCController {
   private readonly conflictsReported = new Set<string>();
 
   constructor(private readonly o: ControllerOptions) {
-    this.client = new KubeClient(o.kc);
+    if (!o.kc.getCurrentCluster()) throw new Error('kubeconfig has no current cluster');
+    // a slow API server gets more patience here than in the agent: reconciles are not interactive
+    this.client = new KubeClient(o.kc, { logger: o.logger, timeoutMs: 30_000, maxSockets: 32 });
     this.events = new EventRecorder(this.client, o.identity ?? 'virtbmc-controller', o.logger);
     this.metrics = o.metrics ?? new ControllerMetrics();
     this.log = o.logger;
@@ -305,7 +309,7 @@ export class VirtualMachineBMCController {
             return { object: created };
           } catch (e) {
             if (!isConflict(e)) throw e;
-            actual = await this.client.get(resource, ns, name); // the cache was behind: compare with the real one
+            actual = await this.client.get<KubeObject>(resource, ns, name); // the cache was behind: compare with the real one
             continue;
           }
         case 'patch': {

@@ -4,7 +4,8 @@
  * level and never fails a reconcile.
  */
 import type { Logger } from '../common/logger.js';
-import { Resources, type KubeClient } from './kube/client.js';
+import type { KubeClient } from '../kube/client.js';
+import { Resources } from '../kube/resources.js';
 import type { VirtualMachineBMC } from './api/types.js';
 
 export const COMPONENT = 'virtbmc-controller';

@@ -5,7 +5,9 @@
  */
 import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
-import { resourcePath, type KubeClient, type KubeObject, type ResourceRef } from './kube/client.js';
+import type { KubeClient } from '../kube/client.js';
+import { resourcePath, type ResourceRef } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
 
 export interface WatchedResource<T extends KubeObject = KubeObject> {
   readonly resource: ResourceRef;

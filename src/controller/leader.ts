@@ -7,7 +7,9 @@
  */
 import { V1MicroTime } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
-import { isConflict, isNotFound, Resources, type KubeClient, type KubeObject } from './kube/client.js';
+import { isConflict, isNotFound, type KubeClient } from '../kube/client.js';
+import { Resources } from '../kube/resources.js';
+import type { KubeObject } from '../kube/types.js';
 
 export interface LeaderElectorOptions {
   client: KubeClient;

@@ -19,11 +19,10 @@ import {
   Reason,
   type Condition,
   type ConditionStatus,
-  type OwnerReference,
   type VirtualMachineBMC,
   type VirtualMachineBMCStatus,
 } from './api/types.js';
-import type { KubeObject } from './kube/client.js';
+import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { agentObjectName } from './names.js';
 
 export const IPMI_PORT = 623;

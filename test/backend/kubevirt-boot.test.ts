@@ -6,9 +6,9 @@
 import { expect } from 'chai';
 import { ONCE_ANNOTATION } from '../../src/backend/kubevirt/boot.js';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
-import { KubeClient, vmSubresourcePath } from '../../src/backend/kubevirt/client.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { Resources } from '../../src/kube/resources.js';
 import { isBackendError, type MachineEvent } from '../../src/backend/types.js';
-import { nullLogger } from '../../src/common/logger.js';
 import type { ApiServerEmulator } from '../emulator/index.js';
 import {
   FW_UUID,
@@ -147,8 +147,8 @@ describe('kubevirt backend: boot override', function () {
     m = undefined;
 
     // with no agent running, the VM is restarted (e.g. by another tool)
-    const client = new KubeClient(emu.makeKubeConfig(), nullLogger());
-    await client.putSubresource(vmSubresourcePath(NS, VM_NAME, 'restart'), { gracePeriodSeconds: 0 });
+    const client = new KubeClient(emu.makeKubeConfig());
+    await client.putSubresource(Resources.vmActions, NS, VM_NAME, 'restart', { gracePeriodSeconds: 0 });
     await until(() => vmiPhase(emu) === 'Running' && vmiOf(emu)!.metadata.uid !== uid, 'new VMI');
     expect(annotation(emu)).to.not.equal(undefined);
 

@@ -17,7 +17,9 @@ import {
   planBootWrite,
   supportedTargets,
 } from '../../src/backend/kubevirt/boot.js';
-import { KubeApiError, rbacNeed, toBackendError } from '../../src/backend/kubevirt/client.js';
+import { toBackendError } from '../../src/backend/kubevirt/errors.js';
+import { KubeApiError } from '../../src/kube/client.js';
+import { rbacNeed } from '../../src/kube/resources.js';
 import { canonicalUuid, cpuCount, memoryMiB, parseQuantity, systemInfo } from '../../src/backend/kubevirt/identity.js';
 import { dataVolumeError, deriveSlot, mediaDataVolumeName, mediaSize, parseProgress } from '../../src/backend/kubevirt/media.js';
 import {

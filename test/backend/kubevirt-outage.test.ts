@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError } from '../../src/backend/types.js';
-import { KubeClient, vmPath } from '../../src/backend/kubevirt/client.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { Resources } from '../../src/kube/resources.js';
 import { ObjectWatch } from '../../src/backend/kubevirt/informer.js';
 import type { VirtualMachine } from '../../src/backend/kubevirt/types.js';
 import { nullLogger } from '../../src/common/logger.js';
@@ -98,9 +99,10 @@ describe('kubevirt backend: API outages and errors', function () {
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     const seen: (string | undefined)[] = [];
     const w = new ObjectWatch<VirtualMachine>({
-      client: new KubeClient(emu.makeKubeConfig(), nullLogger()),
+      client: new KubeClient(emu.makeKubeConfig()),
       logger: nullLogger(),
-      listPath: vmPath(NS),
+      resource: Resources.vm,
+      namespace: NS,
       name: VM_NAME,
       kind: 'VirtualMachine',
       onChange: (o) => seen.push(o?.metadata?.resourceVersion),

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { startApiServer, type ApiServerEmulator } from '../emulator/index.js';
 import { nullLogger } from '../../src/common/logger.js';
-import { KubeClient } from '../../src/controller/kube/client.js';
+import { KubeClient } from '../../src/kube/client.js';
 import { LeaderElector } from '../../src/controller/leader.js';
 import { startManager } from '../../src/controller/manager.js';
 import { secretObj, startEnv, vmObj, vmbmcObj, waitReady, type Env } from './fixtures.js';

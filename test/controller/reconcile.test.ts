@@ -10,7 +10,7 @@ import {
   SYNC_FIELDS,
 } from '../../src/controller/reconcile.js';
 import { agentObjectName } from '../../src/controller/names.js';
-import type { KubeObject } from '../../src/controller/kube/client.js';
+import type { KubeObject } from '../../src/kube/types.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 

@@ -17,7 +17,7 @@
  * reached Running (KubeVirt applies spec changes when it creates the next VMI).
  */
 import type { BootEnabled, BootMode, BootOverride, BootTarget } from '../types.js';
-import { pointerSegment, type JsonPatchOp } from './client.js';
+import { pointerSegment, type JsonPatchOp } from '../../kube/client.js';
 import type { Bootloader, Disk, Interface, VirtualMachine } from './types.js';
 
 export const ONCE_ANNOTATION = 'bmc.kubevirt.io/boot-once';

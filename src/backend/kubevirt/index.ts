@@ -6,11 +6,11 @@ import { existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Machine } from '../types.js';
 import type { Logger } from '../../common/logger.js';
-import { KubeClient } from './client.js';
+import { KubeClient } from '../../kube/client.js';
 import { KubeVirtMachine } from './machine.js';
 
 export { KubeVirtMachine, type KubeVirtMachineConfig } from './machine.js';
-export { KubeClient } from './client.js';
+export { KubeClient } from '../../kube/client.js';
 
 export interface KubeVirtMachineOptions {
   namespace: string;
@@ -45,7 +45,7 @@ export function loadKubeConfig(path?: string): KubeConfig {
 
 export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promise<Machine> {
   const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
-  const client = new KubeClient(kc, opts.logger, opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {});
+  const client = new KubeClient(kc, { logger: opts.logger, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
   const machine = new KubeVirtMachine({
     client,
     namespace: opts.namespace,

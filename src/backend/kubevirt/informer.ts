@@ -8,25 +8,23 @@
  * cache then, and fall back to a direct GET otherwise (so an outage is reported, not hidden).
  */
 import type { Logger } from '../../common/logger.js';
-import { errText, isKubeApiError, toBackendError, type KubeClient } from './client.js';
-import type { KubeObjectBase } from './types.js';
+import { errText, isKubeApiError, type KubeClient } from '../../kube/client.js';
+import { resourcePath, type ResourceRef } from '../../kube/resources.js';
+import type { KubeObjectBase } from '../../kube/types.js';
+import { toBackendError } from './errors.js';
 
 export interface ObjectWatchOptions<T> {
   client: KubeClient;
   logger: Logger;
-  /** collection path, e.g. /apis/kubevirt.io/v1/namespaces/ns/virtualmachines */
-  listPath: string;
+  /** the watched object's resource and namespace */
+  resource: ResourceRef;
+  namespace: string;
   name: string;
   /** label for logs, e.g. "VirtualMachine" */
   kind: string;
   onChange: (obj: T | undefined) => void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
-}
-
-interface ListResult<T> {
-  metadata?: { resourceVersion?: string };
-  items?: T[];
 }
 
 function rvNewer(a: string | undefined, b: string | undefined): boolean {
@@ -89,7 +87,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
   /** Direct GET of the object; updates the cache. Throws KubeApiError on failure (404 → undefined). */
   async refresh(): Promise<T | undefined> {
     try {
-      const obj = await this.o.client.get<T>(`${this.o.listPath}/${encodeURIComponent(this.o.name)}`);
+      const obj = await this.o.client.get<T>(this.o.resource, this.o.namespace, this.o.name);
       this.applyObj(obj);
       return obj;
     } catch (e) {
@@ -127,7 +125,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
-        const list = await this.o.client.get<ListResult<T>>(this.o.listPath, { fieldSelector: `metadata.name=${this.o.name}` });
+        const list = await this.o.client.list<T>(this.o.resource, this.o.namespace, { fieldSelector: `metadata.name=${this.o.name}` });
         if (this.stopped) return;
         this.missing = false;
         this.rv = list.metadata?.resourceVersion;
@@ -151,7 +149,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
         // start-up does not wait for a failing API server: reads report it themselves
         for (const w of this.syncWaiters.splice(0)) w();
         if (isKubeApiError(e, 404)) {
-          if (!this.missing) this.o.logger.warn({ kind: this.o.kind, path: this.o.listPath }, `${this.o.kind} API not found (404); will retry`);
+          if (!this.missing) this.o.logger.warn({ kind: this.o.kind, path: resourcePath(this.o.resource, this.o.namespace) }, `${this.o.kind} API not found (404); will retry`);
           this.missing = true;
           this.markSynced();
         } else if (this.failures <= 3 || this.failures % 20 === 0) {
@@ -208,7 +206,8 @@ export class ObjectWatch<T extends KubeObjectBase> {
       };
       this.o.client
         .watch(
-          this.o.listPath,
+          this.o.resource,
+          this.o.namespace,
           {
             fieldSelector: `metadata.name=${this.o.name}`,
             resourceVersion: this.rv,

@@ -35,17 +35,9 @@ import {
   planBootWrite,
   supportedTargets,
 } from './boot.js';
-import {
-  dvPath,
-  isKubeApiError,
-  toBackendError,
-  vmPath,
-  type JsonPatchOp,
-  vmSubresourcePath,
-  vmiPath,
-  vmiSubresourcePath,
-  type KubeClient,
-} from './client.js';
+import { isKubeApiError, type JsonPatchOp, type KubeClient } from '../../kube/client.js';
+import { Resources } from '../../kube/resources.js';
+import { toBackendError } from './errors.js';
 import { systemInfo } from './identity.js';
 import { ObjectWatch } from './informer.js';
 import {
@@ -58,7 +50,7 @@ import {
   probeImageSize,
   volumeFor,
 } from './media.js';
-import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict } from './power.js';
+import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
 import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance } from './types.js';
 
 export interface KubeVirtMachineConfig {
@@ -116,18 +108,20 @@ export class KubeVirtMachine implements Machine {
       ...(cfg.watchMinBackoffMs !== undefined ? { minBackoffMs: cfg.watchMinBackoffMs } : {}),
       ...(cfg.watchMaxBackoffMs !== undefined ? { maxBackoffMs: cfg.watchMaxBackoffMs } : {}),
     };
-    this.vmWatch = new ObjectWatch<VirtualMachine>({ ...common, kind: 'VirtualMachine', listPath: vmPath(this.ns), onChange: () => this.changed() });
+    this.vmWatch = new ObjectWatch<VirtualMachine>({ ...common, kind: 'VirtualMachine', resource: Resources.vm, namespace: this.ns, onChange: () => this.changed() });
     this.vmiWatch = new ObjectWatch<VirtualMachineInstance>({
       ...common,
       kind: 'VirtualMachineInstance',
-      listPath: vmiPath(this.ns),
+      resource: Resources.vmi,
+      namespace: this.ns,
       onChange: () => this.changed(),
     });
     this.dvWatch = new ObjectWatch<DataVolume>({
       ...common,
       name: this.dvName,
       kind: 'DataVolume',
-      listPath: dvPath(this.ns),
+      resource: Resources.dataVolume,
+      namespace: this.ns,
       // CDI may be absent: retry slowly then
       maxBackoffMs: Math.max(cfg.watchMaxBackoffMs ?? 10_000, 30_000),
       onChange: () => this.changed(),
@@ -199,18 +193,17 @@ export class KubeVirtMachine implements Machine {
     if (plan.kind === 'noop') return;
     if (plan.kind === 'error') throw plan.error;
     const { call } = plan;
-    const path =
-      call.target === 'vm' ? vmSubresourcePath(this.ns, this.name, call.sub) : vmiSubresourcePath(this.ns, this.name, call.sub);
+    const target = call.target === 'vm' ? Resources.vmActions : Resources.vmiActions;
     this.logger.info({ action, state, call: call.sub, body: call.body }, 'power action');
     try {
-      await this.client.putSubresource(path, call.body);
+      await this.client.putSubresource(target, this.ns, this.name, call.sub, call.body);
     } catch (e) {
       if (isKubeApiError(e, 409)) {
         const after = await this.view(true, false);
         const stateAfter = derivePowerState(after.vm, after.vmi);
         // a soft reboot the guest cannot take: fall back to a graceful VMI restart
         if (call.sub === 'softreboot' && /agent|ACPI/i.test(e.kubeMessage) && stateAfter === 'On') {
-          return this.putPower(vmSubresourcePath(this.ns, this.name, 'restart'), {}, action);
+          return this.putPower('restart', {}, action);
         }
         const verdict = resolveConflict(action, stateAfter, effectiveRunStrategy(after.vm), e.kubeMessage);
         if (verdict === 'ok') return;
@@ -236,7 +229,7 @@ export class KubeVirtMachine implements Machine {
       const write = planBootWrite(v.vm, next, v.vmi?.metadata?.uid ?? null);
       if (!write) return current;
       try {
-        const updated = await this.client.jsonPatch<VirtualMachine>(vmPath(this.ns, this.name), buildBootPatch(v.vm, write));
+        const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, buildBootPatch(v.vm, write));
         if (updated?.metadata) this.vmWatch.offer(updated);
         this.logger.info({ boot: next }, 'boot override written');
         return deriveBootOverride(updated?.metadata ? updated : (await this.view(true, false)).vm);
@@ -280,7 +273,7 @@ export class KubeVirtMachine implements Machine {
     });
     let created: DataVolume;
     try {
-      created = await this.client.create<DataVolume>(dvPath(this.ns), manifest);
+      created = await this.client.create<DataVolume>(Resources.dataVolume, this.ns, manifest);
     } catch (e) {
       if (isKubeApiError(e, 404)) {
         throw new BackendError('Unsupported', 'CDI is not installed (the cdi.kubevirt.io DataVolume API was not found); virtual media needs CDI');
@@ -291,10 +284,10 @@ export class KubeVirtMachine implements Machine {
     this.dvWatch.offer(created);
     this.mediaError = undefined;
     try {
-      await this.client.putSubresource(vmSubresourcePath(this.ns, this.name, 'addvolume'), addVolumeBody(disk, this.dvName));
+      await this.client.putSubresource(Resources.vmActions, this.ns, this.name, 'addvolume', addVolumeBody(disk, this.dvName));
     } catch (e) {
       // undo the import so nothing is left behind, then report why KubeVirt refused
-      await this.client.delete(dvPath(this.ns, this.dvName)).catch(() => undefined);
+      await this.client.delete(Resources.dataVolume, this.ns, this.dvName).catch(() => undefined);
       if (isKubeApiError(e) && e.status >= 400 && e.status < 500 && e.status !== 403 && e.status !== 404) {
         throw new BackendError(
           'Conflict',
@@ -353,9 +346,10 @@ export class KubeVirtMachine implements Machine {
     if (slotId !== 'cd0') throw new BackendError('NotFound', `no virtual media slot ${String(slotId)}`);
   }
 
-  private async putPower(path: string, body: unknown, action: PowerAction): Promise<void> {
+  /** PUT a VM action subresource (restart, ...) and map its failure. */
+  private async putPower(sub: VmAction, body: unknown, action: PowerAction): Promise<void> {
     try {
-      await this.client.putSubresource(path, body);
+      await this.client.putSubresource(Resources.vmActions, this.ns, this.name, sub, body);
     } catch (e) {
       throw this.mapError(e, `power ${action}`);
     }
@@ -367,7 +361,7 @@ export class KubeVirtMachine implements Machine {
     if (disk && vol?.dataVolume?.name === this.dvName) {
       const index = (v.vm.spec?.template?.spec?.domain?.devices?.disks ?? []).findIndex((d) => d.name === disk.name);
       try {
-        await this.client.putSubresource(vmSubresourcePath(this.ns, this.name, 'removevolume'), { name: disk.name });
+        await this.client.putSubresource(Resources.vmActions, this.ns, this.name, 'removevolume', { name: disk.name });
       } catch (e) {
         // already gone is fine; anything else is reported
         const fresh = await this.vmWatch.refresh().catch(() => undefined);
@@ -379,7 +373,7 @@ export class KubeVirtMachine implements Machine {
     }
     if (v.dv) {
       try {
-        await this.client.delete(dvPath(this.ns, this.dvName));
+        await this.client.delete(Resources.dataVolume, this.ns, this.dvName);
       } catch (e) {
         if (!isKubeApiError(e, 404)) throw this.mapError(e, 'delete media DataVolume');
       }
@@ -405,7 +399,7 @@ export class KubeVirtMachine implements Machine {
           { op: 'add', path: `/spec/template/spec/domain/devices/disks/${at}`, value: disk },
         ];
         try {
-          const updated = await this.client.jsonPatch<VirtualMachine>(vmPath(this.ns, this.name), ops);
+          const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, ops);
           if (updated?.metadata) this.vmWatch.offer(updated);
           return;
         } catch (e) {
@@ -522,7 +516,7 @@ export class KubeVirtMachine implements Machine {
         if (!vm || !saved || !uid || uid === saved.vmiUid) return;
         const ops = buildBootPatch(vm, { orders: saved.orders, bootloader: saved.bootloader, annotation: null });
         try {
-          const updated = await this.client.jsonPatch<VirtualMachine>(vmPath(this.ns, this.name), ops);
+          const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, ops);
           if (updated?.metadata) this.vmWatch.offer(updated);
           this.logger.info({ vmi: uid }, 'boot-once override consumed; previous boot order restored');
           return;

@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BackendError, type MediaSlot } from '../types.js';
-import { errText } from './client.js';
+import { errText } from '../../kube/client.js';
 import type { DataVolume, Disk, VirtualMachine, Volume } from './types.js';
 
 export const IMAGE_ANNOTATION = 'bmc.kubevirt.io/image';

@@ -4,7 +4,6 @@
  */
 import { BackendError, type PowerAction, type PowerState } from '../types.js';
 import type { RunStrategy, VirtualMachine, VirtualMachineInstance } from './types.js';
-import type { VmSubresource, VmiSubresource } from './client.js';
 
 const STARTING = new Set(['Starting', 'Provisioning', 'WaitingForVolumeBinding', 'Scheduling', 'Scheduled', 'Pending']);
 const STOPPING = new Set(['Stopping', 'Terminating']);
@@ -55,9 +54,13 @@ export function derivePowerState(vm: VirtualMachine | undefined, vmi: VirtualMac
   return 'Off';
 }
 
+/** KubeVirt's action subresources of a VirtualMachine and of a VirtualMachineInstance. */
+export type VmAction = 'start' | 'stop' | 'restart' | 'addvolume' | 'removevolume';
+export type VmiAction = 'softreboot' | 'pause' | 'unpause';
+
 export type PowerCall =
-  | { target: 'vm'; sub: Extract<VmSubresource, 'start' | 'stop' | 'restart'>; body: Record<string, unknown> }
-  | { target: 'vmi'; sub: VmiSubresource; body: Record<string, unknown> };
+  | { target: 'vm'; sub: Extract<VmAction, 'start' | 'stop' | 'restart'>; body: Record<string, unknown> }
+  | { target: 'vmi'; sub: VmiAction; body: Record<string, unknown> };
 
 export type PowerPlan = { kind: 'noop' } | { kind: 'call'; call: PowerCall } | { kind: 'error'; error: BackendError };
 

@@ -2,24 +2,7 @@
  * The slices of the KubeVirt and CDI object shapes this backend reads and writes. Everything is
  * optional because objects come from the API server and any field may be missing.
  */
-
-export interface ObjectMeta {
-  name?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: { apiVersion: string; kind: string; name: string; uid: string; controller?: boolean }[];
-}
-
-export interface KubeObjectBase {
-  apiVersion?: string;
-  kind?: string;
-  metadata?: ObjectMeta;
-}
+import type { KubeObjectBase, ObjectMeta } from '../../kube/types.js';
 
 export interface Condition {
   type?: string;
@@ -110,13 +93,4 @@ export interface VirtualMachineInstance extends KubeObjectBase {
 export interface DataVolume extends KubeObjectBase {
   spec?: { source?: { http?: { url?: string } }; [k: string]: unknown };
   status?: { phase?: string; progress?: string; conditions?: Condition[] };
-}
-
-export interface KubeStatus {
-  kind?: 'Status';
-  status?: string;
-  message?: string;
-  reason?: string;
-  code?: number;
-  details?: { name?: string; group?: string; kind?: string; causes?: { message?: string }[] };
 }

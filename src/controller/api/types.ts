@@ -5,6 +5,8 @@
  * ipmi, status.clusterIP/loadBalancerIP/conditions/bootOverride), plus spec.redfish.
  */
 
+import type { ObjectMeta } from '../../kube/types.js';
+
 export const GROUP = 'bmc.kubevirt.io';
 export const VERSION = 'v1beta1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -123,33 +125,10 @@ export interface VirtualMachineBMCStatus {
   bootOverride?: Record<string, unknown>;
 }
 
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-  generateName?: string;
-}
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
-
 export interface VirtualMachineBMC {
   apiVersion: typeof API_VERSION;
   kind: typeof KIND;
-  metadata: ObjectMeta;
+  metadata: ObjectMeta & { name: string };
   spec: VirtualMachineBMCSpec;
   status?: VirtualMachineBMCStatus;
 }

@@ -1,0 +1,288 @@
+/**
+ * The one Kubernetes REST client of the project (agent backend and controller).
+ *
+ * Requests are plain node http(s) requests whose server URL, TLS settings and credentials come from
+ * a client-node KubeConfig (`applyToHTTPSOptions`, prepared again for every request because
+ * projected service-account tokens rotate). client-node's generated APIs are not used: they
+ * URL-encode the `/` of KubeVirt subresource paths and make content types awkward, and global
+ * fetch would ignore the prepared TLS agent. Bodies are JSON; objects travel as plain JSON, so what
+ * watches deliver and what we write look alike. Watches use client-node's own Watch.
+ *
+ * Every failure is a KubeApiError: the HTTP status with the decoded Status body, or status 0 when
+ * no HTTP answer came (refused, reset, timeout, unusable credentials). A 403 names the RBAC
+ * permission the request needed. Mapping errors further (e.g. onto the backend seam's codes) is the
+ * caller's business.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import { nullLogger, type Logger } from '../common/logger.js';
+import { describeRbacNeed, rbacNeed, resourcePath, type RbacNeed, type ResourceRef } from './resources.js';
+import type { KubeList, KubeObject, KubeObjectBase, KubeStatus } from './types.js';
+
+export const CONTENT_JSON = 'application/json';
+export const CONTENT_MERGE_PATCH = 'application/merge-patch+json';
+export const CONTENT_JSON_PATCH = 'application/json-patch+json';
+
+export type JsonPatchOp =
+  | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
+  | { op: 'remove'; path: string };
+
+/** Escape one JSON pointer segment (RFC 6901). */
+export function pointerSegment(s: string): string {
+  return s.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+export function errText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+/** A failed API request. status 0 means the request never got an HTTP answer. */
+export class KubeApiError extends Error {
+  /** the connection was a pooled one reset by the server before answering */
+  reusedSocket = false;
+
+  constructor(
+    readonly status: number,
+    readonly method: string,
+    readonly path: string,
+    readonly body: KubeStatus | undefined,
+    message: string,
+    opts?: { cause?: unknown },
+  ) {
+    super(message, opts);
+    this.name = 'KubeApiError';
+  }
+
+  /** Status.reason (NotFound, AlreadyExists, Conflict, Forbidden, ...) */
+  get reason(): string | undefined {
+    return this.body?.reason;
+  }
+
+  /** The server's own message (Status.message), else ours. */
+  get kubeMessage(): string {
+    return this.body?.message ?? this.message;
+  }
+
+  /** The RBAC verb and resource this request needed (meaningful on a 403). */
+  get rbac(): RbacNeed {
+    return rbacNeed(this.method, this.path);
+  }
+}
+
+export function isKubeApiError(e: unknown, status?: number): e is KubeApiError {
+  return e instanceof KubeApiError && (status === undefined || e.status === status);
+}
+
+export const isNotFound = (e: unknown): boolean => isKubeApiError(e, 404);
+export const isConflict = (e: unknown): boolean => isKubeApiError(e, 409);
+
+export interface RequestOptions {
+  body?: unknown;
+  contentType?: string;
+  query?: Query;
+}
+
+export interface ListOptions {
+  labelSelector?: string;
+  fieldSelector?: string;
+  /** page size; all pages are fetched */
+  limit?: number;
+}
+
+export type PropagationPolicy = 'Background' | 'Foreground' | 'Orphan';
+
+export interface KubeClientOptions {
+  /** gets one trace line per request; default: silent */
+  logger?: Logger;
+  /** per-request timeout (ms), default 10000: a hung API server must not stall a caller forever */
+  timeoutMs?: number;
+  /** pooled connections per API server, default 8 */
+  maxSockets?: number;
+}
+
+type RequestAgent = https.RequestOptions['agent'];
+
+export class KubeClient {
+  readonly timeoutMs: number;
+  private readonly maxSockets: number;
+  private readonly logger: Logger;
+  private readonly watcher: Watch;
+  private agent: http.Agent | undefined;
+
+  constructor(
+    readonly kc: KubeConfig,
+    opts: KubeClientOptions = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.maxSockets = opts.maxSockets ?? 8;
+    this.logger = opts.logger ?? nullLogger();
+    this.watcher = new Watch(kc);
+  }
+
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.requestOnce<T>(method, path, opts);
+    } catch (e) {
+      // a pooled connection the server closed as we reused it: the request never arrived. Retry
+      // once where a repeat is harmless (reads; JSON patches, which callers guard with a test op).
+      const retriable = method === 'GET' || (method === 'PATCH' && opts.contentType === CONTENT_JSON_PATCH);
+      if (retriable && e instanceof KubeApiError && e.status === 0 && e.reusedSocket) return this.requestOnce<T>(method, path, opts);
+      throw e;
+    }
+  }
+
+  private async requestOnce<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) throw new KubeApiError(0, method, path, undefined, 'kubeconfig has no current cluster');
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+
+    const reqOpts: https.RequestOptions = { headers: {} };
+    try {
+      await this.kc.applyToHTTPSOptions(reqOpts);
+    } catch (e) {
+      throw new KubeApiError(0, method, path, undefined, `cannot prepare credentials: ${errText(e)}`, { cause: e });
+    }
+    reqOpts.agent = this.keepAlive(reqOpts.agent);
+    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const headers: http.OutgoingHttpHeaders = { ...(reqOpts.headers as http.OutgoingHttpHeaders), accept: CONTENT_JSON };
+    if (payload) {
+      headers['content-type'] = opts.contentType ?? CONTENT_JSON;
+      headers['content-length'] = payload.length;
+    }
+    const mod = url.protocol === 'https:' ? https : http;
+    const started = Date.now();
+
+    return new Promise<T>((resolve, reject) => {
+      const req = mod.request(url, { ...reqOpts, method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (e) => reject(new KubeApiError(0, method, path, undefined, `${method} ${path}: response error: ${e.message}`, { cause: e })));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            parsed = undefined;
+          }
+          this.logger.trace({ method, path, status, ms: Date.now() - started }, 'kube request');
+          if (status >= 200 && status < 300) {
+            resolve(parsed as T);
+            return;
+          }
+          const body = isStatus(parsed) ? parsed : undefined;
+          let msg = `${method} ${path}: ${status} ${body?.message ?? (text.slice(0, 200) || `HTTP ${status}`)}`;
+          if (status === 403) msg += ` (RBAC: needs ${describeRbacNeed(rbacNeed(method, path))})`;
+          reject(new KubeApiError(status, method, path, body, msg));
+        });
+      });
+      req.setTimeout(this.timeoutMs, () => {
+        req.destroy(new Error(`no answer within ${this.timeoutMs} ms`));
+      });
+      req.on('error', (e) => {
+        const err = new KubeApiError(0, method, path, undefined, `${method} ${path}: ${e.message}`, { cause: e });
+        err.reusedSocket = req.reusedSocket && (e as NodeJS.ErrnoException).code === 'ECONNRESET';
+        reject(err);
+      });
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+
+  /**
+   * client-node makes a fresh agent per call (a new TCP/TLS connection per request). For plain
+   * http/https agents, keep one keep-alive agent built from the same TLS settings instead (they
+   * come from the kubeconfig and do not change); proxy agents are used as they come.
+   */
+  private keepAlive(agent: RequestAgent): RequestAgent {
+    if (!agent || typeof agent !== 'object') return agent;
+    const ctor = agent.constructor;
+    if (ctor !== https.Agent && ctor !== http.Agent) return agent;
+    if (!this.agent) {
+      const opts = { ...(agent as http.Agent & { options: https.AgentOptions }).options, keepAlive: true, maxSockets: this.maxSockets };
+      this.agent = ctor === https.Agent ? new https.Agent(opts) : new http.Agent(opts);
+    }
+    agent.destroy();
+    return this.agent;
+  }
+
+  /** Release pooled connections (the client stays usable; the next request opens new ones). */
+  close(): void {
+    this.agent?.destroy();
+    this.agent = undefined;
+  }
+
+  // ---- verbs on a resource ------------------------------------------------------------------
+
+  get<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace: string | undefined, name: string): Promise<T> {
+    return this.request<T>('GET', resourcePath(r, namespace, name));
+  }
+
+  /** Lists every page; the result carries the first page's resourceVersion (a watch can start there). */
+  async list<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace?: string, opts: ListOptions = {}): Promise<KubeList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let rv: string | undefined;
+    do {
+      const page = await this.request<KubeList<T>>('GET', resourcePath(r, namespace), {
+        query: { labelSelector: opts.labelSelector || undefined, fieldSelector: opts.fieldSelector || undefined, limit: opts.limit || undefined, continue: cont },
+      });
+      items.push(...(page?.items ?? []));
+      // all pages belong to the first page's snapshot; watching from it never misses a change
+      rv ??= page?.metadata?.resourceVersion;
+      cont = page?.metadata?.continue || undefined;
+    } while (cont);
+    return { metadata: { resourceVersion: rv }, items };
+  }
+
+  create<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace: string | undefined, obj: T): Promise<T> {
+    return this.request<T>('POST', resourcePath(r, namespace), { body: obj });
+  }
+
+  replace<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace: string | undefined, name: string, obj: T): Promise<T> {
+    return this.request<T>('PUT', resourcePath(r, namespace, name), { body: obj });
+  }
+
+  /** JSON merge patch (RFC 7386); `subresource` 'status' writes only the status. */
+  mergePatch<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace: string | undefined, name: string, patch: unknown, subresource?: string): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(r, namespace, name, subresource), { body: patch, contentType: CONTENT_MERGE_PATCH });
+  }
+
+  /** JSON patch (RFC 6902); start it with a `test` of metadata.resourceVersion to make it conditional. */
+  jsonPatch<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace: string | undefined, name: string, ops: JsonPatchOp[]): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(r, namespace, name), { body: ops, contentType: CONTENT_JSON_PATCH });
+  }
+
+  async delete(r: ResourceRef, namespace: string | undefined, name: string, propagationPolicy: PropagationPolicy = 'Background'): Promise<void> {
+    await this.request('DELETE', resourcePath(r, namespace, name), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy } });
+  }
+
+  /** PUT to a subresource, e.g. KubeVirt's start/stop/restart/addvolume (Resources.vmActions). */
+  putSubresource(r: ResourceRef, namespace: string | undefined, name: string, subresource: string, body: unknown = {}): Promise<unknown> {
+    return this.request('PUT', resourcePath(r, namespace, name, subresource), { body });
+  }
+
+  /**
+   * Start a watch on a collection; onEvent gets (type, object). onDone fires once when the stream
+   * ends (err null on a normal server-side close). Returns a function that aborts the watch.
+   */
+  async watch(
+    r: ResourceRef,
+    namespace: string | undefined,
+    query: Query,
+    onEvent: (type: string, obj: unknown) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<() => void> {
+    const ctl = await this.watcher.watch(resourcePath(r, namespace), query, onEvent, onDone);
+    return () => ctl.abort();
+  }
+}
+
+function isStatus(v: unknown): v is KubeStatus {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'Status';
+}
