@@ -39,6 +39,9 @@ interface Flags {
   simNoAcpi?: boolean;
   storageClass?: string;
   volumeMode?: 'Filesystem' | 'Block';
+  mediaInsecureSkipVerify?: boolean;
+  mediaCaConfigmap?: string;
+  mediaCaFile?: string;
 }
 
 export function buildProgram(): Command {
@@ -77,7 +80,19 @@ export function buildProgram(): Command {
     .option('--sim-media-delay <ms>', 'time a simulated virtual media insert takes', '500')
     .option('--sim-no-acpi', 'the simulated guest ignores ACPI (graceful shutdown does nothing)')
     .option('--storage-class <name>', 'KubeVirt mode: storage class for virtual media DataVolumes')
-    .addOption(new Option('--volume-mode <mode>', 'KubeVirt mode: volume mode for virtual media').choices(['Filesystem', 'Block']));
+    .addOption(new Option('--volume-mode <mode>', 'KubeVirt mode: volume mode for virtual media').choices(['Filesystem', 'Block']))
+    .option(
+      '--media-insecure-skip-verify',
+      "KubeVirt mode: the agent's HEAD request to an https image URL does not verify the certificate; CDI's import still does (env VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY)",
+    )
+    .option(
+      '--media-ca-configmap <name>',
+      'KubeVirt mode: ConfigMap with the CA bundle CDI trusts for image imports, set as the DataVolume certConfigMap (env VIRTBMC_MEDIA_CA_CONFIGMAP)',
+    )
+    .option(
+      '--media-ca-file <path>',
+      "KubeVirt mode: PEM CA bundle the agent's HEAD request to an https image URL trusts (env VIRTBMC_MEDIA_CA_FILE)",
+    );
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -101,7 +116,20 @@ async function main(argv: string[]): Promise<void> {
 
   let machine: Machine;
   if (kubevirtMode) {
-    const { createKubeVirtMachine } = await import('../backend/kubevirt/index.js');
+    const { createKubeVirtMachine, resolveMediaTls } = await import('../backend/kubevirt/index.js');
+    let mediaTls;
+    try {
+      mediaTls = resolveMediaTls(
+        {
+          ...(flags.mediaInsecureSkipVerify ? { insecureSkipVerify: true } : {}),
+          ...(flags.mediaCaConfigmap ? { caConfigMap: flags.mediaCaConfigmap } : {}),
+          ...(flags.mediaCaFile ? { caFile: flags.mediaCaFile } : {}),
+        },
+        process.env,
+      );
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
     machine = await createKubeVirtMachine({
       namespace: namespace!,
       name: vmName!,
@@ -109,6 +137,7 @@ async function main(argv: string[]): Promise<void> {
       ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}),
       ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
       ...(flags.volumeMode ? { volumeMode: flags.volumeMode } : {}),
+      mediaTls,
     });
   } else {
     machine = new SimulatedMachine({

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
-import { createKubeVirtMachine, type KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
+import { createKubeVirtMachine, type KubeVirtMachine, type MediaTlsOptions } from '../../src/backend/kubevirt/index.js';
 import type { PowerState } from '../../src/backend/types.js';
 import { startApiServer, type ApiServerEmulator, type EmulatorOptions, type KubeObject } from '../emulator/index.js';
 
@@ -56,7 +56,14 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<ApiServ
 
 export async function newMachine(
   emu: ApiServerEmulator,
-  opts: { name?: string; logger?: Logger; storageClassName?: string; kubeConfig?: KubeConfig; requestTimeoutMs?: number } = {},
+  opts: {
+    name?: string;
+    logger?: Logger;
+    storageClassName?: string;
+    kubeConfig?: KubeConfig;
+    requestTimeoutMs?: number;
+    mediaTls?: MediaTlsOptions;
+  } = {},
 ): Promise<KubeVirtMachine> {
   return (await createKubeVirtMachine({
     namespace: NS,
@@ -69,6 +76,7 @@ export async function newMachine(
     syncTimeoutMs: 2000,
     mediaProbeTimeoutMs: 2000,
     ...(opts.storageClassName ? { storageClassName: opts.storageClassName } : {}),
+    ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
   })) as KubeVirtMachine;
 }
 

@@ -2,14 +2,16 @@
  * The KubeVirt backend: a Machine over one VirtualMachine, through the Kubernetes API.
  * See docs/kubevirt.md for how BMC operations map onto KubeVirt and CDI calls.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Machine } from '../types.js';
 import type { Logger } from '../../common/logger.js';
 import { KubeClient } from '../../kube/client.js';
 import { KubeVirtMachine } from './machine.js';
+import type { MediaTlsOptions } from './media.js';
 
 export { KubeVirtMachine, type KubeVirtMachineConfig } from './machine.js';
+export { resolveMediaTls, type MediaTlsOptions } from './media.js';
 export { KubeClient } from '../../kube/client.js';
 
 export interface KubeVirtMachineOptions {
@@ -31,6 +33,8 @@ export interface KubeVirtMachineOptions {
   watchMaxBackoffMs?: number;
   /** Timeout of the HEAD request that sizes a virtual media image (ms), default 10000 */
   mediaProbeTimeoutMs?: number;
+  /** TLS of https virtual media servers (see docs/kubevirt.md) */
+  mediaTls?: MediaTlsOptions;
 }
 
 const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -56,7 +60,22 @@ export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promi
     ...(opts.watchMinBackoffMs !== undefined ? { watchMinBackoffMs: opts.watchMinBackoffMs } : {}),
     ...(opts.watchMaxBackoffMs !== undefined ? { watchMaxBackoffMs: opts.watchMaxBackoffMs } : {}),
     ...(opts.mediaProbeTimeoutMs !== undefined ? { mediaProbeTimeoutMs: opts.mediaProbeTimeoutMs } : {}),
+    ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
   });
+  const caFile = opts.mediaTls?.caFile;
+  if (caFile) {
+    try {
+      accessSync(caFile, constants.R_OK);
+    } catch (e) {
+      // not fatal: power and boot control work without it; an https media insert reports it
+      opts.logger.warn({ caFile, err: e instanceof Error ? e.message : String(e) }, 'the media CA file is not readable');
+    }
+  }
+  if (opts.mediaTls?.insecureSkipVerify && !opts.mediaTls.caConfigMap) {
+    opts.logger.warn(
+      'media TLS verification is skipped only for the agent\'s own HEAD request; CDI still verifies https image servers (name a CA ConfigMap for it)',
+    );
+  }
   await machine.start(opts.syncTimeoutMs ?? 5_000);
   return machine;
 }

@@ -49,6 +49,7 @@ import {
   pickCdrom,
   probeImageSize,
   volumeFor,
+  type MediaTlsOptions,
 } from './media.js';
 import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
 import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance } from './types.js';
@@ -65,6 +66,8 @@ export interface KubeVirtMachineConfig {
   watchMaxBackoffMs?: number;
   /** timeout of the HEAD request that sizes a media image (ms), default 10000 */
   mediaProbeTimeoutMs?: number;
+  /** TLS of https image servers: CA for CDI (ConfigMap) and for the HEAD probe (file), skip-verify */
+  mediaTls?: MediaTlsOptions;
 }
 
 interface View {
@@ -261,7 +264,13 @@ export class KubeVirtMachine implements Machine {
     }
     if (slot.state === 'error') await this.clearMedia(v); // a failed earlier insert: clean up first
 
-    const size = mediaSize(await probeImageSize(url, this.cfg.mediaProbeTimeoutMs));
+    const tls = this.cfg.mediaTls ?? {};
+    const size = mediaSize(
+      await probeImageSize(url, {
+        ...(this.cfg.mediaProbeTimeoutMs !== undefined ? { timeoutMs: this.cfg.mediaProbeTimeoutMs } : {}),
+        tls,
+      }),
+    );
     const manifest = dataVolumeManifest({
       namespace: this.ns,
       vm: v.vm,
@@ -270,6 +279,7 @@ export class KubeVirtMachine implements Machine {
       size,
       ...(this.cfg.storageClassName ? { storageClassName: this.cfg.storageClassName } : {}),
       ...(this.cfg.volumeMode ? { volumeMode: this.cfg.volumeMode } : {}),
+      ...(tls.caConfigMap ? { certConfigMap: tls.caConfigMap } : {}),
     });
     let created: DataVolume;
     try {

@@ -11,8 +11,18 @@
  * Sizing: the image's Content-Length (from a HEAD request to the URL the user gave, the only
  * outbound request the agent makes itself; redirects are not followed) plus 10 %, rounded up to
  * whole GiB, at least 1 GiB: room for filesystem overhead on Filesystem-mode PVCs.
+ *
+ * TLS of the image server (MediaTlsOptions): a named CA ConfigMap becomes the DataVolume's
+ * `source.http.certConfigMap` (CDI trusts it for the import); the HEAD request trusts the CA file
+ * (the same bundle, mounted into the agent) or, with insecureSkipVerify, verifies nothing. CDI has
+ * no per-DataVolume switch to skip verification of an http source, so insecureSkipVerify only
+ * affects the agent's own HEAD.
  */
 import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import tls from 'node:tls';
 import { BackendError, type MediaSlot } from '../types.js';
 import { errText } from '../../kube/client.js';
 import type { DataVolume, Disk, VirtualMachine, Volume } from './types.js';
@@ -24,6 +34,34 @@ export const MEDIA_MARGIN = 0.1;
 const GiB = 2 ** 30;
 
 /** PVC size for an image of `bytes`: +10 %, rounded up to whole GiB, at least 1 GiB. */
+/** How the agent and CDI treat the TLS certificate of an https image URL. */
+export interface MediaTlsOptions {
+  /** the agent's HEAD request does not verify the server certificate (CDI's import still does) */
+  insecureSkipVerify?: boolean;
+  /** ConfigMap in the VM's namespace with the CA bundle CDI trusts for the import (certConfigMap) */
+  caConfigMap?: string;
+  /** PEM file with the CA bundle the agent's HEAD request trusts, besides the system roots */
+  caFile?: string;
+}
+
+/**
+ * The agent's media TLS settings: each value given on the command line (`flags`) wins over its
+ * environment variable, which virtbmc-controller sets from the VirtualMachineBMC's
+ * spec.redfish.virtualMedia.tls. A malformed VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY throws.
+ */
+export function resolveMediaTls(flags: MediaTlsOptions, env: Record<string, string | undefined>): MediaTlsOptions {
+  let insecure = flags.insecureSkipVerify === true;
+  const raw = env.VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY;
+  const v = raw?.trim().toLowerCase();
+  if (flags.insecureSkipVerify === undefined && v) {
+    if (v === 'true' || v === '1') insecure = true;
+    else if (v !== 'false' && v !== '0') throw new Error(`VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY must be true or false, got "${raw}"`);
+  }
+  const caConfigMap = flags.caConfigMap || env.VIRTBMC_MEDIA_CA_CONFIGMAP || undefined;
+  const caFile = flags.caFile || env.VIRTBMC_MEDIA_CA_FILE || undefined;
+  return { ...(insecure ? { insecureSkipVerify: true } : {}), ...(caConfigMap ? { caConfigMap } : {}), ...(caFile ? { caFile } : {}) };
+}
+
 export function mediaSize(bytes: number): string {
   const gib = Math.max(1, Math.ceil((bytes * (1 + MEDIA_MARGIN)) / GiB));
   return `${gib}Gi`;
@@ -113,6 +151,8 @@ export interface MediaManifestOptions {
   size: string;
   storageClassName?: string;
   volumeMode?: 'Filesystem' | 'Block';
+  /** CDI certConfigMap: ConfigMap with the CA that signs the image server's certificate */
+  certConfigMap?: string;
 }
 
 export function dataVolumeManifest(o: MediaManifestOptions): DataVolume & { apiVersion: string; kind: string } {
@@ -138,7 +178,7 @@ export function dataVolumeManifest(o: MediaManifestOptions): DataVolume & { apiV
         : {}),
     },
     spec: {
-      source: { http: { url: o.url } },
+      source: { http: { url: o.url, ...(o.certConfigMap ? { certConfigMap: o.certConfigMap } : {}) } },
       storage: {
         resources: { requests: { storage: o.size } },
         ...(o.storageClassName ? { storageClassName: o.storageClassName } : {}),
@@ -157,21 +197,51 @@ export function addVolumeBody(disk: Disk, dvName: string): Record<string, unknow
   };
 }
 
+export interface ProbeOptions {
+  /** default 10000 */
+  timeoutMs?: number;
+  tls?: Pick<MediaTlsOptions, 'insecureSkipVerify' | 'caFile'>;
+}
+
 /**
  * HEAD the image URL for its size. Only the URL itself is contacted: redirects are reported, not
- * followed. Any failure is the caller's input problem → InvalidArgument.
+ * followed. Any failure is the caller's input problem → InvalidArgument, except an unreadable CA
+ * file, which is the agent's configuration problem → Unavailable.
  */
-export async function probeImageSize(url: URL, timeoutMs = 10_000): Promise<number> {
-  let res: Response;
+export async function probeImageSize(url: URL, opts: ProbeOptions = {}): Promise<number> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const tlsOpts: https.RequestOptions = {};
+  if (url.protocol === 'https:') {
+    if (opts.tls?.insecureSkipVerify) tlsOpts.rejectUnauthorized = false;
+    else if (opts.tls?.caFile) {
+      let pem: string;
+      try {
+        // read per insert: a mounted ConfigMap may have been updated
+        pem = await readFile(opts.tls.caFile, 'utf8');
+      } catch (e) {
+        throw new BackendError('Unavailable', `cannot read the media CA file ${opts.tls.caFile}: ${errText(e)}`, { cause: e });
+      }
+      tlsOpts.ca = [...tls.rootCertificates, pem];
+    }
+  }
+  let res: { status: number; headers: http.IncomingHttpHeaders };
   try {
-    res = await fetch(url, { method: 'HEAD', redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    res = await new Promise((resolve, reject) => {
+      const mod = url.protocol === 'https:' ? https : http;
+      // agent: false: one connection for this request, closed afterwards (nothing pooled)
+      const req = mod.request(url, { method: 'HEAD', agent: false, ...tlsOpts }, (r) => {
+        r.resume();
+        resolve({ status: r.statusCode ?? 0, headers: r.headers });
+      });
+      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', reject);
+      req.end();
+    });
   } catch (e) {
-    const cause = (e as { cause?: unknown }).cause;
-    const detail = cause instanceof Error ? cause.message : errText(e);
-    throw new BackendError('InvalidArgument', `image URL ${url.href} is not reachable: ${detail}`, { cause: e });
+    throw new BackendError('InvalidArgument', `image URL ${url.href} is not reachable: ${errText(e)}`, { cause: e });
   }
   if (res.status >= 300 && res.status < 400) {
-    const loc = res.headers.get('location');
+    const loc = res.headers.location;
     throw new BackendError(
       'InvalidArgument',
       `image URL ${url.href} redirects${loc ? ` to ${loc}` : ''}; give the final URL`,
@@ -180,8 +250,9 @@ export async function probeImageSize(url: URL, timeoutMs = 10_000): Promise<numb
   if (res.status < 200 || res.status >= 300) {
     throw new BackendError('InvalidArgument', `image URL ${url.href} answered HEAD with HTTP ${res.status}`);
   }
-  const len = Number(res.headers.get('content-length'));
-  if (!Number.isFinite(len) || len <= 0 || res.headers.get('content-length') === null) {
+  const raw = res.headers['content-length'];
+  const len = Number(raw);
+  if (raw === undefined || !Number.isFinite(len) || len <= 0) {
     throw new BackendError('InvalidArgument', `image URL ${url.href} did not report the image size (Content-Length)`);
   }
   return len;
