@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { isIPv6 } from 'node:net';
+import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
+import { isIP, isIPv6 } from 'node:net';
 import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
 import { newRequestId, type Logger } from '../common/logger.js';
 import { buildCommandTable } from './commands/index.js';
@@ -41,15 +42,29 @@ const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 export function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): Logger {
   let child: Logger | undefined;
   const get = () => (child ??= parent.child(bindings()));
-  const noop = () => undefined;
   return new Proxy(parent, {
     get(_target, prop) {
       if (typeof prop === 'string' && LEVELS.has(prop) && !parent.isLevelEnabled(prop)) return noop;
+      // A child logs at its parent's level: asking needs no child.
+      if (prop === 'isLevelEnabled' && !child) return isLevelEnabledOf(parent);
       const c = get();
       const v = Reflect.get(c, prop, c) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(c) : v;
     },
   });
+}
+
+const noop = () => undefined;
+const isLevelEnabledOf = (l: Logger) => (level: string) => l.isLevelEnabled(level);
+
+/**
+ * Socket lookup that answers IP literals at once. We only ever send to the address a datagram came
+ * from, and dns.lookup would defer every reply by a tick just to hand that address back.
+ */
+function literalLookup(host: string, opts: LookupOneOptions, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(host);
+  if (family !== 0) cb(null, host, family);
+  else dnsLookup(host, opts, cb);
 }
 
 /** The GUID sent in RAKP2: the machine's UUID in IPMI layout, or a stable stand-in if unknown. */
@@ -81,13 +96,18 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
   });
   if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and auth type NONE are accepted');
 
-  const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4' });
+  const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4', lookup: literalLookup });
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
     const rlog = lazyChild(log, () => ({ rid: newRequestId(), remote: `${rinfo.address}:${rinfo.port}` }));
-    void engine.handle(msg, rinfo, rlog).then((reply) => {
-      // Send errors surface as socket 'error' events (logged below).
-      if (reply) socket.send(reply, rinfo.port, rinfo.address);
-    });
+    // Send errors surface as socket 'error' events (logged below).
+    const reply = engine.handleNow(msg, rinfo, rlog);
+    if (reply instanceof Promise) {
+      void reply.then((r) => {
+        if (r) socket.send(r, rinfo.port, rinfo.address);
+      });
+    } else if (reply) {
+      socket.send(reply, rinfo.port, rinfo.address);
+    }
   });
   socket.on('error', (err) => log.error({ err }, 'IPMI socket error'));
 

@@ -88,7 +88,7 @@ export function decodeLanResponse(msg: Buffer): Decoded<LanResponse> {
 }
 
 export function encodeLanResponse(r: LanResponse): Buffer {
-  const out = Buffer.alloc(8 + r.data.length);
+  const out = Buffer.allocUnsafe(8 + r.data.length); // every byte is written below
   out[0] = r.rqSA;
   out[1] = ((r.netFn & 0x3f) << 2) | (r.rqLUN & 3);
   out[2] = checksum(out, 0, 2);
@@ -102,7 +102,9 @@ export function encodeLanResponse(r: LanResponse): Buffer {
 }
 
 /** The response to a request: odd netFn, swapped addresses, echoed sequence and LUNs. */
-export function responseFor(req: LanRequest, cc: number, data: Buffer = Buffer.alloc(0)): Buffer {
+const NO_DATA = Buffer.alloc(0);
+
+export function responseFor(req: LanRequest, cc: number, data: Buffer = NO_DATA): Buffer {
   return encodeLanResponse({
     rqSA: req.rqSA,
     netFn: (req.netFn + 1) & 0x3f,

@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { fail, ok, type Decoded } from './result.js';
-import { authCodeLength, integrityHash } from './suites.js';
+import { authCodeLength, integrityHash, type HashName } from './suites.js';
 
 export const PayloadType = {
   IPMI: 0x00,
@@ -96,47 +96,78 @@ export interface RmcpPlusOut {
   payload: Buffer;
 }
 
-/** Encodes the session part; adds the integrity trailer when authenticated (k1 and algorithm required). */
-export function encodeRmcpPlus(p: RmcpPlusOut, integrity?: { alg: number; k1: Buffer }): Buffer {
-  const head = Buffer.alloc(HEADER);
-  head[0] = 0x06;
-  head[1] = (p.encrypted ? 0x80 : 0) | (p.authenticated ? 0x40 : 0) | (p.payloadType & 0x3f);
-  head.writeUInt32LE(p.sessionId >>> 0, 2);
-  head.writeUInt32LE(p.sequence >>> 0, 6);
-  head.writeUInt16LE(p.payload.length, 10);
-  if (!p.authenticated) return Buffer.concat([head, p.payload]);
-  const hash = integrity ? integrityHash(integrity.alg) : undefined;
-  if (!integrity || !hash) throw new Error('authenticated packet needs an integrity algorithm and key');
-  const unpadded = HEADER + p.payload.length + 2;
-  const padLen = (4 - (unpadded % 4)) % 4;
-  const trailer = Buffer.alloc(padLen + 2, 0xff);
-  trailer[padLen] = padLen;
-  trailer[padLen + 1] = NEXT_HEADER;
-  const signed = Buffer.concat([head, p.payload, trailer]);
-  const code = hmac(hash, integrity.k1, signed).subarray(0, authCodeLength(integrity.alg));
-  return Buffer.concat([signed, code]);
+/**
+ * Encodes the session part; adds the integrity trailer when authenticated (k1 and algorithm
+ * required). `lead` bytes (e.g. the RMCP header) are put in front, outside the integrity check, so
+ * a whole datagram is built with one allocation.
+ */
+export function encodeRmcpPlus(p: RmcpPlusOut, integrity?: { alg: number; k1: Buffer }, lead?: Buffer): Buffer {
+  const at = lead ? lead.length : 0;
+  const len = p.payload.length;
+  let padLen = 0;
+  let codeLen = 0;
+  let hash: HashName | undefined;
+  if (p.authenticated) {
+    hash = integrity ? integrityHash(integrity.alg) : undefined;
+    if (!integrity || !hash) throw new Error('authenticated packet needs an integrity algorithm and key');
+    padLen = (4 - ((HEADER + len + 2) % 4)) % 4;
+    codeLen = authCodeLength(integrity.alg);
+  }
+  const signedLen = HEADER + len + (p.authenticated ? padLen + 2 : 0);
+  // Every byte is written below, so the pooled unsafe allocation leaks nothing.
+  const out = Buffer.allocUnsafe(at + signedLen + codeLen);
+  if (lead) lead.copy(out, 0);
+  out[at] = 0x06;
+  out[at + 1] = (p.encrypted ? 0x80 : 0) | (p.authenticated ? 0x40 : 0) | (p.payloadType & 0x3f);
+  out.writeUInt32LE(p.sessionId >>> 0, at + 2);
+  out.writeUInt32LE(p.sequence >>> 0, at + 6);
+  out.writeUInt16LE(len, at + 10);
+  p.payload.copy(out, at + HEADER);
+  if (!hash || !integrity) return out;
+  const t = at + HEADER + len;
+  out.fill(0xff, t, t + padLen);
+  out[t + padLen] = padLen;
+  out[t + padLen + 1] = NEXT_HEADER;
+  const code = hmac(hash, integrity.k1, out.subarray(at, at + signedLen));
+  code.copy(out, at + signedLen, 0, codeLen);
+  return out;
 }
 
-/** AES-CBC-128 payload: IV | AES(K2[0..15], plaintext | 01 02 .. N | N). */
-export function aesEncrypt(key: Buffer, iv: Buffer, plaintext: Buffer): Buffer {
+/** Appends the confidentiality trailer (01 02 .. N | N) that brings the plaintext to a multiple of 16 bytes. */
+export function confidentialityPad(plaintext: Buffer): Buffer {
   const n = (16 - ((plaintext.length + 1) % 16)) % 16;
-  const pad = Buffer.alloc(n + 1);
-  for (let i = 0; i < n; i++) pad[i] = i + 1;
-  pad[n] = n;
-  const c = createCipheriv('aes-128-cbc', key.subarray(0, 16), iv);
-  c.setAutoPadding(false);
-  return Buffer.concat([iv, c.update(Buffer.concat([plaintext, pad])), c.final()]);
+  const out = Buffer.allocUnsafe(plaintext.length + n + 1); // fully written below
+  plaintext.copy(out, 0);
+  for (let i = 0; i < n; i++) out[plaintext.length + i] = i + 1;
+  out[out.length - 1] = n;
+  return out;
 }
 
-export function aesDecrypt(key: Buffer, payload: Buffer): Decoded<Buffer> {
-  if (payload.length < 32 || payload.length % 16 !== 0) return fail('bad-length', 'AES payload length');
-  const d = createDecipheriv('aes-128-cbc', key.subarray(0, 16), payload.subarray(0, 16));
-  d.setAutoPadding(false);
-  const plain = Buffer.concat([d.update(payload.subarray(16)), d.final()]);
+/** Checks and removes the confidentiality trailer of a decrypted payload. */
+export function confidentialityUnpad(plain: Buffer): Decoded<Buffer> {
   const n = plain[plain.length - 1]!;
   if (n > 15 || n + 1 > plain.length) return fail('bad-padding', 'confidentiality pad length');
   for (let i = 0; i < n; i++) {
     if (plain[plain.length - 1 - n + i] !== i + 1) return fail('bad-padding', 'confidentiality pad bytes');
   }
   return ok(plain.subarray(0, plain.length - 1 - n));
+}
+
+/** Whether an AES-CBC-128 payload field (IV + ciphertext) has a possible length. */
+export function aesPayloadLengthOk(payload: Buffer): boolean {
+  return payload.length >= 32 && payload.length % 16 === 0;
+}
+
+/** AES-CBC-128 payload: IV | AES(K2[0..15], plaintext | 01 02 .. N | N). */
+export function aesEncrypt(key: Buffer, iv: Buffer, plaintext: Buffer): Buffer {
+  const c = createCipheriv('aes-128-cbc', key.subarray(0, 16), iv);
+  c.setAutoPadding(false);
+  return Buffer.concat([iv, c.update(confidentialityPad(plaintext)), c.final()]);
+}
+
+export function aesDecrypt(key: Buffer, payload: Buffer): Decoded<Buffer> {
+  if (!aesPayloadLengthOk(payload)) return fail('bad-length', 'AES payload length');
+  const d = createDecipheriv('aes-128-cbc', key.subarray(0, 16), payload.subarray(0, 16));
+  d.setAutoPadding(false);
+  return confidentialityUnpad(Buffer.concat([d.update(payload.subarray(16)), d.final()]));
 }

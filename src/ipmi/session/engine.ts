@@ -4,15 +4,12 @@
  * builds the reply datagram. No sockets here: server.ts owns the socket.
  * Every malformed, unauthenticated or replayed datagram yields `undefined` (nothing sent).
  */
-import { randomFillSync } from 'node:crypto';
 import { isBackendError } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import {
   AuthType,
   PayloadType,
   RmcpClass,
-  aesDecrypt,
-  aesEncrypt,
   decodeAsf,
   decodeLanRequest,
   decodeRmcpHeader,
@@ -43,6 +40,7 @@ import {
   type SessionCmdResult,
 } from './commands.js';
 import type { EngineContext, EngineSettings, Remote } from './context.js';
+import { AesCbcSession, freshIv } from './crypto.js';
 import { LoginLimiter, type LoginLimiterOptions } from './ratelimit.js';
 import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
@@ -56,17 +54,31 @@ export const MAX_DATAGRAM = 1024;
 
 export interface EngineOptions extends EngineSettings, SessionTableOptions, LoginLimiterOptions {}
 
-/** Random IVs come from a pool refilled in bulk: one syscall per 256 packets instead of one each. */
-const ivPool = Buffer.alloc(4096);
-let ivOffset = ivPool.length;
-function freshIv(): Buffer {
-  if (ivOffset >= ivPool.length) {
-    randomFillSync(ivPool);
-    ivOffset = 0;
-  }
-  const iv = Buffer.from(ivPool.subarray(ivOffset, ivOffset + 16));
-  ivOffset += 16;
-  return iv;
+/** The RMCP header of every IPMI datagram we send (no ACK wanted). */
+const RMCP_IPMI = encodeRmcpHeader(RmcpClass.IPMI);
+
+/**
+ * A reply, or a promise of one. Most of the path is synchronous; only command handlers that wait
+ * for the backend make it a promise, so a datagram costs one promise hop rather than one per layer.
+ */
+type Reply = Buffer | undefined | Promise<Buffer | undefined>;
+type CmdReply = SessionCmdResult | undefined | Promise<SessionCmdResult | undefined>;
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return v instanceof Promise;
+}
+
+/** Same LAN request (a retransmission when it comes back under a new session sequence number). */
+function sameRequest(a: LanRequest, b: LanRequest): boolean {
+  return (
+    a.rqSeq === b.rqSeq &&
+    a.cmd === b.cmd &&
+    a.netFn === b.netFn &&
+    a.rqSA === b.rqSA &&
+    a.rqLUN === b.rqLUN &&
+    a.rsLUN === b.rsLUN &&
+    a.data.equals(b.data)
+  );
 }
 
 type Envelope = { kind: 'v15-pre' } | { kind: 'rmcp-pre' } | { kind: 'session'; session: Session };
@@ -99,13 +111,28 @@ export class IpmiEngine {
   }
 
   /** Handles one datagram; resolves to the reply datagram or undefined. Never rejects. */
-  async handle(buf: Buffer, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+  handle(buf: Buffer, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+    const r = this.handleNow(buf, remote, log);
+    return isPromise(r) ? r : Promise.resolve(r);
+  }
+
+  /**
+   * Like handle, but answers synchronously when no command handler has to wait (malformed and
+   * session-layer datagrams, handlers that return a plain value). Never throws or rejects.
+   */
+  handleNow(buf: Buffer, remote: Remote, log: Logger): Reply {
+    let r: Reply;
     try {
-      return await this.handleUnsafe(buf, remote, log);
+      r = this.handleUnsafe(buf, remote, log);
     } catch (e) {
-      log.error({ err: e }, 'unexpected error while handling an IPMI datagram');
-      return undefined;
+      return this.unexpected(e, log);
     }
+    return isPromise(r) ? r.catch((e: unknown) => this.unexpected(e, log)) : r;
+  }
+
+  private unexpected(e: unknown, log: Logger): undefined {
+    log.error({ err: e }, 'unexpected error while handling an IPMI datagram');
+    return undefined;
   }
 
   private drop(log: Logger, reason: string): undefined {
@@ -113,7 +140,7 @@ export class IpmiEngine {
     return undefined;
   }
 
-  private async handleUnsafe(buf: Buffer, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+  private handleUnsafe(buf: Buffer, remote: Remote, log: Logger): Reply {
     if (buf.length > MAX_DATAGRAM) return this.drop(log, 'oversized');
     const h = decodeRmcpHeader(buf);
     if (!h.ok) return this.drop(log, h.message);
@@ -137,7 +164,7 @@ export class IpmiEngine {
 
   // ---- RMCP+ -----------------------------------------------------------------------------------
 
-  private async handleRmcpPlus(p: RmcpPlusPacket, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+  private handleRmcpPlus(p: RmcpPlusPacket, remote: Remote, log: Logger): Reply {
     const ctx = this.ctx;
     if (p.sessionId === 0) {
       if (p.authenticated || p.encrypted) return this.drop(log, 'pre-session packet with security bits');
@@ -170,7 +197,7 @@ export class IpmiEngine {
     if (p.payloadType !== PayloadType.IPMI) return this.drop(log, `payload type ${p.payloadType} not supported in session`);
     let msg = p.payload;
     if (needEnc) {
-      const d = aesDecrypt(s.rmcp.aesKey!, p.payload);
+      const d = this.aes(s).decrypt(p.payload);
       if (!d.ok) return this.drop(log, d.message);
       msg = d.value;
     }
@@ -182,12 +209,18 @@ export class IpmiEngine {
   }
 
   private wrapRmcp(p: Parameters<typeof encodeRmcpPlus>[0], integrity?: Parameters<typeof encodeRmcpPlus>[1]): Buffer {
-    return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeRmcpPlus(p, integrity)]);
+    return encodeRmcpPlus(p, integrity, RMCP_IPMI);
+  }
+
+  /** The session's AES contexts, made on first use (the session keys are fixed by then). */
+  private aes(s: Session): AesCbcSession {
+    const k = s.rmcp!;
+    return (k.aes ??= new AesCbcSession(k.aesKey!));
   }
 
   // ---- IPMI 1.5 --------------------------------------------------------------------------------
 
-  private async handleV15(p: V15Packet, remote: Remote, log: Logger): Promise<Buffer | undefined> {
+  private handleV15(p: V15Packet, remote: Remote, log: Logger): Reply {
     const ctx = this.ctx;
     if (p.sessionId === 0) {
       if (p.authType !== AuthType.NONE) return this.drop(log, 'pre-session packet with an auth code');
@@ -202,7 +235,7 @@ export class IpmiEngine {
       const out = activateSession(ctx, p, req.value, remote, log);
       if (!out) return undefined;
       const msg = responseFor(req.value, out.result.cc, out.result.data);
-      return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(out.authTypeCode, out.headerSeq, out.tempId, msg, out.pw16)]);
+      return Buffer.concat([RMCP_IPMI, encodeV15(out.authTypeCode, out.headerSeq, out.tempId, msg, out.pw16)]);
     }
     const s = ctx.table.live(p.sessionId, ctx.now());
     if (!s || s.protocol !== 'v15' || s.state !== 'active' || !s.v15) return this.drop(log, 'unknown session');
@@ -219,14 +252,14 @@ export class IpmiEngine {
   // ---- dispatch --------------------------------------------------------------------------------
 
   private wrap(env: Envelope, msg: Buffer): Buffer {
-    if (env.kind === 'v15-pre') return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(AuthType.NONE, 0, 0, msg)]);
+    if (env.kind === 'v15-pre') return Buffer.concat([RMCP_IPMI, encodeV15(AuthType.NONE, 0, 0, msg)]);
     if (env.kind === 'rmcp-pre') {
       return this.wrapRmcp({ payloadType: PayloadType.IPMI, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload: msg });
     }
     const s = env.session;
     if (s.protocol === 'v15') {
       const v = s.v15!;
-      return Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeV15(v.authTypeCode, s.nextOutSeq(), s.id, msg, v.pw16)]);
+      return Buffer.concat([RMCP_IPMI, encodeV15(v.authTypeCode, s.nextOutSeq(), s.id, msg, v.pw16)]);
     }
     const k = s.rmcp!;
     const enc = k.suite.conf !== 0;
@@ -238,33 +271,35 @@ export class IpmiEngine {
         authenticated: auth,
         sessionId: k.consoleId,
         sequence: s.nextOutSeq(),
-        payload: enc ? aesEncrypt(k.aesKey!, freshIv(), msg) : msg,
+        payload: enc ? this.aes(s).encrypt(freshIv(), msg) : msg,
       },
       auth ? { alg: k.suite.integrity, k1: k.k1! } : undefined,
     );
   }
 
-  private async dispatch(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Promise<Buffer | undefined> {
-    let r: SessionCmdResult | undefined;
+  private dispatch(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Reply {
+    let r: CmdReply;
     if (env.kind === 'session') {
       // A client that lost our answer resends the same message (same rqSeq) under a new session
       // sequence number. Answer it from the cache instead of running e.g. a power cycle twice.
       const s = env.session;
-      const key = `${req.rqSA}:${req.rqSeq}:${req.rqLUN}:${req.netFn}:${req.rsLUN}:${req.cmd}:${req.data.toString('hex')}`;
       const now = this.ctx.now();
       const last = s.lastRequest;
-      if (last && last.key === key && now - last.at < DUPLICATE_WINDOW_MS) {
+      if (last && now - last.at < DUPLICATE_WINDOW_MS && sameRequest(last.req, req)) {
         // Still running (a slow backend) or finished: either way the same answer, run once.
         log.debug({ rqSeq: req.rqSeq, cmd: req.cmd }, 'duplicate request answered from cache');
-        r = await last.result;
+        r = last.result;
       } else {
-        const pending = this.execute(req, env, remote, log);
-        s.lastRequest = { key, at: now, result: pending };
-        r = await pending;
+        r = this.execute(req, env, remote, log);
+        s.lastRequest = { req, at: now, result: r };
       }
     } else {
-      r = await this.execute(req, env, remote, log);
+      r = this.execute(req, env, remote, log);
     }
+    return isPromise(r) ? r.then((v) => this.reply(req, env, v, log)) : this.reply(req, env, r, log);
+  }
+
+  private reply(req: LanRequest, env: Envelope, r: SessionCmdResult | undefined, log: Logger): Buffer | undefined {
     if (!r) return undefined;
     const out = this.wrap(env, responseFor(req, r.cc, r.data));
     if (r.closeAfter !== undefined) {
@@ -274,7 +309,7 @@ export class IpmiEngine {
     return out;
   }
 
-  private async execute(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Promise<SessionCmdResult | undefined> {
+  private execute(req: LanRequest, env: Envelope, remote: Remote, log: Logger): CmdReply {
     const ctx = this.ctx;
     if (env.kind !== 'session') {
       if (!isPreSessionCommand(req)) return { cc: CC.INSUFFICIENT_PRIVILEGE };
@@ -310,7 +345,7 @@ export class IpmiEngine {
     return this.runHandler(req, s, log);
   }
 
-  private async runHandler(req: LanRequest, s: Session, log: Logger): Promise<IpmiResponse> {
+  private runHandler(req: LanRequest, s: Session, log: Logger): IpmiResponse | Promise<IpmiResponse> {
     const spec = this.ctx.commands.get((req.netFn << 8) | req.cmd);
     if (!spec) return { cc: CC.INVALID_COMMAND };
     if (s.privilege < spec.minPrivilege) {
@@ -326,12 +361,21 @@ export class IpmiEngine {
       channel: this.ctx.channel,
     };
     try {
-      const r = await spec.handler(cctx);
-      return { cc: r.cc & 0xff, ...(r.data ? { data: r.data } : {}) };
+      const r = spec.handler(cctx);
+      // Promise.resolve returns a native promise as is (and adopts any other thenable).
+      if (typeof (r as Partial<PromiseLike<IpmiResponse>>).then === 'function') {
+        return Promise.resolve(r).then(settled, (e: unknown) => completionForError(e, spec.name, log));
+      }
+      return settled(r as IpmiResponse);
     } catch (e) {
       return completionForError(e, spec.name, log);
     }
   }
+}
+
+/** A handler's answer as sent: completion code cut to a byte, data only when there is some. */
+function settled(r: IpmiResponse): IpmiResponse {
+  return r.data ? { cc: r.cc & 0xff, data: r.data } : { cc: r.cc & 0xff };
 }
 
 /** Maps a handler failure onto a completion code. */

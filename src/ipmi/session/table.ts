@@ -4,7 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { UserAccount } from '../../agent/types.js';
+import type { LanRequest } from '../codec/message.js';
 import type { CipherSuite } from '../codec/suites.js';
+import type { AesCbcSession } from './crypto.js';
 import { Privilege, type SessionView } from '../types.js';
 
 /**
@@ -62,6 +64,8 @@ export interface RmcpPlusKeys {
   k1?: Buffer;
   /** AES key, K2[0..15] */
   aesKey?: Buffer;
+  /** AES contexts for this session's packets, made from aesKey on first use */
+  aes?: AesCbcSession;
   /** RAKP4 already sent, kept so a retransmitted RAKP3 gets the same answer */
   rakp4?: Buffer;
   rakp3Code?: Buffer;
@@ -72,6 +76,8 @@ export interface V15Keys {
   authTypeCode: number;
   pw16: Buffer;
 }
+
+type SessionResult = { cc: number; data?: Buffer; closeAfter?: number };
 
 export class Session implements SessionView {
   id: number;
@@ -94,7 +100,7 @@ export class Session implements SessionView {
   rmcp?: RmcpPlusKeys;
   v15?: V15Keys;
   /** The last request handled in this session and its result, to spot retransmissions */
-  lastRequest?: { key: string; at: number; result: Promise<{ cc: number; data?: Buffer; closeAfter?: number } | undefined> };
+  lastRequest?: { req: LanRequest; at: number; result: SessionResult | undefined | Promise<SessionResult | undefined> };
 
   constructor(init: { id: number; handle: number; remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number }) {
     this.id = init.id;
