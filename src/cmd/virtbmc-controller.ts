@@ -4,9 +4,9 @@
  * Service, ServiceAccount, RoleBinding) per VM.
  */
 import { Command, Option } from 'commander';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { createLogger } from '../common/logger.js';
+import { loadKubeConfig } from '../kube/config.js';
 import { startManager } from '../controller/manager.js';
 
 interface Flags {
@@ -59,9 +59,7 @@ async function main(argv: string[]): Promise<void> {
   const f = program.opts<Flags>();
   if (!f.agentImage || !f.agentImage.trim()) throw new UsageError('--agent-image (or VIRTBMC_AGENT_IMAGE) must name the agent image');
   const logger = createLogger(f.logLevel as pino.LevelWithSilent, pino.destination(2));
-  const kc = new KubeConfig();
-  if (f.kubeconfig) kc.loadFromFile(f.kubeconfig);
-  else kc.loadFromDefault();
+  const kc = loadKubeConfig(f.kubeconfig);
 
   const manager = await startManager({
     kc,

@@ -2,11 +2,12 @@
  * The KubeVirt backend: a Machine over one VirtualMachine, through the Kubernetes API.
  * See docs/kubevirt.md for how BMC operations map onto KubeVirt and CDI calls.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
-import { KubeConfig } from '@kubernetes/client-node';
+import { accessSync, constants } from 'node:fs';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Machine } from '../types.js';
 import type { Logger } from '../../common/logger.js';
 import { KubeClient } from '../../kube/client.js';
+import { loadKubeConfig } from '../../kube/config.js';
 import { KubeVirtMachine } from './machine.js';
 import type { MediaTlsOptions } from './media.js';
 
@@ -35,16 +36,6 @@ export interface KubeVirtMachineOptions {
   mediaProbeTimeoutMs?: number;
   /** TLS of https virtual media servers (see docs/kubevirt.md) */
   mediaTls?: MediaTlsOptions;
-}
-
-const SA_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
-
-export function loadKubeConfig(path?: string): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else if (process.env.KUBERNETES_SERVICE_HOST && existsSync(SA_TOKEN)) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return kc;
 }
 
 export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promise<Machine> {
