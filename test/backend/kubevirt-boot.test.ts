@@ -15,6 +15,7 @@ import {
   NS,
   VM_NAME,
   bootOrders,
+  closeAll,
   newMachine,
   startEmulator,
   until,
@@ -44,11 +45,9 @@ describe('kubevirt backend: boot override', function () {
     emu = await startEmulator();
   });
   afterEach(async () => {
-    await m?.close();
-    await m2?.close();
+    const opened = [m, m2];
     m = m2 = undefined;
-    await emu.close();
-    expect(emu.controllerErrors).to.deep.equal([]);
+    await closeAll(emu, ...opened);
   });
 
   it('continuous targets rewrite the device boot orders; disabled removes them', async () => {

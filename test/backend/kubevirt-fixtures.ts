@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
+import { expect } from 'chai';
 import { pino, type Logger } from 'pino';
 import { createKubeVirtMachine, type KubeVirtMachine, type MediaTlsOptions } from '../../src/backend/kubevirt/index.js';
 import type { PowerState } from '../../src/backend/types.js';
@@ -52,6 +53,16 @@ export const FAST: EmulatorOptions = { vmiPhaseDelayMs: 5, vmiStopDelayMs: 5, da
 
 export async function startEmulator(opts: EmulatorOptions = {}): Promise<ApiServerEmulator> {
   return startApiServer({ ...FAST, ...opts });
+}
+
+/**
+ * A backend test's tear-down: close what the test opened (machines, servers; in the order given),
+ * then the emulator, whose controllers must have logged no errors.
+ */
+export async function closeAll(emu: ApiServerEmulator, ...opened: ({ close(): Promise<void> } | undefined)[]): Promise<void> {
+  for (const o of opened) await o?.close();
+  await emu.close();
+  expect(emu.controllerErrors).to.deep.equal([]);
 }
 
 export async function newMachine(

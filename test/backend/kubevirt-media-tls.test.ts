@@ -16,7 +16,7 @@ import { expect } from 'chai';
 import { resolveMediaTls, type KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { NS, newMachine, startEmulator, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
+import { NS, closeAll, newMachine, startEmulator, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
 const DV = 'vm1-vmedia-cd0';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -67,10 +67,9 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
     emu.create(vmFixture({ runStrategy: 'Always' }));
   });
   afterEach(async () => {
-    await m?.close();
+    const opened = m;
     m = undefined;
-    await emu.close();
-    expect(emu.controllerErrors).to.deep.equal([]);
+    await closeAll(emu, opened);
   });
 
   it('without a CA the HEAD fails verification: InvalidArgument, no DataVolume', async () => {

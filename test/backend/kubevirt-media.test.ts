@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError, type MachineEvent, type MediaSlot } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { NS, newMachine, startEmulator, startImageServer, until, vmFixture, vmOf, vmiOf, waitPower, type ImageServer } from './kubevirt-fixtures.js';
+import { NS, closeAll, newMachine, startEmulator, startImageServer, until, vmFixture, vmOf, vmiOf, waitPower, type ImageServer } from './kubevirt-fixtures.js';
 
 const DV = 'vm1-vmedia-cd0';
 const GiB = 2 ** 30;
@@ -31,11 +31,9 @@ describe('kubevirt backend: virtual media', function () {
     images = await startImageServer({ '/os.iso': 3 * GiB, '/tiny.iso': 1000, '/redirect.iso': 1 });
   });
   afterEach(async () => {
-    await m?.close();
+    const opened = m;
     m = undefined;
-    await images.close();
-    await emu.close();
-    expect(emu.controllerErrors).to.deep.equal([]);
+    await closeAll(emu, opened, images);
   });
 
   it('insert: sizes from HEAD, imports into a DataVolume, hot-plugs it into the CD-ROM; eject undoes it', async () => {

@@ -12,7 +12,7 @@ import { ObjectWatch } from '../../src/backend/kubevirt/informer.js';
 import type { VirtualMachine } from '../../src/backend/kubevirt/types.js';
 import { nullLogger } from '../../src/common/logger.js';
 import type { ApiServerEmulator } from '../emulator/index.js';
-import { NS, VM_NAME, captureLogger, newMachine, startEmulator, until, vmFixture, vmOf, waitPower } from './kubevirt-fixtures.js';
+import { NS, VM_NAME, captureLogger, closeAll, newMachine, startEmulator, until, vmFixture, vmOf, waitPower } from './kubevirt-fixtures.js';
 
 describe('kubevirt backend: API outages and errors', function () {
   this.timeout(20000);
@@ -23,10 +23,9 @@ describe('kubevirt backend: API outages and errors', function () {
     emu = await startEmulator();
   });
   afterEach(async () => {
-    await m?.close();
+    const opened = m;
     m = undefined;
-    await emu.close();
-    expect(emu.controllerErrors).to.deep.equal([]);
+    await closeAll(emu, opened);
   });
 
   it('refused connections → Unavailable for reads and actions, then recovery with fresh state', async () => {

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { isBackendError, type MachineEvent, type PowerAction, type PowerState } from '../../src/backend/types.js';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import type { ApiServerEmulator } from '../emulator/index.js';
-import { NS, VM_NAME, newMachine, startEmulator, until, vmFixture, vmOf, vmiOf, vmiPhase, waitPower } from './kubevirt-fixtures.js';
+import { NS, VM_NAME, closeAll, newMachine, startEmulator, until, vmFixture, vmOf, vmiOf, vmiPhase, waitPower } from './kubevirt-fixtures.js';
 
 interface Strategy {
   label: string;
@@ -80,10 +80,7 @@ describe('kubevirt backend: power', function () {
     before(async () => {
       shared = await startEmulator();
     });
-    after(async () => {
-      await shared.close();
-      expect(shared.controllerErrors).to.deep.equal([]);
-    });
+    after(() => closeAll(shared));
     /** One case on its own VM; throws a descriptive error when the outcome is not the expected one. */
     async function runCase(s: Strategy, action: PowerAction): Promise<void> {
       const want = expected(s, action);
@@ -153,10 +150,9 @@ describe('kubevirt backend: power', function () {
     emu = await startEmulator();
   });
   afterEach(async () => {
-    await m?.close();
+    const opened = m;
     m = undefined;
-    await emu.close();
-    expect(emu.controllerErrors).to.deep.equal([]);
+    await closeAll(emu, opened);
   });
 
   it('resume after pause returns to On through VMI unpause', async () => {

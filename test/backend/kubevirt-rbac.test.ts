@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
 import { isBackendError } from '../../src/backend/types.js';
-import { captureLogger, newMachine, startEmulator, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
+import { captureLogger, closeAll, newMachine, startEmulator, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
 interface Rule {
   apiGroups?: string[];
@@ -46,10 +46,9 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
     emu = await startEmulator();
   });
   afterEach(async () => {
-    await m?.close();
+    const opened = m;
     m = undefined;
-    await emu.close();
-    expect(emu.controllerErrors).to.deep.equal([]);
+    await closeAll(emu, opened);
   });
 
   it('is the ClusterRole named virtbmc without wildcards', () => {
