@@ -1,6 +1,7 @@
 import { ApiException, CoreV1Api, CustomObjectsApi, makeInformer, Watch, type KubeConfig, type V1ConfigMap } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { startApiServer, type ApiServerEmulator, type KubeObject } from './index.js';
+import { emulatorPerTest } from './helpers.js';
 
 const NS = 'default';
 
@@ -16,13 +17,9 @@ function dataVolume(name: string, url: string): KubeObject {
 describe('apiserver emulator: CDI DataVolumes', () => {
   let emu: ApiServerEmulator;
   let kc: KubeConfig;
-  beforeEach(async () => {
-    emu = await startApiServer({ dataVolumeImportMs: 60 });
-    kc = emu.makeKubeConfig();
-  });
-  afterEach(async () => {
-    expect(emu.controllerErrors).to.deep.equal([]);
-    await emu.close();
+  emulatorPerTest({ dataVolumeImportMs: 60 }, (e) => {
+    emu = e;
+    kc = e.makeKubeConfig();
   });
 
   it('imports with progress 0% → 100% and a PVC owned by the DataVolume', async () => {
@@ -83,14 +80,10 @@ describe('apiserver emulator: fault hooks', () => {
   let emu: ApiServerEmulator;
   let kc: KubeConfig;
   let core: CoreV1Api;
-  beforeEach(async () => {
-    emu = await startApiServer();
-    kc = emu.makeKubeConfig();
+  emulatorPerTest({}, (e) => {
+    emu = e;
+    kc = e.makeKubeConfig();
     core = kc.makeApiClient(CoreV1Api);
-  });
-  afterEach(async () => {
-    expect(emu.controllerErrors).to.deep.equal([]);
-    await emu.close();
   });
 
   it('failNext: the next N (matching) requests fail with the given status, then all is well', async () => {

@@ -2,7 +2,7 @@ import { ApiException, CustomObjectsApi, PatchStrategy, setHeaderOptions, type K
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { startApiServer, type ApiServerEmulator, type KubeObject } from './index.js';
-import { rawRequest } from './helpers.js';
+import { emulatorPerTest, rawRequest } from './helpers.js';
 
 const WIDGET_CRD: KubeObject = {
   apiVersion: 'apiextensions.k8s.io/v1',
@@ -51,14 +51,10 @@ describe('apiserver emulator: CustomResourceDefinitions', () => {
   let co: CustomObjectsApi;
   const g = { group: 'example.com', version: 'v1', namespace: 'default', plural: 'widgets' };
 
-  beforeEach(async () => {
-    emu = await startApiServer();
-    kc = emu.makeKubeConfig();
+  emulatorPerTest({}, (e) => {
+    emu = e;
+    kc = e.makeKubeConfig();
     co = kc.makeApiClient(CustomObjectsApi);
-  });
-  afterEach(async () => {
-    expect(emu.controllerErrors).to.deep.equal([]);
-    await emu.close();
   });
 
   async function invalid(body: unknown): Promise<{ message: string; details: { causes: { field: string; reason: string }[] } }> {

@@ -16,7 +16,7 @@ import {
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { startApiServer, type ApiServerEmulator, type KubeObject } from './index.js';
-import { rawRequest } from './helpers.js';
+import { emulatorPerTest, rawRequest } from './helpers.js';
 
 function statusBody(e: unknown): { code: number; reason: string; message: string; details?: { causes?: { message: string }[] } } {
   expect(e).to.be.instanceOf(ApiException);
@@ -41,14 +41,10 @@ describe('apiserver emulator: core REST semantics', () => {
   let kc: KubeConfig;
   let core: CoreV1Api;
 
-  beforeEach(async () => {
-    emu = await startApiServer();
-    kc = emu.makeKubeConfig();
+  emulatorPerTest({}, (e) => {
+    emu = e;
+    kc = e.makeKubeConfig();
     core = kc.makeApiClient(CoreV1Api);
-  });
-  afterEach(async () => {
-    expect(emu.controllerErrors).to.deep.equal([]);
-    await emu.close();
   });
 
   it('creates, reads, updates and deletes through CoreV1Api, filling metadata', async () => {

@@ -1,5 +1,26 @@
-/** Helpers for the emulator's own tests: raw calls the typed clients cannot make (KubeVirt subresources). */
+/**
+ * Helpers for the emulator's own tests: per-test set-up, and raw calls the typed clients cannot make
+ * (KubeVirt subresources).
+ */
 import type { KubeConfig } from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { startApiServer, type ApiServerEmulator, type EmulatorOptions } from './index.js';
+
+/**
+ * Registers a suite's hooks: a fresh emulator before each test, handed to `started` (which keeps it
+ * and makes its clients); after each test its controllers must have logged no errors, then it is closed.
+ */
+export function emulatorPerTest(opts: EmulatorOptions, started: (emu: ApiServerEmulator) => void): void {
+  let emu: ApiServerEmulator;
+  beforeEach(async () => {
+    emu = await startApiServer(opts);
+    started(emu);
+  });
+  afterEach(async () => {
+    expect(emu.controllerErrors).to.deep.equal([]);
+    await emu.close();
+  });
+}
 
 export interface RawReply {
   status: number;

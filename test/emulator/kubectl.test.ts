@@ -1,6 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { expect } from 'chai';
-import { startApiServer, type ApiServerEmulator } from './index.js';
+import type { ApiServerEmulator } from './index.js';
+import { emulatorPerTest } from './helpers.js';
 
 const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
 
@@ -34,12 +35,8 @@ describe('apiserver emulator: kubectl @e2e', function () {
   before(function () {
     if (!HAVE_KUBECTL) this.skip();
   });
-  beforeEach(async () => {
-    emu = await startApiServer({ allowAnonymous: true, vmiPhaseDelayMs: 5 });
-  });
-  afterEach(async () => {
-    expect(emu.controllerErrors).to.deep.equal([]);
-    await emu.close();
+  emulatorPerTest({ allowAnonymous: true, vmiPhaseDelayMs: 5 }, (e) => {
+    emu = e;
   });
 
   it('kubectl apply/get/label/delete work through discovery, short names and strategic merge patches', async () => {

@@ -1,7 +1,7 @@
 import { CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { startApiServer, type ApiServerEmulator, type KubeObject } from './index.js';
-import { vmiSubresource, vmSubresource, type RawReply } from './helpers.js';
+import { emulatorPerTest, vmiSubresource, vmSubresource, type RawReply } from './helpers.js';
 
 const NS = 'default';
 type Status = { printableStatus?: string; ready?: boolean; created?: boolean; runStrategy?: string; conditions?: { type: string; status: string }[]; stateChangeRequests?: unknown[] };
@@ -42,13 +42,9 @@ describe('apiserver emulator: KubeVirt', () => {
     expect(r.body).to.deep.include({ kind: 'Status', reason: 'Conflict', code: 409, message: `Operation cannot be fulfilled on ${resource}.kubevirt.io "${name}": ${why}` });
   };
 
-  beforeEach(async () => {
-    emu = await startApiServer({ vmiPhaseDelayMs: 5, vmiStopDelayMs: 40 });
-    kc = emu.makeKubeConfig();
-  });
-  afterEach(async () => {
-    expect(emu.controllerErrors).to.deep.equal([]);
-    await emu.close();
+  emulatorPerTest({ vmiPhaseDelayMs: 5, vmiStopDelayMs: 40 }, (e) => {
+    emu = e;
+    kc = e.makeKubeConfig();
   });
 
   it('Halted: start → runStrategy Always, VMI phases in order, interfaces and VM status', async () => {

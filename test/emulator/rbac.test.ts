@@ -1,7 +1,7 @@
 import { ApiException, CoreV1Api } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { startApiServer, type ApiServerEmulator, type KubeObject } from './index.js';
-import { rawRequest, vmSubresource } from './helpers.js';
+import type { ApiServerEmulator, KubeObject } from './index.js';
+import { emulatorPerTest, rawRequest, vmSubresource } from './helpers.js';
 
 const NS = 'default';
 
@@ -33,12 +33,8 @@ async function forbidden(p: Promise<unknown>): Promise<string> {
 
 describe('apiserver emulator: RBAC for non-admin credentials', () => {
   let emu: ApiServerEmulator;
-  beforeEach(async () => {
-    emu = await startApiServer({ vmiPhaseDelayMs: 5 });
-  });
-  afterEach(async () => {
-    expect(emu.controllerErrors).to.deep.equal([]);
-    await emu.close();
+  emulatorPerTest({ vmiPhaseDelayMs: 5 }, (e) => {
+    emu = e;
   });
 
   it('a service account gets exactly what its Role/ClusterRole bindings grant', async () => {
