@@ -39,13 +39,19 @@ describe('controller leader election', function () {
     return e;
   }
 
-  it('one leader at a time; a standby takes over when the leader stops renewing', async () => {
-    const events: string[] = [];
+  /** Elector a started and leading, then elector b started as its standby. */
+  async function leaderAndStandby(events: string[]): Promise<{ a: LeaderElector; b: LeaderElector }> {
     const a = elector('a', events);
     a.start();
     await emu.waitFor(() => a.isLeader);
     const b = elector('b', events);
     b.start();
+    return { a, b };
+  }
+
+  it('one leader at a time; a standby takes over when the leader stops renewing', async () => {
+    const events: string[] = [];
+    const { a, b } = await leaderAndStandby(events);
     const first = lease(emu)!;
     expect(first.holderIdentity).to.equal('a');
     expect(first.renewTime).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
@@ -66,11 +72,7 @@ describe('controller leader election', function () {
 
   it('a released lease is taken over at once', async () => {
     const events: string[] = [];
-    const a = elector('a', events);
-    a.start();
-    await emu.waitFor(() => a.isLeader);
-    const b = elector('b', events);
-    b.start();
+    const { a, b } = await leaderAndStandby(events);
     await new Promise((r) => setTimeout(r, 120));
     const t0 = Date.now();
     await a.stop(true);
