@@ -1,29 +1,16 @@
 /** Shared shapes of the apiserver emulator. */
+import type { ObjectMeta as KubeObjectMeta } from '../../src/kube/types.js';
 
-export interface ObjectMeta {
-  name?: string;
-  generateName?: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
+export type { OwnerReference } from '../../src/kube/types.js';
+
+/**
+ * Metadata as the emulator stores it: the shared shape, plus fields only the emulator acts on, and
+ * whatever else a client sends.
+ */
+export interface ObjectMeta extends KubeObjectMeta {
   deletionGracePeriodSeconds?: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
   finalizers?: string[];
-  ownerReferences?: OwnerReference[];
   [k: string]: unknown;
-}
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
 }
 
 export type KubeObject = { apiVersion: string; kind: string; metadata: ObjectMeta; [k: string]: unknown };
