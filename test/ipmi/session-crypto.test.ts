@@ -1,6 +1,16 @@
 import { expect } from 'chai';
 import { createHmac, randomBytes } from 'node:crypto';
-import { aesDecrypt, aesEncrypt, decodeRmcpPlus, encodeRmcpHeader, encodeRmcpPlus, RmcpClass, verifyIntegrity } from '../../src/ipmi/codec/index.js';
+import {
+  aesDecrypt,
+  aesEncrypt,
+  decodeRmcpPlus,
+  encodeRmcpHeader,
+  encodeRmcpPlus,
+  hmacWithKey,
+  prepareHmacKey,
+  RmcpClass,
+  verifyIntegrity,
+} from '../../src/ipmi/codec/index.js';
 import { AesCbcSession, freshIv } from '../../src/ipmi/session/crypto.js';
 
 describe('ipmi session crypto (long-lived AES contexts)', () => {
@@ -60,6 +70,39 @@ describe('ipmi codec: encodeRmcpPlus with a lead', () => {
       // authCode = first 12 bytes of HMAC-SHA1(K1, everything from the auth type byte to next header)
       const code = createHmac('sha1', k1).update(plain.subarray(0, plain.length - 12)).digest().subarray(0, 12);
       expect(plain.subarray(plain.length - 12).equals(code)).to.equal(true);
+    }
+  });
+});
+
+describe('ipmi codec: HMAC with a prepared key', () => {
+  for (const hash of ['sha1', 'sha256'] as const) {
+    it(`matches node:crypto HMAC-${hash.toUpperCase()} for every length around the block boundaries and long keys`, () => {
+      for (let keyLen = 0; keyLen <= 130; keyLen += 13) {
+        const key = randomBytes(keyLen);
+        const prepared = prepareHmacKey(hash, key);
+        for (let len = 0; len <= 200; len++) {
+          const data = randomBytes(len);
+          const want = createHmac(hash, key).update(data).digest();
+          expect(hmacWithKey(prepared, data).equals(want), `key ${keyLen} data ${len}`).to.equal(true);
+        }
+      }
+    });
+  }
+
+  it('signs and verifies packets like the raw key does, and refuses a key prepared for another hash', () => {
+    const k1 = randomBytes(32);
+    for (const alg of [1, 4]) {
+      const hash = alg === 1 ? 'sha1' : 'sha256';
+      const p = { payloadType: 0, encrypted: true, authenticated: true, sessionId: 7, sequence: 9, payload: randomBytes(32) };
+      const a = encodeRmcpPlus(p, { alg, k1 });
+      expect(encodeRmcpPlus(p, { alg, k1: prepareHmacKey(hash, k1) }).equals(a)).to.equal(true);
+      const d = decodeRmcpPlus(a);
+      expect(d.ok && verifyIntegrity(d.value, alg, prepareHmacKey(hash, k1))).to.equal(true);
+      const tampered = Buffer.from(a);
+      tampered[20]! ^= 1;
+      const t = decodeRmcpPlus(tampered);
+      expect(t.ok && verifyIntegrity(t.value, alg, prepareHmacKey(hash, k1))).to.equal(false);
+      expect(() => encodeRmcpPlus(p, { alg, k1: prepareHmacKey(hash === 'sha1' ? 'sha256' : 'sha1', k1) })).to.throw();
     }
   });
 });

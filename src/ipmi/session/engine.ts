@@ -19,10 +19,13 @@ import {
   encodeRmcpHeader,
   encodeRmcpPlus,
   encodeV15,
+  integrityHash,
   isAsfPing,
+  prepareHmacKey,
   responseFor,
   verifyIntegrity,
   verifyV15AuthCode,
+  type HmacKey,
   type LanRequest,
   type RmcpPlusPacket,
   type V15Packet,
@@ -192,7 +195,7 @@ export class IpmiEngine {
     const needAuth = suite.integrity !== 0;
     const needEnc = suite.conf !== 0;
     if (p.authenticated !== needAuth || p.encrypted !== needEnc) return this.drop(log, 'security bits do not match the session');
-    if (needAuth && !verifyIntegrity(p, suite.integrity, s.rmcp.k1!)) return this.drop(log, 'bad integrity code');
+    if (needAuth && !verifyIntegrity(p, suite.integrity, this.k1(s))) return this.drop(log, 'bad integrity code');
     if (!s.inbound.check(p.sequence)) return this.drop(log, `sequence ${p.sequence} outside the window or replayed`);
     if (p.payloadType !== PayloadType.IPMI) return this.drop(log, `payload type ${p.payloadType} not supported in session`);
     let msg = p.payload;
@@ -210,6 +213,12 @@ export class IpmiEngine {
 
   private wrapRmcp(p: Parameters<typeof encodeRmcpPlus>[0], integrity?: Parameters<typeof encodeRmcpPlus>[1]): Buffer {
     return encodeRmcpPlus(p, integrity, RMCP_IPMI);
+  }
+
+  /** The session's K1 prepared for per-packet HMACs (made on first use; keys are fixed by then). */
+  private k1(s: Session): HmacKey {
+    const k = s.rmcp!;
+    return (k.k1Mac ??= prepareHmacKey(integrityHash(k.suite.integrity)!, k.k1!));
   }
 
   /** The session's AES contexts, made on first use (the session keys are fixed by then). */
@@ -273,7 +282,7 @@ export class IpmiEngine {
         sequence: s.nextOutSeq(),
         payload: enc ? this.aes(s).encrypt(freshIv(), msg) : msg,
       },
-      auth ? { alg: k.suite.integrity, k1: k.k1! } : undefined,
+      auth ? { alg: k.suite.integrity, k1: this.k1(s) } : undefined,
     );
   }
 

@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import type { UserAccount } from '../../agent/types.js';
 import type { LanRequest } from '../codec/message.js';
+import type { HmacKey } from '../codec/hmac.js';
 import type { CipherSuite } from '../codec/suites.js';
 import type { AesCbcSession } from './crypto.js';
 import { Privilege, type SessionView } from '../types.js';
@@ -64,6 +65,8 @@ export interface RmcpPlusKeys {
   k1?: Buffer;
   /** AES key, K2[0..15] */
   aesKey?: Buffer;
+  /** K1 prepared for per-packet HMACs, made on first use */
+  k1Mac?: HmacKey;
   /** AES contexts for this session's packets, made from aesKey on first use */
   aes?: AesCbcSession;
   /** RAKP4 already sent, kept so a retransmitted RAKP3 gets the same answer */
