@@ -15,9 +15,8 @@ import {
   NS,
   VM_NAME,
   bootOrders,
-  closeAll,
+  emulatorPerTest,
   newMachine,
-  startEmulator,
   until,
   vmFixture,
   vmOf,
@@ -41,13 +40,11 @@ describe('kubevirt backend: boot override', function () {
   let m: KubeVirtMachine | undefined;
   let m2: KubeVirtMachine | undefined;
 
-  beforeEach(async () => {
-    emu = await startEmulator();
-  });
-  afterEach(async () => {
-    const opened = [m, m2];
-    m = m2 = undefined;
-    await closeAll(emu, ...opened);
+  emulatorPerTest({}, {
+    set: (e) => {
+      emu = e;
+    },
+    get: () => emu,
   });
 
   it('continuous targets rewrite the device boot orders; disabled removes them', async () => {

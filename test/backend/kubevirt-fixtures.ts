@@ -55,14 +55,40 @@ export async function startEmulator(opts: EmulatorOptions = {}): Promise<ApiServ
   return startApiServer({ ...FAST, ...opts });
 }
 
+type Closable = { close(): Promise<void> } | undefined;
+
+/** The machines newMachine() opened on each emulator, so that closeAll() can close them. */
+const machinesOf = new WeakMap<ApiServerEmulator, KubeVirtMachine[]>();
+
 /**
- * A backend test's tear-down: close what the test opened (machines, servers; in the order given),
- * then the emulator, whose controllers must have logged no errors.
+ * A backend test's tear-down: close the machines newMachine() opened on `emu` (closing twice is
+ * harmless), then `others` in the order given, then the emulator, whose controllers must have
+ * logged no errors.
  */
-export async function closeAll(emu: ApiServerEmulator, ...opened: ({ close(): Promise<void> } | undefined)[]): Promise<void> {
-  for (const o of opened) await o?.close();
+export async function closeAll(emu: ApiServerEmulator, ...others: Closable[]): Promise<void> {
+  for (const m of machinesOf.get(emu)?.splice(0) ?? []) await m.close();
+  for (const o of others) await o?.close();
   await emu.close();
   expect(emu.controllerErrors).to.deep.equal([]);
+}
+
+/** Where a suite keeps its emulator (a test may swap in another one), and what else it opens per test. */
+export interface SuiteEmulator {
+  set(emu: ApiServerEmulator): void | Promise<void>;
+  get(): ApiServerEmulator;
+  others?(): Closable[];
+}
+
+/**
+ * Registers a suite's hooks: before each test a fresh emulator (FAST timings plus `opts`) goes to
+ * `suite.set`; after each test closeAll() takes down the suite's current emulator with its
+ * machines and `suite.others`.
+ */
+export function emulatorPerTest(opts: EmulatorOptions, suite: SuiteEmulator): void {
+  beforeEach(async () => {
+    await suite.set(await startEmulator(opts));
+  });
+  afterEach(() => closeAll(suite.get(), ...(suite.others?.() ?? [])));
 }
 
 export async function newMachine(
@@ -76,7 +102,7 @@ export async function newMachine(
     mediaTls?: MediaTlsOptions;
   } = {},
 ): Promise<KubeVirtMachine> {
-  return (await createKubeVirtMachine({
+  const m = (await createKubeVirtMachine({
     namespace: NS,
     name: opts.name ?? VM_NAME,
     logger: opts.logger ?? pino({ level: 'silent' }),
@@ -89,6 +115,8 @@ export async function newMachine(
     ...(opts.storageClassName ? { storageClassName: opts.storageClassName } : {}),
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
   })) as KubeVirtMachine;
+  machinesOf.set(emu, [...(machinesOf.get(emu) ?? []), m]);
+  return m;
 }
 
 /** Poll until fn returns a truthy value (or resolves without throwing when `allowThrow`). */

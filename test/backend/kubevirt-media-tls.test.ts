@@ -16,7 +16,7 @@ import { expect } from 'chai';
 import { resolveMediaTls, type KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { NS, closeAll, newMachine, startEmulator, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
+import { NS, emulatorPerTest, newMachine, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
 const DV = 'vm1-vmedia-cd0';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -61,15 +61,13 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
     rmSync(dir, { recursive: true, force: true });
   });
 
-  beforeEach(async () => {
-    heads.length = 0;
-    emu = await startEmulator({ dataVolumeImportMs: 100 });
-    emu.create(vmFixture({ runStrategy: 'Always' }));
-  });
-  afterEach(async () => {
-    const opened = m;
-    m = undefined;
-    await closeAll(emu, opened);
+  emulatorPerTest({ dataVolumeImportMs: 100 }, {
+    set: (e) => {
+      heads.length = 0;
+      emu = e;
+      emu.create(vmFixture({ runStrategy: 'Always' }));
+    },
+    get: () => emu,
   });
 
   it('without a CA the HEAD fails verification: InvalidArgument, no DataVolume', async () => {

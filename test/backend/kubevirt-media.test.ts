@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError, type MachineEvent, type MediaSlot } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { NS, closeAll, newMachine, startEmulator, startImageServer, until, vmFixture, vmOf, vmiOf, waitPower, type ImageServer } from './kubevirt-fixtures.js';
+import { NS, emulatorPerTest, newMachine, startEmulator, startImageServer, until, vmFixture, vmOf, vmiOf, waitPower, type ImageServer } from './kubevirt-fixtures.js';
 
 const DV = 'vm1-vmedia-cd0';
 const GiB = 2 ** 30;
@@ -26,14 +26,13 @@ describe('kubevirt backend: virtual media', function () {
   let images: ImageServer;
   let m: KubeVirtMachine | undefined;
 
-  beforeEach(async () => {
-    emu = await startEmulator({ dataVolumeImportMs: 150 });
-    images = await startImageServer({ '/os.iso': 3 * GiB, '/tiny.iso': 1000, '/redirect.iso': 1 });
-  });
-  afterEach(async () => {
-    const opened = m;
-    m = undefined;
-    await closeAll(emu, opened, images);
+  emulatorPerTest({ dataVolumeImportMs: 150 }, {
+    set: async (e) => {
+      emu = e;
+      images = await startImageServer({ '/os.iso': 3 * GiB, '/tiny.iso': 1000, '/redirect.iso': 1 });
+    },
+    get: () => emu,
+    others: () => [images],
   });
 
   it('insert: sizes from HEAD, imports into a DataVolume, hot-plugs it into the CD-ROM; eject undoes it', async () => {

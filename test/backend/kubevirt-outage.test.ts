@@ -12,20 +12,18 @@ import { ObjectWatch } from '../../src/backend/kubevirt/informer.js';
 import type { VirtualMachine } from '../../src/backend/kubevirt/types.js';
 import { nullLogger } from '../../src/common/logger.js';
 import type { ApiServerEmulator } from '../emulator/index.js';
-import { NS, VM_NAME, captureLogger, closeAll, newMachine, startEmulator, until, vmFixture, vmOf, waitPower } from './kubevirt-fixtures.js';
+import { NS, VM_NAME, captureLogger, emulatorPerTest, newMachine, until, vmFixture, vmOf, waitPower } from './kubevirt-fixtures.js';
 
 describe('kubevirt backend: API outages and errors', function () {
   this.timeout(20000);
   let emu: ApiServerEmulator;
   let m: KubeVirtMachine | undefined;
 
-  beforeEach(async () => {
-    emu = await startEmulator();
-  });
-  afterEach(async () => {
-    const opened = m;
-    m = undefined;
-    await closeAll(emu, opened);
+  emulatorPerTest({}, {
+    set: (e) => {
+      emu = e;
+    },
+    get: () => emu,
   });
 
   it('refused connections → Unavailable for reads and actions, then recovery with fresh state', async () => {

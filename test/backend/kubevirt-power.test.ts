@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { isBackendError, type MachineEvent, type PowerAction, type PowerState } from '../../src/backend/types.js';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import type { ApiServerEmulator } from '../emulator/index.js';
-import { NS, VM_NAME, closeAll, newMachine, startEmulator, until, vmFixture, vmOf, vmiOf, vmiPhase, waitPower } from './kubevirt-fixtures.js';
+import { NS, VM_NAME, closeAll, emulatorPerTest, newMachine, startEmulator, until, vmFixture, vmOf, vmiOf, vmiPhase, waitPower } from './kubevirt-fixtures.js';
 
 interface Strategy {
   label: string;
@@ -146,13 +146,11 @@ describe('kubevirt backend: power', function () {
   });
 
   describe('scenarios', () => {
-  beforeEach(async () => {
-    emu = await startEmulator();
-  });
-  afterEach(async () => {
-    const opened = m;
-    m = undefined;
-    await closeAll(emu, opened);
+  emulatorPerTest({}, {
+    set: (e) => {
+      emu = e;
+    },
+    get: () => emu,
   });
 
   it('resume after pause returns to On through VMI unpause', async () => {

@@ -9,7 +9,7 @@ import { parse } from 'yaml';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
 import { isBackendError } from '../../src/backend/types.js';
-import { captureLogger, closeAll, newMachine, startEmulator, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
+import { captureLogger, emulatorPerTest, newMachine, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
 interface Rule {
   apiGroups?: string[];
@@ -42,13 +42,11 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
   let emu: ApiServerEmulator;
   let m: KubeVirtMachine | undefined;
 
-  beforeEach(async () => {
-    emu = await startEmulator();
-  });
-  afterEach(async () => {
-    const opened = m;
-    m = undefined;
-    await closeAll(emu, opened);
+  emulatorPerTest({}, {
+    set: (e) => {
+      emu = e;
+    },
+    get: () => emu,
   });
 
   it('is the ClusterRole named virtbmc without wildcards', () => {
