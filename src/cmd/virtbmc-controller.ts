@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
+import { stopOnSignals } from '../common/process.js';
 import { createLogger } from '../common/logger.js';
 import { loadKubeConfig } from '../kube/config.js';
 import { startManager } from '../controller/manager.js';
@@ -81,23 +82,7 @@ async function main(argv: string[]): Promise<void> {
     'virtbmc-controller started',
   );
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 15_000);
-    force.unref();
-    manager.stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        logger.error({ err: e instanceof Error ? e.message : String(e) }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(logger, () => manager.stop(), 15_000);
 }
 
 main(process.argv).catch((e: unknown) => {

@@ -9,6 +9,7 @@ import { startAgent } from '../agent/agent.js';
 import { ConfigError, parseNonNegative, parsePort, resolveUsers } from '../agent/config.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
 import type { Machine } from '../backend/types.js';
+import { stopOnSignals } from '../common/process.js';
 import { createLogger } from '../common/logger.js';
 import { pino } from 'pino';
 
@@ -175,23 +176,7 @@ async function main(argv: string[]): Promise<void> {
   process.stdout.write(`virtbmc ready: ${what} ${endpoints}\n`);
   logger.info({ endpoints: Object.fromEntries(agent.servers.map((s) => [s.name, s.url])), vm: what }, 'ready');
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
-    force.unref();
-    agent.close().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        logger.error({ err: e }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  stopOnSignals(logger, () => agent.close(), 10_000);
 }
 
 main(process.argv).catch((e: unknown) => {
