@@ -13,7 +13,10 @@
  * waiting for it, so a faster server can make it slower (observed: relaying our answers with 1 ms of
  * added delay tripled its rate against our agent). Its rate measures the client; the Node client
  * lines and the CPU time per request measure the servers.
- * Env: IPMI_BENCH_SECONDS (default 5), IPMI_BENCH_PIPELINE (default 8).
+ * The Node client runs are repeated IPMI_BENCH_ROUNDS times, alternating between the servers, and
+ * the summary reports medians: on a shared box single runs move a lot with the other load.
+ * Both servers first get one unmeasured second of load (our agent's JIT warms up there).
+ * Env: IPMI_BENCH_SECONDS (default 5), IPMI_BENCH_PIPELINE (default 8), IPMI_BENCH_ROUNDS (default 3).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -29,6 +32,7 @@ const SECONDS = Number(process.env.IPMI_BENCH_SECONDS ?? 5);
 const PY = '/usr/bin/python3';
 const TICK_MS = 10; // USER_HZ is 100 on Linux
 const PIPELINE = Number(process.env.IPMI_BENCH_PIPELINE ?? 8);
+const ROUNDS = Math.max(1, Number(process.env.IPMI_BENCH_ROUNDS ?? 3));
 /** Requests prepared per second of run: more than a bare Node UDP echo manages on loopback here. */
 const MAX_RATE_SINGLE = 25_000;
 const MAX_RATE_PIPELINED = 60_000;
@@ -100,14 +104,14 @@ function pyghmiClient(port: number): Promise<Result> {
  * AES, completion code) with the codec. The run ends after SECONDS or when the prepared requests
  * are used up, whichever comes first; the rate uses the time actually spent.
  */
-async function nodeClient(port: number, window: number, maxRate: number): Promise<Result> {
+async function nodeClient(port: number, window: number, maxRate: number, seconds = SECONDS): Promise<Result> {
   const c = new RmcpPlusConsole(port, 'admin', 'password', 3);
   try {
     const h = await c.handshake();
     if (!h.established) throw new Error(`handshake failed: ${JSON.stringify(h)}`);
     const warm = await c.request(0x00, 0x01, [], 2000);
     if (warm?.cc !== 0 || warm.data.length !== 3) throw new Error(`Get Chassis Status failed: ${JSON.stringify(warm)}`);
-    const reqs = prepare(c, Math.ceil(SECONDS * maxRate));
+    const reqs = prepare(c, Math.ceil(seconds * maxRate));
     const socket = c.peer.socket;
     socket.removeAllListeners('message');
     return await new Promise<Result>((resolve) => {
@@ -115,7 +119,7 @@ async function nodeClient(port: number, window: number, maxRate: number): Promis
       let n = 0;
       let errors = 0;
       const t0 = performance.now();
-      const end = t0 + SECONDS * 1000;
+      const end = t0 + seconds * 1000;
       const send = () => socket.send(reqs[sent++]!, port, '127.0.0.1');
       let done = false;
       const finish = () => {
@@ -125,7 +129,7 @@ async function nodeClient(port: number, window: number, maxRate: number): Promis
         socket.removeAllListeners('message');
         resolve({ requests: n, errors, seconds: (performance.now() - t0) / 1000, ...(sent === reqs.length ? { exhausted: true } : {}) });
       };
-      const timer = setTimeout(finish, SECONDS * 1000 + 2000); // lost answers end the run too
+      const timer = setTimeout(finish, seconds * 1000 + 2000); // lost answers end the run too
       socket.on('message', (m: Buffer) => {
         if (n % 32 === 0 && c.unwrap(m)?.cc !== 0) errors++;
         n++;
@@ -183,15 +187,30 @@ async function main(): Promise<void> {
     const pyPid = py.pid!;
     await new Promise((r) => setTimeout(r, 300)); // let it reach its receive loop
 
-    console.log(`IPMI v2.0 Get Chassis Status over one session, ${SECONDS}s per run, suite 3`);
+    console.log(`IPMI v2.0 Get Chassis Status over one session, ${SECONDS}s per run, suite 3, ${ROUNDS} rounds of the node client runs`);
+    await nodeClient(ourPort, PIPELINE, MAX_RATE_PIPELINED, 1); // warm-up, not measured
+    await nodeClient(pyPort, PIPELINE, MAX_RATE_PIPELINED, 1);
     const a = await measure('pyghmi client -> ours', ourPid, () => pyghmiClient(ourPort));
     const b = await measure('pyghmi client -> pyghmi BMC', pyPid, () => pyghmiClient(pyPort));
-    const c = await measure('node client   -> ours', ourPid, () => nodeClient(ourPort, 1, MAX_RATE_SINGLE));
-    const d = await measure('node client   -> pyghmi BMC', pyPid, () => nodeClient(pyPort, 1, MAX_RATE_SINGLE));
-    const e = await measure(`node x${PIPELINE} pipelined -> ours`, ourPid, () => nodeClient(ourPort, PIPELINE, MAX_RATE_PIPELINED));
-    const f = await measure(`node x${PIPELINE} pipelined -> pyghmi`, pyPid, () => nodeClient(pyPort, PIPELINE, MAX_RATE_PIPELINED));
+    type M = Awaited<ReturnType<typeof measure>>;
+    const runs: Record<'c' | 'd' | 'e' | 'f', M[]> = { c: [], d: [], e: [], f: [] };
+    for (let i = 0; i < ROUNDS; i++) {
+      runs.c.push(await measure('node client   -> ours', ourPid, () => nodeClient(ourPort, 1, MAX_RATE_SINGLE)));
+      runs.d.push(await measure('node client   -> pyghmi BMC', pyPid, () => nodeClient(pyPort, 1, MAX_RATE_SINGLE)));
+      runs.e.push(await measure(`node x${PIPELINE} pipelined -> ours`, ourPid, () => nodeClient(ourPort, PIPELINE, MAX_RATE_PIPELINED)));
+      runs.f.push(await measure(`node x${PIPELINE} pipelined -> pyghmi`, pyPid, () => nodeClient(pyPort, PIPELINE, MAX_RATE_PIPELINED)));
+    }
+    const median = (xs: number[]) => {
+      const v = [...xs].sort((x, y) => x - y);
+      return v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    };
+    const med = (ms: M[]): M => ({ rate: median(ms.map((m) => m.rate)), usPerReq: median(ms.map((m) => m.usPerReq)) });
+    const [c, d, e, f] = [med(runs.c), med(runs.d), med(runs.e), med(runs.f)];
     const ratio = (x: number, y: number) => (y > 0 ? (x / y).toFixed(1) : 'n/a');
     console.log('(pyghmi client rates are bounded by that client, see the header of this file)');
+    console.log(
+      `medians: node client ours ${c.usPerReq.toFixed(0)} µs/req vs pyghmi ${d.usPerReq.toFixed(0)} µs/req server CPU (x${ratio(d.usPerReq, c.usPerReq)} less)`,
+    );
     console.log(
       `SUMMARY ipmi-vs-pyghmi: pyghmi client ${a.rate.toFixed(0)} vs ${b.rate.toFixed(0)} req/s (x${ratio(a.rate, b.rate)}); ` +
         `node client ${c.rate.toFixed(0)} vs ${d.rate.toFixed(0)} req/s (x${ratio(c.rate, d.rate)}); ` +
