@@ -1,7 +1,7 @@
 /**
  * Micro-benchmark of the IPMI engine alone (no socket): one suite-3 (or IPMI_BENCH_SUITE) session,
  * then Get Chassis Status datagrams fed straight into IpmiEngine.handle. Prints µs per request.
- * Usage: npx tsx bench/ipmi-engine.ts [requests]
+ * Usage: npx tsx bench/ipmi-engine.ts [requests]   (IPMI_BENCH_SUITE=17 for suite 17)
  */
 import { SimulatedMachine } from '../src/backend/simulator/simulator.js';
 import { nullLogger } from '../src/common/logger.js';
@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   let answered = 0;
   for (let i = 1; i < n; i++) if (await engine.handle(reqs[i]!, remote, log)) answered++;
   const us = Number(process.hrtime.bigint() - t0) / 1000 / (n - 1);
-  console.log(`engine: ${us.toFixed(2)} µs per Get Chassis Status (${answered}/${n - 1} answered)`);
+  console.log(`SUMMARY ipmi-engine: ${us.toFixed(2)} µs per Get Chassis Status, no socket (${answered}/${n - 1} answered)`);
 }
 
 void main();
