@@ -492,6 +492,10 @@ describe('Redfish resources: virtual media', function () {
         expectError(await rf('POST', act, { Image: ISO, TransferProtocolType: 'HTTPS' }), 400, 'ActionParameterValueConflict');
         expectError(await rf('POST', act, { Image: ISO, Bogus: 1 }), 400, 'ActionParameterUnknown');
         expectError(await rf('POST', act, { Image: ISO, WriteProtected: 'yes' }), 400, 'ActionParameterValueTypeError');
+        // credentials in the URL are refused, and not echoed back
+        const cred = await rf('POST', act, { Image: 'http://u:s3cr3t@h.example/x.iso' });
+        expectError(cred, 400, 'ActionParameterValueFormatError');
+        expect(JSON.stringify(cred.body)).to.not.include('s3cr3t');
         expect((await slot('cd0')).state).to.equal('empty');
       });
 
@@ -508,6 +512,9 @@ describe('Redfish resources: virtual media', function () {
         expectError(await rf('PATCH', `${base}/Cd`, { MediaTypes: ['CD'] }), 400, 'PropertyNotWritable');
         expectError(await rf('PATCH', `${base}/Cd`, { Inserted: 'yes' }), 400, 'PropertyValueTypeError');
         expectError(await rf('PATCH', `${base}/Cd`, { Image: 'nope' }), 400, 'PropertyValueFormatError');
+        const cred = await rf('PATCH', `${base}/Cd`, { Image: 'https://u:s3cr3t@h.example/x.iso' });
+        expectError(cred, 400, 'PropertyValueFormatError');
+        expect(JSON.stringify(cred.body)).to.not.include('s3cr3t');
         expect((await slot('cd0')).state).to.equal('empty');
       });
     });

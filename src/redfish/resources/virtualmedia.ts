@@ -105,13 +105,24 @@ async function currentMedia(ctx: RedfishContext, parent: Parent): Promise<Record
   return mediaBody(parent, id, s);
 }
 
-/** Validate an image URL up front so a bad one gets the Redfish format error, not a generic 400. */
-function checkImage(image: string, onBad: (detail: string) => RedfishError): void {
+/**
+ * Validate an image URL up front so a bad one gets the Redfish format error, not a generic 400.
+ * Credentials in the URL are refused here, before the URL is logged or stored: they would show in
+ * the log, in every reader's GET and in the backend's objects (UserName/Password are refused too).
+ * `onBad` gets the image as it may be shown back (credentials masked) and the reason.
+ */
+function checkImage(image: string, onBad: (shown: string, detail: string) => RedfishError): void {
+  let url: URL;
   try {
-    validateImageUrl(image);
+    url = validateImageUrl(image);
   } catch (e) {
-    if (isBackendError(e, 'InvalidArgument')) throw onBad(e.message);
+    if (isBackendError(e, 'InvalidArgument')) throw onBad(image, e.message);
     throw e;
+  }
+  if (url.username || url.password) {
+    url.username = '***';
+    url.password = '';
+    throw onBad(url.href, 'image URLs with embedded credentials are not supported');
   }
 }
 
@@ -140,7 +151,9 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
   if (typeof image !== 'string') {
     throw new RedfishError(400, 'ActionParameterValueTypeError', [JSON.stringify(image), 'Image', INSERT], { property: 'Image' });
   }
-  checkImage(image, (detail) => new RedfishError(400, 'ActionParameterValueFormatError', [image, 'Image', INSERT], { property: 'Image', detail }));
+  checkImage(image, (shown, detail) =>
+    new RedfishError(400, 'ActionParameterValueFormatError', [shown, 'Image', INSERT], { property: 'Image', detail }),
+  );
   const inserted = boolParameter(body, 'Inserted', true);
   const writeProtected = boolParameter(body, 'WriteProtected', true);
   if (!inserted) {
@@ -208,7 +221,9 @@ async function patch(ctx: RedfishContext, parent: Parent): Promise<void> {
     }
     await backend(machine.ejectMedia(slot));
   } else if (typeof image === 'string') {
-    checkImage(image, (detail) => new RedfishError(400, 'PropertyValueFormatError', [image, 'Image'], { property: '#/Image', detail }));
+    checkImage(image, (shown, detail) =>
+      new RedfishError(400, 'PropertyValueFormatError', [shown, 'Image'], { property: '#/Image', detail }),
+    );
     await backend(machine.insertMedia(slot, { image, writeProtected: wp ?? true }));
   } else if (wp !== undefined && wp !== current.WriteProtected) {
     // Write protection is chosen when the image is attached; changing it later is not possible.
