@@ -97,13 +97,16 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
   if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and auth type NONE are accepted');
 
   const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4', lookup: literalLookup });
+  let closed = false;
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
     const rlog = lazyChild(log, () => ({ rid: newRequestId(), remote: `${rinfo.address}:${rinfo.port}` }));
-    // Send errors surface as socket 'error' events (logged below).
+    // Send errors surface as socket 'error' events (logged below). A reply that a slow handler
+    // finishes after close() is dropped: send on a closed socket throws, which here would be an
+    // unhandled rejection.
     const reply = engine.handleNow(msg, rinfo, rlog);
     if (reply instanceof Promise) {
       void reply.then((r) => {
-        if (r) socket.send(r, rinfo.port, rinfo.address);
+        if (r && !closed) socket.send(r, rinfo.port, rinfo.address);
       });
     } else if (reply) {
       socket.send(reply, rinfo.port, rinfo.address);
@@ -125,7 +128,6 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   log.info({ address: addr.address, port: addr.port }, 'IPMI server listening');
 
-  let closed = false;
   return {
     name: 'ipmi',
     address: addr.address,

@@ -304,6 +304,29 @@ describe('ipmi session layer', () => {
       }
     });
 
+    it('close() while a handler still runs: its late reply is dropped, nothing rejects unhandled', async () => {
+      const calls: string[] = [];
+      const server = await start({}, calls);
+      const a = new RmcpPlusConsole(server.port, 'admin', 'password');
+      const unhandled: unknown[] = [];
+      const onUnhandled = (e: unknown) => unhandled.push(e);
+      process.on('unhandledRejection', onUnhandled);
+      try {
+        expect((await a.handshake()).established).to.equal(true);
+        a.peer.send(a.wrap(lanRequest(0x30, 0x20))); // 'slow': answers after 300 ms
+        const deadline = Date.now() + 2000;
+        while (!calls.includes('slow') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        expect(calls).to.include('slow');
+        await server.close();
+        await new Promise((r) => setTimeout(r, 400)); // let the handler finish after the close
+        expect(unhandled).to.deep.equal([]);
+      } finally {
+        process.off('unhandledRejection', onUnhandled);
+        a.close();
+        await server.close();
+      }
+    });
+
     it('expires idle sessions', async () => {
       const server = await start({ sessionTimeoutSeconds: 0.8 });
       const a = new RmcpPlusConsole(server.port, 'admin', 'password');
