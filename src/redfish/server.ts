@@ -3,7 +3,6 @@
  * port either redirected (308) or refused. One net.Server accepts every connection and peeks at
  * the first byte: 0x16 (a TLS handshake record) goes to the TLS server, anything else to plain HTTP.
  */
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -11,6 +10,7 @@ import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
 import { createRedfishApp } from './app.js';
 import { LoginThrottle, MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sessions.js';
 import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from './core/types.js';
+import { nameBasedUuid } from './core/uuid.js';
 import { modules as allModules } from './resources/index.js';
 
 export interface RedfishServerOptions extends ProtocolServerOptions {
@@ -20,16 +20,6 @@ export interface RedfishServerOptions extends ProtocolServerOptions {
   tls?: { cert: Buffer | string; key: Buffer | string; plainHttp?: 'redirect' | 'refuse' };
   /** UDP port of this agent's IPMI server, when it runs (advertised in ManagerNetworkProtocol). */
   ipmiPort?: number;
-}
-
-/** RFC 4122 name-based (SHA-1, version 5) UUID. */
-export function nameBasedUuid(namespace: string, name: string): string {
-  const ns = Buffer.from(namespace.replace(/-/g, ''), 'hex');
-  const h = createHash('sha1').update(ns).update(name).digest();
-  h[6] = ((h[6] as number) & 0x0f) | 0x50;
-  h[8] = ((h[8] as number) & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
 const PEEK_TIMEOUT_MS = 30_000;

@@ -2,7 +2,6 @@
  * The Manager "BMC" (this agent), its Reset action, ActionInfo and NetworkProtocol. The BMC view
  * has no state of its own to restart, so Manager.Reset only logs and answers 204.
  */
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +9,7 @@ import { isBackendError } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
+import { nameBasedUuid } from '../core/uuid.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 import {
   CHASSIS,
@@ -57,15 +57,6 @@ export function redfishDateTime(d: Date): { dateTime: string; offset: string } {
   return { dateTime: local.toISOString().slice(0, 19) + offset, offset };
 }
 
-/** A stable UUID for the manager, derived from the service UUID (name-based, version 5 layout). */
-function managerUuid(serviceUuid: string): string {
-  const h = createHash('sha1').update('kubevirtbmc-manager:' + serviceUuid).digest();
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
-  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20, 32)}`;
-}
-
 /**
  * The manager is this agent, which stays up when its machine's platform does not: a backend outage
  * degrades its health instead of failing the read. The UUID derives from the service UUID (itself
@@ -90,7 +81,7 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
     Name: 'KubeVirtBMC',
     Description: vm ? `Virtual BMC for KubeVirt virtual machine ${vm}` : 'Virtual BMC for a KubeVirt virtual machine',
     ManagerType: 'BMC',
-    UUID: managerUuid(deps.serviceUuid),
+    UUID: nameBasedUuid(deps.serviceUuid, 'manager'),
     ServiceEntryPointUUID: deps.serviceUuid,
     Model: 'KubeVirtBMC',
     FirmwareVersion: FIRMWARE_VERSION,
