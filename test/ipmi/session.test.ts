@@ -5,7 +5,7 @@ import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import type { ProtocolServer } from '../../src/agent/types.js';
 import { startIpmiServer, type IpmiServerOptions } from '../../src/ipmi/server.js';
-import { LoginLimiter } from '../../src/ipmi/session/ratelimit.js';
+import { LoginLimiter, MAX_TRACKED_ADDRESSES } from '../../src/ipmi/session/ratelimit.js';
 import { SeqWindow, SessionTable } from '../../src/ipmi/session/table.js';
 import { CC, Privilege, type CommandSpec } from '../../src/ipmi/types.js';
 import { RmcpPlusConsole, UdpPeer, V15Console, lanRequest, preSessionResponse, rmcpPreSession, v15PreSession } from './session-client.js';
@@ -87,6 +87,16 @@ describe('ipmi session layer', () => {
       expect(l.isBlocked('a', 100)).to.equal(true);
       expect(l.isBlocked('a', 600)).to.equal(false);
       expect(l.fail('c', 0) || l.fail('c', 2000) || l.fail('c', 4000)).to.equal(false); // spread out: no block
+    });
+
+    it('login limiter: memory stays bounded under a flood from ever new (spoofed) addresses', () => {
+      const l = new LoginLimiter({ limit: 1, windowMs: 1000, blockMs: 60_000 });
+      for (let i = 0; i < MAX_TRACKED_ADDRESSES + 100; i++) expect(l.fail(`10.0.${i >> 8}.${i & 0xff}`, i)).to.equal(true);
+      expect(l.tracked.blocked).to.equal(MAX_TRACKED_ADDRESSES);
+      expect(l.isBlocked(`10.0.${(MAX_TRACKED_ADDRESSES + 99) >> 8}.${(MAX_TRACKED_ADDRESSES + 99) & 0xff}`, 5000)).to.equal(true);
+      const m = new LoginLimiter({ limit: 2, windowMs: 1000, blockMs: 60_000 });
+      for (let i = 0; i < MAX_TRACKED_ADDRESSES + 100; i++) m.fail(`a${i}`, 0);
+      expect(m.tracked.failing).to.equal(MAX_TRACKED_ADDRESSES);
     });
   });
 

@@ -5,6 +5,9 @@ export interface LoginLimiterOptions {
   blockMs: number;
 }
 
+/** Addresses tracked at most, in each of the two maps: bounds memory under a spoofed-source flood. */
+export const MAX_TRACKED_ADDRESSES = 4096;
+
 export class LoginLimiter {
   private readonly failures = new Map<string, number[]>();
   private readonly blockedUntil = new Map<string, number>();
@@ -25,15 +28,25 @@ export class LoginLimiter {
     recent.push(now);
     if (recent.length >= this.opts.limit) {
       this.failures.delete(address);
+      if (this.blockedUntil.size >= MAX_TRACKED_ADDRESSES) {
+        for (const [a, until] of this.blockedUntil) if (now >= until) this.blockedUntil.delete(a);
+        if (this.blockedUntil.size >= MAX_TRACKED_ADDRESSES) dropOldest(this.blockedUntil);
+      }
       this.blockedUntil.set(address, now + this.opts.blockMs);
       return true;
     }
     this.failures.set(address, recent);
-    // Bound memory under a spoofed-source flood.
-    if (this.failures.size > 4096) {
-      const first = this.failures.keys().next();
-      if (!first.done) this.failures.delete(first.value);
-    }
+    if (this.failures.size > MAX_TRACKED_ADDRESSES) dropOldest(this.failures);
     return false;
   }
+
+  /** How many addresses are tracked (failures, blocks); for tests. */
+  get tracked(): { failing: number; blocked: number } {
+    return { failing: this.failures.size, blocked: this.blockedUntil.size };
+  }
+}
+
+function dropOldest(m: Map<string, unknown>): void {
+  const first = m.keys().next();
+  if (!first.done) m.delete(first.value);
 }
