@@ -80,7 +80,7 @@ describe('Redfish auth', () => {
 
   it('Operator may reset the system (ConfigureComponents) but not configure the session service (ConfigureManager)', async () => {
     const reset = await call(t, '/redfish/v1/Systems/1/Actions/ComputerSystem.Reset', { user: OPERATOR, method: 'POST', body: { ResetType: 'On' } });
-    expect(reset.status).to.be.oneOf([200, 202, 204]);
+    expect(reset.status).to.equal(204);
     const deadline = Date.now() + 3000;
     while ((await t.sim.getPowerState()) !== 'On' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     expect(await t.sim.getPowerState()).to.equal('On');

@@ -214,8 +214,7 @@ describe('Redfish resources: systems', function () {
 
     it('answers a conflict (restart while off) with 409 and a Base message', async () => {
       const r = await reset('ForceRestart');
-      expect(r.status).to.equal(409);
-      expect(messageIds(r)).to.have.length.greaterThan(0);
+      expectError(r, 409, 'OperationNotAllowed');
       expect(await power()).to.equal('Off');
       expect((await reset('Nmi')).status).to.equal(409);
       expect(t.sim.nmiCount).to.equal(0);
@@ -228,9 +227,8 @@ describe('Redfish resources: systems', function () {
       expect((await reset('On')).status).to.equal(204);
       expect(await power()).to.equal('PoweringOn');
       const r = await reset('GracefulRestart');
-      expect(r.status).to.be.oneOf([409, 503]);
+      expectError(r, 409, 'ResourceInUse');
       expect(Number(r.headers.get('retry-after'))).to.be.greaterThan(0);
-      expect(messageIds(r)).to.have.length.greaterThan(0);
     });
 
     it('is refused to a ReadOnly user', async () => {
@@ -466,8 +464,7 @@ describe('Redfish resources: virtual media', function () {
         expect((await rf('GET', `${other}/Cd`)).body.Inserted).to.equal(true);
         // full: refused
         const again = await rf('POST', `${base}/Cd/Actions/VirtualMedia.InsertMedia`, { Image: 'https://x.example/other.iso' });
-        expect(again.status).to.be.oneOf([400, 409]);
-        expect(messageIds(again)).to.have.length.greaterThan(0);
+        expectError(again, 409, 'OperationNotAllowed');
         expect((await slot('cd0')).image).to.equal(ISO);
         const ej = await rf('POST', `${base}/Cd/Actions/VirtualMedia.EjectMedia`, {});
         expect(ej.status).to.equal(204);
@@ -734,7 +731,7 @@ describe('Redfish resources: session-based client flow (bmclib/gofish style)', f
 
     await alive();
     const logout = await fetch(base + sessionPath, { method: 'DELETE', headers: auth });
-    expect(logout.status).to.be.oneOf([200, 204]);
+    expect(logout.status).to.equal(204);
     expect((await fetch(base + SYS, { headers: auth })).status).to.equal(401);
   });
 });
