@@ -3,7 +3,7 @@
  * compute the objects that should exist and the status to report. No I/O here; controller.ts
  * applies the result. Everything is deterministic so repeated reconciles change nothing.
  */
-import { createHash } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import {
   API_VERSION,
   AgentClusterRole,
@@ -45,7 +45,11 @@ export interface AgentSettings {
 export interface SecretCheck {
   state: 'ok' | 'missing' | 'invalid';
   message: string;
-  /** sha256 of the Secret's data (first 16 hex digits); undefined unless state is ok. */
+  /**
+   * HMAC-SHA256 of the Secret's data keyed with the Secret's uid (first 16 hex digits); undefined
+   * unless state is ok. Keyed so that whoever may read the Deployment (but not the Secret) cannot
+   * test password guesses against the annotation offline.
+   */
   hash?: string;
 }
 
@@ -75,7 +79,7 @@ export function checkSecret(secretName: string, secret: KubeObject | undefined):
   if (missing.length > 0) {
     return { state: 'invalid', message: `Secret ${secretName} lacks non-empty key(s): ${missing.join(', ')}` };
   }
-  const h = createHash('sha256');
+  const h = createHmac('sha256', secret.metadata?.uid ?? '');
   for (const k of Object.keys(data).sort()) h.update(`${k}\0${data[k]}\0`);
   return { state: 'ok', message: `Secret ${secretName} has the credentials`, hash: h.digest('hex').slice(0, 16) };
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
 import {
@@ -128,6 +129,16 @@ describe('controller reconcile (pure)', () => {
     expect(a).to.be.a('string');
     expect(a).to.not.equal(b);
     expect(checkSecret('creds', secret('admin', 'one')).hash).to.equal(a);
+  });
+
+  it('keys the Secret hash with the Secret uid (no offline password guessing from the Deployment)', () => {
+    const withUid = (uid: string): KubeObject => ({ ...secret('admin', 'one'), metadata: { name: 'creds', namespace: 'ns1', uid } });
+    const plain = createHash('sha256').update(`password\0${b64('one')}\0username\0${b64('admin')}\0`).digest('hex').slice(0, 16);
+    const a = checkSecret('creds', withUid('uid-a')).hash;
+    expect(a).to.match(/^[0-9a-f]{16}$/);
+    expect(a).to.not.equal(plain);
+    expect(checkSecret('creds', withUid('uid-b')).hash).to.not.equal(a);
+    expect(checkSecret('creds', withUid('uid-a')).hash).to.equal(a);
   });
 
   it('names objects after the VMBMC, within 63 characters and collision-free', () => {
