@@ -25,7 +25,6 @@ import { isConflict, isNotFound, KubeApiError, KubeClient } from '../kube/client
 import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
 import { ControllerMetrics } from './metrics.js';
-import { agentObjectName } from './names.js';
 import {
   desiredObjects,
   desiredStatus,
@@ -385,5 +384,3 @@ export class VirtualMachineBMCController {
     }
   }
 }
-
-export { agentObjectName };

@@ -61,9 +61,6 @@ export class ResourceInformer<T extends KubeObject = KubeObject> implements Watc
     this.informer.on('add', fire('add'));
     this.informer.on('update', fire('update'));
     this.informer.on('delete', fire('delete'));
-    this.informer.on('connect', () => {
-      // A successful (re)connect resets the backoff once the watch has data again.
-    });
     this.informer.on('error', (err: unknown) => this.scheduleRestart(err));
   }
 

@@ -85,7 +85,10 @@ export function deriveTarget(devices: BootDevice[]): BootTarget {
 }
 
 export function deriveMode(vm: VirtualMachine | undefined): BootMode {
-  const bl = vm?.spec?.template?.spec?.domain?.firmware?.bootloader;
+  return modeOf(vm?.spec?.template?.spec?.domain?.firmware?.bootloader);
+}
+
+function modeOf(bl: Bootloader | undefined): BootMode {
   return bl?.efi !== undefined && bl.efi !== null ? 'UEFI' : 'Legacy';
 }
 
@@ -249,9 +252,5 @@ export function bootSignature(spec: { domain?: { devices?: { disks?: Disk[]; int
   // only devices that carry an order count: a VMI may have extra (e.g. hot-plugged) devices
   const disks = (spec?.domain?.devices?.disks ?? []).filter((d) => d.bootOrder !== undefined).map((d) => `disk/${d.name}=${d.bootOrder}`);
   const ifaces = (spec?.domain?.devices?.interfaces ?? []).filter((i) => i.bootOrder !== undefined).map((i) => `interface/${i.name}=${i.bootOrder}`);
-  return JSON.stringify([[...disks, ...ifaces].sort(), deriveModeFromBl(spec?.domain?.firmware?.bootloader)]);
-}
-
-function deriveModeFromBl(bl: Bootloader | undefined): BootMode {
-  return bl?.efi !== undefined && bl.efi !== null ? 'UEFI' : 'Legacy';
+  return JSON.stringify([[...disks, ...ifaces].sort(), modeOf(spec?.domain?.firmware?.bootloader)]);
 }

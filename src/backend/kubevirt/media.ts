@@ -33,7 +33,6 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MEDIA_MARGIN = 0.1;
 const GiB = 2 ** 30;
 
-/** PVC size for an image of `bytes`: +10 %, rounded up to whole GiB, at least 1 GiB. */
 /** How the agent and CDI treat the TLS certificate of an https image URL. */
 export interface MediaTlsOptions {
   /** the agent's HEAD request does not verify the server certificate (CDI's import still does) */
@@ -62,6 +61,7 @@ export function resolveMediaTls(flags: MediaTlsOptions, env: Record<string, stri
   return { ...(insecure ? { insecureSkipVerify: true } : {}), ...(caConfigMap ? { caConfigMap } : {}), ...(caFile ? { caFile } : {}) };
 }
 
+/** PVC size for an image of `bytes`: +10 %, rounded up to whole GiB, at least 1 GiB. */
 export function mediaSize(bytes: number): string {
   const gib = Math.max(1, Math.ceil((bytes * (1 + MEDIA_MARGIN)) / GiB));
   return `${gib}Gi`;
