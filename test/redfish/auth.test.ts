@@ -134,4 +134,13 @@ describe('Redfish auth', () => {
     expect(blocked.headers.get('x-auth-token')).to.equal(null);
     expect((await call(t, '/redfish/v1/Systems', { user: ADMIN })).status).to.equal(429);
   });
+
+  it('a valid login in between does not reset the failure count (one account cannot open guessing at another)', async () => {
+    for (let i = 0; i < 9; i++) expect((await call(t, '/redfish/v1/Systems', { user: { username: 'admin', password: `x${i}` } })).status).to.equal(401);
+    expect((await call(t, '/redfish/v1/Systems', { user: READONLY })).status).to.equal(200);
+    const login = await call(t, '/redfish/v1/SessionService/Sessions', { method: 'POST', body: { UserName: READONLY.username, Password: READONLY.password } });
+    expect(login.status).to.equal(201);
+    expect((await call(t, '/redfish/v1/Systems', { user: { username: 'admin', password: 'x9' } })).status).to.equal(401);
+    expect((await call(t, '/redfish/v1/Systems', { user: ADMIN })).status).to.equal(429);
+  });
 });

@@ -75,7 +75,6 @@ export function authenticate(ctx: RedfishContext): void {
     deps.loginGuard.fail(address);
     throw unauthorized('AccessUnauthorized');
   }
-  deps.loginGuard.succeed(address);
   ctx.state.user = user;
 }
 

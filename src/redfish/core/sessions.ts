@@ -118,7 +118,9 @@ export class MemorySessionStore implements SessionStore {
 
 /**
  * Failed-login throttle per client address: after `maxFailures` failures within `windowSeconds`,
- * further attempts from that address are refused until the window has passed.
+ * further attempts from that address are refused until the window has passed. A successful login
+ * does not clear the count: otherwise anyone holding one valid account could reset it between
+ * guesses at another account's password.
  */
 export class LoginThrottle {
   private readonly failures = new Map<string, number[]>();
@@ -142,10 +144,6 @@ export class LoginThrottle {
     recent.push(this.now().getTime());
     this.failures.set(address, recent);
     if (this.failures.size > 10_000) this.failures.delete(this.failures.keys().next().value as string);
-  }
-
-  succeed(address: string): void {
-    this.failures.delete(address);
   }
 
   private recent(address: string): number[] {

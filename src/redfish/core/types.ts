@@ -51,7 +51,6 @@ export interface LoginGuard {
   /** Seconds to wait before trying again, or 0 when attempts are allowed */
   blockedFor(address: string): number;
   fail(address: string): void;
-  succeed(address: string): void;
 }
 
 export interface RedfishDeps {

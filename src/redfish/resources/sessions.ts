@@ -107,7 +107,6 @@ export const handlers: OperationHandlers = {
       ctx.state.logger.warn({ client: address }, 'redfish login failed');
       throw unauthorized('AccessUnauthorized'); // same answer whichever field was wrong
     }
-    deps.loginGuard.succeed(address);
     const { session, token } = deps.sessions.create(user, address, body.Context as string | undefined);
     ctx.state.logger.info({ user: user.username, session: session.id }, 'redfish session created');
     ctx.set('X-Auth-Token', token);
