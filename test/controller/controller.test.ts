@@ -205,9 +205,18 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     emu.create(vmObj('vm9'));
     emu.create(secretObj('creds'));
     await emu.waitFor(() => env.mgr.controller.synced);
+    const informerErrors = async () =>
+      (await env.mgr.metrics.errors.get()).values.find((v) => v.labels.kind === 'informer')?.value ?? 0;
+    const before = await informerErrors();
     await emu.faults.refuseConnections(true);
     emu.create(vmbmcObj('bmc9', 'vm9', 'creds'));
-    await new Promise((r) => setTimeout(r, 100));
+    // the outage must really reach the controller: its watches drop and the informers restart
+    const deadline = Date.now() + 5000;
+    while ((await informerErrors()) <= before) {
+      if (Date.now() > deadline) expect.fail('the informers never noticed the outage');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(getDeployment(emu, 'bmc9-virtbmc'), 'nothing can be created while the API is down').to.equal(undefined);
     await emu.faults.refuseConnections(false);
     await waitReady(emu, 'bmc9', 'True', undefined, 8000);
   });
