@@ -211,11 +211,17 @@ describe('Redfish session expiry', () => {
       await login(base, { username: 'viewer', password: 'not-the-password' });
       await call(base, '/redfish/v1/Systems', { token });
       await call(base, '/redfish/v1/Systems', { basic: READONLY });
+      const insert = await fetch(`${base}/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia`, {
+        method: 'POST',
+        headers: { 'X-Auth-Token': token, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ Image: 'http://u:media-secret@h.example/x.iso' }),
+      });
+      expect(insert.status).to.equal(400);
       await call(base, location, { token, method: 'DELETE' });
       const all = lines.join('');
       expect(all).to.contain('redfish session created');
       expect(all).to.contain('redfish login failed');
-      for (const secret of [token, ADMIN.password, READONLY.password, 'not-the-password']) expect(all).to.not.contain(secret);
+      for (const secret of [token, ADMIN.password, READONLY.password, 'not-the-password', 'media-secret']) expect(all).to.not.contain(secret);
     } finally {
       await server.close();
       await machine.close();
