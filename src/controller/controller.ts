@@ -81,6 +81,8 @@ export class VirtualMachineBMCController {
   private readonly all: Array<Pick<ResourceInformer, 'start' | 'stop' | 'synced' | 'resource'>>;
   private queue?: WorkQueue;
   private workers: Promise<void>[] = [];
+  /** settles when the workers of the previous leadership term have finished */
+  private previousWorkers: Promise<unknown> = Promise.resolve();
   private resyncTimer?: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly events: EventRecorder;
@@ -173,7 +175,10 @@ export class VirtualMachineBMCController {
     this.queue = q;
     this.enqueueAll();
     const n = Math.max(1, this.o.workers ?? 4);
-    this.workers = Array.from({ length: n }, () => this.worker(q));
+    // leadership lost and regained quickly: reconciles of the last term may still run; start only
+    // after them, so one key is never reconciled twice at once
+    const prev = this.previousWorkers;
+    this.workers = Array.from({ length: n }, () => prev.then(() => this.worker(q)));
     const resync = this.o.resyncMs ?? 600_000;
     if (resync > 0) {
       this.resyncTimer = setInterval(() => this.enqueueAll(), resync);
@@ -189,9 +194,10 @@ export class VirtualMachineBMCController {
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.resyncTimer = undefined;
     q.shutdown();
-    const running = this.workers;
+    const running = Promise.all(this.workers);
     this.workers = [];
-    await Promise.all(running);
+    this.previousWorkers = running;
+    await running;
   }
 
   async stop(): Promise<void> {
