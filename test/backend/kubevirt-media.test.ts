@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError, type MachineEvent, type MediaSlot } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { NS, emulatorPerTest, newMachine, startEmulator, startImageServer, until, vmFixture, vmOf, vmiOf, waitPower, type ImageServer } from './kubevirt-fixtures.js';
+import { NS, captureLogger, emulatorPerTest, newMachine, startEmulator, startImageServer, until, vmFixture, vmOf, vmiOf, waitPower, type ImageServer } from './kubevirt-fixtures.js';
 
 const DV = 'vm1-vmedia-cd0';
 const GiB = 2 ** 30;
@@ -29,10 +29,21 @@ describe('kubevirt backend: virtual media', function () {
   emulatorPerTest({ dataVolumeImportMs: 150 }, {
     set: async (e) => {
       emu = e;
-      images = await startImageServer({ '/os.iso': 3 * GiB, '/tiny.iso': 1000, '/redirect.iso': 1 });
+      images = await startImageServer({ '/os.iso': 3 * GiB, '/tiny.iso': 1000, '/redirect.iso': 1, '/signed.iso?X-Amz-Signature=sekrit': 1000 });
     },
     get: () => emu,
     others: () => [images],
+  });
+
+  it('logs the image URL without its query (a pre-signed URL carries its token there)', async () => {
+    emu.create(vmFixture({ runStrategy: 'Always' }));
+    const cap = captureLogger();
+    m = await newMachine(emu, { logger: cap.logger });
+    await waitPower(m, 'On');
+    await m.insertMedia('cd0', { image: images.url('/signed.iso?X-Amz-Signature=sekrit') });
+    const lines = cap.lines();
+    expect(lines.some((l) => l.includes('virtual media inserted') && l.includes(images.url('/signed.iso')))).to.equal(true);
+    expect(lines.join('\n')).to.not.contain('sekrit');
   });
 
   it('insert: sizes from HEAD, imports into a DataVolume, hot-plugs it into the CD-ROM; eject undoes it', async () => {

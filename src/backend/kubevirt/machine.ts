@@ -306,7 +306,8 @@ export class KubeVirtMachine implements Machine {
       }
       throw this.mapError(e, 'hot-plug media volume');
     }
-    this.logger.info({ image: url.href, size, dataVolume: this.dvName, disk: disk.name }, 'virtual media inserted');
+    // without the query: a pre-signed image URL carries its access token there
+    this.logger.info({ image: url.origin + url.pathname, size, dataVolume: this.dvName, disk: disk.name }, 'virtual media inserted');
     const after = await this.view(true).catch(() => undefined);
     return (after && deriveSlot(after.vm, after.dv ?? created, this.dvName, this.mediaError)) ?? {
       id: 'cd0',
