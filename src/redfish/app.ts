@@ -12,6 +12,19 @@ import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
 import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState } from './core/types.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
+/**
+ * Deepest JSON nesting accepted in a body. Redfish bodies are a few levels deep; far deeper ones
+ * (cheap within 64 KiB) would overflow the stack wherever a value is echoed back with JSON.stringify.
+ */
+export const MAX_BODY_DEPTH = 32;
+
+/** Whether `v` nests objects/arrays deeper than `limit` levels (stops at the limit, so never deep itself). */
+function nestedDeeper(v: unknown, limit: number): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (limit === 0) return true;
+  for (const x of Object.values(v)) if (nestedDeeper(x, limit - 1)) return true;
+  return false;
+}
 
 interface CompiledRoute {
   def: RouteDef;
@@ -80,11 +93,16 @@ async function readBody(ctx: RedfishContext): Promise<unknown> {
   if (!jsonish(ctx.get('Content-Type'))) {
     throw new RedfishError(415, 'UnrecognizedRequestBody', [], { detail: 'Request bodies must be application/json.' });
   }
+  let body: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    body = JSON.parse(text) as unknown;
   } catch {
     throw new RedfishError(400, 'MalformedJSON');
   }
+  if (nestedDeeper(body, MAX_BODY_DEPTH)) {
+    throw new RedfishError(400, 'MalformedJSON', [], { detail: `JSON nested deeper than ${MAX_BODY_DEPTH} levels.` });
+  }
+  return body;
 }
 
 function normalizePath(path: string): string {

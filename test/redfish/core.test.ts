@@ -185,6 +185,25 @@ describe('Redfish core', () => {
       'UnrecognizedRequestBody',
     );
     expectBaseError(await call(t, '/redfish/v1/SessionService', { method: 'PATCH', headers: json, body: '{}' }), 400, 'EmptyJSON');
+    // deeply nested JSON (which echoing a value back would overflow the stack on) is refused as such,
+    // on the unauthenticated login too
+    const deep = (n: number): string => '['.repeat(n) + ']'.repeat(n);
+    expectBaseError(
+      await call(t, '/redfish/v1/SessionService/Sessions', { method: 'POST', headers: json, body: `{"UserName": ${deep(20000)}, "Password": "x"}` }),
+      400,
+      'MalformedJSON',
+    );
+    expectBaseError(
+      await call(t, '/redfish/v1/SessionService', { method: 'PATCH', headers: json, body: `{"SessionTimeout": ${deep(20000)}}` }),
+      400,
+      'MalformedJSON',
+    );
+    // nesting as deep as any Redfish body needs is fine
+    expectBaseError(
+      await call(t, '/redfish/v1/SessionService', { method: 'PATCH', headers: json, body: `{"SessionTimeout": ${deep(8)}}` }),
+      400,
+      'PropertyValueTypeError',
+    );
     // nothing changed
     expect((await call(t, '/redfish/v1/SessionService')).json.SessionTimeout).to.equal(1800);
   });
