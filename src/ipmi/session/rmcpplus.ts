@@ -197,11 +197,12 @@ export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote,
   }
   let icv: Buffer = Buffer.alloc(0);
   if (hash) {
-    k.sik = sessionIntegrityKey(inputs);
-    const keys = deriveKeys(hash, k.sik);
+    // The SIK is only needed here: the session keeps just the keys derived from it.
+    const sik = sessionIntegrityKey(inputs);
+    const keys = deriveKeys(hash, sik);
     k.k1 = keys.k1;
     k.aesKey = keys.k2.subarray(0, 16);
-    icv = rakp4Icv(hash, k.sik, inputs.rm, s.id, ctx.guid, rakp4IcvLength(k.suite.auth));
+    icv = rakp4Icv(hash, sik, inputs.rm, s.id, ctx.guid, rakp4IcvLength(k.suite.auth));
   }
   s.state = 'active';
   s.lastActivity = now;

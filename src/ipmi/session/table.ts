@@ -61,7 +61,6 @@ export interface RmcpPlusKeys {
   rc?: Buffer;
   role?: number;
   username?: Buffer;
-  sik?: Buffer;
   k1?: Buffer;
   /** AES key, K2[0..15] */
   aesKey?: Buffer;
