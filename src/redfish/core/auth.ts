@@ -59,7 +59,6 @@ export function authenticate(ctx: RedfishContext): void {
     const user = session ? deps.users.find((u) => u.username === session.username) : undefined;
     if (!session || !user) throw unauthorized('NoValidSession');
     ctx.state.user = user;
-    ctx.state.sessionId = session.id;
     return;
   }
   const header = ctx.get('Authorization');

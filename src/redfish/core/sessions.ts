@@ -54,7 +54,6 @@ export class MemorySessionStore implements SessionStore {
     const session: RedfishSession = {
       id,
       username: user.username,
-      role: user.role,
       createdAt: at,
       lastUsedAt: at,
       ...(clientAddress ? { clientAddress } : {}),

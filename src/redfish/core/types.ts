@@ -22,7 +22,6 @@ export const VIRTUAL_MEDIA_IDS = { Cd: 'cd0', UsbStick: 'usb0' } as const;
 export interface RedfishSession {
   readonly id: string;
   readonly username: string;
-  readonly role: Role;
   readonly createdAt: Date;
   lastUsedAt: Date;
   /** Client address the session was created from */
@@ -75,8 +74,6 @@ export interface RedfishState {
   deps: RedfishDeps;
   /** The authenticated user (undefined on the few unauthenticated routes) */
   user?: UserAccount;
-  /** Set when the request came with an X-Auth-Token session */
-  sessionId?: string;
   requestId: string;
   logger: Logger;
   /** The route being served */
