@@ -100,10 +100,3 @@ export function authorize(ctx: RedfishContext, route: RouteDef): void {
   }
   throw new RedfishError(403, 'InsufficientPrivilege');
 }
-
-/** For handlers: throw 403 unless the user holds `p`. */
-export function requirePrivilege(ctx: RedfishContext, p: Privilege): void {
-  const user = ctx.state.user;
-  if (!user) throw unauthorized();
-  if (!hasPrivilege(user.role, p)) throw new RedfishError(403, 'InsufficientPrivilege');
-}

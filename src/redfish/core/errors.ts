@@ -90,29 +90,9 @@ export function errorBody(messages: readonly MessageRef[], detail?: string): Rec
   };
 }
 
-/** A message id exists in the Base registry (used by tests and the error middleware). */
-export function isBaseMessage(key: string): boolean {
-  return Object.hasOwn(baseRegistry.Messages, key);
-}
-
 // ---- helpers for common cases ----------------------------------------------------------------
 
 export const notFound = (type: string, id: string): RedfishError => new RedfishError(404, 'ResourceNotFound', [type, id]);
-const pointer = (name: string): string => (name.startsWith('#') ? name : `#/${name}`);
-export const propertyUnknown = (name: string): RedfishError =>
-  new RedfishError(400, 'PropertyUnknown', [name], { property: pointer(name) });
-export const propertyNotWritable = (name: string): RedfishError =>
-  new RedfishError(400, 'PropertyNotWritable', [name], { property: pointer(name) });
-export const propertyValueTypeError = (value: unknown, name: string): RedfishError =>
-  new RedfishError(400, 'PropertyValueTypeError', [JSON.stringify(value) ?? String(value), name], { property: pointer(name) });
-export const propertyValueNotInList = (value: unknown, name: string): RedfishError =>
-  new RedfishError(400, 'PropertyValueNotInList', [typeof value === 'string' ? value : JSON.stringify(value), name], {
-    property: pointer(name),
-  });
-export const actionParameterNotSupported = (value: string, name: string, action: string): RedfishError =>
-  new RedfishError(400, 'ActionParameterNotSupported', [name, action], { property: pointer(name), detail: `Value ${value}` });
-export const actionParameterMissing = (action: string, name: string): RedfishError =>
-  new RedfishError(400, 'ActionParameterMissing', [action, name], { property: pointer(name) });
 export const insufficientPrivilege = (): RedfishError => new RedfishError(403, 'InsufficientPrivilege');
 
 /** Map a backend seam failure to the Redfish status and message. */

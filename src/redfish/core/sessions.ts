@@ -90,11 +90,6 @@ export class MemorySessionStore implements SessionStore {
     return true;
   }
 
-  /** Drop every session of a user (e.g. when the account goes away). */
-  deleteUser(username: string): void {
-    for (const e of [...this.byId.values()]) if (e.session.username === username) this.delete(e.session.id);
-  }
-
   private expired(s: RedfishSession): boolean {
     return this.now().getTime() - s.lastUsedAt.getTime() >= this.timeoutSeconds * 1000;
   }
