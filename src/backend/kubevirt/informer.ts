@@ -219,7 +219,12 @@ export class ObjectWatch<T extends KubeObjectBase> {
         )
         .then(
           (abort) => {
-            if (ended) return;
+            // ended or stopped before the stream opened: close it now, nothing else will
+            if (ended || this.stopped) {
+              abort();
+              finish('closed');
+              return;
+            }
             this.abort = abort;
             this.healthy = true;
             this.openedAt = Date.now();
