@@ -231,6 +231,9 @@ describe('Redfish core', () => {
     expect(etag).to.match(/^W\/"[0-9a-f]+"$/);
     expect(first.json['@odata.etag']).to.equal(etag);
     expect((await call(t, '/redfish/v1/SessionService', { headers: { 'If-None-Match': etag } })).status).to.equal(304);
+    // HEAD is a GET without the body, conditions included
+    expect((await call(t, '/redfish/v1/SessionService', { method: 'HEAD', headers: { 'If-None-Match': etag } })).status).to.equal(304);
+    expect((await call(t, '/redfish/v1/SessionService', { method: 'HEAD', headers: { 'If-None-Match': 'W/"0000"' } })).status).to.equal(200);
     const stale = await call(t, '/redfish/v1/SessionService', {
       method: 'PATCH',
       headers: { 'Content-Type': 'application/json', 'If-Match': 'W/"0000"' },

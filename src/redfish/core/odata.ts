@@ -15,7 +15,7 @@ export function etagOf(body: unknown): string {
 
 /**
  * Send a resource: JSON, OData-Version, and with `etag` an ETag header plus @odata.etag.
- * A GET with a matching If-None-Match answers 304.
+ * A GET (or HEAD) with a matching If-None-Match answers 304. OData-Version is set by the app for every answer.
  */
 export function sendResource(
   ctx: RedfishContext,
@@ -28,12 +28,11 @@ export function sendResource(
     payload = { ...body, '@odata.etag': etag };
     ctx.set('ETag', etag);
     const inm = ctx.get('If-None-Match');
-    if (ctx.method === 'GET' && inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+    if ((ctx.method === 'GET' || ctx.method === 'HEAD') && inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
       ctx.status = 304;
       return;
     }
   }
-  ctx.set('OData-Version', ODATA_VERSION);
   ctx.status = opts.status ?? 200;
   ctx.type = JSON_TYPE;
   ctx.body = payload;
