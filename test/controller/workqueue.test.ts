@@ -41,4 +41,19 @@ describe('controller work queue', () => {
     expect(q.retries('k')).to.equal(0);
     q.shutdown();
   });
+
+  it('a sooner retry replaces a later one that is still pending (earliest wins)', async () => {
+    const q = new WorkQueue({ baseDelayMs: 10, maxDelayMs: 60_000 });
+    for (let i = 0; i < 12; i++) q.addRateLimited('k');
+    expect(await q.get()).to.equal('k');
+    q.done('k');
+    expect(q.addRateLimited('k')).to.equal(40_960); // this retry is pending, 41 s away
+    q.forget('k'); // a success in between resets the backoff
+    expect(q.addRateLimited('k')).to.equal(10);
+    const t0 = Date.now();
+    const got = await Promise.race([q.get(), new Promise((r) => setTimeout(() => r('late'), 1000))]);
+    expect(got).to.equal('k');
+    expect(Date.now() - t0).to.be.below(1000);
+    q.shutdown();
+  });
 });
