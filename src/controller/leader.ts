@@ -46,6 +46,8 @@ export class LeaderElector {
   private timer?: NodeJS.Timeout;
   private inflight: Promise<void> = Promise.resolve();
   private lastRenewOk = 0;
+  /** the attempt in flight when stop() came took the lease: release it although we never led */
+  private acquiredWhileStopping = false;
   private observedKey = '';
   private observedAt = 0;
   private readonly leaseDurationMs: number;
@@ -85,8 +87,11 @@ export class LeaderElector {
     if (wasLeading) {
       this.leading = false;
       this.o.onStoppedLeading();
-      if (release) await this.release().catch((e: unknown) => this.o.logger.warn({ err: String(e) }, 'could not release the lease'));
     }
+    if (release && (wasLeading || this.acquiredWhileStopping)) {
+      await this.release().catch((e: unknown) => this.o.logger.warn({ err: String(e) }, 'could not release the lease'));
+    }
+    this.acquiredWhileStopping = false;
   }
 
   private schedule(ms: number): void {
@@ -105,7 +110,10 @@ export class LeaderElector {
     } catch (e) {
       this.o.logger.debug({ err: e instanceof Error ? e.message : String(e) }, 'lease update failed');
     }
-    if (this.stopped) return;
+    if (this.stopped) {
+      if (ok && !this.leading) this.acquiredWhileStopping = true;
+      return;
+    }
     const t = this.now();
     if (ok) {
       this.lastRenewOk = t;

@@ -81,6 +81,19 @@ describe('controller leader election', function () {
     expect(Date.now() - t0).to.be.below(500); // well before the 600 ms expiry
   });
 
+  it('a lease taken by the attempt in flight when stop() came is released too', async () => {
+    const events: string[] = [];
+    const a = elector('a', events);
+    emu.faults.delayResponses(150);
+    a.start();
+    await emu.waitFor(() => emu.audit.some((e) => e.resource === 'leases'), 2000);
+    await a.stop(true);
+    emu.faults.delayResponses(0);
+    expect(a.isLeader).to.equal(false);
+    expect(events).to.deep.equal([]);
+    expect(lease(emu)?.holderIdentity ?? '', 'a standby need not wait for the lease to expire').to.equal('');
+  });
+
   it('the leader steps down when it cannot renew within the renew deadline', async () => {
     const events: string[] = [];
     const a = elector('a', events);
