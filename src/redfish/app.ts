@@ -78,14 +78,31 @@ function jsonish(type: string): boolean {
   return t === '' || t === 'application/json' || t.endsWith('+json') || t === 'application/x-www-form-urlencoded';
 }
 
+/** Grace for a client to finish sending an over-long body after its 413 before the connection is cut. */
+const DRAIN_GRACE_MS = 2000;
+
+/**
+ * 413. After answering, node would go on reading and discarding the rest of the body for as long as
+ * the client sends it; the connection is cut when the request is still unfinished after a short grace
+ * (not at once: a client still sending would then get a reset instead of the 413).
+ */
+function tooLarge(ctx: RedfishContext): RedfishError {
+  const { req } = ctx;
+  const { socket } = req;
+  setTimeout(() => {
+    if (!req.complete) socket.destroy();
+  }, DRAIN_GRACE_MS).unref();
+  return new RedfishError(413, 'PayloadTooLarge');
+}
+
 async function readBody(ctx: RedfishContext): Promise<unknown> {
   const declared = Number(ctx.get('Content-Length') || '0');
-  if (declared > MAX_BODY_BYTES) throw new RedfishError(413, 'PayloadTooLarge');
+  if (declared > MAX_BODY_BYTES) throw tooLarge(ctx);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new RedfishError(413, 'PayloadTooLarge');
+    if (size > MAX_BODY_BYTES) throw tooLarge(ctx);
     chunks.push(chunk);
   }
   const text = Buffer.concat(chunks).toString('utf8');

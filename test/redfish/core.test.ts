@@ -3,6 +3,7 @@
  * the whole resource tree (every link resolves, required properties, @odata.type namespaces listed
  * in $metadata), error bodies from the Base registry, 404/405/413/415/400/412/501.
  */
+import net from 'node:net';
 import { expect } from 'chai';
 import { baseRegistry } from '../../generated/redfish/registries.js';
 import { BackendError } from '../../src/backend/types.js';
@@ -206,6 +207,31 @@ describe('Redfish core', () => {
     );
     // nothing changed
     expect((await call(t, '/redfish/v1/SessionService')).json.SessionTimeout).to.equal(1800);
+  });
+
+  it('answers 413 to an endless body and then cuts the connection instead of reading on', async () => {
+    const port = Number(new URL(t.redfishUrl).port);
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    let closed = false;
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    s.on('close', () => (closed = true));
+    s.on('error', () => undefined);
+    s.write('POST /redfish/v1/SessionService/Sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = Buffer.alloc(4096, 0x20);
+    const deadline = Date.now() + 4000;
+    try {
+      while (!closed && Date.now() < deadline) {
+        s.write(`${chunk.length.toString(16)}\r\n`);
+        s.write(chunk);
+        s.write('\r\n');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      expect(got.split('\r\n')[0]).to.equal('HTTP/1.1 413 Payload Too Large');
+      expect(closed, 'connection closed by the server').to.equal(true);
+    } finally {
+      s.destroy();
+    }
   });
 
   it('reports every PATCH problem in one 400 and leaves the resource unchanged', async () => {
