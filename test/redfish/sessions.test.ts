@@ -217,11 +217,18 @@ describe('Redfish session expiry', () => {
         body: JSON.stringify({ Image: 'http://u:media-secret@h.example/x.iso' }),
       });
       expect(insert.status).to.equal(400);
+      const signed = await fetch(`${base}/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia`, {
+        method: 'POST',
+        headers: { 'X-Auth-Token': token, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ Image: 'http://h.example/x.iso?X-Amz-Signature=presigned-token' }),
+      });
+      expect(signed.status).to.equal(204);
       await call(base, location, { token, method: 'DELETE' });
       const all = lines.join('');
       expect(all).to.contain('redfish session created');
       expect(all).to.contain('redfish login failed');
-      for (const secret of [token, ADMIN.password, READONLY.password, 'not-the-password', 'media-secret']) expect(all).to.not.contain(secret);
+      expect(all).to.contain('virtual media insert');
+      for (const secret of [token, ADMIN.password, READONLY.password, 'not-the-password', 'media-secret', 'presigned-token']) expect(all).to.not.contain(secret);
     } finally {
       await server.close();
       await machine.close();

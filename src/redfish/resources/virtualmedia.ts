@@ -111,7 +111,7 @@ async function currentMedia(ctx: RedfishContext, parent: Parent): Promise<Record
  * the log, in every reader's GET and in the backend's objects (UserName/Password are refused too).
  * `onBad` gets the image as it may be shown back (credentials masked) and the reason.
  */
-function checkImage(image: string, onBad: (shown: string, detail: string) => RedfishError): void {
+function checkImage(image: string, onBad: (shown: string, detail: string) => RedfishError): URL {
   let url: URL;
   try {
     url = validateImageUrl(image);
@@ -124,6 +124,7 @@ function checkImage(image: string, onBad: (shown: string, detail: string) => Red
     url.password = '';
     throw onBad(url.href, 'image URLs with embedded credentials are not supported');
   }
+  return url;
 }
 
 function boolParameter(body: Record<string, unknown>, name: string, dflt: boolean): boolean {
@@ -151,7 +152,7 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
   if (typeof image !== 'string') {
     throw new RedfishError(400, 'ActionParameterValueTypeError', [JSON.stringify(image), 'Image', INSERT], { property: 'Image' });
   }
-  checkImage(image, (shown, detail) =>
+  const url = checkImage(image, (shown, detail) =>
     new RedfishError(400, 'ActionParameterValueFormatError', [shown, 'Image', INSERT], { property: 'Image', detail }),
   );
   const inserted = boolParameter(body, 'Inserted', true);
@@ -182,7 +183,8 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
       });
     }
   }
-  ctx.state.logger.info({ requestId: ctx.state.requestId, slot, image }, 'virtual media insert');
+  // without the query: a pre-signed image URL carries its access token there
+  ctx.state.logger.info({ requestId: ctx.state.requestId, slot, image: url.origin + url.pathname }, 'virtual media insert');
   await backend(ctx.state.deps.machine.insertMedia(slot, { image, writeProtected }));
   ctx.status = 204;
 }
