@@ -364,7 +364,8 @@ export class VirtualMachineBMCController {
         log.debug({ vm: vmName }, 'a VirtualMachineBMC with the VM name exists and was not auto-created; leaving it alone');
         return;
       }
-      if (isSubset(spec, existing.spec) && (svcType !== undefined || existing.spec.service?.type === undefined)) return;
+      // an invalid service-type annotation counts as none (as on create): back to the default type
+      if (isSubset(spec, existing.spec) && (spec.service !== undefined || existing.spec.service?.type === undefined)) return;
       await this.client.mergePatch(Resources.vmbmc, ns, vmName, { spec: { ...spec, service: spec.service ?? null } });
       log.info({ vm: vmName }, 'auto-created VirtualMachineBMC updated');
       return;

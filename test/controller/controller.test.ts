@@ -241,6 +241,18 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     await emu.waitFor(() => !getDeployment(emu, 'auto-vm-virtbmc'));
   });
 
+  it('auto-created VirtualMachineBMC: an invalid service-type annotation falls back to the default type', async () => {
+    const { emu } = env;
+    emu.create(secretObj('auto-creds'));
+    const annotations = { 'bmc.kubevirt.io/auth-secret': 'auto-creds', 'bmc.kubevirt.io/service-type': 'NodePort' };
+    emu.create(vmObj('svc-vm', { labels: { 'bmc.kubevirt.io/enabled': 'true' }, annotations }));
+    const serviceType = () => (getVmbmc(emu, 'svc-vm')?.spec as { service?: { type?: string } } | undefined)?.service?.type;
+    await emu.waitFor(() => serviceType() === 'NodePort');
+    const vm = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'svc-vm')!;
+    emu.update({ ...vm, metadata: { ...vm.metadata, annotations: { ...annotations, 'bmc.kubevirt.io/service-type': 'Bogus' } } });
+    await emu.waitFor(() => getVmbmc(emu, 'svc-vm') && serviceType() === undefined);
+  });
+
   it('serves /metrics, /healthz and /readyz', async () => {
     const { emu, mgr } = env;
     emu.create(vmObj('vm10'));
