@@ -148,7 +148,7 @@ export const handlers: OperationHandlers = {
     requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
     const body = actionBody(ctx, 'Manager.Reset', ['ResetType']);
     const type = enumParameter(body, 'Manager.Reset', 'ResetType', MANAGER_RESET_TYPES);
-    ctx.state.logger.info({ requestId: ctx.state.requestId, resetType: type }, 'manager reset requested (no-op)');
+    ctx.state.logger.info({ resetType: type }, 'manager reset requested (no-op)');
     ctx.status = 204;
   },
 

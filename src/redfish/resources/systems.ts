@@ -276,7 +276,7 @@ export const handlers: OperationHandlers = {
       const power = await backend(machine.getPowerState());
       action = power === 'Off' || power === 'PoweringOff' ? 'on' : 'gracefulOff';
     }
-    ctx.state.logger.info({ requestId: ctx.state.requestId, resetType: type, action }, 'system reset');
+    ctx.state.logger.info({ resetType: type, action }, 'system reset');
     await backend(machine.power(action));
     ctx.status = 204;
   },

@@ -184,7 +184,7 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
     }
   }
   // without the query: a pre-signed image URL carries its access token there
-  ctx.state.logger.info({ requestId: ctx.state.requestId, slot, image: url.origin + url.pathname }, 'virtual media insert');
+  ctx.state.logger.info({ slot, image: url.origin + url.pathname }, 'virtual media insert');
   await backend(ctx.state.deps.machine.insertMedia(slot, { image, writeProtected }));
   ctx.status = 204;
 }
@@ -192,7 +192,7 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
 async function eject(ctx: RedfishContext, parent: Parent): Promise<void> {
   const { slot } = mediaId(ctx, parent);
   actionBody(ctx, EJECT, []);
-  ctx.state.logger.info({ requestId: ctx.state.requestId, slot }, 'virtual media eject');
+  ctx.state.logger.info({ slot }, 'virtual media eject');
   await backend(ctx.state.deps.machine.ejectMedia(slot));
   ctx.status = 204;
 }
