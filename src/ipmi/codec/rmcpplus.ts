@@ -22,7 +22,8 @@ export const PayloadType = {
   RAKP4: 0x15,
 } as const;
 
-export interface RmcpPlusPacket {
+/** The session part of an RMCP+ packet, as encoded. */
+export interface RmcpPlusOut {
   /** Bits 5:0 of the payload type byte */
   payloadType: number;
   encrypted: boolean;
@@ -31,6 +32,10 @@ export interface RmcpPlusPacket {
   sequence: number;
   /** The payload field as sent (IV + ciphertext when encrypted) */
   payload: Buffer;
+}
+
+/** A decoded RMCP+ packet: the same fields plus the raw session part. */
+export interface RmcpPlusPacket extends RmcpPlusOut {
   /** The whole session part (from the auth type byte on), for integrity checking */
   body: Buffer;
 }
@@ -92,15 +97,6 @@ export function verifyIntegrity(p: RmcpPlusPacket, integrity: number, k1: Integr
   return timingSafeEqual(expected, b.subarray(end));
 }
 
-export interface RmcpPlusOut {
-  payloadType: number;
-  encrypted: boolean;
-  authenticated: boolean;
-  sessionId: number;
-  sequence: number;
-  /** Already encrypted if `encrypted` */
-  payload: Buffer;
-}
 
 /**
  * Encodes the session part; adds the integrity trailer when authenticated (k1 and algorithm
