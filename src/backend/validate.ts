@@ -15,20 +15,32 @@ export function validateBootChange(change: Partial<BootOverride>, caps: Capabili
   }
 }
 
-/** Virtual media images must be absolute http(s) URLs with a host and a path. */
+/**
+ * Virtual media images must be absolute http(s) URLs with a host and a path, and no credentials:
+ * a URL is logged, shown to every reader and copied into backend objects, so a password in it
+ * would leak everywhere. Error messages never repeat the input (it may hold a password).
+ */
 export function validateImageUrl(image: string): URL {
   let url: URL;
   try {
     url = new URL(image);
   } catch {
-    throw new BackendError('InvalidArgument', `image ${JSON.stringify(image)} is not a valid URL`);
+    throw new BackendError('InvalidArgument', 'the image is not a valid URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new BackendError('InvalidArgument', `image URL scheme ${url.protocol} is not supported; use http or https`);
   }
   if (!url.hostname) throw new BackendError('InvalidArgument', 'image URL has no host');
+  if (url.username || url.password) {
+    throw new BackendError('InvalidArgument', 'image URLs with embedded credentials are not supported');
+  }
   if (url.pathname === '/' || url.pathname === '') {
     throw new BackendError('InvalidArgument', 'image URL names no file');
   }
   return url;
+}
+
+/** The image as it may be shown back in an error: any user:password@ part masked. */
+export function maskImageCredentials(image: string): string {
+  return image.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1***@');
 }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { BackendError, type PowerAction } from '../../src/backend/types.js';
 import { SimulatedMachine, stableUuid } from '../../src/backend/simulator/simulator.js';
+import { maskImageCredentials } from '../../src/backend/validate.js';
 
 async function expectError(p: Promise<unknown>, code: BackendError['code']): Promise<BackendError> {
   try {
@@ -209,6 +210,13 @@ describe('SimulatedMachine', () => {
       await expectError(m.insertMedia('cd0', { image: 'ftp://example.org/x.iso' }), 'InvalidArgument');
       await expectError(m.insertMedia('cd0', { image: 'not a url' }), 'InvalidArgument');
       await expectError(m.insertMedia('cd0', { image: 'http://example.org/' }), 'InvalidArgument');
+      const cred = await expectError(m.insertMedia('cd0', { image: 'http://user:s3cret@127.0.0.1/boot.iso' }), 'InvalidArgument');
+      expect(cred.message).to.match(/credentials/).and.not.include('s3cret');
+      const bad = await expectError(m.insertMedia('cd0', { image: 'http://user:s3cret@' }), 'InvalidArgument');
+      expect(bad.message).to.not.include('s3cret');
+      expect(maskImageCredentials('https://user:s3cret@host/a.iso')).to.equal('https://***@host/a.iso');
+      expect(maskImageCredentials('http://user:s3cret@')).to.equal('http://***@');
+      expect(maskImageCredentials('http://host/a@b.iso')).to.equal('http://host/a@b.iso');
       const slot = await m.insertMedia('cd0', { image: 'http://127.0.0.1/boot.iso' });
       expect(slot).to.include({ id: 'cd0', state: 'inserted', image: 'http://127.0.0.1/boot.iso', writeProtected: true });
       await expectError(m.insertMedia('cd0', { image: 'http://127.0.0.1/other.iso' }), 'Conflict');

@@ -249,11 +249,8 @@ export class KubeVirtMachine implements Machine {
 
   async insertMedia(slotId: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
     this.checkSlotId(slotId);
+    // validateImageUrl refuses credentials: CDI takes them from a Secret, never from the URL
     const url = validateImageUrl(req.image);
-    if (url.username || url.password) {
-      // the URL would end up in the DataVolume spec and in logs; CDI takes credentials from a Secret
-      throw new BackendError('InvalidArgument', 'image URLs with embedded credentials are not supported');
-    }
     if (req.writeProtected === false) throw new BackendError('InvalidArgument', 'CD-ROM media is always write-protected');
     const v = await this.view(true);
     const disk = pickCdrom(v.vm, this.dvName);

@@ -3,7 +3,7 @@
  * Managers/BMC/VirtualMedia and Systems/1/VirtualMedia (clients look in either place). Insert and
  * eject go through the actions or, for clients that prefer it, a PATCH of Image/Inserted.
  */
-import { validateImageUrl } from '../../backend/validate.js';
+import { maskImageCredentials, validateImageUrl } from '../../backend/validate.js';
 import { isBackendError, type MediaSlot, type MediaSlotId } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
@@ -107,24 +107,17 @@ async function currentMedia(ctx: RedfishContext, parent: Parent): Promise<Record
 
 /**
  * Validate an image URL up front so a bad one gets the Redfish format error, not a generic 400.
- * Credentials in the URL are refused here, before the URL is logged or stored: they would show in
- * the log, in every reader's GET and in the backend's objects (UserName/Password are refused too).
- * `onBad` gets the image as it may be shown back (credentials masked) and the reason.
+ * validateImageUrl refuses credentials in the URL before it is logged or stored (UserName/Password
+ * parameters are refused too). `onBad` gets the image as it may be shown back (credentials masked)
+ * and the reason.
  */
 function checkImage(image: string, onBad: (shown: string, detail: string) => RedfishError): URL {
-  let url: URL;
   try {
-    url = validateImageUrl(image);
+    return validateImageUrl(image);
   } catch (e) {
-    if (isBackendError(e, 'InvalidArgument')) throw onBad(image, e.message);
+    if (isBackendError(e, 'InvalidArgument')) throw onBad(maskImageCredentials(image), e.message);
     throw e;
   }
-  if (url.username || url.password) {
-    url.username = '***';
-    url.password = '';
-    throw onBad(url.href, 'image URLs with embedded credentials are not supported');
-  }
-  return url;
 }
 
 function boolParameter(body: Record<string, unknown>, name: string, dflt: boolean): boolean {
