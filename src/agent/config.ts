@@ -83,3 +83,9 @@ export function parseNonNegative(value: string, name: string): number {
   if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a non-negative number, got ${value}`);
   return n;
 }
+
+export function parsePositiveInt(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${name} must be a whole number of at least 1, got ${value}`);
+  return n;
+}

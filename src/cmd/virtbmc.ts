@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
-import { ConfigError, parseNonNegative, parsePort, resolveUsers } from '../agent/config.js';
+import { ConfigError, parseNonNegative, parsePort, parsePositiveInt, resolveUsers } from '../agent/config.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
 import type { Machine } from '../backend/types.js';
 import { stopOnSignals } from '../common/process.js';
@@ -160,7 +160,7 @@ async function main(argv: string[]): Promise<void> {
       port: parsePort(flags.ipmiPort, '--ipmi-port'),
       allowInsecure: Boolean(flags.ipmiAllowInsecure),
       sessionTimeoutSeconds: parseNonNegative(flags.ipmiSessionTimeout, '--ipmi-session-timeout'),
-      maxSessions: parseNonNegative(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
+      maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
     },
     redfish: flags.redfish && {
       port: parsePort(flags.redfishPort, '--redfish-port'),

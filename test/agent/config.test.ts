@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, parsePort, resolveUsers } from '../../src/agent/config.js';
+import { ConfigError, parsePort, parsePositiveInt, resolveUsers } from '../../src/agent/config.js';
 
 describe('agent configuration', () => {
   it('requires a password somewhere', () => {
@@ -46,5 +46,12 @@ describe('agent configuration', () => {
     expect(parsePort('0', 'p')).to.equal(0);
     expect(() => parsePort('70000', 'p')).to.throw(ConfigError);
     expect(() => parsePort('abc', 'p')).to.throw(ConfigError);
+  });
+
+  it('parses counts as whole numbers of at least 1', () => {
+    expect(parsePositiveInt('32', 'n')).to.equal(32);
+    expect(() => parsePositiveInt('1.5', 'n')).to.throw(ConfigError, /whole number/);
+    expect(() => parsePositiveInt('0', 'n')).to.throw(ConfigError);
+    expect(() => parsePositiveInt('x', 'n')).to.throw(ConfigError);
   });
 });
