@@ -109,7 +109,12 @@ export interface SystemInfo {
   guestOs?: { name?: string; version?: string; hostName?: string };
 }
 
-export type MediaSlotId = 'cd0' | 'usb0';
+/**
+ * A virtual media slot's stable id, which Redfish also uses as the VirtualMedia Id: the simulator
+ * has "Cd" and "UsbStick"; KubeVirt has one slot per CD-ROM drive the VM declares, named like the
+ * drive's disk. A DNS label or a short word: safe in a URL path segment.
+ */
+export type MediaSlotId = string;
 export type MediaKind = 'cd' | 'usb';
 
 /**
@@ -124,6 +129,8 @@ export type MediaState = 'empty' | 'inserting' | 'inserted' | 'error';
 export interface MediaSlot {
   id: MediaSlotId;
   kind: MediaKind;
+  /** Human-readable name, e.g. "Virtual CD" or "CD-ROM cdrom (sata)" */
+  name?: string;
   state: MediaState;
   image?: string;
   writeProtected: boolean;

@@ -207,33 +207,33 @@ describe('SimulatedMachine', () => {
   describe('virtual media', () => {
     it('inserts and ejects, validating the URL', async () => {
       const m = new SimulatedMachine();
-      await expectError(m.insertMedia('cd0', { image: 'ftp://example.org/x.iso' }), 'InvalidArgument');
-      await expectError(m.insertMedia('cd0', { image: 'not a url' }), 'InvalidArgument');
-      await expectError(m.insertMedia('cd0', { image: 'http://example.org/' }), 'InvalidArgument');
-      const cred = await expectError(m.insertMedia('cd0', { image: 'http://user:s3cret@127.0.0.1/boot.iso' }), 'InvalidArgument');
+      await expectError(m.insertMedia('Cd', { image: 'ftp://example.org/x.iso' }), 'InvalidArgument');
+      await expectError(m.insertMedia('Cd', { image: 'not a url' }), 'InvalidArgument');
+      await expectError(m.insertMedia('Cd', { image: 'http://example.org/' }), 'InvalidArgument');
+      const cred = await expectError(m.insertMedia('Cd', { image: 'http://user:s3cret@127.0.0.1/boot.iso' }), 'InvalidArgument');
       expect(cred.message).to.match(/credentials/).and.not.include('s3cret');
-      const bad = await expectError(m.insertMedia('cd0', { image: 'http://user:s3cret@' }), 'InvalidArgument');
+      const bad = await expectError(m.insertMedia('Cd', { image: 'http://user:s3cret@' }), 'InvalidArgument');
       expect(bad.message).to.not.include('s3cret');
       expect(maskImageCredentials('https://user:s3cret@host/a.iso')).to.equal('https://***@host/a.iso');
       expect(maskImageCredentials('http://user:s3cret@')).to.equal('http://***@');
       expect(maskImageCredentials('http://host/a@b.iso')).to.equal('http://host/a@b.iso');
-      const slot = await m.insertMedia('cd0', { image: 'http://127.0.0.1/boot.iso' });
-      expect(slot).to.include({ id: 'cd0', state: 'inserted', image: 'http://127.0.0.1/boot.iso', writeProtected: true });
-      await expectError(m.insertMedia('cd0', { image: 'http://127.0.0.1/other.iso' }), 'Conflict');
-      const ejected = await m.ejectMedia('cd0');
+      const slot = await m.insertMedia('Cd', { image: 'http://127.0.0.1/boot.iso' });
+      expect(slot).to.include({ id: 'Cd', state: 'inserted', image: 'http://127.0.0.1/boot.iso', writeProtected: true });
+      await expectError(m.insertMedia('Cd', { image: 'http://127.0.0.1/other.iso' }), 'Conflict');
+      const ejected = await m.ejectMedia('Cd');
       expect(ejected.state).to.equal('empty');
       expect(ejected.image).to.equal(undefined);
-      expect((await m.ejectMedia('cd0')).state).to.equal('empty');
+      expect((await m.ejectMedia('Cd')).state).to.equal('empty');
       await expectError(m.insertMedia('zip9' as never, { image: 'http://127.0.0.1/a.iso' }), 'NotFound');
     });
 
     it('reports progress while inserting', async () => {
       const m = new SimulatedMachine({ mediaInsertDelayMs: 30 });
-      const s = await m.insertMedia('usb0', { image: 'https://127.0.0.1/stick.img', writeProtected: false });
+      const s = await m.insertMedia('UsbStick', { image: 'https://127.0.0.1/stick.img', writeProtected: false });
       expect(s).to.include({ state: 'inserting', progress: 0, writeProtected: false });
       await m.settle();
       const [, usb] = await m.listMedia();
-      expect(usb).to.include({ id: 'usb0', state: 'inserted', progress: 100 });
+      expect(usb).to.include({ id: 'UsbStick', state: 'inserted', progress: 100 });
     });
   });
 

@@ -108,11 +108,11 @@ describe('Redfish e2e: sushy @e2e', function () {
   it('virtual media insert and eject through the manager', async () => {
     const url = 'http://images.example/isos/boot.iso';
     let out = await sushy('session', 'insert', 'Cd', url);
-    const cd = (await t.sim.listMedia()).find((m) => m.id === 'cd0')!;
+    const cd = (await t.sim.listMedia()).find((m) => m.id === 'Cd')!;
     expect(cd).to.include({ state: 'inserted', image: url });
     expect(out.vm).to.deep.include({ inserted: true, image: url });
     out = await sushy('session', 'eject', 'Cd');
-    expect((await t.sim.listMedia()).find((m) => m.id === 'cd0')!.state).to.equal('empty');
+    expect((await t.sim.listMedia()).find((m) => m.id === 'Cd')!.state).to.equal('empty');
     expect(out.vm!.inserted).to.equal(false);
   });
 });

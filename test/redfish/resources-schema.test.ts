@@ -45,7 +45,7 @@ const AUTH = { authorization: 'Basic ' + Buffer.from('admin:password').toString(
 class FailedCd extends SimulatedMachine {
   override async listMedia(): Promise<MediaSlot[]> {
     return (await super.listMedia()).map((m) =>
-      m.id === 'cd0' ? { ...m, state: 'error', image: 'http://h.example/x.iso', error: 'download failed' } : m,
+      m.id === 'Cd' ? { ...m, state: 'error', image: 'http://h.example/x.iso', error: 'download failed' } : m,
     );
   }
   override async snapshot() {
@@ -74,7 +74,7 @@ const SCENARIOS: Scenario[] = [
     prepare: async (sim) => {
       await sim.power('on');
       await sim.setBootOverride({ target: 'uefiHttp', enabled: 'continuous', mode: 'Legacy' });
-      await sim.insertMedia('usb0', { image: 'https://h.example/disk.img', writeProtected: false });
+      await sim.insertMedia('UsbStick', { image: 'https://h.example/disk.img', writeProtected: false });
     },
   },
   {
@@ -82,7 +82,7 @@ const SCENARIOS: Scenario[] = [
     machine: () => new FailedCd({ initialPower: 'On' }),
     prepare: async (sim) => {
       await sim.power('pause');
-      await sim.insertMedia('usb0', { image: 'http://h.example/usb.img' });
+      await sim.insertMedia('UsbStick', { image: 'http://h.example/usb.img' });
     },
   },
 ];

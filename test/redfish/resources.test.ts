@@ -427,7 +427,7 @@ describe('Redfish resources: virtual media', function () {
   });
   afterEach(async () => t.close());
 
-  const slot = async (id: 'cd0' | 'usb0') => (await t.sim.listMedia()).find((s) => s.id === id)!;
+  const slot = async (id: 'Cd' | 'UsbStick') => (await t.sim.listMedia()).find((s) => s.id === id)!;
 
   for (const base of ['/redfish/v1/Managers/BMC/VirtualMedia', '/redfish/v1/Systems/1/VirtualMedia']) {
     describe(`under ${base}`, () => {
@@ -456,7 +456,7 @@ describe('Redfish resources: virtual media', function () {
       it('inserts and ejects through the actions', async () => {
         const ins = await rf('POST', `${base}/Cd/Actions/VirtualMedia.InsertMedia`, { Image: ISO, TransferProtocolType: 'HTTP' });
         expect(ins.status, JSON.stringify(ins.body)).to.equal(204);
-        expect(await slot('cd0')).to.include({ state: 'inserted', image: ISO, writeProtected: true });
+        expect(await slot('Cd')).to.include({ state: 'inserted', image: ISO, writeProtected: true });
         const r = await rf('GET', `${base}/Cd`);
         expect(r.body).to.include({ Image: ISO, ImageName: 'installer.iso', Inserted: true, ConnectedVia: 'URI', TransferProtocolType: 'HTTP' });
         // the other path sees the same slot
@@ -465,17 +465,17 @@ describe('Redfish resources: virtual media', function () {
         // full: refused
         const again = await rf('POST', `${base}/Cd/Actions/VirtualMedia.InsertMedia`, { Image: 'https://x.example/other.iso' });
         expectError(again, 409, 'OperationNotAllowed');
-        expect((await slot('cd0')).image).to.equal(ISO);
+        expect((await slot('Cd')).image).to.equal(ISO);
         const ej = await rf('POST', `${base}/Cd/Actions/VirtualMedia.EjectMedia`, {});
         expect(ej.status).to.equal(204);
-        expect((await slot('cd0')).state).to.equal('empty');
+        expect((await slot('Cd')).state).to.equal('empty');
         expect((await rf('GET', `${base}/Cd`)).body).to.include({ Inserted: false, Image: null, ConnectedVia: 'NotConnected' });
       });
 
       it('inserts writable media into the USB slot', async () => {
         const ins = await rf('POST', `${base}/UsbStick/Actions/VirtualMedia.InsertMedia`, { Image: 'https://h.example/disk.img', WriteProtected: false, Inserted: true, TransferMethod: 'Stream' });
         expect(ins.status).to.equal(204);
-        expect(await slot('usb0')).to.include({ state: 'inserted', writeProtected: false });
+        expect(await slot('UsbStick')).to.include({ state: 'inserted', writeProtected: false });
         expect((await rf('GET', `${base}/UsbStick`)).body).to.include({ WriteProtected: false, TransferProtocolType: 'HTTPS' });
       });
 
@@ -493,18 +493,18 @@ describe('Redfish resources: virtual media', function () {
         const cred = await rf('POST', act, { Image: 'http://u:s3cr3t@h.example/x.iso' });
         expectError(cred, 400, 'ActionParameterValueFormatError');
         expect(JSON.stringify(cred.body)).to.not.include('s3cr3t');
-        expect((await slot('cd0')).state).to.equal('empty');
+        expect((await slot('Cd')).state).to.equal('empty');
       });
 
       it('inserts and ejects through PATCH', async () => {
         const r = await rf('PATCH', `${base}/Cd`, { Image: ISO, Inserted: true });
         expect(r.status).to.equal(200);
         expect(r.body).to.include({ Image: ISO, Inserted: true });
-        expect((await slot('cd0')).state).to.equal('inserted');
+        expect((await slot('Cd')).state).to.equal('inserted');
         const etag = (await rf('GET', `${base}/Cd`)).headers.get('etag')!;
         const e = await rf('PATCH', `${base}/Cd`, { Image: null, Inserted: false }, { 'if-match': etag });
         expect(e.status).to.equal(200);
-        expect((await slot('cd0')).state).to.equal('empty');
+        expect((await slot('Cd')).state).to.equal('empty');
         expectError(await rf('PATCH', `${base}/Cd`, { Image: ISO }, { 'if-match': etag }), 412, 'PreconditionFailed');
         expectError(await rf('PATCH', `${base}/Cd`, { MediaTypes: ['CD'] }), 400, 'PropertyNotWritable');
         expectError(await rf('PATCH', `${base}/Cd`, { Inserted: 'yes' }), 400, 'PropertyValueTypeError');
@@ -512,7 +512,7 @@ describe('Redfish resources: virtual media', function () {
         const cred = await rf('PATCH', `${base}/Cd`, { Image: 'https://u:s3cr3t@h.example/x.iso' });
         expectError(cred, 400, 'PropertyValueFormatError');
         expect(JSON.stringify(cred.body)).to.not.include('s3cr3t');
-        expect((await slot('cd0')).state).to.equal('empty');
+        expect((await slot('Cd')).state).to.equal('empty');
       });
     });
   }
@@ -527,7 +527,7 @@ describe('Redfish resources: virtual media', function () {
     expect(r.body).to.include({ Inserted: false, Image: ISO });
     expect((r.body.Status as Record<string, string>).State).to.equal('Starting');
     expect((await rf('POST', `${VM}/Actions/VirtualMedia.EjectMedia`, {})).status).to.equal(204);
-    expect((await slot('cd0')).state).to.equal('empty');
+    expect((await slot('Cd')).state).to.equal('empty');
   });
 
   it('shows a failed insert as Critical with the reason', async () => {
@@ -535,7 +535,7 @@ describe('Redfish resources: virtual media', function () {
     class FailingMedia extends SimulatedMachine {
       override async listMedia(): Promise<MediaSlot[]> {
         return (await super.listMedia()).map((m) =>
-          m.id === 'cd0' ? { ...m, state: 'error', image: ISO, error: 'HTTP 404 fetching the image' } : m,
+          m.id === 'Cd' ? { ...m, state: 'error', image: ISO, error: 'HTTP 404 fetching the image' } : m,
         );
       }
     }
@@ -555,7 +555,7 @@ describe('Redfish resources: virtual media', function () {
   it('is refused to a ReadOnly user', async () => {
     const r = await rf('POST', '/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia', { Image: ISO }, { authorization: VIEWER });
     expect(r.status).to.equal(403);
-    expect((await slot('cd0')).state).to.equal('empty');
+    expect((await slot('Cd')).state).to.equal('empty');
   });
 });
 

@@ -119,8 +119,8 @@ export class SimulatedMachine implements Machine {
     this.powerOffDelayMs = opts.powerOffDelayMs ?? 0;
     this.mediaInsertDelayMs = opts.mediaInsertDelayMs ?? 0;
     this.acpiListening = opts.acpiListening ?? true;
-    this.media.set('cd0', { id: 'cd0', kind: 'cd', state: 'empty', writeProtected: true });
-    this.media.set('usb0', { id: 'usb0', kind: 'usb', state: 'empty', writeProtected: true });
+    this.media.set('Cd', { id: 'Cd', kind: 'cd', name: 'Virtual CD', state: 'empty', writeProtected: true });
+    this.media.set('UsbStick', { id: 'UsbStick', kind: 'usb', name: 'Virtual USB Stick', state: 'empty', writeProtected: true });
     this.events.setMaxListeners(0);
   }
 
@@ -278,7 +278,7 @@ export class SimulatedMachine implements Machine {
     if (t) clearTimeout(t);
     this.mediaTimers.delete(slotId);
     if (slot.state === 'empty') return { ...slot };
-    const next: MediaSlot = { id: slot.id, kind: slot.kind, state: 'empty', writeProtected: slot.writeProtected };
+    const next: MediaSlot = { id: slot.id, kind: slot.kind, ...(slot.name ? { name: slot.name } : {}), state: 'empty', writeProtected: slot.writeProtected };
     this.setSlot(next);
     return { ...next };
   }

@@ -15,9 +15,6 @@ export type { OperationId, Privilege, RouteDef, Role, UserAccount };
 export const REDFISH_IDS = { system: '1', manager: 'BMC', chassis: '1' } as const;
 export type RedfishIds = typeof REDFISH_IDS;
 
-/** Virtual media slot ids as Redfish names them, mapped to the backend seam's slots. */
-export const VIRTUAL_MEDIA_IDS = { Cd: 'cd0', UsbStick: 'usb0' } as const;
-
 /** A logged-in Redfish session (token kept only as a hash). */
 export interface RedfishSession {
   readonly id: string;

@@ -1,5 +1,6 @@
 /**
- * VirtualMedia: the backend's two slots ("Cd" ↔ cd0, "UsbStick" ↔ usb0), served identically under
+ * VirtualMedia: one member per backend media slot, with the slot's id as the Redfish Id (the
+ * simulator's "Cd" and "UsbStick"; on KubeVirt each CD-ROM drive by its disk name), served identically under
  * Managers/BMC/VirtualMedia and Systems/1/VirtualMedia (clients look in either place). Insert and
  * eject go through the actions or, for clients that prefer it, a PATCH of Image/Inserted.
  */
@@ -8,16 +9,13 @@ import { isBackendError, type MediaSlot, type MediaSlotId } from '../../backend/
 import { RedfishError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
-import { VIRTUAL_MEDIA_IDS, type OperationHandlers, type RedfishContext, type RedfishHandler } from '../core/types.js';
+import type { OperationHandlers, RedfishContext, RedfishHandler } from '../core/types.js';
 import { MANAGER, MANAGER_ID, SYSTEM, SYSTEM_ID, actionBody, backend, propertyPaths, requireId, type Annotated, type Schemas } from './systems.js';
 
-type MediaId = keyof typeof VIRTUAL_MEDIA_IDS;
-
-const SLOT_INFO: Record<MediaId, { name: string; mediaTypes: Schemas['VirtualMedia_v1_6_5_MediaType'][] }> = {
-  Cd: { name: 'Virtual CD', mediaTypes: ['CD', 'DVD'] },
-  UsbStick: { name: 'Virtual USB Stick', mediaTypes: ['USBStick'] },
+const KIND_INFO: Record<MediaSlot['kind'], { name: string; mediaTypes: Schemas['VirtualMedia_v1_6_5_MediaType'][] }> = {
+  cd: { name: 'Virtual CD', mediaTypes: ['CD', 'DVD'] },
+  usb: { name: 'Virtual USB Stick', mediaTypes: ['USBStick'] },
 };
-const MEDIA_IDS = Object.keys(VIRTUAL_MEDIA_IDS) as MediaId[];
 
 const INSERT = 'VirtualMedia.InsertMedia';
 const EJECT = 'VirtualMedia.EjectMedia';
@@ -49,15 +47,16 @@ function imageName(image: string | undefined): string | null {
   }
 }
 
-function mediaBody(parent: Parent, id: MediaId, slot: MediaSlot): Record<string, unknown> {
-  const path = `${parent.base}/${id}`;
+function mediaBody(parent: Parent, slot: MediaSlot): Record<string, unknown> {
+  const id = slot.id;
+  const path = `${parent.base}/${encodeURIComponent(id)}`;
   const present = slot.state === 'inserted' || slot.state === 'inserting';
   const body: Annotated<Schemas['VirtualMedia_v1_6_5_VirtualMedia']> = {
     '@odata.type': '#VirtualMedia.v1_6_5.VirtualMedia',
     '@odata.id': path,
     Id: id,
-    Name: SLOT_INFO[id].name,
-    MediaTypes: SLOT_INFO[id].mediaTypes,
+    Name: slot.name ?? KIND_INFO[slot.kind].name,
+    MediaTypes: KIND_INFO[slot.kind].mediaTypes,
     Image: present ? (slot.image ?? null) : null,
     ImageName: present ? imageName(slot.image) : null,
     Inserted: slot.state === 'inserted',
@@ -90,19 +89,18 @@ function mediaBody(parent: Parent, id: MediaId, slot: MediaSlot): Record<string,
   return body;
 }
 
-function mediaId(ctx: RedfishContext, parent: Parent): { id: MediaId; slot: MediaSlotId } {
+/** The slot id the URL names (the Redfish VirtualMedia Id is the backend slot id). */
+function mediaId(ctx: RedfishContext, parent: Parent): { slot: MediaSlotId } {
   requireId(ctx, parent.param, parent.id, parent.type);
-  const id = ctx.params.VirtualMediaId ?? '';
-  if (!(MEDIA_IDS as string[]).includes(id)) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', id]);
-  return { id: id as MediaId, slot: VIRTUAL_MEDIA_IDS[id as MediaId] };
+  return { slot: ctx.params.VirtualMediaId ?? '' };
 }
 
 async function currentMedia(ctx: RedfishContext, parent: Parent): Promise<Record<string, unknown>> {
-  const { id, slot } = mediaId(ctx, parent);
+  const { slot } = mediaId(ctx, parent);
   const slots = await backend(ctx.state.deps.machine.listMedia());
   const s = slots.find((x) => x.id === slot);
-  if (!s) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', id]);
-  return mediaBody(parent, id, s);
+  if (!s) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', slot]);
+  return mediaBody(parent, s);
 }
 
 /**
@@ -230,8 +228,8 @@ async function patch(ctx: RedfishContext, parent: Parent): Promise<void> {
 function collectionHandler(parent: Parent): RedfishHandler {
   return async (ctx) => {
     requireId(ctx, parent.param, parent.id, parent.type);
-    // Only the slots the backend has (KubeVirt has no USB media, and no CD without a CD-ROM disk).
-    const present = new Set((await backend(ctx.state.deps.machine.listMedia())).map((s) => s.id));
+    // Only the slots the backend has (KubeVirt has no USB media, and one CD per CD-ROM drive).
+    const slots = await backend(ctx.state.deps.machine.listMedia());
     sendResource(
       ctx,
       collection(
@@ -239,7 +237,7 @@ function collectionHandler(parent: Parent): RedfishHandler {
         parent.base,
         'VirtualMediaCollection',
         'Virtual Media Collection',
-        MEDIA_IDS.filter((id) => present.has(VIRTUAL_MEDIA_IDS[id])).map((id) => `${parent.base}/${id}`),
+        slots.map((s) => `${parent.base}/${encodeURIComponent(s.id)}`),
       ),
     );
   };

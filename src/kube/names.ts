@@ -1,0 +1,23 @@
+/**
+ * Names of cluster objects that both the agent and the controller must agree on: the agent creates
+ * them, the controller grants the agent access to exactly these names (RBAC resourceNames).
+ */
+import { createHash } from 'node:crypto';
+
+const MAX_DNS_LABEL = 63;
+
+/**
+ * The DataVolume that backs virtual media in one CD-ROM drive of a VM: `<vm>-vmedia-<drive>`,
+ * a DNS label of at most 63 characters. A name too long for that is shortened and gets a hash of
+ * (vm, drive), so two drives never share a DataVolume.
+ */
+export function mediaDataVolumeName(vmName: string, driveName: string): string {
+  const plain = `${vmName}-vmedia-${driveName}`;
+  if (plain.length <= MAX_DNS_LABEL) return plain;
+  const hash = createHash('sha256').update(`${vmName}/${driveName}`).digest('hex').slice(0, 8);
+  const room = MAX_DNS_LABEL - '-vmedia-'.length - hash.length - 1;
+  // split what is left between the VM and the drive name, keeping each non-empty
+  const vmPart = vmName.slice(0, Math.max(1, room - Math.min(driveName.length, Math.floor(room / 3)))).replace(/[-.]+$/, '');
+  const drivePart = driveName.slice(0, Math.max(1, room - vmPart.length)).replace(/[-.]+$/, '');
+  return `${vmPart}-vmedia-${drivePart}-${hash}`.slice(0, MAX_DNS_LABEL);
+}
