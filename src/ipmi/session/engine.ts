@@ -49,8 +49,7 @@ import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
 import { activateSession, authTypeAllowed, getSessionChallenge } from './v15.js';
 
-/** A resent message (same rqSeq, command and data) within this time gets the cached answer. */
-export const DUPLICATE_WINDOW_MS = 5000;
+export { DUPLICATE_WINDOW_MS } from './dedup.js';
 
 /** Larger datagrams are dropped unread. */
 export const MAX_DATAGRAM = 1024;
@@ -69,19 +68,6 @@ type CmdReply = SessionCmdResult | undefined | Promise<SessionCmdResult | undefi
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return v instanceof Promise;
-}
-
-/** Same LAN request (a retransmission when it comes back under a new session sequence number). */
-function sameRequest(a: LanRequest, b: LanRequest): boolean {
-  return (
-    a.rqSeq === b.rqSeq &&
-    a.cmd === b.cmd &&
-    a.netFn === b.netFn &&
-    a.rqSA === b.rqSA &&
-    a.rqLUN === b.rqLUN &&
-    a.rsLUN === b.rsLUN &&
-    a.data.equals(b.data)
-  );
 }
 
 type Envelope = { kind: 'v15-pre' } | { kind: 'rmcp-pre' } | { kind: 'session'; session: Session };
@@ -290,17 +276,18 @@ export class IpmiEngine {
     let r: CmdReply;
     if (env.kind === 'session') {
       // A client that lost our answer resends the same message (same rqSeq) under a new session
-      // sequence number. Answer it from the cache instead of running e.g. a power cycle twice.
+      // sequence number: it gets the first copy's answer, never a second execution (dedup.ts).
       const s = env.session;
-      const now = this.ctx.now();
-      const last = s.lastRequest;
-      if (last && now - last.at < DUPLICATE_WINDOW_MS && sameRequest(last.req, req)) {
-        // Still running (a slow backend) or finished: either way the same answer, run once.
-        log.debug({ rqSeq: req.rqSeq, cmd: req.cmd }, 'duplicate request answered from cache');
-        r = last.result;
+      const seen = s.recent.lookup(req, this.ctx.now());
+      if (seen) {
+        log.info(
+          { rqSeq: req.rqSeq, netFn: req.netFn, cmd: req.cmd, inFlight: seen.joined },
+          seen.joined ? 'retransmitted request joined the copy still running' : 'retransmitted request answered from cache',
+        );
+        r = seen.result;
       } else {
         r = this.execute(req, env, remote, log);
-        s.lastRequest = { req, at: now, result: r };
+        s.recent.remember(req, r, this.ctx.now);
       }
     } else {
       r = this.execute(req, env, remote, log);

@@ -4,10 +4,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { UserAccount } from '../../agent/types.js';
-import type { LanRequest } from '../codec/message.js';
 import type { HmacKey } from '../codec/hmac.js';
 import type { CipherSuite } from '../codec/suites.js';
 import type { AesCbcSession } from './crypto.js';
+import { DuplicateCache } from './dedup.js';
 import { Privilege, type SessionView } from '../types.js';
 
 /**
@@ -101,8 +101,8 @@ export class Session implements SessionView {
   inbound: SeqWindow;
   rmcp?: RmcpPlusKeys;
   v15?: V15Keys;
-  /** The last request handled in this session and its result, to spot retransmissions */
-  lastRequest?: { req: LanRequest; at: number; result: SessionResult | undefined | Promise<SessionResult | undefined> };
+  /** Recent requests of this session and their answers, to spot retransmissions (dedup.ts) */
+  readonly recent = new DuplicateCache<SessionResult | undefined>();
 
   constructor(init: { id: number; handle: number; remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number }) {
     this.id = init.id;
