@@ -2,6 +2,7 @@ import { ApiException, CoreV1Api } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { ApiServerEmulator, KubeObject } from './index.js';
 import { emulatorPerTest, rawRequest, vmSubresource } from './helpers.js';
+import { nameFromFieldSelector, uncovered } from './rbac.js';
 
 const NS = 'default';
 
@@ -107,6 +108,96 @@ describe('apiserver emulator: RBAC for non-admin credentials', () => {
     emu.create(binding('RoleBinding', 'ctl-bind', 'Role', 'may-bind', [{ kind: 'ServiceAccount', name: 'ctl', namespace: NS }], NS));
     const rb2 = binding('RoleBinding', 'grant2', 'ClusterRole', 'other', [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }], NS);
     expect((await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, rb2)).status).to.equal(201);
+  });
+
+  it('resourceNames allow list/watch only with a metadata.name field selector for that name (requestinfo.go)', async () => {
+    emu.create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'a', namespace: NS }, spec: { runStrategy: 'Halted', template: { spec: {} } } });
+    emu.create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'b', namespace: NS }, spec: { runStrategy: 'Halted', template: { spec: {} } } });
+    emu.create(role('Role', 'vm-a', [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], resourceNames: ['a'], verbs: ['get', 'list', 'watch'] }], NS));
+    emu.create(binding('RoleBinding', 'vm-a', 'Role', 'vm-a', [{ kind: 'ServiceAccount', name: 'agent', namespace: NS }], NS));
+    const kc = emu.asServiceAccount(NS, 'agent').makeKubeConfig();
+    const base = `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines`;
+    const one = await rawRequest(kc, 'GET', `${base}?fieldSelector=${encodeURIComponent('metadata.name=a')}`);
+    expect(one.status).to.equal(200);
+    expect((one.body as { items: Array<{ metadata: { name: string } }> }).items.map((i) => i.metadata.name)).to.deep.equal(['a']);
+    expect((await rawRequest(kc, 'GET', `${base}?fieldSelector=${encodeURIComponent('metadata.name==a,metadata.namespace=default')}`)).status).to.equal(200);
+    // a list without the selector, for another name, or with != is a list of everything: denied
+    expect((await rawRequest(kc, 'GET', base)).status).to.equal(403);
+    const other = await rawRequest(kc, 'GET', `${base}?fieldSelector=${encodeURIComponent('metadata.name=b')}`);
+    expect(other.status).to.equal(403);
+    expect((other.body as { message: string }).message).to.equal(
+      'virtualmachines.kubevirt.io "b" is forbidden: User "system:serviceaccount:default:agent" cannot list resource "virtualmachines" in API group "kubevirt.io" in the namespace "default"',
+    );
+    expect((await rawRequest(kc, 'GET', `${base}?fieldSelector=${encodeURIComponent('metadata.name!=b')}`)).status).to.equal(403);
+    expect((await rawRequest(kc, 'GET', `${base}?labelSelector=x%3Dy`)).status).to.equal(403);
+    expect((await rawRequest(kc, 'GET', `${base}/a`)).status).to.equal(200);
+    expect((await rawRequest(kc, 'GET', `${base}/b`)).status).to.equal(403);
+    // the audit log names the object of a single-object list, like kube-apiserver's objectRef
+    const lists = emu.audit.filter((a) => a.user === 'system:serviceaccount:default:agent' && a.verb === 'list');
+    expect(lists.map((a) => `${a.name ?? '-'} ${a.code}`)).to.deep.equal(['a 200', 'a 200', '- 403', 'b 403', '- 403', '- 403']);
+  });
+
+  it('reads the name from a field selector the way fields.ParseSelector + RequiresExactMatch do', () => {
+    expect(nameFromFieldSelector('metadata.name=vm1')).to.equal('vm1');
+    expect(nameFromFieldSelector('metadata.name==vm1')).to.equal('vm1');
+    expect(nameFromFieldSelector('status.phase=Running,metadata.name=vm1')).to.equal('vm1');
+    expect(nameFromFieldSelector('metadata.name!=vm1')).to.equal(undefined);
+    expect(nameFromFieldSelector('metadata.namespace=default')).to.equal(undefined);
+    expect(nameFromFieldSelector('metadata.name=a\\,b')).to.equal('a,b');
+    expect(nameFromFieldSelector('metadata.name=..')).to.equal(undefined);
+    expect(nameFromFieldSelector('metadata.name=a/b')).to.equal(undefined);
+    expect(nameFromFieldSelector('garbage')).to.equal(undefined);
+    expect(nameFromFieldSelector(null)).to.equal(undefined);
+  });
+
+  it('escalation: rules are compared by coverage (policy_comparator.go), names and subresource wildcards included', () => {
+    const owner = [
+      { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get', 'patch'] },
+      { apiGroups: ['subresources.kubevirt.io'], resources: ['*/start'], verbs: ['update'] },
+      { apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: ['dv1'], verbs: ['delete'] },
+    ];
+    // an owner rule for all names covers the same rule for some names
+    expect(uncovered(owner, [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], resourceNames: ['a', 'b'], verbs: ['get', 'patch'] }])).to.deep.equal([]);
+    expect(uncovered(owner, [{ apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachines/start'], resourceNames: ['a'], verbs: ['update'] }])).to.deep.equal([]);
+    expect(uncovered(owner, [{ apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachines/stop'], verbs: ['update'] }])).to.have.length(1);
+    // a named owner rule covers only those names, never "all names"
+    expect(uncovered(owner, [{ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: ['dv1'], verbs: ['delete'] }])).to.deep.equal([]);
+    expect(uncovered(owner, [{ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: ['dv2'], verbs: ['delete'] }])).to.deep.equal([
+      { apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['delete'], resourceNames: ['dv2'] },
+    ]);
+    expect(uncovered(owner, [{ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['delete'] }])).to.have.length(1);
+    // wildcards in the granted rule need wildcards in the author's
+    expect(uncovered(owner, [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['*'] }])).to.have.length(1);
+  });
+
+  it('escalation: a Role with named rules can be created by a holder of the unnamed rules; escalate with resourceNames never authorizes a create', async () => {
+    emu.create(role('ClusterRole', 'ctl', [
+      { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings'], verbs: ['create', 'patch', 'update'] },
+      { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['get'] },
+    ]));
+    emu.create(binding('ClusterRoleBinding', 'ctl', 'ClusterRole', 'ctl', [{ kind: 'ServiceAccount', name: 'ctl', namespace: NS }]));
+    const kc = emu.asServiceAccount(NS, 'ctl').makeKubeConfig();
+    const rolesPath = `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`;
+    const named = role('Role', 'agent-a', [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], resourceNames: ['a'], verbs: ['get'] }], NS);
+    expect((await rawRequest(kc, 'POST', rolesPath, named)).status).to.equal(201);
+    // its binding: the author holds every rule of the Role, so no `bind` is needed
+    const rb = binding('RoleBinding', 'agent-a', 'Role', 'agent-a', [{ kind: 'ServiceAccount', name: 'agent-a', namespace: NS }], NS);
+    expect((await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, rb)).status).to.equal(201);
+    // widening it by a patch is checked like a create
+    const widen = await rawRequest(kc, 'PATCH', `${rolesPath}/agent-a`, { rules: [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], resourceNames: ['a'], verbs: ['get', 'delete'] }] }, 'application/merge-patch+json');
+    expect(widen.status).to.equal(403);
+    expect((widen.body as { message: string }).message).to.contain('{APIGroups:["kubevirt.io"], Resources:["virtualmachines"], ResourceNames:["a"], Verbs:["delete"]}');
+    // ownerReferences-only changes pass (IsOnlyMutatingGCFields) even for a role the author could not write
+    emu.create(role('Role', 'big', [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }], NS));
+    const gc = await rawRequest(kc, 'PATCH', `${rolesPath}/big`, { metadata: { ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'x', uid: 'u1' }] } }, 'application/merge-patch+json');
+    expect(gc.status).to.equal(200);
+    // `escalate` restricted by name is checked against the request's name: a POST has none
+    emu.create(role('Role', 'esc', [{ apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles'], resourceNames: ['sneaky'], verbs: ['escalate'] }], NS));
+    emu.create(binding('RoleBinding', 'esc', 'Role', 'esc', [{ kind: 'ServiceAccount', name: 'ctl', namespace: NS }], NS));
+    const sneaky = role('Role', 'sneaky', [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }], NS);
+    expect((await rawRequest(kc, 'POST', rolesPath, sneaky)).status).to.equal(403);
+    emu.create(role('Role', 'sneaky', [], NS));
+    expect((await rawRequest(kc, 'PATCH', `${rolesPath}/sneaky`, { rules: sneaky.rules }, 'application/merge-patch+json')).status).to.equal(200);
   });
 
   it('applyYaml loads manifests (create, then replace) for RBAC set-ups', async () => {

@@ -113,18 +113,46 @@ export class Authorizer {
     return false;
   }
 
+  /** Every rule that applies to `id` in `ns` (ClusterRoleBindings, plus RoleBindings of `ns`): RBAC's RulesFor. */
+  private rulesFor(id: Identity, ns: string | undefined): PolicyRule[] {
+    const reg = this.store.registry;
+    const out: PolicyRule[] = [];
+    for (const b of this.store.list(reg.mustByKind('rbac.authorization.k8s.io/v1', 'ClusterRoleBinding')) as Binding[]) {
+      if (b.roleRef?.kind === 'ClusterRole' && (b.subjects ?? []).some((s) => subjectMatches(s, id, undefined))) out.push(...this.rulesOf('ClusterRole', b.roleRef.name, undefined));
+    }
+    if (ns !== undefined) {
+      for (const b of this.store.list(reg.mustByKind('rbac.authorization.k8s.io/v1', 'RoleBinding'), ns) as Binding[]) {
+        if (b.roleRef && (b.subjects ?? []).some((s) => subjectMatches(s, id, ns))) out.push(...this.rulesOf(b.roleRef.kind, b.roleRef.name, ns));
+      }
+    }
+    return out;
+  }
+
   /**
-   * Privilege-escalation prevention: a Role/ClusterRole may only hold rules its author holds (or
-   * has `escalate` on it); a binding may only reference a role whose rules its author holds (or
-   * has `bind` on it). Throws 403 like kube-apiserver.
+   * Privilege-escalation prevention, as kube-apiserver's RBAC storage does it
+   * (kubernetes pkg/registry/rbac/{role,clusterrole,rolebinding,clusterrolebinding}/policybased/storage.go,
+   * pkg/registry/rbac/escalation_check.go, pkg/registry/rbac/validation/rule.go ConfirmNoEscalation):
+   * - members of system:masters may write anything (EscalationAllowed);
+   * - a Role/ClusterRole write passes with `escalate` on roles/clusterroles, authorized with the
+   *   request's own name: a create (POST to the collection) has none, so `escalate` restricted by
+   *   resourceNames never authorizes a create (RoleEscalationAuthorized uses RequestInfo.Name);
+   * - a binding write passes with `bind` on the referenced role (by its name: BindingAuthorized);
+   * - an update that only touches ownerReferences/finalizers passes (IsOnlyMutatingGCFields);
+   * - otherwise every rule granted must be covered by the author's own rules in that namespace
+   *   (RulesFor + Covers, k8s.io/component-helpers/auth/rbac/validation/policy_comparator.go).
+   * `requestName` is the name in the URL (undefined for a create), `old` the stored object on update.
+   * Throws 403 like kube-apiserver.
    */
-  checkEscalation(id: Identity, t: ResourceType, obj: KubeObject, ns: string | undefined): void {
+  checkEscalation(id: Identity, t: ResourceType, obj: KubeObject, ns: string | undefined, requestName?: string, old?: KubeObject): void {
     if (t.group !== 'rbac.authorization.k8s.io') return;
+    if (id.groups.includes('system:masters')) return;
+    if (old && onlyGcFieldsChanged(obj, old)) return;
     const name = obj.metadata?.name ?? '';
     let rules: PolicyRule[];
     let scopeNs: string | undefined;
     if (t.resource === 'roles' || t.resource === 'clusterroles') {
-      if (this.allowed(id, { verb: 'escalate' as AuditVerb, group: t.group, resource: t.resource, namespace: ns, name })) return;
+      const escalate: Attributes = { verb: 'escalate' as AuditVerb, group: t.group, resource: t.resource, ...(ns !== undefined ? { namespace: ns } : {}), ...(requestName ? { name: requestName } : {}) };
+      if (this.allowed(id, escalate)) return;
       rules = (obj.rules as PolicyRule[] | undefined) ?? [];
       scopeNs = t.resource === 'roles' ? ns : undefined;
     } else if (t.resource === 'rolebindings' || t.resource === 'clusterrolebindings') {
@@ -135,34 +163,12 @@ export class Authorizer {
       rules = this.rulesOf(ref.kind, ref.name, ns);
       scopeNs = t.resource === 'rolebindings' ? ns : undefined;
     } else return;
-    const missing: string[] = [];
-    for (const r of rules) {
-      for (const verb of r.verbs ?? []) {
-        if (r.nonResourceURLs?.length) {
-          for (const u of r.nonResourceURLs) {
-            if (!this.allowed(id, { verb: verb as AuditVerb, group: '', resource: '', nonResourceURL: u })) missing.push(`{NonResourceURLs:["${u}"], Verbs:["${verb}"]}`);
-          }
-          continue;
-        }
-        for (const g of r.apiGroups ?? []) {
-          for (const res of r.resources ?? []) {
-            const [resource, subresource] = res.split('/');
-            const names = r.resourceNames?.length ? r.resourceNames : [undefined];
-            for (const n of names) {
-              const a: Attributes = { verb: verb as AuditVerb, group: g, resource, ...(subresource ? { subresource } : {}), namespace: scopeNs, ...(n ? { name: n } : {}) };
-              if (!this.allowed(id, a)) {
-                missing.push(`{APIGroups:["${g}"], Resources:["${res}"]${n ? `, ResourceNames:["${n}"]` : ''}, Verbs:["${verb}"]}`);
-              }
-            }
-          }
-        }
-      }
-    }
+    const missing = uncovered(this.rulesFor(id, scopeNs), rules);
     if (missing.length > 0) {
       const q = `${t.resource}.${t.group}`;
       throw new ApiError(
         403,
-        `${q} "${name}" is forbidden: user "${id.user}" (groups=${JSON.stringify(id.groups)}) is attempting to grant RBAC permissions not currently held:\n${missing.join('\n')}`,
+        `${q} "${name}" is forbidden: user "${id.user}" (groups=${JSON.stringify(id.groups)}) is attempting to grant RBAC permissions not currently held:\n${missing.map(ruleText).join('\n')}`,
         'Forbidden',
         { name, group: t.group, kind: t.resource },
       );
@@ -178,4 +184,112 @@ export class Authorizer {
     const scope = a.namespace !== undefined ? `in the namespace "${a.namespace}"` : 'at the cluster scope';
     return `${subject} is forbidden: User "${id.user}" cannot ${a.verb} resource "${res}" in API group "${a.group}" ${scope}`;
   }
+}
+
+// ------------------------------------------------------------------ rule coverage (escalation check)
+
+/** The atomic rules a rule grants: one verb, group, resource (and name, if it names any) each. */
+function breakdown(r: PolicyRule): PolicyRule[] {
+  const out: PolicyRule[] = [];
+  for (const verb of r.verbs ?? []) {
+    for (const u of r.nonResourceURLs ?? []) out.push({ verbs: [verb], nonResourceURLs: [u] });
+    for (const g of r.apiGroups ?? []) {
+      for (const res of r.resources ?? []) {
+        if (r.resourceNames?.length) for (const n of r.resourceNames) out.push({ apiGroups: [g], resources: [res], verbs: [verb], resourceNames: [n] });
+        else out.push({ apiGroups: [g], resources: [res], verbs: [verb] });
+      }
+    }
+  }
+  return out;
+}
+
+const hasAll = (set: string[] | undefined, want: string[] | undefined): boolean => (want ?? []).every((w) => (set ?? []).includes(w));
+
+/** component-helpers policy_comparator.go resourceCoversAll: `*`, exact, or `*\/<subresource>`. */
+function resourcesCover(owner: string[] | undefined, want: string[] | undefined): boolean {
+  const o = owner ?? [];
+  if (o.includes('*')) return true;
+  return (want ?? []).every((path) => o.includes(path) || (path.includes('/') && o.includes(`*/${path.slice(path.indexOf('/') + 1)}`)));
+}
+
+/** component-helpers policy_comparator.go nonResourceURLCovers: exact, or a trailing `*` prefix. */
+function urlsCover(owner: string[] | undefined, want: string[] | undefined): boolean {
+  return (want ?? []).every((u) => (owner ?? []).some((o) => o === u || (o.endsWith('*') && u.startsWith(o.slice(0, -1)))));
+}
+
+/** component-helpers policy_comparator.go ruleCovers. */
+function ruleCovers(owner: PolicyRule, sub: PolicyRule): boolean {
+  const verbs = (owner.verbs ?? []).includes('*') || hasAll(owner.verbs, sub.verbs);
+  const groups = (owner.apiGroups ?? []).includes('*') || hasAll(owner.apiGroups, sub.apiGroups);
+  const resources = resourcesCover(owner.resources, sub.resources);
+  const urls = urlsCover(owner.nonResourceURLs, sub.nonResourceURLs);
+  // a rule without resourceNames (all names) is covered only by an owner rule without them
+  const names = sub.resourceNames?.length ? !owner.resourceNames?.length || hasAll(owner.resourceNames, sub.resourceNames) : !owner.resourceNames?.length;
+  return verbs && groups && resources && urls && names;
+}
+
+/** component-helpers policy_comparator.go Covers: the atomic servant rules no owner rule covers. */
+export function uncovered(ownerRules: PolicyRule[], servantRules: PolicyRule[]): PolicyRule[] {
+  return servantRules.flatMap(breakdown).filter((sub) => !ownerRules.some((o) => ruleCovers(o, sub)));
+}
+
+function ruleText(r: PolicyRule): string {
+  const q = (k: string, v: string[] | undefined) => (v?.length ? `${k}:[${v.map((x) => JSON.stringify(x)).join(' ')}]` : '');
+  return `{${[q('APIGroups', r.apiGroups), q('Resources', r.resources), q('ResourceNames', r.resourceNames), q('NonResourceURLs', r.nonResourceURLs), q('Verbs', r.verbs)].filter(Boolean).join(', ')}}`;
+}
+
+/** kubernetes pkg/registry/rbac/helpers.go IsOnlyMutatingGCFields: only ownerReferences/finalizers differ. */
+function onlyGcFieldsChanged(obj: KubeObject, old: KubeObject): boolean {
+  const strip = (o: KubeObject) => {
+    const { ownerReferences: _o, finalizers: _f, resourceVersion: _rv, managedFields: _m, ...meta } = (o.metadata ?? {}) as Record<string, unknown>;
+    return JSON.stringify(canonical({ ...o, metadata: meta }));
+  };
+  return strip(obj) === strip(old);
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+  return v;
+}
+
+/**
+ * The name a list/watch is authorized (and audited) for: a fieldSelector that requires
+ * `metadata.name=<n>` (or `==`) makes RBAC check `resourceNames` against <n>, so a Role naming one
+ * object allows list/watch of exactly that object (k8s.io/apiserver pkg/endpoints/request/requestinfo.go:
+ * FieldSelector.RequiresExactMatch("metadata.name"), kept only if it is a valid path segment name).
+ */
+export function nameFromFieldSelector(selector: string | null | undefined): string | undefined {
+  if (!selector) return undefined;
+  // fields.ParseSelector: terms split at unescaped commas; a backslash escapes the next character
+  const terms: string[] = [];
+  let cur = '';
+  for (let i = 0; i < selector.length; i++) {
+    const c = selector[i]!;
+    if (c === '\\' && i + 1 < selector.length) cur += c + selector[++i]!;
+    else if (c === ',') {
+      terms.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  terms.push(cur);
+  for (const term of terms) {
+    let i = 0;
+    let op = '';
+    for (; i < term.length; i++) {
+      if (term[i] === '\\') {
+        i++;
+        continue;
+      }
+      op = term.startsWith('!=', i) ? '!=' : term.startsWith('==', i) ? '==' : term[i] === '=' ? '=' : '';
+      if (op) break;
+    }
+    if (!op) return undefined; // unparsable: upstream then authorizes without a name
+    if (term.slice(0, i).trim() !== 'metadata.name' || op === '!=') continue;
+    const value = term.slice(i + op.length).replace(/\\(.)/g, '$1');
+    // content.IsPathSegmentName: not "." or "..", no "/" or "%"
+    if (value === '' || value === '.' || value === '..' || value.includes('/') || value.includes('%')) return undefined;
+    return value;
+  }
+  return undefined;
 }

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { secretEquals } from '../../src/common/secrets.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
-import { Authorizer, type Identity } from './rbac.js';
+import { Authorizer, nameFromFieldSelector, type Identity } from './rbac.js';
 import { apiVersionOf, type ResourceType } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, badRequest, expired, reasonFor, type StatusBody } from './status.js';
@@ -243,6 +243,11 @@ export class EmulatorServer {
             code: 0,
           }
         : { verb: 'get', group: '', version: '', resource: '', nonResourceURL: url.pathname, code: 0 };
+    if ((entry.verb === 'list' || entry.verb === 'watch') && entry.name === undefined) {
+      // a list/watch for one name is authorized and audited with that name (rbac.ts nameFromFieldSelector)
+      const n = nameFromFieldSelector(query.get('fieldSelector'));
+      if (n !== undefined) entry.name = n;
+    }
     this.audit.push(entry);
 
     const finish = (r: Reply): void => {
@@ -373,7 +378,7 @@ export class EmulatorServer {
 
   private dispatch(method: string, route: Route, query: URLSearchParams, body: unknown, contentType: string, who: 'admin' | Identity = 'admin'): Reply {
     const guard = (t: ResourceType, o: KubeObject, ns: string | undefined): void => {
-      if (who !== 'admin') this.authorizer.checkEscalation(who, t, o, ns);
+      if (who !== 'admin') this.authorizer.checkEscalation(who, t, o, ns, route.name, route.name ? this.store.get(t, ns, route.name) : undefined);
     };
     // custom subresources (KubeVirt start/stop/...)
     if (route.subresource && route.subresource !== 'status') {
