@@ -9,6 +9,7 @@ import type { Clock } from './clock.js';
 import { clone, deepEqual } from './patch.js';
 import type { ResourceType } from './resources.js';
 import type { EmulatorServer, SubresourceRequest } from './server.js';
+import { restartRequired, RESTART_REQUIRED_MESSAGE } from './restart-required.js';
 import { ApiError, badRequest, conflict, invalid } from './status.js';
 import type { Store } from './store.js';
 import type { KubeObject } from './types.js';
@@ -541,10 +542,16 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     c = setCond(c, ready ? { type: 'Ready', status: 'True' } : { type: 'Ready', status: 'False', reason: vmi ? 'PodNotReady' : 'VMINotExists', message: vmi ? 'VMI is not ready' : 'VMI does not exist' });
     if (paused) c = setCond(c, { type: 'Paused', status: 'True', reason: 'PausedByUser', message: 'VMI was paused by user' });
     else c = c.filter((x) => x.type !== 'Paused');
+    // RestartRequired as virt-controller's syncRestartRequired computes it (see restart-required.ts):
+    // only while a VMI object exists (any phase) that has a start revision; with no VMI it is left
+    // as it is (pkg/virt-controller/watch/vm/vm.go sync(): getLastVMRevisionSpec only when vmi != nil)
     const from = vmi ? startedFrom.get(vmi.metadata.uid ?? '') : undefined;
-    if (vmi && !isFinal(vmi) && from !== undefined && from !== templateOf(vm)) {
-      c = setCond(c, { type: 'RestartRequired', status: 'True', reason: 'RestartRequired', message: 'a non-live-updatable field was changed in the template spec' });
-    } else c = c.filter((x) => x.type !== 'RestartRequired');
+    if (vmi && from !== undefined) {
+      if (restartRequired({ template: { spec: JSON.parse(from) as unknown } }, obj(vm.spec), vmi)) {
+        // setRestartRequired sets no reason, only the message
+        c = setCond(c, { type: 'RestartRequired', status: 'True', message: RESTART_REQUIRED_MESSAGE });
+      } else c = c.filter((x) => x.type !== 'RestartRequired');
+    }
     st.conditions = c;
     if (!deepEqual(st, vm.status)) {
       vm.status = st;
