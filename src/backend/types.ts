@@ -144,6 +144,20 @@ export interface InsertMediaRequest {
   writeProtected?: boolean;
 }
 
+/**
+ * How far a read can be trusted. OK: the backend follows the platform live. Warning: the state was
+ * read, but live updates are interrupted (it is re-read on every request meanwhile). Critical: the
+ * platform cannot be reached; what the snapshot shows is the last state seen (`since` is when the
+ * trouble began, `message` says what is wrong and how old the state is).
+ */
+export type HealthStatus = 'OK' | 'Warning' | 'Critical';
+
+export interface MachineHealth {
+  status: HealthStatus;
+  message?: string;
+  since?: Date;
+}
+
 /** Everything a status read needs, in one call (cheap: served from the backend's cache). */
 export interface MachineSnapshot {
   power: PowerState;
@@ -152,6 +166,8 @@ export interface MachineSnapshot {
   media: MediaSlot[];
   /** Incremented on every observable change: usable as an ETag source. */
   generation: number;
+  /** Whether the state is current; absent means OK. */
+  health?: MachineHealth;
 }
 
 export type MachineEvent =
