@@ -21,7 +21,17 @@ import { toBackendError } from '../../src/backend/kubevirt/errors.js';
 import { KubeApiError } from '../../src/kube/client.js';
 import { rbacNeed } from '../../src/kube/resources.js';
 import { canonicalUuid, cpuCount, memoryMiB, parseQuantity, systemInfo } from '../../src/backend/kubevirt/identity.js';
-import { dataVolumeError, deriveSlot, mediaDataVolumeName, mediaSize, parseProgress } from '../../src/backend/kubevirt/media.js';
+import {
+  cdromDrives,
+  dataVolumeError,
+  deriveDriveSlot,
+  ejectVolumePatch,
+  insertVolumePatch,
+  mediaDataVolumeName,
+  mediaSize,
+  needsDeclarativeHotplug,
+  parseProgress,
+} from '../../src/backend/kubevirt/media.js';
 import {
   derivePowerState,
   effectiveRunStrategy,
@@ -295,30 +305,73 @@ describe('kubevirt backend logic', () => {
       expect(mediaSize(4.6 * 2 ** 30)).to.equal('6Gi'); // 5.06 GiB → 6
     });
 
-    it('names the DataVolume within 63 characters', () => {
-      expect(mediaDataVolumeName('vm1')).to.equal('vm1-vmedia-cd0');
-      const long = mediaDataVolumeName('x'.repeat(80));
-      expect(long.length).to.be.at.most(63);
-      expect(long.endsWith('-vmedia-cd0')).to.equal(true);
+    it('names the DataVolume per drive within 63 characters, distinct per drive', () => {
+      expect(mediaDataVolumeName('vm1', 'cdrom')).to.equal('vm1-vmedia-cdrom');
+      const a = mediaDataVolumeName('x'.repeat(80), 'cdrom-a');
+      const b = mediaDataVolumeName('x'.repeat(80), 'cdrom-b');
+      expect(a.length).to.be.at.most(63);
+      expect(a).to.match(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+      expect(a).to.not.equal(b);
     });
 
-    it('derives the slot from the DataVolume and the VM volumes', () => {
+    it('one slot per CD-ROM drive, named after the disk and its bus', () => {
+      expect(cdromDrives(vmWith({ disks: [{ name: 'root', disk: {} }] }))).to.deep.equal([]);
+      const two = vmWith({ disks: [{ name: 'root', disk: {} }, { name: 'cd1', cdrom: { bus: 'sata' } }, { name: 'cd2', cdrom: { bus: 'scsi' } }] });
+      expect(cdromDrives(two).map((d) => d.name)).to.deep.equal(['cd1', 'cd2']);
+      const slot = deriveDriveSlot(cdromDrives(two)[1]!, two, undefined, undefined, 'vm1-vmedia-cd2');
+      expect(slot).to.deep.equal({ id: 'cd2', kind: 'cd', name: 'CD-ROM cd2 (scsi)', state: 'empty', writeProtected: true });
+    });
+
+    it('derives the slot from the DataVolume, the template volume and the VMI volumeStatus', () => {
       const vm = vmWith(DEVICES);
-      const dvName = 'vm1-vmedia-cd0';
-      expect(deriveSlot(vmWith({ disks: [{ name: 'root', disk: {} }] }), undefined, dvName, undefined)).to.equal(undefined);
-      expect(deriveSlot(vm, undefined, dvName, undefined)).to.deep.include({ id: 'cd0', state: 'empty' });
+      const drive = cdromDrives(vm)[0]!;
+      const dvName = 'vm1-vmedia-cd';
       const dv = { metadata: { name: dvName, annotations: { 'bmc.kubevirt.io/image': 'http://127.0.0.1/x.iso' } }, status: { phase: 'ImportInProgress', progress: '42.50%' } };
-      expect(deriveSlot(vm, dv, dvName, undefined)).to.deep.include({ state: 'inserting', progress: 42, image: 'http://127.0.0.1/x.iso' });
+      // importing, our volume already in the template
       const plugged = vmWith(DEVICES);
       plugged.spec!.template!.spec!.volumes = [{ name: 'cd', dataVolume: { name: dvName, hotpluggable: true } }];
-      expect(deriveSlot(plugged, { ...dv, status: { phase: 'Succeeded', progress: '100.0%' } }, dvName, undefined)).to.deep.include({
-        state: 'inserted',
-        progress: 100,
-      });
+      expect(deriveDriveSlot(drive, plugged, undefined, dv, dvName)).to.deep.include({ state: 'inserting', progress: 42, image: 'http://127.0.0.1/x.iso' });
+      const done = { ...dv, status: { phase: 'Succeeded', progress: '100.0%' } };
+      // stopped VM: imported + in the template = inserted (used at the next start)
+      expect(deriveDriveSlot(drive, plugged, undefined, done, dvName)).to.deep.include({ state: 'inserted', progress: 100 });
+      // running VM: only once the VMI reports the volume Ready
+      const running = vmi('Running', { spec: { volumes: [{ name: 'cd', dataVolume: { name: dvName, hotpluggable: true } }] }, status: { phase: 'Running', volumeStatus: [{ name: 'cd', phase: 'AttachedToNode' }] } });
+      expect(deriveDriveSlot(drive, plugged, running, done, dvName)).to.deep.include({ state: 'inserting', progress: 100 });
+      running.status!.volumeStatus = [{ name: 'cd', phase: 'Ready', reason: 'VolumeReady' }];
+      expect(deriveDriveSlot(drive, plugged, running, done, dvName)).to.deep.include({ state: 'inserted', progress: 100 });
+      // a running VMI that never took the volume (no declarative hotplug): error naming the gate
+      const stale = vmi('Running');
+      expect(deriveDriveSlot(drive, plugged, stale, done, dvName, { notSynced: true })).to.deep.include({ state: 'error' });
+      expect(deriveDriveSlot(drive, plugged, stale, done, dvName, { notSynced: true }).error).to.match(/DeclarativeHotplugVolumes/);
+      // our DataVolume without our volume: an insert in progress, else a leftover to eject
+      expect(deriveDriveSlot(drive, vm, undefined, dv, dvName, { busy: 'inserting' })).to.deep.include({ state: 'inserting' });
+      expect(deriveDriveSlot(drive, vm, undefined, dv, dvName)).to.deep.include({ state: 'error' });
+      // a volume the BMC did not put there
+      const foreign = vmWith(DEVICES);
+      foreign.spec!.template!.spec!.volumes = [{ name: 'cd', containerDisk: { image: 'x' } }];
+      expect(deriveDriveSlot(drive, foreign, undefined, undefined, dvName)).to.deep.include({ state: 'inserted' });
       const failed = { ...dv, status: { phase: 'ImportInProgress', conditions: [{ type: 'Running', status: 'False', reason: 'Error', message: 'Unable to connect to http data source' }] } };
-      expect(deriveSlot(vm, failed, dvName, undefined)).to.deep.include({ state: 'error', error: 'Unable to connect to http data source' });
+      expect(deriveDriveSlot(drive, plugged, undefined, failed, dvName)).to.deep.include({ state: 'error', error: 'Unable to connect to http data source' });
       expect(dataVolumeError({ status: { phase: 'Failed' } })).to.be.a('string');
       expect(parseProgress('N/A')).to.equal(undefined);
+    });
+
+    it('insert and eject patch the template volumes only, guarded', () => {
+      const vm = vmWith(DEVICES);
+      expect(insertVolumePatch(vm, 'cd', 'dv1')).to.deep.equal([
+        { op: 'test', path: '/metadata/resourceVersion', value: '7' },
+        { op: 'add', path: '/spec/template/spec/volumes', value: [{ name: 'cd', dataVolume: { name: 'dv1', hotpluggable: true } }] },
+      ]);
+      vm.spec!.template!.spec!.volumes = [{ name: 'root', containerDisk: {} }, { name: 'cd', dataVolume: { name: 'dv1', hotpluggable: true } }];
+      expect(insertVolumePatch(vm, 'cd', 'dv1')[1]).to.deep.include({ op: 'add', path: '/spec/template/spec/volumes/-' });
+      expect(ejectVolumePatch(vm, 'cd', 'dv1')).to.deep.equal([
+        { op: 'test', path: '/spec/template/spec/volumes/1/name', value: 'cd' },
+        { op: 'test', path: '/spec/template/spec/volumes/1/dataVolume/name', value: 'dv1' },
+        { op: 'remove', path: '/spec/template/spec/volumes/1' },
+      ]);
+      expect(ejectVolumePatch(vm, 'cd', 'other-dv')).to.equal(undefined);
+      expect(needsDeclarativeHotplug('DeclarativeHotplugVolumes feature gate not enabled, cannot define an empty CD-ROM disk')).to.equal(true);
+      expect(needsDeclarativeHotplug('spec.template.spec.volumes[1] and spec.template.spec.volumes[0] must not have the same Name.')).to.equal(false);
     });
   });
 

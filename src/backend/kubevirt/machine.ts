@@ -18,6 +18,7 @@ import {
   type Machine,
   type MachineEvent,
   type MachineListener,
+  type MachineHealth,
   type MachineSnapshot,
   type MediaSlot,
   type MediaSlotId,
@@ -25,7 +26,7 @@ import {
   type PowerState,
   type SystemInfo,
 } from '../types.js';
-import { validateBootChange, validateImageUrl } from '../validate.js';
+import { validateBootChange } from '../validate.js';
 import {
   buildBootPatch,
   bootSignature,
@@ -35,24 +36,15 @@ import {
   planBootWrite,
   supportedTargets,
 } from './boot.js';
-import { isKubeApiError, type JsonPatchOp, type KubeClient } from '../../kube/client.js';
+import { isKubeApiError, type KubeClient } from '../../kube/client.js';
 import { Resources } from '../../kube/resources.js';
 import { toBackendError } from './errors.js';
 import { systemInfo } from './identity.js';
 import { ObjectWatch } from './informer.js';
-import {
-  addVolumeBody,
-  dataVolumeManifest,
-  deriveSlot,
-  mediaDataVolumeName,
-  mediaSize,
-  pickCdrom,
-  probeImageSize,
-  volumeFor,
-  type MediaTlsOptions,
-} from './media.js';
+import { MachineMedia } from './machine-media.js';
+import type { MediaTlsOptions } from './media.js';
 import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
-import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance } from './types.js';
+import type { DataVolume, VirtualMachine, VirtualMachineInstance } from './types.js';
 
 export interface KubeVirtMachineConfig {
   client: KubeClient;
@@ -64,16 +56,23 @@ export interface KubeVirtMachineConfig {
   /** watch retry backoff bounds (ms); defaults 200 / 10000 */
   watchMinBackoffMs?: number;
   watchMaxBackoffMs?: number;
+  /** silent-watch bounds (ms), see ObjectWatchOptions: check after 30000, re-open after 90000, retry while the API is down every 1000 */
+  watchSilenceProbeMs?: number;
+  watchMaxSilenceMs?: number;
+  watchStaleRetryMs?: number;
   /** timeout of the HEAD request that sizes a media image (ms), default 10000 */
   mediaProbeTimeoutMs?: number;
   /** TLS of https image servers: CA for CDI (ConfigMap) and for the HEAD probe (file), skip-verify */
   mediaTls?: MediaTlsOptions;
+  /** how long a running VMI may take to pick up an inserted CD-ROM volume before the slot reports an error (ms), default 30000 */
+  hotplugSyncTimeoutMs?: number;
 }
 
 interface View {
   vm: VirtualMachine;
   vmi: VirtualMachineInstance | undefined;
-  dv: DataVolume | undefined;
+  /** media DataVolumes per CD-ROM drive (read only when asked for) */
+  dvs?: Map<string, DataVolume | undefined>;
 }
 
 const ALL_TARGETS: BootTarget[] = ['none', 'pxe', 'hdd', 'cd'];
@@ -84,17 +83,15 @@ export class KubeVirtMachine implements Machine {
   private readonly ns: string;
   private readonly name: string;
   private readonly logger: Logger;
-  private readonly dvName: string;
   private readonly vmWatch: ObjectWatch<VirtualMachine>;
   private readonly vmiWatch: ObjectWatch<VirtualMachineInstance>;
-  private readonly dvWatch: ObjectWatch<DataVolume>;
+  private readonly media: MachineMedia;
   private readonly events = new EventEmitter();
   private generation = 1;
-  private last: { power?: PowerState; boot?: string; media?: string; info?: string } = {};
+  private last: { power?: PowerState; boot?: string; info?: string } = {};
   private lastBootedUid: string | undefined;
   private bootedInitialised = false;
   private restoring = false;
-  private mediaError: string | undefined;
   private closed = false;
   private retryTimer: NodeJS.Timeout | undefined;
 
@@ -103,13 +100,15 @@ export class KubeVirtMachine implements Machine {
     this.ns = cfg.namespace;
     this.name = cfg.name;
     this.logger = cfg.logger;
-    this.dvName = mediaDataVolumeName(cfg.name);
     const common = {
       client: cfg.client,
       logger: cfg.logger,
       name: cfg.name,
       ...(cfg.watchMinBackoffMs !== undefined ? { minBackoffMs: cfg.watchMinBackoffMs } : {}),
       ...(cfg.watchMaxBackoffMs !== undefined ? { maxBackoffMs: cfg.watchMaxBackoffMs } : {}),
+      ...(cfg.watchSilenceProbeMs !== undefined ? { silenceProbeMs: cfg.watchSilenceProbeMs } : {}),
+      ...(cfg.watchMaxSilenceMs !== undefined ? { maxSilenceMs: cfg.watchMaxSilenceMs } : {}),
+      ...(cfg.watchStaleRetryMs !== undefined ? { staleRetryMs: cfg.watchStaleRetryMs } : {}),
     };
     this.vmWatch = new ObjectWatch<VirtualMachine>({ ...common, kind: 'VirtualMachine', resource: Resources.vm, namespace: this.ns, onChange: () => this.changed() });
     this.vmiWatch = new ObjectWatch<VirtualMachineInstance>({
@@ -119,29 +118,25 @@ export class KubeVirtMachine implements Machine {
       namespace: this.ns,
       onChange: () => this.changed(),
     });
-    this.dvWatch = new ObjectWatch<DataVolume>({
-      ...common,
-      name: this.dvName,
-      kind: 'DataVolume',
-      resource: Resources.dataVolume,
-      namespace: this.ns,
-      // CDI may be absent: retry slowly then
-      maxBackoffMs: Math.max(cfg.watchMaxBackoffMs ?? 10_000, 30_000),
-      onChange: () => this.changed(),
+    this.media = new MachineMedia(cfg, {
+      view: (fresh) => this.view(fresh, false),
+      offerVm: (vm) => this.vmWatch.offer(vm),
+      vmMoved: (seen) => this.vmMoved(seen),
+      mapError: (e, what) => this.mapError(e, what),
+      changed: () => this.changed(),
     });
     this.events.setMaxListeners(0);
   }
 
   /** Start the watches and wait (up to syncTimeoutMs) for their first lists. */
   async start(syncTimeoutMs = 5_000): Promise<void> {
+    const started = Date.now();
     this.vmWatch.start();
     this.vmiWatch.start();
-    this.dvWatch.start();
-    await Promise.all([
-      this.vmWatch.waitSynced(syncTimeoutMs),
-      this.vmiWatch.waitSynced(syncTimeoutMs),
-      this.dvWatch.waitSynced(syncTimeoutMs),
-    ]);
+    await Promise.all([this.vmWatch.waitSynced(syncTimeoutMs), this.vmiWatch.waitSynced(syncTimeoutMs)]);
+    // one DataVolume watch per CD-ROM drive, known once the VM is
+    this.media.syncDrives(this.vmWatch.current);
+    await this.media.waitSynced(Math.max(0, syncTimeoutMs - (Date.now() - started)));
   }
 
   // ---- Machine -------------------------------------------------------------------------------
@@ -155,9 +150,25 @@ export class KubeVirtMachine implements Machine {
     };
   }
 
+  /**
+   * A status read. While the Kubernetes API cannot be reached, the last state seen is returned with
+   * health Critical (saying since when and why) instead of failing, so Redfish can show it for what
+   * it is; without any state seen yet, it fails with Unavailable. Single-value reads
+   * (getPowerState, ...) never serve a stale cache: they fail with Unavailable meanwhile.
+   */
   async snapshot(): Promise<MachineSnapshot> {
-    const v = await this.view();
+    let v: View;
+    let health: MachineHealth;
+    try {
+      v = await this.view();
+      health = this.health();
+    } catch (e) {
+      const stale = await this.staleView(e);
+      if (!stale) throw e;
+      ({ v, health } = stale);
+    }
     return {
+      health,
       power: derivePowerState(v.vm, v.vmi),
       boot: deriveBootOverride(v.vm),
       info: systemInfo(v.vm, v.vmi),
@@ -182,6 +193,16 @@ export class KubeVirtMachine implements Machine {
 
   async listMedia(): Promise<MediaSlot[]> {
     return this.slots(await this.view());
+  }
+
+  insertMedia(slotId: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
+    if (this.closed) return Promise.reject(new BackendError('Unavailable', 'the KubeVirt backend is closed'));
+    return this.media.insert(slotId, req);
+  }
+
+  ejectMedia(slotId: MediaSlotId): Promise<MediaSlot> {
+    if (this.closed) return Promise.reject(new BackendError('Unavailable', 'the KubeVirt backend is closed'));
+    return this.media.eject(slotId);
   }
 
   async power(action: PowerAction): Promise<void> {
@@ -247,92 +268,6 @@ export class KubeVirtMachine implements Machine {
     throw new BackendError('Busy', 'the VM kept changing while writing the boot override; try again', { retryAfterSeconds: 1 });
   }
 
-  async insertMedia(slotId: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
-    this.checkSlotId(slotId);
-    // validateImageUrl refuses credentials: CDI takes them from a Secret, never from the URL
-    const url = validateImageUrl(req.image);
-    if (req.writeProtected === false) throw new BackendError('InvalidArgument', 'CD-ROM media is always write-protected');
-    const v = await this.view(true);
-    const disk = pickCdrom(v.vm, this.dvName);
-    if (!disk) throw new BackendError('Unsupported', 'the VM has no CD-ROM disk to insert media into; add a cdrom disk to its spec');
-    const slot = deriveSlot(v.vm, v.dv, this.dvName, this.mediaError)!;
-    if (slot.state === 'inserting' || slot.state === 'inserted') {
-      throw new BackendError('Conflict', `cd0 already holds ${slot.image ?? 'a volume'}; eject it first`);
-    }
-    if (slot.state === 'error') await this.clearMedia(v); // a failed earlier insert: clean up first
-
-    const tls = this.cfg.mediaTls ?? {};
-    const size = mediaSize(
-      await probeImageSize(url, {
-        ...(this.cfg.mediaProbeTimeoutMs !== undefined ? { timeoutMs: this.cfg.mediaProbeTimeoutMs } : {}),
-        tls,
-      }),
-    );
-    const manifest = dataVolumeManifest({
-      namespace: this.ns,
-      vm: v.vm,
-      dvName: this.dvName,
-      url: url.href,
-      size,
-      ...(this.cfg.storageClassName ? { storageClassName: this.cfg.storageClassName } : {}),
-      ...(this.cfg.volumeMode ? { volumeMode: this.cfg.volumeMode } : {}),
-      ...(tls.caConfigMap ? { certConfigMap: tls.caConfigMap } : {}),
-    });
-    let created: DataVolume;
-    try {
-      created = await this.client.create<DataVolume>(Resources.dataVolume, this.ns, manifest);
-    } catch (e) {
-      if (isKubeApiError(e, 404)) {
-        throw new BackendError('Unsupported', 'CDI is not installed (the cdi.kubevirt.io DataVolume API was not found); virtual media needs CDI');
-      }
-      if (isKubeApiError(e, 409)) throw new BackendError('Conflict', 'a media DataVolume for this VM already exists; eject first');
-      throw this.mapError(e, 'create media DataVolume');
-    }
-    this.dvWatch.offer(created);
-    this.mediaError = undefined;
-    try {
-      await this.client.putSubresource(Resources.vmActions, this.ns, this.name, 'addvolume', addVolumeBody(disk, this.dvName));
-    } catch (e) {
-      // undo the import so nothing is left behind, then report why KubeVirt refused
-      await this.client.delete(Resources.dataVolume, this.ns, this.dvName).catch(() => undefined);
-      if (isKubeApiError(e) && e.status >= 400 && e.status < 500 && e.status !== 403 && e.status !== 404) {
-        throw new BackendError(
-          'Conflict',
-          `KubeVirt refused to hot-plug the image into CD-ROM ${disk.name}: ${e.kubeMessage} (needs the DeclarativeHotplugVolumes feature gate)`,
-        );
-      }
-      throw this.mapError(e, 'hot-plug media volume');
-    }
-    // without the query: a pre-signed image URL carries its access token there
-    this.logger.info({ image: url.origin + url.pathname, size, dataVolume: this.dvName, disk: disk.name }, 'virtual media inserted');
-    const after = await this.view(true).catch(() => undefined);
-    return (after && deriveSlot(after.vm, after.dv ?? created, this.dvName, this.mediaError)) ?? {
-      id: 'cd0',
-      kind: 'cd',
-      state: 'inserting',
-      image: url.href,
-      writeProtected: true,
-      progress: 0,
-    };
-  }
-
-  async ejectMedia(slotId: MediaSlotId): Promise<MediaSlot> {
-    this.checkSlotId(slotId);
-    const v = await this.view(true);
-    const disk = pickCdrom(v.vm, this.dvName);
-    if (!disk) throw new BackendError('NotFound', 'the VM has no CD-ROM disk');
-    const slot = deriveSlot(v.vm, v.dv, this.dvName, this.mediaError)!;
-    if (slot.state === 'empty') return slot;
-    const vol = volumeFor(v.vm, disk.name);
-    if (vol && vol.dataVolume?.name !== this.dvName && !v.dv) {
-      throw new BackendError('Conflict', `CD-ROM ${disk.name} holds volume ${vol.name}, which the BMC did not insert; it cannot eject it`);
-    }
-    await this.clearMedia(v);
-    this.logger.info({ dataVolume: this.dvName }, 'virtual media ejected');
-    const after = await this.view(true);
-    return deriveSlot(after.vm, after.dv, this.dvName, this.mediaError) ?? { id: 'cd0', kind: 'cd', state: 'empty', writeProtected: true };
-  }
-
   on(listener: MachineListener): () => void {
     this.events.on('event', listener);
     return () => this.events.off('event', listener);
@@ -342,17 +277,12 @@ export class KubeVirtMachine implements Machine {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.dvWatch.stop()]);
+    await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.media.stop()]);
     this.client.close();
     this.events.removeAllListeners();
   }
 
   // ---- internals -----------------------------------------------------------------------------
-
-  private checkSlotId(slotId: MediaSlotId): void {
-    if (slotId === 'usb0') throw new BackendError('NotFound', 'KubeVirt cannot hot-plug USB media; this VM only has cd0');
-    if (slotId !== 'cd0') throw new BackendError('NotFound', `no virtual media slot ${String(slotId)}`);
-  }
 
   /** PUT a VM action subresource (restart, ...) and map its failure. */
   private async putPower(sub: VmAction, body: unknown, action: PowerAction): Promise<void> {
@@ -363,66 +293,6 @@ export class KubeVirtMachine implements Machine {
     }
   }
 
-  private async clearMedia(v: View): Promise<void> {
-    const disk = pickCdrom(v.vm, this.dvName);
-    const vol = disk ? volumeFor(v.vm, disk.name) : undefined;
-    if (disk && vol?.dataVolume?.name === this.dvName) {
-      const index = (v.vm.spec?.template?.spec?.domain?.devices?.disks ?? []).findIndex((d) => d.name === disk.name);
-      try {
-        await this.client.putSubresource(Resources.vmActions, this.ns, this.name, 'removevolume', { name: disk.name });
-      } catch (e) {
-        // already gone is fine; anything else is reported
-        const fresh = await this.vmWatch.refresh().catch(() => undefined);
-        if (!(isKubeApiError(e) && e.status < 500 && fresh && volumeFor(fresh, disk.name)?.dataVolume?.name !== this.dvName)) {
-          throw this.mapError(e, 'unplug media volume');
-        }
-      }
-      await this.keepCdromDrive(disk, index);
-    }
-    if (v.dv) {
-      try {
-        await this.client.delete(Resources.dataVolume, this.ns, this.dvName);
-      } catch (e) {
-        if (!isKubeApiError(e, 404)) throw this.mapError(e, 'delete media DataVolume');
-      }
-    }
-    this.mediaError = undefined;
-  }
-
-  /**
-   * removevolume takes the disk of the same name out of the VM spec along with the volume; put
-   * the (now empty) CD-ROM drive back so the slot exists for the next insert. Waits for KubeVirt
-   * to process the volume request first.
-   */
-  private async keepCdromDrive(disk: Disk, index: number): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const vm = this.vmWatch.healthy ? this.vmWatch.current : await this.vmWatch.refresh().catch(() => undefined);
-      if (vm && !volumeFor(vm, disk.name) && (vm.status?.volumeRequests ?? []).length === 0) {
-        const disks = vm.spec?.template?.spec?.domain?.devices?.disks;
-        if (!disks || disks.some((d) => d.name === disk.name)) return;
-        const at = Math.max(0, Math.min(index, disks.length));
-        const ops: JsonPatchOp[] = [
-          { op: 'test', path: '/metadata/resourceVersion', value: vm.metadata?.resourceVersion ?? '' },
-          { op: 'add', path: `/spec/template/spec/domain/devices/disks/${at}`, value: disk },
-        ];
-        try {
-          const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, ops);
-          if (updated?.metadata) this.vmWatch.offer(updated);
-          return;
-        } catch (e) {
-          if (!(isKubeApiError(e, 409) || (isKubeApiError(e, 422) && (await this.vmMoved(vm))))) {
-            throw this.mapError(e, 'restore the CD-ROM drive');
-          }
-        }
-      }
-      if (Date.now() > deadline) {
-        throw new BackendError('Busy', 'KubeVirt has not processed the media removal yet; try again', { retryAfterSeconds: 2 });
-      }
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-
   /** Whether the VM changed since `seen` was read (a failed resourceVersion test). */
   private async vmMoved(seen: VirtualMachine): Promise<boolean> {
     const now = await this.vmWatch.refresh().catch(() => undefined);
@@ -430,8 +300,7 @@ export class KubeVirtMachine implements Machine {
   }
 
   private slots(v: View): MediaSlot[] {
-    const s = deriveSlot(v.vm, v.dv, this.dvName, this.mediaError);
-    return s ? [s] : [];
+    return this.media.slots(v.vm, v.vmi, v.dvs);
   }
 
   private mapError(e: unknown, what: string): BackendError {
@@ -449,16 +318,13 @@ export class KubeVirtMachine implements Machine {
   private async view(fresh = false, withMedia = true): Promise<View> {
     if (this.closed) throw new BackendError('Unavailable', 'the KubeVirt backend is closed');
     try {
-      const [vm, vmi, dv] = await Promise.all([
+      const [vm, vmi] = await Promise.all([
         !fresh && this.vmWatch.healthy ? this.vmWatch.current : this.vmWatch.refresh(),
         !fresh && this.vmiWatch.healthy ? this.vmiWatch.current : this.vmiWatch.refresh(),
-        // CDI being absent must not make VM reads fail: the DataVolume read is best effort
-        !withMedia || (!fresh && this.dvWatch.healthy) || this.dvWatch.missing
-          ? this.dvWatch.current
-          : this.dvWatch.refresh().catch(() => this.dvWatch.current),
       ]);
       if (!vm) throw new BackendError('NotFound', `VirtualMachine ${this.ns}/${this.name} not found`);
-      return { vm, vmi, dv };
+      // CDI being absent must not make VM reads fail: the DataVolume reads are best effort
+      return withMedia ? { vm, vmi, dvs: await this.media.dataVolumes(vm, fresh) } : { vm, vmi };
     } catch (e) {
       throw this.mapError(e, 'read VM state');
     }
@@ -474,18 +340,16 @@ export class KubeVirtMachine implements Machine {
     }
     const power = derivePowerState(vm, vmi);
     const boot = deriveBootOverride(vm);
-    const slot = deriveSlot(vm, this.dvWatch.current, this.dvName, this.mediaError);
+    const media = this.media.diff(vm, vmi);
     const info = systemInfo(vm, vmi);
     const bootKey = JSON.stringify(boot);
-    const mediaKey = JSON.stringify(slot ?? null);
     const infoKey = JSON.stringify(info);
     const out: MachineEvent[] = [];
     if (this.last.power !== undefined && this.last.power !== power) out.push({ type: 'power', from: this.last.power, to: power });
     if (this.last.boot !== undefined && this.last.boot !== bootKey) out.push({ type: 'boot', boot });
-    if (this.last.media !== undefined && this.last.media !== mediaKey && slot) out.push({ type: 'media', slot });
-    const changed =
-      this.last.power !== power || this.last.boot !== bootKey || this.last.media !== mediaKey || this.last.info !== infoKey;
-    this.last = { power, boot: bootKey, media: mediaKey, info: infoKey };
+    out.push(...media.events);
+    const changed = this.last.power !== power || this.last.boot !== bootKey || media.changed || this.last.info !== infoKey;
+    this.last = { power, boot: bootKey, info: infoKey };
 
     // a VMI we have not seen running before has booted
     const runningUid = isVmiRunning(vmi) ? vmi!.metadata?.uid : undefined;

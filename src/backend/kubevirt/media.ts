@@ -1,11 +1,18 @@
 /**
- * Virtual media on KubeVirt: the VM's CD-ROM disk is the `cd0` slot. Insert imports the image
- * into a CDI DataVolume and hot-plugs it into that disk (addvolume with the disk's name, which
- * KubeVirt's DeclarativeHotplugVolumes feature treats as "insert into the existing drive"); eject
- * removes the volume and deletes the DataVolume. The slot state is derived from the cluster
- * (DataVolume phase/progress, VM volumes), so it survives an agent restart.
+ * Virtual media on KubeVirt, the way KubeVirt itself loads a CD: every CD-ROM drive the VM declares
+ * (a disk with `cdrom`, usually without a volume: an empty drive) is one slot, its id the disk's
+ * name. Insert imports the image into a CDI DataVolume named mediaDataVolumeName(vm, drive) and
+ * adds a hotpluggable volume *named like the drive* to spec.template.spec.volumes; KubeVirt's
+ * declarative hotplug (DeclarativeHotplugVolumes) carries it into a running VMI, a stopped VM uses
+ * it at its next start. Eject removes that volume only (the drive stays declared) and deletes the
+ * DataVolume. The slot state is derived from the cluster (DataVolume phase/progress, template
+ * volume, the VMI's volumeStatus), so it survives an agent restart.
  *
- * KubeVirt cannot hot-plug USB media, so there is no `usb0` slot; a VM without a CD-ROM disk has
+ * Not addvolume/removevolume: KubeVirt's ApplyVolumeRequestOnVMISpec (pkg/controller/controller.go)
+ * appends a new disk named like the volume (the webhook then rejects the duplicate disk name) and
+ * removevolume drops the disk of that name too: the drive itself.
+ *
+ * KubeVirt cannot hot-plug USB media, so there is no USB slot; a VM without a CD-ROM drive has
  * no slot at all.
  *
  * Sizing: the image's Content-Length (from a HEAD request to the URL the user gave, the only
@@ -18,14 +25,13 @@
  * no per-DataVolume switch to skip verification of an http source, so insecureSkipVerify only
  * affects the agent's own HEAD.
  */
-import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { BackendError, type MediaSlot } from '../types.js';
-import { errText } from '../../kube/client.js';
-import type { DataVolume, Disk, VirtualMachine, Volume } from './types.js';
+import { errText, type JsonPatchOp } from '../../kube/client.js';
+import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance, Volume } from './types.js';
 
 export const IMAGE_ANNOTATION = 'bmc.kubevirt.io/image';
 export const VM_LABEL = 'bmc.kubevirt.io/vm';
@@ -67,24 +73,17 @@ export function mediaSize(bytes: number): string {
   return `${gib}Gi`;
 }
 
-/** Name of the DataVolume backing the VM's cd0 slot (a DNS label, at most 63 characters). */
-export function mediaDataVolumeName(vmName: string): string {
-  const suffix = '-vmedia-cd0';
-  const name = vmName + suffix;
-  if (name.length <= 63) return name;
-  const hash = createHash('sha256').update(vmName).digest('hex').slice(0, 8);
-  return `${vmName.slice(0, 63 - suffix.length - 9).replace(/[-.]+$/, '')}-${hash}${suffix}`;
+export { mediaDataVolumeName } from '../../kube/names.js';
+
+/** The CD-ROM drives the VM declares (disks with `cdrom`), in spec order: one media slot each. */
+export function cdromDrives(vm: VirtualMachine | undefined): Disk[] {
+  return (vm?.spec?.template?.spec?.domain?.devices?.disks ?? []).filter((d) => d.cdrom !== undefined && d.cdrom !== null);
 }
 
-/** The CD-ROM disk cd0 maps to: the first one that is empty or holds our DataVolume, else the first one. */
-export function pickCdrom(vm: VirtualMachine | undefined, dvName: string): Disk | undefined {
-  const disks = (vm?.spec?.template?.spec?.domain?.devices?.disks ?? []).filter((d) => d.cdrom !== undefined && d.cdrom !== null);
-  const volumes = vm?.spec?.template?.spec?.volumes ?? [];
-  const free = disks.find((d) => {
-    const v = volumes.find((x) => x.name === d.name);
-    return v === undefined || v.dataVolume?.name === dvName;
-  });
-  return free ?? disks[0];
+/** "CD-ROM <disk> (<bus>)": what Redfish shows as the slot's Name. */
+export function driveDisplayName(d: Disk): string {
+  const bus = typeof d.cdrom?.bus === 'string' && d.cdrom.bus ? d.cdrom.bus : 'sata'; // KubeVirt's default CD-ROM bus
+  return `CD-ROM ${d.name} (${bus})`;
 }
 
 export function volumeFor(vm: VirtualMachine | undefined, name: string): Volume | undefined {
@@ -112,36 +111,133 @@ export function dataVolumeError(dv: DataVolume): string | undefined {
   return undefined;
 }
 
+/** What the agent itself knows about a drive that the cluster objects do not (yet) show. */
+export interface DriveLocalState {
+  /** an insert or eject of ours is under way */
+  busy?: 'inserting' | 'ejecting';
+  /** the last insert of ours failed for a reason the cluster objects do not show */
+  error?: string;
+  /** the VMI that was running when our volume reached the template had not picked it up in time */
+  notSynced?: boolean;
+}
+
 /**
- * cd0 as seen in the cluster. `localError` is an error of our own last call (e.g. addvolume
- * refused) that the cluster objects do not show.
+ * Whether the running VMI has our CD really attached: KubeVirt reports the hot-plugged volume in
+ * status.volumeStatus with phase Ready once virt-handler attached it to the domain
+ * (kubevirt/kubevirt pkg/virt-handler/vm.go: "Successfully attach hotplugged volume").
  */
-export function deriveSlot(
-  vm: VirtualMachine | undefined,
+export function vmiVolumeReady(vmi: VirtualMachineInstance | undefined, volume: string): boolean {
+  return (vmi?.status?.volumeStatus ?? []).some((s) => s.name === volume && s.phase === 'Ready');
+}
+
+/** The VMI knows the volume at all (in its spec or its volumeStatus): declarative hotplug has synced it. */
+export function vmiHasVolume(vmi: VirtualMachineInstance | undefined, volume: string): boolean {
+  return (vmi?.spec?.volumes ?? []).some((v) => v.name === volume) || (vmi?.status?.volumeStatus ?? []).some((s) => s.name === volume);
+}
+
+/** A VMI that exists and has not ended: media changes must reach it to count. */
+export function vmiLive(vmi: VirtualMachineInstance | undefined): boolean {
+  const p = vmi?.status?.phase;
+  return !!vmi && !vmi.metadata?.deletionTimestamp && p !== 'Succeeded' && p !== 'Failed';
+}
+
+export const NOT_SYNCED_MESSAGE =
+  'the running VM did not pick up the CD-ROM volume: loading a CD-ROM drive of a running VM needs KubeVirt >= 1.6 with the ' +
+  'DeclarativeHotplugVolumes feature gate on and the deprecated HotplugVolumes gate off; the medium stays in the VM ' +
+  'template and is used at the next start (eject to undo)';
+
+/**
+ * One CD-ROM drive's slot as seen in the cluster.
+ * - inserted: our DataVolume finished importing, its volume is in the template under the drive's
+ *   name and, while a VMI runs, the VMI reports that volume Ready (really attached); with no VMI
+ *   running, the template is enough: the next start attaches it.
+ * - inserting: importing, or imported but not attached yet (progress from CDI's status.progress).
+ * - error: CDI failed, our own last call failed, or the parts do not fit together.
+ * - a volume the BMC did not put there shows as inserted, without an image.
+ */
+export function deriveDriveSlot(
+  drive: Disk,
+  vm: VirtualMachine,
+  vmi: VirtualMachineInstance | undefined,
   dv: DataVolume | undefined,
   dvName: string,
-  localError: string | undefined,
-): MediaSlot | undefined {
-  const disk = pickCdrom(vm, dvName);
-  if (!disk) return undefined;
-  const base: MediaSlot = { id: 'cd0', kind: 'cd', state: 'empty', writeProtected: true };
-  const vol = volumeFor(vm, disk.name);
+  local: DriveLocalState = {},
+): MediaSlot {
+  const base: MediaSlot = { id: drive.name, kind: 'cd', name: driveDisplayName(drive), state: 'empty', writeProtected: true };
+  if (local.busy === 'ejecting') return base;
+  const vol = volumeFor(vm, drive.name);
   const ours = vol?.dataVolume?.name === dvName;
   if (dv?.metadata?.deletionTimestamp) dv = undefined; // being deleted: as good as gone
   if (dv) {
     const image = dv.metadata?.annotations?.[IMAGE_ANNOTATION] ?? dv.spec?.source?.http?.url;
     const withImage = image ? { ...base, image } : base;
-    const err = localError ?? dataVolumeError(dv);
+    const err = local.error ?? dataVolumeError(dv);
     if (err) return { ...withImage, state: 'error', error: err };
-    if (dv.status?.phase === 'Succeeded' && ours) return { ...withImage, state: 'inserted', progress: 100 };
     const progress = dv.status?.phase === 'Succeeded' ? 100 : parseProgress(dv.status?.progress);
-    return { ...withImage, state: 'inserting', ...(progress !== undefined ? { progress } : {}) };
+    const inserting: MediaSlot = { ...withImage, state: 'inserting', ...(progress !== undefined ? { progress } : {}) };
+    if (!ours) {
+      if (local.busy === 'inserting') return inserting;
+      return { ...withImage, state: 'error', error: `DataVolume ${dvName} is not loaded into CD-ROM ${drive.name}; eject to clear` };
+    }
+    if (dv.status?.phase !== 'Succeeded') return inserting;
+    if (vmiLive(vmi)) {
+      if (vmiVolumeReady(vmi, drive.name)) return { ...withImage, state: 'inserted', progress: 100 };
+      if (local.notSynced && !vmiHasVolume(vmi, drive.name)) return { ...withImage, state: 'error', error: NOT_SYNCED_MESSAGE };
+      return inserting;
+    }
+    return { ...withImage, state: 'inserted', progress: 100 };
   }
+  if (local.busy === 'inserting') return { ...base, state: 'inserting', progress: 0 };
   if (ours) return { ...base, state: 'error', error: `DataVolume ${dvName} is missing; eject to clear` };
   if (vol) return { ...base, state: 'inserted' }; // something the BMC did not put there
-  if (localError) return { ...base, state: 'error', error: localError };
+  if (local.error) return { ...base, state: 'error', error: local.error };
   return base;
 }
+
+/** The template volume that loads our DataVolume into the drive: named like the drive, hotpluggable. */
+export function mediaVolume(drive: string, dvName: string): Volume {
+  return { name: drive, dataVolume: { name: dvName, hotpluggable: true } };
+}
+
+/**
+ * JSON patch that loads the drive: append the volume to spec.template.spec.volumes, guarded by the
+ * resourceVersion read (a concurrent writer makes the test fail → re-read, retry).
+ */
+export function insertVolumePatch(vm: VirtualMachine, drive: string, dvName: string): JsonPatchOp[] {
+  const test: JsonPatchOp = { op: 'test', path: '/metadata/resourceVersion', value: vm.metadata?.resourceVersion ?? '' };
+  const vols = vm.spec?.template?.spec?.volumes;
+  if (vols === undefined) return [test, { op: 'add', path: '/spec/template/spec/volumes', value: [mediaVolume(drive, dvName)] }];
+  return [test, { op: 'add', path: '/spec/template/spec/volumes/-', value: mediaVolume(drive, dvName) }];
+}
+
+/**
+ * JSON patch that empties the drive: remove exactly our volume (tested by index, name and
+ * DataVolume name first), never the disk. Undefined when the template has no such volume.
+ */
+export function ejectVolumePatch(vm: VirtualMachine, drive: string, dvName: string): JsonPatchOp[] | undefined {
+  const vols = vm.spec?.template?.spec?.volumes ?? [];
+  const i = vols.findIndex((v) => v.name === drive && v.dataVolume?.name === dvName);
+  if (i < 0) return undefined;
+  const at = `/spec/template/spec/volumes/${i}`;
+  return [
+    { op: 'test', path: `${at}/name`, value: drive },
+    { op: 'test', path: `${at}/dataVolume/name`, value: dvName },
+    { op: 'remove', path: at },
+  ];
+}
+
+/**
+ * The VM webhook's answer when the cluster lacks DeclarativeHotplugVolumes (kubevirt/kubevirt
+ * pkg/virt-api/webhooks/validating-webhook/admitters/vmi-create-admitter.go: "DeclarativeHotplugVolumes
+ * feature gate not enabled, cannot define an empty CD-ROM disk"). Ejecting empties the drive, which
+ * such a cluster refuses.
+ */
+export function needsDeclarativeHotplug(kubeMessage: string): boolean {
+  return /DeclarativeHotplugVolumes/.test(kubeMessage);
+}
+
+export const NEEDS_GATE_MESSAGE =
+  "the cluster needs KubeVirt's DeclarativeHotplugVolumes feature gate (KubeVirt >= 1.6; on by default from 1.9) to load and empty a CD-ROM drive";
 
 export interface MediaManifestOptions {
   namespace: string;
@@ -185,15 +281,6 @@ export function dataVolumeManifest(o: MediaManifestOptions): DataVolume & { apiV
         ...(o.volumeMode ? { volumeMode: o.volumeMode } : {}),
       },
     },
-  };
-}
-
-/** addvolume body: plug the DataVolume into the existing CD-ROM disk (same name). */
-export function addVolumeBody(disk: Disk, dvName: string): Record<string, unknown> {
-  return {
-    name: disk.name,
-    disk: { name: disk.name, cdrom: disk.cdrom ?? {} },
-    volumeSource: { dataVolume: { name: dvName, hotpluggable: true } },
   };
 }
 
