@@ -12,10 +12,17 @@
  * no HTTP answer came (refused, reset, timeout, unusable credentials). A 403 names the RBAC
  * permission the request needed. Mapping errors further (e.g. onto the backend seam's codes) is the
  * caller's business.
+ *
+ * With `failFast` (the agent), a request that got no HTTP answer (refused, reset, timed out) marks
+ * the API server unreachable: from then on requests fail at once with status 0 (`notSent`) instead
+ * of each waiting for the timeout, and a probe (GET /version on a fresh connection, once a second,
+ * a few in flight at most so one hung probe does not delay recovery) runs until any HTTP answer
+ * comes back, which closes the breaker again. Requests marked `probe` always go out. A request that
+ * failed fast was never sent, so nothing is executed behind the caller's back.
  */
 import http from 'node:http';
 import https from 'node:https';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import { nullLogger, type Logger } from '../common/logger.js';
 import { describeRbacNeed, rbacNeed, resourcePath, type RbacNeed, type ResourceRef } from './resources.js';
 import type { KubeList, KubeObject, KubeObjectBase, KubeStatus } from './types.js';
@@ -43,6 +50,15 @@ export type Query = Record<string, string | number | boolean | undefined>;
 export class KubeApiError extends Error {
   /** the connection was a pooled one reset by the server before answering */
   reusedSocket = false;
+  /** refused, reset or timed out on the network (not a local credentials/config problem) */
+  network = false;
+  /** never sent: the API server is known unreachable (fail fast) */
+  notSent = false;
+
+  /** the HTTP status under the name client-node's watch errors use */
+  get statusCode(): number {
+    return this.status;
+  }
 
   constructor(
     readonly status: number,
@@ -83,6 +99,8 @@ export interface RequestOptions {
   body?: unknown;
   contentType?: string;
   query?: Query;
+  /** send even while the API server is known unreachable, on a fresh connection (reachability checks) */
+  probe?: boolean;
 }
 
 export interface ListOptions {
@@ -90,6 +108,15 @@ export interface ListOptions {
   fieldSelector?: string;
   /** page size; all pages are fetched */
   limit?: number;
+  /** see RequestOptions.probe */
+  probe?: boolean;
+}
+
+/** Whether the API server answers; `since`/`reason` describe the current outage. */
+export interface Reachability {
+  reachable: boolean;
+  since?: Date;
+  reason?: string;
 }
 
 export type PropagationPolicy = 'Background' | 'Foreground' | 'Orphan';
@@ -101,16 +128,27 @@ export interface KubeClientOptions {
   timeoutMs?: number;
   /** pooled connections per API server, default 8 */
   maxSockets?: number;
+  /** fail requests at once while the API server is known unreachable (see above); default false */
+  failFast?: boolean;
+  /** while unreachable, start a reachability probe this often (ms), default 1000 */
+  probeIntervalMs?: number;
 }
+
+const MAX_PROBES_IN_FLIGHT = 5;
 
 type RequestAgent = https.RequestOptions['agent'];
 
 export class KubeClient {
   readonly timeoutMs: number;
+  readonly failFast: boolean;
   private readonly maxSockets: number;
   private readonly logger: Logger;
-  private readonly watcher: Watch;
+  private readonly probeIntervalMs: number;
   private agent: http.Agent | undefined;
+  private down: { since: Date; reason: string } | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probesInFlight = 0;
+  private readonly reachabilityListeners = new Set<(r: Reachability) => void>();
 
   constructor(
     readonly kc: KubeConfig,
@@ -119,10 +157,99 @@ export class KubeClient {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.maxSockets = opts.maxSockets ?? 8;
     this.logger = opts.logger ?? nullLogger();
-    this.watcher = new Watch(kc);
+    this.failFast = opts.failFast ?? false;
+    this.probeIntervalMs = opts.probeIntervalMs ?? 1_000;
+  }
+
+  // ---- reachability (fail fast) ---------------------------------------------------------------
+
+  get reachability(): Reachability {
+    return this.down ? { reachable: false, since: this.down.since, reason: this.down.reason } : { reachable: true };
+  }
+
+  /** Called on every change of reachability; returns an unsubscribe function. */
+  onReachability(fn: (r: Reachability) => void): () => void {
+    this.reachabilityListeners.add(fn);
+    return () => this.reachabilityListeners.delete(fn);
+  }
+
+  /** Evidence that the API server answers (an HTTP response, a watch event). */
+  noteAlive(): void {
+    if (!this.down) return;
+    const since = this.down.since;
+    this.down = undefined;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.logger.info({ downMs: Date.now() - since.getTime() }, 'Kubernetes API reachable again');
+    this.notifyReachability();
+  }
+
+  /** Evidence that the API server does not answer (no HTTP answer; a silent watch whose probe timed out). */
+  noteUnreachable(reason: string): void {
+    if (!this.failFast || this.down) return;
+    this.down = { since: new Date(), reason };
+    this.logger.warn({ reason }, 'Kubernetes API unreachable; requests fail fast until it answers again');
+    this.scheduleProbe();
+    this.notifyReachability();
+  }
+
+  private notifyReachability(): void {
+    const r = this.reachability;
+    for (const fn of [...this.reachabilityListeners]) {
+      try {
+        fn(r);
+      } catch {
+        /* a listener's problem */
+      }
+    }
+  }
+
+  private scheduleProbe(): void {
+    if (!this.down || this.probeTimer) return;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      if (!this.down) return;
+      // several probes may be in flight: one hung on a dead connection must not delay recovery
+      if (this.probesInFlight < MAX_PROBES_IN_FLIGHT) {
+        this.probesInFlight++;
+        this.request('GET', '/version', { probe: true })
+          .catch(() => undefined)
+          .finally(() => this.probesInFlight--);
+      }
+      this.scheduleProbe();
+    }, this.probeIntervalMs);
+    this.probeTimer.unref();
+  }
+
+  private observe(e: unknown): void {
+    if (!(e instanceof KubeApiError) || e.notSent) return;
+    if (e.status > 0) this.noteAlive();
+    else if (e.network) this.noteUnreachable(e.message);
   }
 
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    if (this.down && !opts.probe) {
+      const err = new KubeApiError(
+        0,
+        method,
+        path,
+        undefined,
+        `${method} ${path}: not sent, the Kubernetes API has been unreachable since ${this.down.since.toISOString()} (${this.down.reason})`,
+      );
+      err.notSent = true;
+      throw err;
+    }
+    try {
+      const out = await this.requestWithRetry<T>(method, path, opts);
+      this.noteAlive();
+      return out;
+    } catch (e) {
+      this.observe(e);
+      throw e;
+    }
+  }
+
+  private async requestWithRetry<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
     try {
       return await this.requestOnce<T>(method, path, opts);
     } catch (e) {
@@ -146,7 +273,8 @@ export class KubeClient {
     } catch (e) {
       throw new KubeApiError(0, method, path, undefined, `cannot prepare credentials: ${errText(e)}`, { cause: e });
     }
-    reqOpts.agent = this.keepAlive(reqOpts.agent);
+    // a probe tests a fresh connection (and must not wait behind pooled sockets a dead server holds)
+    if (!opts.probe) reqOpts.agent = this.keepAlive(reqOpts.agent);
     const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
     const headers: http.OutgoingHttpHeaders = { ...(reqOpts.headers as http.OutgoingHttpHeaders), accept: CONTENT_JSON };
     if (payload) {
@@ -187,6 +315,7 @@ export class KubeClient {
       req.on('error', (e) => {
         const err = new KubeApiError(0, method, path, undefined, `${method} ${path}: ${e.message}`, { cause: e });
         err.reusedSocket = req.reusedSocket && (e as NodeJS.ErrnoException).code === 'ECONNRESET';
+        err.network = true;
         reject(err);
       });
       if (payload) req.write(payload);
@@ -211,10 +340,12 @@ export class KubeClient {
     return this.agent;
   }
 
-  /** Release pooled connections (the client stays usable; the next request opens new ones). */
+  /** Release pooled connections and stop probing (the client stays usable; the next request opens new ones). */
   close(): void {
     this.agent?.destroy();
     this.agent = undefined;
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
   }
 
   // ---- verbs on a resource ------------------------------------------------------------------
@@ -231,6 +362,7 @@ export class KubeClient {
     do {
       const page = await this.request<KubeList<T>>('GET', resourcePath(r, namespace), {
         query: { labelSelector: opts.labelSelector || undefined, fieldSelector: opts.fieldSelector || undefined, limit: opts.limit || undefined, continue: cont },
+        ...(opts.probe ? { probe: true } : {}),
       });
       items.push(...(page?.items ?? []));
       // all pages belong to the first page's snapshot; watching from it never misses a change
@@ -269,7 +401,10 @@ export class KubeClient {
 
   /**
    * Start a watch on a collection; onEvent gets (type, object). onDone fires once when the stream
-   * ends (err null on a normal server-side close). Returns a function that aborts the watch.
+   * ends (err null on a normal server-side close; a KubeApiError when it could not be opened, e.g.
+   * no response headers within timeoutMs, or a non-200 answer). Returns a function that aborts the
+   * watch (onDone is not called after an abort). The stream runs on its own connection (not the
+   * request pool). Once open, a silent stream is the caller's to detect (ObjectWatch does).
    */
   async watch(
     r: ResourceRef,
@@ -278,8 +413,106 @@ export class KubeClient {
     onEvent: (type: string, obj: unknown) => void,
     onDone: (err: unknown) => void,
   ): Promise<() => void> {
-    const ctl = await this.watcher.watch(resourcePath(r, namespace), query, onEvent, onDone);
-    return () => ctl.abort();
+    const path = resourcePath(r, namespace);
+    let done = false;
+    let aborted = false;
+    const finish = (err: unknown): void => {
+      if (done || aborted) return;
+      done = true;
+      this.observe(err);
+      onDone(err);
+    };
+    if (this.down) {
+      const err = new KubeApiError(0, 'GET', path, undefined, `watch ${path}: not sent, the Kubernetes API is unreachable (${this.down.reason})`);
+      err.notSent = true;
+      finish(err);
+      return () => undefined;
+    }
+    const cluster = this.kc.getCurrentCluster();
+    if (!cluster) {
+      finish(new KubeApiError(0, 'GET', path, undefined, 'kubeconfig has no current cluster'));
+      return () => undefined;
+    }
+    const url = new URL(cluster.server.replace(/\/+$/, '') + path);
+    url.searchParams.set('watch', 'true');
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) url.searchParams.set(k, String(v));
+    const reqOpts: https.RequestOptions = { headers: {} };
+    try {
+      await this.kc.applyToHTTPSOptions(reqOpts);
+    } catch (e) {
+      finish(new KubeApiError(0, 'GET', path, undefined, `cannot prepare credentials: ${errText(e)}`, { cause: e }));
+      return () => undefined;
+    }
+    const headers: http.OutgoingHttpHeaders = { ...(reqOpts.headers as http.OutgoingHttpHeaders), accept: CONTENT_JSON };
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise<() => void>((resolve) => {
+      let opened = false;
+      const req = mod.request(url, { ...reqOpts, method: 'GET', headers }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status !== 200) {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', () => undefined);
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              parsed = undefined;
+            }
+            const body = isStatus(parsed) ? parsed : undefined;
+            let msg = `watch ${path}: ${status} ${body?.message ?? (text.slice(0, 200) || `HTTP ${status}`)}`;
+            if (status === 403) msg += ` (RBAC: needs ${describeRbacNeed(rbacNeed('GET', path, { watch: true }))})`;
+            finish(new KubeApiError(status, 'GET', path, body, msg));
+            resolve(abort);
+          });
+          return;
+        }
+        opened = true;
+        // open: from here on silence is not an error of ours
+        req.setTimeout(0);
+        this.noteAlive();
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (!line) continue;
+            let ev: { type?: unknown; object?: unknown };
+            try {
+              ev = JSON.parse(line) as { type?: unknown; object?: unknown };
+            } catch {
+              continue; // not an event line
+            }
+            if (aborted || done) return;
+            if (typeof ev.type === 'string') onEvent(ev.type, ev.object);
+          }
+        });
+        res.on('error', (e) => finish(new KubeApiError(0, 'GET', path, undefined, `watch ${path}: ${e.message}`, { cause: e })));
+        res.on('end', () => finish(null));
+        res.on('close', () => finish(null));
+        resolve(abort);
+      });
+      const abort = (): void => {
+        aborted = true;
+        req.destroy();
+      };
+      req.setTimeout(this.timeoutMs, () => {
+        req.destroy(new Error(`watch not opened within ${this.timeoutMs} ms`));
+      });
+      req.on('error', (e) => {
+        if (aborted) return;
+        const err = new KubeApiError(0, 'GET', path, undefined, `watch ${path}: ${e.message}`, { cause: e });
+        err.network = true;
+        finish(err);
+        if (!opened) resolve(abort);
+      });
+      req.end();
+    });
   }
 }
 

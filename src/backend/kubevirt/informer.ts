@@ -4,8 +4,25 @@
  * list's resourceVersion; a normal server-side close re-watches from the last seen version, a 410
  * (history compacted) re-lists, and any error re-lists after an exponential backoff.
  *
- * `healthy` is true only while a watch stream is open after a successful list: callers read the
- * cache then, and fall back to a direct GET otherwise (so an outage is reported, not hidden).
+ * `healthy` is true only while a watch stream is open after a successful list AND the stream is
+ * known to be alive: callers read the cache then, and fall back to a direct GET otherwise (so an
+ * outage is reported, not hidden).
+ *
+ * A stream can die silently (a stopped API server, a proxy that keeps the socket open but forwards
+ * nothing): no error, no close, just nothing. The watch asks for bookmarks, which kube-apiserver
+ * sends roughly once a minute on a quiet stream (and 2 s before the watch's timeout), so silence
+ * shorter than a minute proves nothing. After `silenceProbeMs` (default 30 s) without an event or
+ * bookmark, the watch checks the server with a direct list (the client's request timeout, 10 s):
+ *  - no answer: the stream is dead. It is aborted, the client is marked unreachable (requests fail
+ *    fast) and the loop re-lists. Worst case from the last sign of life: 30 + 10 = 40 s < 45 s.
+ *  - an answer showing a newer object than the cache: the stream missed a change; the answer is
+ *    applied and the watch re-opened from the list's resourceVersion.
+ *  - an answer matching the cache: the stream is merely quiet; it is kept and checked again
+ *    30 s later. After `maxSilenceMs` (default 90 s, one and a half bookmark periods) without any
+ *    bookmark it is re-opened anyway: a server that stopped sending bookmarks is not trusted.
+ * While the client reports the API unreachable, the stream is closed and the loop retries at most
+ * `staleRetryMs` (default 1 s) apart, and at once when the client sees the API answer again, so
+ * recovery after an outage takes about a second, not the stacked 10 s maximum backoff.
  */
 import type { Logger } from '../../common/logger.js';
 import { errText, isKubeApiError, type KubeClient } from '../../kube/client.js';
@@ -25,7 +42,17 @@ export interface ObjectWatchOptions<T> {
   onChange: (obj: T | undefined) => void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** check the server after this long without an event or bookmark (ms), default 30000 */
+  silenceProbeMs?: number;
+  /** re-open a stream that sent no event or bookmark for this long, even if checks pass (ms), default 90000 */
+  maxSilenceMs?: number;
+  /** the longest retry delay while the API server is unreachable (ms), default 1000 */
+  staleRetryMs?: number;
 }
+
+export const DEFAULT_SILENCE_PROBE_MS = 30_000;
+export const DEFAULT_MAX_SILENCE_MS = 90_000;
+export const DEFAULT_STALE_RETRY_MS = 1_000;
 
 function rvNewer(a: string | undefined, b: string | undefined): boolean {
   // resourceVersions are opaque; etcd-backed servers use integers, so compare those and accept otherwise
@@ -53,23 +80,63 @@ export class ObjectWatch<T extends KubeObjectBase> {
   private readonly maxBackoff: number;
   private failures = 0;
   private openedAt: number | undefined;
+  private readonly silenceProbeMs: number;
+  private readonly maxSilenceMs: number;
+  private readonly staleRetryMs: number;
+  /** ends the open stream from outside (silence, unreachable API) */
+  private endStream: ((why: 'closed' | Error) => void) | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** when the last event or bookmark arrived (or the stream opened) */
+  private lastActivity = 0;
+  /** when the watch last stopped following the server (undefined while healthy) */
+  unhealthySince: Date | undefined = new Date();
+  /** why, when known */
+  lastError: string | undefined;
+  /** when the server last confirmed the cached object (a list, a GET, an event or bookmark) */
+  confirmedAt: Date | undefined;
+
+  get kind(): string {
+    return this.o.kind;
+  }
 
   constructor(private readonly o: ObjectWatchOptions<T>) {
     this.minBackoff = o.minBackoffMs ?? 200;
     this.maxBackoff = o.maxBackoffMs ?? 10_000;
+    this.silenceProbeMs = o.silenceProbeMs ?? DEFAULT_SILENCE_PROBE_MS;
+    this.maxSilenceMs = Math.max(o.maxSilenceMs ?? DEFAULT_MAX_SILENCE_MS, this.silenceProbeMs);
+    this.staleRetryMs = o.staleRetryMs ?? DEFAULT_STALE_RETRY_MS;
   }
 
   start(): void {
+    // a client that tells reachability (the agent's): follow it
+    const c = this.o.client as Partial<Pick<KubeClient, 'onReachability'>>;
+    this.unsubscribe = c.onReachability?.call(this.o.client, (r) => {
+      if (!r.reachable) this.endStream?.(new Error(`Kubernetes API unreachable: ${r.reason ?? 'no answer'}`));
+      else this.wake?.();
+    });
     void this.loop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.healthy = false;
+    this.setHealthy(false);
+    this.unsubscribe?.();
     this.abort?.();
     if (this.sleepTimer) clearTimeout(this.sleepTimer);
     this.wake?.();
     for (const w of this.syncWaiters.splice(0)) w();
+  }
+
+  private setHealthy(on: boolean): void {
+    if (on === this.healthy) return;
+    this.healthy = on;
+    this.unhealthySince = on ? undefined : new Date();
+    if (on) this.lastError = undefined;
+  }
+
+  private unreachable(): boolean {
+    const c = this.o.client as Partial<Pick<KubeClient, 'reachability'>>;
+    return c.reachability?.reachable === false;
   }
 
   /** Resolves after the first list attempt (successful or not), or after timeoutMs. */
@@ -89,10 +156,12 @@ export class ObjectWatch<T extends KubeObjectBase> {
     try {
       const obj = await this.o.client.get<T>(this.o.resource, this.o.namespace, this.o.name);
       this.applyObj(obj);
+      this.confirmedAt = new Date();
       return obj;
     } catch (e) {
       if (isKubeApiError(e, 404)) {
         this.applyObj(undefined);
+        this.confirmedAt = new Date();
         return undefined;
       }
       throw e;
@@ -131,6 +200,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
         this.rv = list.metadata?.resourceVersion;
         const item = (list.items ?? []).find((i) => i.metadata?.name === this.o.name);
         this.applyObj(item);
+        this.confirmedAt = new Date();
         this.markSynced();
         // watch until an error or an expired history asks for a re-list
         for (;;) {
@@ -140,7 +210,8 @@ export class ObjectWatch<T extends KubeObjectBase> {
           if (end instanceof Error || end !== 'closed') throw end;
         }
       } catch (e) {
-        this.healthy = false;
+        this.setHealthy(false);
+        this.lastError = e instanceof Error ? e.message : String(e);
         if (this.stopped) return;
         // a stream that stayed up a while ended the previous incident: back off from the start
         if (this.openedAt !== undefined && Date.now() - this.openedAt > 5_000) this.failures = 0;
@@ -156,7 +227,9 @@ export class ObjectWatch<T extends KubeObjectBase> {
           const be = toBackendError(e, `watch ${this.o.kind}`, this.o.logger);
           this.o.logger.warn({ kind: this.o.kind, err: be.message, failures: this.failures }, 'watch failed; retrying');
         }
-        const delay = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.failures - 1, 16));
+        let delay = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.failures - 1, 16));
+        // while the API is known down, the client's probe watches it: retry often, and at once when it is back
+        if (this.unreachable()) delay = Math.min(delay, this.staleRetryMs);
         await this.sleep(delay * (0.8 + Math.random() * 0.4));
       }
     }
@@ -164,25 +237,104 @@ export class ObjectWatch<T extends KubeObjectBase> {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      this.wake = resolve;
-      this.sleepTimer = setTimeout(resolve, ms);
+      const done = (): void => {
+        if (this.sleepTimer) clearTimeout(this.sleepTimer);
+        this.sleepTimer = undefined;
+        this.wake = undefined;
+        resolve();
+      };
+      this.wake = done;
+      this.sleepTimer = setTimeout(done, ms);
     });
+  }
+
+  /**
+   * The open stream has been silent for silenceProbeMs: ask the server directly. Resolves with
+   * what to do with the stream.
+   */
+  private async checkSilentStream(): Promise<'keep' | 'rewatch' | Error> {
+    let list;
+    try {
+      list = await this.o.client.list<T>(this.o.resource, this.o.namespace, { fieldSelector: `metadata.name=${this.o.name}`, probe: true });
+    } catch (e) {
+      if (isKubeApiError(e) && e.status > 0) return 'keep'; // the server answers; the stream may be fine
+      const why = e instanceof Error ? e.message : String(e);
+      // the check went unanswered: the client knows it now (fail fast), whatever it had seen before
+      const c = this.o.client as Partial<Pick<KubeClient, 'noteUnreachable'>>;
+      c.noteUnreachable?.call(this.o.client, `no watch event or bookmark for ${this.o.kind} in ${Math.round((Date.now() - this.lastActivity) / 1000)} s, and a check got no answer: ${why}`);
+      return new Error(`watch stream silent and the API server does not answer: ${why}`);
+    }
+    const item = (list.items ?? []).find((i) => i.metadata?.name === this.o.name);
+    this.confirmedAt = new Date();
+    const cur = this.current;
+    const missed =
+      (item === undefined) !== (cur === undefined) ||
+      (item !== undefined && cur !== undefined &&
+        (item.metadata?.uid !== cur.metadata?.uid || item.metadata?.resourceVersion !== cur.metadata?.resourceVersion));
+    if (missed && item && cur && item.metadata?.uid === cur.metadata?.uid && !rvNewer(item.metadata?.resourceVersion, cur.metadata?.resourceVersion)) {
+      return 'keep'; // the cache is ahead (our own write's answer)
+    }
+    if (missed) {
+      this.o.logger.warn({ kind: this.o.kind }, 'the watch stream missed a change (it went silent); re-watching');
+      this.applyObj(item);
+      this.rv = list.metadata?.resourceVersion ?? this.rv;
+      return 'rewatch';
+    }
+    if (Date.now() - this.lastActivity >= this.maxSilenceMs) {
+      this.o.logger.warn(
+        { kind: this.o.kind, silentMs: Date.now() - this.lastActivity },
+        'no watch event or bookmark for too long although the API server answers; re-opening the watch',
+      );
+      this.rv = list.metadata?.resourceVersion ?? this.rv;
+      return 'rewatch';
+    }
+    return 'keep';
   }
 
   /** One watch stream; resolves with why it ended. */
   private watchOnce(): Promise<'closed' | 'expired' | Error> {
     return new Promise((resolve) => {
       let ended = false;
+      let silenceTimer: NodeJS.Timeout | undefined;
+      let checking = false;
       const finish = (why: 'closed' | 'expired' | Error) => {
         if (ended) return;
         ended = true;
-        this.healthy = false;
+        this.setHealthy(false);
+        if (why instanceof Error) this.lastError = why.message;
+        if (silenceTimer) clearTimeout(silenceTimer);
+        this.endStream = undefined;
         this.abort?.();
         this.abort = undefined;
         resolve(why);
       };
+      this.endStream = finish;
+      const armSilence = (ms: number): void => {
+        if (silenceTimer) clearTimeout(silenceTimer);
+        silenceTimer = setTimeout(onSilence, ms);
+        silenceTimer.unref?.();
+      };
+      const onSilence = (): void => {
+        silenceTimer = undefined;
+        if (ended || checking) return;
+        const quiet = Date.now() - this.lastActivity;
+        if (quiet < this.silenceProbeMs) {
+          armSilence(this.silenceProbeMs - quiet);
+          return;
+        }
+        checking = true;
+        void this.checkSilentStream().then((verdict) => {
+          checking = false;
+          if (ended) return;
+          if (verdict === 'keep') armSilence(this.silenceProbeMs);
+          else if (verdict === 'rewatch') finish('closed');
+          else finish(verdict);
+        });
+      };
       const onEvent = (type: string, obj: unknown) => {
         if (ended) return;
+        this.lastActivity = Date.now();
+        this.confirmedAt = new Date(this.lastActivity);
         const o = obj as T & { code?: number; message?: string };
         if (type === 'ERROR') {
           if (o.code === 410) finish('expired');
@@ -226,8 +378,10 @@ export class ObjectWatch<T extends KubeObjectBase> {
               return;
             }
             this.abort = abort;
-            this.healthy = true;
+            this.setHealthy(true);
             this.openedAt = Date.now();
+            this.lastActivity = Date.now();
+            armSilence(this.silenceProbeMs);
           },
           (e: unknown) => finish(e instanceof Error ? e : new Error(errText(e))),
         );
@@ -236,5 +390,6 @@ export class ObjectWatch<T extends KubeObjectBase> {
 }
 
 function isKubeApiErrorLike(e: unknown, status: number): boolean {
+  if (isKubeApiError(e, status)) return true;
   return typeof e === 'object' && e !== null && (e as { statusCode?: number }).statusCode === status;
 }

@@ -10,6 +10,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from '../../common/logger.js';
 import {
   BackendError,
+  isBackendError,
   POWER_ACTIONS,
   type BootOverride,
   type BootTarget,
@@ -29,10 +30,8 @@ import {
 import { validateBootChange } from '../validate.js';
 import {
   buildBootPatch,
-  bootSignature,
   deriveBootOverride,
   listBootDevices,
-  parseSaved,
   planBootWrite,
   supportedTargets,
 } from './boot.js';
@@ -41,6 +40,7 @@ import { Resources } from '../../kube/resources.js';
 import { toBackendError } from './errors.js';
 import { systemInfo } from './identity.js';
 import { ObjectWatch } from './informer.js';
+import { BootOnceKeeper, nextBootDiffers } from './machine-boot.js';
 import { MachineMedia } from './machine-media.js';
 import type { MediaTlsOptions } from './media.js';
 import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
@@ -91,9 +91,8 @@ export class KubeVirtMachine implements Machine {
   private last: { power?: PowerState; boot?: string; info?: string } = {};
   private lastBootedUid: string | undefined;
   private bootedInitialised = false;
-  private restoring = false;
   private closed = false;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly bootOnce: BootOnceKeeper;
 
   constructor(private readonly cfg: KubeVirtMachineConfig) {
     this.client = cfg.client;
@@ -118,6 +117,7 @@ export class KubeVirtMachine implements Machine {
       namespace: this.ns,
       onChange: () => this.changed(),
     });
+    this.bootOnce = new BootOnceKeeper({ client: cfg.client, namespace: this.ns, name: this.name, logger: cfg.logger, vmWatch: this.vmWatch, vmiWatch: this.vmiWatch });
     this.media = new MachineMedia(cfg, {
       view: (fresh) => this.view(fresh, false),
       offerVm: (vm) => this.vmWatch.offer(vm),
@@ -211,14 +211,18 @@ export class KubeVirtMachine implements Machine {
     }
     const v = await this.view(true, false);
     const state = derivePowerState(v.vm, v.vmi);
-    const pendingBootChange =
-      v.vmi !== undefined && bootSignature(v.vm.spec?.template?.spec) !== bootSignature(v.vmi.spec);
+    // the next boot differs from what the VMI booted (a boot write since it started, or a consumed
+    // boot-once whose previous order comes back): a soft reboot inside the VMI would not apply it
+    const pendingBootChange = nextBootDiffers(v.vm, v.vmi);
     const plan = planPowerAction(action, { state, vmi: v.vmi, pendingBootChange });
     if (plan.kind === 'noop') return;
     if (plan.kind === 'error') throw plan.error;
     const { call } = plan;
     const target = call.target === 'vm' ? Resources.vmActions : Resources.vmiActions;
     this.logger.info({ action, state, call: call.sub, body: call.body }, 'power action');
+    // a new VMI follows: a consumed boot-once override is over, restore the previous order first
+    // (an off leaves it to the watch: restored once the VMI is gone, see boot.ts onceStep)
+    if (call.sub === 'restart' || call.sub === 'start') await this.beforeNewVmi(action);
     try {
       await this.client.putSubresource(target, this.ns, this.name, call.sub, call.body);
     } catch (e) {
@@ -276,7 +280,7 @@ export class KubeVirtMachine implements Machine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.bootOnce.close();
     await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.media.stop()]);
     this.client.close();
     this.events.removeAllListeners();
@@ -284,8 +288,18 @@ export class KubeVirtMachine implements Machine {
 
   // ---- internals -----------------------------------------------------------------------------
 
+  /** Boot-once: put the previous order back before a power call that creates the next VMI. */
+  private async beforeNewVmi(action: PowerAction): Promise<void> {
+    try {
+      await this.bootOnce.beforeNewVmi();
+    } catch (e) {
+      throw isBackendError(e) ? e : this.mapError(e, `power ${action}: restore the boot order of a boot-once override`);
+    }
+  }
+
   /** PUT a VM action subresource (restart, ...) and map its failure. */
   private async putPower(sub: VmAction, body: unknown, action: PowerAction): Promise<void> {
+    if (sub === 'restart' || sub === 'start') await this.beforeNewVmi(action);
     try {
       await this.client.putSubresource(Resources.vmActions, this.ns, this.name, sub, body);
     } catch (e) {
@@ -361,8 +375,7 @@ export class KubeVirtMachine implements Machine {
     if (changed) this.generation++;
     for (const ev of out) this.emit(ev);
 
-    const saved = parseSaved(vm);
-    if (saved && runningUid && runningUid !== saved.vmiUid) void this.restoreOnce();
+    this.bootOnce.changed(vm, vmi);
   }
 
   private emit(ev: MachineEvent): void {
@@ -372,40 +385,6 @@ export class KubeVirtMachine implements Machine {
       } catch (e) {
         this.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'machine listener threw');
       }
-    }
-  }
-
-  /** The next VMI runs: put back the boot orders and firmware a boot-once override replaced. */
-  private async restoreOnce(): Promise<void> {
-    if (this.restoring || this.closed) return;
-    this.restoring = true;
-    try {
-      for (let attempt = 0; attempt < WRITE_ATTEMPTS && !this.closed; attempt++) {
-        const vm = await this.vmWatch.refresh();
-        const saved = parseSaved(vm);
-        const vmi = this.vmiWatch.current;
-        const uid = isVmiRunning(vmi) ? vmi!.metadata?.uid : undefined;
-        if (!vm || !saved || !uid || uid === saved.vmiUid) return;
-        const ops = buildBootPatch(vm, { orders: saved.orders, bootloader: saved.bootloader, annotation: null });
-        try {
-          const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, ops);
-          if (updated?.metadata) this.vmWatch.offer(updated);
-          this.logger.info({ vmi: uid }, 'boot-once override consumed; previous boot order restored');
-          return;
-        } catch (e) {
-          if (isKubeApiError(e, 409) || (isKubeApiError(e, 422) && (await this.vmMoved(vm)))) continue;
-          throw e;
-        }
-      }
-    } catch (e) {
-      this.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'restoring the boot order after a boot-once failed; retrying');
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = undefined;
-        this.changed();
-      }, 2_000);
-      this.retryTimer.unref();
-    } finally {
-      this.restoring = false;
     }
   }
 }
