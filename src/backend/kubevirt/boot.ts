@@ -8,13 +8,21 @@
  *
  * Read-back is derived from what is in the spec, never from what was asked:
  * - target: the class of the device with the lowest bootOrder ('none' when no device has one);
- * - enabled: 'once' when the boot-once annotation is present, else 'continuous' when any device
+ * - enabled: 'once' when a boot-once override is pending, else 'continuous' when any device
  *   has a bootOrder, else 'disabled';
  * - mode: 'UEFI' when bootloader.efi is set, else 'Legacy' (KubeVirt's default is BIOS).
  *
- * "Once" saves the previous orders and bootloader, plus the uid of the VMI present at the time,
- * in the annotation ONCE_ANNOTATION; the machine restores them when a VMI with another uid has
- * reached Running (KubeVirt applies spec changes when it creates the next VMI).
+ * "Once" (KubeVirt has no one-time boot order) writes the one-time order into the template and
+ * saves the previous orders and bootloader, plus the uid of the VMI present at the time, in the
+ * annotation ONCE_ANNOTATION. Its life cycle (see onceStep and docs/kubevirt.md "Boot override"):
+ * 1. pending: the next VMI is created from the template, so it boots the one-time order;
+ * 2. consumed: a VMI with another uid runs. The template KEEPS the one-time order while that VMI
+ *    runs, because virt-controller compares the template with the spec the VMI started from
+ *    (syncRestartRequired, pkg/virt-controller/watch/vm/vm.go) and boot order is not
+ *    live-updatable: restoring now would flag the VM RestartRequired. The annotation records
+ *    `consumedBy`; reads already show the next boot (the saved orders, enabled not 'once');
+ * 3. restored: when that VMI ends (BMC restart: just before the call; BMC off, guest shutdown,
+ *    crash: once it is gone or final) the saved orders go back and the annotation is removed.
  */
 import type { BootEnabled, BootMode, BootOverride, BootTarget } from '../types.js';
 import { pointerSegment, type JsonPatchOp } from '../../kube/client.js';
@@ -42,6 +50,8 @@ export interface SavedBoot {
   bootloader: Bootloader | null;
   /** uid of the VMI that existed when the override was set (null: none); a VMI with another uid consumes it */
   vmiUid: string | null;
+  /** uid of the VMI that booted with the one-time order (null: still pending) */
+  consumedBy: string | null;
 }
 
 export function deviceKey(d: Pick<BootDevice, 'kind' | 'name'>): string {
@@ -102,22 +112,120 @@ export function parseSaved(vm: VirtualMachine | undefined): SavedBoot | undefine
       orders: v.orders,
       bootloader: v.bootloader ?? null,
       vmiUid: typeof v.vmiUid === 'string' ? v.vmiUid : null,
+      consumedBy: typeof v.consumedBy === 'string' ? v.consumedBy : null,
     };
   } catch {
     return undefined;
   }
 }
 
-/** The boot override in effect, derived from the VM spec and the boot-once annotation. */
+/**
+ * The VM as its next boot will see it: for a consumed boot-once override, the template with the
+ * saved orders and bootloader put back and without the annotation; otherwise the VM itself.
+ */
+export function nextBootVm(vm: VirtualMachine): VirtualMachine {
+  const saved = parseSaved(vm);
+  if (!saved || saved.consumedBy === null) return vm;
+  const copy = JSON.parse(JSON.stringify(vm)) as VirtualMachine;
+  const annotations = { ...(copy.metadata?.annotations ?? {}) };
+  delete annotations[ONCE_ANNOTATION];
+  copy.metadata = { ...copy.metadata, annotations };
+  const domain = copy.spec?.template?.spec?.domain;
+  if (domain) {
+    for (const d of listBootDevices(copy)) {
+      const list = (d.kind === 'disk' ? domain.devices?.disks : domain.devices?.interfaces) as { bootOrder?: number }[] | undefined;
+      const dev = list?.[d.index];
+      if (!dev) continue;
+      const want = saved.orders[deviceKey(d)];
+      if (want === null || want === undefined) delete dev.bootOrder;
+      else dev.bootOrder = want;
+    }
+    if (saved.bootloader === null) {
+      if (domain.firmware) delete domain.firmware.bootloader;
+    } else domain.firmware = { ...(domain.firmware ?? {}), bootloader: saved.bootloader };
+  }
+  return copy;
+}
+
+/** The boot override in effect for the next boot, derived from the VM spec and the boot-once annotation. */
 export function deriveBootOverride(vm: VirtualMachine | undefined): BootOverride {
-  const devices = listBootDevices(vm);
+  const base = vm ? nextBootVm(vm) : vm;
+  const devices = listBootDevices(base);
   const target = deriveTarget(devices);
-  const mode = deriveMode(vm);
+  const mode = deriveMode(base);
   let enabled: BootEnabled;
-  if (vm?.metadata?.annotations?.[ONCE_ANNOTATION] !== undefined) enabled = 'once';
+  if (base?.metadata?.annotations?.[ONCE_ANNOTATION] !== undefined) enabled = 'once';
   else if (target !== 'none') enabled = 'continuous';
   else enabled = 'disabled';
   return { target, enabled, mode };
+}
+
+/** Whether the VM spec asks KubeVirt to end the VMI on a guest reboot (VEP 171 rebootPolicy: Terminate). */
+export function rebootTerminates(spec: { domain?: { rebootPolicy?: string } } | undefined): boolean {
+  return spec?.domain?.rebootPolicy === 'Terminate';
+}
+
+/** What the machine has to do about a boot-once override, given the VM and its VMI as they are now. */
+export type OnceStep =
+  | { kind: 'none' }
+  /** a VMI other than the one present at set time runs: it booted the one-time order */
+  | { kind: 'consume'; uid: string }
+  /** the consuming VMI is over (or never existed): put the saved orders back */
+  | { kind: 'restore'; why: string };
+
+export interface OnceVmi {
+  metadata?: { uid?: string; deletionTimestamp?: string | null };
+  status?: { phase?: string };
+}
+
+/**
+ * Decide the boot-once step. The restore is timed so that KubeVirt never sees a template that
+ * differs from the spec a still-existing VMI started from unless a new VMI follows at once
+ * (virt-controller only compares while a VMI exists and clears RestartRequired at the next start;
+ * pkg/virt-controller/watch/vm/vm.go sync, syncRestartRequired, startVMI):
+ * - no VMI, or a VMI other than the consumer: restore now;
+ * - the consumer Succeeded/Failed (guest shutdown, crash, rebootPolicy Terminate): restore now, the
+ *   VM controller recreates it (runStrategy Always) from the template soon;
+ * - the consumer is being deleted: restore now when a new VMI follows (runStrategy Always, or a
+ *   Start state change request as `restart` queues), else wait until it is gone;
+ * - the consumer runs: keep the one-time order in the template.
+ */
+export function onceStep(vm: VirtualMachine | undefined, vmi: OnceVmi | undefined): OnceStep {
+  const saved = parseSaved(vm);
+  if (!vm || !saved) return { kind: 'none' };
+  const uid = vmi?.metadata?.uid;
+  const phase = vmi?.status?.phase ?? '';
+  const final = phase === 'Succeeded' || phase === 'Failed';
+  const deleting = !!vmi?.metadata?.deletionTimestamp;
+  if (saved.consumedBy === null) {
+    if (uid && phase === 'Running' && !deleting && uid !== saved.vmiUid) return { kind: 'consume', uid };
+    return { kind: 'none' };
+  }
+  if (!vmi || !uid) return { kind: 'restore', why: 'the VMI that booted it is gone' };
+  if (uid !== saved.consumedBy) return { kind: 'restore', why: `a later VMI (${uid}) exists` };
+  if (final) return { kind: 'restore', why: `the VMI that booted it ended (${phase})` };
+  if (deleting) {
+    const startFollows =
+      vm.spec?.runStrategy === 'Always' ||
+      (vm.spec?.runStrategy === undefined && vm.spec?.running === true) ||
+      (vm.status?.stateChangeRequests ?? []).some((r) => r.action === 'Start');
+    return startFollows ? { kind: 'restore', why: 'the VMI that booted it is being replaced' } : { kind: 'none' };
+  }
+  return { kind: 'none' };
+}
+
+/** The write that marks a pending override consumed by a VMI (annotation only: no spec change). */
+export function consumeWrite(vm: VirtualMachine, uid: string): BootWrite | undefined {
+  const saved = parseSaved(vm);
+  if (!saved) return undefined;
+  return { annotation: JSON.stringify({ ...saved, consumedBy: uid } satisfies SavedBoot) };
+}
+
+/** The write that puts the saved orders and bootloader back and drops the annotation. */
+export function restoreWrite(vm: VirtualMachine): BootWrite | undefined {
+  const saved = parseSaved(vm);
+  if (!saved) return undefined;
+  return { orders: saved.orders, bootloader: saved.bootloader, annotation: null };
 }
 
 /** Sequential orders 1..n over all devices with the target's class first. */
@@ -211,10 +319,13 @@ export function planBootWrite(
   next: BootOverride,
   vmiUid: string | null,
 ): BootWrite | undefined {
-  const devices = listBootDevices(vm);
-  const current = deriveBootOverride(vm);
-  const saved = parseSaved(vm);
-  const currentBl = vm.spec?.template?.spec?.domain?.firmware?.bootloader;
+  // a consumed once is already "over" for the next boot: plan against that view
+  const consumed = parseSaved(vm)?.consumedBy != null;
+  const base = nextBootVm(vm);
+  const devices = listBootDevices(base);
+  const current = deriveBootOverride(base);
+  const saved = parseSaved(base);
+  const currentBl = base.spec?.template?.spec?.domain?.firmware?.bootloader;
   const wantDisabled = next.enabled === 'disabled' || next.target === 'none';
   const modeChanged = next.mode !== current.mode;
   const write: BootWrite = {};
@@ -236,15 +347,22 @@ export function planBootWrite(
     if (modeChanged) write.bootloader = bootloaderFor(next.mode, currentBl);
     if (next.enabled === 'once') {
       const keep: SavedBoot = saved
-        ? { ...saved, vmiUid }
-        : { orders: currentOrders(devices), bootloader: currentBl ?? null, vmiUid };
+        ? { ...saved, vmiUid, consumedBy: null }
+        : { orders: currentOrders(devices), bootloader: currentBl ?? null, vmiUid, consumedBy: null };
       // re-arm only when something changes or the override was not pending yet
       if (!saved || ordersChanged || modeChanged || saved.vmiUid !== vmiUid) write.annotation = JSON.stringify(keep);
     } else if (saved) {
       write.annotation = null;
     }
   }
-  return write.orders === undefined && write.bootloader === undefined && write.annotation === undefined ? undefined : write;
+  if (write.orders === undefined && write.bootloader === undefined && write.annotation === undefined) return undefined;
+  if (consumed) {
+    // the real template still holds the one-time order: write the whole next-boot state
+    write.orders ??= currentOrders(devices);
+    if (write.bootloader === undefined) write.bootloader = currentBl ?? null;
+    if (write.annotation === undefined) write.annotation = null;
+  }
+  return write;
 }
 
 /** Canonical JSON of what decides the next boot (orders + bootloader) of a VM or VMI spec. */

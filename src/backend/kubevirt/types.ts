@@ -53,6 +53,8 @@ export interface DomainSpec {
   firmware?: Firmware;
   features?: { acpi?: { enabled?: boolean } };
   devices?: { disks?: Disk[]; interfaces?: Interface[] };
+  /** VEP 171 (KubeVirt ≥ 1.8, RebootPolicy gate): Terminate ends the VMI on a guest reboot */
+  rebootPolicy?: 'Reboot' | 'Terminate' | string;
 }
 
 export interface VmiSpec {
