@@ -46,7 +46,12 @@ export type OperationId =
   | "getRole"
   | "listRegistries"
   | "getRegistryFile"
-  | "getMessageRegistry";
+  | "getMessageRegistry"
+  | "getTaskService"
+  | "listTasks"
+  | "getTask"
+  | "getTaskMonitor"
+  | "deleteTaskMonitor";
 
 /** Privileges named by the DMTF Privilege Registry (Redfish_1.8.0_PrivilegeRegistry.json) for our operations. */
 export type Privilege = "ConfigureComponents" | "ConfigureManager" | "ConfigureSelf" | "ConfigureUsers" | "Login" | "NoAuth";
@@ -114,6 +119,11 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/Registries", koaPath: "/redfish/v1/Registries", operationId: "listRegistries", responseSchemaRef: "MessageRegistryFileCollection_MessageRegistryFileCollection", entity: "MessageRegistryFileCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Registries/{MessageRegistryFileId}", koaPath: "/redfish/v1/Registries/:MessageRegistryFileId", operationId: "getRegistryFile", responseSchemaRef: "MessageRegistryFile_MessageRegistryFile", entity: "MessageRegistryFile", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Registries/{MessageRegistryFileId}/{RegistryName}", koaPath: "/redfish/v1/Registries/:MessageRegistryFileId/:RegistryName", operationId: "getMessageRegistry", responseSchemaRef: "MessageRegistry_MessageRegistry", entity: "MessageRegistry", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/TaskService", koaPath: "/redfish/v1/TaskService", operationId: "getTaskService", responseSchemaRef: "TaskService_TaskService", entity: "TaskService", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/TaskService/Tasks", koaPath: "/redfish/v1/TaskService/Tasks", operationId: "listTasks", responseSchemaRef: "TaskCollection_TaskCollection", entity: "TaskCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/TaskService/Tasks/{TaskId}", koaPath: "/redfish/v1/TaskService/Tasks/:TaskId", operationId: "getTask", responseSchemaRef: "Task_Task", entity: "Task", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/TaskService/TaskMonitors/{TaskId}", koaPath: "/redfish/v1/TaskService/TaskMonitors/:TaskId", operationId: "getTaskMonitor", privileges: [["Login"]] },
+  { method: "DELETE", path: "/redfish/v1/TaskService/TaskMonitors/{TaskId}", koaPath: "/redfish/v1/TaskService/TaskMonitors/:TaskId", operationId: "deleteTaskMonitor", privileges: [["Login"]] },
 ];
 
 // Request and response body types per operation.
@@ -164,6 +174,9 @@ export type GetRoleResponse = components['schemas']["Role_Role"];
 export type ListRegistriesResponse = components['schemas']["MessageRegistryFileCollection_MessageRegistryFileCollection"];
 export type GetRegistryFileResponse = components['schemas']["MessageRegistryFile_MessageRegistryFile"];
 export type GetMessageRegistryResponse = components['schemas']["MessageRegistry_MessageRegistry"];
+export type GetTaskServiceResponse = components['schemas']["TaskService_TaskService"];
+export type ListTasksResponse = components['schemas']["TaskCollection_TaskCollection"];
+export type GetTaskResponse = components['schemas']["Task_Task"];
 
 /** @odata.type of each resource type we return, at the version the bundle carries. */
 export const odataTypes = {
@@ -190,6 +203,9 @@ export const odataTypes = {
   Session: "#Session.v1_8_0.Session",
   SessionCollection: "#SessionCollection.SessionCollection",
   SessionService: "#SessionService.v1_2_0.SessionService",
+  Task: "#Task.v1_7_4.Task",
+  TaskCollection: "#TaskCollection.TaskCollection",
+  TaskService: "#TaskService.v1_3_0.TaskService",
   VirtualMedia: "#VirtualMedia.v1_6_5.VirtualMedia",
   VirtualMediaCollection: "#VirtualMediaCollection.VirtualMediaCollection",
 } as const;
@@ -360,6 +376,26 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "namespaces": [
       "SessionService",
       "SessionService.v1_2_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Task_v1.xml",
+    "namespaces": [
+      "Task",
+      "Task.v1_7_4"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/TaskCollection_v1.xml",
+    "namespaces": [
+      "TaskCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/TaskService_v1.xml",
+    "namespaces": [
+      "TaskService",
+      "TaskService.v1_3_0"
     ]
   },
   {

@@ -631,6 +631,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/TaskService": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getTaskService"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/TaskService/Tasks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/TaskService/Tasks/{TaskId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                TaskId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getTask"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/TaskService/TaskMonitors/{TaskId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                TaskId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getTaskMonitor"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteTaskMonitor"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3898,6 +3966,169 @@ export interface components {
              */
             readonly MeasurementSpecification?: number | null;
         };
+        /** @description The collection of `Task` resource instances. */
+        TaskCollection_TaskCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `TaskService` schema describes a task service that enables management of long-duration operations, includes the properties for the task service itself, and has links to the resource collection of tasks. */
+        TaskService_TaskService: components["schemas"]["TaskService_v1_3_0_TaskService"];
+        /** @description The available actions for this resource. */
+        TaskService_v1_3_0_Actions: {
+            "#TaskService.DeleteAllCompletedTasks"?: components["schemas"]["TaskService_v1_3_0_DeleteAllCompletedTasks"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["TaskService_v1_3_0_OemActions"];
+        };
+        /** @description Deletes all completed tasks. */
+        TaskService_v1_3_0_DeleteAllCompletedTasks: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        TaskService_v1_3_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @enum {string} */
+        TaskService_v1_3_0_OverWritePolicy: "Manual" | "Oldest";
+        /** @description The `TaskService` schema describes a task service that enables management of long-duration operations, includes the properties for the task service itself, and has links to the resource collection of tasks. */
+        TaskService_v1_3_0_TaskService: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["TaskService_v1_3_0_Actions"];
+            /** @description The overwrite policy for completed tasks.  This property indicates if the task service overwrites completed task information. */
+            readonly CompletedTaskOverWritePolicy?: components["schemas"]["TaskService_v1_3_0_OverWritePolicy"];
+            /**
+             * Format: date-time
+             * @description The current date and time, with UTC offset, setting that the task service uses.
+             */
+            readonly DateTime?: string | null;
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description An indication of whether a task state change sends an event. */
+            readonly LifeCycleEventOnTaskStateChange?: boolean;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An indication of whether this service is enabled. */
+            ServiceEnabled?: boolean | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /**
+             * Format: int64
+             * @description The number of minutes after which a completed task is deleted by the service.
+             */
+            TaskAutoDeleteTimeoutMinutes?: number;
+            /**
+             * Format: int64
+             * @description The number of seconds after reading a task monitor for a completed task until the service deletes the task monitor.
+             */
+            TaskMonitorAutoExpirySeconds?: number | null;
+            /** @description The links to the collection of tasks. */
+            readonly Tasks?: components["schemas"]["odata-v4_idRef"];
+        };
+        /** @description The `Task` schema contains information about a task that the Redfish task service schedules or executes.  Tasks represent operations that take more time than a client typically wants to wait. */
+        Task_Task: components["schemas"]["Task_v1_7_4_Task"];
+        /** @description The available actions for this resource. */
+        Task_v1_7_4_Actions: {
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Task_v1_7_4_OemActions"];
+        };
+        /** @description The links to other resources that are related to this resource. */
+        Task_v1_7_4_Links: {
+            /** @description An array of URIs referencing the resources created as the result of the operation that produced this task. */
+            readonly CreatedResources?: components["schemas"]["odata-v4_idRef"][];
+            "CreatedResources@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        Task_v1_7_4_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description The HTTP and JSON payload details for this Task. */
+        Task_v1_7_4_Payload: {
+            /** @description An array of HTTP headers that this task includes. */
+            readonly HttpHeaders?: string[];
+            /** @description The HTTP operation to perform to execute this task. */
+            readonly HttpOperation?: string;
+            /** @description The JSON payload to use in the execution of this task. */
+            readonly JsonBody?: string;
+            /**
+             * Format: uri-reference
+             * @description The URI of the target for this task.
+             */
+            readonly TargetUri?: string;
+        };
+        /** @description The `Task` schema contains information about a task that the Redfish task service schedules or executes.  Tasks represent operations that take more time than a client typically wants to wait. */
+        Task_v1_7_4_Task: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Task_v1_7_4_Actions"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /**
+             * Format: date-time
+             * @description The date and time when the task was completed.  This property will only appear when the task is complete.
+             */
+            readonly EndTime?: string;
+            /** @description The estimated total time required to complete the task. */
+            readonly EstimatedDuration?: string | null;
+            /** @description An indication of whether the contents of the payload are hidden from view after the task has been created.  If `true`, responses do not return the payload.  If `false`, responses return the payload.  If this property is not present when the task is created, the default is `false`. */
+            readonly HidePayload?: boolean;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description Contains references to other resources that are related to this resource. */
+            Links?: components["schemas"]["Task_v1_7_4_Links"];
+            /** @description An array of messages associated with the task. */
+            Messages?: components["schemas"]["Message_Message"][];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The HTTP and JSON request payload details for this task, unless they are hidden from view by the service. */
+            Payload?: components["schemas"]["Task_v1_7_4_Payload"];
+            /**
+             * Format: int64
+             * @description The completion percentage of this task.
+             */
+            readonly PercentComplete?: number | null;
+            /**
+             * Format: date-time
+             * @description The date and time when the task was started.
+             */
+            readonly StartTime?: string;
+            /** @description The link to a collection of sub-tasks for this task. */
+            readonly SubTasks?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: uri-reference
+             * @description The URI of the task monitor for this task.
+             */
+            readonly TaskMonitor?: string;
+            /** @description The state of the task. */
+            readonly TaskState?: components["schemas"]["Task_v1_7_4_TaskState"];
+            /** @description The completion status of the task. */
+            readonly TaskStatus?: components["schemas"]["Resource_Health"];
+        };
+        /** @enum {string} */
+        Task_v1_7_4_TaskState: "New" | "Starting" | "Running" | "Suspended" | "Interrupted" | "Pending" | "Stopping" | "Completed" | "Killed" | "Exception" | "Service" | "Cancelling" | "Cancelled";
         /** @description The attributes of a VLAN. */
         VLanNetworkInterface_VLAN: components["schemas"]["VLanNetworkInterface_v1_3_1_VLAN"];
         /** @description The attributes of a VLAN. */
@@ -4504,6 +4735,17 @@ export interface operations {
                     "application/json": components["schemas"]["VirtualMedia_VirtualMedia"];
                 };
             };
+            /** @description Accepted; runs as a task. Location names the task monitor, the body is the Task. */
+            202: {
+                headers: {
+                    /** @description URI of the task monitor */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task_Task"];
+                };
+            };
             /** @description Redfish error */
             default: {
                 headers: {
@@ -4531,12 +4773,16 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Action accepted */
-            204: {
+            /** @description Accepted; runs as a task. Location names the task monitor, the body is the Task. */
+            202: {
                 headers: {
+                    /** @description URI of the task monitor */
+                    Location?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Task_Task"];
+                };
             };
             /** @description Redfish error */
             default: {
@@ -4861,6 +5107,17 @@ export interface operations {
                     "application/json": components["schemas"]["VirtualMedia_VirtualMedia"];
                 };
             };
+            /** @description Accepted; runs as a task. Location names the task monitor, the body is the Task. */
+            202: {
+                headers: {
+                    /** @description URI of the task monitor */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task_Task"];
+                };
+            };
             /** @description Redfish error */
             default: {
                 headers: {
@@ -4888,12 +5145,16 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Action accepted */
-            204: {
+            /** @description Accepted; runs as a task. Location names the task monitor, the body is the Task. */
+            202: {
                 headers: {
+                    /** @description URI of the task monitor */
+                    Location?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["Task_Task"];
+                };
             };
             /** @description Redfish error */
             default: {
@@ -5415,6 +5676,164 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["MessageRegistry_MessageRegistry"];
                 };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getTaskService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskService_TaskService"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskCollection_TaskCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                TaskId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task_Task"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getTaskMonitor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                TaskId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Still running; the body is the Task */
+            202: {
+                headers: {
+                    /** @description URI of the task monitor */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task_Task"];
+                };
+            };
+            /** @description The operation completed without a body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    deleteTaskMonitor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                TaskId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Cancelled (or, for a finished task, removed) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Redfish error */
             default: {

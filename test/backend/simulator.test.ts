@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { BackendError, type PowerAction } from '../../src/backend/types.js';
 import { SimulatedMachine, stableUuid } from '../../src/backend/simulator/simulator.js';
 import { maskImageCredentials } from '../../src/backend/validate.js';
+import { startImageServer, unusedUrl, type ImageServer } from '../helpers/images.js';
 
 async function expectError(p: Promise<unknown>, code: BackendError['code']): Promise<BackendError> {
   try {
@@ -205,6 +206,12 @@ describe('SimulatedMachine', () => {
   });
 
   describe('virtual media', () => {
+    let img: ImageServer;
+    beforeEach(async () => {
+      img = await startImageServer({ '/boot.iso': 4096, '/other.iso': 10, '/stick.img': 2048 });
+    });
+    afterEach(async () => img.close());
+
     it('inserts and ejects, validating the URL', async () => {
       const m = new SimulatedMachine();
       await expectError(m.insertMedia('Cd', { image: 'ftp://example.org/x.iso' }), 'InvalidArgument');
@@ -217,23 +224,51 @@ describe('SimulatedMachine', () => {
       expect(maskImageCredentials('https://user:s3cret@host/a.iso')).to.equal('https://***@host/a.iso');
       expect(maskImageCredentials('http://user:s3cret@')).to.equal('http://***@');
       expect(maskImageCredentials('http://host/a@b.iso')).to.equal('http://host/a@b.iso');
-      const slot = await m.insertMedia('Cd', { image: 'http://127.0.0.1/boot.iso' });
-      expect(slot).to.include({ id: 'Cd', state: 'inserted', image: 'http://127.0.0.1/boot.iso', writeProtected: true });
-      await expectError(m.insertMedia('Cd', { image: 'http://127.0.0.1/other.iso' }), 'Conflict');
+      expect(img.requests).to.deep.equal([]); // refused before any request
+      const slot = await m.insertMedia('Cd', { image: img.url('/boot.iso') });
+      expect(slot).to.include({ id: 'Cd', state: 'inserted', image: img.url('/boot.iso'), writeProtected: true });
+      expect(img.requests).to.deep.equal([{ method: 'HEAD', url: '/boot.iso' }]);
+      await expectError(m.insertMedia('Cd', { image: img.url('/other.iso') }), 'Conflict');
       const ejected = await m.ejectMedia('Cd');
       expect(ejected.state).to.equal('empty');
       expect(ejected.image).to.equal(undefined);
       expect((await m.ejectMedia('Cd')).state).to.equal('empty');
-      await expectError(m.insertMedia('zip9' as never, { image: 'http://127.0.0.1/a.iso' }), 'NotFound');
+      await expectError(m.insertMedia('zip9' as never, { image: img.url('/boot.iso') }), 'NotFound');
+    });
+
+    it('refuses an image URL that serves nothing, naming it without its query', async () => {
+      const m = new SimulatedMachine();
+      const missing = await expectError(m.insertMedia('Cd', { image: img.url('/missing.iso?X-Amz-Signature=tok3n') }), 'InvalidArgument');
+      expect(missing.message).to.equal(`image URL ${img.base}/missing.iso answered HTTP 404 (not found)`);
+      const moved = await expectError(m.insertMedia('Cd', { image: img.url('/redirect/boot.iso') }), 'InvalidArgument');
+      expect(moved.message).to.match(/redirects \(HTTP 302\); give the final URL$/);
+      const nobody = await unusedUrl('/x.iso?token=tok3n');
+      const down = await expectError(m.insertMedia('Cd', { image: nobody }), 'InvalidArgument');
+      expect(down.message).to.match(/is not reachable \(connection refused\)$/).and.not.include('tok3n');
+      expect((await m.listMedia())[0]).to.include({ state: 'empty' });
+      // the slot is free again: a good URL inserts
+      expect((await m.insertMedia('Cd', { image: img.url('/boot.iso') })).state).to.equal('inserted');
+    });
+
+    it('refuses a second insert while the first one checks its URL', async () => {
+      const m = new SimulatedMachine();
+      const first = m.insertMedia('Cd', { image: img.url('/boot.iso') });
+      await expectError(m.insertMedia('Cd', { image: img.url('/other.iso') }), 'Conflict');
+      expect((await first).image).to.equal(img.url('/boot.iso'));
     });
 
     it('reports progress while inserting', async () => {
-      const m = new SimulatedMachine({ mediaInsertDelayMs: 30 });
-      const s = await m.insertMedia('UsbStick', { image: 'https://127.0.0.1/stick.img', writeProtected: false });
+      const m = new SimulatedMachine({ mediaInsertDelayMs: 40 });
+      const seen: number[] = [];
+      m.on((ev) => {
+        if (ev.type === 'media' && ev.slot.id === 'UsbStick' && ev.slot.progress !== undefined) seen.push(ev.slot.progress);
+      });
+      const s = await m.insertMedia('UsbStick', { image: img.url('/stick.img'), writeProtected: false });
       expect(s).to.include({ state: 'inserting', progress: 0, writeProtected: false });
       await m.settle();
       const [, usb] = await m.listMedia();
       expect(usb).to.include({ id: 'UsbStick', state: 'inserted', progress: 100 });
+      expect(seen).to.deep.equal([0, 25, 50, 75, 100]);
     });
   });
 

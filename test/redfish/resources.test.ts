@@ -12,6 +12,7 @@ import { expect } from 'chai';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import type { BootMode, BootTarget, MediaSlot, PowerAction } from '../../src/backend/types.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { startImageServer, type ImageServer } from '../helpers/images.js';
 
 interface Reply {
   status: number;
@@ -21,6 +22,7 @@ interface Reply {
 
 const BASIC = 'Basic ' + Buffer.from('admin:password').toString('base64');
 const VIEWER = 'Basic ' + Buffer.from('viewer:viewer-pw').toString('base64');
+const OPERATOR_AUTH = 'Basic ' + Buffer.from('operator:op-secret').toString('base64');
 
 function client(t: TestAgent) {
   return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> => {
@@ -419,8 +421,14 @@ describe('Redfish resources: systems', function () {
 describe('Redfish resources: virtual media', function () {
   let t: TestAgent;
   let rf: ReturnType<typeof client>;
-  const ISO = 'http://images.example/boot/installer.iso';
+  let img: ImageServer;
+  let ISO: string;
 
+  before(async () => {
+    img = await startImageServer({ '/boot/installer.iso': 4096, '/disk.img': 2048, '/other.iso': 100 });
+    ISO = img.url('/boot/installer.iso');
+  });
+  after(async () => img.close());
   beforeEach(async () => {
     t = await startTestAgent({ ipmi: false });
     rf = client(t);
@@ -428,6 +436,19 @@ describe('Redfish resources: virtual media', function () {
   afterEach(async () => t.close());
 
   const slot = async (id: 'Cd' | 'UsbStick') => (await t.sim.listMedia()).find((s) => s.id === id)!;
+
+  /** Poll the task monitor named by an insert's 202 until it stops answering 202 (bounded). */
+  async function finished(accepted: Reply): Promise<Reply> {
+    expect(accepted.status, JSON.stringify(accepted.body)).to.equal(202);
+    const monitor = accepted.headers.get('location')!;
+    expect(monitor).to.match(/^\/redfish\/v1\/TaskService\/TaskMonitors\/\d+$/);
+    for (let i = 0; i < 500; i++) {
+      const r = await rf('GET', monitor);
+      if (r.status !== 202) return r;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    throw new Error('task did not finish');
+  }
 
   for (const base of ['/redfish/v1/Managers/BMC/VirtualMedia', '/redfish/v1/Systems/1/VirtualMedia']) {
     describe(`under ${base}`, () => {
@@ -453,18 +474,26 @@ describe('Redfish resources: virtual media', function () {
         expect(usb.body.MediaTypes).to.deep.equal(['USBStick']);
       });
 
-      it('inserts and ejects through the actions', async () => {
+      it('inserts as a task and ejects through the actions', async () => {
         const ins = await rf('POST', `${base}/Cd/Actions/VirtualMedia.InsertMedia`, { Image: ISO, TransferProtocolType: 'HTTP' });
-        expect(ins.status, JSON.stringify(ins.body)).to.equal(204);
+        expect(ins.status, JSON.stringify(ins.body)).to.equal(202);
+        expect(ins.body['@odata.type']).to.match(/^#Task\.v1_\d+_\d+\.Task$/);
+        expect(ins.body.TaskMonitor).to.equal(ins.headers.get('location'));
+        const done = await finished(ins);
+        expect(done.status).to.equal(204);
         expect(await slot('Cd')).to.include({ state: 'inserted', image: ISO, writeProtected: true });
+        const task = await rf('GET', ins.body['@odata.id'] as string);
+        expect(task.body).to.include({ TaskState: 'Completed', TaskStatus: 'OK', PercentComplete: 100 });
         const r = await rf('GET', `${base}/Cd`);
         expect(r.body).to.include({ Image: ISO, ImageName: 'installer.iso', Inserted: true, ConnectedVia: 'URI', TransferProtocolType: 'HTTP' });
         // the other path sees the same slot
         const other = base.includes('Managers') ? '/redfish/v1/Systems/1/VirtualMedia' : '/redfish/v1/Managers/BMC/VirtualMedia';
         expect((await rf('GET', `${other}/Cd`)).body.Inserted).to.equal(true);
-        // full: refused
-        const again = await rf('POST', `${base}/Cd/Actions/VirtualMedia.InsertMedia`, { Image: 'https://x.example/other.iso' });
-        expectError(again, 409, 'OperationNotAllowed');
+        // full: refused synchronously, no task
+        const tasksBefore = (await rf('GET', '/redfish/v1/TaskService/Tasks')).body['Members@odata.count'];
+        const again = await rf('POST', `${base}/Cd/Actions/VirtualMedia.InsertMedia`, { Image: img.url('/other.iso') });
+        expectError(again, 409, 'ResourceInUse');
+        expect((await rf('GET', '/redfish/v1/TaskService/Tasks')).body['Members@odata.count']).to.equal(tasksBefore);
         expect((await slot('Cd')).image).to.equal(ISO);
         const ej = await rf('POST', `${base}/Cd/Actions/VirtualMedia.EjectMedia`, {});
         expect(ej.status).to.equal(204);
@@ -473,14 +502,15 @@ describe('Redfish resources: virtual media', function () {
       });
 
       it('inserts writable media into the USB slot', async () => {
-        const ins = await rf('POST', `${base}/UsbStick/Actions/VirtualMedia.InsertMedia`, { Image: 'https://h.example/disk.img', WriteProtected: false, Inserted: true, TransferMethod: 'Stream' });
-        expect(ins.status).to.equal(204);
+        const ins = await rf('POST', `${base}/UsbStick/Actions/VirtualMedia.InsertMedia`, { Image: img.url('/disk.img'), WriteProtected: false, Inserted: true, TransferMethod: 'Stream' });
+        expect((await finished(ins)).status).to.equal(204);
         expect(await slot('UsbStick')).to.include({ state: 'inserted', writeProtected: false });
-        expect((await rf('GET', `${base}/UsbStick`)).body).to.include({ WriteProtected: false, TransferProtocolType: 'HTTPS' });
+        expect((await rf('GET', `${base}/UsbStick`)).body).to.include({ WriteProtected: false, TransferProtocolType: 'HTTP' });
       });
 
       it('rejects bad insert requests without touching the slot', async () => {
         const act = `${base}/Cd/Actions/VirtualMedia.InsertMedia`;
+        const probes = img.requests.length;
         expectError(await rf('POST', act, {}), 400, 'ActionParameterMissing');
         expectError(await rf('POST', act, { Image: 'not a url' }), 400, 'ActionParameterValueFormatError');
         expectError(await rf('POST', act, { Image: 'ftp://h.example/x.iso' }), 400, 'ActionParameterValueFormatError');
@@ -489,18 +519,22 @@ describe('Redfish resources: virtual media', function () {
         expectError(await rf('POST', act, { Image: ISO, TransferProtocolType: 'HTTPS' }), 400, 'ActionParameterValueConflict');
         expectError(await rf('POST', act, { Image: ISO, Bogus: 1 }), 400, 'ActionParameterUnknown');
         expectError(await rf('POST', act, { Image: ISO, WriteProtected: 'yes' }), 400, 'ActionParameterValueTypeError');
+        expectError(await rf('POST', `${base}/Floppy/Actions/VirtualMedia.InsertMedia`, { Image: ISO }), 404, 'ResourceNotFound');
         // credentials in the URL are refused, and not echoed back
         const cred = await rf('POST', act, { Image: 'http://u:s3cr3t@h.example/x.iso' });
         expectError(cred, 400, 'ActionParameterValueFormatError');
         expect(JSON.stringify(cred.body)).to.not.include('s3cr3t');
         expect((await slot('Cd')).state).to.equal('empty');
+        expect((await rf('GET', '/redfish/v1/TaskService/Tasks')).body['Members@odata.count']).to.equal(0);
+        expect(img.requests.length).to.equal(probes); // refused before the image server is asked
       });
 
-      it('inserts and ejects through PATCH', async () => {
+      it('inserts (as a task) and ejects through PATCH', async () => {
         const r = await rf('PATCH', `${base}/Cd`, { Image: ISO, Inserted: true });
-        expect(r.status).to.equal(200);
-        expect(r.body).to.include({ Image: ISO, Inserted: true });
+        expect((await finished(r)).status).to.equal(204);
+        expect(r.body.Payload).to.include({ HttpOperation: 'PATCH', TargetUri: `${base}/Cd` });
         expect((await slot('Cd')).state).to.equal('inserted');
+        expect((await rf('GET', `${base}/Cd`)).body).to.include({ Image: ISO, Inserted: true });
         const etag = (await rf('GET', `${base}/Cd`)).headers.get('etag')!;
         const e = await rf('PATCH', `${base}/Cd`, { Image: null, Inserted: false }, { 'if-match': etag });
         expect(e.status).to.equal(200);
@@ -517,21 +551,48 @@ describe('Redfish resources: virtual media', function () {
     });
   }
 
-  it('shows insert progress', async () => {
-    await t.close();
-    t = await startTestAgent({ ipmi: false, sim: { mediaInsertDelayMs: 3000 } });
-    rf = client(t);
+  it('a 404 image ends the task in Exception with the cause; the slot stays empty', async () => {
     const VM = '/redfish/v1/Managers/BMC/VirtualMedia/Cd';
-    expect((await rf('POST', `${VM}/Actions/VirtualMedia.InsertMedia`, { Image: ISO })).status).to.equal(204);
-    const r = await rf('GET', VM);
-    expect(r.body).to.include({ Inserted: false, Image: ISO });
-    expect((r.body.Status as Record<string, string>).State).to.equal('Starting');
-    expect((await rf('POST', `${VM}/Actions/VirtualMedia.EjectMedia`, {})).status).to.equal(204);
+    const ins = await rf('POST', `${VM}/Actions/VirtualMedia.InsertMedia`, { Image: img.url('/gone.iso?sig=tok3n') });
+    const done = await finished(ins);
+    expectError(done, 400, 'ActionParameterValueError');
+    expect((done.body.error as { message: string }).message).to.equal(`image URL ${img.base}/gone.iso answered HTTP 404 (not found)`);
+    const task = await rf('GET', ins.body['@odata.id'] as string);
+    expect(task.body).to.include({ TaskState: 'Exception', TaskStatus: 'Critical' });
+    const msgs = task.body.Messages as { MessageId: string; Message: string }[];
+    expect(msgs.map((m) => m.MessageId)).to.include.members(['TaskEvent.1.0.5.TaskStarted', 'TaskEvent.1.0.5.TaskAborted']);
+    expect(msgs.find((m) => m.MessageId.endsWith('ActionParameterValueError'))!.Message).to.include('HTTP 404');
     expect((await slot('Cd')).state).to.equal('empty');
   });
 
+  it('shows insert progress on the slot and the task; cancelling the task ejects', async () => {
+    await t.close();
+    t = await startTestAgent({ ipmi: false, sim: { mediaInsertDelayMs: 60_000 } });
+    rf = client(t);
+    const VM = '/redfish/v1/Managers/BMC/VirtualMedia/Cd';
+    const ins = await rf('POST', `${VM}/Actions/VirtualMedia.InsertMedia`, { Image: ISO });
+    expect(ins.status).to.equal(202);
+    const monitor = ins.headers.get('location')!;
+    // the URL check happens in the task: wait until the slot reports inserting
+    for (let i = 0; i < 500 && (await slot('Cd')).state !== 'inserting'; i++) await new Promise((res) => setTimeout(res, 10));
+    const r = await rf('GET', VM);
+    expect(r.body).to.include({ Inserted: false, Image: ISO });
+    expect((r.body.Status as Record<string, string>).State).to.equal('Starting');
+    const running = await rf('GET', monitor);
+    expect(running.status).to.equal(202);
+    expect(running.headers.get('retry-after')).to.equal('1');
+    expect(running.body).to.include({ TaskState: 'Running', PercentComplete: 0 });
+    expectError(await rf('DELETE', monitor, undefined, { authorization: VIEWER }), 403, 'InsufficientPrivilege');
+    expect((await rf('DELETE', monitor)).status).to.equal(204);
+    expect((await slot('Cd')).state).to.equal('empty');
+    expectError(await rf('GET', monitor), 404, 'ResourceMissingAtURI');
+    const task = await rf('GET', ins.body['@odata.id'] as string);
+    expect(task.body).to.include({ TaskState: 'Cancelled', TaskStatus: 'Warning' });
+    expect(task.body.TaskMonitor).to.equal(undefined);
+  });
+
   it('shows a failed insert as Critical with the reason', async () => {
-    // The simulator never fails an insert; a backend that reports one is modelled here.
+    // A backend that reports a failed insert on the slot is modelled here.
     class FailingMedia extends SimulatedMachine {
       override async listMedia(): Promise<MediaSlot[]> {
         return (await super.listMedia()).map((m) =>
@@ -556,6 +617,17 @@ describe('Redfish resources: virtual media', function () {
     const r = await rf('POST', '/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia', { Image: ISO }, { authorization: VIEWER });
     expect(r.status).to.equal(403);
     expect((await slot('Cd')).state).to.equal('empty');
+  });
+
+  it('shows the image without query string or credentials to users other than Administrators', async () => {
+    const signed = `${ISO}?X-Amz-Signature=tok3n#frag`;
+    expect((await finished(await rf('POST', '/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia', { Image: signed }))).status).to.equal(204);
+    expect((await rf('GET', '/redfish/v1/Managers/BMC/VirtualMedia/Cd')).body.Image).to.equal(signed);
+    for (const who of [VIEWER, OPERATOR_AUTH]) {
+      const r = await rf('GET', '/redfish/v1/Systems/1/VirtualMedia/Cd', undefined, { authorization: who });
+      expect(r.body).to.include({ Image: ISO, ImageName: 'installer.iso' });
+      expect(JSON.stringify(r.body)).to.not.include('tok3n');
+    }
   });
 });
 

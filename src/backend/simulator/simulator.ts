@@ -26,7 +26,11 @@ import {
   type PowerState,
   type SystemInfo,
 } from '../types.js';
+import { probeImage, type ProbeOptions } from '../probe.js';
 import { validateBootChange, validateImageUrl } from '../validate.js';
+
+/** Progress steps of a simulated insert (25, 50, 75 %, then inserted). */
+const MEDIA_STEPS = 4;
 
 export interface SimulatorOptions {
   name?: string;
@@ -45,6 +49,8 @@ export interface SimulatorOptions {
   acpiListening?: boolean;
   /** Time an image insert spends in "inserting" (ms). */
   mediaInsertDelayMs?: number;
+  /** How the image URL is checked before an insert (timeout, TLS trust of https servers). */
+  mediaProbe?: ProbeOptions;
 }
 
 /** What the simulated firmware booted from, newest last: lets tests observe once/continuous. */
@@ -93,6 +99,9 @@ export class SimulatedMachine implements Machine {
   private available = true;
   private timer: NodeJS.Timeout | undefined;
   private readonly mediaTimers = new Map<MediaSlotId, NodeJS.Timeout>();
+  /** Slots whose image URL is being checked (an insert in its first phase) */
+  private readonly mediaProbing = new Set<MediaSlotId>();
+  private readonly mediaProbe: ProbeOptions;
   private readonly events = new EventEmitter();
   private readonly powerOnDelayMs: number;
   private readonly powerOffDelayMs: number;
@@ -118,6 +127,7 @@ export class SimulatedMachine implements Machine {
     this.powerOnDelayMs = opts.powerOnDelayMs ?? 0;
     this.powerOffDelayMs = opts.powerOffDelayMs ?? 0;
     this.mediaInsertDelayMs = opts.mediaInsertDelayMs ?? 0;
+    this.mediaProbe = opts.mediaProbe ?? {};
     this.acpiListening = opts.acpiListening ?? true;
     this.media.set('Cd', { id: 'Cd', kind: 'cd', name: 'Virtual CD', state: 'empty', writeProtected: true });
     this.media.set('UsbStick', { id: 'UsbStick', kind: 'usb', name: 'Virtual USB Stick', state: 'empty', writeProtected: true });
@@ -243,32 +253,61 @@ export class SimulatedMachine implements Machine {
     }
   }
 
+  /**
+   * Like a real BMC fetching a remote image: the URL must serve something (one HEAD, see
+   * backend/probe.ts: unreachable, non-2xx or a redirect → InvalidArgument). Then the slot passes
+   * through "inserting" with progress 25/50/75 % over mediaInsertDelayMs before "inserted" (at once
+   * with a delay of 0).
+   */
   async insertMedia(slotId: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
     this.check();
-    const slot = this.slot(slotId);
-    validateImageUrl(req.image);
-    if (slot.state === 'inserted' || slot.state === 'inserting') {
-      throw new BackendError('Conflict', `slot ${slotId} already holds ${slot.image}; eject it first`);
+    this.slot(slotId);
+    const url = validateImageUrl(req.image);
+    const busy = (): void => {
+      const s = this.slot(slotId);
+      if (s.state === 'inserted' || s.state === 'inserting' || this.mediaProbing.has(slotId)) {
+        throw new BackendError('Conflict', `slot ${slotId} already holds an image; eject it first`);
+      }
+    };
+    busy();
+    this.mediaProbing.add(slotId);
+    try {
+      await probeImage(url, this.mediaProbe);
+    } finally {
+      this.mediaProbing.delete(slotId);
     }
+    this.check();
+    busy();
+    const delayed = this.mediaInsertDelayMs > 0;
     const next: MediaSlot = {
-      ...slot,
+      ...this.slot(slotId),
       image: req.image,
       writeProtected: req.writeProtected ?? true,
-      state: this.mediaInsertDelayMs > 0 ? 'inserting' : 'inserted',
-      progress: this.mediaInsertDelayMs > 0 ? 0 : 100,
+      state: delayed ? 'inserting' : 'inserted',
+      progress: delayed ? 0 : 100,
     };
     delete next.error;
     this.setSlot(next);
-    if (this.mediaInsertDelayMs > 0) {
-      this.mediaTimers.set(
-        slotId,
-        setTimeout(() => {
-          this.mediaTimers.delete(slotId);
-          this.setSlot({ ...this.slot(slotId), state: 'inserted', progress: 100 });
-        }, this.mediaInsertDelayMs),
-      );
-    }
+    if (delayed) this.mediaStep(slotId, 1);
     return { ...next };
+  }
+
+  /** Progress step `n` of MEDIA_STEPS for slot `slotId`; the last one inserts. */
+  private mediaStep(slotId: MediaSlotId, n: number): void {
+    this.mediaTimers.set(
+      slotId,
+      setTimeout(() => {
+        this.mediaTimers.delete(slotId);
+        const s = this.slot(slotId);
+        if (s.state !== 'inserting') return;
+        if (n >= MEDIA_STEPS) {
+          this.setSlot({ ...s, state: 'inserted', progress: 100 });
+          return;
+        }
+        this.setSlot({ ...s, progress: Math.round((100 * n) / MEDIA_STEPS) });
+        this.mediaStep(slotId, n + 1);
+      }, this.mediaInsertDelayMs / MEDIA_STEPS),
+    );
   }
 
   async ejectMedia(slotId: MediaSlotId): Promise<MediaSlot> {

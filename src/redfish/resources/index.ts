@@ -10,6 +10,7 @@ import { handlers as registries } from './registries.js';
 import { handlers as serviceroot } from './serviceroot.js';
 import { handlers as sessions } from './sessions.js';
 import { handlers as systems } from './systems.js';
+import { handlers as tasks } from './tasks.js';
 import { handlers as virtualmedia } from './virtualmedia.js';
 
 export const modules: readonly OperationHandlers[] = [
@@ -24,4 +25,5 @@ export const modules: readonly OperationHandlers[] = [
   virtualmedia,
   managers,
   chassis,
+  tasks,
 ];

@@ -41,6 +41,7 @@ export const handlers: OperationHandlers = {
         SessionService: link('/redfish/v1/SessionService'),
         AccountService: link('/redfish/v1/AccountService'),
         Registries: link('/redfish/v1/Registries'),
+        Tasks: link('/redfish/v1/TaskService'),
         Links: { Sessions: link('/redfish/v1/SessionService/Sessions') },
       },
       { etag: true },

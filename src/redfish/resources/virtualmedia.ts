@@ -3,13 +3,25 @@
  * simulator's "Cd" and "UsbStick"; on KubeVirt each CD-ROM drive by its disk name), served identically under
  * Managers/BMC/VirtualMedia and Systems/1/VirtualMedia (clients look in either place). Insert and
  * eject go through the actions or, for clients that prefer it, a PATCH of Image/Inserted.
+ *
+ * Insert runs as a task (resources/tasks.ts): after the synchronous checks (400 bad parameters,
+ * 404 unknown slot, 409 slot already holding media) it answers 202 Accepted with the task monitor
+ * in Location. The task calls machine.insertMedia and then follows the machine's `media` events for
+ * the slot: PercentComplete from the slot's progress, Completed once it is inserted, Exception with
+ * the cause when insertMedia rejects (URL unreachable or 404, no drive, quota...) or the slot goes to
+ * error. Cancelling the task (DELETE on its monitor) ejects the slot. Eject stays synchronous (204).
+ *
+ * Users other than Administrators see Image (and a task's Payload) without query string or
+ * credentials: a pre-signed URL carries its access token in the query.
  */
 import { maskImageCredentials, validateImageUrl } from '../../backend/validate.js';
 import { isBackendError, type MediaSlot, type MediaSlotId } from '../../backend/types.js';
-import { RedfishError } from '../core/errors.js';
+import { RedfishError, fromBackendError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
+import { taskStoreOf, type Task } from '../core/tasks.js';
 import type { OperationHandlers, RedfishContext, RedfishHandler } from '../core/types.js';
+import { errorResult, seesFullUrls, sendAccepted, startTask } from './tasks.js';
 import { MANAGER, MANAGER_ID, SYSTEM, SYSTEM_ID, actionBody, backend, propertyPaths, requireId, type Annotated, type Schemas } from './systems.js';
 
 const KIND_INFO: Record<MediaSlot['kind'], { name: string; mediaTypes: Schemas['VirtualMedia_v1_6_5_MediaType'][] }> = {
@@ -47,7 +59,18 @@ function imageName(image: string | undefined): string | null {
   }
 }
 
-function mediaBody(parent: Parent, slot: MediaSlot): Record<string, unknown> {
+/** An image URL without userinfo, query string or fragment (what non-Administrators see). */
+export function redactImage(image: string): string {
+  try {
+    const u = new URL(image);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return maskImageCredentials(image).replace(/[?#].*$/s, '');
+  }
+}
+
+function mediaBody(ctx: RedfishContext, parent: Parent, raw: MediaSlot): Record<string, unknown> {
+  const slot: MediaSlot = raw.image !== undefined && !seesFullUrls(ctx) ? { ...raw, image: redactImage(raw.image) } : raw;
   const id = slot.id;
   const path = `${parent.base}/${encodeURIComponent(id)}`;
   const present = slot.state === 'inserted' || slot.state === 'inserting';
@@ -100,7 +123,7 @@ async function currentMedia(ctx: RedfishContext, parent: Parent): Promise<Record
   const slots = await backend(ctx.state.deps.machine.listMedia());
   const s = slots.find((x) => x.id === slot);
   if (!s) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', slot]);
-  return mediaBody(parent, s);
+  return mediaBody(ctx, parent, s);
 }
 
 /**
@@ -174,10 +197,116 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
       });
     }
   }
+  await startInsert(ctx, parent, slot, url, { image, writeProtected }, INSERT);
+}
+/** The request body of an insert as a task's Payload shows it (no credentials were accepted). */
+function payloadBodies(image: string, writeProtected: boolean): { jsonBody: Record<string, unknown>; jsonBodyMasked: Record<string, unknown> } {
+  return {
+    jsonBody: { Image: image, WriteProtected: writeProtected },
+    jsonBodyMasked: { Image: redactImage(image), WriteProtected: writeProtected },
+  };
+}
+
+/**
+ * Synchronous part of an insert (slot exists and is free), then the task. `via` names the request
+ * in messages (the action, or PATCH).
+ */
+async function startInsert(
+  ctx: RedfishContext,
+  parent: Parent,
+  slot: MediaSlotId,
+  url: URL,
+  req: { image: string; writeProtected: boolean },
+  via: string,
+): Promise<void> {
+  const machine = ctx.state.deps.machine;
+  const slots = await backend(machine.listMedia());
+  const current = slots.find((x) => x.id === slot);
+  if (!current) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', slot]);
+  if (current.state === 'inserted' || current.state === 'inserting') {
+    throw new RedfishError(409, 'ResourceInUse', [], {
+      detail: `Virtual media ${slot} already holds an image${current.state === 'inserting' ? ' (being inserted)' : ''}; eject it first.`,
+    });
+  }
+  const task = startTask(ctx, `Insert media into ${slot}`, payloadBodies(req.image, req.writeProtected));
   // without the query: a pre-signed image URL carries its access token there
-  ctx.state.logger.info({ slot, image: url.origin + url.pathname }, 'virtual media insert');
-  await backend(ctx.state.deps.machine.insertMedia(slot, { image, writeProtected }));
-  ctx.status = 204;
+  ctx.state.logger.info({ slot, image: url.origin + url.pathname, task: task.id }, 'virtual media insert');
+  runInsert(ctx, parent, slot, req, task, via);
+  sendAccepted(ctx, task);
+}
+
+/** Insert in the background; the task reports how it goes. */
+function runInsert(
+  ctx: RedfishContext,
+  parent: Parent,
+  slot: MediaSlotId,
+  req: { image: string; writeProtected: boolean },
+  task: Task,
+  via: string,
+): void {
+  const { machine } = ctx.state.deps;
+  const store = taskStoreOf(ctx.state.deps);
+  const logger = ctx.state.logger.child({ task: task.id, slot });
+  const uri = `${parent.base}/${encodeURIComponent(slot)}`;
+  let accepted = false;
+  let unsubscribe: (() => void) | undefined;
+  const done = (): void => {
+    unsubscribe?.();
+    unsubscribe = undefined;
+  };
+  const fail = (err: RedfishError, cause: string): void => {
+    if (task.state === 'Cancelling') return;
+    // the registry message of the error, its text replaced by the cause (as in VirtualMedia Status.Conditions)
+    store.finish(task, 'Exception', errorResult(err), [{ messageId: err.messageId, args: err.args, text: err.opts.detail ?? cause }]);
+    logger.warn({ cause }, 'virtual media insert failed');
+    done();
+  };
+  const onSlot = (s: MediaSlot): void => {
+    if (task.state === 'Completed' || task.state === 'Exception' || task.state === 'Cancelled') return done();
+    if (s.state === 'inserting') store.running(task, s.progress);
+    else if (s.state === 'inserted') {
+      store.finish(task, 'Completed', { status: 204 });
+      logger.info('virtual media inserted');
+      done();
+    } else if (accepted && s.state === 'error') {
+      const cause = s.error ?? 'the insert failed';
+      fail(new RedfishError(400, 'GeneralError', [], { detail: `Inserting into ${slot} failed: ${cause}` }), cause);
+    } else if (accepted && s.state === 'empty' && task.state !== 'Cancelling') {
+      const cause = 'the media was ejected before the insert completed';
+      fail(new RedfishError(409, 'ResourceInUse', [], { detail: `Inserting into ${slot} stopped: ${cause}.` }), cause);
+    }
+  };
+  unsubscribe = machine.on((ev) => {
+    if (ev.type === 'media' && ev.slot.id === slot) onSlot(ev.slot);
+  });
+  task.cancel = async () => {
+    await backend(machine.ejectMedia(slot));
+    done();
+  };
+  store.running(task, 0);
+  machine.insertMedia(slot, req).then(
+    (s) => {
+      accepted = true;
+      onSlot(s);
+    },
+    (e: unknown) => {
+      if (isBackendError(e, 'InvalidArgument')) {
+        // the image (unreachable, 404, redirect...): backend messages name URLs without their query
+        fail(
+          via === 'PATCH'
+            ? new RedfishError(400, 'PropertyValueError', ['Image'], { property: '#/Image', detail: e.message })
+            : new RedfishError(400, 'ActionParameterValueError', ['Image', INSERT], { property: 'Image', detail: e.message }),
+          e.message,
+        );
+      } else if (isBackendError(e)) {
+        const err = fromBackendError(e, { action: via, uri });
+        fail(new RedfishError(err.status, err.messageId, err.args, { ...err.opts, detail: e.message }), e.message);
+      } else {
+        logger.error({ err: e }, 'virtual media insert failed unexpectedly');
+        fail(new RedfishError(500, 'InternalError'), 'internal error');
+      }
+    },
+  );
 }
 
 async function eject(ctx: RedfishContext, parent: Parent): Promise<void> {
@@ -214,10 +343,11 @@ async function patch(ctx: RedfishContext, parent: Parent): Promise<void> {
     }
     await backend(machine.ejectMedia(slot));
   } else if (typeof image === 'string') {
-    checkImage(image, (shown, detail) =>
+    const url = checkImage(image, (shown, detail) =>
       new RedfishError(400, 'PropertyValueFormatError', [shown, 'Image'], { property: '#/Image', detail }),
     );
-    await backend(machine.insertMedia(slot, { image, writeProtected: wp ?? true }));
+    await startInsert(ctx, parent, slot, url, { image, writeProtected: wp ?? true }, 'PATCH');
+    return;
   } else if (wp !== undefined && wp !== current.WriteProtected) {
     // Write protection is chosen when the image is attached; changing it later is not possible.
     throw new RedfishError(400, 'PropertyValueIncorrect', ['WriteProtected', String(wp)], { property: '#/WriteProtected' });

@@ -1,0 +1,65 @@
+/**
+ * A loopback HTTP server that serves virtual media images for tests: GET/HEAD on a known path
+ * answers 200 with the image's Content-Length (GET also sends the bytes), `/redirect/...` answers
+ * 302, anything else 404. Records every request (method and URL, query included) so a test can
+ * check what the agent asked for.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface ImageServer {
+  /** http://127.0.0.1:PORT */
+  base: string;
+  /** URL of an image this server serves */
+  url(path: string): string;
+  /** Add (or replace) an image */
+  add(path: string, size: number): void;
+  requests: { method: string; url: string }[];
+  close(): Promise<void>;
+}
+
+export async function startImageServer(images: Record<string, number> = { '/boot/installer.iso': 4096, '/disk.img': 2048 }): Promise<ImageServer> {
+  const known = new Map(Object.entries(images));
+  const requests: { method: string; url: string }[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push({ method: req.method ?? '', url: req.url ?? '' });
+    const path = (req.url ?? '/').split('?')[0] as string;
+    if (path.startsWith('/redirect/')) {
+      res.writeHead(302, { Location: path.slice('/redirect'.length) });
+      res.end();
+      return;
+    }
+    const size = known.get(path);
+    if (size === undefined) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' });
+      res.end(req.method === 'HEAD' ? undefined : 'not found');
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) });
+    res.end(req.method === 'HEAD' ? undefined : Buffer.alloc(size));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    base,
+    url: (path) => base + path,
+    add: (path, size) => {
+      known.set(path, size);
+    },
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A loopback URL on which nothing listens (the port was just freed). */
+export async function unusedUrl(path = '/nothing.iso'): Promise<string> {
+  const s = http.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return `http://127.0.0.1:${port}${path}`;
+}
