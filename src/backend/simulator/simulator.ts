@@ -14,6 +14,7 @@ import {
   type BootOverride,
   type BootTarget,
   type Capabilities,
+  type ConsoleStream,
   type InsertMediaRequest,
   type Machine,
   type MachineEvent,
@@ -28,6 +29,7 @@ import {
 } from '../types.js';
 import { probeImage, type ProbeOptions } from '../probe.js';
 import { validateBootChange, validateImageUrl } from '../validate.js';
+import { SimulatedConsole } from './console.js';
 
 /** Progress steps of a simulated insert (25, 50, 75 %, then inserted). */
 const MEDIA_STEPS = 4;
@@ -106,6 +108,7 @@ export class SimulatedMachine implements Machine {
   private readonly powerOnDelayMs: number;
   private readonly powerOffDelayMs: number;
   private readonly mediaInsertDelayMs: number;
+  private readonly console_: SimulatedConsole;
 
   constructor(opts: SimulatorOptions = {}) {
     const name = opts.name ?? 'sim-vm';
@@ -132,6 +135,7 @@ export class SimulatedMachine implements Machine {
     this.media.set('Cd', { id: 'Cd', kind: 'cd', name: 'Virtual CD', state: 'empty', writeProtected: true });
     this.media.set('UsbStick', { id: 'UsbStick', kind: 'usb', name: 'Virtual USB Stick', state: 'empty', writeProtected: true });
     this.events.setMaxListeners(0);
+    this.console_ = new SimulatedConsole(this, this.power_ === 'On', { hostName: name });
   }
 
   // ---- test and demo hooks -------------------------------------------------------------------
@@ -148,7 +152,16 @@ export class SimulatedMachine implements Machine {
     }
   }
 
+  /** The serial console (boot log + echo prompt). */
+  get serialConsole(): SimulatedConsole {
+    return this.console_;
+  }
+
   // ---- Machine -------------------------------------------------------------------------------
+
+  openConsole(): ConsoleStream {
+    return this.serialConsole.open();
+  }
 
   async snapshot(): Promise<MachineSnapshot> {
     this.check();
@@ -331,6 +344,7 @@ export class SimulatedMachine implements Machine {
     this.cancelTimer();
     for (const t of this.mediaTimers.values()) clearTimeout(t);
     this.mediaTimers.clear();
+    this.console_.close();
     this.events.removeAllListeners();
   }
 
