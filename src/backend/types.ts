@@ -197,6 +197,49 @@ export interface Machine {
   on(listener: MachineListener): () => void;
   /** Release watches/timers. */
   close(): Promise<void>;
+  /**
+   * The machine's serial console, when the backend has one (see src/backend/console.ts). Each call
+   * attaches one more viewer; the console itself lives as long as the machine.
+   */
+  openConsole?(): ConsoleStream;
+}
+
+/**
+ * - connected: bytes flow both ways
+ * - offline: nothing to read and nothing accepted (the VM is off, or its console cannot be reached
+ *   yet); becomes connected by itself when the VM runs again
+ */
+export type ConsoleState = 'connected' | 'offline';
+
+export type ConsoleEvent =
+  /** Output from the guest */
+  | { type: 'data'; data: Buffer }
+  | { type: 'state'; state: ConsoleState }
+  /** Room again in the input queue after write() accepted less than offered */
+  | { type: 'drain' };
+
+/**
+ * One viewer's attachment to a machine's serial console: the same stream serves IPMI SOL now and
+ * a browser console later. Memory is bounded: the backlog is a ring of recent output, the input
+ * queue has a fixed size.
+ */
+export interface ConsoleStream {
+  /** Recent output (at most the ring size), as it was when this viewer attached. */
+  readonly backlog: Buffer;
+  readonly state: ConsoleState;
+  /**
+   * Queues bytes for the guest. Returns how many were taken: fewer than offered when the input
+   * queue is full (wait for 'drain'), 0 when offline. Never throws.
+   */
+  write(data: Buffer): number;
+  /** A serial break to the guest (dropped when offline or unsupported). */
+  sendBreak(): void;
+  /** Drops input queued but not yet delivered to the guest. */
+  flushInput(): void;
+  /** Subscribe; returns an unsubscribe function. */
+  on(listener: (event: ConsoleEvent) => void): () => void;
+  /** Detach this viewer (the console stays for others). */
+  close(): void;
 }
 
 export type BackendErrorCode =

@@ -12,6 +12,7 @@ import { newRequestId, type Logger } from '../common/logger.js';
 import { buildCommandTable } from './commands/index.js';
 import { uuidToGuidBytes } from './commands/app.js';
 import { IpmiEngine } from './session/engine.js';
+import { SolManager } from './sol/manager.js';
 import type { CommandSpec } from './types.js';
 
 export interface IpmiServerOptions extends ProtocolServerOptions {
@@ -31,6 +32,11 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
   loginBlockSeconds?: number;
   /** Command table override (tests); default: the full table from ./commands. */
   commands?: ReadonlyMap<number, CommandSpec>;
+  /**
+   * Serial-over-LAN (payload type 1) to the machine's console, when the backend has one. On by
+   * default; false turns it off (SOL then reads as disabled).
+   */
+  sol?: false | { outputLimit?: number };
 }
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -78,11 +84,22 @@ async function bmcGuid(opts: IpmiServerOptions): Promise<Buffer> {
 
 export async function startIpmiServer(opts: IpmiServerOptions): Promise<ProtocolServer> {
   const log = opts.logger;
+  let boundPort = opts.port;
+  const sol =
+    opts.sol === false
+      ? undefined
+      : new SolManager({
+          machine: opts.machine,
+          logger: log.child({ payload: 'sol' }),
+          channel: 1,
+          port: () => boundPort,
+          ...(opts.sol?.outputLimit !== undefined ? { outputLimit: opts.sol.outputLimit } : {}),
+        });
   const engine = new IpmiEngine({
     machine: opts.machine,
     users: opts.users,
     logger: log,
-    commands: opts.commands ?? buildCommandTable(),
+    commands: opts.commands ?? buildCommandTable(sol ? { sol } : {}),
     allowInsecure: opts.allowInsecure ?? false,
     channel: 1,
     guid: await bmcGuid(opts),
@@ -123,6 +140,12 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
     });
   });
   const addr = socket.address();
+  boundPort = addr.port;
+  if (sol) {
+    engine.attachSol(sol, (buf, r) => {
+      if (!closed) socket.send(buf, r.port, r.address);
+    });
+  }
   const sweeper = setInterval(() => engine.sweep(), 1000);
   sweeper.unref();
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
@@ -137,6 +160,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
       if (closed) return;
       closed = true;
       clearInterval(sweeper);
+      sol?.closeAll();
       engine.ctx.table.clear();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },

@@ -48,6 +48,7 @@ import { LoginLimiter, type LoginLimiterOptions } from './ratelimit.js';
 import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
 import { activateSession, authTypeAllowed, getSessionChallenge } from './v15.js';
+import type { SolManager } from '../sol/manager.js';
 
 export { DUPLICATE_WINDOW_MS } from './dedup.js';
 
@@ -74,6 +75,42 @@ type Envelope = { kind: 'v15-pre' } | { kind: 'rmcp-pre' } | { kind: 'session'; 
 
 export class IpmiEngine {
   readonly ctx: EngineContext;
+  /** The SOL service, when the server runs one (attachSol) */
+  private sol: SolManager | undefined;
+  /** Sends a datagram that answers no request (SOL output); set with attachSol */
+  private output: ((buf: Buffer, remote: Remote) => void) | undefined;
+
+  /** Routes in-session SOL payloads (type 1) to `sol`, which sends its packets through `output`. */
+  attachSol(sol: SolManager, output: (buf: Buffer, remote: Remote) => void): void {
+    this.sol = sol;
+    this.output = output;
+    sol.bind({
+      transmit: (id, payload) => this.transmitSol(id, payload),
+      isLive: (id) => this.ctx.table.live(id, this.ctx.now())?.state === 'active',
+    });
+  }
+
+  /** A SOL payload to a session, protected like its other payloads; false when the session is gone. */
+  private transmitSol(id: number, payload: Buffer): boolean {
+    const s = this.ctx.table.get(id);
+    if (!s || s.state !== 'active' || !s.rmcp || !this.output) return false;
+    const k = s.rmcp;
+    const enc = k.suite.conf !== 0;
+    const auth = k.suite.integrity !== 0;
+    const buf = this.wrapRmcp(
+      {
+        payloadType: PayloadType.SOL,
+        encrypted: enc,
+        authenticated: auth,
+        sessionId: k.consoleId,
+        sequence: s.nextOutSeq(),
+        payload: enc ? this.aes(s).encrypt(freshIv(), payload) : payload,
+      },
+      auth ? { alg: k.suite.integrity, k1: this.k1(s) } : undefined,
+    );
+    this.output(buf, { address: s.remoteAddress, port: s.remotePort });
+    return true;
+  }
 
   constructor(opts: EngineOptions) {
     const limiter = new LoginLimiter({ limit: opts.limit, windowMs: opts.windowMs, blockMs: opts.blockMs });
@@ -96,7 +133,9 @@ export class IpmiEngine {
 
   /** Expire idle sessions and stale handshakes. */
   sweep(): number {
-    return this.ctx.table.sweep(this.ctx.now());
+    const n = this.ctx.table.sweep(this.ctx.now());
+    this.sol?.sweep();
+    return n;
   }
 
   /** Handles one datagram; resolves to the reply datagram or undefined. Never rejects. */
@@ -183,7 +222,8 @@ export class IpmiEngine {
     if (p.authenticated !== needAuth || p.encrypted !== needEnc) return this.drop(log, 'security bits do not match the session');
     if (needAuth && !verifyIntegrity(p, suite.integrity, this.k1(s))) return this.drop(log, 'bad integrity code');
     if (!s.inbound.check(p.sequence)) return this.drop(log, `sequence ${p.sequence} outside the window or replayed`);
-    if (p.payloadType !== PayloadType.IPMI) return this.drop(log, `payload type ${p.payloadType} not supported in session`);
+    const isSol = p.payloadType === PayloadType.SOL && this.sol !== undefined;
+    if (p.payloadType !== PayloadType.IPMI && !isSol) return this.drop(log, `payload type ${p.payloadType} not supported in session`);
     let msg = p.payload;
     if (needEnc) {
       const d = this.aes(s).decrypt(p.payload);
@@ -192,6 +232,11 @@ export class IpmiEngine {
     }
     s.inbound.commit(p.sequence);
     s.lastActivity = ctx.now();
+    if (isSol) {
+      // SOL answers (ACKs, output) go out through the SOL layer, not as a reply to this datagram.
+      this.sol!.receive(s.id, msg);
+      return undefined;
+    }
     const req = decodeLanRequest(msg);
     if (!req.ok) return this.drop(log, req.message);
     return this.dispatch(req.value, { kind: 'session', session: s }, remote, log);
@@ -300,6 +345,7 @@ export class IpmiEngine {
     const out = this.wrap(env, responseFor(req, r.cc, r.data));
     if (r.closeAfter !== undefined) {
       this.ctx.table.delete(r.closeAfter);
+      this.sol?.sessionClosed(r.closeAfter);
       log.info({ sid: r.closeAfter }, 'session closed');
     }
     return out;
