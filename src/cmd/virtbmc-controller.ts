@@ -14,7 +14,6 @@ interface Flags {
   kubeconfig?: string;
   namespaceScope?: string;
   agentImage: string;
-  agentClusterRole: string;
   agentImagePullPolicy: 'Always' | 'IfNotPresent' | 'Never';
   leaderElect?: boolean;
   leaderElectionNamespace: string;
@@ -33,7 +32,6 @@ export function buildProgram(): Command {
     .option('--kubeconfig <path>', 'kubeconfig (default: in-cluster, then $KUBECONFIG / ~/.kube/config)')
     .option('--namespace-scope <ns>', 'watch and manage only this namespace (default: all namespaces)')
     .addOption(new Option('--agent-image <image>', 'virtbmc agent image').env('VIRTBMC_AGENT_IMAGE').makeOptionMandatory())
-    .addOption(new Option('--agent-cluster-role <name>', 'ClusterRole bound to each agent').env('VIRTBMC_AGENT_CLUSTER_ROLE').default('virtbmc'))
     .addOption(new Option('--agent-image-pull-policy <policy>', 'agent imagePullPolicy').choices(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent'))
     .option('--leader-elect', 'enable leader election (one active replica)')
     .addOption(new Option('--leader-election-namespace <ns>', 'namespace of the leader Lease').env('POD_NAMESPACE').default('kubevirtbmc-system'))
@@ -65,7 +63,7 @@ async function main(argv: string[]): Promise<void> {
   const manager = await startManager({
     kc,
     logger,
-    agent: { image: f.agentImage, clusterRole: f.agentClusterRole, imagePullPolicy: f.agentImagePullPolicy },
+    agent: { image: f.agentImage, imagePullPolicy: f.agentImagePullPolicy },
     ...(f.namespaceScope ? { namespace: f.namespaceScope } : {}),
     workers: positiveInt(f.workers, '--workers'),
     resyncMs: positiveInt(f.resyncSeconds, '--resync-seconds', true) * 1000,

@@ -1,7 +1,8 @@
 /**
  * The VirtualMachineBMC controller: informers feed a work queue; workers (only while this replica
- * leads) reconcile one key at a time: ServiceAccount, RoleBinding, Deployment and Service per
+ * leads) reconcile one key at a time: ServiceAccount, Role, RoleBinding, Deployment and Service per
  * VirtualMachineBMC, then the status (merge patch on /status, controller-owned fields only).
+ * Secrets are watched one by one, only those a VirtualMachineBMC references (NamedSecrets).
  * Keys are `ns/name` for VirtualMachineBMCs and `vm|ns/name` for VM auto-creation checks.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -20,7 +21,8 @@ import {
   type VirtualMachineBMC,
 } from './api/types.js';
 import { EventRecorder } from './events.js';
-import { ResourceInformer } from './informers.js';
+import { NamedSecrets, ResourceInformer } from './informers.js';
+import { cdromDrives, RoleResource } from './agent-rbac.js';
 import { isConflict, isNotFound, KubeApiError, KubeClient } from '../kube/client.js';
 import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
@@ -29,6 +31,7 @@ import {
   desiredObjects,
   desiredStatus,
   planSync,
+  SECRET_KEYS,
   statusPatch,
   SYNC_FIELDS,
   isSubset,
@@ -73,10 +76,11 @@ export class VirtualMachineBMCController {
   readonly metrics: ControllerMetrics;
   readonly vmbmcs: ResourceInformer<VirtualMachineBMC & KubeObject>;
   readonly vms: ResourceInformer;
-  readonly secrets: ResourceInformer;
+  readonly secrets: NamedSecrets;
   readonly deployments: ResourceInformer;
   readonly services: ResourceInformer;
   readonly serviceAccounts: ResourceInformer;
+  readonly roles: ResourceInformer;
   readonly roleBindings: ResourceInformer;
   private readonly all: Array<Pick<ResourceInformer, 'start' | 'stop' | 'synced' | 'resource'>>;
   private queue?: WorkQueue;
@@ -88,6 +92,8 @@ export class VirtualMachineBMCController {
   private readonly events: EventRecorder;
   /** uids of foreign objects already reported as name conflicts (one Warning each) */
   private readonly conflictsReported = new Set<string>();
+  /** CD-ROM drives per VM (`ns/name` → names), to re-reconcile when they change (the agent Role names their DataVolumes) */
+  private readonly vmDrives = new Map<string, string>();
 
   constructor(private readonly o: ControllerOptions) {
     if (!o.kc.getCurrentCluster()) throw new Error('kubeconfig has no current cluster');
@@ -110,12 +116,20 @@ export class VirtualMachineBMCController {
     const owned = `${LabelManagedBy}=${ManagedByValue}`;
     this.vmbmcs = mk(Resources.vmbmc);
     this.vms = mk(Resources.vm);
-    this.secrets = mk(Resources.secret);
+    this.secrets = new NamedSecrets(Resources.secret, {
+      kc: o.kc,
+      client: this.client,
+      keys: SECRET_KEYS,
+      logger: o.logger,
+      ...(o.informerBackoffMs ? { minBackoffMs: o.informerBackoffMs.min, maxBackoffMs: o.informerBackoffMs.max } : {}),
+      onRestart: () => this.metrics.errors.inc({ kind: 'informer' }),
+    });
     this.deployments = mk(Resources.deployment, owned);
     this.services = mk(Resources.service, owned);
     this.serviceAccounts = mk(Resources.serviceAccount, owned);
+    this.roles = mk(RoleResource, owned);
     this.roleBindings = mk(Resources.roleBinding, owned);
-    this.all = [this.vmbmcs, this.vms, this.secrets, this.deployments, this.services, this.serviceAccounts, this.roleBindings];
+    this.all = [this.vmbmcs, this.vms, this.secrets, this.deployments, this.services, this.serviceAccounts, this.roles, this.roleBindings];
     this.wireEvents();
   }
 
@@ -127,27 +141,43 @@ export class VirtualMachineBMCController {
     this.vmbmcs.onChange((obj) => {
       this.enqueue(keyOf(obj));
       this.metrics.managed.set(this.vmbmcs.list().length);
+      this.trackSecrets();
     });
     const byOwner = (obj: KubeObject) => {
       for (const r of obj.metadata?.ownerReferences ?? []) {
         if (r.controller && r.kind === KIND && r.apiVersion.startsWith('bmc.kubevirt.io/')) this.enqueue(`${obj.metadata?.namespace}/${r.name}`);
       }
     };
-    for (const inf of [this.deployments, this.services, this.serviceAccounts, this.roleBindings]) inf.onChange(byOwner);
+    for (const inf of [this.deployments, this.services, this.serviceAccounts, this.roles, this.roleBindings]) inf.onChange(byOwner);
     this.vms.onChange((vm, kind) => {
       const ns = vm.metadata?.namespace ?? '';
       const name = vm.metadata?.name ?? '';
       if (this.o.autoCreate !== false) this.enqueue(`${VM_PREFIX}${ns}/${name}`);
-      if (kind === 'update') return; // only the VM's existence matters to a VirtualMachineBMC
+      // a VirtualMachineBMC cares about the VM's existence and its CD-ROM drives (the agent Role)
+      const k = `${ns}/${name}`;
+      const drives = cdromDrives(vm).join('/');
+      const before = this.vmDrives.get(k);
+      if (kind === 'delete') this.vmDrives.delete(k);
+      else this.vmDrives.set(k, drives);
+      if (kind === 'update' && before === drives) return;
       for (const b of this.vmbmcs.list(ns)) if (b.spec?.virtualMachineRef?.name === name) this.enqueue(keyOf(b));
     });
-    this.secrets.onChange((s) => {
-      const ns = s.metadata?.namespace ?? '';
-      const name = s.metadata?.name;
-      for (const b of this.vmbmcs.list(ns)) {
-        if (b.spec?.authSecretRef?.name === name || b.spec?.redfish?.tls?.secretRef?.name === name) this.enqueue(keyOf(b));
-      }
-    });
+    const bySecret = (ns: string, name: string | undefined) => {
+      for (const b of this.vmbmcs.list(ns)) if (b.spec?.authSecretRef?.name === name) this.enqueue(keyOf(b));
+    };
+    this.secrets.onChange((s) => bySecret(s.metadata?.namespace ?? '', s.metadata?.name));
+    // a Secret that does not exist sends no event: its first (empty) list must wake the VMBMCs too
+    this.secrets.onListed(bySecret);
+  }
+
+  /** Watch exactly the auth Secrets the VirtualMachineBMCs reference. */
+  private trackSecrets(): void {
+    const refs: Array<[string, string]> = [];
+    for (const b of this.vmbmcs.list()) {
+      const name = b.spec?.authSecretRef?.name;
+      if (name && !b.metadata.deletionTimestamp) refs.push([b.metadata.namespace ?? '', name]);
+    }
+    this.secrets.track(refs);
   }
 
   /** Starts the informers; resolves when each has attempted its first list. */
@@ -244,18 +274,34 @@ export class VirtualMachineBMCController {
       log.warn('spec lacks virtualMachineRef.name or authSecretRef.name; skipping');
       return;
     }
+    const secretName = vmbmc.spec.authSecretRef.name;
+    this.trackSecrets(); // (normally done by the VirtualMachineBMC event already)
+    if (!this.secrets.hasSynced(ns, secretName)) {
+      // the Secret's own watch has not listed yet: "not found" would scale the agent down for
+      // nothing; its first list re-queues this key (onListed)
+      log.debug({ secret: secretName }, 'auth Secret not listed yet; waiting');
+      return;
+    }
     const vm = this.vms.get(ns, vmbmc.spec.virtualMachineRef.name);
-    const secret = this.secrets.get(ns, vmbmc.spec.authSecretRef.name);
+    const secret = this.secrets.get(ns, secretName);
     const d = desiredObjects(vmbmc, vm, secret, this.o.agent);
     const observed: ObservedState = {};
-    const steps: Array<[KubeObject, ResourceInformer, ResourceRef]> = [
+    type Step = [KubeObject, ResourceInformer, ResourceRef];
+    // the Role first: binding a Role that does not exist is refused (and the binding is only
+    // authorized because the Role's rules are held), then the rest, independent of each other
+    const first: Step[] = [
       [d.serviceAccount, this.serviceAccounts, Resources.serviceAccount],
+      [d.role, this.roles, RoleResource],
+    ];
+    const then: Step[] = [
       [d.roleBinding, this.roleBindings, Resources.roleBinding],
       [d.deployment, this.deployments, Resources.deployment],
       [d.service, this.services, Resources.service],
     ];
-    // the four objects are independent: sync them concurrently
-    const results = await Promise.all(steps.map(([desired, informer, resource]) => this.sync(desired, informer, resource, vmbmc, log)));
+    const run = (steps: Step[]) => Promise.all(steps.map(([desired, informer, resource]) => this.sync(desired, informer, resource, vmbmc, log)));
+    const firstResults = await run(first);
+    const steps = [...first, ...then];
+    const results = [...firstResults, ...(await run(then))];
     results.forEach((r, i) => {
       const resource = steps[i]![2];
       if (r.conflict && !observed.problem) observed.problem = { reason: Reason.NameConflict, message: r.conflict };

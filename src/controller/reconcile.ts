@@ -6,7 +6,6 @@
 import { createHmac } from 'node:crypto';
 import {
   API_VERSION,
-  AgentClusterRole,
   AnnotationSecretHash,
   AnnotationServiceMetaKeys,
   AppNameValue,
@@ -24,6 +23,7 @@ import {
 } from './api/types.js';
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { agentObjectName } from './names.js';
+import { agentRoleRules, cdromDrives, RBAC_GROUP } from './agent-rbac.js';
 
 export const IPMI_PORT = 623;
 export const IPMI_TARGET_PORT = 6230;
@@ -37,8 +37,6 @@ export const MEDIA_CA_MOUNT = '/etc/virtbmc/media-ca';
 export interface AgentSettings {
   /** Agent container image. */
   image: string;
-  /** ClusterRole the agent's RoleBinding refers to. */
-  clusterRole?: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
 }
 
@@ -46,9 +44,10 @@ export interface SecretCheck {
   state: 'ok' | 'missing' | 'invalid';
   message: string;
   /**
-   * HMAC-SHA256 of the Secret's data keyed with the Secret's uid (first 16 hex digits); undefined
-   * unless state is ok. Keyed so that whoever may read the Deployment (but not the Secret) cannot
-   * test password guesses against the annotation offline.
+   * HMAC-SHA256 of the Secret's `username` and `password` (the only keys the agent reads) keyed
+   * with the Secret's uid (first 16 hex digits); undefined unless state is ok. Keyed so that
+   * whoever may read the Deployment (but not the Secret) cannot test password guesses against the
+   * annotation offline; other keys of the Secret do not roll the agent.
    */
   hash?: string;
 }
@@ -57,6 +56,8 @@ export interface DesiredObjects {
   name: string;
   namespace: string;
   serviceAccount: KubeObject;
+  /** the agent's own Role (src/controller/agent-rbac.ts) */
+  role: KubeObject;
   roleBinding: KubeObject;
   deployment: KubeObject;
   service: KubeObject;
@@ -67,6 +68,9 @@ export interface DesiredObjects {
 
 type Data = Record<string, string>;
 
+/** The keys of the auth Secret the agent reads (env BMC_USERNAME / BMC_PASSWORD); nothing else is kept. */
+export const SECRET_KEYS = ['username', 'password'] as const;
+
 function decodeB64(s: string | undefined): string {
   return s === undefined ? '' : Buffer.from(s, 'base64').toString('utf8');
 }
@@ -75,12 +79,12 @@ function decodeB64(s: string | undefined): string {
 export function checkSecret(secretName: string, secret: KubeObject | undefined): SecretCheck {
   if (!secret) return { state: 'missing', message: `Secret ${secretName} not found` };
   const data = (secret.data ?? {}) as Data;
-  const missing = ['username', 'password'].filter((k) => decodeB64(data[k]) === '');
+  const missing = SECRET_KEYS.filter((k) => decodeB64(data[k]) === '');
   if (missing.length > 0) {
     return { state: 'invalid', message: `Secret ${secretName} lacks non-empty key(s): ${missing.join(', ')}` };
   }
   const h = createHmac('sha256', secret.metadata?.uid ?? '');
-  for (const k of Object.keys(data).sort()) h.update(`${k}\0${data[k]}\0`);
+  for (const k of SECRET_KEYS) h.update(`${k}\0${data[k]}\0`);
   return { state: 'ok', message: `Secret ${secretName} has the credentials`, hash: h.digest('hex').slice(0, 16) };
 }
 
@@ -228,15 +232,17 @@ export function desiredObjects(
   };
 
   const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(vmbmc, name) };
+  // without the VM its drives are unknown: the Role then names no DataVolume (and grants no create)
+  const role: KubeObject = { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(vmbmc, name), rules: agentRoleRules(vmName, cdromDrives(vm)) };
   const roleBinding: KubeObject = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
+    apiVersion: `${RBAC_GROUP}/v1`,
     kind: 'RoleBinding',
     metadata: meta(vmbmc, name),
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: agent.clusterRole ?? AgentClusterRole },
+    roleRef: { apiGroup: RBAC_GROUP, kind: 'Role', name },
     subjects: [{ kind: 'ServiceAccount', name, namespace }],
   };
 
-  return { name, namespace, serviceAccount, roleBinding, deployment, service, replicas, vmFound: vm !== undefined, secret: sec };
+  return { name, namespace, serviceAccount, role, roleBinding, deployment, service, replicas, vmFound: vm !== undefined, secret: sec };
 }
 
 /**
@@ -334,6 +340,7 @@ function keepNodePorts(desired: KubeObject, actual: KubeObject): unknown {
 /** Fields compared and written per kind. */
 export const SYNC_FIELDS: Record<string, string[]> = {
   ServiceAccount: [],
+  Role: ['rules'],
   RoleBinding: ['roleRef', 'subjects'],
   Deployment: ['spec'],
   Service: ['spec'],

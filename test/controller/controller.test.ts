@@ -41,7 +41,9 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     const dep = getDeployment(emu, 'bmc1-virtbmc');
     const svc = getService(emu, 'bmc1-virtbmc');
     expect(sa, 'ServiceAccount').to.not.equal(undefined);
-    expect((rb?.roleRef as { name: string }).name).to.equal('virtbmc');
+    const role = emu.get('rbac.authorization.k8s.io/v1', 'Role', NS, 'bmc1-virtbmc');
+    expect(rb?.roleRef).to.deep.equal({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'bmc1-virtbmc' });
+    expect((role?.rules as Array<{ resourceNames?: string[] }>)[0]?.resourceNames).to.deep.equal(['vm1']);
     expect(replicas(dep)).to.equal(1);
     expect(template(dep).spec.containers[0]!.image).to.equal(AGENT_IMAGE);
     expect(template(dep).spec.containers[0]!.args.slice(0, 2)).to.deep.equal([NS, 'vm1']);
@@ -50,7 +52,7 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     expect((ready.status as { clusterIP: string }).clusterIP).to.equal(svcSpec(svc).clusterIP).and.to.be.a('string');
     expect(condition(ready, 'VirtualMachineAvailable')?.status).to.equal('True');
     expect(condition(ready, 'SecretAvailable')?.status).to.equal('True');
-    for (const o of [sa, rb, dep, svc]) expect(o?.metadata.ownerReferences?.[0]).to.include({ kind: 'VirtualMachineBMC', name: 'bmc1', controller: true });
+    for (const o of [sa, role, rb, dep, svc]) expect(o?.metadata.ownerReferences?.[0]).to.include({ kind: 'VirtualMachineBMC', name: 'bmc1', controller: true });
     // kubectl describe shows what happened
     const events = await emu.waitFor(() => {
       const evs = emu.list('v1', 'Event', NS).filter((e) => (e.involvedObject as { name: string }).name === 'bmc1');

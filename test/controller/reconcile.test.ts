@@ -74,7 +74,9 @@ describe('controller reconcile (pure)', () => {
     expect(d.deployment.metadata?.ownerReferences).to.deep.equal([
       { apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', name: 'bmc1', uid: 'uid-1', controller: true, blockOwnerDeletion: true },
     ]);
-    expect(d.roleBinding.roleRef).to.deep.equal({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'virtbmc' });
+    expect(d.roleBinding.roleRef).to.deep.equal({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'bmc1-virtbmc' });
+    expect(d.role.metadata?.name).to.equal('bmc1-virtbmc');
+    expect(d.role.metadata?.ownerReferences).to.deep.equal(d.deployment.metadata?.ownerReferences);
     expect(d.roleBinding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'bmc1-virtbmc', namespace: 'ns1' }]);
   });
 

@@ -145,5 +145,3 @@ export const ManagedByValue = 'virtbmc-controller';
 export const AppNameValue = 'virtbmc';
 export const AnnotationSecretHash = 'bmc.kubevirt.io/secret-hash';
 export const AnnotationServiceMetaKeys = 'bmc.kubevirt.io/service-metadata-keys';
-/** The ClusterRole (config/rbac/agent_role.yaml) each agent's RoleBinding points at. */
-export const AgentClusterRole = 'virtbmc';

@@ -1,0 +1,365 @@
+/**
+ * Least privilege (issue 10 point 6): the RBAC in config/ as kubectl kustomize renders it, the
+ * controller running under exactly that RBAC against the emulator (which enforces RBAC and its
+ * escalation check), the per-VirtualMachineBMC agent Role (names its VM, VMI and media
+ * DataVolumes only), its drift repair, and the controller's Secret watches (one per referenced
+ * Secret, only `username`/`password` kept).
+ */
+import { expect } from 'chai';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { agentRoleRules, cdromDrives, delegatedRules, type PolicyRule } from '../../src/controller/agent-rbac.js';
+import { mediaDataVolumeName } from '../../src/kube/names.js';
+import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
+import { rawRequest } from '../emulator/helpers.js';
+import { getDeployment, NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from './fixtures.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+const RBAC = 'rbac.authorization.k8s.io/v1';
+
+type Obj = KubeObject & { rules?: PolicyRule[]; roleRef?: { kind: string; name: string }; subjects?: Array<{ kind: string; name: string; namespace?: string }> };
+
+function render(dir: string): Obj[] {
+  const out = execFileSync('kubectl', ['kustomize', resolve(root, dir)], { encoding: 'utf8' });
+  return parseAllDocuments(out).map((d) => d.toJS() as Obj).filter(Boolean);
+}
+
+/** A VM with CD-ROM drives `drives` (and one ordinary disk). */
+function vmWithDrives(name: string, drives: string[]): KubeObject {
+  const vm = vmObj(name);
+  const disks = [{ name: 'root', disk: { bus: 'virtio' } }, ...drives.map((d) => ({ name: d, cdrom: { bus: 'sata' } }))];
+  (vm.spec as { template: { spec: Record<string, unknown> } }).template.spec = {
+    domain: { devices: { disks } },
+    volumes: [{ name: 'root', containerDisk: { image: 'registry.example/os:1' } }],
+  };
+  return vm;
+}
+
+/** Every (group, resource, verb) a set of rules grants for all names (no resourceNames). */
+function unnamedGrants(rules: PolicyRule[]): string[] {
+  const out: string[] = [];
+  for (const r of rules) if (!r.resourceNames?.length) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) out.push(`${v} ${g}/${res}`);
+  return out.sort();
+}
+
+function dataVolume(name: string): KubeObject {
+  return {
+    apiVersion: 'cdi.kubevirt.io/v1beta1',
+    kind: 'DataVolume',
+    metadata: { name, namespace: NS },
+    spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '1Gi' } } } },
+  };
+}
+
+describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent Role', function () {
+  this.timeout(20000);
+
+  describe('config/ as rendered by kubectl kustomize', () => {
+    let objs: Obj[];
+    before(function () {
+      if (!hasKubectl) {
+        console.warn('      kubectl not installed: skipping the kustomize render checks (install kubectl: make test-deps)');
+        this.skip();
+      }
+      objs = render('config/default');
+    });
+    const clusterRole = (name: string) => objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === name);
+
+    it('the controller: Secrets read only (list/watch), no writes on VMs, VMIs or DataVolumes of its own, no bind/escalate/impersonate', () => {
+      const manager = clusterRole('kubevirtbmc-manager-role')!;
+      expect(manager, 'manager ClusterRole').to.not.equal(undefined);
+      const secretVerbs = manager.rules!.filter((r) => r.apiGroups.includes('') && r.resources.includes('secrets')).flatMap((r) => r.verbs);
+      expect(secretVerbs.sort()).to.deep.equal(['list', 'watch']);
+      for (const r of manager.rules!) {
+        expect(r.verbs).to.not.include.members(['*', 'escalate', 'bind', 'impersonate']);
+        expect(r.resources).to.not.include('*');
+        if (r.apiGroups.includes('kubevirt.io') || r.apiGroups.includes('cdi.kubevirt.io') || r.apiGroups.includes('subresources.kubevirt.io')) {
+          expect(r.verbs, JSON.stringify(r)).to.deep.equal(['list', 'watch']);
+          expect(r.resources).to.deep.equal(['virtualmachines']);
+        }
+      }
+      // what the controller writes cluster-wide (it manages VirtualMachineBMCs in every namespace):
+      // the agent's Deployment, Service, ServiceAccount, Role and RoleBinding; never `update`, and
+      // delete only for RoleBindings (an immutable roleRef that drifted is replaced)
+      const writes = unnamedGrants(manager.rules!).filter((g) => /^(create|patch|update|delete|deletecollection) /.test(g));
+      expect(writes).to.deep.equal(
+        [
+          'create /events',
+          'create /serviceaccounts',
+          'create /services',
+          'create apps/deployments',
+          'create bmc.kubevirt.io/virtualmachinebmcs',
+          'create rbac.authorization.k8s.io/rolebindings',
+          'create rbac.authorization.k8s.io/roles',
+          'delete bmc.kubevirt.io/virtualmachinebmcs',
+          'delete rbac.authorization.k8s.io/rolebindings',
+          'patch /serviceaccounts',
+          'patch /services',
+          'patch apps/deployments',
+          'patch bmc.kubevirt.io/virtualmachinebmcs',
+          'patch bmc.kubevirt.io/virtualmachinebmcs/status',
+          'patch rbac.authorization.k8s.io/rolebindings',
+          'patch rbac.authorization.k8s.io/roles',
+        ].sort(),
+      );
+    });
+
+    it('the controller holds exactly what it grants agents (agent_grants_role.yaml = the agent Role without names), and nothing grants agents cluster-wide', () => {
+      const grants = clusterRole('kubevirtbmc-agent-grants')!;
+      expect(grants, 'agent-grants ClusterRole').to.not.equal(undefined);
+      expect(grants.rules).to.deep.equal(delegatedRules());
+      const crb = objs.find((o) => o.kind === 'ClusterRoleBinding' && o.roleRef?.name === 'kubevirtbmc-agent-grants')!;
+      expect(crb.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'kubevirtbmc-controller-manager', namespace: 'kubevirtbmc-system' }]);
+      // no shared agent ClusterRole any more
+      expect(objs.filter((o) => o.kind === 'ClusterRole').map((o) => o.metadata.name).sort()).to.deep.equal(['kubevirtbmc-agent-grants', 'kubevirtbmc-manager-role']);
+      const dep = objs.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { spec: { containers: Array<{ env: Array<{ name: string }> }> } } } };
+      expect(dep.spec.template.spec.containers[0]!.env.map((e) => e.name)).to.not.include('VIRTBMC_AGENT_CLUSTER_ROLE');
+    });
+  });
+
+  describe('the agent Role (pure)', () => {
+    it('names the VM, the VMI and one media DataVolume per CD-ROM drive; only `create datavolumes` is unnamed', () => {
+      const vm = vmWithDrives('vm-a', ['cd1', 'cd0']);
+      expect(cdromDrives(vm)).to.deep.equal(['cd0', 'cd1']);
+      const rules = agentRoleRules('vm-a', cdromDrives(vm));
+      expect(unnamedGrants(rules)).to.deep.equal(['create cdi.kubevirt.io/datavolumes']);
+      const named = (res: string) => rules.filter((r) => r.resources.includes(res)).flatMap((r) => r.resourceNames ?? []);
+      expect(named('virtualmachines')).to.deep.equal(['vm-a']);
+      expect(named('virtualmachineinstances')).to.deep.equal(['vm-a']);
+      expect(named('virtualmachines/start')).to.deep.equal(['vm-a']);
+      expect(named('virtualmachineinstances/console')).to.deep.equal(['vm-a']);
+      expect(named('datavolumes')).to.deep.equal([mediaDataVolumeName('vm-a', 'cd0'), mediaDataVolumeName('vm-a', 'cd1')]);
+      // hot-plug subresources are gone (media are JSON patches of the VM template now)
+      expect(rules.flatMap((r) => r.resources)).to.not.include.members(['virtualmachines/addvolume', 'virtualmachines/removevolume']);
+      for (const r of rules) expect(r.verbs).to.not.include('*');
+    });
+
+    it('a VM without CD-ROM drives (or not found) gets no DataVolume rule at all (an empty resourceNames would mean every name)', () => {
+      for (const rules of [agentRoleRules('vm-a', cdromDrives(vmWithDrives('vm-a', []))), agentRoleRules('vm-a', cdromDrives(undefined))]) {
+        expect(rules.some((r) => r.apiGroups.includes('cdi.kubevirt.io'))).to.equal(false);
+        expect(unnamedGrants(rules)).to.deep.equal([]);
+      }
+    });
+  });
+
+  describe('against the emulator', () => {
+    let env: Env;
+    let emu: ApiServerEmulator;
+    afterEach(async () => {
+      await env?.close();
+    });
+
+    /** Loads the rendered RBAC into the emulator and runs the controller as its ServiceAccount. */
+    async function startAsControllerSA(opts: { withoutAgentGrants?: boolean } = {}): Promise<void> {
+      const objs = render('config/default').filter((o) => ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind ?? ''));
+      const probe = await startEnv({}, { requireNamespaces: false });
+      // (the first env only provides the emulator; the manager on it runs as admin and is replaced)
+      await probe.mgr.stop();
+      emu = probe.emu;
+      for (const o of objs) {
+        if (opts.withoutAgentGrants && o.metadata.name?.startsWith('kubevirtbmc-agent-grants')) continue;
+        emu.create(o);
+      }
+      const kc = emu.asServiceAccount('kubevirtbmc-system', 'kubevirtbmc-controller-manager').makeKubeConfig();
+      const { startManager } = await import('../../src/controller/manager.js');
+      const { nullLogger } = await import('../../src/common/logger.js');
+      const mgr = await startManager({
+        kc,
+        logger: nullLogger(),
+        agent: { image: 'registry.example/virtbmc:test' },
+        metricsBindAddress: '0',
+        healthProbeBindAddress: '0',
+        queue: { baseDelayMs: 10, maxDelayMs: 200 },
+        informerBackoffMs: { min: 20, max: 200 },
+      });
+      env = {
+        emu,
+        mgr,
+        async close() {
+          await mgr.stop();
+          await emu.close();
+        },
+      };
+    }
+
+    it('the controller under the rendered RBAC creates each agent Role and binding: the escalation check passes because it holds agent-grants', async function () {
+      if (!hasKubectl) this.skip();
+      await startAsControllerSA();
+      emu.create(vmWithDrives('vm-a', ['cd0']));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('a', 'vm-a', 'creds'));
+      await waitReady(emu, 'a');
+      const role = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
+      expect(role.rules).to.deep.equal(agentRoleRules('vm-a', ['cd0']));
+      expect((emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc') as Obj).roleRef).to.deep.include({ kind: 'Role', name: 'a-virtbmc' });
+      const ctl = emu.audit.filter((e) => e.user === 'system:serviceaccount:kubevirtbmc-system:kubevirtbmc-controller-manager' && !e.nonResourceURL);
+      expect(ctl.filter((e) => e.code === 403).map((e) => `${e.verb} ${e.resource}`)).to.deep.equal([]);
+      // Secrets: never listed or watched as a collection, only by name
+      const secretCalls = ctl.filter((e) => e.resource === 'secrets');
+      expect(secretCalls.length).to.be.greaterThan(0);
+      expect([...new Set(secretCalls.map((e) => `${e.verb} ${e.namespace}/${e.name}`))].sort()).to.deep.equal(['list default/creds', 'watch default/creds']);
+    });
+
+    it('without agent-grants the same controller is refused (403 on create roles): the emulator enforces the escalation check', async function () {
+      if (!hasKubectl) this.skip();
+      await startAsControllerSA({ withoutAgentGrants: true });
+      emu.create(vmWithDrives('vm-a', ['cd0']));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('a', 'vm-a', 'creds'));
+      const denied = await emu.waitFor(() => emu.audit.find((e) => e.verb === 'create' && e.resource === 'roles' && e.code === 403));
+      expect(denied.user).to.equal('system:serviceaccount:kubevirtbmc-system:kubevirtbmc-controller-manager');
+      expect(emu.get(RBAC, 'Role', NS, 'a-virtbmc')).to.equal(undefined);
+      expect(emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc')).to.equal(undefined);
+    });
+
+    it('agent of VM A: its own VM/VMI/DataVolume yes; VM B, its subresources, another DataVolume, lists of all: 403', async () => {
+      env = await startEnv();
+      emu = env.emu;
+      emu.create(vmWithDrives('vm-a', ['cd0']));
+      emu.create(vmWithDrives('vm-b', ['cd0']));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('a', 'vm-a', 'creds'));
+      emu.create(vmbmcObj('b', 'vm-b', 'creds'));
+      await waitReady(emu, 'a');
+      await waitReady(emu, 'b');
+      emu.create(dataVolume(mediaDataVolumeName('vm-a', 'cd0')));
+      emu.create(dataVolume(mediaDataVolumeName('vm-b', 'cd0')));
+      emu.create(dataVolume('someone-elses-disk'));
+      const kc = emu.asServiceAccount(NS, 'a-virtbmc').makeKubeConfig();
+      const vms = `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines`;
+      const vmis = `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachineinstances`;
+      const sub = `/apis/subresources.kubevirt.io/v1/namespaces/${NS}`;
+      const dvs = `/apis/cdi.kubevirt.io/v1beta1/namespaces/${NS}/datavolumes`;
+      const fs = (n: string) => `?fieldSelector=${encodeURIComponent(`metadata.name=${n}`)}`;
+      const mergePatch = 'application/merge-patch+json';
+      const status = async (method: string, path: string, body?: unknown, ct?: string) => (await rawRequest(kc, method, path, body, ct)).status;
+
+      // its own objects
+      expect(await status('GET', `${vms}/vm-a`)).to.equal(200);
+      expect(await status('GET', `${vms}${fs('vm-a')}`)).to.equal(200);
+      expect(await status('PATCH', `${vms}/vm-a`, { metadata: { annotations: { x: 'y' } } }, mergePatch)).to.equal(200);
+      expect(await status('GET', `${vmis}${fs('vm-a')}`)).to.equal(200);
+      expect(await status('PUT', `${sub}/virtualmachines/vm-a/start`, {})).to.be.oneOf([200, 202]);
+      expect(await status('GET', `${dvs}${fs(mediaDataVolumeName('vm-a', 'cd0'))}`)).to.equal(200);
+      expect(await status('DELETE', `${dvs}/${mediaDataVolumeName('vm-a', 'cd0')}`)).to.be.oneOf([200, 202]);
+
+      // VM B and everything else
+      expect(await status('GET', `${vms}/vm-b`)).to.equal(403);
+      expect(await status('PATCH', `${vms}/vm-b`, { metadata: { annotations: { x: 'y' } } }, mergePatch)).to.equal(403);
+      expect(await status('GET', `${vms}${fs('vm-b')}`)).to.equal(403);
+      expect(await status('GET', vms)).to.equal(403);
+      expect(await status('GET', vmis)).to.equal(403);
+      for (const s of ['start', 'stop', 'restart']) expect(await status('PUT', `${sub}/virtualmachines/vm-b/${s}`, {}), s).to.equal(403);
+      for (const s of ['softreboot', 'pause', 'unpause']) expect(await status('PUT', `${sub}/virtualmachineinstances/vm-b/${s}`, {}), s).to.equal(403);
+      expect(await status('PUT', `${sub}/virtualmachines/vm-a/addvolume`, { name: 'x' })).to.equal(403);
+      expect(await status('DELETE', `${dvs}/${mediaDataVolumeName('vm-b', 'cd0')}`)).to.equal(403);
+      expect(await status('DELETE', `${dvs}/someone-elses-disk`)).to.equal(403);
+      expect(await status('GET', `${dvs}/someone-elses-disk`)).to.equal(403);
+      expect(await status('GET', dvs)).to.equal(403);
+      expect(await status('DELETE', vms)).to.equal(403);
+      expect(await status('GET', `/api/v1/namespaces/${NS}/secrets/creds`)).to.equal(403);
+    });
+
+    it('repairs a widened agent Role, and the Role follows a CD-ROM drive added to the VM', async () => {
+      env = await startEnv();
+      emu = env.emu;
+      emu.create(vmWithDrives('vm-a', ['cd0']));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('a', 'vm-a', 'creds'));
+      await waitReady(emu, 'a');
+      const rulesNow = () => (emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj | undefined)?.rules;
+      expect(rulesNow()).to.deep.equal(agentRoleRules('vm-a', ['cd0']));
+
+      // someone drops the resourceNames (the agent could then patch every VM): put back
+      const role = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
+      emu.update({ ...role, rules: role.rules!.map(({ resourceNames: _n, ...r }) => r) });
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0'])));
+      // a rule added on the side goes too
+      const again = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
+      emu.update({ ...again, rules: [...again.rules!, { apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] });
+      await emu.waitFor(() => rulesNow()?.length === agentRoleRules('vm-a', ['cd0']).length);
+      // deleted: re-created
+      emu.delete(RBAC, 'Role', NS, 'a-virtbmc');
+      await emu.waitFor(() => rulesNow() !== undefined);
+
+      // a second CD-ROM drive: its DataVolume is named in the Role
+      const vm = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!;
+      const next = vmWithDrives('vm-a', ['cd0', 'cd1']);
+      emu.update({ ...vm, spec: next.spec });
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0', 'cd1'])));
+      const dvRule = rulesNow()!.find((r) => r.resources.includes('datavolumes') && r.resourceNames);
+      expect(dvRule!.resourceNames).to.deep.equal([mediaDataVolumeName('vm-a', 'cd0'), mediaDataVolumeName('vm-a', 'cd1')]);
+      // the drive removed again: the name goes; other VM edits do not touch the Role
+      const rvBefore = (emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj).metadata.resourceVersion;
+      const vm2 = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!;
+      emu.update({ ...vm2, metadata: { ...vm2.metadata, labels: { touched: 'yes' } } });
+      emu.update({ ...emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!, spec: vmWithDrives('vm-a', ['cd1']).spec });
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd1'])));
+      expect((emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj).metadata.resourceVersion).to.not.equal(rvBefore);
+    });
+
+    it('an agent RoleBinding still pointing at the old shared ClusterRole is replaced by one to its own Role', async () => {
+      env = await startEnv();
+      emu = env.emu;
+      emu.create(vmWithDrives('vm-a', []));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('a', 'vm-a', 'creds'));
+      await waitReady(emu, 'a');
+      const rb = emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc')!;
+      emu.update({ ...rb, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'virtbmc' } });
+      await emu.waitFor(() => (emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc') as Obj | undefined)?.roleRef?.kind === 'Role');
+    });
+  });
+
+  describe("the controller's Secret watches", () => {
+    let env: Env;
+    afterEach(async () => {
+      await env?.close();
+    });
+
+    it('watches only referenced Secrets, by name, keeps only username/password, and stops when the reference goes', async () => {
+      env = await startEnv();
+      const { emu, mgr } = env;
+      const ctl = mgr.controller;
+      emu.create({ ...secretObj('creds'), data: { ...(secretObj('creds').data as object), 'ca.key': Buffer.from('PRIVATE').toString('base64') } });
+      emu.create(secretObj('unrelated', 'other-password'));
+      emu.create(vmObj('vm1'));
+      emu.create(vmbmcObj('bmc1', 'vm1', 'creds'));
+      const ready = await waitReady(emu, 'bmc1');
+      expect(ready).to.not.equal(undefined);
+      expect(ctl.secrets.watched()).to.deep.equal([`${NS}/creds`]);
+      const cached = ctl.secrets.get(NS, 'creds')!;
+      expect(Object.keys(cached.data as object).sort()).to.deep.equal(['password', 'username']);
+      expect(JSON.stringify(cached)).to.not.contain(Buffer.from('PRIVATE').toString('base64'));
+      expect(ctl.secrets.get(NS, 'unrelated')).to.equal(undefined);
+      // every Secret request of the controller names the Secret (list/watch with a field selector)
+      const secretCalls = emu.audit.filter((e) => e.resource === 'secrets');
+      expect(secretCalls.every((e) => e.name === 'creds'), JSON.stringify(secretCalls)).to.equal(true);
+
+      // a change of another key does not roll the agent; a password change does
+      const hash = () => (getDeployment(emu, 'bmc1-virtbmc')?.spec as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata.annotations?.['bmc.kubevirt.io/secret-hash'];
+      const h0 = hash();
+      expect(h0).to.match(/^[0-9a-f]{16}$/);
+      const cur = emu.get('v1', 'Secret', NS, 'creds')!;
+      emu.update({ ...cur, data: { ...(cur.data as object), 'ca.key': Buffer.from('ROTATED').toString('base64') } });
+      await emu.waitFor(() => ctl.secrets.get(NS, 'creds')?.metadata?.resourceVersion === emu.get('v1', 'Secret', NS, 'creds')!.metadata.resourceVersion);
+      expect(hash()).to.equal(h0);
+      emu.update({ ...emu.get('v1', 'Secret', NS, 'creds')!, data: { ...(emu.get('v1', 'Secret', NS, 'creds')!.data as object), password: Buffer.from('new').toString('base64') } });
+      await emu.waitFor(() => hash() !== h0);
+
+      // the reference moves to a Secret created later: picked up by its own watch
+      const b = emu.get('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'bmc1')!;
+      emu.update({ ...b, spec: { ...(b.spec as object), authSecretRef: { name: 'later' } } });
+      await waitReady(emu, 'bmc1', 'False', 'SecretNotFound');
+      expect(ctl.secrets.watched()).to.deep.equal([`${NS}/later`]);
+      emu.create(secretObj('later'));
+      await waitReady(emu, 'bmc1');
+
+      emu.delete('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'bmc1');
+      await emu.waitFor(() => ctl.secrets.watched().length === 0);
+    });
+  });
+});
