@@ -32,7 +32,7 @@ export function toBackendError(e: unknown, what: string, logger: Logger): Backen
       const needs = describeRbacNeed(need);
       logger.error(
         { verb: need.verb, group: need.group, resource: need.resource, path: e.path },
-        `RBAC: the agent's service account may not ${need.verb} ${need.resource}${need.group ? '.' + need.group : ''}; grant it in the virtbmc ClusterRole`,
+        `RBAC: the agent's service account may not ${need.verb} ${need.resource}${need.group ? '.' + need.group : ''}; the agent's Role (created per VirtualMachineBMC by virtbmc-controller) lacks it`,
       );
       return new BackendError('Unavailable', `${what}: forbidden by RBAC (needs ${needs})`, { cause: e });
     }
