@@ -24,9 +24,6 @@ async function main(): Promise<void> {
     maxSessions: 32,
     idleTimeoutMs: 60000,
     handshakeTimeoutMs: 5000,
-    limit: 5,
-    windowMs: 30000,
-    blockMs: 10000,
   });
   const remote = { address: '127.0.0.1', port: 40000 };
   const c = new RmcpPlusConsole(1, 'admin', 'password', Number(process.env.IPMI_BENCH_SUITE ?? 3));

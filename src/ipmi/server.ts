@@ -11,12 +11,13 @@ import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
 import { newRequestId, type Logger } from '../common/logger.js';
 import { buildCommandTable } from './commands/index.js';
 import { uuidToGuidBytes } from './commands/app.js';
+import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import { IpmiEngine } from './session/engine.js';
 import { SolManager } from './sol/manager.js';
 import type { CommandSpec } from './types.js';
 
 export interface IpmiServerOptions extends ProtocolServerOptions {
-  /** Allow cipher suite 0 and IPMI 1.5 auth type NONE (off by default). */
+  /** Allow cipher suite 0 and IPMI 1.5 auth types NONE and straight password (off by default). */
   allowInsecure?: boolean;
   /** Idle session timeout in seconds (default 60). */
   sessionTimeoutSeconds?: number;
@@ -24,12 +25,14 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
   maxSessions?: number;
   /** Seconds a half-open handshake may wait for its next message (default 5). */
   handshakeTimeoutSeconds?: number;
-  /** Failed logins from one address within the window that trigger a block (default 5). */
-  loginFailureLimit?: number;
-  /** Window for counting failed logins, seconds (default 30). */
-  loginFailureWindowSeconds?: number;
-  /** How long a blocked address is ignored, seconds (default 10). */
-  loginBlockSeconds?: number;
+  /** Half-open RMCP+ handshakes one source address may hold at once (default 4). */
+  maxHalfOpenPerSource?: number;
+  /** The agent's login lockout, shared with Redfish; default: a private one with `lockoutPolicy`. */
+  lockout?: LoginLockout;
+  /** Policy of the private lockout when `lockout` is not given (default DEFAULT_LOCKOUT_POLICY). */
+  lockoutPolicy?: Partial<LockoutPolicy>;
+  /** Clock in ms (tests); default Date.now. */
+  now?: () => number;
   /** Command table override (tests); default: the full table from ./commands. */
   commands?: ReadonlyMap<number, CommandSpec>;
   /**
@@ -84,6 +87,7 @@ async function bmcGuid(opts: IpmiServerOptions): Promise<Buffer> {
 
 export async function startIpmiServer(opts: IpmiServerOptions): Promise<ProtocolServer> {
   const log = opts.logger;
+  const now = opts.now ?? Date.now;
   let boundPort = opts.port;
   const sol =
     opts.sol === false
@@ -103,15 +107,14 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
     allowInsecure: opts.allowInsecure ?? false,
     channel: 1,
     guid: await bmcGuid(opts),
-    now: () => Date.now(),
+    now,
     maxSessions: opts.maxSessions ?? 32,
     idleTimeoutMs: (opts.sessionTimeoutSeconds ?? 60) * 1000,
     handshakeTimeoutMs: (opts.handshakeTimeoutSeconds ?? 5) * 1000,
-    limit: opts.loginFailureLimit ?? 5,
-    windowMs: (opts.loginFailureWindowSeconds ?? 30) * 1000,
-    blockMs: (opts.loginBlockSeconds ?? 10) * 1000,
+    ...(opts.maxHalfOpenPerSource !== undefined ? { maxHalfOpenPerSource: opts.maxHalfOpenPerSource } : {}),
+    lockout: opts.lockout ?? new LoginLockout({ ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy }, now),
   });
-  if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and auth type NONE are accepted');
+  if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and IPMI 1.5 auth types NONE and straight password are accepted');
 
   const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4', lookup: literalLookup });
   let closed = false;

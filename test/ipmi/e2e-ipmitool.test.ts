@@ -275,16 +275,23 @@ describe('IPMI commands with ipmitool @e2e', function () {
     expect(r.out).to.contain('Power Restore Policy command failed: Invalid data field in request');
   });
 
-  it('lan with -A PASSWORD (straight password): power on/status and bootdev', async () => {
+  it('lan with -A PASSWORD (straight password, needs allowInsecure): power on/status and bootdev', async () => {
     const rig = rigs.find((r) => r.name.startsWith('lan ('))!;
-    const ipmitool = (cmd: string) => rig.ipmitool(cmd, ADMIN, ['-A', 'PASSWORD']);
-    const sim = rig.t.sim;
-    await sim.power('forceOff');
-    expect((await ipmitool('power status')).out).to.contain('Chassis Power is off');
-    expect((await ipmitool('power on')).code).to.equal(0);
-    expect(await sim.getPowerState()).to.equal('On');
-    expect((await ipmitool('chassis bootdev pxe options=persistent')).out).to.contain('Set Boot Device to pxe');
-    expect(await sim.getBootOverride()).to.deep.equal({ target: 'pxe', enabled: 'continuous', mode: 'Legacy' });
-    expect((await ipmitool('chassis bootparam get 5')).out).to.contain('Boot parameter data: c004000000');
+    expect((await rig.ipmitool('power status', ADMIN, ['-A', 'PASSWORD'])).code).to.not.equal(0); // off by default
+    const t = await startTestAgent({ redfish: false, ipmi: { port: 0, allowInsecure: true } });
+    try {
+      const ipmitool = (cmd: string) =>
+        exec('ipmitool', ['-I', 'lan', '-A', 'PASSWORD', '-H', '127.0.0.1', '-p', String(t.ipmiPort), '-U', ADMIN.username, '-P', ADMIN.password, '-N', '3', '-R', '3', ...cmd.split(' ')]);
+      const sim = t.sim;
+      await sim.power('forceOff');
+      expect((await ipmitool('power status')).out).to.contain('Chassis Power is off');
+      expect((await ipmitool('power on')).code).to.equal(0);
+      expect(await sim.getPowerState()).to.equal('On');
+      expect((await ipmitool('chassis bootdev pxe options=persistent')).out).to.contain('Set Boot Device to pxe');
+      expect(await sim.getBootOverride()).to.deep.equal({ target: 'pxe', enabled: 'continuous', mode: 'Legacy' });
+      expect((await ipmitool('chassis bootparam get 5')).out).to.contain('Boot parameter data: c004000000');
+    } finally {
+      await t.close();
+    }
   });
 });

@@ -41,7 +41,7 @@ describe('ipmi fuzz', function () {
       machine: sim,
       users: [{ username: 'admin', password: 'password', role: 'Administrator' }],
       logger: createLogger('error', sink),
-      loginFailureLimit: 1_000_000,
+      lockoutPolicy: { threshold: 0 },
     });
     const rnd = prng(Number(process.env.IPMI_FUZZ_SEED ?? 0x1badb002));
     const int = (n: number) => Math.floor(rnd() * n);

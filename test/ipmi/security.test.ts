@@ -10,7 +10,7 @@ describe('ipmi security with real clients @e2e', function () {
   this.timeout(30000);
   let t: TestAgent;
   beforeEach(async () => {
-    t = await startTestAgent({ ipmi: { port: 0, loginFailureLimit: 1000 } });
+    t = await startTestAgent({ ipmi: { port: 0, lockoutPolicy: { threshold: 0 } } });
   });
   afterEach(() => t.close());
 
@@ -67,56 +67,7 @@ describe('ipmi security (pure node)', () => {
   const machine = () => new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 });
   const users = [{ username: 'admin', password: 'S3cret-pw!', role: 'Administrator' as const }];
 
-  it('blocks an address after repeated failed logins, then lets it back in', async () => {
-    const server = await startIpmiServer({
-      address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('silent'),
-      loginFailureLimit: 3, loginFailureWindowSeconds: 30, loginBlockSeconds: 1.5,
-    });
-    try {
-      for (let i = 0; i < 3; i++) {
-        const bad = new RmcpPlusConsole(server.port, 'admin', 'wrong');
-        expect((await bad.handshake()).rakp4Status).to.equal(0x0f);
-        bad.close();
-      }
-      const good = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
-      let err: unknown;
-      await good.handshake().catch((e: unknown) => (err = e));
-      expect(String(err)).to.contain('no Open Session Response'); // ignored while blocked
-      good.close();
-      await new Promise((r) => setTimeout(r, 1600));
-      const later = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
-      expect((await later.handshake()).established).to.equal(true);
-      later.close();
-    } finally {
-      await server.close();
-    }
-  });
-
-  it('counts handshakes abandoned after RAKP2 (a client that found our RAKP2 wrong) as failed logins', async () => {
-    const server = await startIpmiServer({
-      address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('silent'),
-      loginFailureLimit: 2, loginBlockSeconds: 30, handshakeTimeoutSeconds: 0.1,
-    });
-    try {
-      for (let i = 0; i < 2; i++) {
-        const quitter = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
-        expect((await quitter.handshake(undefined, 0, true)).rakp2Status).to.equal(0);
-        quitter.close();
-      }
-      // The periodic sweep notices the expired handshakes; poll until the address is ignored.
-      let blocked = false;
-      const deadline = Date.now() + 4000;
-      while (!blocked && Date.now() < deadline) {
-        const probe = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');
-        await probe.handshake().catch(() => (blocked = true));
-        probe.close();
-        if (!blocked) await new Promise((r) => setTimeout(r, 200));
-      }
-      expect(blocked).to.equal(true);
-    } finally {
-      await server.close();
-    }
-  });
+  // Lockout (per account and source, shared with Redfish) and handshake limits: lockout.test.ts.
 
   it('does not advertise or accept auth type NONE unless allowInsecure', async () => {
     for (const allowInsecure of [false, true]) {

@@ -9,7 +9,7 @@ describe('ipmi server with real clients @e2e', function () {
   this.timeout(30000);
   let t: TestAgent;
   beforeEach(async () => {
-    t = await startTestAgent({ ipmi: { port: 0, loginFailureLimit: 1000 } });
+    t = await startTestAgent({ ipmi: { port: 0, lockoutPolicy: { threshold: 0 } } });
   });
   afterEach(() => t.close());
 
@@ -37,15 +37,23 @@ describe('ipmi server with real clients @e2e', function () {
     expect(r.ms).to.be.lessThan(3000);
   });
 
-  it('ipmitool -I lan (IPMI 1.5, MD5) and -A PASSWORD complete a session', async () => {
+  it('ipmitool -I lan (IPMI 1.5, MD5) completes a session; -A PASSWORD only with allowInsecure', async () => {
     const md5 = await ipmitool(t.ipmiPort, ['-I', 'lan', 'power', 'on']);
     expect(md5.code, md5.out).to.equal(0);
     expect(await t.sim.getPowerState()).to.equal('On');
     const info = await ipmitool(t.ipmiPort, ['-I', 'lan', 'session', 'info', 'active']);
     expect(info.out).to.match(/session type\s+: IPMIv1\.5/);
-    const pw = await ipmitool(t.ipmiPort, ['-I', 'lan', '-A', 'PASSWORD', 'power', 'status']);
-    expect(pw.code, pw.out).to.equal(0);
-    expect(pw.out).to.contain('Chassis Power is on');
+    // Straight password (the password in clear in every packet) is off unless allowInsecure.
+    const refused = await ipmitool(t.ipmiPort, ['-I', 'lan', '-A', 'PASSWORD', 'power', 'status']);
+    expect(refused.code, refused.out).to.not.equal(0);
+    const insecure = await startTestAgent({ redfish: false, ipmi: { port: 0, allowInsecure: true, lockoutPolicy: { threshold: 0 } } });
+    try {
+      const pw = await ipmitool(insecure.ipmiPort, ['-I', 'lan', '-A', 'PASSWORD', 'power', 'status']);
+      expect(pw.code, pw.out).to.equal(0);
+      expect(pw.out).to.contain('Chassis Power is off');
+    } finally {
+      await insecure.close();
+    }
   });
 
   it('freeipmi ipmipower: IPMI 1.5 by default and -D LAN_2_0 (suites 3 and 17)', async () => {

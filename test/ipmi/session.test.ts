@@ -5,8 +5,7 @@ import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import type { ProtocolServer } from '../../src/agent/types.js';
 import { startIpmiServer, type IpmiServerOptions } from '../../src/ipmi/server.js';
-import { LoginLimiter, MAX_TRACKED_ADDRESSES } from '../../src/ipmi/session/ratelimit.js';
-import { SeqWindow, SessionTable } from '../../src/ipmi/session/table.js';
+import { SeqWindow, SessionTable, type CreateRefusal } from '../../src/ipmi/session/table.js';
 import { CC, Privilege, type CommandSpec } from '../../src/ipmi/types.js';
 import { RmcpPlusConsole, UdpPeer, V15Console, lanRequest, preSessionResponse, rmcpPreSession, v15PreSession } from './session-client.js';
 
@@ -63,40 +62,26 @@ describe('ipmi session layer', () => {
       expect(wrap.check(3)).to.equal(true); // across the 32-bit wrap
     });
 
-    it('session table: caps sessions, evicts the oldest half-open handshake first', () => {
-      const t = new SessionTable({ maxSessions: 2, idleTimeoutMs: 1000, handshakeTimeoutMs: 100 });
+    it('session table: separate caps for active sessions and half-open handshakes, per source too, and never evicts', () => {
+      const t = new SessionTable({ maxSessions: 2, idleTimeoutMs: 1000, handshakeTimeoutMs: 100, maxHalfOpenPerSource: 1 });
       const a = t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 0 })!;
       a.state = 'active';
       const b = t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 1 })!;
-      const c = t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 2 })!;
-      expect(t.get(b.id)).to.equal(undefined);
-      expect(t.get(c.id)).to.equal(c);
+      const why: { reason?: CreateRefusal } = {};
+      expect(t.create({ remoteAddress: 'x', remotePort: 2, protocol: 'rmcp+', now: 2 }, why)).to.equal(undefined);
+      expect(why.reason).to.equal('source-busy'); // one half-open per source here
+      expect(t.get(b.id)).to.equal(b); // nothing evicted
+      const c = t.create({ remoteAddress: 'y', remotePort: 1, protocol: 'rmcp+', now: 2 })!;
+      expect(t.create({ remoteAddress: 'z', remotePort: 1, protocol: 'rmcp+', now: 3 }, why)).to.equal(undefined);
+      expect(why.reason).to.equal('full'); // two half-open at most, whoever asks
+      expect([t.get(a.id), t.get(b.id), t.get(c.id)]).to.deep.equal([a, b, c]);
       c.state = 'active';
-      expect(t.create({ remoteAddress: 'x', remotePort: 1, protocol: 'rmcp+', now: 3 })).to.equal(undefined);
-      expect(a.id).to.not.equal(0);
+      expect(t.hasRoomForActive(3)).to.equal(false); // a and c fill the active slots
+      expect(t.create({ remoteAddress: 'w', remotePort: 1, protocol: 'v15', now: 3 }, why)).to.equal(undefined);
+      expect(why.reason).to.equal('full');
+      expect(t.sweep(200)).to.equal(1); // the stale handshake b
       expect(t.sweep(2000)).to.equal(2); // idle timeout
       expect(t.size).to.equal(0);
-    });
-
-    it('login limiter: blocks after the limit within the window, then releases', () => {
-      const l = new LoginLimiter({ limit: 3, windowMs: 1000, blockMs: 500 });
-      expect(l.fail('a', 0)).to.equal(false);
-      expect(l.fail('a', 10)).to.equal(false);
-      expect(l.isBlocked('b', 10)).to.equal(false);
-      expect(l.fail('a', 20)).to.equal(true);
-      expect(l.isBlocked('a', 100)).to.equal(true);
-      expect(l.isBlocked('a', 600)).to.equal(false);
-      expect(l.fail('c', 0) || l.fail('c', 2000) || l.fail('c', 4000)).to.equal(false); // spread out: no block
-    });
-
-    it('login limiter: memory stays bounded under a flood from ever new (spoofed) addresses', () => {
-      const l = new LoginLimiter({ limit: 1, windowMs: 1000, blockMs: 60_000 });
-      for (let i = 0; i < MAX_TRACKED_ADDRESSES + 100; i++) expect(l.fail(`10.0.${i >> 8}.${i & 0xff}`, i)).to.equal(true);
-      expect(l.tracked.blocked).to.equal(MAX_TRACKED_ADDRESSES);
-      expect(l.isBlocked(`10.0.${(MAX_TRACKED_ADDRESSES + 99) >> 8}.${(MAX_TRACKED_ADDRESSES + 99) & 0xff}`, 5000)).to.equal(true);
-      const m = new LoginLimiter({ limit: 2, windowMs: 1000, blockMs: 60_000 });
-      for (let i = 0; i < MAX_TRACKED_ADDRESSES + 100; i++) m.fail(`a${i}`, 0);
-      expect(m.tracked.failing).to.equal(MAX_TRACKED_ADDRESSES);
     });
   });
 
@@ -104,7 +89,7 @@ describe('ipmi session layer', () => {
     let server: ProtocolServer;
     const calls: string[] = [];
     before(async () => {
-      server = await start({ loginFailureLimit: 1000 }, calls);
+      server = await start({ lockoutPolicy: { threshold: 0 } }, calls);
     });
     after(() => server.close());
 
@@ -119,9 +104,9 @@ describe('ipmi session layer', () => {
       await p.ready();
       const v2 = preSessionResponse((await p.exchange(v15PreSession(lanRequest(6, 0x38, [0x8e, 0x04]))))!);
       expect(v2?.cc).to.equal(0);
-      expect(v2!.data.toString('hex')).to.equal('0194040300000000');
+      expect(v2!.data.toString('hex')).to.equal('0184040300000000'); // MD5 only: no straight password, no NONE
       const v1 = preSessionResponse((await p.exchange(v15PreSession(lanRequest(6, 0x38, [0x0e, 0x04]))))!);
-      expect(v1!.data.toString('hex')).to.equal('0114040000000000');
+      expect(v1!.data.toString('hex')).to.equal('0104040000000000');
       p.close();
     });
 
@@ -360,8 +345,8 @@ describe('ipmi session layer', () => {
 });
 
 describe('ipmi 1.5 sessions (pure node)', () => {
-  it('MD5 and straight-password sessions: window, replay, privilege, close', async () => {
-    const server = await start({ loginFailureLimit: 1000 });
+  it('MD5 and (with allowInsecure) straight-password sessions: window, replay, privilege, close', async () => {
+    const server = await start({ lockoutPolicy: { threshold: 0 }, allowInsecure: true });
     try {
       for (const authType of [2, 4]) {
         const v = new V15Console(server.port, 'operator', 'op-secret', authType, 3);
@@ -388,7 +373,7 @@ describe('ipmi 1.5 sessions (pure node)', () => {
   });
 
   it('refuses a privilege above the user role (0x86), an unknown user (0x81) and a wrong password', async () => {
-    const server = await start({ loginFailureLimit: 1000 });
+    const server = await start({ lockoutPolicy: { threshold: 0 } });
     try {
       const high = new V15Console(server.port, 'viewer', 'viewer-pw', 2, 4);
       expect(await high.activate()).to.equal(0x86);

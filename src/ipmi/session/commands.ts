@@ -47,8 +47,8 @@ export function getChannelAuthCaps(ctx: EngineContext, req: LanRequest): CmdResu
   const v2 = (req.data[0]! & 0x80) !== 0;
   const priv = req.data[1]! & 0x0f;
   if (priv < Privilege.Callback || priv > Privilege.Oem) return { cc: CC.INVALID_DATA_FIELD };
-  // auth types: straight password (bit 4), MD5 (bit 2), none (bit 0) only when insecure
-  const types = 0x10 | 0x04 | (ctx.allowInsecure ? 0x01 : 0);
+  // auth types: MD5 (bit 2); straight password (bit 4) and none (bit 0) only when insecure
+  const types = 0x04 | (ctx.allowInsecure ? 0x10 | 0x01 : 0);
   return {
     cc: CC.OK,
     data: Buffer.from([

@@ -3,7 +3,7 @@ import type { UserAccount } from '../../agent/types.js';
 import type { Machine } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import type { CommandSpec } from '../types.js';
-import type { LoginLimiter } from './ratelimit.js';
+import type { LoginLockout } from '../../accounts/lockout.js';
 import type { SessionTable } from './table.js';
 
 export interface EngineSettings {
@@ -33,7 +33,8 @@ export interface Challenge {
 
 export interface EngineContext extends EngineSettings {
   table: SessionTable;
-  limiter: LoginLimiter;
+  /** Login lockout per account and source, shared with Redfish */
+  lockout: LoginLockout;
   challenges: Map<number, Challenge>;
 }
 

@@ -44,7 +44,7 @@ import {
 } from './commands.js';
 import type { EngineContext, EngineSettings, Remote } from './context.js';
 import { AesCbcSession, freshIv } from './crypto.js';
-import { LoginLimiter, type LoginLimiterOptions } from './ratelimit.js';
+import { LoginLockout } from '../../accounts/lockout.js';
 import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
 import { activateSession, authTypeAllowed, getSessionChallenge } from './v15.js';
@@ -55,7 +55,10 @@ export { DUPLICATE_WINDOW_MS } from './dedup.js';
 /** Larger datagrams are dropped unread. */
 export const MAX_DATAGRAM = 1024;
 
-export interface EngineOptions extends EngineSettings, SessionTableOptions, LoginLimiterOptions {}
+export interface EngineOptions extends EngineSettings, SessionTableOptions {
+  /** The agent's login lockout, shared with Redfish (src/accounts/lockout.ts); default: a private one */
+  lockout?: LoginLockout;
+}
 
 /** The RMCP header of every IPMI datagram we send (no ACK wanted). */
 const RMCP_IPMI = encodeRmcpHeader(RmcpClass.IPMI);
@@ -113,20 +116,18 @@ export class IpmiEngine {
   }
 
   constructor(opts: EngineOptions) {
-    const limiter = new LoginLimiter({ limit: opts.limit, windowMs: opts.windowMs, blockMs: opts.blockMs });
-    // A handshake abandoned after RAKP2 is what a client does when our RAKP2 auth code does not
-    // match its password (ipmitool: "RAKP 2 HMAC is invalid"), and what a RAKP hash harvester
-    // does: count it as a failed login.
-    const onExpire = (s: Session) => {
-      if (s.state === 'rakp') limiter.fail(s.remoteAddress, opts.now());
-    };
+    // Only real authentication failures count (bad RAKP3, bad Activate Session auth code, unknown
+    // user): an abandoned handshake is not one, so nothing is counted when a handshake expires.
+    const lockout = opts.lockout ?? new LoginLockout(undefined, opts.now);
     this.ctx = {
       ...opts,
-      table: new SessionTable(
-        { maxSessions: opts.maxSessions, idleTimeoutMs: opts.idleTimeoutMs, handshakeTimeoutMs: opts.handshakeTimeoutMs },
-        onExpire,
-      ),
-      limiter,
+      table: new SessionTable({
+        maxSessions: opts.maxSessions,
+        idleTimeoutMs: opts.idleTimeoutMs,
+        handshakeTimeoutMs: opts.handshakeTimeoutMs,
+        ...(opts.maxHalfOpenPerSource !== undefined ? { maxHalfOpenPerSource: opts.maxHalfOpenPerSource } : {}),
+      }),
+      lockout,
       challenges: new Map(),
     };
   }

@@ -26,7 +26,7 @@ import {
 import { Privilege, privilegeForRole } from '../types.js';
 import type { Logger } from '../../common/logger.js';
 import { findUser, userIdFor, type EngineContext, type Remote } from './context.js';
-import type { Session } from './table.js';
+import type { CreateRefusal, Session } from './table.js';
 
 /** Picks the most preferred allowed suite matching the proposal, or the RMCP+ status explaining why none does. */
 export function negotiateSuite(req: OpenSessionRequest, allowInsecure: boolean): { suite: CipherSuite } | { status: number } {
@@ -50,10 +50,6 @@ function openError(tag: number, status: number, consoleId: number): Buffer {
 
 export function handleOpenSession(ctx: EngineContext, payload: Buffer, remote: Remote, log: Logger): Buffer | undefined {
   const now = ctx.now();
-  if (ctx.limiter.isBlocked(remote.address, now)) {
-    log.debug('open session from a blocked address ignored');
-    return undefined;
-  }
   const d = decodeOpenSessionRequest(payload);
   if (!d.ok) {
     log.debug({ reason: d.message }, 'malformed open session request');
@@ -62,14 +58,25 @@ export function handleOpenSession(ctx: EngineContext, payload: Buffer, remote: R
   const req = d.value;
   if (req.consoleSessionId === 0) return openError(req.tag, RakpStatus.INVALID_SESSION_ID, 0);
   if (req.maxPrivilege > Privilege.Administrator) return openError(req.tag, RakpStatus.INVALID_ROLE, req.consoleSessionId);
+  const lock = ctx.lockout.check(remote.address);
+  if (lock) {
+    log.warn({ retryAfterMs: lock.retryAfterMs }, 'open session refused: this source is locked out after failed logins');
+    return openError(req.tag, RakpStatus.INSUFFICIENT_RESOURCES, req.consoleSessionId);
+  }
   const n = negotiateSuite(req, ctx.allowInsecure);
   if ('status' in n) {
     log.info({ status: n.status, auth: req.auth.alg, integrity: req.integrity.alg, conf: req.conf.alg }, 'open session: algorithms refused');
     return openError(req.tag, n.status, req.consoleSessionId);
   }
-  const session = ctx.table.create({ remoteAddress: remote.address, remotePort: remote.port, protocol: 'rmcp+', now, state: 'opened' });
+  if (!ctx.table.hasRoomForActive(now)) {
+    log.warn('open session refused: every active session slot is taken');
+    return openError(req.tag, RakpStatus.INSUFFICIENT_RESOURCES, req.consoleSessionId);
+  }
+  const refusal: { reason?: CreateRefusal } = {};
+  const session = ctx.table.create({ remoteAddress: remote.address, remotePort: remote.port, protocol: 'rmcp+', now, state: 'opened' }, refusal);
   if (!session) {
-    log.warn('open session refused: session table full');
+    // Nothing is evicted for a newcomer: a flood gets "insufficient resources" (IPMI v2.0 table 13-15).
+    log.warn({ reason: refusal.reason }, refusal.reason === 'source-busy' ? 'open session refused: too many handshakes in progress from this source' : 'open session refused: no free handshake slot');
     return openError(req.tag, RakpStatus.INSUFFICIENT_RESOURCES, req.consoleSessionId);
   }
   session.rmcp = { suite: n.suite, consoleId: req.consoleSessionId, openMaxPriv: req.maxPrivilege };
@@ -114,9 +121,20 @@ function inputsFor(s: Session, ctx: EngineContext): RakpInputs | undefined {
   };
 }
 
+/** Whether a RAKP1 repeats the one that made this handshake's RAKP2 (same Rm, role and user name). */
+function sameRakp1(k: NonNullable<Session['rmcp']>, r: { rm: Buffer; role: number; username: Buffer }): boolean {
+  return (
+    k.rm !== undefined &&
+    k.username !== undefined &&
+    k.role === r.role &&
+    k.rm.length === r.rm.length &&
+    timingSafeEqual(k.rm, r.rm) &&
+    k.username.equals(r.username)
+  );
+}
+
 export function handleRakp1(ctx: EngineContext, payload: Buffer, remote: Remote, log: Logger): Buffer | undefined {
   const now = ctx.now();
-  if (ctx.limiter.isBlocked(remote.address, now)) return undefined;
   const d = decodeRakp1(payload);
   if (!d.ok) {
     log.debug({ reason: d.message }, 'malformed RAKP1');
@@ -134,12 +152,26 @@ export function handleRakp1(ctx: EngineContext, payload: Buffer, remote: Remote,
   if (!s || !s.rmcp) return rakp2Error(r.tag, RakpStatus.INVALID_SESSION_ID, 0);
   if (s.state === 'active') return rakp2Error(r.tag, RakpStatus.INVALID_SESSION_ID, s.rmcp.consoleId);
   const consoleId = s.rmcp.consoleId;
+  if (s.state === 'rakp' && s.rmcp.rakp2 && sameRakp1(s.rmcp, r)) {
+    // A retransmission (our RAKP2 was lost or late): the same RAKP2 from the same handshake
+    // state (same Rc, same auth code), not a new nonce. Only the tag follows the request.
+    const again = Buffer.from(s.rmcp.rakp2);
+    again[0] = r.tag;
+    return again;
+  }
   const user = findUser(ctx.users, r.username);
   if (!user) {
     ctx.table.delete(s.id);
-    const blocked = ctx.limiter.fail(remote.address, now);
-    log.warn({ user: r.username.toString('latin1').slice(0, 16), blocked }, 'RMCP+ login refused: unknown user');
+    const locked = ctx.lockout.recordFailure(remote.address);
+    log.warn({ user: r.username.toString('latin1').slice(0, 16), locked: locked?.scope }, 'RMCP+ login refused: unknown user');
     return rakp2Error(r.tag, RakpStatus.UNAUTHORIZED_NAME, consoleId);
+  }
+  const lock = ctx.lockout.check(remote.address, user.username);
+  if (lock) {
+    // No RAKP2 auth code (a password hash) for a locked account/source pair.
+    ctx.table.delete(s.id);
+    log.warn({ user: user.username, scope: lock.scope, retryAfterMs: lock.retryAfterMs }, 'RMCP+ login refused: locked out after failed logins');
+    return rakp2Error(r.tag, RakpStatus.INSUFFICIENT_RESOURCES, consoleId);
   }
   const priv = r.role & 0x0f;
   if (priv < Privilege.Callback || priv > Privilege.Oem || (r.role & 0xe0) !== 0) {
@@ -162,7 +194,8 @@ export function handleRakp1(ctx: EngineContext, payload: Buffer, remote: Remote,
   s.lastActivity = now;
   const inputs = inputsFor(s, ctx)!;
   const code = authHash(s.rmcp.suite.auth) ? rakp2AuthCode(inputs) : Buffer.alloc(0);
-  return encodeRakp2({ tag: r.tag, status: RakpStatus.OK, consoleSessionId: consoleId, rc: s.rmcp.rc!, guid: ctx.guid, authCode: code });
+  s.rmcp.rakp2 = encodeRakp2({ tag: r.tag, status: RakpStatus.OK, consoleSessionId: consoleId, rc: s.rmcp.rc!, guid: ctx.guid, authCode: code });
+  return s.rmcp.rakp2;
 }
 
 export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote, log: Logger): Buffer | undefined {
@@ -181,9 +214,10 @@ export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote,
   if (s.state !== 'rakp') return encodeRakp4({ tag: r.tag, status: RakpStatus.INVALID_SESSION_ID, consoleSessionId: k.consoleId, icv: Buffer.alloc(0) });
   if (r.status !== 0) {
     // Typically the console found our RAKP2 auth code wrong, i.e. its password is wrong.
+    // That is the console telling us the password it holds is wrong: a real failure, counted.
     ctx.table.delete(s.id);
-    const blocked = ctx.limiter.fail(remote.address, now);
-    log.warn({ status: r.status, user: s.username, blocked }, 'console aborted the RMCP+ handshake');
+    const locked = ctx.lockout.recordFailure(remote.address, s.username);
+    log.warn({ status: r.status, user: s.username, locked: locked?.scope }, 'console aborted the RMCP+ handshake');
     return undefined;
   }
   const inputs = inputsFor(s, ctx)!;
@@ -191,9 +225,15 @@ export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote,
   const expected = hash ? rakp3AuthCode(inputs) : Buffer.alloc(0);
   if (expected.length !== r.authCode.length || !timingSafeEqual(expected, r.authCode)) {
     ctx.table.delete(s.id);
-    const blocked = ctx.limiter.fail(remote.address, now);
-    log.warn({ user: s.username, blocked }, 'RMCP+ login refused: bad RAKP3 auth code (wrong password?)');
+    const locked = ctx.lockout.recordFailure(remote.address, s.username);
+    log.warn({ user: s.username, locked: locked?.scope }, 'RMCP+ login refused: bad RAKP3 auth code (wrong password?)');
     return encodeRakp4({ tag: r.tag, status: RakpStatus.INVALID_INTEGRITY_CHECK, consoleSessionId: k.consoleId, icv: Buffer.alloc(0) });
+  }
+  ctx.lockout.recordSuccess(remote.address, s.username);
+  if (!ctx.table.hasRoomForActive(now)) {
+    ctx.table.delete(s.id);
+    log.warn({ user: s.username }, 'RMCP+ session refused: every active session slot is taken');
+    return encodeRakp4({ tag: r.tag, status: RakpStatus.INSUFFICIENT_RESOURCES, consoleSessionId: k.consoleId, icv: Buffer.alloc(0) });
   }
   let icv: Buffer = Buffer.alloc(0);
   if (hash) {

@@ -1,6 +1,6 @@
 /**
  * Session table: random non-zero 32-bit ids, sliding sequence windows, idle and handshake
- * expiry, and a cap on concurrent sessions (half-open RMCP+ handshakes included).
+ * expiry, and caps: active sessions, half-open RMCP+ handshakes, and half-open handshakes per source.
  */
 import { randomBytes } from 'node:crypto';
 import type { UserAccount } from '../../agent/types.js';
@@ -68,6 +68,8 @@ export interface RmcpPlusKeys {
   k1Mac?: HmacKey;
   /** AES contexts for this session's packets, made from aesKey on first use */
   aes?: AesCbcSession;
+  /** RAKP2 already sent, kept so a retransmitted RAKP1 gets the same answer (same Rc) */
+  rakp2?: Buffer;
   /** RAKP4 already sent, kept so a retransmitted RAKP3 gets the same answer */
   rakp4?: Buffer;
   rakp3Code?: Buffer;
@@ -134,10 +136,19 @@ export class Session implements SessionView {
 }
 
 export interface SessionTableOptions {
+  /** Active sessions at most; half-open RMCP+ handshakes have a budget of the same size of their own */
   maxSessions: number;
   idleTimeoutMs: number;
   handshakeTimeoutMs: number;
+  /** Half-open RMCP+ handshakes one source address may hold at once (default MAX_HALF_OPEN_PER_SOURCE) */
+  maxHalfOpenPerSource?: number;
 }
+
+/** Default bound on half-open handshakes per source: real consoles hold one at a time. */
+export const MAX_HALF_OPEN_PER_SOURCE = 4;
+
+/** Why create() made no session. */
+export type CreateRefusal = 'full' | 'source-busy';
 
 export class SessionTable {
   private readonly byId = new Map<number, Session>();
@@ -190,21 +201,36 @@ export class SessionTable {
   }
 
   /**
-   * Adds a session if there is room. At the cap, the oldest half-open handshake is evicted to
-   * make room; if every slot holds an active session, returns undefined.
+   * Adds a session if there is room; never evicts anything. An active session (IPMI 1.5) needs a
+   * free active slot; a half-open RMCP+ handshake needs a free slot in the half-open budget (also
+   * maxSessions) and its source below maxHalfOpenPerSource. So an Open Session flood, even from
+   * spoofed addresses, can neither push out established sessions nor a handshake in progress: it
+   * is answered "insufficient resources" until its own handshakes time out. `refusal` says why
+   * undefined was returned.
    */
-  create(init: { remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number; state?: SessionState }): Session | undefined {
+  create(
+    init: { remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number; state?: SessionState },
+    refusal?: { reason?: CreateRefusal },
+  ): Session | undefined {
     this.sweep(init.now);
-    if (this.byId.size >= this.opts.maxSessions) {
-      let oldest: Session | undefined;
-      for (const s of this.byId.values()) if (s.state !== 'active' && (!oldest || s.createdAt < oldest.createdAt)) oldest = s;
-      if (!oldest) return undefined;
-      this.byId.delete(oldest.id);
+    const state = init.state ?? (init.protocol === 'rmcp+' ? 'opened' : 'active');
+    if (state === 'active') {
+      if (this.activeCount >= this.opts.maxSessions) return refuse(refusal, 'full');
+    } else {
+      let halfOpen = 0;
+      let fromSource = 0;
+      for (const s of this.byId.values()) {
+        if (s.state === 'active') continue;
+        halfOpen++;
+        if (s.remoteAddress === init.remoteAddress) fromSource++;
+      }
+      if (fromSource >= (this.opts.maxHalfOpenPerSource ?? MAX_HALF_OPEN_PER_SOURCE)) return refuse(refusal, 'source-busy');
+      if (halfOpen >= this.opts.maxSessions) return refuse(refusal, 'full');
     }
     const handle = this.nextHandle;
     this.nextHandle = this.nextHandle >= 0xfd ? 1 : this.nextHandle + 1;
     const s = new Session({ ...init, id: this.newId(), handle });
-    if (init.state) s.state = init.state;
+    s.state = state;
     this.byId.set(s.id, s);
     return s;
   }
@@ -236,4 +262,9 @@ export class SessionTable {
   clear(): void {
     this.byId.clear();
   }
+}
+
+function refuse(out: { reason?: CreateRefusal } | undefined, reason: CreateRefusal): undefined {
+  if (out) out.reason = reason;
+  return undefined;
 }

@@ -1,6 +1,7 @@
 /**
  * IPMI 1.5 session establishment (IPMI v2.0 §22.16–22.17): Get Session Challenge and Activate
- * Session. Auth types MD5 and straight password; NONE only when insecure mode is on.
+ * Session. Auth type MD5; straight password (the password in clear in every packet) and NONE only
+ * when insecure mode is on (--ipmi-allow-insecure).
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthType, password16, verifyV15AuthCode, type LanRequest, type V15Packet } from '../codec/index.js';
@@ -12,7 +13,7 @@ import { SeqWindow, type Session } from './table.js';
 const CHALLENGE_TTL_MS = 30_000;
 
 export function authTypeAllowed(ctx: EngineContext, t: number): boolean {
-  return t === AuthType.MD5 || t === AuthType.PASSWORD || (t === AuthType.NONE && ctx.allowInsecure);
+  return t === AuthType.MD5 || ((t === AuthType.PASSWORD || t === AuthType.NONE) && ctx.allowInsecure);
 }
 
 export interface CmdResult {
@@ -20,10 +21,9 @@ export interface CmdResult {
   data?: Buffer;
 }
 
-/** Get Session Challenge 06/39. Undefined = stay silent (blocked address). */
+/** Get Session Challenge 06/39. A locked-out account/source pair gets Node Busy (C0h): try later. */
 export function getSessionChallenge(ctx: EngineContext, req: LanRequest, remote: Remote, log: Logger): CmdResult | undefined {
   const now = ctx.now();
-  if (ctx.limiter.isBlocked(remote.address, now)) return undefined;
   if (req.data.length < 17) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
   const authTypeCode = req.data[0]! & 0x0f;
   if (!authTypeAllowed(ctx, authTypeCode)) return { cc: CC.INVALID_DATA_FIELD };
@@ -33,9 +33,14 @@ export function getSessionChallenge(ctx: EngineContext, req: LanRequest, remote:
   if (name.length === 0) return { cc: 0x82 }; // null user names are not enabled
   const user = findUser(ctx.users, name);
   if (!user) {
-    const blocked = ctx.limiter.fail(remote.address, now);
-    log.warn({ user: name.toString('latin1'), blocked }, 'IPMI 1.5 login refused: unknown user');
+    const locked = ctx.lockout.recordFailure(remote.address);
+    log.warn({ user: name.toString('latin1'), locked: locked?.scope }, 'IPMI 1.5 login refused: unknown user');
     return { cc: 0x81 };
+  }
+  const lock = ctx.lockout.check(remote.address, user.username);
+  if (lock) {
+    log.warn({ user: user.username, scope: lock.scope, retryAfterMs: lock.retryAfterMs }, 'IPMI 1.5 login refused: locked out after failed logins');
+    return { cc: CC.NODE_BUSY };
   }
   // Bounded map: expired entries go first, then the oldest.
   for (const [id, c] of ctx.challenges) if (now - c.createdAt > CHALLENGE_TTL_MS) ctx.challenges.delete(id);
@@ -73,8 +78,8 @@ export function activateSession(ctx: EngineContext, p: V15Packet, req: LanReques
   const pw16 = password16(ch.user.password);
   if (p.authType !== ch.authTypeCode || !verifyV15AuthCode(p, pw16)) {
     ctx.challenges.delete(p.sessionId);
-    const blocked = ctx.limiter.fail(remote.address, now);
-    log.warn({ user: ch.user.username, blocked }, 'IPMI 1.5 login refused: bad auth code (wrong password?)');
+    const locked = ctx.lockout.recordFailure(remote.address, ch.user.username);
+    log.warn({ user: ch.user.username, locked: locked?.scope }, 'IPMI 1.5 login refused: bad auth code (wrong password?)');
     // Fail fast instead of letting the client time out, but sign the refusal with a random key:
     // an auth code made with the real password would hand out a hash to brute-force offline.
     return { result: { cc: CC.UNSPECIFIED }, authTypeCode: p.authType, pw16: randomBytes(16), headerSeq: 0, tempId: ch.tempId };
@@ -88,6 +93,7 @@ export function activateSession(ctx: EngineContext, p: V15Packet, req: LanReques
   const ceiling = privilegeForRole(ch.user.role);
   if (requested < Privilege.Callback || requested > ceiling) return reply({ cc: 0x86 }, initialOutbound);
   ctx.challenges.delete(ch.tempId);
+  ctx.lockout.recordSuccess(remote.address, ch.user.username);
   if (!ctx.table.hasRoomForActive(now)) {
     log.warn('activate session refused: session table full');
     return reply({ cc: 0x81 }, initialOutbound);
