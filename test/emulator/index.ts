@@ -107,8 +107,15 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     throw new Error('emulator: started with kubevirt: false');
   };
   const kubevirt: KubevirtHooks = o.kubevirt
-    ? installKubevirt(store, server, clock, { phaseDelayMs: o.vmiPhaseDelayMs, stopDelayMs: o.vmiStopDelayMs })
-    : { actions: [], guestShutdown: noKubevirt, failVmi: noKubevirt, setGuestAgent: noKubevirt };
+    ? installKubevirt(store, server, clock, {
+        phaseDelayMs: o.vmiPhaseDelayMs,
+        stopDelayMs: o.vmiStopDelayMs,
+        gates: {
+          ...(opts.kubevirtFeatureGates ? { featureGates: opts.kubevirtFeatureGates } : {}),
+          ...(opts.kubevirtDisabledFeatureGates ? { disabledFeatureGates: opts.kubevirtDisabledFeatureGates } : {}),
+        },
+      })
+    : { actions: [], guestShutdown: noKubevirt, guestReboot: noKubevirt, warmReboots: noKubevirt, failVmi: noKubevirt, setGuestAgent: noKubevirt, hotplugGates: noKubevirt, setFeatureGates: noKubevirt };
   if (o.cdi) installCdi(store, clock, o.dataVolumeImportMs);
 
   const nsT = registry.mustByKind('v1', 'Namespace');

@@ -38,8 +38,12 @@ export interface EmulatorOptions {
   allowAnonymous?: boolean;
   /** CRD YAML files to install at start (e.g. config/crd/bases/*.yaml): their schemas are enforced */
   crdFiles?: string[];
-  /** interval of BOOKMARK events on watches that allow them (ms), default 1000 */
+  /** interval of BOOKMARK events on watches that allow them (ms), default 60000 as kube-apiserver's watch cache */
   bookmarkIntervalMs?: number;
+  /** KubeVirt developerConfiguration.featureGates / disabledFeatureGates (feature-gates.ts: v1.9 states,
+      Beta gates on unless disabled), to model clusters with or without e.g. RebootPolicy */
+  kubevirtFeatureGates?: string[];
+  kubevirtDisabledFeatureGates?: string[];
 }
 
 export type AuditVerb = 'get' | 'list' | 'watch' | 'create' | 'update' | 'patch' | 'delete' | 'deletecollection';
