@@ -32,6 +32,11 @@ export interface KubeVirtMachineOptions {
   /** Watch retry backoff bounds (ms), defaults 200 / 10000 */
   watchMinBackoffMs?: number;
   watchMaxBackoffMs?: number;
+  /** Silent-watch bounds (ms): check the server after 30000 without event or bookmark, re-open after 90000 (docs/kubevirt.md) */
+  watchSilenceProbeMs?: number;
+  watchMaxSilenceMs?: number;
+  /** While the API is unreachable: probe it this often (ms), default 1000; requests fail fast meanwhile */
+  apiProbeIntervalMs?: number;
   /** Timeout of the HEAD request that sizes a virtual media image (ms), default 10000 */
   mediaProbeTimeoutMs?: number;
   /** TLS of https virtual media servers (see docs/kubevirt.md) */
@@ -40,7 +45,13 @@ export interface KubeVirtMachineOptions {
 
 export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promise<Machine> {
   const kc = opts.kubeConfig ?? loadKubeConfig(opts.kubeconfig);
-  const client = new KubeClient(kc, { logger: opts.logger, ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}) });
+  const client = new KubeClient(kc, {
+    logger: opts.logger,
+    // an API server known to be down fails requests at once (503 / 0xFF) instead of after the timeout
+    failFast: true,
+    ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+    ...(opts.apiProbeIntervalMs !== undefined ? { probeIntervalMs: opts.apiProbeIntervalMs } : {}),
+  });
   const machine = new KubeVirtMachine({
     client,
     namespace: opts.namespace,
@@ -50,6 +61,8 @@ export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promi
     ...(opts.volumeMode ? { volumeMode: opts.volumeMode } : {}),
     ...(opts.watchMinBackoffMs !== undefined ? { watchMinBackoffMs: opts.watchMinBackoffMs } : {}),
     ...(opts.watchMaxBackoffMs !== undefined ? { watchMaxBackoffMs: opts.watchMaxBackoffMs } : {}),
+    ...(opts.watchSilenceProbeMs !== undefined ? { watchSilenceProbeMs: opts.watchSilenceProbeMs } : {}),
+    ...(opts.watchMaxSilenceMs !== undefined ? { watchMaxSilenceMs: opts.watchMaxSilenceMs } : {}),
     ...(opts.mediaProbeTimeoutMs !== undefined ? { mediaProbeTimeoutMs: opts.mediaProbeTimeoutMs } : {}),
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
   });

@@ -77,6 +77,8 @@ interface View {
 
 const ALL_TARGETS: BootTarget[] = ['none', 'pxe', 'hdd', 'cd'];
 const WRITE_ATTEMPTS = 5;
+/** a watch unhealthy for longer than this (a normal re-watch takes milliseconds) makes reads Warning */
+const WATCH_GRACE_MS = 5_000;
 
 export class KubeVirtMachine implements Machine {
   private readonly client: KubeClient;
@@ -322,6 +324,45 @@ export class KubeVirtMachine implements Machine {
       return new BackendError('NotFound', `${what}: VirtualMachine ${this.ns}/${this.name} not found`, { cause: e });
     }
     return toBackendError(e, what, this.logger);
+  }
+
+  /** How current a read that view() just answered is. */
+  private health(): MachineHealth {
+    const r = this.client.reachability;
+    if (r && !r.reachable) {
+      return { status: 'Critical', message: `The Kubernetes API cannot be reached (${r.reason ?? 'no answer'})`, ...(r.since ? { since: r.since } : {}) };
+    }
+    // live updates have been interrupted for longer than a normal re-watch takes; reads go to the server meanwhile
+    const w = [this.vmWatch, this.vmiWatch].find((x) => !x.healthy && x.unhealthySince !== undefined && Date.now() - x.unhealthySince.getTime() > WATCH_GRACE_MS);
+    if (w) {
+      return {
+        status: 'Warning',
+        message: `Live updates of the ${w.kind} from the Kubernetes API are interrupted${w.lastError ? ` (${w.lastError})` : ''}; the state is read directly`,
+        ...(w.unhealthySince ? { since: w.unhealthySince } : {}),
+      };
+    }
+    return { status: 'OK' };
+  }
+
+  /** After an Unavailable read: the last state seen, marked Critical, when there is one. */
+  private async staleView(e: unknown): Promise<{ v: View; health: MachineHealth } | undefined> {
+    if (!isBackendError(e, 'Unavailable') || this.closed) return undefined;
+    const vm = this.vmWatch.current;
+    if (!vm) return undefined;
+    const r = this.client.reachability;
+    const since = r && !r.reachable && r.since ? r.since : (this.vmWatch.unhealthySince ?? new Date());
+    const seen = [this.vmWatch.confirmedAt, this.vmiWatch.confirmedAt].filter((d): d is Date => d !== undefined);
+    const lastSeen = seen.length ? new Date(Math.min(...seen.map((d) => d.getTime()))) : undefined;
+    const dvs = await this.media.dataVolumes(vm, false).catch(() => new Map<string, DataVolume | undefined>());
+    const reason = r && !r.reachable ? (r.reason ?? 'no answer') : e.message;
+    return {
+      v: { vm, vmi: this.vmiWatch.current, dvs },
+      health: {
+        status: 'Critical',
+        message: `The Kubernetes API cannot be reached (${reason}); the state shown is the last one seen${lastSeen ? `, at ${lastSeen.toISOString()}` : ''}, and may be out of date`,
+        since,
+      },
+    };
   }
 
   /**

@@ -99,6 +99,7 @@ export class SimulatedMachine implements Machine {
   private readonly media = new Map<MediaSlotId, MediaSlot>();
   private generation = 1;
   private available = true;
+  private stale: { message: string; since: Date } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly mediaTimers = new Map<MediaSlotId, NodeJS.Timeout>();
   /** Slots whose image URL is being checked (an insert in its first phase) */
@@ -145,6 +146,15 @@ export class SimulatedMachine implements Machine {
     this.available = available;
   }
 
+  /**
+   * Simulate a platform the backend has lost sight of, as the KubeVirt backend when the Kubernetes
+   * API hangs: snapshot() answers the last state with health Critical (this message, since now),
+   * every other call fails with Unavailable. undefined ends it.
+   */
+  setStale(message: string | undefined): void {
+    this.stale = message === undefined ? undefined : { message, since: this.stale?.since ?? new Date() };
+  }
+
   /** Resolves when no power transition is pending. */
   async settle(): Promise<void> {
     while (this.timer !== undefined || this.mediaTimers.size > 0) {
@@ -164,13 +174,14 @@ export class SimulatedMachine implements Machine {
   }
 
   async snapshot(): Promise<MachineSnapshot> {
-    this.check();
+    if (!this.available) this.check();
     return {
       power: this.power_,
       boot: { ...this.boot },
       info: structuredClone(this.info),
       media: [...this.media.values()].map((m) => ({ ...m })),
       generation: this.generation,
+      health: this.stale ? { status: 'Critical', message: this.stale.message, since: this.stale.since } : { status: 'OK' },
     };
   }
 
@@ -352,6 +363,7 @@ export class SimulatedMachine implements Machine {
 
   private check(): void {
     if (!this.available) throw new BackendError('Unavailable', 'simulated backend outage', { retryAfterSeconds: 5 });
+    if (this.stale) throw new BackendError('Unavailable', `simulated stale view: ${this.stale.message}`, { retryAfterSeconds: 2 });
   }
 
   private slot(id: MediaSlotId): MediaSlot {

@@ -12,9 +12,9 @@ import {
   SYSTEM,
   backend,
   link,
+  machineStatus,
   redfishPowerState,
   requireId,
-  status,
   type Annotated,
   type Schemas,
 } from './systems.js';
@@ -38,7 +38,7 @@ export const handlers: OperationHandlers = {
       Model: snap.info.model,
       SerialNumber: snap.info.serialNumber,
       PowerState: redfishPowerState(snap.power),
-      Status: status(),
+      Status: machineStatus(snap.health),
       Links: {
         ComputerSystems: [link(SYSTEM)],
         ManagedBy: [link(MANAGER)],

@@ -9,13 +9,14 @@ import {
   isBackendError,
   type BootEnabled,
   type BootOverride,
+  type MachineHealth,
   type BootTarget,
   type Capabilities,
   type MachineSnapshot,
   type PowerAction,
   type PowerState,
 } from '../../backend/types.js';
-import { RedfishError, fromBackendError } from '../core/errors.js';
+import { RedfishError, fromBackendError, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
 import type { components } from '../../../generated/redfish/schema.js';
@@ -111,6 +112,32 @@ export const status = (
   Health: health,
 });
 
+/**
+ * Status of a resource that shows the machine's state: Health follows the backend's health (OK,
+ * or Warning/Critical while the platform's view is interrupted or stale), with one Condition that
+ * says why (Base registry message, then the backend's explanation) and since when.
+ */
+export function machineStatus(health: MachineHealth | undefined): Record<string, unknown> {
+  const h = health?.status ?? 'OK';
+  const out: Record<string, unknown> = { State: 'Enabled', Health: h };
+  if (h === 'OK') return out;
+  const ref =
+    h === 'Critical'
+      ? { messageId: 'CouldNotEstablishConnection', args: ['Kubernetes API'] }
+      : { messageId: 'UndeterminedFault', args: ['Kubernetes API watch'] };
+  const m = renderMessage(ref);
+  out.Conditions = [
+    {
+      MessageId: m.MessageId,
+      MessageArgs: m.MessageArgs,
+      Message: health?.message ? `${String(m.Message)} ${health.message}.` : m.Message,
+      Severity: h,
+      ...(health?.since ? { Timestamp: health.since.toISOString() } : {}),
+    },
+  ];
+  return out;
+}
+
 // ---- vocabulary mapping ----------------------------------------------------------------------
 
 /** The seam's power states have the same names as Redfish's PowerState enum. */
@@ -174,7 +201,7 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, u
     Manufacturer: info.manufacturer,
     Model: info.model,
     PowerState: redfishPowerState(snap.power),
-    Status: status(),
+    Status: machineStatus(snap.health),
     ProcessorSummary: { Count: info.cpuCount, LogicalProcessorCount: info.cpuCount },
     MemorySummary: { TotalSystemMemoryGiB: Math.round((info.memoryMiB / 1024) * 1000) / 1000 },
     Boot: {
