@@ -38,6 +38,14 @@ export interface EmulatorFaults {
   delayResponses(ms: number): void;
   /** compact: any watch from an older resourceVersion gets a 410 Expired ERROR event */
   expireHistory(): void;
+  /** stop (true) / resume (false) sending BOOKMARK events on every watch stream; events still flow */
+  stopBookmarks(on: boolean): void;
+  /**
+   * hang (true): the server accepts TCP and keeps every connection open but answers nothing and
+   * sends nothing more on open watch streams, as a stopped (SIGSTOP) apiserver; false resumes it
+   * (held requests are answered unless their client has gone, held watch events are delivered)
+   */
+  hang(on: boolean): void;
 }
 
 /** Credentials of one RBAC-checked identity. */
@@ -94,7 +102,8 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     cdi: opts.cdi ?? true,
     token: opts.token ?? randomBytes(16).toString('hex'),
     requireNamespaces: opts.requireNamespaces ?? false,
-    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 1000,
+    // kube-apiserver's bookmark period (k8s.io/apiserver pkg/storage/cacher/cacher.go defaultBookmarkFrequency)
+    bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 60_000,
     allowAnonymous: opts.allowAnonymous ?? false,
   };
   const clock = new Clock();
@@ -231,6 +240,12 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
       },
       expireHistory() {
         store.compact();
+      },
+      stopBookmarks(on) {
+        server.bookmarksOff = on;
+      },
+      hang(on) {
+        server.hang(on);
       },
     },
     kubevirt,

@@ -56,6 +56,11 @@ export class EmulatorServer {
   readonly audit: AuditEntry[] = [];
   readonly faults: FaultRule[] = [];
   delayMs = 0;
+  /** fault: send no BOOKMARK events */
+  bookmarksOff = false;
+  private hung = false;
+  private readonly hangWaiters = new Set<() => void>();
+  private readonly hangListeners = new Set<() => void>();
   private readonly sockets = new Set<Socket>();
   private readonly streams = new Set<() => void>();
   private readonly subresources = new Map<string, SubresourceHandler>();
@@ -124,7 +129,43 @@ export class EmulatorServer {
     }
   }
 
+  /**
+   * Fault: the server is there but does nothing, as when the apiserver process is stopped
+   * (SIGSTOP) or a proxy in front keeps connections but forwards nothing. TCP connections are
+   * still accepted and kept open; requests (new and already arriving) get no answer, open watch
+   * streams send nothing, not even bookmarks. Ending the hang resumes: held requests are answered
+   * (unless their client has gone meanwhile; then they are dropped unexecuted) and what the watch
+   * streams would have sent is delivered in order, as a resumed process would.
+   */
+  hang(on: boolean): void {
+    if (on === this.hung) return;
+    this.hung = on;
+    if (on) return;
+    // after pending I/O (a client's close that already arrived) has been seen, so a request
+    // whose client has gone is dropped rather than executed
+    setImmediate(() => {
+      if (this.hung) return;
+      for (const w of [...this.hangWaiters]) w();
+      this.hangWaiters.clear();
+      for (const l of [...this.hangListeners]) l();
+    });
+  }
+
+  private async hangGate(req: http.IncomingMessage): Promise<void> {
+    if (!this.hung) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        this.hangWaiters.delete(done);
+        req.socket.off('close', done);
+        resolve();
+      };
+      this.hangWaiters.add(done);
+      req.socket.once('close', done);
+    });
+  }
+
   async close(): Promise<void> {
+    this.hang(false);
     this.dropWatches();
     if (this.http.listening) {
       const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
@@ -226,7 +267,8 @@ export class EmulatorServer {
       return;
     }
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
-    if (res.destroyed) return;
+    await this.hangGate(req);
+    if (res.destroyed || req.socket.destroyed) return;
 
     const routed = this.parseRoute(url.pathname);
     const watch = query.get('watch') === 'true' || query.get('watch') === '1';
@@ -534,9 +576,19 @@ export class EmulatorServer {
     entry.code = 200;
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
     res.flushHeaders();
+    // while hung, what the stream would send waits here (a stopped process sends it on resume)
+    const held: string[] = [];
     const write = (type: string, object: unknown): void => {
-      if (!res.writableEnded && !res.destroyed) res.write(JSON.stringify({ type, object }) + '\n');
+      if (res.writableEnded || res.destroyed) return;
+      const line = JSON.stringify({ type, object }) + '\n';
+      // while hung, and until what was held has gone out, in order
+      if (this.hung || held.length > 0) held.push(line);
+      else res.write(line);
     };
+    const flush = (): void => {
+      if (!res.writableEnded && !res.destroyed) for (const line of held.splice(0)) res.write(line);
+    };
+    this.hangListeners.add(flush);
     let bookmark: NodeJS.Timeout | undefined;
     let timeout: NodeJS.Timeout | undefined;
     const watcher: Watcher = {
@@ -548,8 +600,14 @@ export class EmulatorServer {
     const end = (): void => {
       this.store.watchers.delete(watcher);
       this.streams.delete(end);
-      if (bookmark) clearInterval(bookmark);
+      this.hangListeners.delete(flush);
+      if (bookmark) clearTimeout(bookmark);
       if (timeout) clearTimeout(timeout);
+      if (this.hung) {
+        // a stopped server closes nothing: the stream just stays silent (and ends on resume)
+        if (!res.writableEnded && !res.destroyed) this.hangListeners.add(() => !res.writableEnded && res.end());
+        return;
+      }
       if (!res.writableEnded) res.end();
     };
     res.on('close', end);
@@ -569,12 +627,28 @@ export class EmulatorServer {
       this.store.replay(watcher, fromRV);
     }
     this.store.watchers.add(watcher);
-    if (query.get('allowWatchBookmarks') === 'true') {
-      bookmark = setInterval(() => {
-        write('BOOKMARK', { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(this.store.rv) } });
-      }, this.bookmarkIntervalMs);
-    }
     const ts = Number(query.get('timeoutSeconds') ?? 0);
-    if (ts > 0) timeout = setTimeout(end, ts * 1000);
+    const deadline = ts > 0 ? Date.now() + ts * 1000 : undefined;
+    if (query.get('allowWatchBookmarks') === 'true') {
+      // kube-apiserver's watch cache (k8s.io/apiserver pkg/storage/cacher/cache_watcher.go
+      // nextBookmarkTime, cacher.go defaultBookmarkFrequency = 1 min): a BOOKMARK with the current
+      // resourceVersion roughly every bookmarkFrequency, and one 2 s before the watch's deadline;
+      // events do not postpone it. Not a contract: clients may not rely on bookmarks at all.
+      const next = (): void => {
+        const now = Date.now();
+        let at = now + this.bookmarkIntervalMs;
+        if (deadline !== undefined && deadline - 2000 < at) at = deadline - 2000;
+        if (at <= now) return;
+        bookmark = setTimeout(() => {
+          // a hung server sends nothing, and the bookmarksOff fault suppresses them
+          if (!this.hung && !this.bookmarksOff) {
+            write('BOOKMARK', { kind: t.kind, apiVersion: apiVersionOf(t), metadata: { resourceVersion: String(this.store.rv) } });
+          }
+          next();
+        }, at - now);
+      };
+      next();
+    }
+    if (deadline !== undefined) timeout = setTimeout(end, ts * 1000);
   }
 }
