@@ -180,6 +180,10 @@ describe('apiserver emulator: RBAC for non-admin credentials', () => {
     const rolesPath = `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`;
     const named = role('Role', 'agent-a', [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], resourceNames: ['a'], verbs: ['get'] }], NS);
     expect((await rawRequest(kc, 'POST', rolesPath, named)).status).to.equal(201);
+    // a binding to a Role that does not exist yet: NotFound (without `bind`)
+    const early = await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, binding('RoleBinding', 'early', 'Role', 'not-yet', [{ kind: 'ServiceAccount', name: 'agent-a', namespace: NS }], NS));
+    expect(early.status).to.equal(404);
+    expect((early.body as { message: string }).message).to.equal('roles.rbac.authorization.k8s.io "not-yet" not found');
     // its binding: the author holds every rule of the Role, so no `bind` is needed
     const rb = binding('RoleBinding', 'agent-a', 'Role', 'agent-a', [{ kind: 'ServiceAccount', name: 'agent-a', namespace: NS }], NS);
     expect((await rawRequest(kc, 'POST', `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`, rb)).status).to.equal(201);

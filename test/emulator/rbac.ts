@@ -137,6 +137,7 @@ export class Authorizer {
    *   request's own name: a create (POST to the collection) has none, so `escalate` restricted by
    *   resourceNames never authorizes a create (RoleEscalationAuthorized uses RequestInfo.Name);
    * - a binding write passes with `bind` on the referenced role (by its name: BindingAuthorized);
+   *   without it, a binding to a role that does not exist is 404 NotFound (GetRoleReferenceRules);
    * - an update that only touches ownerReferences/finalizers passes (IsOnlyMutatingGCFields);
    * - otherwise every rule granted must be covered by the author's own rules in that namespace
    *   (RulesFor + Covers, k8s.io/component-helpers/auth/rbac/validation/policy_comparator.go).
@@ -160,6 +161,12 @@ export class Authorizer {
       if (!ref) return;
       const refResource = ref.kind === 'ClusterRole' ? 'clusterroles' : 'roles';
       if (this.allowed(id, { verb: 'bind' as AuditVerb, group: t.group, resource: refResource, namespace: ns, name: ref.name })) return;
+      // GetRoleReferenceRules: a role that does not exist (yet) is a NotFound error, not "no rules"
+      const reg = this.store.registry;
+      const refType = reg.mustByKind('rbac.authorization.k8s.io/v1', ref.kind === 'ClusterRole' ? 'ClusterRole' : 'Role');
+      if (!this.store.peek(refType, ref.kind === 'ClusterRole' ? undefined : ns, ref.name)) {
+        throw new ApiError(404, `${refResource}.rbac.authorization.k8s.io "${ref.name}" not found`, 'NotFound', { name: ref.name, group: t.group, kind: refResource });
+      }
       rules = this.rulesOf(ref.kind, ref.name, ns);
       scopeNs = t.resource === 'rolebindings' ? ns : undefined;
     } else return;
