@@ -8,6 +8,7 @@ import { newRequestId } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
 import { authenticate, authorize } from './core/auth.js';
 import { RedfishError, errorBody } from './core/errors.js';
+import { idempotencyOf, isAction } from './core/idempotency.js';
 import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
 import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState } from './core/types.js';
 
@@ -205,7 +206,9 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     if (['POST', 'PATCH', 'PUT'].includes(ctx.method)) {
       (ctx.request as { body?: unknown }).body = await readBody(rctx);
     }
-    await hit.route.handler(rctx);
+    // Actions retried with an Idempotency-Key / X-Request-Id run once (core/idempotency.ts).
+    if (isAction(ctx.method, path)) await idempotencyOf(deps).run(rctx, hit.route.handler);
+    else await hit.route.handler(rctx);
   });
   return app;
 }

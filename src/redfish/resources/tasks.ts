@@ -30,8 +30,8 @@ import type { OperationHandlers, RedfishContext } from '../core/types.js';
 export const TASK_SERVICE = '/redfish/v1/TaskService';
 export const TASKS = `${TASK_SERVICE}/Tasks`;
 export const TASK_MONITORS = `${TASK_SERVICE}/TaskMonitors`;
-/** Seconds a client is asked to wait between two polls of a running task's monitor. */
-export const POLL_SECONDS = 1;
+/** Seconds a client is asked to wait before retrying when no task can start now. */
+const BUSY_RETRY_SECONDS = 5;
 
 export const taskUri = (id: string): string => `${TASKS}/${encodeURIComponent(id)}`;
 export const monitorUri = (id: string): string => `${TASK_MONITORS}/${encodeURIComponent(id)}`;
@@ -68,13 +68,17 @@ export function taskBody(ctx: RedfishContext, task: Task): Record<string, unknow
 }
 
 /**
- * Answer the request that started `task`: 202 Accepted, Location of the monitor, the Task as body
- * (DSP0266: the body should be the Task; sushy and Tacklebox read TaskState/PercentComplete there).
+ * Answer the request that started `task` (and a poll of its monitor while it runs): 202 Accepted,
+ * Location of the monitor, the Task as body (DSP0266: the body should be the Task; Tacklebox shows
+ * TaskState/PercentComplete from it).
+ *
+ * No Retry-After (DSP0266 makes it optional): sushy 4.x's TaskMonitor.sleep_for hands a numeric
+ * Retry-After to time.sleep() as a string, which raises; without it sushy and Tacklebox both poll
+ * every second, which suits an import that takes seconds to minutes.
  */
 export function sendAccepted(ctx: RedfishContext, task: Task): void {
   ctx.status = 202;
   ctx.set('Location', monitorUri(task.id));
-  ctx.set('Retry-After', String(POLL_SECONDS));
   ctx.type = JSON_TYPE;
   ctx.body = taskBody(ctx, task);
 }
@@ -83,8 +87,8 @@ export function sendAccepted(ctx: RedfishContext, task: Task): void {
 export function startTask(ctx: RedfishContext, name: string, payload: Omit<TaskPayload, 'httpOperation' | 'targetUri'>): Task {
   const store = taskStoreOf(ctx.state.deps);
   if (!store.hasRoom()) {
-    throw new RedfishError(503, 'ServiceTemporarilyUnavailable', [String(POLL_SECONDS * 5)], {
-      retryAfterSeconds: POLL_SECONDS * 5,
+    throw new RedfishError(503, 'ServiceTemporarilyUnavailable', [String(BUSY_RETRY_SECONDS)], {
+      retryAfterSeconds: BUSY_RETRY_SECONDS,
       detail: `${store.maxRunning} tasks are running already; retry when one has finished.`,
     });
   }
