@@ -20,7 +20,10 @@ export interface VmFixtureOptions {
   name?: string;
   runStrategy?: string;
   running?: boolean;
+  /** the empty CD-ROM drive `cdrom` (sata, no volume), default true */
   cdrom?: boolean;
+  /** more empty CD-ROM drives (scsi), by name */
+  extraCdroms?: string[];
   interfaces?: boolean;
 }
 
@@ -30,6 +33,7 @@ export function vmFixture(o: VmFixtureOptions = {}): KubeObject {
   else spec.runStrategy = o.runStrategy ?? 'Halted';
   const disks: Record<string, unknown>[] = [{ name: 'root', disk: { bus: 'virtio' } }];
   if (o.cdrom !== false) disks.push({ name: 'cdrom', cdrom: { bus: 'sata', readonly: true } });
+  for (const name of o.extraCdroms ?? []) disks.push({ name, cdrom: { bus: 'scsi' } });
   spec.template = {
     metadata: { labels: { app: 'test' } },
     spec: {
@@ -100,6 +104,7 @@ export async function newMachine(
     kubeConfig?: KubeConfig;
     requestTimeoutMs?: number;
     mediaTls?: MediaTlsOptions;
+    hotplugSyncTimeoutMs?: number;
   } = {},
 ): Promise<KubeVirtMachine> {
   const m = (await createKubeVirtMachine({
@@ -114,6 +119,7 @@ export async function newMachine(
     mediaProbeTimeoutMs: 2000,
     ...(opts.storageClassName ? { storageClassName: opts.storageClassName } : {}),
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
+    ...(opts.hotplugSyncTimeoutMs !== undefined ? { hotplugSyncTimeoutMs: opts.hotplugSyncTimeoutMs } : {}),
   })) as KubeVirtMachine;
   machinesOf.set(emu, [...(machinesOf.get(emu) ?? []), m]);
   return m;

@@ -1,23 +1,50 @@
 /**
- * KubeVirt backend virtual media against the emulator: HEAD sizing on a loopback image server,
- * DataVolume import progress, hot-plug into the CD-ROM disk, eject, and the clear errors.
+ * KubeVirt backend virtual media against the emulator: one slot per CD-ROM drive, HEAD sizing on a
+ * loopback image server, DataVolume import progress, loading the drive by a template volume named
+ * like it (declarative hotplug into the running VMI, Inserted only once the VMI reports it Ready),
+ * eject that leaves the drive declared, the clear errors, and clusters without declarative hotplug.
  */
 import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError, type MachineEvent, type MediaSlot } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { NS, captureLogger, emulatorPerTest, newMachine, startEmulator, startImageServer, until, vmFixture, vmOf, vmiOf, waitPower, type ImageServer } from './kubevirt-fixtures.js';
+import {
+  NS,
+  captureLogger,
+  emulatorPerTest,
+  newMachine,
+  startEmulator,
+  startImageServer,
+  until,
+  vmFixture,
+  vmOf,
+  vmiOf,
+  waitPower,
+  type ImageServer,
+} from './kubevirt-fixtures.js';
 
-const DV = 'vm1-vmedia-cd0';
+const DV = 'vm1-vmedia-cdrom';
 const GiB = 2 ** 30;
 
-function dvOf(emu: ApiServerEmulator): KubeObject | undefined {
-  return emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, DV);
+function dvOf(emu: ApiServerEmulator, name = DV): KubeObject | undefined {
+  return emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, name);
 }
 
 type Obj = Record<string, unknown>;
 function templateSpec(vm: KubeObject): { volumes?: Obj[]; domain: { devices: { disks: Obj[] } } } {
   return (vm.spec as { template: { spec: { volumes?: Obj[]; domain: { devices: { disks: Obj[] } } } } }).template.spec;
+}
+function vmiVolumeStatus(emu: ApiServerEmulator, name: string): Obj | undefined {
+  return ((vmiOf(emu)?.status as { volumeStatus?: Obj[] } | undefined)?.volumeStatus ?? []).find((s) => s.name === name);
+}
+function restartRequired(emu: ApiServerEmulator): boolean {
+  return ((vmOf(emu).status as { conditions?: { type: string; status: string }[] }).conditions ?? []).some((c) => c.type === 'RestartRequired' && c.status === 'True');
+}
+async function slotState(m: KubeVirtMachine, id: string, state: MediaSlot['state'], timeoutMs = 4000): Promise<MediaSlot> {
+  return until(async () => {
+    const s = (await m.listMedia()).find((x) => x.id === id);
+    return s?.state === state ? s : undefined;
+  }, `${id} ${state}`, timeoutMs);
 }
 
 describe('kubevirt backend: virtual media', function () {
@@ -40,23 +67,24 @@ describe('kubevirt backend: virtual media', function () {
     const cap = captureLogger();
     m = await newMachine(emu, { logger: cap.logger });
     await waitPower(m, 'On');
-    await m.insertMedia('cd0', { image: images.url('/signed.iso?X-Amz-Signature=sekrit') });
+    await m.insertMedia('cdrom', { image: images.url('/signed.iso?X-Amz-Signature=sekrit') });
     const lines = cap.lines();
     expect(lines.some((l) => l.includes('virtual media inserted') && l.includes(images.url('/signed.iso')))).to.equal(true);
     expect(lines.join('\n')).to.not.contain('sekrit');
   });
 
-  it('insert: sizes from HEAD, imports into a DataVolume, hot-plugs it into the CD-ROM; eject undoes it', async () => {
+  it('running VM, empty CD-ROM drive: insert loads a volume named like the drive, Inserted once the VMI has it Ready; eject keeps the drive', async () => {
     emu.create(vmFixture({ runStrategy: 'Always' }));
     m = await newMachine(emu, { storageClassName: 'fast-ssd' });
     await waitPower(m, 'On');
-    expect(await m.listMedia()).to.deep.equal([{ id: 'cd0', kind: 'cd', state: 'empty', writeProtected: true }]);
+    const vmiUid = vmiOf(emu)!.metadata.uid;
+    expect(await m.listMedia()).to.deep.equal([{ id: 'cdrom', kind: 'cd', name: 'CD-ROM cdrom (sata)', state: 'empty', writeProtected: true }]);
     const events: MediaSlot[] = [];
     m.on((e: MachineEvent) => {
       if (e.type === 'media') events.push(e.slot);
     });
 
-    const slot = await m.insertMedia('cd0', { image: images.url('/os.iso') });
+    const slot = await m.insertMedia('cdrom', { image: images.url('/os.iso') });
     expect(slot.state).to.equal('inserting');
     expect(slot.image).to.equal(images.url('/os.iso'));
     // the agent's only own outbound request: one HEAD to the URL it was given
@@ -69,48 +97,89 @@ describe('kubevirt backend: virtual media', function () {
     expect((dv.spec as { source: { http: { url: string } } }).source.http.url).to.equal(images.url('/os.iso'));
     expect(dv.metadata.ownerReferences?.[0]).to.deep.include({ kind: 'VirtualMachine', name: 'vm1' });
 
-    // hot-plugged into the existing CD-ROM disk (same name), hotpluggable
-    const added = emu.kubevirt.actions.find((a) => a.action === 'addvolume')!;
-    expect(added.body).to.deep.equal({
-      name: 'cdrom',
-      disk: { name: 'cdrom', cdrom: { bus: 'sata', readonly: true } },
-      volumeSource: { dataVolume: { name: DV, hotpluggable: true } },
-    });
-    await until(() => templateSpec(vmOf(emu)).volumes?.some((v) => v.name === 'cdrom'), 'volume in the VM spec');
+    // the drive is loaded through the template, never through addvolume (which would add a second disk)
+    expect(emu.kubevirt.actions.map((a) => a.action)).to.not.include.members(['addvolume', 'removevolume']);
+    const tpl = templateSpec(vmOf(emu));
+    expect(tpl.volumes?.find((v) => v.name === 'cdrom')).to.deep.equal({ name: 'cdrom', dataVolume: { name: DV, hotpluggable: true } });
+    expect(tpl.domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
 
-    const done = await until(async () => {
-      const [s] = await m!.listMedia();
-      return s?.state === 'inserted' ? s : undefined;
-    }, 'inserted');
+    const done = await slotState(m, 'cdrom', 'inserted');
     expect(done).to.deep.include({ state: 'inserted', image: images.url('/os.iso'), progress: 100 });
+    // Inserted is read back from the VMI: its volumeStatus has the volume Ready
+    expect(vmiVolumeStatus(emu, 'cdrom')).to.deep.include({ phase: 'Ready', reason: 'VolumeReady' });
     expect(events.some((e) => e.state === 'inserting' && e.progress !== undefined && e.progress > 0 && e.progress < 100)).to.equal(true);
     expect(events.at(-1)!.state).to.equal('inserted');
-    const vmiVolumes = ((vmiOf(emu)!.spec as { volumes: Obj[] }).volumes ?? []).map((v) => v.name);
-    expect(vmiVolumes).to.include('cdrom');
+    expect(events.every((e) => e.id === 'cdrom')).to.equal(true);
+    // live: the same VMI, and KubeVirt flags nothing
+    expect(vmiOf(emu)!.metadata.uid).to.equal(vmiUid);
+    expect(restartRequired(emu)).to.equal(false);
 
     // a second insert without eject is refused
-    const again = await m.insertMedia('cd0', { image: images.url('/tiny.iso') }).catch((e: unknown) => e);
+    const again = await m.insertMedia('cdrom', { image: images.url('/tiny.iso') }).catch((e: unknown) => e);
     expect(isBackendError(again, 'Conflict'), String(again)).to.equal(true);
 
-    const ejected = await m.ejectMedia('cd0');
+    const ejected = await m.ejectMedia('cdrom');
     expect(ejected.state).to.equal('empty');
-    expect(emu.kubevirt.actions.find((a) => a.action === 'removevolume')!.body).to.deep.equal({ name: 'cdrom' });
     await until(() => dvOf(emu) === undefined, 'DataVolume deleted');
-    // the CD-ROM drive itself stays, so the slot is there for the next insert
-    const disks = templateSpec(vmOf(emu)).domain.devices.disks.map((d) => d.name);
-    expect(disks).to.deep.equal(['root', 'cdrom']);
+    // the volume is gone, the CD-ROM drive itself stays declared (in the VM and the VMI)
+    expect(templateSpec(vmOf(emu)).domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
     expect(templateSpec(vmOf(emu)).volumes?.some((v) => v.name === 'cdrom')).to.equal(false);
-    expect(await m.ejectMedia('cd0')).to.deep.include({ state: 'empty' }); // idempotent
+    await until(() => !((vmiOf(emu)!.spec as { volumes: Obj[] }).volumes.some((v) => v.name === 'cdrom')), 'volume unplugged from the VMI');
+    expect(((vmiOf(emu)!.spec as { domain: { devices: { disks: Obj[] } } }).domain.devices.disks).map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
+    expect(await m.ejectMedia('cdrom')).to.deep.include({ state: 'empty' }); // idempotent
+    expect(vmiOf(emu)!.metadata.uid).to.equal(vmiUid);
+    expect(restartRequired(emu)).to.equal(false);
 
-    const second = await m.insertMedia('cd0', { image: images.url('/tiny.iso') });
+    // and again: the drive is there for the next insert
+    const second = await m.insertMedia('cdrom', { image: images.url('/tiny.iso') });
     expect(second.state).to.equal('inserting');
     expect((dvOf(emu)!.spec as { storage: { resources: { requests: { storage: string } } } }).storage.resources.requests.storage).to.equal('1Gi');
+    await slotState(m, 'cdrom', 'inserted');
+  });
+
+  it('stopped VM: inserted once imported (used at the next start); the next VMI has the CD attached', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu);
+    await m.insertMedia('cdrom', { image: images.url('/os.iso') });
+    await slotState(m, 'cdrom', 'inserted');
+    expect(vmiOf(emu)).to.equal(undefined);
+    await m.power('on');
+    await waitPower(m, 'On');
+    expect(((vmiOf(emu)!.spec as { volumes: Obj[] }).volumes).map((v) => v.name)).to.include('cdrom');
+    await until(() => vmiVolumeStatus(emu, 'cdrom')?.phase === 'Ready', 'volume Ready in the VMI');
+    expect((await m.listMedia())[0]).to.deep.include({ state: 'inserted' });
+    // the agent derives it all from the cluster: a new agent sees the same
+    await m.close();
+    m = await newMachine(emu);
+    expect((await m.listMedia())[0]).to.deep.include({ state: 'inserted', image: images.url('/os.iso') });
+  });
+
+  it('one slot per CD-ROM drive, each with its own DataVolume', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted', extraCdroms: ['cd2'] }));
+    m = await newMachine(emu);
+    expect((await m.listMedia()).map((s) => [s.id, s.name, s.state])).to.deep.equal([
+      ['cdrom', 'CD-ROM cdrom (sata)', 'empty'],
+      ['cd2', 'CD-ROM cd2 (scsi)', 'empty'],
+    ]);
+    await m.insertMedia('cd2', { image: images.url('/tiny.iso') });
+    expect(dvOf(emu, 'vm1-vmedia-cd2')).to.not.equal(undefined);
+    expect(dvOf(emu)).to.equal(undefined);
+    await slotState(m, 'cd2', 'inserted');
+    expect((await m.listMedia()).find((s) => s.id === 'cdrom')!.state).to.equal('empty');
+    expect(templateSpec(vmOf(emu)).volumes?.find((v) => v.name === 'cd2')).to.deep.equal({ name: 'cd2', dataVolume: { name: 'vm1-vmedia-cd2', hotpluggable: true } });
+    // a drive added later gets its slot (and its watch)
+    const vm = vmOf(emu);
+    templateSpec(vm).domain.devices.disks.push({ name: 'cd3', cdrom: { bus: 'scsi' } });
+    emu.update(vm);
+    await until(async () => (await m!.listMedia()).some((s) => s.id === 'cd3'), 'slot cd3');
+    await m.insertMedia('cd3', { image: images.url('/tiny.iso') });
+    await slotState(m, 'cd3', 'inserted');
   });
 
   it('an import failure shows as error with CDI message; eject clears it', async () => {
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     m = await newMachine(emu);
-    await m.insertMedia('cd0', { image: images.url('/os.iso') });
+    await m.insertMedia('cdrom', { image: images.url('/os.iso') });
     // CDI reports the importer failing (the emulator never downloads anything)
     const dv = dvOf(emu)!;
     dv.status = {
@@ -119,19 +188,18 @@ describe('kubevirt backend: virtual media', function () {
       conditions: [{ type: 'Running', status: 'False', reason: 'Error', message: 'Unable to process data: unexpected EOF' }],
     };
     emu.update(dv);
-    const failed = await until(async () => {
-      const [s] = await m!.listMedia();
-      return s?.state === 'error' ? s : undefined;
-    }, 'error state');
+    const failed = await slotState(m, 'cdrom', 'error');
     expect(failed.error).to.equal('Unable to process data: unexpected EOF');
-    await m.ejectMedia('cd0');
+    await m.ejectMedia('cdrom');
     await until(() => dvOf(emu) === undefined, 'DataVolume deleted');
     expect((await m.listMedia())[0]!.state).to.equal('empty');
+    expect(templateSpec(vmOf(emu)).volumes?.some((v) => v.name === 'cdrom')).to.equal(false);
   });
 
-  it('rejects bad URLs with InvalidArgument before creating anything', async () => {
+  it('rejects bad URLs with InvalidArgument before creating or patching anything', async () => {
     emu.create(vmFixture());
     m = await newMachine(emu);
+    const rv = vmOf(emu).metadata.resourceVersion;
     const cases: [string, RegExp][] = [
       ['ftp://127.0.0.1/x.iso', /scheme/],
       ['not a url', /not a valid URL/],
@@ -141,28 +209,43 @@ describe('kubevirt backend: virtual media', function () {
       ['http://user:secret@127.0.0.1/x.iso', /credentials/],
     ];
     for (const [image, msg] of cases) {
-      const err = await m.insertMedia('cd0', { image }).catch((e: unknown) => e);
+      const err = await m.insertMedia('cdrom', { image }).catch((e: unknown) => e);
       expect(isBackendError(err, 'InvalidArgument'), `${image}: ${String(err)}`).to.equal(true);
       expect((err as Error).message).to.match(msg);
     }
-    const wp = await m.insertMedia('cd0', { image: images.url('/os.iso'), writeProtected: false }).catch((e: unknown) => e);
+    const wp = await m.insertMedia('cdrom', { image: images.url('/os.iso'), writeProtected: false }).catch((e: unknown) => e);
     expect(isBackendError(wp, 'InvalidArgument')).to.equal(true);
     expect(emu.list('cdi.kubevirt.io/v1beta1', 'DataVolume', NS)).to.have.length(0);
+    expect(vmOf(emu).metadata.resourceVersion).to.equal(rv);
+    expect((await m.listMedia())[0]!.state).to.equal('empty');
     // the redirect was reported, not followed
     expect(images.requests.map((r) => r.url)).to.not.include('/elsewhere.iso');
   });
 
-  it('a VM without a CD-ROM has no slot; usb0 does not exist on KubeVirt', async () => {
+  it('a VM without a CD-ROM drive has no slot; unknown slots are NotFound', async () => {
     emu.create(vmFixture({ cdrom: false }));
     m = await newMachine(emu);
     expect(await m.listMedia()).to.deep.equal([]);
-    const err = await m.insertMedia('cd0', { image: images.url('/os.iso') }).catch((e: unknown) => e);
-    expect(isBackendError(err, 'Unsupported'), String(err)).to.equal(true);
-    expect((err as Error).message).to.match(/CD-ROM/);
-    const usb = await m.insertMedia('usb0', { image: images.url('/os.iso') }).catch((e: unknown) => e);
+    const err = await m.insertMedia('cdrom', { image: images.url('/os.iso') }).catch((e: unknown) => e);
+    expect(isBackendError(err, 'NotFound'), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/declares no CD-ROM drive/);
+    const usb = await m.insertMedia('UsbStick', { image: images.url('/os.iso') }).catch((e: unknown) => e);
     expect(isBackendError(usb, 'NotFound'), String(usb)).to.equal(true);
-    expect((usb as Error).message).to.match(/USB/);
     expect(images.requests).to.have.length(0);
+  });
+
+  it('a drive holding a volume the BMC did not put there shows inserted and cannot be ejected by us', async () => {
+    const vm = vmFixture();
+    (vm.spec as { template: { spec: { volumes: Obj[] } } }).template.spec.volumes.push({ name: 'cdrom', containerDisk: { image: 'quay.io/x/virtio-win' } });
+    emu.create(vm);
+    m = await newMachine(emu);
+    expect((await m.listMedia())[0]).to.deep.include({ id: 'cdrom', state: 'inserted' });
+    const err = await m.ejectMedia('cdrom').catch((e: unknown) => e);
+    expect(isBackendError(err, 'Conflict'), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/did not insert/);
+    const ins = await m.insertMedia('cdrom', { image: images.url('/tiny.iso') }).catch((e: unknown) => e);
+    expect(isBackendError(ins, 'Conflict'), String(ins)).to.equal(true);
+    expect(templateSpec(vmOf(emu)).volumes?.find((v) => v.name === 'cdrom')).to.deep.equal({ name: 'cdrom', containerDisk: { image: 'quay.io/x/virtio-win' } });
   });
 
   it('CDI not installed → Unsupported with a clear message', async () => {
@@ -171,8 +254,44 @@ describe('kubevirt backend: virtual media', function () {
     emu.create(vmFixture());
     m = await newMachine(emu);
     expect((await m.listMedia())[0]!.state).to.equal('empty');
-    const err = await m.insertMedia('cd0', { image: images.url('/os.iso') }).catch((e: unknown) => e);
+    const err = await m.insertMedia('cdrom', { image: images.url('/os.iso') }).catch((e: unknown) => e);
     expect(isBackendError(err, 'Unsupported'), String(err)).to.equal(true);
     expect((err as Error).message).to.match(/CDI is not installed/);
+  });
+
+  it('a cluster whose running VMs do not take template volumes (HotplugVolumes on, no declarative hotplug): error naming the gate', async () => {
+    await emu.close();
+    emu = await startEmulator({ dataVolumeImportMs: 60, kubevirtFeatureGates: ['HotplugVolumes'] });
+    emu.create(vmFixture({ runStrategy: 'Always' }));
+    m = await newMachine(emu, { hotplugSyncTimeoutMs: 400 });
+    await waitPower(m, 'On');
+    const events: MediaSlot[] = [];
+    m.on((e) => {
+      if (e.type === 'media') events.push(e.slot);
+    });
+    await m.insertMedia('cdrom', { image: images.url('/tiny.iso') });
+    const failed = await slotState(m, 'cdrom', 'error');
+    expect(failed.error).to.match(/DeclarativeHotplugVolumes feature gate on and the deprecated HotplugVolumes gate off/);
+    expect(events.at(-1)).to.deep.include({ state: 'error' });
+    expect(events.some((e) => e.state === 'inserted')).to.equal(false);
+    // eject undoes it cleanly
+    await m.ejectMedia('cdrom');
+    await until(() => dvOf(emu) === undefined, 'DataVolume deleted');
+    expect((await m.listMedia())[0]!.state).to.equal('empty');
+  });
+
+  it('a cluster without DeclarativeHotplugVolumes refuses to empty a drive: Unsupported naming the gate', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu);
+    await m.insertMedia('cdrom', { image: images.url('/tiny.iso') });
+    await slotState(m, 'cdrom', 'inserted');
+    // the admin turns the gate off (KubeVirt CR): an empty CD-ROM drive is no longer valid
+    emu.kubevirt.setFeatureGates({ disabledFeatureGates: ['DeclarativeHotplugVolumes'] });
+    const err = await m.ejectMedia('cdrom').catch((e: unknown) => e);
+    expect(isBackendError(err, 'Unsupported'), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/needs KubeVirt's DeclarativeHotplugVolumes feature gate/);
+    // nothing was lost: the CD is still loaded, the DataVolume still there
+    expect(dvOf(emu)).to.not.equal(undefined);
+    expect((await m.listMedia())[0]!.state).to.equal('inserted');
   });
 });

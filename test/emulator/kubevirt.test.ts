@@ -258,20 +258,21 @@ describe('apiserver emulator: KubeVirt', () => {
     await emu.waitFor(() => st('vm').printableStatus === 'Paused');
   });
 
-  it('addvolume/removevolume hot-plug into the template and the running VMI', async () => {
+  it('addvolume/removevolume hot-plug a new disk into the template and the running VMI', async () => {
     emu.create(vmSpec('vm', { runStrategy: 'Always' }));
     await running('vm');
     const bad = await call('vm', 'addvolume', { name: 'cd' });
     expect(bad.status).to.equal(400);
     expect((bad.body as { message: string }).message).to.equal('AddVolumeOptions requires disk to not be nil');
-    const add = { name: 'cd', disk: { cdrom: { bus: 'scsi' } }, volumeSource: { dataVolume: { name: 'iso-dv' } } };
+    // a new hot-plugged device must be a scsi/virtio disk (storagehotplug.go ValidateHotplugDiskConfiguration)
+    const add = { name: 'cd', disk: { disk: { bus: 'scsi' } }, volumeSource: { dataVolume: { name: 'iso-dv' } } };
     expect((await call('vm', 'addvolume', add)).status).to.equal(202);
     // the DataVolume does not exist yet: the hot-plugged volume waits for it
     const waiting = await emu.waitFor(() => {
       const vs = (vmi('vm')?.status as { volumeStatus?: { name: string; phase: string }[] }).volumeStatus ?? [];
       return vs.find((s) => s.name === 'cd');
     });
-    expect(waiting.phase).to.equal('Pending');
+    expect(waiting).to.deep.include({ phase: 'Pending', reason: 'FailedPvcNotFound', message: 'PVC iso-dv not found' });
     emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'iso-dv', namespace: NS }, spec: { source: { http: { url: 'http://images.example/x.iso' } } } });
     const plugged = await emu.waitFor(() => {
       const v = vmi('vm');
@@ -281,7 +282,7 @@ describe('apiserver emulator: KubeVirt', () => {
     expect(plugged.hotplugVolume).to.be.an('object');
     const tpl = (vm('vm')?.spec as { template: { spec: { volumes: { name: string }[]; domain: { devices: { disks: { name: string }[] } } } } }).template.spec;
     expect(tpl.volumes.find((v) => v.name === 'cd')).to.deep.equal({ name: 'cd', dataVolume: { name: 'iso-dv', hotpluggable: true } });
-    expect(tpl.domain.devices.disks.find((d) => d.name === 'cd')).to.deep.equal({ name: 'cd', cdrom: { bus: 'scsi' } });
+    expect(tpl.domain.devices.disks.find((d) => d.name === 'cd')).to.deep.equal({ name: 'cd', disk: { bus: 'scsi' } });
     expect(st('vm')).to.not.have.property('volumeRequests');
     expectConflict(await call('vm', 'addvolume', add), 'vm', 'Unable to add volume [cd] because volume with that name already exists');
     expectConflict(await call('vm', 'addvolume', { ...add, name: 'cd2' }), 'vm', 'Unable to add volume source [iso-dv] because it already exists');

@@ -9,6 +9,19 @@ import type { Clock } from './clock.js';
 import { clone, deepEqual } from './patch.js';
 import type { ResourceType } from './resources.js';
 import type { EmulatorServer, SubresourceRequest } from './server.js';
+import {
+  applyVolumeRequest,
+  declarativeHotplug,
+  declarativeSyncOn,
+  diskVolumeCauses,
+  hotplugDiskCauses,
+  vmiStorageUpdateCauses,
+  volumeStatusFor,
+  webhookDenied,
+  type KubevirtFeatureGates,
+  type VolumeRequest,
+} from './hotplug.js';
+import { featureGateEnabled, type FeatureGateConfig } from './feature-gates.js';
 import { restartRequired, RESTART_REQUIRED_MESSAGE } from './restart-required.js';
 import { ApiError, badRequest, conflict, invalid } from './status.js';
 import type { Store } from './store.js';
@@ -34,10 +47,6 @@ interface ChangeRequest {
   uid?: string;
   data?: Record<string, string>;
 }
-interface VolumeRequest {
-  addVolumeOptions?: { name: string; disk: Obj; volumeSource: Obj; dryRun?: string[] };
-  removeVolumeOptions?: { name: string; dryRun?: string[] };
-}
 
 export interface KubevirtAction {
   action: string;
@@ -56,12 +65,24 @@ export interface GuestAgentInfo {
 export interface KubevirtHooks {
   /** the guest powers off by itself: the VMI goes Succeeded and the runStrategy decides what follows */
   guestShutdown(namespace: string, name: string): void;
+  /**
+   * the guest reboots itself (or takes a soft reboot): a warm reboot inside the same VMI, which
+   * keeps its spec and so its boot order; with spec.domain.rebootPolicy Terminate the VMI ends
+   * (Succeeded) and the run strategy decides what follows
+   */
+  guestReboot(namespace: string, name: string): void;
+  /** how many warm reboots the current VMI has had (0 when there is none) */
+  warmReboots(namespace: string, name: string): number;
   /** the VMI fails (e.g. the launcher crashed): phase Failed */
   failVmi(namespace: string, name: string, reason?: string): void;
   /** connect (info) or disconnect (undefined) the guest agent: AgentConnected condition, status.guestOSInfo */
   setGuestAgent(namespace: string, name: string, info: GuestAgentInfo | undefined): void;
   /** every subresource call (start, stop, softreboot, reset, ...) in order, with the status answered */
   actions: KubevirtAction[];
+  /** the volume hotplug gates in force now (from the developerConfiguration, feature-gates.ts) */
+  hotplugGates(): KubevirtFeatureGates;
+  /** replace the developerConfiguration feature gates at run time, as an admin editing the KubeVirt CR would */
+  setFeatureGates(gates: FeatureGateConfig): void;
 }
 
 function now(): string {
@@ -125,9 +146,16 @@ function isDryRun(body: Obj): boolean {
 export interface KubevirtTimings {
   phaseDelayMs: number;
   stopDelayMs: number;
+  /** developerConfiguration feature gates (feature-gates.ts) */
+  gates?: FeatureGateConfig;
 }
 
-export function installKubevirt(store: Store, server: EmulatorServer, clock: Clock, timing: KubevirtTimings): KubevirtHooks {
+export function installKubevirt(
+  store: Store,
+  server: EmulatorServer,
+  clock: Clock,
+  timing: KubevirtTimings,
+): KubevirtHooks {
   const vmT = store.registry.mustByKind('kubevirt.io/v1', 'VirtualMachine');
   const vmiT = store.registry.mustByKind('kubevirt.io/v1', 'VirtualMachineInstance');
   const actions: KubevirtAction[] = [];
@@ -135,6 +163,8 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
   const stopTimers = new Map<string, NodeJS.Timeout | undefined>();
   const progressTimers = new Map<string, NodeJS.Timeout | undefined>();
   const agents = new Map<string, GuestAgentInfo>();
+  /** VMI uid → warm reboots inside it (guest reboots without rebootPolicy Terminate) */
+  const reboots = new Map<string, number>();
   /** VMI uid → the VM template spec it was started from (to raise RestartRequired on later edits) */
   const startedFrom = new Map<string, string>();
   const templateOf = (vm: KubeObject): string => JSON.stringify(obj(obj(vm.spec).template).spec ?? {});
@@ -161,6 +191,79 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     if (!spec.template || typeof spec.template !== 'object') {
       throw invalid('VirtualMachine', GROUP, vm.metadata.name ?? '', [{ field: 'spec.template', message: 'Required value: missing virtual machine template.', reason: 'FieldValueRequired' }]);
     }
+  });
+
+  /** DeclarativeHotplugVolumes / HotplugVolumes as configured now (timing.gates; setFeatureGates replaces it) */
+  const hotplugGates = (): KubevirtFeatureGates => ({
+    declarativeHotplugVolumes: featureGateEnabled('DeclarativeHotplugVolumes', timing.gates),
+    hotplugVolumes: featureGateEnabled('HotplugVolumes', timing.gates),
+  });
+
+  // the disk/volume rules of virtualmachine-validator.kubevirt.io (vms-admitter.go: the template spec
+  // through ValidateVirtualMachineInstanceSpec, and validateVolumeRequests for status.volumeRequests).
+  // Checked when the template or the volume requests change: our own status writes pass as before.
+  store.addValidator(vmT, (vm, old) => {
+    const tpl = obj(obj(obj(vm.spec).template).spec);
+    if (!old || !deepEqual(tpl, obj(obj(obj(old.spec).template).spec))) {
+      const causes = diskVolumeCauses('spec.template.spec', tpl, hotplugGates());
+      if (causes.length) throw webhookDenied('virtualmachine-validator.kubevirt.io', causes);
+    }
+    const reqs = arr<VolumeRequest>(obj(vm.status).volumeRequests);
+    if (reqs.length && !deepEqual(reqs, arr(obj(old?.status).volumeRequests))) {
+      let next = tpl;
+      for (const r of reqs) {
+        if (r.addVolumeOptions) {
+          const c = hotplugDiskCauses(r.addVolumeOptions.disk, r.addVolumeOptions.name, 'AddVolume request', 'Status.volumeRequests');
+          if (c.length) throw webhookDenied('virtualmachine-validator.kubevirt.io', c);
+        }
+        next = applyVolumeRequest(next, r);
+      }
+      const causes = diskVolumeCauses('spec.template.spec', next, hotplugGates());
+      if (causes.length) throw webhookDenied('virtualmachine-validator.kubevirt.io', causes);
+    }
+  });
+
+  // virtualmachineinstances-create-validator / -update-validator: the same disk/volume rules on
+  // create; on a spec update the hotplug storage checks (storagehotplug.go AdmitHotplugStorage)
+  store.addValidator(vmiT, (vmi, old) => {
+    const spec = obj(vmi.spec);
+    if (!old) {
+      const causes = diskVolumeCauses('spec', spec, hotplugGates());
+      if (causes.length) throw webhookDenied('virtualmachineinstances-create-validator.kubevirt.io', causes);
+      return;
+    }
+    const oldSpec = obj(old.spec);
+    if (deepEqual(spec.volumes, oldSpec.volumes) && deepEqual(obj(obj(spec.domain).devices).disks, obj(obj(oldSpec.domain).devices).disks)) return;
+    const causes = vmiStorageUpdateCauses(spec, oldSpec, hotplugGates());
+    if (causes.length) throw webhookDenied('virtualmachineinstances-update-validator.kubevirt.io', causes);
+  });
+
+  // VEP 171 rebootPolicy (ValidateVirtualMachineInstanceSpec → validateRebootPolicy in
+  // pkg/virt-api/webhooks/validating-webhook/admitters/vmi-create-admitter.go; the VM admitter runs it
+  // on spec.template.spec, vms-admitter.go ValidateVirtualMachineSpec). The Reboot|Terminate enum is
+  // the CRD schema's (+kubebuilder:validation:Enum in staging/src/kubevirt.io/api/core/v1/schema.go).
+  const rebootPolicyCauses = (field: string, spec: Obj): { field: string; message: string; reason?: string }[] => {
+    const policy = obj(spec.domain).rebootPolicy;
+    if (policy === undefined || policy === null) return [];
+    if (policy !== 'Reboot' && policy !== 'Terminate') {
+      return [{ field, message: `Unsupported value: "${String(policy)}": supported values: "Reboot", "Terminate"`, reason: 'FieldValueNotSupported' }];
+    }
+    if (!featureGateEnabled('RebootPolicy', timing.gates)) {
+      return [{ field, message: 'RebootPolicy is specified but the RebootPolicy feature gate is not enabled' }];
+    }
+    return [];
+  };
+  store.addValidator(vmT, (vm, old) => {
+    // a status write (virt-controller uses the status subresource, which the VM webhook does not see)
+    // leaves the spec as it was: only spec writes are admitted again
+    if (old && deepEqual(old.spec, vm.spec)) return;
+    const causes = rebootPolicyCauses('spec.template.spec.domain.rebootPolicy', obj(obj(obj(vm.spec).template).spec));
+    if (causes.length) throw invalid('VirtualMachine', GROUP, vm.metadata.name ?? '', causes);
+  });
+  store.addValidator(vmiT, (vmi, old) => {
+    if (old) return; // the create admitter; a VMI spec does not change afterwards
+    const causes = rebootPolicyCauses('spec.domain.rebootPolicy', obj(vmi.spec));
+    if (causes.length) throw invalid('VirtualMachineInstance', GROUP, vmi.metadata.name ?? '', causes);
   });
 
   // ------------------------------------------------------------------ VMI lifecycle (virt-handler)
@@ -231,37 +334,65 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
 
   const dvT = store.registry.byKind('cdi.kubevirt.io/v1beta1', 'DataVolume');
 
-  /** a hot-plugged DataVolume is attached only once CDI has finished importing it */
-  const dataVolumeReady = (ns: string, v: Obj): boolean => {
+  const pvcT = store.registry.byKind('v1', 'PersistentVolumeClaim');
+
+  /** the claim behind a hotplugged volume: a DataVolume is attachable once CDI finished the import */
+  const claimOf = (ns: string, v: Obj): { exists: boolean; ready: boolean } => {
     const dvName = obj(v.dataVolume).name;
-    if (typeof dvName !== 'string') return true;
-    const dv = dvT ? store.peek(dvT, ns, dvName) : undefined;
-    return (obj(dv?.status).phase as string | undefined) === 'Succeeded';
-  };
-
-  const volumeStatusFor = (ns: string, v: Obj): Obj => {
-    const hot = !!(obj(v.dataVolume).hotpluggable || obj(v.persistentVolumeClaim).hotpluggable);
-    const s: Obj = { name: v.name, target: '', phase: 'Ready', reason: 'VolumeReady', message: 'Volume is ready' };
-    if (hot) {
-      if (!dataVolumeReady(ns, v)) {
-        return { name: v.name, target: '', phase: 'Pending', reason: 'VolumePending', message: `DataVolume ${String(obj(v.dataVolume).name)} is not ready yet` };
-      }
-      s.hotplugVolume = { attachPodName: `hp-volume-${String(v.name)}`, attachPodUID: randomUUID() };
-      s.message = `Successfully attach hotplugged volume ${String(v.name)} to VM`;
+    if (typeof dvName === 'string') {
+      const dv = dvT ? store.peek(dvT, ns, dvName) : undefined;
+      if (!dv || dv.metadata.deletionTimestamp) return { exists: false, ready: false };
+      return { exists: true, ready: (obj(dv.status).phase as string | undefined) === 'Succeeded' };
     }
-    return s;
+    const claim = obj(v.persistentVolumeClaim).claimName;
+    if (typeof claim === 'string') {
+      const pvc = pvcT ? store.peek(pvcT, ns, claim) : undefined;
+      return { exists: !!pvc, ready: !!pvc && obj(pvc.status).phase === 'Bound' };
+    }
+    return { exists: true, ready: true };
   };
 
-  /** recompute volumeStatus of a running VMI from its spec (keeps entries that did not change) */
+  /** how long a removed hotplugged volume keeps its (unmounted) status entry before it goes */
+  const unplugTimers = new Map<string, NodeJS.Timeout | undefined>();
+
+  /**
+   * Recompute volumeStatus of a running VMI from its spec (entries already Ready stay as they are).
+   * A hotplugged volume that left the spec is first reported unmounted (virt-handler's
+   * UnMountedFromPod, pkg/virt-handler/vm.go), and its entry goes after a phase delay; until then
+   * declarative hotplug does not add a volume of that name again (hotplug.go getNewHotplugVMVolumes).
+   */
   const syncVolumeStatus = (vmi: KubeObject): void => {
     const ns = vmi.metadata.namespace ?? '';
     const vst = obj(vmi.status);
     const vols = arr(obj(vmi.spec).volumes);
     const old = arr(vst.volumeStatus);
-    vst.volumeStatus = vols.map((v) => {
+    const names = new Set(vols.map((v) => String(v.name)));
+    const next = vols.map((v) => {
       const prev = old.find((s) => s.name === v.name);
-      return prev && prev.phase === 'Ready' ? prev : volumeStatusFor(ns, v);
+      return prev && prev.phase === 'Ready' ? prev : volumeStatusFor(v, claimOf(ns, v), () => randomUUID());
     });
+    for (const s of old) {
+      if (names.has(String(s.name)) || !s.hotplugVolume) continue;
+      next.push({ ...s, phase: 'UnMountedFromPod', reason: 'VolumeUnMountedFromPod', message: `Volume ${String(s.name)} has been unmounted from virt-launcher pod` });
+      const key = `${vmi.metadata.uid ?? ''}/${String(s.name)}`;
+      if (!unplugTimers.has(key)) {
+        const vname = String(s.name);
+        unplugTimers.set(
+          key,
+          clock.after(timing.phaseDelayMs, () => {
+            unplugTimers.delete(key);
+            const cur = getVmi(ns, vmi.metadata.name ?? '');
+            if (!cur || cur.metadata.uid !== vmi.metadata.uid) return;
+            const st = obj(cur.status);
+            st.volumeStatus = arr(st.volumeStatus).filter((x) => x.name !== vname || names.has(vname));
+            cur.status = st;
+            write(vmiT, cur);
+            schedule(ns, cur.metadata.name ?? '');
+          }),
+        );
+      }
+    }
+    vst.volumeStatus = next;
     vmi.status = vst;
   };
 
@@ -375,30 +506,6 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     }
   };
 
-  const applyVolumeRequest = (spec: Obj, req: VolumeRequest): Obj => {
-    const s = clone(spec);
-    const domain = obj(s.domain);
-    const devices = obj(domain.devices);
-    let volumes = arr(s.volumes);
-    let disks = arr(devices.disks);
-    if (req.addVolumeOptions) {
-      const o = req.addVolumeOptions;
-      if (!volumes.some((v) => v.name === o.name)) volumes = [...volumes, { name: o.name, ...clone(o.volumeSource) }];
-      if (!disks.some((d) => d.name === o.name)) disks = [...disks, { ...clone(o.disk), name: o.name }];
-    } else if (req.removeVolumeOptions) {
-      const n = req.removeVolumeOptions.name;
-      const victim = volumes.find((v) => v.name === n || obj(v.dataVolume).name === n || obj(v.persistentVolumeClaim).claimName === n);
-      const vname = victim?.name ?? n;
-      volumes = volumes.filter((v) => v.name !== vname);
-      disks = disks.filter((d) => d.name !== vname);
-    }
-    s.volumes = volumes;
-    devices.disks = disks;
-    domain.devices = devices;
-    s.domain = domain;
-    return s;
-  };
-
   const reconcile = (ns: string, name: string): void => {
     let vm = getVm(ns, name);
     if (!vm) return;
@@ -419,13 +526,10 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
       const st = obj(vm.status);
       delete st.volumeRequests;
       vm.status = st;
+      // the HotplugVolumes (legacy) path: virt-controller makes the requests permanent in the
+      // template and plugs them into the VMI (vm.go); whether that needs a restart is
+      // syncRestartRequired's business (volume changes of hotplug volumes are live)
       vm = write(vmT, vm);
-      if (vmi && startedFrom.has(vmi.metadata.uid ?? '')) {
-        // hot-plugged volumes reach the running VMI: they need no restart
-        let before = JSON.parse(startedFrom.get(vmi.metadata.uid ?? '') ?? '{}') as Obj;
-        for (const r of volReqs) before = applyVolumeRequest(before, r);
-        startedFrom.set(vmi.metadata.uid ?? '', JSON.stringify(before));
-      }
       if (vmi && !vmi.metadata.deletionTimestamp && !isFinal(vmi)) {
         let vspec = obj(vmi.spec);
         for (const r of volReqs) vspec = applyVolumeRequest(vspec, r);
@@ -512,7 +616,34 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
       }
     }
     vmi = getVmi(ns, name);
+    if (vmi && declarativeSyncOn(hotplugGates())) vmi = syncDeclarativeVolumes(vm, vmi);
     updateVmStatus(ns, name, vmi);
+  };
+
+  /**
+   * Declarative hotplug (vm.go handleDeclarativeVolumeHotplug → pkg/storage/hotplug/hotplug.go):
+   * hotpluggable volumes added to / removed from the template of a running VM reach its VMI spec;
+   * volumeStatus follows (Ready only once the DataVolume is imported).
+   */
+  const syncDeclarativeVolumes = (vm: KubeObject, vmi: KubeObject): KubeObject => {
+    if (phaseOf(vmi) !== 'Running' || vmi.metadata.deletionTimestamp) return vmi;
+    const change = declarativeHotplug(obj(obj(obj(vm.spec).template).spec), obj(vmi.spec), obj(vmi.status));
+    if (!change) return vmi;
+    const spec = obj(vmi.spec);
+    spec.volumes = change.volumes;
+    const domain = obj(spec.domain);
+    domain.devices = { ...obj(domain.devices), disks: change.disks };
+    spec.domain = domain;
+    vmi.spec = spec;
+    syncVolumeStatus(vmi);
+    try {
+      return write(vmiT, vmi);
+    } catch (e) {
+      // the VMI webhook refused the change (e.g. a new CD-ROM device, which cannot be hot-plugged):
+      // virt-controller logs "failed to update hotplug volumes for vmi" and leaves the VMI as it is
+      if (e instanceof ApiError) return getVmi(vmi.metadata.namespace ?? '', vmi.metadata.name ?? '') ?? vmi;
+      throw e;
+    }
   };
 
   const updateVmStatus = (ns: string, name: string, vmi: KubeObject | undefined): void => {
@@ -560,12 +691,16 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
   };
 
   store.onEvent((ev) => {
-    if (dvT && ev.t === dvT && ev.type !== 'DELETED' && obj(ev.obj.status).phase === 'Succeeded') {
+    if (dvT && ev.t === dvT) {
+      // virt-controller re-queues the VMIs that use a DataVolume when it changes
+      // (pkg/virt-controller/watch/vmi/storage.go listVMIsMatchingDV): pending hotplug volumes move on
       const ns = ev.obj.metadata.namespace ?? '';
+      const dvName = ev.obj.metadata.name ?? '';
       clock.after(0, () => {
         for (const v of store.list(vmiT, ns)) {
           if (phaseOf(v) !== 'Running' || v.metadata.deletionTimestamp) continue;
-          if (!arr(obj(v.status).volumeStatus).some((s) => s.phase !== 'Ready')) continue;
+          const uses = new Set(arr(obj(v.spec).volumes).filter((x) => obj(x.dataVolume).name === dvName).map((x) => String(x.name)));
+          if (!arr(obj(v.status).volumeStatus).some((s) => uses.has(String(s.name)) && s.phase !== 'Ready')) continue;
           syncVolumeStatus(v);
           write(vmiT, v);
         }
@@ -755,6 +890,13 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     if (!hasCond(vmi, 'AgentConnected') && acpi === false) {
       throw vmiConflict(req.name, 'VMI neither have the agent connected nor the ACPI feature enabled');
     }
+    // the guest reboots: with rebootPolicy Terminate that ends the VMI (tests/compute/vm_lifecycle.go
+    // "with reboot policy": a soft reboot recreates the VMI under Always, leaves it Succeeded otherwise)
+    const uid = vmi.metadata.uid;
+    clock.after(timing.phaseDelayMs, () => {
+      const cur = getVmi(req.namespace, req.name);
+      if (cur && cur.metadata.uid === uid && phaseOf(cur) === 'Running') guestReboot(req.namespace, req.name);
+    });
     return { code: 200 };
   };
 
@@ -801,13 +943,46 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     return undefined;
   };
 
+  /**
+   * addvolume/removevolume (pkg/virt-api/rest/volumes.go): refused with 400 unless HotplugVolumes or
+   * DeclarativeHotplugVolumes is on. With HotplugVolumes the VM call records a status.volumeRequest
+   * that virt-controller applies to the template and the VMI; with only DeclarativeHotplugVolumes it
+   * patches the template directly (vmVolumePatch: ApplyVolumeRequestOnVMISpec, through the VM
+   * webhook), and declarative hotplug carries it to the VMI. Either way a request named like an
+   * existing CD-ROM drive appends a second disk of that name, which the webhook rejects, and
+   * removevolume drops the drive's disk with the volume.
+   */
+  const hotplugApiOn = (): void => {
+    const g = hotplugGates();
+    if (!g.hotplugVolumes && !g.declarativeHotplugVolumes) {
+      throw badRequest('Enable DeclarativeHotplugVolumes or HotplugVolumes feature gate to use this API.');
+    }
+  };
+
   const vmVolume = (add: boolean) => (req: SubresourceRequest): { code: number } => {
+    hotplugApiOn();
     const r = volumeOptions(req, add);
     const vm = getVm(req.namespace, req.name);
     if (!vm) throw vmNotFound(req.name);
     const volumes = arr(obj(obj(obj(vm.spec).template).spec).volumes);
     const err = verifyVolume(volumes, r);
     if (err) throw vmConflict(req.name, err);
+    const dry = (r.addVolumeOptions?.dryRun ?? r.removeVolumeOptions?.dryRun ?? []).includes('All');
+    if (!hotplugGates().hotplugVolumes) {
+      // vmVolumePatch: the template itself, through the VM webhook; an Invalid answer is passed on
+      const spec = obj(vm.spec);
+      const tpl = obj(spec.template);
+      tpl.spec = applyVolumeRequest(obj(tpl.spec), r);
+      spec.template = tpl;
+      vm.spec = spec;
+      try {
+        store.update(vmT, vm, { scope: 'main', force: true, dryRun: dry });
+      } catch (e) {
+        if (e instanceof ApiError && e.code === 422) throw e;
+        throw internal(`unable to patch vm: ${e instanceof Error ? e.message : String(e)}`);
+      }
+      return { code: 202 };
+    }
     const st = obj(vm.status);
     const existing = arr<VolumeRequest>(st.volumeRequests);
     const n = r.addVolumeOptions?.name ?? r.removeVolumeOptions?.name ?? '';
@@ -816,7 +991,6 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
       if (add && e.removeVolumeOptions?.name === n) throw vmConflict(req.name, `unable to add volume since a remove volume request for volume [${n}] already exists and is still being processed`);
       if (!add && e.removeVolumeOptions?.name === n) throw vmConflict(req.name, `a remove volume request for volume [${n}] already exists and is still being processed`);
     }
-    const dry = (r.addVolumeOptions?.dryRun ?? r.removeVolumeOptions?.dryRun ?? []).includes('All');
     if (!dry) {
       st.volumeRequests = [...existing.filter((e) => add || e.addVolumeOptions?.name !== n), r];
       vm.status = st;
@@ -827,17 +1001,24 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
   };
 
   const vmiVolume = (add: boolean) => (req: SubresourceRequest): { code: number } => {
+    hotplugApiOn();
     const r = volumeOptions(req, add);
     const vmi = getVmi(req.namespace, req.name);
     if (!vmi) throw vmiNotFound(req.name);
+    // vmiVolumePatch: ephemeral hotplug into a VM's VMI only with HotplugVolumes
+    const ownedByVm = (vmi.metadata.ownerReferences ?? []).some((o) => o.kind === 'VirtualMachine' && o.controller === true);
+    if (ownedByVm && !hotplugGates().hotplugVolumes) throw badRequest(`VMI ${req.namespace}/${req.name} is owned by a VM`);
     if (phaseOf(vmi) !== 'Running') throw vmiConflict(req.name, 'VMI is not running');
     const err = verifyVolume(arr(obj(vmi.spec).volumes), r);
     if (err) throw vmiConflict(req.name, err);
     const dry = (r.addVolumeOptions?.dryRun ?? r.removeVolumeOptions?.dryRun ?? []).includes('All');
-    if (!dry) {
-      vmi.spec = applyVolumeRequest(obj(vmi.spec), r);
-      syncVolumeStatus(vmi);
-      write(vmiT, vmi);
+    vmi.spec = applyVolumeRequest(obj(vmi.spec), r);
+    if (!dry) syncVolumeStatus(vmi);
+    try {
+      store.update(vmiT, vmi, { force: true, dryRun: dry });
+    } catch (e) {
+      if (e instanceof ApiError && e.code === 422) throw e;
+      throw internal(`unable to patch vmi: ${e instanceof Error ? e.message : String(e)}`);
     }
     return { code: 202 };
   };
@@ -894,8 +1075,31 @@ export function installKubevirt(store: Store, server: EmulatorServer, clock: Clo
     write(vmiT, vmi);
   };
 
+  /**
+   * A guest-initiated reboot. Without a rebootPolicy (or Reboot) libvirt restarts the guest inside
+   * the same domain: the VMI, its uid and its spec (boot order) stay. With Terminate the domain gets
+   * on_reboot=destroy (pkg/virt-launcher/virtwrap/converter/compute/reboot_policy.go) and goes
+   * Shutoff; virt-handler reports the VMI Succeeded (pkg/virt-handler/vm.go), and the VM controller
+   * recreates it from the template only under runStrategy Always.
+   */
+  function guestReboot(ns: string, name: string): void {
+    const vmi = getVmi(ns, name);
+    if (!vmi) throw new Error(`emulator: no VMI ${ns}/${name}`);
+    if (phaseOf(vmi) !== 'Running') throw new Error(`emulator: VMI ${ns}/${name} is not running`);
+    if (obj(obj(vmi.spec).domain).rebootPolicy === 'Terminate') endVmi(ns, name, 'Succeeded', 'GuestReboot');
+    else reboots.set(vmi.metadata.uid ?? '', (reboots.get(vmi.metadata.uid ?? '') ?? 0) + 1);
+  }
+
   return {
     actions,
+    hotplugGates,
+    setFeatureGates: (cfg) => {
+      timing.gates = { ...(cfg.featureGates ? { featureGates: [...cfg.featureGates] } : {}), ...(cfg.disabledFeatureGates ? { disabledFeatureGates: [...cfg.disabledFeatureGates] } : {}) };
+      // virt-controller re-syncs every VM when the KubeVirt CR changes
+      for (const vm of store.list(vmT)) schedule(vm.metadata.namespace ?? '', vm.metadata.name ?? '');
+    },
+    guestReboot,
+    warmReboots: (ns, name) => reboots.get(getVmi(ns, name)?.metadata.uid ?? '') ?? 0,
     guestShutdown: (ns, name) => endVmi(ns, name, 'Succeeded', 'GuestShutdown'),
     failVmi: (ns, name, reason = 'LauncherCrashed') => endVmi(ns, name, 'Failed', reason),
     setGuestAgent: (ns, name, info) => {

@@ -41,6 +41,8 @@ export interface KubeVirtMachineOptions {
   mediaProbeTimeoutMs?: number;
   /** TLS of https virtual media servers (see docs/kubevirt.md) */
   mediaTls?: MediaTlsOptions;
+  /** How long a running VM may take to pick up an inserted CD before the slot reports an error (ms), default 30000 */
+  hotplugSyncTimeoutMs?: number;
 }
 
 export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promise<Machine> {
@@ -65,6 +67,7 @@ export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promi
     ...(opts.watchMaxSilenceMs !== undefined ? { watchMaxSilenceMs: opts.watchMaxSilenceMs } : {}),
     ...(opts.mediaProbeTimeoutMs !== undefined ? { mediaProbeTimeoutMs: opts.mediaProbeTimeoutMs } : {}),
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
+    ...(opts.hotplugSyncTimeoutMs !== undefined ? { hotplugSyncTimeoutMs: opts.hotplugSyncTimeoutMs } : {}),
   });
   const caFile = opts.mediaTls?.caFile;
   if (caFile) {
