@@ -175,6 +175,7 @@ export type OnceStep =
 
 export interface OnceVmi {
   metadata?: { uid?: string; deletionTimestamp?: string | null };
+  spec?: { domain?: { rebootPolicy?: string } };
   status?: { phase?: string };
 }
 
@@ -188,7 +189,10 @@ export interface OnceVmi {
  *   VM controller recreates it (runStrategy Always) from the template soon;
  * - the consumer is being deleted: restore now when a new VMI follows (runStrategy Always, or a
  *   Start state change request as `restart` queues), else wait until it is gone;
- * - the consumer runs: keep the one-time order in the template.
+ * - the consumer runs: keep the one-time order in the template; except when a guest reboot ends
+ *   it and KubeVirt recreates it at once (rebootPolicy Terminate under runStrategy Always): no
+ *   agent can restore between the two, so restore now. KubeVirt then shows RestartRequired while
+ *   that VMI runs, which is true: the restored order applies at its next (guest) reboot.
  */
 export function onceStep(vm: VirtualMachine | undefined, vmi: OnceVmi | undefined): OnceStep {
   const saved = parseSaved(vm);
@@ -204,12 +208,13 @@ export function onceStep(vm: VirtualMachine | undefined, vmi: OnceVmi | undefine
   if (!vmi || !uid) return { kind: 'restore', why: 'the VMI that booted it is gone' };
   if (uid !== saved.consumedBy) return { kind: 'restore', why: `a later VMI (${uid}) exists` };
   if (final) return { kind: 'restore', why: `the VMI that booted it ended (${phase})` };
+  const always = vm.spec?.runStrategy === 'Always' || (vm.spec?.runStrategy === undefined && vm.spec?.running === true);
   if (deleting) {
-    const startFollows =
-      vm.spec?.runStrategy === 'Always' ||
-      (vm.spec?.runStrategy === undefined && vm.spec?.running === true) ||
-      (vm.status?.stateChangeRequests ?? []).some((r) => r.action === 'Start');
+    const startFollows = always || (vm.status?.stateChangeRequests ?? []).some((r) => r.action === 'Start');
     return startFollows ? { kind: 'restore', why: 'the VMI that booted it is being replaced' } : { kind: 'none' };
+  }
+  if (always && rebootTerminates(vmi.spec)) {
+    return { kind: 'restore', why: 'rebootPolicy Terminate: a guest reboot replaces the VMI at once, so the order goes back now' };
   }
   return { kind: 'none' };
 }

@@ -33,6 +33,7 @@ import {
   deriveBootOverride,
   listBootDevices,
   planBootWrite,
+  rebootTerminates,
   supportedTargets,
 } from './boot.js';
 import { isKubeApiError, type KubeClient } from '../../kube/client.js';
@@ -216,7 +217,8 @@ export class KubeVirtMachine implements Machine {
     // the next boot differs from what the VMI booted (a boot write since it started, or a consumed
     // boot-once whose previous order comes back): a soft reboot inside the VMI would not apply it
     const pendingBootChange = nextBootDiffers(v.vm, v.vmi);
-    const plan = planPowerAction(action, { state, vmi: v.vmi, pendingBootChange });
+    const softRebootEndsVmi = rebootTerminates(v.vmi?.spec) && effectiveRunStrategy(v.vm) !== 'Always';
+    const plan = planPowerAction(action, { state, vmi: v.vmi, pendingBootChange, softRebootEndsVmi });
     if (plan.kind === 'noop') return;
     if (plan.kind === 'error') throw plan.error;
     const { call } = plan;

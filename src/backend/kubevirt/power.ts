@@ -69,6 +69,11 @@ export interface PowerContext {
   vmi: VirtualMachineInstance | undefined;
   /** The VM spec holds a boot order/firmware the running VMI does not have yet. */
   pendingBootChange: boolean;
+  /**
+   * A guest reboot would end the VMI for good: rebootPolicy Terminate (VEP 171) under a run
+   * strategy other than Always, where KubeVirt does not recreate it (tests/compute/vm_lifecycle.go).
+   */
+  softRebootEndsVmi?: boolean;
 }
 
 const START: PowerCall = { target: 'vm', sub: 'start', body: {} };
@@ -115,7 +120,8 @@ export function planPowerAction(action: PowerAction, ctx: PowerContext): PowerPl
       if (state === 'Paused') return conflict('a paused guest cannot handle a reboot request; resume it first');
       // A soft reboot keeps the VMI, so a boot order set since it started would not apply: restart
       // the VMI gracefully instead. Likewise when neither the guest agent nor ACPI can take it.
-      if (ctx.pendingBootChange || !canSoftReboot(ctx.vmi)) return { kind: 'call', call: RESTART_GRACEFUL };
+      // And when a guest reboot would leave the VM off (rebootPolicy Terminate without Always).
+      if (ctx.pendingBootChange || ctx.softRebootEndsVmi || !canSoftReboot(ctx.vmi)) return { kind: 'call', call: RESTART_GRACEFUL };
       return { kind: 'call', call: { target: 'vmi', sub: 'softreboot', body: {} } };
     case 'forceRestart':
       if (state === 'Off') return conflict('cannot reset a VM that is off');
