@@ -148,33 +148,32 @@ export class ConsoleHub {
 
   /** Attach a viewer. */
   open(): ConsoleStream {
-    const hub = this;
     const listeners = new Set<(e: ConsoleEvent) => void>();
     let closed = false;
     const fan = (e: ConsoleEvent) => {
       for (const l of [...listeners]) l(e);
     };
     this.viewers.add(fan);
-    return {
+    const stream: ConsoleStream = {
       backlog: this.recent(),
-      get state() {
-        return hub.state_;
-      },
-      write: (data) => (closed ? 0 : hub.write(data)),
+      state: this.state_,
+      write: (data) => (closed ? 0 : this.write(data)),
       sendBreak: () => {
-        if (!closed && hub.state_ === 'connected') hub.sink.sendBreak?.();
+        if (!closed && this.state_ === 'connected') this.sink.sendBreak?.();
       },
-      flushInput: () => hub.flushInput(),
+      flushInput: () => this.flushInput(),
       on(listener) {
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
-      close() {
+      close: () => {
         closed = true;
         listeners.clear();
-        hub.viewers.delete(fan);
+        this.viewers.delete(fan);
       },
     };
+    Object.defineProperty(stream, 'state', { get: () => this.state_, enumerable: true });
+    return stream;
   }
 
   // ---- internals -------------------------------------------------------------------------------

@@ -89,7 +89,10 @@ export class SolPayload {
     this.log = opts.log;
     this.unsubscribe = this.console.on((e) => this.onConsole(e));
     // What the console printed before we attached (bounded by the backend's ring) comes first.
-    if (this.console.backlog.length > 0) this.enqueue(this.console.backlog);
+    if (this.console.backlog.length > 0) {
+      this.enqueue(this.console.backlog);
+      this.schedule();
+    }
   }
 
   get isActive(): boolean {
