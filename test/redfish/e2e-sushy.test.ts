@@ -1,12 +1,16 @@
 /**
  * OpenStack sushy (the Redfish library ironic/metal3 use; Debian's python3-sushy) against the agent
- * on the simulator: power, boot override and virtual media, each checked on the simulator.
+ * on the simulator: power, boot override and virtual media, each checked on the simulator. Images are
+ * served from a loopback HTTP server (the simulator checks the URL like a real BMC). sushy's
+ * insert_media ignores the 202, so the script finds the task through the TaskService and follows it
+ * with sushy's own TaskMonitor (TaskMonitor(conn, task.task_monitor).wait()).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { startImageServer, type ImageServer } from '../helpers/images.js';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
@@ -15,6 +19,7 @@ const PYTHON = '/usr/bin/python3';
 const SCRIPT = `
 import json, sys, sushy
 from sushy import auth as sauth
+from sushy.taskmonitor import TaskMonitor
 base, mode, step, *args = sys.argv[1:]
 a = (sauth.SessionAuth if mode == 'session' else sauth.BasicAuth)(username='admin', password='password')
 s = sushy.Sushy(base, auth=a)
@@ -32,10 +37,26 @@ elif step in ('insert', 'eject'):
     vm = manager.virtual_media.get_member('/redfish/v1/Managers/BMC/VirtualMedia/' + args[0])
     if step == 'insert':
         vm.insert_media(args[1])
+        tasks = s.get_task_service().tasks
+        task = max(tasks.get_members(), key=lambda t: int(t.identity))
+        # sushy's TaskMonitor built directly: Sushy.get_task_monitor() loads sushy's bundled message
+        # registries, a folder Debian's python3-sushy 4.3.3 does not ship (FileNotFoundError)
+        monitor = TaskMonitor(s._conn, task.task_monitor)
+        monitor.wait(30)
+        task.refresh()
+        out['task'] = {'state': str(task.task_state), 'percent': task.percent_complete,
+                       'monitor_status': monitor.response.status_code, 'processing': monitor.is_processing,
+                       'messages': [m['MessageId'] for m in task.json.get('Messages', [])]}
     else:
         vm.eject_media()
     vm.refresh()
     out['vm'] = {'inserted': vm.inserted, 'image': vm.image, 'media_types': sorted(str(t) for t in vm.media_types)}
+elif step == 'retry':
+    # a client retrying an action after a timeout, with the same Idempotency-Key
+    path = '/redfish/v1/Managers/BMC/VirtualMedia/' + args[0] + '/Actions/VirtualMedia.InsertMedia'
+    rs = [s._conn.post(path, data={'Image': args[1]}, headers={'Idempotency-Key': 'sushy-retry-1'}) for _ in range(2)]
+    out['retry'] = [{'status': r.status_code, 'location': r.headers.get('Location'),
+                     'replayed': r.headers.get('Idempotent-Replayed')} for r in rs]
 system.refresh()
 out['power'] = str(system.power_state)
 out['boot'] = {'target': str(system.boot.target), 'enabled': str(system.boot.enabled), 'mode': str(system.boot.mode)}
@@ -50,11 +71,14 @@ interface SushyOut {
   resets: string[];
   uuid: string;
   vm?: { inserted: boolean; image: string | null; media_types: string[] };
+  task?: { state: string; percent: number; monitor_status: number; processing: boolean; messages: string[] };
+  retry?: { status: number; location: string; replayed: string | null }[];
 }
 
 describe('Redfish e2e: sushy @e2e', function () {
   this.timeout(60_000);
   let t: TestAgent;
+  let img: ImageServer;
 
   before(async function () {
     if (!existsSync(PYTHON)) this.skip();
@@ -63,9 +87,11 @@ describe('Redfish e2e: sushy @e2e', function () {
     } catch {
       this.skip();
     }
+    img = await startImageServer({ '/isos/boot.iso': 8192 });
   });
+  after(async () => img?.close());
   beforeEach(async () => {
-    t = await startTestAgent({ ipmi: false });
+    t = await startTestAgent({ ipmi: false, sim: { mediaInsertDelayMs: 1500 } });
   });
   afterEach(async () => t?.close());
 
@@ -105,14 +131,29 @@ describe('Redfish e2e: sushy @e2e', function () {
     expect(out.boot.mode).to.match(/uefi/i);
   });
 
-  it('virtual media insert and eject through the manager', async () => {
-    const url = 'http://images.example/isos/boot.iso';
+  it('virtual media insert (a task sushy follows to Completed) and eject through the manager', async () => {
+    const url = img.url('/isos/boot.iso');
     let out = await sushy('session', 'insert', 'Cd', url);
+    expect(out.task).to.deep.include({ state: 'TaskState.COMPLETED', percent: 100, monitor_status: 204, processing: false });
+    expect(out.task!.messages).to.include.members(['TaskEvent.1.0.5.TaskStarted', 'TaskEvent.1.0.5.TaskCompletedOK']);
     const cd = (await t.sim.listMedia()).find((m) => m.id === 'Cd')!;
     expect(cd).to.include({ state: 'inserted', image: url });
     expect(out.vm).to.deep.include({ inserted: true, image: url });
     out = await sushy('session', 'eject', 'Cd');
     expect((await t.sim.listMedia()).find((m) => m.id === 'Cd')!.state).to.equal('empty');
     expect(out.vm!.inserted).to.equal(false);
+  });
+
+  it('an insert retried with the same Idempotency-Key runs once', async () => {
+    let inserts = 0;
+    const unsubscribe = t.sim.on((ev) => {
+      if (ev.type === 'media' && ev.slot.id === 'Cd' && ev.slot.state === 'inserting' && ev.slot.progress === 0) inserts++;
+    });
+    const out = await sushy('basic', 'retry', 'Cd', img.url('/isos/boot.iso'));
+    unsubscribe();
+    expect(out.retry!.map((r) => r.status)).to.deep.equal([202, 202]);
+    expect(out.retry![1]!.location).to.equal(out.retry![0]!.location);
+    expect(out.retry!.map((r) => r.replayed)).to.deep.equal([null, 'true']);
+    expect(inserts).to.equal(1);
   });
 });
