@@ -40,6 +40,7 @@ export type OperationId =
   | "getSession"
   | "deleteSession"
   | "getAccountService"
+  | "patchAccountService"
   | "listAccounts"
   | "getAccount"
   | "listRoles"
@@ -112,6 +113,7 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/SessionService/Sessions/{SessionId}", koaPath: "/redfish/v1/SessionService/Sessions/:SessionId", operationId: "getSession", responseSchemaRef: "Session_Session", entity: "Session", privileges: [["ConfigureManager"],["ConfigureSelf"]] },
   { method: "DELETE", path: "/redfish/v1/SessionService/Sessions/{SessionId}", koaPath: "/redfish/v1/SessionService/Sessions/:SessionId", operationId: "deleteSession", entity: "Session", privileges: [["ConfigureManager"],["ConfigureSelf"]] },
   { method: "GET", path: "/redfish/v1/AccountService", koaPath: "/redfish/v1/AccountService", operationId: "getAccountService", responseSchemaRef: "AccountService_AccountService", entity: "AccountService", privileges: [["Login"]] },
+  { method: "PATCH", path: "/redfish/v1/AccountService", koaPath: "/redfish/v1/AccountService", operationId: "patchAccountService", requestSchemaRef: "AccountService_v1_18_1_AccountService", responseSchemaRef: "AccountService_AccountService", entity: "AccountService", privileges: [["ConfigureUsers"]] },
   { method: "GET", path: "/redfish/v1/AccountService/Accounts", koaPath: "/redfish/v1/AccountService/Accounts", operationId: "listAccounts", responseSchemaRef: "ManagerAccountCollection_ManagerAccountCollection", entity: "ManagerAccountCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/AccountService/Accounts/{ManagerAccountId}", koaPath: "/redfish/v1/AccountService/Accounts/:ManagerAccountId", operationId: "getAccount", responseSchemaRef: "ManagerAccount_ManagerAccount", entity: "ManagerAccount", privileges: [["ConfigureManager"],["ConfigureUsers"],["ConfigureSelf"]] },
   { method: "GET", path: "/redfish/v1/AccountService/Roles", koaPath: "/redfish/v1/AccountService/Roles", operationId: "listRoles", responseSchemaRef: "RoleCollection_RoleCollection", entity: "RoleCollection", privileges: [["Login"]] },
@@ -167,6 +169,8 @@ export type CreateSessionRequest = components['schemas']["Session_v1_8_0_Session
 export type CreateSessionResponse = components['schemas']["Session_Session"];
 export type GetSessionResponse = components['schemas']["Session_Session"];
 export type GetAccountServiceResponse = components['schemas']["AccountService_AccountService"];
+export type PatchAccountServiceRequest = components['schemas']["AccountService_v1_18_1_AccountService"];
+export type PatchAccountServiceResponse = components['schemas']["AccountService_AccountService"];
 export type ListAccountsResponse = components['schemas']["ManagerAccountCollection_ManagerAccountCollection"];
 export type GetAccountResponse = components['schemas']["ManagerAccount_ManagerAccount"];
 export type ListRolesResponse = components['schemas']["RoleCollection_RoleCollection"];

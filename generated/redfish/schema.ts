@@ -507,7 +507,7 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        patch: operations["patchAccountService"];
         trace?: never;
     };
     "/redfish/v1/AccountService/Accounts": {
@@ -5455,6 +5455,39 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountService_AccountService"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    patchAccountService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AccountService_v1_18_1_AccountService"];
+            };
+        };
         responses: {
             /** @description OK */
             200: {

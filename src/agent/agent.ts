@@ -2,6 +2,7 @@
  * The agent: one machine behind two protocol servers. Thin on purpose; protocol logic lives in
  * src/ipmi and src/redfish, machine logic in src/backend.
  */
+import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { startIpmiServer, type IpmiServerOptions } from '../ipmi/server.js';
@@ -17,6 +18,11 @@ export interface AgentOptions {
   ipmi: false | Omit<IpmiServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
   /** undefined/false disables Redfish */
   redfish: false | Omit<RedfishServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
+  /**
+   * Initial login lockout policy (Redfish AccountService AccountLockout*), one lockout shared by
+   * IPMI and Redfish. A server given its own lockout/lockoutPolicy keeps that instead.
+   */
+  lockoutPolicy?: LockoutPolicy;
 }
 
 export interface Agent {
@@ -29,18 +35,21 @@ export interface Agent {
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const common = { machine: opts.machine, users: opts.users, address: opts.address };
+  const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY);
+  const own = (o: { lockout?: unknown; lockoutPolicy?: unknown }) => o.lockout !== undefined || o.lockoutPolicy !== undefined;
   const servers: ProtocolServer[] = [];
   let ipmi: ProtocolServer | undefined;
   let redfish: ProtocolServer | undefined;
   try {
     if (opts.ipmi) {
-      ipmi = await startIpmiServer({ ...opts.ipmi, ...common, logger: opts.logger.child({ proto: 'ipmi' }) });
+      ipmi = await startIpmiServer({ ...(own(opts.ipmi) ? {} : { lockout }), ...opts.ipmi, ...common, logger: opts.logger.child({ proto: 'ipmi' }) });
       servers.push(ipmi);
     }
     if (opts.redfish) {
       redfish = await startRedfishServer({
         // Redfish's ManagerNetworkProtocol reports the IPMI port actually served (unless told otherwise).
         ...(ipmi ? { ipmiPort: ipmi.port } : {}),
+        ...(own(opts.redfish) ? {} : { lockout }),
         ...opts.redfish,
         ...common,
         logger: opts.logger.child({ proto: 'redfish' }),

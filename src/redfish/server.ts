@@ -8,7 +8,8 @@ import https from 'node:https';
 import net from 'node:net';
 import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
 import { createRedfishApp } from './app.js';
-import { LoginThrottle, MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sessions.js';
+import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
+import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sessions.js';
 import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from './core/types.js';
 import { nameBasedUuid } from './core/uuid.js';
 import { modules as allModules } from './resources/index.js';
@@ -20,6 +21,10 @@ export interface RedfishServerOptions extends ProtocolServerOptions {
   tls?: { cert: Buffer | string; key: Buffer | string; plainHttp?: 'redirect' | 'refuse' };
   /** UDP port of this agent's IPMI server, when it runs (advertised in ManagerNetworkProtocol). */
   ipmiPort?: number;
+  /** The agent's login lockout, shared with IPMI; default: a private one with `lockoutPolicy`. */
+  lockout?: LoginLockout;
+  /** Policy of the private lockout when `lockout` is not given (default DEFAULT_LOCKOUT_POLICY). */
+  lockoutPolicy?: Partial<LockoutPolicy>;
 }
 
 const PEEK_TIMEOUT_MS = 30_000;
@@ -47,7 +52,7 @@ export async function startRedfishServer(
     machine: opts.machine,
     users: opts.users,
     sessions: new MemorySessionStore(timeout, now),
-    loginGuard: new LoginThrottle(10, 60, now),
+    lockout: opts.lockout ?? new LoginLockout({ ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy }, () => now().getTime()),
     logger: opts.logger,
     startedAt: now(),
     serviceUuid: nameBasedUuid(SERVICE_UUID_NAMESPACE, info.uuid.toLowerCase()),

@@ -14,7 +14,8 @@ import { metadataReferences, odataTypes, routes } from '../../generated/redfish/
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { bindHandlers, createRedfishApp } from '../../src/redfish/app.js';
-import { LoginThrottle, MemorySessionStore } from '../../src/redfish/core/sessions.js';
+import { LoginLockout } from '../../src/accounts/lockout.js';
+import { MemorySessionStore } from '../../src/redfish/core/sessions.js';
 import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from '../../src/redfish/core/types.js';
 import { modules } from '../../src/redfish/resources/index.js';
 import { startRedfishServer } from '../../src/redfish/server.js';
@@ -32,7 +33,7 @@ const CONTRACT = [
   'getManagerNetworkProtocol', 'listManagerVirtualMedia', 'getManagerVirtualMedia', 'patchManagerVirtualMedia',
   'insertManagerVirtualMedia', 'ejectManagerVirtualMedia', 'listChassis', 'getChassis', 'getSessionService',
   'patchSessionService', 'listSessions', 'createSession', 'getSession', 'deleteSession', 'getAccountService',
-  'listAccounts', 'getAccount', 'listRoles', 'getRole', 'listRegistries', 'getRegistryFile', 'getMessageRegistry',
+  'patchAccountService', 'listAccounts', 'getAccount', 'listRoles', 'getRole', 'listRegistries', 'getRegistryFile', 'getMessageRegistry',
 ];
 
 function deps(): RedfishDeps {
@@ -41,7 +42,7 @@ function deps(): RedfishDeps {
     machine: new SimulatedMachine(),
     users: [ADMIN],
     sessions: new MemorySessionStore(1800, now),
-    loginGuard: new LoginThrottle(10, 60, now),
+    lockout: new LoginLockout(),
     logger: nullLogger(),
     startedAt: now(),
     serviceUuid: '00000000-0000-5000-8000-000000000000',

@@ -36,18 +36,34 @@ export function checkCredentials(users: readonly UserAccount[], username: string
   return found && ok ? found : undefined;
 }
 
-/** Client address used for throttling. */
+/** Client address the lockout keys on (with the account name). */
 export const clientAddress = (ctx: RedfishContext): string => ctx.request.socket.remoteAddress ?? 'unknown';
 
-/** Refuse when the address has failed too often; otherwise nothing. */
-export function checkThrottle(deps: RedfishDeps, address: string): void {
-  const wait = deps.loginGuard.blockedFor(address);
-  if (wait > 0) {
+/**
+ * Refuse (429, Retry-After) while this account is locked out for this source, or the source as a
+ * whole is (src/accounts/lockout.ts); otherwise nothing. The password is not even checked then.
+ */
+export function checkLockout(deps: RedfishDeps, address: string, username: string): void {
+  const lock = deps.lockout.check(address, username);
+  if (lock) {
+    const wait = Math.max(1, Math.ceil(lock.retryAfterMs / 1000));
     throw new RedfishError(429, 'ServiceTemporarilyUnavailable', [String(wait)], {
       headers: { 'Retry-After': String(wait) },
-      detail: 'Too many failed login attempts from this address; retry later.',
+      detail: 'Too many failed login attempts; retry later.',
     });
   }
+}
+
+/**
+ * Checks a login attempt's credentials under the lockout: refuses a locked pair first, then
+ * records the failure (account known or not) or the success. Undefined = wrong credentials.
+ */
+export function login(deps: RedfishDeps, address: string, username: string, password: string): UserAccount | undefined {
+  checkLockout(deps, address, username);
+  const user = checkCredentials(deps.users, username, password);
+  if (user) deps.lockout.recordSuccess(address, user.username);
+  else deps.lockout.recordFailure(address, deps.users.some((u) => u.username === username) ? username : undefined);
+  return user;
 }
 
 /** Establish ctx.state.user from X-Auth-Token or Basic credentials, or throw 401. */
@@ -67,13 +83,8 @@ export function authenticate(ctx: RedfishContext): void {
   const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) throw unauthorized('AccessUnauthorized');
-  const address = clientAddress(ctx);
-  checkThrottle(deps, address);
-  const user = checkCredentials(deps.users, decoded.slice(0, colon), decoded.slice(colon + 1));
-  if (!user) {
-    deps.loginGuard.fail(address);
-    throw unauthorized('AccessUnauthorized');
-  }
+  const user = login(deps, clientAddress(ctx), decoded.slice(0, colon), decoded.slice(colon + 1));
+  if (!user) throw unauthorized('AccessUnauthorized');
   ctx.state.user = user;
 }
 

@@ -6,6 +6,7 @@
 import type { ParameterizedContext } from 'koa';
 import type { Role, UserAccount } from '../../agent/types.js';
 import type { Machine } from '../../backend/types.js';
+import type { LoginLockout } from '../../accounts/lockout.js';
 import type { Logger } from '../../common/logger.js';
 import type { OperationId, Privilege, RouteDef } from '../../../generated/redfish/routes.js';
 
@@ -42,18 +43,12 @@ export interface SessionStore {
   delete(id: string): boolean;
 }
 
-/** Failed-login throttle per client address. */
-export interface LoginGuard {
-  /** Seconds to wait before trying again, or 0 when attempts are allowed */
-  blockedFor(address: string): number;
-  fail(address: string): void;
-}
-
 export interface RedfishDeps {
   machine: Machine;
   users: readonly UserAccount[];
   sessions: SessionStore;
-  loginGuard: LoginGuard;
+  /** Login lockout per account and source (src/accounts/lockout.ts), shared with IPMI; AccountService knobs */
+  lockout: LoginLockout;
   logger: Logger;
   startedAt: Date;
   /** ServiceRoot UUID: stable per machine (name-based UUID of the machine UUID) */

@@ -1,9 +1,15 @@
-/** AccountService: the configured users (read-only here) and the three standard roles. */
+/**
+ * AccountService: the configured users (read-only here), the three standard roles, and the login
+ * lockout knobs (AccountLockoutThreshold/Duration/CounterResetAfter), which Administrators
+ * (ConfigureUsers) may PATCH; the lockout is shared with IPMI (src/accounts/lockout.ts).
+ */
 import { odataTypes } from '../../../generated/redfish/routes.js';
+import { LOCKOUT_LIMITS, lockoutPolicyProblems, type LockoutPolicy } from '../../accounts/lockout.js';
 import type { Role, UserAccount } from '../../agent/types.js';
 import { ROLES, ROLE_PRIVILEGES, hasPrivilege } from '../core/auth.js';
-import { insufficientPrivilege, notFound } from '../core/errors.js';
-import { collection, sendResource } from '../core/odata.js';
+import { RedfishError, insufficientPrivilege, notFound } from '../core/errors.js';
+import { checkIfMatch, collection, sendResource } from '../core/odata.js';
+import { validatePatch } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 
 export const ACCOUNT_SERVICE = '/redfish/v1/AccountService';
@@ -53,24 +59,59 @@ function roleBody(role: Role): Record<string, unknown> {
   };
 }
 
+function accountServiceBody(ctx: RedfishContext): Record<string, unknown> {
+  const p = ctx.state.deps.lockout.policy;
+  return {
+    '@odata.id': ACCOUNT_SERVICE,
+    '@odata.type': odataTypes.AccountService,
+    Id: 'AccountService',
+    Name: 'Account Service',
+    Description: 'BMC user accounts (configured at agent start; read-only over Redfish)',
+    ServiceEnabled: true,
+    Status: { State: 'Enabled', Health: 'OK' },
+    LocalAccountAuth: 'Enabled',
+    // One lockout for Redfish and IPMI, per account and source address (docs/security.md).
+    AccountLockoutThreshold: p.threshold,
+    AccountLockoutDuration: p.durationSeconds,
+    AccountLockoutCounterResetAfter: p.counterResetAfterSeconds,
+    Accounts: { '@odata.id': ACCOUNTS },
+    Roles: { '@odata.id': ROLES_PATH },
+  };
+}
+
+const LOCKOUT_WRITABLE = {
+  AccountLockoutThreshold: { integer: LOCKOUT_LIMITS.threshold },
+  AccountLockoutDuration: { integer: LOCKOUT_LIMITS.durationSeconds },
+  AccountLockoutCounterResetAfter: { integer: LOCKOUT_LIMITS.counterResetAfterSeconds },
+} as const;
+
 export const handlers: OperationHandlers = {
   getAccountService: async (ctx) => {
-    sendResource(
-      ctx,
-      {
-        '@odata.id': ACCOUNT_SERVICE,
-        '@odata.type': odataTypes.AccountService,
-        Id: 'AccountService',
-        Name: 'Account Service',
-        Description: 'BMC user accounts (configured at agent start; read-only over Redfish)',
-        ServiceEnabled: true,
-        Status: { State: 'Enabled', Health: 'OK' },
-        LocalAccountAuth: 'Enabled',
-        Accounts: { '@odata.id': ACCOUNTS },
-        Roles: { '@odata.id': ROLES_PATH },
-      },
-      { etag: true },
-    );
+    sendResource(ctx, accountServiceBody(ctx), { etag: true });
+  },
+
+  patchAccountService: async (ctx) => {
+    checkIfMatch(ctx, accountServiceBody(ctx));
+    const body = validatePatch((ctx.request as { body?: unknown }).body, {
+      writable: LOCKOUT_WRITABLE,
+      readOnly: ['Id', 'Name', 'Description', 'ServiceEnabled', 'Status', 'LocalAccountAuth', 'Accounts', 'Roles'],
+    });
+    const lockout = ctx.state.deps.lockout;
+    const cur = lockout.policy;
+    const next: LockoutPolicy = {
+      threshold: (body.AccountLockoutThreshold as number | undefined) ?? cur.threshold,
+      durationSeconds: (body.AccountLockoutDuration as number | undefined) ?? cur.durationSeconds,
+      counterResetAfterSeconds: (body.AccountLockoutCounterResetAfter as number | undefined) ?? cur.counterResetAfterSeconds,
+    };
+    if (lockoutPolicyProblems(next).length > 0) {
+      // Only the cross-field rule is left after validatePatch: CounterResetAfter ≤ Duration.
+      const written = body.AccountLockoutCounterResetAfter !== undefined ? 'AccountLockoutCounterResetAfter' : 'AccountLockoutDuration';
+      const other = written === 'AccountLockoutDuration' ? 'AccountLockoutCounterResetAfter' : 'AccountLockoutDuration';
+      throw new RedfishError(400, 'PropertyValueConflict', [written, other], { property: `#/${written}` });
+    }
+    lockout.setPolicy(next);
+    ctx.state.logger.info({ user: ctx.state.user?.username, lockout: next }, 'account lockout policy changed');
+    sendResource(ctx, accountServiceBody(ctx), { etag: true });
   },
 
   listAccounts: async (ctx) => {

@@ -1,6 +1,6 @@
 /** SessionService and its Sessions: login (POST), own-session reads, logout (DELETE). */
 import { odataTypes } from '../../../generated/redfish/routes.js';
-import { checkCredentials, checkThrottle, clientAddress, hasPrivilege, unauthorized } from '../core/auth.js';
+import { clientAddress, hasPrivilege, login, unauthorized } from '../core/auth.js';
 import { RedfishError, insufficientPrivilege, notFound } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
@@ -100,10 +100,8 @@ export const handlers: OperationHandlers = {
       }
     }
     const address = clientAddress(ctx);
-    checkThrottle(deps, address);
-    const user = checkCredentials(deps.users, body.UserName as string, body.Password as string);
+    const user = login(deps, address, body.UserName as string, body.Password as string);
     if (!user) {
-      deps.loginGuard.fail(address);
       ctx.state.logger.warn({ client: address }, 'redfish login failed');
       throw unauthorized('AccessUnauthorized'); // same answer whichever field was wrong
     }
