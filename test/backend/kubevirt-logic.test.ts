@@ -11,10 +11,14 @@ import {
   bootSignature,
   buildBootPatch,
   computeBootOrders,
+  consumeWrite,
   deriveBootOverride,
   listBootDevices,
+  nextBootVm,
+  onceStep,
   parseSaved,
   planBootWrite,
+  restoreWrite,
   supportedTargets,
 } from '../../src/backend/kubevirt/boot.js';
 import { toBackendError } from '../../src/backend/kubevirt/errors.js';
@@ -126,6 +130,14 @@ describe('kubevirt backend logic', () => {
       expect(call('gracefulRestart', 'On', true)).to.equal('vm/restart {}');
     });
 
+    it('a graceful restart of a rebootPolicy Terminate VMI that KubeVirt would not recreate restarts the VMI (a soft reboot would leave it off)', () => {
+      const term = vmi('Running', { spec: { domain: { rebootPolicy: 'Terminate' } } });
+      const p = planPowerAction('gracefulRestart', { state: 'On', vmi: term, pendingBootChange: false, softRebootEndsVmi: true });
+      expect(p.kind === 'call' && p.call.sub).to.equal('restart');
+      const q = planPowerAction('gracefulRestart', { state: 'On', vmi: term, pendingBootChange: false, softRebootEndsVmi: false });
+      expect(q.kind === 'call' && q.call.sub).to.equal('softreboot');
+    });
+
     it('a graceful restart without guest agent and with ACPI off restarts the VMI', () => {
       const noAcpi = vmi('Running', { spec: { domain: { features: { acpi: { enabled: false } } } } });
       const p = planPowerAction('gracefulRestart', { state: 'On', vmi: noAcpi, pendingBootChange: false });
@@ -210,13 +222,94 @@ describe('kubevirt backend logic', () => {
       expect(deriveBootOverride(after)).to.deep.equal({ target: 'pxe', enabled: 'once', mode: 'UEFI' });
       expect(after.spec!.template!.spec!.domain!.firmware!.bootloader).to.deep.equal({ efi: { secureBoot: false } });
       const saved = parseSaved(after)!;
-      expect(saved).to.deep.equal({ orders: { 'disk/root': 1, 'disk/cd': null, 'interface/n': null }, bootloader: null, vmiUid: 'vmi-a' });
+      expect(saved).to.deep.equal({ orders: { 'disk/root': 1, 'disk/cd': null, 'interface/n': null }, bootloader: null, vmiUid: 'vmi-a', consumedBy: null });
 
       // restoring gives back exactly the original devices and firmware
       const restored = jsonPatch(after, buildBootPatch(after, { orders: saved.orders, bootloader: saved.bootloader, annotation: null })) as VirtualMachine;
       expect(restored.spec!.template!.spec!.domain!.devices).to.deep.equal(vm.spec!.template!.spec!.domain!.devices);
       expect(restored.spec!.template!.spec!.domain!.firmware?.bootloader).to.equal(undefined);
       expect(restored.metadata!.annotations?.[ONCE_ANNOTATION]).to.equal(undefined);
+    });
+
+    it('once consumed: the template keeps the one-time order, reads and nextBootVm show the saved one; restoreWrite gives it back', () => {
+      const vm = vmWith({ disks: [{ name: 'root', disk: {}, bootOrder: 1 }, { name: 'cd', cdrom: {} }], interfaces: [{ name: 'n' }] });
+      const armed = jsonPatch(vm, buildBootPatch(vm, planBootWrite(vm, { target: 'pxe', enabled: 'once', mode: 'UEFI' }, null)!)) as VirtualMachine;
+      const consumed = jsonPatch(armed, buildBootPatch(armed, consumeWrite(armed, 'vmi-b')!)) as VirtualMachine;
+      // only the annotation changed: nothing KubeVirt compares with the VMI's start revision
+      expect(consumed.spec).to.deep.equal(armed.spec);
+      expect(parseSaved(consumed)!.consumedBy).to.equal('vmi-b');
+      expect(deriveBootOverride(consumed)).to.deep.equal({ target: 'hdd', enabled: 'continuous', mode: 'Legacy' });
+      const next = nextBootVm(consumed);
+      expect(next.spec!.template!.spec!.domain!.devices).to.deep.equal(vm.spec!.template!.spec!.domain!.devices);
+      expect(next.spec!.template!.spec!.domain!.firmware?.bootloader).to.equal(undefined);
+      expect(consumed.spec!.template!.spec!.domain!.devices!.interfaces![0]!.bootOrder).to.equal(1); // nextBootVm copies
+      const restored = jsonPatch(consumed, buildBootPatch(consumed, restoreWrite(consumed)!)) as VirtualMachine;
+      expect(restored.spec!.template!.spec!.domain!.devices).to.deep.equal(vm.spec!.template!.spec!.domain!.devices);
+      expect(restored.metadata!.annotations?.[ONCE_ANNOTATION]).to.equal(undefined);
+    });
+
+    it('a write while consumed is planned against the next boot and writes all of it', () => {
+      const vm = vmWith({ disks: [{ name: 'root', disk: {} }, { name: 'cd', cdrom: {} }], interfaces: [{ name: 'n' }] });
+      const armed = jsonPatch(vm, buildBootPatch(vm, planBootWrite(vm, { target: 'cd', enabled: 'once', mode: 'Legacy' }, null)!)) as VirtualMachine;
+      const consumed = jsonPatch(armed, buildBootPatch(armed, consumeWrite(armed, 'vmi-b')!)) as VirtualMachine;
+      // disabled is what the next boot does already: nothing to write
+      expect(planBootWrite(consumed, { target: 'none', enabled: 'disabled', mode: 'Legacy' }, 'vmi-b')).to.equal(undefined);
+      // a mode change alone still puts the saved orders back (the template holds the one-time ones)
+      const uefi = jsonPatch(consumed, buildBootPatch(consumed, planBootWrite(consumed, { target: 'none', enabled: 'disabled', mode: 'UEFI' }, 'vmi-b')!)) as VirtualMachine;
+      expect(deriveBootOverride(uefi)).to.deep.equal({ target: 'none', enabled: 'disabled', mode: 'UEFI' });
+      expect(listBootDevices(uefi).map((d) => d.bootOrder)).to.deep.equal([undefined, undefined, undefined]);
+      expect(uefi.metadata!.annotations?.[ONCE_ANNOTATION]).to.equal(undefined);
+      // once again while consumed: pending for the VMI after vmi-b, saving the next-boot orders
+      const again = jsonPatch(consumed, buildBootPatch(consumed, planBootWrite(consumed, { target: 'pxe', enabled: 'once', mode: 'Legacy' }, 'vmi-b')!)) as VirtualMachine;
+      expect(parseSaved(again)).to.deep.equal({ orders: { 'disk/root': null, 'disk/cd': null, 'interface/n': null }, bootloader: null, vmiUid: 'vmi-b', consumedBy: null });
+      expect(deriveBootOverride(again)).to.deep.equal({ target: 'pxe', enabled: 'once', mode: 'Legacy' });
+    });
+
+    describe('onceStep: when a boot-once is consumed and when its order goes back', () => {
+      const vmi = (uid: string, phase: string, extra: { deleting?: boolean; rebootPolicy?: string } = {}) => ({
+        metadata: { uid, ...(extra.deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}) },
+        spec: extra.rebootPolicy ? { domain: { rebootPolicy: extra.rebootPolicy } } : {},
+        status: { phase },
+      });
+      const withOnce = (runStrategy: string, consumedBy: string | null, stateChangeRequests?: { action: string }[]): VirtualMachine => {
+        const vm = vmWith(DEVICES, {});
+        vm.spec!.runStrategy = runStrategy;
+        vm.metadata!.annotations = { [ONCE_ANNOTATION]: JSON.stringify({ orders: {}, bootloader: null, vmiUid: 'old', consumedBy }) };
+        if (stateChangeRequests) vm.status = { stateChangeRequests };
+        return vm;
+      };
+
+      it('pending: consumed by a running VMI other than the one present at set time, never by that one or a starting one', () => {
+        expect(onceStep(withOnce('Always', null), vmi('old', 'Running')).kind).to.equal('none');
+        expect(onceStep(withOnce('Always', null), vmi('new', 'Scheduling')).kind).to.equal('none');
+        expect(onceStep(withOnce('Always', null), vmi('new', 'Running', { deleting: true })).kind).to.equal('none');
+        expect(onceStep(withOnce('Always', null), vmi('new', 'Running'))).to.deep.equal({ kind: 'consume', uid: 'new' });
+        expect(onceStep(withOnce('Always', null), undefined).kind).to.equal('none');
+        expect(onceStep(vmWith(DEVICES), vmi('new', 'Running')).kind).to.equal('none');
+      });
+
+      it('consumed: kept while its VMI runs; restored when it is gone, final, or replaced', () => {
+        expect(onceStep(withOnce('Always', 'c'), vmi('c', 'Running')).kind).to.equal('none');
+        expect(onceStep(withOnce('Halted', 'c'), undefined).kind).to.equal('restore');
+        expect(onceStep(withOnce('Manual', 'c'), vmi('c', 'Succeeded')).kind).to.equal('restore');
+        expect(onceStep(withOnce('Always', 'c'), vmi('c', 'Failed')).kind).to.equal('restore');
+        expect(onceStep(withOnce('Always', 'c'), vmi('d', 'Running')).kind).to.equal('restore');
+      });
+
+      it('consumed and being deleted: restore now only when a new VMI follows, else once it is gone', () => {
+        // BMC off: stop moved runStrategy to Halted (or queued a Stop only): wait
+        expect(onceStep(withOnce('Halted', 'c'), vmi('c', 'Running', { deleting: true })).kind).to.equal('none');
+        expect(onceStep(withOnce('Manual', 'c', [{ action: 'Stop' }]), vmi('c', 'Running', { deleting: true })).kind).to.equal('none');
+        // restart (Stop + Start) or Always: the next VMI comes right after
+        expect(onceStep(withOnce('Manual', 'c', [{ action: 'Stop' }, { action: 'Start' }]), vmi('c', 'Running', { deleting: true })).kind).to.equal('restore');
+        expect(onceStep(withOnce('Always', 'c'), vmi('c', 'Running', { deleting: true })).kind).to.equal('restore');
+      });
+
+      it('rebootPolicy Terminate under Always restores while the VMI runs (a guest reboot is replaced at once); not under Manual', () => {
+        expect(onceStep(withOnce('Always', 'c'), vmi('c', 'Running', { rebootPolicy: 'Terminate' })).kind).to.equal('restore');
+        expect(onceStep(withOnce('Manual', 'c'), vmi('c', 'Running', { rebootPolicy: 'Terminate' })).kind).to.equal('none');
+        expect(onceStep(withOnce('Always', 'c'), vmi('c', 'Running', { rebootPolicy: 'Reboot' })).kind).to.equal('none');
+      });
     });
 
     it('the boot signature ignores devices without an order (a VMI may have extra ones)', () => {
