@@ -121,7 +121,7 @@ describe('Redfish core', () => {
       const r = await call(t, uri);
       expect(r.status, `${uri}: ${r.text}`).to.equal(200);
       const body = r.json;
-      if (uri === '/redfish/v1/Registries/Base/Base.1.22.1') continue; // the DMTF file, served verbatim
+      if (/^\/redfish\/v1\/Registries\/(Base\/Base|TaskEvent\/TaskEvent)\.\d+\.\d+\.\d+$/.test(uri)) continue; // DMTF files, served verbatim
       expect(String(body['@odata.id']).replace(/\/$/, ''), uri).to.equal(uri);
       const type = String(body['@odata.type']);
       expect(type, uri).to.match(/^#[A-Za-z]+(\.v\d+_\d+_\d+)?\.[A-Za-z]+$/);
@@ -138,7 +138,7 @@ describe('Redfish core', () => {
       for (const loc of (body.Location as { Uri?: string }[] | undefined) ?? []) if (loc.Uri) queue.push(loc.Uri);
     }
     expect(seen.size).to.be.greaterThan(20);
-    for (const must of ['/redfish/v1/SessionService/Sessions', '/redfish/v1/AccountService/Roles/ReadOnly', '/redfish/v1/Registries/Base']) {
+    for (const must of ['/redfish/v1/SessionService/Sessions', '/redfish/v1/AccountService/Roles/ReadOnly', '/redfish/v1/Registries/Base', '/redfish/v1/Registries/TaskEvent', '/redfish/v1/TaskService/Tasks']) {
       expect(seen.has(must), must).to.equal(true);
     }
   });
@@ -152,6 +152,11 @@ describe('Redfish core', () => {
     expect(reg.json.Id).to.equal('Base.1.22.1');
     expect((reg.json.Messages as Record<string, unknown>).PropertyUnknown).to.deep.equal(baseRegistry.Messages.PropertyUnknown);
     expectBaseError(await call(t, '/redfish/v1/Registries/Task'), 404, 'ResourceNotFound');
+    const task = await call(t, '/redfish/v1/Registries/TaskEvent');
+    expect(task.json.Registry).to.equal('TaskEvent.1.0');
+    const taskReg = await call(t, (task.json.Location as { Uri: string }[])[0]!.Uri);
+    expect(taskReg.json.Id).to.equal('TaskEvent.1.0.5');
+    expect(Object.keys(taskReg.json.Messages as object)).to.include.members(['TaskStarted', 'TaskCompletedOK', 'TaskAborted', 'TaskCancelled', 'TaskProgressChanged']);
     expectBaseError(await call(t, '/redfish/v1/Registries/Base/Base.1.0.0'), 404, 'ResourceNotFound');
   });
 

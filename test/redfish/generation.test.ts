@@ -34,6 +34,7 @@ const CONTRACT = [
   'insertManagerVirtualMedia', 'ejectManagerVirtualMedia', 'listChassis', 'getChassis', 'getSessionService',
   'patchSessionService', 'listSessions', 'createSession', 'getSession', 'deleteSession', 'getAccountService',
   'patchAccountService', 'listAccounts', 'getAccount', 'listRoles', 'getRole', 'listRegistries', 'getRegistryFile', 'getMessageRegistry',
+  'getTaskService', 'listTasks', 'getTask', 'getTaskMonitor', 'deleteTaskMonitor',
 ];
 
 function deps(): RedfishDeps {

@@ -1,36 +1,54 @@
-/** /redfish/v1/Registries: the Base message registry our error messages come from. */
-import { baseRegistry } from '../../../generated/redfish/registries.js';
+/**
+ * /redfish/v1/Registries: the message registries our messages come from, served verbatim: Base (error
+ * messages) and TaskEvent (Task.Messages of the TaskService).
+ */
+import { baseRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../../generated/redfish/registries.js';
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { notFound } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers } from '../core/types.js';
 
 const REGISTRIES = '/redfish/v1/Registries';
-const FILE_ID = baseRegistry.RegistryPrefix; // "Base"
-const REGISTRY_ID = baseRegistry.Id; // "Base.1.22.1"
-const FILE = `${REGISTRIES}/${FILE_ID}`;
-const COPY = `${FILE}/${REGISTRY_ID}`;
+
+interface RegistryFile {
+  registry: MessageRegistryDocument;
+  description: string;
+}
+
+/** File id ("Base", "TaskEvent") → the registry it serves. */
+const FILES = new Map<string, RegistryFile>([
+  [baseRegistry.RegistryPrefix, { registry: baseRegistry, description: "DMTF Base message registry: the messages in this service's error responses" }],
+  [taskEventRegistry.RegistryPrefix, { registry: taskEventRegistry, description: 'DMTF TaskEvent message registry: the messages of tasks (TaskService)' }],
+]);
+
+const fileUri = (id: string): string => `${REGISTRIES}/${id}`;
 
 export const handlers: OperationHandlers = {
   listRegistries: async (ctx) => {
-    sendResource(ctx, collection(ctx, REGISTRIES, 'MessageRegistryFileCollection', 'Message Registry File Collection', [FILE]));
+    sendResource(
+      ctx,
+      collection(ctx, REGISTRIES, 'MessageRegistryFileCollection', 'Message Registry File Collection', [...FILES.keys()].map(fileUri)),
+    );
   },
 
   getRegistryFile: async (ctx) => {
-    if (ctx.params.MessageRegistryFileId !== FILE_ID) throw notFound('MessageRegistryFile', ctx.params.MessageRegistryFileId ?? '');
+    const id = ctx.params.MessageRegistryFileId ?? '';
+    const file = FILES.get(id);
+    if (!file) throw notFound('MessageRegistryFile', id);
+    const reg = file.registry;
     sendResource(ctx, {
-      '@odata.id': FILE,
+      '@odata.id': fileUri(id),
       '@odata.type': odataTypes.MessageRegistryFile,
-      Id: FILE_ID,
-      Name: `${baseRegistry.Name} File`,
-      Description: 'DMTF Base message registry: the messages in this service\'s error responses',
-      Languages: [baseRegistry.Language],
-      Registry: `${baseRegistry.RegistryPrefix}.${baseRegistry.RegistryVersion.split('.').slice(0, 2).join('.')}`,
+      Id: id,
+      Name: `${reg.Name} File`,
+      Description: file.description,
+      Languages: [reg.Language],
+      Registry: `${reg.RegistryPrefix}.${reg.RegistryVersion.split('.').slice(0, 2).join('.')}`,
       Location: [
         {
-          Language: baseRegistry.Language,
-          Uri: COPY,
-          PublicationUri: `https://redfish.dmtf.org/registries/${REGISTRY_ID}.json`,
+          Language: reg.Language,
+          Uri: `${fileUri(id)}/${reg.Id}`,
+          PublicationUri: `https://redfish.dmtf.org/registries/${reg.Id}.json`,
         },
       ],
     });
@@ -38,8 +56,9 @@ export const handlers: OperationHandlers = {
 
   getMessageRegistry: async (ctx) => {
     const { MessageRegistryFileId: fileId, RegistryName: name } = ctx.params;
-    if (fileId !== FILE_ID) throw notFound('MessageRegistryFile', fileId ?? '');
-    if (name !== REGISTRY_ID) throw notFound('MessageRegistry', name ?? '');
-    sendResource(ctx, baseRegistry);
+    const file = FILES.get(fileId ?? '');
+    if (!file) throw notFound('MessageRegistryFile', fileId ?? '');
+    if (name !== file.registry.Id) throw notFound('MessageRegistry', name ?? '');
+    sendResource(ctx, file.registry);
   },
 };
