@@ -18,7 +18,7 @@ import { isBackendError } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { NS, emulatorPerTest, newMachine, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
-const DV = 'vm1-vmedia-cd0';
+const DV = 'vm1-vmedia-cdrom';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function dvOf(emu: ApiServerEmulator): KubeObject | undefined {
@@ -73,7 +73,7 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
   it('without a CA the HEAD fails verification: InvalidArgument, no DataVolume', async () => {
     m = await newMachine(emu);
     await waitPower(m, 'On');
-    const e = await m.insertMedia('cd0', { image: imageUrl }).catch((err: unknown) => err);
+    const e = await m.insertMedia('cdrom', { image: imageUrl }).catch((err: unknown) => err);
     expect(isBackendError(e) && e.code).to.equal('InvalidArgument');
     expect((e as Error).message).to.match(/not reachable: .*(self-signed|certificate)/i);
     expect(dvOf(emu)).to.equal(undefined);
@@ -82,7 +82,7 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
   it('with the CA file the HEAD verifies; the CA ConfigMap becomes the DataVolume certConfigMap', async () => {
     m = await newMachine(emu, { mediaTls: { caFile, caConfigMap: 'image-ca' } });
     await waitPower(m, 'On');
-    const slot = await m.insertMedia('cd0', { image: imageUrl });
+    const slot = await m.insertMedia('cdrom', { image: imageUrl });
     expect(slot.state).to.equal('inserting');
     expect(heads).to.deep.equal(['HEAD /install.iso']);
     expect(httpSourceOf(emu)).to.deep.equal({ url: imageUrl, certConfigMap: 'image-ca' });
@@ -93,7 +93,7 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
   it('with skip-verify the HEAD works without a CA; the DataVolume gets no certConfigMap', async () => {
     m = await newMachine(emu, { mediaTls: { insecureSkipVerify: true } });
     await waitPower(m, 'On');
-    await m.insertMedia('cd0', { image: imageUrl });
+    await m.insertMedia('cdrom', { image: imageUrl });
     expect(heads).to.deep.equal(['HEAD /install.iso']);
     expect(httpSourceOf(emu)).to.deep.equal({ url: imageUrl });
   });
@@ -101,7 +101,7 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
   it('an unreadable CA file is reported as Unavailable, not blamed on the URL', async () => {
     m = await newMachine(emu, { mediaTls: { caFile: join(dir, 'missing.pem') } });
     await waitPower(m, 'On');
-    const e = await m.insertMedia('cd0', { image: imageUrl }).catch((err: unknown) => err);
+    const e = await m.insertMedia('cdrom', { image: imageUrl }).catch((err: unknown) => err);
     expect(isBackendError(e) && e.code).to.equal('Unavailable');
     expect((e as Error).message).to.contain('missing.pem');
     expect(heads).to.deep.equal([]);
@@ -134,12 +134,14 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
       const base = /redfish=(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
       expect(base, err).to.be.a('string');
       await until(() => (emu.get('kubevirt.io/v1', 'VirtualMachineInstance', NS, 'vm1')?.status as { phase?: string } | undefined)?.phase === 'Running', 'VMI Running');
-      const res = await fetch(`${base!}/redfish/v1/Systems/1/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia`, {
+      const res = await fetch(`${base!}/redfish/v1/Systems/1/VirtualMedia/cdrom/Actions/VirtualMedia.InsertMedia`, {
         method: 'POST',
         headers: { authorization: 'Basic ' + Buffer.from('admin:cli-pw-123').toString('base64'), 'content-type': 'application/json' },
         body: JSON.stringify({ Image: imageUrl, TransferProtocolType: 'HTTPS' }),
       });
       expect(res.status, `${await res.text()} ${err}`).to.be.oneOf([200, 202, 204]);
+      // InsertMedia runs as a Redfish task: wait for it to get as far as the DataVolume
+      await until(() => dvOf(emu), 'media DataVolume');
       expect(heads).to.deep.equal(['HEAD /install.iso']); // verified with the CA file from VIRTBMC_MEDIA_CA_FILE
       expect(httpSourceOf(emu)).to.deep.equal({ url: imageUrl, certConfigMap: 'flag-ca' });
     } finally {

@@ -143,23 +143,73 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
     await until(async () => (await rf('GET', SYS)).body.PowerState === 'Off', 'PowerState Off');
   });
 
-  it('Redfish virtual media: InsertMedia imports into a DataVolume on the CD-ROM, EjectMedia removes it', async () => {
+  it('Redfish virtual media on a running VM with an empty CD-ROM drive: InsertMedia → 202 → task Completed → the VMI has the CD; EjectMedia leaves the drive', async () => {
+    type Obj = Record<string, unknown>;
+    const tplOf = () => (vmOf(emu).spec as { template: { spec: { volumes?: Obj[]; domain: { devices: { disks: Obj[] } } } } }).template.spec;
+    const vmiSpec = () => vmiOf(emu)!.spec as { volumes?: Obj[]; domain: { devices: { disks: Obj[] } } };
+    // the fixture's drive: disks: [{name: cdrom, cdrom: {bus: sata}}], no volume
+    expect(tplOf().domain.devices.disks.find((d) => d.name === 'cdrom')).to.deep.include({ cdrom: { bus: 'sata', readonly: true } });
+    expect(tplOf().volumes?.some((v) => v.name === 'cdrom')).to.equal(false);
+    expect((await rf('POST', `${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'On' })).status).to.be.oneOf([200, 202, 204]);
+    await until(() => vmiPhase(emu) === 'Running', 'VMI Running');
+    const vmiUid = vmiOf(emu)!.metadata.uid;
+
     const base = `${SYS}/VirtualMedia`;
     const coll = await rf('GET', base);
-    const members = (coll.body.Members as { '@odata.id': string }[]).map((x) => x['@odata.id']);
-    // KubeVirt has no USB media: the backend lists no usb0 slot, so it is neither linked nor served.
-    expect(members).to.deep.equal([`${base}/Cd`]);
+    // one slot per CD-ROM drive, Id = the disk name; KubeVirt has no USB media
+    expect((coll.body.Members as { '@odata.id': string }[]).map((x) => x['@odata.id'])).to.deep.equal([`${base}/cdrom`]);
     expect((await rf('GET', `${base}/UsbStick`)).status).to.equal(404);
-    const ins = await rf('POST', `${base}/Cd/Actions/VirtualMedia.InsertMedia`, { Image: images.url('/install.iso'), TransferProtocolType: 'HTTP' });
-    expect(ins.status, JSON.stringify(ins.body)).to.be.oneOf([200, 202, 204]);
+    const before = await rf('GET', `${base}/cdrom`);
+    expect(before.body).to.deep.include({ Id: 'cdrom', Inserted: false });
+
+    const res = await fetch(t.redfishUrl + `${base}/cdrom/Actions/VirtualMedia.InsertMedia`, {
+      method: 'POST',
+      headers: { authorization: BASIC, 'content-type': 'application/json' },
+      body: JSON.stringify({ Image: images.url('/install.iso'), TransferProtocolType: 'HTTP' }),
+    });
+    const accepted = (await res.json()) as Obj;
+    expect(res.status, JSON.stringify(accepted)).to.equal(202);
+    const monitor = res.headers.get('location');
+    expect(monitor).to.be.a('string');
+    const taskUri = accepted['@odata.id'] as string;
+    expect(taskUri).to.match(/^\/redfish\/v1\/TaskService\/Tasks\/[^/]+$/);
+
+    // follow the monitor as a client would: 202 while the task runs, something else once it ended
+    const seen: number[] = [];
+    await until(async () => {
+      const r = await fetch(t.redfishUrl + monitor!, { headers: { authorization: BASIC } });
+      await r.arrayBuffer();
+      seen.push(r.status);
+      return r.status !== 202;
+    }, 'task monitor done', 20_000);
+    expect(seen.at(-1)).to.not.equal(202);
+    const task = await rf('GET', taskUri);
+    expect(task.body, JSON.stringify(task.body)).to.deep.include({ TaskState: 'Completed', PercentComplete: 100 });
+
+    // the VMI really has the CD: the volume in its spec and Ready in its volumeStatus
+    const dvName = 'vm1-vmedia-cdrom';
     expect(images.requests).to.deep.equal([{ method: 'HEAD', url: '/install.iso' }]);
-    const dv = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', 'vm1-vmedia-cd0')!;
-    expect((dv.spec as { storage: { resources: { requests: { storage: string } } } }).storage.resources.requests.storage).to.equal('1Gi');
-    await until(async () => (await rf('GET', `${base}/Cd`)).body.Inserted === true, 'Inserted');
-    const ej = await rf('POST', `${base}/Cd/Actions/VirtualMedia.EjectMedia`, {});
+    const dv = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', dvName)!;
+    expect((dv.status as { phase: string }).phase).to.equal('Succeeded');
+    expect(vmiSpec().volumes?.find((v) => v.name === 'cdrom')).to.deep.equal({ name: 'cdrom', dataVolume: { name: dvName, hotpluggable: true } });
+    const vs = ((vmiOf(emu)!.status as { volumeStatus?: Obj[] }).volumeStatus ?? []).find((x) => x.name === 'cdrom');
+    expect(vs).to.deep.include({ phase: 'Ready', reason: 'VolumeReady' });
+    const inserted = await rf('GET', `${base}/cdrom`);
+    expect(inserted.body).to.deep.include({ Inserted: true, Image: images.url('/install.iso') });
+
+    const ej = await rf('POST', `${base}/cdrom/Actions/VirtualMedia.EjectMedia`, {});
     expect(ej.status, JSON.stringify(ej.body)).to.be.oneOf([200, 202, 204]);
-    await until(() => emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', 'vm1-vmedia-cd0') === undefined, 'DataVolume deleted');
-    expect((await rf('GET', `${base}/Cd`)).body.Inserted).to.equal(false);
+    await until(() => emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', dvName) === undefined, 'DataVolume deleted');
+    // the drive is still declared (VM and VMI), the volume is gone from both
+    expect(tplOf().domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
+    expect(tplOf().volumes?.some((v) => v.name === 'cdrom')).to.equal(false);
+    await until(() => !vmiSpec().volumes?.some((v) => v.name === 'cdrom'), 'volume gone from the VMI');
+    expect(vmiSpec().domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
+    expect((await rf('GET', `${base}/cdrom`)).body.Inserted).to.equal(false);
+    // all of it live: same VMI, no RestartRequired
+    expect(vmiOf(emu)!.metadata.uid).to.equal(vmiUid);
+    const conds = (vmOf(emu).status as { conditions?: { type: string; status: string }[] }).conditions ?? [];
+    expect(conds.some((c) => c.type === 'RestartRequired' && c.status === 'True')).to.equal(false);
   });
 });
 
