@@ -90,15 +90,24 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
     expect(bios.out).to.match(/Invalid data field|not supported|failed/i);
     expect(bootOrders(vmOf(emu))['interface/default']).to.equal(1);
 
-    // power reset = a new VMI, which consumes the once override
+    // power reset = a new VMI, which consumes the once override; the template keeps the one-time
+    // order while that VMI runs (no RestartRequired), and reads show the next boot
     const uid = vmiOf(emu)!.metadata.uid;
     expect((await ipmitool('power reset')).code).to.equal(0);
     await until(() => vmiPhase(emu) === 'Running' && vmiOf(emu)!.metadata.uid !== uid, 'new VMI');
+    const booted = vmiOf(emu)!.metadata.uid;
     expect(bootOrders(vmiOf(emu), true)['interface/default']).to.equal(1);
-    await until(() => vmOf(emu).metadata.annotations?.[ONCE_ANNOTATION] === undefined, 'once consumed');
+    const consumedBy = (): string | undefined => {
+      const raw = vmOf(emu).metadata.annotations?.[ONCE_ANNOTATION];
+      return raw === undefined ? undefined : (JSON.parse(raw) as { consumedBy?: string }).consumedBy;
+    };
+    await until(() => consumedBy() === booted, 'once consumed');
+    await until(async () => !(await ipmitool('chassis bootparam get 5')).out.includes('Force PXE'), 'boot flags: no override for the next boot');
 
     expect((await ipmitool('power off')).code).to.equal(0);
     await until(() => vmiOf(emu) === undefined, 'VMI gone');
+    await until(() => vmOf(emu).metadata.annotations?.[ONCE_ANNOTATION] === undefined, 'previous order restored');
+    expect(bootOrders(vmOf(emu))['interface/default']).to.equal(undefined);
     await until(async () => (await ipmitool('power status')).out.includes('Chassis Power is off'), 'power status off', 15_000);
   });
 
