@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
 import {
@@ -141,6 +141,16 @@ describe('controller reconcile (pure)', () => {
     expect(a).to.not.equal(plain);
     expect(checkSecret('creds', withUid('uid-b')).hash).to.not.equal(a);
     expect(checkSecret('creds', withUid('uid-a')).hash).to.equal(a);
+  });
+
+  it('hashes only username and password: other keys of the Secret neither roll the agent nor change a two-key Secret\'s hash', () => {
+    const base: KubeObject = { ...secret('admin', 'one'), metadata: { name: 'creds', namespace: 'ns1', uid: 'uid-a' } };
+    const h = checkSecret('creds', base).hash;
+    const extra = { ...base, data: { ...(base.data as object), 'tls.key': b64('PRIVATE') } };
+    expect(checkSecret('creds', extra).hash).to.equal(h);
+    // the same HMAC as before over all (sorted) keys, for a Secret with just these two: no roll on upgrade
+    const before = createHmac('sha256', 'uid-a').update(`password\0${b64('one')}\0username\0${b64('admin')}\0`).digest('hex').slice(0, 16);
+    expect(h).to.equal(before);
   });
 
   it('names objects after the VMBMC, within 63 characters and collision-free', () => {
