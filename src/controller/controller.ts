@@ -300,6 +300,18 @@ export class VirtualMachineBMCController {
     ];
     const run = (steps: Step[]) => Promise.all(steps.map(([desired, informer, resource]) => this.sync(desired, informer, resource, vmbmc, log)));
     const firstResults = await run(first);
+    if (firstResults[1]!.conflict) {
+      // a Role with the agent's name that is not ours: never bind the agent to it (it could grant
+      // anything its author holds); drop our binding if one exists, and report the conflict
+      then.shift();
+      const rb = this.roleBindings.get(ns, d.roleBinding.metadata?.name ?? '');
+      if (rb && (rb.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === vmbmc.metadata.uid)) {
+        await this.client.delete(Resources.roleBinding, ns, d.roleBinding.metadata?.name ?? '').catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+        });
+        log.warn({ object: `rolebindings/${d.roleBinding.metadata?.name}` }, 'agent RoleBinding removed: its Role is not ours');
+      }
+    }
     const steps = [...first, ...then];
     const results = [...firstResults, ...(await run(then))];
     results.forEach((r, i) => {

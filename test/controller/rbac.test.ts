@@ -301,6 +301,22 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       expect((emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj).metadata.resourceVersion).to.not.equal(rvBefore);
     });
 
+    it('a foreign Role with the agent\'s name is never bound: NameConflict, and an existing binding of ours is removed', async () => {
+      env = await startEnv();
+      emu = env.emu;
+      emu.create(vmWithDrives('vm-a', []));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('a', 'vm-a', 'creds'));
+      await waitReady(emu, 'a');
+      expect(emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc')).to.not.equal(undefined);
+      // someone replaces the agent Role by one of their own with wide rules
+      emu.delete(RBAC, 'Role', NS, 'a-virtbmc');
+      emu.create({ apiVersion: RBAC, kind: 'Role', metadata: { name: 'a-virtbmc', namespace: NS }, rules: [{ apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], verbs: ['patch'] }] });
+      await waitReady(emu, 'a', 'False', 'NameConflict');
+      await emu.waitFor(() => !emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc'));
+      expect((emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj).rules).to.have.length(1); // theirs, untouched
+    });
+
     it('an agent RoleBinding still pointing at the old shared ClusterRole is replaced by one to its own Role', async () => {
       env = await startEnv();
       emu = env.emu;
