@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { LOCKOUT_PROPERTIES, lockoutPolicyProblems, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Role, UserAccount } from './types.js';
 
 export class ConfigError extends Error {
@@ -16,6 +17,8 @@ export class ConfigError extends Error {
 export interface CredentialInputs {
   flagUsername?: string | undefined;
   flagPassword?: string | undefined;
+  /** --password-file: a file holding the password (one trailing newline is dropped) */
+  passwordFile?: string | undefined;
   env: NodeJS.ProcessEnv;
   usersFile?: string | undefined;
 }
@@ -23,15 +26,21 @@ export interface CredentialInputs {
 const ROLES: readonly Role[] = ['Administrator', 'Operator', 'ReadOnly'];
 
 /**
- * The primary BMC user comes from --username/--password, else BMC_USERNAME/BMC_PASSWORD, and is an
- * Administrator. Extra users (e.g. a ReadOnly account) come from a YAML/JSON users file:
- * `[{username, password, role}]`. No password anywhere → ConfigError (never a default password).
+ * The primary BMC user comes from --username, else BMC_USERNAME (default admin), and is an
+ * Administrator. Its password comes from --password-file, else --password, else BMC_PASSWORD; the
+ * file and the environment are the documented ways (a command-line --password is visible in ps
+ * and /proc/<pid>/cmdline; virtbmc warns). Extra users (e.g. a ReadOnly account) come from a
+ * YAML/JSON users file: `[{username, password, role}]`. No password anywhere → ConfigError (never
+ * a default password).
  */
 export function resolveUsers(inp: CredentialInputs): UserAccount[] {
   const username = inp.flagUsername ?? inp.env['BMC_USERNAME'] ?? 'admin';
-  const password = inp.flagPassword ?? inp.env['BMC_PASSWORD'];
+  if (inp.passwordFile !== undefined && inp.flagPassword !== undefined) {
+    throw new ConfigError('--password and --password-file are exclusive: use one');
+  }
+  const password = inp.passwordFile !== undefined ? readPasswordFile(inp.passwordFile) : (inp.flagPassword ?? inp.env['BMC_PASSWORD']);
   if (password === undefined || password === '') {
-    throw new ConfigError('no BMC password: pass --password or set BMC_PASSWORD');
+    throw new ConfigError('no BMC password: pass --password-file or set BMC_PASSWORD');
   }
   checkAccount(username, password, 'the BMC user');
   const users: UserAccount[] = [{ username, password, role: 'Administrator' }];
@@ -60,6 +69,34 @@ export function resolveUsers(inp: CredentialInputs): UserAccount[] {
     });
   }
   return users;
+}
+
+/** The password in a file: its content less one trailing newline. Errors never show the content. */
+export function readPasswordFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read password file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+  }
+  const pw = text.replace(/\r?\n$/, '');
+  if (pw === '') throw new ConfigError(`password file ${path} is empty`);
+  if (/[\r\n]/.test(pw)) throw new ConfigError(`password file ${path} must hold one line`);
+  return pw;
+}
+
+/** Lockout policy from the three CLI flags (whole seconds); ConfigError naming the flag when out of range. */
+export function parseLockoutPolicy(v: { threshold: string; duration: string; resetAfter: string }): LockoutPolicy {
+  const flags: Record<keyof LockoutPolicy, string> = {
+    threshold: '--account-lockout-threshold',
+    durationSeconds: '--account-lockout-duration',
+    counterResetAfterSeconds: '--account-lockout-reset-after',
+  };
+  const policy: LockoutPolicy = { threshold: Number(v.threshold), durationSeconds: Number(v.duration), counterResetAfterSeconds: Number(v.resetAfter) };
+  const [first] = lockoutPolicyProblems(policy);
+  if (first && first.message.includes('exceed')) throw new ConfigError(`${flags.counterResetAfterSeconds} must not exceed ${flags.durationSeconds}`);
+  if (first) throw new ConfigError(first.message.replace(LOCKOUT_PROPERTIES[first.key], flags[first.key]));
+  return policy;
 }
 
 function checkAccount(username: string, password: string, what: string): void {

@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
-import { ConfigError, parseNonNegative, parsePort, parsePositiveInt, resolveUsers } from '../agent/config.js';
+import { ConfigError, parseLockoutPolicy, parseNonNegative, parsePort, parsePositiveInt, resolveUsers } from '../agent/config.js';
+import { DEFAULT_LOCKOUT_POLICY } from '../accounts/lockout.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
 import type { Machine } from '../backend/types.js';
 import { stopOnSignals } from '../common/process.js';
@@ -22,7 +23,11 @@ interface Flags {
   redfish: boolean;
   username?: string;
   password?: string;
+  passwordFile?: string;
   usersFile?: string;
+  accountLockoutThreshold: string;
+  accountLockoutDuration: string;
+  accountLockoutResetAfter: string;
   logLevel: string;
   kubeconfig?: string;
   ipmiAllowInsecure?: boolean;
@@ -57,13 +62,28 @@ export function buildProgram(): Command {
     .option('--no-ipmi', 'do not serve IPMI')
     .option('--no-redfish', 'do not serve Redfish')
     .option('--username <name>', 'BMC user name (env BMC_USERNAME; default admin)')
-    .option('--password <password>', 'BMC password (env BMC_PASSWORD; required)')
+    .option('--password-file <path>', 'file holding the BMC password (or env BMC_PASSWORD; one of them is required)')
+    .option('--password <password>', 'BMC password on the command line: visible in ps and /proc/<pid>/cmdline, prefer --password-file or BMC_PASSWORD')
     .option('--users-file <path>', 'YAML list of extra users: [{username, password, role: Administrator|Operator|ReadOnly}]')
     .addOption(
       new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'),
     )
     .option('--kubeconfig <path>', 'kubeconfig (KubeVirt mode; default: in-cluster, then $KUBECONFIG)')
-    .option('--ipmi-allow-insecure', 'allow IPMI cipher suite 0 and auth type NONE (unauthenticated; off by default)')
+    .option(
+      '--ipmi-allow-insecure',
+      'allow IPMI cipher suite 0, and IPMI 1.5 auth types NONE (unauthenticated) and straight password (the password in clear in every packet); off by default',
+    )
+    .option(
+      '--account-lockout-threshold <n>',
+      'failed logins of one account from one source address that lock that pair, IPMI and Redfish alike (0 = never; Redfish AccountLockoutThreshold)',
+      String(DEFAULT_LOCKOUT_POLICY.threshold),
+    )
+    .option('--account-lockout-duration <seconds>', 'how long a lockout lasts (AccountLockoutDuration)', String(DEFAULT_LOCKOUT_POLICY.durationSeconds))
+    .option(
+      '--account-lockout-reset-after <seconds>',
+      'seconds after the last failure at which the failure count restarts, at most the duration (AccountLockoutCounterResetAfter)',
+      String(DEFAULT_LOCKOUT_POLICY.counterResetAfterSeconds),
+    )
     .option('--ipmi-session-timeout <seconds>', 'IPMI idle session timeout', '60')
     .option('--ipmi-max-sessions <n>', 'maximum concurrent IPMI sessions', '32')
     .option('--tls-cert <path>', 'serve Redfish over HTTPS with this certificate (PEM)')
@@ -110,8 +130,17 @@ async function main(argv: string[]): Promise<void> {
   const users = resolveUsers({
     flagUsername: flags.username,
     flagPassword: flags.password,
+    passwordFile: flags.passwordFile,
     env: process.env,
     usersFile: flags.usersFile,
+  });
+  if (flags.password !== undefined) {
+    logger.warn('--password puts the password where every local user can read it (ps, /proc/<pid>/cmdline): use --password-file or BMC_PASSWORD');
+  }
+  const lockoutPolicy = parseLockoutPolicy({
+    threshold: flags.accountLockoutThreshold,
+    duration: flags.accountLockoutDuration,
+    resetAfter: flags.accountLockoutResetAfter,
   });
   const address = flags.address ?? (kubevirtMode ? '0.0.0.0' : '127.0.0.1');
 
@@ -156,6 +185,7 @@ async function main(argv: string[]): Promise<void> {
     users,
     logger,
     address,
+    lockoutPolicy,
     ipmi: flags.ipmi && {
       port: parsePort(flags.ipmiPort, '--ipmi-port'),
       allowInsecure: Boolean(flags.ipmiAllowInsecure),

@@ -1,6 +1,9 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -72,5 +75,60 @@ describe('virtbmc command line', function () {
     } finally {
       if (p.exitCode === null) p.kill('SIGKILL');
     }
+  });
+
+  /** Starts virtbmc, waits for the ready line, returns stderr and the Redfish URL, then stops it. */
+  async function startAndStop(args: string[], env: NodeJS.ProcessEnv = {}, during?: (url: string) => Promise<void>): Promise<{ err: string; out: string }> {
+    const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', ...args], env);
+    const out = collect(p.stdout);
+    const err = collect(p.stderr);
+    try {
+      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 20000, 'ready line');
+      const m = /redfish=(http:\/\/127\.0\.0\.1:\d+)\/redfish\/v1/.exec(out());
+      expect(m, err()).to.not.equal(null);
+      if (during) await during(m![1]!);
+      p.kill('SIGTERM');
+      await once(p, 'exit');
+      return { err: err(), out: out() };
+    } finally {
+      if (p.exitCode === null) p.kill('SIGKILL');
+    }
+  }
+
+  it('--password still works but warns that it is visible in ps and /proc; the env var does not warn', async () => {
+    const flag = await startAndStop(['--password', 'cmdline-pw-1']);
+    expect(flag.err).to.match(/"level":40[^\n]*--password puts the password where every local user can read it/);
+    expect(flag.err).to.not.include('cmdline-pw-1');
+    const env = await startAndStop([], { BMC_PASSWORD: 'env-pw-1' });
+    expect(env.err).to.not.match(/--password puts/);
+  });
+
+  it('--password-file: the documented way; the password works and never shows up in the output', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'virtbmc-cli-'));
+    const f = join(dir, 'password');
+    writeFileSync(f, 'from-a-File-9\n', { mode: 0o600 });
+    const r = await startAndStop(['--password-file', f], {}, async (url) => {
+      const ok = await fetch(`${url}/redfish/v1/Systems`, { headers: { authorization: 'Basic ' + Buffer.from('admin:from-a-File-9').toString('base64') } });
+      expect(ok.status).to.equal(200);
+    });
+    expect(r.err).to.not.match(/--password puts/);
+    expect(r.err + r.out).to.not.include('from-a-File-9');
+  });
+
+  it('help documents --password-file, the lockout knobs and what --ipmi-allow-insecure opens', async () => {
+    const p = run(['--help']);
+    const out = collect(p.stdout);
+    await once(p, 'exit');
+    const help = out().replace(/\s+/g, ' ');
+    expect(help).to.match(/--password-file/).and.match(/--account-lockout-threshold/).and.match(/--account-lockout-duration/).and.match(/--account-lockout-reset-after/);
+    expect(help).to.match(/--ipmi-allow-insecure .*straight password/);
+  });
+
+  it('refuses a lockout setting out of range (exit 2, names the flag)', async () => {
+    const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--account-lockout-reset-after', '99', '--account-lockout-duration', '10'], { BMC_PASSWORD: 'x' });
+    const err = collect(p.stderr);
+    const [code] = (await once(p, 'exit')) as [number];
+    expect(code).to.equal(2);
+    expect(err()).to.match(/--account-lockout-reset-after must not exceed --account-lockout-duration/);
   });
 });

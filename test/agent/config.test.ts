@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, parsePort, parsePositiveInt, resolveUsers } from '../../src/agent/config.js';
+import { ConfigError, parseLockoutPolicy, parsePort, parsePositiveInt, resolveUsers } from '../../src/agent/config.js';
 
 describe('agent configuration', () => {
   it('requires a password somewhere', () => {
@@ -53,5 +53,38 @@ describe('agent configuration', () => {
     expect(() => parsePositiveInt('1.5', 'n')).to.throw(ConfigError, /whole number/);
     expect(() => parsePositiveInt('0', 'n')).to.throw(ConfigError);
     expect(() => parsePositiveInt('x', 'n')).to.throw(ConfigError);
+  });
+
+  it('reads the password from --password-file (one trailing newline dropped), exclusive with --password, never echoing it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vbmc-pw-'));
+    const f = join(dir, 'pw');
+    writeFileSync(f, 'file-Secret-1\n');
+    expect(resolveUsers({ passwordFile: f, env: { BMC_PASSWORD: 'envpw' } })[0]!.password).to.equal('file-Secret-1');
+    writeFileSync(f, 'crlf-pw\r\n');
+    expect(resolveUsers({ passwordFile: f, env: {} })[0]!.password).to.equal('crlf-pw');
+    writeFileSync(f, 'no-newline');
+    expect(resolveUsers({ passwordFile: f, env: {} })[0]!.password).to.equal('no-newline');
+    expect(() => resolveUsers({ passwordFile: f, flagPassword: 'x', env: {} })).to.throw(ConfigError, /exclusive/);
+    writeFileSync(f, '\n');
+    expect(() => resolveUsers({ passwordFile: f, env: { BMC_PASSWORD: 'envpw' } })).to.throw(ConfigError, /empty/);
+    writeFileSync(f, 'two\nlines-Secret\n');
+    let err: unknown;
+    try {
+      resolveUsers({ passwordFile: f, env: {} });
+    } catch (e) {
+      err = e;
+    }
+    expect(String(err)).to.match(/one line/).and.not.contain('lines-Secret');
+    expect(() => resolveUsers({ passwordFile: join(dir, 'missing'), env: {} })).to.throw(ConfigError, /cannot read password file .*ENOENT/);
+    writeFileSync(f, 'p'.repeat(21));
+    expect(() => resolveUsers({ passwordFile: f, env: {} })).to.throw(/at most 20 bytes/);
+  });
+
+  it('parses the lockout flags and refuses out-of-range values naming the flag', () => {
+    expect(parseLockoutPolicy({ threshold: '5', duration: '30', resetAfter: '30' })).to.deep.equal({ threshold: 5, durationSeconds: 30, counterResetAfterSeconds: 30 });
+    expect(parseLockoutPolicy({ threshold: '0', duration: '1', resetAfter: '1' }).threshold).to.equal(0);
+    expect(() => parseLockoutPolicy({ threshold: '-1', duration: '30', resetAfter: '30' })).to.throw(ConfigError, /--account-lockout-threshold must be a whole number in 0\.\.1000/);
+    expect(() => parseLockoutPolicy({ threshold: '5', duration: 'x', resetAfter: '30' })).to.throw(ConfigError, /--account-lockout-duration/);
+    expect(() => parseLockoutPolicy({ threshold: '5', duration: '30', resetAfter: '31' })).to.throw(ConfigError, /--account-lockout-reset-after must not exceed --account-lockout-duration/);
   });
 });
