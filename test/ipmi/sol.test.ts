@@ -67,6 +67,11 @@ function rig(opts: { backlog?: string; maxChars?: number } = {}) {
     },
   });
   const fromConsole = (p: Partial<SolPacket>) => payload.receive(encodeSol({ seq: 0, ackSeq: 0, acceptedCount: 0, op: 0, data: Buffer.alloc(0), ...p }));
+  // The first packet waits one accumulate interval (after the Activate Payload response).
+  expect(sent).to.have.length(0);
+  clock.tick(config.accumulateMs - 1);
+  expect(sent).to.have.length(0);
+  clock.tick(1);
   return { console, config, sent, payload, fromConsole };
 }
 
@@ -85,8 +90,9 @@ describe('SOL packets', () => {
   });
 });
 
+let clock: sinon.SinonFakeTimers;
+
 describe('SOL payload state machine', () => {
-  let clock: sinon.SinonFakeTimers;
   beforeEach(() => {
     clock = sinon.useFakeTimers();
   });
@@ -115,9 +121,8 @@ describe('SOL payload state machine', () => {
     expect(r.sent[1]!.seq).to.equal(2);
   });
 
-  it('shows the console backlog first on activation', () => {
+  it('shows the console backlog first on activation (one accumulate interval after it)', () => {
     const r = rig({ backlog: 'login: ' });
-    clock.tick(r.config.accumulateMs);
     expect(r.sent[0]!.data.toString()).to.equal('login: ');
   });
 
@@ -235,6 +240,7 @@ describe('SOL payload state machine', () => {
     const console = new FakeConsole();
     const sent: Buffer[] = [];
     const p = new SolPayload({ console, config: new SolConfig(1, () => 623), maxChars: 251, outputLimit: 4, log: nullLogger(), transmit: (b) => sent.push(b) });
+    clock.tick(100);
     console.print('abcdef');
     clock.tick(100);
     const d = decodeSol(sent[0]!);

@@ -79,6 +79,8 @@ export class SolPayload {
   private lastIn: { seq: number; data: Buffer; accepted: number; status: number } | undefined;
   private unsubscribe: (() => void) | undefined;
   private active = true;
+  /** Set until the first packet may go (see the constructor) */
+  private starting: NodeJS.Timeout | undefined;
 
   constructor(opts: SolPayloadOptions) {
     this.console = opts.console;
@@ -88,11 +90,14 @@ export class SolPayload {
     this.outputLimit = opts.outputLimit ?? DEFAULT_OUTPUT_LIMIT;
     this.log = opts.log;
     this.unsubscribe = this.console.on((e) => this.onConsole(e));
-    // What the console printed before we attached (bounded by the backend's ring) comes first.
-    if (this.console.backlog.length > 0) {
-      this.enqueue(this.console.backlog);
-      this.schedule();
-    }
+    // What the console printed before we attached (bounded by the backend's ring) comes first,
+    // but only after the Activate Payload response has gone out: a SOL packet that overtakes it
+    // makes ipmitool read it as the response ("Invalid command"). One accumulate interval.
+    if (this.console.backlog.length > 0) this.enqueue(this.console.backlog);
+    this.starting = setTimeout(() => {
+      this.starting = undefined;
+      this.sendNext(); // what waited has waited one interval already
+    }, this.config.accumulateMs);
   }
 
   get isActive(): boolean {
@@ -206,7 +211,7 @@ export class SolPayload {
   }
 
   private schedule(): void {
-    if (!this.active || this.inflight || this.nacked || this.ctsPaused || this.pendingBytes === 0) return;
+    if (!this.active || this.starting || this.inflight || this.nacked || this.ctsPaused || this.pendingBytes === 0) return;
     if (this.pendingBytes >= Math.min(this.config.sendThreshold, this.maxChars)) {
       this.sendNext();
       return;
@@ -293,6 +298,8 @@ export class SolPayload {
   }
 
   private clearTimers(): void {
+    if (this.starting) clearTimeout(this.starting);
+    this.starting = undefined;
     if (this.accTimer) clearTimeout(this.accTimer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.accTimer = undefined;
