@@ -368,6 +368,30 @@ describe('kubevirt backend: boot override', function () {
     expect(restartRequired(emu)).to.equal(lost);
   });
 
+  it('a restore the API refuses is retried by itself; a restart whose restore fails is refused, not run', async () => {
+    emu.create(vmFixture({ runStrategy: 'Always' }));
+    m = await newMachine(emu);
+    await waitPower(m, 'On');
+    await m.setBootOverride({ target: 'pxe', enabled: 'once' });
+    await m.power('powerCycle');
+    await until(() => vmiPhase(emu) === 'Running' && saved(emu)?.consumedBy === vmiOf(emu)!.metadata.uid, 'consumed');
+    const uid = vmiOf(emu)!.metadata.uid;
+    // the restore before a restart fails: the restart is not sent (it would boot the one-time order again)
+    emu.faults.failNext(1, 500, (req) => req.method === 'PATCH' && req.path.includes('/virtualmachines/'));
+    const err = await m.power('forceRestart').catch((e: unknown) => e);
+    expect(isBackendError(err), String(err)).to.equal(true);
+    expect(vmiOf(emu)!.metadata.uid).to.equal(uid);
+    expect(emu.kubevirt.actions.filter((a) => a.action === 'restart')).to.have.length(1); // the power cycle's only
+    // off: the watch restores once the VMI is gone; the first attempt fails, a retry (the next VM event, or the timer) lands
+    emu.faults.failNext(1, 500, (req) => req.method === 'PATCH' && req.path.includes('/virtualmachines/'));
+    await m.power('gracefulOff');
+    await until(() => !vmiOf(emu), 'VMI gone');
+    await until(() => annotation(emu) === undefined, 'restored by the retry', 8000);
+    const patches = emu.audit.filter((a) => a.verb === 'patch' && a.resource === 'virtualmachines').map((a) => a.code);
+    expect(patches.slice(-3)).to.deep.equal([500, 500, 200]);
+    expect(bootOrders(vmOf(emu))['interface/default']).to.equal(undefined);
+  });
+
   it('retries when the VM changes between read and write (JSON patch test on resourceVersion)', async () => {
     emu.create(vmFixture());
     m = await newMachine(emu);

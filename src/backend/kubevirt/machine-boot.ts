@@ -14,7 +14,9 @@ import type { ObjectWatch } from './informer.js';
 import type { VirtualMachine, VirtualMachineInstance } from './types.js';
 
 const WRITE_ATTEMPTS = 5;
-const RETRY_MS = 2_000;
+/** retry of a failed bookkeeping write: 2 s, doubling up to 30 s while it keeps failing (an outage) */
+const RETRY_MIN_MS = 2_000;
+const RETRY_MAX_MS = 30_000;
 
 export interface BootOnceDeps {
   client: KubeClient;
@@ -35,6 +37,7 @@ export class BootOnceKeeper {
   private again = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  private retryMs = RETRY_MIN_MS;
 
   constructor(private readonly d: BootOnceDeps) {}
 
@@ -84,15 +87,19 @@ export class BootOnceKeeper {
       return;
     }
     this.running = this.step()
+      .then(() => {
+        this.retryMs = RETRY_MIN_MS;
+      })
       .catch((e: unknown) => {
         if (this.closed) return;
-        this.d.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'boot-once bookkeeping failed; retrying');
+        this.d.logger.warn({ err: e instanceof Error ? e.message : String(e), retryInMs: this.retryMs }, 'boot-once bookkeeping failed; retrying');
         if (!this.retryTimer) {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
             if (!this.closed) this.kick();
-          }, RETRY_MS);
+          }, this.retryMs);
           this.retryTimer.unref();
+          this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
         }
       })
       .finally(() => {
