@@ -13,6 +13,8 @@ import { expect } from 'chai';
 import type { Logger } from 'pino';
 import { createKubeVirtMachine, type KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError } from '../../src/backend/types.js';
+import { KubeClient, isKubeApiError } from '../../src/kube/client.js';
+import { Resources } from '../../src/kube/resources.js';
 import type { ApiServerEmulator } from '../emulator/index.js';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { run } from '../helpers/exec.js';
@@ -241,5 +243,75 @@ describe('kubevirt backend: a stale cluster view is detected, reported and recov
     await until(async () => (await m.snapshot()).health?.status === 'OK', 'recovery after resume', 20_000);
     expect(vmActions(emu, 'stop'), 'the failed-fast write was never sent').to.equal(stops);
     expect(await m.getPowerState()).to.equal('On');
+  });
+});
+
+describe('KubeClient: fail fast while the API server is known unreachable', function () {
+  this.timeout(30_000);
+  let emu: ApiServerEmulator;
+  let client: KubeClient | undefined;
+  beforeEach(async () => {
+    emu = await startEmulator();
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+  });
+  afterEach(async () => {
+    emu.faults.hang(false);
+    client?.close();
+    client = undefined;
+    await closeAll(emu);
+  });
+  const vmGets = () => emu.audit.filter((a) => a.verb === 'get' && a.resource === 'virtualmachines').length;
+
+  it('off by default (the controller): every request is sent and waits for its own answer', async () => {
+    client = new KubeClient(emu.makeKubeConfig(), { timeoutMs: 300 });
+    emu.faults.hang(true);
+    const e1 = await client.get(Resources.vm, NS, VM_NAME).catch((e: unknown) => e);
+    expect(isKubeApiError(e1, 0) && e1.network, String(e1)).to.equal(true);
+    expect(client.reachability.reachable).to.equal(true);
+    emu.faults.hang(false);
+    expect((await client.get(Resources.vm, NS, VM_NAME)).metadata?.name).to.equal(VM_NAME);
+  });
+
+  it('on: a timeout opens it, requests then fail at once unsent, a probe closes it when the server answers', async () => {
+    client = new KubeClient(emu.makeKubeConfig(), { timeoutMs: 300, failFast: true, probeIntervalMs: 100 });
+    const changes: boolean[] = [];
+    client.onReachability((r) => changes.push(r.reachable));
+    emu.faults.hang(true);
+    const e1 = await client.get(Resources.vm, NS, VM_NAME).catch((e: unknown) => e);
+    expect(isKubeApiError(e1, 0), String(e1)).to.equal(true);
+    expect(client.reachability).to.include({ reachable: false });
+    expect(client.reachability.since).to.be.instanceOf(Date);
+    const e2 = await client.putSubresource(Resources.vmActions, NS, VM_NAME, 'start').catch((e: unknown) => e);
+    expect(isKubeApiError(e2, 0) && e2.notSent, String(e2)).to.equal(true);
+    expect((e2 as Error).message).to.match(/not sent.*unreachable since/);
+    emu.faults.hang(false);
+    await until(() => client!.reachability.reachable, 'the probe to close the breaker', 10_000);
+    expect(changes).to.deep.equal([false, true]);
+    const gets = vmGets();
+    await client.get(Resources.vm, NS, VM_NAME);
+    expect(vmGets() - gets).to.equal(1);
+    expect(emu.audit.some((a) => a.subresource === 'start'), 'the failed-fast write never reached the server').to.equal(false);
+    expect(emu.audit.some((a) => a.nonResourceURL === '/version')).to.equal(true);
+  });
+
+  it('a watch that cannot be opened (hung server) ends with an error after the request timeout instead of waiting for ever', async () => {
+    client = new KubeClient(emu.makeKubeConfig(), { timeoutMs: 300 });
+    emu.faults.hang(true);
+    const done = new Promise<unknown>((resolve) => {
+      void client!.watch(Resources.vm, NS, { fieldSelector: `metadata.name=${VM_NAME}` }, () => undefined, resolve);
+    });
+    const err = await done;
+    expect(isKubeApiError(err, 0), String(err)).to.equal(true);
+    expect((err as Error).message).to.match(/not opened within 300 ms/);
+  });
+
+  it('a watch answered with an HTTP error reports its status (410 → KubeApiError 410, as the re-list logic expects)', async () => {
+    client = new KubeClient(emu.makeKubeConfig(), { timeoutMs: 2000 });
+    emu.faults.failNext(1, 410, (r) => r.url.includes('watch=true'));
+    const err = await new Promise<unknown>((resolve) => {
+      void client!.watch(Resources.vm, NS, {}, () => undefined, resolve);
+    });
+    expect(isKubeApiError(err, 410), String(err)).to.equal(true);
+    expect((err as { statusCode?: number }).statusCode).to.equal(410);
   });
 });
