@@ -315,3 +315,59 @@ describe('KubeClient: fail fast while the API server is known unreachable', func
     expect((err as { statusCode?: number }).statusCode).to.equal(410);
   });
 });
+
+describe('health on the other paths', function () {
+  this.timeout(30_000);
+
+  it('KubeVirt: watches failing while direct reads work → Warning (state read directly), OK again once they recover', async () => {
+    const emu = await startEmulator();
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    const m = await machineFor(emu, emu.makeKubeConfig(), captureLogger().logger);
+    try {
+      await waitPower(m, 'Off');
+      expect((await m.snapshot()).health).to.deep.equal({ status: 'OK' });
+      let failing = true;
+      emu.faults.failNext(1_000_000, 500, (r) => failing && r.url.includes('watch=true') && r.path.includes('/virtualmachines'));
+      emu.faults.dropWatches();
+      const snap = await until(async () => {
+        const s = await m.snapshot();
+        return s.health?.status === 'Warning' ? s : undefined;
+      }, 'Warning after the grace period', 20_000);
+      expect(snap.health?.message).to.match(/Live updates of the VirtualMachine.*interrupted.*read directly/);
+      expect(snap.power).to.equal('Off');
+      // the state is current: a change shows at once although no watch works
+      const vm = vmOf(emu);
+      vm.spec = { ...(vm.spec as object), runStrategy: 'Always' };
+      emu.update(vm);
+      await waitPower(m, 'On', 10_000);
+      failing = false;
+      await until(async () => (await m.snapshot()).health?.status === 'OK', 'OK once the watches work again', 10_000);
+    } finally {
+      await m.close();
+      await closeAll(emu);
+    }
+  });
+
+  it('simulator setStale(): Redfish System/Chassis Critical with the message, actions 503, IPMI 0xFF; OK again after', async () => {
+    const t = await startTestAgent();
+    try {
+      await t.sim.power('on');
+      t.sim.setStale('platform view lost');
+      const sys = await redfish(t, 'GET', SYS);
+      expect(sys.status).to.equal(200);
+      const st = sys.body.Status as { Health: string; Conditions: { Message: string; MessageId: string }[] };
+      expect(st.Health).to.equal('Critical');
+      expect(st.Conditions[0]!.MessageId).to.match(/^Base\.[\d.]+\.CouldNotEstablishConnection$/);
+      expect(st.Conditions[0]!.Message).to.contain('platform view lost');
+      expect((await redfish(t, 'POST', RESET, { ResetType: 'ForceOff' })).status).to.equal(503);
+      const r = await ipmitool(t, 'power status');
+      expect(r.code).to.not.equal(0);
+      expect(r.out).to.not.contain('Chassis Power is on');
+      t.sim.setStale(undefined);
+      expect((await redfish(t, 'GET', SYS)).body.Status).to.deep.equal({ State: 'Enabled', Health: 'OK' });
+      expect(await t.sim.getPowerState()).to.equal('On');
+    } finally {
+      await t.close();
+    }
+  });
+});
