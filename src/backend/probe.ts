@@ -38,7 +38,7 @@ export function shownUrl(url: URL): string {
   return `${url.origin}${url.pathname}`;
 }
 
-/** Why a connection failed, in words that reveal nothing of the agent's internals. */
+/** Why a connection failed, in words that reveal nothing of the agent's internals (no addresses). */
 function reason(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {
@@ -54,8 +54,15 @@ function reason(e: unknown): string {
       return 'host unreachable';
     case 'ETIMEDOUT':
       return 'connection timed out';
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+      return 'self-signed certificate not trusted';
+    case 'CERT_HAS_EXPIRED':
+      return 'certificate expired';
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return 'certificate does not name this host';
     default:
-      if (typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO/.test(code)) return 'TLS certificate not trusted';
+      if (typeof code === 'string' && /CERT|SSL|TLS|UNABLE_TO/.test(code)) return 'certificate not trusted';
       if (e instanceof Error && e.message.startsWith('no answer within')) return e.message;
       return 'request failed';
   }
@@ -92,7 +99,7 @@ export async function probeImage(url: URL, opts: ProbeOptions = {}): Promise<Pro
       req.end();
     });
   } catch (e) {
-    throw new BackendError('InvalidArgument', `image URL ${shown} is not reachable (${reason(e)})`, { cause: e });
+    throw new BackendError('InvalidArgument', `image URL ${shown} is not reachable: ${reason(e)}`, { cause: e });
   }
   if (res.status >= 300 && res.status < 400) {
     throw new BackendError('InvalidArgument', `image URL ${shown} redirects (HTTP ${res.status}); give the final URL`);

@@ -25,12 +25,8 @@
  * no per-DataVolume switch to skip verification of an http source, so insecureSkipVerify only
  * affects the agent's own HEAD.
  */
-import { readFile } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
-import tls from 'node:tls';
-import { BackendError, type MediaSlot } from '../types.js';
-import { errText, type JsonPatchOp } from '../../kube/client.js';
+import type { MediaSlot } from '../types.js';
+import type { JsonPatchOp } from '../../kube/client.js';
 import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance, Volume } from './types.js';
 
 export const IMAGE_ANNOTATION = 'bmc.kubevirt.io/image';
@@ -284,63 +280,5 @@ export function dataVolumeManifest(o: MediaManifestOptions): DataVolume & { apiV
   };
 }
 
-export interface ProbeOptions {
-  /** default 10000 */
-  timeoutMs?: number;
-  tls?: Pick<MediaTlsOptions, 'insecureSkipVerify' | 'caFile'>;
-}
-
-/**
- * HEAD the image URL for its size. Only the URL itself is contacted: redirects are reported, not
- * followed. Any failure is the caller's input problem → InvalidArgument, except an unreadable CA
- * file, which is the agent's configuration problem → Unavailable.
- */
-export async function probeImageSize(url: URL, opts: ProbeOptions = {}): Promise<number> {
-  const timeoutMs = opts.timeoutMs ?? 10_000;
-  const tlsOpts: https.RequestOptions = {};
-  if (url.protocol === 'https:') {
-    if (opts.tls?.insecureSkipVerify) tlsOpts.rejectUnauthorized = false;
-    else if (opts.tls?.caFile) {
-      let pem: string;
-      try {
-        // read per insert: a mounted ConfigMap may have been updated
-        pem = await readFile(opts.tls.caFile, 'utf8');
-      } catch (e) {
-        throw new BackendError('Unavailable', `cannot read the media CA file ${opts.tls.caFile}: ${errText(e)}`, { cause: e });
-      }
-      tlsOpts.ca = [...tls.rootCertificates, pem];
-    }
-  }
-  let res: { status: number; headers: http.IncomingHttpHeaders };
-  try {
-    res = await new Promise((resolve, reject) => {
-      const mod = url.protocol === 'https:' ? https : http;
-      // agent: false: one connection for this request, closed afterwards (nothing pooled)
-      const req = mod.request(url, { method: 'HEAD', agent: false, ...tlsOpts }, (r) => {
-        r.resume();
-        resolve({ status: r.statusCode ?? 0, headers: r.headers });
-      });
-      req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', reject);
-      req.end();
-    });
-  } catch (e) {
-    throw new BackendError('InvalidArgument', `image URL ${url.href} is not reachable: ${errText(e)}`, { cause: e });
-  }
-  if (res.status >= 300 && res.status < 400) {
-    const loc = res.headers.location;
-    throw new BackendError(
-      'InvalidArgument',
-      `image URL ${url.href} redirects${loc ? ` to ${loc}` : ''}; give the final URL`,
-    );
-  }
-  if (res.status < 200 || res.status >= 300) {
-    throw new BackendError('InvalidArgument', `image URL ${url.href} answered HEAD with HTTP ${res.status}`);
-  }
-  const raw = res.headers['content-length'];
-  const len = Number(raw);
-  if (raw === undefined || !Number.isFinite(len) || len <= 0) {
-    throw new BackendError('InvalidArgument', `image URL ${url.href} did not report the image size (Content-Length)`);
-  }
-  return len;
-}
+// The image URL check (HEAD, sizes the DataVolume) is shared with the simulator: backend/probe.ts.
+export { probeImageSize, type ProbeOptions } from '../probe.js';
