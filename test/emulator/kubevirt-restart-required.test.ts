@@ -156,7 +156,21 @@ describe('apiserver emulator: KubeVirt RestartRequired, rebootPolicy, guest rebo
     }
     expect(err).to.be.instanceOf(ApiError);
     expect((err as ApiError).code).to.equal(422);
-    expect((err as ApiError).message).to.contain('spec.template.spec.domain.rebootPolicy: RebootPolicy is specified but the RebootPolicy feature gate is not enabled');
+    expect((err as ApiError).message).to.equal(
+      'admission webhook "virtualmachine-validator.kubevirt.io" denied the request: RebootPolicy is specified but the RebootPolicy feature gate is not enabled',
+    );
+    // the VMI create admitter runs the same check
+    const vmiErr = (() => {
+      try {
+        emu.create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachineInstance', metadata: { name: 'v', namespace: NS }, spec: { domain: { rebootPolicy: 'Terminate', devices: {} } } });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect((vmiErr as ApiError | undefined)?.message).to.equal(
+      'admission webhook "virtualmachineinstances-create-validator.kubevirt.io" denied the request: RebootPolicy is specified but the RebootPolicy feature gate is not enabled',
+    );
     // over the API too, with the Status body
     const r = await rawPost(kc, vmObj('off2', 'Halted', { rebootPolicy: 'Reboot' }));
     expect(r.status).to.equal(422);

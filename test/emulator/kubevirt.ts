@@ -242,28 +242,27 @@ export function installKubevirt(
   // pkg/virt-api/webhooks/validating-webhook/admitters/vmi-create-admitter.go; the VM admitter runs it
   // on spec.template.spec, vms-admitter.go ValidateVirtualMachineSpec). The Reboot|Terminate enum is
   // the CRD schema's (+kubebuilder:validation:Enum in staging/src/kubevirt.io/api/core/v1/schema.go).
-  const rebootPolicyCauses = (field: string, spec: Obj): { field: string; message: string; reason?: string }[] => {
+  const checkRebootPolicy = (kind: string, name: string, field: string, spec: Obj, webhook: string): void => {
     const policy = obj(spec.domain).rebootPolicy;
-    if (policy === undefined || policy === null) return [];
+    if (policy === undefined || policy === null) return;
     if (policy !== 'Reboot' && policy !== 'Terminate') {
-      return [{ field, message: `Unsupported value: "${String(policy)}": supported values: "Reboot", "Terminate"`, reason: 'FieldValueNotSupported' }];
+      // the apiserver's schema check, before any webhook
+      throw invalid(kind, GROUP, name, [{ field, message: `Unsupported value: "${String(policy)}": supported values: "Reboot", "Terminate"`, reason: 'FieldValueNotSupported' }]);
     }
     if (!featureGateEnabled('RebootPolicy', timing.gates)) {
-      return [{ field, message: 'RebootPolicy is specified but the RebootPolicy feature gate is not enabled' }];
+      throw webhookDenied(webhook, [{ type: 'FieldValueInvalid', field, message: 'RebootPolicy is specified but the RebootPolicy feature gate is not enabled' }]);
     }
-    return [];
   };
   store.addValidator(vmT, (vm, old) => {
     // a status write (virt-controller uses the status subresource, which the VM webhook does not see)
     // leaves the spec as it was: only spec writes are admitted again
     if (old && deepEqual(old.spec, vm.spec)) return;
-    const causes = rebootPolicyCauses('spec.template.spec.domain.rebootPolicy', obj(obj(obj(vm.spec).template).spec));
-    if (causes.length) throw invalid('VirtualMachine', GROUP, vm.metadata.name ?? '', causes);
+    const spec = obj(obj(obj(vm.spec).template).spec);
+    checkRebootPolicy('VirtualMachine', vm.metadata.name ?? '', 'spec.template.spec.domain.rebootPolicy', spec, 'virtualmachine-validator.kubevirt.io');
   });
   store.addValidator(vmiT, (vmi, old) => {
     if (old) return; // the create admitter; a VMI spec does not change afterwards
-    const causes = rebootPolicyCauses('spec.domain.rebootPolicy', obj(vmi.spec));
-    if (causes.length) throw invalid('VirtualMachineInstance', GROUP, vmi.metadata.name ?? '', causes);
+    checkRebootPolicy('VirtualMachineInstance', vmi.metadata.name ?? '', 'spec.domain.rebootPolicy', obj(vmi.spec), 'virtualmachineinstances-create-validator.kubevirt.io');
   });
 
   // ------------------------------------------------------------------ VMI lifecycle (virt-handler)

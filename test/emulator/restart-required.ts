@@ -110,7 +110,7 @@ function withoutMultusName(n: Obj | undefined): Obj | undefined {
 }
 
 /** pkg/network/vmliveupdate/restart.go IsRestartRequired: interface/network changes need a restart. */
-export function networkRestartRequired(tplSpec: Obj, vmi: { spec?: unknown; status?: unknown } | undefined): boolean {
+export function networkRestartRequired(tplSpec: Obj, vmi: Obj | undefined): boolean {
   const vmiSpec = obj(vmi?.spec);
   const desiredIfaces = byName(arr(obj(obj(tplSpec.domain).devices).interfaces));
   const currentIfaces = byName(arr(obj(obj(vmiSpec.domain).devices).interfaces));
@@ -145,7 +145,7 @@ export interface RestartRequiredOptions {
 export function restartRequired(
   lastSeenSpec: Obj,
   currentSpec: Obj,
-  vmi: { spec?: unknown; status?: unknown } | undefined,
+  vmi: Obj | undefined,
   opts: RestartRequiredOptions = {},
 ): boolean {
   const cur = obj(obj(currentSpec.template).spec);
