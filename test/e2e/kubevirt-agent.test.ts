@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
@@ -219,6 +220,41 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
     expect(vmiOf(emu)!.metadata.uid).to.equal(vmiUid);
     const conds = (vmOf(emu).status as { conditions?: { type: string; status: string }[] }).conditions ?? [];
     expect(conds.some((c) => c.type === 'RestartRequired' && c.status === 'True')).to.equal(false);
+  });
+  it('sushy (python3-sushy): insert_media on the CD-ROM drive, follow the task with its TaskMonitor to Completed, eject', async function () {
+    const PY = '/usr/bin/python3';
+    if (!existsSync(PY) || (await exec(PY, ['-c', 'import sushy'])).code !== 0) this.skip();
+    expect((await rf('POST', `${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'On' })).status).to.be.oneOf([200, 202, 204]);
+    await until(() => vmiPhase(emu) === 'Running', 'VMI Running');
+    // sushy's insert_media ignores the 202: find the task through the TaskService and follow its monitor
+    const script = [
+      'import json, sys, sushy',
+      'from sushy import auth as sauth',
+      'from sushy.taskmonitor import TaskMonitor',
+      'base, slot, image = sys.argv[1:]',
+      "s = sushy.Sushy(base, auth=sauth.SessionAuth(username='admin', password='password'))",
+      "vm = s.get_manager('/redfish/v1/Managers/BMC').virtual_media.get_member('/redfish/v1/Managers/BMC/VirtualMedia/' + slot)",
+      'vm.insert_media(image)',
+      'task = max(s.get_task_service().tasks.get_members(), key=lambda t: int(t.identity))',
+      'monitor = TaskMonitor(s._conn, task.task_monitor)',
+      'monitor.wait(30)',
+      'task.refresh(); vm.refresh()',
+      'out = {"task": str(task.task_state), "percent": task.percent_complete, "monitor_status": monitor.response.status_code, "inserted": vm.inserted, "image": vm.image}',
+      'vm.eject_media(); vm.refresh()',
+      'out["after_eject"] = vm.inserted',
+      "print('RESULT ' + json.dumps(out))",
+    ].join('\n');
+    const r = await exec(PY, ['-c', script, t.redfishUrl, 'cdrom', images.url('/install.iso')], 45_000);
+    expect(r.code, r.out).to.equal(0);
+    const line = r.out.split('\n').find((l) => l.startsWith('RESULT '));
+    expect(line, r.out).to.be.a('string');
+    const out = JSON.parse(line!.slice('RESULT '.length)) as Record<string, unknown>;
+    expect(out).to.deep.include({ task: 'TaskState.COMPLETED', percent: 100, monitor_status: 204, inserted: true, image: images.url('/install.iso'), after_eject: false });
+    // and in the cluster: the drive stays, our volume and DataVolume are gone
+    const tpl = (vmOf(emu).spec as { template: { spec: { volumes?: { name: string }[]; domain: { devices: { disks: { name: string }[] } } } } }).template.spec;
+    expect(tpl.domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
+    expect(tpl.volumes?.some((v) => v.name === 'cdrom')).to.equal(false);
+    await until(() => emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', 'vm1-vmedia-cdrom') === undefined, 'DataVolume deleted');
   });
 });
 
