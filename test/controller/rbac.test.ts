@@ -336,6 +336,26 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       await env?.close();
     });
 
+    it('a Secret whose first list fails is waited for, not reported missing; VirtualMachineBMCs sharing a Secret share its watch', async () => {
+      env = await startEnv();
+      const { emu, mgr } = env;
+      emu.create(secretObj('shared'));
+      emu.create(vmObj('vm1'));
+      emu.create(vmObj('vm2'));
+      // the Secret's list fails twice (the informer retries with backoff): meanwhile no reconcile may
+      // take the Secret for missing (that would scale the agent to 0 and report SecretNotFound)
+      emu.faults.failNext(2, 500, (r) => r.path.endsWith('/secrets') && !r.url.includes('watch=true'));
+      emu.create(vmbmcObj('b1', 'vm1', 'shared'));
+      emu.create(vmbmcObj('b2', 'vm2', 'shared'));
+      await waitReady(emu, 'b1');
+      await waitReady(emu, 'b2');
+      expect(mgr.controller.secrets.watched()).to.deep.equal([`${NS}/shared`]);
+      const lists = emu.audit.filter((e) => e.resource === 'secrets' && e.verb === 'list');
+      expect(lists.map((e) => e.code)).to.include.members([500, 200]);
+      const events = emu.list('v1', 'Event', NS).filter((e) => ['b1', 'b2'].includes((e.involvedObject as { name: string }).name));
+      expect(events.map((e) => e.reason)).to.not.include('SecretNotFound');
+    });
+
     it('watches only referenced Secrets, by name, keeps only username/password, and stops when the reference goes', async () => {
       env = await startEnv();
       const { emu, mgr } = env;
