@@ -69,9 +69,13 @@ class ManualMedia extends SimulatedMachine {
   override async listMedia(): Promise<MediaSlot[]> {
     return [...this.slots.values()].map((s) => ({ ...s }));
   }
+  /** Runs inside insertMedia before it answers (events a backend emits meanwhile) */
+  duringInsert: (() => void) | undefined;
   override async insertMedia(slot: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
     if (this.insertError) throw this.insertError;
-    return this.set({ ...this.slots.get(slot)!, state: 'inserting', progress: 0, image: req.image });
+    const s = this.set({ ...this.slots.get(slot)!, state: 'inserting', progress: 0, image: req.image });
+    this.duringInsert?.();
+    return s;
   }
   override async ejectMedia(slot: MediaSlotId): Promise<MediaSlot> {
     this.ejects++;
@@ -210,6 +214,32 @@ describe('Redfish TaskService: media insertion as a task', function () {
     expect(busy.status).to.equal(409);
     expect((busy.body.error as { code: string }).code).to.equal('Base.1.22.1.ResourceInUse');
     expect((await rf('GET', '/redfish/v1/TaskService/Tasks')).body['Members@odata.count']).to.equal(0);
+  });
+
+  it('a missed event does not leave the task running: reading it re-reads the slot', async () => {
+    const ins = await rf('POST', INSERT, { Image: 'http://img.example/a.iso' });
+    machine.slots.set('Cd', { ...machine.slots.get('Cd')!, state: 'inserted', progress: 100 }); // no event
+    expect((await rf('GET', ins.body['@odata.id'] as string)).body.TaskState).to.equal('Completed');
+    expect((await rf('GET', ins.headers.get('location')!)).status).to.equal(204);
+  });
+
+  it('an error event before insertMedia answered counts only when a fresh read confirms it', async () => {
+    // stale: the backend re-reports an old failure meanwhile, but the slot is inserting
+    machine.duringInsert = () => {
+      machine.set({ ...machine.slots.get('Cd')!, state: 'error', error: 'old failure' });
+      machine.slots.set('Cd', { ...machine.slots.get('Cd')!, state: 'inserting', progress: 5 });
+    };
+    const a = await rf('POST', INSERT, { Image: 'http://img.example/a.iso' });
+    expect((await rf('GET', a.body['@odata.id'] as string)).body).to.include({ TaskState: 'Running', PercentComplete: 5 });
+    expect((await rf('DELETE', a.headers.get('location')!)).status).to.equal(204);
+    // real: the import failed at once and the slot shows it
+    machine.duringInsert = () => {
+      machine.set({ ...machine.slots.get('Cd')!, state: 'error', error: 'import failed at once' });
+    };
+    const b = await rf('POST', INSERT, { Image: 'http://img.example/a.iso' });
+    const done = await rf('GET', b.headers.get('location')!);
+    expect(done.status).to.equal(400);
+    expect((done.body.error as { message: string }).message).to.equal('Inserting into Cd failed: import failed at once');
   });
 
   it('an eject by someone else while inserting ends the task in Exception', async () => {

@@ -62,6 +62,8 @@ export interface Task {
   result?: TaskResult;
   /** Stop the operation (best effort); absent when it cannot be cancelled. */
   cancel?: () => Promise<void>;
+  /** Bring the task up to date from the operation's current state (called when a client reads it). */
+  refresh?: () => Promise<void>;
   /** Set once the task monitor was deleted (or the task cancelled): the monitor then answers 404. */
   monitorGone?: boolean;
   /** The cancellation in progress, shared by concurrent DELETEs */
@@ -208,6 +210,7 @@ export class TaskStore {
     task.endTime = this.now();
     task.result = result;
     delete task.cancel;
+    delete task.refresh;
     task.messages = task.messages.filter((m) => m.messageId !== `${TASK_EVENT_PREFIX}.TaskProgressChanged`);
     if (state === 'Completed') {
       task.health = 'OK';

@@ -105,17 +105,29 @@ export function errorResult(err: RedfishError): TaskResult {
   return { status: err.status, body: errorBody(err.messages(), err.opts.detail), headers };
 }
 
-function findTask(ctx: RedfishContext): Task {
-  const id = ctx.params.TaskId ?? '';
-  const task = taskStoreOf(ctx.state.deps).get(id);
-  if (!task) throw notFound('Task', id);
+/** Let a running task catch up with its operation before it is shown (a failed read changes nothing). */
+async function refreshed(ctx: RedfishContext, task: Task): Promise<Task> {
+  if (!isFinished(task) && task.refresh) {
+    try {
+      await task.refresh();
+    } catch (e) {
+      ctx.state.logger.debug({ err: e, task: task.id }, 'task refresh failed');
+    }
+  }
   return task;
 }
 
-function findMonitor(ctx: RedfishContext): Task {
+async function findTask(ctx: RedfishContext): Promise<Task> {
+  const id = ctx.params.TaskId ?? '';
+  const task = taskStoreOf(ctx.state.deps).get(id);
+  if (!task) throw notFound('Task', id);
+  return refreshed(ctx, task);
+}
+
+async function findMonitor(ctx: RedfishContext): Promise<Task> {
   const task = taskStoreOf(ctx.state.deps).get(ctx.params.TaskId ?? '');
   if (!task || task.monitorGone) throw new RedfishError(404, 'ResourceMissingAtURI', [ctx.path]);
-  return task;
+  return refreshed(ctx, task);
 }
 
 export const handlers: OperationHandlers = {
@@ -150,11 +162,11 @@ export const handlers: OperationHandlers = {
   },
 
   getTask: async (ctx) => {
-    sendResource(ctx, taskBody(ctx, findTask(ctx)), { etag: true });
+    sendResource(ctx, taskBody(ctx, await findTask(ctx)), { etag: true });
   },
 
   getTaskMonitor: async (ctx) => {
-    const task = findMonitor(ctx);
+    const task = await findMonitor(ctx);
     if (!isFinished(task) || !task.result) {
       sendAccepted(ctx, task);
       return;
@@ -169,7 +181,7 @@ export const handlers: OperationHandlers = {
   },
 
   deleteTaskMonitor: async (ctx) => {
-    const task = findMonitor(ctx);
+    const task = await findMonitor(ctx);
     const user = ctx.state.user;
     if (!user || !hasPrivilege(user.role, 'ConfigureManager')) throw new RedfishError(403, 'InsufficientPrivilege');
     const store = taskStoreOf(ctx.state.deps);

@@ -261,24 +261,44 @@ function runInsert(
     logger.warn({ cause }, 'virtual media insert failed');
     done();
   };
-  const onSlot = (s: MediaSlot): void => {
+  // Whether the backend has shown this insert under way (inserting) since it accepted it: only then
+  // does an empty slot mean "ejected meanwhile" rather than a view that has not caught up yet.
+  let underWay = false;
+  // An error reported before insertMedia answered: confirmed by a fresh read once it has.
+  let earlyError = false;
+  const onSlot = (s: MediaSlot, fromEvent = true): void => {
     if (task.state === 'Completed' || task.state === 'Exception' || task.state === 'Cancelled') return done();
-    if (s.state === 'inserting') store.running(task, s.progress);
-    else if (s.state === 'inserted') {
+    if (s.state === 'inserting') {
+      if (accepted) underWay = true;
+      store.running(task, s.progress);
+    } else if (s.state === 'inserted') {
       store.finish(task, 'Completed', { status: 204 });
       logger.info('virtual media inserted');
       done();
-    } else if (accepted && s.state === 'error') {
+    } else if (s.state === 'error') {
+      if (!accepted) {
+        earlyError = true;
+        return;
+      }
       const cause = s.error ?? 'the insert failed';
       fail(new RedfishError(400, 'GeneralError', [], { detail: `Inserting into ${slot} failed: ${cause}` }), cause);
-    } else if (accepted && s.state === 'empty' && task.state !== 'Cancelling') {
+    } else if (s.state === 'empty' && fromEvent && underWay && task.state !== 'Cancelling') {
       const cause = 'the media was ejected before the insert completed';
       fail(new RedfishError(409, 'ResourceInUse', [], { detail: `Inserting into ${slot} stopped: ${cause}.` }), cause);
     }
   };
+  /** Re-read the slot (a missed event must not leave the task running forever). */
+  const reread = async (): Promise<void> => {
+    const current = (await machine.listMedia()).find((x) => x.id === slot);
+    if (current) onSlot(current, false);
+  };
   unsubscribe = machine.on((ev) => {
     if (ev.type === 'media' && ev.slot.id === slot) onSlot(ev.slot);
   });
+  // Called when a client reads the task or its monitor.
+  task.refresh = async () => {
+    if (accepted) await reread();
+  };
   task.cancel = async () => {
     await backend(machine.ejectMedia(slot));
     done();
@@ -287,7 +307,9 @@ function runInsert(
   machine.insertMedia(slot, req).then(
     (s) => {
       accepted = true;
-      onSlot(s);
+      onSlot(s, false);
+      if (s.state === 'inserting') underWay = true;
+      if (earlyError) reread().catch((e: unknown) => logger.warn({ err: e }, 'virtual media: re-reading the slot failed'));
     },
     (e: unknown) => {
       if (isBackendError(e, 'InvalidArgument')) {
