@@ -117,6 +117,13 @@ describe('apiserver emulator: KubeVirt RestartRequired, rebootPolicy, guest rebo
     expect(restartRequired(base as never, vol as never, undefined)).to.equal(true);
     vol.template.spec.volumes[1] = { name: 'data', persistentVolumeClaim: { claimName: 'pvc', hotpluggable: true } };
     expect(restartRequired(base as never, vol as never, undefined)).to.equal(false);
+    // an empty list is the same as none (Semantic.DeepEqual)
+    const empty = JSON.parse(JSON.stringify(base)) as Spec;
+    empty.template.spec.tolerations = [];
+    expect(restartRequired(base as never, empty as never, undefined, { rolloutStrategy: 'Stage' })).to.equal(false);
+    empty.template.spec.tolerations = [{ key: 'k', operator: 'Exists' }];
+    expect(restartRequired(base as never, empty as never, undefined, { rolloutStrategy: 'Stage' })).to.equal(true);
+    expect(restartRequired(base as never, empty as never, undefined)).to.equal(false); // LiveUpdate: placement is live
   });
 
   it('raised while the VMI exists it stays on the stopped VM until the next start; edits with no VMI raise nothing', async () => {

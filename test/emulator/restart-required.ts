@@ -199,13 +199,17 @@ export function restartRequired(
   return !deepEqual(normalise(last), normalise(cur));
 }
 
-/** equality.Semantic.DeepEqual treats absent and empty the same for our purposes: drop empty containers we created. */
+/**
+ * equality.Semantic.DeepEqual (k8s.io/apimachinery third_party/forked/golang/reflect) treats an
+ * empty and a nil slice or map as equal: drop empty arrays, and the empty struct containers this
+ * comparison itself may have created.
+ */
 function normalise(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(normalise);
   if (v !== null && typeof v === 'object') {
     const out: Obj = {};
     for (const [k, x] of Object.entries(v as Obj)) {
-      if (x === undefined) continue;
+      if (x === undefined || (Array.isArray(x) && x.length === 0)) continue;
       const n = normalise(x);
       if (n !== null && typeof n === 'object' && !Array.isArray(n) && Object.keys(n as Obj).length === 0 && (k === 'devices' || k === 'domain' || k === 'firmware' || k === 'cpu' || k === 'memory')) continue;
       out[k] = n;
