@@ -176,6 +176,38 @@ describe('kubevirt backend: virtual media', function () {
     await slotState(m, 'cd3', 'inserted');
   });
 
+  it('the template patch is guarded: a conflict is re-read and retried, a refusal undoes the DataVolume; concurrent inserts run once', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu);
+    const vmPatch = (r: { method: string; path: string }) => r.method === 'PATCH' && r.path.endsWith('/virtualmachines/vm1');
+    const patches = () => emu.audit.filter((a) => a.verb === 'patch' && a.resource === 'virtualmachines' && a.name === 'vm1');
+    // a conflict (the VM changed under us): re-read, retried, loaded once
+    emu.faults.failNext(1, 409, vmPatch);
+    await m.insertMedia('cdrom', { image: images.url('/tiny.iso') });
+    expect(patches().map((a) => a.code)).to.deep.equal([409, 200]);
+    expect(templateSpec(vmOf(emu)).volumes?.filter((v) => v.name === 'cdrom')).to.have.length(1);
+    await m.ejectMedia('cdrom');
+    await until(() => dvOf(emu) === undefined, 'DataVolume deleted');
+
+    // KubeVirt refuses the patch (the VM did not move): the DataVolume is deleted again, the error returned
+    emu.faults.failNext(1, 422, vmPatch);
+    const refused = await m.insertMedia('cdrom', { image: images.url('/tiny.iso') }).catch((e: unknown) => e);
+    expect(isBackendError(refused, 'Conflict'), String(refused)).to.equal(true);
+    await until(() => dvOf(emu) === undefined, 'DataVolume undone');
+    expect((await m.listMedia())[0]!.state).to.equal('empty');
+
+    // two inserts at once into one drive: one runs, the other is refused
+    const results = await Promise.allSettled([
+      m.insertMedia('cdrom', { image: images.url('/tiny.iso') }),
+      m.insertMedia('cdrom', { image: images.url('/os.iso') }),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).to.have.length(1);
+    const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect(isBackendError(rejected.reason, 'Busy') || isBackendError(rejected.reason, 'Conflict'), String(rejected.reason)).to.equal(true);
+    expect(templateSpec(vmOf(emu)).volumes?.filter((v) => v.name === 'cdrom')).to.have.length(1);
+    expect(emu.list('cdi.kubevirt.io/v1beta1', 'DataVolume', NS)).to.have.length(1);
+  });
+
   it('an import failure shows as error with CDI message; eject clears it', async () => {
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     m = await newMachine(emu);

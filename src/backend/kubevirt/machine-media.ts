@@ -192,10 +192,9 @@ export class MachineMedia {
     const v = await this.host.view(true);
     const drive = this.driveOf(v.vm, slotId);
     const dvName = mediaDataVolumeName(this.cfg.name, drive.name);
-    if (this.local.get(drive.name)?.busy) {
-      throw new BackendError('Busy', `CD-ROM ${drive.name} is being changed; try again`, { retryAfterSeconds: 1 });
-    }
     const dvs = await this.dataVolumes(v.vm, true);
+    // check and claim the drive with no await in between: one insert or eject per drive at a time
+    this.claim(drive.name);
     const slot = this.slots(v.vm, v.vmi, dvs).find((s) => s.id === drive.name)!;
     if (slot.state === 'inserting' || slot.state === 'inserted') {
       throw new BackendError('Conflict', `CD-ROM ${drive.name} already holds ${slot.image ?? 'a volume'}; eject it first`);
@@ -237,6 +236,7 @@ export class MachineMedia {
       } catch (e) {
         // undo the import so nothing is left behind, then report why
         await this.cfg.client.delete(Resources.dataVolume, this.cfg.namespace, dvName).catch(() => undefined);
+        await this.drives.get(drive.name)?.watch.refresh().catch(() => undefined);
         throw e;
       }
       // without the query: a pre-signed image URL carries its access token there
@@ -253,10 +253,8 @@ export class MachineMedia {
     const v = await this.host.view(true);
     const drive = this.driveOf(v.vm, slotId);
     const dvName = mediaDataVolumeName(this.cfg.name, drive.name);
-    if (this.local.get(drive.name)?.busy) {
-      throw new BackendError('Busy', `CD-ROM ${drive.name} is being changed; try again`, { retryAfterSeconds: 1 });
-    }
     const dvs = await this.dataVolumes(v.vm, true);
+    this.claim(drive.name);
     const slot = this.slots(v.vm, v.vmi, dvs).find((s) => s.id === drive.name)!;
     if (slot.state === 'empty') return slot;
     const vol = volumeFor(v.vm, drive.name);
@@ -287,6 +285,13 @@ export class MachineMedia {
       );
     }
     throw new BackendError('NotFound', `no virtual media slot ${String(slotId)}; the VM's CD-ROM drives are: ${drives.map((x) => x.name).join(', ')}`);
+  }
+
+  /** Busy while an insert or eject of ours runs on the drive (checked right before it is set). */
+  private claim(drive: string): void {
+    if (this.local.get(drive)?.busy) {
+      throw new BackendError('Busy', `CD-ROM ${drive} is being changed; try again`, { retryAfterSeconds: 1 });
+    }
   }
 
   private localOf(drive: string, vmi: VirtualMachineInstance | undefined): DriveLocalState {
@@ -361,8 +366,12 @@ export class MachineMedia {
       } catch (e) {
         if (!isKubeApiError(e, 404)) throw this.host.mapError(e, 'delete media DataVolume');
       }
+      // the cache follows at once (not only when the watch event arrives)
+      await this.drives.get(drive.name)?.watch.refresh().catch(() => undefined);
     }
-    this.local.delete(drive.name);
+    // an earlier error is cleared; a busy mark is the caller's to lift
+    const l = this.local.get(drive.name);
+    if (l?.error !== undefined) this.setLocal(drive.name, { error: undefined });
   }
 
   private patchError(e: unknown, drive: Disk, what: string): BackendError {
