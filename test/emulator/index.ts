@@ -11,6 +11,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { installCdi } from './cdi.js';
 import { Clock } from './clock.js';
+import { installSerialConsole, type SerialConsoles } from './console.js';
 import { installCrds, loadCrdFiles } from './crd.js';
 import { installKubevirt, type KubevirtHooks } from './kubevirt.js';
 import { serviceAccountIdentity, type Identity } from './rbac.js';
@@ -88,6 +89,8 @@ export interface ApiServerEmulator {
   resourceVersion(): string;
   /** exceptions thrown inside the emulator's controllers (should stay empty; assert it in tests) */
   controllerErrors: Error[];
+  /** the VMI serial console websocket subresource and its guest side (test/emulator/console.ts; kubevirt option) */
+  serialConsoles: SerialConsoles;
   close(): Promise<void>;
 }
 
@@ -126,6 +129,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
       })
     : { actions: [], guestShutdown: noKubevirt, guestReboot: noKubevirt, warmReboots: noKubevirt, failVmi: noKubevirt, setGuestAgent: noKubevirt, hotplugGates: noKubevirt, setFeatureGates: noKubevirt };
   if (o.cdi) installCdi(store, clock, o.dataVolumeImportMs);
+  const serialConsoles = o.kubevirt ? installSerialConsole(store, server) : undefined;
 
   const nsT = registry.mustByKind('v1', 'Namespace');
   for (const ns of ['default', 'kube-system', 'kube-public']) store.create(nsT, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } });
@@ -251,10 +255,15 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     kubevirt,
     resourceVersion: () => String(store.rv),
     controllerErrors: clock.errors,
+    get serialConsoles(): SerialConsoles {
+      if (!serialConsoles) throw new Error('emulator: started with kubevirt: false');
+      return serialConsoles;
+    },
     async close() {
       if (closed) return;
       closed = true;
       clock.close();
+      serialConsoles?.close();
       await server.close();
       rmSync(dir, { recursive: true, force: true });
     },

@@ -24,6 +24,15 @@ export interface SubresourceRequest {
 
 export type SubresourceHandler = (req: SubresourceRequest) => { code: number; body?: unknown };
 
+/** A websocket subresource: upgrade `socket` (e.g. with ws's handleUpgrade) or reject the request. */
+export type UpgradeHandler = (
+  req: http.IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+  target: { namespace: string; name: string },
+  reject: (code: number, message: string, reason?: string) => void,
+) => void;
+
 export interface FaultRule {
   remaining: number;
   status: number;
@@ -64,6 +73,8 @@ export class EmulatorServer {
   private readonly sockets = new Set<Socket>();
   private readonly streams = new Set<() => void>();
   private readonly subresources = new Map<string, SubresourceHandler>();
+  /** websocket subresources (the KubeVirt serial console), see addUpgrade */
+  private readonly upgrades = new Map<string, UpgradeHandler>();
   private readonly extraGroups = new Map<string, string[]>();
   private refusing = false;
   /** non-admin tokens: requests with these are authorized by RBAC */
@@ -85,6 +96,7 @@ export class EmulatorServer {
       });
     });
     this.http.keepAliveTimeout = 1000;
+    this.http.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
     this.http.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -97,6 +109,59 @@ export class EmulatorServer {
     const list = this.extraGroups.get(`${group}/${version}`) ?? [];
     list.push(`${resource}/${sub}`);
     this.extraGroups.set(`${group}/${version}`, list);
+  }
+
+  /** Register a websocket subresource, e.g. subresources.kubevirt.io/v1 virtualmachineinstances/console */
+  addUpgrade(group: string, version: string, resource: string, sub: string, fn: UpgradeHandler): void {
+    this.upgrades.set(`${group}/${version}/${resource}/${sub}`, fn);
+    const list = this.extraGroups.get(`${group}/${version}`) ?? [];
+    list.push(`${resource}/${sub}`);
+    this.extraGroups.set(`${group}/${version}`, list);
+  }
+
+  /**
+   * A websocket upgrade (GET with Upgrade: websocket): audited and authorized as a `get` of the
+   * subresource, as kube-apiserver does for connect requests to aggregated APIs such as virt-api.
+   */
+  private onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+    const routed = this.parseRoute(url.pathname);
+    const rejectWith = (entry: AuditEntry | undefined, code: number, message: string, reason?: string): void => {
+      if (entry) entry.code = code;
+      const body = JSON.stringify(new ApiError(code, message, reason ?? reasonFor(code)).toStatus());
+      socket.end(
+        `HTTP/1.1 ${code} ${http.STATUS_CODES[code] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    };
+    if (!routed || routed === 'discovery' || !routed.subresource || routed.namespace === undefined || routed.name === undefined) {
+      rejectWith(undefined, 404, 'the server could not find the requested resource');
+      return;
+    }
+    const entry: AuditEntry = {
+      verb: 'get',
+      group: routed.group,
+      version: routed.version,
+      resource: routed.resource,
+      subresource: routed.subresource,
+      namespace: routed.namespace,
+      name: routed.name,
+      code: 0,
+    };
+    this.audit.push(entry);
+    const fn = this.upgrades.get(`${routed.group}/${routed.version}/${routed.resource}/${routed.subresource}`);
+    if (!fn) return rejectWith(entry, 404, 'the server could not find the requested resource');
+    const who = this.authenticate(req);
+    if (!who) return rejectWith(entry, 401, 'Unauthorized');
+    if (who !== 'admin') {
+      entry.user = who.user;
+      if (!this.authorizer.allowed(who, entry)) return rejectWith(entry, 403, Authorizer.message(who, entry), 'Forbidden');
+    }
+    let answered = false;
+    fn(req, socket, head, { namespace: routed.namespace, name: routed.name }, (code, message, reason) => {
+      answered = true;
+      rejectWith(entry, code, message, reason);
+    });
+    if (!answered) entry.code = 101;
   }
 
   async listen(port = 0): Promise<void> {

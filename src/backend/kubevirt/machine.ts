@@ -15,6 +15,7 @@ import {
   type BootOverride,
   type BootTarget,
   type Capabilities,
+  type ConsoleStream,
   type InsertMediaRequest,
   type Machine,
   type MachineEvent,
@@ -38,6 +39,7 @@ import {
 } from './boot.js';
 import { isKubeApiError, type KubeClient } from '../../kube/client.js';
 import { Resources } from '../../kube/resources.js';
+import { KubeVirtConsole } from './console.js';
 import { toBackendError } from './errors.js';
 import { systemInfo } from './identity.js';
 import { ObjectWatch } from './informer.js';
@@ -143,6 +145,18 @@ export class KubeVirtMachine implements Machine {
   }
 
   // ---- Machine -------------------------------------------------------------------------------
+
+  /** The VMI's serial console (src/backend/kubevirt/console.ts), bridged while a viewer is attached. */
+  openConsole(): ConsoleStream {
+    if (!this.serialConsole) {
+      this.serialConsole = new KubeVirtConsole({ kc: this.client.kc, namespace: this.ns, name: this.name, logger: this.logger.child({ console: 'serial' }) });
+      const vmi = this.vmiWatch.current;
+      this.serialConsole.setRunningVmi(isVmiRunning(vmi) ? vmi!.metadata?.uid : undefined);
+    }
+    return this.serialConsole.open();
+  }
+
+  private serialConsole: KubeVirtConsole | undefined;
 
   get capabilities(): Capabilities {
     const vm = this.vmWatch.current;
@@ -284,6 +298,7 @@ export class KubeVirtMachine implements Machine {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.serialConsole?.close();
     this.bootOnce.close();
     await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.media.stop()]);
     this.client.close();
@@ -410,6 +425,8 @@ export class KubeVirtMachine implements Machine {
 
     // a VMI we have not seen running before has booted
     const runningUid = isVmiRunning(vmi) ? vmi!.metadata?.uid : undefined;
+    // a new VMI (reset, cycle, start) re-opens the console bridge; none running takes it offline
+    this.serialConsole?.setRunningVmi(runningUid);
     if (runningUid && runningUid !== this.lastBootedUid) {
       if (this.bootedInitialised) out.push({ type: 'booted' });
       this.lastBootedUid = runningUid;
