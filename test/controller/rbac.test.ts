@@ -360,7 +360,14 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       env = await startEnv();
       const { emu, mgr } = env;
       const ctl = mgr.controller;
-      emu.create({ ...secretObj('creds'), data: { ...(secretObj('creds').data as object), 'ca.key': Buffer.from('PRIVATE').toString('base64') } });
+      // kubectl apply leaves the whole Secret, data included, in an annotation: that must go too
+      const applied = JSON.stringify({ data: { 'ca.key': Buffer.from('PRIVATE').toString('base64') } });
+      const creds = secretObj('creds');
+      emu.create({
+        ...creds,
+        metadata: { ...creds.metadata, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied } },
+        data: { ...(creds.data as object), 'ca.key': Buffer.from('PRIVATE').toString('base64') },
+      });
       emu.create(secretObj('unrelated', 'other-password'));
       emu.create(vmObj('vm1'));
       emu.create(vmbmcObj('bmc1', 'vm1', 'creds'));
