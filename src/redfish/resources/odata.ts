@@ -10,6 +10,7 @@ const TOP_LEVEL: readonly [string, string][] = [
   ['SessionService', '/redfish/v1/SessionService'],
   ['AccountService', '/redfish/v1/AccountService'],
   ['Registries', '/redfish/v1/Registries'],
+  ['Tasks', '/redfish/v1/TaskService'],
   ['Sessions', '/redfish/v1/SessionService/Sessions'],
 ];
 
