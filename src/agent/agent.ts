@@ -5,7 +5,7 @@
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
-import { startIpmiServer, type IpmiServerOptions } from '../ipmi/server.js';
+import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { startRedfishServer, type RedfishServerOptions } from '../redfish/server.js';
 import type { ProtocolServer, UserAccount } from './types.js';
 
@@ -38,7 +38,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY);
   const own = (o: { lockout?: unknown; lockoutPolicy?: unknown }) => o.lockout !== undefined || o.lockoutPolicy !== undefined;
   const servers: ProtocolServer[] = [];
-  let ipmi: ProtocolServer | undefined;
+  let ipmi: IpmiProtocolServer | undefined;
   let redfish: ProtocolServer | undefined;
   try {
     if (opts.ipmi) {
@@ -49,6 +49,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       redfish = await startRedfishServer({
         // Redfish's ManagerNetworkProtocol reports the IPMI port actually served (unless told otherwise).
         ...(ipmi ? { ipmiPort: ipmi.port } : {}),
+        // Manager SerialConsole: SOL as the IPMI server runs it (backend console, SOL Enable parameter)
+        ...(ipmi ? { serialConsole: () => ipmi!.solEnabled() } : {}),
         ...(own(opts.redfish) ? {} : { lockout }),
         ...opts.redfish,
         ...common,

@@ -85,7 +85,12 @@ async function bmcGuid(opts: IpmiServerOptions): Promise<Buffer> {
   }
 }
 
-export async function startIpmiServer(opts: IpmiServerOptions): Promise<ProtocolServer> {
+/** The IPMI server; `solEnabled` tells whether Serial-over-LAN can be activated right now. */
+export interface IpmiProtocolServer extends ProtocolServer {
+  solEnabled(): boolean;
+}
+
+export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProtocolServer> {
   const log = opts.logger;
   const now = opts.now ?? Date.now;
   let boundPort = opts.port;
@@ -159,6 +164,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<Protocol
     address: addr.address,
     port: addr.port,
     url: `udp://${host}:${addr.port}`,
+    solEnabled: () => sol !== undefined && sol.available && sol.config.enabled,
     async close() {
       if (closed) return;
       closed = true;

@@ -21,6 +21,8 @@ export interface RedfishServerOptions extends ProtocolServerOptions {
   tls?: { cert: Buffer | string; key: Buffer | string; plainHttp?: 'redirect' | 'refuse' };
   /** UDP port of this agent's IPMI server, when it runs (advertised in ManagerNetworkProtocol). */
   ipmiPort?: number;
+  /** Whether IPMI Serial-over-LAN is served right now (Manager SerialConsole.ServiceEnabled). */
+  serialConsole?: () => boolean;
   /** The agent's login lockout, shared with IPMI; default: a private one with `lockoutPolicy`. */
   lockout?: LoginLockout;
   /** Policy of the private lockout when `lockout` is not given (default DEFAULT_LOCKOUT_POLICY). */
@@ -60,6 +62,7 @@ export async function startRedfishServer(
     now,
     tls: opts.tls !== undefined,
     ...(opts.ipmiPort !== undefined ? { ipmiPort: opts.ipmiPort } : {}),
+    ...(opts.serialConsole ? { serialConsole: opts.serialConsole } : {}),
   };
   const app = createRedfishApp(deps, internals.modules ?? allModules);
   const callback = app.callback();

@@ -12,7 +12,8 @@ import { nullLogger } from '../../src/common/logger.js';
 import { SolConfig } from '../../src/ipmi/sol/config.js';
 import { BmcStatus, ConsoleOp, decodeSol, encodeSol, type SolPacket } from '../../src/ipmi/sol/packet.js';
 import { SolPayload } from '../../src/ipmi/sol/payload.js';
-import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { MANAGER } from '../../src/redfish/resources/systems.js';
+import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { V15Console } from './session-client.js';
 import { LossyProxy, SolClient } from './sol-client.js';
 
@@ -487,6 +488,42 @@ describe('SOL over a real session', function () {
       expect(proxy.dropped.up + proxy.dropped.down).to.be.greaterThan(20);
     } finally {
       proxy.close();
+    }
+  });
+});
+
+describe('Redfish Manager SerialConsole', () => {
+  const manager = async (t: TestAgent) => {
+    const r = await fetch(`${t.redfishUrl}${MANAGER}`, {
+      headers: { Authorization: `Basic ${Buffer.from(`${ADMIN.username}:${ADMIN.password}`).toString('base64')}` },
+    });
+    expect(r.status).to.equal(200);
+    return (await r.json()) as Record<string, unknown>;
+  };
+
+  it('reports IPMI SOL as it runs: enabled, one session, IPMI only; off with the SOL Enable parameter; no command shell or graphical console', async () => {
+    const t = await startTestAgent();
+    const c = new SolClient({ port: t.ipmiPort });
+    try {
+      expect((await manager(t)).SerialConsole).to.deep.equal({ ServiceEnabled: true, MaxConcurrentSessions: 1, ConnectTypesSupported: ['IPMI'] });
+      const body = await manager(t);
+      expect(body).to.not.have.property('CommandShell');
+      expect(body).to.not.have.property('GraphicalConsole');
+      await c.open();
+      expect((await c.request(0x0c, 0x21, [0x0e, 0x01, 0x00])).cc).to.equal(0);
+      expect(((await manager(t)).SerialConsole as { ServiceEnabled: boolean }).ServiceEnabled).to.equal(false);
+    } finally {
+      c.close();
+      await t.close();
+    }
+  });
+
+  it('is disabled without an IPMI server', async () => {
+    const t = await startTestAgent({ ipmi: false });
+    try {
+      expect(((await manager(t)).SerialConsole as { ServiceEnabled: boolean }).ServiceEnabled).to.equal(false);
+    } finally {
+      await t.close();
     }
   });
 });

@@ -60,6 +60,8 @@ export interface RedfishDeps {
   tls: boolean;
   /** UDP port of the agent's IPMI server when it runs and the agent passed it (undefined otherwise) */
   ipmiPort?: number;
+  /** Whether IPMI Serial-over-LAN is served right now (Manager SerialConsole); absent = not */
+  serialConsole?: () => boolean;
 }
 
 export interface RedfishState {

@@ -91,6 +91,13 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
     // Warning while the machine's platform cannot be reached
     Status: status('Enabled', reachable ? 'OK' : 'Warning'),
     NetworkProtocol: link(`${MANAGER}/NetworkProtocol`),
+    // The serial console is IPMI Serial-over-LAN, one activation at a time (src/ipmi/sol). There is
+    // no manager command shell and no graphical console, so CommandShell/GraphicalConsole are absent.
+    SerialConsole: {
+      ServiceEnabled: deps.serialConsole?.() ?? false,
+      MaxConcurrentSessions: 1,
+      ConnectTypesSupported: ['IPMI'],
+    },
     VirtualMedia: link(`${MANAGER}/VirtualMedia`),
     Links: {
       ManagerForServers: [link(SYSTEM)],
