@@ -392,6 +392,22 @@ describe('kubevirt backend: boot override', function () {
     expect(bootOrders(vmOf(emu))['interface/default']).to.equal(undefined);
   });
 
+  it('a restart KubeVirt refuses (runStrategy Once) leaves a consumed once as it is', async () => {
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    m = await newMachine(emu);
+    await m.setBootOverride({ target: 'pxe', enabled: 'once' });
+    const vm = vmOf(emu);
+    (vm.spec as { runStrategy: string }).runStrategy = 'Once';
+    emu.update(vm);
+    await until(() => vmiPhase(emu) === 'Running' && saved(emu)?.consumedBy === vmiOf(emu)!.metadata.uid, 'consumed');
+    const err = await m.power('forceRestart').catch((e: unknown) => e);
+    expect(isBackendError(err, 'Conflict'), String(err)).to.equal(true);
+    expect(saved(emu)?.consumedBy).to.equal(vmiOf(emu)!.metadata.uid);
+    expect(bootOrders(vmOf(emu))['interface/default']).to.equal(1);
+    await settle();
+    expect(restartRequired(emu)).to.equal(false);
+  });
+
   it('retries when the VM changes between read and write (JSON patch test on resourceVersion)', async () => {
     emu.create(vmFixture());
     m = await newMachine(emu);

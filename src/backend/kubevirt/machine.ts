@@ -240,7 +240,9 @@ export class KubeVirtMachine implements Machine {
     this.logger.info({ action, state, call: call.sub, body: call.body }, 'power action');
     // a new VMI follows: a consumed boot-once override is over, restore the previous order first
     // (an off leaves it to the watch: restored once the VMI is gone, see boot.ts onceStep)
-    if (call.sub === 'restart' || call.sub === 'start') await this.beforeNewVmi(action);
+    // (not for a restart KubeVirt refuses anyway: runStrategy Halted/Once, subresource.go)
+    const refusedRestart = call.sub === 'restart' && ['Halted', 'Once'].includes(effectiveRunStrategy(v.vm));
+    if ((call.sub === 'restart' && !refusedRestart) || call.sub === 'start') await this.beforeNewVmi(action);
     try {
       await this.client.putSubresource(target, this.ns, this.name, call.sub, call.body);
     } catch (e) {
