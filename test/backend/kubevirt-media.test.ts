@@ -304,7 +304,7 @@ describe('kubevirt backend: virtual media', function () {
     await m.insertMedia('cdrom', { image: images.url('/tiny.iso') });
     const failed = await slotState(m, 'cdrom', 'error');
     expect(failed.error).to.match(/DeclarativeHotplugVolumes feature gate on and the deprecated HotplugVolumes gate off/);
-    expect(events.at(-1)).to.deep.include({ state: 'error' });
+    await until(() => events.at(-1)?.state === 'error', 'the error as a media event');
     expect(events.some((e) => e.state === 'inserted')).to.equal(false);
     // eject undoes it cleanly
     await m.ejectMedia('cdrom');

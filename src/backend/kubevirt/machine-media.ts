@@ -79,7 +79,7 @@ export class MachineMedia {
   private readonly drives = new Map<string, Drive>();
   private readonly local = new Map<string, DriveLocalState>();
   /** drive → when our volume reached the template while a VMI was live (for the hotplug sync check) */
-  private readonly patchedAt = new Map<string, { at: number; vmiUid: string | undefined; timer: NodeJS.Timeout }>();
+  private readonly patchedAt = new Map<string, { vmiUid: string | undefined; timer: NodeJS.Timeout; expired: boolean }>();
   private last = new Map<string, string>();
   private initialised = false;
   private stopped = false;
@@ -297,7 +297,8 @@ export class MachineMedia {
   private localOf(drive: string, vmi: VirtualMachineInstance | undefined): DriveLocalState {
     const l = this.local.get(drive) ?? {};
     const p = this.patchedAt.get(drive);
-    const notSynced = !!p && Date.now() - p.at >= this.syncTimeout() && vmiLive(vmi) && vmi?.metadata?.uid === p.vmiUid;
+    // set when the timer fires, so reads and the media event agree on the moment
+    const notSynced = !!p && p.expired && vmiLive(vmi) && vmi?.metadata?.uid === p.vmiUid;
     return notSynced ? { ...l, notSynced } : l;
   }
 
@@ -388,7 +389,9 @@ export class MachineMedia {
   private watchSync(drive: string, vmiUid: string | undefined): void {
     this.unwatchSync(drive);
     const timer = setTimeout(() => {
-      if (this.stopped) return;
+      const p = this.patchedAt.get(drive);
+      if (this.stopped || !p) return;
+      p.expired = true;
       this.host.changed();
       void this.host
         .view(false)
@@ -400,7 +403,7 @@ export class MachineMedia {
         .catch(() => undefined);
     }, this.syncTimeout());
     timer.unref();
-    this.patchedAt.set(drive, { at: Date.now(), vmiUid, timer });
+    this.patchedAt.set(drive, { vmiUid, timer, expired: false });
   }
 
   private unwatchSync(drive: string): void {
