@@ -257,6 +257,17 @@ describe('SimulatedMachine', () => {
       expect((await first).image).to.equal(img.url('/boot.iso'));
     });
 
+    it('an eject while the URL is being checked cancels the insert', async () => {
+      const m = new SimulatedMachine();
+      const ins = m.insertMedia('Cd', { image: img.url('/slow/boot.iso') });
+      for (let i = 0; i < 500 && img.held === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect((await m.ejectMedia('Cd')).state).to.equal('empty');
+      img.release();
+      const e = await expectError(ins, 'Conflict');
+      expect(e.message).to.match(/ejected while its image URL was being checked/);
+      expect((await m.listMedia())[0]!.state).to.equal('empty');
+    });
+
     it('reports progress while inserting', async () => {
       const m = new SimulatedMachine({ mediaInsertDelayMs: 40 });
       const seen: number[] = [];

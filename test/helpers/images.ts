@@ -1,8 +1,9 @@
 /**
  * A loopback HTTP server that serves virtual media images for tests: GET/HEAD on a known path
  * answers 200 with the image's Content-Length (GET also sends the bytes), `/redirect/...` answers
- * 302, anything else 404. Records every request (method and URL, query included) so a test can
- * check what the agent asked for.
+ * 302, `/slow/...` answers like the path after `/slow` once the test calls release(), anything else
+ * 404. Records every request (method and URL, query included) so a test can check what the agent
+ * asked for.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,15 +16,28 @@ export interface ImageServer {
   /** Add (or replace) an image */
   add(path: string, size: number): void;
   requests: { method: string; url: string }[];
+  /** Let every held `/slow/...` request be answered */
+  release(): void;
+  /** Number of `/slow/...` requests waiting */
+  readonly held: number;
   close(): Promise<void>;
 }
 
 export async function startImageServer(images: Record<string, number> = { '/boot/installer.iso': 4096, '/disk.img': 2048 }): Promise<ImageServer> {
   const known = new Map(Object.entries(images));
   const requests: { method: string; url: string }[] = [];
+  const waiting: (() => void)[] = [];
   const server = http.createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '' });
-    const path = (req.url ?? '/').split('?')[0] as string;
+    let path = (req.url ?? '/').split('?')[0] as string;
+    if (path.startsWith('/slow/')) {
+      path = path.slice('/slow'.length);
+      waiting.push(() => answer(req, res, path));
+      return;
+    }
+    answer(req, res, path);
+  });
+  const answer = (req: http.IncomingMessage, res: http.ServerResponse, path: string): void => {
     if (path.startsWith('/redirect/')) {
       res.writeHead(302, { Location: path.slice('/redirect'.length) });
       res.end();
@@ -37,7 +51,7 @@ export async function startImageServer(images: Record<string, number> = { '/boot
     }
     res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size) });
     res.end(req.method === 'HEAD' ? undefined : Buffer.alloc(size));
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
@@ -47,6 +61,12 @@ export async function startImageServer(images: Record<string, number> = { '/boot
       known.set(path, size);
     },
     requests,
+    release: () => {
+      for (const w of waiting.splice(0)) w();
+    },
+    get held() {
+      return waiting.length;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -71,7 +71,10 @@ class ManualMedia extends SimulatedMachine {
   }
   /** Runs inside insertMedia before it answers (events a backend emits meanwhile) */
   duringInsert: (() => void) | undefined;
+  /** When set, insertMedia waits for this before it acts */
+  gate: Promise<void> | undefined;
   override async insertMedia(slot: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot> {
+    if (this.gate) await this.gate;
     if (this.insertError) throw this.insertError;
     const s = this.set({ ...this.slots.get(slot)!, state: 'inserting', progress: 0, image: req.image });
     this.duringInsert?.();
@@ -268,6 +271,19 @@ describe('Redfish TaskService: media insertion as a task', function () {
     conforms('Task_Task', task.body);
     expect((await rf('GET', monitor)).status).to.equal(404);
     expect((await rf('DELETE', monitor)).status).to.equal(404);
+  });
+
+  it('a cancel before the backend took the insert ejects again once it has', async () => {
+    let open!: () => void;
+    machine.gate = new Promise<void>((r) => (open = r));
+    const ins = await rf('POST', INSERT, { Image: 'http://img.example/a.iso' });
+    expect((await rf('DELETE', ins.headers.get('location')!)).status).to.equal(204);
+    expect(machine.ejects).to.equal(1);
+    open();
+    for (let i = 0; i < 500 && machine.ejects < 2; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(machine.ejects).to.equal(2);
+    expect(machine.slots.get('Cd')!.state).to.equal('empty');
+    expect((await rf('GET', ins.body['@odata.id'] as string)).body.TaskState).to.equal('Cancelled');
   });
 
   it('DELETE on the monitor of a finished task removes the monitor only', async () => {

@@ -102,8 +102,8 @@ export class SimulatedMachine implements Machine {
   private stale: { message: string; since: Date } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly mediaTimers = new Map<MediaSlotId, NodeJS.Timeout>();
-  /** Slots whose image URL is being checked (an insert in its first phase) */
-  private readonly mediaProbing = new Set<MediaSlotId>();
+  /** Slots whose image URL is being checked (an insert in its first phase); eject removes the entry */
+  private readonly mediaProbing = new Map<MediaSlotId, symbol>();
   private readonly mediaProbe: ProbeOptions;
   private readonly events = new EventEmitter();
   private readonly powerOnDelayMs: number;
@@ -294,12 +294,15 @@ export class SimulatedMachine implements Machine {
       }
     };
     busy();
-    this.mediaProbing.add(slotId);
+    let token: symbol | undefined = Symbol(slotId);
+    this.mediaProbing.set(slotId, token);
     try {
       await probeImage(url, this.mediaProbe);
     } finally {
-      this.mediaProbing.delete(slotId);
+      if (this.mediaProbing.get(slotId) === token) this.mediaProbing.delete(slotId);
+      else token = undefined; // an eject meanwhile took the slot back (and removed the entry)
     }
+    if (token === undefined) throw new BackendError('Conflict', `slot ${slotId} was ejected while its image URL was being checked`);
     this.check();
     busy();
     const delayed = this.mediaInsertDelayMs > 0;
@@ -340,6 +343,7 @@ export class SimulatedMachine implements Machine {
     const t = this.mediaTimers.get(slotId);
     if (t) clearTimeout(t);
     this.mediaTimers.delete(slotId);
+    this.mediaProbing.delete(slotId);
     if (slot.state === 'empty') return { ...slot };
     const next: MediaSlot = { id: slot.id, kind: slot.kind, ...(slot.name ? { name: slot.name } : {}), state: 'empty', writeProtected: slot.writeProtected };
     this.setSlot(next);

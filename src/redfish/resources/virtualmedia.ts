@@ -199,6 +199,7 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
   }
   await startInsert(ctx, parent, slot, url, { image, writeProtected }, INSERT);
 }
+
 /** The request body of an insert as a task's Payload shows it (no credentials were accepted). */
 function payloadBodies(image: string, writeProtected: boolean): { jsonBody: Record<string, unknown>; jsonBodyMasked: Record<string, unknown> } {
   return {
@@ -307,6 +308,11 @@ function runInsert(
   machine.insertMedia(slot, req).then(
     (s) => {
       accepted = true;
+      if (task.state === 'Cancelling' || task.state === 'Cancelled') {
+        // cancelled before the backend had taken the insert: take it out again (eject is idempotent)
+        machine.ejectMedia(slot).catch((e: unknown) => logger.warn({ err: e }, 'virtual media: eject after a cancelled insert failed'));
+        return;
+      }
       onSlot(s, false);
       if (s.state === 'inserting') underWay = true;
       if (earlyError) reread().catch((e: unknown) => logger.warn({ err: e }, 'virtual media: re-reading the slot failed'));
