@@ -446,6 +446,15 @@ describe('kubevirt backend logic', () => {
       const failed = { ...dv, status: { phase: 'ImportInProgress', conditions: [{ type: 'Running', status: 'False', reason: 'Error', message: 'Unable to connect to http data source' }] } };
       expect(deriveDriveSlot(drive, plugged, undefined, failed, dvName)).to.deep.include({ state: 'error', error: 'Unable to connect to http data source' });
       expect(dataVolumeError({ status: { phase: 'Failed' } })).to.be.a('string');
+      // CDI's quota refusal: phase Pending, Bound=False with reason ErrExceededQuota
+      const quota = {
+        status: {
+          phase: 'Pending',
+          conditions: [{ type: 'Bound', status: 'False', reason: 'ErrExceededQuota', message: 'persistentvolumeclaims "vm1-vmedia-cd" is forbidden: exceeded quota: storage, requested: requests.storage=2Gi, used: requests.storage=9Gi, limited: requests.storage=10Gi' }],
+        },
+      };
+      expect(dataVolumeError(quota)).to.match(/^the namespace's ResourceQuota refused the import: .*exceeded quota/);
+      expect(deriveDriveSlot(drive, plugged, undefined, { ...dv, ...quota }, dvName)).to.deep.include({ state: 'error' });
       expect(parseProgress('N/A')).to.equal(undefined);
     });
 

@@ -92,9 +92,19 @@ export function parseProgress(p: string | undefined): number | undefined {
   return Number.isFinite(n) ? Math.max(0, Math.min(100, Math.floor(n))) : undefined;
 }
 
-/** The import failed (CDI reports Failed, or a Running=False condition with an error reason). */
+/**
+ * The import failed: CDI reports Failed, a Running=False condition with an error reason, or a
+ * namespace ResourceQuota that refused the PVC or the importer pod (reason ErrExceededQuota on the
+ * Bound or Running condition while the phase stays Pending: kubevirt/containerized-data-importer
+ * pkg/controller/datavolume/controller-base.go handlePvcCreation, pkg/controller/common/util.go
+ * HandleFailedPod). CDI keeps retrying a quota failure; the slot reports it until eject.
+ */
 export function dataVolumeError(dv: DataVolume): string | undefined {
   const conds = dv.status?.conditions ?? [];
+  const quota = conds.find((c) => c.reason === 'ErrExceededQuota' && c.status !== 'True');
+  if (quota && dv.status?.phase !== 'Succeeded') {
+    return `the namespace's ResourceQuota refused the import: ${quota.message ?? 'exceeded quota'}`;
+  }
   if (dv.status?.phase === 'Failed') {
     const c = conds.find((x) => x.message);
     return c?.message ?? 'the DataVolume import failed';
