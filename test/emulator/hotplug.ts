@@ -205,8 +205,12 @@ export function declarativeHotplug(vmTemplateSpec: Obj, vmiSpec: Obj, vmiStatus:
  * - A hotplugged DataVolume/PVC whose import has not finished has no attachment pod yet: its phase
  *   comes from the PVC (pkg/virt-controller/watch/vmi/storage.go getVolumePhaseMessageReason):
  *   Pending/FailedPvcNotFound "PVC <name> not found", or Bound/PVCNotReady "PVC is in phase Bound".
- * - Once attached: Ready/VolumeReady "Successfully attach hotplugged volume <name> to VM"
- *   (pkg/virt-handler/vm.go), with hotplugVolume.attachPodName/attachPodUID.
+ * - Once the claim is ready, virt-controller creates the attachment pod: AttachedToNode/SuccessfulCreate
+ *   "Created hotplug attachment pod <pod>, for volume <name>" (pkg/virt-controller/watch/vmi/storage.go
+ *   processHotplugVolumeStatus), with hotplugVolume.attachPodName/attachPodUID; then virt-handler
+ *   mounts it, MountedToPod/VolumeMountedToPod "Volume <name> has been mounted in virt-launcher pod",
+ *   and attaches it to the domain, Ready/VolumeReady "Successfully attach hotplugged volume <name>
+ *   to VM" (pkg/virt-handler/vm.go). advanceHotplugPhase() gives the next step.
  * - Other volumes: Ready with no hotplugVolume (virt-controller sets hotplugVolume only for hotplugged ones).
  */
 export function volumeStatusFor(v: Obj, claim: { exists: boolean; ready: boolean }, attachPodUid: () => string): Obj {
@@ -215,14 +219,27 @@ export function volumeStatusFor(v: Obj, claim: { exists: boolean; ready: boolean
   const claimName = String(obj(v.dataVolume).name ?? obj(v.persistentVolumeClaim).claimName ?? '');
   if (!claim.exists) return { name, target: '', phase: 'Pending', reason: 'FailedPvcNotFound', message: `PVC ${claimName} not found`, hotplugVolume: {} };
   if (!claim.ready) return { name, target: '', phase: 'Bound', reason: 'PVCNotReady', message: 'PVC is in phase Bound', hotplugVolume: {} };
+  const pod = `hp-volume-${name}`;
   return {
     name,
     target: '',
-    phase: 'Ready',
-    reason: 'VolumeReady',
-    message: `Successfully attach hotplugged volume ${name} to VM`,
-    hotplugVolume: { attachPodName: `hp-volume-${name}`, attachPodUID: attachPodUid() },
+    phase: 'AttachedToNode',
+    reason: 'SuccessfulCreate',
+    message: `Created hotplug attachment pod ${pod}, for volume ${name}`,
+    hotplugVolume: { attachPodName: pod, attachPodUID: attachPodUid() },
   };
+}
+
+/** The next virt-handler step of an attaching hotplugged volume (see volumeStatusFor), or undefined when done. */
+export function advanceHotplugPhase(s: Obj): Obj | undefined {
+  const name = String(s.name);
+  if (s.phase === 'AttachedToNode') {
+    return { ...s, phase: 'MountedToPod', reason: 'VolumeMountedToPod', message: `Volume ${name} has been mounted in virt-launcher pod` };
+  }
+  if (s.phase === 'MountedToPod') {
+    return { ...s, phase: 'Ready', reason: 'VolumeReady', message: `Successfully attach hotplugged volume ${name} to VM` };
+  }
+  return undefined;
 }
 
 /**

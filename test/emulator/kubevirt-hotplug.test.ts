@@ -154,7 +154,8 @@ describe('apiserver emulator: KubeVirt volume hotplug and CD-ROM inject/eject', 
   });
 
   it('declarative hotplug: a volume named like the empty drive reaches the running VMI, Ready once imported, no RestartRequired; removing it empties the drive live', async () => {
-    await start();
+    // phases slow enough to watch each attach step
+    await start({ vmiPhaseDelayMs: 40 });
     emu.create(vmWithDrive('vm', 'Always'));
     const first = await running();
     expect((first.spec as { volumes: Obj[] }).volumes.map((v) => v.name)).to.deep.equal(['root']);
@@ -168,6 +169,11 @@ describe('apiserver emulator: KubeVirt volume hotplug and CD-ROM inject/eject', 
     // while CDI imports, no attachment pod: the phase comes from the PVC
     const importing = await emu.waitFor(() => volStatus('cdrom'));
     expect(importing).to.deep.include({ phase: 'Bound', reason: 'PVCNotReady', message: 'PVC is in phase Bound' });
+    // then the attachment pod, the mount into virt-launcher, the domain: one step after the other
+    const attached = await emu.waitFor(() => (volStatus('cdrom')?.phase === 'AttachedToNode' ? volStatus('cdrom') : undefined));
+    expect(attached).to.deep.include({ reason: 'SuccessfulCreate', message: 'Created hotplug attachment pod hp-volume-cdrom, for volume cdrom' });
+    const mounted = await emu.waitFor(() => (volStatus('cdrom')?.phase === 'MountedToPod' ? volStatus('cdrom') : undefined));
+    expect(mounted).to.deep.include({ reason: 'VolumeMountedToPod' });
     const ready = await emu.waitFor(() => (volStatus('cdrom')?.phase === 'Ready' ? volStatus('cdrom') : undefined));
     expect(ready).to.deep.include({ reason: 'VolumeReady', message: 'Successfully attach hotplugged volume cdrom to VM' });
     expect(ready.hotplugVolume).to.have.property('attachPodName');

@@ -10,6 +10,7 @@ import { clone, deepEqual } from './patch.js';
 import type { ResourceType } from './resources.js';
 import type { EmulatorServer, SubresourceRequest } from './server.js';
 import {
+  advanceHotplugPhase,
   applyVolumeRequest,
   declarativeHotplug,
   declarativeSyncOn,
@@ -353,6 +354,31 @@ export function installKubevirt(
 
   /** how long a removed hotplugged volume keeps its (unmounted) status entry before it goes */
   const unplugTimers = new Map<string, NodeJS.Timeout | undefined>();
+  /** virt-handler's attach steps of a hotplugged volume, one phase delay each */
+  const attachTimers = new Map<string, NodeJS.Timeout | undefined>();
+  const scheduleAttachStep = (vmi: KubeObject, vname: string): void => {
+    const key = `${vmi.metadata.uid ?? ''}/${vname}`;
+    if (attachTimers.has(key)) return;
+    const ns = vmi.metadata.namespace ?? '';
+    attachTimers.set(
+      key,
+      clock.after(timing.phaseDelayMs, () => {
+        attachTimers.delete(key);
+        const cur = getVmi(ns, vmi.metadata.name ?? '');
+        if (!cur || cur.metadata.uid !== vmi.metadata.uid || phaseOf(cur) !== 'Running' || cur.metadata.deletionTimestamp) return;
+        const st = obj(cur.status);
+        const list = arr(st.volumeStatus);
+        const i = list.findIndex((x) => x.name === vname);
+        const step = i >= 0 ? advanceHotplugPhase(list[i]!) : undefined;
+        if (!step || !arr(obj(cur.spec).volumes).some((v) => v.name === vname)) return;
+        list[i] = step;
+        st.volumeStatus = list;
+        cur.status = st;
+        write(vmiT, cur);
+        if (step.phase !== 'Ready') scheduleAttachStep(cur, vname);
+      }),
+    );
+  };
 
   /**
    * Recompute volumeStatus of a running VMI from its spec (entries already Ready stay as they are).
@@ -368,8 +394,11 @@ export function installKubevirt(
     const names = new Set(vols.map((v) => String(v.name)));
     const next = vols.map((v) => {
       const prev = old.find((s) => s.name === v.name);
-      return prev && prev.phase === 'Ready' ? prev : volumeStatusFor(v, claimOf(ns, v), () => randomUUID());
+      // an entry that is attached or attaching keeps going its own way (attachTimers)
+      if (prev && (prev.phase === 'Ready' || prev.phase === 'AttachedToNode' || prev.phase === 'MountedToPod')) return prev;
+      return volumeStatusFor(v, claimOf(ns, v), () => randomUUID());
     });
+    for (const s of next) if (s.phase === 'AttachedToNode' || s.phase === 'MountedToPod') scheduleAttachStep(vmi, String(s.name));
     for (const s of old) {
       if (names.has(String(s.name)) || !s.hotplugVolume) continue;
       next.push({ ...s, phase: 'UnMountedFromPod', reason: 'VolumeUnMountedFromPod', message: `Volume ${String(s.name)} has been unmounted from virt-launcher pod` });
