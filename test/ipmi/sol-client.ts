@@ -87,8 +87,13 @@ export class SolClient {
     throw new Error(`no answer to ${netFn.toString(16)}/${cmd.toString(16)}`);
   }
 
-  activate(aux = 0xc6): Promise<{ cc: number; data: Buffer }> {
-    return this.request(0x06, 0x48, [0x01, 0x01, aux, 0, 0, 0]);
+  /** Characters per packet we send: the BMC's inbound payload size less the header (ipmitool does the same) */
+  maxChars = 255;
+
+  async activate(aux = 0xc6): Promise<{ cc: number; data: Buffer }> {
+    const r = await this.request(0x06, 0x48, [0x01, 0x01, aux, 0, 0, 0]);
+    if (r.cc === 0 && r.data.length >= 6) this.maxChars = Math.max(1, Math.min(255, r.data.readUInt16LE(4) - 4));
+    return r;
   }
 
   deactivate(): Promise<{ cc: number; data: Buffer }> {
@@ -120,7 +125,7 @@ export class SolClient {
     const acks: SolPacket[] = [];
     let rest = data;
     do {
-      const chunk = rest.subarray(0, 255);
+      const chunk = rest.subarray(0, this.maxChars);
       this.outSeq = this.outSeq >= 15 ? 1 : this.outSeq + 1;
       const seq = this.outSeq;
       const pkt = encodeSol({ seq, ackSeq: 0, acceptedCount: 0, op, data: chunk });
