@@ -5,6 +5,14 @@ set -euo pipefail
 need=()
 command -v ipmitool >/dev/null || need+=(ipmitool)
 command -v ipmipower >/dev/null || need+=(freeipmi-tools)
+command -v ipmiconsole >/dev/null || need+=(freeipmi-tools)
+# SOL: ipmi_sim is the reference SOL the bench measures beside ours; script gives the clients a pty;
+# unshare/nsenter put ipmiconsole (UDP 623 only) in a network namespace of its own
+command -v ipmi_sim >/dev/null || need+=(openipmi)
+command -v script >/dev/null || need+=(bsdutils)
+command -v unshare >/dev/null || need+=(util-linux)
+command -v nsenter >/dev/null || need+=(util-linux)
+command -v ip >/dev/null || need+=(iproute2)
 command -v redfishtool >/dev/null || need+=(redfishtool)
 command -v wrk >/dev/null || need+=(wrk)
 /usr/bin/python3 -c 'import pyghmi' 2>/dev/null || need+=(python3-pyghmi)

@@ -33,6 +33,7 @@ interface Flags {
   ipmiAllowInsecure?: boolean;
   ipmiSessionTimeout: string;
   ipmiMaxSessions: string;
+  ipmiSol: boolean;
   tlsCert?: string;
   tlsKey?: string;
   plainHttp: 'redirect' | 'refuse';
@@ -86,6 +87,7 @@ export function buildProgram(): Command {
     )
     .option('--ipmi-session-timeout <seconds>', 'IPMI idle session timeout', '60')
     .option('--ipmi-max-sessions <n>', 'maximum concurrent IPMI sessions', '32')
+    .option('--no-ipmi-sol', 'do not serve IPMI Serial-over-LAN (the VM serial console; on by default)')
     .option('--tls-cert <path>', 'serve Redfish over HTTPS with this certificate (PEM)')
     .option('--tls-key <path>', 'private key for --tls-cert (PEM)')
     .addOption(
@@ -191,6 +193,7 @@ async function main(argv: string[]): Promise<void> {
       allowInsecure: Boolean(flags.ipmiAllowInsecure),
       sessionTimeoutSeconds: parseNonNegative(flags.ipmiSessionTimeout, '--ipmi-session-timeout'),
       maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
+      ...(flags.ipmiSol ? {} : { sol: false as const }),
     },
     redfish: flags.redfish && {
       port: parsePort(flags.redfishPort, '--redfish-port'),
