@@ -227,6 +227,18 @@ describe('ipmi login lockout (shared module) and handshake limits', () => {
     expect(foreign.ok && foreign.value.status).to.equal(0x02);
   });
 
+  it('a retransmitted Open Session (same source, port and console id) gets the same handshake, not another slot', async () => {
+    r = rig();
+    const first = openStatus(await r.send('10.7.7.7', openSession(99)));
+    for (let i = 0; i < 10; i++) {
+      const again = openStatus(await r.send('10.7.7.7', openSession(99)));
+      expect([again.status, again.bmcSessionId]).to.deep.equal([0, first.bmcSessionId]);
+    }
+    expect(r.engine.ctx.table.size).to.equal(1);
+    // Another console id from the same source is another handshake (up to the per-source bound).
+    expect(openStatus(await r.send('10.7.7.7', openSession(100))).bmcSessionId).to.not.equal(first.bmcSessionId);
+  });
+
   it('straight-password auth (v1.5 type 4) is refused and not advertised by default, accepted with allowInsecure', async () => {
     for (const allowInsecure of [false, true]) {
       r = rig({ allowInsecure });

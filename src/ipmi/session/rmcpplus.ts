@@ -72,6 +72,20 @@ export function handleOpenSession(ctx: EngineContext, payload: Buffer, remote: R
     log.warn('open session refused: every active session slot is taken');
     return openError(req.tag, RakpStatus.INSUFFICIENT_RESOURCES, req.consoleSessionId);
   }
+  // A retransmitted Open Session (our answer was lost): the same handshake again, not a second one.
+  const again = ctx.table.openedBy(remote.address, remote.port, req.consoleSessionId, now);
+  if (again?.rmcp && again.rmcp.suite.id === n.suite.id && again.rmcp.openMaxPriv === req.maxPrivilege) {
+    return encodeOpenSessionResponse({
+      tag: req.tag,
+      status: RakpStatus.OK,
+      maxPrivilege: req.maxPrivilege || Privilege.Administrator,
+      consoleSessionId: req.consoleSessionId,
+      bmcSessionId: again.id,
+      auth: n.suite.auth,
+      integrity: n.suite.integrity,
+      conf: n.suite.conf,
+    });
+  }
   const refusal: { reason?: CreateRefusal } = {};
   const session = ctx.table.create({ remoteAddress: remote.address, remotePort: remote.port, protocol: 'rmcp+', now, state: 'opened' }, refusal);
   if (!session) {

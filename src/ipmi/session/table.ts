@@ -235,6 +235,16 @@ export class SessionTable {
     return s;
   }
 
+  /** The half-open RMCP+ handshake a console opened from this address and port with this console id, if any. */
+  openedBy(remoteAddress: string, remotePort: number, consoleId: number, now: number): Session | undefined {
+    for (const s of this.byId.values()) {
+      if (s.state === 'opened' && s.rmcp?.consoleId === consoleId && s.remotePort === remotePort && s.remoteAddress === remoteAddress) {
+        return this.live(s.id, now);
+      }
+    }
+    return undefined;
+  }
+
   /** Whether an active session could be added without evicting anything active. */
   hasRoomForActive(now: number): boolean {
     this.sweep(now);
