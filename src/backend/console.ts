@@ -21,7 +21,15 @@ export interface ConsoleHubOptions {
   /** Input bytes queued for the guest at most (default 64 KiB). */
   inputLimit?: number;
   sink: ConsoleSink;
+  /** Where output comes from, when it can be paused (back-pressure from slow viewers). */
+  source?: ConsoleSource;
   initialState?: ConsoleState;
+}
+
+/** An output producer that can stop and resume. */
+export interface ConsoleSource {
+  pause(): void;
+  resume(): void;
 }
 
 export const DEFAULT_RING_BYTES = 64 * 1024;
@@ -86,6 +94,9 @@ export class ConsoleHub {
   private readonly sink: ConsoleSink;
   private state_: ConsoleState;
   private readonly viewers = new Set<(e: ConsoleEvent) => void>();
+  /** Viewers holding output back (ConsoleStream.hold) */
+  private readonly holders = new Set<object>();
+  private readonly source: ConsoleSource | undefined;
   private queue: Buffer[] = [];
   private queued = 0;
   /** The sink said "full": wait for drained() */
@@ -97,6 +108,7 @@ export class ConsoleHub {
     this.ring = new ByteRing(opts.ringBytes ?? DEFAULT_RING_BYTES);
     this.inputLimit = opts.inputLimit ?? DEFAULT_INPUT_LIMIT;
     this.sink = opts.sink;
+    this.source = opts.source;
     this.state_ = opts.initialState ?? 'offline';
   }
 
@@ -106,6 +118,11 @@ export class ConsoleHub {
 
   get viewerCount(): number {
     return this.viewers.size;
+  }
+
+  /** Whether some viewer holds output back (a new source connection should start paused). */
+  get held(): boolean {
+    return this.holders.size > 0;
   }
 
   /** Input bytes waiting for the sink. */
@@ -162,6 +179,9 @@ export class ConsoleHub {
         if (!closed && this.state_ === 'connected') this.sink.sendBreak?.();
       },
       flushInput: () => this.flushInput(),
+      hold: (on) => {
+        if (!closed) this.setHold(fan, on);
+      },
       on(listener) {
         listeners.add(listener);
         return () => listeners.delete(listener);
@@ -170,6 +190,7 @@ export class ConsoleHub {
         closed = true;
         listeners.clear();
         this.viewers.delete(fan);
+        this.setHold(fan, false);
       },
     };
     Object.defineProperty(stream, 'state', { get: () => this.state_, enumerable: true });
@@ -177,6 +198,17 @@ export class ConsoleHub {
   }
 
   // ---- internals -------------------------------------------------------------------------------
+
+  private setHold(viewer: object, on: boolean): void {
+    const before = this.holders.size > 0;
+    if (on) this.holders.add(viewer);
+    else this.holders.delete(viewer);
+    const after = this.holders.size > 0;
+    if (before !== after) {
+      if (after) this.source?.pause();
+      else this.source?.resume();
+    }
+  }
 
   private write(data: Buffer): number {
     if (this.state_ !== 'connected' || data.length === 0) return 0;

@@ -236,6 +236,12 @@ export interface ConsoleStream {
   sendBreak(): void;
   /** Drops input queued but not yet delivered to the guest. */
   flushInput(): void;
+  /**
+   * Back-pressure towards the guest: true asks the source to stop producing output until this
+   * viewer calls hold(false) (the KubeVirt bridge stops reading its websocket, so the guest's
+   * serial port blocks). The console holds while any viewer holds.
+   */
+  hold(on: boolean): void;
   /** Subscribe; returns an unsubscribe function. */
   on(listener: (event: ConsoleEvent) => void): () => void;
   /** Detach this viewer (the console stays for others). */

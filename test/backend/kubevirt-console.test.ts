@@ -105,6 +105,27 @@ describe('KubeVirt serial console bridge', function () {
     s.close();
   });
 
+  it('a viewer that holds stops the bridge reading the websocket; output resumes when it releases', async () => {
+    await m.power('on');
+    await waitPower(m, 'On');
+    const s = m.openConsole();
+    const got = collect(s);
+    await until(() => s.state === 'connected', 'connected');
+    const conn = emu.serialConsoles.current(NS, VM_NAME)!;
+    s.hold(true);
+    emu.serialConsoles.write(NS, VM_NAME, 'held back\r\n');
+    // the bytes have left the server; held, the bridge does not pass them on
+    await until(() => conn.ws.bufferedAmount === 0, 'sent by the server');
+    await until(async () => {
+      await new Promise((r) => setImmediate(r));
+      return true;
+    }, 'a turn of the event loop');
+    expect(got.text()).to.equal('');
+    s.hold(false);
+    await until(() => got.text() === 'held back\r\n', 'output after release');
+    s.close();
+  });
+
   it('RBAC: the agent needs get on virtualmachineinstances/console for its VMI', async () => {
     await m.power('on');
     await waitPower(m, 'On');

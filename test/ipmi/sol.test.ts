@@ -26,6 +26,7 @@ class FakeConsole implements ConsoleStream {
   breaks = 0;
   flushes = 0;
   closed = false;
+  holds: boolean[] = [];
   private listeners = new Set<(e: ConsoleEvent) => void>();
   write(data: Buffer): number {
     if (this.state !== 'connected') return 0;
@@ -38,6 +39,9 @@ class FakeConsole implements ConsoleStream {
   }
   flushInput(): void {
     this.flushes++;
+  }
+  hold(on: boolean): void {
+    this.holds.push(on);
   }
   on(l: (e: ConsoleEvent) => void): () => void {
     this.listeners.add(l);
@@ -250,6 +254,20 @@ describe('SOL payload state machine', () => {
     expect(p.counters.overrunBytes).to.equal(2);
   });
 
+  it('holds the console while more than 64 KiB wait and releases it below 16 KiB (back-pressure)', () => {
+    const r = rig();
+    for (let i = 0; i < 70; i++) r.console.print('x'.repeat(1024));
+    expect(r.console.holds).to.deep.equal([true]);
+    // the console ACKs everything it gets: the queue drains
+    for (let i = 0; i < 400 && r.console.holds.length < 2; i++) {
+      const p = r.sent.at(-1)!;
+      r.fromConsole({ ackSeq: p.seq, acceptedCount: p.data.length });
+    }
+    expect(r.console.holds).to.deep.equal([true, false]);
+    expect(r.payload.pendingOutput).to.be.lessThan(16 * 1024);
+    expect(r.payload.counters.overrunBytes).to.equal(0);
+  });
+
   it('says "deactivating" in its last packet and then stays silent', () => {
     const r = rig();
     r.console.print('late');
@@ -291,6 +309,20 @@ describe('console hub', () => {
     hub.drained();
     expect(delivered).to.deep.equal(['ab', 'cdef']);
     expect(events).to.include('drain');
+  });
+
+  it('pauses its source while any viewer holds, resumes when the last one releases or leaves', () => {
+    const calls: string[] = [];
+    const hub = new ConsoleHub({ sink: { write: () => true }, source: { pause: () => calls.push('pause'), resume: () => calls.push('resume') } });
+    const a = hub.open();
+    const b = hub.open();
+    a.hold(true);
+    b.hold(true);
+    a.hold(false);
+    expect(calls).to.deep.equal(['pause']);
+    b.close();
+    expect(calls).to.deep.equal(['pause', 'resume']);
+    expect(hub.held).to.equal(false);
   });
 
   it('takes no input while offline and drops what was queued when it goes offline', () => {

@@ -17,9 +17,11 @@
  *   the new VMI by itself, so an operator watching sees the next boot without re-activating.
  * - A connection that drops while the same VMI runs (network, another console client taking the
  *   console over) is re-opened with backoff (1 s doubling to 30 s).
- * - Back-pressure: console input waits in the hub's bounded queue while the websocket has more
- *   than `maxBufferedBytes` unsent; output towards a slow viewer is bounded by that viewer (SOL
- *   drops its oldest output and reports an overrun).
+ * - Back-pressure both ways: console input waits in the hub's bounded queue while the websocket
+ *   has more than `maxBufferedBytes` unsent; a viewer that falls behind holds the console
+ *   (ConsoleStream.hold), which stops reading the websocket, so TCP back-pressure reaches
+ *   virt-handler and the guest's serial port. A viewer still has a hard bound of its own (SOL:
+ *   256 KiB, then the oldest output is dropped and reported as an overrun).
  */
 import type { RequestOptions } from 'node:https';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -80,6 +82,11 @@ export class KubeVirtConsole {
       ...(opts.inputLimit !== undefined ? { inputLimit: opts.inputLimit } : {}),
       initialState: 'offline',
       sink: { write: (d) => this.send(d) },
+      // a viewer that falls behind stops our reads: TCP back-pressure reaches the guest's serial port
+      source: {
+        pause: () => this.realWs()?.pause(),
+        resume: () => this.realWs()?.resume(),
+      },
     });
   }
 
@@ -166,6 +173,7 @@ export class KubeVirtConsole {
       if (this.ws !== ws) return;
       if (ws.protocol !== CONSOLE_SUBPROTOCOL) log.warn({ protocol: ws.protocol }, 'serial console: the server chose another subprotocol');
       this.backoffMs = this.o.reconnectMinMs;
+      if (this.hub.held) ws.pause(); // a viewer is still behind: do not read yet
       log.info({ vmi: uid }, 'serial console connected');
       this.hub.setState('connected');
     });
@@ -194,6 +202,12 @@ export class KubeVirtConsole {
         this.connectIfWanted();
       }
     });
+  }
+
+  /** The open websocket (not the placeholder used while credentials are prepared). */
+  private realWs(): WebSocket | undefined {
+    const ws = this.ws;
+    return ws && typeof ws.pause === 'function' ? ws : undefined;
   }
 
   private send(data: Buffer): boolean {

@@ -25,6 +25,9 @@ import type { SolConfig } from './config.js';
 import { BmcStatus, ConsoleOp, decodeSol, encodeSol, type SolPacket } from './packet.js';
 
 export const DEFAULT_OUTPUT_LIMIT = 256 * 1024;
+/** Output waiting beyond this asks the console to hold (back-pressure); below HOLD_LOW it resumes. */
+export const HOLD_HIGH = 64 * 1024;
+export const HOLD_LOW = 16 * 1024;
 
 export interface SolPayloadOptions {
   console: ConsoleStream;
@@ -79,6 +82,8 @@ export class SolPayload {
   private lastIn: { seq: number; data: Buffer; accepted: number; status: number } | undefined;
   private unsubscribe: (() => void) | undefined;
   private active = true;
+  /** We asked the console to hold its output */
+  private holding = false;
   /** Set until the first packet may go (see the constructor) */
   private starting: NodeJS.Timeout | undefined;
 
@@ -139,6 +144,8 @@ export class SolPayload {
     this.clearTimers();
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    if (this.holding) this.console.hold(false);
+    this.holding = false;
     this.console.close();
     this.pending = [];
     this.pendingBytes = 0;
@@ -182,6 +189,17 @@ export class SolPayload {
     this.pending.push(data);
     this.pendingBytes += data.length;
     if (this.pendingBytes > this.outputLimit) this.trimOutput(this.pendingBytes - this.outputLimit);
+    if (!this.holding && this.pendingBytes > HOLD_HIGH) {
+      this.holding = true;
+      this.console.hold(true);
+    }
+  }
+
+  private releaseIfDrained(): void {
+    if (this.holding && this.pendingBytes < HOLD_LOW) {
+      this.holding = false;
+      this.console.hold(false);
+    }
   }
 
   /** Drops the oldest n pending bytes (the console fell too far behind). */
@@ -206,6 +224,7 @@ export class SolPayload {
   private flushOutput(): void {
     this.pending = [];
     this.pendingBytes = 0;
+    this.releaseIfDrained();
     if (this.accTimer) clearTimeout(this.accTimer);
     this.accTimer = undefined;
   }
@@ -254,6 +273,7 @@ export class SolPayload {
       }
     }
     this.pendingBytes -= n;
+    this.releaseIfDrained();
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
   }
 
