@@ -145,6 +145,15 @@ describe('SOL with real clients in a pty @e2e', function () {
     expect(await again.exit()).to.equal(0);
   });
 
+  it('ipmitool sol looptest: activate/deactivate over and over in one session', async function () {
+    need(this, have('ipmitool'), 'ipmitool');
+    await t.sim.power('on');
+    const p = pty(['ipmitool', ...ipmitoolArgs(17), 'sol', 'looptest', '4', '50']);
+    expect(await p.exit(30_000)).to.equal(0);
+    expect(p.out).to.include('remain loop test counter: 1');
+    expect(p.out).to.not.match(/failed|Unexpected/);
+  });
+
   it('ipmitool sol info / sol set round-trip', async function () {
     need(this, have('ipmitool'), 'ipmitool');
     const info = (await ipmitool(17, 'sol', 'info')).out;

@@ -397,6 +397,15 @@ describe('SOL over a real session', function () {
     expect((await b.activate()).cc).to.equal(0);
   });
 
+  it('the owner deactivating its own payload gets only the answer, no "deactivating" packet after it', async () => {
+    const a = await client();
+    expect((await a.activate()).cc).to.equal(0);
+    expect((await a.deactivate()).cc).to.equal(0);
+    // a request after it: its answer comes next, with no SOL packet in between
+    expect((await a.activate()).cc).to.equal(0);
+    expect(a.packets.some((p) => p.op & BmcStatus.DEACTIVATING)).to.equal(false);
+  });
+
   it('closing the owning session deactivates the payload', async () => {
     const a = await client();
     expect((await a.activate()).cc).to.equal(0);

@@ -69,7 +69,7 @@ export function payloadCommands(sol: SolManager | undefined): CommandSpec[] {
     if (type !== SOL_PAYLOAD_TYPE) return fail(type === IPMI_PAYLOAD_TYPE ? DeactivateCC.TYPE_DISABLED : CC.INVALID_DATA_FIELD);
     if (!sol || !hasSol) return fail(DeactivateCC.TYPE_DISABLED);
     const owner = sol.ownerSessionId;
-    const cc = sol.deactivate(d[1]! & 0x0f);
+    const cc = sol.deactivate(d[1]! & 0x0f, ctx.session.id);
     if (cc === 0) ctx.logger.info({ sid: ctx.session.id, owner }, 'SOL payload deactivated');
     return fail(cc);
   };

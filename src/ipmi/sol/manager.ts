@@ -155,13 +155,18 @@ export class SolManager {
     return { cc: 0, data };
   }
 
-  /** Deactivate Payload (any session may end the activation, §24.2). */
-  deactivate(instance: number): number {
+  /**
+   * Deactivate Payload (any session may end the activation, §24.2). The owner gets a last packet
+   * saying "deactivating" only when another session ends it: the owner's own request already has
+   * its answer, and a SOL packet right after it is read by ipmitool as the answer to its next
+   * request (`sol looptest`: "Unexpected data length (0) ... activation response").
+   */
+  deactivate(instance: number, bySessionId?: number): number {
     if (!this.available) return DeactivateCC.TYPE_DISABLED;
     if (instance !== SOL_INSTANCE) return 0xcc;
     this.sweep();
     if (!this.owner) return DeactivateCC.ALREADY_DEACTIVATED;
-    this.end(this.owner.sessionId, true);
+    this.end(this.owner.sessionId, this.owner.sessionId !== bySessionId);
     return 0;
   }
 
