@@ -432,6 +432,20 @@ describe('SOL over a real session', function () {
     }
   });
 
+  it('an integrity-only suite (2) gets SOL only once encryption is no longer forced, its packets authenticated and in clear', async () => {
+    const admin = await client();
+    const c = new SolClient({ port: t.ipmiPort, suite: 2 });
+    clients.push(c);
+    await c.open();
+    expect((await c.activate(0xc6)).cc).to.equal(0x83); // asks for encryption the suite lacks
+    expect((await c.activate(0x46)).cc).to.equal(0x84); // param 2 forces encryption
+    expect((await admin.request(0x0c, 0x21, [0x0e, 0x02, 0x42])).cc).to.equal(0); // force authentication only, USER
+    expect((await c.activate(0x06)).cc).to.equal(0xcc); // without authentication, which is forced
+    expect((await c.activate(0x46)).cc).to.equal(0);
+    await t.sim.power('on');
+    await c.waitFor(() => c.text().includes('login: '));
+  });
+
   it('Get/Set SOL Configuration Parameters round-trip, with the spec completion codes', async () => {
     const a = await client();
     expect((await a.request(0x0c, 0x21, [0x0e, 0x00, 0x01])).cc).to.equal(0);
