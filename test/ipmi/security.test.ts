@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../src/common/logger.js';
+import { LoginLockout } from '../../src/accounts/lockout.js';
 import { startIpmiServer } from '../../src/ipmi/server.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
@@ -68,6 +69,34 @@ describe('ipmi security (pure node)', () => {
   const users = [{ username: 'admin', password: 'S3cret-pw!', role: 'Administrator' as const }];
 
   // Lockout (per account and source, shared with Redfish) and handshake limits: lockout.test.ts.
+  it('ipmitool: lanplus wrong passwords are abandoned handshakes (not counted); v1.5 wrong passwords lock that account for this source, for RMCP+ too, not other accounts, until the duration ends @e2e', async function () {
+    this.timeout(60000);
+    const clock = { t: Date.now() };
+    const lockout = new LoginLockout({ threshold: 3, durationSeconds: 60, counterResetAfterSeconds: 60 }, () => clock.t);
+    const server = await startIpmiServer({
+      address: '127.0.0.1', port: 0, machine: machine(), users: [...users, { username: 'viewer', password: 'viewer-pw', role: 'ReadOnly' }],
+      logger: createLogger('silent'), lockout, now: () => clock.t,
+    });
+    const tool = (iface: string, user: string, pw: string, extra: string[] = []) =>
+      ipmitool(server.port, ['-I', iface, '-N', '1', '-R', '1', ...extra, 'power', 'status'], ['-U', user, '-P', pw]);
+    try {
+      // ipmitool checks our RAKP2 itself and gives up without a RAKP3: nothing is counted.
+      for (let i = 0; i < 3; i++) expect((await tool('lanplus', 'admin', `guess-${i}`)).code).to.not.equal(0);
+      expect(lockout.tracked).to.deep.equal({ pairs: 0, sources: 0 });
+      clock.t += 6_000; // the abandoned handshakes expire
+      // IPMI 1.5: a wrong Activate Session auth code is a real failure.
+      for (let i = 0; i < 3; i++) expect((await tool('lan', 'admin', `guess-${i}`)).out).to.match(/Activate Session error/);
+      const locked = await tool('lanplus', 'admin', 'S3cret-pw!', ['-vv']);
+      expect(locked.code, locked.out).to.not.equal(0);
+      expect(locked.out).to.match(/insufficient resources/i);
+      expect((await tool('lan', 'admin', 'S3cret-pw!')).code).to.not.equal(0); // Get Session Challenge: Node Busy
+      expect((await tool('lanplus', 'viewer', 'viewer-pw', ['-L', 'USER'])).out).to.contain('Chassis Power is off');
+      clock.t += 60_000;
+      expect((await tool('lanplus', 'admin', 'S3cret-pw!')).out).to.contain('Chassis Power is off');
+    } finally {
+      await server.close();
+    }
+  });
 
   it('does not advertise or accept auth type NONE unless allowInsecure', async () => {
     for (const allowInsecure of [false, true]) {
