@@ -126,3 +126,16 @@ export function parsePositiveInt(value: string, name: string): number {
   if (!Number.isInteger(n) || n < 1) throw new ConfigError(`${name} must be a whole number of at least 1, got ${value}`);
   return n;
 }
+
+/** The command line with the value of --password replaced. */
+export function scrubbedCommandLine(argv: readonly string[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--password' && i + 1 < argv.length) {
+      out.push(a, '***');
+      i++;
+    } else out.push(a.startsWith('--password=') ? '--password=***' : a);
+  }
+  return out.join(' ');
+}

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
-import { ConfigError, parseLockoutPolicy, parseNonNegative, parsePort, parsePositiveInt, resolveUsers } from '../agent/config.js';
+import { ConfigError, parseLockoutPolicy, parseNonNegative, parsePort, parsePositiveInt, resolveUsers, scrubbedCommandLine } from '../agent/config.js';
 import { DEFAULT_LOCKOUT_POLICY } from '../accounts/lockout.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
 import type { Machine } from '../backend/types.js';
@@ -137,6 +137,9 @@ async function main(argv: string[]): Promise<void> {
     usersFile: flags.usersFile,
   });
   if (flags.password !== undefined) {
+    // Overwrite our command line (Linux: process.title rewrites the argv area that ps and
+    // /proc/<pid>/cmdline show); it was visible until now, and stays visible to whatever copied it.
+    process.title = scrubbedCommandLine(process.argv);
     logger.warn('--password puts the password where every local user can read it (ps, /proc/<pid>/cmdline): use --password-file or BMC_PASSWORD');
   }
   const lockoutPolicy = parseLockoutPolicy({

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +101,27 @@ describe('virtbmc command line', function () {
     expect(flag.err).to.not.include('cmdline-pw-1');
     const env = await startAndStop([], { BMC_PASSWORD: 'env-pw-1' });
     expect(env.err).to.not.match(/--password puts/);
+  });
+
+  it('--password: once started, ps and /proc/<pid>/cmdline no longer show the password', async () => {
+    // node itself (not the tsx wrapper), so that p.pid is the agent's own process
+    const cleanEnv = { ...process.env };
+    delete cleanEnv['BMC_PASSWORD'];
+    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cmd/virtbmc.ts', '--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--password', 'visible-in-ps-7'], {
+      cwd: ROOT,
+      env: cleanEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const out = collect(p.stdout);
+    try {
+      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 20000, 'ready line');
+      const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      expect(cmdline).to.contain('--password ***');
+      expect(cmdline).to.not.contain('visible-in-ps-7');
+    } finally {
+      p.kill('SIGTERM');
+      if (p.exitCode === null) await once(p, 'exit');
+    }
   });
 
   it('--password-file: the documented way; the password works and never shows up in the output', async () => {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, parseLockoutPolicy, parsePort, parsePositiveInt, resolveUsers } from '../../src/agent/config.js';
+import { ConfigError, parseLockoutPolicy, parsePort, parsePositiveInt, resolveUsers, scrubbedCommandLine } from '../../src/agent/config.js';
 
 describe('agent configuration', () => {
   it('requires a password somewhere', () => {
@@ -86,5 +86,11 @@ describe('agent configuration', () => {
     expect(() => parseLockoutPolicy({ threshold: '-1', duration: '30', resetAfter: '30' })).to.throw(ConfigError, /--account-lockout-threshold must be a whole number in 0\.\.1000/);
     expect(() => parseLockoutPolicy({ threshold: '5', duration: 'x', resetAfter: '30' })).to.throw(ConfigError, /--account-lockout-duration/);
     expect(() => parseLockoutPolicy({ threshold: '5', duration: '30', resetAfter: '31' })).to.throw(ConfigError, /--account-lockout-reset-after must not exceed --account-lockout-duration/);
+  });
+
+  it('scrubs the --password value from the command line it shows', () => {
+    expect(scrubbedCommandLine(['node', 'virtbmc', '--password', 'pw1', '--simulate'])).to.equal('node virtbmc --password *** --simulate');
+    expect(scrubbedCommandLine(['node', 'virtbmc', '--password=pw2'])).to.equal('node virtbmc --password=***');
+    expect(scrubbedCommandLine(['node', 'virtbmc', '--password-file', '/run/pw'])).to.equal('node virtbmc --password-file /run/pw');
   });
 });
