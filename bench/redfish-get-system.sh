@@ -31,8 +31,8 @@ cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 PORT=$(free_port)
-node --import tsx src/cmd/virtbmc.ts --simulate --address 127.0.0.1 --no-ipmi --redfish-port "$PORT" \
-  --username admin --password password --sim-power on --log-level silent &
+BMC_PASSWORD=password node --import tsx src/cmd/virtbmc.ts --simulate --address 127.0.0.1 --no-ipmi --redfish-port "$PORT" \
+  --username admin --sim-power on --log-level silent &
 AGENT=$!
 PIDS+=("$AGENT")
 wait_port "$PORT"
