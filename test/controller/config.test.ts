@@ -7,6 +7,7 @@ import { parseAllDocuments } from 'yaml';
 import { renderCrdYaml, CRD_PATH } from '../../src/controller/api/render.js';
 import type { AuditEntry } from '../emulator/index.js';
 import { secretObj, startEnv, vmObj, vmbmcObj, waitReady, getVmbmc, getService, NS } from './fixtures.js';
+import { requireClient } from '../helpers/clients.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
@@ -81,10 +82,7 @@ describe('controller manifests', function () {
   });
 
   it('config/default renders offline with images and RBAC covering every controller API call (agent limits: rbac.test.ts)', async function () {
-    if (!hasKubectl) {
-      console.warn('      kubectl not installed: skipping the kustomize render test (install kubectl: make test-deps)');
-      this.skip();
-    }
+    requireClient(this, hasKubectl, 'kubectl (kustomize)');
     const objs = render('config/default');
     const kinds = new Set(objs.map((o) => o.kind));
     for (const k of ['Namespace', 'CustomResourceDefinition', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'Deployment']) {
@@ -134,7 +132,7 @@ describe('controller manifests', function () {
   });
 
   it('hack/deploy.sh sets the controller and agent images', function () {
-    if (!hasKubectl) this.skip();
+    requireClient(this, hasKubectl, 'kubectl (kustomize)');
     const out = execFileSync('bash', [resolve(root, 'hack/deploy.sh'), 'apply', 'reg.example/ctl:v9', 'reg.example/agent:v9'], {
       encoding: 'utf8',
       env: { ...process.env, PRINT_ONLY: '1' },
@@ -147,7 +145,7 @@ describe('controller manifests', function () {
   });
 
   it('samples render', function () {
-    if (!hasKubectl) this.skip();
+    requireClient(this, hasKubectl, 'kubectl (kustomize)');
     expect(render('config/samples').map((o) => o.kind).sort()).to.deep.equal(['Secret', 'VirtualMachine', 'VirtualMachineBMC']);
   });
 });

@@ -15,6 +15,7 @@ import { mediaDataVolumeName } from '../../src/kube/names.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { rawRequest } from '../emulator/helpers.js';
 import { getDeployment, NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from './fixtures.js';
+import { requireClient } from '../helpers/clients.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
@@ -60,10 +61,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
   describe('config/ as rendered by kubectl kustomize', () => {
     let objs: Obj[];
     before(function () {
-      if (!hasKubectl) {
-        console.warn('      kubectl not installed: skipping the kustomize render checks (install kubectl: make test-deps)');
-        this.skip();
-      }
+      requireClient(this, hasKubectl, 'kubectl (kustomize)');
       objs = render('config/default');
     });
     const clusterRole = (name: string) => objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === name);
@@ -186,7 +184,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
     }
 
     it('the controller under the rendered RBAC creates each agent Role and binding: the escalation check passes because it holds agent-grants', async function () {
-      if (!hasKubectl) this.skip();
+      requireClient(this, hasKubectl, 'kubectl (kustomize)');
       await startAsControllerSA();
       emu.create(vmWithDrives('vm-a', ['cd0']));
       emu.create(secretObj('creds'));
@@ -204,7 +202,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
     });
 
     it('without agent-grants the same controller is refused (403 on create roles): the emulator enforces the escalation check', async function () {
-      if (!hasKubectl) this.skip();
+      requireClient(this, hasKubectl, 'kubectl (kustomize)');
       await startAsControllerSA({ withoutAgentGrants: true });
       emu.create(vmWithDrives('vm-a', ['cd0']));
       emu.create(secretObj('creds'));

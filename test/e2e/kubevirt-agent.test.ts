@@ -25,6 +25,7 @@ import {
   type ImageServer,
 } from '../backend/kubevirt-fixtures.js';
 import { run, type Run } from '../helpers/exec.js';
+import { havePythonModule, requireClient } from '../helpers/clients.js';
 
 const exec = (bin: string, args: string[], timeoutMs = 20_000) => run(bin, args, timeoutMs);
 
@@ -223,7 +224,7 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
   });
   it('sushy (python3-sushy): insert_media on the CD-ROM drive, follow the task with its TaskMonitor to Completed, eject', async function () {
     const PY = '/usr/bin/python3';
-    if (!existsSync(PY) || (await exec(PY, ['-c', 'import sushy'])).code !== 0) this.skip();
+    requireClient(this, existsSync(PY) && havePythonModule('sushy'), 'python3-sushy (Debian, /usr/bin/python3)');
     expect((await rf('POST', `${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'On' })).status).to.be.oneOf([200, 202, 204]);
     await until(() => vmiPhase(emu) === 'Running', 'VMI Running');
     // sushy's insert_media ignores the 202: find the task through the TaskService and follow its monitor

@@ -2,6 +2,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { expect } from 'chai';
 import type { ApiServerEmulator } from './index.js';
 import { emulatorPerTest } from './helpers.js';
+import { requireClient } from '../helpers/clients.js';
 
 const HAVE_KUBECTL = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
 
@@ -33,7 +34,7 @@ describe('apiserver emulator: kubectl @e2e', function () {
     });
 
   before(function () {
-    if (!HAVE_KUBECTL) this.skip();
+    requireClient(this, HAVE_KUBECTL, 'kubectl');
   });
   emulatorPerTest({ allowAnonymous: true, vmiPhaseDelayMs: 5 }, (e) => {
     emu = e;

@@ -13,20 +13,14 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { run } from '../helpers/exec.js';
+import { requireClient } from '../helpers/clients.js';
 
-const CI = process.env.CI === 'true';
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
 function have(cmd: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 }
 
-/** Skips (or, in CI, fails) when a client is missing. */
-function need(ctx: Mocha.Context, ok: boolean, what: string): void {
-  if (ok) return;
-  if (CI) throw new Error(`${what} is required in CI (hack/install-test-deps.sh installs it)`);
-  ctx.skip();
-}
 
 function shq(a: string): string {
   return `'${a.replace(/'/g, `'\\''`)}'`;
@@ -96,7 +90,7 @@ describe('SOL with real clients in a pty @e2e', function () {
   const ipmitool = (suite: number, ...cmd: string[]) => run('ipmitool', [...ipmitoolArgs(suite), ...cmd]);
 
   beforeEach(async function () {
-    need(this, have('script'), 'util-linux script');
+    requireClient(this, have('script'), 'util-linux script');
     t = await startTestAgent({ redfish: false, sim: { initialPower: 'Off' } });
   });
   afterEach(async () => {
@@ -106,7 +100,7 @@ describe('SOL with real clients in a pty @e2e', function () {
 
   for (const suite of [17, 3]) {
     it(`ipmitool -C ${suite} sol activate: boot output after power on, a typed line echoed, ~. leaves with rc 0`, async function () {
-      need(this, have('ipmitool'), 'ipmitool');
+      requireClient(this, have('ipmitool'), 'ipmitool');
       const p = pty(['ipmitool', ...ipmitoolArgs(suite), 'sol', 'activate']);
       await p.expect('[SOL Session operational');
       expect((await ipmitool(suite, 'power', 'on')).code).to.equal(0);
@@ -123,7 +117,7 @@ describe('SOL with real clients in a pty @e2e', function () {
   }
 
   it('ipmitool: a second activation is refused cleanly; sol deactivate from a second session ends the first', async function () {
-    need(this, have('ipmitool'), 'ipmitool');
+    requireClient(this, have('ipmitool'), 'ipmitool');
     await t.sim.power('on');
     const p = pty(['ipmitool', ...ipmitoolArgs(17), 'sol', 'activate']);
     await p.expect('sim-vm login: ');
@@ -146,7 +140,7 @@ describe('SOL with real clients in a pty @e2e', function () {
   });
 
   it('ipmitool sol looptest: activate/deactivate over and over in one session', async function () {
-    need(this, have('ipmitool'), 'ipmitool');
+    requireClient(this, have('ipmitool'), 'ipmitool');
     await t.sim.power('on');
     const p = pty(['ipmitool', ...ipmitoolArgs(17), 'sol', 'looptest', '4', '50']);
     expect(await p.exit(30_000)).to.equal(0);
@@ -155,7 +149,7 @@ describe('SOL with real clients in a pty @e2e', function () {
   });
 
   it('ipmitool sol info / sol set round-trip', async function () {
-    need(this, have('ipmitool'), 'ipmitool');
+    requireClient(this, have('ipmitool'), 'ipmitool');
     const info = (await ipmitool(17, 'sol', 'info')).out;
     expect(info).to.match(/Enabled\s+: true/);
     expect(info).to.match(/Force Encryption\s+: true/);
@@ -186,7 +180,7 @@ describe('SOL with real clients in a pty @e2e', function () {
   });
 
   it('pyghmi Console: output, a typed line echoed', async function () {
-    need(this, spawnSync('/usr/bin/python3', ['-c', 'import pyghmi.ipmi.console']).status === 0, 'python3-pyghmi');
+    requireClient(this, spawnSync('/usr/bin/python3', ['-c', 'import pyghmi.ipmi.console']).status === 0, 'python3-pyghmi');
     await t.sim.power('on');
     const script = [
       'import sys, time',
@@ -220,9 +214,9 @@ describe('SOL with real clients in a pty @e2e', function () {
     });
 
     it('ipmiconsole: boot output after power on, a typed line echoed, &. leaves with rc 0', async function () {
-      need(this, have('ipmiconsole'), 'freeipmi ipmiconsole');
+      requireClient(this, have('ipmiconsole'), 'freeipmi ipmiconsole');
       const isRoot = process.getuid?.() === 0;
-      need(this, isRoot && have('unshare') && have('nsenter') && spawnSync('unshare', ['-n', 'true']).status === 0, 'a network namespace (root, unshare)');
+      requireClient(this, isRoot && have('unshare') && have('nsenter') && spawnSync('unshare', ['-n', 'true']).status === 0, 'a network namespace (root, unshare)');
       agent = spawn(
         'unshare',
         [

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { requireClient } from '../helpers/clients.js';
 
 const run = promisify(execFile);
 const REDFISHTOOL = '/usr/bin/redfishtool';
@@ -16,7 +17,7 @@ describe('Redfish e2e: redfishtool @e2e', function () {
   let t: TestAgent;
 
   before(function () {
-    if (!existsSync(REDFISHTOOL)) this.skip();
+    requireClient(this, existsSync(REDFISHTOOL), 'redfishtool');
   });
   beforeEach(async () => {
     t = await startTestAgent({ ipmi: false });

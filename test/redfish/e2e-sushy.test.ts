@@ -6,7 +6,6 @@
  * with sushy's own TaskMonitor (TaskMonitor(conn, task.task_monitor).wait()).
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
@@ -64,6 +63,7 @@ out['resets'] = sorted(str(v) for v in system.get_allowed_reset_system_values())
 out['uuid'] = system.uuid
 print(json.dumps(out))
 `;
+import { requireClient, havePythonModule } from '../helpers/clients.js';
 
 interface SushyOut {
   power: string;
@@ -81,12 +81,7 @@ describe('Redfish e2e: sushy @e2e', function () {
   let img: ImageServer;
 
   before(async function () {
-    if (!existsSync(PYTHON)) this.skip();
-    try {
-      await run(PYTHON, ['-c', 'import sushy']);
-    } catch {
-      this.skip();
-    }
+    requireClient(this, havePythonModule('sushy'), 'python3-sushy (Debian, /usr/bin/python3)');
     img = await startImageServer({ '/isos/boot.iso': 8192 });
   });
   after(async () => img?.close());
