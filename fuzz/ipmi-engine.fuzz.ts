@@ -7,9 +7,9 @@
  * - mode even: each chunk is a whole datagram from one of four source addresses (chunk's first
  *   byte picks it), sent to a fresh engine in order; the clock moves on by the chunk's second byte
  *   × 100 ms, so handshakes expire and lockouts end.
- * - mode odd: a real RMCP+ handshake (suite 3 or 17) is made first; each chunk is then a LAN message
- *   sent inside that session, with valid integrity and encryption, so the fuzzer reaches the command
- *   handlers behind authentication.
+ * - mode odd: a real session is made first, RMCP+ suite 3 or 17 (bit 1) or IPMI 1.5 MD5 (bit 2);
+ *   each chunk is then a LAN message sent inside that session, with valid integrity (and
+ *   encryption for RMCP+), so the fuzzer reaches the command handlers behind authentication.
  * Invariants: handleNow never throws nor logs "unexpected error"; replies stay under 1 KiB; the
  * session table stays within its caps; the lockout's memory stays bounded; no reply ever carries
  * the password.
@@ -19,14 +19,20 @@ import { LoginLockout, MAX_TRACKED } from '../src/accounts/lockout.js';
 import { SimulatedMachine } from '../src/backend/simulator/simulator.js';
 import { createLogger } from '../src/common/logger.js';
 import {
+  AuthType,
   PayloadType,
   RmcpClass,
   aesEncrypt,
   authHash,
   decodeOpenSessionResponse,
   decodeRakp2,
+  decodeLanResponse,
   decodeRmcpPlus,
+  decodeV15,
   deriveKeys,
+  encodeLanRequest,
+  encodeV15,
+  password16,
   encodeOpenSessionRequest,
   encodeRakp1,
   encodeRakp3,
@@ -114,6 +120,32 @@ function handshake(e: IpmiEngine, suiteId: number): Established {
   return { bmcId, k1: keys.k1, aes: keys.k2.subarray(0, 16), suite };
 }
 
+/** Get Session Challenge + Activate Session (MD5) straight into the engine; the session id and next sequence. */
+function activateV15(e: IpmiEngine): { sid: number; seq: number; pw16: Buffer } {
+  const remote = { address: '10.9.9.8', port: 623 };
+  const pw16 = password16(PASSWORD);
+  const lan = (cmd: number, data: Buffer) => encodeLanRequest({ rsSA: 0x20, netFn: 6, rsLUN: 0, rqSA: 0x81, rqSeq: 4, rqLUN: 0, cmd, data });
+  const answer = (d: Buffer | undefined) => {
+    invariant(d !== undefined, 'no answer during the scripted v1.5 login');
+    const p = decodeV15(d.subarray(4));
+    invariant(p.ok, 'scripted v1.5 answer does not decode');
+    const r = decodeLanResponse(p.value.message);
+    invariant(r.ok && r.value.cc === 0, 'scripted v1.5 login refused');
+    return r.value.data;
+  };
+  const name = Buffer.alloc(16);
+  name.write('admin');
+  const hdr = encodeRmcpHeader(RmcpClass.IPMI);
+  const ch = answer(e.handleNow(Buffer.concat([hdr, encodeV15(AuthType.NONE, 0, 0, lan(0x39, Buffer.concat([Buffer.from([AuthType.MD5]), name])))]), remote, logger) as Buffer);
+  const temp = ch.readUInt32LE(0);
+  const outSeq = Buffer.alloc(4);
+  outSeq.writeUInt32LE(0x1000);
+  const act = answer(
+    e.handleNow(Buffer.concat([hdr, encodeV15(AuthType.MD5, 0, temp, lan(0x3a, Buffer.concat([Buffer.from([AuthType.MD5, 4]), ch.subarray(4, 20), outSeq])), pw16)]), remote, logger) as Buffer,
+  );
+  return { sid: act.readUInt32LE(1), seq: act.readUInt32LE(5), pw16 };
+}
+
 function check(e: IpmiEngine, lockout: LoginLockout, reply: Buffer | undefined): void {
   invariant(errors.length === 0, `engine logged an unexpected error: ${errors.splice(0).join(' | ')}`);
   if (reply) {
@@ -162,6 +194,15 @@ export function fuzz(data: Buffer): void | Promise<void> {
         port: 40000 + ((d[0] ?? 0) >> 2),
         before: () => (clock.t += (d[1] ?? 0) * 100),
       })),
+    );
+  }
+  if (data[0]! & 4) {
+    const v = activateV15(e);
+    const hdr = encodeRmcpHeader(RmcpClass.IPMI);
+    return sendAll(
+      e,
+      lockout,
+      parts.map((msg, i) => ({ d: Buffer.concat([hdr, encodeV15(AuthType.MD5, (v.seq + i) >>> 0, v.sid, msg, v.pw16)]), address: '10.9.9.8', port: 623 })),
     );
   }
   const s = handshake(e, data[0]! & 2 ? 17 : 3);

@@ -3,7 +3,8 @@
  * a loopback UDP relay, runs ipmitool (lanplus -C 3 / -C 17, lan with MD5) and freeipmi (v1.5 and
  * LAN_2_0), and writes every datagram a client sent into fuzz/corpus/ipmi-codec/ (one file each)
  * and each client's whole conversation into fuzz/corpus/ipmi-engine/ (mode 0 framing, see
- * ipmi-engine.fuzz.ts). Mode 1 seeds (LAN messages inside a session) come from the command table.
+ * ipmi-engine.fuzz.ts). In-session seeds (modes 1, 3, 5: LAN messages inside an RMCP+ suite 3 / 17
+ * or an IPMI 1.5 MD5 session) come from the command table.
  * Run: npx tsx fuzz/record-ipmi.ts (needs ipmitool and freeipmi: make test-deps).
  */
 import { execFile } from 'node:child_process';
@@ -96,7 +97,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < msgs.length; i += 8) {
     writeFileSync(`${engineDir}/commands-suite3-${i / 8}`, Buffer.concat([Buffer.from([1]), frame(msgs.slice(i, i + 8))]));
     writeFileSync(`${engineDir}/commands-suite17-${i / 8}`, Buffer.concat([Buffer.from([3]), frame(msgs.slice(i, i + 8))]));
-    files += 2;
+    writeFileSync(`${engineDir}/commands-v15md5-${i / 8}`, Buffer.concat([Buffer.from([5]), frame(msgs.slice(i, i + 8))]));
+    files += 3;
   }
   console.log(`wrote ${files} seed files`);
   relay.close();
