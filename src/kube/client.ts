@@ -394,7 +394,7 @@ export class KubeClient {
     await this.request('DELETE', resourcePath(r, namespace, name), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy } });
   }
 
-  /** PUT to a subresource, e.g. KubeVirt's start/stop/restart/addvolume (Resources.vmActions). */
+  /** PUT to a subresource, e.g. KubeVirt's start/stop/restart (Resources.vmActions). */
   putSubresource(r: ResourceRef, namespace: string | undefined, name: string, subresource: string, body: unknown = {}): Promise<unknown> {
     return this.request('PUT', resourcePath(r, namespace, name, subresource), { body });
   }

@@ -13,7 +13,7 @@ export interface ResourceRef {
 }
 
 export const KUBEVIRT_GROUP = 'kubevirt.io';
-/** KubeVirt's aggregated API for actions (start, stop, addvolume, softreboot, ...). */
+/** KubeVirt's aggregated API for actions (start, stop, restart, softreboot, pause, ...). */
 export const KUBEVIRT_SUBRESOURCE_GROUP = 'subresources.kubevirt.io';
 export const CDI_GROUP = 'cdi.kubevirt.io';
 

@@ -11,7 +11,7 @@ import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { agentRoleRules, cdromDrives, type PolicyRule } from '../../src/controller/agent-rbac.js';
 import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
 import { isBackendError, type Machine } from '../../src/backend/types.js';
-import { captureLogger, emulatorPerTest, newMachine, startImageServer, until, vmFixture, VM_NAME, waitPower } from './kubevirt-fixtures.js';
+import { captureLogger, emulatorPerTest, newMachine, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
 /** The Role the controller writes for the fixture VM (named after its CD-ROM drives). */
 function agentRules(): PolicyRule[] {
@@ -86,13 +86,12 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
       // (set-up writes the store directly: the audit log holds only the backend's requests)
       await m.power('on');
       await waitPower(m, 'On');
-      const withConsole = m as Machine;
-      if (typeof withConsole.openConsole === 'function') {
-        // the serial console (once the KubeVirt backend has one): its websocket GET must be granted
-        const c = withConsole.openConsole();
-        await until(() => emu.audit.some((a) => a.subresource === 'console'), 'console request');
-        c.close();
-      }
+      // the serial console: its websocket GET must be granted
+      const openConsole = (m as Machine).openConsole;
+      expect(openConsole, 'the KubeVirt backend opens a serial console').to.be.a('function');
+      const c = openConsole!.call(m);
+      await until(() => emu.audit.some((a) => a.subresource === 'console'), 'console request');
+      c.close();
       await m.power('gracefulRestart'); // nothing pending: a soft reboot
       await m.setBootOverride({ target: 'pxe', enabled: 'once', mode: 'UEFI' });
       await m.power('pause');
@@ -132,10 +131,6 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
         for (const n of r.resourceNames?.length ? r.resourceNames : ['*']) if (!used.has(`${g}|${res}|${v}|${n}`)) unused.push(`${v} ${g}/${res} ${n}`);
       }
     }
-    // the serial console is granted for the agent's console (helper H6); until the KubeVirt backend
-    // opens one, that single grant is the only one allowed to stay unused
-    const consoleGrant = `get subresources.kubevirt.io/virtualmachineinstances/console ${VM_NAME}`;
-    const hasConsole = typeof (m as Machine | undefined)?.openConsole === 'function';
-    expect(unused).to.deep.equal(hasConsole ? [] : [consoleGrant]);
+    expect(unused).to.deep.equal([]);
   });
 });

@@ -55,7 +55,7 @@ export function derivePowerState(vm: VirtualMachine | undefined, vmi: VirtualMac
 }
 
 /** KubeVirt's action subresources of a VirtualMachine and of a VirtualMachineInstance. */
-export type VmAction = 'start' | 'stop' | 'restart' | 'addvolume' | 'removevolume';
+export type VmAction = 'start' | 'stop' | 'restart';
 export type VmiAction = 'softreboot' | 'pause' | 'unpause';
 
 export type PowerCall =
