@@ -80,8 +80,9 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
         }
       }
       // what the controller writes cluster-wide (it manages VirtualMachineBMCs in every namespace):
-      // the agent's Deployment, Service, ServiceAccount, Role and RoleBinding; never `update`, and
-      // delete only for RoleBindings (an immutable roleRef that drifted is replaced)
+      // the agent's Deployment, Service, ServiceAccount, Role and RoleBinding;
+      // delete only for RoleBindings (an immutable roleRef that drifted is replaced); `update` only of
+      // the VirtualMachineBMC finalizers that OwnerReferencesPermissionEnforcement asks for
       const writes = unnamedGrants(manager.rules!).filter((g) => /^(create|patch|update|delete|deletecollection) /.test(g));
       expect(writes).to.deep.equal(
         [
@@ -101,6 +102,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
           'patch bmc.kubevirt.io/virtualmachinebmcs/status',
           'patch rbac.authorization.k8s.io/rolebindings',
           'patch rbac.authorization.k8s.io/roles',
+          'update bmc.kubevirt.io/virtualmachinebmcs/finalizers',
         ].sort(),
       );
     });
