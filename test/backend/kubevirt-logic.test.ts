@@ -432,6 +432,14 @@ describe('kubevirt backend logic', () => {
       expect(deriveDriveSlot(drive, plugged, running, done, dvName)).to.deep.include({ state: 'inserting', progress: 100 });
       running.status!.volumeStatus = [{ name: 'cd', phase: 'Ready', reason: 'VolumeReady' }];
       expect(deriveDriveSlot(drive, plugged, running, done, dvName)).to.deep.include({ state: 'inserted', progress: 100 });
+      // eject then insert again: the previous medium left the VMI spec but its status entry stays
+      // Ready until its attachment pod is gone (virt-controller storage.go phaseForUnpluggedVolume);
+      // the new insert is not attached until the VMI spec holds its volume again
+      const unplugging = vmi('Running', { spec: { volumes: [] }, status: { phase: 'Running', volumeStatus: [{ name: 'cd', phase: 'Ready', reason: 'VolumeReady' }] } });
+      expect(deriveDriveSlot(drive, plugged, unplugging, done, dvName)).to.deep.include({ state: 'inserting', progress: 100 });
+      // a VMI volume of that name that loads another claim is not ours either
+      const other = vmi('Running', { spec: { volumes: [{ name: 'cd', dataVolume: { name: 'someone-else', hotpluggable: true } }] }, status: { phase: 'Running', volumeStatus: [{ name: 'cd', phase: 'Ready' }] } });
+      expect(deriveDriveSlot(drive, plugged, other, done, dvName)).to.deep.include({ state: 'inserting' });
       // a running VMI that never took the volume (no declarative hotplug): error naming the gate
       const stale = vmi('Running');
       expect(deriveDriveSlot(drive, plugged, stale, done, dvName, { notSynced: true })).to.deep.include({ state: 'error' });

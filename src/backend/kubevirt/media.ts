@@ -130,10 +130,16 @@ export interface DriveLocalState {
 /**
  * Whether the running VMI has our CD really attached: KubeVirt reports the hot-plugged volume in
  * status.volumeStatus with phase Ready once virt-handler attached it to the domain
- * (kubevirt/kubevirt pkg/virt-handler/vm.go: "Successfully attach hotplugged volume").
+ * (kubevirt/kubevirt pkg/virt-handler/vm.go: "Successfully attach hotplugged volume"), and the
+ * VMI spec holds that volume with our DataVolume. The spec check matters: a volume that left the
+ * VMI spec (an eject) keeps its status entry, still Ready, until its attachment pod is gone
+ * (pkg/virt-controller/watch/vmi/storage.go updateVolumeStatus, phaseForUnpluggedVolume), so right
+ * after an eject and a new insert into the same drive the old medium's entry would read as the new
+ * one attached.
  */
-export function vmiVolumeReady(vmi: VirtualMachineInstance | undefined, volume: string): boolean {
-  return (vmi?.status?.volumeStatus ?? []).some((s) => s.name === volume && s.phase === 'Ready');
+export function vmiVolumeReady(vmi: VirtualMachineInstance | undefined, volume: string, dvName: string): boolean {
+  const inSpec = (vmi?.spec?.volumes ?? []).some((v) => v.name === volume && v.dataVolume?.name === dvName);
+  return inSpec && (vmi?.status?.volumeStatus ?? []).some((s) => s.name === volume && s.phase === 'Ready');
 }
 
 /** The VMI knows the volume at all (in its spec or its volumeStatus): declarative hotplug has synced it. */
@@ -187,7 +193,7 @@ export function deriveDriveSlot(
     }
     if (dv.status?.phase !== 'Succeeded') return inserting;
     if (vmiLive(vmi)) {
-      if (vmiVolumeReady(vmi, drive.name)) return { ...withImage, state: 'inserted', progress: 100 };
+      if (vmiVolumeReady(vmi, drive.name, dvName)) return { ...withImage, state: 'inserted', progress: 100 };
       if (local.notSynced && !vmiHasVolume(vmi, drive.name)) return { ...withImage, state: 'error', error: NOT_SYNCED_MESSAGE };
       return inserting;
     }
