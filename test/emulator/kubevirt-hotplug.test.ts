@@ -194,8 +194,11 @@ describe('apiserver emulator: KubeVirt volume hotplug and CD-ROM inject/eject', 
     await emu.waitFor(() => !vmiSpec().volumes.some((v) => v.name === 'cdrom'));
     expect(vmiSpec().domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
     expect(tpl().domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
-    // unplugging: the status entry says unmounted, then goes
-    expect(volStatus('cdrom')).to.deep.include({ phase: 'UnMountedFromPod', reason: 'VolumeUnMountedFromPod' });
+    // unplugging: the entry keeps its Ready phase while the attachment pod exists (storage.go
+    // phaseForUnpluggedVolume), then says unmounted, then goes
+    expect(volStatus('cdrom')).to.deep.include({ phase: 'Ready', reason: 'VolumeReady' });
+    const unmounted = await emu.waitFor(() => (volStatus('cdrom')?.phase === 'UnMountedFromPod' ? volStatus('cdrom') : undefined));
+    expect(unmounted).to.deep.include({ reason: 'VolumeUnMountedFromPod' });
     await emu.waitFor(() => volStatus('cdrom') === undefined);
     await settle();
     expect(restartRequired()).to.equal(false);

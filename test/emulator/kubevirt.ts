@@ -382,8 +382,11 @@ export function installKubevirt(
 
   /**
    * Recompute volumeStatus of a running VMI from its spec (entries already Ready stay as they are).
-   * A hotplugged volume that left the spec is first reported unmounted (virt-handler's
-   * UnMountedFromPod, pkg/virt-handler/vm.go), and its entry goes after a phase delay; until then
+   * A hotplugged volume that left the spec keeps its entry while its attachment pod exists, in the
+   * phase it had when Ready or MountedToPod, else Detaching (pkg/virt-controller/watch/vmi/storage.go
+   * updateVolumeStatus, phaseForUnpluggedVolume): right after an eject the old medium still reads
+   * Ready. One phase delay later virt-handler has detached and unmounted it (UnMountedFromPod,
+   * pkg/virt-handler/vm.go updateHotplugVolumeStatus), and after another the entry goes. Until then
    * declarative hotplug does not add a volume of that name again (hotplug.go getNewHotplugVMVolumes).
    */
   const syncVolumeStatus = (vmi: KubeObject): void => {
@@ -399,26 +402,58 @@ export function installKubevirt(
       return volumeStatusFor(v, claimOf(ns, v), () => randomUUID());
     });
     for (const s of next) if (s.phase === 'AttachedToNode' || s.phase === 'MountedToPod') scheduleAttachStep(vmi, String(s.name));
+    const vmiName = vmi.metadata.name ?? '';
+    /** one unplug step of `vname` on the current VMI (still this uid): change its entry, or drop it */
+    const unplugStep = (vname: string, change: (e: Obj) => Obj | undefined): boolean => {
+      const cur = getVmi(ns, vmiName);
+      if (!cur || cur.metadata.uid !== vmi.metadata.uid) return false;
+      if (arr(obj(cur.spec).volumes).some((v) => v.name === vname)) return false; // back in the spec
+      const st = obj(cur.status);
+      const list: Obj[] = [];
+      for (const e of arr(st.volumeStatus)) {
+        if (e.name !== vname) list.push(e);
+        else {
+          const c = change(e);
+          if (c) list.push(c);
+        }
+      }
+      st.volumeStatus = list;
+      cur.status = st;
+      write(vmiT, cur);
+      return true;
+    };
     for (const s of old) {
       if (names.has(String(s.name)) || !s.hotplugVolume) continue;
-      next.push({ ...s, phase: 'UnMountedFromPod', reason: 'VolumeUnMountedFromPod', message: `Volume ${String(s.name)} has been unmounted from virt-launcher pod` });
-      const key = `${vmi.metadata.uid ?? ''}/${String(s.name)}`;
-      if (!unplugTimers.has(key)) {
-        const vname = String(s.name);
-        unplugTimers.set(
-          key,
-          clock.after(timing.phaseDelayMs, () => {
-            unplugTimers.delete(key);
-            const cur = getVmi(ns, vmi.metadata.name ?? '');
-            if (!cur || cur.metadata.uid !== vmi.metadata.uid) return;
-            const st = obj(cur.status);
-            st.volumeStatus = arr(st.volumeStatus).filter((x) => x.name !== vname || names.has(vname));
-            cur.status = st;
-            write(vmiT, cur);
-            schedule(ns, cur.metadata.name ?? '');
-          }),
-        );
+      const vname = String(s.name);
+      const key = `${vmi.metadata.uid ?? ''}/${vname}`;
+      if (unplugTimers.has(key)) {
+        next.push(s); // unplugging: the timers move it on
+        continue;
       }
+      const kept = s.phase === 'Ready' || s.phase === 'MountedToPod' ? s.phase : 'Detaching';
+      next.push({ ...s, phase: kept });
+      unplugTimers.set(
+        key,
+        clock.after(timing.phaseDelayMs, () => {
+          const unmounted = unplugStep(vname, (e) => ({
+            ...e,
+            phase: 'UnMountedFromPod',
+            reason: 'VolumeUnMountedFromPod',
+            message: `Volume ${vname} has been unmounted from virt-launcher pod`,
+          }));
+          if (!unmounted) {
+            unplugTimers.delete(key);
+            return;
+          }
+          unplugTimers.set(
+            key,
+            clock.after(timing.phaseDelayMs, () => {
+              unplugTimers.delete(key);
+              if (unplugStep(vname, () => undefined)) schedule(ns, vmiName);
+            }),
+          );
+        }),
+      );
     }
     vst.volumeStatus = next;
     vmi.status = vst;
