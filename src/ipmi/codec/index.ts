@@ -6,4 +6,3 @@ export * from './v15.js';
 export * from './suites.js';
 export * from './rmcpplus.js';
 export * from './rakp.js';
-export * from './hmac.js';

@@ -7,7 +7,6 @@
  */
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { fail, ok, type Decoded } from './result.js';
-import { hmacWithKey, type HmacKey } from './hmac.js';
 import { authCodeLength, integrityHash, type HashName } from './suites.js';
 
 export const PayloadType = {
@@ -70,17 +69,17 @@ export function decodeRmcpPlus(body: Buffer): Decoded<RmcpPlusPacket> {
   });
 }
 
-/** K1 as raw bytes, or prepared once per session (prepareHmacKey) for cheaper per-packet HMACs. */
-export type IntegrityKey = Buffer | HmacKey;
-
-function hmac(hash: HashName, key: IntegrityKey, data: Buffer): Buffer {
-  if (Buffer.isBuffer(key)) return createHmac(hash, key).update(data).digest();
-  if (key.hash !== hash) throw new Error(`integrity key prepared for ${key.hash}, not ${hash}`);
-  return hmacWithKey(key, data);
+/**
+ * Per-packet integrity code: node:crypto's HMAC over the session's K1. node does not let a keyed
+ * Hmac be reused or copied, and a KeyObject made once per session measured no faster than the raw
+ * key, so each packet builds one Hmac (~1.9 µs for a 48-byte packet here).
+ */
+function hmac(hash: HashName, k1: Buffer, data: Buffer): Buffer {
+  return createHmac(hash, k1).update(data).digest();
 }
 
 /** Checks trailer layout and authCode (constant time). Returns false for any mismatch. */
-export function verifyIntegrity(p: RmcpPlusPacket, integrity: number, k1: IntegrityKey): boolean {
+export function verifyIntegrity(p: RmcpPlusPacket, integrity: number, k1: Buffer): boolean {
   const hash = integrityHash(integrity);
   const codeLen = authCodeLength(integrity);
   if (!hash || !p.authenticated) return false;
@@ -103,7 +102,7 @@ export function verifyIntegrity(p: RmcpPlusPacket, integrity: number, k1: Integr
  * required). `lead` bytes (e.g. the RMCP header) are put in front, outside the integrity check, so
  * a whole datagram is built with one allocation.
  */
-export function encodeRmcpPlus(p: RmcpPlusOut, integrity?: { alg: number; k1: IntegrityKey }, lead?: Buffer): Buffer {
+export function encodeRmcpPlus(p: RmcpPlusOut, integrity?: { alg: number; k1: Buffer }, lead?: Buffer): Buffer {
   const at = lead ? lead.length : 0;
   const len = p.payload.length;
   let padLen = 0;

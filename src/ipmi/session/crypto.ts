@@ -62,13 +62,17 @@ export class AesCbcSession {
 const ivPool = Buffer.alloc(4096);
 let ivOffset = ivPool.length;
 
-/** 16 fresh CSPRNG bytes (a new buffer; the pool never hands the same bytes out twice). */
+/**
+ * 16 fresh CSPRNG bytes (the pool never hands the same bytes out twice). The result is a view into
+ * the pool, valid until the next 255 calls refill it: use it at once (encrypt copies it into the
+ * packet) and never keep it.
+ */
 export function freshIv(): Buffer {
   if (ivOffset >= ivPool.length) {
     randomFillSync(ivPool);
     ivOffset = 0;
   }
-  const iv = Buffer.from(ivPool.subarray(ivOffset, ivOffset + BLOCK));
+  const iv = ivPool.subarray(ivOffset, ivOffset + BLOCK);
   ivOffset += BLOCK;
   return iv;
 }

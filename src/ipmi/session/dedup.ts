@@ -37,12 +37,20 @@ interface Entry<R> {
 export class DuplicateCache<R> {
   private readonly entries: Entry<R>[] = [];
 
+  /** Index of the entry with req's key, or -1 (a plain loop: this runs for every in-session request). */
+  private indexOf(req: LanRequest): number {
+    const es = this.entries;
+    for (let i = 0; i < es.length; i++) if (sameKey(es[i]!.req, req)) return i;
+    return -1;
+  }
+
   /**
    * The answer of an earlier copy of `req` (a promise while that copy still runs), or undefined when
    * `req` is new. `joined` tells whether the earlier copy is still in flight.
    */
   lookup(req: LanRequest, now: number): { result: R | Promise<R>; joined: boolean } | undefined {
-    const e = this.entries.find((x) => sameKey(x.req, req));
+    const i = this.indexOf(req);
+    const e = i >= 0 ? this.entries[i] : undefined;
     if (!e || !e.req.data.equals(req.data)) return undefined;
     if (e.settledAt !== undefined && now - e.settledAt >= DUPLICATE_WINDOW_MS) return undefined;
     return { result: e.result, joined: e.settledAt === undefined };
@@ -50,7 +58,7 @@ export class DuplicateCache<R> {
 
   /** Remember the answer (or the promise of it) of a request that is being executed; `clock` dates its settling. */
   remember(req: LanRequest, result: R | Promise<R>, clock: () => number): void {
-    const i = this.entries.findIndex((x) => sameKey(x.req, req));
+    const i = this.indexOf(req);
     if (i >= 0) this.entries.splice(i, 1); // the same sequence number reused for another request
     const e: Entry<R> = { req, result, settledAt: undefined };
     if (result instanceof Promise) {

@@ -19,13 +19,10 @@ import {
   encodeRmcpHeader,
   encodeRmcpPlus,
   encodeV15,
-  integrityHash,
   isAsfPing,
-  prepareHmacKey,
   responseFor,
   verifyIntegrity,
   verifyV15AuthCode,
-  type HmacKey,
   type LanRequest,
   type RmcpPlusPacket,
   type V15Packet,
@@ -247,10 +244,9 @@ export class IpmiEngine {
     return encodeRmcpPlus(p, integrity, RMCP_IPMI);
   }
 
-  /** The session's K1 prepared for per-packet HMACs (made on first use; keys are fixed by then). */
-  private k1(s: Session): HmacKey {
-    const k = s.rmcp!;
-    return (k.k1Mac ??= prepareHmacKey(integrityHash(k.suite.integrity)!, k.k1!));
+  /** The session's K1, the per-packet integrity key (fixed once the handshake is done). */
+  private k1(s: Session): Buffer {
+    return s.rmcp!.k1!;
   }
 
   /** The session's AES contexts, made on first use (the session keys are fixed by then). */

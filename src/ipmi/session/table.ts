@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { UserAccount } from '../../agent/types.js';
-import type { HmacKey } from '../codec/hmac.js';
 import type { CipherSuite } from '../codec/suites.js';
 import type { AesCbcSession } from './crypto.js';
 import { DuplicateCache } from './dedup.js';
@@ -64,8 +63,6 @@ export interface RmcpPlusKeys {
   k1?: Buffer;
   /** AES key, K2[0..15] */
   aesKey?: Buffer;
-  /** K1 prepared for per-packet HMACs, made on first use */
-  k1Mac?: HmacKey;
   /** AES contexts for this session's packets, made from aesKey on first use */
   aes?: AesCbcSession;
   /** RAKP2 already sent, kept so a retransmitted RAKP1 gets the same answer (same Rc) */
