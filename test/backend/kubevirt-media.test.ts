@@ -11,6 +11,7 @@ import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import {
   NS,
   captureLogger,
+  closeAll,
   emulatorPerTest,
   newMachine,
   startEmulator,
@@ -136,6 +137,33 @@ describe('kubevirt backend: virtual media', function () {
     expect(second.state).to.equal('inserting');
     expect((dvOf(emu)!.spec as { storage: { resources: { requests: { storage: string } } } }).storage.resources.requests.storage).to.equal('1Gi');
     await slotState(m, 'cdrom', 'inserted');
+  });
+
+  it('eject then insert at once on a running VM: not Inserted while the VMI still unplugs the previous medium', async () => {
+    // phases slow enough that the second import ends while the ejected medium's entry still reads Ready
+    const slow = await startEmulator({ dataVolumeImportMs: 20, vmiPhaseDelayMs: 400 });
+    try {
+      slow.create(vmFixture({ runStrategy: 'Always' }));
+      const mm = await newMachine(slow);
+      await waitPower(mm, 'On', 15000);
+      const vmiSpecHas = (): boolean => ((vmiOf(slow)!.spec as { volumes?: Obj[] }).volumes ?? []).some((v) => v.name === 'cdrom');
+      await mm.insertMedia('cdrom', { image: images.url('/tiny.iso') });
+      await slotState(mm, 'cdrom', 'inserted', 15000);
+      // what the VMI looked like each time the slot was reported inserted from now on
+      const seenAtInserted: { inSpec: boolean; phase: unknown }[] = [];
+      mm.on((e: MachineEvent) => {
+        if (e.type === 'media' && e.slot.state === 'inserted') seenAtInserted.push({ inSpec: vmiSpecHas(), phase: vmiVolumeStatus(slow, 'cdrom')?.phase });
+      });
+      await mm.ejectMedia('cdrom');
+      const second = await mm.insertMedia('cdrom', { image: images.url('/tiny.iso') });
+      expect(second.state).to.equal('inserting');
+      await slotState(mm, 'cdrom', 'inserted', 15000);
+      expect(vmiSpecHas()).to.equal(true);
+      expect(seenAtInserted.length).to.be.greaterThan(0);
+      expect(seenAtInserted.every((x) => x.inSpec && x.phase === 'Ready'), JSON.stringify(seenAtInserted)).to.equal(true);
+    } finally {
+      await closeAll(slow);
+    }
   });
 
   it('stopped VM: inserted once imported (used at the next start); the next VMI has the CD attached', async () => {
