@@ -1,37 +1,5 @@
 /**
- * What the agent hands to each protocol server. Both servers get the same machine, users and
- * logger; each has its own options on top (see src/ipmi/server.ts and src/redfish/server.ts).
+ * The account and protocol-server types moved to src/accounts/types.ts (the protocols import them
+ * from there); this re-export keeps older imports working while they move.
  */
-import type { Machine } from '../backend/types.js';
-import type { Logger } from '../common/logger.js';
-
-/** Redfish role names; IPMI maps Administrator → ADMINISTRATOR(4), Operator → OPERATOR(3), ReadOnly → USER(2). */
-export type Role = 'Administrator' | 'Operator' | 'ReadOnly';
-
-export interface UserAccount {
-  username: string;
-  password: string;
-  role: Role;
-}
-
-export interface ProtocolServerOptions {
-  /** Listen address (e.g. 127.0.0.1, ::1, 0.0.0.0) */
-  address: string;
-  /** Listen port; 0 picks a free one (tests) */
-  port: number;
-  machine: Machine;
-  users: readonly UserAccount[];
-  logger: Logger;
-}
-
-/** A started protocol server. */
-export interface ProtocolServer {
-  /** "ipmi" or "redfish" */
-  readonly name: string;
-  /** The bound address and port (after port 0 resolution). */
-  readonly address: string;
-  readonly port: number;
-  /** Human-readable endpoint, e.g. udp://127.0.0.1:623 or http://127.0.0.1:8000/redfish/v1 */
-  readonly url: string;
-  close(): Promise<void>;
-}
+export type { ProtocolServer, ProtocolServerOptions, Role, UserAccount } from '../accounts/types.js';

@@ -4,7 +4,7 @@
  * requests to the (netFn, cmd) → handler table in src/ipmi/commands/.
  */
 import type { Machine } from '../backend/types.js';
-import type { UserAccount } from '../agent/types.js';
+import type { UserAccount } from '../accounts/types.js';
 import type { Logger } from '../common/logger.js';
 
 export enum Privilege {

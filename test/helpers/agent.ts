@@ -3,7 +3,7 @@
  * inspect (bootHistory, nmiCount, setAvailable). Use for tests that drive real clients.
  */
 import { startAgent, type Agent, type AgentOptions } from '../../src/agent/agent.js';
-import type { UserAccount } from '../../src/agent/types.js';
+import type { UserAccount } from '../../src/accounts/types.js';
 import { SimulatedMachine, type SimulatorOptions } from '../../src/backend/simulator/simulator.js';
 import type { Machine } from '../../src/backend/types.js';
 import { nullLogger } from '../../src/common/logger.js';

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import type { UserAccount } from '../../src/agent/types.js';
+import type { UserAccount } from '../../src/accounts/types.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { isBackendError, type Machine } from '../../src/backend/types.js';
 import { nullLogger } from '../../src/common/logger.js';

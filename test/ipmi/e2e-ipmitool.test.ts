@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
-import type { UserAccount } from '../../src/agent/types.js';
+import type { UserAccount } from '../../src/accounts/types.js';
 import { run as exec, type Run } from '../helpers/exec.js';
 
 const TRANSPORTS: Array<{ name: string; args: string[] }> = [

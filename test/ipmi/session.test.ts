@@ -3,7 +3,7 @@ import { BackendError } from '../../src/backend/types.js';
 import { encodeAsfPing } from '../../src/ipmi/codec/index.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
-import type { ProtocolServer } from '../../src/agent/types.js';
+import type { ProtocolServer } from '../../src/accounts/types.js';
 import { startIpmiServer, type IpmiServerOptions } from '../../src/ipmi/server.js';
 import { SeqWindow, SessionTable, type CreateRefusal } from '../../src/ipmi/session/table.js';
 import { CC, Privilege, type CommandSpec } from '../../src/ipmi/types.js';

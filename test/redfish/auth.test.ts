@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
-import type { UserAccount } from '../../src/agent/types.js';
+import type { UserAccount } from '../../src/accounts/types.js';
 
 const basic = (u: { username: string; password: string }): string =>
   `Basic ${Buffer.from(`${u.username}:${u.password}`).toString('base64')}`;

@@ -11,7 +11,7 @@ import { nullLogger } from '../../src/common/logger.js';
 import { IDEMPOTENCY_WINDOW_MS, IdempotencyCache } from '../../src/redfish/core/idempotency.js';
 import type { RedfishContext } from '../../src/redfish/core/types.js';
 import { startRedfishServer } from '../../src/redfish/server.js';
-import type { ProtocolServer } from '../../src/agent/types.js';
+import type { ProtocolServer } from '../../src/accounts/types.js';
 import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
 import { startImageServer, type ImageServer } from '../helpers/images.js';
 

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import http from 'node:http';
-import type { ProtocolServer, UserAccount } from '../../src/agent/types.js';
+import type { ProtocolServer, UserAccount } from '../../src/accounts/types.js';
 import { startAgent } from '../../src/agent/agent.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';

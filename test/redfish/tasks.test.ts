@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { expect } from 'chai';
-import type { ProtocolServer } from '../../src/agent/types.js';
+import type { ProtocolServer } from '../../src/accounts/types.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { BackendError, type InsertMediaRequest, type MachineListener, type MediaSlot, type MediaSlotId } from '../../src/backend/types.js';
 import { nullLogger } from '../../src/common/logger.js';
@@ -133,7 +133,7 @@ describe('Redfish TaskService: media insertion as a task', function () {
       '@odata.type': '#TaskService.v1_3_0.TaskService',
       ServiceEnabled: true,
       CompletedTaskOverWritePolicy: 'Oldest',
-      LifeCycleEventOnTaskStateChange: false,
+      LifeCycleEventOnTaskStateChange: true,
       TaskAutoDeleteTimeoutMinutes: TASK_RETENTION_MINUTES,
       DateTime: '2026-03-01T10:00:00.000Z',
     });

@@ -1,5 +1,5 @@
 /** State and settings shared by the session-layer handlers of one IPMI server. */
-import type { UserAccount } from '../../agent/types.js';
+import type { UserAccount } from '../../accounts/types.js';
 import type { Machine } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import type { CommandSpec } from '../types.js';

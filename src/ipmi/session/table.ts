@@ -3,7 +3,7 @@
  * expiry, and caps: active sessions, half-open RMCP+ handshakes, and half-open handshakes per source.
  */
 import { randomBytes } from 'node:crypto';
-import type { UserAccount } from '../../agent/types.js';
+import type { UserAccount } from '../../accounts/types.js';
 import type { CipherSuite } from '../codec/suites.js';
 import type { AesCbcSession } from './crypto.js';
 import { DuplicateCache } from './dedup.js';

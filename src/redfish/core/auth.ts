@@ -3,8 +3,9 @@
  * the Redfish standard roles; what each operation needs comes from the DMTF Privilege Registry via
  * the generated route table.
  */
-import type { Role, UserAccount } from '../../agent/types.js';
+import type { Role, UserAccount } from '../../accounts/types.js';
 import { secretEquals } from '../../common/secrets.js';
+import { loginFailed } from '../../events/emit.js';
 import type { Privilege, RouteDef } from '../../../generated/redfish/routes.js';
 import { RedfishError } from './errors.js';
 import type { RedfishContext, RedfishDeps } from './types.js';
@@ -62,7 +63,11 @@ export function login(deps: RedfishDeps, address: string, username: string, pass
   checkLockout(deps, address, username);
   const user = checkCredentials(deps.users, username, password);
   if (user) deps.lockout.recordSuccess(address, user.username);
-  else deps.lockout.recordFailure(address, deps.users.some((u) => u.username === username) ? username : undefined);
+  else {
+    const known = deps.users.some((u) => u.username === username) ? username : undefined;
+    deps.lockout.recordFailure(address, known);
+    loginFailed(deps.machine, 'redfish', known, address);
+  }
   return user;
 }
 

@@ -5,7 +5,7 @@
  * after `timeoutSeconds` without use; each authenticated request refreshes lastUsedAt.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { UserAccount } from '../../agent/types.js';
+import type { UserAccount } from '../../accounts/types.js';
 import { RedfishError } from './errors.js';
 import type { RedfishSession, SessionStore } from './types.js';
 

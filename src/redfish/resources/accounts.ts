@@ -5,7 +5,7 @@
  */
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { LOCKOUT_LIMITS, lockoutPolicyProblems, type LockoutPolicy } from '../../accounts/lockout.js';
-import type { Role, UserAccount } from '../../agent/types.js';
+import type { Role, UserAccount } from '../../accounts/types.js';
 import { ROLES, ROLE_PRIVILEGES, hasPrivilege } from '../core/auth.js';
 import { RedfishError, insufficientPrivilege, notFound } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
