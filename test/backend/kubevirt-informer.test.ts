@@ -166,4 +166,40 @@ describe('kubevirt backend: silent watch streams (fake timers)', () => {
     expect(w.current?.metadata?.resourceVersion).to.equal('11');
     expect(f.calls.watch, 're-watched after the missed change').to.equal(3);
   });
+
+  it('stop() ends the open stream: its silence check never runs afterwards (no request after stop)', async () => {
+    const f = fakeClient({ obj: vmAt('10'), hang: false });
+    const watch = start(f.client);
+    await clock.tickAsync(10);
+    expect(watch.healthy).to.equal(true);
+    const lists = f.calls.list;
+    await watch.stop();
+    await clock.tickAsync(DEFAULT_SILENCE_PROBE_MS * 3);
+    expect(f.calls.probes, 'no silence check after stop').to.equal(0);
+    expect(f.calls.list, 'no list after stop').to.equal(lists);
+    expect(f.calls.watch).to.equal(1);
+  });
+
+  it('a watch the server closes at once without an event backs off and re-lists (client-go "very short watch"), it does not spin', async () => {
+    let lists = 0;
+    let watches = 0;
+    const client = {
+      list: () => {
+        lists++;
+        return Promise.resolve({ metadata: { resourceVersion: '10' }, items: [vmAt('10')] });
+      },
+      watch: (_r: unknown, _ns: unknown, _q: unknown, _onEvent: unknown, onDone: (err: unknown) => void) => {
+        watches++;
+        setTimeout(() => onDone(null), 1); // a 200 that ends right away
+        return Promise.resolve(() => undefined);
+      },
+    } as unknown as KubeClient;
+    const watch = start(client);
+    await clock.tickAsync(10_000);
+    // backoff 200 ms doubling (to the 10 s maximum): a handful of attempts in 10 s, not thousands
+    expect(watches, 'watch attempts in 10 s').to.be.within(3, 10);
+    expect(lists, 're-listed after each short watch').to.equal(watches);
+    expect(watch.healthy).to.equal(false);
+    expect(watch.lastError).to.match(/very short watch/);
+  });
 });

@@ -53,6 +53,8 @@ export interface ObjectWatchOptions<T> {
 export const DEFAULT_SILENCE_PROBE_MS = 30_000;
 export const DEFAULT_MAX_SILENCE_MS = 90_000;
 export const DEFAULT_STALE_RETRY_MS = 1_000;
+/** a watch that ends normally sooner than this without any event counts as a failure (client-go: 1 s) */
+export const VERY_SHORT_WATCH_MS = 1_000;
 
 function rvNewer(a: string | undefined, b: string | undefined): boolean {
   // resourceVersions are opaque; etcd-backed servers use integers, so compare those and accept otherwise
@@ -121,6 +123,9 @@ export class ObjectWatch<T extends KubeObjectBase> {
     this.stopped = true;
     this.setHealthy(false);
     this.unsubscribe?.();
+    // end the open stream the way the loop sees it (its silence check timer goes with it: no
+    // request after stop), then abort the connection
+    this.endStream?.('closed');
     this.abort?.();
     if (this.sleepTimer) clearTimeout(this.sleepTimer);
     this.wake?.();
@@ -297,6 +302,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
       let ended = false;
       let silenceTimer: NodeJS.Timeout | undefined;
       let checking = false;
+      let events = 0;
       const finish = (why: 'closed' | 'expired' | Error) => {
         if (ended) return;
         ended = true;
@@ -333,6 +339,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
       };
       const onEvent = (type: string, obj: unknown) => {
         if (ended) return;
+        events++;
         this.lastActivity = Date.now();
         this.confirmedAt = new Date(this.lastActivity);
         const o = obj as T & { code?: number; message?: string };
@@ -354,8 +361,14 @@ export class ObjectWatch<T extends KubeObjectBase> {
       const onDone = (err: unknown) => {
         if (err && isKubeApiErrorLike(err, 410)) finish('expired');
         else if (err) finish(err instanceof Error ? err : new Error(errText(err)));
-        else finish('closed');
+        else if (Date.now() - requested < VERY_SHORT_WATCH_MS && events === 0) {
+          // closed at once with nothing said (a proxy or server that ends every watch): re-watching
+          // straight away would spin; back off and re-list as client-go's reflector does
+          // (k8s.io/client-go tools/cache/reflector.go handleAnyWatch, VeryShortWatchError)
+          finish(new Error(`very short watch: the ${this.o.kind} watch closed within ${VERY_SHORT_WATCH_MS} ms without an event`));
+        } else finish('closed');
       };
+      const requested = Date.now();
       this.o.client
         .watch(
           this.o.resource,
