@@ -37,8 +37,9 @@ typecheck: deps ## Type-check everything (src, generated, test, bench)
 	npx tsc -p tsconfig.json --noEmit
 
 .PHONY: lint
-lint: deps ## Lint with ESLint
+lint: deps ## Lint with ESLint, then check the import direction and cycles of src/ (hack/check-imports.ts)
 	npx eslint .
+	npx tsx hack/check-imports.ts
 
 .PHONY: download-redfish-schema
 download-redfish-schema: ## Fetch DSP8010 $(REDFISH_SCHEMA_VERSION) (or copy it from REDFISH_SCHEMA_DIR)
