@@ -1,16 +1,21 @@
 /**
  * The Redfish koa application: binds every generated route (generated/redfish/routes.ts) to its
- * handler by operationId and wraps them in the common behaviour: request ids, Redfish error bodies,
- * authentication and privileges, JSON body parsing (64 KiB cap), 404/405, OData headers.
+ * handler by operationId on an @koa/router and wraps them in the common behaviour: request ids,
+ * Redfish error bodies, authentication and privileges, JSON bodies through koa-bodyparser (64 KiB
+ * cap, 32 levels), 404/405/501 (router.allowedMethods()), OData headers, and the DSP0266 response
+ * headers: Allow and Link rel=describedby on GET/HEAD, ETag on every JSON resource, Location on
+ * every 201; POST to a collection's /Members creates like POST to it; `only` on collections.
  */
+import Router from '@koa/router';
 import Koa from 'koa';
+import bodyParser from 'koa-bodyparser';
 import { newRequestId } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
-import { authenticate, authorize } from './core/auth.js';
+import { authenticate, authorize, hasPrivilege } from './core/auth.js';
 import { RedfishError, errorBody } from './core/errors.js';
 import { idempotencyOf, isAction } from './core/idempotency.js';
-import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
-import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState } from './core/types.js';
+import { JSON_TYPE, ODATA_VERSION, etagOf } from './core/odata.js';
+import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 /**
@@ -27,31 +32,13 @@ function nestedDeeper(v: unknown, limit: number): boolean {
   return false;
 }
 
-interface CompiledRoute {
+interface BoundRoute {
   def: RouteDef;
-  regex: RegExp;
-  params: string[];
   handler: RedfishHandler;
 }
 
-const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-function compile(def: RouteDef, handler: RedfishHandler): CompiledRoute {
-  const params: string[] = [];
-  const pattern = def.path
-    .split(/(\{[A-Za-z0-9_]+\})/)
-    .map((part) => {
-      const m = /^\{([A-Za-z0-9_]+)\}$/.exec(part);
-      if (!m) return escapeRe(part);
-      params.push(m[1] as string);
-      return '([^/]+)';
-    })
-    .join('');
-  return { def, regex: new RegExp(`^${pattern}$`), params, handler };
-}
-
 /** Bind handlers to routes; throws naming every operationId without (or with two) handlers. */
-export function bindHandlers(modules: readonly OperationHandlers[]): CompiledRoute[] {
+export function bindHandlers(modules: readonly OperationHandlers[]): BoundRoute[] {
   const merged = new Map<string, RedfishHandler>();
   const duplicate: string[] = [];
   const known = new Set<string>(routes.map((r) => r.operationId));
@@ -70,7 +57,7 @@ export function bindHandlers(modules: readonly OperationHandlers[]): CompiledRou
   if (duplicate.length) problems.push(`several handlers for: ${duplicate.join(', ')}`);
   if (unknown.length) problems.push(`handlers for unknown operationId(s): ${unknown.join(', ')}`);
   if (problems.length) throw new Error(`Redfish app: ${problems.join('; ')}`);
-  return routes.map((r) => compile(r, merged.get(r.operationId) as RedfishHandler));
+  return routes.map((r) => ({ def: r, handler: merged.get(r.operationId) as RedfishHandler }));
 }
 
 /** Accepted request body media types; curl's default form type is tolerated (body is JSON anyway). */
@@ -96,27 +83,46 @@ function tooLarge(ctx: RedfishContext): RedfishError {
   return new RedfishError(413, 'PayloadTooLarge');
 }
 
+/** Whether the request carries a body (a non-zero Content-Length, or chunked). */
+function hasBody(ctx: RedfishContext): boolean {
+  const len = ctx.get('Content-Length');
+  return ctx.get('Transfer-Encoding') !== '' || (len !== '' && len !== '0');
+}
+
+/**
+ * koa-bodyparser: JSON only (any declared type is parsed as JSON once `jsonish` accepted it),
+ * 64 KiB after decoding, non-strict (a bare value reaches the handler, which names what it wanted).
+ * co-body parses with bourne, which refuses __proto__ keys (400 like any malformed JSON).
+ */
+const parseJson = bodyParser({
+  enableTypes: ['json'],
+  jsonLimit: String(MAX_BODY_BYTES),
+  strict: false,
+  detectJSON: () => true,
+});
+
+/**
+ * The request body as JSON, or undefined when there is none. Our 400/413/415 Base messages for
+ * koa-bodyparser's (co-body/raw-body) errors, plus the nesting limit.
+ */
 async function readBody(ctx: RedfishContext): Promise<unknown> {
-  const declared = Number(ctx.get('Content-Length') || '0');
-  if (declared > MAX_BODY_BYTES) throw tooLarge(ctx);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of ctx.req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw tooLarge(ctx);
-    chunks.push(chunk);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return undefined;
+  if (!hasBody(ctx)) return undefined;
   if (!jsonish(ctx.get('Content-Type'))) {
     throw new RedfishError(415, 'UnrecognizedRequestBody', [], { detail: 'Request bodies must be application/json.' });
   }
-  let body: unknown;
+  const request = ctx.request as { body?: unknown };
   try {
-    body = JSON.parse(text) as unknown;
-  } catch {
+    await parseJson(ctx as unknown as Koa.ParameterizedContext, async () => undefined);
+  } catch (e) {
+    const status = (e as { status?: unknown }).status;
+    if (status === 413) throw tooLarge(ctx);
+    if (status === 415) {
+      throw new RedfishError(415, 'UnrecognizedRequestBody', [], { detail: 'Unsupported body encoding or charset.' });
+    }
     throw new RedfishError(400, 'MalformedJSON');
   }
+  const body = request.body;
+  if (body === '' || body === undefined) return undefined;
   if (nestedDeeper(body, MAX_BODY_DEPTH)) {
     throw new RedfishError(400, 'MalformedJSON', [], { detail: `JSON nested deeper than ${MAX_BODY_DEPTH} levels.` });
   }
@@ -127,10 +133,153 @@ function normalizePath(path: string): string {
   return path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path;
 }
 
+/** Methods the router serves; any other method that node's parser lets through answers 501. */
+const SERVED_METHODS = ['HEAD', 'GET', 'POST', 'PATCH', 'PUT', 'DELETE'];
+/** Allow header order */
+const METHOD_ORDER = ['GET', 'HEAD', 'POST', 'PATCH', 'PUT', 'DELETE'];
+
+/**
+ * `Link: <uri>; rel=describedby` of a resource body (DSP0266 "Link header"): the DMTF-published JSON
+ * schema of its @odata.type, versioned when the type is ("#ComputerSystem.v1_27_0.ComputerSystem" →
+ * ComputerSystem.v1_27_0.json), else the unversioned file (collections). The schemas are not served
+ * here, so the link names their canonical home.
+ */
+export function describedBy(odataType: unknown): string | undefined {
+  if (typeof odataType !== 'string') return undefined;
+  const parts = odataType.replace(/^#/, '').split('.');
+  let file: string;
+  if (parts.length === 3 && /^v\d+_\d+_\d+$/.test(parts[1] as string)) file = `${parts[0]}.${parts[1]}`;
+  else if (parts.length === 2 && parts[0] === parts[1]) file = parts[0] as string;
+  else return undefined;
+  if (!/^[A-Za-z0-9_.]+$/.test(file)) return undefined;
+  return `<${SCHEMA_BASE}${file}.json>; rel=describedby`;
+}
+export const SCHEMA_BASE = 'https://redfish.dmtf.org/schemas/v1/';
+
+/** What the `only` query parameter needs of the routes (DSP0266 "only query parameter"). */
+function onlyRequested(ctx: RedfishContext): boolean {
+  if (!('only' in ctx.query)) return false;
+  const v = ctx.query.only;
+  if (v !== '') throw new RedfishError(400, 'QueryParameterValueFormatError', [String(v), 'only']);
+  if (Object.keys(ctx.query).length > 1) throw new RedfishError(400, 'QueryCombinationInvalid');
+  return true;
+}
+
 export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationHandlers[]): Koa<RedfishState> {
-  const compiled = bindHandlers(modules);
+  const bound = bindHandlers(modules);
   const app = new Koa<RedfishState>();
   app.silent = true;
+
+  // Routes by path template: which methods each takes (Allow) and under which privileges.
+  const byPath = new Map<string, BoundRoute[]>();
+  for (const b of bound) byPath.set(b.def.koaPath, [...(byPath.get(b.def.koaPath) ?? []), b]);
+  // POST to a collection's Members property creates like POST to the collection (DSP0266 "POST (create)").
+  for (const b of bound) {
+    if (b.def.method !== 'POST' || isAction('POST', b.def.path) || b.def.path.includes('/Actions/')) continue;
+    const alias = `${b.def.koaPath}/Members`;
+    if (byPath.has(alias)) continue;
+    byPath.set(alias, [{ def: { ...b.def, path: `${b.def.path}/Members`, koaPath: alias }, handler: b.handler }]);
+  }
+  const allowCache = new Map<string, string>();
+  const order = (ms: Iterable<string>): string[] => {
+    const set = new Set(ms);
+    if (set.has('GET')) set.add('HEAD');
+    return METHOD_ORDER.filter((m) => set.has(m));
+  };
+  /** Allow for a GET/HEAD answer: the methods of this resource this user may use (ConfigureSelf counts). */
+  const allowFor = (path: string, role: Role | undefined): string => {
+    const key = `${role ?? ''} ${path}`;
+    let v = allowCache.get(key);
+    if (v === undefined) {
+      const list = byPath.get(path) ?? [];
+      const ok = (b: BoundRoute): boolean =>
+        b.def.privileges.some((alt) => alt.every((p) => p === 'NoAuth' || (role !== undefined && hasPrivilege(role, p))));
+      v = order(list.filter(ok).map((b) => b.def.method)).join(', ');
+      allowCache.set(key, v);
+    }
+    return v;
+  };
+
+  const router = new Router<RedfishState>({ methods: SERVED_METHODS });
+
+  /** Serve one bound route: auth, checks, body, handler, then the protocol headers. */
+  const serve = async (rctx: RedfishContext, b: BoundRoute, only: boolean): Promise<void> => {
+    const ctx = rctx;
+    rctx.state.route = b.def;
+    const isPublic = b.def.privileges.some((alt) => alt.includes('NoAuth'));
+    if (!isPublic) {
+      authenticate(rctx);
+      authorize(rctx, b.def);
+    }
+    const odataVersion = ctx.get('OData-Version');
+    if (odataVersion && odataVersion.trim() !== ODATA_VERSION) {
+      throw new RedfishError(412, 'HeaderInvalid', [`OData-Version: ${odataVersion.slice(0, 20)}`]);
+    }
+    const dollar = Object.keys(ctx.query).filter((k) => k.startsWith('$'));
+    if (dollar.length > 0) throw new RedfishError(501, 'QueryParameterUnsupported', [dollar[0] as string]);
+    if (ctx.method === 'POST' || ctx.method === 'PATCH' || ctx.method === 'PUT') {
+      (ctx.request as { body?: unknown }).body = await readBody(rctx);
+    }
+    // Actions retried with an Idempotency-Key / X-Request-Id run once (core/idempotency.ts).
+    if (isAction(ctx.method, b.def.path)) await idempotencyOf(deps).run(rctx, b.handler);
+    else await b.handler(rctx);
+
+    const body = ctx.body as Record<string, unknown> | undefined | null;
+    // a JSON resource (not a stream, buffer or text such as $metadata or the SSE stream)
+    const isObject = typeof body === 'object' && body !== null && Object.getPrototypeOf(body) === Object.prototype;
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+      if (only && ctx.status === 200 && isObject && Array.isArray(body.Members) && body.Members.length === 1) {
+        const member = (body.Members[0] as Record<string, unknown> | undefined)?.['@odata.id'];
+        const target = typeof member === 'string' ? resolve(member) : undefined;
+        if (target) {
+          ctx.remove('ETag');
+          ctx.body = null;
+          ctx.status = 404;
+          rctx.params = target.params;
+          return serve(rctx, target.route, false);
+        }
+      }
+      ctx.set('Allow', allowFor(b.def.koaPath, rctx.state.user?.role));
+      if (isObject && ctx.status === 200) {
+        const link = describedBy(body['@odata.type']);
+        if (link) ctx.set('Link', link);
+        // ETag on every JSON resource, collections included (handlers that PATCH set their own)
+        if (!ctx.response.get('ETag')) {
+          const etag = etagOf(body);
+          ctx.set('ETag', etag);
+          if (ifNoneMatch(ctx.get('If-None-Match'), etag)) {
+            ctx.status = 304;
+            ctx.body = null;
+          }
+        }
+      }
+    } else if (ctx.method === 'POST' && ctx.status === 201 && isObject && !ctx.response.get('Location')) {
+      // every create answers 201 with the new resource's Location
+      const id = body['@odata.id'];
+      if (typeof id === 'string') ctx.set('Location', id);
+    }
+  };
+
+  /** The GET route and parameters of a member URI (for `only`). */
+  const resolve = (uri: string): { route: BoundRoute; params: Record<string, string> } | undefined => {
+    const path = normalizePath(uri.split('?')[0] as string);
+    const m = router.match(path, 'GET');
+    for (const layer of m.pathAndMethod) {
+      const route = (byPath.get(layer.path as string) ?? []).find((b) => b.def.method === 'GET');
+      if (route) return { route, params: layer.params(path, layer.captures(path), {}) };
+    }
+    return undefined;
+  };
+
+  for (const [path, list] of byPath) {
+    for (const b of list) {
+      router.register(path, [b.def.method], async (ctx) => {
+        const rctx = ctx as unknown as RedfishContext;
+        const only = (ctx.method === 'GET' || ctx.method === 'HEAD') && onlyRequested(rctx);
+        await serve(rctx, b, only);
+      });
+    }
+  }
 
   // Request id, child logger, Redfish error bodies, OData-Version on every answer.
   app.use(async (ctx, next) => {
@@ -165,52 +314,31 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     );
   });
 
-  app.use(async (ctx) => {
-    const rctx = ctx as unknown as RedfishContext;
-    const path = normalizePath(ctx.path);
-    const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
-    const matches: { route: CompiledRoute; values: string[] }[] = [];
-    for (const route of compiled) {
-      const m = route.regex.exec(path);
-      if (m) matches.push({ route, values: m.slice(1) });
+  // 404 / 405 (with Allow: every method the resource takes) / 501 as Redfish errors, from the
+  // router's matching (allowedMethods() below decides, this turns its bare status into a body).
+  app.use(async (ctx, next) => {
+    const normalized = normalizePath(ctx.path);
+    if (normalized !== ctx.path) (ctx as { newRouterPath?: string }).newRouterPath = normalized;
+    await next();
+    if (ctx.body !== undefined && ctx.body !== null) return;
+    const matched = (ctx as { matched?: { path: unknown }[] }).matched ?? [];
+    if (ctx.status === 501) {
+      throw new RedfishError(501, 'OperationNotAllowed', [], { detail: `The HTTP method ${ctx.method} is not implemented by this service.` });
     }
-    if (matches.length === 0) throw new RedfishError(404, 'ResourceMissingAtURI', [ctx.path]);
-    const hit = matches.find((x) => x.route.def.method === method);
-    if (!hit) {
-      const allow: string[] = [...new Set(matches.map((x) => x.route.def.method))];
-      if (allow.includes('GET')) allow.splice(allow.indexOf('GET') + 1, 0, 'HEAD');
-      throw new RedfishError(405, 'OperationNotAllowed', [], { headers: { Allow: allow.join(', ') } });
+    if (ctx.status === 405) {
+      const paths = matched.map((l) => l.path).filter((p): p is string => typeof p === 'string');
+      const allow = order(paths.flatMap((p) => (byPath.get(p) ?? []).map((b) => b.def.method))).join(', ');
+      throw new RedfishError(405, 'OperationNotAllowed', [], { headers: { Allow: allow } });
     }
-    const params: Record<string, string> = {};
-    for (const [i, name] of hit.route.params.entries()) {
-      try {
-        params[name] = decodeURIComponent(hit.values[i] as string);
-      } catch {
-        throw new RedfishError(404, 'ResourceMissingAtURI', [ctx.path]);
-      }
-    }
-    rctx.params = params;
-    rctx.state.route = hit.route.def;
-
-    const isPublic = hit.route.def.privileges.some((alt) => alt.includes('NoAuth'));
-    if (!isPublic) {
-      authenticate(rctx);
-      authorize(rctx, hit.route.def);
-    }
-    const odataVersion = ctx.get('OData-Version');
-    if (odataVersion && odataVersion.trim() !== ODATA_VERSION) {
-      throw new RedfishError(412, 'HeaderInvalid', [`OData-Version: ${odataVersion.slice(0, 20)}`]);
-    }
-    const dollar = Object.keys(ctx.query).filter((k) => k.startsWith('$'));
-    if (dollar.length > 0) throw new RedfishError(501, 'QueryParameterUnsupported', [dollar[0] as string]);
-    if (['POST', 'PATCH', 'PUT'].includes(ctx.method)) {
-      (ctx.request as { body?: unknown }).body = await readBody(rctx);
-    }
-    // Actions retried with an Idempotency-Key / X-Request-Id run once (core/idempotency.ts).
-    if (isAction(ctx.method, path)) await idempotencyOf(deps).run(rctx, hit.route.handler);
-    else await hit.route.handler(rctx);
+    if (matched.length === 0 && ctx.status === 404) throw new RedfishError(404, 'ResourceMissingAtURI', [ctx.path]);
   });
+  app.use(router.allowedMethods());
+  app.use(router.routes());
   return app;
+}
+
+function ifNoneMatch(header: string, etag: string): boolean {
+  return header !== '' && header.split(',').some((t) => t.trim() === etag || t.trim() === '*');
 }
 
 export type { OperationId };

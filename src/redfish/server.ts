@@ -6,8 +6,12 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
 import { createRedfishApp } from './app.js';
+import { errorBody } from './core/errors.js';
+import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
+import type { Logger } from '../common/logger.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sessions.js';
 import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from './core/types.js';
@@ -38,6 +42,43 @@ export interface RedfishServerInternals {
   /** Modules to bind (tests may pass a subset to check the missing-handler refusal) */
   modules?: readonly OperationHandlers[];
   now?: () => Date;
+}
+
+/**
+ * A request node's HTTP parser refused before koa saw it, answered with a Redfish error body instead
+ * of node's bare 400: an unknown/extension method (llhttp only knows the registered methods) is
+ * 501 Not Implemented (DSP0266: an unsupported HTTP method); oversized headers 431; a header timeout
+ * 408; anything else 400. The connection is closed after (the parser cannot resynchronise).
+ */
+export function answerClientError(logger: Logger) {
+  return (err: Error & { code?: string }, socket: Duplex): void => {
+    const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    let status = 400;
+    let messageId = 'GeneralError';
+    let detail = 'The request is not valid HTTP/1.1.';
+    if (err.code === 'HPE_INVALID_METHOD') {
+      status = 501;
+      messageId = 'OperationNotAllowed';
+      detail = 'The HTTP method is not implemented by this service.';
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      status = 431;
+      detail = 'The request headers are too large.';
+    } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      status = 408;
+      detail = 'The request headers did not arrive in time.';
+    }
+    logger.debug({ code: err.code, status }, 'redfish request refused by the HTTP parser');
+    const body = JSON.stringify(errorBody([{ messageId }], detail));
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n` +
+        `Content-Type: ${JSON_TYPE}\r\nOData-Version: ${ODATA_VERSION}\r\nCache-Control: no-store\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  };
 }
 
 export async function startRedfishServer(
@@ -78,6 +119,7 @@ export async function startRedfishServer(
   if (!tls) {
     const server = http.createServer(callback);
     server.on('connection', track);
+    server.on('clientError', answerClientError(opts.logger));
     listener = server;
   } else {
     const secure = https.createServer({ cert: tls.cert, key: tls.key }, callback);
@@ -90,6 +132,8 @@ export async function startRedfishServer(
       res.writeHead(308, { Location: `https://${hostPart}:${port}${req.url ?? '/'}`, Connection: 'close' });
       res.end();
     });
+    secure.on('clientError', answerClientError(opts.logger));
+    plain.on('clientError', answerClientError(opts.logger));
     secure.on('tlsClientError', (err) => opts.logger.debug({ err: err.message }, 'redfish TLS handshake failed'));
     listener = net.createServer({ pauseOnConnect: true }, (socket) => {
       track(socket);

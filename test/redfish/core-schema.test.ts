@@ -36,7 +36,11 @@ function loadValidator(): (name: string) => ValidateFunction {
 describe('Redfish payloads against the DMTF schemas', () => {
   let t: TestAgent;
   const schema = loadValidator();
-  const compiled = bindHandlers(modules);
+  // each route with a matcher of its OpenAPI path ({Param} = one segment)
+  const compiled = bindHandlers(modules).map((r) => ({
+    ...r,
+    regex: new RegExp(`^${r.def.path.replace(/[.$]/g, '\\$&').replace(/\{[A-Za-z0-9_]+\}/g, '[^/]+')}$`),
+  }));
 
   before(async () => {
     t = await startTestAgent({ ipmi: false, sim: { initialPower: 'On' } });

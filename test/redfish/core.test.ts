@@ -294,7 +294,7 @@ describe('Redfish error mapping', () => {
     const cases: [BackendError, number, string, string | undefined][] = [
       [new BackendError('Busy', 'powering on', { retryAfterSeconds: 3 }), 409, 'ResourceInUse', '3'],
       [new BackendError('Unavailable', 'apiserver down', { retryAfterSeconds: 7 }), 503, 'ServiceTemporarilyUnavailable', '7'],
-      [new BackendError('Conflict', 'machine is off'), 409, 'OperationNotAllowed', undefined],
+      [new BackendError('Conflict', 'slot holds an image'), 409, 'ResourceInUse', undefined],
       [new BackendError('NotFound', 'vm gone'), 404, 'GeneralError', undefined],
       [new BackendError('InvalidArgument', 'bad url'), 400, 'GeneralError', undefined],
       [new BackendError('Unsupported', 'no nmi'), 501, 'GeneralError', undefined],
@@ -309,6 +309,10 @@ describe('Redfish error mapping', () => {
     expect(fromBackendError(new BackendError('Unsupported', 'x'), { action: 'ComputerSystem.Reset' }).messageId).to.equal(
       'Base.1.22.1.ActionNotSupported',
     );
+    // a conflict because the machine is off names the chassis that must be on, never "HTTP method not allowed"
+    const off = fromBackendError(new BackendError('Conflict', 'cannot restart a machine that is off'), { poweredOffChassis: '1' });
+    expect([off.status, off.messageId, off.args]).to.deep.equal([409, 'Base.1.22.1.ChassisPowerStateOnRequired', ['1']]);
+    expect(JSON.stringify(errorBody(off.messages(), off.opts.detail))).to.not.include('HTTP method');
     const body = errorBody(fromBackendError(new BackendError('Unavailable', 'down', { retryAfterSeconds: 7 })).messages()) as {
       error: { '@Message.ExtendedInfo': { Message: string }[] };
     };

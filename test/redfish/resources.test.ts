@@ -216,7 +216,8 @@ describe('Redfish resources: systems', function () {
 
     it('answers a conflict (restart while off) with 409 and a Base message', async () => {
       const r = await reset('ForceRestart');
-      expectError(r, 409, 'OperationNotAllowed');
+      expectError(r, 409, 'ChassisPowerStateOnRequired');
+      expect(JSON.stringify(r.body)).to.not.include('HTTP method');
       expect(await power()).to.equal('Off');
       expect((await reset('Nmi')).status).to.equal(409);
       expect(t.sim.nmiCount).to.equal(0);

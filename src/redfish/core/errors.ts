@@ -96,7 +96,15 @@ export const notFound = (type: string, id: string): RedfishError => new RedfishE
 export const insufficientPrivilege = (): RedfishError => new RedfishError(403, 'InsufficientPrivilege');
 
 /** Map a backend seam failure to the Redfish status and message. */
-export function fromBackendError(e: BackendError, context: { action?: string; uri?: string } = {}): RedfishError {
+export function fromBackendError(
+  e: BackendError,
+  context: {
+    action?: string;
+    uri?: string;
+    /** The Id of the chassis that is powered off, when that is why the request conflicts (a reset of a VM that is off) */
+    poweredOffChassis?: string;
+  } = {},
+): RedfishError {
   const retry = e.retryAfterSeconds ?? 5;
   const retryHeaders = { 'Retry-After': String(retry) };
   switch (e.code) {
@@ -109,7 +117,10 @@ export function fromBackendError(e: BackendError, context: { action?: string; ur
         detail: e.message,
       });
     case 'Conflict':
-      return new RedfishError(409, 'OperationNotAllowed', [], { detail: e.message });
+      // Not OperationNotAllowed: that one says the HTTP method is wrong for the URI (a 405).
+      return context.poweredOffChassis !== undefined
+        ? new RedfishError(409, 'ChassisPowerStateOnRequired', [context.poweredOffChassis], { detail: e.message })
+        : new RedfishError(409, 'ResourceInUse', [], { detail: e.message });
     case 'NotFound':
       return context.uri
         ? new RedfishError(404, 'ResourceMissingAtURI', [context.uri], { detail: e.message })

@@ -31,7 +31,7 @@ export const handlers: OperationHandlers = {
           ExcerptQuery: false,
           ExpandQuery: { ExpandAll: false, Levels: false, Links: false, NoLinks: false },
           FilterQuery: false,
-          OnlyMemberQuery: false,
+          OnlyMemberQuery: true,
           SelectQuery: false,
           DeepOperations: { DeepPATCH: false, DeepPOST: false },
         },

@@ -304,7 +304,16 @@ export const handlers: OperationHandlers = {
       action = power === 'Off' || power === 'PoweringOff' ? 'on' : 'gracefulOff';
     }
     ctx.state.logger.info({ resetType: type, action }, 'system reset');
-    await backend(machine.power(action));
+    try {
+      await machine.power(action);
+    } catch (e) {
+      // a reset the VM's power state forbids (restart while off): say the chassis must be on
+      if (isBackendError(e, 'Conflict') && (await machine.getPowerState().catch(() => undefined)) === 'Off') {
+        throw fromBackendError(e, { poweredOffChassis: ctx.state.deps.ids.chassis });
+      }
+      if (isBackendError(e)) throw fromBackendError(e);
+      throw e;
+    }
     ctx.status = 204;
   },
 
