@@ -2158,3 +2158,563 @@ export const taskEventRegistry: MessageRegistryDocument = {
     }
   }
 };
+
+/** DMTF ResourceEvent message registry (ResourceEvent.1.4.3.json, BSD-3-Clause, DMTF), served verbatim. */
+export const resourceEventRegistry: MessageRegistryDocument = {
+  "@Redfish.Copyright": "Copyright 2014-2025 DMTF in cooperation with the Storage Networking Industry Association (SNIA). All rights reserved.",
+  "@odata.type": "#MessageRegistry.v1_7_0.MessageRegistry",
+  "Id": "ResourceEvent.1.4.3",
+  "Name": "Resource Event Message Registry",
+  "Language": "en",
+  "Description": "This registry defines the messages to use for resource events.",
+  "RegistryPrefix": "ResourceEvent",
+  "RegistryVersion": "1.4.3",
+  "OwningEntity": "DMTF",
+  "Release": "2024.1",
+  "Messages": {
+    "ResourceCreated": {
+      "Description": "Indicates that all conditions of a successful creation operation were met.",
+      "LongDescription": "This message shall indicate that all conditions of a successful creation operation were met.",
+      "Message": "The resource was created successfully.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 0,
+      "Resolution": "None."
+    },
+    "ResourceRemoved": {
+      "Description": "Indicates that all conditions of a successful remove operation were met.",
+      "LongDescription": "This message shall indicate that all conditions of a successful remove operation were met.",
+      "Message": "The resource was removed successfully.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 0,
+      "Resolution": "None.",
+      "ClearingLogic": {
+        "ClearsIf": "SameOriginOfCondition",
+        "ClearsAll": true
+      }
+    },
+    "ResourceErrorsDetected": {
+      "Description": "Indicates that a specified resource property has detected errors.  Examples of this are drive I/O errors or network link errors.",
+      "LongDescription": "This message shall indicate that a specified resource property has detected errors.",
+      "Message": "The resource property %1 has detected errors of type '%2'.",
+      "Severity": "Warning",
+      "MessageSeverity": "Warning",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The name of the property.",
+        "The type of error encountered."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant property from a Redfish resource.",
+        "This argument shall contain a description of the type of error encountered."
+      ],
+      "Resolution": "Resolution is dependent upon error type."
+    },
+    "ResourceErrorsCorrected": {
+      "Description": "Indicates that a specified resource property has corrected errors.  Examples of this are drive I/O errors or network link errors.",
+      "LongDescription": "This message shall indicate that a specified resource property has corrected errors.",
+      "Message": "The resource property %1 has corrected errors of type '%2'.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The name of the property.",
+        "The type of error encountered."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant property from a Redfish resource.",
+        "This argument shall contain a description of the type of error encountered."
+      ],
+      "Resolution": "None.",
+      "ClearingLogic": {
+        "ClearsIf": "SameOriginOfCondition",
+        "ClearsMessage": [
+          "ResourceErrorsDetected"
+        ]
+      }
+    },
+    "ResourceErrorThresholdExceeded": {
+      "Description": "Indicates that a specified resource property has exceeded its error threshold.  Examples of this are drive I/O errors or network link errors.",
+      "LongDescription": "This message shall indicate that a specified resource property has exceeded its error threshold.",
+      "Message": "The resource property %1 has exceeded error threshold of value %2.",
+      "Severity": "Critical",
+      "MessageSeverity": "Critical",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "number"
+      ],
+      "ArgDescriptions": [
+        "The name of the property.",
+        "The value of the threshold."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant property from a Redfish resource.",
+        "This argument shall contain the value of the relevant error threshold."
+      ],
+      "Resolution": "None."
+    },
+    "ResourceErrorThresholdCleared": {
+      "Description": "Indicates that a specified resource property has cleared its error threshold.  Examples of this are drive I/O errors or network link errors.",
+      "LongDescription": "This message shall indicate that a specified resource property has cleared its error threshold.",
+      "Message": "The resource property %1 has cleared the error threshold of value %2.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "number"
+      ],
+      "ArgDescriptions": [
+        "The name of the property.",
+        "The value of the threshold."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant property from a Redfish resource.",
+        "This argument shall contain the value of the relevant error threshold."
+      ],
+      "Resolution": "None.",
+      "ClearingLogic": {
+        "ClearsIf": "SameOriginOfCondition",
+        "ClearsMessage": [
+          "ResourceErrorThresholdExceeded"
+        ]
+      }
+    },
+    "ResourceWarningThresholdExceeded": {
+      "Description": "Indicates that a specified resource property has exceeded its warning threshold.  Examples of this are drive I/O errors or network link errors.  Suggested resolution may be provided as OEM data.",
+      "LongDescription": "This message shall indicate that a specified resource property has exceeded its warning threshold.",
+      "Message": "The resource property %1 has exceeded its warning threshold of value %2.",
+      "Severity": "Warning",
+      "MessageSeverity": "Warning",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "number"
+      ],
+      "ArgDescriptions": [
+        "The name of the property.",
+        "The value of the threshold."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant property from a Redfish resource.",
+        "This argument shall contain the value of the relevant error threshold."
+      ],
+      "Resolution": "None."
+    },
+    "ResourceWarningThresholdCleared": {
+      "Description": "Indicates that a specified resource property has cleared its warning threshold.  Examples of this are drive I/O errors or network link errors.  Suggested resolution may be provided as OEM data.",
+      "LongDescription": "This message shall indicate that a specified resource property has cleared its warning threshold.",
+      "Message": "The resource property %1 has cleared the warning threshold of value %2.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "number"
+      ],
+      "ArgDescriptions": [
+        "The name of the property.",
+        "The value of the threshold."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant property from a Redfish resource.",
+        "This argument shall contain the value of the relevant error threshold."
+      ],
+      "Resolution": "None.",
+      "ClearingLogic": {
+        "ClearsIf": "SameOriginOfCondition",
+        "ClearsMessage": [
+          "ResourceWarningThresholdExceeded"
+        ]
+      }
+    },
+    "ResourceStatusChangedOK": {
+      "Description": "Indicates that the health of a resource has changed to OK.",
+      "LongDescription": "This message shall indicate that the health of a resource has changed to OK.",
+      "Message": "The health of resource '%1' has changed to %2.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource.",
+        "The state of the resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource.",
+        "This argument shall contain the value of the `Health` property for the relevant Redfish resource.  The values shall be used from the definition of the `Health` enumeration in the `Resource` schema."
+      ],
+      "Resolution": "None.",
+      "ClearingLogic": {
+        "ClearsIf": "SameOriginOfCondition",
+        "ClearsMessage": [
+          "ResourceStatusChangedCritical",
+          "ResourceStatusChangedWarning"
+        ]
+      }
+    },
+    "ResourceStatusChangedWarning": {
+      "Description": "Indicates that the health of a resource has changed to Warning.",
+      "LongDescription": "This message shall indicate that the health of a resource has changed to Warning.",
+      "Message": "The health of resource '%1' has changed to %2.",
+      "Severity": "Warning",
+      "MessageSeverity": "Warning",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource.",
+        "The state of the resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource.",
+        "This argument shall contain the value of the `Health` property for the relevant Redfish resource.  The values shall be used from the definition of the `Health` enumeration in the `Resource` schema."
+      ],
+      "Resolution": "None."
+    },
+    "ResourceStatusChangedCritical": {
+      "Description": "Indicates that the health of a resource has changed to Critical.",
+      "LongDescription": "This message shall indicate that the health of a resource has changed to Critical.",
+      "Message": "The health of resource '%1' has changed to %2.",
+      "Severity": "Critical",
+      "MessageSeverity": "Critical",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource.",
+        "The state of the resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource.",
+        "This argument shall contain the value of the `Health` property for the relevant Redfish resource.  The values shall be used from the definition of the `Health` enumeration in the `Resource` schema."
+      ],
+      "Resolution": "None."
+    },
+    "ResourceStateChanged": {
+      "Description": "Indicates that the state of a resource has changed.",
+      "LongDescription": "This message shall indicate that the value of the State property of a resource has changed.",
+      "Message": "The state of resource '%1' has changed to %2.",
+      "VersionAdded": "1.1.0",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource.",
+        "The state of the resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource.",
+        "This argument shall contain the value of the `State` property for the relevant Redfish resource.  The values shall be used from the definition of the `State` enumeration in the `Resource` schema."
+      ],
+      "Resolution": "None."
+    },
+    "ResourcePoweredOn": {
+      "Description": "Indicates that the power state of a resource has changed to powered on.",
+      "LongDescription": "This message shall indicate that the value of the PowerState property of a resource has changed to `On`.",
+      "Message": "The resource '%1' has powered on.",
+      "VersionAdded": "1.1.0",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 1,
+      "ParamTypes": [
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource."
+      ],
+      "Resolution": "None."
+    },
+    "ResourcePoweringOn": {
+      "Description": "Indicates that the power state of a resource has changed to powering on.",
+      "LongDescription": "This message shall indicate that the value of the PowerState property of a resource has changed to `PoweringOn`.  This message should not be used if the PowerState transition to `On` will occur immediately.",
+      "Message": "The resource '%1' is powering on.",
+      "VersionAdded": "1.1.0",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 1,
+      "ParamTypes": [
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource."
+      ],
+      "Resolution": "None."
+    },
+    "ResourcePoweredOff": {
+      "Description": "Indicates that the power state of a resource has changed to powered off.",
+      "LongDescription": "This message shall indicate that the value of the PowerState property of a resource has changed to `Off`.",
+      "Message": "The resource '%1' has powered off.",
+      "VersionAdded": "1.1.0",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 1,
+      "ParamTypes": [
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource."
+      ],
+      "Resolution": "None."
+    },
+    "ResourcePoweringOff": {
+      "Description": "Indicates that the power state of a resource has changed to powering off.",
+      "LongDescription": "This message shall indicate that the value of the PowerState property of a resource has changed to `PoweringOff`.  This message should not be used if the PowerState transition to `Off` will occur immediately.",
+      "Message": "The resource '%1' is powering off.",
+      "VersionAdded": "1.1.0",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 1,
+      "ParamTypes": [
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource."
+      ],
+      "Resolution": "None."
+    },
+    "ResourcePaused": {
+      "Description": "Indicates that the power state of a resource has changed to paused.",
+      "LongDescription": "This message shall indicate that the value of the PowerState property of a resource has changed to `Paused`.",
+      "Message": "The resource '%1' was paused.",
+      "VersionAdded": "1.1.0",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 1,
+      "ParamTypes": [
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant Redfish resource."
+      ],
+      "Resolution": "None."
+    },
+    "URIForResourceChanged": {
+      "Description": "Indicates that the URI for a resource has changed.  Examples of this are physical component replacement or redistribution.",
+      "LongDescription": "This message shall indicate that the URI for a resource has changed.",
+      "Message": "The URI for the resource has changed.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 0,
+      "Resolution": "None."
+    },
+    "ResourceChanged": {
+      "Description": "Indicates that one or more resource properties have changed.  This is not used whenever there is another event message for that specific change, such as when only the state has changed.",
+      "LongDescription": "This message shall indicate that one or more resource properties have changed.",
+      "Message": "One or more resource properties have changed.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 0,
+      "Resolution": "None."
+    },
+    "PropertyValueModifiedByClient": {
+      "Description": "Indicates that the value of a property was modified by a client.",
+      "LongDescription": "This message shall indicate that the value of a property was modified by a client.  For example, DHCPEnabled property was assigned the value `true` by a client.",
+      "Message": "The property %1 was assigned the value '%2' due to modification by a client.",
+      "VersionAdded": "1.4.0",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The name of the property.",
+        "The value assigned for property."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the property.  The value should follow RFC6901-defined JSON pointer notation rules.",
+        "This argument shall contain the value assigned for property."
+      ],
+      "Resolution": "No resolution is required."
+    },
+    "ResourceVersionIncompatible": {
+      "Description": "Indicates that an incompatible version of software was detected.  Examples of this are after a component or system-level software update.",
+      "LongDescription": "This message shall indicate that an incompatible version of software was detected.",
+      "Message": "An incompatible version of software '%1' was detected.",
+      "Severity": "Warning",
+      "MessageSeverity": "Warning",
+      "NumberOfArgs": 1,
+      "ParamTypes": [
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The name of the software component."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant software component or package.  This might include both name and version information."
+      ],
+      "Resolution": "Compare the version of the resource with the compatible version of the software."
+    },
+    "ResourceSelfTestFailed": {
+      "Description": "Indicates that a self-test has failed.  Suggested resolution may be provided as OEM data.",
+      "LongDescription": "This message shall indicate that a self-test has failed.",
+      "Message": "A self-test has failed.  The following message was returned: '%1'.",
+      "Severity": "Critical",
+      "MessageSeverity": "Critical",
+      "NumberOfArgs": 1,
+      "ParamTypes": [
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The self-test error message."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the error message received as a result from the self-test."
+      ],
+      "Resolution": "See vendor specific instructions for specific actions."
+    },
+    "ResourceSelfTestCompleted": {
+      "Description": "Indicates that a self-test has completed.",
+      "LongDescription": "This message shall indicate that a self-test has completed.",
+      "Message": "A self-test has completed.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 0,
+      "Resolution": "None.",
+      "ClearingLogic": {
+        "ClearsIf": "SameOriginOfCondition",
+        "ClearsMessage": [
+          "ResourceSelfTestFailed"
+        ]
+      }
+    },
+    "TestMessage": {
+      "Description": "A test message used to validate event delivery mechanisms.",
+      "LongDescription": "This message shall indicate a test of an event delivery mechanism, such as the creation of a LogEntry resource or an event transmission.",
+      "Message": "Test message.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 0,
+      "Resolution": "None."
+    },
+    "AggregationSourceDiscovered": {
+      "Description": "Indicates that a new aggregation source was discovered.",
+      "LongDescription": "This message shall indicate an aggregation source was discovered in the network or host.  The `OriginOfCondition` property shall contain a link to the matching `ConnectionMethod` resource, if known.",
+      "Message": "An aggregation source of connection method '%1' located at '%2' was discovered.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "VersionAdded": "1.2.0",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The connection method of the discovered aggregation source.",
+        "The location of the discovered aggregation source, such as an IP address or service entry point."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain a value from the `ConnectionMethodType` enumeration defined in the `ConnectionMethod` schema that describes connection method of the discovered aggregation source.",
+        "This argument shall contain the location of the discovered aggregation source, such as an IP address or service entry point."
+      ],
+      "Resolution": "The aggregation source is available to the service and can be identified using the identified connection method."
+    },
+    "LicenseExpired": {
+      "Description": "Indicates that a license has expired.",
+      "LongDescription": "This message shall indicate that a license has expired.",
+      "Message": "A license for '%1' has expired.  The following message was returned: '%2'.",
+      "Severity": "Warning",
+      "MessageSeverity": "Warning",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource.",
+        "The message returned from the license validation process."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant resource or service affected by the software license.",
+        "This argument shall contain the message returned from the license validation process or software."
+      ],
+      "Deprecated": "This message was deprecated in favor of `LicenseExpired` in the License Message Registry.",
+      "VersionDeprecated": "1.1.0",
+      "Resolution": "See vendor specific instructions for specific actions."
+    },
+    "LicenseChanged": {
+      "Description": "Indicates that a license has changed.",
+      "LongDescription": "This message shall indicate that a license has changed.",
+      "Message": "A license for '%1' has changed.  The following message was returned: '%2'.",
+      "Severity": "Warning",
+      "MessageSeverity": "Warning",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource.",
+        "The message returned from the license validation process."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant resource or service affected by the software license.",
+        "This argument shall contain the message returned from the license validation process or software."
+      ],
+      "Deprecated": "This message was deprecated in favor of `ResourceChanged`.",
+      "VersionDeprecated": "1.1.0",
+      "Resolution": "See vendor specific instructions for specific actions."
+    },
+    "LicenseAdded": {
+      "Description": "Indicates that a license was added.",
+      "LongDescription": "This message shall indicate that a license was added.",
+      "Message": "A license for '%1' was added.  The following message was returned: '%2'.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 2,
+      "ParamTypes": [
+        "string",
+        "string"
+      ],
+      "ArgDescriptions": [
+        "The relevant resource.",
+        "The message returned from the license validation process."
+      ],
+      "ArgLongDescriptions": [
+        "This argument shall contain the name of the relevant resource or service affected by the software license.",
+        "This argument shall contain the message returned from the license validation process or software."
+      ],
+      "Deprecated": "This message was deprecated in favor of `LicenseAdded` in the License Message Registry.",
+      "VersionDeprecated": "1.1.0",
+      "Resolution": "See vendor specific instructions for specific actions."
+    }
+  }
+};

@@ -52,7 +52,21 @@ export type OperationId =
   | "listTasks"
   | "getTask"
   | "getTaskMonitor"
-  | "deleteTaskMonitor";
+  | "deleteTaskMonitor"
+  | "getEventService"
+  | "patchEventService"
+  | "listEventSubscriptions"
+  | "createEventSubscription"
+  | "getEventSubscription"
+  | "patchEventSubscription"
+  | "deleteEventSubscription"
+  | "submitTestEvent"
+  | "getEventServiceSse"
+  | "listManagerLogServices"
+  | "getManagerLogService"
+  | "listManagerLogEntries"
+  | "getManagerLogEntry"
+  | "clearManagerLog";
 
 /** Privileges named by the DMTF Privilege Registry (Redfish_1.8.0_PrivilegeRegistry.json) for our operations. */
 export type Privilege = "ConfigureComponents" | "ConfigureManager" | "ConfigureSelf" | "ConfigureUsers" | "Login" | "NoAuth";
@@ -126,6 +140,20 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/TaskService/Tasks/{TaskId}", koaPath: "/redfish/v1/TaskService/Tasks/:TaskId", operationId: "getTask", responseSchemaRef: "Task_Task", entity: "Task", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/TaskService/TaskMonitors/{TaskId}", koaPath: "/redfish/v1/TaskService/TaskMonitors/:TaskId", operationId: "getTaskMonitor", privileges: [["Login"]] },
   { method: "DELETE", path: "/redfish/v1/TaskService/TaskMonitors/{TaskId}", koaPath: "/redfish/v1/TaskService/TaskMonitors/:TaskId", operationId: "deleteTaskMonitor", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/EventService", koaPath: "/redfish/v1/EventService", operationId: "getEventService", responseSchemaRef: "EventService_EventService", entity: "EventService", privileges: [["Login"]] },
+  { method: "PATCH", path: "/redfish/v1/EventService", koaPath: "/redfish/v1/EventService", operationId: "patchEventService", requestSchemaRef: "EventService_v1_12_0_EventService", responseSchemaRef: "EventService_EventService", entity: "EventService", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/EventService/Subscriptions", koaPath: "/redfish/v1/EventService/Subscriptions", operationId: "listEventSubscriptions", responseSchemaRef: "EventDestinationCollection_EventDestinationCollection", entity: "EventDestinationCollection", privileges: [["Login"]] },
+  { method: "POST", path: "/redfish/v1/EventService/Subscriptions", koaPath: "/redfish/v1/EventService/Subscriptions", operationId: "createEventSubscription", requestSchemaRef: "EventDestination_v1_16_0_EventDestination", responseSchemaRef: "EventDestination_EventDestination", entity: "EventDestinationCollection", privileges: [["ConfigureManager"],["ConfigureComponents"]] },
+  { method: "GET", path: "/redfish/v1/EventService/Subscriptions/{EventDestinationId}", koaPath: "/redfish/v1/EventService/Subscriptions/:EventDestinationId", operationId: "getEventSubscription", responseSchemaRef: "EventDestination_EventDestination", entity: "EventDestination", privileges: [["Login"]] },
+  { method: "PATCH", path: "/redfish/v1/EventService/Subscriptions/{EventDestinationId}", koaPath: "/redfish/v1/EventService/Subscriptions/:EventDestinationId", operationId: "patchEventSubscription", requestSchemaRef: "EventDestination_v1_16_0_EventDestination", responseSchemaRef: "EventDestination_EventDestination", entity: "EventDestination", privileges: [["ConfigureManager"],["ConfigureSelf"]] },
+  { method: "DELETE", path: "/redfish/v1/EventService/Subscriptions/{EventDestinationId}", koaPath: "/redfish/v1/EventService/Subscriptions/:EventDestinationId", operationId: "deleteEventSubscription", entity: "EventDestination", privileges: [["ConfigureManager"],["ConfigureSelf"]] },
+  { method: "POST", path: "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent", koaPath: "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent", operationId: "submitTestEvent", requestSchemaRef: "EventService_v1_12_0_SubmitTestEventRequestBody", entity: "EventService", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/EventService/SSE", koaPath: "/redfish/v1/EventService/SSE", operationId: "getEventServiceSse", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/LogServices", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices", operationId: "listManagerLogServices", responseSchemaRef: "LogServiceCollection_LogServiceCollection", entity: "LogServiceCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices/:LogServiceId", operationId: "getManagerLogService", responseSchemaRef: "LogService_LogService", entity: "LogService", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Entries", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices/:LogServiceId/Entries", operationId: "listManagerLogEntries", responseSchemaRef: "LogEntryCollection_LogEntryCollection", entity: "LogEntryCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Entries/{LogEntryId}", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices/:LogServiceId/Entries/:LogEntryId", operationId: "getManagerLogEntry", responseSchemaRef: "LogEntry_LogEntry", entity: "LogEntry", privileges: [["Login"]] },
+  { method: "POST", path: "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Actions/LogService.ClearLog", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices/:LogServiceId/Actions/LogService.ClearLog", operationId: "clearManagerLog", requestSchemaRef: "LogService_v1_9_0_ClearLogRequestBody", entity: "LogService", privileges: [["ConfigureManager"]] },
 ];
 
 // Request and response body types per operation.
@@ -181,6 +209,21 @@ export type GetMessageRegistryResponse = components['schemas']["MessageRegistry_
 export type GetTaskServiceResponse = components['schemas']["TaskService_TaskService"];
 export type ListTasksResponse = components['schemas']["TaskCollection_TaskCollection"];
 export type GetTaskResponse = components['schemas']["Task_Task"];
+export type GetEventServiceResponse = components['schemas']["EventService_EventService"];
+export type PatchEventServiceRequest = components['schemas']["EventService_v1_12_0_EventService"];
+export type PatchEventServiceResponse = components['schemas']["EventService_EventService"];
+export type ListEventSubscriptionsResponse = components['schemas']["EventDestinationCollection_EventDestinationCollection"];
+export type CreateEventSubscriptionRequest = components['schemas']["EventDestination_v1_16_0_EventDestination"];
+export type CreateEventSubscriptionResponse = components['schemas']["EventDestination_EventDestination"];
+export type GetEventSubscriptionResponse = components['schemas']["EventDestination_EventDestination"];
+export type PatchEventSubscriptionRequest = components['schemas']["EventDestination_v1_16_0_EventDestination"];
+export type PatchEventSubscriptionResponse = components['schemas']["EventDestination_EventDestination"];
+export type SubmitTestEventRequest = components['schemas']["EventService_v1_12_0_SubmitTestEventRequestBody"];
+export type ListManagerLogServicesResponse = components['schemas']["LogServiceCollection_LogServiceCollection"];
+export type GetManagerLogServiceResponse = components['schemas']["LogService_LogService"];
+export type ListManagerLogEntriesResponse = components['schemas']["LogEntryCollection_LogEntryCollection"];
+export type GetManagerLogEntryResponse = components['schemas']["LogEntry_LogEntry"];
+export type ClearManagerLogRequest = components['schemas']["LogService_v1_9_0_ClearLogRequestBody"];
 
 /** @odata.type of each resource type we return, at the version the bundle carries. */
 export const odataTypes = {
@@ -192,6 +235,14 @@ export const odataTypes = {
   ComputerSystemCollection: "#ComputerSystemCollection.ComputerSystemCollection",
   EthernetInterface: "#EthernetInterface.v1_12_4.EthernetInterface",
   EthernetInterfaceCollection: "#EthernetInterfaceCollection.EthernetInterfaceCollection",
+  Event: "#Event.v1_13_0.Event",
+  EventDestination: "#EventDestination.v1_16_0.EventDestination",
+  EventDestinationCollection: "#EventDestinationCollection.EventDestinationCollection",
+  EventService: "#EventService.v1_12_0.EventService",
+  LogEntry: "#LogEntry.v1_21_0.LogEntry",
+  LogEntryCollection: "#LogEntryCollection.LogEntryCollection",
+  LogService: "#LogService.v1_9_0.LogService",
+  LogServiceCollection: "#LogServiceCollection.LogServiceCollection",
   Manager: "#Manager.v1_24_0.Manager",
   ManagerAccount: "#ManagerAccount.v1_14_1.ManagerAccount",
   ManagerAccountCollection: "#ManagerAccountCollection.ManagerAccountCollection",
@@ -267,6 +318,59 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "uri": "http://redfish.dmtf.org/schemas/v1/EthernetInterfaceCollection_v1.xml",
     "namespaces": [
       "EthernetInterfaceCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Event_v1.xml",
+    "namespaces": [
+      "Event",
+      "Event.v1_13_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/EventDestination_v1.xml",
+    "namespaces": [
+      "EventDestination",
+      "EventDestination.v1_16_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/EventDestinationCollection_v1.xml",
+    "namespaces": [
+      "EventDestinationCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/EventService_v1.xml",
+    "namespaces": [
+      "EventService",
+      "EventService.v1_12_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/LogEntry_v1.xml",
+    "namespaces": [
+      "LogEntry",
+      "LogEntry.v1_21_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/LogEntryCollection_v1.xml",
+    "namespaces": [
+      "LogEntryCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/LogService_v1.xml",
+    "namespaces": [
+      "LogService",
+      "LogService.v1_9_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/LogServiceCollection_v1.xml",
+    "namespaces": [
+      "LogServiceCollection"
     ]
   },
   {

@@ -699,6 +699,183 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/EventService": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getEventService"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch: operations["patchEventService"];
+        trace?: never;
+    };
+    "/redfish/v1/EventService/Subscriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listEventSubscriptions"];
+        put?: never;
+        post: operations["createEventSubscription"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/EventService/Subscriptions/{EventDestinationId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                EventDestinationId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getEventSubscription"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteEventSubscription"];
+        options?: never;
+        head?: never;
+        patch: operations["patchEventSubscription"];
+        trace?: never;
+    };
+    "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["submitTestEvent"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/EventService/SSE": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getEventServiceSse"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/LogServices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listManagerLogServices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getManagerLogService"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Entries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listManagerLogEntries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Entries/{LogEntryId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+                LogEntryId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getManagerLogEntry"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Actions/LogService.ClearLog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["clearManagerLog"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2264,6 +2441,377 @@ export interface components {
         };
         /** @enum {string} */
         EthernetInterface_v1_12_4_TeamMode: "None" | "RoundRobin" | "ActiveBackup" | "XOR" | "Broadcast" | "IEEE802_3ad" | "AdaptiveTransmitLoadBalancing" | "AdaptiveLoadBalancing";
+        /** @description The collection of `EventDestination` resource instances. */
+        EventDestinationCollection_EventDestinationCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `EventDestination` schema defines the target of an event subscription, including the event types and context to provide to the target in the event payload. */
+        EventDestination_EventDestination: components["schemas"]["EventDestination_v1_16_0_EventDestination"];
+        /** @enum {string} */
+        EventDestination_EventFormatType: "Event" | "MetricReport";
+        /** @description The available actions for this resource. */
+        EventDestination_v1_16_0_Actions: {
+            "#EventDestination.ResumeSubscription"?: components["schemas"]["EventDestination_v1_16_0_ResumeSubscription"];
+            "#EventDestination.SuspendSubscription"?: components["schemas"]["EventDestination_v1_16_0_SuspendSubscription"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["EventDestination_v1_16_0_OemActions"];
+        };
+        /** @enum {string} */
+        EventDestination_v1_16_0_DeliveryRetryPolicy: "TerminateAfterRetries" | "SuspendRetries" | "RetryForever" | "RetryForeverWithBackoff";
+        /** @description The `EventDestination` schema defines the target of an event subscription, including the event types and context to provide to the target in the event payload. */
+        EventDestination_v1_16_0_EventDestination: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["EventDestination_v1_16_0_Actions"];
+            /**
+             * Format: uri-reference
+             * @description The backup destination URIs for this event receiver.  Events are sent to these URIs, in array order, when the destination URI is unreachable or returns an error.
+             */
+            BackupDestinations?: (string | null)[];
+            /** @description The link to a collection of server certificates for the server referenced by the `Destination` property. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to a collection of client identity certificates provided to the server referenced by the `Destination` property. */
+            readonly ClientCertificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description A client-supplied string that is stored with the event destination subscription. */
+            Context: string | null;
+            /** @description The subscription delivery retry policy for events, where the subscription type is `RedfishEvent`. */
+            DeliveryRetryPolicy?: components["schemas"]["EventDestination_v1_16_0_DeliveryRetryPolicy"] | null;
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /**
+             * Format: uri-reference
+             * @description The URI of the destination event receiver.
+             */
+            readonly Destination?: string;
+            /** @description The content types of the message that are sent to the `EventDestination`. */
+            readonly EventFormatType?: components["schemas"]["EventDestination_EventFormatType"] | null;
+            /**
+             * @deprecated
+             * @description The types of events that are sent to the destination.
+             */
+            readonly EventTypes?: components["schemas"]["Event_EventType"][];
+            /** @description The list of `MessageId` values that are not sent to this event destination. */
+            readonly ExcludeMessageIds?: (string | null)[];
+            /** @description The list of prefixes for the message registries that contain the `MessageId` values that are not sent to this event destination. */
+            readonly ExcludeRegistryPrefixes?: (string | null)[];
+            /**
+             * Format: int64
+             * @description Interval for sending heartbeat events to the destination in minutes.
+             */
+            readonly HeartbeatIntervalMinutes?: number | null;
+            /** @description An array of settings for HTTP headers, such as authorization information.  This array is `null` or an empty array in responses.  An empty array is the preferred return value on read operations. */
+            HttpHeaders?: components["schemas"]["EventDestination_v1_16_0_HttpHeaderProperty"][];
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description An indication of whether the events subscribed to will also include the entire resource or object referenced by the `OriginOfCondition` property in the event payload. */
+            readonly IncludeOriginOfCondition?: boolean | null;
+            /** @description The list of `MessageId` values that are sent to this event destination. */
+            readonly MessageIds?: (string | null)[];
+            /** @description A list of metric report definitions for which the service only sends related metric reports.  If this property is absent or the array is empty, metric reports that originate from any metric report definition are sent to the subscriber. */
+            readonly MetricReportDefinitions?: components["schemas"]["odata-v4_idRef"][];
+            "MetricReportDefinitions@odata.count"?: components["schemas"]["odata-v4_count"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM-defined protocol type of the event connection. */
+            readonly OEMProtocol?: string;
+            /** @description The OEM-defined subscription type for events. */
+            readonly OEMSubscriptionType?: string;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The array of resources for which the service sends only related events. */
+            readonly OriginResources?: components["schemas"]["odata-v4_idRef"][];
+            "OriginResources@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The protocol type of the event connection. */
+            readonly Protocol?: components["schemas"]["EventDestination_v1_16_0_EventDestinationProtocol"];
+            /** @description The list of prefixes for the message registries that contain the `MessageId` values that are sent to this event destination. */
+            readonly RegistryPrefixes?: (string | null)[];
+            /** @description The list of resource type values (schema names) that correspond to the `OriginOfCondition`.  The version and full namespace should not be specified. */
+            readonly ResourceTypes?: (string | null)[];
+            /** @description Settings for an SNMP event destination. */
+            SNMP?: components["schemas"]["EventDestination_v1_16_0_SNMPSettings"];
+            /** @description Send a heartbeat event periodically to the destination. */
+            readonly SendHeartbeat?: boolean | null;
+            /** @description The list of severities that are sent to this event destination. */
+            readonly Severities?: (components["schemas"]["Resource_Health"] | null)[];
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description An indication of whether the subscription is for events in the `OriginResources` array and its subordinate resources.  If `true` and the `OriginResources` array is specified, the subscription is for events in the `OriginResources` array and its subordinate resources.  Note that resources associated through the Links section are not considered subordinate.  If `false` and the `OriginResources` array is specified, the subscription is for events in the `OriginResources` array only.  If the `OriginResources` array is not present, this property has no relevance. */
+            readonly SubordinateResources?: boolean | null;
+            /** @description The subscription type for events. */
+            readonly SubscriptionType: components["schemas"]["EventDestination_v1_16_0_SubscriptionType"] | null;
+            /** @description A list of filters applied to syslog messages before sending to a remote syslog server.  An empty list indicates all syslog messages are sent. */
+            SyslogFilters?: (components["schemas"]["EventDestination_v1_16_0_SyslogFilter"] | null)[];
+            /** @description An indication of whether the service will verify the certificate of the server referenced by the `Destination` property prior to sending the event. */
+            VerifyCertificate?: boolean | null;
+        };
+        /** @enum {string} */
+        EventDestination_v1_16_0_EventDestinationProtocol: "Redfish" | "Kafka" | "SNMPv1" | "SNMPv2c" | "SNMPv3" | "SMTP" | "SyslogTLS" | "SyslogTCP" | "SyslogUDP" | "SyslogRELP" | "OEM";
+        /** @description The HTTP header value is the property value.  The header name is the property name. */
+        EventDestination_v1_16_0_HttpHeaderProperty: Record<string, never>;
+        /** @description The available OEM-specific actions for this resource. */
+        EventDestination_v1_16_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This action resumes a suspended event subscription. */
+        EventDestination_v1_16_0_ResumeSubscription: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        EventDestination_v1_16_0_SNMPAuthenticationProtocols: "None" | "CommunityString" | "HMAC_MD5" | "HMAC_SHA96" | "HMAC128_SHA224" | "HMAC192_SHA256" | "HMAC256_SHA384" | "HMAC384_SHA512";
+        /** @enum {string} */
+        EventDestination_v1_16_0_SNMPEncryptionProtocols: "None" | "CBC_DES" | "CFB128_AES128" | "CFB128_AES192" | "CFB128_AES256";
+        /** @description Settings for an SNMP event destination. */
+        EventDestination_v1_16_0_SNMPSettings: {
+            /** @description The secret authentication key for SNMPv3. */
+            AuthenticationKey?: string | null;
+            /** @description Indicates if the `AuthenticationKey` property is set. */
+            readonly AuthenticationKeySet?: boolean;
+            /** @description The authentication protocol for SNMPv3. */
+            AuthenticationProtocol?: components["schemas"]["EventDestination_v1_16_0_SNMPAuthenticationProtocols"] | null;
+            /** @description The secret authentication key for SNMPv3. */
+            EncryptionKey?: string | null;
+            /** @description Indicates if the `EncryptionKey` property is set. */
+            readonly EncryptionKeySet?: boolean;
+            /** @description The encryption protocol for SNMPv3. */
+            EncryptionProtocol?: components["schemas"]["EventDestination_v1_16_0_SNMPEncryptionProtocols"] | null;
+            /** @description Indicates whether the SNMP trap community string is hidden in responses. */
+            HideCommunityStrings?: boolean | null;
+            /** @description The SNMP trap community string. */
+            TrapCommunity?: string | null;
+        };
+        /** @enum {string} */
+        EventDestination_v1_16_0_SubscriptionType: "RedfishEvent" | "SSE" | "SNMPTrap" | "SNMPInform" | "Syslog" | "OEM";
+        /** @description This action suspends an event subscription. */
+        EventDestination_v1_16_0_SuspendSubscription: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /**
+         * @description The syslog facility code is an enumeration of program types.
+         * @enum {string}
+         */
+        EventDestination_v1_16_0_SyslogFacility: "Kern" | "User" | "Mail" | "Daemon" | "Auth" | "Syslog" | "LPR" | "News" | "UUCP" | "Cron" | "Authpriv" | "FTP" | "NTP" | "Security" | "Console" | "SolarisCron" | "Local0" | "Local1" | "Local2" | "Local3" | "Local4" | "Local5" | "Local6" | "Local7";
+        /** @description A syslog filter. */
+        EventDestination_v1_16_0_SyslogFilter: {
+            /** @description The types of programs that can log messages. */
+            LogFacilities?: (components["schemas"]["EventDestination_v1_16_0_SyslogFacility"] | null)[];
+            /** @description The lowest severity level message that will be forwarded. */
+            LowestSeverity?: components["schemas"]["EventDestination_v1_16_0_SyslogSeverity"] | null;
+        };
+        /**
+         * @description The syslog severity is an application-specific rating used to describe the urgency of the message.
+         * @enum {string}
+         */
+        EventDestination_v1_16_0_SyslogSeverity: "Emergency" | "Alert" | "Critical" | "Error" | "Warning" | "Notice" | "Informational" | "Debug" | "All";
+        /** @description The `EventService` schema contains properties for managing event subscriptions and generates the events sent to subscribers.  The resource has links to the actual collection of subscriptions, which are called event destinations. */
+        EventService_EventService: components["schemas"]["EventService_v1_12_0_EventService"];
+        /** @description The available actions for this resource. */
+        EventService_v1_12_0_Actions: {
+            "#EventService.SubmitTestEvent"?: components["schemas"]["EventService_v1_12_0_SubmitTestEvent"];
+            "#EventService.TestEventSubscription"?: components["schemas"]["EventService_v1_12_0_TestEventSubscription"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["EventService_v1_12_0_OemActions"];
+        };
+        /** @description The `EventService` schema contains properties for managing event subscriptions and generates the events sent to subscribers.  The resource has links to the actual collection of subscriptions, which are called event destinations. */
+        EventService_v1_12_0_EventService: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["EventService_v1_12_0_Actions"];
+            /**
+             * Format: int64
+             * @description The number of times that the `POST` of an event is retried before the subscription terminates or is suspended.  This retry occurs at the service level, which means that the HTTP `POST` to the event destination fails with an HTTP `4XX` or `5XX` status code or an HTTP timeout occurs this many times before the event destination subscription terminates or is suspended.
+             */
+            DeliveryRetryAttempts?: number;
+            /**
+             * Format: int64
+             * @description The interval, in seconds, between retry attempts for sending any event.
+             */
+            DeliveryRetryIntervalSeconds?: number;
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The content types of the message that this service can send to the event destination. */
+            readonly EventFormatTypes?: (components["schemas"]["EventDestination_EventFormatType"] | null)[];
+            /**
+             * @deprecated
+             * @description The types of events to which a client can subscribe.
+             */
+            readonly EventTypesForSubscription?: components["schemas"]["Event_EventType"][];
+            /** @description An indication of whether the service supports filtering by the `ExcludeMessageIds` property. */
+            readonly ExcludeMessageId?: boolean;
+            /** @description An indication of whether the service supports filtering by the `ExcludeRegistryPrefixes` property. */
+            readonly ExcludeRegistryPrefix?: boolean;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description An indication of whether the service supports including the resource payload of the origin of condition in the event payload. */
+            readonly IncludeOriginOfConditionSupported?: boolean | null;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An indication of whether the service supports filtering by the `OriginResources` property. */
+            readonly OriginResourcesSupported?: boolean | null;
+            /** @description The list of the prefixes of the message registries that can be used for the `RegistryPrefixes` or `ExcludeRegistryPrefixes` properties on a subscription.  If this property is absent or contains an empty array, the service does not support registry prefix-based subscriptions. */
+            readonly RegistryPrefixes?: (string | null)[];
+            /** @description The list of `@odata.type` values, or schema names, that can be specified in the `ResourceTypes` array in a subscription.  If this property is absent or contains an empty array, the service does not support resource type-based subscriptions. */
+            readonly ResourceTypes?: (string | null)[];
+            /** @description Settings for SMTP event delivery. */
+            SMTP?: components["schemas"]["EventService_v1_12_0_SMTP"];
+            /** @description The set of properties that are supported in the `$filter` query parameter for the `ServerSentEventUri`. */
+            SSEFilterPropertiesSupported?: components["schemas"]["EventService_v1_12_0_SSEFilterPropertiesSupported"];
+            /** @description An indication of whether the service supports the `includeoriginofcondition` query parameter for the `ServerSentEventUri`. */
+            readonly SSEIncludeOriginOfConditionSupported?: boolean | null;
+            /**
+             * Format: uri-reference
+             * @description The link to a URI for receiving Server-Sent Event representations for the events that this service generates.
+             */
+            readonly ServerSentEventUri?: string;
+            /** @description An indication of whether this service is enabled.  If `false`, events are no longer published, new SSE connections cannot be established, and existing SSE connections are terminated. */
+            ServiceEnabled?: boolean | null;
+            /** @description The list of severities that can be specified in the `Severities` array in a subscription. */
+            readonly Severities?: (components["schemas"]["Resource_Health"] | null)[];
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description An indication of whether the service supports the `SubordinateResources` property on both event subscriptions and generated events. */
+            readonly SubordinateResourcesSupported?: boolean | null;
+            /** @description The link to a collection of event destinations. */
+            readonly Subscriptions?: components["schemas"]["odata-v4_idRef"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        EventService_v1_12_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description Settings for SMTP event delivery. */
+        EventService_v1_12_0_SMTP: {
+            /** @description The authentication method for the SMTP server. */
+            Authentication?: components["schemas"]["EventService_v1_12_0_SMTPAuthenticationMethods"] | null;
+            /** @description The connection type to the outgoing SMTP server. */
+            ConnectionProtocol?: components["schemas"]["EventService_v1_12_0_SMTPConnectionProtocol"] | null;
+            /** @description The 'from' email address of the outgoing email. */
+            FromAddress?: string | null;
+            /** @description The password for authentication with the SMTP server.  The value is `null` in responses. */
+            Password?: string | null;
+            /** @description Indicates if the `Password` property is set. */
+            readonly PasswordSet?: boolean;
+            /**
+             * Format: int64
+             * @description The destination SMTP port.
+             */
+            Port?: number | null;
+            /** @description The address of the SMTP server. */
+            ServerAddress?: string | null;
+            /** @description An indication if SMTP for event delivery is enabled. */
+            ServiceEnabled?: boolean | null;
+            /** @description The username for authentication with the SMTP server. */
+            Username?: string | null;
+        };
+        /** @enum {string} */
+        EventService_v1_12_0_SMTPAuthenticationMethods: "None" | "AutoDetect" | "Plain" | "Login" | "CRAM_MD5";
+        /** @enum {string} */
+        EventService_v1_12_0_SMTPConnectionProtocol: "None" | "AutoDetect" | "StartTLS" | "TLS_SSL";
+        /** @description The set of properties that are supported in the `$filter` query parameter for the `ServerSentEventUri`. */
+        EventService_v1_12_0_SSEFilterPropertiesSupported: {
+            /** @description An indication of whether the service supports filtering by the `EventFormatType` property. */
+            readonly EventFormatType?: boolean;
+            /**
+             * @deprecated
+             * @description An indication of whether the service supports filtering by the `EventTypes` property.
+             */
+            readonly EventType?: boolean;
+            /** @description An indication of whether the service supports filtering by the `MessageIds` property. */
+            readonly MessageId?: boolean;
+            /** @description An indication of whether the service supports filtering by the `MetricReportDefinitions` property. */
+            readonly MetricReportDefinition?: boolean;
+            /** @description An indication of whether the service supports filtering by the `OriginResources` property. */
+            readonly OriginResource?: boolean;
+            /** @description An indication of whether the service supports filtering by the `RegistryPrefixes` property. */
+            readonly RegistryPrefix?: boolean;
+            /** @description An indication of whether the service supports filtering by the `ResourceTypes` property. */
+            readonly ResourceType?: boolean;
+            /** @description An indication of whether the service supports filtering by the `SubordinateResources` property. */
+            readonly SubordinateResources?: boolean;
+        };
+        /** @description This action generates a test event. */
+        EventService_v1_12_0_SubmitTestEvent: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action generates a test event. */
+        EventService_v1_12_0_SubmitTestEventRequestBody: {
+            /**
+             * Format: int64
+             * @description The group identifier for the event.
+             */
+            EventGroupId?: number;
+            /** @description The ID for the event to add. */
+            EventId?: string;
+            /**
+             * Format: date-time
+             * @description The date and time for the event to add.
+             */
+            EventTimestamp?: string;
+            /**
+             * @deprecated
+             * @description The type for the event to add.
+             */
+            EventType?: components["schemas"]["Event_EventType"];
+            /** @description The human-readable message for the event to add. */
+            Message?: string;
+            /** @description An array of message arguments for the event to add. */
+            MessageArgs?: string[];
+            /** @description The `MessageId` for the event to add. */
+            MessageId: string;
+            /** @description The severity for the event to add. */
+            MessageSeverity?: components["schemas"]["Resource_Health"];
+            /**
+             * Format: uri-reference
+             * @description The URL in the `OriginOfCondition` property of the event to add.  It is not a reference object.
+             */
+            OriginOfCondition?: string;
+            /** @description The severity for the event to add. */
+            Severity?: string;
+        };
+        /** @description This action generates a test event using the pre-defined test message. */
+        EventService_v1_12_0_TestEventSubscription: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /**
+         * @deprecated
+         * @enum {string}
+         */
+        Event_EventType: "StatusChange" | "ResourceUpdated" | "ResourceAdded" | "ResourceRemoved" | "Alert" | "MetricReport" | "Other";
         /** @description This type describes an IPv4 address. */
         IPAddresses_IPv4Address: components["schemas"]["IPAddresses_v1_1_5_IPv4Address"];
         /** @description This type describes an IPv6 address. */
@@ -2325,6 +2873,369 @@ export interface components {
         /** Format: int64 */
         IPAddresses_v1_1_5_PrefixLength: number;
         IPAddresses_v1_1_5_SubnetMask: string;
+        /** @description The collection of `LogEntry` resource instances. */
+        LogEntryCollection_LogEntryCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["LogEntry_LogEntry"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `LogEntry` schema defines the record format for a log.  It is designed for Redfish event logs, which utilize messages defined in a Message Registry and referenced by a `MessageId`.  For standard message definitions, see DSP2065.  Other log formats, including OEM-specific definitions and the IPMI System Event Log (SEL) are also supported.  The `EntryType` field indicates the type of log and the resource includes several additional properties dependent on the `EntryType`. */
+        LogEntry_LogEntry: components["schemas"]["LogEntry_v1_21_0_LogEntry"];
+        /** @description The available actions for this resource. */
+        LogEntry_v1_21_0_Actions: {
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["LogEntry_v1_21_0_OemActions"];
+        };
+        /** @description Details for a CPER section or record associated with a log entry. */
+        LogEntry_v1_21_0_CPER: {
+            /** @description The CPER Notification Type for a CPER record. */
+            readonly NotificationType?: string | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The CPER Section Type. */
+            readonly SectionType?: string | null;
+        };
+        /** @enum {string} */
+        LogEntry_v1_21_0_CXLEntryType: "DynamicCapacity" | "Informational" | "Warning" | "Failure" | "Fatal";
+        /** @enum {string} */
+        LogEntry_v1_21_0_EventSeverity: "OK" | "Warning" | "Critical";
+        /** @description The links to other resources that are related to this resource. */
+        LogEntry_v1_21_0_Links: {
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The link to the resource that caused the log entry. */
+            readonly OriginOfCondition?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to resources associated with this log entry. */
+            readonly RelatedItem?: components["schemas"]["odata-v4_idRef"][];
+            "RelatedItem@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to other log entries that are related to this log entry. */
+            readonly RelatedLogEntries?: components["schemas"]["odata-v4_idRef"][];
+            "RelatedLogEntries@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @enum {string} */
+        LogEntry_v1_21_0_LogDiagnosticDataTypes: "Manager" | "PreOS" | "OS" | "OEM" | "CPER" | "CPERSection" | "Device";
+        /** @description The `LogEntry` schema defines the record format for a log.  It is designed for Redfish event logs, which utilize messages defined in a Message Registry and referenced by a `MessageId`.  For standard message definitions, see DSP2065.  Other log formats, including OEM-specific definitions and the IPMI System Event Log (SEL) are also supported.  The `EntryType` field indicates the type of log and the resource includes several additional properties dependent on the `EntryType`. */
+        LogEntry_v1_21_0_LogEntry: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["LogEntry_v1_21_0_Actions"];
+            /**
+             * Format: int64
+             * @description The size of the additional data for this log entry.
+             */
+            readonly AdditionalDataSizeBytes?: number | null;
+            /**
+             * Format: uri-reference
+             * @description The URI at which to access the additional data for this log entry, such as diagnostic data, image captures, or other files.
+             */
+            readonly AdditionalDataURI?: string | null;
+            /** @description Details for a CPER section or record associated with this log entry. */
+            CPER?: components["schemas"]["LogEntry_v1_21_0_CPER"];
+            /** @description The specific CXL entry type. */
+            readonly CXLEntryType?: components["schemas"]["LogEntry_v1_21_0_CXLEntryType"];
+            /**
+             * Format: date-time
+             * @description The date and time when the log entry was created.
+             */
+            readonly Created?: string;
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description A Base64-encoded set of diagnostic data associated with this log entry. */
+            readonly DiagnosticData?: string | null;
+            /** @description The type of data available in the `DiagnosticData` property or retrieved from the URI specified by the `AdditionalDataURI` property. */
+            readonly DiagnosticDataType?: components["schemas"]["LogEntry_v1_21_0_LogDiagnosticDataTypes"] | null;
+            /** @description The entry code for the log entry if the entry type is `SEL`. */
+            readonly EntryCode?: components["schemas"]["LogEntry_v1_21_0_LogEntryCode"] | null;
+            /** @description The type of log entry. */
+            readonly EntryType: components["schemas"]["LogEntry_v1_21_0_LogEntryType"];
+            /**
+             * Format: int64
+             * @description An identifier that correlates events with the same cause.
+             */
+            readonly EventGroupId?: number | null;
+            /** @description The unique instance identifier for an event. */
+            readonly EventId?: string;
+            /**
+             * Format: date-time
+             * @description The date and time when the event occurred.
+             */
+            readonly EventTimestamp?: string;
+            /**
+             * @deprecated
+             * @description The type of event recorded in this log.
+             */
+            readonly EventType?: components["schemas"]["Event_EventType"];
+            /**
+             * Format: date-time
+             * @description The timestamp of the first overflow captured after this log entry.
+             */
+            readonly FirstOverflowTimestamp?: string;
+            /** @description An identifier of the device that has generated the IPMI SEL Event Record. */
+            readonly GeneratorId?: string | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /**
+             * Format: date-time
+             * @description The timestamp of the last overflow captured after this log entry.
+             */
+            readonly LastOverflowTimestamp?: string;
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["LogEntry_v1_21_0_Links"];
+            /** @description The message of the log entry.  This property decodes from the entry type.  If the entry type is `Event`, this property contains a message.  If the entry type is `SEL`, this property contains an SEL-specific message.  If the entry type is `CXL`, this property contains a CXL event record.  Otherwise, this property contains an OEM-specific log entry.  In most cases, this property contains the actual log entry. */
+            readonly Message?: string | null;
+            /** @description An array of message arguments that are substituted for the arguments in the message when looked up in the message registry. */
+            readonly MessageArgs?: string[];
+            /** @description The `MessageId`, event data, or OEM-specific information.  This property decodes from the entry type.  If the entry type is `Event`, this property contains a Redfish Specification-defined `MessageId`.  If the entry type is `SEL`, this property contains the Event Data.  Otherwise, this property contains OEM-specific information. */
+            readonly MessageId?: string;
+            /**
+             * Format: date-time
+             * @description The date and time when the log entry was last modified.
+             */
+            readonly Modified?: string;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM-defined type of data available in the `DiagnosticData` property or retrieved from the URI specified by the `AdditionalDataURI` property. */
+            readonly OEMDiagnosticDataType?: string | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The OEM-specific entry code, if the `LogEntryCode` type is `OEM`. */
+            readonly OemLogEntryCode?: string | null;
+            /** @description The OEM-specific format of the entry.  If the entry type is `Oem`, this property contains more information about the record format from the OEM. */
+            readonly OemRecordFormat?: string | null;
+            /** @description The OEM-specific sensor type if the sensor type is `OEM`. */
+            readonly OemSensorType?: string | null;
+            /** @description The IP address, with scheme, of the user associated with the log entry. */
+            readonly OriginAddress?: string | null;
+            /** @description Indicates whether the `OriginOfCondition` link is unavailable, such as after the deletion of the resource. */
+            readonly OriginOfConditionUnavailable?: boolean | null;
+            /** @description The source of the log entry. */
+            readonly Originator?: string;
+            /** @description The type of originator data. */
+            readonly OriginatorType?: components["schemas"]["LogEntry_v1_21_0_OriginatorTypes"];
+            /**
+             * Format: int64
+             * @description The count of overflow errors that occurred after this log entry.
+             */
+            readonly OverflowErrorCount?: number;
+            /** @description The part number associated with the source of this log entry. */
+            readonly PartNumber?: string | null;
+            /** @description Indicates whether the log entry is persistent across a cold reset of the device. */
+            readonly Persistency?: boolean;
+            /** @description Used to provide suggestions on how to resolve the situation that caused the log entry. */
+            readonly Resolution?: string;
+            /** @description The list of recommended steps to resolve the cause of the log entry. */
+            ResolutionSteps?: components["schemas"]["ResolutionStep_ResolutionStep"][];
+            /** @description Indicates if the cause of the log entry has been resolved or repaired. */
+            Resolved?: boolean | null;
+            /**
+             * Format: int64
+             * @description The IPMI-defined sensor number.
+             */
+            readonly SensorNumber?: number | null;
+            /** @description The sensor type to which the log entry pertains if the entry type is `SEL`. */
+            readonly SensorType?: components["schemas"]["LogEntry_v1_21_0_SensorType"] | null;
+            /** @description The serial number associated with the source of this log entry. */
+            readonly SerialNumber?: string | null;
+            /** @description Indicates if the log entry has been sent to the service provider. */
+            readonly ServiceProviderNotified?: boolean | null;
+            /** @description The severity of the log entry. */
+            readonly Severity?: components["schemas"]["LogEntry_v1_21_0_EventSeverity"] | null;
+            /** @description Indicates this log entry is equivalent to a more specific log entry within the same `EventGroupId`. */
+            readonly SpecificEventExistsInGroup?: boolean;
+            /** @description The source of authentication for the username property associated with the log entry. */
+            readonly UserAuthenticationSource?: string | null;
+            /** @description The username of the account associated with the log entry. */
+            readonly Username?: string | null;
+        };
+        /** @enum {string} */
+        LogEntry_v1_21_0_LogEntryCode: "Assert" | "Deassert" | "Lower Non-critical - going low" | "Lower Non-critical - going high" | "Lower Critical - going low" | "Lower Critical - going high" | "Lower Non-recoverable - going low" | "Lower Non-recoverable - going high" | "Upper Non-critical - going low" | "Upper Non-critical - going high" | "Upper Critical - going low" | "Upper Critical - going high" | "Upper Non-recoverable - going low" | "Upper Non-recoverable - going high" | "Transition to Idle" | "Transition to Active" | "Transition to Busy" | "State Deasserted" | "State Asserted" | "Predictive Failure deasserted" | "Predictive Failure asserted" | "Limit Not Exceeded" | "Limit Exceeded" | "Performance Met" | "Performance Lags" | "Transition to OK" | "Transition to Non-Critical from OK" | "Transition to Critical from less severe" | "Transition to Non-recoverable from less severe" | "Transition to Non-Critical from more severe" | "Transition to Critical from Non-recoverable" | "Transition to Non-recoverable" | "Monitor" | "Informational" | "Device Removed / Device Absent" | "Device Inserted / Device Present" | "Device Disabled" | "Device Enabled" | "Transition to Running" | "Transition to In Test" | "Transition to Power Off" | "Transition to On Line" | "Transition to Off Line" | "Transition to Off Duty" | "Transition to Degraded" | "Transition to Power Save" | "Install Error" | "Fully Redundant" | "Redundancy Lost" | "Redundancy Degraded" | "Non-redundant:Sufficient Resources from Redundant" | "Non-redundant:Sufficient Resources from Insufficient Resources" | "Non-redundant:Insufficient Resources" | "Redundancy Degraded from Fully Redundant" | "Redundancy Degraded from Non-redundant" | "D0 Power State" | "D1 Power State" | "D2 Power State" | "D3 Power State" | "OEM";
+        /** @enum {string} */
+        LogEntry_v1_21_0_LogEntryType: "Event" | "SEL" | "Oem" | "CXL";
+        /** @description The available OEM-specific actions for this resource. */
+        LogEntry_v1_21_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @enum {string} */
+        LogEntry_v1_21_0_OriginatorTypes: "Client" | "Internal" | "SupportingService";
+        /** @enum {string} */
+        LogEntry_v1_21_0_SensorType: "Platform Security Violation Attempt" | "Temperature" | "Voltage" | "Current" | "Fan" | "Physical Chassis Security" | "Processor" | "Power Supply / Converter" | "PowerUnit" | "CoolingDevice" | "Other Units-based Sensor" | "Memory" | "Drive Slot/Bay" | "POST Memory Resize" | "System Firmware Progress" | "Event Logging Disabled" | "System Event" | "Critical Interrupt" | "Button/Switch" | "Module/Board" | "Microcontroller/Coprocessor" | "Add-in Card" | "Chassis" | "ChipSet" | "Other FRU" | "Cable/Interconnect" | "Terminator" | "SystemBoot/Restart" | "Boot Error" | "BaseOSBoot/InstallationStatus" | "OS Stop/Shutdown" | "Slot/Connector" | "System ACPI PowerState" | "Watchdog" | "Platform Alert" | "Entity Presence" | "Monitor ASIC/IC" | "LAN" | "Management Subsystem Health" | "Battery" | "Session Audit" | "Version Change" | "FRUState" | "OEM";
+        /** @description The collection of `LogService` resource instances. */
+        LogServiceCollection_LogServiceCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `LogService` schema contains properties for monitoring and configuring a log service.  When the `Id` property contains `DeviceLog`, the log contains device-resident log entries that follow the physical device when moved from system-to-system, and not a replication or subset of a system event log. */
+        LogService_LogService: components["schemas"]["LogService_v1_9_0_LogService"];
+        /** @description The available actions for this resource. */
+        LogService_v1_9_0_Actions: {
+            "#LogService.ClearLog"?: components["schemas"]["LogService_v1_9_0_ClearLog"];
+            "#LogService.CollectDiagnosticData"?: components["schemas"]["LogService_v1_9_0_CollectDiagnosticData"];
+            "#LogService.DownloadRawLog"?: components["schemas"]["LogService_v1_9_0_DownloadRawLog"];
+            "#LogService.PushDiagnosticData"?: components["schemas"]["LogService_v1_9_0_PushDiagnosticData"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["LogService_v1_9_0_OemActions"];
+        };
+        /** @enum {string} */
+        LogService_v1_9_0_AutoClearResolvedEntries: "ClearEventGroup" | "RetainCauseResolutionEntries" | "UpdateCauseEntry" | "None";
+        /** @description The action to clear the log for this log service. */
+        LogService_v1_9_0_ClearLog: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The action to clear the log for this log service. */
+        LogService_v1_9_0_ClearLogRequestBody: {
+            /** @description The ETag of the log entry collection within this log service.  If the provided ETag does not match the current ETag of the log entry collection, the request is rejected. */
+            LogEntriesETag?: string;
+        };
+        /** @description The action to collect the diagnostic data for the given type.  When the diagnostic data is collected, a new log entry will be created and the additional data referenced by the new log entry will contain the diagnostic data. */
+        LogService_v1_9_0_CollectDiagnosticData: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The detailed information for the data collected with the `CollectDiagnosticData` action for a type of diagnostic data. */
+        LogService_v1_9_0_DiagnosticDataDetails: {
+            /** @description The type of diagnostic data to collect with the `CollectDiagnosticData` action. */
+            readonly DiagnosticDataType?: components["schemas"]["LogService_v1_9_0_LogDiagnosticDataTypes"] | null;
+            /** @description The estimated total time required to generate the data with the `CollectDiagnosticData` action. */
+            readonly EstimatedDuration?: string | null;
+            /**
+             * Format: int64
+             * @description The estimated size of the data collected by `CollectDiagnosticData` action.
+             */
+            readonly EstimatedSizeBytes?: number | null;
+            /** @description The OEM-defined type of diagnostic data to collect with the `CollectDiagnosticData` action. */
+            readonly OEMDiagnosticDataType?: string | null;
+        };
+        /** @description The action to download a raw log for this log service. */
+        LogService_v1_9_0_DownloadRawLog: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        LogService_v1_9_0_LogDiagnosticDataTypes: "Manager" | "PreOS" | "OS" | "OEM" | "Device";
+        /** @enum {string} */
+        LogService_v1_9_0_LogEntryTypes: "Event" | "SEL" | "Multiple" | "OEM" | "CXL";
+        /** @enum {string} */
+        LogService_v1_9_0_LogPurpose: "Diagnostic" | "Operations" | "Security" | "Telemetry" | "ExternalEntity" | "OEM";
+        /** @description The `LogService` schema contains properties for monitoring and configuring a log service.  When the `Id` property contains `DeviceLog`, the log contains device-resident log entries that follow the physical device when moved from system-to-system, and not a replication or subset of a system event log. */
+        LogService_v1_9_0_LogService: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["LogService_v1_9_0_Actions"];
+            /** @description Indicates if this log service automatically clears the resolved log entries. */
+            AutoClearResolvedEntries?: components["schemas"]["LogService_v1_9_0_AutoClearResolvedEntries"] | null;
+            /** @description An indication of whether the log service is configured for automatic Daylight Saving Time (DST) adjustment. */
+            AutoDSTEnabled?: boolean;
+            /**
+             * Format: date-time
+             * @description The current date and time with UTC offset of the log service.
+             */
+            DateTime?: string | null;
+            /** @description The time offset from UTC that the `DateTime` property is in `+HH:MM` format. */
+            DateTimeLocalOffset?: string | null;
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The detailed information for the data collected with the `CollectDiagnosticData` action. */
+            DiagnosticDataDetails?: (components["schemas"]["LogService_v1_9_0_DiagnosticDataDetails"] | null)[];
+            /** @description The link to the log entry collection. */
+            readonly Entries?: components["schemas"]["odata-v4_idRef"];
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The format of the log entries. */
+            readonly LogEntryType?: components["schemas"]["LogService_v1_9_0_LogEntryTypes"] | null;
+            /** @description The purposes of the log. */
+            readonly LogPurposes?: (components["schemas"]["LogService_v1_9_0_LogPurpose"] | null)[];
+            /**
+             * Format: int64
+             * @description The maximum number of log entries that this service can have.
+             */
+            readonly MaxNumberOfRecords?: number;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM-specified purpose of the log if `LogPurposes` contains `OEM`. */
+            readonly OEMLogPurpose?: string | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The overwrite policy for this service that takes place when the log is full. */
+            readonly OverWritePolicy?: components["schemas"]["LogService_v1_9_0_OverWritePolicy"];
+            /** @description Indicates whether the log service has overflowed. */
+            readonly Overflow?: boolean;
+            /** @description Indicates whether the log service is persistent across a cold reset. */
+            readonly Persistency?: boolean;
+            /** @description An indication of whether this service is enabled. */
+            ServiceEnabled?: boolean | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description A list of syslog message filters to be logged locally. */
+            SyslogFilters?: (components["schemas"]["LogService_v1_9_0_SyslogFilter"] | null)[];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        LogService_v1_9_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @enum {string} */
+        LogService_v1_9_0_OverWritePolicy: "Unknown" | "WrapsWhenFull" | "NeverOverWrites";
+        /** @description The action to push an existing diagnostic data to a target URI. */
+        LogService_v1_9_0_PushDiagnosticData: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /**
+         * @description The syslog facility code is an enumeration of program types.
+         * @enum {string}
+         */
+        LogService_v1_9_0_SyslogFacility: "Kern" | "User" | "Mail" | "Daemon" | "Auth" | "Syslog" | "LPR" | "News" | "UUCP" | "Cron" | "Authpriv" | "FTP" | "NTP" | "Security" | "Console" | "SolarisCron" | "Local0" | "Local1" | "Local2" | "Local3" | "Local4" | "Local5" | "Local6" | "Local7";
+        /** @description A syslog filter. */
+        LogService_v1_9_0_SyslogFilter: {
+            /** @description The types of programs that can log messages. */
+            LogFacilities?: (components["schemas"]["LogService_v1_9_0_SyslogFacility"] | null)[];
+            /** @description The lowest severity level message that will be logged. */
+            LowestSeverity?: components["schemas"]["LogService_v1_9_0_SyslogSeverity"] | null;
+        };
+        /**
+         * @description The syslog severity is an application-specific rating used to describe the urgency of the message.
+         * @enum {string}
+         */
+        LogService_v1_9_0_SyslogSeverity: "Emergency" | "Alert" | "Critical" | "Error" | "Warning" | "Notice" | "Informational" | "Debug" | "All";
         /** @description The collection of `ManagerAccount` resource instances. */
         ManagerAccountCollection_ManagerAccountCollection: {
             "@odata.context"?: components["schemas"]["odata-v4_context"];
@@ -5862,6 +6773,447 @@ export interface operations {
         requestBody?: never;
         responses: {
             /** @description Cancelled (or, for a finished task, removed) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getEventService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventService_EventService"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    patchEventService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventService_v1_12_0_EventService"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventService_EventService"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listEventSubscriptions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDestinationCollection_EventDestinationCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    createEventSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventDestination_v1_16_0_EventDestination"];
+            };
+        };
+        responses: {
+            /** @description Subscription created; Location names it */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDestination_EventDestination"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getEventSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                EventDestinationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDestination_EventDestination"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    deleteEventSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                EventDestinationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    patchEventSubscription: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                EventDestinationId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventDestination_v1_16_0_EventDestination"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventDestination_EventDestination"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    submitTestEvent: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EventService_v1_12_0_SubmitTestEventRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Test event sent to matching subscribers */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getEventServiceSse: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream (text/event-stream) of Event payloads */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listManagerLogServices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogServiceCollection_LogServiceCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getManagerLogService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogService_LogService"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listManagerLogEntries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogEntryCollection_LogEntryCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getManagerLogEntry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+                LogEntryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogEntry_LogEntry"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    clearManagerLog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                LogServiceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LogService_v1_9_0_ClearLogRequestBody"];
+            };
+        };
+        responses: {
+            /** @description Log cleared */
             204: {
                 headers: {
                     [name: string]: unknown;

@@ -23,6 +23,8 @@ const METHODS = ['get', 'put', 'post', 'patch', 'delete'] as const;
 const BASE_REGISTRY = 'Base.1.22.1.json';
 /** Messages of task state changes (Task.Messages). */
 const TASK_EVENT_REGISTRY = 'TaskEvent.1.0.5.json';
+/** Messages of the agent's events (power, media, boot, health, sessions; EventService). */
+const RESOURCE_EVENT_REGISTRY = 'ResourceEvent.1.4.3.json';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
@@ -224,7 +226,7 @@ for (const r of routes) {
 }
 // Message (inside error bodies and registries) is no resource but its schema belongs in $metadata.
 const extraVersioned = new Map<string, string>();
-for (const extra of ['Message']) {
+for (const extra of ['Message', 'Event']) {
   const alias = (loadBundleFile(`${extra}.yaml`).components as JsonObject).schemas as JsonObject;
   const first = Object.values(alias).find((s) => isObject(s) && typeof s.$ref === 'string') as JsonObject | undefined;
   const m = first && /\/([A-Za-z]+\.v\d+_\d+_\d+)\.yaml/.exec(String(first.$ref));
@@ -330,6 +332,9 @@ const base = JSON.parse(readFileSync(basePath, 'utf8')) as Json;
 const taskEventPath = join(schemaDir, 'registries', TASK_EVENT_REGISTRY);
 if (!existsSync(taskEventPath)) fail(`${TASK_EVENT_REGISTRY} missing from registries/`);
 const taskEvent = JSON.parse(readFileSync(taskEventPath, 'utf8')) as Json;
+const resourceEventPath = join(schemaDir, 'registries', RESOURCE_EVENT_REGISTRY);
+if (!existsSync(resourceEventPath)) fail(`${RESOURCE_EVENT_REGISTRY} missing from registries/`);
+const resourceEvent = JSON.parse(readFileSync(resourceEventPath, 'utf8')) as Json;
 writeFileSync(
   join(outDir, 'registries.ts'),
   `${HEADER}/* eslint-disable */\n` +
@@ -340,6 +345,8 @@ writeFileSync(
     `/** DMTF Base message registry (${BASE_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
     `export const baseRegistry: MessageRegistryDocument = ${JSON.stringify(base, null, 2)};\n\n` +
     `/** DMTF TaskEvent message registry (${TASK_EVENT_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
-    `export const taskEventRegistry: MessageRegistryDocument = ${JSON.stringify(taskEvent, null, 2)};\n`,
+    `export const taskEventRegistry: MessageRegistryDocument = ${JSON.stringify(taskEvent, null, 2)};\n\n` +
+    `/** DMTF ResourceEvent message registry (${RESOURCE_EVENT_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
+    `export const resourceEventRegistry: MessageRegistryDocument = ${JSON.stringify(resourceEvent, null, 2)};\n`,
 );
 process.stdout.write(`generate: ${routes.length} routes, ${collected.size} DMTF schemas → ${outDir}\n`);

@@ -5,6 +5,7 @@
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
+import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { startRedfishServer, type RedfishServerOptions } from '../redfish/server.js';
 import type { ProtocolServer, UserAccount } from './types.js';
@@ -23,6 +24,8 @@ export interface AgentOptions {
    * IPMI and Redfish. A server given its own lockout/lockoutPolicy keeps that instead.
    */
   lockoutPolicy?: LockoutPolicy;
+  /** Eventing (src/events): history size, subscription persistence, delivery, health poll */
+  events?: StartEventsOptions;
 }
 
 export interface Agent {
@@ -30,6 +33,8 @@ export interface Agent {
   readonly servers: readonly ProtocolServer[];
   readonly ipmi?: ProtocolServer;
   readonly redfish?: ProtocolServer;
+  /** The event source and subscriptions shared by IPMI (SEL) and Redfish (EventService, EventLog) */
+  readonly events: AgentEvents;
   close(): Promise<void>;
 }
 
@@ -38,6 +43,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY);
   const own = (o: { lockout?: unknown; lockoutPolicy?: unknown }) => o.lockout !== undefined || o.lockoutPolicy !== undefined;
   const servers: ProtocolServer[] = [];
+  // before the servers: their first logins and actions are events already
+  const events = await startEvents(opts.machine, opts.events);
   let ipmi: IpmiProtocolServer | undefined;
   let redfish: ProtocolServer | undefined;
   try {
@@ -60,18 +67,21 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     }
   } catch (e) {
     await Promise.allSettled(servers.map((s) => s.close()));
+    events.close();
     throw e;
   }
   let closed = false;
   return {
     machine: opts.machine,
     servers,
+    events,
     ...(ipmi ? { ipmi } : {}),
     ...(redfish ? { redfish } : {}),
     async close() {
       if (closed) return;
       closed = true;
       await Promise.allSettled(servers.map((s) => s.close()));
+      events.close();
       await opts.machine.close();
     },
   };

@@ -215,7 +215,9 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     if (odataVersion && odataVersion.trim() !== ODATA_VERSION) {
       throw new RedfishError(412, 'HeaderInvalid', [`OData-Version: ${odataVersion.slice(0, 20)}`]);
     }
-    const dollar = Object.keys(ctx.query).filter((k) => k.startsWith('$'));
+    // The SSE stream takes $filter (DSP0266 "Server-sent events"; src/redfish/resources/events.ts parses it).
+    const ownFilter = b.def.operationId === 'getEventServiceSse' ? ['$filter'] : [];
+    const dollar = Object.keys(ctx.query).filter((k) => k.startsWith('$') && !ownFilter.includes(k));
     if (dollar.length > 0) throw new RedfishError(501, 'QueryParameterUnsupported', [dollar[0] as string]);
     if (ctx.method === 'POST' || ctx.method === 'PATCH' || ctx.method === 'PUT') {
       (ctx.request as { body?: unknown }).body = await readBody(rctx);

@@ -13,6 +13,7 @@
 import { taskEventRegistry } from '../../../generated/redfish/registries.js';
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { errorBody, renderMessage, type MessageRef } from './errors.js';
+import { taskStateEvent } from '../../events/emit.js';
 
 export const TASK_RETENTION_MINUTES = 60;
 export const MAX_FINISHED_TASKS = 32;
@@ -75,6 +76,8 @@ export interface TaskStoreOptions {
   retentionMinutes?: number;
   maxFinished?: number;
   maxRunning?: number;
+  /** Called on each task state change with the TaskEvent message key (the agent's events, issue 12) */
+  onStateChange?: (task: Task, key: 'TaskStarted' | 'TaskCompletedOK' | 'TaskAborted' | 'TaskCancelled') => void;
 }
 
 export const isFinished = (t: Task): boolean => t.state === 'Completed' || t.state === 'Exception' || t.state === 'Cancelled';
@@ -107,10 +110,15 @@ export function renderTaskMessage(ref: TaskMessage): Record<string, unknown> {
 const stores = new WeakMap<object, TaskStore>();
 
 /** The task store of one Redfish service (one per deps object, created on first use). */
-export function taskStoreOf(deps: { now: () => Date }): TaskStore {
+export function taskStoreOf(deps: { now: () => Date; machine?: object }): TaskStore {
   let store = stores.get(deps);
   if (!store) {
-    store = new TaskStore({ now: deps.now });
+    const machine = deps.machine;
+    store = new TaskStore({
+      now: deps.now,
+      // task state changes are events too (src/events)
+      ...(machine ? { onStateChange: (task: Task, key: string) => taskStateEvent(machine, task.id, key, task.state) } : {}),
+    });
     stores.set(deps, store);
   }
   return store;
@@ -123,8 +131,10 @@ export class TaskStore {
   readonly retentionMinutes: number;
   readonly maxFinished: number;
   readonly maxRunning: number;
+  private readonly onStateChange: TaskStoreOptions['onStateChange'];
 
   constructor(opts: TaskStoreOptions) {
+    this.onStateChange = opts.onStateChange;
     this.now = opts.now;
     this.retentionMinutes = opts.retentionMinutes ?? TASK_RETENTION_MINUTES;
     this.maxFinished = opts.maxFinished ?? MAX_FINISHED_TASKS;
@@ -166,6 +176,7 @@ export class TaskStore {
     if (task.state === 'New') {
       task.state = 'Running';
       task.messages.push(taskEvent('TaskStarted', task.id));
+      this.onStateChange?.(task, 'TaskStarted');
     }
     if (percent !== undefined && percent !== task.percentComplete) {
       task.percentComplete = Math.max(0, Math.min(100, Math.round(percent)));
@@ -223,6 +234,7 @@ export class TaskStore {
       task.health = 'Warning';
       task.messages.push(taskEvent('TaskCancelled', task.id), ...more);
     }
+    this.onStateChange?.(task, state === 'Completed' ? 'TaskCompletedOK' : state === 'Exception' ? 'TaskAborted' : 'TaskCancelled');
     this.prune();
   }
 

@@ -3,6 +3,8 @@ import type { OperationHandlers } from '../core/types.js';
 import { handlers as accounts } from './accounts.js';
 import { handlers as chassis } from './chassis.js';
 import { handlers as ethernet } from './ethernet.js';
+import { handlers as events } from './events.js';
+import { handlers as logs } from './logs.js';
 import { handlers as managers } from './managers.js';
 import { handlers as metadata } from './metadata.js';
 import { handlers as odata } from './odata.js';
@@ -26,4 +28,6 @@ export const modules: readonly OperationHandlers[] = [
   managers,
   chassis,
   tasks,
+  events,
+  logs,
 ];

@@ -99,6 +99,7 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
       ConnectTypesSupported: ['IPMI'],
     },
     VirtualMedia: link(`${MANAGER}/VirtualMedia`),
+    LogServices: link(`${MANAGER}/LogServices`),
     Links: {
       ManagerForServers: [link(SYSTEM)],
       ManagerForChassis: [link(CHASSIS)],

@@ -1,8 +1,8 @@
 /**
  * /redfish/v1/Registries: the message registries our messages come from, served verbatim: Base (error
- * messages) and TaskEvent (Task.Messages of the TaskService).
+ * messages), TaskEvent (Task.Messages of the TaskService) and ResourceEvent (events: EventService, EventLog).
  */
-import { baseRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../../generated/redfish/registries.js';
+import { baseRegistry, resourceEventRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../../generated/redfish/registries.js';
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { notFound } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
@@ -19,6 +19,7 @@ interface RegistryFile {
 const FILES = new Map<string, RegistryFile>([
   [baseRegistry.RegistryPrefix, { registry: baseRegistry, description: "DMTF Base message registry: the messages in this service's error responses" }],
   [taskEventRegistry.RegistryPrefix, { registry: taskEventRegistry, description: 'DMTF TaskEvent message registry: the messages of tasks (TaskService)' }],
+  [resourceEventRegistry.RegistryPrefix, { registry: resourceEventRegistry, description: 'DMTF ResourceEvent message registry: the messages of events (EventService, EventLog)' }],
 ]);
 
 const fileUri = (id: string): string => `${REGISTRIES}/${id}`;

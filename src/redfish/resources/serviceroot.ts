@@ -42,6 +42,7 @@ export const handlers: OperationHandlers = {
         AccountService: link('/redfish/v1/AccountService'),
         Registries: link('/redfish/v1/Registries'),
         Tasks: link('/redfish/v1/TaskService'),
+        EventService: link('/redfish/v1/EventService'),
         Links: { Sessions: link('/redfish/v1/SessionService/Sessions') },
       },
       { etag: true },

@@ -1,5 +1,6 @@
 /** SessionService and its Sessions: login (POST), own-session reads, logout (DELETE). */
 import { odataTypes } from '../../../generated/redfish/routes.js';
+import { sessionClosed, sessionOpened } from '../../events/emit.js';
 import { clientAddress, hasPrivilege, login, unauthorized } from '../core/auth.js';
 import { RedfishError, insufficientPrivilege, notFound } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
@@ -107,6 +108,7 @@ export const handlers: OperationHandlers = {
     }
     const { session, token } = deps.sessions.create(user, address, body.Context as string | undefined);
     ctx.state.logger.info({ user: user.username, session: session.id }, 'redfish session created');
+    sessionOpened(deps.machine, 'redfish', session.id, user.username, address);
     ctx.set('X-Auth-Token', token);
     ctx.set('Location', `${SESSIONS}/${session.id}`);
     sendResource(ctx, sessionBody(session), { status: 201 });
@@ -119,6 +121,8 @@ export const handlers: OperationHandlers = {
   deleteSession: async (ctx) => {
     const s = findSession(ctx);
     ctx.state.deps.sessions.delete(s.id);
+    // an SSE stream of this session ends with it (resources/events.ts)
+    sessionClosed(ctx.state.deps.machine, 'redfish', s.id, s.username);
     ctx.state.logger.info({ user: ctx.state.user?.username, session: s.id }, 'redfish session deleted');
     ctx.status = 204;
   },

@@ -144,8 +144,8 @@ export const handlers: OperationHandlers = {
         ServiceEnabled: true,
         DateTime: ctx.state.deps.now().toISOString(),
         CompletedTaskOverWritePolicy: 'Oldest',
-        // no EventService: nobody could subscribe to task events
-        LifeCycleEventOnTaskStateChange: false,
+        // task state changes are events (EventService subscriptions, SSE, EventLog)
+        LifeCycleEventOnTaskStateChange: true,
         TaskAutoDeleteTimeoutMinutes: store.retentionMinutes,
         Status: { State: 'Enabled', Health: 'OK' },
         Tasks: { '@odata.id': TASKS },

@@ -1,0 +1,70 @@
+/**
+ * Small emitters for the events that come from the protocol layers (logins, sessions, tasks), so
+ * that those files only gain one call each. A failed login names the account only when it exists
+ * (a mistyped password in the user field must not land in events), never a password.
+ */
+import { eventsOf } from './index.js';
+
+export type Protocol = 'ipmi' | 'redfish';
+const SESSIONS = '/redfish/v1/SessionService/Sessions';
+export const SESSION_SERVICE_URI = '/redfish/v1/SessionService';
+
+/** Session id as event detail: Redfish ids as they are, IPMI ones prefixed (they share the hub). */
+export function sessionOpened(machine: object, proto: Protocol, sessionId: string, username: string, address?: string): void {
+  const origin = proto === 'redfish' ? `${SESSIONS}/${sessionId}` : SESSION_SERVICE_URI;
+  eventsOf(machine).hub.emit({
+    kind: 'login',
+    key: 'ResourceCreated',
+    reason: 'LoginSucceeded',
+    source: proto,
+    args: [],
+    origin,
+    resourceType: 'Session',
+    detail: { session: `${proto}:${sessionId}`, user: username, ...(address ? { address } : {}) },
+  });
+}
+
+export function sessionClosed(machine: object, proto: Protocol, sessionId: string, username?: string): void {
+  const origin = proto === 'redfish' ? `${SESSIONS}/${sessionId}` : SESSION_SERVICE_URI;
+  eventsOf(machine).hub.emit({
+    kind: 'sessionClosed',
+    key: 'ResourceRemoved',
+    reason: 'SessionClosed',
+    source: proto,
+    args: [],
+    origin,
+    resourceType: 'Session',
+    detail: { session: `${proto}:${sessionId}`, ...(username ? { user: username } : {}) },
+  });
+}
+
+export function loginFailed(machine: object, proto: Protocol, knownUser: string | undefined, address?: string): void {
+  eventsOf(machine).hub.emit({
+    kind: 'loginFailed',
+    registry: 'Base',
+    key: 'AccessDenied',
+    reason: 'LoginFailed',
+    source: proto,
+    args: [proto === 'redfish' ? SESSION_SERVICE_URI : 'IPMI'],
+    severity: 'Warning',
+    origin: SESSION_SERVICE_URI,
+    resourceType: 'SessionService',
+    detail: { ...(knownUser ? { user: knownUser } : {}), ...(address ? { address } : {}) },
+  });
+}
+
+/** A task changed state (TaskEvent registry: TaskStarted, TaskCompletedOK, TaskAborted, TaskCancelled). */
+export function taskStateEvent(machine: object, taskId: string, key: string, state: string): void {
+  const origin = `/redfish/v1/TaskService/Tasks/${encodeURIComponent(taskId)}`;
+  eventsOf(machine).hub.emit({
+    kind: 'task',
+    registry: 'TaskEvent',
+    key,
+    reason: key === 'TaskCompletedOK' ? 'TaskCompleted' : key,
+    source: 'redfish',
+    args: [taskId],
+    origin,
+    resourceType: 'Task',
+    detail: { task: taskId, state },
+  });
+}

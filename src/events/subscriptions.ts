@@ -1,0 +1,333 @@
+/**
+ * Redfish push subscriptions (EventDestination, DSP0266 "Eventing"): the subscription list, its
+ * persistence, and delivery to each subscriber.
+ *
+ * Delivery: each subscription has its own bounded queue (maxQueue events; the oldest is dropped
+ * when full and counted). One POST at a time per subscriber, never on a request path: the hub's
+ * listener only enqueues. A failed POST (no answer within the timeout, a non-2xx status, a refused
+ * connection) is retried after DeliveryRetryIntervalSeconds, up to DeliveryRetryAttempts times;
+ * then the subscription's DeliveryRetryPolicy decides (EventDestination.v1_16_0):
+ * - SuspendRetries (our default): the subscription is suspended, Status.State "Disabled"; its
+ *   queue stays bounded; PATCH Status/State "Enabled" (or ResumeSubscription) resumes it
+ * - TerminateAfterRetries: the subscription is deleted
+ * - RetryForever: the event stays at the head and is retried at the interval
+ * - RetryForeverWithBackoff: the same with a doubling interval (capped at 32×)
+ * A dead subscriber therefore costs at most maxQueue events of memory, whatever the event rate.
+ */
+import { odataTypes } from '../../generated/redfish/routes.js';
+import type { BmcEvent } from './hub.js';
+
+export type DeliveryRetryPolicy = 'TerminateAfterRetries' | 'SuspendRetries' | 'RetryForever' | 'RetryForeverWithBackoff';
+export const DELIVERY_RETRY_POLICIES: readonly DeliveryRetryPolicy[] = ['TerminateAfterRetries', 'SuspendRetries', 'RetryForever', 'RetryForeverWithBackoff'];
+
+/** What is stored (and persisted) about a subscription. */
+export interface SubscriptionRecord {
+  id: string;
+  destination: string;
+  context?: string;
+  /** Who created it (a user may delete their own subscriptions) */
+  owner: string;
+  registryPrefixes?: string[];
+  excludeRegistryPrefixes?: string[];
+  messageIds?: string[];
+  resourceTypes?: string[];
+  originResources?: string[];
+  subordinateResources?: boolean;
+  /** Write-only: sent with every POST, never shown (they often hold credentials) */
+  httpHeaders?: Record<string, string>;
+  deliveryRetryPolicy: DeliveryRetryPolicy;
+  /** Enabled, or Disabled when suspended */
+  state: 'Enabled' | 'Disabled';
+  createdAt: string;
+}
+
+export interface SubscriptionPersistence {
+  load(): Promise<SubscriptionRecord[]>;
+  save(records: readonly SubscriptionRecord[]): Promise<void>;
+  /** Where it keeps them, for docs/logs ("memory", "file /x", "ConfigMap ns/name") */
+  readonly where: string;
+}
+
+export class MemoryPersistence implements SubscriptionPersistence {
+  readonly where = 'memory';
+  private records: SubscriptionRecord[] = [];
+  async load(): Promise<SubscriptionRecord[]> {
+    return this.records.map((r) => ({ ...r }));
+  }
+  async save(records: readonly SubscriptionRecord[]): Promise<void> {
+    this.records = records.map((r) => ({ ...r }));
+  }
+}
+
+export interface EventServiceSettings {
+  serviceEnabled: boolean;
+  deliveryRetryAttempts: number;
+  deliveryRetryIntervalSeconds: number;
+}
+
+export const DEFAULT_SETTINGS: EventServiceSettings = { serviceEnabled: true, deliveryRetryAttempts: 3, deliveryRetryIntervalSeconds: 5 };
+export const MAX_SUBSCRIPTIONS = 32;
+export const DEFAULT_MAX_QUEUE = 256;
+export const DELIVERY_TIMEOUT_MS = 10_000;
+
+export interface DeliveryHooks {
+  delivered?(sub: SubscriptionRecord, events: number, ms: number): void;
+  failed?(sub: SubscriptionRecord, reason: string): void;
+  dropped?(sub: SubscriptionRecord, n: number): void;
+  suspended?(sub: SubscriptionRecord): void;
+}
+
+export interface SubscriptionManagerOptions {
+  persistence?: SubscriptionPersistence;
+  /** Waits between retries; injectable so tests need no wall-clock waits */
+  sleep?: (ms: number) => Promise<void>;
+  /** POSTs one payload; default: fetch with a timeout. Resolves the HTTP status or rejects. */
+  post?: (url: string, headers: Record<string, string>, body: string) => Promise<number>;
+  maxQueue?: number;
+  maxSubscriptions?: number;
+  hooks?: DeliveryHooks;
+  now?: () => Date;
+  onError?: (msg: string, err: unknown) => void;
+}
+
+const defaultSleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
+async function defaultPost(url: string, headers: Record<string, string>, body: string): Promise<number> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { ...headers, 'Content-Type': 'application/json' },
+    body,
+    redirect: 'manual',
+    signal: AbortSignal.timeout(DELIVERY_TIMEOUT_MS),
+  });
+  await res.arrayBuffer().catch(() => undefined);
+  return res.status;
+}
+
+/** Does `event` pass the subscription's filters? (DSP0266 / EventDestination properties) */
+export function matches(sub: SubscriptionRecord, event: BmcEvent): boolean {
+  if (event.kind === 'test') return true; // SubmitTestEvent reaches every subscriber
+  if (sub.registryPrefixes?.length && !sub.registryPrefixes.includes(event.registryPrefix)) return false;
+  if (sub.excludeRegistryPrefixes?.includes(event.registryPrefix)) return false;
+  if (sub.messageIds?.length) {
+    const short = `${event.registryPrefix}.${event.messageId.split('.').pop() ?? ''}`;
+    if (!sub.messageIds.some((m) => m === event.messageId || m === short)) return false;
+  }
+  if (sub.resourceTypes?.length && !sub.resourceTypes.includes(event.resourceType)) return false;
+  if (sub.originResources?.length) {
+    const ok = sub.originResources.some((o) => o === event.origin || (sub.subordinateResources === true && event.origin.startsWith(`${o}/`)));
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Event.v1_13_0 payload with the given events (one per POST today). */
+export function eventPayload(events: readonly BmcEvent[], context: string | undefined, id: string): Record<string, unknown> {
+  return {
+    '@odata.type': odataTypes.Event,
+    Id: id,
+    Name: 'Event Array',
+    ...(context !== undefined ? { Context: context } : {}),
+    Events: events.map((e) => ({
+      EventId: String(e.id),
+      EventTimestamp: e.time.toISOString(),
+      EventType: 'Other',
+      MemberId: String(e.id),
+      MessageId: e.messageId,
+      Message: e.message,
+      MessageArgs: [...e.args],
+      MessageSeverity: e.severity,
+      Severity: e.severity,
+      OriginOfCondition: { '@odata.id': e.origin },
+      LogEntry: { '@odata.id': `/redfish/v1/Managers/BMC/LogServices/EventLog/Entries/${e.id}` },
+    })),
+  };
+}
+
+interface Deliverer {
+  queue: BmcEvent[];
+  running: boolean;
+  dropped: number;
+  /** consecutive failures of the head event */
+  failures: number;
+  lastError?: string;
+}
+
+export class SubscriptionManager {
+  private readonly subs = new Map<string, SubscriptionRecord>();
+  private readonly deliverers = new Map<string, Deliverer>();
+  private nextId = 1;
+  settings: EventServiceSettings = { ...DEFAULT_SETTINGS };
+  readonly persistence: SubscriptionPersistence;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly post: (url: string, headers: Record<string, string>, body: string) => Promise<number>;
+  readonly maxQueue: number;
+  readonly maxSubscriptions: number;
+  private readonly hooks: DeliveryHooks;
+  private readonly now: () => Date;
+  private readonly onError: (msg: string, err: unknown) => void;
+  private saving: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(opts: SubscriptionManagerOptions = {}) {
+    this.persistence = opts.persistence ?? new MemoryPersistence();
+    this.sleep = opts.sleep ?? defaultSleep;
+    this.post = opts.post ?? defaultPost;
+    this.maxQueue = opts.maxQueue ?? DEFAULT_MAX_QUEUE;
+    this.maxSubscriptions = opts.maxSubscriptions ?? MAX_SUBSCRIPTIONS;
+    this.hooks = opts.hooks ?? {};
+    this.now = opts.now ?? (() => new Date());
+    this.onError = opts.onError ?? (() => undefined);
+  }
+
+  /** Load persisted subscriptions (agent start). */
+  async load(): Promise<void> {
+    const records = await this.persistence.load();
+    for (const r of records) {
+      this.subs.set(r.id, r);
+      const n = Number(r.id);
+      if (Number.isInteger(n) && n >= this.nextId) this.nextId = n + 1;
+    }
+  }
+
+  list(): SubscriptionRecord[] {
+    return [...this.subs.values()];
+  }
+
+  get(id: string): SubscriptionRecord | undefined {
+    return this.subs.get(id);
+  }
+
+  hasRoom(): boolean {
+    return this.subs.size < this.maxSubscriptions;
+  }
+
+  async create(input: Omit<SubscriptionRecord, 'id' | 'createdAt' | 'state'>): Promise<SubscriptionRecord> {
+    const rec: SubscriptionRecord = { ...input, id: String(this.nextId++), state: 'Enabled', createdAt: this.now().toISOString() };
+    this.subs.set(rec.id, rec);
+    await this.persist();
+    return rec;
+  }
+
+  async update(id: string, change: { context?: string; state?: 'Enabled' | 'Disabled'; deliveryRetryPolicy?: DeliveryRetryPolicy }): Promise<SubscriptionRecord | undefined> {
+    const rec = this.subs.get(id);
+    if (!rec) return undefined;
+    if (change.context !== undefined) rec.context = change.context;
+    if (change.deliveryRetryPolicy !== undefined) rec.deliveryRetryPolicy = change.deliveryRetryPolicy;
+    if (change.state !== undefined && change.state !== rec.state) {
+      rec.state = change.state;
+      const d = this.deliverers.get(id);
+      if (d) d.failures = 0;
+      if (rec.state === 'Enabled') this.pump(rec);
+    }
+    await this.persist();
+    return rec;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const had = this.subs.delete(id);
+    this.deliverers.delete(id);
+    if (had) await this.persist();
+    return had;
+  }
+
+  /** Queue state of a subscription (tests, metrics). */
+  queueOf(id: string): { length: number; dropped: number; failures: number; lastError?: string } | undefined {
+    const d = this.deliverers.get(id);
+    if (!this.subs.has(id)) return undefined;
+    return d ? { length: d.queue.length, dropped: d.dropped, failures: d.failures, ...(d.lastError ? { lastError: d.lastError } : {}) } : { length: 0, dropped: 0, failures: 0 };
+  }
+
+  /** Hand an event to every matching subscriber (enqueue only; returns at once). */
+  publish(event: BmcEvent): void {
+    if (this.closed || !this.settings.serviceEnabled) return;
+    for (const sub of this.subs.values()) {
+      if (!matches(sub, event)) continue;
+      this.enqueue(sub, event);
+    }
+  }
+
+  private enqueue(sub: SubscriptionRecord, event: BmcEvent): void {
+    let d = this.deliverers.get(sub.id);
+    if (!d) {
+      d = { queue: [], running: false, dropped: 0, failures: 0 };
+      this.deliverers.set(sub.id, d);
+    }
+    d.queue.push(event);
+    if (d.queue.length > this.maxQueue) {
+      const n = d.queue.length - this.maxQueue;
+      d.queue.splice(0, n);
+      d.dropped += n;
+      // a retry in progress was for the dropped head: start the count again for the new head
+      d.failures = 0;
+      this.hooks.dropped?.(sub, n);
+    }
+    this.pump(sub);
+  }
+
+  private pump(sub: SubscriptionRecord): void {
+    const d = this.deliverers.get(sub.id);
+    if (!d || d.running || sub.state !== 'Enabled') return;
+    d.running = true;
+    void this.run(sub, d).finally(() => {
+      d.running = false;
+      // events may have arrived while the loop was ending
+      if (this.subs.get(sub.id) === sub && sub.state === 'Enabled' && d.queue.length > 0 && !this.closed) this.pump(sub);
+    });
+  }
+
+  private async run(sub: SubscriptionRecord, d: Deliverer): Promise<void> {
+    while (!this.closed && this.subs.get(sub.id) === sub && sub.state === 'Enabled' && d.queue.length > 0) {
+      const event = d.queue[0] as BmcEvent;
+      const body = JSON.stringify(eventPayload([event], sub.context, String(event.id)));
+      const started = Date.now();
+      let failure: string | undefined;
+      try {
+        const status = await this.post(sub.destination, sub.httpHeaders ?? {}, body);
+        if (status < 200 || status > 299) failure = `HTTP ${status}`;
+      } catch (e) {
+        failure = e instanceof Error ? (e.name === 'TimeoutError' ? 'timeout' : e.message) : String(e);
+      }
+      if (failure === undefined) {
+        if (d.queue[0] === event) d.queue.shift();
+        d.failures = 0;
+        delete d.lastError;
+        this.hooks.delivered?.(sub, 1, Date.now() - started);
+        continue;
+      }
+      d.failures++;
+      d.lastError = failure;
+      this.hooks.failed?.(sub, failure);
+      const { deliveryRetryAttempts: attempts, deliveryRetryIntervalSeconds: interval } = this.settings;
+      if (d.failures > attempts) {
+        if (sub.deliveryRetryPolicy === 'SuspendRetries') {
+          sub.state = 'Disabled';
+          this.hooks.suspended?.(sub);
+          await this.persist();
+          return;
+        }
+        if (sub.deliveryRetryPolicy === 'TerminateAfterRetries') {
+          await this.remove(sub.id);
+          return;
+        }
+      }
+      const factor = sub.deliveryRetryPolicy === 'RetryForeverWithBackoff' ? Math.min(32, 2 ** Math.max(0, d.failures - 1)) : 1;
+      await this.sleep(interval * 1000 * factor);
+    }
+  }
+
+  private persist(): Promise<void> {
+    const snapshot = this.list().map((r) => ({ ...r }));
+    this.saving = this.saving
+      .then(() => this.persistence.save(snapshot))
+      .catch((e: unknown) => this.onError(`could not save subscriptions (${this.persistence.where})`, e));
+    return this.saving;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+}
