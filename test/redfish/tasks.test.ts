@@ -4,8 +4,6 @@
  * semantics (DSP0266 "Asynchronous operations"), privileges and Payload masking, retention bounds
  * (injected clock), DMTF schema checks of every payload.
  */
-import { readFileSync } from 'node:fs';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { expect } from 'chai';
 import type { ProtocolServer } from '../../src/accounts/types.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
@@ -15,27 +13,9 @@ import { MAX_FINISHED_TASKS, TASK_RETENTION_MINUTES, TaskStore } from '../../src
 import { startRedfishServer } from '../../src/redfish/server.js';
 import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
 import { startImageServer, unusedUrl, type ImageServer } from '../helpers/images.js';
+import { expectConforms, schemaValidator } from '../helpers/redfish-schema.js';
 
-const ANNOTATION = '^([a-zA-Z_][a-zA-Z0-9_]*)?@(odata|Redfish|Message)\\.[a-zA-Z_][a-zA-Z0-9_]*$';
-function allowAnnotations(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(allowAnnotations);
-  if (typeof x !== 'object' || x === null) return x;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(x)) out[k] = allowAnnotations(v);
-  if (out.additionalProperties === false) {
-    out.patternProperties = { [ANNOTATION]: {}, ...(out.patternProperties as Record<string, unknown> | undefined) };
-  }
-  return out;
-}
-const spec = JSON.parse(readFileSync(new URL('../../generated/redfish/openapi.bundled.json', import.meta.url), 'utf8')) as {
-  components: Record<string, unknown>;
-};
-const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-ajv.addSchema({ components: allowAnnotations(spec.components) }, 'spec');
-function conforms(schema: string, body: unknown): void {
-  const validate = ajv.getSchema(`spec#/components/schemas/${schema}`) as ValidateFunction;
-  expect(validate(body), `${schema}: ${JSON.stringify(validate.errors?.slice(0, 3))}`).to.equal(true);
-}
+const conforms = expectConforms;
 
 const auth = (u: { username: string; password: string }): string => 'Basic ' + Buffer.from(`${u.username}:${u.password}`).toString('base64');
 const CD = '/redfish/v1/Managers/BMC/VirtualMedia/Cd';
@@ -416,7 +396,7 @@ describe('TaskStore bounds', () => {
   it('the schema check rejects a wrong Task', () => {
     const good = { '@odata.id': '/redfish/v1/TaskService/Tasks/1', '@odata.type': '#Task.v1_7_4.Task', Id: '1', Name: 'x' };
     conforms('Task_Task', good);
-    const validate = ajv.getSchema('spec#/components/schemas/Task_Task') as ValidateFunction;
+    const validate = schemaValidator('Task_Task')!;
     expect(validate({ ...good, TaskState: 'Sleeping' })).to.equal(false);
     expect(validate({ ...good, PercentComplete: 'half' })).to.equal(false);
   });
