@@ -66,7 +66,27 @@ export type OperationId =
   | "getManagerLogService"
   | "listManagerLogEntries"
   | "getManagerLogEntry"
-  | "clearManagerLog";
+  | "clearManagerLog"
+  | "listSystemProcessors"
+  | "getSystemProcessor"
+  | "listSystemMemory"
+  | "getSystemMemory"
+  | "listSystemStorage"
+  | "getSystemStorage"
+  | "getSystemDrive"
+  | "listSystemSimpleStorage"
+  | "getSystemSimpleStorage"
+  | "getSystemSecureBoot"
+  | "patchSystemSecureBoot"
+  | "getSystemBios"
+  | "getUpdateService"
+  | "listFirmwareInventory"
+  | "getFirmwareInventory"
+  | "getCertificateService"
+  | "getCertificateLocations"
+  | "replaceCertificate"
+  | "listHttpsCertificates"
+  | "getHttpsCertificate";
 
 /** Privileges named by the DMTF Privilege Registry (Redfish_1.8.0_PrivilegeRegistry.json) for our operations. */
 export type Privilege = "ConfigureComponents" | "ConfigureManager" | "ConfigureSelf" | "ConfigureUsers" | "Login" | "NoAuth";
@@ -154,6 +174,26 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Entries", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices/:LogServiceId/Entries", operationId: "listManagerLogEntries", responseSchemaRef: "LogEntryCollection_LogEntryCollection", entity: "LogEntryCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Entries/{LogEntryId}", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices/:LogServiceId/Entries/:LogEntryId", operationId: "getManagerLogEntry", responseSchemaRef: "LogEntry_LogEntry", entity: "LogEntry", privileges: [["Login"]] },
   { method: "POST", path: "/redfish/v1/Managers/{ManagerId}/LogServices/{LogServiceId}/Actions/LogService.ClearLog", koaPath: "/redfish/v1/Managers/:ManagerId/LogServices/:LogServiceId/Actions/LogService.ClearLog", operationId: "clearManagerLog", requestSchemaRef: "LogService_v1_9_0_ClearLogRequestBody", entity: "LogService", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Processors", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Processors", operationId: "listSystemProcessors", responseSchemaRef: "ProcessorCollection_ProcessorCollection", entity: "ProcessorCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Processors/{ProcessorId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Processors/:ProcessorId", operationId: "getSystemProcessor", responseSchemaRef: "Processor_Processor", entity: "Processor", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Memory", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Memory", operationId: "listSystemMemory", responseSchemaRef: "MemoryCollection_MemoryCollection", entity: "MemoryCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Memory/{MemoryId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Memory/:MemoryId", operationId: "getSystemMemory", responseSchemaRef: "Memory_Memory", entity: "Memory", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage", operationId: "listSystemStorage", responseSchemaRef: "StorageCollection_StorageCollection", entity: "StorageCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId", operationId: "getSystemStorage", responseSchemaRef: "Storage_Storage", entity: "Storage", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Drives/{DriveId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Drives/:DriveId", operationId: "getSystemDrive", responseSchemaRef: "Drive_Drive", entity: "Drive", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SimpleStorage", operationId: "listSystemSimpleStorage", responseSchemaRef: "SimpleStorageCollection_SimpleStorageCollection", entity: "SimpleStorageCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage/{SimpleStorageId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SimpleStorage/:SimpleStorageId", operationId: "getSystemSimpleStorage", responseSchemaRef: "SimpleStorage_SimpleStorage", entity: "SimpleStorage", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SecureBoot", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SecureBoot", operationId: "getSystemSecureBoot", responseSchemaRef: "SecureBoot_SecureBoot", entity: "SecureBoot", privileges: [["Login"]] },
+  { method: "PATCH", path: "/redfish/v1/Systems/{ComputerSystemId}/SecureBoot", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SecureBoot", operationId: "patchSystemSecureBoot", requestSchemaRef: "SecureBoot_v1_1_2_SecureBoot", responseSchemaRef: "SecureBoot_SecureBoot", entity: "SecureBoot", privileges: [["ConfigureComponents"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Bios", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Bios", operationId: "getSystemBios", responseSchemaRef: "Bios_Bios", entity: "Bios", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/UpdateService", koaPath: "/redfish/v1/UpdateService", operationId: "getUpdateService", responseSchemaRef: "UpdateService_UpdateService", entity: "UpdateService", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/UpdateService/FirmwareInventory", koaPath: "/redfish/v1/UpdateService/FirmwareInventory", operationId: "listFirmwareInventory", responseSchemaRef: "SoftwareInventoryCollection_SoftwareInventoryCollection", entity: "SoftwareInventoryCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/UpdateService/FirmwareInventory/{SoftwareInventoryId}", koaPath: "/redfish/v1/UpdateService/FirmwareInventory/:SoftwareInventoryId", operationId: "getFirmwareInventory", responseSchemaRef: "SoftwareInventory_SoftwareInventory", entity: "SoftwareInventory", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/CertificateService", koaPath: "/redfish/v1/CertificateService", operationId: "getCertificateService", responseSchemaRef: "CertificateService_CertificateService", entity: "CertificateService", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/CertificateService/CertificateLocations", koaPath: "/redfish/v1/CertificateService/CertificateLocations", operationId: "getCertificateLocations", responseSchemaRef: "CertificateLocations_CertificateLocations", entity: "CertificateLocations", privileges: [["ConfigureManager"]] },
+  { method: "POST", path: "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate", koaPath: "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate", operationId: "replaceCertificate", requestSchemaRef: "CertificateService_v1_2_1_ReplaceCertificateRequestBody", responseSchemaRef: "Certificate_Certificate", entity: "CertificateService", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates", koaPath: "/redfish/v1/Managers/:ManagerId/NetworkProtocol/HTTPS/Certificates", operationId: "listHttpsCertificates", responseSchemaRef: "CertificateCollection_CertificateCollection", entity: "CertificateCollection", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates/{CertificateId}", koaPath: "/redfish/v1/Managers/:ManagerId/NetworkProtocol/HTTPS/Certificates/:CertificateId", operationId: "getHttpsCertificate", responseSchemaRef: "Certificate_Certificate", entity: "Certificate", privileges: [["ConfigureManager"]] },
 ];
 
 // Request and response body types per operation.
@@ -224,15 +264,43 @@ export type GetManagerLogServiceResponse = components['schemas']["LogService_Log
 export type ListManagerLogEntriesResponse = components['schemas']["LogEntryCollection_LogEntryCollection"];
 export type GetManagerLogEntryResponse = components['schemas']["LogEntry_LogEntry"];
 export type ClearManagerLogRequest = components['schemas']["LogService_v1_9_0_ClearLogRequestBody"];
+export type ListSystemProcessorsResponse = components['schemas']["ProcessorCollection_ProcessorCollection"];
+export type GetSystemProcessorResponse = components['schemas']["Processor_Processor"];
+export type ListSystemMemoryResponse = components['schemas']["MemoryCollection_MemoryCollection"];
+export type GetSystemMemoryResponse = components['schemas']["Memory_Memory"];
+export type ListSystemStorageResponse = components['schemas']["StorageCollection_StorageCollection"];
+export type GetSystemStorageResponse = components['schemas']["Storage_Storage"];
+export type GetSystemDriveResponse = components['schemas']["Drive_Drive"];
+export type ListSystemSimpleStorageResponse = components['schemas']["SimpleStorageCollection_SimpleStorageCollection"];
+export type GetSystemSimpleStorageResponse = components['schemas']["SimpleStorage_SimpleStorage"];
+export type GetSystemSecureBootResponse = components['schemas']["SecureBoot_SecureBoot"];
+export type PatchSystemSecureBootRequest = components['schemas']["SecureBoot_v1_1_2_SecureBoot"];
+export type PatchSystemSecureBootResponse = components['schemas']["SecureBoot_SecureBoot"];
+export type GetSystemBiosResponse = components['schemas']["Bios_Bios"];
+export type GetUpdateServiceResponse = components['schemas']["UpdateService_UpdateService"];
+export type ListFirmwareInventoryResponse = components['schemas']["SoftwareInventoryCollection_SoftwareInventoryCollection"];
+export type GetFirmwareInventoryResponse = components['schemas']["SoftwareInventory_SoftwareInventory"];
+export type GetCertificateServiceResponse = components['schemas']["CertificateService_CertificateService"];
+export type GetCertificateLocationsResponse = components['schemas']["CertificateLocations_CertificateLocations"];
+export type ReplaceCertificateRequest = components['schemas']["CertificateService_v1_2_1_ReplaceCertificateRequestBody"];
+export type ReplaceCertificateResponse = components['schemas']["Certificate_Certificate"];
+export type ListHttpsCertificatesResponse = components['schemas']["CertificateCollection_CertificateCollection"];
+export type GetHttpsCertificateResponse = components['schemas']["Certificate_Certificate"];
 
 /** @odata.type of each resource type we return, at the version the bundle carries. */
 export const odataTypes = {
   AccountService: "#AccountService.v1_18_1.AccountService",
   ActionInfo: "#ActionInfo.v1_5_0.ActionInfo",
+  Bios: "#Bios.v1_2_3.Bios",
+  Certificate: "#Certificate.v1_11_0.Certificate",
+  CertificateCollection: "#CertificateCollection.CertificateCollection",
+  CertificateLocations: "#CertificateLocations.v1_0_4.CertificateLocations",
+  CertificateService: "#CertificateService.v1_2_1.CertificateService",
   Chassis: "#Chassis.v1_28_0.Chassis",
   ChassisCollection: "#ChassisCollection.ChassisCollection",
   ComputerSystem: "#ComputerSystem.v1_27_0.ComputerSystem",
   ComputerSystemCollection: "#ComputerSystemCollection.ComputerSystemCollection",
+  Drive: "#Drive.v1_22_0.Drive",
   EthernetInterface: "#EthernetInterface.v1_12_4.EthernetInterface",
   EthernetInterfaceCollection: "#EthernetInterfaceCollection.EthernetInterfaceCollection",
   Event: "#Event.v1_13_0.Event",
@@ -248,19 +316,31 @@ export const odataTypes = {
   ManagerAccountCollection: "#ManagerAccountCollection.ManagerAccountCollection",
   ManagerCollection: "#ManagerCollection.ManagerCollection",
   ManagerNetworkProtocol: "#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol",
+  Memory: "#Memory.v1_23_0.Memory",
+  MemoryCollection: "#MemoryCollection.MemoryCollection",
   Message: "#Message.v1_3_0.Message",
   MessageRegistry: "#MessageRegistry.v1_7_0.MessageRegistry",
   MessageRegistryFile: "#MessageRegistryFile.v1_1_5.MessageRegistryFile",
   MessageRegistryFileCollection: "#MessageRegistryFileCollection.MessageRegistryFileCollection",
+  Processor: "#Processor.v1_22_0.Processor",
+  ProcessorCollection: "#ProcessorCollection.ProcessorCollection",
   Role: "#Role.v1_3_3.Role",
   RoleCollection: "#RoleCollection.RoleCollection",
+  SecureBoot: "#SecureBoot.v1_1_2.SecureBoot",
   ServiceRoot: "#ServiceRoot.v1_20_0.ServiceRoot",
   Session: "#Session.v1_8_0.Session",
   SessionCollection: "#SessionCollection.SessionCollection",
   SessionService: "#SessionService.v1_2_0.SessionService",
+  SimpleStorage: "#SimpleStorage.v1_3_2.SimpleStorage",
+  SimpleStorageCollection: "#SimpleStorageCollection.SimpleStorageCollection",
+  SoftwareInventory: "#SoftwareInventory.v1_13_0.SoftwareInventory",
+  SoftwareInventoryCollection: "#SoftwareInventoryCollection.SoftwareInventoryCollection",
+  Storage: "#Storage.v1_21_0.Storage",
+  StorageCollection: "#StorageCollection.StorageCollection",
   Task: "#Task.v1_7_4.Task",
   TaskCollection: "#TaskCollection.TaskCollection",
   TaskService: "#TaskService.v1_3_0.TaskService",
+  UpdateService: "#UpdateService.v1_17_0.UpdateService",
   VirtualMedia: "#VirtualMedia.v1_6_5.VirtualMedia",
   VirtualMediaCollection: "#VirtualMediaCollection.VirtualMediaCollection",
 } as const;
@@ -279,6 +359,40 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "namespaces": [
       "ActionInfo",
       "ActionInfo.v1_5_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Bios_v1.xml",
+    "namespaces": [
+      "Bios",
+      "Bios.v1_2_3"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Certificate_v1.xml",
+    "namespaces": [
+      "Certificate",
+      "Certificate.v1_11_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/CertificateCollection_v1.xml",
+    "namespaces": [
+      "CertificateCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/CertificateLocations_v1.xml",
+    "namespaces": [
+      "CertificateLocations",
+      "CertificateLocations.v1_0_4"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/CertificateService_v1.xml",
+    "namespaces": [
+      "CertificateService",
+      "CertificateService.v1_2_1"
     ]
   },
   {
@@ -305,6 +419,13 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "uri": "http://redfish.dmtf.org/schemas/v1/ComputerSystemCollection_v1.xml",
     "namespaces": [
       "ComputerSystemCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Drive_v1.xml",
+    "namespaces": [
+      "Drive",
+      "Drive.v1_22_0"
     ]
   },
   {
@@ -407,6 +528,19 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     ]
   },
   {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Memory_v1.xml",
+    "namespaces": [
+      "Memory",
+      "Memory.v1_23_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/MemoryCollection_v1.xml",
+    "namespaces": [
+      "MemoryCollection"
+    ]
+  },
+  {
     "uri": "http://redfish.dmtf.org/schemas/v1/Message_v1.xml",
     "namespaces": [
       "Message",
@@ -434,6 +568,19 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     ]
   },
   {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Processor_v1.xml",
+    "namespaces": [
+      "Processor",
+      "Processor.v1_22_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/ProcessorCollection_v1.xml",
+    "namespaces": [
+      "ProcessorCollection"
+    ]
+  },
+  {
     "uri": "http://redfish.dmtf.org/schemas/v1/RedfishExtensions_v1.xml",
     "namespaces": [
       "RedfishExtensions.v1_0_0"
@@ -457,6 +604,13 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "uri": "http://redfish.dmtf.org/schemas/v1/RoleCollection_v1.xml",
     "namespaces": [
       "RoleCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/SecureBoot_v1.xml",
+    "namespaces": [
+      "SecureBoot",
+      "SecureBoot.v1_1_2"
     ]
   },
   {
@@ -487,6 +641,45 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     ]
   },
   {
+    "uri": "http://redfish.dmtf.org/schemas/v1/SimpleStorage_v1.xml",
+    "namespaces": [
+      "SimpleStorage",
+      "SimpleStorage.v1_3_2"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/SimpleStorageCollection_v1.xml",
+    "namespaces": [
+      "SimpleStorageCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/SoftwareInventory_v1.xml",
+    "namespaces": [
+      "SoftwareInventory",
+      "SoftwareInventory.v1_13_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/SoftwareInventoryCollection_v1.xml",
+    "namespaces": [
+      "SoftwareInventoryCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Storage_v1.xml",
+    "namespaces": [
+      "Storage",
+      "Storage.v1_21_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/StorageCollection_v1.xml",
+    "namespaces": [
+      "StorageCollection"
+    ]
+  },
+  {
     "uri": "http://redfish.dmtf.org/schemas/v1/Task_v1.xml",
     "namespaces": [
       "Task",
@@ -504,6 +697,13 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "namespaces": [
       "TaskService",
       "TaskService.v1_3_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/UpdateService_v1.xml",
+    "namespaces": [
+      "UpdateService",
+      "UpdateService.v1_17_0"
     ]
   },
   {

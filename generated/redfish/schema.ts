@@ -876,6 +876,345 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/Systems/{ComputerSystemId}/Processors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listSystemProcessors"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Processors/{ProcessorId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                ProcessorId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemProcessor"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Memory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listSystemMemory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Memory/{MemoryId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                MemoryId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemMemory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listSystemStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Drives/{DriveId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+                DriveId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemDrive"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listSystemSimpleStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage/{SimpleStorageId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                SimpleStorageId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemSimpleStorage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/SecureBoot": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemSecureBoot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch: operations["patchSystemSecureBoot"];
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Bios": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemBios"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/UpdateService": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getUpdateService"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/UpdateService/FirmwareInventory": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["listFirmwareInventory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/UpdateService/FirmwareInventory/{SoftwareInventoryId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                SoftwareInventoryId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getFirmwareInventory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/CertificateService": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getCertificateService"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/CertificateService/CertificateLocations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getCertificateLocations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["replaceCertificate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listHttpsCertificates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates/{CertificateId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                CertificateId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getHttpsCertificate"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1289,6 +1628,352 @@ export interface components {
             readonly ObjectDataType?: string | null;
             /** @description An indication of whether the parameter is required to complete this action. */
             readonly Required?: boolean;
+        };
+        /** @description The `Bios` schema contains properties related to the BIOS attribute registry.  The attribute registry describes the system-specific BIOS attributes and actions for changing to BIOS settings.  Changes to the BIOS typically require a system reset before they take effect.  It is likely that a client finds the `@Redfish.Settings` term in this resource, and if it is found, the client makes requests to change BIOS settings by modifying the resource identified by the `@Redfish.Settings` term. */
+        Bios_Bios: components["schemas"]["Bios_v1_2_3_Bios"];
+        /** @description The available actions for this resource. */
+        Bios_v1_2_3_Actions: {
+            "#Bios.ChangePassword"?: components["schemas"]["Bios_v1_2_3_ChangePassword"];
+            "#Bios.ResetBios"?: components["schemas"]["Bios_v1_2_3_ResetBios"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Bios_v1_2_3_OemActions"];
+        };
+        /** @description The list of BIOS attributes and their values as determined by the manufacturer or provider. */
+        Bios_v1_2_3_Attributes: Record<string, never>;
+        /** @description The `Bios` schema contains properties related to the BIOS attribute registry.  The attribute registry describes the system-specific BIOS attributes and actions for changing to BIOS settings.  Changes to the BIOS typically require a system reset before they take effect.  It is likely that a client finds the `@Redfish.Settings` term in this resource, and if it is found, the client makes requests to change BIOS settings by modifying the resource identified by the `@Redfish.Settings` term. */
+        Bios_v1_2_3_Bios: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Bios_v1_2_3_Actions"];
+            /** @description The resource ID of the attribute registry that has the system-specific information about a BIOS resource. */
+            readonly AttributeRegistry?: string | null;
+            /** @description The list of BIOS attributes specific to the manufacturer or provider. */
+            Attributes?: components["schemas"]["Bios_v1_2_3_Attributes"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["Bios_v1_2_3_Links"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An indication of whether there is a pending request to reset the BIOS attributes to default values. */
+            readonly ResetBiosToDefaultsPending?: boolean | null;
+        };
+        /** @description This action changes a BIOS password. */
+        Bios_v1_2_3_ChangePassword: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The links to other resources that are related to this resource. */
+        Bios_v1_2_3_Links: {
+            /** @description The link to the software inventory that represents the active BIOS firmware image. */
+            ActiveSoftwareImage?: components["schemas"]["odata-v4_idRef"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The images that are associated with this BIOS. */
+            readonly SoftwareImages?: components["schemas"]["odata-v4_idRef"][];
+            "SoftwareImages@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        Bios_v1_2_3_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This action resets the BIOS attributes to default. */
+        Bios_v1_2_3_ResetBios: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The collection of `Certificate` resource instances. */
+        CertificateCollection_CertificateCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @enum {string} */
+        CertificateEnrollment_EnrollmentProtocolType: "ACME" | "SCEP" | "OEM";
+        /** @description The `CertificateLocations` schema describes a resource that an administrator can use in order to locate all certificates installed on a given service. */
+        CertificateLocations_CertificateLocations: components["schemas"]["CertificateLocations_v1_0_4_CertificateLocations"];
+        /** @description The available actions for this resource. */
+        CertificateLocations_v1_0_4_Actions: {
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["CertificateLocations_v1_0_4_OemActions"];
+        };
+        /** @description The `CertificateLocations` schema describes a resource that an administrator can use in order to locate all certificates installed on a given service. */
+        CertificateLocations_v1_0_4_CertificateLocations: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["CertificateLocations_v1_0_4_Actions"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["CertificateLocations_v1_0_4_Links"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The links to other resources that are related to this resource. */
+        CertificateLocations_v1_0_4_Links: {
+            /** @description An array of links to the certificates installed on this service. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"][];
+            "Certificates@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        CertificateLocations_v1_0_4_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description The `CertificateService` schema describes a certificate service that represents the actions available to manage certificates and links to the certificates. */
+        CertificateService_CertificateService: components["schemas"]["CertificateService_v1_2_1_CertificateService"];
+        /** @description The available actions for this resource. */
+        CertificateService_v1_2_1_Actions: {
+            "#CertificateService.GenerateCSR"?: components["schemas"]["CertificateService_v1_2_1_GenerateCSR"];
+            "#CertificateService.ReplaceCertificate"?: components["schemas"]["CertificateService_v1_2_1_ReplaceCertificate"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["CertificateService_v1_2_1_OemActions"];
+        };
+        /** @description The automatic certificate enrollment service configuration. */
+        CertificateService_v1_2_1_AutomaticCertificateEnrollment: {
+            /** @description The certificate usage types that support automatic enrollments for this service. */
+            readonly CertificatesSupported?: (components["schemas"]["Certificate_CertificateUsageType"] | null)[];
+            /** @description The automatic enrollment protocols supported by this service. */
+            readonly EnrollmentTypes?: (components["schemas"]["CertificateEnrollment_EnrollmentProtocolType"] | null)[];
+            /** @description An indication of whether automatic enrollment is enabled. */
+            ServiceEnabled?: boolean | null;
+        };
+        /** @description The `CertificateService` schema describes a certificate service that represents the actions available to manage certificates and links to the certificates. */
+        CertificateService_v1_2_1_CertificateService: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["CertificateService_v1_2_1_Actions"];
+            /** @description The automatic certificate enrollment configuration. */
+            AutomaticCertificateEnrollment?: components["schemas"]["CertificateService_v1_2_1_AutomaticCertificateEnrollment"] | null;
+            /** @description The link to the collection of certificate enrollment configurations. */
+            readonly CertificateEnrollments?: components["schemas"]["odata-v4_idRef"] | null;
+            /** @description The information about the location of certificates. */
+            readonly CertificateLocations?: components["schemas"]["odata-v4_idRef"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The link to a collection of server certificates for the automatic certificate enrollment servers. */
+            readonly EnrollmentCACertificates?: components["schemas"]["odata-v4_idRef"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description This action makes a certificate signing request. */
+        CertificateService_v1_2_1_GenerateCSR: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        CertificateService_v1_2_1_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This action replaces a certificate. */
+        CertificateService_v1_2_1_ReplaceCertificate: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action replaces a certificate. */
+        CertificateService_v1_2_1_ReplaceCertificateRequestBody: {
+            /** @description The string for the certificate. */
+            CertificateString: string;
+            /** @description The format of the certificate. */
+            CertificateType: components["schemas"]["Certificate_CertificateType"];
+            /** @description The link to the certificate that is being replaced. */
+            CertificateUri: components["schemas"]["odata-v4_idRef"];
+            /** @description The password for the certificate. */
+            Password?: string;
+        };
+        /** @description The `Certificate` schema describes a certificate that proves the identity of a component, account, or service. */
+        Certificate_Certificate: components["schemas"]["Certificate_v1_11_0_Certificate"];
+        /** @enum {string} */
+        Certificate_CertificateType: "PEM" | "PEMchain" | "PKCS7" | "PKCS12";
+        /** @enum {string} */
+        Certificate_CertificateUsageType: "User" | "Web" | "SSH" | "Device" | "Platform" | "BIOS" | "IDevID" | "LDevID" | "IAK" | "LAK" | "EK";
+        /**
+         * @description The usages of a key contained within a certificate.
+         * @enum {string}
+         */
+        Certificate_KeyUsage: "DigitalSignature" | "NonRepudiation" | "KeyEncipherment" | "DataEncipherment" | "KeyAgreement" | "KeyCertSign" | "CRLSigning" | "EncipherOnly" | "DecipherOnly" | "ServerAuthentication" | "ClientAuthentication" | "CodeSigning" | "EmailProtection" | "Timestamping" | "OCSPSigning";
+        /** @description The available actions for this resource. */
+        Certificate_v1_11_0_Actions: {
+            "#Certificate.ForceAutomaticRenew"?: components["schemas"]["Certificate_v1_11_0_ForceAutomaticRenew"];
+            "#Certificate.Rekey"?: components["schemas"]["Certificate_v1_11_0_Rekey"];
+            "#Certificate.Renew"?: components["schemas"]["Certificate_v1_11_0_Renew"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Certificate_v1_11_0_OemActions"];
+        };
+        /** @description The `Certificate` schema describes a certificate that proves the identity of a component, account, or service. */
+        Certificate_v1_11_0_Certificate: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Certificate_v1_11_0_Actions"];
+            /** @description The string for the certificate. */
+            readonly CertificateString?: string | null;
+            /** @description The format of the certificate. */
+            readonly CertificateType?: components["schemas"]["Certificate_CertificateType"] | null;
+            /** @description The types or purposes for this certificate. */
+            readonly CertificateUsageTypes?: (components["schemas"]["Certificate_CertificateUsageType"] | null)[];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The fingerprint of the certificate. */
+            readonly Fingerprint?: string;
+            /** @description The hash algorithm for the fingerprint of the certificate. */
+            readonly FingerprintHashAlgorithm?: string;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The issuer of the certificate. */
+            Issuer?: components["schemas"]["Certificate_v1_11_0_Identifier"];
+            /** @description The key usage extension, which defines the purpose of the public keys in this certificate. */
+            readonly KeyUsage?: (components["schemas"]["Certificate_KeyUsage"] | null)[];
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["Certificate_v1_11_0_Links"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The password for the certificate. */
+            Password?: string | null;
+            /** @description SPDM-related information for the certificate. */
+            SPDM?: components["schemas"]["Certificate_v1_11_0_SPDM"];
+            /** @description The serial number of the certificate. */
+            readonly SerialNumber?: string;
+            /** @description The algorithm used for creating the signature of the certificate. */
+            readonly SignatureAlgorithm?: string;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The subject of the certificate. */
+            Subject?: components["schemas"]["Certificate_v1_11_0_Identifier"];
+            /** @description The UEFI signature owner for this certificate. */
+            readonly UefiSignatureOwner?: string | null;
+            /**
+             * Format: date-time
+             * @description The date when the certificate is no longer valid.
+             */
+            readonly ValidNotAfter?: string;
+            /**
+             * Format: date-time
+             * @description The date when the certificate becomes valid.
+             */
+            readonly ValidNotBefore?: string;
+        };
+        /** @description This action forces an automatic renewal of the certificate, if this certificate is configured for automatic certificate enrollment. */
+        Certificate_v1_11_0_ForceAutomaticRenew: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The identifier information about a certificate. */
+        Certificate_v1_11_0_Identifier: {
+            /** @description Additional common names of the entity. */
+            readonly AdditionalCommonNames?: (string | null)[];
+            /** @description Additional organizational units of the entity. */
+            readonly AdditionalOrganizationalUnits?: (string | null)[];
+            /** @description The additional host names of the entity. */
+            readonly AlternativeNames?: (string | null)[];
+            /** @description The city or locality of the organization of the entity. */
+            readonly City?: string;
+            /** @description The common name of the entity. */
+            readonly CommonName?: string;
+            /** @description The country of the organization of the entity. */
+            readonly Country?: string;
+            /** @description A human-readable string for this identifier. */
+            readonly DisplayString?: string | null;
+            /** @description The domain components of the entity. */
+            readonly DomainComponents?: (string | null)[];
+            /** @description The email address of the contact within the organization of the entity. */
+            readonly Email?: string | null;
+            /** @description The name of the organization of the entity. */
+            readonly Organization?: string;
+            /** @description The name of the unit or division of the organization of the entity. */
+            readonly OrganizationalUnit?: string;
+            /** @description The state, province, or region of the organization of the entity. */
+            readonly State?: string;
+        };
+        /** @description The links to other resources that are related to this resource. */
+        Certificate_v1_11_0_Links: {
+            /** @description A link to the certificate of the CA that issued this certificate. */
+            Issuer?: components["schemas"]["odata-v4_idRef"] | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An array of links to certificates that were issued by the CA that is represented by this certificate. */
+            Subjects?: components["schemas"]["odata-v4_idRef"][];
+            "Subjects@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        Certificate_v1_11_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This action generates a new key-pair for a certificate and produces a certificate signing request. */
+        Certificate_v1_11_0_Rekey: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action generates a certificate signing request by using the existing information and key-pair of the certificate. */
+        Certificate_v1_11_0_Renew: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description SPDM-related information for a certificate. */
+        Certificate_v1_11_0_SPDM: {
+            /**
+             * Format: int64
+             * @description Slot identifier of the certificate.
+             */
+            readonly SlotId?: number | null;
         };
         /** @description The collection of `Chassis` resource instances. */
         ChassisCollection_ChassisCollection: {
@@ -2230,6 +2915,367 @@ export interface components {
             readonly Interactive?: boolean;
             /** @description An indication of whether the service is enabled for this system. */
             ServiceEnabled?: boolean;
+        };
+        Control_ControlRangeExcerpt: components["schemas"]["Control_v1_7_0_ControlRangeExcerpt"];
+        /** @enum {string} */
+        Control_v1_7_0_ControlMode: "Automatic" | "Override" | "Manual" | "Disabled";
+        /** @description The `Control` schema describes a control point and its properties. */
+        Control_v1_7_0_ControlRangeExcerpt: {
+            /** @description The maximum possible setting for this control. */
+            readonly AllowableMax?: number | null;
+            /** @description The minimum possible setting for this control. */
+            readonly AllowableMin?: number | null;
+            /** @description The supported values for the set point. */
+            readonly AllowableNumericValues?: (number | null)[];
+            /** @description The current operating mode of the control. */
+            ControlMode?: components["schemas"]["Control_v1_7_0_ControlMode"] | null;
+            /**
+             * Format: uri-reference
+             * @description The link to the resource that provides the data for this control.
+             */
+            readonly DataSourceUri?: string | null;
+            /** @description The reading of the sensor associated with this control. */
+            readonly Reading?: number | null;
+            /** @description The maximum set point in the allowed range. */
+            SettingMax?: number | null;
+            /** @description The minimum set point in the allowed range. */
+            SettingMin?: number | null;
+        };
+        /** @description The `Drive` schema represents a single physical drive for a system, including links to associated volumes.  It also describes the location, such as a slot, socket, or bay, where a unit can be installed, by populating a resource instance with an absent state if a unit is not present. */
+        Drive_Drive: components["schemas"]["Drive_v1_22_0_Drive"];
+        /** @description The available actions for this resource. */
+        Drive_v1_22_0_Actions: {
+            "#Drive.FreezePersonality"?: components["schemas"]["Drive_v1_22_0_FreezePersonality"];
+            "#Drive.GetPersonalityNonce"?: components["schemas"]["Drive_v1_22_0_GetPersonalityNonce"];
+            "#Drive.Reset"?: components["schemas"]["Drive_v1_22_0_Reset"];
+            "#Drive.RevertPersonalitiesToDefaults"?: components["schemas"]["Drive_v1_22_0_RevertPersonalitiesToDefaults"];
+            "#Drive.RevertToOriginalFactoryState"?: components["schemas"]["Drive_v1_22_0_RevertToOriginalFactoryState"];
+            "#Drive.SecureErase"?: components["schemas"]["Drive_v1_22_0_SecureErase"];
+            "#Drive.SetPersonalityKey"?: components["schemas"]["Drive_v1_22_0_SetPersonalityKey"];
+            "#Drive.UnfreezePersonality"?: components["schemas"]["Drive_v1_22_0_UnfreezePersonality"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Drive_v1_22_0_OemActions"];
+        };
+        /** @enum {string} */
+        Drive_v1_22_0_ConfigLockOptions: "Unlocked" | "Locked" | "LockdownUnsupported" | "CommandUnsupported";
+        /** @enum {string} */
+        Drive_v1_22_0_ConfigurationLock: "Enabled" | "Disabled" | "Partial";
+        /** @description The `Drive` schema represents a single physical drive for a system, including links to associated volumes.  It also describes the location, such as a slot, socket, or bay, where a unit can be installed, by populating a resource instance with an absent state if a unit is not present. */
+        Drive_v1_22_0_Drive: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Drive_v1_22_0_Actions"];
+            /** @description The link to the assembly associated with this drive. */
+            readonly Assembly?: components["schemas"]["odata-v4_idRef"];
+            /** @description The user-assigned asset tag for this drive. */
+            AssetTag?: string | null;
+            /** @description Indicates if establishment of a TCG-defined security ID (SID) on the drive is blocked. */
+            BlockSecurityIDEnabled?: boolean | null;
+            /**
+             * Format: int64
+             * @description The size, in bytes, of the smallest addressable unit, or block.
+             */
+            readonly BlockSizeBytes?: number | null;
+            /** @description The speed, in gigabits per second (Gbit/s) units, at which this drive can communicate to a storage controller in ideal conditions. */
+            readonly CapableSpeedGbs?: number | null;
+            /**
+             * Format: int64
+             * @description The size, in bytes, of this drive.
+             */
+            readonly CapacityBytes?: number | null;
+            /** @description The link to a collection of certificates for device identity and attestation. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description Indicates whether in-band configuration requests to the drive are locked.  Other properties, such as `ConfigurationLockState`, contain additional information regarding the status of the configuration lock. */
+            ConfigurationLock?: components["schemas"]["Drive_v1_22_0_ConfigurationLock"] | null;
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The form factor of the drive inserted in this slot. */
+            readonly DriveFormFactor?: components["schemas"]["Drive_v1_22_0_FormFactor"] | null;
+            /** @description The encryption ability of this drive. */
+            readonly EncryptionAbility?: components["schemas"]["Drive_v1_22_0_EncryptionAbility"] | null;
+            /** @description The status of the encryption of this drive. */
+            readonly EncryptionStatus?: components["schemas"]["Drive_v1_22_0_EncryptionStatus"] | null;
+            /** @description The link to the environment metrics for this drive. */
+            readonly EnvironmentMetrics?: components["schemas"]["odata-v4_idRef"];
+            /** @description An indication of whether this drive currently predicts a failure in the near future. */
+            readonly FailurePredicted?: boolean | null;
+            /** @description The firmware version for this drive. */
+            readonly FirmwareVersion?: string | null;
+            /** @description The hardware version of this drive. */
+            readonly HardwareVersion?: string | null;
+            /** @description The replacement mode for the hot spare drive. */
+            HotspareReplacementMode?: components["schemas"]["Drive_v1_22_0_HotspareReplacementModeType"] | null;
+            /** @description The type of hot spare that this drive serves as. */
+            HotspareType?: components["schemas"]["Drive_v1_22_0_HotspareType"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The durable names for the drive. */
+            Identifiers?: components["schemas"]["Resource_Identifier"][];
+            /**
+             * @deprecated
+             * @description The state of the indicator LED, that identifies the drive.
+             */
+            IndicatorLED?: components["schemas"]["Resource_IndicatorLED"] | null;
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["Drive_v1_22_0_Links"];
+            /**
+             * @deprecated
+             * @description The location of the drive.
+             */
+            Location?: components["schemas"]["Resource_Location"][];
+            /** @description An indicator allowing an operator to physically locate this resource. */
+            LocationIndicatorActive?: boolean | null;
+            /** @description The manufacturer of this drive. */
+            readonly Manufacturer?: string | null;
+            /**
+             * @deprecated
+             * @description An array of DSP0274-defined measurement blocks.
+             */
+            Measurements?: components["schemas"]["SoftwareInventory_MeasurementBlock"][];
+            /** @description The type of media contained in this drive. */
+            readonly MediaType?: components["schemas"]["Drive_v1_22_0_MediaType"] | null;
+            /** @description The link to the metrics associated with this drive. */
+            readonly Metrics?: components["schemas"]["odata-v4_idRef"] | null;
+            /** @description The model number for the drive. */
+            readonly Model?: string | null;
+            /** @description An indication of whether the drive is accessible from multiple paths. */
+            readonly Multipath?: boolean | null;
+            /** @description NVMe properties for this drive. */
+            NVMe?: components["schemas"]["Drive_v1_22_0_NVMe"] | null;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The speed, in gigabits per second (Gbit/s) units, at which this drive currently communicates to the storage controller. */
+            readonly NegotiatedSpeedGbs?: number | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The operations currently running on the drive. */
+            Operations?: components["schemas"]["Drive_v1_22_0_Operations"][];
+            /** @description The part number for this drive. */
+            readonly PartNumber?: string | null;
+            /** @description The location of the drive.  This property is equivalent to the `Location` property common to other standard Redfish resources. */
+            PhysicalLocation?: components["schemas"]["Resource_Location"];
+            /** @description The percentage of reads and writes that are predicted to be available for the media. */
+            readonly PredictedMediaLifeLeftPercent?: number | null;
+            /** @description The protocol that this drive currently uses to communicate to the storage controller. */
+            readonly Protocol?: components["schemas"]["Protocol_Protocol"] | null;
+            /** @description An indication of whether the drive is prepared by the system for removal. */
+            ReadyToRemove?: boolean | null;
+            /** @description The revision of a SCSI-based drive, as returned from the 'Inquiry' command, which can be the firmware or hardware version.  For other types of drives, the `HardwareVersion` and `FirmwareVersion` properties are recommended in favor of this property. */
+            readonly Revision?: string | null;
+            /** @description The rotation speed of this drive, in revolutions per minute (RPM) units. */
+            readonly RotationSpeedRPM?: number | null;
+            /** @description The SKU for this drive. */
+            readonly SKU?: string | null;
+            /** @description Indicates if the TCG-defined security ID (SID) was changed from its default value, flagging the drive as owned. */
+            readonly SecurityIDOwned?: boolean | null;
+            /** @description The serial number for this drive. */
+            readonly SerialNumber?: string | null;
+            /** @description The drive protocols capable in this slot. */
+            readonly SlotCapableProtocols?: (components["schemas"]["Protocol_Protocol"] | null)[];
+            /** @description The form factor of the slot. */
+            readonly SlotFormFactor?: components["schemas"]["Drive_v1_22_0_FormFactor"] | null;
+            /** @description The spare part number of the drive. */
+            readonly SparePartNumber?: string | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The state of the status indicator, which communicates status information about this drive. */
+            StatusIndicator?: components["schemas"]["Drive_v1_22_0_StatusIndicator"] | null;
+            /** @description Indicates the target configuration lock level for the drive based upon the state of the `ConfigurationLock` property.  Other properties, such as `ConfigurationLockState`, contain additional information regarding the status of the configuration lock. */
+            TargetConfigurationLockLevel?: components["schemas"]["Drive_v1_22_0_TargetConfigurationLockLevel"] | null;
+            /** @description An indication of whether the drive write cache is enabled. */
+            WriteCacheEnabled?: boolean | null;
+        };
+        /** @enum {string} */
+        Drive_v1_22_0_EncryptionAbility: "None" | "SelfEncryptingDrive" | "Other";
+        /** @enum {string} */
+        Drive_v1_22_0_EncryptionStatus: "Unecrypted" | "Unlocked" | "Locked" | "Foreign" | "Unencrypted";
+        /** @enum {string} */
+        Drive_v1_22_0_FormFactor: "Drive3_5" | "Drive2_5" | "EDSFF" | "EDSFF_1U_Long" | "EDSFF_1U_Short" | "EDSFF_E3_Short" | "EDSFF_E3_Long" | "M2" | "M2_2230" | "M2_2242" | "M2_2260" | "M2_2280" | "M2_22110" | "U2" | "PCIeSlotFullLength" | "PCIeSlotLowProfile" | "PCIeHalfLength" | "OEM";
+        /** @description This action freezes a personality for the NVMe subsystem. */
+        Drive_v1_22_0_FreezePersonality: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action obtains a nonce required to unfreeze personalities with a programmed key. */
+        Drive_v1_22_0_GetPersonalityNonce: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        Drive_v1_22_0_HotspareReplacementModeType: "Revertible" | "NonRevertible";
+        /** @enum {string} */
+        Drive_v1_22_0_HotspareType: "None" | "Global" | "Chassis" | "Dedicated";
+        /** @description The links to other resources that are related to this resource. */
+        Drive_v1_22_0_Links: {
+            /** @description The link to the software inventory that represents the active drive firmware image. */
+            ActiveSoftwareImage?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to the chassis that contains this drive. */
+            readonly Chassis?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to the endpoints that connect to this drive. */
+            readonly Endpoints?: components["schemas"]["odata-v4_idRef"][];
+            "Endpoints@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the network device functions that provide network connectivity for this drive. */
+            readonly NetworkDeviceFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "NetworkDeviceFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An array of links to the PCIe functions that the drive produces. */
+            PCIeFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "PCIeFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The images that are associated with this drive. */
+            readonly SoftwareImages?: components["schemas"]["odata-v4_idRef"][];
+            "SoftwareImages@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description A link to the storage subsystem to which this drive belongs. */
+            readonly Storage?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to the storage pools to which this drive belongs. */
+            readonly StoragePools?: components["schemas"]["odata-v4_idRef"][];
+            "StoragePools@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the volumes that this drive either wholly or only partially contains. */
+            readonly Volumes?: components["schemas"]["odata-v4_idRef"][];
+            "Volumes@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @enum {string} */
+        Drive_v1_22_0_MediaType: "HDD" | "SSD" | "SMR";
+        /** @enum {string} */
+        Drive_v1_22_0_NMVeMinimumRequiredResetType: "NoReset" | "ControllerLevel" | "LimitedControllerLevel" | "NVMSubsystemReset" | "PowerCycle";
+        /** @enum {string} */
+        Drive_v1_22_0_NMVeUnfreezeAuthMode: "ProgrammedKey" | "PhysicalId";
+        /** @description NVMe properties for a drive. */
+        Drive_v1_22_0_NVMe: {
+            /** @description The active personality settings of the NVMe subsystem. */
+            ActivePersonalities?: (components["schemas"]["Drive_v1_22_0_NVMePersonality"] | null)[];
+            /** @description The configurable features that are able to be locked from in-band usage on an NVMe subsystem and their current lock state. */
+            ConfigurationLockState?: components["schemas"]["Drive_v1_22_0_NVMeConfigurationLockState"] | null;
+        };
+        /** @description The configurable features that are able to be locked on an NVMe subsystem and their current lock state. */
+        Drive_v1_22_0_NVMeConfigurationLockState: {
+            /** @description The lock state of the NVMe-defined Firmware Commit command. */
+            readonly FirmwareCommit?: components["schemas"]["Drive_v1_22_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-defined Firmware Image Download command. */
+            readonly FirmwareImageDownload?: components["schemas"]["Drive_v1_22_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-defined Lockdown command. */
+            readonly Lockdown?: components["schemas"]["Drive_v1_22_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-defined Security Send command. */
+            readonly SecuritySend?: components["schemas"]["Drive_v1_22_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-MI-defined VPD Write command. */
+            readonly VPDWrite?: components["schemas"]["Drive_v1_22_0_ConfigLockOptions"] | null;
+        };
+        /** @description An active personality setting of an NVMe subsystem. */
+        Drive_v1_22_0_NVMePersonality: {
+            /** @description An indication of whether changing this personality affects user data. */
+            readonly ChangeAffectsUserData?: boolean | null;
+            /** @description The personality data. */
+            Data?: string | null;
+            /** @description An indication of whether this personality is set to the manufacturing default values. */
+            readonly Default?: boolean | null;
+            /** @description An indication of whether this personality is frozen. */
+            readonly Frozen?: boolean | null;
+            /**
+             * Format: int64
+             * @description The personality identifier.
+             */
+            readonly Identifier?: number | null;
+            /** @description The minimum reset type required to change the personality settings. */
+            readonly MinimumRequiredResetType?: components["schemas"]["Drive_v1_22_0_NMVeMinimumRequiredResetType"] | null;
+            /** @description An indication of whether this personality contains pending changes. */
+            readonly Pending?: boolean | null;
+            /** @description The authentication modes supported to unfreeze this personality. */
+            readonly UnfreezeAuthenticationModes?: (components["schemas"]["Drive_v1_22_0_NMVeUnfreezeAuthMode"] | null)[];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        Drive_v1_22_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description An operation currently running on this resource. */
+        Drive_v1_22_0_Operations: {
+            /** @description The link to the task associated with the operation, if any. */
+            readonly AssociatedTask?: components["schemas"]["odata-v4_idRef"];
+            /** @description The type of the operation. */
+            readonly Operation?: components["schemas"]["Swordfish_Volume_OperationType"] | null;
+            /**
+             * @deprecated
+             * @description The name of the operation.
+             */
+            readonly OperationName?: string | null;
+            /**
+             * Format: int64
+             * @description The percentage of the operation that has been completed.
+             */
+            readonly PercentageComplete?: number | null;
+        };
+        /** @description This action resets this drive. */
+        Drive_v1_22_0_Reset: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action reverts all personalities to their manufacturing default state for the NVMe subsystem. */
+        Drive_v1_22_0_RevertPersonalitiesToDefaults: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action reverts a self-encrypting drive (SED) to the original factory state. */
+        Drive_v1_22_0_RevertToOriginalFactoryState: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action securely erases the contents of the drive. */
+        Drive_v1_22_0_SecureErase: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action sets the personality key for the NVMe subsystem. */
+        Drive_v1_22_0_SetPersonalityKey: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        Drive_v1_22_0_StatusIndicator: "OK" | "Fail" | "Rebuild" | "PredictiveFailureAnalysis" | "Hotspare" | "InACriticalArray" | "InAFailedArray";
+        /** @enum {string} */
+        Drive_v1_22_0_TargetConfigurationLockLevel: "Baseline";
+        /** @description This action unfreezes a personality for the NVMe subsystem. */
+        Drive_v1_22_0_UnfreezePersonality: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
         };
         /** @description The collection of `EthernetInterface` resource instances. */
         EthernetInterfaceCollection_EthernetInterfaceCollection: {
@@ -3960,6 +5006,578 @@ export interface components {
             /** @description Friendly action name */
             title?: string;
         };
+        /** @description The collection of `Memory` resource instances. */
+        MemoryCollection_MemoryCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `Memory` schema represents a memory device, such as a DIMM, and its configuration.  It also describes the location, such as a slot, socket, or bay, where a unit can be installed, by populating a resource instance with an absent state if a unit is not present. */
+        Memory_Memory: components["schemas"]["Memory_v1_23_0_Memory"];
+        /** @description The available actions for this resource. */
+        Memory_v1_23_0_Actions: {
+            "#Memory.DisableMasterPassphrase"?: components["schemas"]["Memory_v1_23_0_DisableMasterPassphrase"];
+            "#Memory.DisablePassphrase"?: components["schemas"]["Memory_v1_23_0_DisablePassphrase"];
+            "#Memory.FreezeSecurityState"?: components["schemas"]["Memory_v1_23_0_FreezeSecurityState"];
+            "#Memory.InjectPersistentPoison"?: components["schemas"]["Memory_v1_23_0_InjectPersistentPoison"];
+            "#Memory.OverwriteUnit"?: components["schemas"]["Memory_v1_23_0_OverwriteUnit"];
+            "#Memory.Reset"?: components["schemas"]["Memory_v1_23_0_Reset"];
+            "#Memory.ResetToDefaults"?: components["schemas"]["Memory_v1_23_0_ResetToDefaults"];
+            "#Memory.ScanMedia"?: components["schemas"]["Memory_v1_23_0_ScanMedia"];
+            "#Memory.SecureEraseUnit"?: components["schemas"]["Memory_v1_23_0_SecureEraseUnit"];
+            "#Memory.SetMasterPassphrase"?: components["schemas"]["Memory_v1_23_0_SetMasterPassphrase"];
+            "#Memory.SetPassphrase"?: components["schemas"]["Memory_v1_23_0_SetPassphrase"];
+            "#Memory.UnlockUnit"?: components["schemas"]["Memory_v1_23_0_UnlockUnit"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Memory_v1_23_0_OemActions"];
+        };
+        /** @enum {string} */
+        Memory_v1_23_0_BaseModuleType: "RDIMM" | "UDIMM" | "SO_DIMM" | "LRDIMM" | "Mini_RDIMM" | "Mini_UDIMM" | "SO_RDIMM_72b" | "SO_UDIMM_72b" | "SO_DIMM_16b" | "SO_DIMM_32b" | "Die" | "CAMM";
+        /** @description CXL properties for a memory device. */
+        Memory_v1_23_0_CXL: {
+            /**
+             * Format: int64
+             * @description The size of the label storage area in bytes of this memory device.
+             */
+            readonly LabelStorageSizeBytes?: number;
+            /**
+             * Format: int64
+             * @description Total device non-volatile memory capacity in MiB staged for next activation.  The value is in multiples of 256 MiB.
+             */
+            StagedNonVolatileSizeMiB?: number;
+            /**
+             * Format: int64
+             * @description Total device volatile memory capacity in MiB staged for next activation.  This value is in multiples of 256 MiB.
+             */
+            StagedVolatileSizeMiB?: number;
+        };
+        /** @description Disables the master passphrase for the given region. */
+        Memory_v1_23_0_DisableMasterPassphrase: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description Disable passphrase for the given region. */
+        Memory_v1_23_0_DisablePassphrase: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        Memory_v1_23_0_ErrorCorrection: "NoECC" | "SingleBitECC" | "MultiBitECC" | "AddressParity";
+        /** @description Freezes the security state of the memory device. */
+        Memory_v1_23_0_FreezeSecurityState: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The health data of a memory device. */
+        Memory_v1_23_0_HealthData: {
+            /**
+             * @deprecated
+             * @description The current health of the memory device as a percentage.
+             */
+            readonly PredictedMediaLifeLeftPercent?: number | null;
+        };
+        /** @description Injects poison to a specific persistent memory address in the memory device. */
+        Memory_v1_23_0_InjectPersistentPoison: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The links to other resources that are related to this resource. */
+        Memory_v1_23_0_Links: {
+            /** @description The batteries that provide power to this memory device during a power-loss event. */
+            readonly Batteries?: components["schemas"]["odata-v4_idRef"][];
+            "Batteries@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The link to the chassis that contains this memory device. */
+            readonly Chassis?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to the endpoints associated with this memory. */
+            readonly Endpoints?: components["schemas"]["odata-v4_idRef"][];
+            "Endpoints@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of memory chunks providing media for this memory. */
+            readonly MemoryMediaSources?: components["schemas"]["odata-v4_idRef"][];
+            "MemoryMediaSources@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of memory regions providing media for this memory. */
+            readonly MemoryRegionMediaSources?: components["schemas"]["odata-v4_idRef"][];
+            "MemoryRegionMediaSources@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An array of links to the processors associated with this memory device. */
+            readonly Processors?: components["schemas"]["odata-v4_idRef"][];
+            "Processors@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description The `Memory` schema represents a memory device, such as a DIMM, and its configuration.  It also describes the location, such as a slot, socket, or bay, where a unit can be installed, by populating a resource instance with an absent state if a unit is not present. */
+        Memory_v1_23_0_Memory: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Memory_v1_23_0_Actions"];
+            /**
+             * Format: int64
+             * @description The boundary that memory regions are allocated on, measured in mebibytes (MiB).
+             */
+            readonly AllocationAlignmentMiB?: number | null;
+            /**
+             * Format: int64
+             * @description The size of the smallest unit of allocation for a memory region in mebibytes (MiB).
+             */
+            readonly AllocationIncrementMiB?: number | null;
+            /** @description Speeds supported by this memory device. */
+            readonly AllowedSpeedsMHz?: number[];
+            /** @description The link to the assembly resource associated with this memory device. */
+            readonly Assembly?: components["schemas"]["odata-v4_idRef"];
+            /** @description The base module type of the memory device. */
+            readonly BaseModuleType?: components["schemas"]["Memory_v1_23_0_BaseModuleType"] | null;
+            /**
+             * Format: int64
+             * @description The bus width, in bits.
+             */
+            readonly BusWidthBits?: number | null;
+            /** @description CXL properties for this memory device. */
+            CXL?: components["schemas"]["Memory_v1_23_0_CXL"];
+            /**
+             * Format: int64
+             * @description The level of the cache memory.
+             */
+            readonly CacheLevel?: number;
+            /**
+             * Format: int64
+             * @description Total size of the cache portion memory in MiB.
+             */
+            readonly CacheSizeMiB?: number | null;
+            /**
+             * Format: int64
+             * @description Memory capacity in mebibytes (MiB).
+             */
+            readonly CapacityMiB?: number | null;
+            /** @description The link to a collection of certificates for device identity and attestation. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description An indication of whether the configuration of this memory device is locked and cannot be altered. */
+            readonly ConfigurationLocked?: boolean | null;
+            /**
+             * Format: int64
+             * @description Data width in bits.
+             */
+            readonly DataWidthBits?: number | null;
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /**
+             * @deprecated
+             * @description Device ID.
+             */
+            readonly DeviceID?: string | null;
+            /**
+             * @deprecated
+             * @description Location of the memory device in the platform.
+             */
+            readonly DeviceLocator?: string | null;
+            /** @description An indication of whether this memory is enabled. */
+            Enabled?: boolean;
+            /** @description The link to the environment metrics for this memory. */
+            readonly EnvironmentMetrics?: components["schemas"]["odata-v4_idRef"];
+            /** @description Error correction scheme supported for this memory device. */
+            readonly ErrorCorrection?: components["schemas"]["Memory_v1_23_0_ErrorCorrection"] | null;
+            /** @description Version of API supported by the firmware. */
+            readonly FirmwareApiVersion?: string | null;
+            /** @description Revision of firmware on the memory controller. */
+            readonly FirmwareRevision?: string | null;
+            /**
+             * @deprecated
+             * @description Function classes by the memory device.
+             */
+            readonly FunctionClasses?: string[];
+            /** @description The health data of this memory device. */
+            HealthData?: components["schemas"]["Memory_v1_23_0_HealthData"];
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description An indication of whether rank spare is enabled for this memory device. */
+            readonly IsRankSpareEnabled?: boolean | null;
+            /** @description An indication of whether a spare device is enabled for this memory device. */
+            readonly IsSpareDeviceEnabled?: boolean | null;
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["Memory_v1_23_0_Links"];
+            /** @description The location of the memory device. */
+            Location?: components["schemas"]["Resource_Location"];
+            /** @description An indicator allowing an operator to physically locate this resource. */
+            LocationIndicatorActive?: boolean | null;
+            /** @description The link to the log service associated with this memory. */
+            readonly Log?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: int64
+             * @description Total size of the logical memory in MiB.
+             */
+            readonly LogicalSizeMiB?: number | null;
+            /** @description The memory device manufacturer. */
+            readonly Manufacturer?: string | null;
+            /** @description Set of maximum power budgets supported by the memory device in milliwatt units. */
+            readonly MaxTDPMilliWatts?: number[];
+            /**
+             * @deprecated
+             * @description An array of DSP0274-defined measurement blocks.
+             */
+            Measurements?: components["schemas"]["SoftwareInventory_MeasurementBlock"][];
+            /** @description Type details of the memory device. */
+            readonly MemoryDeviceType?: components["schemas"]["Memory_v1_23_0_MemoryDeviceType"] | null;
+            /** @description Memory connection information to sockets and memory controllers. */
+            MemoryLocation?: components["schemas"]["Memory_v1_23_0_MemoryLocation"];
+            /** @description Media of this memory device. */
+            readonly MemoryMedia?: components["schemas"]["Memory_v1_23_0_MemoryMedia"][];
+            /** @description The manufacturer ID of the memory subsystem controller of this memory device. */
+            readonly MemorySubsystemControllerManufacturerID?: string | null;
+            /** @description The product ID of the memory subsystem controller of this memory device. */
+            readonly MemorySubsystemControllerProductID?: string | null;
+            /** @description The type of memory device. */
+            readonly MemoryType?: components["schemas"]["Memory_v1_23_0_MemoryType"] | null;
+            /** @description The link to the metrics associated with this memory device. */
+            readonly Metrics?: components["schemas"]["odata-v4_idRef"];
+            /** @description The product model number of this device. */
+            readonly Model?: string | null;
+            /** @description The manufacturer ID of this memory device. */
+            readonly ModuleManufacturerID?: string | null;
+            /** @description The product ID of this memory device. */
+            readonly ModuleProductID?: string | null;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /**
+             * Format: int64
+             * @description The total non-volatile memory capacity in mebibytes (MiB).
+             */
+            NonVolatileSizeLimitMiB?: number;
+            /**
+             * Format: int64
+             * @description Total size of the non-volatile portion memory in MiB.
+             */
+            readonly NonVolatileSizeMiB?: number | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description Memory modes supported by the memory device. */
+            readonly OperatingMemoryModes?: components["schemas"]["Memory_v1_23_0_OperatingMemoryModes"][];
+            /**
+             * Format: int64
+             * @description Operating speed of the memory device in MHz or MT/s as appropriate.
+             */
+            readonly OperatingSpeedMhz?: number | null;
+            /** @description Range of allowed operating speeds (MHz). */
+            OperatingSpeedRangeMHz?: components["schemas"]["Control_ControlRangeExcerpt"] | null;
+            /** @description The product part number of this device. */
+            readonly PartNumber?: string | null;
+            /**
+             * Format: int64
+             * @description Total number of persistent regions this memory device can support.
+             */
+            readonly PersistentRegionNumberLimit?: number | null;
+            /**
+             * Format: int64
+             * @description Total size of persistent regions in mebibytes (MiB).
+             */
+            readonly PersistentRegionSizeLimitMiB?: number | null;
+            /**
+             * Format: int64
+             * @description Maximum size of a single persistent region in mebibytes (MiB).
+             */
+            readonly PersistentRegionSizeMaxMiB?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum number of media error records this device can track in its poison list.
+             */
+            PoisonListMaxMediaErrorRecords?: number;
+            /** @description The manufacturer ID of the Power Management Integrated Controller on this memory device. */
+            readonly PowerManagementICManufacturerID?: string | null;
+            /** @description The revision ID of the Power Management Integrated Controller on this memory device. */
+            readonly PowerManagementICRevisionID?: string | null;
+            /** @description Power management policy information. */
+            PowerManagementPolicy?: components["schemas"]["Memory_v1_23_0_PowerManagementPolicy"];
+            /**
+             * Format: date-time
+             * @description The production or manufacturing date of this memory device.
+             */
+            readonly ProductionDate?: string | null;
+            /**
+             * Format: int64
+             * @description Number of ranks available in the memory device.
+             */
+            readonly RankCount?: number | null;
+            /** @description Memory regions information within the memory device. */
+            Regions?: components["schemas"]["Memory_v1_23_0_RegionSet"][];
+            /** @description Security capabilities of the memory device. */
+            SecurityCapabilities?: components["schemas"]["Memory_v1_23_0_SecurityCapabilities"];
+            /** @description The current security state of this memory device. */
+            SecurityState?: components["schemas"]["Memory_v1_23_0_SecurityStates"] | null;
+            /** @description The security states of this memory device. */
+            SecurityStates?: components["schemas"]["Memory_v1_23_0_SecurityStateInfo"];
+            /** @description The product serial number of this device. */
+            readonly SerialNumber?: string | null;
+            /**
+             * Format: int64
+             * @description Number of unused spare devices available in the memory device.
+             */
+            readonly SpareDeviceCount?: number | null;
+            /** @description The spare part number of the memory. */
+            readonly SparePartNumber?: string | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /**
+             * @deprecated
+             * @description Subsystem device ID.
+             */
+            readonly SubsystemDeviceID?: string | null;
+            /**
+             * @deprecated
+             * @description SubSystem vendor ID.
+             */
+            readonly SubsystemVendorID?: string | null;
+            /**
+             * @deprecated
+             * @description Vendor ID.
+             */
+            readonly VendorID?: string | null;
+            /**
+             * Format: int64
+             * @description Total number of volatile regions this memory device can support.
+             */
+            readonly VolatileRegionNumberLimit?: number | null;
+            /**
+             * Format: int64
+             * @description Total size of volatile regions in mebibytes (MiB).
+             */
+            readonly VolatileRegionSizeLimitMiB?: number | null;
+            /**
+             * Format: int64
+             * @description Maximum size of a single volatile region in mebibytes (MiB).
+             */
+            readonly VolatileRegionSizeMaxMiB?: number | null;
+            /**
+             * Format: int64
+             * @description The total volatile memory capacity in mebibytes (MiB).
+             */
+            VolatileSizeLimitMiB?: number;
+            /**
+             * Format: int64
+             * @description Total size of the volatile portion memory in MiB.
+             */
+            readonly VolatileSizeMiB?: number | null;
+        };
+        /** @enum {string} */
+        Memory_v1_23_0_MemoryClassification: "Volatile" | "ByteAccessiblePersistent" | "Block";
+        /** @enum {string} */
+        Memory_v1_23_0_MemoryDeviceType: "DDR" | "DDR2" | "DDR3" | "DDR4" | "DDR4_SDRAM" | "DDR4E_SDRAM" | "LPDDR4_SDRAM" | "DDR3_SDRAM" | "LPDDR3_SDRAM" | "DDR2_SDRAM" | "DDR2_SDRAM_FB_DIMM" | "DDR2_SDRAM_FB_DIMM_PROBE" | "DDR_SGRAM" | "DDR_SDRAM" | "ROM" | "SDRAM" | "EDO" | "FastPageMode" | "PipelinedNibble" | "Logical" | "HBM" | "HBM2" | "HBM2E" | "HBM3" | "GDDR" | "GDDR2" | "GDDR3" | "GDDR4" | "GDDR5" | "GDDR5X" | "GDDR6" | "GDDR7" | "DDR5" | "OEM" | "LPDDR5_SDRAM" | "DDR5_MRDIMM";
+        /** @description Memory connection information to sockets and memory controllers. */
+        Memory_v1_23_0_MemoryLocation: {
+            /**
+             * Format: int64
+             * @description The channel number to which the memory device is connected.
+             */
+            readonly Channel?: number | null;
+            /**
+             * Format: int64
+             * @description The memory controller number to which the memory device is connected.
+             */
+            readonly MemoryController?: number | null;
+            /**
+             * Format: int64
+             * @description The slot number to which the memory device is connected.
+             */
+            readonly Slot?: number | null;
+            /**
+             * Format: int64
+             * @description The socket number to which the memory device is connected.
+             */
+            readonly Socket?: number | null;
+        };
+        /** @enum {string} */
+        Memory_v1_23_0_MemoryMedia: "DRAM" | "NAND" | "Intel3DXPoint" | "Proprietary";
+        /** @enum {string} */
+        Memory_v1_23_0_MemoryType: "DRAM" | "NVDIMM_N" | "NVDIMM_F" | "NVDIMM_P" | "IntelOptane" | "Cache";
+        /** @description The available OEM-specific actions for this resource. */
+        Memory_v1_23_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @enum {string} */
+        Memory_v1_23_0_OperatingMemoryModes: "Volatile" | "PMEM" | "Block";
+        /** @description This contains the action for securely erasing given regions using the NIST SP800-88 Purge: Overwrite. */
+        Memory_v1_23_0_OverwriteUnit: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description Power management policy information. */
+        Memory_v1_23_0_PowerManagementPolicy: {
+            /**
+             * Format: int64
+             * @description Average power budget, in milliwatt units.
+             */
+            readonly AveragePowerBudgetMilliWatts?: number | null;
+            /**
+             * Format: int64
+             * @description Maximum TDP in milliwatt units.
+             */
+            readonly MaxTDPMilliWatts?: number | null;
+            /**
+             * Format: int64
+             * @description Peak power budget, in milliwatt units.
+             */
+            readonly PeakPowerBudgetMilliWatts?: number | null;
+            /** @description An indication of whether the power management policy is enabled. */
+            readonly PolicyEnabled?: boolean | null;
+        };
+        /** @description Memory region information within a memory device. */
+        Memory_v1_23_0_RegionSet: {
+            /** @description An indication of whether the master passphrase is enabled for this region. */
+            readonly MasterPassphraseEnabled?: boolean | null;
+            /** @description The classification of memory that the memory region occupies. */
+            readonly MemoryClassification?: components["schemas"]["Memory_v1_23_0_MemoryClassification"] | null;
+            /**
+             * Format: int64
+             * @description Offset within the memory that corresponds to the start of this memory region in mebibytes (MiB).
+             */
+            readonly OffsetMiB?: number | null;
+            /** @description An indication of whether the passphrase is enabled for this region. */
+            readonly PassphraseEnabled?: boolean | null;
+            /**
+             * @deprecated
+             * @description An indication of whether the state of the passphrase for this region is enabled.
+             */
+            readonly PassphraseState?: boolean | null;
+            /** @description Unique region ID representing a specific region within the memory device. */
+            readonly RegionId?: string | null;
+            /**
+             * Format: int64
+             * @description Size of this memory region in mebibytes (MiB).
+             */
+            readonly SizeMiB?: number | null;
+        };
+        /** @description This action resets this memory device. */
+        Memory_v1_23_0_Reset: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The action resets the values of writable properties to factory defaults. */
+        Memory_v1_23_0_ResetToDefaults: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description Scans the media of the memory device. */
+        Memory_v1_23_0_ScanMedia: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This contains the action for securely erasing given regions using the NIST SP800-88 Purge: Cryptographic Erase. */
+        Memory_v1_23_0_SecureEraseUnit: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This type contains security capabilities of a memory device. */
+        Memory_v1_23_0_SecurityCapabilities: {
+            /** @description An indication of whether this memory device supports the locking, or freezing, of the configuration. */
+            readonly ConfigurationLockCapable?: boolean | null;
+            /** @description An indication of whether this memory device supports data locking. */
+            readonly DataLockCapable?: boolean | null;
+            /**
+             * Format: int64
+             * @description Maximum number of passphrases supported for this memory device.
+             */
+            readonly MaxPassphraseCount?: number | null;
+            /** @description An indication of whether the memory device is passphrase capable. */
+            readonly PassphraseCapable?: boolean | null;
+            /**
+             * Format: int64
+             * @description The maximum number of incorrect passphrase attempts allowed before memory device is locked.
+             */
+            readonly PassphraseLockLimit?: number | null;
+            /**
+             * @deprecated
+             * @description Security states supported by the memory device.
+             */
+            readonly SecurityStates?: components["schemas"]["Memory_v1_23_0_SecurityStates"][];
+        };
+        /** @description The security states of a memory device. */
+        Memory_v1_23_0_SecurityStateInfo: {
+            /** @description An indication of whether an incorrect master passphrase attempt count has been reached. */
+            readonly MasterPassphraseAttemptCountReached?: boolean | null;
+            /** @description An indication of whether an incorrect user passphrase attempt count has been reached. */
+            readonly UserPassphraseAttemptCountReached?: boolean | null;
+        };
+        /** @enum {string} */
+        Memory_v1_23_0_SecurityStates: "Enabled" | "Disabled" | "Unlocked" | "Locked" | "Frozen" | "Passphraselimit";
+        /** @description Sets the master passphrase for the given region. */
+        Memory_v1_23_0_SetMasterPassphrase: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description Set passphrase for the given regions. */
+        Memory_v1_23_0_SetPassphrase: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This contains the action for unlocking given regions. */
+        Memory_v1_23_0_UnlockUnit: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
         /** @description The collection of `MessageRegistryFile` resource instances. */
         MessageRegistryFileCollection_MessageRegistryFileCollection: {
             "@odata.context"?: components["schemas"]["odata-v4_context"];
@@ -4150,8 +5768,425 @@ export interface components {
             /** @description The username of the account associated with the message. */
             readonly Username?: string | null;
         };
+        /** @description This type describes a PCIe Interface. */
+        PCIeDevice_PCIeInterface: components["schemas"]["PCIeDevice_v1_21_0_PCIeInterface"];
+        /** @enum {string} */
+        PCIeDevice_PCIeTypes: "Gen1" | "Gen2" | "Gen3" | "Gen4" | "Gen5" | "Gen6";
+        /** @description Properties that describe a PCIe interface. */
+        PCIeDevice_v1_21_0_PCIeInterface: {
+            /**
+             * Format: int64
+             * @description The number of PCIe lanes in use by this device.
+             */
+            readonly LanesInUse?: number | null;
+            /**
+             * Format: int64
+             * @description The number of PCIe lanes supported by this device.
+             */
+            readonly MaxLanes?: number | null;
+            /** @description The highest version of the PCIe specification supported by this device. */
+            readonly MaxPCIeType?: components["schemas"]["PCIeDevice_PCIeTypes"] | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The version of the PCIe specification in use by this device. */
+            readonly PCIeType?: components["schemas"]["PCIeDevice_PCIeTypes"] | null;
+        };
+        /** @enum {string} */
+        PhysicalContext_PhysicalContext: "Room" | "Intake" | "Exhaust" | "LiquidInlet" | "LiquidOutlet" | "Front" | "Back" | "Upper" | "Lower" | "CPU" | "CPUSubsystem" | "GPU" | "GPUSubsystem" | "FPGA" | "Accelerator" | "ASIC" | "Backplane" | "SystemBoard" | "PowerSupply" | "PowerSubsystem" | "VoltageRegulator" | "Rectifier" | "StorageDevice" | "StorageSubsystem" | "NetworkingDevice" | "ExpansionSubsystem" | "ComputeBay" | "StorageBay" | "NetworkBay" | "ExpansionBay" | "PowerSupplyBay" | "Memory" | "MemorySubsystem" | "Chassis" | "Fan" | "CoolingSubsystem" | "Motor" | "Transformer" | "ACUtilityInput" | "ACStaticBypassInput" | "ACMaintenanceBypassInput" | "DCBus" | "ACOutput" | "ACInput" | "PowerOutlet" | "TrustedModule" | "Board" | "Transceiver" | "Battery" | "Pump" | "Filter" | "Reservoir" | "Switch" | "Manager";
         /** @enum {string} */
         Privileges_PrivilegeType: "Login" | "ConfigureManager" | "ConfigureUsers" | "ConfigureSelf" | "ConfigureComponents" | "NoAuth" | "ConfigureCompositionInfrastructure" | "AdministrateSystems" | "OperateSystems" | "AdministrateStorage" | "OperateStorageBackup";
+        /** @description The collection of `Processor` resource instances. */
+        ProcessorCollection_ProcessorCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `Processor` schema describes the information about a single processor that a system contains.  A processor includes both performance characteristics, clock speed, architecture, core count, and so on, and compatibility, such as the CPU ID instruction results.  It also describes the location, such as a slot, socket, or bay, where a unit can be installed, by populating a resource instance with an absent state if a unit is not present. */
+        Processor_Processor: components["schemas"]["Processor_v1_22_0_Processor"];
+        /** @description The available actions for this resource. */
+        Processor_v1_22_0_Actions: {
+            "#Processor.Reset"?: components["schemas"]["Processor_v1_22_0_Reset"];
+            "#Processor.ResetToDefaults"?: components["schemas"]["Processor_v1_22_0_ResetToDefaults"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Processor_v1_22_0_OemActions"];
+        };
+        /** @enum {string} */
+        Processor_v1_22_0_BaseSpeedPriorityState: "Enabled" | "Disabled";
+        /** @description This type defines an Ethernet interface. */
+        Processor_v1_22_0_EthernetInterface: {
+            /**
+             * Format: int64
+             * @description The number of lanes supported by this interface.
+             */
+            readonly MaxLanes?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum speed supported by this interface.
+             */
+            readonly MaxSpeedMbps?: number | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The properties of the FPGA device. */
+        Processor_v1_22_0_FPGA: {
+            /** @description An array of the FPGA external interfaces. */
+            ExternalInterfaces?: components["schemas"]["Processor_v1_22_0_ProcessorInterface"][];
+            /** @description The FPGA firmware identifier. */
+            readonly FirmwareId?: string;
+            /** @description The FPGA firmware manufacturer. */
+            readonly FirmwareManufacturer?: string;
+            /**
+             * @deprecated
+             * @description The FPGA firmware version.
+             */
+            readonly FirmwareVersion?: string;
+            /** @description The FPGA type. */
+            readonly FpgaType?: components["schemas"]["Processor_v1_22_0_FpgaType"];
+            /**
+             * @deprecated
+             * @description The FPGA interface to the host.
+             */
+            HostInterface?: components["schemas"]["Processor_v1_22_0_ProcessorInterface"];
+            /** @description The FPGA model. */
+            readonly Model?: string;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /**
+             * Format: int64
+             * @description The number of PCIe Virtual Functions.
+             */
+            PCIeVirtualFunctions?: number;
+            /** @description An indication of whether the FPGA firmware can be reprogrammed from the host by using system software. */
+            ProgrammableFromHost?: boolean | null;
+            /** @description An array of the FPGA reconfiguration slots.  An FPGA uses a reconfiguration slot to contain an acceleration function that can change as the FPGA is provisioned. */
+            ReconfigurationSlots?: components["schemas"]["Processor_v1_22_0_FpgaReconfigurationSlot"][];
+        };
+        /** @description This type describes the FPGA reconfiguration slot.  An FPGA uses a reconfiguration slot to contain an acceleration function that can change as the FPGA is provisioned. */
+        Processor_v1_22_0_FpgaReconfigurationSlot: {
+            /** @description The link to the acceleration function that the code programmed into a reconfiguration slot provides. */
+            readonly AccelerationFunction?: components["schemas"]["odata-v4_idRef"];
+            /** @description An indication of whether the reconfiguration slot can be reprogrammed from the host by using system software. */
+            ProgrammableFromHost?: boolean | null;
+            /** @description The FPGA reconfiguration slot identifier. */
+            readonly SlotId?: string | null;
+            /** @description The UUID for this reconfiguration slot. */
+            readonly UUID?: components["schemas"]["Resource_UUID"] | null;
+        };
+        /** @enum {string} */
+        Processor_v1_22_0_FpgaType: "Integrated" | "Discrete";
+        /** @enum {string} */
+        Processor_v1_22_0_InstructionSet: "x86" | "x86-64" | "IA-64" | "ARM-A32" | "ARM-A64" | "MIPS32" | "MIPS64" | "PowerISA" | "RV32" | "RV64" | "OEM";
+        /** @description The links to other resources that are related to this resource. */
+        Processor_v1_22_0_Links: {
+            /** @description The link to the chassis that contains this processor. */
+            readonly Chassis?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to the processors directly connected to this processor. */
+            readonly ConnectedProcessors?: components["schemas"]["odata-v4_idRef"][];
+            "ConnectedProcessors@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the endpoints that connect to this processor. */
+            readonly Endpoints?: components["schemas"]["odata-v4_idRef"][];
+            "Endpoints@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the fabric adapters that present this processor to a fabric. */
+            readonly FabricAdapters?: components["schemas"]["odata-v4_idRef"][];
+            "FabricAdapters@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description A link to the graphics controller associated with this processor. */
+            readonly GraphicsController?: components["schemas"]["odata-v4_idRef"] | null;
+            /** @description An array of links to the memory associated with this processor. */
+            readonly Memory?: components["schemas"]["odata-v4_idRef"][];
+            "Memory@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The network device functions to which this processor performs offload computation, such as with a SmartNIC. */
+            readonly NetworkDeviceFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "NetworkDeviceFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The link to the PCIe device associated with this processor. */
+            readonly PCIeDevice?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to the PCIeFunctions associated with this processor. */
+            readonly PCIeFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "PCIeFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description The summary of all memory associated with a processor. */
+        Processor_v1_22_0_MemorySummary: {
+            /** @description An indication of whether memory ECC mode is enabled for this processor. */
+            ECCModeEnabled?: boolean | null;
+            /** @description The link to the memory metrics associated with all memory of this processor. */
+            readonly Metrics?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: int64
+             * @description Total size of cache memory of this processor.
+             */
+            readonly TotalCacheSizeMiB?: number | null;
+            /**
+             * Format: int64
+             * @description Total size of non-cache volatile or non-volatile memory attached to this processor.  Examples include DRAMs and NV-DIMMs that are not configured as block storage.
+             */
+            readonly TotalMemorySizeMiB?: number | null;
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        Processor_v1_22_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description The `Processor` schema describes the information about a single processor that a system contains.  A processor includes both performance characteristics, clock speed, architecture, core count, and so on, and compatibility, such as the CPU ID instruction results.  It also describes the location, such as a slot, socket, or bay, where a unit can be installed, by populating a resource instance with an absent state if a unit is not present. */
+        Processor_v1_22_0_Processor: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The link to the collection of acceleration functions associated with this processor. */
+            readonly AccelerationFunctions?: components["schemas"]["odata-v4_idRef"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Processor_v1_22_0_Actions"];
+            /** @description The additional firmware versions of the processor. */
+            AdditionalFirmwareVersions?: components["schemas"]["SoftwareInventory_AdditionalVersions"];
+            /** @description The link to the operating configuration that is applied to this processor. */
+            AppliedOperatingConfig?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to an assembly associated with this processor. */
+            readonly Assembly?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: int64
+             * @description The base (nominal) clock speed of the processor in MHz.
+             */
+            readonly BaseSpeedMHz?: number | null;
+            /** @description The state of the base frequency settings of the operation configuration applied to this processor. */
+            readonly BaseSpeedPriorityState?: components["schemas"]["Processor_v1_22_0_BaseSpeedPriorityState"] | null;
+            /** @description The link to the collection of cache memory associated with this processor. */
+            readonly CacheMemory?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to a collection of certificates for device identity and attestation. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description An indication of whether this processor is enabled. */
+            Enabled?: boolean;
+            /** @description The link to the environment metrics for this processor. */
+            readonly EnvironmentMetrics?: components["schemas"]["odata-v4_idRef"];
+            /** @description The properties for processors of the FPGA type. */
+            FPGA?: components["schemas"]["Processor_v1_22_0_FPGA"];
+            /** @description The processor family. */
+            readonly Family?: string | null;
+            /** @description The firmware version of the processor. */
+            readonly FirmwareVersion?: string;
+            /** @description The list of core identifiers corresponding to the cores that have been configured with the higher clock speed from the operating configuration applied to this processor. */
+            readonly HighSpeedCoreIDs?: (number | null)[];
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The instruction set of the processor. */
+            readonly InstructionSet?: components["schemas"]["Processor_v1_22_0_InstructionSet"] | null;
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["Processor_v1_22_0_Links"];
+            /** @description The location of the processor. */
+            Location?: components["schemas"]["Resource_Location"];
+            /** @description An indicator allowing an operator to physically locate this resource. */
+            LocationIndicatorActive?: boolean | null;
+            /** @description The processor manufacturer. */
+            readonly Manufacturer?: string | null;
+            /**
+             * Format: int64
+             * @description The maximum clock speed of the processor.
+             */
+            readonly MaxSpeedMHz?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum Thermal Design Power (TDP) in watt units.
+             */
+            readonly MaxTDPWatts?: number | null;
+            /**
+             * @deprecated
+             * @description An array of DSP0274-defined measurement blocks.
+             */
+            Measurements?: components["schemas"]["SoftwareInventory_MeasurementBlock"][];
+            /** @description The summary of all memory associated with this processor. */
+            MemorySummary?: components["schemas"]["Processor_v1_22_0_MemorySummary"];
+            /** @description The link to the metrics associated with this processor. */
+            readonly Metrics?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: int64
+             * @description The minimum clock speed of the processor in MHz.
+             */
+            readonly MinSpeedMHz?: number | null;
+            /** @description The product model number of this device. */
+            readonly Model?: string | null;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The link to the collection of operating configurations that can be applied to this processor. */
+            readonly OperatingConfigs?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: int64
+             * @description Operating speed of the processor in MHz.
+             */
+            readonly OperatingSpeedMHz?: number | null;
+            /** @description Range of allowed operating speeds (MHz). */
+            OperatingSpeedRangeMHz?: components["schemas"]["Control_ControlRangeExcerpt"] | null;
+            /** @description The part number of the processor. */
+            readonly PartNumber?: string | null;
+            /** @description The link to the collection of ports for this processor. */
+            readonly Ports?: components["schemas"]["odata-v4_idRef"];
+            /** @description The current power state of the processor. */
+            readonly PowerState?: components["schemas"]["Resource_PowerState"] | null;
+            /** @description The architecture of the processor. */
+            readonly ProcessorArchitecture?: components["schemas"]["Processor_v1_22_0_ProcessorArchitecture"] | null;
+            /** @description The identification information for this processor. */
+            ProcessorId?: components["schemas"]["Processor_v1_22_0_ProcessorId"];
+            /**
+             * Format: int64
+             * @description The logical index of this processor within the system.
+             */
+            readonly ProcessorIndex?: number | null;
+            /** @description The memory directly attached or integrated within this processor.  Examples include internal cache, dedicated memory for the processor, and system memory. */
+            ProcessorMemory?: components["schemas"]["Processor_v1_22_0_ProcessorMemory"][];
+            /** @description The type of processor. */
+            readonly ProcessorType?: components["schemas"]["Processor_v1_22_0_ProcessorType"] | null;
+            /** @description An indication of whether this component can be independently replaced as allowed by the vendor's replacement policy. */
+            readonly Replaceable?: boolean | null;
+            /** @description The serial number of the processor. */
+            readonly SerialNumber?: string | null;
+            /** @description The socket or location of the processor. */
+            readonly Socket?: string | null;
+            /** @description The spare part number of the processor. */
+            readonly SparePartNumber?: string | null;
+            /**
+             * Format: int64
+             * @description The clock limit of the processor in MHz.
+             */
+            SpeedLimitMHz?: number | null;
+            /** @description Indicates whether the clock speed of the processor is fixed at the value specified in the `SpeedLimitMHz` property. */
+            SpeedLocked?: boolean | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The link to the collection of sub-processors associated with this processor, such as cores or threads, that are part of a processor. */
+            readonly SubProcessors?: components["schemas"]["odata-v4_idRef"];
+            /** @description The interface between the system and the processor. */
+            SystemInterface?: components["schemas"]["Processor_v1_22_0_ProcessorInterface"];
+            /**
+             * Format: int64
+             * @description The nominal Thermal Design Power (TDP) in watt units.
+             */
+            readonly TDPWatts?: number | null;
+            /** @description The causes of the processor being throttled. */
+            readonly ThrottleCauses?: (components["schemas"]["Processor_v1_22_0_ThrottleCause"] | null)[];
+            /** @description An indication of whether the processor is throttled. */
+            readonly Throttled?: boolean | null;
+            /**
+             * Format: int64
+             * @description The total number of cores that this processor contains.
+             */
+            readonly TotalCores?: number | null;
+            /**
+             * Format: int64
+             * @description The total number of enabled cores that this processor contains.
+             */
+            readonly TotalEnabledCores?: number | null;
+            /**
+             * Format: int64
+             * @description The total number of enabled execution threads contained in this processor.
+             */
+            readonly TotalEnabledThreads?: number | null;
+            /**
+             * Format: int64
+             * @description The total number of execution threads that this processor supports.
+             */
+            readonly TotalThreads?: number | null;
+            /** @description The state of turbo for this processor. */
+            readonly TurboState?: components["schemas"]["Processor_v1_22_0_TurboState"] | null;
+            /** @description The UALink properties of the processor. */
+            UALink?: components["schemas"]["Processor_v1_22_0_UALink"];
+            /** @description The UUID for this processor. */
+            readonly UUID?: components["schemas"]["Resource_UUID"] | null;
+            /** @description The hardware version of the processor. */
+            readonly Version?: string | null;
+        };
+        /** @enum {string} */
+        Processor_v1_22_0_ProcessorArchitecture: "x86" | "IA-64" | "ARM" | "MIPS" | "Power" | "RISC-V" | "OEM";
+        /** @description The identification information for a processor. */
+        Processor_v1_22_0_ProcessorId: {
+            /** @description The effective family for this processor. */
+            readonly EffectiveFamily?: string | null;
+            /** @description The effective model for this processor. */
+            readonly EffectiveModel?: string | null;
+            /** @description The raw manufacturer-provided processor identification registers for this processor. */
+            readonly IdentificationRegisters?: string | null;
+            /** @description The microcode information for this processor. */
+            readonly MicrocodeInfo?: string | null;
+            /** @description The Protected Processor Identification Number (PPIN) for this processor. */
+            readonly ProtectedIdentificationNumber?: string | null;
+            /** @description The step value for this processor. */
+            readonly Step?: string | null;
+            /** @description The vendor identification for this processor. */
+            readonly VendorId?: string | null;
+        };
+        /** @description This type describes an interface between the system, or external connection, and the processor. */
+        Processor_v1_22_0_ProcessorInterface: {
+            /** @description The Ethernet-related information for this interface. */
+            Ethernet?: components["schemas"]["Processor_v1_22_0_EthernetInterface"];
+            /** @description The interface type. */
+            readonly InterfaceType?: components["schemas"]["Processor_v1_22_0_SystemInterfaceType"] | null;
+            /** @description The PCIe-related information for this interface. */
+            PCIe?: components["schemas"]["PCIeDevice_PCIeInterface"];
+        };
+        /** @description This type describes the memory directly attached or integrated within a processor. */
+        Processor_v1_22_0_ProcessorMemory: {
+            /**
+             * Format: int64
+             * @description The memory capacity in MiB.
+             */
+            readonly CapacityMiB?: number | null;
+            /** @description An indication of whether this memory is integrated within the processor. */
+            readonly IntegratedMemory?: boolean | null;
+            /** @description The type of memory used by this processor. */
+            readonly MemoryType?: components["schemas"]["Processor_v1_22_0_ProcessorMemoryType"] | null;
+            /**
+             * Format: int64
+             * @description The operating speed of the memory in MHz.
+             */
+            readonly SpeedMHz?: number | null;
+        };
+        /** @enum {string} */
+        Processor_v1_22_0_ProcessorMemoryType: "Cache" | "L1Cache" | "L2Cache" | "L3Cache" | "L4Cache" | "L5Cache" | "L6Cache" | "L7Cache" | "HBM1" | "HBM2" | "HBM2E" | "HBM3" | "SGRAM" | "GDDR" | "GDDR2" | "GDDR3" | "GDDR4" | "GDDR5" | "GDDR5X" | "GDDR6" | "GDDR7" | "DDR" | "DDR2" | "DDR3" | "DDR4" | "DDR5" | "SDRAM" | "SRAM" | "Flash" | "OEM";
+        /** @enum {string} */
+        Processor_v1_22_0_ProcessorType: "CPU" | "GPU" | "FPGA" | "DSP" | "Accelerator" | "Core" | "Thread" | "Partition" | "OEM";
+        /** @description This action resets the processor. */
+        Processor_v1_22_0_Reset: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The action resets the values of writable properties to factory defaults. */
+        Processor_v1_22_0_ResetToDefaults: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        Processor_v1_22_0_SystemInterfaceType: "QPI" | "UPI" | "PCIe" | "Ethernet" | "AMBA" | "CCIX" | "CXL" | "OEM";
+        /** @enum {string} */
+        Processor_v1_22_0_ThrottleCause: "PowerLimit" | "ThermalLimit" | "ClockLimit" | "ManagementDetectedFault" | "Unknown" | "OEM";
+        /** @enum {string} */
+        Processor_v1_22_0_TurboState: "Enabled" | "Disabled";
+        /** @description The UALink attributes of a processor. */
+        Processor_v1_22_0_UALink: {
+            /**
+             * Format: int64
+             * @description The UALink Accelerator ID of the processor.
+             */
+            AcceleratorID?: number;
+        };
+        /** @enum {string} */
+        Protocol_Protocol: "PCIe" | "AHCI" | "UHCI" | "SAS" | "SATA" | "USB" | "NVMe" | "FC" | "iSCSI" | "FCoE" | "FCP" | "FICON" | "NVMeOverFabrics" | "SMB" | "NFSv3" | "NFSv4" | "HTTP" | "HTTPS" | "FTP" | "SFTP" | "iWARP" | "RoCE" | "RoCEv2" | "I2C" | "TCP" | "UDP" | "TFTP" | "GenZ" | "MultiProtocol" | "InfiniBand" | "Ethernet" | "NVLink" | "OEM" | "DisplayPort" | "HDMI" | "VGA" | "DVI" | "CXL" | "UPI" | "QPI" | "eMMC" | "UET" | "UALink";
         /** @description The common redundancy definition and structure used in other Redfish schemas. */
         Redundancy_Redundancy: components["schemas"]["Redundancy_v1_7_0_Redundancy"];
         /** @description The available actions for this resource. */
@@ -4280,6 +6315,10 @@ export interface components {
         Resource_Health: "OK" | "Warning" | "Critical";
         /** @description The unique identifier for this resource within the collection of similar resources. */
         Resource_Id: string;
+        /** @description Any additional identifiers for a resource. */
+        Resource_Identifier: components["schemas"]["Resource_v1_23_0_Identifier"];
+        /** @enum {string} */
+        Resource_IndicatorLED: "Lit" | "Blinking" | "Off";
         /** @description The location of a resource. */
         Resource_Location: components["schemas"]["Resource_v1_23_0_Location"];
         /** @description The name of the resource or array member. */
@@ -4322,6 +6361,15 @@ export interface components {
             EmailAddress?: string | null;
             /** @description Phone number for this contact. */
             PhoneNumber?: string | null;
+        };
+        /** @enum {string} */
+        Resource_v1_23_0_DurableNameFormat: "NAA" | "iQN" | "FC_WWN" | "UUID" | "EUI" | "NQN" | "NSID" | "NGUID" | "MACAddress" | "GCXLID";
+        /** @description Any additional identifiers for a resource. */
+        Resource_v1_23_0_Identifier: {
+            /** @description The world-wide, persistent name of the resource. */
+            readonly DurableName?: string | null;
+            /** @description The format of the durable name property. */
+            readonly DurableNameFormat?: components["schemas"]["Resource_v1_23_0_DurableNameFormat"] | null;
         };
         /** @description The location of a resource. */
         Resource_v1_23_0_Location: {
@@ -4562,6 +6610,54 @@ export interface components {
             /** @description The name of the role. */
             readonly RoleId: string;
         };
+        /** @description The `SecureBoot` schema contains UEFI Secure Boot information and represents properties for managing the UEFI Secure Boot functionality of a system. */
+        SecureBoot_SecureBoot: components["schemas"]["SecureBoot_v1_1_2_SecureBoot"];
+        /** @description The available actions for this resource. */
+        SecureBoot_v1_1_2_Actions: {
+            "#SecureBoot.ResetKeys"?: components["schemas"]["SecureBoot_v1_1_2_ResetKeys"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["SecureBoot_v1_1_2_OemActions"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        SecureBoot_v1_1_2_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This action resets the UEFI Secure Boot keys. */
+        SecureBoot_v1_1_2_ResetKeys: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The `SecureBoot` schema contains UEFI Secure Boot information and represents properties for managing the UEFI Secure Boot functionality of a system. */
+        SecureBoot_v1_1_2_SecureBoot: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["SecureBoot_v1_1_2_Actions"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The UEFI Secure Boot state during the current boot cycle. */
+            readonly SecureBootCurrentBoot?: components["schemas"]["SecureBoot_v1_1_2_SecureBootCurrentBootType"] | null;
+            /** @description A link to the collection of UEFI Secure Boot databases. */
+            readonly SecureBootDatabases?: components["schemas"]["odata-v4_idRef"];
+            /** @description An indication of whether UEFI Secure Boot is enabled. */
+            SecureBootEnable?: boolean | null;
+            /** @description The current UEFI Secure Boot Mode. */
+            readonly SecureBootMode?: components["schemas"]["SecureBoot_v1_1_2_SecureBootModeType"] | null;
+        };
+        /** @enum {string} */
+        SecureBoot_v1_1_2_SecureBootCurrentBootType: "Enabled" | "Disabled";
+        /** @enum {string} */
+        SecureBoot_v1_1_2_SecureBootModeType: "SetupMode" | "UserMode" | "AuditMode" | "DeployedMode";
         /** @description The `ServiceRoot` schema describes the root of the Redfish service, located at the '/redfish/v1' URI.  All other resources accessible through the Redfish interface on this device are linked directly or indirectly from the service root. */
         ServiceRoot_ServiceRoot: components["schemas"]["ServiceRoot_v1_20_0_ServiceRoot"];
         /** @description The information about deep operations that the service supports. */
@@ -4836,10 +6932,118 @@ export interface components {
         };
         /** @enum {string} */
         Session_v1_8_0_SessionTypes: "HostConsole" | "ManagerConsole" | "IPMI" | "KVMIP" | "OEM" | "Redfish" | "VirtualMedia" | "WebUI" | "OutboundConnection";
+        /** @description The collection of `SimpleStorage` resource instances. */
+        SimpleStorageCollection_SimpleStorageCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `SimpleStorage` schema represents the properties of a storage controller and its directly-attached devices. */
+        SimpleStorage_SimpleStorage: components["schemas"]["SimpleStorage_v1_3_2_SimpleStorage"];
+        /** @description The available actions for this resource. */
+        SimpleStorage_v1_3_2_Actions: {
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["SimpleStorage_v1_3_2_OemActions"];
+        };
+        /** @description A storage device, such as a disk drive or optical media device. */
+        SimpleStorage_v1_3_2_Device: {
+            /**
+             * Format: int64
+             * @description The size, in bytes, of the storage device.
+             */
+            readonly CapacityBytes?: number | null;
+            /** @description The name of the manufacturer of this device. */
+            readonly Manufacturer?: string | null;
+            /** @description The product model number of this device. */
+            readonly Model?: string | null;
+            /** @description The name of the resource or array member. */
+            readonly Name: string;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+        };
+        /** @description The links to other resources that are related to this resource. */
+        SimpleStorage_v1_3_2_Links: {
+            /** @description The link to the chassis that contains this simple storage. */
+            readonly Chassis?: components["schemas"]["odata-v4_idRef"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The link to the storage instance that corresponds to this simple storage. */
+            readonly Storage?: components["schemas"]["odata-v4_idRef"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        SimpleStorage_v1_3_2_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description The `SimpleStorage` schema represents the properties of a storage controller and its directly-attached devices. */
+        SimpleStorage_v1_3_2_SimpleStorage: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["SimpleStorage_v1_3_2_Actions"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The storage devices. */
+            Devices?: components["schemas"]["SimpleStorage_v1_3_2_Device"][];
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["SimpleStorage_v1_3_2_Links"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The UEFI device path to access this storage controller. */
+            readonly UefiDevicePath?: string | null;
+        };
+        /** @description The collection of `SoftwareInventory` resource instances. */
+        SoftwareInventoryCollection_SoftwareInventoryCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
         /** @description Additional versions. */
         SoftwareInventory_AdditionalVersions: components["schemas"]["SoftwareInventory_v1_13_0_AdditionalVersions"];
         /** @description The DSP0274-defined measurement block information. */
         SoftwareInventory_MeasurementBlock: components["schemas"]["SoftwareInventory_v1_13_0_MeasurementBlock"];
+        /** @description The `SoftwareInventory` schema contains an inventory of software components.  This can include software components such as BIOS, BMC firmware, firmware for other devices, system drivers, or provider software. */
+        SoftwareInventory_SoftwareInventory: components["schemas"]["SoftwareInventory_v1_13_0_SoftwareInventory"];
+        /** @description The available actions for this resource. */
+        SoftwareInventory_v1_13_0_Actions: {
+            "#SoftwareInventory.Activate"?: components["schemas"]["SoftwareInventory_v1_13_0_Activate"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["SoftwareInventory_v1_13_0_OemActions"];
+        };
+        /** @description This action activates this software inventory instance. */
+        SoftwareInventory_v1_13_0_Activate: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
         /** @description Additional versions. */
         SoftwareInventory_v1_13_0_AdditionalVersions: {
             /** @description The version of the configuration file that contains the initial boot parameters of this software, such as parameters for U-Boot. */
@@ -4856,6 +7060,15 @@ export interface components {
             readonly OSDistribution?: string | null;
             /** @description The OEM extension property. */
             Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The links to other resources that are related to this resource. */
+        SoftwareInventory_v1_13_0_Links: {
+            /** @description An array of devices where this software image is currently running. */
+            readonly ActiveTargets?: components["schemas"]["odata-v4_idRef"][];
+            "ActiveTargets@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of devices where this software image is staged and ready to be activated. */
+            readonly StagedTargets?: components["schemas"]["odata-v4_idRef"][];
+            "StagedTargets@odata.count"?: components["schemas"]["odata-v4_count"];
         };
         /** @description The DSP0274-defined measurement block information. */
         SoftwareInventory_v1_13_0_MeasurementBlock: {
@@ -4877,6 +7090,519 @@ export interface components {
              */
             readonly MeasurementSpecification?: number | null;
         };
+        /** @description The available OEM-specific actions for this resource. */
+        SoftwareInventory_v1_13_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @enum {string} */
+        SoftwareInventory_v1_13_0_ReleaseType: "Production" | "Prototype" | "Other";
+        /** @description The `SoftwareInventory` schema contains an inventory of software components.  This can include software components such as BIOS, BMC firmware, firmware for other devices, system drivers, or provider software. */
+        SoftwareInventory_v1_13_0_SoftwareInventory: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["SoftwareInventory_v1_13_0_Actions"];
+            /** @description This image is active on one or more devices. */
+            readonly Active?: boolean | null;
+            /** @description The additional versions of this software. */
+            AdditionalVersions?: components["schemas"]["SoftwareInventory_v1_13_0_AdditionalVersions"];
+            /** @description The area or device to which the software applies.  Used to distinguish when different parts of a device have different software components. */
+            readonly AssociatedPhysicalContext?: components["schemas"]["PhysicalContext_PhysicalContext"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /**
+             * Format: uri-reference
+             * @description The URI at which to access the software inventory image.
+             */
+            readonly ImageDataURI?: string | null;
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["SoftwareInventory_v1_13_0_Links"];
+            /** @description The lowest supported version of this software. */
+            readonly LowestSupportedVersion?: string | null;
+            /** @description The manufacturer or producer of this software. */
+            readonly Manufacturer?: string | null;
+            /**
+             * @deprecated
+             * @description A DSP0274-defined measurement block.
+             */
+            Measurement?: components["schemas"]["SoftwareInventory_MeasurementBlock"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An array of links to resources or objects that represent devices to which this software inventory applies. */
+            readonly RelatedItem?: components["schemas"]["odata-v4_idRef"][];
+            "RelatedItem@odata.count"?: components["schemas"]["odata-v4_count"];
+            /**
+             * Format: date-time
+             * @description The release date of this software.
+             */
+            readonly ReleaseDate?: string | null;
+            /** @description The type of release. */
+            readonly ReleaseType?: components["schemas"]["SoftwareInventory_v1_13_0_ReleaseType"] | null;
+            /** @description An indication of whether a reset is required to apply an update to this software. */
+            readonly ResetRequiredOnUpdate?: boolean | null;
+            /**
+             * Format: int64
+             * @description The size of the software image in bytes.
+             */
+            readonly SizeBytes?: number | null;
+            /** @description The implementation-specific label that identifies this software. */
+            readonly SoftwareId?: string;
+            /** @description This image is ready to be activated to one or more devices. */
+            readonly Staged?: boolean | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The list of UEFI device paths of the components associated with this software inventory item. */
+            readonly UefiDevicePaths?: (string | null)[];
+            /** @description An indication of whether the update service can update this software. */
+            readonly Updateable?: boolean | null;
+            /** @description The version of this software. */
+            readonly Version?: string | null;
+            /** @description The format of the version. */
+            readonly VersionScheme?: components["schemas"]["SoftwareInventory_v1_13_0_VersionScheme"] | null;
+            /** @description Indicates if the software is write-protected. */
+            WriteProtected?: boolean | null;
+        };
+        /** @enum {string} */
+        SoftwareInventory_v1_13_0_VersionScheme: "SemVer" | "DotIntegerNotation" | "OEM";
+        /** @description The collection of `Storage` resource instances. */
+        StorageCollection_StorageCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `Storage` schema defines a storage subsystem and its respective properties.  A storage subsystem represents a set of physical or virtual storage controllers and the resources, such as volumes, that can be accessed from that subsystem. */
+        Storage_Storage: components["schemas"]["Storage_v1_21_0_Storage"];
+        /** @description The available actions for this resource. */
+        Storage_v1_21_0_Actions: {
+            "#Storage.FreezePersonality"?: components["schemas"]["Storage_v1_21_0_FreezePersonality"];
+            "#Storage.GetPersonalityNonce"?: components["schemas"]["Storage_v1_21_0_GetPersonalityNonce"];
+            "#Storage.ImportForeignDrives"?: components["schemas"]["Storage_v1_21_0_ImportForeignDrives"];
+            "#Storage.RekeyExternalKey"?: components["schemas"]["Storage_v1_21_0_RekeyExternalKey"];
+            "#Storage.ResetToDefaults"?: components["schemas"]["Storage_v1_21_0_ResetToDefaults"];
+            "#Storage.RevertPersonalitiesToDefaults"?: components["schemas"]["Storage_v1_21_0_RevertPersonalitiesToDefaults"];
+            "#Storage.SetControllerPassword"?: components["schemas"]["Storage_v1_21_0_SetControllerPassword"];
+            "#Storage.SetEncryptionKey"?: components["schemas"]["Storage_v1_21_0_SetEncryptionKey"];
+            "#Storage.SetPersonalityKey"?: components["schemas"]["Storage_v1_21_0_SetPersonalityKey"];
+            "#Storage.UnfreezePersonality"?: components["schemas"]["Storage_v1_21_0_UnfreezePersonality"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Storage_v1_21_0_OemActions"];
+        };
+        /** @enum {string} */
+        Storage_v1_21_0_AutoVolumeCreate: "Disabled" | "NonRAID" | "RAID0" | "RAID1";
+        /** @description This type describes the cache memory of the storage controller in general detail. */
+        Storage_v1_21_0_CacheSummary: {
+            /**
+             * Format: int64
+             * @description The portion of the cache memory that is persistent, measured in MiB.
+             */
+            readonly PersistentCacheSizeMiB?: number | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /**
+             * Format: int64
+             * @description The total configured cache memory, measured in MiB.
+             */
+            readonly TotalCacheSizeMiB: number | null;
+        };
+        /** @enum {string} */
+        Storage_v1_21_0_ConfigLockOptions: "Unlocked" | "Locked" | "LockdownUnsupported" | "CommandUnsupported";
+        /** @enum {string} */
+        Storage_v1_21_0_ConfigurationLock: "Enabled" | "Disabled" | "Partial";
+        /** @enum {string} */
+        Storage_v1_21_0_EncryptionMode: "Disabled" | "UseExternalKey" | "UseLocalKey" | "PasswordOnly" | "PasswordWithExternalKey" | "PasswordWithLocalKey";
+        /** @description This action freezes a personality for the NVMe subsystem. */
+        Storage_v1_21_0_FreezePersonality: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action obtains a nonce required to unfreeze personalities with a programmed key. */
+        Storage_v1_21_0_GetPersonalityNonce: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        Storage_v1_21_0_HotspareActivationPolicy: "OnDriveFailure" | "OnDrivePredictedFailure" | "OEM";
+        /** @description This action imports encrypted foreign drives to a host-based storage controller by supplying encryption access credentials. */
+        Storage_v1_21_0_ImportForeignDrives: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The links to other resources that are related to this resource. */
+        Storage_v1_21_0_Links: {
+            /** @description The set of drives in this storage subsystem that do not support blocking of TCG-defined security ID (SID). */
+            readonly BlockSecurityIDUnsupportedDrives?: components["schemas"]["odata-v4_idRef"][];
+            "BlockSecurityIDUnsupportedDrives@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The set of drives in this storage subsystem for which the most recent attempt to block TCG-defined security ID (SID) failed. */
+            readonly BlockSecurityIDUpdateUnsuccessfulDrives?: components["schemas"]["odata-v4_idRef"][];
+            "BlockSecurityIDUpdateUnsuccessfulDrives@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the chassis to which this storage subsystem is attached. */
+            readonly Enclosures?: components["schemas"]["odata-v4_idRef"][];
+            "Enclosures@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The storage systems that host this storage subsystem. */
+            readonly HostingStorageSystems?: components["schemas"]["odata-v4_idRef"][];
+            "HostingStorageSystems@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the discovery subsystems that discovered this subsystem in an NVMe-oF environment. */
+            readonly NVMeoFDiscoverySubsystems?: components["schemas"]["odata-v4_idRef"][];
+            "NVMeoFDiscoverySubsystems@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The link to the simple storage instance that corresponds to this storage. */
+            readonly SimpleStorage?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to the storage services that connect to this storage subsystem. */
+            readonly StorageServices?: components["schemas"]["odata-v4_idRef"][];
+            "StorageServices@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The set of volumes in this storage subsystem that are not assigned to a physical function. */
+            readonly UnassignedVolumes?: components["schemas"]["odata-v4_idRef"][];
+            "UnassignedVolumes@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description Multiple physical function-related properties for storage controllers in a storage subsystem. */
+        Storage_v1_21_0_MPF: {
+            /**
+             * Format: int64
+             * @description The current number of physical functions configured for the storage controller in this storage subsystem.
+             */
+            ConfiguredPhysicalFunctions?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum number of physical functions supported by the storage controller in this storage subsystem.
+             */
+            readonly MaximumSupportedPhysicalFunctions?: number | null;
+            /** @description The current volume assignment policy configured for the storage controller in this storage subsystem. */
+            VolumeAssignmentPolicy?: components["schemas"]["Storage_v1_21_0_VolumeAssignmentPolicy"] | null;
+        };
+        /** @enum {string} */
+        Storage_v1_21_0_NMVeMinimumRequiredResetType: "NoReset" | "ControllerLevel" | "LimitedControllerLevel" | "NVMSubsystemReset" | "PowerCycle";
+        /** @enum {string} */
+        Storage_v1_21_0_NMVeUnfreezeAuthMode: "ProgrammedKey" | "PhysicalId";
+        /** @description The configurable features that are able to be locked on an NVMe subsystem and their current lock state. */
+        Storage_v1_21_0_NVMeConfigurationLockState: {
+            /** @description The lock state of the NVMe-defined Firmware Commit command. */
+            readonly FirmwareCommit?: components["schemas"]["Storage_v1_21_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-defined Firmware Image Download command. */
+            readonly FirmwareImageDownload?: components["schemas"]["Storage_v1_21_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-defined Lockdown command. */
+            readonly Lockdown?: components["schemas"]["Storage_v1_21_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-defined Security Send command. */
+            readonly SecuritySend?: components["schemas"]["Storage_v1_21_0_ConfigLockOptions"] | null;
+            /** @description The lock state of the NVMe-MI-defined VPD Write command. */
+            readonly VPDWrite?: components["schemas"]["Storage_v1_21_0_ConfigLockOptions"] | null;
+        };
+        /** @description An active personality setting of an NVMe subsystem. */
+        Storage_v1_21_0_NVMePersonality: {
+            /** @description An indication of whether changing this personality affects user data. */
+            readonly ChangeAffectsUserData?: boolean | null;
+            /** @description The personality data. */
+            Data?: string | null;
+            /** @description An indication of whether this personality is set to the manufacturing default values. */
+            readonly Default?: boolean | null;
+            /** @description An indication of whether this personality is frozen. */
+            readonly Frozen?: boolean | null;
+            /**
+             * Format: int64
+             * @description The personality identifier.
+             */
+            readonly Identifier?: number | null;
+            /** @description The minimum reset type required to change the personality settings. */
+            readonly MinimumRequiredResetType?: components["schemas"]["Storage_v1_21_0_NMVeMinimumRequiredResetType"] | null;
+            /** @description An indication of whether this personality contains pending changes. */
+            readonly Pending?: boolean | null;
+            /** @description The authentication modes supported to unfreeze this personality. */
+            readonly UnfreezeAuthenticationModes?: (components["schemas"]["Storage_v1_21_0_NMVeUnfreezeAuthMode"] | null)[];
+        };
+        /** @description Information specific to NVMe subsystems. */
+        Storage_v1_21_0_NVMeSubsystemProperties: {
+            /** @description The active personality settings of the NVMe subsystem. */
+            ActivePersonalities?: (components["schemas"]["Storage_v1_21_0_NVMePersonality"] | null)[];
+            /** @description The configurable features that are able to be locked from in-band usage on an NVMe subsystem and their current lock state. */
+            ConfigurationLockState?: components["schemas"]["Storage_v1_21_0_NVMeConfigurationLockState"] | null;
+            /** @description The maximum number of namespace attachments supported by this NVMe subsystem. */
+            readonly MaxNamespacesSupported?: number | null;
+            /** @description Indicates whether the subsystem supports shared namespace controller attachment, allowing a shared namespace to be attached concurrently to two or more controllers in an NVMe subsystem. */
+            readonly SharedNamespaceControllerAttachmentSupported?: boolean | null;
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        Storage_v1_21_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This type describes the various controller rates used for processes such as volume rebuild or consistency checks. */
+        Storage_v1_21_0_Rates: {
+            /**
+             * Format: int64
+             * @description The percentage of controller resources used for performing a data consistency check on volumes.
+             */
+            ConsistencyCheckRatePercent?: number | null;
+            /**
+             * Format: int64
+             * @description The percentage of controller resources used for rebuilding/repairing volumes.
+             */
+            RebuildRatePercent?: number | null;
+            /**
+             * Format: int64
+             * @description The percentage of controller resources used for transforming volumes from one configuration to another.
+             */
+            TransformationRatePercent?: number | null;
+        };
+        /** @description This action causes the controllers of the storage subsystem to request new encryption keys managed by an external key service. */
+        Storage_v1_21_0_RekeyExternalKey: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The reset action resets the storage device to factory defaults.  This can cause the loss of data. */
+        Storage_v1_21_0_ResetToDefaults: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action reverts all personalities to their manufacturing default state for the NVMe subsystem. */
+        Storage_v1_21_0_RevertPersonalitiesToDefaults: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action sets the controller boot password for a host-based storage controller. */
+        Storage_v1_21_0_SetControllerPassword: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action sets the local encryption key for the storage subsystem. */
+        Storage_v1_21_0_SetEncryptionKey: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action sets the personality key for the NVMe subsystem. */
+        Storage_v1_21_0_SetPersonalityKey: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The `Storage` schema defines a storage subsystem and its respective properties.  A storage subsystem represents a set of physical or virtual storage controllers and the resources, such as volumes, that can be accessed from that subsystem. */
+        Storage_v1_21_0_Storage: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Storage_v1_21_0_Actions"];
+            /** @description Indicates if this storage subsystem automatically creates new volumes for unassigned drives. */
+            AutoVolumeCreate?: components["schemas"]["Storage_v1_21_0_AutoVolumeCreate"] | null;
+            /** @description Indicates if the storage controller sends a command to block establishment of a TCG-defined security ID (SID) during each drive boot sequence for drives that support it. */
+            BlockSecurityIDPolicy?: boolean | null;
+            /** @description Indicates whether in-band configuration requests to the storage subsystem are locked.  Other properties, such as `ConfigurationLockState`, contain additional information regarding the status of the configuration lock. */
+            ConfigurationLock?: components["schemas"]["Storage_v1_21_0_ConfigurationLock"] | null;
+            /** @description The collection of links to the connections that this storage subsystem contains. */
+            readonly Connections?: components["schemas"]["odata-v4_idRef"];
+            /** @description The consistency groups, each of which contains a set of volumes that are treated by an application or set of applications as a single resource, that are managed by this storage subsystem. */
+            readonly ConsistencyGroups?: components["schemas"]["odata-v4_idRef"];
+            /** @description The set of controllers instantiated by this storage subsystem. */
+            readonly Controllers?: components["schemas"]["odata-v4_idRef"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The set of drives attached to the storage controllers that this resource represents. */
+            readonly Drives?: components["schemas"]["odata-v4_idRef"][];
+            "Drives@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The encryption mode of this storage subsystem. */
+            EncryptionMode?: components["schemas"]["Storage_v1_21_0_EncryptionMode"] | null;
+            /** @description All of the endpoint groups, each of which contains a set of endpoints that are used for a common purpose such as an ACL or logical identification, that belong to this storage subsystem. */
+            readonly EndpointGroups?: components["schemas"]["odata-v4_idRef"];
+            /** @description All file systems that are allocated by this storage subsystem. */
+            readonly FileSystems?: components["schemas"]["odata-v4_idRef"];
+            /** @description The policy under which hot spare drives in this storage domain will activate. */
+            HotspareActivationPolicy?: components["schemas"]["Storage_v1_21_0_HotspareActivationPolicy"] | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The durable names for the storage subsystem. */
+            Identifiers?: components["schemas"]["Resource_Identifier"][];
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["Storage_v1_21_0_Links"];
+            /** @description The local encryption key identifier used by the storage subsystem. */
+            readonly LocalEncryptionKeyIdentifier?: string | null;
+            /** @description The multiple physical function-related properties for storage controllers in this storage subsystem. */
+            MPF?: components["schemas"]["Storage_v1_21_0_MPF"] | null;
+            /** @description The link to the metrics associated with this storage subsystem. */
+            readonly Metrics?: components["schemas"]["odata-v4_idRef"] | null;
+            /** @description Information specific to NVMe subsystems. */
+            NVMeSubsystemProperties?: components["schemas"]["Storage_v1_21_0_NVMeSubsystemProperties"] | null;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description Redundancy information for the storage subsystem. */
+            Redundancy?: components["schemas"]["Redundancy_Redundancy"][];
+            "Redundancy@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /**
+             * @deprecated
+             * @description The set of storage controllers that this resource represents.
+             */
+            readonly StorageControllers?: components["schemas"]["Storage_v1_21_0_StorageController"][];
+            "StorageControllers@odata.count"?: components["schemas"]["odata-v4_count"];
+            /**
+             * @deprecated
+             * @description All of the storage groups, each of which contains a set of volumes and endpoints that are managed as a group for mapping and masking, that belong to this storage subsystem.
+             */
+            readonly StorageGroups?: components["schemas"]["odata-v4_idRef"];
+            /** @description The set of all storage pools that are allocated by this storage subsystem.  A storage pool is the set of storage capacity that can be used to produce volumes or other storage pools. */
+            readonly StoragePools?: components["schemas"]["odata-v4_idRef"];
+            /** @description Indicates the target configuration lock level for the drive based upon the state of the `ConfigurationLock` property.  Other properties, such as `ConfigurationLockState`, contain additional information regarding the status of the configuration lock. */
+            TargetConfigurationLockLevel?: components["schemas"]["Storage_v1_21_0_TargetConfigurationLockLevel"] | null;
+            /** @description The set of volumes that the storage controllers produce. */
+            readonly Volumes?: components["schemas"]["odata-v4_idRef"];
+        };
+        /** @description The StorageController schema describes a storage controller and its properties.  A storage controller represents a physical or virtual storage device that produces volumes. */
+        Storage_v1_21_0_StorageController: {
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["Storage_v1_21_0_StorageControllerActions"];
+            /** @description The link to the assembly associated with this storage controller. */
+            readonly Assembly?: components["schemas"]["odata-v4_idRef"];
+            /** @description The user-assigned asset tag for this storage controller. */
+            AssetTag?: string | null;
+            /** @description The cache memory of the storage controller in general detail. */
+            CacheSummary?: components["schemas"]["Storage_v1_21_0_CacheSummary"];
+            /** @description The link to a collection of certificates for device identity and attestation. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description This property describes the various controller rates used for processes such as volume rebuild or consistency checks. */
+            ControllerRates?: components["schemas"]["Storage_v1_21_0_Rates"];
+            /** @description The firmware version of this storage controller. */
+            readonly FirmwareVersion?: string | null;
+            /** @description The durable names for the storage controller. */
+            Identifiers?: components["schemas"]["Resource_Identifier"][];
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["Storage_v1_21_0_StorageControllerLinks"];
+            /** @description The location of the storage controller. */
+            Location?: components["schemas"]["Resource_Location"];
+            /** @description The manufacturer of this storage controller. */
+            readonly Manufacturer?: string | null;
+            /**
+             * @deprecated
+             * @description An array of DSP0274-defined measurement blocks.
+             */
+            Measurements?: components["schemas"]["SoftwareInventory_MeasurementBlock"][];
+            /** @description The unique identifier for the member within an array. */
+            readonly MemberId: string;
+            /** @description The model number for the storage controller. */
+            readonly Model?: string | null;
+            /** @description The name of the storage controller. */
+            readonly Name?: string | null;
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The PCIe interface details for this controller. */
+            PCIeInterface?: components["schemas"]["PCIeDevice_PCIeInterface"];
+            /** @description The part number for this storage controller. */
+            readonly PartNumber?: string | null;
+            /** @description The link to the collection of ports that exist on the storage controller. */
+            readonly Ports?: components["schemas"]["odata-v4_idRef"];
+            /** @description The SKU for this storage controller. */
+            readonly SKU?: string | null;
+            /** @description The serial number for this storage controller. */
+            readonly SerialNumber?: string | null;
+            /** @description The maximum speed of the storage controller's device interface. */
+            readonly SpeedGbps?: number | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The supported set of protocols for communicating with this storage controller. */
+            readonly SupportedControllerProtocols?: components["schemas"]["Protocol_Protocol"][];
+            /** @description The protocols that the storage controller can use to communicate with attached devices. */
+            readonly SupportedDeviceProtocols?: components["schemas"]["Protocol_Protocol"][];
+            /** @description The set of RAID types supported by the storage controller. */
+            readonly SupportedRAIDTypes?: (components["schemas"]["Swordfish_Volume_RAIDType"] | null)[];
+        };
+        /** @description The available actions for this resource. */
+        Storage_v1_21_0_StorageControllerActions: {
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["Storage_v1_21_0_StorageControllerOemActions"];
+        };
+        /** @description The links to other resources that are related to this resource. */
+        Storage_v1_21_0_StorageControllerLinks: {
+            /** @description An array of links to the endpoints that connect to this controller. */
+            Endpoints?: components["schemas"]["odata-v4_idRef"][];
+            "Endpoints@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An array of links to the PCIe functions that the storage controller produces. */
+            PCIeFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "PCIeFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+            /**
+             * @deprecated
+             * @description An array of links to the storage services that connect to this controller.
+             */
+            StorageServices?: components["schemas"]["odata-v4_idRef"][];
+            "StorageServices@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        Storage_v1_21_0_StorageControllerOemActions: {
+            [key: string]: unknown;
+        };
+        /** @enum {string} */
+        Storage_v1_21_0_TargetConfigurationLockLevel: "Baseline";
+        /** @description This action unfreezes a personality for the NVMe subsystem. */
+        Storage_v1_21_0_UnfreezePersonality: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        Storage_v1_21_0_VolumeAssignmentPolicy: "Unassigned" | "Supervisor" | "WeightedRoundRobin";
+        /** @description SNIA Swordfish schema http://redfish.dmtf.org/schemas/swordfish/v1/Volume.yaml#/components/schemas/Volume_OperationType (not in DSP8010; not checked) */
+        Swordfish_Volume_OperationType: unknown;
+        /** @description SNIA Swordfish schema http://redfish.dmtf.org/schemas/swordfish/v1/Volume.yaml#/components/schemas/Volume_RAIDType (not in DSP8010; not checked) */
+        Swordfish_Volume_RAIDType: unknown;
         /** @description The collection of `Task` resource instances. */
         TaskCollection_TaskCollection: {
             "@odata.context"?: components["schemas"]["odata-v4_context"];
@@ -5040,6 +7766,185 @@ export interface components {
         };
         /** @enum {string} */
         Task_v1_7_4_TaskState: "New" | "Starting" | "Running" | "Suspended" | "Interrupted" | "Pending" | "Stopping" | "Completed" | "Killed" | "Exception" | "Service" | "Cancelling" | "Cancelled";
+        /** @description The `UpdateService` schema describes the update service and the properties for the service itself with links to collections of firmware and software inventory.  The update service also provides methods for updating software and firmware of the resources in a Redfish service. */
+        UpdateService_UpdateService: components["schemas"]["UpdateService_v1_17_0_UpdateService"];
+        /** @description The available actions for this resource. */
+        UpdateService_v1_17_0_Actions: {
+            "#UpdateService.Activate"?: components["schemas"]["UpdateService_v1_17_0_Activate"];
+            "#UpdateService.GenerateSSHIdentityKeyPair"?: components["schemas"]["UpdateService_v1_17_0_GenerateSSHIdentityKeyPair"];
+            "#UpdateService.RemoveSSHIdentityKeyPair"?: components["schemas"]["UpdateService_v1_17_0_RemoveSSHIdentityKeyPair"];
+            "#UpdateService.SimpleUpdate"?: components["schemas"]["UpdateService_v1_17_0_SimpleUpdate"];
+            "#UpdateService.StartUpdate"?: components["schemas"]["UpdateService_v1_17_0_StartUpdate"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["UpdateService_v1_17_0_OemActions"];
+        };
+        /** @description This action activates specified software inventory instance. */
+        UpdateService_v1_17_0_Activate: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        UpdateService_v1_17_0_ApplyTime: "Immediate" | "OnReset" | "AtMaintenanceWindowStart" | "InMaintenanceWindowOnReset" | "OnStartUpdateRequest" | "OnTargetReset";
+        /** @description This action generates a new SSH identity key-pair to be used with the `UpdateService` resource.  The generated public key is stored in the `Key` resource referenced by the `PublicIdentitySSHKey` property.  Any existing key-pair is deleted and replaced by the new key-pair. */
+        UpdateService_v1_17_0_GenerateSSHIdentityKeyPair: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The settings for when to apply `HttpPushUri`-provided software. */
+        UpdateService_v1_17_0_HttpPushUriApplyTime: {
+            /** @description The time when to apply the `HttpPushUri`-provided software update. */
+            ApplyTime?: components["schemas"]["UpdateService_v1_17_0_ApplyTime"];
+            /**
+             * Format: int64
+             * @description The expiry time, in seconds, of the maintenance window.
+             */
+            MaintenanceWindowDurationInSeconds?: number;
+            /**
+             * Format: date-time
+             * @description The start time of a maintenance window.
+             */
+            MaintenanceWindowStartTime?: string;
+        };
+        /** @description The settings for `HttpPushUri`-provided software updates. */
+        UpdateService_v1_17_0_HttpPushUriOptions: {
+            /** @description An indication of whether the service should bypass update policies when applying the `HttpPushUri`-provided image. */
+            ForceUpdate?: boolean;
+            /** @description The settings for when to apply `HttpPushUri`-provided firmware. */
+            HttpPushUriApplyTime?: components["schemas"]["UpdateService_v1_17_0_HttpPushUriApplyTime"];
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        UpdateService_v1_17_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This action removes the SSH identity key-pair used with the `UpdateService` resource. */
+        UpdateService_v1_17_0_RemoveSSHIdentityKeyPair: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action updates software components. */
+        UpdateService_v1_17_0_SimpleUpdate: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action starts updating all images that have been previously invoked using an `OperationApplyTime` value of `OnStartUpdateRequest`. */
+        UpdateService_v1_17_0_StartUpdate: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @enum {string} */
+        UpdateService_v1_17_0_SupportedUpdateImageFormatType: "PLDMv1_0" | "PLDMv1_1" | "PLDMv1_2" | "PLDMv1_3" | "UEFICapsule" | "VendorDefined";
+        /** @description The `UpdateService` schema describes the update service and the properties for the service itself with links to collections of firmware and software inventory.  The update service also provides methods for updating software and firmware of the resources in a Redfish service. */
+        UpdateService_v1_17_0_UpdateService: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["UpdateService_v1_17_0_Actions"];
+            /** @description The link to a collection of client identity certificates provided to the server referenced by the `ImageURI` parameter in `SimpleUpdate`. */
+            readonly ClientCertificates?: components["schemas"]["odata-v4_idRef"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description An inventory of firmware. */
+            readonly FirmwareInventory?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: uri-reference
+             * @deprecated
+             * @description The URI used to perform an HTTP or HTTPS push update to the update service.  The format of the message is vendor-specific.
+             */
+            readonly HttpPushUri?: string;
+            /**
+             * @deprecated
+             * @description The options for `HttpPushUri`-provided software updates.
+             */
+            HttpPushUriOptions?: components["schemas"]["UpdateService_v1_17_0_HttpPushUriOptions"];
+            /**
+             * @deprecated
+             * @description An indication of whether a client has reserved the `HttpPushUriOptions` properties for software updates.
+             */
+            HttpPushUriOptionsBusy?: boolean | null;
+            /**
+             * Format: uri-reference
+             * @deprecated
+             * @description An array of URIs that indicate where to apply the update image.
+             */
+            HttpPushUriTargets?: (string | null)[];
+            /**
+             * @deprecated
+             * @description An indication of whether any client has reserved the `HttpPushUriTargets` property.
+             */
+            HttpPushUriTargetsBusy?: boolean | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description An inventory of locally stored images. */
+            readonly LocalImageStore?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * Format: int64
+             * @description The number of bytes currently available in the local image store.
+             */
+            readonly LocalImageStoreAvailableCapacityBytes?: number | null;
+            /**
+             * Format: int64
+             * @description The total number of bytes available to the local image store.
+             */
+            readonly LocalImageStoreTotalCapacityBytes?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum size in bytes of the software update image that this service supports.
+             */
+            readonly MaxImageSizeBytes?: number | null;
+            /**
+             * Format: uri-reference
+             * @description The URI used to perform a Redfish Specification-defined multipart HTTP or HTTPS push update to the update service.
+             */
+            readonly MultipartHttpPushUri?: string;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description A link to the public key that is used with the `SimpleUpdate` action for the key-based authentication.  The GenerateSSHIdentityKeyPair and RemoveSSHIdentityKeyPair are used to update the key for the `SimpleUpdate` action. */
+            readonly PublicIdentitySSHKey?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to a collection of server certificates for the server referenced by the `ImageURI` parameter in SimpleUpdate. */
+            readonly RemoteServerCertificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to a collection of keys that can be used to authenticate the server referenced by the `ImageURI` parameter in `SimpleUpdate`. */
+            readonly RemoteServerSSHKeys?: components["schemas"]["odata-v4_idRef"];
+            /** @description An indication of whether this service is enabled. */
+            ServiceEnabled?: boolean | null;
+            /** @description An inventory of software. */
+            readonly SoftwareInventory?: components["schemas"]["odata-v4_idRef"];
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The image format types supported by the service. */
+            readonly SupportedUpdateImageFormats?: (components["schemas"]["UpdateService_v1_17_0_SupportedUpdateImageFormatType"] | null)[];
+            /** @description A link to the capabilities of the update service. */
+            readonly UpdateServiceCapabilities?: components["schemas"]["odata-v4_idRef"];
+            /** @description An indication of whether the service will verify the certificate of the server referenced by the `ImageURI` parameter in `SimpleUpdate` prior to sending the transfer request. */
+            VerifyRemoteServerCertificate?: boolean | null;
+            /** @description An indication of whether the service will verify the SSH key of the server referenced by the `ImageURI` parameter in `SimpleUpdate` prior to sending the transfer request. */
+            VerifyRemoteServerSSHKey?: boolean | null;
+        };
         /** @description The attributes of a VLAN. */
         VLanNetworkInterface_VLAN: components["schemas"]["VLanNetworkInterface_v1_3_1_VLAN"];
         /** @description The attributes of a VLAN. */
@@ -7219,6 +10124,631 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listSystemProcessors: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProcessorCollection_ProcessorCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemProcessor: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                ProcessorId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Processor_Processor"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listSystemMemory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryCollection_MemoryCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemMemory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                MemoryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Memory_Memory"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listSystemStorage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageCollection_StorageCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemStorage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Storage_Storage"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemDrive: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+                DriveId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Drive_Drive"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listSystemSimpleStorage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimpleStorageCollection_SimpleStorageCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemSimpleStorage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                SimpleStorageId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SimpleStorage_SimpleStorage"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemSecureBoot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecureBoot_SecureBoot"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    patchSystemSecureBoot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecureBoot_v1_1_2_SecureBoot"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecureBoot_SecureBoot"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemBios: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bios_Bios"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getUpdateService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UpdateService_UpdateService"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listFirmwareInventory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SoftwareInventoryCollection_SoftwareInventoryCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getFirmwareInventory: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                SoftwareInventoryId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SoftwareInventory_SoftwareInventory"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getCertificateService: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateService_CertificateService"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getCertificateLocations: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateLocations_CertificateLocations"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    replaceCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CertificateService_v1_2_1_ReplaceCertificateRequestBody"];
+            };
+        };
+        responses: {
+            /** @description The certificate was replaced */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Certificate_Certificate"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listHttpsCertificates: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateCollection_CertificateCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getHttpsCertificate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                CertificateId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Certificate_Certificate"];
+                };
             };
             /** @description Redfish error */
             default: {

@@ -74,6 +74,14 @@ const pending: Array<{ file: string; name: string }> = [];
 /** `file` is the bundle file the ref appears in (undefined: our own spec, whose local refs stay). */
 function rewriteRef(ref: string, file: string | undefined): string {
   if (ref.startsWith('#/') && file === undefined) return ref;
+  // SNIA Swordfish schemas (Volume, ... referenced by Storage and Drive) are not in DSP8010: an
+  // opaque schema stands in (the service serves no Swordfish resource, only links may point there)
+  const sw = /^http:\/\/redfish\.dmtf\.org\/schemas\/swordfish\/v1\/[A-Za-z0-9_.-]+\.yaml#\/components\/schemas\/([A-Za-z0-9_.-]+)$/.exec(ref);
+  if (sw) {
+    const name = `Swordfish_${sw[1] as string}`;
+    if (!collected.has(name)) collected.set(name, { description: `SNIA Swordfish schema ${ref} (not in DSP8010; not checked)` });
+    return `#/components/schemas/${name}`;
+  }
   const target = ref.startsWith('#/') ? `${file}${ref}` : ref.startsWith(DMTF_PREFIX) ? ref.slice(DMTF_PREFIX.length) : fail(`unsupported $ref ${ref}`);
   const m = /^([A-Za-z0-9_.-]+\.yaml)#\/components\/schemas\/([A-Za-z0-9_.-]+)$/.exec(target);
   if (!m) fail(`unsupported $ref ${ref}`);

@@ -89,6 +89,49 @@ export interface NetworkInterface {
   macAddress: string;
   /** Addresses reported by the guest, when known */
   ipv4Addresses?: string[];
+  /** IPv6 addresses reported by the guest, when known */
+  ipv6Addresses?: string[];
+  /** Link speed, when the platform reports one (KubeVirt does not) */
+  speedMbps?: number;
+  /** Link state as the platform reports it; absent = unknown (follows the power state) */
+  linkUp?: boolean;
+}
+
+/** CPU topology as the guest sees it (sockets × cores × threads logical CPUs). */
+export interface ProcessorInfo {
+  sockets: number;
+  cores: number;
+  threads: number;
+  /** The CPU model the VM asks for (e.g. "host-passthrough", "Skylake-Server"), else "Virtual CPU" */
+  model: string;
+}
+
+/**
+ * One disk device of the machine. kind follows the VM's disk type; CD-ROM drives are also media
+ * slots (virtual media).
+ */
+export interface DiskInfo {
+  /** The disk's name in the VM (a DNS label): safe in a URL path segment */
+  id: string;
+  kind: 'disk' | 'lun' | 'cdrom';
+  /** Bus as the VM declares it: virtio, sata, scsi, usb */
+  bus?: string;
+  /** Size in bytes, when the backing volume reports it */
+  capacityBytes?: number;
+  /** What backs it, e.g. "PersistentVolumeClaim root-pvc", "DataVolume root-dv", "ContainerDisk quay.io/x" */
+  volume?: string;
+  readOnly?: boolean;
+  /** Serial number the VM gives the disk */
+  serialNumber?: string;
+}
+
+export interface FirmwareInfo {
+  type: 'UEFI' | 'BIOS';
+  version?: string;
+  /** Secure Boot at the next start (the VM spec); false with BIOS firmware */
+  secureBoot: boolean;
+  /** Secure Boot of the running instance, when one runs */
+  secureBootCurrent?: boolean;
 }
 
 export interface SystemInfo {
@@ -107,6 +150,14 @@ export interface SystemInfo {
   biosVersion?: string;
   /** Guest-reported OS name/version and hostname, when an agent reports them */
   guestOs?: { name?: string; version?: string; hostName?: string };
+  /** CPU topology and model (cpuCount = sockets × cores × threads) */
+  processors?: ProcessorInfo;
+  disks?: DiskInfo[];
+  firmware?: FirmwareInfo;
+  /** Settable asset tag ('' when none) */
+  assetTag?: string;
+  sku?: string;
+  partNumber?: string;
 }
 
 /**
@@ -193,6 +244,13 @@ export interface Machine {
   listMedia(): Promise<MediaSlot[]>;
   insertMedia(slot: MediaSlotId, req: InsertMediaRequest): Promise<MediaSlot>;
   ejectMedia(slot: MediaSlotId): Promise<MediaSlot>;
+  /** Set the asset tag ('' clears it); persisted by the backend (KubeVirt: a VM annotation). */
+  setAssetTag?(tag: string): Promise<void>;
+  /**
+   * Enable or disable UEFI Secure Boot for the next start (a running guest keeps what it booted
+   * with). Conflict when the firmware is BIOS.
+   */
+  setSecureBoot?(enabled: boolean): Promise<void>;
   /** Subscribe to changes; returns an unsubscribe function. */
   on(listener: MachineListener): () => void;
   /** Release watches/timers. */

@@ -17,12 +17,20 @@ import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sess
 import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from './core/types.js';
 import { nameBasedUuid } from './core/uuid.js';
 import { modules as allModules } from './resources/index.js';
+import { TlsCertificate } from './tls-certificate.js';
 
 export interface RedfishServerOptions extends ProtocolServerOptions {
   /** Session idle timeout in seconds (SessionService.SessionTimeout), default 1800. */
   sessionTimeoutSeconds?: number;
   /** Serve HTTPS with this certificate/key; plainHttp says what plain HTTP on the same port does. */
-  tls?: { cert: Buffer | string; key: Buffer | string; plainHttp?: 'redirect' | 'refuse' };
+  tls?: {
+    cert: Buffer | string;
+    key: Buffer | string;
+    plainHttp?: 'redirect' | 'refuse';
+    /** The files cert/key came from: CertificateService.ReplaceCertificate rewrites them when writable */
+    certFile?: string;
+    keyFile?: string;
+  };
   /** UDP port of this agent's IPMI server, when it runs (advertised in ManagerNetworkProtocol). */
   ipmiPort?: number;
   /** Whether IPMI Serial-over-LAN is served right now (Manager SerialConsole.ServiceEnabled). */
@@ -91,6 +99,10 @@ export async function startRedfishServer(
     throw new Error(`Redfish session timeout must be a whole number of seconds ≥ 1 (got ${String(opts.sessionTimeoutSeconds)})`);
   }
   const info = await opts.machine.getSystemInfo();
+  // the HTTPS certificate, for CertificateService (resources/certificates.ts); replaceable when from writable files
+  const tlsCert = opts.tls
+    ? new TlsCertificate(opts.tls.cert, opts.tls.key, opts.tls.certFile && opts.tls.keyFile ? { certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : undefined)
+    : undefined;
   const deps: RedfishDeps = {
     machine: opts.machine,
     users: opts.users,
@@ -102,6 +114,7 @@ export async function startRedfishServer(
     ids: REDFISH_IDS,
     now,
     tls: opts.tls !== undefined,
+    ...(tlsCert ? { certificate: tlsCert } : {}),
     ...(opts.ipmiPort !== undefined ? { ipmiPort: opts.ipmiPort } : {}),
     ...(opts.serialConsole ? { serialConsole: opts.serialConsole } : {}),
   };
@@ -123,6 +136,8 @@ export async function startRedfishServer(
     listener = server;
   } else {
     const secure = https.createServer({ cert: tls.cert, key: tls.key }, callback);
+    // ReplaceCertificate: new connections get the new certificate, open ones keep theirs
+    tlsCert?.onChange((cert, key) => secure.setSecureContext({ cert, key }));
     const plain = http.createServer((req, res) => {
       // Only a plain host name or address from the Host header; anything else → our listen address.
       const given = (req.headers.host ?? '').replace(/:\d+$/, '');

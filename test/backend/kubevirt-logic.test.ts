@@ -376,7 +376,7 @@ describe('kubevirt backend logic', () => {
           guestOSInfo: { prettyName: 'Fedora Linux 40', version: '40' },
         },
       });
-      expect(on.nics).to.deep.equal([{ id: 'default', macAddress: '02:00:00:00:00:01', ipv4Addresses: ['10.0.0.5'] }]);
+      expect(on.nics).to.deep.equal([{ id: 'default', macAddress: '02:00:00:00:00:01', ipv4Addresses: ['10.0.0.5'], ipv6Addresses: ['fd00::5'] }]);
       expect(on.guestOs).to.deep.equal({ name: 'Fedora Linux 40', version: '40' });
     });
 

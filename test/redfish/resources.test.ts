@@ -91,8 +91,9 @@ describe('Redfish resources: systems', function () {
     expect(b.SystemType).to.equal('Virtual');
     expect(b.PowerState).to.equal('Off');
     expect(b.Status).to.deep.equal({ State: 'Enabled', Health: 'OK' });
-    expect(b.ProcessorSummary).to.include({ Count: info.cpuCount });
-    expect(b.MemorySummary).to.deep.equal({ TotalSystemMemoryGiB: info.memoryMiB / 1024 });
+    // Count is sockets; LogicalProcessorCount every vCPU (the simulator: 1 socket of cpuCount cores)
+    expect(b.ProcessorSummary).to.include({ Count: 1, CoreCount: info.cpuCount, LogicalProcessorCount: info.cpuCount, Model: 'Virtual CPU' });
+    expect(b.MemorySummary).to.deep.equal({ TotalSystemMemoryGiB: info.memoryMiB / 1024, Status: { State: 'Enabled', Health: 'OK' } });
     const boot = b.Boot as Record<string, unknown>;
     expect(boot).to.include({ BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideMode: 'UEFI' });
     // the simulator has no floppy and no diags: they must not be advertised

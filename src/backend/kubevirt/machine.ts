@@ -42,6 +42,8 @@ import { Resources } from '../../kube/resources.js';
 import { KubeVirtConsole } from './console.js';
 import { toBackendError } from './errors.js';
 import { systemInfo } from './identity.js';
+import { assetTagPatch, secureBootPatch } from './inventory.js';
+import type { JsonPatchOp } from '../../kube/client.js';
 import { ObjectWatch } from './informer.js';
 import { BootOnceKeeper, nextBootDiffers } from './machine-boot.js';
 import { MachineMedia } from './machine-media.js';
@@ -290,6 +292,36 @@ export class KubeVirtMachine implements Machine {
       }
     }
     throw new BackendError('Busy', 'the VM kept changing while writing the boot override; try again', { retryAfterSeconds: 1 });
+  }
+
+  /** The asset tag, kept in a VM annotation (src/backend/kubevirt/inventory.ts). */
+  async setAssetTag(tag: string): Promise<void> {
+    await this.patchVm('set asset tag', (vm) => assetTagPatch(vm, tag));
+  }
+
+  /** Secure Boot in the VM template (and SMM, which it needs): the next VMI boots with it. */
+  async setSecureBoot(enabled: boolean): Promise<void> {
+    await this.patchVm('set Secure Boot', (vm) => secureBootPatch(vm, enabled));
+    this.logger.info({ secureBoot: enabled }, 'secure boot written (applies at the next start)');
+  }
+
+  /** Re-read the VM, JSON-patch it (guarded by its resourceVersion), retry when it moved meanwhile. */
+  private async patchVm(what: string, build: (vm: VirtualMachine) => JsonPatchOp[]): Promise<void> {
+    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+      const v = await this.view(true, false);
+      const ops = build(v.vm);
+      if (ops.length === 0) return;
+      try {
+        const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, ops);
+        if (updated?.metadata) this.vmWatch.offer(updated);
+        return;
+      } catch (e) {
+        if (isKubeApiError(e, 409)) continue;
+        if (isKubeApiError(e, 422) && (await this.vmMoved(v.vm))) continue;
+        throw this.mapError(e, what);
+      }
+    }
+    throw new BackendError('Busy', `the VM kept changing while trying to ${what}; try again`, { retryAfterSeconds: 1 });
   }
 
   on(listener: MachineListener): () => void {

@@ -14,9 +14,10 @@ export interface Condition {
 export interface Disk {
   name: string;
   bootOrder?: number;
-  disk?: Record<string, unknown>;
-  lun?: Record<string, unknown>;
-  cdrom?: Record<string, unknown>;
+  serial?: string;
+  disk?: { bus?: string; readonly?: boolean; [k: string]: unknown };
+  lun?: { bus?: string; readonly?: boolean; [k: string]: unknown };
+  cdrom?: { bus?: string; readonly?: boolean; [k: string]: unknown };
   [k: string]: unknown;
 }
 
@@ -31,6 +32,8 @@ export interface Volume {
   name: string;
   dataVolume?: { name?: string; hotpluggable?: boolean };
   persistentVolumeClaim?: { claimName?: string; hotpluggable?: boolean };
+  containerDisk?: { image?: string };
+  emptyDisk?: { capacity?: string };
   [k: string]: unknown;
 }
 
@@ -47,11 +50,11 @@ export interface Firmware {
 }
 
 export interface DomainSpec {
-  cpu?: { cores?: number; sockets?: number; threads?: number };
+  cpu?: { cores?: number; sockets?: number; threads?: number; model?: string };
   memory?: { guest?: string };
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   firmware?: Firmware;
-  features?: { acpi?: { enabled?: boolean } };
+  features?: { acpi?: { enabled?: boolean }; smm?: { enabled?: boolean } };
   devices?: { disks?: Disk[]; interfaces?: Interface[] };
   /** VEP 171 (KubeVirt ≥ 1.8, RebootPolicy gate): Terminate ends the VMI on a guest reboot */
   rebootPolicy?: 'Reboot' | 'Terminate' | string;
@@ -69,6 +72,8 @@ export interface VirtualMachine extends KubeObjectBase {
   spec?: {
     running?: boolean;
     runStrategy?: RunStrategy | string;
+    instancetype?: { name?: string; kind?: string };
+    dataVolumeTemplates?: { metadata?: ObjectMeta; spec?: { storage?: { resources?: { requests?: Record<string, string> } }; pvc?: { resources?: { requests?: Record<string, string> } } } }[];
     template?: { metadata?: ObjectMeta; spec?: VmiSpec };
   };
   status?: {
@@ -86,9 +91,16 @@ export interface VirtualMachineInstance extends KubeObjectBase {
   status?: {
     phase?: string;
     conditions?: Condition[];
-    interfaces?: { name?: string; mac?: string; ipAddress?: string; ipAddresses?: string[] }[];
+    interfaces?: { name?: string; mac?: string; ipAddress?: string; ipAddresses?: string[]; linkState?: string }[];
     guestOSInfo?: { name?: string; prettyName?: string; version?: string; versionId?: string; id?: string };
-    volumeStatus?: { name?: string; phase?: string; reason?: string; message?: string; hotplugVolume?: unknown }[];
+    volumeStatus?: {
+      name?: string;
+      phase?: string;
+      reason?: string;
+      message?: string;
+      hotplugVolume?: unknown;
+      persistentVolumeClaimInfo?: { claimName?: string; capacity?: Record<string, string> };
+    }[];
   };
 }
 

@@ -15,6 +15,8 @@ import {
   type BootTarget,
   type Capabilities,
   type ConsoleStream,
+  type DiskInfo,
+  type ProcessorInfo,
   type InsertMediaRequest,
   type Machine,
   type MachineEvent,
@@ -42,6 +44,16 @@ export interface SimulatorOptions {
   cpuCount?: number;
   memoryMiB?: number;
   nics?: NetworkInterface[];
+  /** CPU topology (default 1 socket × cpuCount cores × 1 thread) and model (default "Virtual CPU") */
+  processors?: ProcessorInfo;
+  /** Disks (default one 20 GiB virtio disk "root" and the CD-ROM drive) */
+  disks?: DiskInfo[];
+  /** Firmware (default UEFI, Secure Boot off) */
+  firmware?: 'UEFI' | 'BIOS';
+  secureBoot?: boolean;
+  assetTag?: string;
+  sku?: string;
+  partNumber?: string;
   initialPower?: 'On' | 'Off';
   /** Time spent in PoweringOn before On (ms). */
   powerOnDelayMs?: number;
@@ -126,8 +138,19 @@ export class SimulatedMachine implements Machine {
       memoryMiB: opts.memoryMiB ?? 2048,
       nics: opts.nics ?? [{ id: 'default', macAddress: macFromSeed(seed) }],
       biosVersion: 'simulated-1.0',
+      processors: opts.processors ?? { sockets: 1, cores: opts.cpuCount ?? 2, threads: 1, model: 'Virtual CPU' },
+      disks: opts.disks ?? [
+        { id: 'root', kind: 'disk', bus: 'virtio', capacityBytes: 20 * 2 ** 30, volume: 'Simulated volume root' },
+        { id: 'cdrom', kind: 'cdrom', bus: 'sata', readOnly: true },
+      ],
+      firmware: { type: opts.firmware ?? 'UEFI', version: 'simulated-1.0', secureBoot: (opts.firmware ?? 'UEFI') === 'UEFI' && (opts.secureBoot ?? false) },
+      assetTag: opts.assetTag ?? '',
+      ...(opts.sku !== undefined ? { sku: opts.sku } : {}),
+      ...(opts.partNumber !== undefined ? { partNumber: opts.partNumber } : {}),
     };
+    if (opts.processors) this.info.cpuCount = opts.processors.sockets * opts.processors.cores * opts.processors.threads;
     this.power_ = opts.initialPower ?? 'Off';
+    if (this.power_ === 'On') this.info.firmware!.secureBootCurrent = this.info.firmware!.secureBoot;
     this.powerOnDelayMs = opts.powerOnDelayMs ?? 0;
     this.powerOffDelayMs = opts.powerOffDelayMs ?? 0;
     this.mediaInsertDelayMs = opts.mediaInsertDelayMs ?? 0;
@@ -203,6 +226,23 @@ export class SimulatedMachine implements Machine {
   async listMedia(): Promise<MediaSlot[]> {
     this.check();
     return [...this.media.values()].map((m) => ({ ...m }));
+  }
+
+  async setAssetTag(tag: string): Promise<void> {
+    this.check();
+    if (this.info.assetTag === tag) return;
+    this.info.assetTag = tag;
+    this.generation++;
+  }
+
+  /** Takes effect at the next boot, as on KubeVirt: the running guest keeps what it booted with. */
+  async setSecureBoot(enabled: boolean): Promise<void> {
+    this.check();
+    const fw = this.info.firmware!;
+    if (fw.type !== 'UEFI' && enabled) throw new BackendError('Conflict', 'Secure Boot needs UEFI firmware; this machine boots BIOS');
+    if (fw.secureBoot === enabled) return;
+    fw.secureBoot = enabled;
+    this.generation++;
   }
 
   async setBootOverride(change: Partial<BootOverride>): Promise<BootOverride> {
@@ -389,6 +429,7 @@ export class SimulatedMachine implements Machine {
   private startBoot(): void {
     this.transition('PoweringOn', this.powerOnDelayMs, () => {
       this.consumeBootOverride();
+      this.info.firmware!.secureBootCurrent = this.info.firmware!.secureBoot;
       this.setPower('On');
       this.emit({ type: 'booted' });
     });
@@ -427,6 +468,7 @@ export class SimulatedMachine implements Machine {
     const from = this.power_;
     if (from === to) return;
     this.power_ = to;
+    if (to === 'Off') delete this.info.firmware!.secureBootCurrent;
     this.emit({ type: 'power', from, to });
   }
 

@@ -9,6 +9,7 @@ import type { Machine } from '../../backend/types.js';
 import type { LoginLockout } from '../../accounts/lockout.js';
 import type { Logger } from '../../common/logger.js';
 import type { OperationId, Privilege, RouteDef } from '../../../generated/redfish/routes.js';
+import type { TlsCertificate } from '../tls-certificate.js';
 
 export type { OperationId, Privilege, RouteDef, Role, UserAccount };
 
@@ -58,6 +59,8 @@ export interface RedfishDeps {
   now: () => Date;
   /** Whether the service is served over TLS (affects advertised protocols) */
   tls: boolean;
+  /** The HTTPS certificate when served over TLS (CertificateService, src/redfish/tls-certificate.ts) */
+  certificate?: TlsCertificate;
   /** UDP port of the agent's IPMI server when it runs and the agent passed it (undefined otherwise) */
   ipmiPort?: number;
   /** Whether IPMI Serial-over-LAN is served right now (Manager SerialConsole); absent = not */

@@ -2,7 +2,7 @@
  * The system's EthernetInterfaces: one member per NIC the backend reports, addressed by the
  * seam's NetworkInterface.id. Link status follows the machine's power state.
  */
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { MachineSnapshot, NetworkInterface } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
@@ -26,12 +26,24 @@ function interfaceBody(nic: NetworkInterface, snap: MachineSnapshot): Record<str
     InterfaceEnabled: true,
     MACAddress: mac,
     PermanentMACAddress: mac,
-    LinkStatus: running ? 'LinkUp' : 'LinkDown',
+    // the platform's link state when it reports one (KubeVirt: VMI interfaces[].linkState), else the power state
+    LinkStatus: running && nic.linkUp !== false ? 'LinkUp' : 'LinkDown',
     Status: status(),
   };
+  if (nic.speedMbps !== undefined) body.SpeedMbps = nic.speedMbps;
   const v4 = (nic.ipv4Addresses ?? []).map(ipv4Address).filter((a) => a !== undefined);
   if (v4.length > 0) body.IPv4Addresses = v4;
+  const v6 = (nic.ipv6Addresses ?? []).map(ipv6Address).filter((a) => a !== undefined);
+  if (v6.length > 0) body.IPv6Addresses = v6;
   return body;
+}
+
+/** "fd00::5" or "fd00::5/64" → an IPv6Address object; anything else is skipped. */
+function ipv6Address(text: string): Record<string, string | number> | undefined {
+  const [addr = '', prefix] = text.trim().split('/');
+  if (!isIPv6(addr)) return undefined;
+  const bits = prefix === undefined ? NaN : Number(prefix);
+  return Number.isInteger(bits) && bits >= 0 && bits <= 128 ? { Address: addr, PrefixLength: bits } : { Address: addr };
 }
 
 /** "10.0.0.5" or "10.0.0.5/24" → an IPv4Address object; anything else is skipped. */

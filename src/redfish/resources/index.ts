@@ -1,6 +1,9 @@
 /** Every resource module of the service; the app refuses to start unless they cover every route. */
 import type { OperationHandlers } from '../core/types.js';
 import { handlers as accounts } from './accounts.js';
+import { handlers as certificates } from './certificates.js';
+import { handlers as inventory } from './inventory.js';
+import { handlers as update } from './update.js';
 import { handlers as chassis } from './chassis.js';
 import { handlers as ethernet } from './ethernet.js';
 import { handlers as events } from './events.js';
@@ -28,6 +31,9 @@ export const modules: readonly OperationHandlers[] = [
   managers,
   chassis,
   tasks,
+  inventory,
+  update,
+  certificates,
   events,
   logs,
 ];

@@ -34,6 +34,8 @@ export const handlers: OperationHandlers = {
           OnlyMemberQuery: true,
           SelectQuery: false,
           DeepOperations: { DeepPATCH: false, DeepPOST: false },
+          // HTTP/1.1 keep-alive with pipelining and concurrent connections are served (node's http server)
+          MultipleHTTPRequests: true,
         },
         Systems: link('/redfish/v1/Systems'),
         Chassis: link('/redfish/v1/Chassis'),
@@ -42,6 +44,8 @@ export const handlers: OperationHandlers = {
         AccountService: link('/redfish/v1/AccountService'),
         Registries: link('/redfish/v1/Registries'),
         Tasks: link('/redfish/v1/TaskService'),
+        UpdateService: link('/redfish/v1/UpdateService'),
+        CertificateService: link('/redfish/v1/CertificateService'),
         EventService: link('/redfish/v1/EventService'),
         Links: { Sessions: link('/redfish/v1/SessionService/Sessions') },
       },

@@ -189,6 +189,7 @@ const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t
 
 function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, unknown> {
   const { info, boot } = snap;
+  const cpu = info.processors ?? { sockets: Math.max(1, info.cpuCount), cores: 1, threads: 1, model: 'Virtual CPU' };
   const body: Annotated<Schemas['ComputerSystem_v1_27_0_ComputerSystem']> = {
     '@odata.type': '#ComputerSystem.v1_27_0.ComputerSystem',
     '@odata.id': SYSTEM,
@@ -202,8 +203,22 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, u
     Model: info.model,
     PowerState: redfishPowerState(snap.power),
     Status: machineStatus(snap.health),
-    ProcessorSummary: { Count: info.cpuCount, LogicalProcessorCount: info.cpuCount },
-    MemorySummary: { TotalSystemMemoryGiB: Math.round((info.memoryMiB / 1024) * 1000) / 1000 },
+    // Count is sockets, CoreCount cores, LogicalProcessorCount threads (ComputerSystem ProcessorSummary)
+    ProcessorSummary: {
+      Count: cpu.sockets,
+      CoreCount: cpu.sockets * cpu.cores,
+      LogicalProcessorCount: info.cpuCount,
+      Model: cpu.model,
+      Status: status(),
+    },
+    MemorySummary: { TotalSystemMemoryGiB: Math.round((info.memoryMiB / 1024) * 1000) / 1000, Status: status() },
+    AssetTag: info.assetTag ?? '',
+    Processors: link(`${SYSTEM}/Processors`),
+    Memory: link(`${SYSTEM}/Memory`),
+    Storage: link(`${SYSTEM}/Storage`),
+    SimpleStorage: link(`${SYSTEM}/SimpleStorage`),
+    SecureBoot: link(`${SYSTEM}/SecureBoot`),
+    Bios: link(`${SYSTEM}/Bios`),
     Boot: {
       BootSourceOverrideTarget: TARGETS[boot.target],
       'BootSourceOverrideTarget@Redfish.AllowableValues': allowedTargets(caps),
@@ -224,6 +239,9 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, u
     },
   };
   if (info.biosVersion) body.BiosVersion = info.biosVersion;
+  else if (info.firmware?.version) body.BiosVersion = info.firmware.version;
+  if (info.sku) body.SKU = info.sku;
+  if (info.partNumber) body.PartNumber = info.partNumber;
   if (info.guestOs?.hostName) body.HostName = info.guestOs.hostName;
   return body;
 }
@@ -244,9 +262,10 @@ export function propertyPaths(body: Record<string, unknown>): string[] {
 }
 
 /** Check a PATCH body for Systems/1 (every problem reported at once) and turn it into a seam change. */
-function parseSystemPatch(raw: unknown, current: Record<string, unknown>, caps: Capabilities): Partial<BootOverride> {
+function parseSystemPatch(raw: unknown, current: Record<string, unknown>, caps: Capabilities): { boot: Partial<BootOverride>; assetTag?: string } {
   const body = validatePatch(raw, {
     writable: {
+      AssetTag: 'string',
       Boot: {
         object: {
           BootSourceOverrideTarget: { enum: allowedTargets(caps) },
@@ -263,8 +282,11 @@ function parseSystemPatch(raw: unknown, current: Record<string, unknown>, caps: 
   if (boot.BootSourceOverrideEnabled !== undefined) change.enabled = ENABLED_FROM_REDFISH.get(boot.BootSourceOverrideEnabled)!;
   const mode = caps.bootModes.find((m) => m === boot.BootSourceOverrideMode);
   if (mode !== undefined) change.mode = mode;
-  return change;
+  return { boot: change, ...(typeof body.AssetTag === 'string' ? { assetTag: body.AssetTag } : {}) };
 }
+
+/** Longest AssetTag accepted (the KubeVirt backend keeps it in an annotation, see backend/kubevirt/inventory.ts). */
+const MAX_ASSET_TAG = 64;
 
 export const handlers: OperationHandlers = {
   listSystems: async (ctx) => {
@@ -281,7 +303,18 @@ export const handlers: OperationHandlers = {
     const machine = ctx.state.deps.machine;
     const current = await currentSystem(ctx);
     checkIfMatch(ctx, current);
-    const change = parseSystemPatch((ctx.request as { body?: unknown }).body, current, machine.capabilities);
+    const parsed = parseSystemPatch((ctx.request as { body?: unknown }).body, current, machine.capabilities);
+    const change = parsed.boot;
+    if (parsed.assetTag !== undefined) {
+      // eslint-disable-next-line no-control-regex
+      if (parsed.assetTag.length > MAX_ASSET_TAG || /[\u0000-\u001f\u007f]/.test(parsed.assetTag)) {
+        throw new RedfishError(400, 'PropertyValueFormatError', [JSON.stringify(parsed.assetTag), 'AssetTag'], {
+          property: 'AssetTag',
+          detail: `AssetTag takes at most ${MAX_ASSET_TAG} printable characters.`,
+        });
+      }
+      if (!machine.setAssetTag) throw new RedfishError(400, 'PropertyNotWritable', ['AssetTag'], { property: 'AssetTag' });
+    }
     if (change.target !== undefined && change.target !== 'none' && change.enabled === undefined) {
       // A target without Enabled while the override is Disabled means "boot from it next time"
       // (what ironic-style clients expect); an active Once/Continuous override keeps its mode.
@@ -289,7 +322,8 @@ export const handlers: OperationHandlers = {
       if (now.enabled === 'disabled') change.enabled = 'once';
     }
     if (change.target === 'none' && change.enabled === undefined) change.enabled = 'disabled';
-    await backend(machine.setBootOverride(change));
+    if (parsed.assetTag !== undefined) await backend(machine.setAssetTag!(parsed.assetTag));
+    if (Object.keys(change).length > 0) await backend(machine.setBootOverride(change));
     sendResource(ctx, await currentSystem(ctx), { etag: true });
   },
 

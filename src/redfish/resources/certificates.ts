@@ -1,0 +1,151 @@
+/**
+ * CertificateService and the one certificate this service has: the HTTPS certificate of the
+ * Redfish server, at Managers/1/NetworkProtocol/HTTPS/Certificates/1. ReplaceCertificate works
+ * when the certificate came from files the agent may write (src/redfish/tls-certificate.ts); the
+ * server then serves the new one to new connections. Read-only otherwise (a Kubernetes Secret
+ * mount), and then the action is not advertised and answers ActionNotSupported with the reason.
+ */
+import type { X509Certificate } from 'node:crypto';
+import { RedfishError } from '../core/errors.js';
+import { collection, sendResource } from '../core/odata.js';
+import type { OperationHandlers, RedfishContext } from '../core/types.js';
+import { CertificateError, privateKeyPem, type TlsCertificate } from '../tls-certificate.js';
+import { MANAGER, MANAGER_ID, actionBody, link, requireId, type Annotated, type Schemas } from './systems.js';
+
+export const CERTIFICATE_SERVICE = '/redfish/v1/CertificateService';
+const LOCATIONS = `${CERTIFICATE_SERVICE}/CertificateLocations`;
+const REPLACE = `${CERTIFICATE_SERVICE}/Actions/CertificateService.ReplaceCertificate`;
+export const HTTPS_CERTIFICATES = `${MANAGER}/NetworkProtocol/HTTPS/Certificates`;
+const CERT_ID = '1';
+const HTTPS_CERT = `${HTTPS_CERTIFICATES}/${CERT_ID}`;
+const TYPES = ['PEM', 'PEMchain'];
+
+const store = (ctx: RedfishContext): TlsCertificate | undefined => ctx.state.deps.certificate;
+
+/** "CN=x\nO=y" (node's X509Certificate.subject) → a Redfish Identifier. */
+function identifier(dn: string): Record<string, string> {
+  const keys: Record<string, string> = { CN: 'CommonName', O: 'Organization', OU: 'OrganizationalUnit', L: 'City', ST: 'State', C: 'Country', emailAddress: 'Email' };
+  const out: Record<string, string> = {};
+  for (const line of dn.split('\n')) {
+    const i = line.indexOf('=');
+    if (i <= 0) continue;
+    const k = keys[line.slice(0, i)];
+    if (k && out[k] === undefined) out[k] = line.slice(i + 1);
+  }
+  return out;
+}
+
+const iso = (d: string): string => new Date(d).toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+function certificateBody(cert: TlsCertificate): Record<string, unknown> {
+  const x: X509Certificate = cert.certificate;
+  const body: Annotated<Schemas['Certificate_v1_11_0_Certificate']> = {
+    '@odata.type': '#Certificate.v1_11_0.Certificate',
+    '@odata.id': HTTPS_CERT,
+    Id: CERT_ID,
+    Name: 'HTTPS certificate',
+    Description: cert.replaceable
+      ? 'The certificate of the Redfish HTTPS server; CertificateService.ReplaceCertificate replaces it'
+      : `The certificate of the Redfish HTTPS server; read-only: ${cert.readOnlyReason}`,
+    CertificateString: cert.pem,
+    CertificateType: cert.pem.split('BEGIN CERTIFICATE').length > 2 ? 'PEMchain' : 'PEM',
+    CertificateUsageTypes: ['Web'],
+    Issuer: identifier(x.issuer),
+    Subject: identifier(x.subject),
+    ValidNotBefore: iso(x.validFrom),
+    ValidNotAfter: iso(x.validTo),
+    SerialNumber: x.serialNumber.replace(/(..)(?!$)/g, '$1:'),
+    Fingerprint: x.fingerprint256,
+    FingerprintHashAlgorithm: 'TPM_ALG_SHA256',
+  };
+  return body;
+}
+
+export const handlers: OperationHandlers = {
+  getCertificateService: async (ctx) => {
+    const cert = store(ctx);
+    const body: Annotated<Schemas['CertificateService_v1_2_1_CertificateService']> = {
+      '@odata.type': '#CertificateService.v1_2_1.CertificateService',
+      '@odata.id': CERTIFICATE_SERVICE,
+      Id: 'CertificateService',
+      Name: 'Certificate Service',
+      Description: cert?.replaceable
+        ? 'The HTTPS certificate can be replaced'
+        : 'Certificates are listed; none can be replaced here',
+      CertificateLocations: link(LOCATIONS),
+    };
+    if (cert?.replaceable) {
+      body.Actions = {
+        '#CertificateService.ReplaceCertificate': { target: REPLACE, 'CertificateType@Redfish.AllowableValues': TYPES },
+      };
+    }
+    sendResource(ctx, body, { etag: true });
+  },
+
+  getCertificateLocations: async (ctx) => {
+    const body: Annotated<Schemas['CertificateLocations_v1_0_4_CertificateLocations']> = {
+      '@odata.type': '#CertificateLocations.v1_0_4.CertificateLocations',
+      '@odata.id': LOCATIONS,
+      Id: 'CertificateLocations',
+      Name: 'Certificate Locations',
+      Links: { Certificates: store(ctx) ? [link(HTTPS_CERT)] : [] },
+    };
+    sendResource(ctx, body, { etag: true });
+  },
+
+  listHttpsCertificates: async (ctx) => {
+    requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
+    sendResource(ctx, collection(ctx, HTTPS_CERTIFICATES, 'CertificateCollection', 'HTTPS Certificate Collection', store(ctx) ? [HTTPS_CERT] : []));
+  },
+
+  getHttpsCertificate: async (ctx) => {
+    requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
+    const cert = store(ctx);
+    const id = ctx.params.CertificateId ?? '';
+    if (!cert || id !== CERT_ID) throw new RedfishError(404, 'ResourceNotFound', ['Certificate', id]);
+    sendResource(ctx, certificateBody(cert), { etag: true });
+  },
+
+  replaceCertificate: async (ctx) => {
+    const action = 'CertificateService.ReplaceCertificate';
+    const cert = store(ctx);
+    const body = actionBody(ctx, action, ['CertificateString', 'CertificateType', 'CertificateUri']);
+    for (const p of ['CertificateString', 'CertificateType', 'CertificateUri']) {
+      if (body[p] === undefined) throw new RedfishError(400, 'ActionParameterMissing', [action, p], { property: p });
+    }
+    if (typeof body.CertificateString !== 'string') {
+      throw new RedfishError(400, 'ActionParameterValueTypeError', [JSON.stringify(body.CertificateString), 'CertificateString', action], { property: 'CertificateString' });
+    }
+    if (typeof body.CertificateType !== 'string' || !TYPES.includes(body.CertificateType)) {
+      throw new RedfishError(400, 'ActionParameterValueNotInList', [String(body.CertificateType), 'CertificateType', action], { property: 'CertificateType' });
+    }
+    const uri = (body.CertificateUri as { '@odata.id'?: unknown } | null)?.['@odata.id'];
+    if (typeof uri !== 'string' || uri.replace(/\/$/, '') !== HTTPS_CERT || !cert) {
+      throw new RedfishError(400, 'ActionParameterValueError', ['CertificateUri', action], {
+        property: 'CertificateUri',
+        detail: `CertificateUri must name ${HTTPS_CERT}, the only certificate of this service${cert ? '' : ' (and the service is not serving HTTPS)'}.`,
+      });
+    }
+    if (!cert.replaceable) {
+      throw new RedfishError(400, 'ActionNotSupported', [action], { detail: `The certificate cannot be replaced: ${cert.readOnlyReason}.` });
+    }
+    const key = privateKeyPem(body.CertificateString);
+    if (!key) {
+      throw new RedfishError(400, 'ActionParameterValueError', ['CertificateString', action], {
+        property: 'CertificateString',
+        detail: 'CertificateString must hold the PEM certificate followed by its PEM private key.',
+      });
+    }
+    try {
+      cert.replace(body.CertificateString, key);
+    } catch (e) {
+      if (e instanceof CertificateError) {
+        throw new RedfishError(400, 'ActionParameterValueError', [e.parameter, action], { property: e.parameter, detail: `${e.message}.` });
+      }
+      ctx.state.logger.error({ err: (e as Error).message }, 'replacing the HTTPS certificate failed');
+      throw new RedfishError(500, 'InternalError');
+    }
+    ctx.state.logger.info({ subject: cert.certificate.subject.replace(/\n/g, ', '), validTo: cert.certificate.validTo }, 'HTTPS certificate replaced');
+    sendResource(ctx, certificateBody(cert));
+  },
+};

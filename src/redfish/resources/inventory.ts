@@ -1,0 +1,272 @@
+/**
+ * What the system is made of, read live from the backend seam (SystemInfo): Processors (one per
+ * socket), Memory (the guest memory as one module), Storage with one Drive per disk (CD-ROM drives
+ * are virtual media, see virtualmedia.ts), SimpleStorage (the same disks, for clients that read
+ * only that), SecureBoot (PATCH SecureBootEnable: applies at the next start) and a read-only Bios.
+ *
+ * Nothing here invents hardware facts the platform does not know: a VM has no DIMM type, no drive
+ * rotation speed or media type, no CPU manufacturer; those properties are left out.
+ */
+import type { DiskInfo, MachineSnapshot, SystemInfo } from '../../backend/types.js';
+import { RedfishError, renderMessage } from '../core/errors.js';
+import { checkIfMatch, collection, sendResource } from '../core/odata.js';
+import { validatePatch } from '../core/patch.js';
+import type { OperationHandlers, RedfishContext } from '../core/types.js';
+import { SYSTEM, SYSTEM_ID, backend, link, propertyPaths, requireId, status, type Annotated, type Schemas } from './systems.js';
+
+export const PROCESSORS = `${SYSTEM}/Processors`;
+export const MEMORY = `${SYSTEM}/Memory`;
+export const STORAGE = `${SYSTEM}/Storage`;
+export const SIMPLE_STORAGE = `${SYSTEM}/SimpleStorage`;
+export const SECURE_BOOT = `${SYSTEM}/SecureBoot`;
+export const BIOS = `${SYSTEM}/Bios`;
+/** The one storage subsystem and the one memory module. */
+const STORAGE_ID = '1';
+const MEMORY_ID = 'GuestMemory';
+
+async function snapshot(ctx: RedfishContext): Promise<MachineSnapshot> {
+  requireId(ctx, 'ComputerSystemId', SYSTEM_ID, 'ComputerSystem');
+  return backend(ctx.state.deps.machine.snapshot());
+}
+
+/** The processor topology (sockets × cores × threads), from the seam or, for old backends, cpuCount sockets. */
+export function processorsOf(info: SystemInfo): { sockets: number; cores: number; threads: number; model: string } {
+  return info.processors ?? { sockets: Math.max(1, info.cpuCount), cores: 1, threads: 1, model: 'Virtual CPU' };
+}
+
+const running = (snap: MachineSnapshot): boolean => snap.power === 'On' || snap.power === 'Paused';
+
+// ---- Processors ------------------------------------------------------------------------------
+
+const processorIds = (info: SystemInfo): string[] => Array.from({ length: processorsOf(info).sockets }, (_, i) => `CPU${i}`);
+
+function processorBody(info: SystemInfo, id: string, index: number): Record<string, unknown> {
+  const p = processorsOf(info);
+  const body: Annotated<Schemas['Processor_v1_22_0_Processor']> = {
+    '@odata.type': '#Processor.v1_22_0.Processor',
+    '@odata.id': `${PROCESSORS}/${id}`,
+    Id: id,
+    Name: `Virtual CPU socket ${index}`,
+    Description: `Virtual CPU socket ${index}: ${p.cores} core(s) of ${p.threads} thread(s)`,
+    ProcessorType: 'CPU',
+    Model: p.model,
+    Socket: `Socket ${index}`,
+    TotalCores: p.cores,
+    TotalEnabledCores: p.cores,
+    TotalThreads: p.cores * p.threads,
+    Status: status(),
+  };
+  return body;
+}
+
+// ---- Memory ----------------------------------------------------------------------------------
+
+function memoryBody(info: SystemInfo): Record<string, unknown> {
+  const body: Annotated<Schemas['Memory_v1_23_0_Memory']> = {
+    '@odata.type': '#Memory.v1_23_0.Memory',
+    '@odata.id': `${MEMORY}/${MEMORY_ID}`,
+    Id: MEMORY_ID,
+    Name: 'Guest memory',
+    Description: 'The memory the VM gives its guest (one virtual module)',
+    MemoryType: 'DRAM',
+    CapacityMiB: info.memoryMiB,
+    Status: status(),
+  };
+  return body;
+}
+
+// ---- Storage / Drives ------------------------------------------------------------------------
+
+/** Disks that are drives (CD-ROM drives are virtual media slots). */
+const drivesOf = (info: SystemInfo): DiskInfo[] => (info.disks ?? []).filter((d) => d.kind !== 'cdrom');
+const drivePath = (d: DiskInfo): string => `${STORAGE}/${STORAGE_ID}/Drives/${encodeURIComponent(d.id)}`;
+
+/** Bus → Redfish Protocol: virtio-blk is a PCIe function; SATA/USB are what they say; SCSI (virtio-scsi) has no Redfish value. */
+const PROTOCOLS: Record<string, Schemas['Protocol_Protocol']> = { virtio: 'PCIe', sata: 'SATA', usb: 'USB' };
+
+function driveDescription(d: DiskInfo): string {
+  const what = d.kind === 'lun' ? 'LUN' : 'disk';
+  return `${d.bus ?? 'virtual'} ${what} ${d.id}${d.volume ? `, backed by ${d.volume}` : ''}`;
+}
+
+function driveBody(d: DiskInfo): Record<string, unknown> {
+  const body: Annotated<Schemas['Drive_v1_22_0_Drive']> = {
+    '@odata.type': '#Drive.v1_22_0.Drive',
+    '@odata.id': drivePath(d),
+    Id: d.id,
+    Name: `Virtual ${d.kind === 'lun' ? 'LUN' : 'disk'} ${d.id}`,
+    Description: driveDescription(d),
+    Status: status(),
+    WriteCacheEnabled: false,
+  };
+  if (d.capacityBytes !== undefined) body.CapacityBytes = d.capacityBytes;
+  const protocol = d.bus ? PROTOCOLS[d.bus] : undefined;
+  if (protocol) body.Protocol = protocol;
+  if (d.serialNumber) body.SerialNumber = d.serialNumber;
+  if (d.readOnly) body.WriteCacheEnabled = false;
+  return body;
+}
+
+function storageBody(info: SystemInfo): Record<string, unknown> {
+  const drives = drivesOf(info);
+  const body: Annotated<Schemas['Storage_v1_21_0_Storage']> = {
+    '@odata.type': '#Storage.v1_21_0.Storage',
+    '@odata.id': `${STORAGE}/${STORAGE_ID}`,
+    Id: STORAGE_ID,
+    Name: 'Virtual storage',
+    Description: 'The disks of the VM',
+    Drives: drives.map((d) => link(drivePath(d))),
+    'Drives@odata.count': drives.length,
+    Status: status(),
+  };
+  return body;
+}
+
+function simpleStorageBody(info: SystemInfo): Record<string, unknown> {
+  const body: Annotated<Schemas['SimpleStorage_v1_3_2_SimpleStorage']> = {
+    '@odata.type': '#SimpleStorage.v1_3_2.SimpleStorage',
+    '@odata.id': `${SIMPLE_STORAGE}/${STORAGE_ID}`,
+    Id: STORAGE_ID,
+    Name: 'Virtual storage',
+    Description: 'The disks of the VM',
+    Devices: drivesOf(info).map((d) => ({
+      Name: d.id,
+      ...(d.capacityBytes !== undefined ? { CapacityBytes: d.capacityBytes } : {}),
+      Status: status(),
+    })),
+    Status: status(),
+  };
+  return body;
+}
+
+// ---- SecureBoot ------------------------------------------------------------------------------
+
+function secureBootBody(snap: MachineSnapshot): Record<string, unknown> {
+  const fw = snap.info.firmware;
+  const body: Annotated<Schemas['SecureBoot_v1_1_2_SecureBoot']> = {
+    '@odata.type': '#SecureBoot.v1_1_2.SecureBoot',
+    '@odata.id': SECURE_BOOT,
+    Id: 'SecureBoot',
+    Name: 'UEFI Secure Boot',
+    Description:
+      fw?.type === 'BIOS'
+        ? 'The VM boots BIOS firmware: Secure Boot needs UEFI'
+        : 'SecureBootEnable is what the VM boots with at its next start; SecureBootCurrentBoot what the running guest booted with',
+    SecureBootEnable: fw?.secureBoot ?? false,
+  };
+  if (running(snap) && fw?.secureBootCurrent !== undefined) body.SecureBootCurrentBoot = fw.secureBootCurrent ? 'Enabled' : 'Disabled';
+  return body;
+}
+
+/** What a Bios resource can honestly say: the firmware kind and Secure Boot, read-only (no settings object). */
+function biosBody(info: SystemInfo): Record<string, unknown> {
+  const fw = info.firmware;
+  const attrs: Record<string, string | boolean> = { FirmwareType: fw?.type ?? 'UEFI', SecureBoot: fw?.secureBoot ?? false };
+  if (fw?.version) attrs.FirmwareVersion = fw.version;
+  const body: Annotated<Schemas['Bios_v1_2_3_Bios']> = {
+    '@odata.type': '#Bios.v1_2_3.Bios',
+    '@odata.id': BIOS,
+    Id: 'BIOS',
+    Name: 'Virtual firmware',
+    Description: `${fw?.type === 'BIOS' ? 'SeaBIOS' : 'OVMF (UEFI)'} firmware of the VM; the attributes are read-only (no settings resource, no attribute registry)`,
+    Attributes: attrs as never,
+  };
+  return body;
+}
+
+export const handlers: OperationHandlers = {
+  listSystemProcessors: async (ctx) => {
+    const snap = await snapshot(ctx);
+    sendResource(ctx, collection(ctx, PROCESSORS, 'ProcessorCollection', 'Processor Collection', processorIds(snap.info).map((id) => `${PROCESSORS}/${id}`)));
+  },
+
+  getSystemProcessor: async (ctx) => {
+    const snap = await snapshot(ctx);
+    const id = ctx.params.ProcessorId ?? '';
+    const index = processorIds(snap.info).indexOf(id);
+    if (index < 0) throw new RedfishError(404, 'ResourceNotFound', ['Processor', id]);
+    sendResource(ctx, processorBody(snap.info, id, index), { etag: true });
+  },
+
+  listSystemMemory: async (ctx) => {
+    const snap = await snapshot(ctx);
+    const members = snap.info.memoryMiB > 0 ? [`${MEMORY}/${MEMORY_ID}`] : [];
+    sendResource(ctx, collection(ctx, MEMORY, 'MemoryCollection', 'Memory Collection', members));
+  },
+
+  getSystemMemory: async (ctx) => {
+    const snap = await snapshot(ctx);
+    const id = ctx.params.MemoryId ?? '';
+    if (id !== MEMORY_ID || snap.info.memoryMiB <= 0) throw new RedfishError(404, 'ResourceNotFound', ['Memory', id]);
+    sendResource(ctx, memoryBody(snap.info), { etag: true });
+  },
+
+  listSystemStorage: async (ctx) => {
+    await snapshot(ctx);
+    sendResource(ctx, collection(ctx, STORAGE, 'StorageCollection', 'Storage Collection', [`${STORAGE}/${STORAGE_ID}`]));
+  },
+
+  getSystemStorage: async (ctx) => {
+    const snap = await snapshot(ctx);
+    requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
+    sendResource(ctx, storageBody(snap.info), { etag: true });
+  },
+
+  getSystemDrive: async (ctx) => {
+    const snap = await snapshot(ctx);
+    requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
+    const id = ctx.params.DriveId ?? '';
+    const d = drivesOf(snap.info).find((x) => x.id === id);
+    if (!d) throw new RedfishError(404, 'ResourceNotFound', ['Drive', id]);
+    sendResource(ctx, driveBody(d), { etag: true });
+  },
+
+  listSystemSimpleStorage: async (ctx) => {
+    await snapshot(ctx);
+    sendResource(ctx, collection(ctx, SIMPLE_STORAGE, 'SimpleStorageCollection', 'Simple Storage Collection', [`${SIMPLE_STORAGE}/${STORAGE_ID}`]));
+  },
+
+  getSystemSimpleStorage: async (ctx) => {
+    const snap = await snapshot(ctx);
+    requireId(ctx, 'SimpleStorageId', STORAGE_ID, 'SimpleStorage');
+    sendResource(ctx, simpleStorageBody(snap.info), { etag: true });
+  },
+
+  getSystemSecureBoot: async (ctx) => {
+    sendResource(ctx, secureBootBody(await snapshot(ctx)), { etag: true });
+  },
+
+  patchSystemSecureBoot: async (ctx) => {
+    const machine = ctx.state.deps.machine;
+    const before = await snapshot(ctx);
+    const current = secureBootBody(before);
+    checkIfMatch(ctx, current);
+    const body = validatePatch((ctx.request as { body?: unknown }).body, {
+      writable: { SecureBootEnable: 'boolean' },
+      readOnly: propertyPaths(current).concat(['SecureBootCurrentBoot', 'SecureBootMode', 'SecureBootDatabases']),
+    });
+    const want = body.SecureBootEnable as boolean | undefined;
+    if (want !== undefined) {
+      if (!machine.setSecureBoot) throw new RedfishError(400, 'PropertyNotWritable', ['SecureBootEnable'], { property: 'SecureBootEnable' });
+      if (want && before.info.firmware?.type === 'BIOS') {
+        throw new RedfishError(400, 'PropertyValueConflict', ['SecureBootEnable', 'Boot/BootSourceOverrideMode'], {
+          property: 'SecureBootEnable',
+          detail: 'Secure Boot needs UEFI firmware; the VM boots BIOS (PATCH Systems/1 Boot/BootSourceOverrideMode to UEFI first).',
+        });
+      }
+      await backend(machine.setSecureBoot(want));
+      ctx.state.logger.info({ secureBoot: want }, 'secure boot set');
+    }
+    const after = await backend(machine.snapshot());
+    const out = secureBootBody(after);
+    // applied at the next start: a running guest keeps what it booted with until a new instance boots
+    if (want !== undefined && running(after) && after.info.firmware?.secureBootCurrent !== want) {
+      out['@Message.ExtendedInfo'] = [renderMessage({ messageId: 'ResetRequired', args: [`${SYSTEM}/Actions/ComputerSystem.Reset`, 'PowerCycle'] })];
+    }
+    sendResource(ctx, out, { etag: true });
+  },
+
+  getSystemBios: async (ctx) => {
+    sendResource(ctx, biosBody((await snapshot(ctx)).info), { etag: true });
+  },
+};

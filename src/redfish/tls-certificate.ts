@@ -1,0 +1,145 @@
+/**
+ * The HTTPS certificate of the Redfish service, for CertificateService: what it is (parsed with
+ * node's X509Certificate) and, when it came from files the agent may write, replacing it
+ * (ReplaceCertificate). A replacement is checked (a PEM certificate, a PEM private key that
+ * matches it), written next to the old files and renamed over them (so a crash never leaves half a
+ * key), then handed to the listeners (the server swaps its secure context: new connections get the
+ * new certificate, open ones keep theirs).
+ *
+ * In a cluster the controller mounts the certificate from a Secret: Kubernetes mounts Secret
+ * volumes read-only, so the certificate is read-only there (rotate it in the Secret instead).
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { accessSync, constants, renameSync, writeFileSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+}
+
+export class CertificateError extends Error {
+  constructor(
+    message: string,
+    readonly parameter: 'CertificateString' | 'CertificateType' | 'CertificateUri',
+  ) {
+    super(message);
+    this.name = 'CertificateError';
+  }
+}
+
+/** The first PEM CERTIFICATE block of a PEM string (a chain may follow). */
+function firstCertificate(pem: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (e) {
+    throw new CertificateError(`not a PEM certificate: ${(e as Error).message}`, 'CertificateString');
+  }
+}
+
+/** Whether the agent may write both files (and create the temporary files next to them). */
+function writable(files: TlsFiles): boolean {
+  try {
+    for (const f of [files.certFile, files.keyFile]) {
+      accessSync(f, constants.W_OK);
+      accessSync(dirname(f), constants.W_OK);
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export class TlsCertificate {
+  private certPem: string;
+  private keyPem: string;
+  private x509: X509Certificate;
+  private readonly listeners = new Set<(cert: string, key: string) => void>();
+
+  constructor(
+    cert: string | Buffer,
+    key: string | Buffer,
+    private readonly files?: TlsFiles,
+  ) {
+    this.certPem = cert.toString();
+    this.keyPem = key.toString();
+    this.x509 = firstCertificate(this.certPem);
+  }
+
+  get certificate(): X509Certificate {
+    return this.x509;
+  }
+
+  /** The certificate (chain) PEM the server presents; never the key. */
+  get pem(): string {
+    return this.certPem;
+  }
+
+  /** Whether ReplaceCertificate can work: the certificate came from files the agent can write. */
+  get replaceable(): boolean {
+    return this.files !== undefined && writable(this.files);
+  }
+
+  /** Why not, for the error message. */
+  get readOnlyReason(): string {
+    if (!this.files) return 'the HTTPS certificate was given in memory, not from files';
+    return `the certificate files (${this.files.certFile}, ${this.files.keyFile}) are not writable (a Kubernetes Secret mount is read-only: rotate the certificate in the Secret)`;
+  }
+
+  onChange(fn: (cert: string, key: string) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * Check and install a new certificate and key. CertificateError when the input is not a
+   * certificate, not a key, or they do not match; Error when the files cannot be written.
+   */
+  replace(certPem: string, keyPem: string): X509Certificate {
+    if (!this.files || !writable(this.files)) throw new Error(this.readOnlyReason);
+    const x509 = firstCertificate(certPem);
+    let key;
+    try {
+      key = createPrivateKey(keyPem);
+    } catch {
+      throw new CertificateError('the CertificateString holds no PEM private key (give the certificate followed by its private key)', 'CertificateString');
+    }
+    if (!x509.checkPrivateKey(key)) throw new CertificateError('the private key does not belong to the certificate', 'CertificateString');
+    const now = Date.now();
+    if (Date.parse(x509.validTo) < now) throw new CertificateError(`the certificate expired on ${x509.validTo}`, 'CertificateString');
+    const certOnly = certPem.replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----\s*/g, '');
+    const tmp = (f: string): string => `${f}.new-${process.pid}`;
+    const { certFile, keyFile } = this.files;
+    try {
+      writeFileSync(tmp(keyFile), keyPem, { mode: 0o600 });
+      writeFileSync(tmp(certFile), certOnly, { mode: 0o644 });
+      renameSync(tmp(keyFile), keyFile);
+      renameSync(tmp(certFile), certFile);
+    } catch (e) {
+      for (const f of [tmp(keyFile), tmp(certFile)]) {
+        try {
+          unlinkSync(f);
+        } catch {
+          /* not there */
+        }
+      }
+      throw e;
+    }
+    this.certPem = certOnly;
+    this.keyPem = keyPem;
+    this.x509 = x509;
+    for (const fn of this.listeners) fn(this.certPem, this.keyPem);
+    return x509;
+  }
+
+  /** The key, for the server's secure context only. */
+  get key(): string {
+    return this.keyPem;
+  }
+}
+
+/** The PEM private key block(s) of a string, if any (ReplaceCertificate's CertificateString may carry the key after the certificate). */
+export function privateKeyPem(s: string): string | undefined {
+  const m = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/.exec(s);
+  return m ? `${m[0]}\n` : undefined;
+}
