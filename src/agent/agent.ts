@@ -5,6 +5,7 @@
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
+import { NetworkModel } from './network.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { startRedfishServer, type RedfishServerOptions } from '../redfish/server.js';
@@ -24,6 +25,11 @@ export interface AgentOptions {
    * IPMI and Redfish. A server given its own lockout/lockoutPolicy keeps that instead.
    */
   lockoutPolicy?: LockoutPolicy;
+  /**
+   * The agent's own network identity, reported by IPMI LAN configuration and Redfish Manager
+   * EthernetInterfaces alike; default: read from the interface holding `address`.
+   */
+  network?: NetworkModel;
   /** Eventing (src/events): history size, subscription persistence, delivery, health poll */
   events?: StartEventsOptions;
 }
@@ -41,6 +47,7 @@ export interface Agent {
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const common = { machine: opts.machine, users: opts.users, address: opts.address };
   const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY);
+  const network = opts.network ?? new NetworkModel({ listenAddress: opts.address });
   const own = (o: { lockout?: unknown; lockoutPolicy?: unknown }) => o.lockout !== undefined || o.lockoutPolicy !== undefined;
   const servers: ProtocolServer[] = [];
   // before the servers: their first logins and actions are events already
@@ -49,7 +56,13 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   let redfish: ProtocolServer | undefined;
   try {
     if (opts.ipmi) {
-      ipmi = await startIpmiServer({ ...(own(opts.ipmi) ? {} : { lockout }), ...opts.ipmi, ...common, logger: opts.logger.child({ proto: 'ipmi' }) });
+      ipmi = await startIpmiServer({
+        ...(own(opts.ipmi) ? {} : { lockout }),
+        network,
+        ...opts.ipmi,
+        ...common,
+        logger: opts.logger.child({ proto: 'ipmi' }),
+      });
       servers.push(ipmi);
     }
     if (opts.redfish) {
@@ -59,6 +72,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         // Manager SerialConsole: SOL as the IPMI server runs it (backend console, SOL Enable parameter)
         ...(ipmi ? { serialConsole: () => ipmi!.solEnabled() } : {}),
         ...(own(opts.redfish) ? {} : { lockout }),
+        network,
         ...opts.redfish,
         ...common,
         logger: opts.logger.child({ proto: 'redfish' }),

@@ -11,6 +11,9 @@ import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
 import { newRequestId, type Logger } from '../common/logger.js';
 import { buildCommandTable } from './commands/index.js';
 import { uuidToGuidBytes } from './commands/app.js';
+import { trackPowerOnHours } from './commands/poh.js';
+import { stopWatchdog } from './commands/watchdog.js';
+import type { NetworkModel } from '../agent/network.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import { IpmiEngine } from './session/engine.js';
 import { SolManager } from './sol/manager.js';
@@ -40,6 +43,8 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
    * default; false turns it off (SOL then reads as disabled).
    */
   sol?: false | { outputLimit?: number };
+  /** The agent's network identity (Get LAN Configuration Parameters); without it addresses read as 0. */
+  network?: NetworkModel;
 }
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -104,11 +109,24 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
           port: () => boundPort,
           ...(opts.sol?.outputLimit !== undefined ? { outputLimit: opts.sol.outputLimit } : {}),
         });
+  const lockout = opts.lockout ?? new LoginLockout({ ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy }, now);
+  // Power-on hours are counted from now on (Get POH Counter)
+  try {
+    trackPowerOnHours(opts.machine, await opts.machine.getPowerState());
+  } catch {
+    // backend unreachable at start: counting starts at the first POH request instead
+  }
+  const lan = {
+    allowInsecure: opts.allowInsecure ?? false,
+    port: () => boundPort,
+    lockoutPolicy: () => lockout.policy,
+    ...(opts.network ? { network: opts.network } : {}),
+  };
   const engine = new IpmiEngine({
     machine: opts.machine,
     users: opts.users,
     logger: log,
-    commands: opts.commands ?? buildCommandTable(sol ? { sol } : {}),
+    commands: opts.commands ?? buildCommandTable(sol ? { sol, lan } : { lan }),
     allowInsecure: opts.allowInsecure ?? false,
     channel: 1,
     guid: await bmcGuid(opts),
@@ -117,7 +135,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
     idleTimeoutMs: (opts.sessionTimeoutSeconds ?? 60) * 1000,
     handshakeTimeoutMs: (opts.handshakeTimeoutSeconds ?? 5) * 1000,
     ...(opts.maxHalfOpenPerSource !== undefined ? { maxHalfOpenPerSource: opts.maxHalfOpenPerSource } : {}),
-    lockout: opts.lockout ?? new LoginLockout({ ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy }, now),
+    lockout,
   });
   if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and IPMI 1.5 auth types NONE and straight password are accepted');
 
@@ -170,6 +188,8 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
       closed = true;
       clearInterval(sweeper);
       sol?.closeAll();
+      // The watchdog is this server's: it must not act on the machine once the BMC is gone
+      stopWatchdog(opts.machine);
       engine.ctx.table.clear();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },

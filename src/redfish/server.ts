@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
 import { createRedfishApp } from './app.js';
+import { NetworkModel } from '../agent/network.js';
 import { errorBody } from './core/errors.js';
 import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
 import type { Logger } from '../common/logger.js';
@@ -37,6 +38,8 @@ export interface RedfishServerOptions extends ProtocolServerOptions {
   serialConsole?: () => boolean;
   /** The agent's login lockout, shared with IPMI; default: a private one with `lockoutPolicy`. */
   lockout?: LoginLockout;
+  /** The agent's network identity (Manager EthernetInterfaces, NetworkProtocol HostName/FQDN). */
+  network?: NetworkModel;
   /** Policy of the private lockout when `lockout` is not given (default DEFAULT_LOCKOUT_POLICY). */
   lockoutPolicy?: Partial<LockoutPolicy>;
 }
@@ -117,6 +120,7 @@ export async function startRedfishServer(
     ...(tlsCert ? { certificate: tlsCert } : {}),
     ...(opts.ipmiPort !== undefined ? { ipmiPort: opts.ipmiPort } : {}),
     ...(opts.serialConsole ? { serialConsole: opts.serialConsole } : {}),
+    network: opts.network ?? new NetworkModel({ listenAddress: opts.address }),
   };
   const app = createRedfishApp(deps, internals.modules ?? allModules);
   const callback = app.callback();

@@ -7,18 +7,33 @@ import type { CommandSpec } from '../types.js';
 import { appCommands } from './app.js';
 import { chassisCommands } from './chassis.js';
 import { groupExtCommands } from './group-ext.js';
+import { lanCommands, type LanOptions } from './lan.js';
 import { payloadCommands } from './payload.js';
 import type { SolManager } from '../sol/manager.js';
+import { pohCommands } from './poh.js';
 import { storageCommands } from './storage.js';
+import { watchdogCommands } from './watchdog.js';
 
 export function commandKey(netFn: number, cmd: number): number {
   return ((netFn & 0xff) << 8) | (cmd & 0xff);
 }
 
-/** `sol`: the SOL service the payload commands drive; without it SOL is reported absent. */
-export function buildCommandTable(opts: { sol?: SolManager } = {}): Map<number, CommandSpec> {
+/**
+ * `sol`: the SOL service the payload commands drive; without it SOL is reported absent. `lan`: the
+ * network model and settings Get LAN Configuration Parameters reports (addresses read as 0 without one).
+ */
+export function buildCommandTable(opts: { sol?: SolManager; lan?: LanOptions } = {}): Map<number, CommandSpec> {
   const table = new Map<number, CommandSpec>();
-  for (const c of [...appCommands(), ...chassisCommands(), ...storageCommands(), ...groupExtCommands(), ...payloadCommands(opts.sol)]) {
+  for (const c of [
+    ...appCommands(),
+    ...chassisCommands(),
+    ...storageCommands(),
+    ...groupExtCommands(),
+    ...payloadCommands(opts.sol),
+    ...lanCommands(opts.lan),
+    ...watchdogCommands(),
+    ...pohCommands(),
+  ]) {
     const key = commandKey(c.netFn, c.cmd);
     if (table.has(key)) throw new Error(`duplicate IPMI command ${c.netFn.toString(16)}/${c.cmd.toString(16)}`);
     table.set(key, c);

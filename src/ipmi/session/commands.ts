@@ -7,6 +7,7 @@
 import { isIPv4 } from 'node:net';
 import { cipherSuiteRecords, supportedSuites, type LanRequest } from '../codec/index.js';
 import { CC, NetFn, Privilege, privilegeForRole } from '../types.js';
+import { sessionClosed } from '../../events/emit.js';
 import type { EngineContext } from './context.js';
 import type { Session } from './table.js';
 import type { CmdResult } from './v15.js';
@@ -110,9 +111,13 @@ export function closeSession(ctx: EngineContext, s: Session, req: LanRequest): S
     target = ctx.table.get(id);
     if (!target || target.state !== 'active') return { cc: 0x87 };
   }
-  if (target === s) return { cc: CC.OK, closeAfter: s.id };
+  if (target === s) {
+    sessionClosed(ctx.machine, 'ipmi', s.id.toString(16), s.username);
+    return { cc: CC.OK, closeAfter: s.id };
+  }
   if (s.privilege < Privilege.Administrator) return { cc: CC.INSUFFICIENT_PRIVILEGE };
   ctx.table.delete(target.id);
+  sessionClosed(ctx.machine, 'ipmi', target.id.toString(16), target.username);
   return { cc: CC.OK };
 }
 
@@ -135,7 +140,16 @@ export function getSessionInfo(ctx: EngineContext, s: Session, req: LanRequest):
     if (req.data.length < 5) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
     target = ctx.table.get(req.data.readUInt32LE(1));
     if (target?.state !== 'active') target = undefined;
-  } else target = active[index - 1];
+  } else {
+    target = active[index - 1];
+    // An index past the active sessions is an empty slot: handle 00h and the two counts only
+    // (§22.20). ipmitool's `session info all` walks every slot and stops on anything shorter than
+    // 3 bytes or a failure, so a CBh there would end it with exit status 1.
+    if (!target) {
+      if (index > ctx.table.opts.maxSessions) return { cc: CC.INVALID_DATA_FIELD };
+      return { cc: CC.OK, data: Buffer.from([0x00, Math.min(ctx.table.opts.maxSessions, 63) & 0x3f, Math.min(active.length, 63) & 0x3f]) };
+    }
+  }
   if (!target) return { cc: CC.NOT_PRESENT };
   const data = Buffer.alloc(18);
   data[0] = target.handle;
