@@ -188,9 +188,20 @@ export class KubeClient {
   noteUnreachable(reason: string): void {
     if (!this.failFast || this.down) return;
     this.down = { since: new Date(), reason };
+    this.dropIdleSockets();
     this.logger.warn({ reason }, 'Kubernetes API unreachable; requests fail fast until it answers again');
     this.scheduleProbe();
     this.notifyReachability();
+  }
+
+  /**
+   * Close the pooled connections that sit idle: after an outage they may be dead without knowing it
+   * (a peer or proxy that vanished answers nothing, not even a reset), and the first requests after
+   * recovery would each wait out the timeout on one and re-open the breaker. Requests in flight keep
+   * their sockets (they end by their own answer or timeout).
+   */
+  private dropIdleSockets(): void {
+    for (const list of Object.values(this.agent?.freeSockets ?? {})) for (const s of list ?? []) s.destroy();
   }
 
   private notifyReachability(): void {

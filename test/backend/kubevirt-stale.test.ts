@@ -8,6 +8,8 @@
  * by itself and sees what changed meanwhile. Also: missing bookmarks on an open stream, a slow but
  * answering apiserver (no false alarm), and the emulator's own hang fault.
  */
+import http from 'node:http';
+import net from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import type { Logger } from 'pino';
@@ -292,6 +294,69 @@ describe('KubeClient: fail fast while the API server is known unreachable', func
     expect(vmGets() - gets).to.equal(1);
     expect(emu.audit.some((a) => a.subresource === 'start'), 'the failed-fast write never reached the server').to.equal(false);
     expect(emu.audit.some((a) => a.nonResourceURL === '/version')).to.equal(true);
+  });
+
+  it('after an outage the idle pooled connections are dropped: a peer that vanished left them dead, recovery opens fresh ones', async () => {
+    // an upstream that answers everything, behind a loopback proxy whose existing connections can be
+    // made dead (nothing forwarded, nothing closed: a vanished peer behind a NAT) while new ones work
+    const upstream = http.createServer((q, r) => {
+      q.resume();
+      q.on('end', () => r.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 2 }).end('{}'));
+    });
+    await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+    const pairs: { client: net.Socket; upstream: net.Socket; dead: boolean }[] = [];
+    const proxy = net.createServer((c) => {
+      const u = net.connect({ port: (upstream.address() as net.AddressInfo).port, host: '127.0.0.1' });
+      const p = { client: c, upstream: u, dead: false };
+      pairs.push(p);
+      c.on('data', (d: Buffer) => {
+        if (!p.dead) u.write(d);
+      });
+      u.on('data', (d: Buffer) => {
+        if (!p.dead) c.write(d);
+      });
+      const end = (): void => {
+        c.destroy();
+        u.destroy();
+      };
+      c.on('close', end).on('error', end);
+      u.on('close', end).on('error', end);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const kc = new KubeConfig();
+      kc.loadFromOptions({
+        clusters: [{ name: 'c', server: `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, skipTLSVerify: true }],
+        users: [{ name: 'u', token: 't' }],
+        contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+        currentContext: 'x',
+      });
+      client = new KubeClient(kc, { timeoutMs: 300, failFast: true, probeIntervalMs: 50 });
+      // several requests at once: several keep-alive connections, idle in the pool once answered
+      await Promise.all([1, 2, 3, 4].map(() => client!.request('GET', '/x')));
+      const idle = (): number => Object.values((client as unknown as { agent?: { freeSockets: Record<string, unknown[]> } }).agent?.freeSockets ?? {}).reduce((n, l) => n + l.length, 0);
+      await until(() => idle() > 1, 'idle pooled connections');
+      const pooled = idle();
+      for (const p of pairs) p.dead = true;
+      const e1 = await client.request('GET', '/x').catch((e: unknown) => e);
+      expect(isKubeApiError(e1, 0), String(e1)).to.equal(true);
+      expect(client.reachability.reachable).to.equal(false);
+      await until(() => client!.reachability.reachable, 'the probe (a fresh connection) to close the breaker', 10_000);
+      // the next requests must not land on the other dead pooled connections
+      for (let i = 0; i < pooled; i++) {
+        const r = await client.request('GET', '/x').catch((e: unknown) => e);
+        expect(isKubeApiError(r), `request ${i + 1} after recovery: ${String(r)}`).to.equal(false);
+      }
+      expect(client.reachability.reachable).to.equal(true);
+    } finally {
+      for (const p of pairs) {
+        p.client.destroy();
+        p.upstream.destroy();
+      }
+      await new Promise<void>((r) => proxy.close(() => r()));
+      upstream.closeAllConnections();
+      await new Promise<void>((r) => upstream.close(() => r()));
+    }
   });
 
   it('a watch that cannot be opened (hung server) ends with an error after the request timeout instead of waiting for ever', async () => {
