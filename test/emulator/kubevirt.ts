@@ -261,6 +261,28 @@ export function installKubevirt(
     const spec = obj(obj(obj(vm.spec).template).spec);
     checkRebootPolicy('VirtualMachine', vm.metadata.name ?? '', 'spec.template.spec.domain.rebootPolicy', spec, 'virtualmachine-validator.kubevirt.io');
   });
+  // "SecureBoot requires SMM" (validateDomainSpec in
+  // pkg/virt-api/webhooks/validating-webhook/admitters/vmi-create-admitter.go: EFI with secureBoot
+  // unset or true needs features.smm with enabled unset or true; TDX launch security is exempt). The
+  // VM admitter runs it on spec.template.spec (vms-admitter.go), the VMI create admitter on spec.
+  const checkSecureBootSmm = (field: string, spec: Obj, webhook: string): void => {
+    const domain = obj(spec.domain);
+    const efi = obj(obj(domain.firmware).bootloader).efi;
+    if (efi === undefined || efi === null) return;
+    if (obj(efi).secureBoot === false) return;
+    const smm = obj(domain.features).smm;
+    if (smm !== undefined && smm !== null && obj(smm).enabled !== false) return;
+    if (obj(domain.launchSecurity).tdx != null) return;
+    throw webhookDenied(webhook, [{ type: 'FieldValueInvalid', field, message: `${field} has EFI SecureBoot enabled. SecureBoot requires SMM, which is currently disabled.` }]);
+  };
+  store.addValidator(vmT, (vm, old) => {
+    if (old && deepEqual(old.spec, vm.spec)) return;
+    checkSecureBootSmm('spec.template.spec.domain', obj(obj(obj(vm.spec).template).spec), 'virtualmachine-validator.kubevirt.io');
+  });
+  store.addValidator(vmiT, (vmi, old) => {
+    if (old) return;
+    checkSecureBootSmm('spec.domain', obj(vmi.spec), 'virtualmachineinstances-create-validator.kubevirt.io');
+  });
   store.addValidator(vmiT, (vmi, old) => {
     if (old) return; // the create admitter; a VMI spec does not change afterwards
     checkRebootPolicy('VirtualMachineInstance', vmi.metadata.name ?? '', 'spec.domain.rebootPolicy', obj(vmi.spec), 'virtualmachineinstances-create-validator.kubevirt.io');
