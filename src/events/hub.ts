@@ -165,6 +165,12 @@ export class EventHub {
     return this.history.filter((e) => e.id > this.logFloor);
   }
 
+  /** Whether older log entries were overwritten since the last clear (SEL overflow flag). */
+  logWrapped(): boolean {
+    const oldest = this.history[0];
+    return oldest !== undefined && oldest.id > this.logFloor + 1;
+  }
+
   /** ClearLog / Clear SEL: empties the log view (SSE resume and subscriptions are unaffected). */
   clearLog(): void {
     this.logFloor = this.lastId();

@@ -117,7 +117,7 @@ describe('Redfish EventService', function () {
     expect(created.headers.get('location')).to.equal(`${SUBS}/${String(created.body.Id)}`);
     conforms('EventDestination_EventDestination', created.body);
     const r = await run('ipmitool', ['-I', 'lanplus', '-H', '127.0.0.1', '-p', String(rig.ipmiPort), '-U', ADMIN.username, '-P', ADMIN.password, '-N', '3', '-R', '3', 'power', 'on']);
-    expect(r.code, r.err).to.equal(0);
+    expect(r.code, r.out).to.equal(0);
     await rx.waitFor((got) => got.some((x) => x.body.Events.some((e) => e.MessageId === POWER_ON)), 'ResourcePoweredOn');
     const hit = rx.received.find((x) => x.body.Events.some((e) => e.MessageId === POWER_ON))!;
     expect(hit.body).to.have.property('@odata.type', odataTypes.Event);

@@ -4,9 +4,17 @@
  * The SDR repository holds one record, the Management Controller Device Locator for this BMC.
  * It cannot be empty: on an empty repository ipmitool (`sdr list`, `fru print`) tries to erase and
  * rebuild it from sensors, and fails. There are no sensors, so `sdr list` (sensors only) prints
- * nothing and `sdr list all` shows the BMC. The SEL is empty: nothing is logged to it.
+ * nothing and `sdr list all` shows the BMC.
+ *
+ * The SEL is the agent's event history (src/events/hub.ts, the same entries as the Redfish Manager
+ * EventLog) as 16-byte records (src/events/sel.ts): Get SEL Info/Entry, Reserve SEL, Add SEL Entry
+ * (an event of its own), Clear SEL (also clears the EventLog), Get SEL Time (the agent's clock).
+ * Clear SEL and partial reads need the current reservation; a Clear cancels it (§31.2).
  */
 import { CC, NetFn, Privilege, type CommandContext, type CommandSpec, type IpmiResponse } from '../types.js';
+import { eventsOf } from '../../events/index.js';
+import { MANAGER_URI } from '../../events/machine.js';
+import { SEL_RECORD_LENGTH, selRecord, selRecordId } from '../../events/sel.js';
 import { buildFruImage } from './fru.js';
 import { bmcState, nextReservation } from './state.js';
 import { badLength, fail, le16, le32, ok, spec } from './util.js';
@@ -105,16 +113,25 @@ function getSdr(ctx: CommandContext): IpmiResponse {
   return ok(Buffer.concat([Buffer.from(le16(LAST_RECORD)), record.subarray(offset, offset + n)]));
 }
 
+const SEL_VERSION = 0x51;
+const FIRST = 0x0000;
+const LAST = 0xffff;
+const secs = (d: Date | undefined): number => (d ? Math.floor(d.getTime() / 1000) >>> 0 : NO_TIMESTAMP);
+
 function selInfo(ctx: CommandContext): IpmiResponse {
   const bad = badLength(ctx.req.data, 0);
   if (bad) return bad;
+  const { hub } = eventsOf(ctx.machine);
+  const log = hub.log();
+  // overflow: the history wrapped since the last clear, older entries were overwritten
+  const overflow = hub.logWrapped();
   return ok([
-    SDR_VERSION, // SEL version 1.5 (same encoding)
-    ...le16(0), // entries
-    ...le16(0), // free space: nothing is logged
-    ...le32(NO_TIMESTAMP), // last addition: never
-    ...le32(NO_TIMESTAMP), // last erase: never
-    0x02, // operations: Reserve SEL supported
+    SEL_VERSION,
+    ...le16(log.length),
+    ...le16(Math.min(0xfffe, (hub.historySize - log.length) * SEL_RECORD_LENGTH)),
+    ...le32(secs(hub.lastLogAddTime)),
+    ...le32(secs(hub.lastClearTime)),
+    (overflow ? 0x80 : 0x00) | 0x02, // Reserve SEL supported; no delete, partial add or alloc info
   ]);
 }
 
@@ -126,6 +143,62 @@ function reserveSel(ctx: CommandContext): IpmiResponse {
   return ok(le16(state.selReservation));
 }
 
+function getSelEntry(ctx: CommandContext): IpmiResponse {
+  const d = ctx.req.data;
+  const bad = badLength(d, 6);
+  if (bad) return bad;
+  const reservation = d.readUInt16LE(0);
+  const recordId = d.readUInt16LE(2);
+  const offset = d[4]!;
+  const count = d[5]!;
+  const partial = offset !== 0 || (count !== 0xff && count < SEL_RECORD_LENGTH);
+  if (partial && reservation !== bmcState(ctx.machine).selReservation) return fail(CC.RESERVATION_CANCELLED);
+  const log = eventsOf(ctx.machine).hub.log();
+  if (log.length === 0) return fail(CC.NOT_PRESENT);
+  const index = recordId === FIRST ? 0 : recordId === LAST ? log.length - 1 : log.findIndex((e) => selRecordId(e.id) === recordId);
+  if (index < 0) return fail(CC.NOT_PRESENT);
+  if (offset >= SEL_RECORD_LENGTH) return fail(CC.PARAMETER_OUT_OF_RANGE);
+  const record = selRecord(log[index]!);
+  const next = index + 1 < log.length ? selRecordId(log[index + 1]!.id) : LAST;
+  const n = count === 0xff ? SEL_RECORD_LENGTH - offset : Math.min(count, SEL_RECORD_LENGTH - offset);
+  return ok(Buffer.concat([Buffer.from(le16(next)), record.subarray(offset, offset + n)]));
+}
+
+function addSelEntry(ctx: CommandContext): IpmiResponse {
+  const d = ctx.req.data;
+  const bad = badLength(d, SEL_RECORD_LENGTH);
+  if (bad) return bad;
+  const event = eventsOf(ctx.machine).hub.emit({
+    kind: 'sel',
+    key: 'ResourceChanged',
+    reason: 'SelEntryAdded',
+    source: 'ipmi',
+    args: [],
+    origin: MANAGER_URI,
+    resourceType: 'Manager',
+    detail: { sel: d.toString('hex') },
+  });
+  return ok(le16(selRecordId(event.id)));
+}
+
+function clearSel(ctx: CommandContext): IpmiResponse {
+  const d = ctx.req.data;
+  const bad = badLength(d, 6);
+  if (bad) return bad;
+  const state = bmcState(ctx.machine);
+  if (d.readUInt16LE(0) !== state.selReservation || state.selReservation === 0) return fail(CC.RESERVATION_CANCELLED);
+  if (d.subarray(2, 5).toString('latin1') !== 'CLR') return fail(CC.INVALID_DATA_FIELD);
+  const action = d[5]!;
+  if (action !== 0xaa && action !== 0x00) return fail(CC.INVALID_DATA_FIELD);
+  if (action === 0xaa) {
+    eventsOf(ctx.machine).hub.clearLog();
+    ctx.logger.info('SEL cleared');
+    // the erase cancels the reservation (IPMI 2.0 §31.2)
+    state.selReservation = nextReservation(state.selReservation);
+  }
+  return ok([0x01]); // erasure completed
+}
+
 export function storageCommands(): CommandSpec[] {
   return [
     spec(NetFn.STORAGE, 0x10, 'Get FRU Inventory Area Info', Privilege.User, fruAreaInfo),
@@ -135,10 +208,11 @@ export function storageCommands(): CommandSpec[] {
     spec(NetFn.STORAGE, 0x23, 'Get SDR', Privilege.User, getSdr),
     spec(NetFn.STORAGE, 0x40, 'Get SEL Info', Privilege.User, selInfo),
     spec(NetFn.STORAGE, 0x42, 'Reserve SEL', Privilege.User, reserveSel),
-    // The SEL has no entries to return.
-    spec(NetFn.STORAGE, 0x43, 'Get SEL Entry', Privilege.User, (ctx) => badLength(ctx.req.data, 6) ?? fail(CC.NOT_PRESENT)),
+    spec(NetFn.STORAGE, 0x43, 'Get SEL Entry', Privilege.User, getSelEntry),
+    spec(NetFn.STORAGE, 0x44, 'Add SEL Entry', Privilege.Operator, addSelEntry),
+    spec(NetFn.STORAGE, 0x47, 'Clear SEL', Privilege.Operator, clearSel),
     spec(NetFn.STORAGE, 0x48, 'Get SEL Time', Privilege.User, (ctx) =>
-      badLength(ctx.req.data, 0) ?? ok(le32(Math.floor(Date.now() / 1000))),
+      badLength(ctx.req.data, 0) ?? ok(le32(secs(eventsOf(ctx.machine).hub.now()))),
     ),
   ];
 }

@@ -26,6 +26,7 @@ import {
 import { Privilege, privilegeForRole } from '../types.js';
 import type { Logger } from '../../common/logger.js';
 import { findUser, userIdFor, type EngineContext, type Remote } from './context.js';
+import { loginFailed, sessionOpened } from '../../events/emit.js';
 import type { CreateRefusal, Session } from './table.js';
 
 /** Picks the most preferred allowed suite matching the proposal, or the RMCP+ status explaining why none does. */
@@ -177,6 +178,7 @@ export function handleRakp1(ctx: EngineContext, payload: Buffer, remote: Remote,
   if (!user) {
     ctx.table.delete(s.id);
     const locked = ctx.lockout.recordFailure(remote.address);
+    loginFailed(ctx.machine, 'ipmi', undefined, remote.address);
     log.warn({ user: r.username.toString('latin1').slice(0, 16), locked: locked?.scope }, 'RMCP+ login refused: unknown user');
     return rakp2Error(r.tag, RakpStatus.UNAUTHORIZED_NAME, consoleId);
   }
@@ -231,6 +233,7 @@ export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote,
     // That is the console telling us the password it holds is wrong: a real failure, counted.
     ctx.table.delete(s.id);
     const locked = ctx.lockout.recordFailure(remote.address, s.username);
+    loginFailed(ctx.machine, 'ipmi', s.username, remote.address);
     log.warn({ status: r.status, user: s.username, locked: locked?.scope }, 'console aborted the RMCP+ handshake');
     return undefined;
   }
@@ -240,6 +243,7 @@ export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote,
   if (expected.length !== r.authCode.length || !timingSafeEqual(expected, r.authCode)) {
     ctx.table.delete(s.id);
     const locked = ctx.lockout.recordFailure(remote.address, s.username);
+    loginFailed(ctx.machine, 'ipmi', s.username, remote.address);
     log.warn({ user: s.username, locked: locked?.scope }, 'RMCP+ login refused: bad RAKP3 auth code (wrong password?)');
     return encodeRakp4({ tag: r.tag, status: RakpStatus.INVALID_INTEGRITY_CHECK, consoleSessionId: k.consoleId, icv: Buffer.alloc(0) });
   }
@@ -249,6 +253,7 @@ export function handleRakp3(ctx: EngineContext, payload: Buffer, remote: Remote,
     log.warn({ user: s.username }, 'RMCP+ session refused: every active session slot is taken');
     return encodeRakp4({ tag: r.tag, status: RakpStatus.INSUFFICIENT_RESOURCES, consoleSessionId: k.consoleId, icv: Buffer.alloc(0) });
   }
+  sessionOpened(ctx.machine, 'ipmi', s.id.toString(16), s.username ?? '', remote.address);
   let icv: Buffer = Buffer.alloc(0);
   if (hash) {
     // The SIK is only needed here: the session keeps just the keys derived from it.

@@ -8,6 +8,7 @@ import { AuthType, password16, verifyV15AuthCode, type LanRequest, type V15Packe
 import type { Logger } from '../../common/logger.js';
 import { CC, Privilege, privilegeForRole } from '../types.js';
 import { findUser, userIdFor, type EngineContext, type Remote } from './context.js';
+import { loginFailed, sessionOpened } from '../../events/emit.js';
 import { SeqWindow, type Session } from './table.js';
 
 const CHALLENGE_TTL_MS = 30_000;
@@ -34,6 +35,7 @@ export function getSessionChallenge(ctx: EngineContext, req: LanRequest, remote:
   const user = findUser(ctx.users, name);
   if (!user) {
     const locked = ctx.lockout.recordFailure(remote.address);
+    loginFailed(ctx.machine, 'ipmi', undefined, remote.address);
     log.warn({ user: name.toString('latin1'), locked: locked?.scope }, 'IPMI 1.5 login refused: unknown user');
     return { cc: 0x81 };
   }
@@ -79,6 +81,7 @@ export function activateSession(ctx: EngineContext, p: V15Packet, req: LanReques
   if (p.authType !== ch.authTypeCode || !verifyV15AuthCode(p, pw16)) {
     ctx.challenges.delete(p.sessionId);
     const locked = ctx.lockout.recordFailure(remote.address, ch.user.username);
+    loginFailed(ctx.machine, 'ipmi', ch.user.username, remote.address);
     log.warn({ user: ch.user.username, locked: locked?.scope }, 'IPMI 1.5 login refused: bad auth code (wrong password?)');
     // Fail fast instead of letting the client time out, but sign the refusal with a random key:
     // an auth code made with the real password would hand out a hash to brute-force offline.
@@ -105,6 +108,7 @@ export function activateSession(ctx: EngineContext, p: V15Packet, req: LanReques
   s.username = ch.user.username;
   s.userId = userIdFor(ctx.users, ch.user.username);
   s.maxPrivilege = requested;
+  sessionOpened(ctx.machine, 'ipmi', s.id.toString(16), ch.user.username, remote.address);
   s.privilege = Math.min(Privilege.User, requested);
   s.v15 = {
     authType: ch.authTypeCode === AuthType.MD5 ? 'md5' : ch.authTypeCode === AuthType.PASSWORD ? 'password' : 'none',
