@@ -202,7 +202,16 @@ async function main(argv: string[]): Promise<void> {
       port: parsePort(flags.redfishPort, '--redfish-port'),
       sessionTimeoutSeconds: parseNonNegative(flags.redfishSessionTimeout, '--redfish-session-timeout'),
       ...(flags.tlsCert && flags.tlsKey
-        ? { tls: { cert: readFileSync(flags.tlsCert), key: readFileSync(flags.tlsKey), plainHttp: flags.plainHttp } }
+        ? {
+            tls: {
+              cert: readFileSync(flags.tlsCert),
+              key: readFileSync(flags.tlsKey),
+              plainHttp: flags.plainHttp,
+              // CertificateService.ReplaceCertificate rewrites these when writable (never a Secret mount)
+              certFile: flags.tlsCert,
+              keyFile: flags.tlsKey,
+            },
+          }
         : {}),
     },
   });
