@@ -454,6 +454,15 @@ describe('kubevirt backend logic', () => {
       const failed = { ...dv, status: { phase: 'ImportInProgress', conditions: [{ type: 'Running', status: 'False', reason: 'Error', message: 'Unable to connect to http data source' }] } };
       expect(deriveDriveSlot(drive, plugged, undefined, failed, dvName)).to.deep.include({ state: 'error', error: 'Unable to connect to http data source' });
       expect(dataVolumeError({ status: { phase: 'Failed' } })).to.be.a('string');
+      // CDI quotes the URL it fetched (Go url.Error): a pre-signed URL's query (its token) is cut
+      const leaky = {
+        status: {
+          phase: 'ImportInProgress',
+          conditions: [{ type: 'Running', status: 'False', reason: 'Error', message: 'Unable to process data: HTTP request errored: Get "https://img.example/os.iso?X-Amz-Signature=sekrit&X-Amz-Credential=AKIA#frag": dial tcp: i/o timeout' }],
+        },
+      };
+      expect(dataVolumeError(leaky)).to.equal('Unable to process data: HTTP request errored: Get "https://img.example/os.iso": dial tcp: i/o timeout');
+      expect(deriveDriveSlot(drive, plugged, undefined, { ...dv, ...leaky }, dvName).error).to.not.match(/sekrit|AKIA/);
       // CDI's quota refusal: phase Pending, Bound=False with reason ErrExceededQuota
       const quota = {
         status: {

@@ -100,6 +100,21 @@ export function parseProgress(p: string | undefined): number | undefined {
  * HandleFailedPod). CDI keeps retrying a quota failure; the slot reports it until eject.
  */
 export function dataVolumeError(dv: DataVolume): string | undefined {
+  const e = rawDataVolumeError(dv);
+  return e === undefined ? undefined : withoutUrlQueries(e);
+}
+
+/**
+ * A message with every http(s) URL in it cut before its query and fragment. CDI's import errors
+ * quote the URL it fetched (Go's url.Error: `Get "https://host/x.iso?X-Amz-Signature=...": ...`),
+ * and a pre-signed image URL carries its access token in the query; slot errors reach Redfish
+ * task messages, VirtualMedia conditions and logs.
+ */
+export function withoutUrlQueries(msg: string): string {
+  return msg.replace(/\b(https?:\/\/[^\s"'<>?#]*)[?#][^\s"'<>]*/gi, '$1');
+}
+
+function rawDataVolumeError(dv: DataVolume): string | undefined {
   const conds = dv.status?.conditions ?? [];
   const quota = conds.find((c) => c.reason === 'ErrExceededQuota' && c.status !== 'True');
   if (quota && dv.status?.phase !== 'Succeeded') {
