@@ -104,6 +104,8 @@ export interface ProcessorInfo {
   threads: number;
   /** The CPU model the VM asks for (e.g. "host-passthrough", "Skylake-Server"), else "Virtual CPU" */
   model: string;
+  /** CPU architecture in KubeVirt's (Go's) terms: amd64, arm64, s390x; absent when unknown */
+  architecture?: string;
 }
 
 /**

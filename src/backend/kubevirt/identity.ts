@@ -180,6 +180,8 @@ export function systemInfo(vm: VirtualMachine, vmi: VirtualMachineInstance | und
     nics: nics(vm, vmi),
   };
   const proc = topology(currentDomain(vm, vmi));
+  const arch = vmi?.spec?.architecture ?? vm.spec?.template?.spec?.architecture;
+  if (arch) proc.architecture = arch;
   info.processors = proc;
   info.cpuCount = proc.sockets * proc.cores * proc.threads;
   if (vmi?.spec?.domain) {

@@ -62,6 +62,8 @@ export interface DomainSpec {
 
 export interface VmiSpec {
   domain?: DomainSpec;
+  /** amd64 | arm64 | s390x; the VMI gets the cluster default from virt-api's mutator when unset */
+  architecture?: string;
   volumes?: Volume[];
   terminationGracePeriodSeconds?: number;
 }

@@ -138,7 +138,7 @@ export class SimulatedMachine implements Machine {
       memoryMiB: opts.memoryMiB ?? 2048,
       nics: opts.nics ?? [{ id: 'default', macAddress: macFromSeed(seed) }],
       biosVersion: 'simulated-1.0',
-      processors: opts.processors ?? { sockets: 1, cores: opts.cpuCount ?? 2, threads: 1, model: 'Virtual CPU' },
+      processors: opts.processors ?? { sockets: 1, cores: opts.cpuCount ?? 2, threads: 1, model: 'Virtual CPU', architecture: 'amd64' },
       disks: opts.disks ?? [
         { id: 'root', kind: 'disk', bus: 'virtio', capacityBytes: 20 * 2 ** 30, volume: 'Simulated volume root' },
         { id: 'cdrom', kind: 'cdrom', bus: 'sata', readOnly: true },

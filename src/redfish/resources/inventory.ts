@@ -7,7 +7,7 @@
  * Nothing here invents hardware facts the platform does not know: a VM has no DIMM type, no drive
  * rotation speed or media type, no CPU manufacturer; those properties are left out.
  */
-import type { DiskInfo, MachineSnapshot, SystemInfo } from '../../backend/types.js';
+import type { DiskInfo, MachineSnapshot, ProcessorInfo, SystemInfo } from '../../backend/types.js';
 import { RedfishError, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
@@ -30,9 +30,16 @@ async function snapshot(ctx: RedfishContext): Promise<MachineSnapshot> {
 }
 
 /** The processor topology (sockets × cores × threads), from the seam or, for old backends, cpuCount sockets. */
-export function processorsOf(info: SystemInfo): { sockets: number; cores: number; threads: number; model: string } {
+export function processorsOf(info: SystemInfo): ProcessorInfo {
   return info.processors ?? { sockets: Math.max(1, info.cpuCount), cores: 1, threads: 1, model: 'Virtual CPU' };
 }
+
+/** KubeVirt architecture → Redfish ProcessorArchitecture and InstructionSet (s390x has neither: OEM). */
+const ARCH: Record<string, [Schemas['Processor_v1_22_0_ProcessorArchitecture'], Schemas['Processor_v1_22_0_InstructionSet']]> = {
+  amd64: ['x86', 'x86-64'],
+  arm64: ['ARM', 'ARM-A64'],
+  s390x: ['OEM', 'OEM'],
+};
 
 const running = (snap: MachineSnapshot): boolean => snap.power === 'On' || snap.power === 'Paused';
 
@@ -56,6 +63,8 @@ function processorBody(info: SystemInfo, id: string, index: number): Record<stri
     TotalThreads: p.cores * p.threads,
     Status: status(),
   };
+  const arch = p.architecture ? ARCH[p.architecture] : undefined;
+  if (arch) [body.ProcessorArchitecture, body.InstructionSet] = arch;
   return body;
 }
 
