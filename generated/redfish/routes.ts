@@ -26,6 +26,8 @@ export type OperationId =
   | "resetManager"
   | "getManagerResetActionInfo"
   | "getManagerNetworkProtocol"
+  | "listManagerEthernetInterfaces"
+  | "getManagerEthernetInterface"
   | "listManagerVirtualMedia"
   | "getManagerVirtualMedia"
   | "patchManagerVirtualMedia"
@@ -133,6 +135,8 @@ export const routes: readonly RouteDef[] = [
   { method: "POST", path: "/redfish/v1/Managers/{ManagerId}/Actions/Manager.Reset", koaPath: "/redfish/v1/Managers/:ManagerId/Actions/Manager.Reset", operationId: "resetManager", requestSchemaRef: "Manager_v1_24_0_ResetRequestBody", entity: "Manager", privileges: [["ConfigureManager"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/ResetActionInfo", koaPath: "/redfish/v1/Managers/:ManagerId/ResetActionInfo", operationId: "getManagerResetActionInfo", responseSchemaRef: "ActionInfo_ActionInfo", entity: "ActionInfo", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/NetworkProtocol", koaPath: "/redfish/v1/Managers/:ManagerId/NetworkProtocol", operationId: "getManagerNetworkProtocol", responseSchemaRef: "ManagerNetworkProtocol_ManagerNetworkProtocol", entity: "ManagerNetworkProtocol", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/EthernetInterfaces", koaPath: "/redfish/v1/Managers/:ManagerId/EthernetInterfaces", operationId: "listManagerEthernetInterfaces", responseSchemaRef: "EthernetInterfaceCollection_EthernetInterfaceCollection", entity: "EthernetInterfaceCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/EthernetInterfaces/{EthernetInterfaceId}", koaPath: "/redfish/v1/Managers/:ManagerId/EthernetInterfaces/:EthernetInterfaceId", operationId: "getManagerEthernetInterface", responseSchemaRef: "EthernetInterface_EthernetInterface", entity: "EthernetInterface", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia", operationId: "listManagerVirtualMedia", responseSchemaRef: "VirtualMediaCollection_VirtualMediaCollection", entity: "VirtualMediaCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia/:VirtualMediaId", operationId: "getManagerVirtualMedia", responseSchemaRef: "VirtualMedia_VirtualMedia", entity: "VirtualMedia", privileges: [["Login"]] },
   { method: "PATCH", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia/:VirtualMediaId", operationId: "patchManagerVirtualMedia", requestSchemaRef: "VirtualMedia_v1_6_5_VirtualMedia", responseSchemaRef: "VirtualMedia_VirtualMedia", entity: "VirtualMedia", privileges: [["ConfigureManager"]] },
@@ -221,6 +225,8 @@ export type PatchManagerResponse = components['schemas']["Manager_Manager"];
 export type ResetManagerRequest = components['schemas']["Manager_v1_24_0_ResetRequestBody"];
 export type GetManagerResetActionInfoResponse = components['schemas']["ActionInfo_ActionInfo"];
 export type GetManagerNetworkProtocolResponse = components['schemas']["ManagerNetworkProtocol_ManagerNetworkProtocol"];
+export type ListManagerEthernetInterfacesResponse = components['schemas']["EthernetInterfaceCollection_EthernetInterfaceCollection"];
+export type GetManagerEthernetInterfaceResponse = components['schemas']["EthernetInterface_EthernetInterface"];
 export type ListManagerVirtualMediaResponse = components['schemas']["VirtualMediaCollection_VirtualMediaCollection"];
 export type GetManagerVirtualMediaResponse = components['schemas']["VirtualMedia_VirtualMedia"];
 export type PatchManagerVirtualMediaRequest = components['schemas']["VirtualMedia_v1_6_5_VirtualMedia"];

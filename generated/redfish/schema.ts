@@ -335,6 +335,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/Managers/{ManagerId}/EthernetInterfaces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listManagerEthernetInterfaces"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/EthernetInterfaces/{EthernetInterfaceId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                EthernetInterfaceId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getManagerEthernetInterface"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/redfish/v1/Managers/{ManagerId}/VirtualMedia": {
         parameters: {
             query?: never;
@@ -8822,6 +8859,69 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ManagerNetworkProtocol_ManagerNetworkProtocol"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listManagerEthernetInterfaces: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EthernetInterfaceCollection_EthernetInterfaceCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getManagerEthernetInterface: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                EthernetInterfaceId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EthernetInterface_EthernetInterface"];
                 };
             };
             /** @description Redfish error */

@@ -5,7 +5,7 @@
  * interface (eth0 10.244.1.17/24 via 10.244.1.1) so every field has a value worth checking.
  */
 import { expect } from 'chai';
-import { NetworkModel, type NetworkSources } from '../../src/agent/network.js';
+import { NetworkModel } from '../../src/agent/network.js';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
@@ -13,25 +13,7 @@ import { stopWatchdog } from '../../src/ipmi/commands/watchdog.js';
 import { ADMIN } from '../helpers/agent.js';
 import { haveCommand, havePythonModule, requireClient } from '../helpers/clients.js';
 import { run } from '../helpers/exec.js';
-
-const MAC = '0a:58:0a:f4:01:11';
-export const POD_SOURCES: NetworkSources = {
-  interfaces: () => ({
-    lo: [{ address: '127.0.0.1', netmask: '255.0.0.0', family: 'IPv4', mac: '00:00:00:00:00:00', internal: true, cidr: '127.0.0.1/8' }],
-    eth0: [
-      { address: '10.244.1.17', netmask: '255.255.255.0', family: 'IPv4', mac: MAC, internal: false, cidr: '10.244.1.17/24' },
-      { address: 'fd00::11', netmask: 'ffff:ffff:ffff:ffff::', family: 'IPv6', mac: MAC, internal: false, cidr: 'fd00::11/64', scopeid: 0 },
-    ],
-  }),
-  readFile: (p) =>
-    ({
-      '/proc/net/route': 'Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\neth0\t00000000\t0101F40A\t0003\t0\t0\t0\t00000000\t0\t0\t0',
-      '/etc/resolv.conf': 'nameserver 10.96.0.10\n',
-      '/sys/class/net/eth0/speed': '10000',
-      '/sys/class/net/eth0/operstate': 'up',
-    })[p],
-  hostname: () => 'vmbmc-vm1-5f7d8-x2x9q',
-};
+import { POD_MAC as MAC, POD_SOURCES } from '../helpers/pod-network.js';
 
 /** "Key : value" lines as a map (first occurrence wins). */
 function fields(out: string): Map<string, string> {

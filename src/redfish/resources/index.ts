@@ -8,6 +8,7 @@ import { handlers as chassis } from './chassis.js';
 import { handlers as ethernet } from './ethernet.js';
 import { handlers as events } from './events.js';
 import { handlers as logs } from './logs.js';
+import { handlers as managerEthernet } from './manager-ethernet.js';
 import { handlers as managers } from './managers.js';
 import { handlers as metadata } from './metadata.js';
 import { handlers as odata } from './odata.js';
@@ -29,6 +30,7 @@ export const modules: readonly OperationHandlers[] = [
   ethernet,
   virtualmedia,
   managers,
+  managerEthernet,
   chassis,
   tasks,
   inventory,

@@ -9,6 +9,7 @@ import { isBackendError } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
+import { networkOf } from './manager-ethernet.js';
 import { nameBasedUuid } from '../core/uuid.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 import {
@@ -91,6 +92,8 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
     // Warning while the machine's platform cannot be reached
     Status: status('Enabled', reachable ? 'OK' : 'Warning'),
     NetworkProtocol: link(`${MANAGER}/NetworkProtocol`),
+    // The agent's own interface (the network model IPMI's LAN configuration reports too)
+    EthernetInterfaces: link(`${MANAGER}/EthernetInterfaces`),
     // The serial console is IPMI Serial-over-LAN, one activation at a time (src/ipmi/sol). There is
     // no manager command shell and no graphical console, so CommandShell/GraphicalConsole are absent.
     SerialConsole: {
@@ -120,6 +123,7 @@ function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
   // The port this very request arrived on is the Redfish port; TLS decides which scheme it is.
   const port = ctx.req.socket.localPort ?? null;
   const { tls, ipmiPort } = ctx.state.deps;
+  const net = networkOf(ctx);
   const body: Annotated<Schemas['ManagerNetworkProtocol_v1_12_0_ManagerNetworkProtocol']> = {
     '@odata.type': '#ManagerNetworkProtocol.v1_12_0.ManagerNetworkProtocol',
     '@odata.id': `${MANAGER}/NetworkProtocol`,
@@ -127,6 +131,9 @@ function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
     Name: 'Manager Network Protocol',
     Description: 'Protocols served by this KubeVirtBMC agent',
     Status: status(),
+    // Same model as Manager EthernetInterfaces and IPMI LAN configuration
+    HostName: net.hostName,
+    ...(net.fqdn ? { FQDN: net.fqdn } : {}),
     HTTP: tls ? { ProtocolEnabled: false, Port: null } : { ProtocolEnabled: true, Port: port },
     HTTPS: tls ? { ProtocolEnabled: true, Port: port } : { ProtocolEnabled: false, Port: null },
     // The agent passes the IPMI port only when its IPMI server runs.
