@@ -78,9 +78,12 @@ export interface IpmiRequest {
   data: Buffer;
 }
 
+/** The result of every IPMI command, session-layer ones included. */
 export interface IpmiResponse {
   cc: number;
   data?: Buffer;
+  /** Session layer only (Close Session of the requester's own session): forget this session once the response is sent */
+  closeAfter?: number;
 }
 
 /** Everything a handler needs: the request, its session, the machine and the configured users. */
@@ -95,16 +98,27 @@ export interface CommandContext {
   channel: number;
 }
 
-export type CommandHandler = (ctx: CommandContext) => Promise<IpmiResponse> | IpmiResponse;
+export type CommandHandler<C extends CommandContext = CommandContext> = (ctx: C) => Promise<IpmiResponse> | IpmiResponse;
 
-export interface CommandSpec {
+/**
+ * One row of the command table. Commands from src/ipmi/commands use the plain CommandContext; the
+ * session-layer commands (src/ipmi/session/commands.ts) get the engine's richer context, `C`.
+ */
+export interface CommandSpec<C extends CommandContext = CommandContext> {
   netFn: number;
   cmd: number;
   /** For logs, e.g. "Get Chassis Status" */
   name: string;
   /** Minimum session privilege (spec Appendix G); lower → cc 0xD4 */
   minPrivilege: Privilege;
-  handler: CommandHandler;
+  /**
+   * Also answered before a session exists, with no privilege check: 'both' over IPMI 1.5 and RMCP+,
+   * 'v15' over IPMI 1.5 only (RMCP+ gets C1h). Anything else before a session gets D4h.
+   */
+  preSession?: 'both' | 'v15';
+  /** Session establishment only: inside a session the command gets D5h (not supported in present state) */
+  establishmentOnly?: boolean;
+  handler: CommandHandler<C>;
 }
 
 /** The privilege an account gets at most over IPMI. */

@@ -1,16 +1,16 @@
 /**
- * Session-level App commands the session layer answers itself, because they need the session
- * table: Get Channel Authentication Capabilities (38), Get Channel Cipher Suites (54), Set Session
- * Privilege Level (3B), Close Session (3C) and Get Session Info (3D). Get Session Challenge (39)
- * and Activate Session (3A) live in v15.ts.
+ * Session-level App commands, rows of the engine's command table like every other command (see
+ * sessionCommands) but answered with the session table at hand: Get Channel Authentication
+ * Capabilities (38), Get Channel Cipher Suites (54), Set Session Privilege Level (3B), Close Session
+ * (3C) and Get Session Info (3D). Get Session Challenge (39) and Activate Session (3A) live in v15.ts.
  */
 import { isIPv4 } from 'node:net';
 import { cipherSuiteRecords, supportedSuites, type LanRequest } from '../codec/index.js';
-import { CC, NetFn, Privilege, privilegeForRole } from '../types.js';
+import { CC, NetFn, Privilege, privilegeForRole, type CommandSpec, type IpmiResponse } from '../types.js';
 import { sessionClosed } from '../../events/emit.js';
-import type { EngineContext } from './context.js';
+import type { EngineContext, SessionLayerContext } from './context.js';
 import type { Session } from './table.js';
-import type { CmdResult } from './v15.js';
+import { getSessionChallenge } from './v15.js';
 
 export const SessionCmd = {
   GET_CHANNEL_AUTH_CAPS: 0x38,
@@ -22,27 +22,12 @@ export const SessionCmd = {
   GET_CHANNEL_CIPHER_SUITES: 0x54,
 } as const;
 
-/** Commands allowed before a session exists. */
-export function isPreSessionCommand(req: LanRequest): boolean {
-  return (
-    req.netFn === NetFn.APP &&
-    (req.cmd === SessionCmd.GET_CHANNEL_AUTH_CAPS ||
-      req.cmd === SessionCmd.GET_CHANNEL_CIPHER_SUITES ||
-      req.cmd === SessionCmd.GET_SESSION_CHALLENGE)
-  );
-}
-
-export interface SessionCmdResult extends CmdResult {
-  /** Session to forget once the response is sent */
-  closeAfter?: number;
-}
-
 function channelOk(ctx: EngineContext, b: number): boolean {
   const ch = b & 0x0f;
   return ch === 0x0e || ch === ctx.channel;
 }
 
-export function getChannelAuthCaps(ctx: EngineContext, req: LanRequest): CmdResult {
+export function getChannelAuthCaps(ctx: EngineContext, req: LanRequest): IpmiResponse {
   if (req.data.length < 2) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
   if (!channelOk(ctx, req.data[0]!)) return { cc: CC.INVALID_DATA_FIELD };
   const v2 = (req.data[0]! & 0x80) !== 0;
@@ -65,7 +50,7 @@ export function getChannelAuthCaps(ctx: EngineContext, req: LanRequest): CmdResu
   };
 }
 
-export function getChannelCipherSuites(ctx: EngineContext, req: LanRequest): CmdResult {
+export function getChannelCipherSuites(ctx: EngineContext, req: LanRequest): IpmiResponse {
   if (req.data.length < 3) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
   if (!channelOk(ctx, req.data[0]!)) return { cc: CC.INVALID_DATA_FIELD };
   const payloadType = req.data[1]! & 0x3f;
@@ -87,7 +72,7 @@ export function getChannelCipherSuites(ctx: EngineContext, req: LanRequest): Cmd
   return { cc: CC.OK, data: Buffer.concat([Buffer.from([ctx.channel]), chunk]) };
 }
 
-export function setSessionPrivilege(s: Session, req: LanRequest): CmdResult {
+export function setSessionPrivilege(s: Session, req: LanRequest): IpmiResponse {
   if (req.data.length < 1) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
   const want = req.data[0]! & 0x0f;
   if (want === 0) return { cc: CC.OK, data: Buffer.from([s.privilege]) };
@@ -99,7 +84,7 @@ export function setSessionPrivilege(s: Session, req: LanRequest): CmdResult {
   return { cc: CC.OK, data: Buffer.from([want]) };
 }
 
-export function closeSession(ctx: EngineContext, s: Session, req: LanRequest): SessionCmdResult {
+export function closeSession(ctx: EngineContext, s: Session, req: LanRequest): IpmiResponse {
   if (req.data.length < 4) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
   const id = req.data.readUInt32LE(0);
   let target: Session | undefined;
@@ -127,7 +112,7 @@ function ipv4Bytes(address: string): Buffer {
   return Buffer.from(a.split('.').map((x) => Number(x)));
 }
 
-export function getSessionInfo(ctx: EngineContext, s: Session, req: LanRequest): CmdResult {
+export function getSessionInfo(ctx: EngineContext, s: Session, req: LanRequest): IpmiResponse {
   if (req.data.length < 1) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
   const index = req.data[0]!;
   const active = ctx.table.active();
@@ -164,12 +149,48 @@ export function getSessionInfo(ctx: EngineContext, s: Session, req: LanRequest):
   return { cc: CC.OK, data };
 }
 
-/** Privilege each in-session session command needs. */
-export const SESSION_CMD_PRIVILEGE: ReadonlyMap<number, Privilege> = new Map([
-  [SessionCmd.GET_CHANNEL_AUTH_CAPS, Privilege.Callback],
-  [SessionCmd.GET_CHANNEL_CIPHER_SUITES, Privilege.Callback],
-  [SessionCmd.SET_SESSION_PRIVILEGE, Privilege.Callback],
-  [SessionCmd.CLOSE_SESSION, Privilege.Callback],
-  [SessionCmd.GET_SESSION_INFO, Privilege.User],
-]);
-
+/**
+ * The session-layer rows of the command table (privileges as IPMI v2.0 Appendix G), for the engine
+ * of `ctx`. Inside a session they get the session table's view of the requester (`state`).
+ */
+export function sessionCommands(ctx: EngineContext): CommandSpec<SessionLayerContext>[] {
+  const inSession = (f: (s: Session, c: SessionLayerContext) => IpmiResponse) => (c: SessionLayerContext) =>
+    c.state ? f(c.state, c) : { cc: CC.UNSPECIFIED };
+  const app = (cmd: number, name: string, minPrivilege: Privilege, rest: Pick<CommandSpec<SessionLayerContext>, 'handler' | 'preSession' | 'establishmentOnly'>) => ({
+    netFn: NetFn.APP,
+    cmd,
+    name,
+    minPrivilege,
+    ...rest,
+  });
+  return [
+    app(SessionCmd.GET_CHANNEL_AUTH_CAPS, 'Get Channel Authentication Capabilities', Privilege.Callback, {
+      preSession: 'both',
+      handler: (c) => getChannelAuthCaps(ctx, c.lan),
+    }),
+    app(SessionCmd.GET_CHANNEL_CIPHER_SUITES, 'Get Channel Cipher Suites', Privilege.Callback, {
+      preSession: 'both',
+      handler: (c) => getChannelCipherSuites(ctx, c.lan),
+    }),
+    app(SessionCmd.GET_SESSION_CHALLENGE, 'Get Session Challenge', Privilege.Callback, {
+      preSession: 'v15',
+      establishmentOnly: true,
+      handler: (c) => getSessionChallenge(ctx, c.lan, c.remote, c.logger) ?? { cc: CC.UNSPECIFIED },
+    }),
+    // Activate Session arrives under the temporary session id of its challenge and is answered on
+    // that path (engine handleV15 → v15.ts activateSession); this row only gives it its D5h in a session.
+    app(SessionCmd.ACTIVATE_SESSION, 'Activate Session', Privilege.Callback, {
+      establishmentOnly: true,
+      handler: () => ({ cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE }),
+    }),
+    app(SessionCmd.SET_SESSION_PRIVILEGE, 'Set Session Privilege Level', Privilege.Callback, {
+      handler: inSession((s, c) => setSessionPrivilege(s, c.lan)),
+    }),
+    app(SessionCmd.CLOSE_SESSION, 'Close Session', Privilege.Callback, {
+      handler: inSession((s, c) => closeSession(ctx, s, c.lan)),
+    }),
+    app(SessionCmd.GET_SESSION_INFO, 'Get Session Info', Privilege.User, {
+      handler: inSession((s, c) => getSessionInfo(ctx, s, c.lan)),
+    }),
+  ];
+}

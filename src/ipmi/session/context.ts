@@ -2,9 +2,10 @@
 import type { UserAccount } from '../../accounts/types.js';
 import type { Machine } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
-import type { CommandSpec } from '../types.js';
+import type { LanRequest } from '../codec/index.js';
+import type { CommandContext, CommandSpec } from '../types.js';
 import type { LoginLockout } from '../../accounts/lockout.js';
-import type { SessionTable } from './table.js';
+import type { Session, SessionTable } from './table.js';
 
 export interface EngineSettings {
   machine: Machine;
@@ -54,3 +55,16 @@ export function findUser(users: readonly UserAccount[], name: Buffer | string): 
   if (n.length === 0) return undefined;
   return users.find((u) => u.username === n);
 }
+
+/** What the engine hands every command handler; session-layer commands use the fields beyond CommandContext. */
+export interface SessionLayerContext extends CommandContext {
+  /** The decoded LAN message (requester address, sequence number, ...) */
+  lan: LanRequest;
+  /** The source of the datagram */
+  remote: Remote;
+  /** The session the request arrived in; undefined before a session exists */
+  state: Session | undefined;
+}
+
+/** The engine's table: the session-layer commands and every command of src/ipmi/commands. */
+export type EngineCommandTable = ReadonlyMap<number, CommandSpec<SessionLayerContext>>;

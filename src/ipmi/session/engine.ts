@@ -27,24 +27,14 @@ import {
   type RmcpPlusPacket,
   type V15Packet,
 } from '../codec/index.js';
-import { CC, NetFn, type CommandContext, type IpmiResponse } from '../types.js';
-import {
-  SESSION_CMD_PRIVILEGE,
-  SessionCmd,
-  closeSession,
-  getChannelAuthCaps,
-  getChannelCipherSuites,
-  getSessionInfo,
-  isPreSessionCommand,
-  setSessionPrivilege,
-  type SessionCmdResult,
-} from './commands.js';
-import type { EngineContext, EngineSettings, Remote } from './context.js';
+import { CC, NetFn, Privilege, type CommandSpec, type IpmiResponse, type SessionView } from '../types.js';
+import { SessionCmd, sessionCommands } from './commands.js';
+import type { EngineCommandTable, EngineContext, EngineSettings, Remote, SessionLayerContext } from './context.js';
 import { AesCbcSession, freshIv } from './crypto.js';
 import { LoginLockout } from '../../accounts/lockout.js';
 import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
-import { activateSession, authTypeAllowed, getSessionChallenge } from './v15.js';
+import { activateSession, authTypeAllowed } from './v15.js';
 import type { SolManager } from '../sol/manager.js';
 
 export { DUPLICATE_WINDOW_MS } from './dedup.js';
@@ -65,7 +55,7 @@ const RMCP_IPMI = encodeRmcpHeader(RmcpClass.IPMI);
  * for the backend make it a promise, so a datagram costs one promise hop rather than one per layer.
  */
 type Reply = Buffer | undefined | Promise<Buffer | undefined>;
-type CmdReply = SessionCmdResult | undefined | Promise<SessionCmdResult | undefined>;
+type CmdReply = IpmiResponse | undefined | Promise<IpmiResponse | undefined>;
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return v instanceof Promise;
@@ -73,8 +63,13 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
 
 type Envelope = { kind: 'v15-pre' } | { kind: 'rmcp-pre' } | { kind: 'session'; session: Session };
 
+/** What a handler sees as "the session" of a request that arrived before any session. */
+const NO_SESSION: SessionView = { id: 0, username: '', privilege: Privilege.Callback, maxPrivilege: Privilege.Callback, authType: 'none', remote: '' };
+
 export class IpmiEngine {
   readonly ctx: EngineContext;
+  /** Every command: the session-layer rows (session/commands.ts) and ctx.commands */
+  private readonly table: EngineCommandTable;
   /** The SOL service, when the server runs one (attachSol) */
   private sol: SolManager | undefined;
   /** Sends a datagram that answers no request (SOL output); set with attachSol */
@@ -127,6 +122,13 @@ export class IpmiEngine {
       lockout,
       challenges: new Map(),
     };
+    const table = new Map<number, CommandSpec<SessionLayerContext>>(this.ctx.commands);
+    for (const c of sessionCommands(this.ctx)) {
+      const key = (c.netFn << 8) | c.cmd;
+      if (table.has(key)) throw new Error(`IPMI command ${c.netFn.toString(16)}/${c.cmd.toString(16)} is a session-layer command`);
+      table.set(key, c);
+    }
+    this.table = table;
   }
 
   /** Expire idle sessions and stale handshakes. */
@@ -337,7 +339,7 @@ export class IpmiEngine {
     return isPromise(r) ? r.then((v) => this.reply(req, env, v, log)) : this.reply(req, env, r, log);
   }
 
-  private reply(req: LanRequest, env: Envelope, r: SessionCmdResult | undefined, log: Logger): Buffer | undefined {
+  private reply(req: LanRequest, env: Envelope, r: IpmiResponse | undefined, log: Logger): Buffer | undefined {
     if (!r) return undefined;
     const out = this.wrap(env, responseFor(req, r.cc, r.data));
     if (r.closeAfter !== undefined) {
@@ -348,56 +350,44 @@ export class IpmiEngine {
     return out;
   }
 
+  /**
+   * One table for every command. Before a session only the rows marked preSession run (no privilege
+   * check); inside one, establishment-only rows get D5h and the rest need their minimum privilege.
+   */
   private execute(req: LanRequest, env: Envelope, remote: Remote, log: Logger): CmdReply {
-    const ctx = this.ctx;
+    const spec = this.table.get((req.netFn << 8) | req.cmd);
     if (env.kind !== 'session') {
-      if (!isPreSessionCommand(req)) return { cc: CC.INSUFFICIENT_PRIVILEGE };
-      switch (req.cmd) {
-        case SessionCmd.GET_CHANNEL_AUTH_CAPS:
-          return getChannelAuthCaps(ctx, req);
-        case SessionCmd.GET_CHANNEL_CIPHER_SUITES:
-          return getChannelCipherSuites(ctx, req);
-        default:
-          // Get Session Challenge belongs to IPMI 1.5
-          return env.kind === 'v15-pre' ? getSessionChallenge(ctx, req, remote, log) : { cc: CC.INVALID_COMMAND };
-      }
+      if (!spec?.preSession) return { cc: CC.INSUFFICIENT_PRIVILEGE };
+      if (spec.preSession === 'v15' && env.kind !== 'v15-pre') return { cc: CC.INVALID_COMMAND };
+      return this.runHandler(spec, req, undefined, remote, log);
     }
     const s = env.session;
-    if (req.netFn === NetFn.APP && SESSION_CMD_PRIVILEGE.has(req.cmd)) {
-      if (s.privilege < SESSION_CMD_PRIVILEGE.get(req.cmd)!) return { cc: CC.INSUFFICIENT_PRIVILEGE };
-      switch (req.cmd) {
-        case SessionCmd.GET_CHANNEL_AUTH_CAPS:
-          return getChannelAuthCaps(ctx, req);
-        case SessionCmd.GET_CHANNEL_CIPHER_SUITES:
-          return getChannelCipherSuites(ctx, req);
-        case SessionCmd.SET_SESSION_PRIVILEGE:
-          return setSessionPrivilege(s, req);
-        case SessionCmd.CLOSE_SESSION:
-          return closeSession(ctx, s, req);
-        case SessionCmd.GET_SESSION_INFO:
-          return getSessionInfo(ctx, s, req);
-      }
-    }
-    if (req.netFn === NetFn.APP && (req.cmd === SessionCmd.GET_SESSION_CHALLENGE || req.cmd === SessionCmd.ACTIVATE_SESSION)) {
-      return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
-    }
-    return this.runHandler(req, s, log);
-  }
-
-  private runHandler(req: LanRequest, s: Session, log: Logger): IpmiResponse | Promise<IpmiResponse> {
-    const spec = this.ctx.commands.get((req.netFn << 8) | req.cmd);
     if (!spec) return { cc: CC.INVALID_COMMAND };
+    if (spec.establishmentOnly) return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
     if (s.privilege < spec.minPrivilege) {
       log.info({ cmd: spec.name, privilege: s.privilege, needed: spec.minPrivilege }, 'insufficient privilege');
       return { cc: CC.INSUFFICIENT_PRIVILEGE };
     }
-    const cctx: CommandContext = {
+    return this.runHandler(spec, req, s, remote, log);
+  }
+
+  private runHandler(
+    spec: CommandSpec<SessionLayerContext>,
+    req: LanRequest,
+    s: Session | undefined,
+    remote: Remote,
+    log: Logger,
+  ): IpmiResponse | Promise<IpmiResponse> {
+    const cctx: SessionLayerContext = {
       req: { netFn: req.netFn, cmd: req.cmd, lun: req.rsLUN, data: req.data },
-      session: s,
+      session: s ?? NO_SESSION,
       machine: this.ctx.machine,
       users: this.ctx.users,
       logger: log,
       channel: this.ctx.channel,
+      lan: req,
+      remote,
+      state: s,
     };
     try {
       const r = spec.handler(cctx);
@@ -414,7 +404,9 @@ export class IpmiEngine {
 
 /** A handler's answer as sent: completion code cut to a byte, data only when there is some. */
 function settled(r: IpmiResponse): IpmiResponse {
-  return r.data ? { cc: r.cc & 0xff, data: r.data } : { cc: r.cc & 0xff };
+  const out: IpmiResponse = r.data ? { cc: r.cc & 0xff, data: r.data } : { cc: r.cc & 0xff };
+  if (r.closeAfter !== undefined) out.closeAfter = r.closeAfter;
+  return out;
 }
 
 /** Maps a handler failure onto a completion code. */

@@ -7,7 +7,7 @@ import type { UserAccount } from '../../accounts/types.js';
 import type { CipherSuite } from '../codec/suites.js';
 import type { AesCbcSession } from './crypto.js';
 import { DuplicateCache } from './dedup.js';
-import { Privilege, type SessionView } from '../types.js';
+import { Privilege, type IpmiResponse, type SessionView } from '../types.js';
 
 /**
  * Accepts sequence numbers within [highest-below, highest+above] (32-bit wrap-around) that have
@@ -78,7 +78,6 @@ export interface V15Keys {
   pw16: Buffer;
 }
 
-type SessionResult = { cc: number; data?: Buffer; closeAfter?: number };
 
 export class Session implements SessionView {
   id: number;
@@ -101,7 +100,7 @@ export class Session implements SessionView {
   rmcp?: RmcpPlusKeys;
   v15?: V15Keys;
   /** Recent requests of this session and their answers, to spot retransmissions (dedup.ts) */
-  readonly recent = new DuplicateCache<SessionResult | undefined>();
+  readonly recent = new DuplicateCache<IpmiResponse | undefined>();
 
   constructor(init: { id: number; handle: number; remoteAddress: string; remotePort: number; protocol: 'rmcp+' | 'v15'; now: number }) {
     this.id = init.id;
