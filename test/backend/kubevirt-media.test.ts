@@ -176,7 +176,8 @@ describe('kubevirt backend: virtual media', function () {
     await waitPower(m, 'On');
     expect(((vmiOf(emu)!.spec as { volumes: Obj[] }).volumes).map((v) => v.name)).to.include('cdrom');
     await until(() => vmiVolumeStatus(emu, 'cdrom')?.phase === 'Ready', 'volume Ready in the VMI');
-    expect((await m.listMedia())[0]).to.deep.include({ state: 'inserted' });
+    // the agent's watch follows a moment later
+    await slotState(m, 'cdrom', 'inserted');
     // the agent derives it all from the cluster: a new agent sees the same
     await m.close();
     m = await newMachine(emu);
@@ -339,6 +340,25 @@ describe('kubevirt backend: virtual media', function () {
     await m.ejectMedia('cdrom');
     await until(() => dvOf(emu) === undefined, 'DataVolume deleted');
     expect((await m.listMedia())[0]!.state).to.equal('empty');
+  });
+
+  it('insert while the VMI is still starting: no "lacks declarative hotplug" error before it runs (KubeVirt syncs running VMIs only)', async () => {
+    const slow = await startEmulator({ dataVolumeImportMs: 20, vmiPhaseDelayMs: 300 });
+    try {
+      slow.create(vmFixture({ runStrategy: 'Always' }));
+      const mm = await newMachine(slow, { hotplugSyncTimeoutMs: 100 });
+      await until(() => vmiOf(slow) !== undefined && (vmiOf(slow)!.status as { phase?: string } | undefined)?.phase !== 'Running', 'a VMI that is not running yet');
+      const events: MediaSlot[] = [];
+      mm.on((e) => {
+        if (e.type === 'media') events.push(e.slot);
+      });
+      await mm.insertMedia('cdrom', { image: images.url('/tiny.iso') });
+      // the VMI takes several sync timeouts to start, then KubeVirt attaches the CD
+      await slotState(mm, 'cdrom', 'inserted', 15000);
+      expect(events.filter((e) => e.state === 'error'), JSON.stringify(events)).to.deep.equal([]);
+    } finally {
+      await closeAll(slow);
+    }
   });
 
   it('a cluster without DeclarativeHotplugVolumes refuses to empty a drive: Unsupported naming the gate', async () => {

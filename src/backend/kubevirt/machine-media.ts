@@ -385,25 +385,42 @@ export class MachineMedia {
     return this.host.mapError(e, what);
   }
 
-  /** Our volume reached the template of a live VMI: if the VMI has not taken it in time, say why. */
+  /**
+   * Our volume reached the template of a live VMI: if the VMI has not taken it in time, say why.
+   * The time counts while that VMI runs: KubeVirt syncs template volumes into a running VMI only
+   * (pkg/storage/hotplug/hotplug.go patchHotplugVolumes: `vmi == nil || !vmi.IsRunning()` → nothing),
+   * so a VMI still scheduling or pulling images is not a cluster without declarative hotplug.
+   */
   private watchSync(drive: string, vmiUid: string | undefined): void {
     this.unwatchSync(drive);
-    const timer = setTimeout(() => {
-      const p = this.patchedAt.get(drive);
-      if (this.stopped || !p) return;
-      p.expired = true;
-      this.host.changed();
-      void this.host
-        .view(false)
-        .then(({ vmi }) => {
-          if (this.patchedAt.has(drive) && vmiLive(vmi) && !vmiHasVolume(vmi, drive)) {
-            this.cfg.logger.warn({ drive }, 'the running VM has not picked up the inserted CD-ROM volume: the cluster lacks declarative hotplug');
-          }
-        })
-        .catch(() => undefined);
-    }, this.syncTimeout());
-    timer.unref();
-    this.patchedAt.set(drive, { vmiUid, timer, expired: false });
+    const arm = (): NodeJS.Timeout => {
+      const timer = setTimeout(() => {
+        const p = this.patchedAt.get(drive);
+        if (this.stopped || !p || p.timer !== timer) return;
+        void this.host
+          .view(false)
+          .then(({ vmi }) => {
+            const cur = this.patchedAt.get(drive);
+            if (this.stopped || cur !== p || p.timer !== timer) return;
+            if (vmiLive(vmi) && vmi?.metadata?.uid === p.vmiUid && vmi?.status?.phase !== 'Running' && !vmiHasVolume(vmi, drive)) {
+              p.timer = arm(); // not running yet: KubeVirt has not had its chance
+              return;
+            }
+            p.expired = true;
+            this.host.changed();
+            if (vmiLive(vmi) && !vmiHasVolume(vmi, drive)) {
+              this.cfg.logger.warn({ drive }, 'the running VM has not picked up the inserted CD-ROM volume: the cluster lacks declarative hotplug');
+            }
+          })
+          .catch(() => {
+            // no current view: decide at the next check
+            if (!this.stopped && this.patchedAt.get(drive) === p && p.timer === timer) p.timer = arm();
+          });
+      }, this.syncTimeout());
+      timer.unref();
+      return timer;
+    };
+    this.patchedAt.set(drive, { vmiUid, timer: arm(), expired: false });
   }
 
   private unwatchSync(drive: string): void {
