@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
+import { NetworkModel } from '../agent/network.js';
 import { ConfigError, parseLockoutPolicy, parseNonNegative, parsePort, parsePositiveInt, resolveUsers, scrubbedCommandLine } from '../agent/config.js';
 import { DEFAULT_LOCKOUT_POLICY } from '../accounts/lockout.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
@@ -49,6 +50,7 @@ interface Flags {
   mediaInsecureSkipVerify?: boolean;
   mediaCaConfigmap?: string;
   mediaCaFile?: string;
+  fqdn?: string;
 }
 
 export function buildProgram(): Command {
@@ -111,6 +113,9 @@ export function buildProgram(): Command {
     .option(
       '--media-ca-configmap <name>',
       'KubeVirt mode: ConfigMap with the CA bundle CDI trusts for image imports, set as the DataVolume certConfigMap (env VIRTBMC_MEDIA_CA_CONFIGMAP)',
+    )
+    .addOption(
+      new Option('--fqdn <name>', "the agent's fully qualified DNS name (Redfish FQDN); the controller sets its Service's name").env('VIRTBMC_FQDN'),
     )
     .option(
       '--media-ca-file <path>',
@@ -185,7 +190,16 @@ async function main(argv: string[]): Promise<void> {
     });
   }
 
+  // The agent's own network identity, one model for IPMI LAN configuration and Redfish
+  // EthernetInterfaces: the interface of the listen address, else POD_IP's (downward API)
+  const network = new NetworkModel({
+    listenAddress: address,
+    ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),
+    ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
+  });
+
   const agent = await startAgent({
+    network,
     machine,
     users,
     logger,

@@ -38,6 +38,8 @@ export interface AgentSettings {
   /** Agent container image. */
   image: string;
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  /** The cluster's DNS domain, for the agent's FQDN (default cluster.local) */
+  clusterDomain?: string;
 }
 
 export interface SecretCheck {
@@ -141,6 +143,9 @@ export function desiredObjects(
   const env: unknown[] = [
     { name: 'BMC_USERNAME', valueFrom: { secretKeyRef: { name: secretName, key: 'username' } } },
     { name: 'BMC_PASSWORD', valueFrom: { secretKeyRef: { name: secretName, key: 'password' } } },
+    // The agent's network identity (src/agent/network.ts): its pod IP and its Service's DNS name
+    { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+    { name: 'VIRTBMC_FQDN', value: `${name}.${namespace}.svc.${agent.clusterDomain ?? 'cluster.local'}` },
   ];
   if (media?.tls?.insecureSkipVerify) env.push({ name: 'VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY', value: 'true' });
   if (media?.tls?.caBundleConfigMapRef?.name) {

@@ -61,9 +61,14 @@ describe('controller reconcile (pure)', () => {
     const c = container(d.deployment);
     expect(c.image).to.equal('example.test/virtbmc:1');
     expect(c.args).to.deep.equal(['ns1', 'vm1', '--address', '0.0.0.0', '--ipmi-port', '6230', '--redfish-port', '8000']);
-    expect(c.env.map((e) => [e.name, e.valueFrom?.secretKeyRef.name, e.valueFrom?.secretKeyRef.key])).to.deep.equal([
+    expect(c.env.filter((e) => e.valueFrom?.secretKeyRef).map((e) => [e.name, e.valueFrom?.secretKeyRef.name, e.valueFrom?.secretKeyRef.key])).to.deep.equal([
       ['BMC_USERNAME', 'creds', 'username'],
       ['BMC_PASSWORD', 'creds', 'password'],
+    ]);
+    // The agent's network identity: its pod IP (downward API) and its Service's DNS name
+    expect(c.env.filter((e) => !e.valueFrom?.secretKeyRef)).to.deep.equal([
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: 'VIRTBMC_FQDN', value: 'bmc1-virtbmc.ns1.svc.cluster.local' },
     ]);
     expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
     expect(c.securityContext.capabilities).to.deep.equal({ drop: ['ALL'] });
