@@ -368,7 +368,7 @@ describe('kubevirt backend logic', () => {
       expect(off).to.deep.include({ uuid: 'a1b2c3d4-0000-4000-8000-00000000000f', serialNumber: 'SER-1', name: 'vm1', namespace: 'ns' });
       expect(off.manufacturer).to.equal('KubeVirt');
       expect(off.model).to.equal('VirtualMachine');
-      expect(off.nics).to.deep.equal([{ id: 'default', macAddress: '02:aa:bb:cc:dd:ee' }]);
+      expect(off.nics).to.deep.equal([{ id: 'default', macAddress: '02:aa:bb:cc:dd:ee', model: 'virtio' }]);
       const on = systemInfo(vm, {
         status: {
           phase: 'Running',
@@ -376,7 +376,7 @@ describe('kubevirt backend logic', () => {
           guestOSInfo: { prettyName: 'Fedora Linux 40', version: '40' },
         },
       });
-      expect(on.nics).to.deep.equal([{ id: 'default', macAddress: '02:00:00:00:00:01', ipv4Addresses: ['10.0.0.5'], ipv6Addresses: ['fd00::5'] }]);
+      expect(on.nics).to.deep.equal([{ id: 'default', macAddress: '02:00:00:00:00:01', ipv4Addresses: ['10.0.0.5'], ipv6Addresses: ['fd00::5'], model: 'virtio' }]);
       expect(on.guestOs).to.deep.equal({ name: 'Fedora Linux 40', version: '40' });
     });
 
@@ -444,6 +444,10 @@ describe('kubevirt backend logic', () => {
       const stale = vmi('Running');
       expect(deriveDriveSlot(drive, plugged, stale, done, dvName, { notSynced: true })).to.deep.include({ state: 'error' });
       expect(deriveDriveSlot(drive, plugged, stale, done, dvName, { notSynced: true }).error).to.match(/DeclarativeHotplugVolumes/);
+      // with updateVolumesStrategy Migration KubeVirt skips declarative hotplug whatever the gates: say so
+      const migrating = JSON.parse(JSON.stringify(plugged)) as typeof plugged;
+      (migrating.spec as Record<string, unknown>).updateVolumesStrategy = 'Migration';
+      expect(deriveDriveSlot(drive, migrating, stale, done, dvName, { notSynced: true }).error).to.match(/updateVolumesStrategy Migration/);
       // our DataVolume without our volume: an insert in progress, else a leftover to eject
       expect(deriveDriveSlot(drive, vm, undefined, dv, dvName, { busy: 'inserting' })).to.deep.include({ state: 'inserting' });
       expect(deriveDriveSlot(drive, vm, undefined, dv, dvName)).to.deep.include({ state: 'error' });

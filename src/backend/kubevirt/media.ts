@@ -173,6 +173,20 @@ export const NOT_SYNCED_MESSAGE =
   'DeclarativeHotplugVolumes feature gate on and the deprecated HotplugVolumes gate off; the medium stays in the VM ' +
   'template and is used at the next start (eject to undo)';
 
+export const NOT_SYNCED_MIGRATION_MESSAGE =
+  'the running VM did not pick up the CD-ROM volume: KubeVirt does not hot-plug template volumes into the running VM of a ' +
+  'VirtualMachine with spec.updateVolumesStrategy Migration; the medium stays in the VM template and is used at the next start (eject to undo)';
+
+/**
+ * Why a running VMI did not take our template volume: declarative hotplug is skipped for a VM
+ * with updateVolumesStrategy Migration whatever the gates (pkg/storage/hotplug/hotplug.go
+ * HandleDeclarativeVolumes), else the cluster lacks it.
+ */
+export function notSyncedMessage(vm: VirtualMachine): string {
+  const strategy = (vm.spec as { updateVolumesStrategy?: unknown } | undefined)?.updateVolumesStrategy;
+  return strategy === 'Migration' ? NOT_SYNCED_MIGRATION_MESSAGE : NOT_SYNCED_MESSAGE;
+}
+
 /**
  * One CD-ROM drive's slot as seen in the cluster.
  * - inserted: our DataVolume finished importing, its volume is in the template under the drive's
@@ -209,7 +223,7 @@ export function deriveDriveSlot(
     if (dv.status?.phase !== 'Succeeded') return inserting;
     if (vmiLive(vmi)) {
       if (vmiVolumeReady(vmi, drive.name, dvName)) return { ...withImage, state: 'inserted', progress: 100 };
-      if (local.notSynced && !vmiHasVolume(vmi, drive.name)) return { ...withImage, state: 'error', error: NOT_SYNCED_MESSAGE };
+      if (local.notSynced && !vmiHasVolume(vmi, drive.name)) return { ...withImage, state: 'error', error: notSyncedMessage(vm) };
       return inserting;
     }
     return { ...withImage, state: 'inserted', progress: 100 };
