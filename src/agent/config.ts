@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { LOCKOUT_PROPERTIES, lockoutPolicyProblems, type LockoutPolicy } from '../accounts/lockout.js';
-import type { Role, UserAccount } from './types.js';
+import type { Role, UserAccount } from '../accounts/types.js';
+import { MAX_SESSION_TIMEOUT_SECONDS, MIN_SESSION_TIMEOUT_SECONDS } from '../redfish/core/sessions.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -120,6 +121,23 @@ export function parseNonNegative(value: string, name: string): number {
   if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a non-negative number, got ${value}`);
   return n;
 }
+
+/** A whole number in [min, max] (e.g. seconds); ConfigError naming the flag and the range otherwise. */
+export function parseIntInRange(value: string, name: string, min: number, max: number): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got ${value}`);
+  }
+  return n;
+}
+
+/**
+ * --redfish-session-timeout: the range PATCH /redfish/v1/SessionService enforces on SessionTimeout
+ * (src/redfish/core/sessions.ts).
+ */
+export const REDFISH_SESSION_TIMEOUT_RANGE = [MIN_SESSION_TIMEOUT_SECONDS, MAX_SESSION_TIMEOUT_SECONDS] as const;
+/** --ipmi-session-timeout: whole seconds, at least 1 (0 would end every session at once), at most a day like Redfish. */
+export const IPMI_SESSION_TIMEOUT_RANGE = [1, MAX_SESSION_TIMEOUT_SECONDS] as const;
 
 export function parsePositiveInt(value: string, name: string): number {
   const n = Number(value);
