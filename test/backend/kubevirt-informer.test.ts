@@ -45,6 +45,40 @@ describe('kubevirt backend: single-object watch', () => {
     expect(w.healthy).to.equal(false);
     expect(watchCalls, 'no new watch after stop').to.equal(1);
   });
+
+  it("a direct GET's 404 that was under way while a newer object arrived (our create's answer) does not wipe the cache", async () => {
+    let answerGet!: (e: unknown) => void;
+    const client = {
+      list: async () => ({ metadata: { resourceVersion: '1' }, items: [] }),
+      watch: () => new Promise<() => void>(() => undefined),
+      get: () => new Promise((_, reject) => (answerGet = reject)),
+    } as unknown as KubeClient;
+    const changes: (string | undefined)[] = [];
+    const w = new ObjectWatch<VirtualMachine>({
+      client,
+      logger: nullLogger(),
+      resource: Resources.dataVolume,
+      namespace: 'ns',
+      name: 'vm1-vmedia-cdrom',
+      kind: 'DataVolume',
+      onChange: (o) => changes.push(o?.metadata?.resourceVersion),
+    });
+    // a GET sent before the object existed...
+    const pending = w.refresh();
+    // ...our create's answer arrives meanwhile...
+    w.offer({ metadata: { name: 'vm1-vmedia-cdrom', namespace: 'ns', uid: 'u1', resourceVersion: '5' } });
+    // ...then the GET's 404
+    answerGet(new KubeApiError(404, 'GET', '/apis/cdi.kubevirt.io/v1beta1/namespaces/ns/datavolumes/vm1-vmedia-cdrom', { kind: 'Status', reason: 'NotFound' } as never, 'not found'));
+    expect(await pending, 'the GET itself answers what the server said').to.equal(undefined);
+    expect(w.current?.metadata?.resourceVersion, 'the cache keeps the newer object').to.equal('5');
+    expect(changes).to.deep.equal(['5']);
+    // with nothing arriving meanwhile, a 404 does clear it
+    const again = w.refresh();
+    answerGet(new KubeApiError(404, 'GET', '/x', undefined, 'not found'));
+    await again;
+    expect(w.current).to.equal(undefined);
+    await w.stop();
+  });
 });
 
 /**

@@ -71,6 +71,8 @@ export class ObjectWatch<T extends KubeObjectBase> {
   healthy = false;
   /** the API group answered 404 (e.g. CDI not installed) */
   missing = false;
+  /** counts the changes of `current` (a GET's 404 is applied only if none came while it ran) */
+  private applied = 0;
 
   private stopped = false;
   private abort: (() => void) | undefined;
@@ -158,6 +160,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
 
   /** Direct GET of the object; updates the cache. Throws KubeApiError on failure (404 → undefined). */
   async refresh(): Promise<T | undefined> {
+    const seen = this.applied;
     try {
       const obj = await this.o.client.get<T>(this.o.resource, this.o.namespace, this.o.name);
       this.applyObj(obj);
@@ -165,7 +168,10 @@ export class ObjectWatch<T extends KubeObjectBase> {
       return obj;
     } catch (e) {
       if (isKubeApiError(e, 404)) {
-        this.applyObj(undefined);
+        // A 404 carries no resourceVersion, so it cannot be ordered against what arrived while it
+        // was under way (a watch event, our own create's answer): then it may be the older news,
+        // and the cache keeps what it has (the stream delivers a deletion itself).
+        if (this.applied === seen) this.applyObj(undefined);
         this.confirmedAt = new Date();
         return undefined;
       }
@@ -183,6 +189,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
     if (obj && this.current && !rvNewer(obj.metadata?.resourceVersion, this.current.metadata?.resourceVersion)) return;
     const before = this.current;
     this.current = obj;
+    if (before !== obj) this.applied++;
     if (before === obj) return;
     if (before && obj && before.metadata?.resourceVersion === obj.metadata?.resourceVersion && before.metadata?.uid === obj.metadata?.uid) {
       return;
