@@ -88,7 +88,9 @@ export type OperationId =
   | "getCertificateLocations"
   | "replaceCertificate"
   | "listHttpsCertificates"
-  | "getHttpsCertificate";
+  | "getHttpsCertificate"
+  | "listChassisNetworkAdapters"
+  | "getChassisNetworkAdapter";
 
 /** Privileges named by the DMTF Privilege Registry (Redfish_1.8.0_PrivilegeRegistry.json) for our operations. */
 export type Privilege = "ConfigureComponents" | "ConfigureManager" | "ConfigureSelf" | "ConfigureUsers" | "Login" | "NoAuth";
@@ -198,6 +200,8 @@ export const routes: readonly RouteDef[] = [
   { method: "POST", path: "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate", koaPath: "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate", operationId: "replaceCertificate", requestSchemaRef: "CertificateService_v1_2_1_ReplaceCertificateRequestBody", responseSchemaRef: "Certificate_Certificate", entity: "CertificateService", privileges: [["ConfigureManager"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates", koaPath: "/redfish/v1/Managers/:ManagerId/NetworkProtocol/HTTPS/Certificates", operationId: "listHttpsCertificates", responseSchemaRef: "CertificateCollection_CertificateCollection", entity: "CertificateCollection", privileges: [["ConfigureManager"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates/{CertificateId}", koaPath: "/redfish/v1/Managers/:ManagerId/NetworkProtocol/HTTPS/Certificates/:CertificateId", operationId: "getHttpsCertificate", responseSchemaRef: "Certificate_Certificate", entity: "Certificate", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/Chassis/{ChassisId}/NetworkAdapters", koaPath: "/redfish/v1/Chassis/:ChassisId/NetworkAdapters", operationId: "listChassisNetworkAdapters", responseSchemaRef: "NetworkAdapterCollection_NetworkAdapterCollection", entity: "NetworkAdapterCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Chassis/{ChassisId}/NetworkAdapters/{NetworkAdapterId}", koaPath: "/redfish/v1/Chassis/:ChassisId/NetworkAdapters/:NetworkAdapterId", operationId: "getChassisNetworkAdapter", responseSchemaRef: "NetworkAdapter_NetworkAdapter", entity: "NetworkAdapter", privileges: [["Login"]] },
 ];
 
 // Request and response body types per operation.
@@ -292,6 +296,8 @@ export type ReplaceCertificateRequest = components['schemas']["CertificateServic
 export type ReplaceCertificateResponse = components['schemas']["Certificate_Certificate"];
 export type ListHttpsCertificatesResponse = components['schemas']["CertificateCollection_CertificateCollection"];
 export type GetHttpsCertificateResponse = components['schemas']["Certificate_Certificate"];
+export type ListChassisNetworkAdaptersResponse = components['schemas']["NetworkAdapterCollection_NetworkAdapterCollection"];
+export type GetChassisNetworkAdapterResponse = components['schemas']["NetworkAdapter_NetworkAdapter"];
 
 /** @odata.type of each resource type we return, at the version the bundle carries. */
 export const odataTypes = {
@@ -328,6 +334,8 @@ export const odataTypes = {
   MessageRegistry: "#MessageRegistry.v1_7_0.MessageRegistry",
   MessageRegistryFile: "#MessageRegistryFile.v1_1_5.MessageRegistryFile",
   MessageRegistryFileCollection: "#MessageRegistryFileCollection.MessageRegistryFileCollection",
+  NetworkAdapter: "#NetworkAdapter.v1_14_0.NetworkAdapter",
+  NetworkAdapterCollection: "#NetworkAdapterCollection.NetworkAdapterCollection",
   Processor: "#Processor.v1_22_0.Processor",
   ProcessorCollection: "#ProcessorCollection.ProcessorCollection",
   Role: "#Role.v1_3_3.Role",
@@ -571,6 +579,19 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "uri": "http://redfish.dmtf.org/schemas/v1/MessageRegistryFileCollection_v1.xml",
     "namespaces": [
       "MessageRegistryFileCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/NetworkAdapter_v1.xml",
+    "namespaces": [
+      "NetworkAdapter",
+      "NetworkAdapter.v1_14_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/NetworkAdapterCollection_v1.xml",
+    "namespaces": [
+      "NetworkAdapterCollection"
     ]
   },
   {

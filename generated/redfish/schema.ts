@@ -1252,6 +1252,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/Chassis/{ChassisId}/NetworkAdapters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ChassisId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listChassisNetworkAdapters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Chassis/{ChassisId}/NetworkAdapters/{NetworkAdapterId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ChassisId: string;
+                NetworkAdapterId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getChassisNetworkAdapter"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -5804,6 +5841,305 @@ export interface components {
             readonly UserAuthenticationSource?: string | null;
             /** @description The username of the account associated with the message. */
             readonly Username?: string | null;
+        };
+        /** @description The collection of `NetworkAdapter` resource instances. */
+        NetworkAdapterCollection_NetworkAdapterCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `NetworkAdapter` schema represents a physical network adapter capable of connecting to a computer network.  Examples include but are not limited to Ethernet, Fibre Channel, and converged network adapters. */
+        NetworkAdapter_NetworkAdapter: components["schemas"]["NetworkAdapter_v1_14_0_NetworkAdapter"];
+        /** @description The available actions for this resource. */
+        NetworkAdapter_v1_14_0_Actions: {
+            "#NetworkAdapter.Reset"?: components["schemas"]["NetworkAdapter_v1_14_0_Reset"];
+            "#NetworkAdapter.ResetSettingsToDefault"?: components["schemas"]["NetworkAdapter_v1_14_0_ResetSettingsToDefault"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["NetworkAdapter_v1_14_0_OemActions"];
+        };
+        /** @description The capabilities of a controller. */
+        NetworkAdapter_v1_14_0_ControllerCapabilities: {
+            /** @description Data center bridging (DCB) for this controller. */
+            DataCenterBridging?: components["schemas"]["NetworkAdapter_v1_14_0_DataCenterBridging"];
+            /** @description NIC Partitioning (NPAR) capabilities for this controller. */
+            NPAR?: components["schemas"]["NetworkAdapter_v1_14_0_NicPartitioning"];
+            /** @description N_Port ID Virtualization (NPIV) capabilities for this controller. */
+            NPIV?: components["schemas"]["NetworkAdapter_v1_14_0_NPIV"];
+            /**
+             * Format: int64
+             * @description The maximum number of physical functions available on this controller.
+             */
+            readonly NetworkDeviceFunctionCount?: number | null;
+            /**
+             * Format: int64
+             * @description The number of physical ports on this controller.
+             */
+            readonly NetworkPortCount?: number | null;
+            /** @description Virtualization offload for this controller. */
+            VirtualizationOffload?: components["schemas"]["NetworkAdapter_v1_14_0_VirtualizationOffload"];
+        };
+        /** @description The links to other resources that are related to this resource. */
+        NetworkAdapter_v1_14_0_ControllerLinks: {
+            /** @description The link to the software inventory resource that represents the active firmware image for this controller. */
+            ActiveSoftwareImage?: components["schemas"]["odata-v4_idRef"];
+            /** @description An array of links to the network device functions associated with this network controller. */
+            readonly NetworkDeviceFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "NetworkDeviceFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+            /**
+             * @deprecated
+             * @description An array of links to the network ports associated with this network controller.
+             */
+            readonly NetworkPorts?: components["schemas"]["odata-v4_idRef"][];
+            "NetworkPorts@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An array of links to the PCIe devices associated with this network controller. */
+            readonly PCIeDevices?: components["schemas"]["odata-v4_idRef"][];
+            "PCIeDevices@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the ports associated with this network controller. */
+            readonly Ports?: components["schemas"]["odata-v4_idRef"][];
+            "Ports@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The images that are associated with this controller. */
+            readonly SoftwareImages?: components["schemas"]["odata-v4_idRef"][];
+            "SoftwareImages@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description A network controller ASIC that makes up part of a network adapter. */
+        NetworkAdapter_v1_14_0_Controllers: {
+            /** @description The capabilities of this controller. */
+            ControllerCapabilities?: components["schemas"]["NetworkAdapter_v1_14_0_ControllerCapabilities"];
+            /** @description The version of the user-facing firmware package. */
+            readonly FirmwarePackageVersion?: string | null;
+            /** @description The durable names for the network adapter controller. */
+            Identifiers?: components["schemas"]["Resource_Identifier"][];
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["NetworkAdapter_v1_14_0_ControllerLinks"];
+            /** @description The location of the network adapter controller. */
+            Location?: components["schemas"]["Resource_Location"];
+            /** @description The PCIe interface details for this controller. */
+            PCIeInterface?: components["schemas"]["PCIeDevice_PCIeInterface"];
+        };
+        /** @description Data center bridging (DCB) for capabilities of a controller. */
+        NetworkAdapter_v1_14_0_DataCenterBridging: {
+            /** @description An indication of whether this controller is capable of data center bridging (DCB). */
+            readonly Capable?: boolean | null;
+        };
+        /** @description N_Port ID Virtualization (NPIV) capabilities for a controller. */
+        NetworkAdapter_v1_14_0_NPIV: {
+            /**
+             * Format: int64
+             * @description The maximum number of N_Port ID Virtualization (NPIV) logins allowed simultaneously from all ports on this controller.
+             */
+            readonly MaxDeviceLogins?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum number of N_Port ID Virtualization (NPIV) logins allowed per physical port on this controller.
+             */
+            readonly MaxPortLogins?: number | null;
+        };
+        /** @description The `NetworkAdapter` schema represents a physical network adapter capable of connecting to a computer network.  Examples include but are not limited to Ethernet, Fibre Channel, and converged network adapters. */
+        NetworkAdapter_v1_14_0_NetworkAdapter: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["NetworkAdapter_v1_14_0_Actions"];
+            /** @description The link to the assembly resource associated with this adapter. */
+            readonly Assembly?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to a collection of certificates for device identity and attestation. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description The set of network controllers ASICs that make up this NetworkAdapter. */
+            Controllers?: components["schemas"]["NetworkAdapter_v1_14_0_Controllers"][];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The link to the environment metrics for this network adapter. */
+            readonly EnvironmentMetrics?: components["schemas"]["odata-v4_idRef"];
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The durable names for the network adapter. */
+            Identifiers?: components["schemas"]["Resource_Identifier"][];
+            /** @description Enable or disable LLDP globally for an adapter. */
+            LLDPEnabled?: boolean;
+            /** @description The location of the network adapter. */
+            Location?: components["schemas"]["Resource_Location"];
+            /** @description The manufacturer or OEM of this network adapter. */
+            readonly Manufacturer?: string | null;
+            /**
+             * @deprecated
+             * @description An array of DSP0274-defined measurement blocks.
+             */
+            Measurements?: components["schemas"]["SoftwareInventory_MeasurementBlock"][];
+            /** @description The link to the metrics associated with this adapter. */
+            readonly Metrics?: components["schemas"]["odata-v4_idRef"] | null;
+            /** @description The model string for this network adapter. */
+            readonly Model?: string | null;
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The link to the collection of network device functions associated with this network adapter. */
+            readonly NetworkDeviceFunctions?: components["schemas"]["odata-v4_idRef"];
+            /**
+             * @deprecated
+             * @description The link to the collection of network ports associated with this network adapter.
+             */
+            readonly NetworkPorts?: components["schemas"]["odata-v4_idRef"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description Part number for this network adapter. */
+            readonly PartNumber?: string | null;
+            /** @description The port aggregation capabilities for this controller. */
+            PortAggregation?: components["schemas"]["NetworkAdapter_v1_14_0_PortAggregation"] | null;
+            /** @description The port splitting capabilities for this controller. */
+            PortSplitting?: components["schemas"]["NetworkAdapter_v1_14_0_PortSplitting"] | null;
+            /** @description The link to the collection of ports associated with this network adapter. */
+            readonly Ports?: components["schemas"]["odata-v4_idRef"];
+            /** @description The link to the collection of offload processors contained in this network adapter. */
+            readonly Processors?: components["schemas"]["odata-v4_idRef"];
+            /** @description The manufacturer SKU for this network adapter. */
+            readonly SKU?: string | null;
+            /** @description The serial number for this network adapter. */
+            readonly SerialNumber?: string | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+        };
+        /** @description NIC Partitioning capability, status, and configuration for a controller. */
+        NetworkAdapter_v1_14_0_NicPartitioning: {
+            /** @description An indication of whether the controller supports NIC function partitioning. */
+            readonly NparCapable?: boolean | null;
+            /** @description An indication of whether NIC function partitioning is active on this controller. */
+            NparEnabled?: boolean | null;
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        NetworkAdapter_v1_14_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description The port aggregation capabilities for a controller. */
+        NetworkAdapter_v1_14_0_PortAggregation: {
+            /** @description Indicates whether port aggregation is enabled. */
+            AggregationEnabled?: boolean | null;
+            /** @description The allowable number of physical ports per aggregation. */
+            readonly AllowablePhysicalPortsPerAggregation?: (number | null)[];
+            /**
+             * Format: int64
+             * @description The configured number number of aggregated ports.
+             */
+            ConfiguredAggregatedPorts?: number | null;
+            /**
+             * Format: int64
+             * @description The configured number of physical ports per aggregation.
+             */
+            ConfiguredPhysicalPortsPerAggregation?: number | null;
+            /**
+             * Format: int64
+             * @description The total number of physical ports.
+             */
+            readonly TotalPhysicalPorts?: number | null;
+        };
+        /** @description The port splitting capabilities for a controller. */
+        NetworkAdapter_v1_14_0_PortSplitting: {
+            /** @description The current port splitting configuration for this controller. */
+            CurrentConfiguration?: components["schemas"]["NetworkAdapter_v1_14_0_PortSplittingSubconfiguration"][];
+            /**
+             * Format: int64
+             * @description The maximum number of subdivided ports that this controller supports.
+             */
+            readonly MaximumSubports?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum number of subdivided ports split from a single physical port that this controller supports.
+             */
+            readonly MaximumSubportsPerPort?: number | null;
+            /** @description The port splitting configurations this controller supports. */
+            SupportedConfigurations?: components["schemas"]["NetworkAdapter_v1_14_0_PortSplittingSubconfigurationList"][];
+        };
+        /** @description A port splitting subconfiguration for one or more physical ports on a controller. */
+        NetworkAdapter_v1_14_0_PortSplittingSubconfiguration: {
+            /**
+             * Format: int64
+             * @description The last physical port to which this subconfiguration applies.
+             */
+            EndingPhysicalPort?: number | null;
+            /**
+             * Format: int64
+             * @description The first identifier to assign to subports in this subconfiguration.  Subport identifiers are assigned sequentially to the subports starting with those for `StartPort` and working through to those for `EndPort`.
+             */
+            FirstSubportId?: number | null;
+            /** @description The number of lanes for each subport. */
+            Lanes?: (number | null)[];
+            /** @description The configured link speed for each subport. */
+            LinkSpeedGbps?: (number | null)[];
+            /**
+             * Format: int64
+             * @description The first physical port to which this subconfiguration applies.
+             */
+            StartingPhysicalPort?: number | null;
+            /**
+             * Format: int64
+             * @description The number of subports created from each port in this subconfiguration.
+             */
+            SubportsPerPort?: number | null;
+        };
+        /** @description A port splitting configuration for a controller. */
+        NetworkAdapter_v1_14_0_PortSplittingSubconfigurationList: {
+            /** @description The set of subconfigurations that collectively define a port splitting configuration for this controller. */
+            Subconfigurations?: components["schemas"]["NetworkAdapter_v1_14_0_PortSplittingSubconfiguration"][];
+        };
+        /** @description This action resets the network adapter. */
+        NetworkAdapter_v1_14_0_Reset: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action is to clear the settings back to factory defaults. */
+        NetworkAdapter_v1_14_0_ResetSettingsToDefault: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description Single-root input/output virtualization (SR-IOV) capabilities. */
+        NetworkAdapter_v1_14_0_SRIOV: {
+            /** @description An indication of whether single root input/output virtualization (SR-IOV) is enabled for this controller. */
+            SRIOVEnabled?: boolean;
+            /** @description An indication of whether this controller supports single root input/output virtualization (SR-IOV) in Virtual Ethernet Port Aggregator (VEPA) mode. */
+            readonly SRIOVVEPACapable?: boolean | null;
+        };
+        /** @description A virtual function of a controller. */
+        NetworkAdapter_v1_14_0_VirtualFunction: {
+            /**
+             * Format: int64
+             * @description The maximum number of virtual functions supported by this controller.
+             */
+            readonly DeviceMaxCount?: number | null;
+            /**
+             * Format: int64
+             * @description The minimum number of virtual functions that can be allocated or moved between physical functions for this controller.
+             */
+            readonly MinAssignmentGroupSize?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum number of virtual functions supported per network port for this controller.
+             */
+            readonly NetworkPortMaxCount?: number | null;
+        };
+        /** @description A Virtualization offload capability of a controller. */
+        NetworkAdapter_v1_14_0_VirtualizationOffload: {
+            /** @description Single-root input/output virtualization (SR-IOV) capabilities. */
+            SRIOV?: components["schemas"]["NetworkAdapter_v1_14_0_SRIOV"];
+            /** @description The virtual function of the controller. */
+            VirtualFunction?: components["schemas"]["NetworkAdapter_v1_14_0_VirtualFunction"];
         };
         /** @description This type describes a PCIe Interface. */
         PCIeDevice_PCIeInterface: components["schemas"]["PCIeDevice_v1_21_0_PCIeInterface"];
@@ -10848,6 +11184,69 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Certificate_Certificate"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listChassisNetworkAdapters: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ChassisId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkAdapterCollection_NetworkAdapterCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getChassisNetworkAdapter: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ChassisId: string;
+                NetworkAdapterId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NetworkAdapter_NetworkAdapter"];
                 };
             };
             /** @description Redfish error */

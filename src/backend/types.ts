@@ -95,6 +95,8 @@ export interface NetworkInterface {
   speedMbps?: number;
   /** Link state as the platform reports it; absent = unknown (follows the power state) */
   linkUp?: boolean;
+  /** The virtual NIC model (KubeVirt interface model: virtio, e1000e, ...), when known */
+  model?: string;
 }
 
 /** CPU topology as the guest sees it (sockets × cores × threads logical CPUs). */

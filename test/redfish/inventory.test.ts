@@ -39,7 +39,8 @@ const INVENTORY_GETS = [
   'listSystemProcessors', 'getSystemProcessor', 'listSystemMemory', 'getSystemMemory', 'listSystemStorage', 'getSystemStorage',
   'getSystemDrive', 'listSystemSimpleStorage', 'getSystemSimpleStorage', 'getSystemSecureBoot', 'getSystemBios',
   'getUpdateService', 'listFirmwareInventory', 'getFirmwareInventory', 'getCertificateService', 'getCertificateLocations',
-  'listHttpsCertificates', 'getHttpsCertificate', 'getSystemEthernetInterface',
+  'listHttpsCertificates', 'getHttpsCertificate', 'getSystemEthernetInterface', 'getChassis', 'listChassisNetworkAdapters',
+  'getChassisNetworkAdapter',
 ];
 const AUTH = { authorization: 'Basic ' + Buffer.from('admin:password').toString('base64') };
 const JSON_AUTH = { ...AUTH, 'content-type': 'application/json' };
@@ -83,12 +84,13 @@ describe('Redfish inventory (simulator)', () => {
 
   /** Every concrete path of the inventory GET routes on this agent. */
   function paths(path: string): string[] {
-    const p = path.replace('{ComputerSystemId}', '1').replace('{ManagerId}', 'BMC').replace('{StorageId}', '1').replace('{SimpleStorageId}', '1');
+    const p = path.replace('{ChassisId}', '1').replace('{ComputerSystemId}', '1').replace('{ManagerId}', 'BMC').replace('{StorageId}', '1').replace('{SimpleStorageId}', '1');
     if (p.includes('{ProcessorId}')) return ['CPU0', 'CPU1'].map((id) => p.replace('{ProcessorId}', id));
     if (p.includes('{MemoryId}')) return [p.replace('{MemoryId}', 'GuestMemory')];
     if (p.includes('{DriveId}')) return ['root', 'data'].map((id) => p.replace('{DriveId}', id));
     if (p.includes('{SoftwareInventoryId}')) return ['BMC', 'SystemFirmware'].map((id) => p.replace('{SoftwareInventoryId}', id));
     if (p.includes('{EthernetInterfaceId}')) return [p.replace('{EthernetInterfaceId}', 'default')];
+    if (p.includes('{NetworkAdapterId}')) return [p.replace('{NetworkAdapterId}', 'default')];
     if (p.includes('{CertificateId}')) return []; // plain HTTP: no certificate (the TLS test checks it)
     return [p];
   }
@@ -149,6 +151,10 @@ describe('Redfish inventory (simulator)', () => {
     expect(nic.IPv4Addresses).to.deep.equal([{ Address: '10.0.2.15', SubnetMask: '255.255.255.0' }]);
     expect(nic.IPv6Addresses).to.deep.equal([{ Address: 'fd00::15' }]);
     expect(nic.LinkStatus).to.equal('LinkDown'); // off: the link follows the power state
+    const adapters = (await get(t, '/redfish/v1/Chassis/1/NetworkAdapters')).body;
+    expect(adapters.Members).to.deep.equal([{ '@odata.id': '/redfish/v1/Chassis/1/NetworkAdapters/default' }]);
+    expect(String((await get(t, '/redfish/v1/Chassis/1/NetworkAdapters/default')).body.Description)).to.contain('02:00:00:AA:BB:CC');
+    expect((simple.Links as Record<string, unknown>).Storage).to.deep.equal({ '@odata.id': '/redfish/v1/Systems/1/Storage/1' });
     await t.sim.power('on');
     expect((await get(t, '/redfish/v1/Systems/1/EthernetInterfaces/default')).body.LinkStatus).to.equal('LinkUp');
   });

@@ -137,6 +137,14 @@ export function memoryMiB(vm: VirtualMachine | undefined): number {
 
 /** NICs: the VMI's reported interfaces when running, else the spec's fixed MACs. MAC-less ones are left out. */
 export function nics(vm: VirtualMachine | undefined, vmi: VirtualMachineInstance | undefined): NetworkInterface[] {
+  return baseNics(vm, vmi).map((n) => {
+    // interfaces[].model, "virtio" when unset (kubevirt/kubevirt staging/src/kubevirt.io/api/core/v1/schema.go Interface.Model)
+    const spec = (vm?.spec?.template?.spec?.domain?.devices?.interfaces ?? []).find((i) => i.name === n.id);
+    return spec ? { ...n, model: spec.model ?? 'virtio' } : n;
+  });
+}
+
+function baseNics(vm: VirtualMachine | undefined, vmi: VirtualMachineInstance | undefined): NetworkInterface[] {
   const reported = vmi?.status?.interfaces ?? [];
   if (reported.some((i) => i.mac)) {
     return reported

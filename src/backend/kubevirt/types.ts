@@ -25,6 +25,7 @@ export interface Interface {
   name: string;
   bootOrder?: number;
   macAddress?: string;
+  model?: string;
   [k: string]: unknown;
 }
 

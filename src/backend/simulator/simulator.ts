@@ -136,7 +136,7 @@ export class SimulatedMachine implements Machine {
       model: 'KubeVirt Simulated VM',
       cpuCount: opts.cpuCount ?? 2,
       memoryMiB: opts.memoryMiB ?? 2048,
-      nics: opts.nics ?? [{ id: 'default', macAddress: macFromSeed(seed) }],
+      nics: opts.nics ?? [{ id: 'default', macAddress: macFromSeed(seed), model: 'virtio' }],
       biosVersion: 'simulated-1.0',
       processors: opts.processors ?? { sockets: 1, cores: opts.cpuCount ?? 2, threads: 1, model: 'Virtual CPU', architecture: 'amd64' },
       disks: opts.disks ?? [

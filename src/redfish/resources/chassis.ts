@@ -39,6 +39,7 @@ export const handlers: OperationHandlers = {
       SerialNumber: snap.info.serialNumber,
       PowerState: redfishPowerState(snap.power),
       Status: machineStatus(snap.health),
+      NetworkAdapters: link(`${CHASSIS}/NetworkAdapters`),
       Links: {
         ComputerSystems: [link(SYSTEM)],
         ManagedBy: [link(MANAGER)],

@@ -7,12 +7,12 @@
  * Nothing here invents hardware facts the platform does not know: a VM has no DIMM type, no drive
  * rotation speed or media type, no CPU manufacturer; those properties are left out.
  */
-import type { DiskInfo, MachineSnapshot, ProcessorInfo, SystemInfo } from '../../backend/types.js';
+import type { DiskInfo, MachineSnapshot, NetworkInterface, ProcessorInfo, SystemInfo } from '../../backend/types.js';
 import { RedfishError, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
-import { SYSTEM, SYSTEM_ID, backend, link, propertyPaths, requireId, status, type Annotated, type Schemas } from './systems.js';
+import { CHASSIS, CHASSIS_ID, SYSTEM, SYSTEM_ID, backend, link, propertyPaths, requireId, status, type Annotated, type Schemas } from './systems.js';
 
 export const PROCESSORS = `${SYSTEM}/Processors`;
 export const MEMORY = `${SYSTEM}/Memory`;
@@ -138,6 +138,8 @@ function simpleStorageBody(info: SystemInfo): Record<string, unknown> {
     Id: STORAGE_ID,
     Name: 'Virtual storage',
     Description: 'The disks of the VM',
+    // the full representation (Tacklebox and others then skip these Devices)
+    Links: { Storage: link(`${STORAGE}/${STORAGE_ID}`) },
     Devices: drivesOf(info).map((d) => ({
       Name: d.id,
       ...(d.capacityBytes !== undefined ? { CapacityBytes: d.capacityBytes } : {}),
@@ -183,7 +185,39 @@ function biosBody(info: SystemInfo): Record<string, unknown> {
   return body;
 }
 
+// ---- Chassis NetworkAdapters (one per virtual NIC; the System's EthernetInterfaces carry the addresses) ----
+
+const ADAPTERS = `${CHASSIS}/NetworkAdapters`;
+
+function adapterBody(nic: NetworkInterface): Record<string, unknown> {
+  const body: Annotated<Schemas['NetworkAdapter_v1_14_0_NetworkAdapter']> = {
+    '@odata.type': '#NetworkAdapter.v1_14_0.NetworkAdapter',
+    '@odata.id': `${ADAPTERS}/${encodeURIComponent(nic.id)}`,
+    Id: nic.id,
+    Name: `Virtual NIC ${nic.id}`,
+    Description: `Virtual network adapter ${nic.id} (MAC ${nic.macAddress.toUpperCase()}); see ${SYSTEM}/EthernetInterfaces/${nic.id}`,
+    Status: status(),
+  };
+  if (nic.model) body.Model = nic.model;
+  return body;
+}
+
 export const handlers: OperationHandlers = {
+  listChassisNetworkAdapters: async (ctx) => {
+    requireId(ctx, 'ChassisId', CHASSIS_ID, 'Chassis');
+    const info = await backend(ctx.state.deps.machine.getSystemInfo());
+    sendResource(ctx, collection(ctx, ADAPTERS, 'NetworkAdapterCollection', 'Network Adapter Collection', info.nics.map((n) => `${ADAPTERS}/${encodeURIComponent(n.id)}`)));
+  },
+
+  getChassisNetworkAdapter: async (ctx) => {
+    requireId(ctx, 'ChassisId', CHASSIS_ID, 'Chassis');
+    const info = await backend(ctx.state.deps.machine.getSystemInfo());
+    const id = ctx.params.NetworkAdapterId ?? '';
+    const nic = info.nics.find((n) => n.id === id);
+    if (!nic) throw new RedfishError(404, 'ResourceNotFound', ['NetworkAdapter', id]);
+    sendResource(ctx, adapterBody(nic), { etag: true });
+  },
+
   listSystemProcessors: async (ctx) => {
     const snap = await snapshot(ctx);
     sendResource(ctx, collection(ctx, PROCESSORS, 'ProcessorCollection', 'Processor Collection', processorIds(snap.info).map((id) => `${PROCESSORS}/${id}`)));
