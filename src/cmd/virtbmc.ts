@@ -7,7 +7,18 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
 import { NetworkModel } from '../agent/network.js';
-import { ConfigError, parseLockoutPolicy, parseNonNegative, parsePort, parsePositiveInt, resolveUsers, scrubbedCommandLine } from '../agent/config.js';
+import {
+  ConfigError,
+  IPMI_SESSION_TIMEOUT_RANGE,
+  REDFISH_SESSION_TIMEOUT_RANGE,
+  parseIntInRange,
+  parseLockoutPolicy,
+  parseNonNegative,
+  parsePort,
+  parsePositiveInt,
+  resolveUsers,
+  scrubbedCommandLine,
+} from '../agent/config.js';
 import { DEFAULT_LOCKOUT_POLICY } from '../accounts/lockout.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
 import type { Machine } from '../backend/types.js';
@@ -87,7 +98,7 @@ export function buildProgram(): Command {
       'seconds after the last failure at which the failure count restarts, at most the duration (AccountLockoutCounterResetAfter)',
       String(DEFAULT_LOCKOUT_POLICY.counterResetAfterSeconds),
     )
-    .option('--ipmi-session-timeout <seconds>', 'IPMI idle session timeout', '60')
+    .option('--ipmi-session-timeout <seconds>', 'IPMI idle session timeout, 1..86400', '60')
     .option('--ipmi-max-sessions <n>', 'maximum concurrent IPMI sessions', '32')
     .option('--no-ipmi-sol', 'do not serve IPMI Serial-over-LAN (the VM serial console; on by default)')
     .option('--tls-cert <path>', 'serve Redfish over HTTPS with this certificate (PEM)')
@@ -97,7 +108,7 @@ export function buildProgram(): Command {
         .choices(['redirect', 'refuse'])
         .default('redirect'),
     )
-    .option('--redfish-session-timeout <seconds>', 'Redfish session idle timeout', '1800')
+    .option('--redfish-session-timeout <seconds>', 'Redfish session idle timeout, 30..86400 (as SessionService PATCH)', '1800')
     .option('--sim-name <name>', 'simulated VM name', 'sim-vm')
     .addOption(new Option('--sim-power <state>', 'simulated VM initial power').choices(['on', 'off']).default('off'))
     .option('--sim-power-on-delay <ms>', 'time the simulated VM spends powering on', '1000')
@@ -208,13 +219,13 @@ async function main(argv: string[]): Promise<void> {
     ipmi: flags.ipmi && {
       port: parsePort(flags.ipmiPort, '--ipmi-port'),
       allowInsecure: Boolean(flags.ipmiAllowInsecure),
-      sessionTimeoutSeconds: parseNonNegative(flags.ipmiSessionTimeout, '--ipmi-session-timeout'),
+      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', ...IPMI_SESSION_TIMEOUT_RANGE),
       maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
       ...(flags.ipmiSol ? {} : { sol: false as const }),
     },
     redfish: flags.redfish && {
       port: parsePort(flags.redfishPort, '--redfish-port'),
-      sessionTimeoutSeconds: parseNonNegative(flags.redfishSessionTimeout, '--redfish-session-timeout'),
+      sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', ...REDFISH_SESSION_TIMEOUT_RANGE),
       ...(flags.tlsCert && flags.tlsKey
         ? {
             tls: {

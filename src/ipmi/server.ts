@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { lookup as dnsLookup, type LookupOneOptions } from 'node:dns';
 import { isIP, isIPv6 } from 'node:net';
-import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
+import type { ProtocolServer, ProtocolServerOptions } from '../accounts/types.js';
 import { newRequestId, type Logger } from '../common/logger.js';
 import { buildCommandTable } from './commands/index.js';
 import { uuidToGuidBytes } from './commands/app.js';

@@ -7,7 +7,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ProtocolServer, ProtocolServerOptions } from '../agent/types.js';
+import type { ProtocolServer, ProtocolServerOptions } from '../accounts/types.js';
 import { createRedfishApp } from './app.js';
 import { NetworkModel } from '../agent/network.js';
 import { errorBody } from './core/errors.js';
