@@ -162,6 +162,26 @@ describe('Redfish protocol (DSP0266)', () => {
     });
   });
 
+  describe('request bodies (koa-bodyparser)', () => {
+    it('refuses __proto__ keys (400) and unknown content codings (415), changing nothing', async () => {
+      const patch = (body: string, headers: Record<string, string> = {}): Promise<Reply> =>
+        call(t, '/redfish/v1/SessionService', { method: 'PATCH', headers: { 'Content-Type': 'application/json', ...headers }, body });
+      const proto = await patch('{"SessionTimeout": 600, "__proto__": {"admin": true}}');
+      expect(proto.status).to.equal(400);
+      expect(firstMessageId(proto)).to.match(/MalformedJSON$/);
+      const coded = await patch('{"SessionTimeout": 600}', { 'Content-Encoding': 'x-unknown' });
+      expect(coded.status).to.equal(415);
+      expect(firstMessageId(coded)).to.match(/UnrecognizedRequestBody$/);
+      expect((await call(t, '/redfish/v1/SessionService')).json.SessionTimeout).to.equal(1800);
+    });
+
+    it('answers oversized request headers with a Redfish 431', async () => {
+      const r = await raw(t, `GET /redfish/v1/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`);
+      expect(r.statusLine).to.equal('HTTP/1.1 431 Request Header Fields Too Large');
+      expect(JSON.parse(r.body)).to.have.nested.property('error.code');
+    });
+  });
+
   describe('ETags', () => {
     it('collections carry an ETag that changes with the members and answers If-None-Match with 304', async () => {
       const first = await call(t, '/redfish/v1/SessionService/Sessions');
