@@ -5,8 +5,9 @@
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
-import { NetworkModel } from './network.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
+import { attachMetrics, instrumentMachine, startMetricsServer, type AgentMetrics, type MetricsServer } from './metrics.js';
+import { NetworkModel } from './network.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { startRedfishServer, type RedfishServerOptions } from '../redfish/server.js';
 import type { ProtocolServer, UserAccount } from './types.js';
@@ -25,13 +26,18 @@ export interface AgentOptions {
    * IPMI and Redfish. A server given its own lockout/lockoutPolicy keeps that instead.
    */
   lockoutPolicy?: LockoutPolicy;
+  /** Eventing (src/events): history size, subscription persistence, delivery, health poll */
+  events?: StartEventsOptions;
+  /**
+   * Prometheus metrics (src/agent/metrics.ts): counted when given; served on `listen` when that is
+   * given too (the CLI's --metrics-port, loopback by default)
+   */
+  metrics?: { registry: AgentMetrics; listen?: { address: string; port: number } };
   /**
    * The agent's own network identity, reported by IPMI LAN configuration and Redfish Manager
    * EthernetInterfaces alike; default: read from the interface holding `address`.
    */
   network?: NetworkModel;
-  /** Eventing (src/events): history size, subscription persistence, delivery, health poll */
-  events?: StartEventsOptions;
 }
 
 export interface Agent {
@@ -41,17 +47,28 @@ export interface Agent {
   readonly redfish?: ProtocolServer;
   /** The event source and subscriptions shared by IPMI (SEL) and Redfish (EventService, EventLog) */
   readonly events: AgentEvents;
+  /** The metrics listener, when one was asked for */
+  readonly metrics?: MetricsServer;
   close(): Promise<void>;
 }
 
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
-  const common = { machine: opts.machine, users: opts.users, address: opts.address };
+  const m = opts.metrics?.registry;
+  // with metrics, every backend call is timed; servers and events all use this one object
+  const machine = m ? instrumentMachine(opts.machine, m) : opts.machine;
+  if (m) attachMetrics(machine, m);
+  const common = { machine, users: opts.users, address: opts.address };
   const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY);
   const network = opts.network ?? new NetworkModel({ listenAddress: opts.address });
   const own = (o: { lockout?: unknown; lockoutPolicy?: unknown }) => o.lockout !== undefined || o.lockoutPolicy !== undefined;
   const servers: ProtocolServer[] = [];
   // before the servers: their first logins and actions are events already
-  const events = await startEvents(opts.machine, opts.events);
+  const eventOpts: StartEventsOptions = m
+    ? { ...opts.events, subscriptions: { ...opts.events?.subscriptions, hooks: { ...m.deliveryHooks(), ...opts.events?.subscriptions?.hooks } } }
+    : (opts.events ?? {});
+  const events = await startEvents(machine, eventOpts);
+  m?.watchEvents(events);
+  let metricsServer: MetricsServer | undefined;
   let ipmi: IpmiProtocolServer | undefined;
   let redfish: ProtocolServer | undefined;
   try {
@@ -79,6 +96,11 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
       });
       servers.push(redfish);
     }
+    const listen = opts.metrics?.listen;
+    if (m && listen) {
+      metricsServer = await startMetricsServer(m, listen.address, listen.port);
+      opts.logger.info({ url: metricsServer.url }, 'metrics listening');
+    }
   } catch (e) {
     await Promise.allSettled(servers.map((s) => s.close()));
     events.close();
@@ -86,15 +108,16 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   }
   let closed = false;
   return {
-    machine: opts.machine,
+    machine,
     servers,
     events,
+    ...(metricsServer ? { metrics: metricsServer } : {}),
     ...(ipmi ? { ipmi } : {}),
     ...(redfish ? { redfish } : {}),
     async close() {
       if (closed) return;
       closed = true;
-      await Promise.allSettled(servers.map((s) => s.close()));
+      await Promise.allSettled([...servers.map((s) => s.close()), metricsServer?.close()]);
       events.close();
       await opts.machine.close();
     },

@@ -6,6 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
+import { AgentMetrics } from '../agent/metrics.js';
+import type { EventHub } from '../events/hub.js';
+import type { StartEventsOptions } from '../events/index.js';
 import { NetworkModel } from '../agent/network.js';
 import {
   ConfigError,
@@ -51,6 +54,9 @@ interface Flags {
   plainHttp: 'redirect' | 'refuse';
   redfishSessionTimeout: string;
   simName: string;
+  metricsPort?: string;
+  metricsAddress: string;
+  eventsStateFile?: string;
   simPower: 'on' | 'off';
   simPowerOnDelay: string;
   simPowerOffDelay: string;
@@ -110,6 +116,9 @@ export function buildProgram(): Command {
     )
     .option('--redfish-session-timeout <seconds>', 'Redfish session idle timeout, 30..86400 (as SessionService PATCH)', '1800')
     .option('--sim-name <name>', 'simulated VM name', 'sim-vm')
+    .option('--metrics-port <port>', 'serve Prometheus metrics on this TCP port (GET /metrics; off unless given)')
+    .option('--metrics-address <addr>', 'listen address of the metrics port', '127.0.0.1')
+    .option('--events-state-file <path>', 'simulator: keep Redfish event subscriptions in this file across restarts (default: memory; KubeVirt mode keeps them in the <vm>-virtbmc-events ConfigMap)')
     .addOption(new Option('--sim-power <state>', 'simulated VM initial power').choices(['on', 'off']).default('off'))
     .option('--sim-power-on-delay <ms>', 'time the simulated VM spends powering on', '1000')
     .option('--sim-power-off-delay <ms>', 'time the simulated VM spends shutting down', '1000')
@@ -209,7 +218,43 @@ async function main(argv: string[]): Promise<void> {
     ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
   });
 
+  // Events: subscriptions persist in the cluster (KubeVirt) or the state file (simulator); in
+  // KubeVirt mode the agent's actions are also Kubernetes Events on the VM (src/events/kube.ts).
+  let eventsOpts: StartEventsOptions = {};
+  let attachKubeEvents: ((hub: EventHub) => void) | undefined;
+  const warnSave = (msg: string, err: unknown): void => logger.warn({ err: err instanceof Error ? err.message : String(err) }, msg);
+  if (kubevirtMode) {
+    const { KubeClient } = await import('../kube/client.js');
+    const { loadKubeConfig } = await import('../kube/config.js');
+    const { ConfigMapPersistence, KubeEventRecorder, eventsConfigMapName } = await import('../events/kube.js');
+    const client = new KubeClient(loadKubeConfig(flags.kubeconfig), { logger: logger.child({ component: 'events' }) });
+    // the controller names the VirtualMachineBMC (the ConfigMap's owner) in the agent's env
+    const ownerUid = process.env.VIRTBMC_OWNER_UID;
+    const ownerName = process.env.VIRTBMC_OWNER_NAME;
+    eventsOpts = {
+      subscriptions: {
+        persistence: new ConfigMapPersistence({
+          client,
+          namespace: namespace!,
+          name: eventsConfigMapName(vmName!),
+          ...(ownerUid && ownerName ? { owner: { apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', name: ownerName, uid: ownerUid } } : {}),
+        }),
+        onError: warnSave,
+      },
+    };
+    attachKubeEvents = (hub) => void new KubeEventRecorder({ client, namespace: namespace!, vmName: vmName!, logger: logger.child({ component: 'k8s-events' }) }).attach(hub);
+  } else if (flags.eventsStateFile) {
+    const { FilePersistence } = await import('../events/persistence.js');
+    eventsOpts = { subscriptions: { persistence: new FilePersistence(flags.eventsStateFile), onError: warnSave } };
+  }
+  const metrics =
+    flags.metricsPort !== undefined
+      ? { registry: new AgentMetrics({ processMetrics: true }), listen: { address: flags.metricsAddress, port: parsePort(flags.metricsPort, '--metrics-port') } }
+      : undefined;
+
   const agent = await startAgent({
+    events: eventsOpts,
+    ...(metrics ? { metrics } : {}),
     network,
     machine,
     users,
@@ -241,6 +286,7 @@ async function main(argv: string[]): Promise<void> {
     },
   });
 
+  attachKubeEvents?.(agent.events.hub);
   const what = kubevirtMode ? `VirtualMachine ${namespace}/${vmName}` : `simulated VM ${flags.simName}`;
   const endpoints = agent.servers.map((s) => `${s.name}=${s.url}`).join(' ');
   process.stdout.write(`virtbmc ready: ${what} ${endpoints}\n`);

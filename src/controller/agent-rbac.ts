@@ -7,10 +7,12 @@
  * Two things RBAC cannot narrow by name:
  * - `create` (the name is in the body, not the URL; kube-apiserver authorizes the POST without a
  *   name), so the agent keeps `create datavolumes` in its namespace, and only when its VM has a
- *   CD-ROM drive;
+ *   CD-ROM drive, and `create configmaps` (its events ConfigMap, made on the first subscription);
+ * - Events: `create` and `patch` of events in the namespace (client-go-style names are generated);
  * - nothing else is needed unnamed: list/watch carry the name through a `metadata.name` field
  *   selector, which is how the agent's single-object watches ask (src/backend/kubevirt/informer.ts).
  */
+import { eventsConfigMapName } from '../events/kube.js';
 import { mediaDataVolumeName } from '../kube/names.js';
 import type { KubeObject } from '../kube/types.js';
 
@@ -65,6 +67,12 @@ export function agentRoleRules(vmName: string, drives: readonly string[]): Polic
     },
     // serial console (a websocket GET)
     { apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachineinstances/console'], resourceNames: vm, verbs: ['get'] },
+    // Redfish event subscriptions survive restarts in one ConfigMap (src/events/kube.ts): read and rewrite it by name
+    { apiGroups: [''], resources: ['configmaps'], resourceNames: [eventsConfigMapName(vmName)], verbs: ['get', 'update'] },
+    // ... created on the first subscription: create cannot be limited by name (RBAC), see docs/kubevirt.md
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+    // Kubernetes Events on the VM (src/events/kube.ts): new ones, and count/lastTimestamp of repeats; their names are generated
+    { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
   ];
   const dvs = mediaDataVolumeNames(vmName, drives);
   if (dvs.length > 0) {

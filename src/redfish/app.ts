@@ -9,6 +9,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import bodyParser from 'koa-bodyparser';
+import { countSessions, observeRequest } from '../agent/metrics.js';
 import { newRequestId } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
 import { authenticate, authorize, hasPrivilege } from './core/auth.js';
@@ -167,6 +168,7 @@ function onlyRequested(ctx: RedfishContext): boolean {
 
 export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationHandlers[]): Koa<RedfishState> {
   const bound = bindHandlers(modules);
+  countSessions(deps.machine, 'redfish', () => deps.sessions.list().length);
   const app = new Koa<RedfishState>();
   app.silent = true;
 
@@ -319,6 +321,8 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       { method: ctx.method, path: ctx.path, status: ctx.status, ms: Date.now() - started, user: rctx.state.user?.username },
       'redfish request',
     );
+    // agent metrics (src/agent/metrics.ts): route by operationId, never the path
+    observeRequest(deps.machine, 'redfish', rctx.state.route?.operationId ?? 'unrouted', ctx.status, (Date.now() - started) / 1000);
   });
 
   // Dispatch through router.match(): 501 for a method no route serves, 405 with Allow (every method

@@ -11,6 +11,10 @@ import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { agentRoleRules, cdromDrives, type PolicyRule } from '../../src/controller/agent-rbac.js';
 import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
 import { isBackendError, type Machine } from '../../src/backend/types.js';
+import { KubeClient } from '../../src/kube/client.js';
+import { nullLogger } from '../../src/common/logger.js';
+import { ConfigMapPersistence, KubeEventRecorder, eventsConfigMapName } from '../../src/events/kube.js';
+import { SubscriptionManager } from '../../src/events/subscriptions.js';
 import { captureLogger, emulatorPerTest, newMachine, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
 
 /** The Role the controller writes for the fixture VM (named after its CD-ROM drives). */
@@ -45,12 +49,17 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
     get: () => emu,
   });
 
-  it('has no wildcards, and names its objects in every rule but `create datavolumes`', () => {
+  it('has no wildcards, and names its objects in every rule but `create datavolumes`, `create configmaps` and events', () => {
+    const unnamed = [
+      { apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+    ];
     for (const r of agentRules()) {
       expect(r.apiGroups).to.not.include('*');
       expect(r.resources).to.not.include('*');
       expect(r.verbs).to.not.include('*');
-      if (!r.resourceNames?.length) expect(r).to.deep.equal({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] });
+      if (!r.resourceNames?.length) expect(unnamed).to.deep.include(r);
     }
   });
 
@@ -112,6 +121,23 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
       await m.power('forceOff');
       await waitPower(m, 'Off');
       await m.snapshot();
+      // the agent's events (src/events/kube.ts) as the same service account: Kubernetes Events
+      // (a new one, then a repeat that patches its count) and the subscriptions ConfigMap
+      // (created, rewritten, read back)
+      const sa = new KubeClient(emu.asServiceAccount('default', 'vm1-virtbmc').makeKubeConfig(), { logger: nullLogger() });
+      const rec = new KubeEventRecorder({ client: sa, namespace: 'default', vmName: 'vm1', logger: nullLogger() });
+      rec.record('Normal', 'PoweredOff', 'Power is Off');
+      rec.record('Normal', 'PoweredOff', 'Power is Off');
+      await rec.flushed();
+      expect(rec.stats).to.deep.include({ created: 1, patched: 1, failed: 0 });
+      const persistence = () => new ConfigMapPersistence({ client: sa, namespace: 'default', name: eventsConfigMapName('vm1') });
+      const subs = new SubscriptionManager({ persistence: persistence() });
+      await subs.load();
+      await subs.create({ destination: 'http://127.0.0.1:9/', owner: 'admin', deliveryRetryPolicy: 'SuspendRetries' });
+      await subs.update('1', { context: 'again' });
+      const again = new SubscriptionManager({ persistence: persistence() });
+      await again.load();
+      expect(again.list().map((x) => x.context)).to.deep.equal(['again']);
     } finally {
       await images.close();
     }

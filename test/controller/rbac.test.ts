@@ -121,11 +121,12 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
   });
 
   describe('the agent Role (pure)', () => {
-    it('names the VM, the VMI and one media DataVolume per CD-ROM drive; only `create datavolumes` is unnamed', () => {
+    it('names the VM, the VMI and one media DataVolume per CD-ROM drive; only `create datavolumes` and the events grants are unnamed', () => {
       const vm = vmWithDrives('vm-a', ['cd1', 'cd0']);
       expect(cdromDrives(vm)).to.deep.equal(['cd0', 'cd1']);
       const rules = agentRoleRules('vm-a', cdromDrives(vm));
-      expect(unnamedGrants(rules)).to.deep.equal(['create cdi.kubevirt.io/datavolumes']);
+      // plus the agent's events: its subscriptions ConfigMap is created on first use, Kubernetes Events have generated names
+      expect(unnamedGrants(rules)).to.deep.equal(['create /configmaps', 'create /events', 'patch /events', 'create cdi.kubevirt.io/datavolumes'].sort());
       const named = (res: string) => rules.filter((r) => r.resources.includes(res)).flatMap((r) => r.resourceNames ?? []);
       expect(named('virtualmachines')).to.deep.equal(['vm-a']);
       expect(named('virtualmachineinstances')).to.deep.equal(['vm-a']);
@@ -140,7 +141,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
     it('a VM without CD-ROM drives (or not found) gets no DataVolume rule at all (an empty resourceNames would mean every name)', () => {
       for (const rules of [agentRoleRules('vm-a', cdromDrives(vmWithDrives('vm-a', []))), agentRoleRules('vm-a', cdromDrives(undefined))]) {
         expect(rules.some((r) => r.apiGroups.includes('cdi.kubevirt.io'))).to.equal(false);
-        expect(unnamedGrants(rules)).to.deep.equal([]);
+        expect(unnamedGrants(rules)).to.deep.equal(['create /configmaps', 'create /events', 'patch /events']);
       }
     });
   });

@@ -4,6 +4,7 @@
  * builds the reply datagram. No sockets here: server.ts owns the socket.
  * Every malformed, unauthenticated or replayed datagram yields `undefined` (nothing sent).
  */
+import { countSessions, instrumentIpmiCommands } from '../../agent/metrics.js';
 import { isBackendError } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import {
@@ -128,7 +129,10 @@ export class IpmiEngine {
       if (table.has(key)) throw new Error(`IPMI command ${c.netFn.toString(16)}/${c.cmd.toString(16)} is a session-layer command`);
       table.set(key, c);
     }
+    // agent metrics (src/agent/metrics.ts): every answer by command and completion code
+    instrumentIpmiCommands(table, this.ctx.machine);
     this.table = table;
+    countSessions(this.ctx.machine, 'ipmi', () => this.ctx.table.active().length);
   }
 
   /** Expire idle sessions and stale handshakes. */

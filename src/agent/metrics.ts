@@ -1,0 +1,273 @@
+/**
+ * Prometheus metrics of the agent (issue 12), in their own registry: requests by protocol,
+ * operation and status with latency histograms, active IPMI/Redfish sessions, failed logins,
+ * backend call latency and errors, event deliveries and failures, SSE clients, events by registry.
+ *
+ * The protocol layers reach the metrics through the machine (metricsOf), like the event hub, so
+ * each needs one call: the Redfish app (observeRequest per response, the session count), the IPMI
+ * engine (instrumentIpmiCommands over its command table). Served on a listener of its own
+ * (startMetricsServer): off unless --metrics-port is given, 127.0.0.1 unless --metrics-address
+ * says otherwise. Labels never carry user input beyond the route's operationId or the command's
+ * name (no paths, no query strings, no user names).
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Machine } from '../backend/types.js';
+import { isBackendError } from '../backend/types.js';
+import type { AgentEvents } from '../events/index.js';
+import type { DeliveryHooks } from '../events/subscriptions.js';
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'virtbmc_requests_total',
+    help: 'Requests answered, by protocol (ipmi, redfish), operation (IPMI command name or Redfish operationId) and status (IPMI completion code or HTTP status).',
+    labelNames: ['protocol', 'operation', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: 'virtbmc_request_duration_seconds',
+    help: 'Time to answer a request, by protocol and operation.',
+    labelNames: ['protocol', 'operation'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly sessions = new Gauge({
+    name: 'virtbmc_sessions_active',
+    help: 'Open sessions by protocol.',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [proto, count] of this.sessionCounters) this.sessions.set({ protocol: proto }, count());
+    },
+  });
+  readonly loginFailures = new Counter({
+    name: 'virtbmc_login_failures_total',
+    help: 'Failed logins by protocol.',
+    labelNames: ['protocol'] as const,
+    registers: [this.registry],
+  });
+  readonly backendDuration = new Histogram({
+    name: 'virtbmc_backend_call_duration_seconds',
+    help: 'Backend (KubeVirt or simulator) call latency by call.',
+    labelNames: ['call'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly backendErrors = new Counter({
+    name: 'virtbmc_backend_errors_total',
+    help: 'Backend calls that failed, by call and error code (Unavailable, Busy, Conflict, ...).',
+    labelNames: ['call', 'code'] as const,
+    registers: [this.registry],
+  });
+  readonly events = new Counter({
+    name: 'virtbmc_events_total',
+    help: 'Events emitted by the agent, by registry prefix and severity.',
+    labelNames: ['registry', 'severity'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: 'virtbmc_event_deliveries_total',
+    help: 'Event POSTs to subscribers by result (delivered, failed, dropped: queue overflow, suspended).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveryDuration = new Histogram({
+    name: 'virtbmc_event_delivery_duration_seconds',
+    help: 'Time of a successful event POST to a subscriber.',
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  });
+  readonly sseClients = new Gauge({
+    name: 'virtbmc_sse_clients',
+    help: 'Open Redfish SSE streams.',
+    registers: [this.registry],
+    collect: () => {
+      if (this.agentEvents) this.sseClients.set(this.agentEvents.sseClients);
+    },
+  });
+  readonly subscriptions = new Gauge({
+    name: 'virtbmc_event_subscriptions',
+    help: 'Redfish event subscriptions by state (Enabled, Disabled = suspended).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      if (!this.agentEvents) return;
+      const list = this.agentEvents.subscriptions.list();
+      this.subscriptions.set({ state: 'Enabled' }, list.filter((s) => s.state === 'Enabled').length);
+      this.subscriptions.set({ state: 'Disabled' }, list.filter((s) => s.state === 'Disabled').length);
+    },
+  });
+  private readonly sessionCounters = new Map<string, () => number>();
+  private agentEvents: AgentEvents | undefined;
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    if (opts.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'virtbmc_agent_' });
+  }
+
+  /** Hooks for the subscription manager (src/events/subscriptions.ts). */
+  deliveryHooks(): DeliveryHooks {
+    return {
+      delivered: (_s, n, ms) => {
+        this.deliveries.inc({ result: 'delivered' }, n);
+        this.deliveryDuration.observe(ms / 1000);
+      },
+      failed: () => this.deliveries.inc({ result: 'failed' }),
+      dropped: (_s, n) => this.deliveries.inc({ result: 'dropped' }, n),
+      suspended: () => this.deliveries.inc({ result: 'suspended' }),
+    };
+  }
+
+  /** Count events and failed logins, and read the SSE/subscription gauges from `ev`. */
+  watchEvents(ev: AgentEvents): void {
+    this.agentEvents = ev;
+    const off = ev.hub.on((e) => {
+      this.events.inc({ registry: e.registryPrefix, severity: e.severity });
+      if (e.kind === 'loginFailed') this.loginFailures.inc({ protocol: e.source ?? 'unknown' });
+    });
+    ev.hub.addCloser(off);
+  }
+
+  setSessionCounter(protocol: string, count: () => number): void {
+    this.sessionCounters.set(protocol, count);
+  }
+
+  observe(protocol: string, operation: string, status: string, seconds: number): void {
+    this.requests.inc({ protocol, operation, status });
+    this.requestDuration.observe({ protocol, operation }, seconds);
+  }
+}
+
+const byMachine = new WeakMap<object, AgentMetrics>();
+
+export function attachMetrics(machine: object, metrics: AgentMetrics): void {
+  byMachine.set(machine, metrics);
+}
+
+export function metricsOf(machine: object): AgentMetrics | undefined {
+  return byMachine.get(machine);
+}
+
+/** One Redfish response (called by the app for every request). */
+export function observeRequest(machine: object, protocol: 'redfish' | 'ipmi', operation: string, status: number | string, seconds: number): void {
+  byMachine.get(machine)?.observe(protocol, operation, String(status), seconds);
+}
+
+/** Count a protocol's open sessions at scrape time. */
+export function countSessions(machine: object, protocol: 'redfish' | 'ipmi', count: () => number): void {
+  byMachine.get(machine)?.setSessionCounter(protocol, count);
+}
+
+interface MeteredSpec {
+  name: string;
+  handler: (ctx: never) => unknown;
+}
+
+/**
+ * Wrap every handler of an IPMI command table so each answer is counted with its completion code
+ * and latency (the engine calls this once over its table). No metrics attached: unchanged.
+ */
+export function instrumentIpmiCommands<S extends MeteredSpec>(table: Map<number, S>, machine: object): void {
+  const m = byMachine.get(machine);
+  if (!m) return;
+  for (const [key, spec] of table) {
+    const inner = spec.handler as (ctx: unknown) => unknown;
+    const done = (started: bigint, cc: number): void => m.observe('ipmi', spec.name, `0x${(cc & 0xff).toString(16).padStart(2, '0')}`, Number(process.hrtime.bigint() - started) / 1e9);
+    const handler = (ctx: unknown): unknown => {
+      const started = process.hrtime.bigint();
+      let r: unknown;
+      try {
+        r = inner(ctx);
+      } catch (e) {
+        done(started, 0xff);
+        throw e;
+      }
+      if (r && typeof (r as PromiseLike<unknown>).then === 'function') {
+        return Promise.resolve(r).then(
+          (v) => {
+            done(started, (v as { cc?: number } | undefined)?.cc ?? 0);
+            return v;
+          },
+          (e: unknown) => {
+            done(started, 0xff);
+            throw e;
+          },
+        );
+      }
+      done(started, (r as { cc?: number } | undefined)?.cc ?? 0);
+      return r;
+    };
+    table.set(key, { ...spec, handler } as S);
+  }
+}
+
+const MACHINE_CALLS = new Set(['snapshot', 'getPowerState', 'power', 'getBootOverride', 'setBootOverride', 'getSystemInfo', 'listMedia', 'insertMedia', 'ejectMedia']);
+
+/**
+ * The machine with every backend call timed (latency histogram, errors by BackendError code). A
+ * Proxy: everything else (on, close, openConsole, backend-specific members) passes through,
+ * bound to the real machine.
+ */
+export function instrumentMachine(machine: Machine, m: AgentMetrics): Machine {
+  return new Proxy(machine, {
+    get(target, prop, _receiver) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (typeof v !== 'function') return v;
+      const fn = v as (...a: unknown[]) => unknown;
+      if (typeof prop !== 'string' || !MACHINE_CALLS.has(prop)) return fn.bind(target);
+      return async (...args: unknown[]) => {
+        const started = process.hrtime.bigint();
+        try {
+          return await fn.apply(target, args);
+        } catch (e) {
+          m.backendErrors.inc({ call: prop, code: isBackendError(e) ? e.code : 'Internal' });
+          throw e;
+        } finally {
+          m.backendDuration.observe({ call: prop }, Number(process.hrtime.bigint() - started) / 1e9);
+        }
+      };
+    },
+  });
+}
+
+export interface MetricsServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serve GET /metrics (Prometheus text format) on `address:port`. */
+export async function startMetricsServer(metrics: AgentMetrics, address: string, port: number): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(path === '/metrics' ? 405 : 404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    metrics.registry
+      .metrics()
+      .then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text))
+      .catch(() => res.writeHead(500).end());
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const a = server.address() as AddressInfo;
+  const host = a.address.includes(':') ? `[${a.address}]` : a.address;
+  return {
+    url: `http://${host}:${a.port}/metrics`,
+    port: a.port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
