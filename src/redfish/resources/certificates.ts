@@ -10,7 +10,7 @@ import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 import { CertificateError, privateKeyPem, type TlsCertificate } from '../tls-certificate.js';
-import { MANAGER, MANAGER_ID, actionBody, link, requireId, type Annotated, type Schemas } from './systems.js';
+import { MANAGER, MANAGER_ID, actionBody, link, requireId, type Annotated, type Schemas } from '../core/resource.js';
 
 export const CERTIFICATE_SERVICE = '/redfish/v1/CertificateService';
 const LOCATIONS = `${CERTIFICATE_SERVICE}/CertificateLocations`;

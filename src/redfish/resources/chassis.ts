@@ -17,7 +17,7 @@ import {
   requireId,
   type Annotated,
   type Schemas,
-} from './systems.js';
+} from '../core/resource.js';
 
 export const handlers: OperationHandlers = {
   listChassis: async (ctx) => {

@@ -12,7 +12,7 @@ import { RedfishError, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
-import { CHASSIS, CHASSIS_ID, SYSTEM, SYSTEM_ID, backend, link, propertyPaths, requireId, status, type Annotated, type Schemas } from './systems.js';
+import { CHASSIS, CHASSIS_ID, SYSTEM, SYSTEM_ID, backend, link, propertyPaths, requireId, status, type Annotated, type Schemas } from '../core/resource.js';
 
 export const PROCESSORS = `${SYSTEM}/Processors`;
 export const MEMORY = `${SYSTEM}/Memory`;

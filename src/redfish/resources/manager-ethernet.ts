@@ -7,7 +7,7 @@ import { NetworkModel, type NetworkInfo } from '../../agent/network.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
-import { CHASSIS, MANAGER, MANAGER_ID, requireId, status, type Annotated, type Schemas } from './systems.js';
+import { CHASSIS, MANAGER, MANAGER_ID, requireId, status, type Annotated, type Schemas } from '../core/resource.js';
 
 export const MANAGER_NIC_ID = 'eth0';
 const BASE = `${MANAGER}/EthernetInterfaces`;

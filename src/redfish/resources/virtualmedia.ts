@@ -22,7 +22,7 @@ import { validatePatch } from '../core/patch.js';
 import { taskStoreOf, type Task } from '../core/tasks.js';
 import type { OperationHandlers, RedfishContext, RedfishHandler } from '../core/types.js';
 import { errorResult, seesFullUrls, sendAccepted, startTask } from './tasks.js';
-import { MANAGER, MANAGER_ID, SYSTEM, SYSTEM_ID, actionBody, backend, propertyPaths, requireId, type Annotated, type Schemas } from './systems.js';
+import { MANAGER, MANAGER_ID, SYSTEM, SYSTEM_ID, actionBody, backend, propertyPaths, requireId, type Annotated, type Schemas } from '../core/resource.js';
 
 const KIND_INFO: Record<MediaSlot['kind'], { name: string; mediaTypes: Schemas['VirtualMedia_v1_6_5_MediaType'][] }> = {
   cd: { name: 'Virtual CD', mediaTypes: ['CD', 'DVD'] },
