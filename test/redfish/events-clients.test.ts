@@ -9,8 +9,12 @@ import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { havePythonModule, requireClient } from '../helpers/clients.js';
 import { run } from '../helpers/exec.js';
 
-const TACKLEBOX = process.env.TACKLEBOX_DIR ?? '/tmp/h4rf/Redfish-Tacklebox';
-const TACKLEBOX_PY = process.env.TACKLEBOX_PYTHONPATH ?? '/tmp/h4rf/pydeps';
+// DMTF Tacklebox is not packaged (not in Debian; CI cannot fetch GitHub): this is a development
+// check that runs when a checkout is named (TACKLEBOX_DIR, TACKLEBOX_PYTHONPATH; see
+// ../shared/conformance.md). The same request sequence runs in every CI run through sushy above.
+const TACKLEBOX = process.env.TACKLEBOX_DIR;
+const TACKLEBOX_PY = process.env.TACKLEBOX_PYTHONPATH ?? '';
+const devIt = TACKLEBOX ? it : it.skip;
 
 describe('EventService with sushy and Tacklebox', function () {
   let t: TestAgent;
@@ -40,9 +44,9 @@ print('members', ','.join(s.members_identities))
     expect(t.agent.events.subscriptions.get('1')).to.deep.include({ destination: 'http://127.0.0.1:9/sushy', context: 'sushy' });
   });
 
-  it('Tacklebox rf_event_service.py info, subscribe and unsubscribe', async function () {
-    const script = `${TACKLEBOX}/scripts/rf_event_service.py`;
-    requireClient(this, existsSync(script), 'DMTF Redfish-Tacklebox (TACKLEBOX_DIR)');
+  devIt('Tacklebox rf_event_service.py info, subscribe and unsubscribe (development check: TACKLEBOX_DIR)', async function () {
+    const script = `${TACKLEBOX ?? ''}/scripts/rf_event_service.py`;
+    expect(existsSync(script), script).to.equal(true);
     const tb = (...args: string[]) =>
       run('env', [`PYTHONPATH=${TACKLEBOX_PY}`, '/usr/bin/python3', script, '-u', ADMIN.username, '-p', ADMIN.password, '-r', t.redfishUrl, ...args]);
     const info = await tb('info');

@@ -6,7 +6,6 @@
  */
 import http from 'node:http';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { expect } from 'chai';
 import { ADMIN, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { haveCommand, havePythonModule, requireClient } from '../helpers/clients.js';
@@ -197,11 +196,12 @@ describe('Redfish SSE stream', function () {
     }
   });
 
-  it('python3 sseclient (over requests) sees the events, resumes with Last-Event-ID and honours the filter', async function () {
-    const pydeps = process.env.SSECLIENT_PYTHONPATH ?? (existsSync('/tmp/h4rf/pydeps/sseclient') ? '/tmp/h4rf/pydeps' : '');
-    const env = { ...process.env, ...(pydeps ? { PYTHONPATH: pydeps } : {}) };
-    const have = pydeps !== '' || havePythonModule('sseclient');
-    requireClient(this, have && havePythonModule('requests'), 'python3 sseclient (mpetazzoni sseclient-py)');
+  // sseclient-py is not packaged in Debian and PyPI is out of reach: a development check that runs when
+  // its checkout is named (SSECLIENT_PYTHONPATH); curl -N above is the SSE client of every CI run
+  (process.env.SSECLIENT_PYTHONPATH ? it : it.skip)('python3 sseclient (over requests) sees the events, resumes with Last-Event-ID and honours the filter (development check: SSECLIENT_PYTHONPATH)', async function () {
+    const pydeps = process.env.SSECLIENT_PYTHONPATH ?? '';
+    const env = { ...process.env, PYTHONPATH: pydeps };
+    requireClient(this, havePythonModule('requests'), 'python3-requests');
     await t.sim.power('on');
     const last = t.agent.events.hub.lastId();
     const script = `
