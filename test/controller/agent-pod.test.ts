@@ -6,7 +6,7 @@ import { getDeployment, secretObj, startEnv, vmObj, vmbmcObj, waitReady, NS } fr
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
-type Container = { args: string[]; env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }> };
+type Container = { args: string[]; env: Array<{ name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string }; fieldRef?: { fieldPath: string } } }> };
 
 /**
  * The pod the controller describes really runs: the agent command line and environment from the
@@ -30,7 +30,13 @@ describe('the agent Deployment the controller generates', function () {
       const secret = emu.get('v1', 'Secret', NS, 'creds')!.data as Record<string, string>;
       const podEnv: Record<string, string> = {};
       for (const e of c.env) {
-        podEnv[e.name] = e.value ?? Buffer.from(secret[e.valueFrom!.secretKeyRef.key]!, 'base64').toString('utf8');
+        // what the kubelet fills in: Secret keys, and the downward API (the pod's IP: loopback here)
+        const ref = e.valueFrom?.secretKeyRef;
+        const field = e.valueFrom?.fieldRef?.fieldPath;
+        if (e.value !== undefined) podEnv[e.name] = e.value;
+        else if (ref) podEnv[e.name] = Buffer.from(secret[ref.key]!, 'base64').toString('utf8');
+        else if (field === 'status.podIP') podEnv[e.name] = '127.0.0.1';
+        else throw new Error(`unexpected env source of ${e.name}`);
       }
       const loopback: Record<string, string> = { '--address': '127.0.0.1', '--ipmi-port': '0', '--redfish-port': '0' };
       const args = c.args.map((a, i) => loopback[c.args[i - 1] ?? ''] ?? a);
