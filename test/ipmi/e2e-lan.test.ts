@@ -114,6 +114,18 @@ describe('IPMI network, session, watchdog and POH with real clients @e2e', funct
       expect((await ipmitool('mc watchdog get')).out).to.match(/Watchdog Timer Is:\s*Stopped/);
     });
 
+    it('mc getenables, mc getsysinfo system_name and sol payload status answer instead of C1', async () => {
+      let r = await ipmitool('mc getenables');
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out).to.match(/System Event Logging\s*:\s*enabled/);
+      r = await ipmitool('mc getsysinfo system_name');
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out.trim()).to.equal((await sim.getSystemInfo()).name);
+      r = await ipmitool('sol payload status 1 2');
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out).to.match(/User 2 on channel 1 is enabled/);
+    });
+
     it('chassis poh answers (hours from the VM being on)', async () => {
       const r = await ipmitool('chassis poh');
       expect(r.code, r.out).to.equal(0);

@@ -210,6 +210,48 @@ describe('IPMI LAN configuration, watchdog and POH', () => {
     });
   });
 
+  describe('global enables, system info, user payload access', () => {
+    it('Get BMC Global Enables: system event logging only; Set accepts no change only', async () => {
+      expect(hex(await call(sim, 0x06, 0x2f))).to.equal('08');
+      expect((await call(sim, 0x06, 0x2e, [0x08])).cc).to.equal(0);
+      expect((await call(sim, 0x06, 0x2e, [0x0f])).cc).to.equal(CC.INVALID_DATA_FIELD);
+      expect(hex(await call(sim, 0x06, 0x2f))).to.equal('08');
+    });
+
+    it('Get System Info: system name and firmware version from the VM in 14/16-byte blocks; Set is read-only', async () => {
+      const info = await sim.getSystemInfo();
+      const name = Buffer.from(info.name, 'latin1');
+      const r = await call(sim, 0x06, 0x59, [0, 2, 0, 0]);
+      expect(r.cc).to.equal(0);
+      expect(r.data![0]).to.equal(0x11);
+      expect(r.data![1]).to.equal(0); // set selector
+      expect(r.data![2]).to.equal(0); // ASCII
+      expect(r.data![3]).to.equal(name.length);
+      expect(r.data!.subarray(4, 4 + name.length).toString('latin1')).to.equal(info.name);
+      expect(r.data!.length).to.equal(18);
+      expect((await call(sim, 0x06, 0x59, [0, 2, 1, 0])).cc).to.equal(CC.PARAMETER_OUT_OF_RANGE);
+      expect((await call(sim, 0x06, 0x59, [0, 0x20, 0, 0])).cc).to.equal(0x80);
+      expect((await call(sim, 0x06, 0x58, [2, 0, 0, 3, 0x61, 0x62, 0x63])).cc).to.equal(0x82);
+    });
+
+    it('Get User Payload Access: SOL for configured users, nothing for empty ids', async () => {
+      const withUsers = async (uid: number) => {
+        const spec = table.get(commandKey(0x06, 0x4d))!;
+        return spec.handler({
+          req: { netFn: 0x06, cmd: 0x4d, lun: 0, data: Buffer.from([1, uid]) },
+          session: SESSION,
+          machine: sim,
+          users: [{ username: 'admin', password: 'password', role: 'Administrator' }],
+          logger: nullLogger(),
+          channel: 1,
+        });
+      };
+      expect(hex(await withUsers(2))).to.equal('02000000');
+      expect(hex(await withUsers(3))).to.equal('00000000');
+      expect((await withUsers(0)).cc).to.equal(CC.INVALID_DATA_FIELD);
+    });
+  });
+
   describe('Get POH Counter', () => {
     let clock: sinon.SinonFakeTimers;
     beforeEach(() => {

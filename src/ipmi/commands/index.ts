@@ -5,6 +5,7 @@
  */
 import type { CommandSpec } from '../types.js';
 import { appCommands } from './app.js';
+import { bmcInfoCommands } from './bmc-info.js';
 import { chassisCommands } from './chassis.js';
 import { groupExtCommands } from './group-ext.js';
 import { lanCommands, type LanOptions } from './lan.js';
@@ -33,6 +34,7 @@ export function buildCommandTable(opts: { sol?: SolManager; lan?: LanOptions } =
     ...lanCommands(opts.lan),
     ...watchdogCommands(),
     ...pohCommands(),
+    ...bmcInfoCommands(),
   ]) {
     const key = commandKey(c.netFn, c.cmd);
     if (table.has(key)) throw new Error(`duplicate IPMI command ${c.netFn.toString(16)}/${c.cmd.toString(16)}`);
