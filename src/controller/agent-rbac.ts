@@ -12,8 +12,7 @@
  * - nothing else is needed unnamed: list/watch carry the name through a `metadata.name` field
  *   selector, which is how the agent's single-object watches ask (src/backend/kubevirt/informer.ts).
  */
-import { eventsConfigMapName } from '../events/kube.js';
-import { mediaDataVolumeName } from '../kube/names.js';
+import { eventsConfigMapName, mediaDataVolumeName } from '../kube/names.js';
 import type { KubeObject } from '../kube/types.js';
 
 export interface PolicyRule {

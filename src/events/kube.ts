@@ -27,7 +27,6 @@ import type { BmcEvent, EventHub } from './hub.js';
 import type { SubscriptionPersistence, SubscriptionRecord } from './subscriptions.js';
 
 export const COMPONENT = 'virtbmc';
-const MAX_DNS_LABEL = 63;
 const AGGREGATE_MAX = 10;
 const AGGREGATE_WINDOW_MS = 10 * 60_000;
 const SPAM_BURST = 25;
@@ -35,11 +34,8 @@ const SPAM_REFILL_MS = 5 * 60_000;
 const CACHE_SIZE = 4096;
 const MAX_QUEUE = 256;
 
-/** The ConfigMap holding a VM's Redfish subscriptions: `<vm>-virtbmc-events` (the Role names it). */
-export function eventsConfigMapName(vmName: string): string {
-  const suffix = '-virtbmc-events';
-  return `${vmName.slice(0, MAX_DNS_LABEL - suffix.length).replace(/[-.]+$/, '')}${suffix}`;
-}
+/** The ConfigMap holding a VM's Redfish subscriptions (src/kube/names.ts: the controller's Role names it too). */
+export { eventsConfigMapName } from '../kube/names.js';
 
 type Client = Pick<KubeClient, 'create' | 'mergePatch' | 'get'>;
 

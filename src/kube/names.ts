@@ -21,3 +21,9 @@ export function mediaDataVolumeName(vmName: string, driveName: string): string {
   const drivePart = driveName.slice(0, Math.max(1, room - vmPart.length)).replace(/[-.]+$/, '');
   return `${vmPart}-vmedia-${drivePart}-${hash}`.slice(0, MAX_DNS_LABEL);
 }
+
+/** The ConfigMap holding a VM's Redfish event subscriptions: `<vm>-virtbmc-events`. */
+export function eventsConfigMapName(vmName: string): string {
+  const suffix = '-virtbmc-events';
+  return `${vmName.slice(0, MAX_DNS_LABEL - suffix.length).replace(/[-.]+$/, '')}${suffix}`;
+}
