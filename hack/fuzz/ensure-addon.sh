@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure Jazzer.js's native addon loads on this machine. The npm prebuild needs glibc 2.38 /
-# GCC 13; when it does not load, build it from hack/fuzz/jazzer-addon (see its README) against
-# Debian's libFuzzer and install it in place of the prebuild. Idempotent; quiet when all is well.
+# GCC 13; when it does not load, build it from the Jazzer.js v4.0.0 addon sources that JAZZER_SRC
+# names (its packages/fuzzer folder: the project does not ship another project's code) with the
+# shim in hack/fuzz/jazzer-addon against Debian's libFuzzer, and install it in place of the
+# prebuild. Idempotent; quiet when all is well.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "${ROOT}"
@@ -29,13 +31,19 @@ if [[ ! -f "${LIBFUZZER}" || ! -f "${NODE_INC}/node_api.h" ]] || ! command -v g+
   [[ -f "${NODE_INC}/node_api.h" ]] || ${SUDO} apt-get install -y -qq libnode-dev >/dev/null
   [[ -f "${NODE_INC}/node_api.h" ]] || NODE_INC=/usr/include/node
 fi
-SRC=hack/fuzz/jazzer-addon
+SHIM=hack/fuzz/jazzer-addon/shim
+SRC="${JAZZER_SRC:-}"
+if [[ -z "${SRC}" || ! -f "${SRC}/addon.cpp" ]]; then
+  echo "ensure-addon: the Jazzer.js prebuild does not load here (it needs glibc 2.38); set JAZZER_SRC to the" >&2
+  echo "  packages/fuzzer folder of a Jazzer.js v4.0.0 checkout to build it (see hack/fuzz/jazzer-addon/README.md)" >&2
+  exit 1
+fi
 OUT="$(mktemp -d)"
 trap 'rm -rf "${OUT}"' EXIT
 echo "ensure-addon: building the Jazzer.js addon against libFuzzer ${LLVM}" >&2
 g++ -std=c++17 -O2 -fPIC -shared -fexceptions -DNAPI_VERSION=4 -DNAPI_CPP_EXCEPTIONS \
-  -I"${NODE_INC}" -Inode_modules/node-addon-api -I"${SRC}/shim" -I"${SRC}/src" \
-  "${SRC}"/src/*.cpp "${SRC}"/src/shared/*.cpp "${SRC}"/shim/*.cpp \
+  -I"${NODE_INC}" -Inode_modules/node-addon-api -I"${SHIM}" -I"${SRC}" \
+  "${SRC}"/*.cpp "${SRC}"/shared/*.cpp "${SHIM}"/*.cpp \
   -Wl,--whole-archive "${LIBFUZZER}" -Wl,--no-whole-archive -lpthread \
   -o "${OUT}/fuzzer-linux-x64.node"
 mkdir -p "${ADDON_DIR}"
