@@ -128,6 +128,9 @@ describe('kubevirt backend: inventory', function () {
     const sys = await get('/redfish/v1/Systems/1');
     expect(sys.ProcessorSummary).to.deep.include({ Count: 2, CoreCount: 4, LogicalProcessorCount: 8, Model: 'Skylake-Server' });
     expect(sys).to.include({ SKU: 'gold-8c', PartNumber: 'PN-1234' });
+    // KubeVirt reports no firmware build: BiosVersion and the firmware inventory's Version are null (unknown)
+    expect(sys.BiosVersion).to.equal(null);
+    expect((await get('/redfish/v1/UpdateService/FirmwareInventory/SystemFirmware')).Version).to.equal(null);
     expect((await get('/redfish/v1/Systems/1/Processors'))['Members@odata.count']).to.equal(2);
     const data = await get('/redfish/v1/Systems/1/Storage/1/Drives/data');
     expect(data).to.include({ CapacityBytes: 40 * 2 ** 30, Protocol: 'SATA', SerialNumber: 'DATA-0001' });

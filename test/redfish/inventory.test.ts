@@ -150,6 +150,9 @@ describe('Redfish inventory (simulator)', () => {
     const nic = (await get(t, '/redfish/v1/Systems/1/EthernetInterfaces/default')).body;
     expect(nic.IPv4Addresses).to.deep.equal([{ Address: '10.0.2.15', SubnetMask: '255.255.255.0' }]);
     expect(nic.IPv6Addresses).to.deep.equal([{ Address: 'fd00::15' }]);
+    // unknown to the platform: null / empty, never made up
+    expect(nic).to.include({ SpeedMbps: null, FQDN: null, HostName: null });
+    expect(nic.NameServers).to.deep.equal([]);
     expect(nic.LinkStatus).to.equal('LinkDown'); // off: the link follows the power state
     const adapters = (await get(t, '/redfish/v1/Chassis/1/NetworkAdapters')).body;
     expect(adapters.Members).to.deep.equal([{ '@odata.id': '/redfish/v1/Chassis/1/NetworkAdapters/default' }]);

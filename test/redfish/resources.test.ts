@@ -737,7 +737,7 @@ describe('Redfish resources: managers', function () {
             .on('error', reject);
         });
         const np = JSON.parse(body) as Record<string, unknown>;
-        expect(np.HTTPS).to.deep.equal({ ProtocolEnabled: true, Port: s.redfishPort });
+        expect(np.HTTPS).to.deep.equal({ ProtocolEnabled: true, Port: s.redfishPort, Certificates: { '@odata.id': '/redfish/v1/Managers/BMC/NetworkProtocol/HTTPS/Certificates' } });
         expect(np.HTTP).to.deep.include({ ProtocolEnabled: false });
       } finally {
         await s.close();

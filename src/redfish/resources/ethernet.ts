@@ -30,9 +30,13 @@ function interfaceBody(nic: NetworkInterface, snap: MachineSnapshot): Record<str
     LinkStatus: running && nic.linkUp !== false ? 'LinkUp' : 'LinkDown',
     Status: status(),
   };
-  if (nic.speedMbps !== undefined) body.SpeedMbps = nic.speedMbps;
-  const v4 = (nic.ipv4Addresses ?? []).map(ipv4Address).filter((a) => a !== undefined);
-  if (v4.length > 0) body.IPv4Addresses = v4;
+  // what the guest does not tell the platform is null (unknown), not made up: KubeVirt reports no link
+  // speed, the guest's resolver or FQDN; the host name only when the guest agent reports one
+  body.SpeedMbps = nic.speedMbps ?? null;
+  body.HostName = snap.info.guestOs?.hostName ?? null;
+  body.FQDN = null;
+  body.NameServers = [];
+  body.IPv4Addresses = (nic.ipv4Addresses ?? []).map(ipv4Address).filter((a) => a !== undefined);
   const v6 = (nic.ipv6Addresses ?? []).map(ipv6Address).filter((a) => a !== undefined);
   if (v6.length > 0) body.IPv6Addresses = v6;
   return body;

@@ -135,7 +135,9 @@ function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
     HostName: net.hostName,
     ...(net.fqdn ? { FQDN: net.fqdn } : {}),
     HTTP: tls ? { ProtocolEnabled: false, Port: null } : { ProtocolEnabled: true, Port: port },
-    HTTPS: tls ? { ProtocolEnabled: true, Port: port } : { ProtocolEnabled: false, Port: null },
+    HTTPS: tls
+      ? { ProtocolEnabled: true, Port: port, ...(ctx.state.deps.certificate ? { Certificates: { '@odata.id': `${MANAGER}/NetworkProtocol/HTTPS/Certificates` } } : {}) }
+      : { ProtocolEnabled: false, Port: null },
     // The agent passes the IPMI port only when its IPMI server runs.
     IPMI: ipmiPort !== undefined ? { ProtocolEnabled: true, Port: ipmiPort } : { ProtocolEnabled: false, Port: null },
   };

@@ -42,13 +42,15 @@ function firmwareItem(info: SystemInfo): Record<string, unknown> {
     Id: FIRMWARE_ID,
     Name: uefi ? 'UEFI firmware (OVMF)' : 'BIOS firmware (SeaBIOS)',
     Description: 'The VM firmware; it ships with the KubeVirt virt-launcher image and cannot be updated through Redfish',
+    // the firmware comes with KubeVirt (TianoCore OVMF / SeaBIOS builds in virt-launcher)
+    Manufacturer: 'KubeVirt',
     Updateable: false,
     WriteProtected: true,
     Status: status(),
     RelatedItem: [link(SYSTEM)],
   };
-  const version = info.firmware?.version ?? info.biosVersion;
-  if (version) body.Version = version;
+  // KubeVirt does not report the firmware build: null (unknown)
+  body.Version = info.firmware?.version ?? info.biosVersion ?? null;
   return body;
 }
 
