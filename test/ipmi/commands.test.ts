@@ -337,7 +337,8 @@ describe('IPMI command table', () => {
     });
 
     it('SEL is empty', async () => {
-      expect(hex(await call(sim, 0x0a, 0x40))).to.equal('51' + '0000' + '0000' + 'ffffffff' + 'ffffffff' + '02');
+      // version 51h, no entries, 16000 bytes free (Add SEL Entry is supported), no add/erase yet, Reserve supported
+      expect(hex(await call(sim, 0x0a, 0x40))).to.equal('51' + '0000' + '803e' + 'ffffffff' + 'ffffffff' + '02');
       expect((await call(sim, 0x0a, 0x43, [0, 0, 0, 0, 0, 0xff])).cc).to.equal(CC.NOT_PRESENT);
       const t = await call(sim, 0x0a, 0x48);
       expect(Math.abs(t.data!.readUInt32LE(0) - Date.now() / 1000)).to.be.lessThan(5);

@@ -35,6 +35,18 @@ const CONTRACT = [
   'patchSessionService', 'listSessions', 'createSession', 'getSession', 'deleteSession', 'getAccountService',
   'patchAccountService', 'listAccounts', 'getAccount', 'listRoles', 'getRole', 'listRegistries', 'getRegistryFile', 'getMessageRegistry',
   'getTaskService', 'listTasks', 'getTask', 'getTaskMonitor', 'deleteTaskMonitor',
+  // Manager network (issue 13)
+  'listManagerEthernetInterfaces', 'getManagerEthernetInterface',
+  // events (issue 12)
+  'getEventService', 'patchEventService', 'listEventSubscriptions', 'createEventSubscription', 'getEventSubscription',
+  'patchEventSubscription', 'deleteEventSubscription', 'submitTestEvent', 'getEventServiceSse',
+  'listManagerLogServices', 'getManagerLogService', 'listManagerLogEntries', 'getManagerLogEntry', 'clearManagerLog',
+  // inventory, certificates, update (issue 13)
+  'listSystemProcessors', 'getSystemProcessor', 'listSystemMemory', 'getSystemMemory', 'listSystemStorage',
+  'getSystemStorage', 'getSystemDrive', 'listSystemSimpleStorage', 'getSystemSimpleStorage', 'getSystemSecureBoot',
+  'patchSystemSecureBoot', 'getSystemBios', 'getUpdateService', 'listFirmwareInventory', 'getFirmwareInventory',
+  'getCertificateService', 'getCertificateLocations', 'replaceCertificate', 'listHttpsCertificates', 'getHttpsCertificate',
+  'listChassisNetworkAdapters', 'getChassisNetworkAdapter',
 ];
 
 function deps(): RedfishDeps {
