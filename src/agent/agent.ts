@@ -7,7 +7,7 @@ import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
 import { attachMetrics, instrumentMachine, startMetricsServer, type AgentMetrics, type MetricsServer } from './metrics.js';
-import { NetworkModel } from './network.js';
+import { NetworkModel } from '../common/network.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { startRedfishServer, type RedfishServerOptions } from '../redfish/server.js';
 import type { ProtocolServer, UserAccount } from './types.js';

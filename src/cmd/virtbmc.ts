@@ -9,7 +9,7 @@ import { startAgent } from '../agent/agent.js';
 import { AgentMetrics } from '../agent/metrics.js';
 import type { EventHub } from '../events/hub.js';
 import type { StartEventsOptions } from '../events/index.js';
-import { NetworkModel } from '../agent/network.js';
+import { NetworkModel } from '../common/network.js';
 import {
   ConfigError,
   IPMI_SESSION_TIMEOUT_RANGE,

@@ -143,7 +143,7 @@ export function desiredObjects(
   const env: unknown[] = [
     { name: 'BMC_USERNAME', valueFrom: { secretKeyRef: { name: secretName, key: 'username' } } },
     { name: 'BMC_PASSWORD', valueFrom: { secretKeyRef: { name: secretName, key: 'password' } } },
-    // The agent's network identity (src/agent/network.ts): its pod IP and its Service's DNS name
+    // The agent's network identity (src/common/network.ts): its pod IP and its Service's DNS name
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'VIRTBMC_FQDN', value: `${name}.${namespace}.svc.${agent.clusterDomain ?? 'cluster.local'}` },
   ];

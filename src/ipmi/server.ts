@@ -13,7 +13,7 @@ import { buildCommandTable } from './commands/index.js';
 import { uuidToGuidBytes } from './commands/app.js';
 import { trackPowerOnHours } from './commands/poh.js';
 import { stopWatchdog } from './commands/watchdog.js';
-import type { NetworkModel } from '../agent/network.js';
+import type { NetworkModel } from '../common/network.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import { IpmiEngine } from './session/engine.js';
 import { SolManager } from './sol/manager.js';

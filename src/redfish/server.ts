@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProtocolServer, ProtocolServerOptions } from '../accounts/types.js';
 import { createRedfishApp } from './app.js';
-import { NetworkModel } from '../agent/network.js';
+import { NetworkModel } from '../common/network.js';
 import { errorBody } from './core/errors.js';
 import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
 import type { Logger } from '../common/logger.js';

@@ -8,7 +8,7 @@ import {
   parseResolvConf,
   readNetwork,
   type NetworkSources,
-} from '../../src/agent/network.js';
+} from '../../src/common/network.js';
 
 const v4 = (address: string, netmask: string, mac: string, internal = false): NetworkInterfaceInfo => ({
   address,

@@ -1,5 +1,5 @@
 /** A pod's network as the agent's network model sees it: eth0 10.244.1.17/24 via 10.244.1.1, fd00::11/64. */
-import type { NetworkSources } from '../../src/agent/network.js';
+import type { NetworkSources } from '../../src/common/network.js';
 
 export const POD_MAC = '0a:58:0a:f4:01:11';
 const MAC = POD_MAC;

@@ -5,7 +5,7 @@
  * interface (eth0 10.244.1.17/24 via 10.244.1.1) so every field has a value worth checking.
  */
 import { expect } from 'chai';
-import { NetworkModel } from '../../src/agent/network.js';
+import { NetworkModel } from '../../src/common/network.js';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import sinon from 'sinon';
-import { NetworkModel, type NetworkSources } from '../../src/agent/network.js';
+import { NetworkModel, type NetworkSources } from '../../src/common/network.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import type { Machine } from '../../src/backend/types.js';
 import { nullLogger } from '../../src/common/logger.js';

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
-import { NetworkModel } from '../../src/agent/network.js';
+import { NetworkModel } from '../../src/common/network.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { buildCommandTable, commandKey } from '../../src/ipmi/commands/index.js';

@@ -1,6 +1,6 @@
 /**
  * Transport netFn (0x0C): Get / Set LAN Configuration Parameters (IPMI v2.0 §23.1–23.2, Table
- * 23-4) from the agent's network model (src/agent/network.ts).
+ * 23-4) from the agent's network model (src/common/network.ts).
  *
  * Every parameter `ipmitool lan print` reads is answered: ipmitool 1.8.19 (lib/ipmi_lanp.c
  * get_lan_param_select) turns any non-zero completion code, 0x80 included, into a failure and
@@ -13,7 +13,7 @@
  * read-only parameter" for them, and only the set-in-progress handshake (parameter 0) is writable.
  */
 import type { LockoutPolicy } from '../../accounts/lockout.js';
-import { ipv4Bytes, macBytes, systemSources, type NetworkModel } from '../../agent/network.js';
+import { ipv4Bytes, macBytes, systemSources, type NetworkModel } from '../../common/network.js';
 import { supportedSuites } from '../codec/suites.js';
 import { CC, NetFn, Privilege, type CommandContext, type CommandSpec, type IpmiResponse } from '../types.js';
 import { badLength, fail, le16, ok, spec } from './util.js';

@@ -4,7 +4,7 @@
  * generated route table (generated/redfish/routes.ts) by operationId.
  */
 import type { ParameterizedContext } from 'koa';
-import type { NetworkModel } from '../../agent/network.js';
+import type { NetworkModel } from '../../common/network.js';
 import type { Role, UserAccount } from '../../agent/types.js';
 import type { Machine } from '../../backend/types.js';
 import type { LoginLockout } from '../../accounts/lockout.js';
@@ -66,7 +66,7 @@ export interface RedfishDeps {
   ipmiPort?: number;
   /** Whether IPMI Serial-over-LAN is served right now (Manager SerialConsole); absent = not */
   serialConsole?: () => boolean;
-  /** The agent's own network identity (src/agent/network.ts), shared with IPMI's LAN configuration; absent: read from the listening socket's interface */
+  /** The agent's own network identity (src/common/network.ts), shared with IPMI's LAN configuration; absent: read from the listening socket's interface */
   network?: NetworkModel;
 }
 

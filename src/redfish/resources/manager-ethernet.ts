@@ -1,9 +1,9 @@
 /**
  * The manager's own EthernetInterfaces: the one interface the agent's listeners use, from the
- * network model IPMI's LAN configuration reads too (src/agent/network.ts). Read-only: the address
+ * network model IPMI's LAN configuration reads too (src/common/network.ts). Read-only: the address
  * belongs to the pod network. The system's (the VM's) interfaces are ethernet.ts.
  */
-import { NetworkModel, type NetworkInfo } from '../../agent/network.js';
+import { NetworkModel, type NetworkInfo } from '../../common/network.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
