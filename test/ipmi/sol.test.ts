@@ -12,7 +12,7 @@ import { nullLogger } from '../../src/common/logger.js';
 import { SolConfig } from '../../src/ipmi/sol/config.js';
 import { BmcStatus, ConsoleOp, decodeSol, encodeSol, type SolPacket } from '../../src/ipmi/sol/packet.js';
 import { SolPayload } from '../../src/ipmi/sol/payload.js';
-import { MANAGER } from '../../src/redfish/resources/systems.js';
+import { MANAGER } from '../../src/redfish/core/resource.js';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { V15Console } from './session-client.js';
 import { LossyProxy, SolClient } from './sol-client.js';

@@ -7,7 +7,7 @@ import type { MachineSnapshot, NetworkInterface } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
-import { SYSTEM, SYSTEM_ID, backend, requireId, status, type Annotated, type Schemas } from './systems.js';
+import { SYSTEM, SYSTEM_ID, backend, requireId, status, type Annotated, type Schemas } from '../core/resource.js';
 
 const BASE = `${SYSTEM}/EthernetInterfaces`;
 

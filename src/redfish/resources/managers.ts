@@ -27,7 +27,7 @@ import {
   status,
   type Annotated,
   type Schemas,
-} from './systems.js';
+} from '../core/resource.js';
 
 const MANAGER_RESET_TYPES = ['GracefulRestart', 'ForceRestart'] as const;
 

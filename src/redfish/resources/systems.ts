@@ -36,31 +36,6 @@ import {
   type Schemas,
 } from '../core/resource.js';
 
-// The shared helpers live in core/resource.ts; re-exported here so older imports keep working.
-export {
-  CHASSIS,
-  CHASSIS_COLLECTION,
-  CHASSIS_ID,
-  MANAGER,
-  MANAGERS,
-  MANAGER_ID,
-  SYSTEM,
-  SYSTEMS,
-  SYSTEM_ID,
-  actionBody,
-  actionInfo,
-  backend,
-  enumParameter,
-  link,
-  machineStatus,
-  propertyPaths,
-  redfishPowerState,
-  requireId,
-  status,
-  type Annotated,
-  type Schemas,
-} from '../core/resource.js';
-
 // ---- vocabulary mapping ----------------------------------------------------------------------
 
 

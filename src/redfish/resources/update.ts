@@ -10,7 +10,7 @@ import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers } from '../core/types.js';
 import { FIRMWARE_VERSION } from './managers.js';
-import { MANAGER, SYSTEM, backend, link, status, type Annotated, type Schemas } from './systems.js';
+import { MANAGER, SYSTEM, backend, link, status, type Annotated, type Schemas } from '../core/resource.js';
 
 export const UPDATE_SERVICE = '/redfish/v1/UpdateService';
 export const FIRMWARE_INVENTORY = `${UPDATE_SERVICE}/FirmwareInventory`;
