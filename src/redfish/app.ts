@@ -17,6 +17,7 @@ import { RedfishError, errorBody } from './core/errors.js';
 import { idempotencyOf, isAction } from './core/idempotency.js';
 import { JSON_TYPE, ODATA_VERSION, etagOf } from './core/odata.js';
 import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
+import { serveUi } from './ui.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
 /**
@@ -171,6 +172,8 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
   countSessions(deps.machine, 'redfish', () => deps.sessions.list().length);
   const app = new Koa<RedfishState>();
   app.silent = true;
+  // the web page at / and /ui/ (ui.ts); every other path is the Redfish service
+  app.use(serveUi());
 
   // Routes by path template: which methods each takes (Allow) and under which privileges.
   const byPath = new Map<string, BoundRoute[]>();

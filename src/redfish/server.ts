@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProtocolServer, ProtocolServerOptions } from '../accounts/types.js';
 import { createRedfishApp } from './app.js';
+import { attachConsoleWebSocket } from './console-ws.js';
 import { NetworkModel } from '../common/network.js';
 import { errorBody } from './core/errors.js';
 import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
@@ -132,11 +133,14 @@ export async function startRedfishServer(
   };
 
   let listener: net.Server;
+  // the browser console's websocket (console-ws.ts), on the port that serves the page
+  const consoles: { close(): void }[] = [];
   const tls = opts.tls;
   if (!tls) {
     const server = http.createServer(callback);
     server.on('connection', track);
     server.on('clientError', answerClientError(opts.logger));
+    consoles.push(attachConsoleWebSocket(server, deps));
     listener = server;
   } else {
     const secure = https.createServer({ cert: tls.cert, key: tls.key }, callback);
@@ -152,6 +156,7 @@ export async function startRedfishServer(
       res.end();
     });
     secure.on('clientError', answerClientError(opts.logger));
+    consoles.push(attachConsoleWebSocket(secure, deps));
     plain.on('clientError', answerClientError(opts.logger));
     secure.on('tlsClientError', (err) => opts.logger.debug({ err: err.message }, 'redfish TLS handshake failed'));
     listener = net.createServer({ pauseOnConnect: true }, (socket) => {
@@ -195,6 +200,7 @@ export async function startRedfishServer(
     close() {
       closing ??= new Promise<void>((resolve) => {
         listener.close(() => resolve());
+        for (const c of consoles) c.close();
         for (const s of sockets) s.destroy();
       });
       return closing;

@@ -4,6 +4,7 @@
  * configuration. The session layer hands it SOL packets and tells it when sessions end; the
  * payload commands (src/ipmi/commands/payload.ts) activate and deactivate through it.
  */
+import { consoleWriterLock, type ConsoleWriter } from '../../backend/console-writer.js';
 import type { Machine } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import { Privilege } from '../types.js';
@@ -70,7 +71,7 @@ export type ActivateResult = { cc: number; data?: Buffer };
 export class SolManager {
   readonly config: SolConfig;
   private transport: SolTransport | undefined;
-  private owner: { sessionId: number; payload: SolPayload } | undefined;
+  private owner: { sessionId: number; payload: SolPayload; writer: ConsoleWriter } | undefined;
   private readonly opts: SolManagerOptions;
 
   constructor(opts: SolManagerOptions) {
@@ -143,7 +144,10 @@ export class SolManager {
         if (this.transport && !this.transport.transmit(sessionId, buf)) this.end(sessionId, false);
       },
     });
-    this.owner = { sessionId, payload };
+    // SOL takes the console input from a browser console (src/backend/console-writer.ts)
+    const writer: ConsoleWriter = { kind: 'sol', label: `IPMI SOL session 0x${sessionId.toString(16).padStart(8, '0')}` };
+    consoleWriterLock(this.opts.machine).acquire(writer, true);
+    this.owner = { sessionId, payload, writer };
     log.info({ console: console.state }, 'SOL activated');
     const port = this.opts.port();
     const data = Buffer.alloc(12);
@@ -193,6 +197,7 @@ export class SolManager {
     const o = this.owner;
     if (!o || o.sessionId !== sessionId) return;
     this.owner = undefined;
+    consoleWriterLock(this.opts.machine).release(o.writer);
     o.payload.deactivate(notify);
     this.opts.logger.info({ sol: sessionId, ...o.payload.counters }, 'SOL deactivated');
   }

@@ -1,0 +1,238 @@
+/**
+ * The browser's serial console: a websocket endpoint on the Redfish port (and its TLS) attached to
+ * the same console stream as IPMI SOL (Machine.openConsole, src/backend/console.ts).
+ *
+ * Protocol (subprotocol `kvbmc.console.v1`, path /ui/ws/console/{ComputerSystemId}):
+ *   - the upgrade is refused (403) when an Origin header names another host than the one asked
+ *     (or http: while serving TLS); a browser always sends Origin, so another site's page cannot
+ *     attach — and it could not authenticate anyway: the token is never in a cookie or a URL;
+ *   - client → server, first message, within AUTH_TIMEOUT_MS: text `{"type":"auth","token":"<X-Auth-Token>"}`
+ *     (a Redfish session token); anything else closes with 4401;
+ *   - then binary messages are keystrokes for the guest; text messages are controls:
+ *     `{"type":"resize","cols","rows"}` (noted; a serial line has no window size),
+ *     `{"type":"break"}` (a serial break);
+ *   - server → client: binary = guest output (first the backlog); text JSON
+ *     `{"type":"hello",user,role,state,writer,holder,message}`, `{"type":"state",state}`,
+ *     `{"type":"writer",writer,holder,message}`, `{"type":"notice",message}`;
+ *   - the socket closes with 4401 when the session ends (logout, expiry), 4404 when the system has no console.
+ * Who may type: src/backend/console-writer.ts (one writer; SOL preempts; ReadOnly only watches).
+ */
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { consoleWriterLock, type ConsoleWriter } from '../backend/console-writer.js';
+import type { ConsoleStream } from '../backend/types.js';
+import { hasPrivilege } from './core/auth.js';
+import type { RedfishDeps } from './core/types.js';
+
+export const CONSOLE_WS_PREFIX = '/ui/ws/console/';
+export const CONSOLE_SUBPROTOCOL = 'kvbmc.console.v1';
+export const AUTH_TIMEOUT_MS = 10_000;
+/** How often an open console checks that its session still exists (logout closes it within this). */
+export const SESSION_CHECK_MS = 2_000;
+export const MAX_CONSOLE_CLIENTS = 16;
+const MAX_MESSAGE_BYTES = 64 * 1024;
+/** Output queued towards a slow browser before the console is held (back-pressure to the guest). */
+const HIGH_WATER = 256 * 1024;
+const LOW_WATER = 64 * 1024;
+
+export const CLOSE_UNAUTHORIZED = 4401;
+export const CLOSE_NO_CONSOLE = 4404;
+
+function refuse(socket: Duplex, status: number, reason: string): void {
+  socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}
+
+/** Whether the Origin header (when sent) is this service as the client reached it. */
+export function originAllowed(req: http.IncomingMessage, tls: boolean): boolean {
+  const origin = req.headers.origin;
+  if (origin === undefined) return true; // not a browser: no cross-site risk, the token still decides
+  let u: URL;
+  try {
+    u = new URL(origin);
+  } catch {
+    return false;
+  }
+  if (u.protocol !== (tls ? 'https:' : 'http:')) return false;
+  return u.host !== '' && u.host.toLowerCase() === (req.headers.host ?? '').toLowerCase();
+}
+
+export interface ConsoleWebSocket {
+  /** Handles an HTTP upgrade; false when the path is not the console's (the caller answers). */
+  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  readonly clients: number;
+  close(): void;
+}
+
+export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_MESSAGE_BYTES,
+    perMessageDeflate: false,
+    handleProtocols: (offered) => (offered.has(CONSOLE_SUBPROTOCOL) ? CONSOLE_SUBPROTOCOL : false),
+  });
+  const open = new Set<WebSocket>();
+  const log = deps.logger.child({ console: 'web' });
+
+  const serve = (ws: WebSocket, req: http.IncomingMessage): void => {
+    open.add(ws);
+    const send = (msg: object): void => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+    };
+    let cleanup = (): void => undefined;
+    const authTimer = setTimeout(() => ws.close(CLOSE_UNAUTHORIZED, 'authentication timeout'), AUTH_TIMEOUT_MS);
+    authTimer.unref?.();
+    ws.on('close', () => {
+      clearTimeout(authTimer);
+      open.delete(ws);
+      cleanup();
+    });
+    ws.on('error', () => ws.terminate());
+
+    ws.once('message', (first: RawData, isBinary: boolean) => {
+      clearTimeout(authTimer);
+      let token = '';
+      if (!isBinary) {
+        try {
+          const m = JSON.parse(first.toString()) as { type?: unknown; token?: unknown };
+          if (m.type === 'auth' && typeof m.token === 'string') token = m.token;
+        } catch {
+          /* not JSON: refused below */
+        }
+      }
+      const session = token ? deps.sessions.authenticate(token) : undefined;
+      const user = session ? deps.users.find((u) => u.username === session.username) : undefined;
+      if (!session || !user) {
+        send({ type: 'error', message: 'The session token is not valid; log in again.' });
+        ws.close(CLOSE_UNAUTHORIZED, 'NoValidSession');
+        return;
+      }
+      if (typeof deps.machine.openConsole !== 'function') {
+        send({ type: 'error', message: 'This system has no serial console.' });
+        ws.close(CLOSE_NO_CONSOLE, 'no console');
+        return;
+      }
+      const stream: ConsoleStream = deps.machine.openConsole();
+      const lock = consoleWriterLock(deps.machine);
+      const mayWrite = hasPrivilege(user.role, 'ConfigureComponents');
+      let writer = false;
+      const me: ConsoleWriter = {
+        kind: 'web',
+        label: `${user.username} (browser)`,
+        revoked: (by) => {
+          writer = false;
+          send({ type: 'writer', writer: false, holder: by.label, message: `${by.label} took the console input; read-only until it is released.` });
+          lock.wait(me, granted);
+        },
+      };
+      const granted = (): void => {
+        writer = true;
+        send({ type: 'writer', writer: true, holder: me.label, message: 'You have the console input.' });
+      };
+      let hello: string;
+      if (!mayWrite) hello = `Read-only: the ${user.role} role cannot type into the console.`;
+      else if (lock.acquire(me)) {
+        writer = true;
+        hello = 'You have the console input.';
+      } else {
+        hello = `${lock.holder?.label ?? 'Another client'} holds the console input; read-only until it is released.`;
+        lock.wait(me, granted);
+      }
+      log.info({ user: user.username, writer, remote: req.socket.remoteAddress }, 'browser console attached');
+      send({ type: 'hello', user: user.username, role: user.role, state: stream.state, writer, holder: lock.holder?.label ?? null, message: hello });
+      if (stream.backlog.length > 0) ws.send(stream.backlog);
+
+      // output → browser, holding the console while the browser lags
+      let held = false;
+      let drainTimer: NodeJS.Timeout | undefined;
+      const checkDrain = (): void => {
+        if (ws.bufferedAmount <= LOW_WATER || ws.readyState !== ws.OPEN) {
+          held = false;
+          drainTimer = undefined;
+          stream.hold(false);
+        } else drainTimer = setTimeout(checkDrain, 20);
+      };
+      const off = stream.on((e) => {
+        if (e.type === 'data') {
+          if (ws.readyState !== ws.OPEN) return;
+          ws.send(e.data);
+          if (!held && ws.bufferedAmount > HIGH_WATER) {
+            held = true;
+            stream.hold(true);
+            drainTimer = setTimeout(checkDrain, 20);
+          }
+        } else if (e.type === 'state') send({ type: 'state', state: e.state });
+        else if (e.type === 'drain') ws.resume();
+      });
+
+      let warned = false;
+      ws.on('message', (data: RawData, binary: boolean) => {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
+        if (!binary) {
+          let m: { type?: unknown; cols?: unknown; rows?: unknown };
+          try {
+            m = JSON.parse(buf.toString()) as typeof m;
+          } catch {
+            return send({ type: 'notice', message: 'Unrecognised control message ignored.' });
+          }
+          if (m.type === 'break' && writer) stream.sendBreak();
+          // resize: a serial line carries no window size; the guest learns it from stty/resize
+          return;
+        }
+        if (!deps.sessions.authenticate(token)) return void ws.close(CLOSE_UNAUTHORIZED, 'session ended');
+        if (!writer) {
+          if (!warned) send({ type: 'notice', message: mayWrite ? `Input ignored: ${lock.holder?.label ?? 'another client'} holds the console input.` : 'Input ignored: read-only.' });
+          warned = true;
+          return;
+        }
+        warned = false;
+        const n = stream.write(buf);
+        // the input queue is full: stop reading the browser until the console drains
+        if (n < buf.length && stream.state === 'connected') ws.pause();
+      });
+
+      const sessionCheck = setInterval(() => {
+        if (!deps.sessions.get(session.id)) ws.close(CLOSE_UNAUTHORIZED, 'session ended');
+      }, SESSION_CHECK_MS);
+      sessionCheck.unref?.();
+      cleanup = () => {
+        clearInterval(sessionCheck);
+        if (drainTimer) clearTimeout(drainTimer);
+        off();
+        lock.release(me);
+        stream.close();
+        log.info({ user: user.username }, 'browser console detached');
+      };
+    });
+  };
+
+  return {
+    handleUpgrade(req, socket, head) {
+      const path = (req.url ?? '').split('?')[0] as string;
+      if (!path.startsWith(CONSOLE_WS_PREFIX)) return false;
+      const system = decodeURIComponent(path.slice(CONSOLE_WS_PREFIX.length));
+      if (system !== deps.ids.system) return refuse(socket, 404, 'Not Found'), true;
+      if (!originAllowed(req, deps.tls)) return refuse(socket, 403, 'Forbidden'), true;
+      if (open.size >= MAX_CONSOLE_CLIENTS) return refuse(socket, 503, 'Service Unavailable'), true;
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, req));
+      return true;
+    },
+    get clients() {
+      return open.size;
+    },
+    close() {
+      for (const ws of open) ws.terminate();
+      wss.close();
+    },
+  };
+}
+
+/** Hooks the console endpoint onto an HTTP(S) server's upgrades; other upgrade paths get 404. */
+export function attachConsoleWebSocket(server: http.Server, deps: RedfishDeps): ConsoleWebSocket {
+  const c = createConsoleWebSocket(deps);
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (!c.handleUpgrade(req, socket, head)) refuse(socket, 404, 'Not Found');
+  });
+  return c;
+}
