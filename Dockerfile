@@ -24,6 +24,8 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY --from=build /src/dist ./dist
+# the web page (src/redfish/ui.ts serves it; xterm.js comes from node_modules)
+COPY ui ./ui
 # numeric uid so runAsNonRoot can verify it
 USER 65532:65532
 

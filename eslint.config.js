@@ -17,4 +17,16 @@ export default tseslint.config(
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly', URL: 'readonly' } },
   },
+  {
+    // the web page's browser modules (src/redfish/ui.ts serves them)
+    files: ['ui/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'navigator', 'sessionStorage', 'fetch', 'WebSocket', 'TextEncoder', 'TextDecoderStream',
+          'AbortController', 'AbortSignal', 'MutationObserver', 'ResizeObserver', 'CSSStyleSheet', 'HTMLElement', 'HTMLInputElement',
+          'HTMLSelectElement', 'HTMLButtonElement', 'HTMLDialogElement', 'setTimeout', 'clearTimeout', 'console', 'performance'].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
 );

@@ -20,6 +20,8 @@ command -v wrk >/dev/null || need+=(wrk)
 /usr/bin/python3 -c 'import pyghmi' 2>/dev/null || need+=(python3-pyghmi)
 /usr/bin/python3 -c 'import sushy' 2>/dev/null || need+=(python3-sushy)
 command -v kubectl >/dev/null || need+=(kubectl)
+# the web page's browser tests drive Debian's chromium with playwright-core (test/redfish/ui-browser.test.ts)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

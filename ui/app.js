@@ -164,6 +164,7 @@ async function start() {
   applyRole();
   startLive();
   seedEvents();
+  loadMedia(false).catch(() => undefined);
   route();
 }
 
