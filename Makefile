@@ -25,7 +25,7 @@ $(NODE_MODULES): package.json package-lock.json
 deps: $(NODE_MODULES) ## Install npm dependencies (npm ci)
 
 .PHONY: test-deps
-test-deps: ## Install the real clients the tests drive (ipmitool, freeipmi, pyghmi, redfishtool, sushy, wrk)
+test-deps: ## Install the real clients the tests drive (ipmitool, freeipmi, pyghmi, redfishtool, sushy, wrk, chromium)
 	bash hack/install-test-deps.sh
 
 .PHONY: build

@@ -15,6 +15,7 @@ import WebSocket from 'ws';
 import { requireClient } from '../helpers/clients.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { startImageServer, type ImageServer } from '../helpers/images.js';
+import { SolClient } from '../ipmi/sol-client.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.UI_SCREENSHOTS;
@@ -201,6 +202,28 @@ describe('web UI in headless Chromium @e2e', function () {
       await second.locator('#con-writer', { hasText: 'You have the console input' }).waitFor();
     } finally {
       await second.close();
+    }
+  });
+
+  it('lets IPMI SOL take the console input from the browser, which says so and takes it back when SOL ends', async () => {
+    await t.sim.power('on');
+    await login(page, t.redfishUrl);
+    await page.getByRole('link', { name: 'Serial console' }).click();
+    await page.locator('#con-writer', { hasText: 'You have the console input' }).waitFor();
+    const sol = new SolClient({ port: t.ipmiPort });
+    try {
+      await sol.open();
+      expect((await sol.activate()).cc).to.equal(0);
+      await page.locator('#con-writer', { hasText: /IPMI SOL session 0x[0-9a-f]{8} took the console input/ }).waitFor();
+      const before = t.sim.serialConsole.received.length;
+      await page.locator('#terminal').click();
+      await page.keyboard.type('x');
+      await page.locator('#con-writer', { hasText: 'Input ignored' }).waitFor();
+      expect(t.sim.serialConsole.received.length).to.equal(before);
+      expect((await sol.deactivate()).cc).to.equal(0);
+      await page.locator('#con-writer', { hasText: 'You have the console input' }).waitFor();
+    } finally {
+      sol.close();
     }
   });
 
