@@ -80,6 +80,7 @@ test-unit: deps ## Run only the tests that need no external client
 demo: build ## Run virtbmc on a simulated VM (IPMI :$(DEMO_IPMI_PORT)/udp, Redfish :$(DEMO_REDFISH_PORT))
 	@echo "Try:  ipmitool -I lanplus -H 127.0.0.1 -p $(DEMO_IPMI_PORT) -U admin -P $(DEMO_PASSWORD) power status"
 	@echo "      curl -s -u admin:$(DEMO_PASSWORD) http://127.0.0.1:$(DEMO_REDFISH_PORT)/redfish/v1/Systems"
+	@echo "      the web page: http://127.0.0.1:$(DEMO_REDFISH_PORT)/ (admin / $(DEMO_PASSWORD))"
 	BMC_PASSWORD="$(DEMO_PASSWORD)" node dist/src/cmd/virtbmc.js --simulate --address 127.0.0.1 \
 		--ipmi-port $(DEMO_IPMI_PORT) --redfish-port $(DEMO_REDFISH_PORT)
 
