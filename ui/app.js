@@ -290,7 +290,16 @@ function route() {
   const load = { power: renderPower, boot: renderBoot, media: () => loadMedia(true), console: openConsole, log: () => loadLog(true), accounts: loadAccounts }[page];
   if (load) Promise.resolve(load()).catch((e) => { if (!(e instanceof RedfishError && e.status === 401)) failed(e); });
 }
+// the skip link moves focus without touching the fragment (the fragment is the page route)
+document.querySelector('.skip').addEventListener('click', (ev) => {
+  ev.preventDefault();
+  const h = document.querySelector('.page:not([hidden]) h1, #login-view:not([hidden]) h1');
+  const target = /** @type {HTMLElement} */ (h || $('main'));
+  target.setAttribute('tabindex', '-1');
+  target.focus();
+});
 window.addEventListener('hashchange', () => {
+  if (!location.hash.startsWith('#/')) return;
   route();
   const h = document.querySelector('.page:not([hidden]) h1');
   if (h) {

@@ -38,6 +38,16 @@ async function axe(page: Page): Promise<{ id: string; impact: string; nodes: num
   return result;
 }
 
+/** Presses Tab (Shift+Tab when `back`) until the focused element matches `selector`; fails after 60 presses. */
+async function tabTo(page: Page, selector: string, back = false): Promise<void> {
+  const test = `document.activeElement && document.activeElement.matches(${JSON.stringify(selector)})`;
+  for (let i = 0; i < 60; i++) {
+    if (await page.evaluate(test)) return;
+    await page.keyboard.press(back ? 'Shift+Tab' : 'Tab');
+  }
+  throw new Error(`${selector} cannot be reached with the Tab key`);
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   if (!SHOTS) return;
   mkdirSync(SHOTS, { recursive: true });
@@ -245,8 +255,7 @@ describe('web UI in headless Chromium @e2e', function () {
     await page.goto(`${t.redfishUrl}/`);
     const loginViolations = await axe(page);
     // keyboard only: Tab to the fields, type, Enter
-    await page.keyboard.press('Tab'); // skip link
-    await page.locator('#login-user').focus();
+    await tabTo(page, '#login-user');
     await page.keyboard.type('admin');
     await page.keyboard.press('Tab');
     await page.keyboard.type('password');
@@ -254,9 +263,8 @@ describe('web UI in headless Chromium @e2e', function () {
     await page.locator('#app-view').waitFor({ state: 'visible' });
     const all = [...loginViolations];
     for (const name of ['Overview', 'Power', 'Boot', 'Virtual media', 'Serial console', 'Event log', 'Accounts']) {
-      // reach the link with Tab, activate with Enter
-      const link = page.getByRole('link', { name, exact: true });
-      await link.focus();
+      // reach the link with Shift+Tab (focus is on the page heading after a navigation), activate with Enter
+      await tabTo(page, `[data-nav="${{ Overview: 'overview', Power: 'power', Boot: 'boot', 'Virtual media': 'media', 'Serial console': 'console', 'Event log': 'log', Accounts: 'accounts' }[name]}"]`, true);
       await page.keyboard.press('Enter');
       await page.locator(`[data-nav][aria-current="page"]`, { hasText: name }).waitFor();
       if (name === 'Event log') {
@@ -270,14 +278,21 @@ describe('web UI in headless Chromium @e2e', function () {
       all.push(...(await axe(page)));
     }
     // a destructive power action with the keyboard: focus, Enter, the dialog, Escape cancels
-    await page.getByRole('link', { name: 'Power', exact: true }).focus();
+    await tabTo(page, '[data-nav="power"]', true);
     await page.keyboard.press('Enter');
-    await page.getByRole('button', { name: 'PowerCycle' }).focus();
+    await page.locator('[data-reset="PowerCycle"]').waitFor();
+    await tabTo(page, '[data-reset="PowerCycle"]');
     await page.keyboard.press('Enter');
     await page.locator('#confirm[open]').waitFor();
     expect(await page.evaluate('document.activeElement.id')).to.equal('confirm-cancel');
     await page.keyboard.press('Escape');
     await page.locator('#confirm:not([open])').waitFor({ state: 'attached' });
+    // the skip link moves focus to the page heading and keeps the page
+    await page.keyboard.press('Escape');
+    await tabTo(page, '.skip', true);
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate('document.activeElement.id')).to.equal('power-title');
+    expect(await page.locator('#page-power').isVisible()).to.equal(true);
     const serious = all.filter((v) => v.impact === 'serious' || v.impact === 'critical');
     expect(serious, JSON.stringify(serious)).to.deep.equal([]);
   });
