@@ -175,6 +175,10 @@ describe('web UI in headless Chromium @e2e', function () {
 
   it('opens the console: boot output, typed text echoed; ReadOnly only watches; a second browser waits for the input', async () => {
     await t.sim.power('forceOff');
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
     await login(page, t.redfishUrl);
     await page.getByRole('link', { name: 'Serial console' }).click();
     await page.locator('#con-state[data-state="offline"]').waitFor();
@@ -189,6 +193,7 @@ describe('web UI in headless Chromium @e2e', function () {
     // xterm's theme reaches the page through constructed sheets (the CSP refuses its <style> elements)
     const fg = await page.evaluate("getComputedStyle(document.querySelector('#terminal .xterm-rows')).color");
     expect(fg).to.equal('rgb(230, 230, 230)');
+    console.log(`      console page: ${errors.length} console error(s)${errors.length ? `, e.g. ${errors[0]?.slice(0, 120)}` : ''}`);
     await shot(page, 'console');
 
     const viewer = await browser.newPage();
