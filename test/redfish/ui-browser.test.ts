@@ -242,6 +242,26 @@ describe('web UI in headless Chromium @e2e', function () {
     }
   });
 
+  it('pages through the event log, newest first', async () => {
+    const auth = { Authorization: `Basic ${Buffer.from('admin:password').toString('base64')}`, 'Content-Type': 'application/json' };
+    const entries = `${t.redfishUrl}/redfish/v1/Managers/BMC/LogServices/EventLog/Entries`;
+    for (let i = 0; i < 45; i++) {
+      await fetch(`${t.redfishUrl}/redfish/v1/EventService/Actions/EventService.SubmitTestEvent`, { method: 'POST', headers: auth, body: JSON.stringify({ MessageId: 'ResourceEvent.1.4.3.ResourceCreated', Message: `test event ${i}` }) });
+    }
+    const all = ((await (await fetch(entries, { headers: auth })).json()) as { Members: { Id: string }[] }).Members;
+    expect(all.length).to.be.greaterThan(40);
+    const newest = Math.max(...all.map((e) => Number(e.Id))) + 1; // + the page's own login (ResourceCreated)
+    await login(page, t.redfishUrl);
+    await page.getByRole('link', { name: 'Event log' }).click();
+    await page.locator('#log-page', { hasText: `Page 1 of ${Math.ceil(all.length / 20)}` }).waitFor();
+    expect(await page.locator('#log-rows tr').count()).to.equal(20);
+    expect(await page.locator('#log-rows tr td').first().textContent()).to.equal(String(newest));
+    expect(await page.getByRole('button', { name: 'Newer' }).isDisabled()).to.equal(true);
+    await page.getByRole('button', { name: 'Older' }).click();
+    await page.locator('#log-page', { hasText: 'Page 2 of' }).waitFor();
+    expect(await page.locator('#log-rows tr td').first().textContent()).to.equal(String(newest - 20));
+  });
+
   it('logs out: the session is deleted and its token refused', async () => {
     await login(page, t.redfishUrl);
     const token = (await page.evaluate("JSON.parse(sessionStorage.getItem('kvbmc.session') || '{}').token || ''")) as string;
