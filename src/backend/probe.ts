@@ -13,6 +13,7 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { BackendError } from './types.js';
+import { EgressPolicy, EgressRefused, pinnedLookup, type EgressDecision } from './egress.js';
 
 export interface ProbeTlsOptions {
   /** Trust any certificate (only the HEAD; CDI verifies on its own) */
@@ -25,6 +26,11 @@ export interface ProbeOptions {
   /** default 10000 */
   timeoutMs?: number;
   tls?: ProbeTlsOptions;
+  /**
+   * Where the URL may point (src/backend/egress.ts); default EgressPolicy.DEFAULT, which refuses
+   * loopback, link-local (cloud metadata), unspecified, multicast and reserved addresses.
+   */
+  egress?: EgressPolicy;
 }
 
 export interface ProbeResult {
@@ -72,6 +78,19 @@ function reason(e: unknown): string {
 export async function probeImage(url: URL, opts: ProbeOptions = {}): Promise<ProbeResult> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const shown = shownUrl(url);
+  // the egress policy first: nothing leaves the agent for a refused address; the reason (which
+  // address, which range) goes to the log through `cause`, the user sees only that it is refused
+  let decision: EgressDecision;
+  try {
+    decision = await (opts.egress ?? EgressPolicy.DEFAULT).check(url);
+  } catch (e) {
+    if (!(e instanceof EgressRefused)) throw e;
+    throw new BackendError(
+      'InvalidArgument',
+      e.kind === 'unresolved' ? `image URL ${shown} is not reachable: host name not found` : `image URL ${shown} is not allowed by the agent's media egress policy`,
+      { cause: e },
+    );
+  }
   const tlsOpts: https.RequestOptions = {};
   if (url.protocol === 'https:') {
     if (opts.tls?.insecureSkipVerify) tlsOpts.rejectUnauthorized = false;
@@ -90,7 +109,8 @@ export async function probeImage(url: URL, opts: ProbeOptions = {}): Promise<Pro
   try {
     res = await new Promise((resolve, reject) => {
       const mod = url.protocol === 'https:' ? https : http;
-      const req = mod.request(url, { method: 'HEAD', agent: false, ...tlsOpts }, (r) => {
+      // connect to the address the policy checked, whatever a second DNS answer would say
+      const req = mod.request(url, { method: 'HEAD', agent: false, lookup: pinnedLookup(decision), ...tlsOpts }, (r) => {
         r.resume();
         resolve({ status: r.statusCode ?? 0, headers: r.headers });
       });

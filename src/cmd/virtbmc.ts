@@ -24,6 +24,7 @@ import {
 } from '../agent/config.js';
 import { DEFAULT_LOCKOUT_POLICY } from '../accounts/lockout.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
+import { EgressPolicy } from '../backend/egress.js';
 import type { Machine } from '../backend/types.js';
 import { stopOnSignals } from '../common/process.js';
 import { createLogger } from '../common/logger.js';
@@ -67,6 +68,8 @@ interface Flags {
   mediaInsecureSkipVerify?: boolean;
   mediaCaConfigmap?: string;
   mediaCaFile?: string;
+  mediaAllow: string[];
+  mediaDeny: string[];
   fqdn?: string;
 }
 
@@ -137,10 +140,44 @@ export function buildProgram(): Command {
     .addOption(
       new Option('--fqdn <name>', "the agent's fully qualified DNS name (Redfish FQDN); the controller sets its Service's name").env('VIRTBMC_FQDN'),
     )
+    .addOption(
+      new Option(
+        '--media-allow <rules>',
+        'image URLs may reach these addresses although the default refuses them: comma-separated CIDRs (127.0.0.0/8) and host patterns (iso.example.com, *.example.com); repeatable (env VIRTBMC_MEDIA_ALLOW)',
+      )
+        .argParser(collectRules)
+        .default([]),
+    )
+    .addOption(
+      new Option(
+        '--media-deny <rules>',
+        'image URLs may never reach these: comma-separated CIDRs and host patterns; deny wins over allow; repeatable (env VIRTBMC_MEDIA_DENY)',
+      )
+        .argParser(collectRules)
+        .default([]),
+    )
     .option(
       '--media-ca-file <path>',
       "KubeVirt mode: PEM CA bundle the agent's HEAD request to an https image URL trusts (env VIRTBMC_MEDIA_CA_FILE)",
     );
+}
+
+/** Repeatable, comma-separated rule lists (--media-allow a,b --media-allow c) */
+function collectRules(value: string, previous: string[]): string[] {
+  return [...previous, ...value.split(',').map((r) => r.trim()).filter((r) => r !== '')];
+}
+
+/** The media egress policy from the flags and VIRTBMC_MEDIA_ALLOW / VIRTBMC_MEDIA_DENY (comma-separated) */
+function resolveMediaEgress(flags: { mediaAllow: readonly string[]; mediaDeny: readonly string[] }, env: NodeJS.ProcessEnv): EgressPolicy {
+  const fromEnv = (v: string | undefined) => (v ?? '').split(',').map((r) => r.trim()).filter((r) => r !== '');
+  try {
+    return new EgressPolicy({
+      allow: [...flags.mediaAllow, ...fromEnv(env['VIRTBMC_MEDIA_ALLOW'])],
+      deny: [...flags.mediaDeny, ...fromEnv(env['VIRTBMC_MEDIA_DENY'])],
+    });
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -174,6 +211,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const address = flags.address ?? (kubevirtMode ? '0.0.0.0' : '127.0.0.1');
 
+  const mediaEgress = resolveMediaEgress(flags, process.env);
   let machine: Machine;
   if (kubevirtMode) {
     const { createKubeVirtMachine, resolveMediaTls } = await import('../backend/kubevirt/index.js');
@@ -198,6 +236,7 @@ async function main(argv: string[]): Promise<void> {
       ...(flags.storageClass ? { storageClassName: flags.storageClass } : {}),
       ...(flags.volumeMode ? { volumeMode: flags.volumeMode } : {}),
       mediaTls,
+      mediaEgress,
     });
   } else {
     machine = new SimulatedMachine({
@@ -207,6 +246,7 @@ async function main(argv: string[]): Promise<void> {
       powerOffDelayMs: parseNonNegative(flags.simPowerOffDelay, '--sim-power-off-delay'),
       mediaInsertDelayMs: parseNonNegative(flags.simMediaDelay, '--sim-media-delay'),
       acpiListening: !flags.simNoAcpi,
+      mediaProbe: { egress: mediaEgress },
     });
   }
 

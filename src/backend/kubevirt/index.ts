@@ -2,6 +2,7 @@
  * The KubeVirt backend: a Machine over one VirtualMachine, through the Kubernetes API.
  * See docs/kubevirt.md for how BMC operations map onto KubeVirt and CDI calls.
  */
+import type { EgressPolicy } from '../egress.js';
 import { accessSync, constants } from 'node:fs';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Machine } from '../types.js';
@@ -41,6 +42,8 @@ export interface KubeVirtMachineOptions {
   mediaProbeTimeoutMs?: number;
   /** TLS of https virtual media servers (see docs/kubevirt.md) */
   mediaTls?: MediaTlsOptions;
+  /** Where image URLs may point (src/backend/egress.ts); default EgressPolicy.DEFAULT (no loopback, link-local, metadata) */
+  mediaEgress?: EgressPolicy;
   /** How long a running VM may take to pick up an inserted CD before the slot reports an error (ms), default 30000 */
   hotplugSyncTimeoutMs?: number;
 }
@@ -67,6 +70,7 @@ export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promi
     ...(opts.watchMaxSilenceMs !== undefined ? { watchMaxSilenceMs: opts.watchMaxSilenceMs } : {}),
     ...(opts.mediaProbeTimeoutMs !== undefined ? { mediaProbeTimeoutMs: opts.mediaProbeTimeoutMs } : {}),
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
+    ...(opts.mediaEgress ? { mediaEgress: opts.mediaEgress } : {}),
     ...(opts.hotplugSyncTimeoutMs !== undefined ? { hotplugSyncTimeoutMs: opts.hotplugSyncTimeoutMs } : {}),
   });
   const caFile = opts.mediaTls?.caFile;

@@ -15,6 +15,7 @@
  * Reading the KubeVirt CR's featureGates instead would need cluster-level RBAC the agent should not
  * have, and Beta gates are on without being listed there (pkg/virt-config/featuregate).
  */
+import type { EgressPolicy } from '../egress.js';
 import type { Logger } from '../../common/logger.js';
 import { isKubeApiError, type KubeClient } from '../../kube/client.js';
 import { Resources } from '../../kube/resources.js';
@@ -53,6 +54,8 @@ export interface MachineMediaConfig {
   watchMaxBackoffMs?: number;
   mediaProbeTimeoutMs?: number;
   mediaTls?: MediaTlsOptions;
+  /** Where image URLs may point (src/backend/egress.ts); default EgressPolicy.DEFAULT (no loopback, link-local, metadata) */
+  mediaEgress?: EgressPolicy;
   /** how long a running VMI may take to pick up an inserted volume before the slot reports an error (ms), default 30000 */
   hotplugSyncTimeoutMs?: number;
 }
@@ -208,6 +211,7 @@ export class MachineMedia {
         await probeImageSize(url, {
           ...(this.cfg.mediaProbeTimeoutMs !== undefined ? { timeoutMs: this.cfg.mediaProbeTimeoutMs } : {}),
           tls,
+          ...(this.cfg.mediaEgress ? { egress: this.cfg.mediaEgress } : {}),
         }),
       );
       const manifest = dataVolumeManifest({

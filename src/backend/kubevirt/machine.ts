@@ -6,6 +6,7 @@
  * Decisions that depend on the current state (power actions, boot writes, media) always re-read
  * first. Seam events are produced by diffing the derived view after every change the watches see.
  */
+import type { EgressPolicy } from '../egress.js';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../common/logger.js';
 import {
@@ -69,6 +70,8 @@ export interface KubeVirtMachineConfig {
   mediaProbeTimeoutMs?: number;
   /** TLS of https image servers: CA for CDI (ConfigMap) and for the HEAD probe (file), skip-verify */
   mediaTls?: MediaTlsOptions;
+  /** Where image URLs may point (src/backend/egress.ts); default EgressPolicy.DEFAULT (no loopback, link-local, metadata) */
+  mediaEgress?: EgressPolicy;
   /** how long a running VMI may take to pick up an inserted CD-ROM volume before the slot reports an error (ms), default 30000 */
   hotplugSyncTimeoutMs?: number;
 }
