@@ -9,6 +9,8 @@ REDFISH_SCHEMA_DIR ?=
 DEMO_IPMI_PORT ?= 6230
 DEMO_REDFISH_PORT ?= 8000
 DEMO_PASSWORD ?= password
+# the demo may mount an ISO served on this host (the agent refuses loopback image URLs otherwise)
+DEMO_MEDIA_ALLOW ?= 127.0.0.0/8
 KUBECTL ?= kubectl
 
 NODE_MODULES := node_modules/.package-lock.json
@@ -82,7 +84,7 @@ demo: build ## Run virtbmc on a simulated VM (IPMI :$(DEMO_IPMI_PORT)/udp, Redfi
 	@echo "      curl -s -u admin:$(DEMO_PASSWORD) http://127.0.0.1:$(DEMO_REDFISH_PORT)/redfish/v1/Systems"
 	@echo "      the web page: http://127.0.0.1:$(DEMO_REDFISH_PORT)/ (admin / $(DEMO_PASSWORD))"
 	BMC_PASSWORD="$(DEMO_PASSWORD)" node dist/src/cmd/virtbmc.js --simulate --address 127.0.0.1 \
-		--ipmi-port $(DEMO_IPMI_PORT) --redfish-port $(DEMO_REDFISH_PORT)
+		--ipmi-port $(DEMO_IPMI_PORT) --redfish-port $(DEMO_REDFISH_PORT) --media-allow $(DEMO_MEDIA_ALLOW)
 
 .PHONY: run-controller
 run-controller: build ## Run virtbmc-controller against the current kubeconfig

@@ -31,3 +31,13 @@ describe('virtbmc command line: session timeout ranges', function () {
     expect(redfish.err).to.match(/--redfish-session-timeout must be a whole number from 30 to 86400, got 1/);
   });
 });
+
+describe('virtbmc command line: media egress rules', function () {
+  this.timeout(60000);
+
+  it('refuses a --media-allow entry that is neither a CIDR nor a host pattern, naming it', async () => {
+    const flag = await virtbmc(['--media-allow', '127.0.0.0/8,10.0.0.0/99']);
+    expect(flag.code).to.equal(2);
+    expect(flag.err).to.match(/media egress rule "10\.0\.0\.0\/99" is neither a CIDR/);
+  });
+});

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
+import { LOOPBACK_MEDIA } from '../helpers/images.js';
 import { pino, type Logger } from 'pino';
 import { createKubeVirtMachine, type KubeVirtMachine, type MediaTlsOptions } from '../../src/backend/kubevirt/index.js';
 import type { PowerState } from '../../src/backend/types.js';
@@ -117,6 +118,7 @@ export async function newMachine(
     requestTimeoutMs: opts.requestTimeoutMs ?? 2000,
     syncTimeoutMs: 2000,
     mediaProbeTimeoutMs: 2000,
+    mediaEgress: LOOPBACK_MEDIA,
     ...(opts.storageClassName ? { storageClassName: opts.storageClassName } : {}),
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
     ...(opts.hotplugSyncTimeoutMs !== undefined ? { hotplugSyncTimeoutMs: opts.hotplugSyncTimeoutMs } : {}),

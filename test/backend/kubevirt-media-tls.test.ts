@@ -121,7 +121,7 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
       {
         cwd: ROOT,
         // the CA file comes from the environment; the ConfigMap flag beats its variable
-        env: { ...clean, BMC_PASSWORD: 'cli-pw-123', VIRTBMC_MEDIA_CA_FILE: caFile, VIRTBMC_MEDIA_CA_CONFIGMAP: 'env-ca' },
+        env: { ...clean, BMC_PASSWORD: 'cli-pw-123', VIRTBMC_MEDIA_ALLOW: '127.0.0.0/8', VIRTBMC_MEDIA_CA_FILE: caFile, VIRTBMC_MEDIA_CA_CONFIGMAP: 'env-ca' },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { BackendError, type PowerAction } from '../../src/backend/types.js';
 import { SimulatedMachine, stableUuid } from '../../src/backend/simulator/simulator.js';
 import { maskImageCredentials } from '../../src/backend/validate.js';
-import { startImageServer, unusedUrl, type ImageServer } from '../helpers/images.js';
+import { LOOPBACK_MEDIA, startImageServer, unusedUrl, type ImageServer } from '../helpers/images.js';
 
 async function expectError(p: Promise<unknown>, code: BackendError['code']): Promise<BackendError> {
   try {
@@ -213,7 +213,7 @@ describe('SimulatedMachine', () => {
     afterEach(async () => img.close());
 
     it('inserts and ejects, validating the URL', async () => {
-      const m = new SimulatedMachine();
+      const m = new SimulatedMachine({ mediaProbe: { egress: LOOPBACK_MEDIA } });
       await expectError(m.insertMedia('Cd', { image: 'ftp://example.org/x.iso' }), 'InvalidArgument');
       await expectError(m.insertMedia('Cd', { image: 'not a url' }), 'InvalidArgument');
       await expectError(m.insertMedia('Cd', { image: 'http://example.org/' }), 'InvalidArgument');
@@ -237,7 +237,7 @@ describe('SimulatedMachine', () => {
     });
 
     it('refuses an image URL that serves nothing, naming it without its query', async () => {
-      const m = new SimulatedMachine();
+      const m = new SimulatedMachine({ mediaProbe: { egress: LOOPBACK_MEDIA } });
       const missing = await expectError(m.insertMedia('Cd', { image: img.url('/missing.iso?X-Amz-Signature=tok3n') }), 'InvalidArgument');
       expect(missing.message).to.equal(`image URL ${img.base}/missing.iso answered HTTP 404 (not found)`);
       const moved = await expectError(m.insertMedia('Cd', { image: img.url('/redirect/boot.iso') }), 'InvalidArgument');
@@ -251,14 +251,14 @@ describe('SimulatedMachine', () => {
     });
 
     it('refuses a second insert while the first one checks its URL', async () => {
-      const m = new SimulatedMachine();
+      const m = new SimulatedMachine({ mediaProbe: { egress: LOOPBACK_MEDIA } });
       const first = m.insertMedia('Cd', { image: img.url('/boot.iso') });
       await expectError(m.insertMedia('Cd', { image: img.url('/other.iso') }), 'Conflict');
       expect((await first).image).to.equal(img.url('/boot.iso'));
     });
 
     it('an eject while the URL is being checked cancels the insert', async () => {
-      const m = new SimulatedMachine();
+      const m = new SimulatedMachine({ mediaProbe: { egress: LOOPBACK_MEDIA } });
       const ins = m.insertMedia('Cd', { image: img.url('/slow/boot.iso') });
       for (let i = 0; i < 500 && img.held === 0; i++) await new Promise((r) => setTimeout(r, 5));
       expect((await m.ejectMedia('Cd')).state).to.equal('empty');
@@ -269,7 +269,7 @@ describe('SimulatedMachine', () => {
     });
 
     it('reports progress while inserting', async () => {
-      const m = new SimulatedMachine({ mediaInsertDelayMs: 40 });
+      const m = new SimulatedMachine({ mediaInsertDelayMs: 40, mediaProbe: { egress: LOOPBACK_MEDIA } });
       const seen: number[] = [];
       m.on((ev) => {
         if (ev.type === 'media' && ev.slot.id === 'UsbStick' && ev.slot.progress !== undefined) seen.push(ev.slot.progress);
@@ -285,7 +285,7 @@ describe('SimulatedMachine', () => {
 
   describe('outage', () => {
     it('fails every call with Unavailable until restored', async () => {
-      const m = new SimulatedMachine();
+      const m = new SimulatedMachine({ mediaProbe: { egress: LOOPBACK_MEDIA } });
       m.setAvailable(false);
       await expectError(m.getPowerState(), 'Unavailable');
       await expectError(m.power('on'), 'Unavailable');

@@ -6,6 +6,7 @@ import { startAgent, type Agent, type AgentOptions } from '../../src/agent/agent
 import type { UserAccount } from '../../src/accounts/types.js';
 import { SimulatedMachine, type SimulatorOptions } from '../../src/backend/simulator/simulator.js';
 import type { Machine } from '../../src/backend/types.js';
+import { LOOPBACK_MEDIA } from './images.js';
 import { nullLogger } from '../../src/common/logger.js';
 
 export const ADMIN: UserAccount = { username: 'admin', password: 'password', role: 'Administrator' };
@@ -31,7 +32,7 @@ export interface TestAgentOptions {
 }
 
 export async function startTestAgent(opts: TestAgentOptions = {}): Promise<TestAgent> {
-  const sim = new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0, ...opts.sim });
+  const sim = new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0, mediaProbe: { egress: LOOPBACK_MEDIA }, ...opts.sim });
   const agent = await startAgent({
     machine: opts.machine ?? sim,
     users: opts.users ?? [ADMIN, OPERATOR, READONLY],

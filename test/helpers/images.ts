@@ -7,6 +7,13 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { EgressPolicy } from '../../src/backend/egress.js';
+
+/**
+ * The media egress policy tests use: the defaults plus loopback, where the image servers below
+ * listen (the agent's default refuses loopback image URLs: src/backend/egress.ts)
+ */
+export const LOOPBACK_MEDIA = new EgressPolicy({ allow: ['127.0.0.0/8', '::1'] });
 
 export interface ImageServer {
   /** http://127.0.0.1:PORT */

@@ -12,7 +12,7 @@ import { nullLogger } from '../../src/common/logger.js';
 import { MAX_FINISHED_TASKS, TASK_RETENTION_MINUTES, TaskStore } from '../../src/redfish/core/tasks.js';
 import { startRedfishServer } from '../../src/redfish/server.js';
 import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
-import { startImageServer, unusedUrl, type ImageServer } from '../helpers/images.js';
+import { LOOPBACK_MEDIA, startImageServer, unusedUrl, type ImageServer } from '../helpers/images.js';
 import { expectConforms, schemaValidator } from '../helpers/redfish-schema.js';
 
 const conforms = expectConforms;
@@ -319,7 +319,7 @@ describe('Redfish TaskService: the simulator checks image URLs', function () {
   });
   after(async () => img.close());
   beforeEach(async () => {
-    machine = new SimulatedMachine({ mediaInsertDelayMs: 80 });
+    machine = new SimulatedMachine({ mediaInsertDelayMs: 80, mediaProbe: { egress: LOOPBACK_MEDIA } });
     ({ server, rf } = await startService(machine));
   });
   afterEach(async () => {

@@ -1,0 +1,179 @@
+/**
+ * The InsertMedia egress policy (src/backend/egress.ts): which addresses an image URL may make the
+ * agent reach, checked before the HEAD probe and so before a DataVolume exists. Every probe here
+ * goes to a loopback image server or is refused before any packet leaves.
+ */
+import { expect } from 'chai';
+import { EgressPolicy, EgressRefused, EgressRuleError, normaliseAddress, type Resolver } from '../../src/backend/egress.js';
+import { probeImage } from '../../src/backend/probe.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { BackendError } from '../../src/backend/types.js';
+import { startTestAgent } from '../helpers/agent.js';
+import { LOOPBACK_MEDIA, startImageServer, type ImageServer } from '../helpers/images.js';
+
+/** A resolver that answers from a table and records what it was asked (no DNS traffic) */
+function tableResolver(table: Record<string, string[]>): Resolver & { asked: string[] } {
+  const asked: string[] = [];
+  const r = (async (host: string) => {
+    asked.push(host);
+    const addrs = table[host];
+    if (!addrs) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+    return addrs.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  }) as Resolver & { asked: string[] };
+  r.asked = asked;
+  return r;
+}
+
+async function refused(p: Promise<unknown>): Promise<EgressRefused> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).to.be.instanceOf(EgressRefused);
+    return e as EgressRefused;
+  }
+  expect.fail('expected the policy to refuse');
+}
+
+describe('media egress policy', () => {
+  it('refuses loopback, link-local (cloud metadata), unspecified, multicast and reserved addresses by default', async () => {
+    const p = EgressPolicy.DEFAULT;
+    for (const u of [
+      'http://127.0.0.1/a.iso',
+      'http://127.9.9.9/a.iso',
+      'http://2130706433/a.iso', // the WHATWG parser makes this 127.0.0.1
+      'http://0x7f.1/a.iso',
+      'http://169.254.169.254/latest/meta-data',
+      'http://0.0.0.0/a.iso',
+      'http://224.0.0.1/a.iso',
+      'http://255.255.255.255/a.iso',
+      'http://[::1]/a.iso',
+      'http://[::ffff:127.0.0.1]/a.iso',
+      'http://[fe80::1]/a.iso',
+      'http://[ff02::1]/a.iso',
+    ]) {
+      const e = await refused(p.check(new URL(u)));
+      expect(e.kind, u).to.equal('policy');
+    }
+    expect(normaliseAddress('::ffff:7f00:1')).to.deep.equal({ address: '127.0.0.1', family: 'ipv4' });
+  });
+
+  it('permits public and private (in-cluster) addresses by default', async () => {
+    for (const u of ['http://192.0.2.10/a.iso', 'http://10.96.0.15/a.iso', 'https://172.16.4.4/a.iso', 'http://192.168.1.1/a.iso', 'http://[fd12::4]/a.iso']) {
+      expect((await EgressPolicy.DEFAULT.check(new URL(u))).address, u).to.be.a('string');
+    }
+  });
+
+  it('checks every address a name resolves to: one refused address refuses the URL', async () => {
+    const resolve = tableResolver({ 'mixed.example': ['192.0.2.7', '169.254.169.254'], 'ok.example': ['192.0.2.8'] });
+    const p = new EgressPolicy({}, resolve);
+    await refused(p.check(new URL('http://mixed.example/a.iso')));
+    expect(await p.check(new URL('http://ok.example/a.iso'))).to.deep.equal({ address: '192.0.2.8', family: 4 });
+    const none = await refused(p.check(new URL('http://nowhere.example/a.iso')));
+    expect(none.kind).to.equal('unresolved');
+  });
+
+  it('allow opens a hole in the defaults (CIDR or host pattern); deny always wins', async () => {
+    const resolve = tableResolver({ 'iso.lab.example': ['127.0.0.1'], 'other.example': ['127.0.0.1'], 'bad.example': ['192.0.2.9'] });
+    const p = new EgressPolicy({ allow: ['*.lab.example', '10.0.0.0/8'], deny: ['10.1.0.0/16', 'bad.example'] }, resolve);
+    expect((await p.check(new URL('http://iso.lab.example/a.iso'))).address).to.equal('127.0.0.1');
+    await refused(p.check(new URL('http://other.example/a.iso')));
+    expect((await p.check(new URL('http://10.2.3.4/a.iso'))).address).to.equal('10.2.3.4');
+    await refused(p.check(new URL('http://10.1.2.3/a.iso')));
+    await refused(p.check(new URL('http://bad.example/a.iso')));
+    expect(resolve.asked).to.not.include('bad.example'); // a denied host is refused before any lookup
+    const loop = new EgressPolicy({ allow: ['127.0.0.0/8'], deny: ['127.0.0.2'] });
+    expect((await loop.check(new URL('http://127.0.0.1/a.iso'))).address).to.equal('127.0.0.1');
+    await refused(loop.check(new URL('http://127.0.0.2/a.iso')));
+  });
+
+  it('rejects a rule that is neither a CIDR nor a host pattern, naming it', () => {
+    expect(() => new EgressPolicy({ allow: ['10.0.0.0/33'] })).to.throw(EgressRuleError, /10\.0\.0\.0\/33/);
+    expect(() => new EgressPolicy({ deny: ['http://x/'] })).to.throw(EgressRuleError, /http:\/\/x\//);
+  });
+
+  describe('the probe', () => {
+    let img: ImageServer;
+    beforeEach(async () => {
+      img = await startImageServer({ '/boot.iso': 4096 });
+    });
+    afterEach(async () => img.close());
+
+    it('by default refuses a loopback image URL before sending anything; the message names no address or range', async () => {
+      const m = new SimulatedMachine();
+      let err: unknown;
+      try {
+        await m.insertMedia('Cd', { image: img.url('/boot.iso?X-Amz-Signature=s3cr3t') });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(BackendError);
+      const e = err as BackendError;
+      expect(e.code).to.equal('InvalidArgument');
+      expect(e.message).to.equal(`image URL ${img.base}/boot.iso is not allowed by the agent's media egress policy`);
+      expect(e.message).to.not.match(/loopback|127\.0\.0\.0|range|s3cr3t/);
+      expect(img.requests).to.deep.equal([]);
+      expect((await m.listMedia())[0]!.state).to.equal('empty');
+    });
+
+    it('an allowed loopback URL is probed', async () => {
+      const m = new SimulatedMachine({ mediaProbe: { egress: LOOPBACK_MEDIA } });
+      expect((await m.insertMedia('Cd', { image: img.url('/boot.iso') })).state).to.equal('inserted');
+      expect(img.requests).to.deep.equal([{ method: 'HEAD', url: '/boot.iso' }]);
+    });
+
+    it('connects to the address the policy checked (a second DNS answer cannot move it)', async () => {
+      // the name exists only in the policy's resolver: the HEAD reaching the loopback server proves
+      // the request used the checked address rather than resolving again
+      const resolve = tableResolver({ 'images.test': ['127.0.0.1'] });
+      const egress = new EgressPolicy({ allow: ['127.0.0.0/8'] }, resolve);
+      const url = new URL(img.url('/boot.iso').replace('127.0.0.1', 'images.test'));
+      const r = await probeImage(url, { egress });
+      expect(r).to.deep.equal({ status: 200, size: 4096 });
+      expect(resolve.asked).to.deep.equal(['images.test']);
+      expect(img.requests).to.deep.equal([{ method: 'HEAD', url: '/boot.iso' }]);
+    });
+
+    it('does not follow a redirect, and does not echo its Location', async () => {
+      let err: unknown;
+      try {
+        await probeImage(new URL(img.url('/redirect/boot.iso')), { egress: LOOPBACK_MEDIA });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).to.be.instanceOf(BackendError);
+      expect((err as Error).message).to.match(/redirects \(HTTP 30\d\); give the final URL$/);
+      expect(img.requests).to.deep.equal([{ method: 'HEAD', url: '/redirect/boot.iso' }]);
+    });
+  });
+
+  it('Redfish InsertMedia of a refused URL ends in 400 with a Base message and no internal detail', async () => {
+    const img = await startImageServer({ '/boot.iso': 4096 });
+    // the agent's default policy, as `virtbmc` runs without --media-allow
+    const t = await startTestAgent({ sim: { powerOnDelayMs: 0, powerOffDelayMs: 0, mediaProbe: {} } });
+    try {
+      const auth = { authorization: 'Basic ' + Buffer.from('admin:password').toString('base64'), 'content-type': 'application/json' };
+      const res = await fetch(`${t.redfishUrl}/redfish/v1/Managers/BMC/VirtualMedia/Cd/Actions/VirtualMedia.InsertMedia`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ Image: img.url('/boot.iso') }),
+      });
+      // InsertMedia runs as a task: follow the monitor to the operation's own answer
+      let final = res;
+      let body = (await res.json()) as Record<string, unknown>;
+      for (let i = 0; i < 200 && final.status === 202; i++) {
+        await new Promise((r) => setImmediate(r));
+        final = await fetch(`${t.redfishUrl}${res.headers.get('location')!}`, { headers: auth });
+        body = (await final.json()) as Record<string, unknown>;
+      }
+      expect(final.status).to.equal(400);
+      const error = body.error as { code: string; message: string };
+      expect(error.code).to.match(/^Base\.1\.\d+\.\d+\.ActionParameterValueError$/);
+      expect(error.message).to.equal(`image URL ${img.base}/boot.iso is not allowed by the agent's media egress policy`);
+      expect(JSON.stringify(body)).to.not.match(/loopback|127\.0\.0\.0\/8/);
+      expect(img.requests).to.deep.equal([]);
+    } finally {
+      await t.close();
+      await img.close();
+    }
+  });
+});
