@@ -17,10 +17,11 @@ import type { Machine } from '../backend/types.js';
 import { isBackendError } from '../backend/types.js';
 import type { AgentEvents } from '../events/index.js';
 import type { DeliveryHooks } from '../events/subscriptions.js';
+import type { ProtocolMeter } from '../common/metrics.js';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export class AgentMetrics {
+export class AgentMetrics implements ProtocolMeter {
   readonly registry = new Registry();
   readonly requests = new Counter({
     name: 'virtbmc_requests_total',
@@ -141,68 +142,8 @@ export class AgentMetrics {
   }
 }
 
-const byMachine = new WeakMap<object, AgentMetrics>();
-
-export function attachMetrics(machine: object, metrics: AgentMetrics): void {
-  byMachine.set(machine, metrics);
-}
-
-export function metricsOf(machine: object): AgentMetrics | undefined {
-  return byMachine.get(machine);
-}
-
-/** One Redfish response (called by the app for every request). */
-export function observeRequest(machine: object, protocol: 'redfish' | 'ipmi', operation: string, status: number | string, seconds: number): void {
-  byMachine.get(machine)?.observe(protocol, operation, String(status), seconds);
-}
-
-/** Count a protocol's open sessions at scrape time. */
-export function countSessions(machine: object, protocol: 'redfish' | 'ipmi', count: () => number): void {
-  byMachine.get(machine)?.setSessionCounter(protocol, count);
-}
-
-interface MeteredSpec {
-  name: string;
-  handler: (ctx: never) => unknown;
-}
-
-/**
- * Wrap every handler of an IPMI command table so each answer is counted with its completion code
- * and latency (the engine calls this once over its table). No metrics attached: unchanged.
- */
-export function instrumentIpmiCommands<S extends MeteredSpec>(table: Map<number, S>, machine: object): void {
-  const m = byMachine.get(machine);
-  if (!m) return;
-  for (const [key, spec] of table) {
-    const inner = spec.handler as (ctx: unknown) => unknown;
-    const done = (started: bigint, cc: number): void => m.observe('ipmi', spec.name, `0x${(cc & 0xff).toString(16).padStart(2, '0')}`, Number(process.hrtime.bigint() - started) / 1e9);
-    const handler = (ctx: unknown): unknown => {
-      const started = process.hrtime.bigint();
-      let r: unknown;
-      try {
-        r = inner(ctx);
-      } catch (e) {
-        done(started, 0xff);
-        throw e;
-      }
-      if (r && typeof (r as PromiseLike<unknown>).then === 'function') {
-        return Promise.resolve(r).then(
-          (v) => {
-            done(started, (v as { cc?: number } | undefined)?.cc ?? 0);
-            return v;
-          },
-          (e: unknown) => {
-            done(started, 0xff);
-            throw e;
-          },
-        );
-      }
-      done(started, (r as { cc?: number } | undefined)?.cc ?? 0);
-      return r;
-    };
-    table.set(key, { ...spec, handler } as S);
-  }
-}
+/** The protocols' side of the metrics lives below them (src/common/metrics.ts); re-exported for the agent and tests. */
+export { attachMetrics, countSessions, instrumentIpmiCommands, metricsOf, observeRequest } from '../common/metrics.js';
 
 const MACHINE_CALLS = new Set(['snapshot', 'getPowerState', 'power', 'getBootOverride', 'setBootOverride', 'getSystemInfo', 'listMedia', 'insertMedia', 'ejectMedia']);
 

@@ -9,7 +9,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import bodyParser from 'koa-bodyparser';
-import { countSessions, observeRequest } from '../agent/metrics.js';
+import { countSessions, observeRequest } from '../common/metrics.js';
 import { newRequestId } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
 import { authenticate, authorize, hasPrivilege } from './core/auth.js';

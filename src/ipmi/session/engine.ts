@@ -4,7 +4,7 @@
  * builds the reply datagram. No sockets here: server.ts owns the socket.
  * Every malformed, unauthenticated or replayed datagram yields `undefined` (nothing sent).
  */
-import { countSessions, instrumentIpmiCommands } from '../../agent/metrics.js';
+import { countSessions, instrumentIpmiCommands } from '../../common/metrics.js';
 import { isBackendError } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import {

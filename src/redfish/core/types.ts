@@ -5,7 +5,7 @@
  */
 import type { ParameterizedContext } from 'koa';
 import type { NetworkModel } from '../../common/network.js';
-import type { Role, UserAccount } from '../../agent/types.js';
+import type { Role, UserAccount } from '../../accounts/types.js';
 import type { Machine } from '../../backend/types.js';
 import type { LoginLockout } from '../../accounts/lockout.js';
 import type { Logger } from '../../common/logger.js';
