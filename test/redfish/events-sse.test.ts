@@ -7,6 +7,8 @@
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { expect } from 'chai';
+import sinon from 'sinon';
+import { SSE_HEARTBEAT_SECONDS } from '../../src/redfish/resources/events.js';
 import { ADMIN, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { haveCommand, havePythonModule, requireClient } from '../helpers/clients.js';
 
@@ -94,6 +96,15 @@ function openSse(port: number, path: string, headers: Record<string, string>): P
   });
 }
 
+/** Wait (real time, polling) until `pred` holds */
+async function until(pred: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (pred()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 const ids = (f: Frame[]): string[] => f.flatMap((x) => x.data?.Events.map((e) => e.MessageId.split('.').pop()!) ?? []);
 
 describe('Redfish SSE stream', function () {
@@ -178,6 +189,44 @@ describe('Redfish SSE stream', function () {
     expect(del.status).to.equal(204);
     await s.waitEnd();
     expect(t.agent.events.sseClients).to.equal(0);
+  });
+
+  it('sends a heartbeat comment every SSE_HEARTBEAT_SECONDS and ends the stream once its session has expired (fake clock)', async () => {
+    // only the interval timers and Date are faked: sockets and the test's own waits stay real
+    const clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'Date'], now: Date.now() });
+    try {
+      const login = await fetch(`http://127.0.0.1:${t.redfishPort}/redfish/v1/SessionService/Sessions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ UserName: ADMIN.username, Password: ADMIN.password }),
+      });
+      const token = login.headers.get('x-auth-token')!;
+      const s = await sse(SSE, { 'x-auth-token': token });
+      expect(s.status).to.equal(200);
+      const beats = (): number => s.raw.split(': heartbeat\n\n').length - 1;
+      await until(() => s.raw.includes('retry: '), 'the stream preamble');
+      expect(beats()).to.equal(0);
+      clock.tick(SSE_HEARTBEAT_SECONDS * 1000 - 1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(beats(), 'no heartbeat before the interval').to.equal(0);
+      clock.tick(1);
+      await until(() => beats() === 1, 'the first heartbeat');
+      clock.tick(SSE_HEARTBEAT_SECONDS * 1000);
+      await until(() => beats() === 2, 'the second heartbeat');
+      expect(s.ended).to.equal(false);
+      // idle past the session timeout (SessionService.SessionTimeout, 1800 s by default): the beats go
+      // on while the session lives, and the first beat after it expired ends the stream instead
+      clock.tick(1800 * 1000);
+      await s.waitEnd();
+      const sent = beats();
+      expect(sent).to.be.within(3, 2 + 1800 / SSE_HEARTBEAT_SECONDS);
+      clock.tick(SSE_HEARTBEAT_SECONDS * 1000 * 3);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(beats(), 'nothing after the end').to.equal(sent);
+      expect(t.agent.events.sseClients).to.equal(0);
+    } finally {
+      clock.restore();
+    }
   });
 
   it('curl -N sees the events', async function () {
