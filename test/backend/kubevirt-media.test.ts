@@ -343,10 +343,10 @@ describe('kubevirt backend: virtual media', function () {
   });
 
   it('insert while the VMI is still starting: no "lacks declarative hotplug" error before it runs (KubeVirt syncs running VMIs only)', async () => {
-    const slow = await startEmulator({ dataVolumeImportMs: 20, vmiPhaseDelayMs: 300 });
+    const slow = await startEmulator({ dataVolumeImportMs: 20, vmiPhaseDelayMs: 1500 });
     try {
       slow.create(vmFixture({ runStrategy: 'Always' }));
-      const mm = await newMachine(slow, { hotplugSyncTimeoutMs: 100 });
+      const mm = await newMachine(slow, { hotplugSyncTimeoutMs: 500 });
       await until(() => vmiOf(slow) !== undefined && (vmiOf(slow)!.status as { phase?: string } | undefined)?.phase !== 'Running', 'a VMI that is not running yet');
       const events: MediaSlot[] = [];
       mm.on((e) => {
