@@ -9,6 +9,7 @@
  * a Redfish error (error.code, @Message.ExtendedInfo with MessageIds); the lockout policy and the
  * session timeout stay valid whatever was PATCHed; no answer echoes the password.
  */
+import { AccountStore } from '../src/accounts/store.js';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { LoginLockout, lockoutPolicyProblems } from '../src/accounts/lockout.js';
@@ -37,12 +38,14 @@ const TYPES = ['application/json', 'application/json; charset=utf-8', 'text/plai
 const AUTH = [`Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`, `Basic ${Buffer.from('viewer:viewer-pw').toString('base64')}`];
 
 const now = () => new Date(1_767_225_600_000);
+const accounts = new AccountStore([
+  { username: 'admin', password: PASSWORD, role: 'Administrator' },
+  { username: 'viewer', password: 'viewer-pw', role: 'ReadOnly' },
+]);
 const deps: RedfishDeps = {
   machine: new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0, mediaInsertDelayMs: 0 }),
-  users: [
-    { username: 'admin', password: PASSWORD, role: 'Administrator' },
-    { username: 'viewer', password: 'viewer-pw', role: 'ReadOnly' },
-  ],
+  users: accounts.users,
+  accounts,
   sessions: new MemorySessionStore(1800, now),
   lockout: new LoginLockout({ threshold: 0, durationSeconds: 30, counterResetAfterSeconds: 30 }),
   logger: nullLogger(),

@@ -44,7 +44,10 @@ export type OperationId =
   | "getAccountService"
   | "patchAccountService"
   | "listAccounts"
+  | "createAccount"
   | "getAccount"
+  | "patchAccount"
+  | "deleteAccount"
   | "listRoles"
   | "getRole"
   | "listRegistries"
@@ -155,7 +158,10 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/AccountService", koaPath: "/redfish/v1/AccountService", operationId: "getAccountService", responseSchemaRef: "AccountService_AccountService", entity: "AccountService", privileges: [["Login"]] },
   { method: "PATCH", path: "/redfish/v1/AccountService", koaPath: "/redfish/v1/AccountService", operationId: "patchAccountService", requestSchemaRef: "AccountService_v1_18_1_AccountService", responseSchemaRef: "AccountService_AccountService", entity: "AccountService", privileges: [["ConfigureUsers"]] },
   { method: "GET", path: "/redfish/v1/AccountService/Accounts", koaPath: "/redfish/v1/AccountService/Accounts", operationId: "listAccounts", responseSchemaRef: "ManagerAccountCollection_ManagerAccountCollection", entity: "ManagerAccountCollection", privileges: [["Login"]] },
+  { method: "POST", path: "/redfish/v1/AccountService/Accounts", koaPath: "/redfish/v1/AccountService/Accounts", operationId: "createAccount", requestSchemaRef: "ManagerAccount_v1_14_1_ManagerAccount", responseSchemaRef: "ManagerAccount_ManagerAccount", entity: "ManagerAccountCollection", privileges: [["ConfigureUsers"]] },
   { method: "GET", path: "/redfish/v1/AccountService/Accounts/{ManagerAccountId}", koaPath: "/redfish/v1/AccountService/Accounts/:ManagerAccountId", operationId: "getAccount", responseSchemaRef: "ManagerAccount_ManagerAccount", entity: "ManagerAccount", privileges: [["ConfigureManager"],["ConfigureUsers"],["ConfigureSelf"]] },
+  { method: "PATCH", path: "/redfish/v1/AccountService/Accounts/{ManagerAccountId}", koaPath: "/redfish/v1/AccountService/Accounts/:ManagerAccountId", operationId: "patchAccount", requestSchemaRef: "ManagerAccount_v1_14_1_ManagerAccount", responseSchemaRef: "ManagerAccount_ManagerAccount", entity: "ManagerAccount", privileges: [["ConfigureUsers"],["ConfigureSelf"]] },
+  { method: "DELETE", path: "/redfish/v1/AccountService/Accounts/{ManagerAccountId}", koaPath: "/redfish/v1/AccountService/Accounts/:ManagerAccountId", operationId: "deleteAccount", entity: "ManagerAccount", privileges: [["ConfigureUsers"]] },
   { method: "GET", path: "/redfish/v1/AccountService/Roles", koaPath: "/redfish/v1/AccountService/Roles", operationId: "listRoles", responseSchemaRef: "RoleCollection_RoleCollection", entity: "RoleCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/AccountService/Roles/{RoleId}", koaPath: "/redfish/v1/AccountService/Roles/:RoleId", operationId: "getRole", responseSchemaRef: "Role_Role", entity: "Role", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Registries", koaPath: "/redfish/v1/Registries", operationId: "listRegistries", responseSchemaRef: "MessageRegistryFileCollection_MessageRegistryFileCollection", entity: "MessageRegistryFileCollection", privileges: [["Login"]] },
@@ -250,7 +256,11 @@ export type GetAccountServiceResponse = components['schemas']["AccountService_Ac
 export type PatchAccountServiceRequest = components['schemas']["AccountService_v1_18_1_AccountService"];
 export type PatchAccountServiceResponse = components['schemas']["AccountService_AccountService"];
 export type ListAccountsResponse = components['schemas']["ManagerAccountCollection_ManagerAccountCollection"];
+export type CreateAccountRequest = components['schemas']["ManagerAccount_v1_14_1_ManagerAccount"];
+export type CreateAccountResponse = components['schemas']["ManagerAccount_ManagerAccount"];
 export type GetAccountResponse = components['schemas']["ManagerAccount_ManagerAccount"];
+export type PatchAccountRequest = components['schemas']["ManagerAccount_v1_14_1_ManagerAccount"];
+export type PatchAccountResponse = components['schemas']["ManagerAccount_ManagerAccount"];
 export type ListRolesResponse = components['schemas']["RoleCollection_RoleCollection"];
 export type GetRoleResponse = components['schemas']["Role_Role"];
 export type ListRegistriesResponse = components['schemas']["MessageRegistryFileCollection_MessageRegistryFileCollection"];

@@ -164,9 +164,21 @@ const privilegeRegistryFile = readdirSync(join(schemaDir, 'registries'))
   .pop();
 if (!privilegeRegistryFile) fail('no Privilege Registry (Redfish_*_PrivilegeRegistry.json) in registries/');
 const privilegeRegistry = JSON.parse(readFileSync(join(schemaDir, 'registries', privilegeRegistryFile), 'utf8')) as {
-  Mappings: Array<{ Entity: string; OperationMap: Record<string, Array<{ Privilege: string[] }>> }>;
+  Mappings: Array<{
+    Entity: string;
+    OperationMap: Record<string, Array<{ Privilege: string[] }>>;
+    PropertyOverrides?: Array<{ Targets: string[]; OperationMap: Record<string, Array<{ Privilege: string[] }>> }>;
+  }>;
 };
 const privilegeMap = new Map(privilegeRegistry.Mappings.map((m) => [m.Entity, m.OperationMap]));
+/**
+ * Property overrides that widen an operation, for the entities whose handlers enforce them
+ * property by property. Only ManagerAccount: its Password override lets ConfigureSelf PATCH
+ * the caller's own password (src/redfish/resources/accounts.ts refuses every other property and
+ * every other account to such a caller). Other entities keep the operation map alone.
+ */
+const OVERRIDE_ENTITIES = new Set(['ManagerAccount']);
+const overrideMap = new Map(privilegeRegistry.Mappings.filter((m) => OVERRIDE_ENTITIES.has(m.Entity)).map((m) => [m.Entity, m.PropertyOverrides ?? []]));
 
 const routes: Route[] = [];
 for (const [path, item] of Object.entries(bundledPaths)) {
@@ -206,6 +218,11 @@ for (const r of routes) {
   const opMap = entity ? privilegeMap.get(entity) : undefined;
   const list = opMap?.[r.method];
   r.privileges = list ? list.map((p) => [...p.Privilege]) : [['Login']];
+  for (const o of (entity ? overrideMap.get(entity) : undefined) ?? []) {
+    for (const p of o.OperationMap[r.method] ?? []) {
+      if (!r.privileges.some((x) => x.join() === p.Privilege.join())) r.privileges.push([...p.Privilege]);
+    }
+  }
 }
 const opIds = routes.map((r) => r.operationId);
 const dup = opIds.find((id, i) => opIds.indexOf(id) !== i);

@@ -150,6 +150,20 @@ export class LoginLockout {
     if (p && p.lockedUntil <= this.now()) this.pairs.delete(key);
   }
 
+  /** Whether this account is locked from some source right now (Redfish ManagerAccount Locked). */
+  isLocked(account: string): boolean {
+    const t = this.now();
+    const suffix = `\u0000${account}`;
+    for (const [k, c] of this.pairs) if (k.endsWith(suffix) && c.lockedUntil > t) return true;
+    return false;
+  }
+
+  /** Clears every lock and counter of this account (Redfish PATCH Locked: false by an administrator). */
+  unlock(account: string): void {
+    const suffix = `\u0000${account}`;
+    for (const k of [...this.pairs.keys()]) if (k.endsWith(suffix)) this.pairs.delete(k);
+  }
+
   /** Entries held (for tests and metrics). */
   get tracked(): { pairs: number; sources: number } {
     return { pairs: this.pairs.size, sources: this.sources.size };

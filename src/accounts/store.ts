@@ -29,6 +29,11 @@ import type { Role, UserAccount } from './types.js';
 /** IPMI user ids the store hands out (Get User Access "maximum user IDs" is at most 63). */
 export const FIRST_USER_ID = 2;
 export const MAX_USER_ID = 63;
+/**
+ * Default highest user id: 16 ids (1 = the IPMI null user, 2..16 = 15 accounts), the size most BMCs
+ * ship; `ipmitool user list` walks every id up to this, so a smaller table answers faster.
+ */
+export const DEFAULT_MAX_USER_ID = 16;
 /** IPMI v2.0 Set User Password 20-byte form (RAKP keys) and the 16-byte v1.5 form. */
 export const IPMI20_PASSWORD_MAX = 20;
 export const IPMI15_PASSWORD_MAX = 16;
@@ -142,12 +147,27 @@ export class AccountStore {
   /** Serialises persistence so writes land in change order. */
   private persisting: Promise<void> = Promise.resolve();
 
+  /** Highest IPMI user id (Get User Access "maximum number of user IDs"); FIRST_USER_ID..maxUserId are accounts. */
+  readonly maxUserId: number;
+
   constructor(
     initial: readonly (UserAccount | StoredAccount)[],
-    opts: { policy?: PasswordPolicy; persist?: PersistFn } = {},
+    opts: {
+      policy?: PasswordPolicy;
+      persist?: PersistFn;
+      /** default DEFAULT_MAX_USER_ID, at most MAX_USER_ID (raised to fit the initial ids) */
+      maxUserId?: number;
+      /**
+       * default true: refuse a store without an enabled Administrator. Protocol servers started
+       * from a bare users list (tests, embedders) pass false; the agent always keeps the rule.
+       */
+      requireAdmin?: boolean;
+    } = {},
   ) {
     this.policy = { ...(opts.policy ?? DEFAULT_PASSWORD_POLICY) };
     this.persist = opts.persist;
+    const highest = Math.max(0, ...initial.map((a) => (a as Partial<StoredAccount>).id ?? 0), initial.length + FIRST_USER_ID - 1);
+    this.maxUserId = Math.min(MAX_USER_ID, Math.max(opts.maxUserId ?? DEFAULT_MAX_USER_ID, highest));
     for (const a of initial) {
       const s = a as Partial<StoredAccount> & UserAccount;
       this.insert({
@@ -159,7 +179,7 @@ export class AccountStore {
         passwordChangeRequired: s.passwordChangeRequired ?? false,
       });
     }
-    if (!this.hasOtherEnabledAdmin(-1)) throw new AccountStoreError('last-admin', 'the account store needs an enabled Administrator');
+    if (opts.requireAdmin !== false && !this.hasOtherEnabledAdmin(-1)) throw new AccountStoreError('last-admin', 'the account store needs an enabled Administrator');
   }
 
   private readonly persist: PersistFn | undefined;
@@ -199,6 +219,11 @@ export class AccountStore {
     return this.recs.get(id)?.live;
   }
 
+  /** The id of an enabled or disabled account by name (IPMI session user ids), 0 when unknown. */
+  idForName(username: string): number {
+    return this.findName(username)?.id ?? 0;
+  }
+
   idOf(u: UserAccount): number | undefined {
     for (const r of this.recs.values()) if (r.live === u) return r.id;
     return undefined;
@@ -220,6 +245,12 @@ export class AccountStore {
     return passwordEquals(r?.password ?? '\u0000no-such-user', password) && r !== undefined;
   }
 
+  /** Byte length of an account's password (IPMI 16-byte test answers 81h when it cannot hold it); 0 when unknown. */
+  storedPasswordLength(id: number): number {
+    const r = this.recs.get(id);
+    return r ? Buffer.byteLength(r.password, 'utf8') : 0;
+  }
+
   /** Validates a password against the policy; `ipmiMax` narrows it (16 for the v1.5 form). */
   checkPassword(password: string, ipmiMax: number = IPMI20_PASSWORD_MAX): void {
     const len = Buffer.byteLength(password, 'utf8');
@@ -236,7 +267,7 @@ export class AccountStore {
     this.checkRole(c.role);
     let id = c.id;
     if (id !== undefined) {
-      if (!Number.isInteger(id) || id < FIRST_USER_ID || id > MAX_USER_ID) throw new AccountStoreError('not-found', `user id ${id} is outside ${FIRST_USER_ID}..${MAX_USER_ID}`);
+      if (!Number.isInteger(id) || id < FIRST_USER_ID || id > this.maxUserId) throw new AccountStoreError('not-found', `user id ${id} is outside ${FIRST_USER_ID}..${this.maxUserId}`);
       if (this.recs.has(id)) throw new AccountStoreError('exists', `user id ${id} is in use`);
     } else {
       id = this.freeId();
@@ -257,12 +288,33 @@ export class AccountStore {
     return view(r);
   }
 
+  /**
+   * IPMI Set User Name on an empty id: a named, disabled ReadOnly account without a password
+   * (ipmitool then sets its password, privilege and enables it). It cannot log in until it has a
+   * password and is enabled; Redfish shows it with Enabled false.
+   */
+  async createNamed(id: number, username: string): Promise<AccountView> {
+    this.checkName(username, undefined);
+    if (!Number.isInteger(id) || id < FIRST_USER_ID || id > this.maxUserId) throw new AccountStoreError('not-found', `user id ${id} is outside ${FIRST_USER_ID}..${this.maxUserId}`);
+    if (this.recs.has(id)) throw new AccountStoreError('exists', `user id ${id} is in use`);
+    const r = this.insert({ id, username, password: '', role: 'ReadOnly', enabled: false, passwordChangeRequired: false });
+    await this.saveOr(() => {
+      this.recs.delete(r.id);
+      this.syncLive();
+    });
+    this.emit({ type: 'created', account: view(r) });
+    return view(r);
+  }
+
   async update(id: number, u: UpdateAccount): Promise<AccountView> {
     const r = this.recs.get(id);
     if (!r) throw new AccountStoreError('not-found', `no account with id ${id}`);
     if (u.username !== undefined) this.checkName(u.username, id);
     if (u.password !== undefined) this.checkPassword(u.password);
     if (u.role !== undefined) this.checkRole(u.role);
+    if (u.enabled === true && (u.password ?? r.password) === '') {
+      throw new AccountStoreError('invalid-password', 'an account without a password cannot be enabled');
+    }
     const losesAdmin =
       r.role === 'Administrator' && r.enabled && ((u.role !== undefined && u.role !== 'Administrator') || u.enabled === false);
     if (losesAdmin && !this.hasOtherEnabledAdmin(id)) {
@@ -356,8 +408,9 @@ export class AccountStore {
   }
 
   private freeId(): number {
-    for (let id = FIRST_USER_ID; id <= MAX_USER_ID; id++) if (!this.recs.has(id)) return id;
-    throw new AccountStoreError('full', `all user ids ${FIRST_USER_ID}..${MAX_USER_ID} are in use`);
+    const max = this.maxUserId;
+    for (let id = FIRST_USER_ID; id <= max; id++) if (!this.recs.has(id)) return id;
+    throw new AccountStoreError('full', `all user ids ${FIRST_USER_ID}..${max} are in use`);
   }
 
   private findName(username: string): Rec | undefined {

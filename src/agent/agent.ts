@@ -2,6 +2,7 @@
  * The agent: one machine behind two protocol servers. Thin on purpose; protocol logic lives in
  * src/ipmi and src/redfish, machine logic in src/backend.
  */
+import { AccountStore } from '../accounts/store.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
@@ -14,13 +15,19 @@ import type { ProtocolServer, UserAccount } from './types.js';
 
 export interface AgentOptions {
   machine: Machine;
+  /** The configured accounts; ignored when `accounts` is given */
   users: readonly UserAccount[];
+  /**
+   * This machine's account store, shared by IPMI and Redfish (src/accounts/store.ts); default: a
+   * store over `users` in memory. One per machine: a shared-mode process passes one per VM.
+   */
+  accounts?: AccountStore;
   logger: Logger;
   address: string;
   /** undefined/false disables IPMI */
-  ipmi: false | Omit<IpmiServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
+  ipmi: false | Omit<IpmiServerOptions, 'machine' | 'users' | 'accounts' | 'logger' | 'address'>;
   /** undefined/false disables Redfish */
-  redfish: false | Omit<RedfishServerOptions, 'machine' | 'users' | 'logger' | 'address'>;
+  redfish: false | Omit<RedfishServerOptions, 'machine' | 'users' | 'accounts' | 'logger' | 'address'>;
   /**
    * Initial login lockout policy (Redfish AccountService AccountLockout*), one lockout shared by
    * IPMI and Redfish. A server given its own lockout/lockoutPolicy keeps that instead.
@@ -47,6 +54,8 @@ export interface Agent {
   readonly redfish?: ProtocolServer;
   /** The event source and subscriptions shared by IPMI (SEL) and Redfish (EventService, EventLog) */
   readonly events: AgentEvents;
+  /** The accounts both protocols serve */
+  readonly accounts: AccountStore;
   /** The metrics listener, when one was asked for */
   readonly metrics?: MetricsServer;
   close(): Promise<void>;
@@ -57,7 +66,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
   // with metrics, every backend call is timed; servers and events all use this one object
   const machine = m ? instrumentMachine(opts.machine, m) : opts.machine;
   if (m) attachMetrics(machine, m);
-  const common = { machine, users: opts.users, address: opts.address };
+  const accounts = opts.accounts ?? new AccountStore(opts.users);
+  const common = { machine, users: accounts.users, accounts, address: opts.address };
   const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY);
   const network = opts.network ?? new NetworkModel({ listenAddress: opts.address });
   const own = (o: { lockout?: unknown; lockoutPolicy?: unknown }) => o.lockout !== undefined || o.lockoutPolicy !== undefined;
@@ -111,6 +121,7 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     machine,
     servers,
     events,
+    accounts,
     ...(metricsServer ? { metrics: metricsServer } : {}),
     ...(ipmi ? { ipmi } : {}),
     ...(redfish ? { redfish } : {}),

@@ -3,6 +3,8 @@
  * `virtbmc`: the BMC agent for one VM. With no VM named (or with --simulate) it serves an in-memory
  * simulated VM; with `<namespace> <vm-name>` it controls a KubeVirt VirtualMachine.
  */
+import { accountsFileWriter, readAccountsFile } from '../accounts/file.js';
+import { AccountStore } from '../accounts/store.js';
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
@@ -58,6 +60,7 @@ interface Flags {
   metricsPort?: string;
   metricsAddress: string;
   eventsStateFile?: string;
+  accountsFile?: string;
   simPower: 'on' | 'off';
   simPowerOnDelay: string;
   simPowerOffDelay: string;
@@ -121,6 +124,7 @@ export function buildProgram(): Command {
     .option('--sim-name <name>', 'simulated VM name', 'sim-vm')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this TCP port (GET /metrics; off unless given)')
     .option('--metrics-address <addr>', 'listen address of the metrics port', '127.0.0.1')
+    .option('--accounts-file <path>', 'simulator: keep the user accounts (Redfish AccountService, IPMI users) in this file, mode 0600, across restarts; created from the configured users when missing (default: memory)')
     .option('--events-state-file <path>', 'simulator: keep Redfish event subscriptions in this file across restarts (default: memory; KubeVirt mode keeps them in the <vm>-virtbmc-events ConfigMap)')
     .addOption(new Option('--sim-power <state>', 'simulated VM initial power').choices(['on', 'off']).default('off'))
     .option('--sim-power-on-delay <ms>', 'time the simulated VM spends powering on', '1000')
@@ -292,7 +296,15 @@ async function main(argv: string[]): Promise<void> {
       ? { registry: new AgentMetrics({ processMetrics: true }), listen: { address: flags.metricsAddress, port: parsePort(flags.metricsPort, '--metrics-port') } }
       : undefined;
 
+  // Accounts: one store per machine for both protocols; the simulator may keep it in a file.
+  if (flags.accountsFile && kubevirtMode) throw new ConfigError('--accounts-file is for the simulator');
+  const saved = flags.accountsFile ? readAccountsFile(flags.accountsFile) : undefined;
+  const accounts = new AccountStore(saved ?? users, flags.accountsFile ? { persist: accountsFileWriter(flags.accountsFile) } : {});
+  if (flags.accountsFile && !saved) await accountsFileWriter(flags.accountsFile)(accounts.snapshot());
+  if (saved) logger.info({ file: flags.accountsFile, accounts: saved.length }, 'accounts loaded from the accounts file (the configured users only seed a new file)');
+
   const agent = await startAgent({
+    accounts,
     events: eventsOpts,
     ...(metrics ? { metrics } : {}),
     network,

@@ -125,6 +125,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
   const engine = new IpmiEngine({
     machine: opts.machine,
     users: opts.users,
+    ...(opts.accounts ? { accounts: opts.accounts } : {}),
     logger: log,
     commands: opts.commands ?? buildCommandTable(sol ? { sol, lan } : { lan }),
     allowInsecure: opts.allowInsecure ?? false,

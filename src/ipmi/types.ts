@@ -4,6 +4,7 @@
  * requests to the (netFn, cmd) → handler table in src/ipmi/commands/.
  */
 import type { Machine } from '../backend/types.js';
+import type { AccountStore } from '../accounts/store.js';
 import type { UserAccount } from '../accounts/types.js';
 import type { Logger } from '../common/logger.js';
 
@@ -92,6 +93,8 @@ export interface CommandContext {
   session: SessionView;
   machine: Machine;
   users: readonly UserAccount[];
+  /** The account store (Set User Name/Password/Access write here); absent in bare test contexts */
+  accounts?: AccountStore;
   /** A child logger carrying the request id */
   logger: Logger;
   /** IPMI channel number this LAN channel reports (1) */

@@ -12,7 +12,7 @@ import bodyParser from 'koa-bodyparser';
 import { countSessions, observeRequest } from '../common/metrics.js';
 import { newRequestId } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
-import { authenticate, authorize, hasPrivilege } from './core/auth.js';
+import { authenticate, authorize, hasPrivilege, passwordChangeGate } from './core/auth.js';
 import { RedfishError, errorBody } from './core/errors.js';
 import { idempotencyOf, isAction } from './core/idempotency.js';
 import { JSON_TYPE, ODATA_VERSION, etagOf } from './core/odata.js';
@@ -229,6 +229,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     if (ctx.method === 'POST' || ctx.method === 'PATCH' || ctx.method === 'PUT') {
       (ctx.request as { body?: unknown }).body = await readBody(rctx);
     }
+    if (!isPublic) passwordChangeGate(rctx, b.def);
     // Actions retried with an Idempotency-Key / X-Request-Id run once (core/idempotency.ts).
     if (isAction(ctx.method, b.def.path)) await idempotencyOf(deps).run(rctx, b.handler);
     else await b.handler(rctx);

@@ -14,6 +14,7 @@ import { NetworkModel } from '../common/network.js';
 import { errorBody } from './core/errors.js';
 import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
 import type { Logger } from '../common/logger.js';
+import { AccountStore } from '../accounts/store.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sessions.js';
 import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from './core/types.js';
@@ -107,9 +108,11 @@ export async function startRedfishServer(
   const tlsCert = opts.tls
     ? new TlsCertificate(opts.tls.cert, opts.tls.key, opts.tls.certFile && opts.tls.keyFile ? { certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : undefined)
     : undefined;
+  const accounts = opts.accounts ?? new AccountStore(opts.users, { requireAdmin: false });
   const deps: RedfishDeps = {
     machine: opts.machine,
-    users: opts.users,
+    users: accounts.users,
+    accounts,
     sessions: new MemorySessionStore(timeout, now),
     lockout: opts.lockout ?? new LoginLockout({ ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy }, () => now().getTime()),
     logger: opts.logger,

@@ -2,6 +2,7 @@
  * The generated route table matches the spec and the contract, every operation has a handler (the
  * app refuses to build otherwise), and regenerating from the DMTF bundle changes nothing.
  */
+import { AccountStore } from '../../src/accounts/store.js';
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,7 +34,7 @@ const CONTRACT = [
   'getManagerNetworkProtocol', 'listManagerVirtualMedia', 'getManagerVirtualMedia', 'patchManagerVirtualMedia',
   'insertManagerVirtualMedia', 'ejectManagerVirtualMedia', 'listChassis', 'getChassis', 'getSessionService',
   'patchSessionService', 'listSessions', 'createSession', 'getSession', 'deleteSession', 'getAccountService',
-  'patchAccountService', 'listAccounts', 'getAccount', 'listRoles', 'getRole', 'listRegistries', 'getRegistryFile', 'getMessageRegistry',
+  'patchAccountService', 'listAccounts', 'createAccount', 'getAccount', 'patchAccount', 'deleteAccount', 'listRoles', 'getRole', 'listRegistries', 'getRegistryFile', 'getMessageRegistry',
   'getTaskService', 'listTasks', 'getTask', 'getTaskMonitor', 'deleteTaskMonitor',
   // Manager network (issue 13)
   'listManagerEthernetInterfaces', 'getManagerEthernetInterface',
@@ -54,6 +55,7 @@ function deps(): RedfishDeps {
   return {
     machine: new SimulatedMachine(),
     users: [ADMIN],
+    accounts: new AccountStore([ADMIN]),
     sessions: new MemorySessionStore(1800, now),
     lockout: new LoginLockout(),
     logger: nullLogger(),

@@ -96,20 +96,8 @@ export function acpiSystemState(p: PowerState): number {
   }
 }
 
-/** The user id configured account i (0-based) gets. Id 1 is the anonymous (null) user, disabled. */
-export const FIRST_USER_ID = 2;
-const MAX_UID = 63;
-
-function maxUserIds(ctx: CommandContext): number {
-  return Math.min(MAX_UID, ctx.users.length + FIRST_USER_ID - 1);
-}
-
-function userForId(ctx: CommandContext, uid: number) {
-  return uid >= FIRST_USER_ID ? ctx.users[uid - FIRST_USER_ID] : undefined;
-}
-
 /** Channel 0x0E means "the channel this request came in on"; we have one LAN channel. */
-function resolveChannel(ctx: CommandContext, requested: number): number | undefined {
+export function resolveChannel(ctx: CommandContext, requested: number): number | undefined {
   const ch = requested & 0x0f;
   if (ch === 0x0e || ch === ctx.channel) return ctx.channel;
   return undefined;
@@ -171,33 +159,5 @@ export function appCommands(): CommandSpec[] {
       return ok([ch, CHANNEL_MEDIUM_LAN_802_3, CHANNEL_PROTOCOL_IPMB, SESSION_SUPPORT_MULTI | active, ...IPMI_FORUM_IANA, 0, 0]);
     }),
 
-    spec(NetFn.APP, 0x44, 'Get User Access', Privilege.Operator, (ctx) => {
-      const d = ctx.req.data;
-      const bad = badLength(d, 2);
-      if (bad) return bad;
-      const uid = d[1]! & 0x3f;
-      const max = maxUserIds(ctx);
-      if (resolveChannel(ctx, d[0]!) === undefined || uid === 0 || uid > max) return fail(CC.INVALID_DATA_FIELD);
-      const user = userForId(ctx, uid);
-      const enabledCount = Math.min(ctx.users.length, max);
-      // Byte 2 [7:6]: 01 enabled, 10 disabled. Byte 3: names are fixed (they come from the
-      // configuration). Byte 4: [6] 0 = not callback-only, [5] link auth, [4] IPMI messaging,
-      // [3:0] privilege limit (0x0F = no access).
-      const status = user ? 0x40 : 0x80;
-      const access = user ? 0x20 | 0x10 | privilegeForRole(user.role) : 0x0f;
-      return ok([max, status | enabledCount, max, access]);
-    }),
-
-    spec(NetFn.APP, 0x46, 'Get User Name', Privilege.Operator, (ctx) => {
-      const d = ctx.req.data;
-      const bad = badLength(d, 1);
-      if (bad) return bad;
-      const uid = d[0]! & 0x3f;
-      if (uid === 0 || uid > maxUserIds(ctx)) return fail(CC.INVALID_DATA_FIELD);
-      const name = Buffer.alloc(16);
-      const user = userForId(ctx, uid);
-      if (user) Buffer.from(user.username, 'latin1').copy(name, 0, 0, 16);
-      return ok(name);
-    }),
   ];
 }

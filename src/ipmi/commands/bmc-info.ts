@@ -5,7 +5,7 @@
  * (`sol payload status`, §24.6).
  */
 import { CC, NetFn, Privilege, type CommandContext, type CommandSpec, type IpmiResponse } from '../types.js';
-import { FIRST_USER_ID } from './app.js';
+import { FIRST_USER_ID } from '../../accounts/store.js';
 import { badLength, fail, ok, spec } from './util.js';
 
 /**
@@ -116,7 +116,7 @@ function getUserPayloadAccess(ctx: CommandContext): IpmiResponse {
   if (ch !== 0x0e && ch !== ctx.channel) return fail(CC.INVALID_DATA_FIELD);
   const uid = d[1]! & 0x3f;
   if (uid === 0 || uid > 63) return fail(CC.INVALID_DATA_FIELD);
-  const exists = uid >= FIRST_USER_ID && ctx.users[uid - FIRST_USER_ID] !== undefined;
+  const exists = uid >= FIRST_USER_ID && ctx.accounts?.get(uid)?.enabled === true;
   return ok([exists ? 0x02 : 0x00, 0x00, 0x00, 0x00]);
 }
 

@@ -4,6 +4,7 @@
  * the server.
  */
 import type { CommandSpec } from '../types.js';
+import { userCommands } from './users.js';
 import { appCommands } from './app.js';
 import { bmcInfoCommands } from './bmc-info.js';
 import { chassisCommands } from './chassis.js';
@@ -27,6 +28,7 @@ export function buildCommandTable(opts: { sol?: SolManager; lan?: LanOptions } =
   const table = new Map<number, CommandSpec>();
   for (const c of [
     ...appCommands(),
+    ...userCommands(),
     ...chassisCommands(),
     ...storageCommands(),
     ...groupExtCommands(),

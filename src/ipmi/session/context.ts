@@ -4,12 +4,15 @@ import type { Machine } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import type { LanRequest } from '../codec/index.js';
 import type { CommandContext, CommandSpec } from '../types.js';
+import type { AccountStore } from '../../accounts/store.js';
 import type { LoginLockout } from '../../accounts/lockout.js';
 import type { Session, SessionTable } from './table.js';
 
 export interface EngineSettings {
   machine: Machine;
   users: readonly UserAccount[];
+  /** The machine's account store (shared with Redfish); absent: a private one over `users` */
+  accounts?: AccountStore;
   logger: Logger;
   /** (netFn << 8) | cmd → handler */
   commands: ReadonlyMap<number, CommandSpec>;
@@ -33,6 +36,7 @@ export interface Challenge {
 }
 
 export interface EngineContext extends EngineSettings {
+  accounts: AccountStore;
   table: SessionTable;
   /** Login lockout per account and source, shared with Redfish */
   lockout: LoginLockout;
@@ -42,12 +46,6 @@ export interface EngineContext extends EngineSettings {
 export interface Remote {
   address: string;
   port: number;
-}
-
-/** Id IPMI reports for a configured user: position in the list + 2 (id 1 is the reserved anonymous user). */
-export function userIdFor(users: readonly UserAccount[], username: string): number {
-  const i = users.findIndex((u) => u.username === username);
-  return i < 0 ? 0 : i + 2;
 }
 
 export function findUser(users: readonly UserAccount[], name: Buffer | string): UserAccount | undefined {

@@ -33,6 +33,7 @@ import { SessionCmd, sessionCommands } from './commands.js';
 import type { EngineCommandTable, EngineContext, EngineSettings, Remote, SessionLayerContext } from './context.js';
 import { AesCbcSession, freshIv } from './crypto.js';
 import { LoginLockout } from '../../accounts/lockout.js';
+import { AccountStore } from '../../accounts/store.js';
 import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
 import { activateSession, authTypeAllowed } from './v15.js';
@@ -112,8 +113,11 @@ export class IpmiEngine {
     // Only real authentication failures count (bad RAKP3, bad Activate Session auth code, unknown
     // user): an abandoned handshake is not one, so nothing is counted when a handshake expires.
     const lockout = opts.lockout ?? new LoginLockout(undefined, opts.now);
+    const accounts = opts.accounts ?? new AccountStore(opts.users, { requireAdmin: false });
     this.ctx = {
       ...opts,
+      accounts,
+      users: accounts.users,
       table: new SessionTable({
         maxSessions: opts.maxSessions,
         idleTimeoutMs: opts.idleTimeoutMs,
@@ -387,6 +391,7 @@ export class IpmiEngine {
       session: s ?? NO_SESSION,
       machine: this.ctx.machine,
       users: this.ctx.users,
+      accounts: this.ctx.accounts,
       logger: log,
       channel: this.ctx.channel,
       lan: req,

@@ -25,7 +25,7 @@ import {
 } from '../codec/index.js';
 import { Privilege, privilegeForRole } from '../types.js';
 import type { Logger } from '../../common/logger.js';
-import { findUser, userIdFor, type EngineContext, type Remote } from './context.js';
+import { findUser, type EngineContext, type Remote } from './context.js';
 import { loginFailed, sessionOpened } from '../../events/emit.js';
 import type { CreateRefusal, Session } from './table.js';
 
@@ -202,7 +202,7 @@ export function handleRakp1(ctx: EngineContext, payload: Buffer, remote: Remote,
   }
   s.user = user;
   s.username = user.username;
-  s.userId = userIdFor(ctx.users, user.username);
+  s.userId = ctx.accounts.idForName(user.username);
   s.maxPrivilege = priv;
   s.privilege = Math.min(Privilege.User, priv);
   Object.assign(s.rmcp, { rm: r.rm, rc: randomBytes(16), role: r.role, username: r.username });

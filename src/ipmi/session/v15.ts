@@ -7,7 +7,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthType, password16, verifyV15AuthCode, type LanRequest, type V15Packet } from '../codec/index.js';
 import type { Logger } from '../../common/logger.js';
 import { CC, Privilege, privilegeForRole } from '../types.js';
-import { findUser, userIdFor, type EngineContext, type Remote } from './context.js';
+import { findUser, type EngineContext, type Remote } from './context.js';
 import { loginFailed, sessionOpened } from '../../events/emit.js';
 import { SeqWindow, type Session } from './table.js';
 
@@ -106,7 +106,7 @@ export function activateSession(ctx: EngineContext, p: V15Packet, req: LanReques
   const inbound = randomBytes(4).readUInt32LE(0) || 1;
   s.user = ch.user;
   s.username = ch.user.username;
-  s.userId = userIdFor(ctx.users, ch.user.username);
+  s.userId = ctx.accounts.idForName(ch.user.username);
   s.maxPrivilege = requested;
   sessionOpened(ctx.machine, 'ipmi', s.id.toString(16), ch.user.username, remote.address);
   s.privilege = Math.min(Privilege.User, requested);

@@ -93,6 +93,30 @@ export function authenticate(ctx: RedfishContext): void {
   ctx.state.user = user;
 }
 
+/** Operations a user whose PasswordChangeRequired is set may still use (own account, own sessions). */
+const PASSWORD_CHANGE_ALLOWED = new Set(['getAccount', 'patchAccount', 'getSession', 'deleteSession', 'getServiceRoot']);
+
+/**
+ * PasswordChangeRequired (DSP0266 "Password change required"): until the user changes their
+ * password, the service allows session login, GET of their own account and PATCH of its Password;
+ * everything else answers 403 with the Base PasswordChangeRequired message naming the account URI.
+ */
+export function passwordChangeGate(ctx: RedfishContext, route: RouteDef): void {
+  const user = ctx.state.user;
+  if (!user) return;
+  const acct = ctx.state.deps.accounts.byName(user.username);
+  if (!acct?.passwordChangeRequired) return;
+  const uri = `/redfish/v1/AccountService/Accounts/${acct.id}`;
+  const own = ctx.params?.ManagerAccountId === String(acct.id);
+  const body = (ctx.request as { body?: unknown }).body;
+  const onlyPassword =
+    typeof body === 'object' && body !== null && Object.keys(body).every((k) => k === 'Password' || k.startsWith('@'));
+  const allowed =
+    PASSWORD_CHANGE_ALLOWED.has(route.operationId) &&
+    (route.operationId === 'getAccount' ? own : route.operationId === 'patchAccount' ? own && onlyPassword : true);
+  if (!allowed) throw new RedfishError(403, 'PasswordChangeRequired', [uri]);
+}
+
 /**
  * Check the route's privileges (any one inner list fully held). When only a ConfigureSelf
  * alternative is satisfied, mark the request selfOnly for the handler to enforce ownership.

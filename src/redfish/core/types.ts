@@ -7,6 +7,7 @@ import type { ParameterizedContext } from 'koa';
 import type { NetworkModel } from '../../common/network.js';
 import type { Role, UserAccount } from '../../accounts/types.js';
 import type { Machine } from '../../backend/types.js';
+import type { AccountStore } from '../../accounts/store.js';
 import type { LoginLockout } from '../../accounts/lockout.js';
 import type { Logger } from '../../common/logger.js';
 import type { OperationId, Privilege, RouteDef } from '../../../generated/redfish/routes.js';
@@ -48,6 +49,8 @@ export interface SessionStore {
 export interface RedfishDeps {
   machine: Machine;
   users: readonly UserAccount[];
+  /** The account store `users` comes from (AccountService writes go here; shared with IPMI) */
+  accounts: AccountStore;
   sessions: SessionStore;
   /** Login lockout per account and source (src/accounts/lockout.ts), shared with IPMI; AccountService knobs */
   lockout: LoginLockout;

@@ -2,7 +2,7 @@
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { sessionClosed, sessionOpened } from '../../events/emit.js';
 import { clientAddress, hasPrivilege, login, unauthorized } from '../core/auth.js';
-import { RedfishError, insufficientPrivilege, notFound } from '../core/errors.js';
+import { RedfishError, fullMessageId, insufficientPrivilege, notFound, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
 import { MAX_SESSION_TIMEOUT_SECONDS, MIN_SESSION_TIMEOUT_SECONDS } from '../core/sessions.js';
@@ -111,7 +111,12 @@ export const handlers: OperationHandlers = {
     sessionOpened(deps.machine, 'redfish', session.id, user.username, address);
     ctx.set('X-Auth-Token', token);
     ctx.set('Location', `${SESSIONS}/${session.id}`);
-    sendResource(ctx, sessionBody(session), { status: 201 });
+    const acct = deps.accounts.byName(user.username);
+    // DSP0266: a session is granted, with the PasswordChangeRequired message naming the account to PATCH
+    const body201 = acct?.passwordChangeRequired
+      ? { ...sessionBody(session), '@Message.ExtendedInfo': [renderMessage({ messageId: fullMessageId('PasswordChangeRequired'), args: [`/redfish/v1/AccountService/Accounts/${acct.id}`] })] }
+      : sessionBody(session);
+    sendResource(ctx, body201, { status: 201 });
   },
 
   getSession: async (ctx) => {
