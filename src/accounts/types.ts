@@ -5,7 +5,6 @@
  */
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
-import type { AccountStore } from './store.js';
 
 /** Redfish role names; IPMI maps Administrator → ADMINISTRATOR(4), Operator → OPERATOR(3), ReadOnly → USER(2). */
 export type Role = 'Administrator' | 'Operator' | 'ReadOnly';
@@ -24,11 +23,6 @@ export interface ProtocolServerOptions {
   port: number;
   machine: Machine;
   users: readonly UserAccount[];
-  /**
-   * The machine's account store, shared by both protocols (src/accounts/store.ts); one per machine,
-   * never a module singleton. Absent: the server wraps `users` in a private store of its own.
-   */
-  accounts?: AccountStore;
   logger: Logger;
 }
 

@@ -14,12 +14,18 @@ import { uuidToGuidBytes } from './commands/app.js';
 import { trackPowerOnHours } from './commands/poh.js';
 import { stopWatchdog } from './commands/watchdog.js';
 import type { NetworkModel } from '../common/network.js';
+import type { AccountStore } from '../accounts/store.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import { IpmiEngine } from './session/engine.js';
 import { SolManager } from './sol/manager.js';
 import type { CommandSpec } from './types.js';
 
 export interface IpmiServerOptions extends ProtocolServerOptions {
+  /**
+   * The machine's account store, shared by both protocols (src/accounts/store.ts); one per machine,
+   * never a module singleton. Absent: the server wraps `users` in a private store of its own.
+   */
+  accounts?: AccountStore;
   /** Allow cipher suite 0 and IPMI 1.5 auth types NONE and straight password (off by default). */
   allowInsecure?: boolean;
   /** Idle session timeout in seconds (default 60). */

@@ -23,6 +23,11 @@ import { modules as allModules } from './resources/index.js';
 import { TlsCertificate } from './tls-certificate.js';
 
 export interface RedfishServerOptions extends ProtocolServerOptions {
+  /**
+   * The machine's account store, shared by both protocols (src/accounts/store.ts); one per machine,
+   * never a module singleton. Absent: the server wraps `users` in a private store of its own.
+   */
+  accounts?: AccountStore;
   /** Session idle timeout in seconds (SessionService.SessionTimeout), default 1800. */
   sessionTimeoutSeconds?: number;
   /** Serve HTTPS with this certificate/key; plainHttp says what plain HTTP on the same port does. */

@@ -115,6 +115,9 @@ describe('accounts over both protocols with real clients @e2e', function () {
     expect(messageIds(long.body)).to.include('PropertyValueIncorrect');
     const badName = await rf(t, 'POST', '/redfish/v1/AccountService/Accounts', admin, { UserName: 'a:b', Password: 'pw', RoleId: 'ReadOnly' });
     expect(messageIds(badName.body)).to.include('PropertyValueFormatError');
+    const annotations = await rf(t, 'PATCH', c.body['@odata.id'] as string, admin, { '@odata.id': `${c.body['@odata.id'] as string}/` });
+    expect(annotations.status).to.equal(400);
+    expect(messageIds(annotations.body)).to.include('NoOperation');
     const demote = await rf(t, 'PATCH', '/redfish/v1/AccountService/Accounts/2', admin, { RoleId: 'Operator' });
     expect(demote.status).to.equal(400);
     expect((await rf(t, 'DELETE', '/redfish/v1/AccountService/Accounts/2', admin)).status).to.equal(400);

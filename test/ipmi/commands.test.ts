@@ -105,11 +105,11 @@ describe('IPMI command table', () => {
 
     it('user 1 is the disabled null user; configured users follow with their privilege', async () => {
       const a1 = await call(sim, 0x06, 0x44, [0x01, 1]);
-      expect(hex(a1)).to.equal('0483040f');
+      expect(hex(a1)).to.equal('0483010f');
       expect(hex(await call(sim, 0x06, 0x46, [1]))).to.equal('00'.repeat(16));
-      expect(hex(await call(sim, 0x06, 0x44, [0x0e, 2]))).to.equal('04430434');
-      expect(hex(await call(sim, 0x06, 0x44, [0x01, 3]))).to.equal('04430433');
-      expect(hex(await call(sim, 0x06, 0x44, [0x01, 4]))).to.equal('04430432');
+      expect(hex(await call(sim, 0x06, 0x44, [0x0e, 2]))).to.equal('04430134');
+      expect(hex(await call(sim, 0x06, 0x44, [0x01, 3]))).to.equal('04430133');
+      expect(hex(await call(sim, 0x06, 0x44, [0x01, 4]))).to.equal('04430132');
       const name = await call(sim, 0x06, 0x46, [3]);
       expect(name.data!.length).to.equal(16);
       expect(name.data!.toString('latin1').replace(/\0+$/, '')).to.equal('operator');

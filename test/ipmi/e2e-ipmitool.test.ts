@@ -220,6 +220,8 @@ describe('IPMI commands with ipmitool @e2e', function () {
         '2 admin true true true ADMINISTRATOR',
         '3 operator true true true OPERATOR',
         '4 viewer true true true USER',
+        // empty ids up to the store's 16 (src/accounts/store.ts DEFAULT_MAX_USER_ID)
+        ...Array.from({ length: 12 }, (_, i) => `${i + 5} true false false NO ACCESS`),
       ]);
 
       const ch = fields((await ipmitool('channel info')).out);

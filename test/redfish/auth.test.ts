@@ -105,9 +105,10 @@ describe('Redfish auth', () => {
     expect(names).to.have.members(['admin:Administrator', 'operator:Operator', 'viewer:ReadOnly']);
 
     const mine = await call(t, '/redfish/v1/AccountService/Accounts', { user: READONLY });
-    expect(mine.json.Members).to.deep.equal([{ '@odata.id': '/redfish/v1/AccountService/Accounts/3' }]);
-    expect((await call(t, '/redfish/v1/AccountService/Accounts/3', { user: READONLY })).status).to.equal(200);
-    const other = await call(t, '/redfish/v1/AccountService/Accounts/1', { user: READONLY });
+    // Account Ids are the IPMI user ids (admin 2, operator 3, viewer 4)
+    expect(mine.json.Members).to.deep.equal([{ '@odata.id': '/redfish/v1/AccountService/Accounts/4' }]);
+    expect((await call(t, '/redfish/v1/AccountService/Accounts/4', { user: READONLY })).status).to.equal(200);
+    const other = await call(t, '/redfish/v1/AccountService/Accounts/2', { user: READONLY });
     expect(other.status).to.equal(403);
     expect((await call(t, '/redfish/v1/AccountService/Accounts/9', { user: ADMIN })).status).to.equal(404);
 

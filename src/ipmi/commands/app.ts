@@ -3,7 +3,7 @@
  * device identity, GUIDs, self test, ACPI state, users and channels.
  */
 import type { PowerState } from '../../backend/types.js';
-import { CC, NetFn, Privilege, privilegeForRole, type CommandContext, type CommandSpec } from '../types.js';
+import { CC, NetFn, Privilege, type CommandContext, type CommandSpec } from '../types.js';
 import { badLength, fail, le16, ok, spec } from './util.js';
 
 /**

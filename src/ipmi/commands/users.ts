@@ -8,7 +8,7 @@
  * Administrator; NO ACCESS (0x0F) disables the account. CALLBACK and OEM have no role (CCh).
  * The last enabled Administrator cannot be disabled, demoted or unnamed (D5h, like Redfish's 400).
  */
-import { AccountStoreError, FIRST_USER_ID, IPMI15_PASSWORD_MAX, IPMI20_PASSWORD_MAX, roleForPrivilege, type AccountStore } from '../../accounts/store.js';
+import { AccountStoreError, FIRST_USER_ID, IPMI15_PASSWORD_MAX, IPMI20_PASSWORD_MAX, roleForPrivilege, type AccountStore, type AccountView } from '../../accounts/store.js';
 import { CC, NetFn, Privilege, privilegeForRole, type CommandContext, type CommandSpec, type IpmiResponse } from '../types.js';
 import { resolveChannel } from './app.js';
 import { badLength, fail, ok, spec } from './util.js';
@@ -20,6 +20,11 @@ const NO_ACCESS = 0x0f;
 
 function store(ctx: CommandContext): AccountStore | undefined {
   return ctx.accounts;
+}
+
+/** The accounts as views; a bare context without a store (command-table tests) reads `users` in order from id 2. */
+function viewsOf(ctx: CommandContext): AccountView[] {
+  return store(ctx)?.list() ?? ctx.users.map((u, i) => ({ id: i + FIRST_USER_ID, username: u.username, role: u.role, enabled: true, passwordChangeRequired: false }));
 }
 
 function maxIds(ctx: CommandContext): number {
@@ -74,7 +79,7 @@ function getUserAccess(ctx: CommandContext): IpmiResponse {
   const uid = d[1]! & 0x3f;
   const max = maxIds(ctx);
   if (resolveChannel(ctx, d[0]!) === undefined || uid === 0 || uid > max) return fail(CC.INVALID_DATA_FIELD);
-  const views = store(ctx)?.list() ?? [];
+  const views = viewsOf(ctx);
   const acct = views.find((a) => a.id === uid);
   const enabledCount = views.filter((a) => a.enabled).length;
   // Byte 2: [7:6] 01 enabled, 10 disabled; [5:0] enabled ids. Byte 3: ids with fixed names (the
@@ -114,7 +119,7 @@ function getUserName(ctx: CommandContext): IpmiResponse {
   const uid = d[0]! & 0x3f;
   if (uid === 0 || uid > maxIds(ctx)) return fail(CC.INVALID_DATA_FIELD);
   const name = Buffer.alloc(16);
-  const acct = store(ctx)?.get(uid);
+  const acct = viewsOf(ctx).find((a) => a.id === uid);
   if (acct) Buffer.from(acct.username, 'utf8').copy(name, 0, 0, 16);
   return ok(name);
 }

@@ -71,6 +71,8 @@ export function validatePatch(body: unknown, spec: PatchSpec): Record<string, un
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new RedfishError(400, 'MalformedJSON');
   const obj = body as Record<string, unknown>;
   if (Object.keys(obj).length === 0) throw new RedfishError(400, 'EmptyJSON');
+  // DSP0266 PATCH (update): a body of OData annotations only is 400 with NoOperation.
+  if (Object.keys(obj).every((k) => k.startsWith('@odata.'))) throw new RedfishError(400, 'NoOperation');
   const problems: MessageRef[] = [];
   walk(obj, spec.writable, new Set(spec.readOnly ?? []), '', problems);
   const [first, ...more] = problems;
