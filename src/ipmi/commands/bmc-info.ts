@@ -116,7 +116,8 @@ function getUserPayloadAccess(ctx: CommandContext): IpmiResponse {
   if (ch !== 0x0e && ch !== ctx.channel) return fail(CC.INVALID_DATA_FIELD);
   const uid = d[1]! & 0x3f;
   if (uid === 0 || uid > 63) return fail(CC.INVALID_DATA_FIELD);
-  const exists = uid >= FIRST_USER_ID && ctx.accounts?.get(uid)?.enabled === true;
+  // the store's enabled account with this id; a bare context without a store reads `users` from id 2
+  const exists = ctx.accounts ? ctx.accounts.get(uid)?.enabled === true : uid >= FIRST_USER_ID && ctx.users[uid - FIRST_USER_ID] !== undefined;
   return ok([exists ? 0x02 : 0x00, 0x00, 0x00, 0x00]);
 }
 
