@@ -8,6 +8,8 @@ import { renderCrdYaml, CRD_PATH } from '../../src/controller/api/render.js';
 import type { AuditEntry } from '../emulator/index.js';
 import { secretObj, startEnv, vmObj, vmbmcObj, waitReady, getVmbmc, getService, NS } from './fixtures.js';
 import { requireClient } from '../helpers/clients.js';
+import { desiredObjects } from '../../src/controller/reconcile.js';
+import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
@@ -18,6 +20,27 @@ type Obj = { kind: string; metadata: { name: string; namespace?: string }; rules
 function render(dir: string, env: NodeJS.ProcessEnv = {}): Obj[] {
   const out = execFileSync('kubectl', ['kustomize', resolve(root, dir)], { encoding: 'utf8', env: { ...process.env, ...env } });
   return parseAllDocuments(out).map((d) => d.toJS() as Obj).filter(Boolean);
+}
+
+type PodSpec = { securityContext?: Record<string, unknown>; containers: Array<{ name: string; securityContext?: Record<string, unknown>; resources?: { requests?: Record<string, string>; limits?: Record<string, string> } }> };
+
+/** Pod-security settings every Deployment we ship or generate must carry (restricted profile + resources). */
+function checkPodSecurity(what: string, pod: PodSpec): void {
+  const psc = pod.securityContext ?? {};
+  expect(pod.containers.length, what).to.be.greaterThan(0);
+  for (const c of pod.containers) {
+    const sc = c.securityContext ?? {};
+    const at = `${what} container ${c.name}`;
+    expect(sc.runAsNonRoot ?? psc.runAsNonRoot, `${at} runAsNonRoot`).to.equal(true);
+    expect(sc.readOnlyRootFilesystem, `${at} readOnlyRootFilesystem`).to.equal(true);
+    expect(sc.allowPrivilegeEscalation, `${at} allowPrivilegeEscalation`).to.equal(false);
+    expect((sc.capabilities as { drop?: string[] } | undefined)?.drop, `${at} capabilities.drop`).to.deep.equal(['ALL']);
+    expect(((sc.seccompProfile ?? psc.seccompProfile) as { type?: string } | undefined)?.type, `${at} seccomp`).to.equal('RuntimeDefault');
+    for (const k of ['cpu', 'memory']) {
+      expect(c.resources?.requests?.[k], `${at} requests.${k}`).to.be.a('string');
+      expect(c.resources?.limits?.[k], `${at} limits.${k}`).to.be.a('string');
+    }
+  }
 }
 
 function allows(rules: Rule[], e: { verb: string; group: string; resource: string; subresource?: string; name?: string }): boolean {
@@ -128,6 +151,19 @@ describe('controller manifests', function () {
     const did = new Set(audit.map((e) => `${e.verb} ${e.resource}${e.subresource ? '/' + e.subresource : ''}`));
     for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create roles', 'patch roles', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases', 'create events']) {
       expect(did.has(k), k).to.equal(true);
+    }
+  });
+
+  it('pod security: the rendered controller Deployment (kubectl kustomize config/default) and the generated agent Deployment run restricted with resources', function () {
+    requireClient(this, hasKubectl, 'kubectl (kustomize)');
+    const deps = render('config/default').filter((o) => o.kind === 'Deployment');
+    expect(deps).to.have.length.greaterThan(0);
+    for (const d of deps) checkPodSecurity(`Deployment ${d.metadata.name}`, (d.spec as { template: { spec: PodSpec } }).template.spec);
+    const vmbmc = { apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', metadata: { name: 'b', namespace: NS, uid: 'u1' }, spec: { virtualMachineRef: { name: 'vm' }, authSecretRef: { name: 'creds' } } } as unknown as VirtualMachineBMC;
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: NS, uid: 's1' }, data: { username: Buffer.from('admin').toString('base64'), password: Buffer.from('pw').toString('base64') } };
+    for (const v of [vmbmc, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { secretRef: { name: 't' } } } } } as VirtualMachineBMC]) {
+      const agent = desiredObjects(v, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: NS } }, secret, { image: 'virtbmc:test' });
+      checkPodSecurity('agent Deployment', (agent.deployment.spec as { template: { spec: PodSpec } }).template.spec);
     }
   });
 
