@@ -24,6 +24,9 @@ interface Flags {
   workers: string;
   autoCreate: boolean;
   resyncSeconds: string;
+  defaultMode: 'PerVM' | 'Shared';
+  shards: string;
+  agentMetricsPort?: string;
 }
 
 export function buildProgram(): Command {
@@ -41,7 +44,14 @@ export function buildProgram(): Command {
     .addOption(new Option('--log-level <level>', 'log level').choices(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info'))
     .option('--workers <n>', 'concurrent reconciles', '4')
     .option('--no-auto-create', 'do not create VirtualMachineBMCs for VMs labelled bmc.kubevirt.io/enabled=true')
-    .option('--resync-seconds <s>', 'periodic full re-reconcile (0 = off)', '600');
+    .option('--resync-seconds <s>', 'periodic full re-reconcile (0 = off)', '600')
+    .addOption(
+      new Option('--default-mode <mode>', 'mode of VirtualMachineBMCs without spec.mode: an agent pod each, or served by shared shard agents')
+        .choices(['PerVM', 'Shared'])
+        .default('PerVM'),
+    )
+    .option('--shards <k>', 'Shared mode: shard agents per namespace (rendezvous hashing; changing K moves only about 1/K of the BMCs)', '2')
+    .option('--agent-metrics-port <port>', "agents serve Prometheus metrics on this port and their Services expose it (default: off)");
 }
 
 function positiveInt(v: string, flag: string, allowZero = false): number {
@@ -51,6 +61,13 @@ function positiveInt(v: string, flag: string, allowZero = false): number {
 }
 
 class UsageError extends Error {}
+
+function port(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1024 || n > 10000) throw new UsageError(`${flag} must be a port in 1024-10000 (unprivileged, below the shards' IPMI ports), got "${v}"`);
+  if ([6230, 8000, 8443].includes(n)) throw new UsageError(`${flag} ${n} is an agent port already (IPMI 6230, Redfish 8000/8443)`);
+  return n;
+}
 
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
@@ -63,11 +80,17 @@ async function main(argv: string[]): Promise<void> {
   const manager = await startManager({
     kc,
     logger,
-    agent: { image: f.agentImage, imagePullPolicy: f.agentImagePullPolicy },
+    agent: {
+      image: f.agentImage,
+      imagePullPolicy: f.agentImagePullPolicy,
+      ...(f.agentMetricsPort !== undefined ? { metricsPort: port(f.agentMetricsPort, '--agent-metrics-port') } : {}),
+    },
     ...(f.namespaceScope ? { namespace: f.namespaceScope } : {}),
     workers: positiveInt(f.workers, '--workers'),
     resyncMs: positiveInt(f.resyncSeconds, '--resync-seconds', true) * 1000,
     autoCreate: f.autoCreate,
+    defaultMode: f.defaultMode,
+    shards: positiveInt(f.shards, '--shards'),
     leaderElect: Boolean(f.leaderElect),
     leaderElectionNamespace: f.leaderElectionNamespace,
     leaseName: f.leaderElectionId,

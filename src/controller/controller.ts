@@ -17,9 +17,26 @@ import {
   LabelManagedBy,
   ManagedByValue,
   Reason,
+  type BMCMode,
   type ServiceType,
   type VirtualMachineBMC,
 } from './api/types.js';
+import {
+  allocatePorts,
+  assignShard,
+  ConfigMapResource,
+  DEFAULT_SHARDS,
+  desiredShardObjects,
+  fleetSystem,
+  isShardObject,
+  parseFleet,
+  shardIndex,
+  shardKey,
+  shardName,
+  shardRoleRules,
+  type FleetSystem,
+  type ShardCandidate,
+} from './shard.js';
 import { EventRecorder } from './events.js';
 import { NamedSecrets, ResourceInformer } from './informers.js';
 import { cdromDrives, RoleResource } from './agent-rbac.js';
@@ -28,14 +45,18 @@ import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
 import { ControllerMetrics } from './metrics.js';
 import {
+  checkSecret,
   desiredObjects,
+  desiredSharedService,
   desiredStatus,
+  ipmiEnabled,
   planSync,
   SECRET_KEYS,
   statusPatch,
   SYNC_FIELDS,
   isSubset,
   type AgentSettings,
+  type DesiredObjects,
   type ObservedState,
 } from './reconcile.js';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.js';
@@ -57,9 +78,15 @@ export interface ControllerOptions {
   informerBackoffMs?: { min: number; max: number };
   /** reportingInstance of the Events this controller records. */
   identity?: string;
+  /** Mode of VirtualMachineBMCs without spec.mode (default PerVM). */
+  defaultMode?: BMCMode;
+  /** Shared mode: shards per namespace, K (default 2). Changing it moves only the BMCs rendezvous hashing says. */
+  shards?: number;
 }
 
 const VM_PREFIX = 'vm|';
+/** `shard|<ns>/<k>`: one shard's objects (fleet ConfigMap, Role, Deployment ...); the only writer of its port allocation */
+const SHARD_PREFIX_KEY = 'shard|';
 const SERVICE_TYPES: readonly string[] = ['ClusterIP', 'NodePort', 'LoadBalancer'];
 
 function keyOf(obj: KubeObject): string {
@@ -82,6 +109,13 @@ export class VirtualMachineBMCController {
   readonly serviceAccounts: ResourceInformer;
   readonly roles: ResourceInformer;
   readonly roleBindings: ResourceInformer;
+  readonly configMaps: ResourceInformer;
+  readonly shards: number;
+  readonly defaultMode: BMCMode;
+  /** rendezvous result per `ns/name` (K is fixed for the life of the controller) */
+  private readonly shardOfKey = new Map<string, number>();
+  /** parsed fleet documents per `ns/virtbmc-shard-<k>`, by resourceVersion */
+  private readonly fleetCache = new Map<string, { rv: string; byName: Map<string, FleetSystem> }>();
   private readonly all: Array<Pick<ResourceInformer, 'start' | 'stop' | 'synced' | 'resource'>>;
   private queue?: WorkQueue;
   private workers: Promise<void>[] = [];
@@ -129,7 +163,11 @@ export class VirtualMachineBMCController {
     this.serviceAccounts = mk(Resources.serviceAccount, owned);
     this.roles = mk(RoleResource, owned);
     this.roleBindings = mk(Resources.roleBinding, owned);
-    this.all = [this.vmbmcs, this.vms, this.secrets, this.deployments, this.services, this.serviceAccounts, this.roles, this.roleBindings];
+    this.configMaps = mk(ConfigMapResource, owned);
+    this.shards = o.shards ?? DEFAULT_SHARDS;
+    if (!Number.isInteger(this.shards) || this.shards < 1) throw new Error(`shards must be a positive integer, got ${o.shards}`);
+    this.defaultMode = o.defaultMode ?? 'PerVM';
+    this.all = [this.vmbmcs, this.vms, this.secrets, this.deployments, this.services, this.serviceAccounts, this.roles, this.roleBindings, this.configMaps];
     this.wireEvents();
   }
 
@@ -139,16 +177,28 @@ export class VirtualMachineBMCController {
 
   private wireEvents(): void {
     this.vmbmcs.onChange((obj) => {
-      this.enqueue(keyOf(obj));
+      this.enqueueBmc(obj);
       this.metrics.managed.set(this.vmbmcs.list().length);
       this.trackSecrets();
     });
-    const byOwner = (obj: KubeObject) => {
+    const byOwner = (wakesBmcs: boolean) => (obj: KubeObject) => {
+      if (isShardObject(obj)) {
+        // a shard object changed: the shard repairs it; its BMCs follow its Deployment's availability
+        this.enqueue(`${SHARD_PREFIX_KEY}${obj.metadata?.namespace}/${shardIndex(obj.metadata?.name)}`);
+        if (wakesBmcs) this.enqueueListed(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+        return;
+      }
       for (const r of obj.metadata?.ownerReferences ?? []) {
         if (r.controller && r.kind === KIND && r.apiVersion.startsWith('bmc.kubevirt.io/')) this.enqueue(`${obj.metadata?.namespace}/${r.name}`);
       }
     };
-    for (const inf of [this.deployments, this.services, this.serviceAccounts, this.roles, this.roleBindings]) inf.onChange(byOwner);
+    this.deployments.onChange(byOwner(true));
+    for (const inf of [this.services, this.serviceAccounts, this.roles, this.roleBindings]) inf.onChange(byOwner(false));
+    this.configMaps.onChange((cm) => {
+      if (!isShardObject(cm)) return;
+      this.enqueue(`${SHARD_PREFIX_KEY}${cm.metadata?.namespace}/${shardIndex(cm.metadata?.name)}`);
+      this.enqueueListed(cm.metadata?.namespace ?? '', cm.metadata?.name ?? '');
+    });
     this.vms.onChange((vm, kind) => {
       const ns = vm.metadata?.namespace ?? '';
       const name = vm.metadata?.name ?? '';
@@ -160,14 +210,61 @@ export class VirtualMachineBMCController {
       if (kind === 'delete') this.vmDrives.delete(k);
       else this.vmDrives.set(k, drives);
       if (kind === 'update' && before === drives) return;
-      for (const b of this.vmbmcs.list(ns)) if (b.spec?.virtualMachineRef?.name === name) this.enqueue(keyOf(b));
+      for (const b of this.vmbmcs.list(ns)) if (b.spec?.virtualMachineRef?.name === name) this.enqueueBmc(b);
     });
     const bySecret = (ns: string, name: string | undefined) => {
-      for (const b of this.vmbmcs.list(ns)) if (b.spec?.authSecretRef?.name === name) this.enqueue(keyOf(b));
+      for (const b of this.vmbmcs.list(ns)) if (b.spec?.authSecretRef?.name === name) this.enqueueBmc(b);
     };
     this.secrets.onChange((s) => bySecret(s.metadata?.namespace ?? '', s.metadata?.name));
     // a Secret that does not exist sends no event: its first (empty) list must wake the VMBMCs too
     this.secrets.onListed(bySecret);
+  }
+
+  modeOf(b: VirtualMachineBMC): BMCMode {
+    return b.spec?.mode ?? this.defaultMode;
+  }
+
+  /** The shard (0..K-1) of a VirtualMachineBMC, by rendezvous hashing on `<namespace>/<name>`. */
+  shardOf(namespace: string, name: string): number {
+    const key = shardKey(namespace, name);
+    let k = this.shardOfKey.get(key);
+    if (k === undefined) {
+      k = assignShard(key, this.shards);
+      this.shardOfKey.set(key, k);
+    }
+    return k;
+  }
+
+  /** The systems of shard ConfigMap `ns/name`, by VirtualMachineBMC name (parsed once per resourceVersion). */
+  fleet(namespace: string, name: string): Map<string, FleetSystem> | undefined {
+    const cm = this.configMaps.get(namespace, name);
+    const key = `${namespace}/${name}`;
+    if (!cm) {
+      this.fleetCache.delete(key);
+      return undefined;
+    }
+    const rv = cm.metadata?.resourceVersion ?? '';
+    const hit = this.fleetCache.get(key);
+    if (hit && hit.rv === rv) return hit.byName;
+    const byName = new Map((parseFleet(cm)?.systems ?? []).map((s) => [s.vmbmc, s] as const));
+    this.fleetCache.set(key, { rv, byName });
+    return byName;
+  }
+
+  /** Queue a VirtualMachineBMC, and the shards it is (or was, or will be) on. */
+  private enqueueBmc(b: VirtualMachineBMC & KubeObject): void {
+    const ns = b.metadata.namespace ?? '';
+    const name = b.metadata.name;
+    this.enqueue(keyOf(b));
+    if (this.modeOf(b) === 'Shared') this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${this.shardOf(ns, name)}`);
+    for (const cm of this.configMaps.list(ns)) {
+      if (isShardObject(cm) && this.fleet(ns, cm.metadata?.name ?? '')?.has(name)) this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${shardIndex(cm.metadata?.name)}`);
+    }
+  }
+
+  /** Queue the VirtualMachineBMCs that shard `ns/name`'s fleet document lists. */
+  private enqueueListed(namespace: string, name: string): void {
+    for (const bmc of this.fleet(namespace, name)?.keys() ?? []) this.enqueue(`${namespace}/${bmc}`);
   }
 
   /** Watch exactly the auth Secrets the VirtualMachineBMCs reference. */
@@ -237,7 +334,11 @@ export class VirtualMachineBMCController {
   }
 
   private enqueueAll(): void {
-    for (const b of this.vmbmcs.list()) this.enqueue(keyOf(b));
+    for (const b of this.vmbmcs.list()) this.enqueueBmc(b);
+    // shards that exist (also those beyond K after K went down: they are removed)
+    for (const inf of [this.configMaps, this.deployments]) {
+      for (const o of inf.list()) if (isShardObject(o)) this.enqueue(`${SHARD_PREFIX_KEY}${o.metadata?.namespace}/${shardIndex(o.metadata?.name)}`);
+    }
     if (this.o.autoCreate !== false) for (const vm of this.vms.list()) this.enqueue(`${VM_PREFIX}${keyOf(vm)}`);
   }
 
@@ -250,6 +351,7 @@ export class VirtualMachineBMCController {
       const end = this.metrics.reconcileDuration.startTimer();
       try {
         if (key.startsWith(VM_PREFIX)) await this.reconcileAutoCreate(key.slice(VM_PREFIX.length), log);
+        else if (key.startsWith(SHARD_PREFIX_KEY)) await this.reconcileShard(key.slice(SHARD_PREFIX_KEY.length), log);
         else await this.reconcile(key, log);
         q.forget(key);
         this.metrics.reconcileTotal.inc({ result: 'success' });
@@ -285,6 +387,7 @@ export class VirtualMachineBMCController {
     const vm = this.vms.get(ns, vmbmc.spec.virtualMachineRef.name);
     const secret = this.secrets.get(ns, secretName);
     const d = desiredObjects(vmbmc, vm, secret, this.o.agent);
+    if (this.modeOf(vmbmc) === 'Shared') return this.reconcileShared(vmbmc, d, log);
     const observed: ObservedState = {};
     type Step = [KubeObject, ResourceInformer, ResourceRef];
     // the Role first: binding a Role that does not exist is refused (and the binding is only
@@ -320,6 +423,13 @@ export class VirtualMachineBMCController {
       if (resource === Resources.deployment) observed.deployment = r.object;
       if (resource === Resources.service) observed.service = r.object;
     });
+    await this.writeStatus(vmbmc, d, observed, log);
+  }
+
+  /** Writes the status (only when it changed) and records the Ready transitions as Events. */
+  private async writeStatus(vmbmc: VirtualMachineBMC, d: DesiredObjects, observed: ObservedState, log: Logger): Promise<void> {
+    const ns = vmbmc.metadata.namespace ?? '';
+    const name = vmbmc.metadata.name;
     const next = desiredStatus(vmbmc, d, observed, new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
     const patch = statusPatch(vmbmc.status, next);
     if (patch) {
@@ -339,27 +449,30 @@ export class VirtualMachineBMCController {
     }
   }
 
-  /** Brings one owned object in line; returns the object as it now stands. */
+  /**
+   * Brings one object in line; returns the object as it now stands. `owner` is the VirtualMachineBMC
+   * that owns it (Events go there), or undefined for shard objects (ours by their labels).
+   */
   private async sync(
     desired: KubeObject,
     informer: ResourceInformer,
     resource: ResourceRef,
-    owner: VirtualMachineBMC,
+    owner: VirtualMachineBMC | undefined,
     log: Logger,
   ): Promise<{ object?: KubeObject; conflict?: string }> {
-    const ownerUid = owner.metadata.uid;
+    const ownerUid = owner?.metadata.uid;
     const ns = desired.metadata?.namespace ?? '';
     const name = desired.metadata?.name ?? '';
     const fields = SYNC_FIELDS[desired.kind ?? ''] ?? [];
     let actual = informer.get(ns, name);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const plan = planSync(desired, actual, ownerUid, fields);
+      const plan = planSync(desired, actual, ownerUid, fields, owner ? undefined : isShardObject);
       switch (plan.action) {
         case 'none':
           return { object: actual };
         case 'conflict':
           log.warn({ object: `${resource.plural}/${name}` }, plan.message);
-          if (actual?.metadata?.uid && !this.conflictsReported.has(actual.metadata.uid)) {
+          if (owner && actual?.metadata?.uid && !this.conflictsReported.has(actual.metadata.uid)) {
             this.conflictsReported.add(actual.metadata.uid);
             this.events.record(owner, 'Warning', Reason.NameConflict, plan.message);
           }
@@ -368,7 +481,7 @@ export class VirtualMachineBMCController {
           try {
             const created = await this.client.create(resource, ns, plan.body);
             log.info({ object: `${resource.plural}/${name}` }, 'created');
-            this.events.record(owner, 'Normal', 'Created', `Created ${desired.kind} ${name}`);
+            if (owner) this.events.record(owner, 'Normal', 'Created', `Created ${desired.kind} ${name}`);
             return { object: created };
           } catch (e) {
             if (!isConflict(e)) throw e;
@@ -386,12 +499,129 @@ export class VirtualMachineBMCController {
           }
           const patched = await this.client.mergePatch(resource, ns, name, plan.patch);
           log.info({ object: `${resource.plural}/${name}` }, 'updated (drift repaired or spec changed)');
-          this.events.record(owner, 'Normal', 'Updated', `Updated ${desired.kind} ${name} to the desired state`);
+          if (owner) this.events.record(owner, 'Normal', 'Updated', `Updated ${desired.kind} ${name} to the desired state`);
           return { object: patched };
         }
       }
     }
     throw new Error(`could not sync ${resource.plural}/${name}`);
+  }
+
+  /** Deletes `ns/name` if the cache holds it and `mine` says it is ours; 404 is fine. */
+  private async deleteIf(resource: ResourceRef, informer: ResourceInformer, ns: string, name: string, mine: (o: KubeObject) => boolean, log: Logger): Promise<void> {
+    const o = informer.get(ns, name);
+    if (!o || !mine(o)) return;
+    await this.client.delete(resource, ns, name).catch((e: unknown) => {
+      if (!isNotFound(e)) throw e;
+    });
+    log.info({ object: `${resource.plural}/${name}` }, 'deleted');
+  }
+
+  /**
+   * Shared mode: the BMC's own agent objects go (if it was PerVM), its Service points at its
+   * shard's pod and the port the shard's fleet document gives it. The shard reconcile (below) is
+   * what lists it there; this only follows.
+   */
+  private async reconcileShared(vmbmc: VirtualMachineBMC & KubeObject, d: DesiredObjects, log: Logger): Promise<void> {
+    const ns = d.namespace;
+    const name = vmbmc.metadata.name;
+    const k = this.shardOf(ns, name);
+    const uid = vmbmc.metadata.uid;
+    const mine = (o: KubeObject) => (o.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
+    // PerVM → Shared: the BMC's own agent goes; the Service stays (same name) and is re-pointed
+    await Promise.all(
+      ([
+        [Resources.deployment, this.deployments],
+        [Resources.roleBinding, this.roleBindings],
+        [RoleResource, this.roles],
+        [Resources.serviceAccount, this.serviceAccounts],
+      ] as Array<[ResourceRef, ResourceInformer]>).map(([r, inf]) => this.deleteIf(r, inf, ns, d.name, mine, log)),
+    );
+    const entry = this.fleet(ns, shardName(k))?.get(name);
+    const listed = entry && entry.vmbmcUid === (uid ?? '') ? entry : undefined;
+    const unsupported = vmbmc.spec.redfish?.tls?.secretRef?.name
+      ? 'spec.redfish.tls is not supported in Shared mode (shard agents serve plain HTTP); use mode PerVM'
+      : undefined;
+    const observed: ObservedState = {
+      deployment: this.deployments.get(ns, shardName(k)),
+      shared: { shard: k, ...(listed ? { ipmiPort: listed.ipmiPort } : {}), ...(unsupported ? { unsupported } : {}) },
+    };
+    if (listed) {
+      const r = await this.sync(desiredSharedService(vmbmc, k, listed.ipmiPort), this.services, Resources.service, vmbmc, log);
+      if (r.conflict) observed.problem = { reason: Reason.NameConflict, message: r.conflict };
+      observed.service = r.object;
+    } else {
+      // not on its shard yet (new, or moving): the Service keeps routing where it did meanwhile
+      const svc = this.services.get(ns, d.name);
+      if (svc && mine(svc)) observed.service = svc;
+      this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${k}`);
+    }
+    await this.writeStatus(vmbmc, d, observed, log);
+  }
+
+  /**
+   * One shard (`ns/k`): its members are the namespace's Shared-mode BMCs that hash to k and can be
+   * served (VM there, Secret valid); ports are allocated here only (one key is reconciled by one
+   * worker at a time, so there is one writer per shard). Role first (the agent may read a system
+   * before it is listed), then the fleet ConfigMap, the Deployment and the metrics Service. A shard
+   * without members has no objects.
+   */
+  async reconcileShard(key: string, log: Logger = this.log): Promise<void> {
+    const [ns, kStr] = splitKey(key);
+    const k = Number(kStr);
+    const name = shardName(k);
+    const current = this.fleet(ns, name);
+    const candidates: ShardCandidate[] = [];
+    if (k < this.shards) {
+      for (const b of this.vmbmcs.list(ns)) {
+        if (b.metadata.deletionTimestamp || !b.spec?.virtualMachineRef?.name || !b.spec?.authSecretRef?.name) continue;
+        if (this.modeOf(b) !== 'Shared' || this.shardOf(ns, b.metadata.name) !== k || b.spec.redfish?.tls?.secretRef?.name) continue;
+        if (!this.vms.get(ns, b.spec.virtualMachineRef.name)) continue;
+        const held = current?.get(b.metadata.name);
+        const cur = held && held.vmbmcUid === (b.metadata.uid ?? '') ? held : undefined;
+        const secretName = b.spec.authSecretRef.name;
+        if (!this.secrets.hasSynced(ns, secretName)) {
+          if (!cur) continue; // its Secret's first list queues this shard again; a listed one stays meanwhile
+        } else if (checkSecret(secretName, this.secrets.get(ns, secretName)).state !== 'ok') continue;
+        candidates.push({
+          vmbmc: b,
+          ipmi: ipmiEnabled(b),
+          ...(cur ? { currentPort: cur.ipmiPort } : {}),
+          ...(b.status?.ipmiPort !== undefined ? { previousPort: b.status.ipmiPort } : {}),
+        });
+      }
+    }
+    const all: Array<[ResourceRef, ResourceInformer]> = [
+      [Resources.deployment, this.deployments],
+      [Resources.service, this.services],
+      [ConfigMapResource, this.configMaps],
+      [Resources.roleBinding, this.roleBindings],
+      [RoleResource, this.roles],
+      [Resources.serviceAccount, this.serviceAccounts],
+    ];
+    if (candidates.length === 0) {
+      for (const [r, inf] of all) await this.deleteIf(r, inf, ns, name, isShardObject, log);
+      return;
+    }
+    const ports = allocatePorts(candidates);
+    const systems: FleetSystem[] = [];
+    for (const c of candidates) {
+      const p = ports.get(c.vmbmc.metadata.name);
+      if (p === undefined) log.error({ vmbmc: c.vmbmc.metadata.name, shard: k }, 'no free UDP port left on the shard; not served');
+      else systems.push(fleetSystem(c.vmbmc, p));
+    }
+    const rules = shardRoleRules(k, systems, (vm) => cdromDrives(this.vms.get(ns, vm)));
+    const objs = desiredShardObjects(ns, k, systems, rules, { image: this.o.agent.image, ...(this.o.agent.imagePullPolicy ? { imagePullPolicy: this.o.agent.imagePullPolicy } : {}), ...(this.o.agent.metricsPort !== undefined ? { metricsPort: this.o.agent.metricsPort } : {}) });
+    const step = async (desired: KubeObject, inf: ResourceInformer, r: ResourceRef) => {
+      const res = await this.sync(desired, inf, r, undefined, log);
+      if (res.conflict) throw new Error(`shard ${ns}/${name}: ${res.conflict}`);
+    };
+    await Promise.all([step(objs.serviceAccount, this.serviceAccounts, Resources.serviceAccount), step(objs.role, this.roles, RoleResource)]);
+    await step(objs.roleBinding, this.roleBindings, Resources.roleBinding);
+    await step(objs.configMap, this.configMaps, ConfigMapResource);
+    await step(objs.deployment, this.deployments, Resources.deployment);
+    if (objs.metricsService) await step(objs.metricsService, this.services, Resources.service);
+    else await this.deleteIf(Resources.service, this.services, ns, name, isShardObject, log);
   }
 
   /** Creates, updates or deletes the auto-created VirtualMachineBMC of a VM (ns/name). */

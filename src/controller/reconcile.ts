@@ -14,8 +14,10 @@ import {
   LabelAppName,
   LabelInstance,
   LabelManagedBy,
+  LabelMetrics,
   ManagedByValue,
   Reason,
+  type BMCMode,
   type Condition,
   type ConditionStatus,
   type VirtualMachineBMC,
@@ -24,6 +26,7 @@ import {
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { agentObjectName } from './names.js';
 import { agentRoleRules, cdromDrives, RBAC_GROUP } from './agent-rbac.js';
+import { SHARD_REDFISH_PORT, shardSelectorLabels } from './shard.js';
 
 export const IPMI_PORT = 623;
 export const IPMI_TARGET_PORT = 6230;
@@ -40,6 +43,11 @@ export interface AgentSettings {
   imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
   /** The cluster's DNS domain, for the agent's FQDN (default cluster.local) */
   clusterDomain?: string;
+  /**
+   * Agents serve Prometheus metrics on this TCP port (all interfaces) and their Services expose it
+   * (port name `metrics`, label bmc.kubevirt.io/metrics=true: config/prometheus); undefined = off.
+   */
+  metricsPort?: number;
 }
 
 export interface SecretCheck {
@@ -139,6 +147,7 @@ export function desiredObjects(
   if (media?.storage?.storageClassName) args.push('--storage-class', media.storage.storageClassName);
   if (media?.storage?.volumeMode) args.push('--volume-mode', media.storage.volumeMode);
   if (tls) args.push('--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`);
+  if (agent.metricsPort !== undefined) args.push('--metrics-port', String(agent.metricsPort), '--metrics-address', '0.0.0.0');
 
   const env: unknown[] = [
     { name: 'BMC_USERNAME', valueFrom: { secretKeyRef: { name: secretName, key: 'username' } } },
@@ -146,6 +155,9 @@ export function desiredObjects(
     // The agent's network identity (src/common/network.ts): its pod IP and its Service's DNS name
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'VIRTBMC_FQDN', value: `${name}.${namespace}.svc.${agent.clusterDomain ?? 'cluster.local'}` },
+    // the owner of the agent's events ConfigMap (src/cmd/virtbmc.ts): deleting the VMBMC deletes it
+    { name: 'VIRTBMC_OWNER_NAME', value: vmbmc.metadata.name },
+    { name: 'VIRTBMC_OWNER_UID', value: vmbmc.metadata.uid ?? '' },
   ];
   if (media?.tls?.insecureSkipVerify) env.push({ name: 'VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY', value: 'true' });
   if (media?.tls?.caBundleConfigMapRef?.name) {
@@ -167,6 +179,7 @@ export function desiredObjects(
   const ports: unknown[] = [];
   if (ipmi) ports.push({ name: 'ipmi', containerPort: IPMI_TARGET_PORT, protocol: 'UDP' });
   ports.push({ name: 'redfish', containerPort: redfishPort, protocol: 'TCP' });
+  if (agent.metricsPort !== undefined) ports.push({ name: 'metrics', containerPort: agent.metricsPort, protocol: 'TCP' });
 
   const templateAnnotations: Data = {};
   if (sec.hash) templateAnnotations[AnnotationSecretHash] = sec.hash;
@@ -217,25 +230,12 @@ export function desiredObjects(
     },
   };
 
-  const svcSpec = vmbmc.spec.service ?? {};
   const svcPorts: unknown[] = [];
   if (ipmi) svcPorts.push({ name: 'ipmi', port: IPMI_PORT, targetPort: IPMI_TARGET_PORT, protocol: 'UDP' });
   svcPorts.push({ name: 'redfish', port: HTTP_PORT, targetPort: redfishPort, protocol: 'TCP' });
   if (tls) svcPorts.push({ name: 'redfish-tls', port: HTTPS_PORT, targetPort: REDFISH_TLS_TARGET_PORT, protocol: 'TCP' });
-  const userLabels = svcSpec.labels ?? {};
-  const userAnnotations = svcSpec.annotations ?? {};
-  const service: KubeObject = {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: meta(vmbmc, name, {
-      labels: userLabels,
-      annotations: {
-        ...userAnnotations,
-        [AnnotationServiceMetaKeys]: JSON.stringify({ labels: Object.keys(userLabels).sort(), annotations: Object.keys(userAnnotations).sort() }),
-      },
-    }),
-    spec: { type: svcSpec.type ?? 'ClusterIP', selector: selectorLabels(name), ports: svcPorts },
-  };
+  if (agent.metricsPort !== undefined) svcPorts.push({ name: 'metrics', port: agent.metricsPort, targetPort: agent.metricsPort, protocol: 'TCP' });
+  const service = bmcService(vmbmc, name, selectorLabels(name), svcPorts, agent.metricsPort !== undefined);
 
   const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(vmbmc, name) };
   // without the VM its drives are unknown: the Role then names no DataVolume (and grants no create)
@@ -249,6 +249,48 @@ export function desiredObjects(
   };
 
   return { name, namespace, serviceAccount, role, roleBinding, deployment, service, replicas, vmFound: vm !== undefined, secret: sec };
+}
+
+/** The VMBMC's own Service (both modes): type, labels and annotations from spec.service. */
+function bmcService(vmbmc: VirtualMachineBMC, name: string, selector: Data, ports: unknown[], metrics: boolean): KubeObject {
+  const svcSpec = vmbmc.spec.service ?? {};
+  const userLabels = svcSpec.labels ?? {};
+  const userAnnotations = svcSpec.annotations ?? {};
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(vmbmc, name, {
+      labels: { ...userLabels, ...(metrics ? { [LabelMetrics]: 'true' } : {}) },
+      annotations: {
+        ...userAnnotations,
+        // what we set beyond our own labels, so that what goes from spec.service (or metrics) is removed
+        [AnnotationServiceMetaKeys]: JSON.stringify({
+          labels: [...Object.keys(userLabels), ...(metrics ? [LabelMetrics] : [])].sort(),
+          annotations: Object.keys(userAnnotations).sort(),
+        }),
+      },
+    }),
+    spec: { type: svcSpec.type ?? 'ClusterIP', selector, ports },
+  };
+}
+
+/**
+ * Shared mode: the VMBMC's Service routes to shard `k`'s pod: 623/udp → its `ipmiPort` there,
+ * 80/tcp → the shard's Redfish port. Same name, type, labels and annotations as in per-VM mode, so
+ * `ipmitool -H <service>` is unchanged and a switch of mode or shard only re-points it.
+ */
+export function desiredSharedService(vmbmc: VirtualMachineBMC, k: number, ipmiPort: number): KubeObject {
+  const name = agentObjectName(vmbmc.metadata.name);
+  const ports: unknown[] = [];
+  if (ipmiEnabled(vmbmc) && ipmiPort > 0) ports.push({ name: 'ipmi', port: IPMI_PORT, targetPort: ipmiPort, protocol: 'UDP' });
+  ports.push({ name: 'redfish', port: HTTP_PORT, targetPort: SHARD_REDFISH_PORT, protocol: 'TCP' });
+  // no metrics port here: one shard pod sits behind many of these; its own Service carries it
+  return bmcService(vmbmc, name, shardSelectorLabels(k), ports, false);
+}
+
+/** `<service>.<namespace>.svc`: the name clients use. */
+export function bmcEndpoint(vmbmc: VirtualMachineBMC): string {
+  return `${agentObjectName(vmbmc.metadata.name)}.${vmbmc.metadata.namespace ?? 'default'}.svc`;
 }
 
 /**
@@ -299,10 +341,17 @@ function serviceMetaKeys(obj: KubeObject): { labels: string[]; annotations: stri
  * owner reference; body: the fields named in `fields` (spec, or roleRef/subjects). A merge patch
  * replaces lists wholesale and leaves other map keys alone.
  */
-export function planSync(desired: KubeObject, actual: KubeObject | undefined, ownerUid: string | undefined, fields: string[]): SyncPlan {
+export function planSync(
+  desired: KubeObject,
+  actual: KubeObject | undefined,
+  ownerUid: string | undefined,
+  fields: string[],
+  /** instead of the owner reference (shard objects have many VMBMCs and no owner: src/controller/shard.ts) */
+  owns?: (actual: KubeObject) => boolean,
+): SyncPlan {
   if (!actual) return { action: 'create', body: desired };
-  if (!isOwnedBy(actual, ownerUid)) {
-    return { action: 'conflict', message: `${desired.kind} ${desired.metadata?.name} exists and is not owned by this VirtualMachineBMC` };
+  if (owns ? !owns(actual) : !isOwnedBy(actual, ownerUid)) {
+    return { action: 'conflict', message: `${desired.kind} ${desired.metadata?.name} exists and is not ${owns ? 'ours' : 'owned by this VirtualMachineBMC'}` };
   }
   const dm = desired.metadata ?? {};
   const am = actual.metadata ?? {};
@@ -350,6 +399,7 @@ export const SYNC_FIELDS: Record<string, string[]> = {
   RoleBinding: ['roleRef', 'subjects'],
   Deployment: ['spec'],
   Service: ['spec'],
+  ConfigMap: ['data'],
 };
 
 function deploymentAvailable(dep: KubeObject | undefined): { ok: boolean; message: string } {
@@ -372,8 +422,17 @@ export function serviceAddresses(svc: KubeObject | undefined): { clusterIP?: str
 }
 
 export interface ObservedState {
+  /** the agent's Deployment: its own (PerVM) or its shard's (Shared) */
   deployment?: KubeObject;
   service?: KubeObject;
+  /** Shared mode: where the BMC is (or is to be) served */
+  shared?: {
+    shard: number;
+    /** the port in the shard's fleet document; undefined = not listed there yet */
+    ipmiPort?: number;
+    /** why the shared agents cannot serve this BMC */
+    unsupported?: string;
+  };
   /** Set when an owned object could not be synced (name clash, API error). */
   problem?: { reason: string; message: string };
 }
@@ -399,10 +458,14 @@ export function desiredStatus(vmbmc: VirtualMachineBMC, d: DesiredObjects, obser
   conditions.push(cond(ConditionType.SecretAvailable, d.secret.state === 'ok' ? 'True' : 'False', secReason, d.secret.message, gen, prev, now));
 
   const addr = serviceAddresses(observed.service);
+  const sh = observed.shared;
+  const gone = sh ? `not served by shard ${sh.shard}` : 'agent scaled to 0';
   let ready: [ConditionStatus, string, string];
   if (observed.problem) ready = ['False', observed.problem.reason, observed.problem.message];
-  else if (!d.vmFound) ready = ['False', Reason.VirtualMachineNotFound, `VirtualMachine ${vmName} not found; agent scaled to 0`];
-  else if (d.secret.state !== 'ok') ready = ['False', secReason, `${d.secret.message}; agent scaled to 0`];
+  else if (sh?.unsupported) ready = ['False', Reason.SharedModeUnsupported, sh.unsupported];
+  else if (!d.vmFound) ready = ['False', Reason.VirtualMachineNotFound, `VirtualMachine ${vmName} not found; ${gone}`];
+  else if (d.secret.state !== 'ok') ready = ['False', secReason, `${d.secret.message}; ${gone}`];
+  else if (sh && sh.ipmiPort === undefined) ready = ['False', Reason.ShardPending, `waiting for shard ${sh.shard} (ConfigMap virtbmc-shard-${sh.shard}) to list this BMC`];
   else {
     const dep = deploymentAvailable(observed.deployment);
     const svcType = (observed.service?.spec as { type?: string } | undefined)?.type;
@@ -412,7 +475,18 @@ export function desiredStatus(vmbmc: VirtualMachineBMC, d: DesiredObjects, obser
     else ready = ['True', Reason.AgentAvailable, `BMC reachable at ${addr.loadBalancerIP ?? addr.clusterIP}`];
   }
   conditions.unshift(cond(ConditionType.Ready, ready[0], ready[1], ready[2], gen, prev, now));
-  return { ...addr, ...(gen !== undefined ? { observedGeneration: gen } : {}), conditions };
+  const mode: BMCMode = sh ? 'Shared' : 'PerVM';
+  // ipmiPort stays while a BMC waits (so a move keeps it where it can), and goes with PerVM mode
+  const ipmiPort = sh ? (sh.ipmiPort ?? vmbmc.status?.ipmiPort) : undefined;
+  return {
+    ...addr,
+    ...(gen !== undefined ? { observedGeneration: gen } : {}),
+    mode,
+    ...(sh ? { shard: sh.shard } : {}),
+    ...(ipmiPort !== undefined ? { ipmiPort } : {}),
+    endpoint: bmcEndpoint(vmbmc),
+    conditions,
+  };
 }
 
 /**
@@ -422,7 +496,7 @@ export function desiredStatus(vmbmc: VirtualMachineBMC, d: DesiredObjects, obser
 export function statusPatch(current: VirtualMachineBMCStatus | undefined, next: VirtualMachineBMCStatus): Record<string, unknown> | undefined {
   const cur = current ?? {};
   const patch: Record<string, unknown> = {};
-  for (const k of ['clusterIP', 'loadBalancerIP', 'observedGeneration'] as const) {
+  for (const k of ['clusterIP', 'loadBalancerIP', 'observedGeneration', 'mode', 'shard', 'ipmiPort', 'endpoint'] as const) {
     if (cur[k] !== next[k]) patch[k] = next[k] ?? null;
   }
   if (!conditionsEqual(cur.conditions ?? [], next.conditions ?? [])) patch.conditions = next.conditions ?? [];

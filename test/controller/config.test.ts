@@ -100,7 +100,7 @@ describe('controller manifests', function () {
     expect(v.name).to.equal('v1beta1');
     expect(crd.spec.names.shortNames).to.deep.equal(['vmbmc', 'vmbmcs']);
     expect(v.subresources).to.deep.equal({ status: {} });
-    expect(v.additionalPrinterColumns.map((c) => c.name)).to.deep.equal(['VM', 'SECRET', 'CLUSTER-IP', 'READY', 'AGE']);
+    expect(v.additionalPrinterColumns.map((c) => c.name)).to.deep.equal(['VM', 'SECRET', 'CLUSTER-IP', 'MODE', 'SHARD', 'ENDPOINT', 'READY', 'AGE']);
     expect(v.schema.openAPIV3Schema.properties.spec.required).to.deep.equal(['virtualMachineRef', 'authSecretRef']);
   });
 

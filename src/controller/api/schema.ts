@@ -33,6 +33,7 @@ export interface IntegerSchema extends Described {
   type: 'integer';
   format?: 'int32' | 'int64';
   minimum?: number;
+  maximum?: number;
 }
 export interface BooleanSchema extends Described {
   type: 'boolean';
@@ -93,6 +94,14 @@ export const specSchema: ObjectSchema<VirtualMachineBMCSpec> = {
   properties: {
     virtualMachineRef: localRef('The KubeVirt VirtualMachine this BMC controls.'),
     authSecretRef: localRef('Secret with the BMC credentials under the keys `username` and `password`.'),
+    mode: {
+      type: 'string',
+      description:
+        'PerVM: an agent pod of its own. Shared: served by one of the namespace\'s shard agents (virtbmc-shard-<k>) beside other VMs. ' +
+        "Unset: the controller's --default-mode; status.mode shows the effective mode. No schema default on purpose: " +
+        'a stored default would pin every object and the controller-wide default could never apply.',
+      enum: ['PerVM', 'Shared'],
+    },
     service: {
       type: 'object',
       description: 'The Service that exposes the BMC.',
@@ -171,6 +180,10 @@ export const statusSchema: ObjectSchema<VirtualMachineBMCStatus> = {
     clusterIP: { type: 'string', description: 'ClusterIP of the BMC Service.' },
     loadBalancerIP: { type: 'string', description: 'Load-balancer ingress address of the BMC Service.' },
     observedGeneration: { type: 'integer', format: 'int64', description: 'Generation the controller last acted on.' },
+    mode: { type: 'string', description: 'Effective mode (spec.mode or the controller default).', enum: ['PerVM', 'Shared'] },
+    shard: { type: 'integer', format: 'int32', minimum: 0, description: 'Shared mode: index of the shard agent serving this BMC.' },
+    ipmiPort: { type: 'integer', format: 'int32', minimum: 0, maximum: 65535, description: "Shared mode: UDP port on the shard pod behind the Service's 623/udp." },
+    endpoint: { type: 'string', description: 'DNS name of the BMC Service (what ipmitool -H and Redfish clients use).' },
     conditions: {
       type: 'array',
       description: 'Ready, VirtualMachineAvailable and SecretAvailable.',
@@ -206,6 +219,9 @@ export function crdManifest(): Record<string, unknown> {
             { name: 'VM', type: 'string', jsonPath: '.spec.virtualMachineRef.name' },
             { name: 'SECRET', type: 'string', jsonPath: '.spec.authSecretRef.name' },
             { name: 'CLUSTER-IP', type: 'string', jsonPath: '.status.clusterIP' },
+            { name: 'MODE', type: 'string', jsonPath: '.status.mode' },
+            { name: 'SHARD', type: 'integer', jsonPath: '.status.shard' },
+            { name: 'ENDPOINT', type: 'string', jsonPath: '.status.endpoint' },
             { name: 'READY', type: 'string', jsonPath: ".status.conditions[?(@.type=='Ready')].status" },
             { name: 'AGE', type: 'date', jsonPath: '.metadata.creationTimestamp' },
           ],

@@ -34,12 +34,23 @@ export const Reason = {
   AgentNotAvailable: 'AgentNotAvailable',
   AgentScaledDown: 'AgentScaledDown',
   ServicePending: 'ServicePending',
+  /** Shared mode: the shard has not listed this BMC in its fleet ConfigMap yet */
+  ShardPending: 'ShardPending',
+  /** Shared mode: a spec field the shared agents cannot honour (spec.redfish.tls) */
+  SharedModeUnsupported: 'SharedModeUnsupported',
   NameConflict: 'NameConflict',
   ReconcileError: 'ReconcileError',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+/**
+ * How the BMC is served: `PerVM` — an agent pod of its own; `Shared` — one of the namespace's shard
+ * agents serves it beside other VMs (docs/controller.md "Modes"). Unset: the controller's
+ * `--default-mode` (PerVM unless set otherwise).
+ */
+export type BMCMode = 'PerVM' | 'Shared';
+export const BMC_MODES: readonly BMCMode[] = ['PerVM', 'Shared'];
 export type VolumeMode = 'Filesystem' | 'Block';
 
 export interface LocalObjectReference {
@@ -96,6 +107,8 @@ export interface VirtualMachineBMCSpec {
   virtualMachineRef: LocalObjectReference;
   /** Secret (same namespace) with keys `username` and `password`: the BMC credentials. */
   authSecretRef: LocalObjectReference;
+  /** PerVM or Shared; unset = the controller's --default-mode (status.mode shows the effective one). */
+  mode?: BMCMode;
   service?: ServiceSpec;
   ipmi?: IPMISpec;
   redfish?: RedfishSpec;
@@ -120,6 +133,14 @@ export interface VirtualMachineBMCStatus {
   loadBalancerIP?: string;
   /** Generation of the spec the controller last acted on. */
   observedGeneration?: number;
+  /** The effective mode (spec.mode, or the controller's default). */
+  mode?: BMCMode;
+  /** Shared mode: the shard (0..K-1) whose agent serves this BMC (Deployment virtbmc-shard-<shard>). */
+  shard?: number;
+  /** Shared mode: the UDP port on the shard pod that the Service's 623/udp maps to. */
+  ipmiPort?: number;
+  /** DNS name clients use (the BMC Service: `<name>.<namespace>.svc`). */
+  endpoint?: string;
   conditions?: Condition[];
   /** Boot override bookkeeping owned by the agent; the controller never writes it. */
   bootOverride?: Record<string, unknown>;
@@ -145,3 +166,7 @@ export const ManagedByValue = 'virtbmc-controller';
 export const AppNameValue = 'virtbmc';
 export const AnnotationSecretHash = 'bmc.kubevirt.io/secret-hash';
 export const AnnotationServiceMetaKeys = 'bmc.kubevirt.io/service-metadata-keys';
+/** On every shard object: the shard index (objects named virtbmc-shard-<k>). */
+export const LabelShard = 'bmc.kubevirt.io/shard';
+/** On Services that expose an agent's metrics port (what the ServiceMonitor sample selects). */
+export const LabelMetrics = 'bmc.kubevirt.io/metrics';
