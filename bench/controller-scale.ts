@@ -4,7 +4,8 @@
  * process reconciling them all to Ready. Prints the time to converge, the controller's peak RSS
  * (VmHWM from /proc), its API request count, and the writes it makes while idle afterwards (should
  * be 0: reconciles are idempotent).
- *   npx tsx bench/controller-scale.ts [--count 1000] [--workers 8]
+ *   npx tsx bench/controller-scale.ts [--count 1000] [--workers 8] [--mode PerVM|Shared] [--shards 2]
+ * bench/controller-scale-modes.ts runs both modes in one command and prints the ratios.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -22,6 +23,10 @@ function arg(name: string, def: number): number {
   return v;
 }
 const N = arg('count', 1000);
+const modeIdx = process.argv.indexOf('--mode');
+const MODE = modeIdx >= 0 ? process.argv[modeIdx + 1] : 'PerVM';
+if (MODE !== 'PerVM' && MODE !== 'Shared') throw new Error('--mode wants PerVM or Shared');
+const SHARDS = arg('shards', 2);
 const WORKERS = arg('workers', 8);
 const NS_COUNT = 10;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -99,7 +104,8 @@ const t0 = Date.now();
 const child = spawn(
   process.execPath,
   [entry, '--kubeconfig', emu.kubeconfigPath, '--agent-image', 'registry.example/virtbmc:bench',
-    '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${healthPort}`, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', '--workers', String(WORKERS)],
+    '--metrics-bind-address', '0', '--health-probe-bind-address', `127.0.0.1:${healthPort}`, '--log-level', process.env.BENCH_LOG_LEVEL ?? 'warn', '--workers', String(WORKERS),
+    '--default-mode', MODE, '--shards', String(SHARDS)],
   { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] },
 );
 const pid = child.pid!;
@@ -147,6 +153,7 @@ await new Promise((r) => setTimeout(r, 2000));
 const idleWrites = emu.audit.filter((e) => e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch').length - writesBefore;
 
 const controllerCpu = cpuSeconds(pid);
+const deploymentsAtEnd = emu.list('apps/v1', 'Deployment').length;
 const benchCpu = process.cpuUsage();
 const s = procStatus(pid);
 if (s) peakKb = Math.max(peakKb, s.hwmKb);
@@ -157,6 +164,9 @@ await emu.close();
 
 const result = {
   benchmark: 'controller-scale',
+  mode: MODE,
+  shards: MODE === 'Shared' ? SHARDS : undefined,
+  agentDeployments: deploymentsAtEnd,
   vmbmcs: N,
   namespaces: NS_COUNT,
   workers: WORKERS,
@@ -172,7 +182,7 @@ const result = {
   idleWritesIn2s: idleWrites,
 };
 process.stdout.write(
-  `controller scale: ${N} VirtualMachineBMCs Ready ${result.convergeSeconds} s after the controller was ready (start-up ${result.startupSeconds} s; ` +
+  `controller scale (${MODE}${MODE === 'Shared' ? `, K=${SHARDS} per namespace` : ''}, ${deploymentsAtEnd} agent Deployments): ${N} VirtualMachineBMCs Ready ${result.convergeSeconds} s after the controller was ready (start-up ${result.startupSeconds} s; ` +
     `${result.perVmbmcMs} ms each, ${WORKERS} workers); ` +
     `controller RSS peak ${result.controllerPeakRssMiB} MiB / settled ${result.controllerSettledRssMiB} MiB, CPU ${controllerCpu} s (emulator+bench ${result.emulatorAndBenchCpuSeconds} s); ` +
     `${requests} API requests; ${idleWrites} writes while idle; load average ${result.loadAverage1m}\n`,

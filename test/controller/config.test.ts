@@ -83,6 +83,14 @@ async function controllerWorkload(): Promise<AuditEntry[]> {
     emu.faults.failNext(1, 409, (r) => r.method === 'POST');
     emu.create(vmbmcObj('bmc2', 'vm', 'creds'));
     await waitReady(emu, 'bmc2');
+    // Shared mode: shard objects, fleet ConfigMap, then back to PerVM (the shard's objects are deleted)
+    const b2 = getVmbmc(emu, 'bmc2')!;
+    emu.update({ ...b2, spec: { ...(b2.spec as object), mode: 'Shared' } });
+    await emu.waitFor(() => (getVmbmc(emu, 'bmc2')?.status as { mode?: string } | undefined)?.mode === 'Shared' && emu.get('v1', 'ConfigMap', NS, `virtbmc-shard-0`) !== undefined || emu.get('v1', 'ConfigMap', NS, `virtbmc-shard-1`) !== undefined);
+    await waitReady(emu, 'bmc2');
+    const b3 = getVmbmc(emu, 'bmc2')!;
+    emu.update({ ...b3, spec: { ...(b3.spec as object), mode: 'PerVM' } });
+    await emu.waitFor(() => !emu.get('v1', 'ConfigMap', NS, 'virtbmc-shard-0') && !emu.get('v1', 'ConfigMap', NS, 'virtbmc-shard-1'));
   } finally {
     await env.close();
   }
@@ -149,7 +157,7 @@ describe('controller manifests', function () {
     expect(denied.map((e) => `${e.verb} ${e.group}/${e.resource}${e.subresource ? '/' + e.subresource : ''} ${e.namespace ?? ''}`)).to.deep.equal([]);
     // and the workload really exercised the interesting calls
     const did = new Set(audit.map((e) => `${e.verb} ${e.resource}${e.subresource ? '/' + e.subresource : ''}`));
-    for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create roles', 'patch roles', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases', 'create events']) {
+    for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create roles', 'patch roles', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases', 'create events', 'create configmaps', 'delete configmaps', 'delete deployments']) {
       expect(did.has(k), k).to.equal(true);
     }
   });

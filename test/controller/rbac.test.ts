@@ -82,10 +82,19 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       // what the controller writes cluster-wide (it manages VirtualMachineBMCs in every namespace):
       // the agent's Deployment, Service, ServiceAccount, Role and RoleBinding;
       // delete only for RoleBindings (an immutable roleRef that drifted is replaced); `update` only of
-      // the VirtualMachineBMC finalizers that OwnerReferencesPermissionEnforcement asks for
+      // the VirtualMachineBMC finalizers that OwnerReferencesPermissionEnforcement asks for; Shared
+      // mode adds the shards' fleet ConfigMaps and deletes (a BMC switched to Shared loses its own
+      // agent, an empty shard all its objects)
       const writes = unnamedGrants(manager.rules!).filter((g) => /^(create|patch|update|delete|deletecollection) /.test(g));
       expect(writes).to.deep.equal(
         [
+          'create /configmaps',
+          'delete /configmaps',
+          'patch /configmaps',
+          'delete /serviceaccounts',
+          'delete /services',
+          'delete apps/deployments',
+          'delete rbac.authorization.k8s.io/roles',
           'create /events',
           'create /serviceaccounts',
           'create /services',

@@ -69,6 +69,9 @@ describe('controller reconcile (pure)', () => {
     expect(c.env.filter((e) => !e.valueFrom?.secretKeyRef)).to.deep.equal([
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'VIRTBMC_FQDN', value: 'bmc1-virtbmc.ns1.svc.cluster.local' },
+      // the owner of the agent's events ConfigMap (issue 12)
+      { name: 'VIRTBMC_OWNER_NAME', value: 'bmc1' },
+      { name: 'VIRTBMC_OWNER_UID', value: 'uid-1' },
     ]);
     expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
     expect(c.securityContext.capabilities).to.deep.equal({ drop: ['ALL'] });
