@@ -78,6 +78,9 @@ export type OperationId =
   | "getSystemMemory"
   | "listSystemStorage"
   | "getSystemStorage"
+  | "listSystemStorageControllers"
+  | "getSystemStorageController"
+  | "listSystemStorageVolumes"
   | "getSystemDrive"
   | "listSystemSimpleStorage"
   | "getSystemSimpleStorage"
@@ -192,6 +195,9 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Memory/{MemoryId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Memory/:MemoryId", operationId: "getSystemMemory", responseSchemaRef: "Memory_Memory", entity: "Memory", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage", operationId: "listSystemStorage", responseSchemaRef: "StorageCollection_StorageCollection", entity: "StorageCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId", operationId: "getSystemStorage", responseSchemaRef: "Storage_Storage", entity: "Storage", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Controllers", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Controllers", operationId: "listSystemStorageControllers", responseSchemaRef: "StorageControllerCollection_StorageControllerCollection", entity: "StorageControllerCollection", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Controllers/{StorageControllerId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Controllers/:StorageControllerId", operationId: "getSystemStorageController", responseSchemaRef: "StorageController_StorageController", entity: "StorageController", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Volumes", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Volumes", operationId: "listSystemStorageVolumes", responseSchemaRef: "VolumeCollection_VolumeCollection", entity: "VolumeCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Drives/{DriveId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Drives/:DriveId", operationId: "getSystemDrive", responseSchemaRef: "Drive_Drive", entity: "Drive", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SimpleStorage", operationId: "listSystemSimpleStorage", responseSchemaRef: "SimpleStorageCollection_SimpleStorageCollection", entity: "SimpleStorageCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage/{SimpleStorageId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SimpleStorage/:SimpleStorageId", operationId: "getSystemSimpleStorage", responseSchemaRef: "SimpleStorage_SimpleStorage", entity: "SimpleStorage", privileges: [["Login"]] },
@@ -290,6 +296,9 @@ export type ListSystemMemoryResponse = components['schemas']["MemoryCollection_M
 export type GetSystemMemoryResponse = components['schemas']["Memory_Memory"];
 export type ListSystemStorageResponse = components['schemas']["StorageCollection_StorageCollection"];
 export type GetSystemStorageResponse = components['schemas']["Storage_Storage"];
+export type ListSystemStorageControllersResponse = components['schemas']["StorageControllerCollection_StorageControllerCollection"];
+export type GetSystemStorageControllerResponse = components['schemas']["StorageController_StorageController"];
+export type ListSystemStorageVolumesResponse = components['schemas']["VolumeCollection_VolumeCollection"];
 export type GetSystemDriveResponse = components['schemas']["Drive_Drive"];
 export type ListSystemSimpleStorageResponse = components['schemas']["SimpleStorageCollection_SimpleStorageCollection"];
 export type GetSystemSimpleStorageResponse = components['schemas']["SimpleStorage_SimpleStorage"];
@@ -361,12 +370,15 @@ export const odataTypes = {
   SoftwareInventoryCollection: "#SoftwareInventoryCollection.SoftwareInventoryCollection",
   Storage: "#Storage.v1_21_0.Storage",
   StorageCollection: "#StorageCollection.StorageCollection",
+  StorageController: "#StorageController.v1_11_0.StorageController",
+  StorageControllerCollection: "#StorageControllerCollection.StorageControllerCollection",
   Task: "#Task.v1_7_4.Task",
   TaskCollection: "#TaskCollection.TaskCollection",
   TaskService: "#TaskService.v1_3_0.TaskService",
   UpdateService: "#UpdateService.v1_17_0.UpdateService",
   VirtualMedia: "#VirtualMedia.v1_6_5.VirtualMedia",
   VirtualMediaCollection: "#VirtualMediaCollection.VirtualMediaCollection",
+  VolumeCollection: "#VolumeCollection.VolumeCollection",
 } as const;
 
 /** CSDL references for $metadata: one per schema file we use, with the namespaces we emit. */
@@ -717,6 +729,19 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     ]
   },
   {
+    "uri": "http://redfish.dmtf.org/schemas/v1/StorageController_v1.xml",
+    "namespaces": [
+      "StorageController",
+      "StorageController.v1_11_0"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/StorageControllerCollection_v1.xml",
+    "namespaces": [
+      "StorageControllerCollection"
+    ]
+  },
+  {
     "uri": "http://redfish.dmtf.org/schemas/v1/Task_v1.xml",
     "namespaces": [
       "Task",
@@ -754,6 +779,12 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "uri": "http://redfish.dmtf.org/schemas/v1/VirtualMediaCollection_v1.xml",
     "namespaces": [
       "VirtualMediaCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/VolumeCollection_v1.xml",
+    "namespaces": [
+      "VolumeCollection"
     ]
   }
 ];

@@ -1024,6 +1024,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Controllers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listSystemStorageControllers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Controllers/{StorageControllerId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+                StorageControllerId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemStorageController"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Volumes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["listSystemStorageVolumes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Drives/{DriveId}": {
         parameters: {
             query?: never;
@@ -7555,6 +7613,306 @@ export interface components {
             /** @description The OEM extension property. */
             Oem?: components["schemas"]["Resource_Oem"];
         };
+        /** @description The collection of `StorageController` resource instances. */
+        StorageControllerCollection_StorageControllerCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The members of this collection. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+        };
+        /** @description The `StorageController` schema describes a storage controller and its properties.  A storage controller represents a physical or virtual storage device that produces volumes. */
+        StorageController_StorageController: components["schemas"]["StorageController_v1_11_0_StorageController"];
+        /** @enum {string} */
+        StorageController_v1_11_0_ANAAccessState: "Optimized" | "NonOptimized" | "Inaccessible" | "PersistentLoss";
+        /** @description The ANA characteristics and volume information for a storage controller. */
+        StorageController_v1_11_0_ANACharacteristics: {
+            /** @description Reported ANA access state. */
+            readonly AccessState?: components["schemas"]["StorageController_v1_11_0_ANAAccessState"] | null;
+            /** @description The specified volume. */
+            readonly Volume?: components["schemas"]["odata-v4_idRef"];
+        };
+        /** @description The available actions for this resource. */
+        StorageController_v1_11_0_Actions: {
+            "#StorageController.AttachNamespaces"?: components["schemas"]["StorageController_v1_11_0_AttachNamespaces"];
+            "#StorageController.DetachNamespaces"?: components["schemas"]["StorageController_v1_11_0_DetachNamespaces"];
+            "#StorageController.Reset"?: components["schemas"]["StorageController_v1_11_0_Reset"];
+            "#StorageController.SecurityReceive"?: components["schemas"]["StorageController_v1_11_0_SecurityReceive"];
+            "#StorageController.SecuritySend"?: components["schemas"]["StorageController_v1_11_0_SecuritySend"];
+            /** @description The available OEM-specific actions for this resource. */
+            Oem?: components["schemas"]["StorageController_v1_11_0_OemActions"];
+        };
+        /** @description This action attaches referenced namespaces or volumes to the storage controller.  Attached namespaces and volumes are added to the `AttachedVolumes` property in `Links`.  For NVMe, namespaces are modeled as `Volume` resources. */
+        StorageController_v1_11_0_AttachNamespaces: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This type describes the cache memory of the storage controller in general detail. */
+        StorageController_v1_11_0_CacheSummary: {
+            /**
+             * Format: int64
+             * @description The portion of the cache memory that is persistent, measured in MiB.
+             */
+            readonly PersistentCacheSizeMiB?: number | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /**
+             * Format: int64
+             * @description The total configured cache memory, measured in MiB.
+             */
+            readonly TotalCacheSizeMiB: number | null;
+        };
+        /** @description This action detaches referenced namespaces or volumes from the storage controller.  Detached namespaces and volumes are removed from the `AttachedVolumes` property in `Links`.  For NVMe, namespaces are modeled as `Volume` resources. */
+        StorageController_v1_11_0_DetachNamespaces: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The links to other resources that are related to this resource. */
+        StorageController_v1_11_0_Links: {
+            /** @description An array of links to volumes that are attached to this controller instance. */
+            readonly AttachedVolumes?: components["schemas"]["odata-v4_idRef"][];
+            "AttachedVolumes@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The batteries that provide power to this storage controller during a power-loss event. */
+            readonly Batteries?: components["schemas"]["odata-v4_idRef"][];
+            "Batteries@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description An array of links to the endpoints that connect to this controller. */
+            readonly Endpoints?: components["schemas"]["odata-v4_idRef"][];
+            "Endpoints@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The NVMe subsystems discovered by this discovery controller. */
+            readonly NVMeDiscoveredSubsystems?: components["schemas"]["odata-v4_idRef"][];
+            "NVMeDiscoveredSubsystems@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The network device functions that provide connectivity to this controller. */
+            readonly NetworkDeviceFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "NetworkDeviceFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description An array of links to the PCIe functions that the storage controller produces. */
+            readonly PCIeFunctions?: components["schemas"]["odata-v4_idRef"][];
+            "PCIeFunctions@odata.count"?: components["schemas"]["odata-v4_count"];
+        };
+        /** @description The physical function-related properties for a storage controller within a multiple physical function storage controller. */
+        StorageController_v1_11_0_MPFProperties: {
+            /** @description Indicates whether this physical function is the supervisor, which manages the other physical functions, manages the configuration of the controller, and controls management access. */
+            readonly IsSupervisor?: boolean | null;
+        };
+        /** @description The NVMe controller attributes for a storage controller. */
+        StorageController_v1_11_0_NVMeControllerAttributes: {
+            /** @description Indicates whether or not the controller supports reporting of Namespace Granularity. */
+            readonly ReportsNamespaceGranularity?: boolean | null;
+            /** @description Indicates whether or not the controller supports reporting of a UUID list. */
+            readonly ReportsUUIDList?: boolean | null;
+            /** @description Indicates whether or not the controller supports a 128-bit Host Identifier. */
+            readonly Supports128BitHostId?: boolean | null;
+            /** @description Indicates whether or not the controller supports Endurance Groups. */
+            readonly SupportsEnduranceGroups?: boolean | null;
+            /** @description Indicates whether or not the controller supports exceeding Power of Non-Operational State in order to execute controller-initiated background operations in a non-operational power state. */
+            readonly SupportsExceedingPowerOfNonOperationalState?: boolean | null;
+            /** @description Indicates whether or not the controller supports NVM Sets. */
+            readonly SupportsNVMSets?: boolean | null;
+            /** @description Indicates whether or not the controller supports Predictable Latency Mode. */
+            readonly SupportsPredictableLatencyMode?: boolean | null;
+            /** @description Indicates whether or not the controller supports Read Recovery Levels. */
+            readonly SupportsReadRecoveryLevels?: boolean | null;
+            /** @description Indicates if the controller supports reservations. */
+            readonly SupportsReservations?: boolean | null;
+            /** @description Indicates whether or not the controller supports SQ Associations. */
+            readonly SupportsSQAssociations?: boolean | null;
+            /** @description Indicates whether or not the controller supports restarting the Keep Alive Timer if traffic is processed from an admin command or I/O during a Keep Alive Timeout interval. */
+            readonly SupportsTrafficBasedKeepAlive?: boolean | null;
+        };
+        /** @description NVMe-related properties for a storage controller. */
+        StorageController_v1_11_0_NVMeControllerProperties: {
+            /** @description The ANA characteristics and volume information. */
+            ANACharacteristics?: (components["schemas"]["StorageController_v1_11_0_ANACharacteristics"] | null)[];
+            /**
+             * Format: int64
+             * @description The number of I/O completion queues allocated to this NVMe I/O controller.
+             */
+            readonly AllocatedCompletionQueues?: number | null;
+            /**
+             * Format: int64
+             * @description The number of I/O submission queues allocated to this NVMe I/O controller.
+             */
+            readonly AllocatedSubmissionQueues?: number | null;
+            /** @description The type of NVMe controller. */
+            readonly ControllerType?: components["schemas"]["StorageController_v1_11_0_NVMeControllerType"] | null;
+            /**
+             * Format: int64
+             * @description The NVMe discovery transport service identifier for the discovery controller.
+             */
+            readonly DiscoveryTransportServiceId?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum number of attached namespaces allowed by this NVMe I/O controller.
+             */
+            readonly MaxAttachedNamespaces?: number | null;
+            /**
+             * Format: int64
+             * @description The maximum individual queue size that an NVMe I/O controller supports.
+             */
+            readonly MaxQueueSize?: number | null;
+            /** @description The NVMe controller attributes. */
+            NVMeControllerAttributes?: components["schemas"]["StorageController_v1_11_0_NVMeControllerAttributes"] | null;
+            /** @description The NVMe SMART Critical Warnings for this storage controller.  This property contains possible triggers for the predictive drive failure warning for the corresponding drive. */
+            NVMeSMARTCriticalWarnings?: components["schemas"]["StorageController_v1_11_0_NVMeSMARTCriticalWarnings"] | null;
+            /** @description The version of the NVMe Base Specification supported. */
+            readonly NVMeVersion?: string | null;
+        };
+        /** @enum {string} */
+        StorageController_v1_11_0_NVMeControllerType: "Admin" | "Discovery" | "IO";
+        /** @description The NVMe SMART Critical Warnings for a storage controller. */
+        StorageController_v1_11_0_NVMeSMARTCriticalWarnings: {
+            /** @description Indicates the media has been placed in read-only mode. */
+            readonly MediaInReadOnly?: boolean | null;
+            /** @description Indicates that the NVM subsystem reliability has been compromised. */
+            readonly OverallSubsystemDegraded?: boolean | null;
+            /** @description The Persistent Memory Region has become unreliable. */
+            readonly PMRUnreliable?: boolean | null;
+            /** @description Indicates that the volatile memory backup device has failed. */
+            readonly PowerBackupFailed?: boolean | null;
+            /** @description Indicates that the available spare capacity has fallen below the threshold. */
+            readonly SpareCapacityWornOut?: boolean | null;
+        };
+        /** @description The available OEM-specific actions for this resource. */
+        StorageController_v1_11_0_OemActions: {
+            [key: string]: unknown;
+        };
+        /** @description This type describes the various controller rates used for processes such as volume rebuild or consistency checks. */
+        StorageController_v1_11_0_Rates: {
+            /**
+             * Format: int64
+             * @description The percentage of controller resources used for performing a data consistency check on volumes.
+             */
+            ConsistencyCheckRatePercent?: number | null;
+            /**
+             * Format: int64
+             * @description The percentage of controller resources used for rebuilding/repairing volumes.
+             */
+            RebuildRatePercent?: number | null;
+            /**
+             * Format: int64
+             * @description The percentage of controller resources used for transforming volumes from one configuration to another.
+             */
+            TransformationRatePercent?: number | null;
+        };
+        /** @description This action resets this storage controller. */
+        StorageController_v1_11_0_Reset: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action transfers security protocol data from the controller.  The data transferred from the controller contains the status and data result of one or more `SecuritySend` action requests that were previously submitted to the controller. */
+        StorageController_v1_11_0_SecurityReceive: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description This action transfers security protocol data to the controller.  The data transferred to the controller contains security protocol-specific commands to be performed by the controller. */
+        StorageController_v1_11_0_SecuritySend: {
+            /**
+             * Format: uri-reference
+             * @description Link to invoke action
+             */
+            target?: string;
+            /** @description Friendly action name */
+            title?: string;
+        };
+        /** @description The `StorageController` schema describes a storage controller and its properties.  A storage controller represents a physical or virtual storage device that produces volumes. */
+        StorageController_v1_11_0_StorageController: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            /** @description The available actions for this resource. */
+            Actions?: components["schemas"]["StorageController_v1_11_0_Actions"];
+            /** @description The link to the assembly associated with this storage controller. */
+            readonly Assembly?: components["schemas"]["odata-v4_idRef"];
+            /** @description The user-assigned asset tag for this storage controller. */
+            AssetTag?: string | null;
+            /** @description The cache memory of the storage controller in general detail. */
+            CacheSummary?: components["schemas"]["StorageController_v1_11_0_CacheSummary"];
+            /** @description The link to a collection of certificates for device identity and attestation. */
+            readonly Certificates?: components["schemas"]["odata-v4_idRef"];
+            /** @description This property describes the various controller rates used for processes such as volume rebuild or consistency checks. */
+            ControllerRates?: components["schemas"]["StorageController_v1_11_0_Rates"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The link to the environment metrics for this storage controller. */
+            readonly EnvironmentMetrics?: components["schemas"]["odata-v4_idRef"];
+            /** @description The firmware version of this storage controller. */
+            readonly FirmwareVersion?: string | null;
+            readonly Id: components["schemas"]["Resource_Id"];
+            /** @description The durable names for the storage controller. */
+            Identifiers?: components["schemas"]["Resource_Identifier"][];
+            /** @description Indicates whether this is a logical storage controller. */
+            readonly IsLogical?: boolean | null;
+            /** @description The links to other resources that are related to this resource. */
+            Links?: components["schemas"]["StorageController_v1_11_0_Links"];
+            /** @description The location of the storage controller. */
+            Location?: components["schemas"]["Resource_Location"];
+            /** @description The physical function-related properties for this storage controller within a multiple physical function storage controller. */
+            MPFProperties?: components["schemas"]["StorageController_v1_11_0_MPFProperties"] | null;
+            /** @description The manufacturer of this storage controller. */
+            readonly Manufacturer?: string | null;
+            /**
+             * @deprecated
+             * @description An array of DSP0274-defined measurement blocks.
+             */
+            Measurements?: components["schemas"]["SoftwareInventory_MeasurementBlock"][];
+            /** @description The link to the metrics associated with this storage controller. */
+            readonly Metrics?: components["schemas"]["odata-v4_idRef"] | null;
+            /** @description The model number for the storage controller. */
+            readonly Model?: string | null;
+            /** @description The NVMe-related properties for this storage controller. */
+            NVMeControllerProperties?: components["schemas"]["StorageController_v1_11_0_NVMeControllerProperties"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
+            /** @description The PCIe interface details for this controller. */
+            PCIeInterface?: components["schemas"]["PCIeDevice_PCIeInterface"];
+            /** @description The part number for this storage controller. */
+            readonly PartNumber?: string | null;
+            /** @description The link to the collection of ports that exist on the storage controller. */
+            readonly Ports?: components["schemas"]["odata-v4_idRef"];
+            /** @description The SKU for this storage controller. */
+            readonly SKU?: string | null;
+            /** @description The serial number for this storage controller. */
+            readonly SerialNumber?: string | null;
+            /** @description The maximum speed of the storage controller's device interface. */
+            readonly SpeedGbps?: number | null;
+            /** @description The status and health of the resource and its subordinate or dependent resources. */
+            Status?: components["schemas"]["Resource_Status"];
+            /** @description The supported set of protocols for communicating with this storage controller. */
+            readonly SupportedControllerProtocols?: components["schemas"]["Protocol_Protocol"][];
+            /** @description The protocols that the storage controller can use to communicate with attached devices. */
+            readonly SupportedDeviceProtocols?: components["schemas"]["Protocol_Protocol"][];
+            /** @description The set of RAID types supported by the storage controller. */
+            readonly SupportedRAIDTypes?: (components["schemas"]["Swordfish_Volume_RAIDType"] | null)[];
+        };
         /** @description The `Storage` schema defines a storage subsystem and its respective properties.  A storage subsystem represents a set of physical or virtual storage controllers and the resources, such as volumes, that can be accessed from that subsystem. */
         Storage_Storage: components["schemas"]["Storage_v1_21_0_Storage"];
         /** @description The available actions for this resource. */
@@ -8460,6 +8818,21 @@ export interface components {
             VerifyCertificate?: boolean | null;
             /** @description An indication of whether the media is write-protected. */
             WriteProtected?: boolean | null;
+        };
+        /** @description A Collection of Volume resource instances. */
+        VolumeCollection_VolumeCollection: {
+            "@odata.context"?: components["schemas"]["odata-v4_context"];
+            "@odata.etag"?: components["schemas"]["odata-v4_etag"];
+            "@odata.id": components["schemas"]["odata-v4_id"];
+            "@odata.type": components["schemas"]["odata-v4_type"];
+            readonly Description?: components["schemas"]["Resource_Description"] | null;
+            /** @description The value of each member references a Volume resource. */
+            readonly Members: components["schemas"]["odata-v4_idRef"][];
+            "Members@odata.count": components["schemas"]["odata-v4_count"];
+            "Members@odata.nextLink"?: components["schemas"]["odata-v4_nextLink"];
+            readonly Name: components["schemas"]["Resource_Name"];
+            /** @description The OEM extension property. */
+            Oem?: components["schemas"]["Resource_Oem"];
         };
         /**
          * Format: uri-reference
@@ -10846,6 +11219,103 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Storage_Storage"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listSystemStorageControllers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageControllerCollection_StorageControllerCollection"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemStorageController: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+                StorageControllerId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StorageController_StorageController"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    listSystemStorageVolumes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VolumeCollection_VolumeCollection"];
                 };
             };
             /** @description Redfish error */

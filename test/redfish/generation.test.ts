@@ -44,7 +44,8 @@ const CONTRACT = [
   'listManagerLogServices', 'getManagerLogService', 'listManagerLogEntries', 'getManagerLogEntry', 'clearManagerLog',
   // inventory, certificates, update (issue 13)
   'listSystemProcessors', 'getSystemProcessor', 'listSystemMemory', 'getSystemMemory', 'listSystemStorage',
-  'getSystemStorage', 'getSystemDrive', 'listSystemSimpleStorage', 'getSystemSimpleStorage', 'getSystemSecureBoot',
+  'getSystemStorage', 'listSystemStorageControllers', 'getSystemStorageController', 'listSystemStorageVolumes',
+  'getSystemDrive', 'listSystemSimpleStorage', 'getSystemSimpleStorage', 'getSystemSecureBoot',
   'patchSystemSecureBoot', 'getSystemBios', 'getUpdateService', 'listFirmwareInventory', 'getFirmwareInventory',
   'getCertificateService', 'getCertificateLocations', 'replaceCertificate', 'listHttpsCertificates', 'getHttpsCertificate',
   'listChassisNetworkAdapters', 'getChassisNetworkAdapter',

@@ -52,6 +52,10 @@ function eventServiceBody(ctx: RedfishContext): Record<string, unknown> {
     ResourceTypes: RESOURCE_TYPES,
     IncludeOriginOfConditionSupported: false,
     SubordinateResourcesSupported: true,
+    // What a subscription can filter out: ExcludeRegistryPrefixes yes; ExcludeMessageIds is not a
+    // subscription property here (POST with it answers PropertyUnknown)
+    ExcludeRegistryPrefix: true,
+    ExcludeMessageId: false,
     ServerSentEventUri: SSE_URI,
     SSEFilterPropertiesSupported: {
       EventFormatType: true,

@@ -5,7 +5,9 @@
  * only that), SecureBoot (PATCH SecureBootEnable: applies at the next start) and a read-only Bios.
  *
  * Nothing here invents hardware facts the platform does not know: a VM has no DIMM type, no drive
- * rotation speed or media type, no CPU manufacturer; those properties are left out.
+ * rotation speed, no CPU manufacturer; those properties are left out (a drive's MediaType, which
+ * Ironic's profile requires, is null: unknown). Storage has one controller per bus its drives use
+ * and an empty Volumes collection (no RAID).
  */
 import type { DiskInfo, MachineSnapshot, NetworkInterface, ProcessorInfo, SystemInfo } from '../../backend/types.js';
 import { RedfishError, renderMessage } from '../core/errors.js';
@@ -107,12 +109,54 @@ function driveBody(d: DiskInfo): Record<string, unknown> {
     Description: driveDescription(d),
     Status: status(),
     WriteCacheEnabled: false,
+    // null: whatever backs a virtual disk (a PVC, an image) tells the VM nothing about SSD or HDD
+    MediaType: null,
   };
   if (d.capacityBytes !== undefined) body.CapacityBytes = d.capacityBytes;
   const protocol = d.bus ? PROTOCOLS[d.bus] : undefined;
   if (protocol) body.Protocol = protocol;
   if (d.serialNumber) body.SerialNumber = d.serialNumber;
   if (d.readOnly) body.WriteCacheEnabled = false;
+  return body;
+}
+
+// ---- Storage controllers (one per bus the drives use) and Volumes (none) ------------------------
+
+const CONTROLLERS = `${STORAGE}/${STORAGE_ID}/Controllers`;
+const VOLUMES = `${STORAGE}/${STORAGE_ID}/Volumes`;
+
+/**
+ * The virtual controller behind each bus, as KubeVirt/QEMU build it: virtio-blk disks are PCI
+ * functions of their own, SATA disks hang off an AHCI controller (q35), SCSI disks off one
+ * virtio-scsi controller, USB disks off the xHCI controller; all of them sit on the guest's PCIe bus.
+ */
+const CONTROLLER_KINDS: Record<string, { name: string; device?: Schemas['Protocol_Protocol'] }> = {
+  virtio: { name: 'VirtIO block', device: 'PCIe' },
+  sata: { name: 'AHCI SATA controller', device: 'SATA' },
+  scsi: { name: 'VirtIO SCSI controller' },
+  usb: { name: 'xHCI USB controller', device: 'USB' },
+};
+
+/** Buses of this storage subsystem's drives, in first-seen order (a disk without one: KubeVirt's default, virtio). */
+function busesOf(info: SystemInfo): string[] {
+  return [...new Set(drivesOf(info).map((d) => d.bus ?? 'virtio'))].filter((b) => b in CONTROLLER_KINDS);
+}
+
+function controllerBody(info: SystemInfo, bus: string): Record<string, unknown> {
+  const kind = CONTROLLER_KINDS[bus]!;
+  const drives = drivesOf(info).filter((d) => (d.bus ?? 'virtio') === bus);
+  const body: Annotated<Schemas['StorageController_v1_11_0_StorageController']> = {
+    '@odata.type': '#StorageController.v1_11_0.StorageController',
+    '@odata.id': `${CONTROLLERS}/${bus}`,
+    Id: bus,
+    Name: kind.name,
+    Description: `The virtual ${bus} controller of ${drives.map((d) => d.id).join(', ')}`,
+    Status: status(),
+    SupportedControllerProtocols: ['PCIe'],
+    // no RAID: every disk is presented as is
+    SupportedRAIDTypes: [],
+  };
+  if (kind.device) body.SupportedDeviceProtocols = [kind.device];
   return body;
 }
 
@@ -126,6 +170,9 @@ function storageBody(info: SystemInfo): Record<string, unknown> {
     Description: 'The disks of the VM',
     Drives: drives.map((d) => link(drivePath(d))),
     'Drives@odata.count': drives.length,
+    Controllers: link(CONTROLLERS),
+    // A VM has no logical volumes of a storage controller (no RAID): an empty collection
+    Volumes: link(VOLUMES),
     Status: status(),
   };
   return body;
@@ -253,6 +300,26 @@ export const handlers: OperationHandlers = {
     const snap = await snapshot(ctx);
     requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
     sendResource(ctx, storageBody(snap.info), { etag: true });
+  },
+
+  listSystemStorageControllers: async (ctx) => {
+    const snap = await snapshot(ctx);
+    requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
+    sendResource(ctx, collection(ctx, CONTROLLERS, 'StorageControllerCollection', 'Storage Controller Collection', busesOf(snap.info).map((b) => `${CONTROLLERS}/${b}`)));
+  },
+
+  getSystemStorageController: async (ctx) => {
+    const snap = await snapshot(ctx);
+    requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
+    const id = ctx.params.StorageControllerId ?? '';
+    if (!busesOf(snap.info).includes(id)) throw new RedfishError(404, 'ResourceNotFound', ['StorageController', id]);
+    sendResource(ctx, controllerBody(snap.info, id), { etag: true });
+  },
+
+  listSystemStorageVolumes: async (ctx) => {
+    await snapshot(ctx);
+    requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
+    sendResource(ctx, collection(ctx, VOLUMES, 'VolumeCollection', 'Volume Collection', []));
   },
 
   getSystemDrive: async (ctx) => {

@@ -45,7 +45,8 @@ export function managerInterfaceBody(net: NetworkInfo): Record<string, unknown> 
             Address: net.ipv4.address,
             SubnetMask: net.ipv4.subnetMask,
             AddressOrigin: 'Static',
-            ...(net.ipv4Gateway ? { Gateway: net.ipv4Gateway } : {}),
+            // null: this interface has no IPv4 default route (loopback, an isolated namespace)
+            Gateway: net.ipv4Gateway ?? null,
           },
         ]
       : [],
@@ -59,8 +60,9 @@ export function managerInterfaceBody(net: NetworkInfo): Record<string, unknown> 
     Status: status('Enabled', 'OK'),
     Links: { Chassis: { '@odata.id': CHASSIS } },
   };
-  if (net.fqdn) body.FQDN = net.fqdn;
-  if (net.speedMbps !== undefined) body.SpeedMbps = net.speedMbps;
+  // null is "not known": no --fqdn/VIRTBMC_FQDN was given; the kernel reports no speed (loopback)
+  body.FQDN = net.fqdn ?? null;
+  body.SpeedMbps = net.speedMbps ?? null;
   return body;
 }
 

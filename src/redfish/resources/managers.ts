@@ -133,7 +133,8 @@ function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
     Status: status(),
     // Same model as Manager EthernetInterfaces and IPMI LAN configuration
     HostName: net.hostName,
-    ...(net.fqdn ? { FQDN: net.fqdn } : {}),
+    // null when the agent was given no FQDN (--fqdn / VIRTBMC_FQDN; the controller sets its Service's)
+    FQDN: net.fqdn ?? null,
     HTTP: tls ? { ProtocolEnabled: false, Port: null } : { ProtocolEnabled: true, Port: port },
     HTTPS: tls
       ? { ProtocolEnabled: true, Port: port, ...(ctx.state.deps.certificate ? { Certificates: { '@odata.id': `${MANAGER}/NetworkProtocol/HTTPS/Certificates` } } : {}) }
