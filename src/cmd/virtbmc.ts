@@ -5,7 +5,7 @@
  */
 import { accountsFileWriter, readAccountsFile } from '../accounts/file.js';
 import { AccountStore } from '../accounts/store.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
 import { AgentMetrics } from '../agent/metrics.js';
@@ -28,6 +28,7 @@ import { DEFAULT_LOCKOUT_POLICY } from '../accounts/lockout.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
 import { EgressPolicy } from '../backend/egress.js';
 import type { Machine } from '../backend/types.js';
+import type { UserAccount } from '../agent/types.js';
 import { stopOnSignals } from '../common/process.js';
 import { createLogger } from '../common/logger.js';
 import { pino } from 'pino';
@@ -74,6 +75,10 @@ interface Flags {
   mediaAllow: string[];
   mediaDeny: string[];
   fqdn?: string;
+  simulateFleet?: string;
+  fleetFile?: string;
+  fleetConfigmap?: string;
+  fleetIpmiBase: string;
 }
 
 export function buildProgram(): Command {
@@ -160,6 +165,10 @@ export function buildProgram(): Command {
         .argParser(collectRules)
         .default([]),
     )
+    .option('--simulate-fleet <n>', 'shared mode: serve N simulated VMs (ids sim.vm-0001..., user admin, password <password>-vm-0001...) on one Redfish port')
+    .option('--fleet-file <path>', 'shared mode: serve the systems of this fleet document (JSON, docs/scale.md), re-read when it changes')
+    .option('--fleet-configmap <namespace/name>', 'shared mode, KubeVirt: the fleet document in this ConfigMap (key fleet.json), watched')
+    .option('--fleet-ipmi-base <port>', 'with --simulate-fleet: IPMI UDP port of the first VM, the next ones follow (0 = no IPMI)', '0')
     .option(
       '--media-ca-file <path>',
       "KubeVirt mode: PEM CA bundle the agent's HEAD request to an https image URL trusts (env VIRTBMC_MEDIA_CA_FILE)",
@@ -214,6 +223,9 @@ async function main(argv: string[]): Promise<void> {
     resetAfter: flags.accountLockoutResetAfter,
   });
   const address = flags.address ?? (kubevirtMode ? '0.0.0.0' : '127.0.0.1');
+  if (flags.simulateFleet !== undefined || flags.fleetFile !== undefined || flags.fleetConfigmap !== undefined) {
+    return mainShared(flags, logger, address, users, lockoutPolicy, kubevirtMode);
+  }
 
   const mediaEgress = resolveMediaEgress(flags, process.env);
   let machine: Machine;
@@ -345,6 +357,82 @@ async function main(argv: string[]): Promise<void> {
   logger.info({ endpoints: Object.fromEntries(agent.servers.map((s) => [s.name, s.url])), vm: what }, 'ready');
 
   stopOnSignals(logger, () => agent.close(), 10_000);
+}
+
+/** Shared mode: one process, many VMs (src/agent/shared.ts). */
+async function mainShared(
+  flags: Flags,
+  logger: ReturnType<typeof createLogger>,
+  address: string,
+  users: readonly UserAccount[],
+  lockoutPolicy: ReturnType<typeof parseLockoutPolicy>,
+  kubevirtMode: boolean,
+): Promise<void> {
+  const { startSharedAgent, simulatedFleet, simulatedAccounts, readFleetFile } = await import('../agent/shared.js');
+  if ([flags.simulateFleet, flags.fleetFile, flags.fleetConfigmap].filter((x) => x !== undefined).length > 1) {
+    throw new ConfigError('--simulate-fleet, --fleet-file and --fleet-configmap exclude each other');
+  }
+  if (flags.fleetConfigmap !== undefined || kubevirtMode) {
+    // KubeVirt backends per fleet entry (VM informer by namespace, accounts from each Secret) are not built yet
+    throw new ConfigError('shared mode serves simulated VMs only so far (--simulate-fleet, or --fleet-file with the simulator); --fleet-configmap is not implemented');
+  }
+  if (flags.tlsCert) throw new ConfigError('shared mode serves Redfish over plain HTTP only (no --tls-cert)');
+  const base = users[0]?.password ?? '';
+  const systems =
+    flags.simulateFleet !== undefined
+      ? simulatedFleet(parsePositiveInt(flags.simulateFleet, '--simulate-fleet'), flags.fleetIpmiBase === '0' ? 0 : parsePort(flags.fleetIpmiBase, '--fleet-ipmi-base'))
+      : readFleetFile(flags.fleetFile as string);
+  const network = new NetworkModel({
+    listenAddress: address,
+    ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),
+    ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
+  });
+  const agent = await startSharedAgent({
+    logger,
+    address,
+    redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
+    lockoutPolicy,
+    network,
+    sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', ...REDFISH_SESSION_TIMEOUT_RANGE),
+    ipmi: flags.ipmi && {
+      allowInsecure: Boolean(flags.ipmiAllowInsecure),
+      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', ...IPMI_SESSION_TIMEOUT_RANGE),
+      maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
+      ...(flags.ipmiSol ? {} : { sol: false as const }),
+    },
+    backend: async (system) => ({
+      machine: new SimulatedMachine({
+        name: system.vm,
+        initialPower: flags.simPower === 'on' ? 'On' : 'Off',
+        powerOnDelayMs: parseNonNegative(flags.simPowerOnDelay, '--sim-power-on-delay'),
+        powerOffDelayMs: parseNonNegative(flags.simPowerOffDelay, '--sim-power-off-delay'),
+        mediaInsertDelayMs: parseNonNegative(flags.simMediaDelay, '--sim-media-delay'),
+        acpiListening: !flags.simNoAcpi,
+      }),
+      users: simulatedAccounts(system, base),
+    }),
+  });
+  await agent.apply(systems);
+  if (flags.fleetFile !== undefined) {
+    const file = flags.fleetFile;
+    // polled stat: survives the symlink swap of a mounted ConfigMap
+    watchFile(file, { interval: 2000 }, () => {
+      let next;
+      try {
+        next = readFleetFile(file);
+      } catch (e) {
+        logger.warn({ err: (e as Error).message }, 'fleet file unreadable; keeping the current systems');
+        return;
+      }
+      agent.apply(next).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'fleet change failed'));
+    });
+  }
+  process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems redfish=${agent.redfish.url}\n`);
+  logger.info({ systems: agent.ids().length, redfish: agent.redfish.url }, 'ready (shared)');
+  stopOnSignals(logger, async () => {
+    if (flags.fleetFile !== undefined) unwatchFile(flags.fleetFile);
+    await agent.close();
+  }, 10_000);
 }
 
 main(process.argv).catch((e: unknown) => {

@@ -167,7 +167,19 @@ function onlyRequested(ctx: RedfishContext): boolean {
   return true;
 }
 
-export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationHandlers[]): Koa<RedfishState> {
+/**
+ * Shared mode (src/redfish/core/tenancy.ts): chooses each request's tenant (its deps, user and the
+ * path to route), picks the tenant of a login from its body, and rewrites answers to the tenant's ids.
+ */
+export interface RedfishTenancy {
+  enter(ctx: RedfishContext): void;
+  login(ctx: RedfishContext, body: unknown): void;
+  leave(ctx: RedfishContext): void;
+}
+
+export { normalizePath };
+
+export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationHandlers[], tenancy?: RedfishTenancy): Koa<RedfishState> {
   const bound = bindHandlers(modules);
   countSessions(deps.machine, 'redfish', () => deps.sessions.list().length);
   const app = new Koa<RedfishState>();
@@ -215,7 +227,8 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     rctx.state.route = b.def;
     const isPublic = b.def.privileges.some((alt) => alt.includes('NoAuth'));
     if (!isPublic) {
-      authenticate(rctx);
+      // shared mode: the tenancy layer already authenticated the caller against the tenant's accounts
+      if (!rctx.state.user) authenticate(rctx);
       authorize(rctx, b.def);
     }
     const odataVersion = ctx.get('OData-Version');
@@ -228,6 +241,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     if (dollar.length > 0) throw new RedfishError(501, 'QueryParameterUnsupported', [dollar[0] as string]);
     if (ctx.method === 'POST' || ctx.method === 'PATCH' || ctx.method === 'PUT') {
       (ctx.request as { body?: unknown }).body = await readBody(rctx);
+      if (tenancy && b.def.operationId === 'createSession') tenancy.login(rctx, (ctx.request as { body?: unknown }).body);
     }
     if (!isPublic) passwordChangeGate(rctx, b.def);
     // Actions retried with an Idempotency-Key / X-Request-Id run once (core/idempotency.ts).
@@ -303,6 +317,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     rctx.state.logger = deps.logger.child({ requestId });
     const started = Date.now();
     try {
+      tenancy?.enter(rctx);
       await next();
     } catch (e) {
       let err: RedfishError;
@@ -319,6 +334,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       ctx.type = JSON_TYPE;
       ctx.body = errorBody(err.messages(), err.opts.detail);
     }
+    tenancy?.leave(rctx);
     ctx.set('OData-Version', ODATA_VERSION);
     ctx.set('Cache-Control', 'no-store');
     rctx.state.logger.debug(
@@ -335,7 +351,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
   // which cost ~29 % of single-connection GET throughput (bench/redfish-router.ts).
   app.use(async (ctx) => {
     const rctx = ctx as unknown as RedfishContext;
-    const path = normalizePath(ctx.path);
+    const path = rctx.state.internalPath ?? normalizePath(ctx.path);
     const m = router.match(path, ctx.method);
     if (!SERVED_METHODS.includes(ctx.method)) {
       throw new RedfishError(501, 'OperationNotAllowed', [], { detail: `The HTTP method ${ctx.method} is not implemented by this service.` });

@@ -99,10 +99,8 @@ export function answerClientError(logger: Logger) {
   };
 }
 
-export async function startRedfishServer(
-  opts: RedfishServerOptions,
-  internals: RedfishServerInternals = {},
-): Promise<ProtocolServer> {
+/** The Redfish dependencies of one machine (one tenant in shared mode), without a listener. */
+export async function createRedfishDeps(opts: RedfishServerOptions, internals: RedfishServerInternals = {}): Promise<RedfishDeps> {
   const now = internals.now ?? (() => new Date());
   const timeout = opts.sessionTimeoutSeconds ?? DEFAULT_SESSION_TIMEOUT_SECONDS;
   if (!Number.isInteger(timeout) || timeout < 1) {
@@ -131,8 +129,24 @@ export async function startRedfishServer(
     ...(opts.serialConsole ? { serialConsole: opts.serialConsole } : {}),
     network: opts.network ?? new NetworkModel({ listenAddress: opts.address }),
   };
+  return deps;
+}
+
+export async function startRedfishServer(
+  opts: RedfishServerOptions,
+  internals: RedfishServerInternals = {},
+): Promise<ProtocolServer> {
+  const deps = await createRedfishDeps(opts, internals);
   const app = createRedfishApp(deps, internals.modules ?? allModules);
-  const callback = app.callback();
+  return listenRedfish(app.callback(), opts, deps.certificate);
+}
+
+/** The Redfish listener (HTTP, or HTTPS with plain HTTP redirected/refused) around a koa callback. */
+export async function listenRedfish(
+  callback: http.RequestListener,
+  opts: Pick<RedfishServerOptions, 'address' | 'port' | 'tls' | 'logger'>,
+  tlsCert?: TlsCertificate,
+): Promise<ProtocolServer> {
 
   const sockets = new Set<net.Socket>();
   const track = (s: net.Socket): void => {

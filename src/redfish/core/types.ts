@@ -86,6 +86,10 @@ export interface RedfishState {
    * must then allow the request only on the user's own resource (own session, own account).
    */
   selfOnly?: boolean;
+  /** Shared mode: the path routed inside the tenant (its system, manager and chassis under the per-VM ids) */
+  internalPath?: string;
+  /** Shared mode: the tenant serving this request and the system ids the caller may see */
+  tenant?: { id: string; visible: readonly string[] };
 }
 
 export type RedfishContext = ParameterizedContext<RedfishState> & { params: Record<string, string> };

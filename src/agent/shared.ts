@@ -1,0 +1,237 @@
+/**
+ * Shared mode (issue 16, docs/scale.md): one agent process serves the VMs of a fleet document.
+ * One Redfish listener and one koa app for all (src/redfish/core/tenancy.ts picks each request's
+ * tenant), one IPMI UDP socket per VM on its fleet ipmiPort, each with its own machine, accounts,
+ * sessions and events. Systems come and go at runtime with `apply(systems)`: only the difference
+ * is started or stopped.
+ */
+import { readFileSync } from 'node:fs';
+import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
+import type { Machine } from '../backend/types.js';
+import type { Logger } from '../common/logger.js';
+import { NetworkModel } from '../common/network.js';
+import { startEvents, type AgentEvents } from '../events/index.js';
+import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
+import { createRedfishApp } from '../redfish/app.js';
+import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from '../redfish/core/sessions.js';
+import { Tenancy, TenantSessionStore } from '../redfish/core/tenancy.js';
+import { REDFISH_IDS, type RedfishDeps } from '../redfish/core/types.js';
+import { nameBasedUuid } from '../redfish/core/uuid.js';
+import { modules } from '../redfish/resources/index.js';
+import { createRedfishDeps, listenRedfish } from '../redfish/server.js';
+import type { ProtocolServer, UserAccount } from './types.js';
+
+/** One entry of the fleet document (docs/scale.md, /work/brief/shared-contract.md). */
+export interface FleetSystem {
+  id: string;
+  namespace: string;
+  vm: string;
+  vmbmc?: string;
+  vmbmcUid?: string;
+  secretName?: string;
+  /** UDP port of this VM's IPMI socket; 0 = no IPMI */
+  ipmiPort: number;
+  media?: { storageClassName?: string; volumeMode?: 'Filesystem' | 'Block' };
+}
+
+const ID_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** Parse and check a fleet document: ids `<namespace>.<vm>`, unique ids and non-zero ipmiPorts. */
+export function parseFleet(text: string): FleetSystem[] {
+  const doc = JSON.parse(text) as unknown;
+  const systems = (doc as { systems?: unknown }).systems;
+  if (!Array.isArray(systems)) throw new Error('fleet document: "systems" must be an array');
+  const ids = new Set<string>();
+  const ports = new Set<number>();
+  return systems.map((raw: unknown, i) => {
+    const s = raw as Partial<FleetSystem>;
+    const where = `fleet document: systems[${i}]`;
+    if (typeof s.namespace !== 'string' || typeof s.vm !== 'string') throw new Error(`${where}: namespace and vm are required strings`);
+    const id = s.id ?? `${s.namespace}.${s.vm}`;
+    if (id !== `${s.namespace}.${s.vm}` || !ID_RE.test(id)) throw new Error(`${where}: id must be "<namespace>.<vm>" (got ${JSON.stringify(id)})`);
+    if (ids.has(id)) throw new Error(`${where}: duplicate id ${id}`);
+    ids.add(id);
+    const port = s.ipmiPort ?? 0;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${where}: ipmiPort must be 0..65535`);
+    if (port !== 0 && ports.has(port)) throw new Error(`${where}: ipmiPort ${port} used twice`);
+    if (port !== 0) ports.add(port);
+    return { ...s, id, namespace: s.namespace, vm: s.vm, ipmiPort: port } as FleetSystem;
+  });
+}
+
+export const readFleetFile = (path: string): FleetSystem[] => parseFleet(readFileSync(path, 'utf8'));
+
+/** What a system needs from its backend: the machine and its accounts (KubeVirt: VM and Secret). */
+export interface TenantBackend {
+  machine: Machine;
+  users: readonly UserAccount[];
+}
+
+export interface SharedAgentOptions {
+  logger: Logger;
+  address: string;
+  redfishPort: number;
+  /** IPMI options common to every VM's socket; false = no IPMI at all */
+  ipmi: false | Omit<IpmiServerOptions, 'machine' | 'users' | 'logger' | 'address' | 'port' | 'lockout' | 'network'>;
+  lockoutPolicy?: LockoutPolicy;
+  sessionTimeoutSeconds?: number;
+  network?: NetworkModel;
+  /** Makes a system's machine and accounts (simulator or KubeVirt) */
+  backend(system: FleetSystem): Promise<TenantBackend>;
+  now?: () => Date;
+}
+
+interface Running {
+  system: FleetSystem;
+  machine: Machine;
+  events: AgentEvents;
+  ipmi?: IpmiProtocolServer;
+}
+
+export interface SharedAgent {
+  readonly redfish: ProtocolServer;
+  /** Running systems by id */
+  ids(): string[];
+  /** The IPMI port a system's socket got (0 = none) */
+  ipmiPort(id: string): number | undefined;
+  machine(id: string): Machine | undefined;
+  /** Serve exactly these systems: start the new ones, stop the gone ones, restart a changed port */
+  apply(systems: readonly FleetSystem[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Namespace of the shared service's ServiceRoot UUID and of each tenant's (fixed random UUID of this project). */
+const SHARED_UUID_NAMESPACE = '0c6f3a52-8f0e-4d8b-b7c1-5a3e2d9f4e61';
+
+export async function startSharedAgent(opts: SharedAgentOptions): Promise<SharedAgent> {
+  const now = opts.now ?? (() => new Date());
+  // the root's lockout counts Redfish logins that match no VM (wrong name or password anywhere)
+  const rootLockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY, () => now().getTime());
+  const network = opts.network ?? new NetworkModel({ listenAddress: opts.address });
+  const timeout = opts.sessionTimeoutSeconds ?? DEFAULT_SESSION_TIMEOUT_SECONDS;
+  // The root deps serve unauthenticated routes and refuse wrong credentials. Its machine is only the
+  // key under which metrics and login-failure events are looked up; no handler that reads a
+  // machine runs with it (every such route needs a login, which the root has no accounts for).
+  const rootKey = {} as Machine;
+  const root: RedfishDeps = {
+    machine: rootKey,
+    users: [],
+    sessions: new MemorySessionStore(timeout, now),
+    lockout: rootLockout,
+    logger: opts.logger.child({ proto: 'redfish' }),
+    startedAt: now(),
+    serviceUuid: nameBasedUuid(SHARED_UUID_NAMESPACE, `${opts.address}:${opts.redfishPort}`),
+    ids: REDFISH_IDS,
+    now,
+    tls: false,
+    network,
+  };
+  const tenancy = new Tenancy(root);
+  const app = createRedfishApp(root, modules, tenancy);
+  const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger });
+  const running = new Map<string, Running>();
+
+  const start = async (system: FleetSystem): Promise<void> => {
+    const log = opts.logger.child({ system: system.id });
+    const { machine, users } = await opts.backend(system);
+    // each VM keeps its own lockout (IPMI and Redfish, its AccountService knobs), as a per-VM agent
+    const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY, () => now().getTime());
+    const events = await startEvents(machine);
+    let ipmi: IpmiProtocolServer | undefined;
+    try {
+      if (opts.ipmi && system.ipmiPort !== 0) {
+        ipmi = await startIpmiServer({ ...opts.ipmi, machine, users, lockout, network, address: opts.address, port: system.ipmiPort, logger: log.child({ proto: 'ipmi' }) });
+      }
+      const deps = await createRedfishDeps(
+        {
+          machine,
+          users,
+          logger: log.child({ proto: 'redfish' }),
+          address: opts.address,
+          port: redfish.port,
+          lockout,
+          network,
+          sessionTimeoutSeconds: timeout,
+          ...(ipmi ? { ipmiPort: ipmi.port, serialConsole: () => ipmi!.solEnabled() } : {}),
+        },
+        { now },
+      );
+      deps.sessions = new TenantSessionStore(deps.sessions, tenancy.allocateSeq());
+      tenancy.add({ id: system.id, deps });
+    } catch (e) {
+      await ipmi?.close();
+      events.close();
+      await machine.close();
+      throw e;
+    }
+    running.set(system.id, { system, machine, events, ...(ipmi ? { ipmi } : {}) });
+    log.info({ ipmiPort: ipmi?.port ?? 0 }, 'system added');
+  };
+
+  const stop = async (id: string): Promise<void> => {
+    const r = running.get(id);
+    if (!r) return;
+    running.delete(id);
+    tenancy.remove(id);
+    await r.ipmi?.close();
+    r.events.close();
+    await r.machine.close();
+    opts.logger.info({ system: id }, 'system removed');
+  };
+
+  // one change at a time, in order
+  let chain: Promise<void> = Promise.resolve();
+  const apply = (systems: readonly FleetSystem[]): Promise<void> => {
+    const run = async (): Promise<void> => {
+      const want = new Map(systems.map((s) => [s.id, s]));
+      for (const id of [...running.keys()]) {
+        const cur = running.get(id) as Running;
+        const next = want.get(id);
+        if (!next || next.ipmiPort !== cur.system.ipmiPort) await stop(id);
+      }
+      const failures: string[] = [];
+      for (const s of systems) {
+        if (running.has(s.id)) continue;
+        try {
+          await start(s);
+        } catch (e) {
+          failures.push(`${s.id}: ${(e as Error).message}`);
+          opts.logger.error({ system: s.id, err: (e as Error).message }, 'system failed to start');
+        }
+      }
+      if (failures.length) throw new Error(`shared agent: ${failures.length} system(s) failed to start: ${failures.slice(0, 5).join('; ')}`);
+    };
+    const p = chain.then(run);
+    chain = p.catch(() => undefined);
+    return p;
+  };
+
+  return {
+    redfish,
+    ids: () => [...running.keys()].sort(),
+    ipmiPort: (id) => {
+      const r = running.get(id);
+      return r ? (r.ipmi?.port ?? 0) : undefined;
+    },
+    machine: (id) => running.get(id)?.machine,
+    apply,
+    async close() {
+      await chain;
+      await redfish.close();
+      for (const id of [...running.keys()]) await stop(id);
+    },
+  };
+}
+
+/** The simulator fleet (`--simulate-fleet N`): ids sim.vm-0001..., IPMI ports from `firstIpmiPort` (0 = none). */
+export function simulatedFleet(n: number, firstIpmiPort: number): FleetSystem[] {
+  return Array.from({ length: n }, (_, i) => {
+    const vm = `vm-${String(i + 1).padStart(4, '0')}`;
+    return { id: `sim.${vm}`, namespace: 'sim', vm, ipmiPort: firstIpmiPort === 0 ? 0 : firstIpmiPort + i };
+  });
+}
+
+/** Simulator accounts of a fleet system: one Administrator `admin` with password `<base>-<vm>`. */
+export function simulatedAccounts(system: FleetSystem, basePassword: string): UserAccount[] {
+  return [{ username: 'admin', password: `${basePassword}-${system.vm}`, role: 'Administrator' }];
+}

@@ -1,0 +1,308 @@
+/**
+ * Shared mode (issue 16, docs/scale.md): one Redfish service, one koa app and one route table for
+ * many VMs. Every VM is a tenant with the deps a per-VM agent would have (machine, accounts,
+ * sessions, events, tasks); each request is served with the deps of one tenant:
+ *
+ * - the caller's credentials pick the tenants it may see (Basic: every tenant whose accounts match
+ *   the user name and password; X-Auth-Token: the tenants the session was created for);
+ * - a path under /Systems/<id>, /Managers/<id> or /Chassis/<id> is served by tenant <id> when the
+ *   caller may see it, else 404 ResourceNotFound (a 403 would tell that <id> exists); inside the
+ *   tenant the path is routed under the per-VM ids (Systems/1, Managers/BMC, Chassis/1), so every
+ *   resource module is the per-VM one, and the answer is rewritten back to <id>;
+ * - service-level resources (SessionService, AccountService, EventService, TaskService, ...) are
+ *   the first visible tenant's (ids sorted), so nothing of a tenant the caller cannot see is shown;
+ * - the collections Systems, Managers and Chassis list every visible tenant.
+ *
+ * Unauthenticated routes (ServiceRoot, $metadata, odata) use the service's root deps (no machine,
+ * no accounts); wrong credentials reach the root deps too, which refuse them as per-VM mode does.
+ * One login lockout (per account name and source address) is shared by every tenant and the root.
+ */
+import { createHash } from 'node:crypto';
+import type { UserAccount } from '../../accounts/types.js';
+import type { RedfishTenancy } from '../app.js';
+import { checkCredentials, checkLockout, clientAddress } from './auth.js';
+import { RedfishError } from './errors.js';
+import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishSession, type SessionStore } from './types.js';
+
+export interface Tenant {
+  /** System id `<namespace>.<vm>` (also its Manager and Chassis id) */
+  readonly id: string;
+  readonly deps: RedfishDeps;
+}
+
+const KINDS: Readonly<Record<string, { internal: string; type: string }>> = {
+  Systems: { internal: REDFISH_IDS.system, type: 'ComputerSystem' },
+  Managers: { internal: REDFISH_IDS.manager, type: 'Manager' },
+  Chassis: { internal: REDFISH_IDS.chassis, type: 'Chassis' },
+};
+const V1 = '/redfish/v1/';
+
+/**
+ * A tenant's session store: the tenant's own sessions (SessionService lists only those), tokens
+ * prefixed with the tenant's number so the shared layer finds the store without probing others,
+ * and for each session the tenant ids its credentials matched at login.
+ */
+export class TenantSessionStore implements SessionStore {
+  private readonly scopes = new Map<string, readonly string[]>();
+  constructor(
+    private readonly inner: SessionStore,
+    readonly seq: number,
+  ) {}
+  get timeoutSeconds(): number {
+    return this.inner.timeoutSeconds;
+  }
+  set timeoutSeconds(v: number) {
+    this.inner.timeoutSeconds = v;
+  }
+  /** Login through the shared layer: remember which tenants the credentials matched. */
+  createScoped(user: UserAccount, scope: readonly string[], clientAddress?: string, context?: string): { session: RedfishSession; token: string } {
+    const made = this.create(user, clientAddress, context);
+    if (this.scopes.size >= 256) for (const id of [...this.scopes.keys()]) if (!this.inner.get(id)) this.scopes.delete(id);
+    this.scopes.set(made.session.id, scope);
+    return made;
+  }
+  create(user: UserAccount, clientAddress?: string, context?: string): { session: RedfishSession; token: string } {
+    const { session, token } = this.inner.create(user, clientAddress, context);
+    return { session, token: `${this.seq}.${token}` };
+  }
+  authenticate(token: string): RedfishSession | undefined {
+    const dot = token.indexOf('.');
+    if (dot < 0 || token.slice(0, dot) !== String(this.seq)) return undefined;
+    return this.inner.authenticate(token.slice(dot + 1));
+  }
+  scopeOf(id: string): readonly string[] | undefined {
+    return this.scopes.get(id);
+  }
+  get(id: string): RedfishSession | undefined {
+    return this.inner.get(id);
+  }
+  list(): RedfishSession[] {
+    return this.inner.list();
+  }
+  delete(id: string): boolean {
+    this.scopes.delete(id);
+    return this.inner.delete(id);
+  }
+}
+
+/** Tenant ids (sorted) per credential hash; verified against the tenants' accounts on every hit. */
+const MATCH_CACHE_MAX = 4096;
+const MATCH_CACHE_TTL_MS = 60_000;
+
+export class Tenancy implements RedfishTenancy {
+  private readonly byId = new Map<string, Tenant>();
+  private readonly bySeq = new Map<number, Tenant>();
+  private readonly seqOf = new Map<string, number>();
+  private sorted: string[] | undefined;
+  private nextSeq = 1;
+  private readonly cache = new Map<string, { ids: readonly string[]; at: number }>();
+
+  constructor(readonly root: RedfishDeps) {}
+
+  /** Number for the next tenant's session tokens (pass to TenantSessionStore). */
+  allocateSeq(): number {
+    return this.nextSeq++;
+  }
+
+  add(t: Tenant): void {
+    const store = t.deps.sessions;
+    if (!(store instanceof TenantSessionStore)) throw new Error(`tenant ${t.id}: sessions must be a TenantSessionStore`);
+    this.byId.set(t.id, t);
+    this.bySeq.set(store.seq, t);
+    this.seqOf.set(t.id, store.seq);
+    this.sorted = undefined;
+    // a cached miss must not hide a new tenant's accounts
+    this.cache.clear();
+  }
+
+  remove(id: string): void {
+    const seq = this.seqOf.get(id);
+    this.byId.delete(id);
+    if (seq !== undefined) this.bySeq.delete(seq);
+    this.seqOf.delete(id);
+    this.sorted = undefined;
+  }
+
+  get(id: string): Tenant | undefined {
+    return this.byId.get(id);
+  }
+
+  ids(): readonly string[] {
+    this.sorted ??= [...this.byId.keys()].sort();
+    return this.sorted;
+  }
+
+  /** Ids (sorted) of the tenants whose accounts hold this user name and password. */
+  match(username: string, password: string): readonly string[] {
+    const key = createHash('sha256').update(username).update('\u0000').update(password).digest('base64');
+    const now = this.root.now().getTime();
+    const hit = this.cache.get(key);
+    if (hit && now - hit.at < MATCH_CACHE_TTL_MS) {
+      // accounts change at runtime: a hit counts only for tenants that still match
+      const still = hit.ids.filter((id) => {
+        const t = this.byId.get(id);
+        return t !== undefined && checkCredentials(t.deps.users, username, password) !== undefined;
+      });
+      if (still.length === hit.ids.length && still.length > 0) return still;
+    }
+    const ids: string[] = [];
+    for (const id of this.ids()) {
+      const users = (this.byId.get(id) as Tenant).deps.users;
+      // only tenants that have the user name pay for the constant-time password compare
+      if (users.some((u) => u.username === username) && checkCredentials(users, username, password)) ids.push(id);
+    }
+    if (ids.length > 0) {
+      if (this.cache.size >= MATCH_CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
+      this.cache.set(key, { ids, at: now });
+    }
+    return ids;
+  }
+
+  enter(ctx: RedfishContext): void {
+    ctx.state.deps = this.root;
+    const path = normalize(ctx.path);
+    const parts = path.startsWith(V1) ? path.split('/') : [];
+    const kind = parts.length > 4 ? KINDS[parts[3] as string] : undefined;
+    let visible: readonly string[] = [];
+    let username: string | undefined;
+    let viaSession: { tenant: Tenant; session: RedfishSession } | undefined;
+    const token = ctx.get('X-Auth-Token');
+    if (token) {
+      const dot = token.indexOf('.');
+      const t = dot > 0 ? this.bySeq.get(Number(token.slice(0, dot))) : undefined;
+      const session = t?.deps.sessions.authenticate(token);
+      if (t && session) {
+        viaSession = { tenant: t, session };
+        username = session.username;
+        const scope = (t.deps.sessions as TenantSessionStore).scopeOf(session.id) ?? [t.id];
+        visible = scope.filter((id) => this.byId.has(id));
+      }
+    } else {
+      const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(ctx.get('Authorization'));
+      const decoded = m ? Buffer.from(m[1] as string, 'base64').toString('utf8') : '';
+      const colon = decoded.indexOf(':');
+      if (colon > 0) {
+        const address = clientAddress(ctx);
+        const name = decoded.slice(0, colon);
+        checkLockout(this.root, address, name);
+        visible = this.match(name, decoded.slice(colon + 1));
+        if (visible.length > 0) {
+          username = name;
+          this.root.lockout.recordSuccess(address, name);
+        }
+      }
+    }
+    // wrong or no credentials: the root deps answer (401 on every authenticated route, as per-VM)
+    if (username === undefined || visible.length === 0) {
+      if (kind) ctx.state.internalPath = internal(parts, kind);
+      return;
+    }
+    let home: Tenant;
+    if (kind) {
+      const id = decodeSegment(parts[4] as string);
+      if (!visible.includes(id)) throw new RedfishError(404, 'ResourceNotFound', [kind.type, id]);
+      home = this.byId.get(id) as Tenant;
+      ctx.state.internalPath = internal(parts, kind);
+    } else {
+      home = viaSession && visible.includes(viaSession.tenant.id) ? viaSession.tenant : (this.byId.get(visible[0] as string) as Tenant);
+    }
+    const user = home.deps.users.find((u) => u.username === username);
+    if (!user) return;
+    ctx.state.deps = home.deps;
+    ctx.state.user = user;
+    ctx.state.tenant = { id: home.id, visible };
+  }
+
+  login(ctx: RedfishContext, body: unknown): void {
+    if (typeof body !== 'object' || body === null) return;
+    const { UserName, Password } = body as Record<string, unknown>;
+    if (typeof UserName !== 'string' || typeof Password !== 'string') return;
+    checkLockout(this.root, clientAddress(ctx), UserName);
+    const visible = this.match(UserName, Password);
+    const home = visible.length > 0 ? this.byId.get(visible[0] as string) : undefined;
+    if (!home) return; // the root deps refuse the login (lockout counted there, as per-VM)
+    ctx.state.deps = home.deps;
+    ctx.state.tenant = { id: home.id, visible };
+    const store = home.deps.sessions as TenantSessionStore;
+    // the session remembers every tenant these credentials matched
+    const scoped: SessionStore = {
+      get timeoutSeconds() {
+        return store.timeoutSeconds;
+      },
+      set timeoutSeconds(v: number) {
+        store.timeoutSeconds = v;
+      },
+      create: (user, address, context) => store.createScoped(user, visible, address, context),
+      authenticate: (t) => store.authenticate(t),
+      get: (id) => store.get(id),
+      list: () => store.list(),
+      delete: (id) => store.delete(id),
+    };
+    ctx.state.deps = { ...home.deps, sessions: scoped };
+  }
+
+  leave(ctx: RedfishContext): void {
+    const t = ctx.state.tenant;
+    if (!t) return;
+    const body = ctx.body;
+    if (typeof body === 'object' && body !== null && Object.getPrototypeOf(body) === Object.prototype) {
+      ctx.body = rewrite(body, t.id, t.visible);
+    }
+    const loc = ctx.response.get('Location');
+    if (loc) ctx.set('Location', rewrite(loc, t.id, t.visible) as string);
+  }
+}
+
+function normalize(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') : path;
+}
+
+function decodeSegment(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+function internal(parts: readonly string[], kind: { internal: string }): string {
+  const out = [...parts];
+  out[4] = kind.internal;
+  return out.join('/');
+}
+
+/** Internal → external path prefixes of one tenant. */
+function prefixes(id: string): [string, string][] {
+  return Object.entries(KINDS).map(([k, v]) => [`${V1}${k}/${v.internal}`, `${V1}${k}/${id}`]);
+}
+
+/** A copy of an answer with the tenant's ids: its paths, its resources' Ids and the visible collections. */
+export function rewrite(v: unknown, id: string, visible: readonly string[]): unknown {
+  const pre = prefixes(id);
+  const walk = (x: unknown): unknown => {
+    if (typeof x === 'string') {
+      if (!x.startsWith(V1)) return x;
+      for (const [from, to] of pre) {
+        if (x === from) return to;
+        if (x.startsWith(from) && (x[from.length] === '/' || x[from.length] === '#')) return to + x.slice(from.length);
+      }
+      return x;
+    }
+    if (Array.isArray(x)) return x.map(walk);
+    if (typeof x !== 'object' || x === null || Object.getPrototypeOf(x) !== Object.prototype) return x;
+    const out: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(x)) out[k] = walk(val);
+    const oid = out['@odata.id'];
+    if (typeof oid === 'string') {
+      for (const [k, kind] of Object.entries(KINDS)) {
+        if (oid === `${V1}${k}/${id}` && out.Id === kind.internal) out.Id = id;
+        if (oid === `${V1}${k}` && Array.isArray(out.Members)) {
+          out.Members = visible.map((s) => ({ '@odata.id': `${V1}${k}/${s}` }));
+          if ('Members@odata.count' in out) out['Members@odata.count'] = visible.length;
+        }
+      }
+    }
+    return out;
+  };
+  return walk(v);
+}

@@ -1,0 +1,287 @@
+/**
+ * Shared mode (issue 16): one agent, three simulated VMs with three credential sets. Each
+ * credential sees and controls only its VM over Redfish (one listener) and IPMI (one UDP port per
+ * VM, ipmitool); other systems are 404, as if they did not exist; systems come and go at runtime.
+ */
+import { expect } from 'chai';
+import dgram from 'node:dgram';
+import type { UserAccount } from '../../src/accounts/types.js';
+import { parseFleet, simulatedAccounts, simulatedFleet, startSharedAgent, type FleetSystem, type SharedAgent } from '../../src/agent/shared.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { nullLogger } from '../../src/common/logger.js';
+import { rewrite } from '../../src/redfish/core/tenancy.js';
+import { haveCommand, requireClient } from '../helpers/clients.js';
+import { run } from '../helpers/exec.js';
+
+async function freeUdpPort(): Promise<number> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const ACCOUNTS: Record<string, UserAccount[]> = {
+  'ns.vm-a': [
+    { username: 'alice', password: 'alice-pw-1', role: 'Administrator' },
+    { username: 'ops', password: 'ops-shared-pw', role: 'Operator' },
+  ],
+  'ns.vm-b': [
+    { username: 'bob', password: 'bob-pw-22', role: 'Administrator' },
+    { username: 'ops', password: 'ops-shared-pw', role: 'ReadOnly' },
+  ],
+  'ns.vm-c': [{ username: 'carol', password: 'carol-pw-333', role: 'Operator' }],
+};
+const CRED: Record<string, [string, string]> = {
+  'ns.vm-a': ['alice', 'alice-pw-1'],
+  'ns.vm-b': ['bob', 'bob-pw-22'],
+  'ns.vm-c': ['carol', 'carol-pw-333'],
+};
+const basic = ([u, p]: [string, string]): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+
+describe('shared mode: one agent, three VMs, three credential sets', function () {
+  this.timeout(60_000);
+  let agent: SharedAgent;
+  let base: string;
+  let fleet: FleetSystem[];
+  const machines = new Map<string, SimulatedMachine>();
+
+  const get = async (path: string, auth: Record<string, string>): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const res = await fetch(`${base}${path}`, { headers: auth });
+    const text = await res.text();
+    return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+  const as = (id: string): Record<string, string> => ({ Authorization: basic(CRED[id] as [string, string]) });
+  const members = (b: Record<string, unknown>): string[] => (b.Members as { '@odata.id': string }[]).map((m) => m['@odata.id']);
+
+  before(async () => {
+    fleet = [];
+    for (const vm of ['vm-a', 'vm-b', 'vm-c']) fleet.push({ id: `ns.${vm}`, namespace: 'ns', vm, ipmiPort: await freeUdpPort() });
+    agent = await startSharedAgent({
+      logger: nullLogger(),
+      address: '127.0.0.1',
+      redfishPort: 0,
+      ipmi: {},
+      backend: async (s) => {
+        const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0 });
+        machines.set(s.id, m);
+        return { machine: m, users: ACCOUNTS[s.id] as UserAccount[] };
+      },
+    });
+    await agent.apply(fleet);
+    base = `http://127.0.0.1:${agent.redfish.port}`;
+  });
+  after(async () => {
+    await agent?.close();
+  });
+
+  it('lists for each credential exactly its own system, manager and chassis', async () => {
+    for (const id of Object.keys(CRED)) {
+      for (const coll of ['Systems', 'Managers', 'Chassis']) {
+        const { status, body } = await get(`/redfish/v1/${coll}`, as(id));
+        expect(status, `${id} ${coll}`).to.equal(200);
+        expect(members(body)).to.deep.equal([`/redfish/v1/${coll}/${id}`]);
+        expect(body['Members@odata.count']).to.equal(1);
+      }
+    }
+  });
+
+  it('a credential matching two VMs sees both, each with that VM role', async () => {
+    const ops = { Authorization: basic(['ops', 'ops-shared-pw']) };
+    const { body } = await get('/redfish/v1/Systems', ops);
+    expect(members(body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-a', '/redfish/v1/Systems/ns.vm-b']);
+    // Operator on A may reset, ReadOnly on B may not
+    const post = (id: string) =>
+      fetch(`${base}/redfish/v1/Systems/${id}/Actions/ComputerSystem.Reset`, {
+        method: 'POST',
+        headers: { ...ops, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ResetType: 'On' }),
+      });
+    expect((await post('ns.vm-b')).status).to.equal(403);
+    expect((await machines.get('ns.vm-b')!.getPowerState())).to.equal('Off');
+    expect([200, 202, 204]).to.include((await post('ns.vm-a')).status);
+    expect(await machines.get('ns.vm-a')!.getPowerState()).to.equal('On');
+    await machines.get('ns.vm-a')!.power('forceOff');
+  });
+
+  it('serves a system under its own id, with links to its own manager and chassis', async () => {
+    const { status, body } = await get('/redfish/v1/Systems/ns.vm-b', as('ns.vm-b'));
+    expect(status).to.equal(200);
+    expect(body.Id).to.equal('ns.vm-b');
+    expect(body['@odata.id']).to.equal('/redfish/v1/Systems/ns.vm-b');
+    const text = JSON.stringify(body);
+    expect(text).to.not.match(/\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)\b/);
+    expect(text).to.include('/redfish/v1/Managers/ns.vm-b');
+    const mgr = await get('/redfish/v1/Managers/ns.vm-b', as('ns.vm-b'));
+    expect(mgr.body.Id).to.equal('ns.vm-b');
+    const ch = await get('/redfish/v1/Chassis/ns.vm-b', as('ns.vm-b'));
+    expect(ch.body.Id).to.equal('ns.vm-b');
+  });
+
+  it("answers another VM's resources and unknown ids alike with 404, and the per-VM ids too", async () => {
+    const other = await get('/redfish/v1/Systems/ns.vm-b', as('ns.vm-a'));
+    const missing = await get('/redfish/v1/Systems/ns.nothing', as('ns.vm-a'));
+    expect(other.status).to.equal(404);
+    expect(missing.status).to.equal(404);
+    const msgId = (b: Record<string, unknown>) => ((b.error as Record<string, unknown>)['@Message.ExtendedInfo'] as { MessageId: string }[])[0]!.MessageId;
+    expect(msgId(other.body)).to.equal(msgId(missing.body));
+    expect((await get('/redfish/v1/Managers/ns.vm-c/EthernetInterfaces', as('ns.vm-a'))).status).to.equal(404);
+    expect((await get('/redfish/v1/Systems/1', as('ns.vm-a'))).status).to.equal(404);
+    // no or wrong credentials: 401 whether the system exists or not
+    expect((await get('/redfish/v1/Systems/ns.vm-a', {})).status).to.equal(401);
+    expect((await get('/redfish/v1/Systems/ns.vm-a', { Authorization: basic(['alice', 'bob-pw-22']) })).status).to.equal(401);
+    expect((await get('/redfish/v1/Systems/ns.nothing', { Authorization: basic(['alice', 'wrong']) })).status).to.equal(401);
+  });
+
+  it('resets only the VM the credential belongs to', async () => {
+    const res = await fetch(`${base}/redfish/v1/Systems/ns.vm-c/Actions/ComputerSystem.Reset`, {
+      method: 'POST',
+      headers: { ...as('ns.vm-c'), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ResetType: 'On' }),
+    });
+    expect(res.status).to.be.oneOf([200, 202, 204]);
+    expect(await machines.get('ns.vm-c')!.getPowerState()).to.equal('On');
+    expect(await machines.get('ns.vm-a')!.getPowerState()).to.equal('Off');
+    expect(await machines.get('ns.vm-b')!.getPowerState()).to.equal('Off');
+    const refused = await fetch(`${base}/redfish/v1/Systems/ns.vm-b/Actions/ComputerSystem.Reset`, {
+      method: 'POST',
+      headers: { ...as('ns.vm-c'), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ ResetType: 'On' }),
+    });
+    expect(refused.status).to.equal(404);
+    expect(await machines.get('ns.vm-b')!.getPowerState()).to.equal('Off');
+    await machines.get('ns.vm-c')!.power('forceOff');
+  });
+
+  it("sessions belong to their VM: a token sees its system, SessionService lists only its VM's sessions", async () => {
+    const login = await fetch(`${base}/redfish/v1/SessionService/Sessions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ UserName: 'bob', Password: 'bob-pw-22' }),
+    });
+    expect(login.status).to.equal(201);
+    const token = login.headers.get('X-Auth-Token') as string;
+    const location = login.headers.get('Location') as string;
+    const tok = { 'X-Auth-Token': token };
+    expect(members((await get('/redfish/v1/Systems', tok)).body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-b']);
+    expect((await get('/redfish/v1/Systems/ns.vm-b', tok)).status).to.equal(200);
+    expect((await get('/redfish/v1/Systems/ns.vm-a', tok)).status).to.equal(404);
+    // A's admin does not see B's session, and cannot delete it
+    const aSessions = await get('/redfish/v1/SessionService/Sessions', as('ns.vm-a'));
+    expect(members(aSessions.body)).to.not.include(location);
+    expect((await get(location, as('ns.vm-a'))).status).to.equal(404);
+    const del = await fetch(`${base}${location}`, { method: 'DELETE', headers: as('ns.vm-a') });
+    expect(del.status).to.equal(404);
+    expect(members((await get('/redfish/v1/SessionService/Sessions', as('ns.vm-b'))).body)).to.include(location);
+    // a wrong login is refused without creating anything
+    const bad = await fetch(`${base}/redfish/v1/SessionService/Sessions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ UserName: 'bob', Password: 'alice-pw-1' }),
+    });
+    expect(bad.status).to.equal(401);
+    const out = await fetch(`${base}${location}`, { method: 'DELETE', headers: tok });
+    expect(out.status).to.be.oneOf([200, 204]);
+    expect((await get('/redfish/v1/Systems', tok)).status).to.equal(401);
+  });
+
+  it('AccountService shows only the accounts of the VM', async () => {
+    const { body } = await get('/redfish/v1/AccountService/Accounts', as('ns.vm-a'));
+    const names: string[] = [];
+    for (const m of members(body)) names.push((await get(m, as('ns.vm-a'))).body.UserName as string);
+    expect(names.sort()).to.deep.equal(['alice', 'ops']);
+  });
+
+  describe('IPMI: one UDP port per VM', () => {
+    before(function () {
+      requireClient(this, haveCommand('ipmitool'), 'ipmitool');
+    });
+    const ipmitool = (port: number, [u, p]: [string, string], ...cmd: string[]) =>
+      run('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', '127.0.0.1', '-p', String(port), '-U', u, '-P', p, '-L', 'OPERATOR', '-N', '1', '-R', '2', ...cmd]);
+
+    it('each port answers its own credentials and controls its own VM', async () => {
+      for (const s of fleet) {
+        const port = agent.ipmiPort(s.id) as number;
+        expect(port).to.equal(s.ipmiPort);
+        const ok = await ipmitool(port, CRED[s.id] as [string, string], 'chassis', 'power', 'status');
+        expect(ok.code, `${s.id}: ${ok.out}`).to.equal(0);
+        expect(ok.out).to.include('Chassis Power is off');
+        for (const other of fleet.filter((o) => o.id !== s.id && o.id !== 'ns.vm-a')) {
+          const refused = await ipmitool(port, CRED[other.id] as [string, string], 'chassis', 'power', 'status');
+          expect(refused.code, `${other.id} credentials on ${s.id}'s port`).to.not.equal(0);
+        }
+      }
+      const on = await ipmitool(agent.ipmiPort('ns.vm-b') as number, CRED['ns.vm-b'] as [string, string], 'chassis', 'power', 'on');
+      expect(on.code, on.out).to.equal(0);
+      expect(await machines.get('ns.vm-b')!.getPowerState()).to.equal('On');
+      expect(await machines.get('ns.vm-a')!.getPowerState()).to.equal('Off');
+      expect(await machines.get('ns.vm-c')!.getPowerState()).to.equal('Off');
+      await machines.get('ns.vm-b')!.power('forceOff');
+    });
+  });
+
+  describe('runtime changes', () => {
+    it('adds and removes systems at runtime, touching only the difference', async () => {
+      const keepA = machines.get('ns.vm-a');
+      const portD = await freeUdpPort();
+      const next = [fleet[0]!, fleet[1]!, { id: 'ns.vm-d', namespace: 'ns', vm: 'vm-d', ipmiPort: portD }];
+      ACCOUNTS['ns.vm-d'] = [{ username: 'dave', password: 'dave-pw-4444', role: 'Administrator' }];
+      await agent.apply(next);
+      expect(agent.ids()).to.deep.equal(['ns.vm-a', 'ns.vm-b', 'ns.vm-d']);
+      expect(machines.get('ns.vm-a')).to.equal(keepA);
+      expect((await get('/redfish/v1/Systems', as('ns.vm-c'))).status).to.equal(401);
+      const d = await get('/redfish/v1/Systems', { Authorization: basic(['dave', 'dave-pw-4444']) });
+      expect(members(d.body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-d']);
+      // C's UDP port is closed: it can be bound again
+      const s = dgram.createSocket('udp4');
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.bind(fleet[2]!.ipmiPort, '127.0.0.1', () => resolve());
+      });
+      await new Promise<void>((r) => s.close(() => r()));
+    });
+  });
+});
+
+describe('shared mode: fleet document and rewriting', () => {
+  it('parses the contract document and refuses bad ids, duplicates and shared ports', () => {
+    const ok = parseFleet(JSON.stringify({ systems: [{ id: 'ns.vm1', namespace: 'ns', vm: 'vm1', vmbmc: 'b', secretName: 's', ipmiPort: 10001 }] }));
+    expect(ok).to.deep.equal([{ id: 'ns.vm1', namespace: 'ns', vm: 'vm1', vmbmc: 'b', secretName: 's', ipmiPort: 10001 }]);
+    expect(() => parseFleet('{"systems":[{"id":"x","namespace":"ns","vm":"vm1"}]}')).to.throw(/id must be/);
+    expect(() => parseFleet('{"systems":[{"namespace":"ns","vm":"a","ipmiPort":1},{"namespace":"ns","vm":"b","ipmiPort":1}]}')).to.throw(/used twice/);
+    expect(() => parseFleet('{"systems":[{"namespace":"ns","vm":"a"},{"namespace":"ns","vm":"a"}]}')).to.throw(/duplicate/);
+    expect(() => parseFleet('{}')).to.throw(/array/);
+  });
+
+  it('simulated fleet ids, ports and accounts follow the documented pattern', () => {
+    const f = simulatedFleet(3, 20000);
+    expect(f.map((s) => [s.id, s.ipmiPort])).to.deep.equal([
+      ['sim.vm-0001', 20000],
+      ['sim.vm-0002', 20001],
+      ['sim.vm-0003', 20002],
+    ]);
+    expect(simulatedAccounts(f[1]!, 'pw')).to.deep.equal([{ username: 'admin', password: 'pw-vm-0002', role: 'Administrator' }]);
+    expect(simulatedFleet(2, 0).map((s) => s.ipmiPort)).to.deep.equal([0, 0]);
+  });
+
+  it("rewrites only whole path segments of the tenant's own resources", () => {
+    const out = rewrite(
+      {
+        '@odata.id': '/redfish/v1/Systems/1',
+        Id: '1',
+        Links: { ManagedBy: [{ '@odata.id': '/redfish/v1/Managers/BMC' }], Chassis: [{ '@odata.id': '/redfish/v1/Chassis/1' }] },
+        Other: '/redfish/v1/Systems/10',
+        Deep: '/redfish/v1/Systems/1/Bios',
+      },
+      'ns.vm',
+      ['ns.vm'],
+    );
+    expect(out).to.deep.equal({
+      '@odata.id': '/redfish/v1/Systems/ns.vm',
+      Id: 'ns.vm',
+      Links: { ManagedBy: [{ '@odata.id': '/redfish/v1/Managers/ns.vm' }], Chassis: [{ '@odata.id': '/redfish/v1/Chassis/ns.vm' }] },
+      Other: '/redfish/v1/Systems/10',
+      Deep: '/redfish/v1/Systems/ns.vm/Bios',
+    });
+  });
+});
