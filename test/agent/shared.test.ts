@@ -265,23 +265,25 @@ describe('shared mode: fleet document and rewriting', () => {
   });
 
   it("rewrites only whole path segments of the tenant's own resources", () => {
-    const out = rewrite(
+    const out = JSON.parse(rewrite(
       {
         '@odata.id': '/redfish/v1/Systems/1',
         Id: '1',
         Links: { ManagedBy: [{ '@odata.id': '/redfish/v1/Managers/BMC' }], Chassis: [{ '@odata.id': '/redfish/v1/Chassis/1' }] },
         Other: '/redfish/v1/Systems/10',
         Deep: '/redfish/v1/Systems/1/Bios',
+        Text: 'See /redfish/v1/Chassis/1.',
       },
       'ns.vm',
       ['ns.vm'],
-    );
+    ));
     expect(out).to.deep.equal({
       '@odata.id': '/redfish/v1/Systems/ns.vm',
       Id: 'ns.vm',
       Links: { ManagedBy: [{ '@odata.id': '/redfish/v1/Managers/ns.vm' }], Chassis: [{ '@odata.id': '/redfish/v1/Chassis/ns.vm' }] },
       Other: '/redfish/v1/Systems/10',
       Deep: '/redfish/v1/Systems/ns.vm/Bios',
+      Text: 'See /redfish/v1/Chassis/ns.vm.',
     });
   });
 });
