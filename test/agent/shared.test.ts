@@ -221,6 +221,16 @@ describe('shared mode: one agent, three VMs, three credential sets', function ()
   });
 
   describe('runtime changes', () => {
+    it('a changed password stops matching at once, the new one matches', async () => {
+      const carol = ACCOUNTS['ns.vm-c']![0]!;
+      expect((await get('/redfish/v1/Systems', as('ns.vm-c'))).status).to.equal(200);
+      carol.password = 'carol-new-pw-9';
+      expect((await get('/redfish/v1/Systems', as('ns.vm-c'))).status).to.equal(401);
+      const now = await get('/redfish/v1/Systems', { Authorization: basic(['carol', 'carol-new-pw-9']) });
+      expect(members(now.body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-c']);
+      carol.password = 'carol-pw-333';
+    });
+
     it('adds and removes systems at runtime, touching only the difference', async () => {
       const keepA = machines.get('ns.vm-a');
       const portD = await freeUdpPort();

@@ -85,9 +85,14 @@ export class TenantSessionStore implements SessionStore {
   }
 }
 
-/** Tenant ids (sorted) per credential hash; verified against the tenants' accounts on every hit. */
-const MATCH_CACHE_MAX = 4096;
-const MATCH_CACHE_TTL_MS = 60_000;
+/**
+ * Tenant ids (sorted) per credential hash: filled from each tenant's accounts when it is added and
+ * from every successful scan; verified against the tenants' accounts on every hit, so a removed
+ * account or changed password stops matching at once. Capped; a full index only costs scans.
+ */
+const MATCH_INDEX_MAX = 65_536;
+const credentialKey = (username: string, password: string): string =>
+  createHash('sha256').update(username).update('\u0000').update(password).digest('base64');
 
 export class Tenancy implements RedfishTenancy {
   private readonly byId = new Map<string, Tenant>();
@@ -95,7 +100,7 @@ export class Tenancy implements RedfishTenancy {
   private readonly seqOf = new Map<string, number>();
   private sorted: string[] | undefined;
   private nextSeq = 1;
-  private readonly cache = new Map<string, { ids: readonly string[]; at: number }>();
+  private readonly index = new Map<string, readonly string[]>();
 
   constructor(readonly root: RedfishDeps) {}
 
@@ -111,8 +116,11 @@ export class Tenancy implements RedfishTenancy {
     this.bySeq.set(store.seq, t);
     this.seqOf.set(t.id, store.seq);
     this.sorted = undefined;
-    // a cached miss must not hide a new tenant's accounts
-    this.cache.clear();
+    for (const u of t.deps.users) {
+      const key = credentialKey(u.username, u.password);
+      const ids = this.index.get(key) ?? [];
+      if (!ids.includes(t.id)) this.remember(key, [...ids, t.id].sort());
+    }
   }
 
   remove(id: string): void {
@@ -132,18 +140,22 @@ export class Tenancy implements RedfishTenancy {
     return this.sorted;
   }
 
+  private remember(key: string, ids: readonly string[]): void {
+    if (!this.index.has(key) && this.index.size >= MATCH_INDEX_MAX) this.index.delete(this.index.keys().next().value as string);
+    this.index.set(key, ids);
+  }
+
   /** Ids (sorted) of the tenants whose accounts hold this user name and password. */
   match(username: string, password: string): readonly string[] {
-    const key = createHash('sha256').update(username).update('\u0000').update(password).digest('base64');
-    const now = this.root.now().getTime();
-    const hit = this.cache.get(key);
-    if (hit && now - hit.at < MATCH_CACHE_TTL_MS) {
+    const key = credentialKey(username, password);
+    const hit = this.index.get(key);
+    if (hit) {
       // accounts change at runtime: a hit counts only for tenants that still match
-      const still = hit.ids.filter((id) => {
+      const still = hit.filter((id) => {
         const t = this.byId.get(id);
         return t !== undefined && checkCredentials(t.deps.users, username, password) !== undefined;
       });
-      if (still.length === hit.ids.length && still.length > 0) return still;
+      if (still.length === hit.length && still.length > 0) return still;
     }
     const ids: string[] = [];
     for (const id of this.ids()) {
@@ -151,10 +163,8 @@ export class Tenancy implements RedfishTenancy {
       // only tenants that have the user name pay for the constant-time password compare
       if (users.some((u) => u.username === username) && checkCredentials(users, username, password)) ids.push(id);
     }
-    if (ids.length > 0) {
-      if (this.cache.size >= MATCH_CACHE_MAX) this.cache.delete(this.cache.keys().next().value as string);
-      this.cache.set(key, { ids, at: now });
-    }
+    if (ids.length > 0) this.remember(key, ids);
+    else this.index.delete(key);
     return ids;
   }
 
