@@ -91,7 +91,7 @@ run-controller: build ## Run virtbmc-controller against the current kubeconfig
 	node dist/src/cmd/virtbmc-controller.js --agent-image $(AGENT_IMG)
 
 .PHONY: bench
-bench: deps test-deps ## Run the benchmarks in bench/ (IPMI vs pyghmi, SOL vs ipmi_sim, Redfish, controller scale, media insert, event delivery)
+bench: deps test-deps ## Run the benchmarks in bench/ (agent footprint per-VM vs shared, IPMI vs pyghmi, SOL vs ipmi_sim, Redfish, controller scale, media insert, event delivery)
 	bash bench/run.sh
 
 .PHONY: docker-build

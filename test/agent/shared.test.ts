@@ -10,7 +10,7 @@ import { parseFleet, simulatedAccounts, simulatedFleet, startSharedAgent, type F
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { rewrite } from '../../src/redfish/core/tenancy.js';
-import { haveCommand, requireClient } from '../helpers/clients.js';
+import { haveCommand, havePythonModule, requireClient } from '../helpers/clients.js';
 import { run } from '../helpers/exec.js';
 
 async function freeUdpPort(): Promise<number> {
@@ -190,6 +190,38 @@ describe('shared mode: one agent, three VMs, three credential sets', function ()
     const names: string[] = [];
     for (const m of members(body)) names.push((await get(m, as('ns.vm-a'))).body.UserName as string);
     expect(names.sort()).to.deep.equal(['alice', 'ops']);
+  });
+
+  describe('sushy (ironic/metal3 Redfish library) with session auth', () => {
+    const SCRIPT = `
+import json, sys, sushy
+from sushy import auth as sauth
+base, user, pw = sys.argv[1:]
+s = sushy.Sushy(base, auth=sauth.SessionAuth(username=user, password=pw))
+ids = sorted(s.get_system_collection().members_identities)
+system = s.get_system(ids[0])
+out = {'systems': ids, 'id': system.identity, 'managers': [m.identity for m in system.managers], 'chassis': [c.identity for c in system.chassis]}
+system.reset_system(sushy.RESET_ON)
+print(json.dumps(out))
+`;
+    before(function () {
+      requireClient(this, havePythonModule('sushy'), 'python3-sushy (Debian, /usr/bin/python3)');
+    });
+
+    it("lists, follows links to and resets only the credential's own system", async () => {
+      const r = await run('/usr/bin/python3', ['-c', SCRIPT, base, 'carol', 'carol-pw-333'], 30_000);
+      expect(r.code, r.out).to.equal(0);
+      const out = JSON.parse(r.out.trim().split('\n').pop() as string) as Record<string, unknown>;
+      expect(out).to.deep.equal({
+        systems: ['/redfish/v1/Systems/ns.vm-c'],
+        id: 'ns.vm-c',
+        managers: ['ns.vm-c'],
+        chassis: ['ns.vm-c'],
+      });
+      expect(await machines.get('ns.vm-c')!.getPowerState()).to.equal('On');
+      expect(await machines.get('ns.vm-a')!.getPowerState()).to.equal('Off');
+      await machines.get('ns.vm-c')!.power('forceOff');
+    });
   });
 
   describe('IPMI: one UDP port per VM', () => {
