@@ -138,7 +138,7 @@ export async function startRedfishServer(
 ): Promise<ProtocolServer> {
   const deps = await createRedfishDeps(opts, internals);
   const app = createRedfishApp(deps, internals.modules ?? allModules);
-  return listenRedfish(app.callback(), opts, deps.certificate);
+  return listenRedfish(app.callback(), opts, deps.certificate, deps);
 }
 
 /** The Redfish listener (HTTP, or HTTPS with plain HTTP redirected/refused) around a koa callback. */
@@ -146,8 +146,9 @@ export async function listenRedfish(
   callback: http.RequestListener,
   opts: Pick<RedfishServerOptions, 'address' | 'port' | 'tls' | 'logger'>,
   tlsCert?: TlsCertificate,
+  /** The machine whose browser console the websocket serves (per-VM mode); shared mode has none yet */
+  consoleDeps?: RedfishDeps,
 ): Promise<ProtocolServer> {
-
   const sockets = new Set<net.Socket>();
   const track = (s: net.Socket): void => {
     sockets.add(s);
@@ -162,7 +163,7 @@ export async function listenRedfish(
     const server = http.createServer(callback);
     server.on('connection', track);
     server.on('clientError', answerClientError(opts.logger));
-    consoles.push(attachConsoleWebSocket(server, deps));
+    if (consoleDeps) consoles.push(attachConsoleWebSocket(server, consoleDeps));
     listener = server;
   } else {
     const secure = https.createServer({ cert: tls.cert, key: tls.key }, callback);
@@ -178,7 +179,7 @@ export async function listenRedfish(
       res.end();
     });
     secure.on('clientError', answerClientError(opts.logger));
-    consoles.push(attachConsoleWebSocket(secure, deps));
+    if (consoleDeps) consoles.push(attachConsoleWebSocket(secure, consoleDeps));
     plain.on('clientError', answerClientError(opts.logger));
     secure.on('tlsClientError', (err) => opts.logger.debug({ err: err.message }, 'redfish TLS handshake failed'));
     listener = net.createServer({ pauseOnConnect: true }, (socket) => {
