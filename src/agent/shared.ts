@@ -6,6 +6,7 @@
  * is started or stopped.
  */
 import { readFileSync } from 'node:fs';
+import { AccountStore } from '../accounts/store.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
@@ -116,6 +117,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   const root: RedfishDeps = {
     machine: rootKey,
     users: [],
+    accounts: new AccountStore([], { requireAdmin: false }),
     sessions: new MemorySessionStore(timeout, now),
     lockout: rootLockout,
     logger: opts.logger.child({ proto: 'redfish' }),
@@ -133,19 +135,23 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
 
   const start = async (system: FleetSystem): Promise<void> => {
     const log = opts.logger.child({ system: system.id });
-    const { machine, users } = await opts.backend(system);
+    const { machine, users: initial } = await opts.backend(system);
+    // one account store per VM behind both of its protocols (src/accounts/store.ts), as in a per-VM agent
+    const accounts = new AccountStore(initial, { requireAdmin: false });
+    const users = accounts.users;
     // each VM keeps its own lockout (IPMI and Redfish, its AccountService knobs), as a per-VM agent
     const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY, () => now().getTime());
     const events = await startEvents(machine);
     let ipmi: IpmiProtocolServer | undefined;
     try {
       if (opts.ipmi && system.ipmiPort !== 0) {
-        ipmi = await startIpmiServer({ ...opts.ipmi, machine, users, lockout, network, address: opts.address, port: system.ipmiPort, logger: log.child({ proto: 'ipmi' }) });
+        ipmi = await startIpmiServer({ ...opts.ipmi, machine, users, accounts, lockout, network, address: opts.address, port: system.ipmiPort, logger: log.child({ proto: 'ipmi' }) });
       }
       const deps = await createRedfishDeps(
         {
           machine,
           users,
+          accounts,
           logger: log.child({ proto: 'redfish' }),
           address: opts.address,
           port: redfish.port,

@@ -254,13 +254,22 @@ print(json.dumps(out))
 
   describe('runtime changes', () => {
     it('a changed password stops matching at once, the new one matches', async () => {
-      const carol = ACCOUNTS['ns.vm-c']![0]!;
+      // the change goes through the VM's own account store (AccountService PATCH, as carol)
       expect((await get('/redfish/v1/Systems', as('ns.vm-c'))).status).to.equal(200);
-      carol.password = 'carol-new-pw-9';
+      const patch = async (auth: Record<string, string>, password: string): Promise<number> => {
+        const accounts = await get('/redfish/v1/AccountService/Accounts', auth);
+        const mine = members(accounts.body)[0]!;
+        const res = await fetch(`${base}${mine}`, { method: 'PATCH', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ Password: password }) });
+        await res.arrayBuffer();
+        return res.status;
+      };
+      expect(await patch(as('ns.vm-c'), 'carol-new-pw-9')).to.be.oneOf([200, 204]);
       expect((await get('/redfish/v1/Systems', as('ns.vm-c'))).status).to.equal(401);
       const now = await get('/redfish/v1/Systems', { Authorization: basic(['carol', 'carol-new-pw-9']) });
       expect(members(now.body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-c']);
-      carol.password = 'carol-pw-333';
+      // the other VMs' accounts are untouched
+      expect((await get('/redfish/v1/Systems', as('ns.vm-a'))).status).to.equal(200);
+      expect(await patch({ Authorization: basic(['carol', 'carol-new-pw-9']) }, CRED['ns.vm-c']![1])).to.be.oneOf([200, 204]);
     });
 
     it('adds and removes systems at runtime, touching only the difference', async () => {
