@@ -9,6 +9,7 @@ import type { AuditEntry } from '../emulator/index.js';
 import { secretObj, startEnv, vmObj, vmbmcObj, waitReady, getVmbmc, getService, NS } from './fixtures.js';
 import { requireClient } from '../helpers/clients.js';
 import { desiredObjects } from '../../src/controller/reconcile.js';
+import { desiredShardObjects, SHARD_IPMI_PORT_BASE, SHARD_IPMI_PORT_MAX } from '../../src/controller/shard.js';
 import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -173,6 +174,36 @@ describe('controller manifests', function () {
       const agent = desiredObjects(v, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: NS } }, secret, { image: 'virtbmc:test' });
       checkPodSecurity('agent Deployment', (agent.deployment.spec as { template: { spec: PodSpec } }).template.spec);
     }
+  });
+
+  it('the NetworkPolicy sample selects every agent pod the controller makes and admits their IPMI and Redfish ports', () => {
+    const policy = parseAllDocuments(readFileSync(resolve(root, 'config/samples/networkpolicy.yaml'), 'utf8'))[0]!.toJS() as {
+      kind: string;
+      spec: { podSelector: { matchLabels: Record<string, string> }; ingress: { ports: { protocol: string; port: number; endPort?: number }[] }[] };
+    };
+    expect(policy.kind).to.equal('NetworkPolicy');
+    const admits = (protocol: string, port: number): boolean =>
+      policy.spec.ingress.some((r) => r.ports.some((p) => p.protocol === protocol && port >= p.port && port <= (p.endPort ?? p.port)));
+    const selects = (labels: Record<string, string>): boolean => Object.entries(policy.spec.podSelector.matchLabels).every(([k, v]) => labels[k] === v);
+    const vmbmc = { apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', metadata: { name: 'b', namespace: NS, uid: 'u1' }, spec: { virtualMachineRef: { name: 'vm' }, authSecretRef: { name: 'creds' } } } as unknown as VirtualMachineBMC;
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: NS, uid: 's1' }, data: { username: Buffer.from('admin').toString('base64'), password: Buffer.from('pw').toString('base64') } };
+    const vm = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: NS } };
+    type Tmpl = { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { ports?: { name: string; containerPort: number; protocol: string }[] }[] } } } };
+    const pods: { what: string; d: Tmpl }[] = [];
+    for (const v of [vmbmc, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { secretRef: { name: 't' } } } } } as VirtualMachineBMC]) {
+      pods.push({ what: 'per-VM agent', d: desiredObjects(v, vm, secret, { image: 'virtbmc:test' }).deployment as unknown as Tmpl });
+    }
+    const system = { id: `${NS}.vm`, namespace: NS, vm: 'vm', vmbmc: 'b', vmbmcUid: 'u1', secretName: 'creds', ipmiPort: SHARD_IPMI_PORT_BASE };
+    pods.push({ what: 'shard', d: desiredShardObjects(NS, 0, [system], [], { image: 'virtbmc:test' }).deployment as unknown as Tmpl });
+    for (const { what, d } of pods) {
+      expect(selects(d.spec.template.metadata.labels), `${what} pod labels`).to.equal(true);
+      for (const c of d.spec.template.spec.containers) {
+        for (const p of c.ports ?? []) if (p.name !== 'metrics') expect(admits(p.protocol, p.containerPort), `${what} ${p.name} ${p.containerPort}/${p.protocol}`).to.equal(true);
+      }
+    }
+    // the shard pods' per-VM IPMI ports, whatever the allocation reaches
+    expect(admits('UDP', SHARD_IPMI_PORT_BASE) && admits('UDP', SHARD_IPMI_PORT_MAX), 'every shard IPMI port').to.equal(true);
+    expect(admits('TCP', 22), 'nothing else').to.equal(false);
   });
 
   it('hack/deploy.sh sets the controller and agent images', function () {
