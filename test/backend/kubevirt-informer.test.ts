@@ -215,25 +215,35 @@ describe('kubevirt backend: silent watch streams (fake timers)', () => {
   });
 
   it('a watch the server closes at once without an event backs off and re-lists (client-go "very short watch"), it does not spin', async () => {
-    let lists = 0;
-    let watches = 0;
-    const client = {
-      list: () => {
-        lists++;
-        return Promise.resolve({ metadata: { resourceVersion: '10' }, items: [vmAt('10')] });
-      },
-      watch: (_r: unknown, _ns: unknown, _q: unknown, _onEvent: unknown, onDone: (err: unknown) => void) => {
-        watches++;
-        setTimeout(() => onDone(null), 1); // a 200 that ends right away
-        return Promise.resolve(() => undefined);
-      },
-    } as unknown as KubeClient;
-    const watch = start(client);
-    await clock.tickAsync(10_000);
-    // backoff 200 ms doubling (to the 10 s maximum): a handful of attempts in 10 s, not thousands
-    expect(watches, 'watch attempts in 10 s').to.be.within(3, 10);
-    expect(lists, 're-listed after each short watch').to.equal(watches);
-    expect(watch.healthy).to.equal(false);
-    expect(watch.lastError).to.match(/very short watch/);
+    // backoff 200 ms doubling (to the 10 s maximum), each delay jittered by 0.8..1.2: whatever the
+    // jitter, attempts start at 0, 0.2, 0.6, 1.4, 3.0, 6.2 s (x 0.8..1.2) and the seventh after 10 s
+    for (const r of [0, 0.5, 0.999999]) {
+      const random = sinon.stub(Math, 'random').returns(r);
+      try {
+        let lists = 0;
+        let watches = 0;
+        const client = {
+          list: () => {
+            lists++;
+            return Promise.resolve({ metadata: { resourceVersion: '10' }, items: [vmAt('10')] });
+          },
+          watch: (_r: unknown, _ns: unknown, _q: unknown, _onEvent: unknown, onDone: (err: unknown) => void) => {
+            watches++;
+            setTimeout(() => onDone(null), 1); // a 200 that ends right away
+            return Promise.resolve(() => undefined);
+          },
+        } as unknown as KubeClient;
+        const watch = start(client);
+        await clock.tickAsync(10_000);
+        expect(watches, `watch attempts in 10 s (jitter ${r})`).to.equal(6);
+        expect(lists, 're-listed after each short watch').to.equal(watches);
+        expect(watch.healthy).to.equal(false);
+        expect(watch.lastError).to.match(/very short watch/);
+        await watch.stop();
+      } finally {
+        random.restore();
+      }
+    }
   });
+
 });

@@ -144,7 +144,8 @@ export class RmcpPlusConsole {
   }
 
   /** Open Session + RAKP 1–4. `algs` overrides the proposal (for refusal tests). */
-  async handshake(algs?: { auth: number; integrity: number; conf: number }, pauseAfterOpenMs = 0, stopAfterRakp2 = false): Promise<HandshakeResult> {
+  /** `afterOpen`: run between Open Session and RAKP1 (e.g. advance the server's clock). */
+  async handshake(algs?: { auth: number; integrity: number; conf: number }, afterOpen?: () => unknown, stopAfterRakp2 = false): Promise<HandshakeResult> {
     await this.peer.ready();
     const prop = algs ?? this.suite;
     const osr = await this.peer.exchange(
@@ -156,7 +157,7 @@ export class RmcpPlusConsole {
     if (o.value.status !== 0) return { openStatus: o.value.status, established: false };
     this.bmcId = o.value.bmcSessionId;
     const openMaxPrivilege = o.value.maxPrivilege;
-    if (pauseAfterOpenMs) await new Promise((r) => setTimeout(r, pauseAfterOpenMs));
+    if (afterOpen) await afterOpen();
     const rm = randomBytes(16);
     const uname = Buffer.from(this.user);
     const r2raw = await this.peer.exchange(this.pre(PayloadType.RAKP1, encodeRakp1({ tag: 2, bmcSessionId: this.bmcId, rm, role: this.role, username: uname })));

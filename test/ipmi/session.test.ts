@@ -15,12 +15,29 @@ const USERS = [
   { username: 'viewer', password: 'viewer-pw', role: 'ReadOnly' as const },
 ];
 
+/** The 'slow' command: `started` is told when it runs; it answers once `gate` settles (default: after 300 ms). */
+interface SlowHooks {
+  started?: () => void;
+  gate?: Promise<unknown>;
+}
+
+/** A manual clock for the server (`now` option): session and handshake expiry without waiting. */
+function manualClock(): { now: () => number; advance: (ms: number) => void } {
+  let t = Date.now();
+  return { now: () => t, advance: (ms) => void (t += ms) };
+}
+
 /** A small command table of our own, independent of the real one. */
-function testTable(calls: string[]): Map<number, CommandSpec> {
+function testTable(calls: string[], hooks: SlowHooks = {}): Map<number, CommandSpec> {
   const specs: CommandSpec[] = [
     { netFn: 0x30, cmd: 0x01, name: 'echo', minPrivilege: Privilege.User, handler: (c) => ({ cc: 0, data: Buffer.concat([Buffer.from([c.session.privilege]), c.req.data]) }) },
     { netFn: 0x30, cmd: 0x02, name: 'operate', minPrivilege: Privilege.Operator, handler: () => (calls.push('operate'), { cc: 0 }) },
-    { netFn: 0x30, cmd: 0x20, name: 'slow', minPrivilege: Privilege.User, handler: async () => { calls.push('slow'); await new Promise((r) => setTimeout(r, 300)); return { cc: 0 }; } },
+    { netFn: 0x30, cmd: 0x20, name: 'slow', minPrivilege: Privilege.User, handler: async () => {
+      calls.push('slow');
+      hooks.started?.();
+      await (hooks.gate ?? new Promise((r) => setTimeout(r, 300)));
+      return { cc: 0 };
+    } },
     { netFn: 0x30, cmd: 0x10, name: 'busy', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Busy', 'x')) },
     { netFn: 0x30, cmd: 0x11, name: 'conflict', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Conflict', 'x')) },
     { netFn: 0x30, cmd: 0x12, name: 'down', minPrivilege: Privilege.User, handler: () => Promise.reject(new BackendError('Unavailable', 'x')) },
@@ -30,14 +47,14 @@ function testTable(calls: string[]): Map<number, CommandSpec> {
   return new Map(specs.map((s) => [(s.netFn << 8) | s.cmd, s]));
 }
 
-async function start(extra: Partial<IpmiServerOptions> = {}, calls: string[] = []): Promise<ProtocolServer> {
+async function start(extra: Partial<IpmiServerOptions> = {}, calls: string[] = [], hooks: SlowHooks = {}): Promise<ProtocolServer> {
   return startIpmiServer({
     address: '127.0.0.1',
     port: 0,
     machine: new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 }),
     users: USERS,
     logger: nullLogger(),
-    commands: testTable(calls),
+    commands: testTable(calls, hooks),
     ...extra,
   });
 }
@@ -286,11 +303,13 @@ describe('ipmi session layer', () => {
     });
 
     it('expires half-open handshakes quickly', async () => {
-      const server = await start({ handshakeTimeoutSeconds: 0.5 });
+      const clock = manualClock();
+      const server = await start({ handshakeTimeoutSeconds: 0.5, now: clock.now });
       const slow = new RmcpPlusConsole(server.port, 'admin', 'password');
       const fast = new RmcpPlusConsole(server.port, 'admin', 'password');
       try {
-        expect((await slow.handshake(undefined, 800)).rakp2Status).to.equal(0x02); // invalid session id: gone
+        // 0.8 s pass on the server's clock between Open Session and RAKP1
+        expect((await slow.handshake(undefined, () => clock.advance(800))).rakp2Status).to.equal(0x02); // invalid session id: gone
         expect((await fast.handshake()).established).to.equal(true);
       } finally {
         slow.close();
@@ -301,19 +320,26 @@ describe('ipmi session layer', () => {
 
     it('close() while a handler still runs: its late reply is dropped, nothing rejects unhandled', async () => {
       const calls: string[] = [];
-      const server = await start({}, calls);
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let finished!: () => void;
+      const done = new Promise<void>((r) => (finished = r));
+      const server = await start({}, calls, { started, gate: gate.then(() => void setImmediate(finished)) });
       const a = new RmcpPlusConsole(server.port, 'admin', 'password');
       const unhandled: unknown[] = [];
       const onUnhandled = (e: unknown) => unhandled.push(e);
       process.on('unhandledRejection', onUnhandled);
       try {
         expect((await a.handshake()).established).to.equal(true);
-        a.peer.send(a.wrap(lanRequest(0x30, 0x20))); // 'slow': answers after 300 ms
-        const deadline = Date.now() + 2000;
-        while (!calls.includes('slow') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+        a.peer.send(a.wrap(lanRequest(0x30, 0x20))); // 'slow': answers when the gate opens
+        await running;
         expect(calls).to.include('slow');
         await server.close();
-        await new Promise((r) => setTimeout(r, 400)); // let the handler finish after the close
+        release(); // the handler finishes after the close
+        await done;
+        await new Promise((r) => setImmediate(r)); // let its late reply (and any rejection) surface
         expect(unhandled).to.deep.equal([]);
       } finally {
         process.off('unhandledRejection', onUnhandled);
@@ -323,18 +349,19 @@ describe('ipmi session layer', () => {
     });
 
     it('expires idle sessions', async () => {
-      const server = await start({ sessionTimeoutSeconds: 0.8 });
+      const clock = manualClock();
+      const server = await start({ sessionTimeoutSeconds: 0.8, now: clock.now });
       const a = new RmcpPlusConsole(server.port, 'admin', 'password');
       try {
         await a.handshake();
         expect((await a.request(0x30, 0x01))?.cc).to.equal(0);
-        // Activity keeps it alive...
+        // Activity keeps it alive: 4 x 0.3 s on the server's clock, longer than the timeout in all...
         for (let i = 0; i < 4; i++) {
-          await new Promise((r) => setTimeout(r, 300));
-          expect((await a.request(0x30, 0x01))?.cc).to.equal(0);
+          clock.advance(300);
+          expect((await a.request(0x30, 0x01))?.cc, `request ${i} after 0.3 s`).to.equal(0);
         }
-        // ...silence longer than the timeout ends it (a wait is the point of this test).
-        await new Promise((r) => setTimeout(r, 1000));
+        // ...silence longer than the timeout ends it: no answer for the expired session.
+        clock.advance(801);
         expect(await a.request(0x30, 0x01, [], 300)).to.equal(undefined);
       } finally {
         a.close();
