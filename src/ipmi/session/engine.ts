@@ -57,7 +57,8 @@ const RMCP_IPMI = encodeRmcpHeader(RmcpClass.IPMI);
  * for the backend make it a promise, so a datagram costs one promise hop rather than one per layer.
  */
 type Reply = Buffer | undefined | Promise<Buffer | undefined>;
-type CmdReply = IpmiResponse | undefined | Promise<IpmiResponse | undefined>;
+/** What executing one request yields: an IpmiResponse, none (dropped), or the promise of either. */
+type PendingResponse = IpmiResponse | undefined | Promise<IpmiResponse | undefined>;
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return v instanceof Promise;
@@ -325,7 +326,7 @@ export class IpmiEngine {
   }
 
   private dispatch(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Reply {
-    let r: CmdReply;
+    let r: PendingResponse;
     if (env.kind === 'session') {
       // A client that lost our answer resends the same message (same rqSeq) under a new session
       // sequence number: it gets the first copy's answer, never a second execution (dedup.ts).
@@ -362,7 +363,7 @@ export class IpmiEngine {
    * One table for every command. Before a session only the rows marked preSession run (no privilege
    * check); inside one, establishment-only rows get D5h and the rest need their minimum privilege.
    */
-  private execute(req: LanRequest, env: Envelope, remote: Remote, log: Logger): CmdReply {
+  private execute(req: LanRequest, env: Envelope, remote: Remote, log: Logger): PendingResponse {
     const spec = this.table.get((req.netFn << 8) | req.cmd);
     if (env.kind !== 'session') {
       if (!spec?.preSession) return { cc: CC.INSUFFICIENT_PRIVILEGE };

@@ -6,7 +6,7 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthType, password16, verifyV15AuthCode, type LanRequest, type V15Packet } from '../codec/index.js';
 import type { Logger } from '../../common/logger.js';
-import { CC, Privilege, privilegeForRole } from '../types.js';
+import { CC, Privilege, privilegeForRole, type IpmiResponse } from '../types.js';
 import { findUser, type EngineContext, type Remote } from './context.js';
 import { loginFailed, sessionOpened } from '../../events/emit.js';
 import { SeqWindow, type Session } from './table.js';
@@ -17,13 +17,8 @@ export function authTypeAllowed(ctx: EngineContext, t: number): boolean {
   return t === AuthType.MD5 || ((t === AuthType.PASSWORD || t === AuthType.NONE) && ctx.allowInsecure);
 }
 
-export interface CmdResult {
-  cc: number;
-  data?: Buffer;
-}
-
 /** Get Session Challenge 06/39. A locked-out account/source pair gets Node Busy (C0h): try later. */
-export function getSessionChallenge(ctx: EngineContext, req: LanRequest, remote: Remote, log: Logger): CmdResult | undefined {
+export function getSessionChallenge(ctx: EngineContext, req: LanRequest, remote: Remote, log: Logger): IpmiResponse | undefined {
   const now = ctx.now();
   if (req.data.length < 17) return { cc: CC.REQUEST_DATA_LENGTH_INVALID };
   const authTypeCode = req.data[0]! & 0x0f;
@@ -62,7 +57,7 @@ export function getSessionChallenge(ctx: EngineContext, req: LanRequest, remote:
 
 export interface ActivateOutcome {
   /** Response to send (header: auth type, seq = console's initial outbound seq, temp id) */
-  result: CmdResult;
+  result: IpmiResponse;
   authTypeCode: number;
   pw16: Buffer;
   headerSeq: number;
@@ -87,7 +82,7 @@ export function activateSession(ctx: EngineContext, p: V15Packet, req: LanReques
     // an auth code made with the real password would hand out a hash to brute-force offline.
     return { result: { cc: CC.UNSPECIFIED }, authTypeCode: p.authType, pw16: randomBytes(16), headerSeq: 0, tempId: ch.tempId };
   }
-  const reply = (result: CmdResult, headerSeq = 0): ActivateOutcome => ({ result, authTypeCode: ch.authTypeCode, pw16, headerSeq, tempId: ch.tempId });
+  const reply = (result: IpmiResponse, headerSeq = 0): ActivateOutcome => ({ result, authTypeCode: ch.authTypeCode, pw16, headerSeq, tempId: ch.tempId });
   if (req.data.length < 22) return reply({ cc: CC.REQUEST_DATA_LENGTH_INVALID });
   const initialOutbound = req.data.readUInt32LE(18) || 1;
   if ((req.data[0]! & 0x0f) !== ch.authTypeCode) return reply({ cc: CC.INVALID_DATA_FIELD }, initialOutbound);

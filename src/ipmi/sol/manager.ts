@@ -7,7 +7,7 @@
 import { consoleWriterLock, type ConsoleWriter } from '../../backend/console-writer.js';
 import type { Machine } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
-import { Privilege } from '../types.js';
+import { Privilege, type IpmiResponse } from '../types.js';
 import { SolConfig } from './config.js';
 import { SOL_HEADER } from './packet.js';
 import { SolPayload, type SolCounters } from './payload.js';
@@ -66,7 +66,6 @@ export interface SolManagerOptions {
   outputLimit?: number;
 }
 
-export type ActivateResult = { cc: number; data?: Buffer };
 
 export class SolManager {
   readonly config: SolConfig;
@@ -113,7 +112,7 @@ export class SolManager {
    * Activate Payload for SOL instance 1. `aux` is request byte 3: bit 7 encryption, bit 6
    * authentication, bits 3:2 serial alert behaviour, bit 1 startup handshake.
    */
-  activate(s: SolSession, instance: number, aux: number): ActivateResult {
+  activate(s: SolSession, instance: number, aux: number): IpmiResponse {
     const cfg = this.config;
     if (!this.available || !cfg.enabled) return { cc: ActivateCC.TYPE_DISABLED };
     if (instance !== SOL_INSTANCE) return { cc: 0xcc };
