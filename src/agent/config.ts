@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { LOCKOUT_PROPERTIES, lockoutPolicyProblems, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Role, UserAccount } from '../accounts/types.js';
-import { MAX_SESSION_TIMEOUT_SECONDS, MIN_SESSION_TIMEOUT_SECONDS } from '../redfish/core/sessions.js';
+import { SESSION_TIMEOUT_LIMITS } from '../redfish/core/sessions.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -122,22 +122,28 @@ export function parseNonNegative(value: string, name: string): number {
   return n;
 }
 
-/** A whole number in [min, max] (e.g. seconds); ConfigError naming the flag and the range otherwise. */
-export function parseIntInRange(value: string, name: string, min: number, max: number): number {
+/** An inclusive range of whole numbers, as the Redfish PATCH checks declare them (`{ integer: range }`). */
+export interface IntRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** A whole number in `range` (e.g. seconds); ConfigError naming the flag and the range otherwise. */
+export function parseIntInRange(value: string, name: string, range: IntRange): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < min || n > max) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got ${value}`);
+  if (value.trim() === '' || !Number.isInteger(n) || n < range.min || n > range.max) {
+    throw new ConfigError(`${name} must be a whole number from ${range.min} to ${range.max}, got ${value}`);
   }
   return n;
 }
 
 /**
- * --redfish-session-timeout: the range PATCH /redfish/v1/SessionService enforces on SessionTimeout
- * (src/redfish/core/sessions.ts).
+ * --redfish-session-timeout: the very range PATCH /redfish/v1/SessionService enforces on
+ * SessionTimeout (SESSION_TIMEOUT_LIMITS, src/redfish/core/sessions.ts).
  */
-export const REDFISH_SESSION_TIMEOUT_RANGE = [MIN_SESSION_TIMEOUT_SECONDS, MAX_SESSION_TIMEOUT_SECONDS] as const;
+export const REDFISH_SESSION_TIMEOUT_RANGE: IntRange = SESSION_TIMEOUT_LIMITS;
 /** --ipmi-session-timeout: whole seconds, at least 1 (0 would end every session at once), at most a day like Redfish. */
-export const IPMI_SESSION_TIMEOUT_RANGE = [1, MAX_SESSION_TIMEOUT_SECONDS] as const;
+export const IPMI_SESSION_TIMEOUT_RANGE: IntRange = { min: 1, max: SESSION_TIMEOUT_LIMITS.max };
 
 export function parsePositiveInt(value: string, name: string): number {
   const n = Number(value);

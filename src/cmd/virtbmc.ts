@@ -328,13 +328,13 @@ async function main(argv: string[]): Promise<void> {
     ipmi: flags.ipmi && {
       port: parsePort(flags.ipmiPort, '--ipmi-port'),
       allowInsecure: Boolean(flags.ipmiAllowInsecure),
-      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', ...IPMI_SESSION_TIMEOUT_RANGE),
+      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', IPMI_SESSION_TIMEOUT_RANGE),
       maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
       ...(flags.ipmiSol ? {} : { sol: false as const }),
     },
     redfish: flags.redfish && {
       port: parsePort(flags.redfishPort, '--redfish-port'),
-      sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', ...REDFISH_SESSION_TIMEOUT_RANGE),
+      sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
       ...(flags.tlsCert && flags.tlsKey
         ? {
             tls: {
@@ -393,10 +393,10 @@ async function mainShared(
     redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
     lockoutPolicy,
     network,
-    sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', ...REDFISH_SESSION_TIMEOUT_RANGE),
+    sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
     ipmi: flags.ipmi && {
       allowInsecure: Boolean(flags.ipmiAllowInsecure),
-      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', ...IPMI_SESSION_TIMEOUT_RANGE),
+      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', IPMI_SESSION_TIMEOUT_RANGE),
       maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
       ...(flags.ipmiSol ? {} : { sol: false as const }),
     },

@@ -10,8 +10,13 @@ import { RedfishError } from './errors.js';
 import type { RedfishSession, SessionStore } from './types.js';
 
 export const DEFAULT_SESSION_TIMEOUT_SECONDS = 1800;
-export const MIN_SESSION_TIMEOUT_SECONDS = 30;
-export const MAX_SESSION_TIMEOUT_SECONDS = 86400;
+/**
+ * SessionTimeout's range, whole seconds: the one definition SessionService PATCH
+ * (src/redfish/resources/sessions.ts) and --redfish-session-timeout (src/agent/config.ts) enforce.
+ */
+export const SESSION_TIMEOUT_LIMITS = { min: 30, max: 86_400 } as const;
+export const MIN_SESSION_TIMEOUT_SECONDS = SESSION_TIMEOUT_LIMITS.min;
+export const MAX_SESSION_TIMEOUT_SECONDS = SESSION_TIMEOUT_LIMITS.max;
 export const MAX_SESSIONS = 64;
 /** Per user: logging in again beyond this drops that user's least recently used session. */
 export const MAX_SESSIONS_PER_USER = 16;

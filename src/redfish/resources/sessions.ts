@@ -5,7 +5,7 @@ import { clientAddress, hasPrivilege, login, unauthorized } from '../core/auth.j
 import { RedfishError, fullMessageId, insufficientPrivilege, notFound, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
-import { MAX_SESSION_TIMEOUT_SECONDS, MIN_SESSION_TIMEOUT_SECONDS } from '../core/sessions.js';
+import { SESSION_TIMEOUT_LIMITS } from '../core/sessions.js';
 import type { OperationHandlers, RedfishContext, RedfishSession } from '../core/types.js';
 
 export const SESSION_SERVICE = '/redfish/v1/SessionService';
@@ -64,7 +64,7 @@ export const handlers: OperationHandlers = {
   patchSessionService: async (ctx) => {
     checkIfMatch(ctx, sessionServiceBody(ctx));
     const body = validatePatch((ctx.request as { body?: unknown }).body, {
-      writable: { SessionTimeout: { integer: { min: MIN_SESSION_TIMEOUT_SECONDS, max: MAX_SESSION_TIMEOUT_SECONDS } } },
+      writable: { SessionTimeout: { integer: SESSION_TIMEOUT_LIMITS } },
       readOnly: ['ServiceEnabled', 'Id', 'Name', 'Description', 'Sessions', 'Status'],
     });
     if (typeof body.SessionTimeout === 'number') ctx.state.deps.sessions.timeoutSeconds = body.SessionTimeout;
