@@ -5,6 +5,7 @@
  * backend's watch, so they are reported too.
  */
 import type { BootOverride, BootTarget, HealthStatus, Machine, MachineEvent, MediaSlot, PowerState } from '../backend/types.js';
+import type { components } from '../../generated/redfish/schema.js';
 import type { EventHub, EventInput } from './hub.js';
 
 /** Resource URIs of our one system and manager (src/redfish/core/types.ts REDFISH_IDS). */
@@ -20,8 +21,11 @@ const POWER_KEYS: Readonly<Record<PowerState, { key: string; reason: string }>> 
   Paused: { key: 'ResourcePaused', reason: 'Paused' },
 };
 
-/** Backend boot target → Redfish BootSourceOverrideTarget. */
-export const REDFISH_BOOT_TARGET: Readonly<Record<BootTarget, string>> = {
+/**
+ * Backend boot target → Redfish BootSourceOverrideTarget: the one map, used by the events here and
+ * by the ComputerSystem resource (src/redfish/resources/systems.ts) both ways.
+ */
+export const REDFISH_BOOT_TARGET: Readonly<Record<BootTarget, components['schemas']['ComputerSystem_BootSource']>> = {
   none: 'None',
   pxe: 'Pxe',
   hdd: 'Hdd',

@@ -43,6 +43,10 @@ import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance } from '.
 
 const WRITE_ATTEMPTS = 5;
 
+/**
+ * The configuration the media part takes; KubeVirtMachineConfig (machine.ts) extends it with the
+ * watch tuning only the machine uses, so each field is declared once.
+ */
 export interface MachineMediaConfig {
   client: KubeClient;
   namespace: string;
@@ -50,13 +54,16 @@ export interface MachineMediaConfig {
   logger: Logger;
   storageClassName?: string;
   volumeMode?: 'Filesystem' | 'Block';
+  /** watch retry backoff bounds (ms); defaults 200 / 10000 */
   watchMinBackoffMs?: number;
   watchMaxBackoffMs?: number;
+  /** timeout of the HEAD request that sizes a media image (ms), default 10000 */
   mediaProbeTimeoutMs?: number;
+  /** TLS of https image servers: CA for CDI (ConfigMap) and for the HEAD probe (file), skip-verify */
   mediaTls?: MediaTlsOptions;
   /** Where image URLs may point (src/backend/egress.ts); default EgressPolicy.DEFAULT (no loopback, link-local, metadata) */
   mediaEgress?: EgressPolicy;
-  /** how long a running VMI may take to pick up an inserted volume before the slot reports an error (ms), default 30000 */
+  /** how long a running VMI may take to pick up an inserted CD-ROM volume before the slot reports an error (ms), default 30000 */
   hotplugSyncTimeoutMs?: number;
 }
 

@@ -6,7 +6,6 @@
  * Decisions that depend on the current state (power actions, boot writes, media) always re-read
  * first. Seam events are produced by diffing the derived view after every change the watches see.
  */
-import type { EgressPolicy } from '../egress.js';
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../../common/logger.js';
 import {
@@ -47,33 +46,16 @@ import { assetTagPatch, secureBootPatch } from './inventory.js';
 import type { JsonPatchOp } from '../../kube/client.js';
 import { ObjectWatch } from './informer.js';
 import { BootOnceKeeper, nextBootDiffers } from './machine-boot.js';
-import { MachineMedia } from './machine-media.js';
-import type { MediaTlsOptions } from './media.js';
+import { MachineMedia, type MachineMediaConfig } from './machine-media.js';
 import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
 import type { DataVolume, VirtualMachine, VirtualMachineInstance } from './types.js';
 
-export interface KubeVirtMachineConfig {
-  client: KubeClient;
-  namespace: string;
-  name: string;
-  logger: Logger;
-  storageClassName?: string;
-  volumeMode?: 'Filesystem' | 'Block';
-  /** watch retry backoff bounds (ms); defaults 200 / 10000 */
-  watchMinBackoffMs?: number;
-  watchMaxBackoffMs?: number;
+/** The media fields (client, names, storage, probe, TLS, egress, hotplug timeout) are MachineMediaConfig's. */
+export interface KubeVirtMachineConfig extends MachineMediaConfig {
   /** silent-watch bounds (ms), see ObjectWatchOptions: check after 30000, re-open after 90000, retry while the API is down every 1000 */
   watchSilenceProbeMs?: number;
   watchMaxSilenceMs?: number;
   watchStaleRetryMs?: number;
-  /** timeout of the HEAD request that sizes a media image (ms), default 10000 */
-  mediaProbeTimeoutMs?: number;
-  /** TLS of https image servers: CA for CDI (ConfigMap) and for the HEAD probe (file), skip-verify */
-  mediaTls?: MediaTlsOptions;
-  /** Where image URLs may point (src/backend/egress.ts); default EgressPolicy.DEFAULT (no loopback, link-local, metadata) */
-  mediaEgress?: EgressPolicy;
-  /** how long a running VMI may take to pick up an inserted CD-ROM volume before the slot reports an error (ms), default 30000 */
-  hotplugSyncTimeoutMs?: number;
 }
 
 interface View {

@@ -12,6 +12,7 @@ import {
   type MachineSnapshot,
   type PowerAction,
 } from '../../backend/types.js';
+import { REDFISH_BOOT_TARGET } from '../../events/machine.js';
 import { RedfishError, fromBackendError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch } from '../core/patch.js';
@@ -38,19 +39,8 @@ import {
 
 // ---- vocabulary mapping ----------------------------------------------------------------------
 
-
-const TARGETS: Record<BootTarget, Schemas['ComputerSystem_BootSource']> = {
-  none: 'None',
-  pxe: 'Pxe',
-  hdd: 'Hdd',
-  cd: 'Cd',
-  usb: 'Usb',
-  floppy: 'Floppy',
-  biosSetup: 'BiosSetup',
-  diags: 'Diags',
-  uefiHttp: 'UefiHttp',
-};
-const TARGET_FROM_REDFISH = new Map<string, BootTarget>(Object.entries(TARGETS).map(([k, v]) => [v, k as BootTarget]));
+// boot targets: REDFISH_BOOT_TARGET (src/events/machine.ts), shared with the boot-override events
+const TARGET_FROM_REDFISH = new Map<string, BootTarget>(Object.entries(REDFISH_BOOT_TARGET).map(([k, v]) => [v, k as BootTarget]));
 
 const ENABLED: Record<BootEnabled, Schemas['ComputerSystem_v1_27_0_BootSourceOverrideEnabled']> = { disabled: 'Disabled', once: 'Once', continuous: 'Continuous' };
 const ENABLED_FROM_REDFISH = new Map<string, BootEnabled>(Object.entries(ENABLED).map(([k, v]) => [v, k as BootEnabled]));
@@ -79,7 +69,7 @@ export function allowedResetTypes(caps: Capabilities): string[] {
     .map(([name]) => name);
 }
 
-const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t) => TARGETS[t]);
+const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t) => REDFISH_BOOT_TARGET[t]);
 
 // ---- ComputerSystem --------------------------------------------------------------------------
 
@@ -116,7 +106,7 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, u
     SecureBoot: link(`${SYSTEM}/SecureBoot`),
     Bios: link(`${SYSTEM}/Bios`),
     Boot: {
-      BootSourceOverrideTarget: TARGETS[boot.target],
+      BootSourceOverrideTarget: REDFISH_BOOT_TARGET[boot.target],
       'BootSourceOverrideTarget@Redfish.AllowableValues': allowedTargets(caps),
       BootSourceOverrideEnabled: ENABLED[boot.enabled],
       'BootSourceOverrideEnabled@Redfish.AllowableValues': Object.values(ENABLED),
