@@ -175,9 +175,9 @@ describe('apiserver emulator: core REST semantics', () => {
     });
     await emu.waitFor(() => doneErr !== 'not called');
     expect(seen).to.have.length(1);
-    expect(seen[0].type).to.equal('ERROR');
-    expect(seen[0].obj.code).to.equal(410);
-    expect(seen[0].obj.reason).to.equal('Expired');
+    expect(seen[0]?.type).to.equal('ERROR');
+    expect(seen[0]?.obj.code).to.equal(410);
+    expect(seen[0]?.obj.reason).to.equal('Expired');
 
     // watching from the current RV still works after compaction
     const later: string[] = [];
@@ -289,7 +289,7 @@ describe('apiserver emulator: core REST semantics', () => {
       422,
     );
     expect(s.reason).to.equal('Invalid');
-    expect(s.details?.causes?.[0].message).to.contain('testing value /data/x failed');
+    expect(s.details?.causes?.[0]?.message).to.contain('testing value /data/x failed');
     const after = emu.get('v1', 'ConfigMap', 'default', 'p');
     expect(after?.data).to.deep.equal({ x: '10', z: '3', moved: '3' });
     expect(after?.metadata.resourceVersion).to.equal(rvBefore);
@@ -333,7 +333,7 @@ describe('apiserver emulator: core REST semantics', () => {
     expect(d.metadata?.finalizers).to.deep.equal(['a/one', 'b/two']);
     const containers = d.spec?.template.spec?.containers ?? [];
     expect(containers.map((c) => `${c.name}:${c.image}`)).to.deep.equal(['main:img:2']);
-    expect(containers[0].env).to.deep.equal([{ name: 'A', value: '1' }, { name: 'C', value: '3' }]);
+    expect(containers[0]?.env).to.deep.equal([{ name: 'A', value: '1' }, { name: 'C', value: '3' }]);
     const co = kc.makeApiClient(CustomObjectsApi);
     emu.create({ apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', metadata: { name: 'b', namespace: 'default' }, spec: {} });
     await expectApiError(co.patchNamespacedCustomObject({ group: 'bmc.kubevirt.io', version: 'v1beta1', namespace: 'default', plural: 'virtualmachinebmcs', name: 'b', body: { spec: { x: 1 } } }, smp), 415);
@@ -424,7 +424,7 @@ describe('apiserver emulator: core REST semantics', () => {
   it('serves cluster-scoped RBAC, leases with MicroTime, discovery and /version', async () => {
     const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
     await rbac.createClusterRole({ body: { metadata: { name: 'cr' }, rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }] } });
-    expect((await rbac.readClusterRole({ name: 'cr' })).rules?.[0].verbs).to.deep.equal(['get']);
+    expect((await rbac.readClusterRole({ name: 'cr' })).rules?.[0]?.verbs).to.deep.equal(['get']);
     const coord = kc.makeApiClient(CoordinationV1Api);
     const t = new V1MicroTime();
     const lease = await coord.createNamespacedLease({ namespace: 'default', body: { metadata: { name: 'lock' }, spec: { holderIdentity: 'me', acquireTime: t, renewTime: t, leaseDurationSeconds: 15 } } });

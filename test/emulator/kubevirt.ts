@@ -296,7 +296,7 @@ export function installKubevirt(
     const list = ifaces.length ? ifaces : [{ name: 'default' }];
     const seedBase = `${vmi.metadata.namespace}/${vmi.metadata.name}`;
     return list.map((i, idx) => {
-      const ip = `10.244.0.${(createHash('sha256').update(seedBase).digest()[3] % 200) + 10 + idx}`;
+      const ip = `10.244.0.${(createHash('sha256').update(seedBase).digest().readUInt8(3) % 200) + 10 + idx}`;
       return {
         name: i.name,
         mac: (i.macAddress as string | undefined) ?? macFor(`${seedBase}/${String(i.name)}`),
@@ -625,8 +625,7 @@ export function installKubevirt(
     }
 
     // explicit state change requests (start/stop/restart under Manual etc.)
-    while (changeReqs.length > 0) {
-      const r = changeReqs[0];
+    for (let r = changeReqs[0]; r !== undefined; r = changeReqs[0]) {
       if (r.action === 'Stop') {
         if (vmi && (!r.uid || vmi.metadata.uid === r.uid)) {
           if (!vmi.metadata.deletionTimestamp) deleteVmi(ns, name);
@@ -817,7 +816,7 @@ export function installKubevirt(
   const addChangeRequests = (vm: KubeObject, reqs: ChangeRequest[], dryRun: boolean): void => {
     const st = obj(vm.status);
     const existing = arr<ChangeRequest>(st.stateChangeRequests);
-    const onlyStop = reqs.length === 1 && reqs[0].action === 'Stop';
+    const onlyStop = reqs.length === 1 && reqs[0]?.action === 'Stop';
     if (existing.length > 0 && !onlyStop) throw internal('unable to complete request: stop/start already underway');
     if (dryRun) return;
     st.stateChangeRequests = reqs;

@@ -75,7 +75,10 @@ function resolveParent(doc: unknown, tokens: string[], path: string): { parent: 
     } else throw applyFailed(`doc is missing path: "${path}": missing value`);
   }
   if (!Array.isArray(cur) && !isObject(cur)) throw applyFailed(`doc is missing path: "${path}": missing value`);
-  return { parent: cur, key: tokens[tokens.length - 1] };
+  const key = tokens.at(-1);
+  // the callers handle the root pointer ("") themselves: a parent exists only below it
+  if (key === undefined) throw new Error(`resolveParent: the root pointer has no parent (${path})`);
+  return { parent: cur, key };
 }
 
 function getAt(doc: unknown, path: string): unknown {

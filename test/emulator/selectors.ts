@@ -28,6 +28,13 @@ function splitTop(s: string): string[] {
 
 const KEY = /^([A-Za-z0-9][-A-Za-z0-9_.]*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
+/** The first `n` capture groups of a match whose groups all take part (a regex without optional groups). */
+function groups(m: RegExpMatchArray, n: number): string[] {
+  const out = m.slice(1, n + 1);
+  if (out.length !== n || out.some((g) => g === undefined)) throw new Error(`selector pattern ${String(m.input)}: a capture group did not take part`);
+  return out as string[];
+}
+
 function checkKey(key: string, raw: string): string {
   if (!KEY.test(key)) throw new ApiError(400, `unable to parse requirement: invalid label key "${key}" in "${raw}"`, 'BadRequest');
   return key;
@@ -39,14 +46,18 @@ export function parseLabelSelector(sel: string | undefined): Matcher {
   for (const part of splitTop(sel)) {
     let m: RegExpMatchArray | null;
     if ((m = part.match(/^(\S+)\s+(in|notin)\s*\(([^)]*)\)$/))) {
-      const values = m[3].split(',').map((v) => v.trim()).filter((v) => v !== '');
-      reqs.push({ key: checkKey(m[1], part), op: m[2] as 'in' | 'notin', values });
+      const [key, op, list] = groups(m, 3) as [string, 'in' | 'notin', string];
+      const values = list.split(',').map((v) => v.trim()).filter((v) => v !== '');
+      reqs.push({ key: checkKey(key, part), op, values });
     } else if ((m = part.match(/^!\s*(\S+)$/))) {
-      reqs.push({ key: checkKey(m[1], part), op: '!exists' });
+      const [key] = groups(m, 1) as [string];
+      reqs.push({ key: checkKey(key, part), op: '!exists' });
     } else if ((m = part.match(/^([^=!\s]+)\s*(==|=|!=)\s*(\S*)$/))) {
-      reqs.push({ key: checkKey(m[1], part), op: m[2] === '!=' ? '!=' : '=', value: m[3] });
+      const [key, op, value] = groups(m, 3) as [string, string, string];
+      reqs.push({ key: checkKey(key, part), op: op === '!=' ? '!=' : '=', value });
     } else if ((m = part.match(/^(\S+)$/))) {
-      reqs.push({ key: checkKey(m[1], part), op: 'exists' });
+      const [key] = groups(m, 1) as [string];
+      reqs.push({ key: checkKey(key, part), op: 'exists' });
     } else {
       throw new ApiError(400, `unable to parse requirement: "${part}"`, 'BadRequest');
     }
@@ -65,9 +76,9 @@ export function parseLabelSelector(sel: string | undefined): Matcher {
         case '!=':
           return !has || l[r.key] !== r.value;
         case 'in':
-          return has && r.values.includes(l[r.key]);
+          return has && r.values.includes(l[r.key] as string);
         case 'notin':
-          return !has || !r.values.includes(l[r.key]);
+          return !has || !r.values.includes(l[r.key] as string);
       }
     });
   };
@@ -92,7 +103,8 @@ export function parseFieldSelector(sel: string | undefined): ObjectMatcher {
   for (const part of splitTop(sel)) {
     const m = part.match(/^([A-Za-z0-9_.]+)\s*(==|=|!=)\s*(.*)$/);
     if (!m) throw new ApiError(400, `invalid selector: '${sel}'; can't understand '${part}'`, 'BadRequest');
-    reqs.push({ path: m[1], neg: m[2] === '!=', value: m[3] });
+    const [path, op, value] = groups(m, 3) as [string, string, string];
+    reqs.push({ path, neg: op === '!=', value });
   }
   return (obj) =>
     reqs.every((r) => {

@@ -266,7 +266,7 @@ export class EmulatorServer {
     if (!h && this.allowAnonymous) return 'admin';
     const m = /^Bearer\s+(.+)$/i.exec(h);
     if (!m) return undefined;
-    const token = m[1].trim();
+    const token = (m[1] ?? '').trim();
     if (secretEquals(token, this.token)) return 'admin';
     for (const [t, id] of this.identities) if (secretEquals(token, t)) return id;
     return undefined;
@@ -282,22 +282,24 @@ export class EmulatorServer {
     let group: string;
     let version: string;
     let rest: string[];
-    if (seg[0] === 'api' && seg[1] === 'v1') {
+    const [s0, s1, s2] = seg;
+    if (s0 === 'api' && s1 === 'v1') {
       group = '';
       version = 'v1';
       rest = seg.slice(2);
-    } else if (seg[0] === 'apis' && seg.length >= 3) {
-      group = seg[1];
-      version = seg[2];
+    } else if (s0 === 'apis' && s1 !== undefined && s2 !== undefined) {
+      group = s1;
+      version = s2;
       rest = seg.slice(3);
     } else return undefined;
-    if (rest.length === 0) return 'discovery';
-    if (rest[0] === 'namespaces' && rest.length >= 3 && rest[2] !== 'status' && rest[2] !== 'finalize') {
+    const [r0, r1, r2, r3, r4] = rest;
+    if (r0 === undefined) return 'discovery';
+    if (r0 === 'namespaces' && r1 !== undefined && r2 !== undefined && r2 !== 'status' && r2 !== 'finalize') {
       if (rest.length > 5) return undefined;
-      return { group, version, namespace: rest[1], resource: rest[2], name: rest[3], subresource: rest[4] };
+      return { group, version, namespace: r1, resource: r2, name: r3, subresource: r4 };
     }
     if (rest.length > 3) return undefined;
-    return { group, version, resource: rest[0], name: rest[1], subresource: rest[2] };
+    return { group, version, resource: r0, name: r1, subresource: r2 };
   }
 
   private verbOf(method: string, route: Route, watch: boolean): AuditVerb {
@@ -438,7 +440,7 @@ export class EmulatorServer {
         const groups = new Map<string, string[]>();
         for (const g of this.store.registry.groups()) groups.set(g.group, [...(groups.get(g.group) ?? []), g.version]);
         for (const gv of this.extraGroups.keys()) {
-          const [g, v] = gv.split('/');
+          const [g = '', v = ''] = gv.split('/'); // extraGroups keys are "group/version"
           groups.set(g, [...(groups.get(g) ?? []), v]);
         }
         return {
@@ -533,7 +535,7 @@ export class EmulatorServer {
         if (!route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
         const cur = this.store.get(t, ns, route.name);
         if (!cur) throw this.notFoundFor(t, route.name);
-        const ct = contentType.split(';')[0].trim().toLowerCase();
+        const ct = (contentType.split(';')[0] ?? '').trim().toLowerCase();
         let patched: unknown;
         if (ct === 'application/json-patch+json') patched = jsonPatch(cur, body);
         else if (ct === 'application/merge-patch+json') {

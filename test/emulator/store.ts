@@ -167,7 +167,7 @@ export class Store {
     const ev: StoreEvent = { type, rv: this.rv, t, obj: clone(obj), prev: prev ? clone(prev) : undefined };
     this.history.push(ev);
     const floor = this.rv - this.watchHistory;
-    if (this.history.length > 64 && this.history[0].rv < floor) {
+    if (this.history.length > 64 && (this.history[0]?.rv ?? floor) < floor) {
       this.history = this.history.filter((e) => e.rv >= floor);
     }
     for (const w of [...this.watchers]) this.deliver(w, ev);
