@@ -5,7 +5,7 @@
 import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
-import { createLogger } from '../../src/common/logger.js';
+import { createLogger, nullLogger } from '../../src/common/logger.js';
 import { MemorySessionStore } from '../../src/redfish/core/sessions.js';
 import { startRedfishServer } from '../../src/redfish/server.js';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
@@ -129,21 +129,24 @@ describe('Redfish sessions', () => {
 });
 
 describe('Redfish session expiry', () => {
-  it('rejects a session idle for longer than sessionTimeoutSeconds', async function () {
-    this.timeout(10_000);
-    const t = await startTestAgent({ ipmi: false, redfish: { port: 0, sessionTimeoutSeconds: 1 } });
+  it('rejects a session idle for longer than sessionTimeoutSeconds (the server on a manual clock)', async () => {
+    let now = Date.parse('2026-01-01T00:00:00Z');
+    const server = await startRedfishServer(
+      { address: '127.0.0.1', port: 0, machine: new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 }), users: [ADMIN], logger: nullLogger(), sessionTimeoutSeconds: 30 },
+      { now: () => new Date(now) },
+    );
     try {
-      const { token } = await login(t.redfishUrl, ADMIN);
-      expect((await call(t.redfishUrl, '/redfish/v1/SessionService', { token })).json.SessionTimeout).to.equal(1);
-      const deadline = Date.now() + 4000;
-      let status = 200;
-      while (status === 200 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 1100)); // idle (no request) for longer than the timeout
-        status = (await call(t.redfishUrl, '/redfish/v1/Systems', { token })).status;
-      }
-      expect(status).to.equal(401);
+      const base = `http://127.0.0.1:${server.port}`;
+      const { token } = await login(base, ADMIN);
+      expect((await call(base, '/redfish/v1/SessionService', { token })).json.SessionTimeout).to.equal(30);
+      now += 29_000; // idle, but within the timeout: still valid, and this use refreshes it
+      expect((await call(base, '/redfish/v1/Systems', { token })).status, 'after 29 s idle').to.equal(200);
+      now += 29_000;
+      expect((await call(base, '/redfish/v1/Systems', { token })).status, '29 s after the last use').to.equal(200);
+      now += 31_000; // idle longer than the timeout
+      expect((await call(base, '/redfish/v1/Systems', { token })).status, '31 s after the last use').to.equal(401);
     } finally {
-      await t.close();
+      await server.close();
     }
   });
 
