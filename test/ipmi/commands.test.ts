@@ -127,6 +127,20 @@ describe('IPMI command table', () => {
       expect(hex(await call(sim, 0x06, 0x41, [0x0e, 0x40]))).to.equal('2204');
       expect((await call(sim, 0x06, 0x41, [0x01, 0x00])).cc).to.equal(CC.INVALID_DATA_FIELD);
     });
+
+    it('Set Channel Security Keys: K_G reads as the null key, only the null key can be set; K_R answers 84h', async () => {
+      const zeros = new Array<number>(20).fill(0);
+      expect(hex(await call(sim, 0x06, 0x56, [0x0e, 0x00, 0x01]))).to.equal(`00${'00'.repeat(20)}`);
+      expect(hex(await call(sim, 0x06, 0x56, [0x01, 0x01, 0x01, ...zeros]))).to.equal('00');
+      expect((await call(sim, 0x06, 0x56, [0x01, 0x01, 0x01, ...zeros.slice(1), 0x07])).cc).to.equal(0x83);
+      expect((await call(sim, 0x06, 0x56, [0x01, 0x01, 0x01, 0x00])).cc).to.equal(0x81);
+      expect((await call(sim, 0x06, 0x56, [0x01, 0x01, 0x01, ...zeros, 0x00])).cc).to.equal(0x82);
+      expect((await call(sim, 0x06, 0x56, [0x01, 0x02, 0x01])).cc).to.equal(CC.INVALID_DATA_FIELD);
+      for (const op of [0x00, 0x01, 0x02]) expect((await call(sim, 0x06, 0x56, [0x01, op, 0x00])).cc).to.equal(0x84);
+      expect((await call(sim, 0x06, 0x56, [0x01, 0x00, 0x05])).cc).to.equal(CC.INVALID_DATA_FIELD);
+      expect((await call(sim, 0x06, 0x56, [0x07, 0x00, 0x01])).cc).to.equal(CC.INVALID_DATA_FIELD);
+      expect((await call(sim, 0x06, 0x56, [0x01, 0x00])).cc).to.equal(CC.REQUEST_DATA_LENGTH_INVALID);
+    });
   });
 
   describe('chassis', () => {

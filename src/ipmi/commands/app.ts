@@ -110,6 +110,58 @@ const SESSION_SUPPORT_MULTI = 0x80;
 /** The IPMI forum's IANA number (7154), which the spec puts in Get Channel Info for its protocols. */
 const IPMI_FORUM_IANA = [0xf2, 0x1b, 0x00];
 
+/**
+ * Set Channel Security Keys (IPMI v2.0 §22.25): key ids, operations and completion codes. freeipmi
+ * names them in libfreeipmi/include/freeipmi/cmds/ipmi-messaging-support-cmds.h and
+ * libfreeipmi/include/freeipmi/spec/ipmi-comp-code-spec.h (chu11/freeipmi-mirror).
+ */
+export const SecurityKey = { K_R: 0x00, K_G: 0x01 } as const;
+export const SecurityKeyOp = { READ: 0x00, SET: 0x01, LOCK: 0x02 } as const;
+export const SecurityKeyCC = {
+  INSUFFICIENT_KEY_BYTES: 0x81,
+  TOO_MANY_KEY_BYTES: 0x82,
+  KEY_DOES_NOT_MEET_CRITERIA: 0x83,
+  K_R_NOT_USED: 0x84,
+} as const;
+/** K_G is 20 bytes (§13.31). */
+export const K_G_LENGTH = 20;
+/** Lock status "key is not lockable" (response byte 2, bits 1:0). */
+const KEY_NOT_LOCKABLE = 0x00;
+
+/**
+ * This BMC has no K_G of its own: it is the null key, so RAKP's SIK is keyed with the user's
+ * password (K_UID), which is what §13.31 prescribes for a null K_G (src/ipmi/codec/rakp.ts
+ * sessionIntegrityKey). Reading K_G therefore returns 20 zero bytes; writing the null key again is
+ * a no-op; any other value is refused with 83h, since two-key logins are not implemented. K_R is
+ * not used: Rm/Rc come from node:crypto's random generator, which the spec's 84h describes.
+ */
+function channelSecurityKeys(ctx: CommandContext) {
+  const d = ctx.req.data;
+  if (d.length < 3) return fail(CC.REQUEST_DATA_LENGTH_INVALID);
+  if (resolveChannel(ctx, d[0]!) === undefined) return fail(CC.INVALID_DATA_FIELD);
+  const op = d[1]! & 0x03;
+  const key = d[2]!;
+  const value = d.subarray(3);
+  if (op === 0x03 || (key !== SecurityKey.K_R && key !== SecurityKey.K_G)) return fail(CC.INVALID_DATA_FIELD);
+  if (op !== SecurityKeyOp.SET && value.length > 0) return fail(CC.REQUEST_DATA_LENGTH_INVALID);
+  if (key === SecurityKey.K_R) return fail(SecurityKeyCC.K_R_NOT_USED);
+  switch (op) {
+    case SecurityKeyOp.READ:
+      return ok([KEY_NOT_LOCKABLE, ...Buffer.alloc(K_G_LENGTH)]);
+    case SecurityKeyOp.SET:
+      if (value.length < K_G_LENGTH) return fail(SecurityKeyCC.INSUFFICIENT_KEY_BYTES);
+      if (value.length > K_G_LENGTH) return fail(SecurityKeyCC.TOO_MANY_KEY_BYTES);
+      if (value.some((b) => b !== 0)) {
+        ctx.logger.info('Set Channel Security Keys refused: only the null K_G is supported');
+        return fail(SecurityKeyCC.KEY_DOES_NOT_MEET_CRITERIA);
+      }
+      return ok([KEY_NOT_LOCKABLE]);
+    default:
+      // Lock: this key cannot be locked (lock status 00b "not lockable")
+      return fail(CC.INVALID_DATA_FIELD);
+  }
+}
+
 export function appCommands(): CommandSpec[] {
   return [
     spec(NetFn.APP, 0x01, 'Get Device ID', Privilege.User, (ctx) => badLength(ctx.req.data, 0) ?? ok(deviceIdData())),
@@ -158,6 +210,8 @@ export function appCommands(): CommandSpec[] {
       const active = ctx.session.id !== 0 ? 1 : 0;
       return ok([ch, CHANNEL_MEDIUM_LAN_802_3, CHANNEL_PROTOCOL_IPMB, SESSION_SUPPORT_MULTI | active, ...IPMI_FORUM_IANA, 0, 0]);
     }),
+
+    spec(NetFn.APP, 0x56, 'Set Channel Security Keys', Privilege.Administrator, channelSecurityKeys),
 
   ];
 }

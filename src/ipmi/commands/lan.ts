@@ -62,6 +62,15 @@ export const LanParam = {
   IPV6_STATUS: 55,
   IPV6_STATIC_ADDRESS: 56,
   IPV6_DYNAMIC_ADDRESS: 59,
+  IPV6_ROUTER_CONTROL: 64,
+  IPV6_STATIC_ROUTER_1_ADDRESS: 65,
+  IPV6_STATIC_ROUTER_1_MAC: 66,
+  IPV6_STATIC_ROUTER_1_PREFIX_LENGTH: 67,
+  IPV6_STATIC_ROUTER_1_PREFIX_VALUE: 68,
+  IPV6_STATIC_ROUTER_2_ADDRESS: 69,
+  IPV6_STATIC_ROUTER_2_MAC: 70,
+  IPV6_STATIC_ROUTER_2_PREFIX_LENGTH: 71,
+  IPV6_STATIC_ROUTER_2_PREFIX_VALUE: 72,
 } as const;
 
 /** IP Address Source (parameter 4): 4 = "address loaded by the BMC running another protocol" — the pod network (CNI). */
@@ -204,6 +213,26 @@ export function lanParameter(
     }
     case LanParam.IPV6_DYNAMIC_ADDRESS:
       return CC.PARAMETER_OUT_OF_RANGE;
+    // IPv6 routers (params 64-72; freeipmi's Lan6_Conf reads them, see its
+    // ipmi-config/ipmi-config-category-core-lan6-conf-section.c). Like the addresses, the pod's
+    // IPv6 default route (/proc/net/ipv6_route) is reported as static router 1, since the pod
+    // network set it up and the BMC runs no router discovery. Its MAC, a prefix for it and a
+    // second router are not known: zeros, as for an unused entry.
+    case LanParam.IPV6_ROUTER_CONTROL:
+      // Bit 0 static router address enabled, bit 1 dynamic (never)
+      return Buffer.from([net?.ipv6Gateway ? 0x01 : 0x00]);
+    case LanParam.IPV6_STATIC_ROUTER_1_ADDRESS:
+      return net?.ipv6Gateway ? ipv6Bytes(net.ipv6Gateway) : Buffer.alloc(16);
+    case LanParam.IPV6_STATIC_ROUTER_2_ADDRESS:
+    case LanParam.IPV6_STATIC_ROUTER_1_PREFIX_VALUE:
+    case LanParam.IPV6_STATIC_ROUTER_2_PREFIX_VALUE:
+      return Buffer.alloc(16);
+    case LanParam.IPV6_STATIC_ROUTER_1_MAC:
+    case LanParam.IPV6_STATIC_ROUTER_2_MAC:
+      return Buffer.alloc(6);
+    case LanParam.IPV6_STATIC_ROUTER_1_PREFIX_LENGTH:
+    case LanParam.IPV6_STATIC_ROUTER_2_PREFIX_LENGTH:
+      return Buffer.from([0x00]);
     default:
       return LanCC.PARAM_NOT_SUPPORTED;
   }

@@ -1,0 +1,201 @@
+/**
+ * freeipmi `ipmi-config` against the agent, every default (core) section at once, IPMI 1.5 and
+ * `-D LAN_2_0`, plus a `--commit` of a user that then logs in with ipmitool.
+ *
+ * freeipmi cannot exit 0 on a full checkout of a BMC like this one, whatever it answers: its
+ * checkout returns "non-fatal" for a key that it hides itself (auth types and cipher suite ids the
+ * BMC does not support: ipmi-config-category-core-lan-conf-auth-section.c
+ * _authentication_level_checkout, ...-rmcpplus-conf-privilege-section.c), for every Serial_* key
+ * when the BMC has no serial channel (ipmi-config-utils.c get_serial_channel_number), and for any
+ * completion code of Set Channel Security Keys (K_R: 84h "not used" is the spec's answer for a BMC
+ * that draws Rm/Rc from a random generator). Exit 1 is its "non-fatal" value (ipmi-config.h), 2
+ * fatal. The test therefore runs `-vv`, where freeipmi names each key it could not check out, and
+ * requires that list to be exactly the honest ones; every section still prints.
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAgent, type Agent } from '../../src/agent/agent.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { nullLogger } from '../../src/common/logger.js';
+import { NetworkModel, type NetworkSources } from '../../src/common/network.js';
+import { supportedSuites } from '../../src/ipmi/codec/suites.js';
+import { ADMIN } from '../helpers/agent.js';
+import { haveCommand, requireClient } from '../helpers/clients.js';
+import { POD_SOURCES } from '../helpers/pod-network.js';
+
+/** The pod network with an IPv6 default route via fe80::1 on eth0. */
+const SOURCES: NetworkSources = {
+  ...POD_SOURCES,
+  readFile: (p) =>
+    p === '/proc/net/ipv6_route'
+      ? '00000000000000000000000000000000 00 00000000000000000000000000000000 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n'
+      : POD_SOURCES.readFile(p),
+};
+
+interface Out {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function exec(cmd: string, args: string[]): Promise<Out> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: 60_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `Section X` ... `EndSection` blocks: section name → key → value (uncommented keys only). */
+function sections(text: string): Map<string, Map<string, string>> {
+  const out = new Map<string, Map<string, string>>();
+  let cur: Map<string, string> | undefined;
+  for (const line of text.split('\n')) {
+    const s = /^Section (\S+)/.exec(line);
+    if (s) {
+      cur = new Map();
+      out.set(s[1]!, cur);
+    } else if (line.startsWith('EndSection')) cur = undefined;
+    else if (cur && /^\t[A-Za-z]/.test(line)) {
+      const [k, ...v] = line.trim().split(/\s+/);
+      cur.set(k!, v.join(' '));
+    }
+  }
+  return out;
+}
+
+const unable = (text: string) => [...text.matchAll(/## Unable to checkout (\S+:\S+)/g)].map((m) => m[1]!);
+
+describe('freeipmi ipmi-config against the agent @e2e', function () {
+  this.timeout(120_000);
+  let agent: Agent;
+  let sim: SimulatedMachine;
+  let port: number;
+  let dir: string;
+
+  before(async function () {
+    requireClient(this, haveCommand('ipmi-config'), 'freeipmi-tools (ipmi-config)');
+    dir = mkdtempSync(join(tmpdir(), 'ipmi-config-'));
+    sim = new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 });
+    agent = await startAgent({
+      machine: sim,
+      users: [ADMIN],
+      logger: nullLogger(),
+      address: '127.0.0.1',
+      network: new NetworkModel({ listenAddress: '0.0.0.0', sources: SOURCES }),
+      ipmi: { port: 0 },
+      redfish: false,
+    });
+    port = agent.ipmi!.port;
+  });
+  after(async () => {
+    await agent?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const config = (driver: string[], ...args: string[]) =>
+    exec('ipmi-config', ['-h', `127.0.0.1:${port}`, '-u', ADMIN.username, '-p', ADMIN.password, ...driver, ...args]);
+
+  /** Keys freeipmi may fail to check out on this BMC, and why (see the file comment). */
+  function honest(key: string): boolean {
+    const [section, name] = key.split(':') as [string, string];
+    if (/^User\d+$/.test(section) && name.startsWith('Serial_')) return true; // no serial channel
+    if (section === 'Serial_Channel' || section === 'Serial_Conf') return true; // no serial channel
+    if (key === 'Lan_Conf_Security_Keys:K_R') return true; // 84h: K_R is not used
+    if (key === 'Lan_Conf:Secondary_RMCP_Port') return true; // one UDP port: parameter 9 answers 80h
+    const suite = /^Maximum_Privilege_Cipher_Suite_Id_(\d+)$/.exec(name);
+    if (section === 'Rmcpplus_Conf_Privilege' && suite) {
+      return !supportedSuites(false).some((s) => s.id === Number(suite[1]));
+    }
+    return false;
+  }
+
+  for (const driver of [[], ['-D', 'LAN_2_0']]) {
+    const lan20 = driver.length > 0;
+    const label = lan20 ? 'LAN_2_0' : 'IPMI 1.5';
+
+    it(`--checkout of every default section (${label}): only the honest keys are missing`, async () => {
+      const list = await config(driver, '--listsections');
+      expect(list.code, list.stdout + list.stderr).to.equal(0);
+      const names = list.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+      expect(names).to.include.members(['User2', 'Lan_Channel', 'Lan_Conf', 'Lan6_Conf', 'Lan_Conf_Auth', 'Lan_Conf_Security_Keys', 'Lan_Conf_User_Security', 'Lan_Conf_Misc', 'Rmcpplus_Conf_Privilege', 'SOL_Conf']);
+
+      const r = await config(driver, '--checkout', '-vv');
+      // 1 is freeipmi's non-fatal exit (the keys below); 2 would be a fatal error
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr).to.equal('');
+      const missing = unable(r.stdout);
+      expect(missing.filter((k) => !honest(k)), 'keys that should have checked out').to.deep.equal([]);
+      expect(missing).to.include('Lan_Conf_Security_Keys:K_R');
+
+      const s = sections(r.stdout);
+      for (const n of names) expect(s.has(n), `section ${n} printed`).to.equal(true);
+      expect(s.get('User2')!.get('Username')).to.equal(ADMIN.username);
+      expect(s.get('Lan_Conf')!.get('IP_Address')).to.equal('10.244.1.17');
+      expect(s.get('Lan_Conf_Security_Keys')!.get('K_G')).to.equal(`0x${'00'.repeat(20)}`);
+      const lan6 = s.get('Lan6_Conf')!;
+      expect(lan6.get('IPv6_Static_Router_Address_Enable')).to.equal('Yes');
+      expect(lan6.get('IPv6_Static_Router_Address_1')).to.equal('fe80::1');
+      expect(lan6.get('IPv6_Static_Address_0')).to.equal('fd00::11');
+      expect(s.get('Lan_Conf_Auth')!.get('Admin_Enable_Auth_Type_MD5')).to.equal('Yes');
+      expect(s.get('Lan_Conf_Auth')!.get('Admin_Enable_Auth_Type_None')).to.equal('No');
+      if (lan20) expect(s.get('Rmcpplus_Conf_Privilege')!.get('Maximum_Privilege_Cipher_Suite_Id_3')).to.equal('Administrator');
+    });
+
+    it(`sections without serial keys check out with exit 0 (${label})`, async () => {
+      for (const section of ['Lan_Channel', 'Lan_Conf', 'Lan6_Conf', 'Lan_Conf_User_Security', 'Lan_Conf_Misc', 'SOL_Conf']) {
+        const r = await config(driver, '--checkout', '--section', section);
+        expect(r.code, `${section}: ${r.stdout}${r.stderr}`).to.equal(0);
+      }
+    });
+  }
+
+  it('--commit of a K_G other than the null key fails, the null key commits (no two-key login)', async () => {
+    const bad = join(dir, 'kg-bad.conf');
+    writeFileSync(bad, 'Section Lan_Conf_Security_Keys\n\tK_G\t0x0102030405060708090a0b0c0d0e0f1011121314\nEndSection\n');
+    const r1 = await config(['-D', 'LAN_2_0'], '--commit', '--filename', bad);
+    expect(r1.code).to.equal(1);
+    expect(r1.stderr).to.contain('Lan_Conf_Security_Keys:K_G');
+    const nul = join(dir, 'kg-null.conf');
+    writeFileSync(nul, `Section Lan_Conf_Security_Keys\n\tK_G\t0x${'00'.repeat(20)}\nEndSection\n`);
+    const r2 = await config(['-D', 'LAN_2_0'], '--commit', '--filename', nul);
+    expect(r2.code, r2.stderr).to.equal(0);
+  });
+
+  it('--commit creates a user that then logs in with ipmitool; a read-only LAN key is refused', async function () {
+    requireClient(this, haveCommand('ipmitool'), 'ipmitool');
+    const file = join(dir, 'user.conf');
+    writeFileSync(
+      file,
+      [
+        'Section User5',
+        '\tUsername\tconfigured',
+        '\tPassword\tcfg-secret-1',
+        '\tLan_Privilege_Limit\tOperator',
+        '\tLan_Enable_IPMI_Msgs\tYes',
+        '\tEnable_User\tYes',
+        'EndSection',
+        '',
+      ].join('\n'),
+    );
+    const c = await config(['-D', 'LAN_2_0'], '--commit', '--filename', file);
+    expect(c.code, c.stderr).to.equal(0);
+    const back = sections((await config(['-D', 'LAN_2_0'], '--checkout', '--section', 'User5')).stdout).get('User5')!;
+    expect(back.get('Username')).to.equal('configured');
+    expect(back.get('Lan_Privilege_Limit')).to.equal('Operator');
+    expect(back.get('Enable_User')).to.equal('Yes');
+    const login = await exec('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', '127.0.0.1', '-p', String(port), '-U', 'configured', '-P', 'cfg-secret-1', '-L', 'OPERATOR', 'chassis', 'power', 'status']);
+    expect(login.code, login.stdout + login.stderr).to.equal(0);
+    expect(login.stdout).to.match(/Chassis Power is (on|off)/);
+
+    const ro = join(dir, 'lan.conf');
+    writeFileSync(ro, 'Section Lan_Conf\n\tIP_Address\t10.0.0.9\nEndSection\n');
+    const r = await config(['-D', 'LAN_2_0'], '--commit', '--filename', ro);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.contain("Failed to commit `Lan_Conf:IP_Address': Read Only Field");
+  });
+});
