@@ -132,6 +132,8 @@ export function passwordEquals(a: string, b: string): boolean {
 interface Rec extends StoredAccount {
   /** The live object handed to the protocol servers (users[]); mutated in place. */
   live: UserAccount;
+  /** Bumped whenever the name, password, role or Enabled changes (see sessionStamp) */
+  generation: number;
 }
 
 export class AccountStore {
@@ -222,6 +224,17 @@ export class AccountStore {
   /** The id of an enabled or disabled account by name (IPMI session user ids), 0 when unknown. */
   idForName(username: string): number {
     return this.findName(username)?.id ?? 0;
+  }
+
+  /**
+   * What a protocol session remembers of its account at login: it stays valid while this returns
+   * the same value. Undefined when the id has no account or the account is disabled; it changes
+   * when the name, password, role or Enabled changes, so the session of a deleted, disabled,
+   * renamed, re-roled or re-passworded account ends at its next request.
+   */
+  sessionStamp(id: number): number | undefined {
+    const r = this.recs.get(id);
+    return r && r.enabled ? r.generation : undefined;
   }
 
   idOf(u: UserAccount): number | undefined {
@@ -323,6 +336,10 @@ export class AccountStore {
     const before = view(r);
     const old: StoredAccount = { ...before, password: r.password };
     const passwordChanged = u.password !== undefined && u.password !== r.password;
+    const credentialsChanged =
+      passwordChanged || (u.username !== undefined && u.username !== r.username) || (u.role !== undefined && u.role !== r.role) || (u.enabled !== undefined && u.enabled !== r.enabled);
+    // Also on an undo below: sessions that saw the change end rather than outlive it
+    if (credentialsChanged) r.generation++;
     if (u.username !== undefined) r.username = u.username;
     if (u.password !== undefined) r.password = u.password;
     if (u.role !== undefined) r.role = u.role;
@@ -336,6 +353,7 @@ export class AccountStore {
     this.syncLive();
     await this.saveOr(() => {
       Object.assign(r, old);
+      if (credentialsChanged) r.generation++;
       r.live.username = old.username;
       r.live.password = old.password;
       r.live.role = old.role;
@@ -395,7 +413,7 @@ export class AccountStore {
     this.checkName(s.username, undefined);
     this.checkRole(s.role);
     if (this.recs.has(s.id)) throw new AccountStoreError('exists', `user id ${s.id} is in use`);
-    const r: Rec = { ...s, live: { username: s.username, password: s.password, role: s.role } };
+    const r: Rec = { ...s, live: { username: s.username, password: s.password, role: s.role }, generation: nextGeneration++ };
     this.recs.set(s.id, r);
     this.syncLive();
     return r;
@@ -438,6 +456,12 @@ export class AccountStore {
     return false;
   }
 }
+
+/**
+ * Generations start from a process-wide counter, so an id deleted and created again never gets a
+ * stamp a session of the old account still holds.
+ */
+let nextGeneration = 1;
 
 function view(r: StoredAccount): AccountView {
   return { id: r.id, username: r.username, role: r.role, enabled: r.enabled, passwordChangeRequired: r.passwordChangeRequired };

@@ -256,6 +256,12 @@ export interface Machine {
    */
   setSecureBoot?(enabled: boolean): Promise<void>;
   /** Subscribe to changes; returns an unsubscribe function. */
+  /**
+   * When the current power-on period began, as the platform records it (KubeVirt: the VMI's
+   * Running transition); undefined while off. Backends without such a record leave it out, and
+   * IPMI's POH counter counts power events itself.
+   */
+  poweredOnSince?(): Promise<Date | undefined>;
   on(listener: MachineListener): () => void;
   /** Release watches/timers. */
   close(): Promise<void>;

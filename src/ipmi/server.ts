@@ -11,7 +11,7 @@ import type { ProtocolServer, ProtocolServerOptions } from '../accounts/types.js
 import { newRequestId, type Logger } from '../common/logger.js';
 import { buildCommandTable } from './commands/index.js';
 import { uuidToGuidBytes } from './commands/app.js';
-import { trackPowerOnHours } from './commands/poh.js';
+import { stopPowerOnHours, trackPowerOnHours, type PohPersistence } from './commands/poh.js';
 import { stopWatchdog } from './commands/watchdog.js';
 import type { NetworkModel } from '../common/network.js';
 import type { AccountStore } from '../accounts/store.js';
@@ -51,6 +51,8 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
   sol?: false | { outputLimit?: number };
   /** The agent's network identity (Get LAN Configuration Parameters); without it addresses read as 0. */
   network?: NetworkModel;
+  /** Where the counted power-on hours survive restarts (simulator `--poh-file`); default: memory */
+  poh?: PohPersistence;
 }
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -116,11 +118,14 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
           ...(opts.sol?.outputLimit !== undefined ? { outputLimit: opts.sol.outputLimit } : {}),
         });
   const lockout = opts.lockout ?? new LoginLockout({ ...DEFAULT_LOCKOUT_POLICY, ...opts.lockoutPolicy }, now);
-  // Power-on hours are counted from now on (Get POH Counter)
-  try {
-    trackPowerOnHours(opts.machine, await opts.machine.getPowerState());
-  } catch {
-    // backend unreachable at start: counting starts at the first POH request instead
+  // Power-on hours (Get POH Counter): a backend that records when the machine came on is asked
+  // at each request; otherwise they are counted from now on, continuing a saved total
+  if (!opts.machine.poweredOnSince) {
+    try {
+      trackPowerOnHours(opts.machine, await opts.machine.getPowerState(), Date.now, opts.poh);
+    } catch {
+      // backend unreachable at start: counting starts at the first POH request instead
+    }
   }
   const lan = {
     allowInsecure: opts.allowInsecure ?? false,
@@ -144,6 +149,8 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
     ...(opts.maxHalfOpenPerSource !== undefined ? { maxHalfOpenPerSource: opts.maxHalfOpenPerSource } : {}),
     lockout,
   });
+  // A deleted, disabled or changed account loses its sessions as soon as the store says so
+  const unsubscribe = engine.ctx.accounts.onChange(() => engine.endStaleSessions(log));
   if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and IPMI 1.5 auth types NONE and straight password are accepted');
 
   const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4', lookup: literalLookup });
@@ -194,9 +201,11 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
       if (closed) return;
       closed = true;
       clearInterval(sweeper);
+      unsubscribe();
       sol?.closeAll();
       // The watchdog is this server's: it must not act on the machine once the BMC is gone
       stopWatchdog(opts.machine);
+      stopPowerOnHours(opts.machine);
       engine.ctx.table.clear();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },

@@ -10,7 +10,10 @@ import type { Machine } from '../../src/backend/types.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { buildCommandTable, commandKey } from '../../src/ipmi/commands/index.js';
 import { LanCC, ipv6Bytes } from '../../src/ipmi/commands/lan.js';
-import { trackPowerOnHours } from '../../src/ipmi/commands/poh.js';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pohFile, poweredOnMs, stopPowerOnHours, trackPowerOnHours, POH_SAVE_INTERVAL_MS, type PohPersistence } from '../../src/ipmi/commands/poh.js';
 import { stopWatchdog, watchdogState } from '../../src/ipmi/commands/watchdog.js';
 import { CC, Privilege, type CommandContext, type IpmiResponse, type SessionView } from '../../src/ipmi/types.js';
 
@@ -271,6 +274,55 @@ describe('IPMI LAN configuration, watchdog and POH', () => {
       await sim.power('on');
       await clock.tickAsync(0.5 * 3600_000);
       expect(hex(await call(sim, 0x00, 0x0f))).to.equal('3c03000000');
+    });
+
+    it('continues a saved total, saves it on power-off, every interval while on and when stopped', async () => {
+      clock.restore();
+      clock = sinon.useFakeTimers({ now: 5_000_000, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+      const saves: number[] = [];
+      const p: PohPersistence = { load: () => 3 * 3600_000, save: (ms) => void saves.push(ms) };
+      trackPowerOnHours(sim, await sim.getPowerState(), Date.now, p);
+      expect(hex(await call(sim, 0x00, 0x0f))).to.equal('3c03000000');
+      await sim.power('on');
+      await clock.tickAsync(POH_SAVE_INTERVAL_MS);
+      expect(saves.at(-1)).to.equal(3 * 3600_000 + POH_SAVE_INTERVAL_MS);
+      await clock.tickAsync(1.5 * 3600_000 - POH_SAVE_INTERVAL_MS);
+      expect(hex(await call(sim, 0x00, 0x0f))).to.equal('3c04000000');
+      await sim.power('forceOff');
+      expect(saves.at(-1)).to.equal(4.5 * 3600_000);
+      const n = saves.length;
+      await clock.tickAsync(10 * POH_SAVE_INTERVAL_MS);
+      expect(saves.length, 'nothing to save while off').to.equal(n);
+      stopPowerOnHours(sim);
+      expect(saves.at(-1)).to.equal(4.5 * 3600_000);
+      expect(poweredOnMs(sim)).to.equal(0);
+      // the next agent continues from what was saved
+      trackPowerOnHours(sim, await sim.getPowerState(), Date.now, { load: () => saves.at(-1)!, save: () => undefined });
+      expect(poweredOnMs(sim)).to.equal(4.5 * 3600_000);
+      stopPowerOnHours(sim);
+    });
+
+    it('pohFile: missing = 0, round trip, a malformed file is refused', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'poh-'));
+      try {
+        const f = pohFile(join(dir, 'poh.json'));
+        expect(f.load()).to.equal(0);
+        f.save(7_200_000.7);
+        expect(f.load()).to.equal(7_200_000);
+        expect(JSON.parse(readFileSync(join(dir, 'poh.json'), 'utf8'))).to.deep.equal({ version: 1, poweredOnMs: 7_200_000 });
+        writeFileSync(join(dir, 'bad.json'), '{"accounts": []}');
+        expect(() => pohFile(join(dir, 'bad.json')).load()).to.throw(/not a POH state file/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('a backend that records its power-on time (KubeVirt: the VMI) is asked instead of counting', async () => {
+      let since: Date | undefined = new Date(Date.now() - 5.2 * 3600_000);
+      const vm = Object.assign(Object.create(sim) as Machine, { poweredOnSince: async () => since });
+      expect(hex(await call(vm, 0x00, 0x0f))).to.equal('3c05000000');
+      since = undefined;
+      expect(hex(await call(vm, 0x00, 0x0f))).to.equal('3c00000000');
     });
   });
 });

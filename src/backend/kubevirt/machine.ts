@@ -145,6 +145,19 @@ export class KubeVirtMachine implements Machine {
 
   private serialConsole: KubeVirtConsole | undefined;
 
+  /**
+   * When the running VMI entered phase Running (its status.phaseTransitionTimestamps, kubevirt
+   * staging/src/kubevirt.io/api/core/v1/types.go): the start of this power-on period, for IPMI's
+   * POH counter. KubeVirt keeps no power-on total across VMIs, so each start begins at 0.
+   */
+  async poweredOnSince(): Promise<Date | undefined> {
+    const vmi = this.vmiWatch.current;
+    if (!isVmiRunning(vmi)) return undefined;
+    const running = (vmi!.status?.phaseTransitionTimestamps ?? []).filter((t) => t.phase === 'Running' && t.phaseTransitionTimestamp);
+    const at = running.length > 0 ? Date.parse(running[running.length - 1]!.phaseTransitionTimestamp!) : NaN;
+    return Number.isFinite(at) ? new Date(at) : undefined;
+  }
+
   get capabilities(): Capabilities {
     const vm = this.vmWatch.current;
     return {

@@ -93,6 +93,8 @@ export interface VirtualMachineInstance extends KubeObjectBase {
   spec?: VmiSpec;
   status?: {
     phase?: string;
+    /** kubevirt/kubevirt staging/src/kubevirt.io/api/core/v1/types.go VirtualMachineInstanceStatus.PhaseTransitionTimestamps */
+    phaseTransitionTimestamps?: { phase?: string; phaseTransitionTimestamp?: string }[];
     conditions?: Condition[];
     interfaces?: { name?: string; mac?: string; ipAddress?: string; ipAddresses?: string[]; linkState?: string }[];
     guestOSInfo?: { name?: string; prettyName?: string; version?: string; versionId?: string; id?: string };

@@ -140,6 +140,37 @@ export class IpmiEngine {
     countSessions(this.ctx.machine, 'ipmi', () => this.ctx.table.active().length);
   }
 
+  /**
+   * Whether the session's account is still the one that logged in (not deleted, disabled,
+   * renamed, re-roled or given a new password since): Redfish drops such sessions at their next
+   * request, and so does IPMI.
+   */
+  private accountCurrent(s: Session): boolean {
+    return s.accountStamp !== undefined && this.ctx.accounts.sessionStamp(s.userId) === s.accountStamp;
+  }
+
+  /** Ends a session whose account changed; its datagram is dropped, as for a closed session. */
+  private endForAccount(s: Session, log: Logger): undefined {
+    this.ctx.table.delete(s.id);
+    this.sol?.sessionClosed(s.id);
+    log.info({ sid: s.id, user: s.username }, 'IPMI session ended: its account was deleted, disabled or changed');
+    return undefined;
+  }
+
+  /**
+   * Ends, at once, every session whose account changed (the store's change event), so a SOL
+   * console that only listens does not outlive its account either. Returns how many ended.
+   */
+  endStaleSessions(log: Logger): number {
+    let n = 0;
+    for (const s of this.ctx.table.active()) {
+      if (this.accountCurrent(s)) continue;
+      this.endForAccount(s, log);
+      n++;
+    }
+    return n;
+  }
+
   /** Expire idle sessions and stale handshakes. */
   sweep(): number {
     const n = this.ctx.table.sweep(this.ctx.now());
@@ -225,6 +256,7 @@ export class IpmiEngine {
     }
     const s = ctx.table.live(p.sessionId, ctx.now());
     if (!s || s.protocol !== 'rmcp+' || s.state !== 'active' || !s.rmcp) return this.drop(log, 'unknown session');
+    if (!this.accountCurrent(s)) return this.endForAccount(s, log);
     const suite = s.rmcp.suite;
     const needAuth = suite.integrity !== 0;
     const needEnc = suite.conf !== 0;
@@ -287,6 +319,7 @@ export class IpmiEngine {
     }
     const s = ctx.table.live(p.sessionId, ctx.now());
     if (!s || s.protocol !== 'v15' || s.state !== 'active' || !s.v15) return this.drop(log, 'unknown session');
+    if (!this.accountCurrent(s)) return this.endForAccount(s, log);
     if (p.authType !== s.v15.authTypeCode || !authTypeAllowed(ctx, p.authType)) return this.drop(log, 'auth type does not match the session');
     if (!verifyV15AuthCode(p, s.v15.pw16)) return this.drop(log, 'bad auth code');
     if (!s.inbound.check(p.sequence)) return this.drop(log, `sequence ${p.sequence} outside the window or replayed`);

@@ -203,6 +203,7 @@ export function handleRakp1(ctx: EngineContext, payload: Buffer, remote: Remote,
   s.user = user;
   s.username = user.username;
   s.userId = ctx.accounts.idForName(user.username);
+  s.accountStamp = ctx.accounts.sessionStamp(s.userId);
   s.maxPrivilege = priv;
   s.privilege = Math.min(Privilege.User, priv);
   Object.assign(s.rmcp, { rm: r.rm, rc: randomBytes(16), role: r.role, username: r.username });

@@ -90,6 +90,8 @@ export class Session implements SessionView {
   username = '';
   user?: UserAccount;
   userId = 0;
+  /** The account's AccountStore.sessionStamp at login; the session ends once that changes */
+  accountStamp: number | undefined;
   privilege: Privilege = Privilege.User;
   maxPrivilege: Privilege = Privilege.User;
   readonly createdAt: number;

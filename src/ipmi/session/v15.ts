@@ -102,6 +102,7 @@ export function activateSession(ctx: EngineContext, p: V15Packet, req: LanReques
   s.user = ch.user;
   s.username = ch.user.username;
   s.userId = ctx.accounts.idForName(ch.user.username);
+  s.accountStamp = ctx.accounts.sessionStamp(s.userId);
   s.maxPrivilege = requested;
   sessionOpened(ctx.machine, 'ipmi', s.id.toString(16), ch.user.username, remote.address);
   s.privilege = Math.min(Privilege.User, requested);
