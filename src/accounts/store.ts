@@ -75,7 +75,14 @@ export interface StoredAccount extends AccountView {
 
 export type AccountChange =
   | { type: 'created'; account: AccountView }
-  | { type: 'updated'; account: AccountView; passwordChanged: boolean; before: AccountView }
+  | {
+      type: 'updated';
+      account: AccountView;
+      passwordChanged: boolean;
+      before: AccountView;
+      /** Who asked, when the caller said (e.g. `ipmi-session:<id>`: that session keeps going) */
+      origin?: string;
+    }
   | { type: 'deleted'; account: AccountView };
 
 export type AccountStoreErrorCode =
@@ -319,7 +326,7 @@ export class AccountStore {
     return view(r);
   }
 
-  async update(id: number, u: UpdateAccount): Promise<AccountView> {
+  async update(id: number, u: UpdateAccount, opts: { origin?: string } = {}): Promise<AccountView> {
     const r = this.recs.get(id);
     if (!r) throw new AccountStoreError('not-found', `no account with id ${id}`);
     if (u.username !== undefined) this.checkName(u.username, id);
@@ -359,7 +366,7 @@ export class AccountStore {
       r.live.role = old.role;
       this.syncLive();
     });
-    this.emit({ type: 'updated', account: view(r), passwordChanged, before });
+    this.emit({ type: 'updated', account: view(r), passwordChanged, before, ...(opts.origin !== undefined ? { origin: opts.origin } : {}) });
     return view(r);
   }
 

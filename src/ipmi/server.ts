@@ -150,7 +150,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
     lockout,
   });
   // A deleted, disabled or changed account loses its sessions as soon as the store says so
-  const unsubscribe = engine.ctx.accounts.onChange(() => engine.endStaleSessions(log));
+  const unsubscribe = engine.ctx.accounts.onChange((change) => engine.endStaleSessions(log, change));
   if (opts.allowInsecure) log.warn('IPMI insecure mode: cipher suite 0 and IPMI 1.5 auth types NONE and straight password are accepted');
 
   const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4', lookup: literalLookup });

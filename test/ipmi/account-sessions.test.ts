@@ -146,6 +146,30 @@ describe('IPMI sessions end with their account', () => {
     }
   });
 
+  it('ipmitool: the session that sets its own password goes on (no failed Close Session); the account\'s other sessions end', async function () {
+    requireClient(this, haveCommand('ipmitool'), 'ipmitool');
+    const server = await startIpmiServer({ address: '127.0.0.1', port: 0, machine: new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 }), users: store.users, accounts: store, logger: log });
+    try {
+      const other = new RmcpPlusConsole(server.port, ADMIN.username, ADMIN.password, 3, 0x14);
+      expect((await other.handshake()).established).to.equal(true);
+      const tool = (pw: string, ...cmd: string[]) =>
+        run('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', '127.0.0.1', '-p', String(server.port), '-U', ADMIN.username, '-P', pw, '-N', '1', '-R', '1', ...cmd], 20_000);
+      const userIds = (out: string) => [...out.matchAll(/^user id\s+:\s+(\d+)$/gm)].map((m) => Number(m[1]));
+      const admin = store.idForName(ADMIN.username);
+      expect(userIds((await tool(ADMIN.password, 'session', 'info', 'all')).out)).to.deep.equal([admin, admin]);
+      const set = await tool(ADMIN.password, 'user', 'set', 'password', String(admin), 'Fresh-pw-7');
+      expect(set.code, set.out).to.equal(0);
+      expect(set.out).to.contain('Set User Password command successful');
+      expect(set.out).to.not.contain('Close Session command failed');
+      // only the listing session itself is left: the other one used the old password
+      const after = await tool('Fresh-pw-7', 'session', 'info', 'all');
+      expect(userIds(after.out), after.out).to.deep.equal([admin]);
+      other.close();
+    } finally {
+      await server.close();
+    }
+  });
+
   it('ipmitool: after `user disable` from another session, the account cannot log in and its old session is gone', async function () {
     requireClient(this, haveCommand('ipmitool'), 'ipmitool');
     const server = await startIpmiServer({ address: '127.0.0.1', port: 0, machine: new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 }), users: store.users, accounts: store, logger: log });

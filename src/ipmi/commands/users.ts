@@ -105,11 +105,20 @@ async function setUserName(ctx: CommandContext): Promise<IpmiResponse> {
       return ok();
     }
     if (!acct) await accounts.createNamed(uid, name);
-    else if (acct.username !== name) await accounts.update(uid, { username: name });
+    else if (acct.username !== name) await accounts.update(uid, { username: name }, { origin: sessionOrigin(ctx) });
     return ok();
   } catch (e) {
     return storeFailure(e, ctx);
   }
+}
+
+/**
+ * The change's origin as the session layer recognises it: a session that renames its own account
+ * or sets its own password goes on (its keys are already agreed), every other session of that
+ * account ends (src/ipmi/session/engine.ts endStaleSessions).
+ */
+export function sessionOrigin(ctx: CommandContext): string {
+  return `ipmi-session:${ctx.session.id}`;
 }
 
 function getUserName(ctx: CommandContext): IpmiResponse {
@@ -153,7 +162,7 @@ async function setUserPassword(ctx: CommandContext): Promise<IpmiResponse> {
       return ok();
     }
     accounts.checkPassword(password, size);
-    await accounts.update(uid, { password });
+    await accounts.update(uid, { password }, { origin: sessionOrigin(ctx) });
     ctx.logger.info({ userId: uid }, 'IPMI password changed');
     return ok();
   } catch (e) {

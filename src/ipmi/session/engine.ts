@@ -33,7 +33,7 @@ import { SessionCmd, sessionCommands } from './commands.js';
 import type { EngineCommandTable, EngineContext, EngineSettings, Remote, SessionLayerContext } from './context.js';
 import { AesCbcSession, freshIv } from './crypto.js';
 import { LoginLockout } from '../../accounts/lockout.js';
-import { AccountStore } from '../../accounts/store.js';
+import { AccountStore, type AccountChange } from '../../accounts/store.js';
 import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
 import { SessionTable, type Session, type SessionTableOptions } from './table.js';
 import { activateSession, authTypeAllowed } from './v15.js';
@@ -159,12 +159,21 @@ export class IpmiEngine {
 
   /**
    * Ends, at once, every session whose account changed (the store's change event), so a SOL
-   * console that only listens does not outlive its account either. Returns how many ended.
+   * console that only listens does not outlive its account either. The session that renamed its
+   * own account or set its own password (`change.origin`) goes on with the new stamp; a change of
+   * its role or Enabled ends it like any other. Returns how many ended.
    */
-  endStaleSessions(log: Logger): number {
+  endStaleSessions(log: Logger, change?: AccountChange): number {
     let n = 0;
     for (const s of this.ctx.table.active()) {
       if (this.accountCurrent(s)) continue;
+      if (change?.type === 'updated' && change.origin === `ipmi-session:${s.id}` && change.account.id === s.userId && change.account.role === change.before.role) {
+        const stamp = this.ctx.accounts.sessionStamp(s.userId);
+        if (stamp !== undefined) {
+          s.accountStamp = stamp;
+          continue;
+        }
+      }
       this.endForAccount(s, log);
       n++;
     }
