@@ -5,6 +5,7 @@
  */
 import { accountsFileWriter, readAccountsFile } from '../accounts/file.js';
 import { AccountStore } from '../accounts/store.js';
+import { pohFile, type PohPersistence } from '../ipmi/commands/poh.js';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
@@ -62,6 +63,8 @@ interface Flags {
   metricsAddress: string;
   eventsStateFile?: string;
   accountsFile?: string;
+  accountsSecret?: string;
+  pohFile?: string;
   simPower: 'on' | 'off';
   simPowerOnDelay: string;
   simPowerOffDelay: string;
@@ -130,6 +133,8 @@ export function buildProgram(): Command {
     .option('--metrics-port <port>', 'serve Prometheus metrics on this TCP port (GET /metrics; off unless given)')
     .option('--metrics-address <addr>', 'listen address of the metrics port', '127.0.0.1')
     .option('--accounts-file <path>', 'simulator: keep the user accounts (Redfish AccountService, IPMI users) in this file, mode 0600, across restarts; created from the configured users when missing (default: memory)')
+    .option('--accounts-secret <name>', 'KubeVirt mode: keep the user accounts in this Secret of the VM\'s namespace (key virtbmc-accounts; the controller passes the VirtualMachineBMC\'s auth Secret as VIRTBMC_ACCOUNTS_SECRET) (default: memory)')
+    .option('--poh-file <path>', 'simulator: keep the power-on hours (IPMI Get POH Counter) in this file across restarts (default: memory)')
     .option('--events-state-file <path>', 'simulator: keep Redfish event subscriptions in this file across restarts (default: memory; KubeVirt mode keeps them in the <vm>-virtbmc-events ConfigMap)')
     .addOption(new Option('--sim-power <state>', 'simulated VM initial power').choices(['on', 'off']).default('off'))
     .option('--sim-power-on-delay <ms>', 'time the simulated VM spends powering on', '1000')
@@ -308,12 +313,37 @@ async function main(argv: string[]): Promise<void> {
       ? { registry: new AgentMetrics({ processMetrics: true }), listen: { address: flags.metricsAddress, port: parsePort(flags.metricsPort, '--metrics-port') } }
       : undefined;
 
-  // Accounts: one store per machine for both protocols; the simulator may keep it in a file.
+  // Accounts: one store per machine for both protocols; the simulator may keep it in a file,
+  // KubeVirt mode in the VirtualMachineBMC's auth Secret (src/agent/accounts-secret.ts).
   if (flags.accountsFile && kubevirtMode) throw new ConfigError('--accounts-file is for the simulator');
-  const saved = flags.accountsFile ? readAccountsFile(flags.accountsFile) : undefined;
-  const accounts = new AccountStore(saved ?? users, flags.accountsFile ? { persist: accountsFileWriter(flags.accountsFile) } : {});
-  if (flags.accountsFile && !saved) await accountsFileWriter(flags.accountsFile)(accounts.snapshot());
-  if (saved) logger.info({ file: flags.accountsFile, accounts: saved.length }, 'accounts loaded from the accounts file (the configured users only seed a new file)');
+  const accountsSecret = flags.accountsSecret ?? process.env['VIRTBMC_ACCOUNTS_SECRET'];
+  if (flags.accountsSecret && !kubevirtMode) throw new ConfigError('--accounts-secret is for KubeVirt mode');
+  let accounts: AccountStore;
+  if (kubevirtMode && accountsSecret) {
+    const { KubeClient } = await import('../kube/client.js');
+    const { loadKubeConfig } = await import('../kube/config.js');
+    const { secretAccountStore } = await import('../agent/accounts-secret.js');
+    const client = new KubeClient(loadKubeConfig(flags.kubeconfig), { logger: logger.child({ component: 'accounts' }) });
+    accounts = (await secretAccountStore({ client, namespace: namespace!, name: accountsSecret, configured: users, logger: logger.child({ component: 'accounts' }) })).store;
+  } else {
+    if (kubevirtMode) logger.info('no accounts Secret given (VIRTBMC_ACCOUNTS_SECRET): account changes live in memory until the agent restarts');
+    const saved = flags.accountsFile ? readAccountsFile(flags.accountsFile) : undefined;
+    accounts = new AccountStore(saved ?? users, flags.accountsFile ? { persist: accountsFileWriter(flags.accountsFile) } : {});
+    if (flags.accountsFile && !saved) await accountsFileWriter(flags.accountsFile)(accounts.snapshot());
+    if (saved) logger.info({ file: flags.accountsFile, accounts: saved.length }, 'accounts loaded from the accounts file (the configured users only seed a new file)');
+  }
+
+  // Power-on hours: KubeVirt reads them from the VMI; the simulator counts, optionally in a file
+  if (flags.pohFile && kubevirtMode) throw new ConfigError('--poh-file is for the simulator (KubeVirt mode reads the VMI\'s running time)');
+  let poh: PohPersistence | undefined;
+  if (flags.pohFile) {
+    poh = pohFile(flags.pohFile);
+    try {
+      poh.load();
+    } catch (e) {
+      throw new ConfigError(`--poh-file: ${(e as Error).message}`);
+    }
+  }
 
   const agent = await startAgent({
     accounts,
@@ -331,6 +361,7 @@ async function main(argv: string[]): Promise<void> {
       sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', IPMI_SESSION_TIMEOUT_RANGE),
       maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
       ...(flags.ipmiSol ? {} : { sol: false as const }),
+      ...(poh ? { poh } : {}),
     },
     redfish: flags.redfish && {
       port: parsePort(flags.redfishPort, '--redfish-port'),

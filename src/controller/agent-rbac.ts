@@ -42,10 +42,12 @@ export function mediaDataVolumeNames(vmName: string, drives: readonly string[]):
 }
 
 /**
- * The agent's rules for VM `vmName` with CD-ROM drives `drives`. A rule with an empty
- * `resourceNames` would grant every name, so the DataVolume rules are left out when there is no drive.
+ * The agent's rules for VM `vmName` with CD-ROM drives `drives`; `accountsSecret` is the
+ * VirtualMachineBMC's auth Secret, where the agent keeps its accounts (src/agent/accounts-secret.ts).
+ * A rule with an empty `resourceNames` would grant every name, so the DataVolume rules are left
+ * out when there is no drive.
  */
-export function agentRoleRules(vmName: string, drives: readonly string[]): PolicyRule[] {
+export function agentRoleRules(vmName: string, drives: readonly string[], accountsSecret?: string): PolicyRule[] {
   const vm = [vmName];
   const rules: PolicyRule[] = [
     // state: single-object watches of the VM and its VMI (same name); boot override and media are JSON patches on the VM
@@ -80,6 +82,8 @@ export function agentRoleRules(vmName: string, drives: readonly string[]): Polic
     // create cannot be limited by name (RBAC): any name in the namespace, see docs/kubevirt.md
     rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] });
   }
+  // account changes (IPMI, Redfish) written back to the auth Secret's virtbmc-accounts key: read and rewrite that one Secret
+  if (accountsSecret) rules.push({ apiGroups: [''], resources: ['secrets'], resourceNames: [accountsSecret], verbs: ['get', 'update'] });
   return rules;
 }
 
@@ -91,7 +95,7 @@ export function agentRoleRules(vmName: string, drives: readonly string[]): Polic
  */
 export function delegatedRules(): PolicyRule[] {
   const seen = new Map<string, PolicyRule>();
-  for (const r of agentRoleRules('vm', ['cd'])) {
+  for (const r of agentRoleRules('vm', ['cd'], 'secret')) {
     const key = `${r.apiGroups.join(',')}|${r.resources.join(',')}`;
     const prev = seen.get(key);
     if (prev) prev.verbs = [...new Set([...prev.verbs, ...r.verbs])];

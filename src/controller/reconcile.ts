@@ -152,6 +152,8 @@ export function desiredObjects(
   const env: unknown[] = [
     { name: 'BMC_USERNAME', valueFrom: { secretKeyRef: { name: secretName, key: 'username' } } },
     { name: 'BMC_PASSWORD', valueFrom: { secretKeyRef: { name: secretName, key: 'password' } } },
+    // where the agent writes account changes back (src/agent/accounts-secret.ts, its Role grants get/update on it)
+    { name: 'VIRTBMC_ACCOUNTS_SECRET', value: secretName },
     // The agent's network identity (src/common/network.ts): its pod IP and its Service's DNS name
     { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     { name: 'VIRTBMC_FQDN', value: `${name}.${namespace}.svc.${agent.clusterDomain ?? 'cluster.local'}` },
@@ -239,7 +241,7 @@ export function desiredObjects(
 
   const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(vmbmc, name) };
   // without the VM its drives are unknown: the Role then names no DataVolume (and grants no create)
-  const role: KubeObject = { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(vmbmc, name), rules: agentRoleRules(vmName, cdromDrives(vm)) };
+  const role: KubeObject = { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(vmbmc, name), rules: agentRoleRules(vmName, cdromDrives(vm), secretName) };
   const roleBinding: KubeObject = {
     apiVersion: `${RBAC_GROUP}/v1`,
     kind: 'RoleBinding',

@@ -153,6 +153,12 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
         expect(unnamedGrants(rules)).to.deep.equal(['create /configmaps', 'create /events', 'patch /events']);
       }
     });
+
+    it('the accounts Secret (the auth Secret) is reachable by name only, get and update, nothing else', () => {
+      const secretRules = agentRoleRules('vm-a', [], 'creds').filter((r) => r.resources.includes('secrets'));
+      expect(secretRules).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['creds'], verbs: ['get', 'update'] }]);
+      expect(agentRoleRules('vm-a', []).some((r) => r.resources.includes('secrets'))).to.equal(false);
+    });
   });
 
   describe('against the emulator', () => {
@@ -203,7 +209,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       emu.create(vmbmcObj('a', 'vm-a', 'creds'));
       await waitReady(emu, 'a');
       const role = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
-      expect(role.rules).to.deep.equal(agentRoleRules('vm-a', ['cd0']));
+      expect(role.rules).to.deep.equal(agentRoleRules('vm-a', ['cd0'], 'creds'));
       expect((emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc') as Obj).roleRef).to.deep.include({ kind: 'Role', name: 'a-virtbmc' });
       const ctl = emu.audit.filter((e) => e.user === 'system:serviceaccount:kubevirtbmc-system:kubevirtbmc-controller-manager' && !e.nonResourceURL);
       expect(ctl.filter((e) => e.code === 403).map((e) => `${e.verb} ${e.resource}`)).to.deep.equal([]);
@@ -270,7 +276,13 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       expect(await status('GET', `${dvs}/someone-elses-disk`)).to.equal(403);
       expect(await status('GET', dvs)).to.equal(403);
       expect(await status('DELETE', vms)).to.equal(403);
-      expect(await status('GET', `/api/v1/namespaces/${NS}/secrets/creds`)).to.equal(403);
+      // its auth Secret (where it keeps the account list) by name, get/update only; no other Secret, no list
+      emu.create(secretObj('someone-elses'));
+      expect(await status('GET', `/api/v1/namespaces/${NS}/secrets/creds`)).to.equal(200);
+      expect(await status('DELETE', `/api/v1/namespaces/${NS}/secrets/creds`)).to.equal(403);
+      expect(await status('PATCH', `/api/v1/namespaces/${NS}/secrets/creds`, { data: {} }, mergePatch)).to.equal(403);
+      expect(await status('GET', `/api/v1/namespaces/${NS}/secrets/someone-elses`)).to.equal(403);
+      expect(await status('GET', `/api/v1/namespaces/${NS}/secrets`)).to.equal(403);
     });
 
     it('repairs a widened agent Role, and the Role follows a CD-ROM drive added to the VM', async () => {
@@ -281,16 +293,16 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       emu.create(vmbmcObj('a', 'vm-a', 'creds'));
       await waitReady(emu, 'a');
       const rulesNow = () => (emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj | undefined)?.rules;
-      expect(rulesNow()).to.deep.equal(agentRoleRules('vm-a', ['cd0']));
+      expect(rulesNow()).to.deep.equal(agentRoleRules('vm-a', ['cd0'], 'creds'));
 
       // someone drops the resourceNames (the agent could then patch every VM): put back
       const role = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
       emu.update({ ...role, rules: role.rules!.map(({ resourceNames: _n, ...r }) => r) });
-      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0'])));
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0'], 'creds')));
       // a rule added on the side goes too
       const again = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
       emu.update({ ...again, rules: [...again.rules!, { apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] });
-      await emu.waitFor(() => rulesNow()?.length === agentRoleRules('vm-a', ['cd0']).length);
+      await emu.waitFor(() => rulesNow()?.length === agentRoleRules('vm-a', ['cd0'], 'creds').length);
       // deleted: re-created
       emu.delete(RBAC, 'Role', NS, 'a-virtbmc');
       await emu.waitFor(() => rulesNow() !== undefined);
@@ -299,7 +311,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       const vm = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!;
       const next = vmWithDrives('vm-a', ['cd0', 'cd1']);
       emu.update({ ...vm, spec: next.spec });
-      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0', 'cd1'])));
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0', 'cd1'], 'creds')));
       const dvRule = rulesNow()!.find((r) => r.resources.includes('datavolumes') && r.resourceNames);
       expect(dvRule!.resourceNames).to.deep.equal([mediaDataVolumeName('vm-a', 'cd0'), mediaDataVolumeName('vm-a', 'cd1')]);
       // the drive removed again: the name goes; other VM edits do not touch the Role
@@ -307,7 +319,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       const vm2 = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!;
       emu.update({ ...vm2, metadata: { ...vm2.metadata, labels: { touched: 'yes' } } });
       emu.update({ ...emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!, spec: vmWithDrives('vm-a', ['cd1']).spec });
-      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd1'])));
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd1'], 'creds')));
       expect((emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj).metadata.resourceVersion).to.not.equal(rvBefore);
     });
 

@@ -67,6 +67,8 @@ describe('controller reconcile (pure)', () => {
     ]);
     // The agent's network identity: its pod IP (downward API) and its Service's DNS name
     expect(c.env.filter((e) => !e.valueFrom?.secretKeyRef)).to.deep.equal([
+      // where the agent keeps account changes (the auth Secret; its Role names it)
+      { name: 'VIRTBMC_ACCOUNTS_SECRET', value: 'creds' },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'VIRTBMC_FQDN', value: 'bmc1-virtbmc.ns1.svc.cluster.local' },
       // the owner of the agent's events ConfigMap (issue 12)
