@@ -128,6 +128,22 @@ describe('IPMI command table', () => {
       expect((await call(sim, 0x06, 0x41, [0x01, 0x00])).cc).to.equal(CC.INVALID_DATA_FIELD);
     });
 
+    it('PEF: capabilities without actions or filters, configuration disabled and read-only', async () => {
+      expect(hex(await call(sim, 0x04, 0x10))).to.equal('510000');
+      expect(hex(await call(sim, 0x04, 0x13, [0x01, 0x00, 0x00]))).to.equal('1100');
+      expect(hex(await call(sim, 0x04, 0x13, [0x81, 0x00, 0x00]))).to.equal('11');
+      expect(hex(await call(sim, 0x04, 0x13, [0x08, 0x00, 0x00]))).to.equal('1100');
+      expect(hex(await call(sim, 0x04, 0x13, [0x0d, 0x00, 0x01]))).to.equal('11000100');
+      expect((await call(sim, 0x04, 0x13, [0x0c, 0x01, 0x00])).cc).to.equal(CC.PARAMETER_OUT_OF_RANGE);
+      expect((await call(sim, 0x04, 0x13, [0x06, 0x01, 0x00])).cc).to.equal(CC.PARAMETER_OUT_OF_RANGE);
+      expect((await call(sim, 0x04, 0x13, [0x40, 0x00, 0x00])).cc).to.equal(0x80);
+      expect((await call(sim, 0x04, 0x12, [0x01, 0x01])).cc).to.equal(0x82);
+      expect((await call(sim, 0x04, 0x12, [0x00, 0x01])).cc).to.equal(CC.OK);
+      expect((await call(sim, 0x04, 0x12, [0x00, 0x01])).cc).to.equal(0x81);
+      expect((await call(sim, 0x04, 0x12, [0x00, 0x00])).cc).to.equal(CC.OK);
+      expect((await call(sim, 0x04, 0x13, [0x01, 0x00])).cc).to.equal(CC.REQUEST_DATA_LENGTH_INVALID);
+    });
+
     it('Set Channel Security Keys: K_G reads as the null key, only the null key can be set; K_R answers 84h', async () => {
       const zeros = new Array<number>(20).fill(0);
       expect(hex(await call(sim, 0x06, 0x56, [0x0e, 0x00, 0x01]))).to.equal(`00${'00'.repeat(20)}`);

@@ -154,6 +154,26 @@ describe('freeipmi ipmi-config against the agent @e2e', function () {
     });
   }
 
+  it('--category=pef: PEF checks out disabled, without filters, policies or actions (exit 0); enabling it is refused read-only', async () => {
+    const r = await config(['-D', 'LAN_2_0'], '--category=pef', '--checkout');
+    expect(r.code, r.stderr).to.equal(0);
+    const s = sections(r.stdout);
+    expect([...s.keys()]).to.deep.equal(['PEF_Conf', 'Community_String', 'Lan_Alert_Destination_0', 'Alert_String_0']);
+    for (const k of ['Enable_PEF', 'Enable_Alert_Action', 'Enable_Power_Down_Action', 'Enable_Reset_Action', 'Enable_Power_Cycle_Action']) expect(s.get('PEF_Conf')!.get(k), k).to.equal('No');
+    const file = join(dir, 'pef.conf');
+    writeFileSync(file, 'Section PEF_Conf\n\tEnable_PEF\tYes\nEndSection\n');
+    const c = await config(['-D', 'LAN_2_0'], '--category=pef', '--commit', '--filename', file);
+    expect(c.code).to.equal(1);
+    expect(c.stderr).to.contain("Failed to commit `PEF_Conf:Enable_PEF': Read Only Field");
+  });
+
+  it('--category=dcmi: no DCMI (a VM has no power capping or DCMI identity): every key is reported, nothing fatal', async () => {
+    const r = await config(['-D', 'LAN_2_0'], '--category=dcmi', '--checkout', '-vv');
+    expect(r.code, r.stderr).to.equal(1);
+    expect(unable(r.stdout).length).to.be.greaterThan(0);
+    expect(unable(r.stdout).every((k) => k.startsWith('DCMI_Conf:'))).to.equal(true);
+  });
+
   it('--commit of a K_G other than the null key fails, the null key commits (no two-key login)', async () => {
     const bad = join(dir, 'kg-bad.conf');
     writeFileSync(bad, 'Section Lan_Conf_Security_Keys\n\tK_G\t0x0102030405060708090a0b0c0d0e0f1011121314\nEndSection\n');

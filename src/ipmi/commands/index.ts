@@ -12,6 +12,7 @@ import { groupExtCommands } from './group-ext.js';
 import { lanCommands, type LanOptions } from './lan.js';
 import { payloadCommands } from './payload.js';
 import type { SolManager } from '../sol/manager.js';
+import { pefCommands } from './pef.js';
 import { pohCommands } from './poh.js';
 import { storageCommands } from './storage.js';
 import { watchdogCommands } from './watchdog.js';
@@ -36,6 +37,7 @@ export function buildCommandTable(opts: { sol?: SolManager; lan?: LanOptions } =
     ...lanCommands(opts.lan),
     ...watchdogCommands(),
     ...pohCommands(),
+    ...pefCommands(),
     ...bmcInfoCommands(),
   ]) {
     const key = commandKey(c.netFn, c.cmd);
