@@ -364,7 +364,8 @@ export function planSync(
     isSubset(dm.annotations ?? {}, am.annotations ?? {}) &&
     prev.labels.every((k) => k in (dm.labels ?? {}) || !(k in (am.labels ?? {}))) &&
     prev.annotations.every((k) => k in (dm.annotations ?? {}) || !(k in (am.annotations ?? {})));
-  const bodyOk = fields.every((f) => isSubset(desired[f], actual[f]));
+  const exact = EXACT_MAPS[desired.kind ?? ''] ?? [];
+  const bodyOk = fields.every((f) => isSubset(desired[f], actual[f])) && exact.every((p) => extraKeys(at(desired, p), at(actual, p)).length === 0);
   if (metaOk && bodyOk) return { action: 'none' };
   const patch: Record<string, unknown> = {
     metadata: {
@@ -379,7 +380,39 @@ export function planSync(
     patch.spec = { ...spec, strategy: { type: 'Recreate', rollingUpdate: null } };
   }
   if (isService) patch.spec = keepNodePorts(desired, actual);
+  // a merge patch merges maps: the keys of an exact map that should not be there are removed by name
+  for (const p of exact) {
+    const extra = extraKeys(at(desired, p), at(actual, p));
+    if (extra.length === 0) continue;
+    // copy along the path: the patch shares its maps with `desired`
+    let parent: Record<string, unknown> = patch;
+    for (const k of p.slice(0, -1)) parent = parent[k] = { ...(parent[k] as Record<string, unknown>) };
+    const leaf = p[p.length - 1]!;
+    parent[leaf] = { ...(parent[leaf] as Record<string, unknown>), ...Object.fromEntries(extra.map((k) => [k, null])) };
+  }
   return { action: 'patch', patch };
+}
+
+/**
+ * Maps compared and written whole (per kind, as paths in the object): an extra key there is drift,
+ * not an apiserver default. A Service's selector is one: a key no agent pod carries makes it select
+ * nothing (the apiserver defaults no selector key: kubernetes pkg/apis/core/v1/defaults.go).
+ */
+export const EXACT_MAPS: Record<string, string[][]> = {
+  Service: [['spec', 'selector']],
+};
+
+function at(obj: unknown, path: readonly string[]): unknown {
+  let cur = obj;
+  for (const k of path) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, unknown>)[k] : undefined;
+  return cur;
+}
+
+/** Keys of `actual` (a map) that `desired` (a map) lacks. */
+function extraKeys(desired: unknown, actual: unknown): string[] {
+  if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return [];
+  const d = desired !== null && typeof desired === 'object' ? (desired as Record<string, unknown>) : {};
+  return Object.keys(actual).filter((k) => !(k in d));
 }
 
 /** Keep the nodePorts the apiserver allocated, so a repair does not move them. */

@@ -209,6 +209,22 @@ describe('controller reconcile (pure)', () => {
     }
   });
 
+  it('a Service selector key the desired one lacks is drift, and the patch removes it (merge patch would keep it)', () => {
+    const d = desiredObjects(vmbmc(), vm, secret(), agent).service;
+    const actual = JSON.parse(JSON.stringify(d)) as KubeObject;
+    const sel = (o: KubeObject) => (o.spec as { selector: Record<string, string | null> }).selector;
+    (actual.spec as Record<string, unknown>).sessionAffinity = 'None'; // an apiserver default: not drift
+    expect(planSync(d, actual, 'uid-1', SYNC_FIELDS.Service!).action).to.equal('none');
+    sel(actual)['app.kubernetes.io/component'] = 'old';
+    const plan = planSync(d, actual, 'uid-1', SYNC_FIELDS.Service!);
+    expect(plan.action).to.equal('patch');
+    if (plan.action === 'patch') {
+      expect((plan.patch.spec as { selector: Record<string, string | null> }).selector).to.deep.equal({ ...sel(d), 'app.kubernetes.io/component': null });
+    }
+    // the desired object is left as it was
+    expect(sel(d)).to.not.have.property('app.kubernetes.io/component');
+  });
+
   it('isSubset compares numbers with numeric strings and requires equal array lengths', () => {
     expect(isSubset({ a: 1 }, { a: 1, b: 2 })).to.equal(true);
     expect(isSubset([1, 2], [1])).to.equal(false);

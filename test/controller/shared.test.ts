@@ -271,7 +271,37 @@ describe('shared mode on the apiserver emulator', function () {
     await emu.waitFor(() => getDeployment(emu, 'x-virtbmc') && status(getVmbmc(emu, 'x')).mode === 'PerVM' && condition(getVmbmc(emu, 'x'), 'Ready')?.status === 'True');
     await emu.waitFor(() => !getDeployment(emu, 'virtbmc-shard-0') && !fleetOf(emu, 0));
     expect(status(getVmbmc(emu, 'x')).ipmiPort).to.equal(undefined);
-    expect((getService(emu, 'x-virtbmc')!.spec as Svc).selector['bmc.kubevirt.io/instance']).to.equal('x-virtbmc');
+    expect((getService(emu, 'x-virtbmc')!.spec as Svc).selector).to.deep.equal({ 'app.kubernetes.io/name': 'virtbmc', 'bmc.kubevirt.io/instance': 'x-virtbmc' });
+  });
+
+  it('the Service selector is exact: a key added on the side is drift, and a mode switch leaves no stale key behind', async () => {
+    env = await startEnv({ shards: 1 });
+    const { emu } = env;
+    emu.create(vmObj('vm'));
+    emu.create(secretObj('s'));
+    emu.create(vmbmcObj('x', 'vm', 's'));
+    await waitReady(emu, 'x');
+    const selector = () => (getService(emu, 'x-virtbmc')!.spec as Svc).selector;
+    const perVm = { 'app.kubernetes.io/name': 'virtbmc', 'bmc.kubevirt.io/instance': 'x-virtbmc' };
+    const shard0 = { 'app.kubernetes.io/name': 'virtbmc', 'bmc.kubevirt.io/instance': 'virtbmc-shard-0' };
+    expect(selector()).to.deep.equal(perVm);
+    // an extra key (an older release's label, a hand edit): no agent pod carries it, so the Service
+    // selects nothing; a merge patch of the selector would keep it, a subset check would not see it
+    const svc = getService(emu, 'x-virtbmc')!;
+    emu.update({ ...svc, spec: { ...(svc.spec as object), selector: { ...perVm, 'bmc.kubevirt.io/legacy': 'yes' } } });
+    await emu.waitFor(() => !('bmc.kubevirt.io/legacy' in selector()));
+    expect(selector()).to.deep.equal(perVm);
+    // the same key put back, then the switch to Shared: the Service ends up selecting exactly the shard pod
+    const svc2 = getService(emu, 'x-virtbmc')!;
+    const o = getVmbmc(emu, 'x')!;
+    emu.update({ ...svc2, spec: { ...(svc2.spec as object), selector: { ...perVm, 'bmc.kubevirt.io/legacy': 'yes' } } });
+    emu.update({ ...o, spec: { ...(o.spec as object), mode: 'Shared' } });
+    await emu.waitFor(() => status(getVmbmc(emu, 'x')).mode === 'Shared' && condition(getVmbmc(emu, 'x'), 'Ready')?.status === 'True');
+    await emu.waitFor(() => selector()['bmc.kubevirt.io/instance'] === 'virtbmc-shard-0');
+    expect(selector()).to.deep.equal(shard0);
+    // and the shard pod carries every key of it
+    const tmpl = (getDeployment(emu, 'virtbmc-shard-0')!.spec as { template: { metadata: { labels: Record<string, string> } } }).template;
+    for (const [k, v] of Object.entries(selector())) expect(tmpl.metadata.labels[k], k).to.equal(v);
   });
 
   it('--default-mode Shared applies to BMCs without spec.mode; spec.redfish.tls is refused in Shared mode; a missing VM leaves the shard', async () => {
