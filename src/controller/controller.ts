@@ -2,7 +2,9 @@
  * The VirtualMachineBMC controller: informers feed a work queue; workers (only while this replica
  * leads) reconcile one key at a time: ServiceAccount, Role, RoleBinding, Deployment and Service per
  * VirtualMachineBMC, then the status (merge patch on /status, controller-owned fields only).
- * Secrets are watched one by one, only those a VirtualMachineBMC references (NamedSecrets).
+ * Secrets are watched per namespace (one informer for each namespace VirtualMachineBMCs reference
+ * Secrets in, each Secret reduced to a digest on arrival: NamespaceSecrets); RefIndex maps a Secret
+ * or a VM to the VirtualMachineBMCs that name it, so an event there wakes only those.
  * Keys are `ns/name` for VirtualMachineBMCs and `vm|ns/name` for VM auto-creation checks.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -38,7 +40,7 @@ import {
   type ShardCandidate,
 } from './shard.js';
 import { EventRecorder } from './events.js';
-import { NamedSecrets, ResourceInformer } from './informers.js';
+import { NamespaceSecrets, RefIndex, ResourceInformer } from './informers.js';
 import { cdromDrives, RoleResource } from './agent-rbac.js';
 import { isConflict, isNotFound, KubeApiError, KubeClient } from '../kube/client.js';
 import { Resources, type ResourceRef } from '../kube/resources.js';
@@ -51,7 +53,7 @@ import {
   desiredStatus,
   ipmiEnabled,
   planSync,
-  SECRET_KEYS,
+  reduceSecret,
   statusPatch,
   SYNC_FIELDS,
   isSubset,
@@ -103,7 +105,13 @@ export class VirtualMachineBMCController {
   readonly metrics: ControllerMetrics;
   readonly vmbmcs: ResourceInformer<VirtualMachineBMC & KubeObject>;
   readonly vms: ResourceInformer;
-  readonly secrets: NamedSecrets;
+  readonly secrets: NamespaceSecrets;
+  /** auth Secret → VirtualMachineBMCs naming it */
+  private readonly secretRefs = new RefIndex();
+  /** VM → VirtualMachineBMCs naming it */
+  private readonly vmRefs = new RefIndex();
+  /** `ns/name` of every VirtualMachineBMC (the managed gauge) */
+  private readonly known = new Set<string>();
   readonly deployments: ResourceInformer;
   readonly services: ResourceInformer;
   readonly serviceAccounts: ResourceInformer;
@@ -150,10 +158,10 @@ export class VirtualMachineBMCController {
     const owned = `${LabelManagedBy}=${ManagedByValue}`;
     this.vmbmcs = mk(Resources.vmbmc);
     this.vms = mk(Resources.vm);
-    this.secrets = new NamedSecrets(Resources.secret, {
+    this.secrets = new NamespaceSecrets(Resources.secret, {
       kc: o.kc,
       client: this.client,
-      keys: SECRET_KEYS,
+      reduce: reduceSecret,
       logger: o.logger,
       ...(o.informerBackoffMs ? { minBackoffMs: o.informerBackoffMs.min, maxBackoffMs: o.informerBackoffMs.max } : {}),
       onRestart: () => this.metrics.errors.inc({ kind: 'informer' }),
@@ -176,10 +184,18 @@ export class VirtualMachineBMCController {
   }
 
   private wireEvents(): void {
-    this.vmbmcs.onChange((obj) => {
+    this.vmbmcs.onChange((obj, kind) => {
+      const ns = obj.metadata.namespace ?? '';
+      const name = obj.metadata.name;
+      const gone = kind === 'delete';
+      if (gone) this.known.delete(`${ns}/${name}`);
+      else this.known.add(`${ns}/${name}`);
+      this.metrics.managed.set(this.known.size);
+      this.vmRefs.set(ns, name, gone ? undefined : obj.spec?.virtualMachineRef?.name || undefined);
+      // a VMBMC being deleted needs its Secret no more (its objects go by garbage collection)
+      const secret = gone || obj.metadata.deletionTimestamp ? undefined : obj.spec?.authSecretRef?.name || undefined;
+      if (this.secretRefs.set(ns, name, secret)) this.secrets.track(this.secretRefs.namespaces());
       this.enqueueBmc(obj);
-      this.metrics.managed.set(this.vmbmcs.list().length);
-      this.trackSecrets();
     });
     const byOwner = (wakesBmcs: boolean) => (obj: KubeObject) => {
       if (isShardObject(obj)) {
@@ -210,14 +226,13 @@ export class VirtualMachineBMCController {
       if (kind === 'delete') this.vmDrives.delete(k);
       else this.vmDrives.set(k, drives);
       if (kind === 'update' && before === drives) return;
-      for (const b of this.vmbmcs.list(ns)) if (b.spec?.virtualMachineRef?.name === name) this.enqueueBmc(b);
+      this.enqueueReferrers(this.vmRefs, ns, name);
     });
-    const bySecret = (ns: string, name: string | undefined) => {
-      for (const b of this.vmbmcs.list(ns)) if (b.spec?.authSecretRef?.name === name) this.enqueueBmc(b);
-    };
-    this.secrets.onChange((s) => bySecret(s.metadata?.namespace ?? '', s.metadata?.name));
-    // a Secret that does not exist sends no event: its first (empty) list must wake the VMBMCs too
-    this.secrets.onListed(bySecret);
+    this.secrets.onChange((s) => this.enqueueReferrers(this.secretRefs, s.metadata?.namespace ?? '', s.metadata?.name ?? ''));
+    // a Secret that does not exist sends no event: the namespace's (re-)list wakes its VMBMCs
+    this.secrets.onListed((ns) => {
+      for (const b of this.vmbmcs.list(ns)) if (b.spec?.authSecretRef?.name) this.enqueueBmc(b);
+    });
   }
 
   modeOf(b: VirtualMachineBMC): BMCMode {
@@ -267,14 +282,12 @@ export class VirtualMachineBMCController {
     for (const bmc of this.fleet(namespace, name)?.keys() ?? []) this.enqueue(`${namespace}/${bmc}`);
   }
 
-  /** Watch exactly the auth Secrets the VirtualMachineBMCs reference. */
-  private trackSecrets(): void {
-    const refs: Array<[string, string]> = [];
-    for (const b of this.vmbmcs.list()) {
-      const name = b.spec?.authSecretRef?.name;
-      if (name && !b.metadata.deletionTimestamp) refs.push([b.metadata.namespace ?? '', name]);
+  /** Queue the VirtualMachineBMCs of `ns` that `index` says reference `target`. */
+  private enqueueReferrers(index: RefIndex, ns: string, target: string): void {
+    for (const name of index.referrers(ns, target)) {
+      const b = this.vmbmcs.get(ns, name);
+      if (b) this.enqueueBmc(b);
     }
-    this.secrets.track(refs);
   }
 
   /** Starts the informers; resolves when each has attempted its first list. */
@@ -377,10 +390,9 @@ export class VirtualMachineBMCController {
       return;
     }
     const secretName = vmbmc.spec.authSecretRef.name;
-    this.trackSecrets(); // (normally done by the VirtualMachineBMC event already)
     if (!this.secrets.hasSynced(ns, secretName)) {
-      // the Secret's own watch has not listed yet: "not found" would scale the agent down for
-      // nothing; its first list re-queues this key (onListed)
+      // the namespace's Secrets have not been listed yet: "not found" would scale the agent down
+      // for nothing; that list re-queues this key (onListed)
       log.debug({ secret: secretName }, 'auth Secret not listed yet; waiting');
       return;
     }

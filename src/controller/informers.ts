@@ -3,9 +3,9 @@
  * on 410 Gone). client-node does not restart an informer whose list or watch failed; this wrapper
  * does, with capped exponential backoff, and tracks whether the initial list has arrived (synced).
  *
- * Secrets are not watched as a collection: NamedSecrets runs one single-object informer
- * (fieldSelector metadata.name=<name>) per Secret a VirtualMachineBMC references, and keeps only
- * the keys the controller reads.
+ * Secrets: NamespaceSecrets runs one informer per namespace that VirtualMachineBMCs reference
+ * Secrets in (not one per Secret), reducing each Secret on arrival; RefIndex maps a Secret or VM to
+ * the VirtualMachineBMCs that reference it.
  */
 import { ListWatch, Watch, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
 import type { Logger } from '../common/logger.js';
@@ -157,111 +157,86 @@ class TransformingWatch extends Watch {
   }
 }
 
-/** A Secret reduced to what the controller uses: identity, resourceVersion and the named data keys. */
-export function keepSecretKeys(keys: readonly string[]): (obj: KubeObject) => KubeObject {
-  return (obj) => {
-    const m = obj.metadata ?? {};
-    const data = (obj.data ?? {}) as Record<string, string>;
-    const kept: Record<string, string> = {};
-    for (const k of keys) if (typeof data[k] === 'string') kept[k] = data[k];
-    return {
-      apiVersion: obj.apiVersion ?? 'v1',
-      kind: obj.kind ?? 'Secret',
-      metadata: {
-        name: m.name,
-        namespace: m.namespace,
-        ...(m.uid ? { uid: m.uid } : {}),
-        ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
-      },
-      data: kept,
-    } as KubeObject;
-  };
-}
-
-export interface NamedSecretsOptions extends Omit<InformerOptions, 'resource' | 'namespace' | 'labelSelector' | 'fieldSelector' | 'transform' | 'onListed'> {
-  /** data keys kept in memory; every other key of the Secret is dropped on arrival */
-  keys: readonly string[];
+export interface NamespaceSecretsOptions extends Omit<InformerOptions, 'resource' | 'namespace' | 'fieldSelector' | 'transform' | 'onListed'> {
+  /** applied to every Secret on arrival (lists and watch events): what the cache may keep of it */
+  reduce: (obj: KubeObject) => KubeObject;
 }
 
 /**
- * The Secrets VirtualMachineBMCs reference, each watched on its own (list + watch with
- * `fieldSelector=metadata.name=<name>` in its namespace), started and stopped as references come
- * and go (`track`). Nothing else of the cluster's Secrets is listed, watched or held, and the
- * API server's audit log names the Secret of every list/watch.
+ * The Secrets of the namespaces that VirtualMachineBMCs reference Secrets in: one informer (list +
+ * watch of the namespace's Secrets, optionally label-filtered) per such namespace, started when
+ * the first reference in it appears and stopped when the last goes (`track`). N VirtualMachineBMCs
+ * in M namespaces cost M watches, not N. Every Secret is reduced on arrival (`reduce`), so the
+ * cache holds what the controller needs of it and nothing of its data.
  */
-export class NamedSecrets {
+export class NamespaceSecrets {
   readonly resource: ResourceRef;
   private readonly informers = new Map<string, ResourceInformer>();
   private readonly callbacks: Array<(obj: KubeObject, kind: 'add' | 'update' | 'delete') => void> = [];
-  private readonly listedCallbacks: Array<(namespace: string, name: string) => void> = [];
+  private readonly listedCallbacks: Array<(namespace: string) => void> = [];
   private started = false;
 
   constructor(
     resource: ResourceRef,
-    private readonly opts: NamedSecretsOptions,
+    private readonly opts: NamespaceSecretsOptions,
   ) {
     this.resource = resource;
   }
 
-  private static key(namespace: string, name: string): string {
-    return `${namespace}/${name}`;
-  }
-
-  /** Every referenced Secret has been listed at least once. */
+  /** Every tracked namespace has been listed at least once. */
   get synced(): boolean {
     return [...this.informers.values()].every((i) => i.synced);
   }
 
-  /** Has this Secret's informer listed yet (so `get` answering undefined means "not there")? */
-  hasSynced(namespace: string, name: string): boolean {
-    return this.informers.get(NamedSecrets.key(namespace, name))?.synced === true;
+  /** Has the informer of this Secret's namespace listed yet (so `get` answering undefined means "not there")? */
+  hasSynced(namespace: string, _name?: string): boolean {
+    return this.informers.get(namespace)?.synced === true;
   }
 
-  /** Names of the Secrets being watched (`ns/name`), for tests and diagnostics. */
+  /** The namespaces being watched, for tests and diagnostics. */
   watched(): string[] {
     return [...this.informers.keys()].sort();
   }
 
   get(namespace: string, name: string): KubeObject | undefined {
-    return this.informers.get(NamedSecrets.key(namespace, name))?.get(namespace, name);
+    return this.informers.get(namespace)?.get(namespace, name);
   }
 
   onChange(cb: (obj: KubeObject, kind: 'add' | 'update' | 'delete') => void): void {
     this.callbacks.push(cb);
   }
 
-  /** After each list of a Secret (found or not). */
-  onListed(cb: (namespace: string, name: string) => void): void {
+  /** After each list of a namespace's Secrets (the first one, and every re-list). */
+  onListed(cb: (namespace: string) => void): void {
     this.listedCallbacks.push(cb);
   }
 
-  /** Watch exactly these Secrets (`ns/name` pairs): starts the missing informers, stops the others. */
-  track(refs: Iterable<readonly [string, string]>): void {
-    const want = new Map<string, readonly [string, string]>();
-    for (const [ns, name] of refs) if (ns && name) want.set(NamedSecrets.key(ns, name), [ns, name]);
-    for (const [k, inf] of this.informers) {
-      if (want.has(k)) continue;
-      this.informers.delete(k);
+  /** Watch exactly these namespaces: starts the missing informers, stops the others. */
+  track(namespaces: Iterable<string>): void {
+    const want = new Set<string>();
+    for (const ns of namespaces) if (ns) want.add(ns);
+    for (const [ns, inf] of this.informers) {
+      if (want.has(ns)) continue;
+      this.informers.delete(ns);
       void inf.stop().catch(() => undefined);
     }
-    for (const [k, [ns, name]] of want) {
-      if (this.informers.has(k)) continue;
-      const inf = new ResourceInformer({
+    for (const ns of want) {
+      if (this.informers.has(ns)) continue;
+      const inf: ResourceInformer = new ResourceInformer({
         ...this.opts,
         resource: this.resource,
         namespace: ns,
-        fieldSelector: `metadata.name=${name}`,
-        transform: keepSecretKeys(this.opts.keys),
+        transform: this.opts.reduce,
         onListed: () => {
-          if (this.informers.get(k) !== inf) return;
-          for (const cb of this.listedCallbacks) cb(ns, name);
+          if (this.informers.get(ns) !== inf) return;
+          for (const cb of this.listedCallbacks) cb(ns);
         },
       });
       inf.onChange((obj, kind) => {
-        if (this.informers.get(k) !== inf) return; // stopped meanwhile
+        if (this.informers.get(ns) !== inf) return; // stopped meanwhile
         for (const cb of this.callbacks) cb(obj, kind);
       });
-      this.informers.set(k, inf);
+      this.informers.set(ns, inf);
       if (this.started) void inf.start();
     }
   }
@@ -274,5 +249,57 @@ export class NamedSecrets {
   async stop(): Promise<void> {
     this.started = false;
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
+  }
+}
+
+/**
+ * Which VirtualMachineBMCs reference which object (a Secret, a VM) of their namespace, kept from
+ * the VirtualMachineBMC events, so that an event on the object touches only its referrers instead
+ * of a walk over every VirtualMachineBMC.
+ */
+export class RefIndex {
+  /** `ns/target` → names of the VirtualMachineBMCs referencing it */
+  private readonly byTarget = new Map<string, Set<string>>();
+  /** `ns/vmbmc` → its target's name */
+  private readonly byBmc = new Map<string, string>();
+  /** namespace → how many VirtualMachineBMCs there reference something */
+  private readonly perNamespace = new Map<string, number>();
+
+  /** Sets (or, with target undefined, clears) the reference of `ns/bmc`; true when the set of namespaces changed. */
+  set(ns: string, bmc: string, target: string | undefined): boolean {
+    const bk = `${ns}/${bmc}`;
+    const before = this.byBmc.get(bk);
+    if (before === target) return false;
+    const hadNs = this.perNamespace.has(ns);
+    if (before !== undefined) {
+      const tk = `${ns}/${before}`;
+      const set = this.byTarget.get(tk);
+      set?.delete(bmc);
+      if (set?.size === 0) this.byTarget.delete(tk);
+      this.byBmc.delete(bk);
+      const n = (this.perNamespace.get(ns) ?? 1) - 1;
+      if (n === 0) this.perNamespace.delete(ns);
+      else this.perNamespace.set(ns, n);
+    }
+    if (target !== undefined) {
+      const tk = `${ns}/${target}`;
+      let set = this.byTarget.get(tk);
+      if (!set) this.byTarget.set(tk, (set = new Set()));
+      set.add(bmc);
+      this.byBmc.set(bk, target);
+      this.perNamespace.set(ns, (this.perNamespace.get(ns) ?? 0) + 1);
+    }
+    return hadNs !== this.perNamespace.has(ns);
+  }
+
+  /** The VirtualMachineBMCs (names, in namespace `ns`) referencing `ns/target`. */
+  referrers(ns: string, target: string): readonly string[] {
+    const set = this.byTarget.get(`${ns}/${target}`);
+    return set ? [...set] : [];
+  }
+
+  /** The namespaces with at least one reference. */
+  namespaces(): string[] {
+    return [...this.perNamespace.keys()];
   }
 }

@@ -85,18 +85,52 @@ function decodeB64(s: string | undefined): string {
   return s === undefined ? '' : Buffer.from(s, 'base64').toString('utf8');
 }
 
-/** Is the Secret there, and does it carry non-empty `username` and `password`? */
-export function checkSecret(secretName: string, secret: KubeObject | undefined): SecretCheck {
-  if (!secret) return { state: 'missing', message: `Secret ${secretName} not found` };
+/** What the controller needs of an auth Secret: which keys are missing or empty, and the hash of the two it reads. */
+export interface SecretDigest {
+  missing: string[];
+  /** see SecretCheck.hash; undefined when a key is missing */
+  hash?: string;
+}
+
+/** The digest of a Secret as the apiserver sends it (base64 `data`). */
+export function secretDigest(secret: KubeObject): SecretDigest {
   const data = (secret.data ?? {}) as Data;
-  const missing = SECRET_KEYS.filter((k) => decodeB64(data[k]) === '');
-  if (missing.length > 0) {
-    return { state: 'invalid', message: `Secret ${secretName} lacks non-empty key(s): ${missing.join(', ')}` };
-  }
+  const missing = SECRET_KEYS.filter((k) => typeof data[k] !== 'string' || decodeB64(data[k]) === '');
+  if (missing.length > 0) return { missing };
   const h = createHmac('sha256', secret.metadata?.uid ?? '');
   // sorted, as the hash over all keys was: a Secret holding just these two keys keeps its hash
   for (const k of [...SECRET_KEYS].sort()) h.update(`${k}\0${data[k]}\0`);
-  return { state: 'ok', message: `Secret ${secretName} has the credentials`, hash: h.digest('hex').slice(0, 16) };
+  return { missing: [], hash: h.digest('hex').slice(0, 16) };
+}
+
+/**
+ * A Secret reduced on arrival to name, namespace, uid, resourceVersion and its digest: no data key,
+ * label or annotation stays in the controller's memory (`kubectl apply` copies the whole Secret,
+ * data included, into an annotation), not even the BMC credentials themselves.
+ */
+export function reduceSecret(obj: KubeObject): KubeObject {
+  const m = obj.metadata ?? {};
+  return {
+    apiVersion: obj.apiVersion ?? 'v1',
+    kind: obj.kind ?? 'Secret',
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      ...(m.uid ? { uid: m.uid } : {}),
+      ...(m.resourceVersion ? { resourceVersion: m.resourceVersion } : {}),
+    },
+    digest: secretDigest(obj),
+  } as KubeObject;
+}
+
+/** Is the Secret there, and does it carry non-empty `username` and `password`? (a raw or a reduced Secret) */
+export function checkSecret(secretName: string, secret: KubeObject | undefined): SecretCheck {
+  if (!secret) return { state: 'missing', message: `Secret ${secretName} not found` };
+  const digest = (secret.digest as SecretDigest | undefined) ?? secretDigest(secret);
+  if (digest.missing.length > 0 || !digest.hash) {
+    return { state: 'invalid', message: `Secret ${secretName} lacks non-empty key(s): ${digest.missing.join(', ')}` };
+  }
+  return { state: 'ok', message: `Secret ${secretName} has the credentials`, hash: digest.hash };
 }
 
 export function ownerRef(vmbmc: VirtualMachineBMC): OwnerReference {

@@ -213,10 +213,10 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       expect((emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc') as Obj).roleRef).to.deep.include({ kind: 'Role', name: 'a-virtbmc' });
       const ctl = emu.audit.filter((e) => e.user === 'system:serviceaccount:kubevirtbmc-system:kubevirtbmc-controller-manager' && !e.nonResourceURL);
       expect(ctl.filter((e) => e.code === 403).map((e) => `${e.verb} ${e.resource}`)).to.deep.equal([]);
-      // Secrets: never listed or watched as a collection, only by name
+      // Secrets: listed and watched in the VirtualMachineBMCs' namespace only, never cluster-wide, never read one by one
       const secretCalls = ctl.filter((e) => e.resource === 'secrets');
       expect(secretCalls.length).to.be.greaterThan(0);
-      expect([...new Set(secretCalls.map((e) => `${e.verb} ${e.namespace}/${e.name}`))].sort()).to.deep.equal(['list default/creds', 'watch default/creds']);
+      expect([...new Set(secretCalls.map((e) => `${e.verb} ${e.namespace ?? '*'}/${e.name ?? '*'}`))].sort()).to.deep.equal(['list default/*', 'watch default/*']);
     });
 
     it('without agent-grants the same controller is refused (403 on create roles): the emulator enforces the escalation check', async function () {
@@ -358,7 +358,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       await env?.close();
     });
 
-    it('a Secret whose first list fails is waited for, not reported missing; VirtualMachineBMCs sharing a Secret share its watch', async () => {
+    it('a namespace whose first Secret list fails is waited for, not reported missing; VirtualMachineBMCs of one namespace share one watch', async () => {
       env = await startEnv();
       const { emu, mgr } = env;
       emu.create(secretObj('shared'));
@@ -371,55 +371,61 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       emu.create(vmbmcObj('b2', 'vm2', 'shared'));
       await waitReady(emu, 'b1');
       await waitReady(emu, 'b2');
-      expect(mgr.controller.secrets.watched()).to.deep.equal([`${NS}/shared`]);
+      expect(mgr.controller.secrets.watched()).to.deep.equal([NS]);
       const lists = emu.audit.filter((e) => e.resource === 'secrets' && e.verb === 'list');
       expect(lists.map((e) => e.code)).to.include.members([500, 200]);
       const events = emu.list('v1', 'Event', NS).filter((e) => ['b1', 'b2'].includes((e.involvedObject as { name: string }).name));
       expect(events.map((e) => e.reason)).to.not.include('SecretNotFound');
     });
 
-    it('watches only referenced Secrets, by name, keeps only username/password, and stops when the reference goes', async () => {
+    it('watches the Secrets of the namespaces VirtualMachineBMCs name them in, keeps no data of any, and stops when the last reference goes', async () => {
       env = await startEnv();
       const { emu, mgr } = env;
       const ctl = mgr.controller;
+      const b64 = (v: string) => Buffer.from(v).toString('base64');
       // kubectl apply leaves the whole Secret, data included, in an annotation: that must go too
-      const applied = JSON.stringify({ data: { 'ca.key': Buffer.from('PRIVATE').toString('base64') } });
-      const creds = secretObj('creds');
+      const applied = JSON.stringify({ data: { 'ca.key': b64('PRIVATE') } });
+      const creds = secretObj('creds', 'the-password');
       emu.create({
         ...creds,
         metadata: { ...creds.metadata, annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied } },
-        data: { ...(creds.data as object), 'ca.key': Buffer.from('PRIVATE').toString('base64') },
+        data: { ...(creds.data as object), 'ca.key': b64('PRIVATE') },
       });
       emu.create(secretObj('unrelated', 'other-password'));
+      emu.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'elsewhere' } });
+      emu.create({ ...secretObj('far', 'far-password'), metadata: { name: 'far', namespace: 'elsewhere' } });
       emu.create(vmObj('vm1'));
       emu.create(vmbmcObj('bmc1', 'vm1', 'creds'));
       const ready = await waitReady(emu, 'bmc1');
       expect(ready).to.not.equal(undefined);
-      expect(ctl.secrets.watched()).to.deep.equal([`${NS}/creds`]);
+      expect(ctl.secrets.watched()).to.deep.equal([NS]);
       const cached = ctl.secrets.get(NS, 'creds')!;
-      expect(Object.keys(cached.data as object).sort()).to.deep.equal(['password', 'username']);
-      expect(JSON.stringify(cached)).to.not.contain(Buffer.from('PRIVATE').toString('base64'));
-      expect(ctl.secrets.get(NS, 'unrelated')).to.equal(undefined);
-      // every Secret request of the controller names the Secret (list/watch with a field selector)
+      expect(cached.data).to.equal(undefined);
+      expect(cached.metadata?.annotations).to.equal(undefined);
+      for (const secretText of [b64('PRIVATE'), b64('the-password'), b64('admin'), 'the-password']) expect(JSON.stringify(cached)).to.not.contain(secretText);
+      // the namespace's other Secrets are there, reduced the same way (no data)
+      expect(JSON.stringify(ctl.secrets.get(NS, 'unrelated'))).to.not.contain(b64('other-password'));
+      // a namespace without VirtualMachineBMCs is never listed or watched
+      expect(ctl.secrets.get('elsewhere', 'far')).to.equal(undefined);
       const secretCalls = emu.audit.filter((e) => e.resource === 'secrets');
-      expect(secretCalls.every((e) => e.name === 'creds'), JSON.stringify(secretCalls)).to.equal(true);
+      expect(secretCalls.length).to.be.greaterThan(0);
+      expect(secretCalls.every((e) => e.namespace === NS && (e.verb === 'list' || e.verb === 'watch')), JSON.stringify(secretCalls)).to.equal(true);
 
       // a change of another key does not roll the agent; a password change does
       const hash = () => (getDeployment(emu, 'bmc1-virtbmc')?.spec as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata.annotations?.['bmc.kubevirt.io/secret-hash'];
       const h0 = hash();
       expect(h0).to.match(/^[0-9a-f]{16}$/);
       const cur = emu.get('v1', 'Secret', NS, 'creds')!;
-      emu.update({ ...cur, data: { ...(cur.data as object), 'ca.key': Buffer.from('ROTATED').toString('base64') } });
+      emu.update({ ...cur, data: { ...(cur.data as object), 'ca.key': b64('ROTATED') } });
       await emu.waitFor(() => ctl.secrets.get(NS, 'creds')?.metadata?.resourceVersion === emu.get('v1', 'Secret', NS, 'creds')!.metadata.resourceVersion);
       expect(hash()).to.equal(h0);
-      emu.update({ ...emu.get('v1', 'Secret', NS, 'creds')!, data: { ...(emu.get('v1', 'Secret', NS, 'creds')!.data as object), password: Buffer.from('new').toString('base64') } });
+      emu.update({ ...emu.get('v1', 'Secret', NS, 'creds')!, data: { ...(emu.get('v1', 'Secret', NS, 'creds')!.data as object), password: b64('new') } });
       await emu.waitFor(() => hash() !== h0);
 
-      // the reference moves to a Secret created later: picked up by its own watch
+      // the reference moves to a Secret created later: the namespace's watch brings it
       const b = emu.get('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'bmc1')!;
       emu.update({ ...b, spec: { ...(b.spec as object), authSecretRef: { name: 'later' } } });
       await waitReady(emu, 'bmc1', 'False', 'SecretNotFound');
-      expect(ctl.secrets.watched()).to.deep.equal([`${NS}/later`]);
       emu.create(secretObj('later'));
       await waitReady(emu, 'bmc1');
 
