@@ -27,6 +27,7 @@ import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { agentObjectName } from './names.js';
 import { agentRoleRules, cdromDrives, RBAC_GROUP } from './agent-rbac.js';
 import { SHARD_REDFISH_PORT, shardSelectorLabels } from './shard.js';
+import { agentDeployment, PER_VM_RESOURCES, type AgentVolume } from './agent-pod.js';
 
 export const IPMI_PORT = 623;
 export const IPMI_TARGET_PORT = 6230;
@@ -181,7 +182,6 @@ export function desiredObjects(
   if (media?.storage?.storageClassName) args.push('--storage-class', media.storage.storageClassName);
   if (media?.storage?.volumeMode) args.push('--volume-mode', media.storage.volumeMode);
   if (tls) args.push('--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`);
-  if (agent.metricsPort !== undefined) args.push('--metrics-port', String(agent.metricsPort), '--metrics-address', '0.0.0.0');
 
   const env: unknown[] = [
     { name: 'BMC_USERNAME', valueFrom: { secretKeyRef: { name: secretName, key: 'username' } } },
@@ -201,70 +201,30 @@ export function desiredObjects(
     env.push({ name: 'VIRTBMC_MEDIA_CA_FILE', value: `${MEDIA_CA_MOUNT}/ca.crt` });
   }
 
-  const volumes: unknown[] = [{ name: 'tmp', emptyDir: {} }];
-  const mounts: unknown[] = [{ name: 'tmp', mountPath: '/tmp' }];
-  if (tls) {
-    volumes.push({ name: 'redfish-tls', secret: { secretName: tls } });
-    mounts.push({ name: 'redfish-tls', mountPath: TLS_MOUNT, readOnly: true });
-  }
+  const volumes: AgentVolume[] = [];
+  if (tls) volumes.push({ volume: { name: 'redfish-tls', secret: { secretName: tls } }, mount: { name: 'redfish-tls', mountPath: TLS_MOUNT, readOnly: true } });
   if (media?.tls?.caBundleConfigMapRef?.name) {
-    volumes.push({ name: 'media-ca', configMap: { name: media.tls.caBundleConfigMapRef.name } });
-    mounts.push({ name: 'media-ca', mountPath: MEDIA_CA_MOUNT, readOnly: true });
+    volumes.push({ volume: { name: 'media-ca', configMap: { name: media.tls.caBundleConfigMapRef.name } }, mount: { name: 'media-ca', mountPath: MEDIA_CA_MOUNT, readOnly: true } });
   }
 
   const ports: unknown[] = [];
   if (ipmi) ports.push({ name: 'ipmi', containerPort: IPMI_TARGET_PORT, protocol: 'UDP' });
   ports.push({ name: 'redfish', containerPort: redfishPort, protocol: 'TCP' });
-  if (agent.metricsPort !== undefined) ports.push({ name: 'metrics', containerPort: agent.metricsPort, protocol: 'TCP' });
 
-  const templateAnnotations: Data = {};
-  if (sec.hash) templateAnnotations[AnnotationSecretHash] = sec.hash;
-
-  const deployment: KubeObject = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: meta(vmbmc, name),
-    spec: {
-      replicas,
-      revisionHistoryLimit: 2,
-      strategy: { type: 'Recreate' },
-      selector: { matchLabels: selectorLabels(name) },
-      template: {
-        metadata: { labels: commonLabels(name), ...(sec.hash ? { annotations: templateAnnotations } : {}) },
-        spec: {
-          serviceAccountName: name,
-          automountServiceAccountToken: true,
-          enableServiceLinks: false,
-          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
-          containers: [
-            {
-              name: 'virtbmc',
-              image: agent.image,
-              imagePullPolicy: agent.imagePullPolicy ?? 'IfNotPresent',
-              args,
-              env,
-              ports,
-              readinessProbe: {
-                httpGet: { path: '/redfish/v1', port: 'redfish', scheme: tls ? 'HTTPS' : 'HTTP' },
-                periodSeconds: 10,
-              },
-              livenessProbe: { tcpSocket: { port: 'redfish' }, initialDelaySeconds: 10, periodSeconds: 20 },
-              resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ['ALL'] },
-                seccompProfile: { type: 'RuntimeDefault' },
-              },
-              volumeMounts: mounts,
-            },
-          ],
-          volumes,
-        },
-      },
-    },
-  };
+  const deployment = agentDeployment(meta(vmbmc, name), replicas, selectorLabels(name), {
+    serviceAccountName: name,
+    labels: commonLabels(name),
+    ...(sec.hash ? { annotations: { [AnnotationSecretHash]: sec.hash } } : {}),
+    image: agent.image,
+    ...(agent.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy } : {}),
+    args,
+    env,
+    ports,
+    redfishScheme: tls ? 'HTTPS' : 'HTTP',
+    resources: PER_VM_RESOURCES,
+    ...(agent.metricsPort !== undefined ? { metricsPort: agent.metricsPort } : {}),
+    volumes,
+  });
 
   const svcPorts: unknown[] = [];
   if (ipmi) svcPorts.push({ name: 'ipmi', port: IPMI_PORT, targetPort: IPMI_TARGET_PORT, protocol: 'UDP' });

@@ -13,6 +13,7 @@ import { AppNameValue, LabelAppName, LabelInstance, LabelManagedBy, LabelMetrics
 import type { KubeObject } from '../kube/types.js';
 import { eventsConfigMapName } from '../kube/names.js';
 import { mediaDataVolumeNames, RBAC_GROUP, type PolicyRule } from './agent-rbac.js';
+import { agentDeployment, SHARD_RESOURCES, type PullPolicy } from './agent-pod.js';
 
 export const SHARD_PREFIX = 'virtbmc-shard-';
 /** First UDP port handed out on a shard pod; ports go up from here, lowest free first. */
@@ -207,7 +208,7 @@ function shardLabels(k: number): Record<string, string> {
 
 export interface ShardSettings {
   image: string;
-  imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never';
+  imagePullPolicy?: PullPolicy;
   /** the agents' --metrics-port (undefined = metrics off) */
   metricsPort?: number;
 }
@@ -230,57 +231,22 @@ export function desiredShardObjects(namespace: string, k: number, systems: reado
   const meta = (extraLabels: Record<string, string> = {}) => ({ name, namespace, labels: { ...extraLabels, ...shardLabels(k) } });
   const doc: FleetDocument = { systems: [...systems].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
   const args = ['--fleet-configmap', `${namespace}/${name}`, '--address', '0.0.0.0', '--redfish-port', String(SHARD_REDFISH_PORT)];
-  const ports: unknown[] = [{ name: 'redfish', containerPort: SHARD_REDFISH_PORT, protocol: 'TCP' }];
-  if (agent.metricsPort !== undefined) {
-    args.push('--metrics-port', String(agent.metricsPort), '--metrics-address', '0.0.0.0');
-    ports.push({ name: 'metrics', containerPort: agent.metricsPort, protocol: 'TCP' });
-  }
-  const deployment: KubeObject = {
-    apiVersion: 'apps/v1',
-    kind: 'Deployment',
-    metadata: meta(),
-    spec: {
-      replicas: 1,
-      revisionHistoryLimit: 2,
-      strategy: { type: 'Recreate' },
-      selector: { matchLabels: shardSelectorLabels(k) },
-      template: {
-        // never anything per system here: membership reaches the agent through the watched ConfigMap, not a restart
-        metadata: { labels: shardLabels(k) },
-        spec: {
-          serviceAccountName: name,
-          automountServiceAccountToken: true,
-          enableServiceLinks: false,
-          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
-          containers: [
-            {
-              name: 'virtbmc',
-              image: agent.image,
-              imagePullPolicy: agent.imagePullPolicy ?? 'IfNotPresent',
-              args,
-              env: [
-                { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
-                { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-              ],
-              ports,
-              readinessProbe: { httpGet: { path: '/redfish/v1', port: 'redfish', scheme: 'HTTP' }, periodSeconds: 10 },
-              livenessProbe: { tcpSocket: { port: 'redfish' }, initialDelaySeconds: 10, periodSeconds: 20 },
-              resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                readOnlyRootFilesystem: true,
-                runAsNonRoot: true,
-                capabilities: { drop: ['ALL'] },
-                seccompProfile: { type: 'RuntimeDefault' },
-              },
-              volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
-            },
-          ],
-          volumes: [{ name: 'tmp', emptyDir: {} }],
-        },
-      },
-    },
-  };
+  const deployment = agentDeployment(meta(), 1, shardSelectorLabels(k), {
+    serviceAccountName: name,
+    // never anything per system here: membership reaches the agent through the watched ConfigMap, not a restart
+    labels: shardLabels(k),
+    image: agent.image,
+    ...(agent.imagePullPolicy ? { imagePullPolicy: agent.imagePullPolicy } : {}),
+    args,
+    env: [
+      { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+    ],
+    ports: [{ name: 'redfish', containerPort: SHARD_REDFISH_PORT, protocol: 'TCP' }],
+    redfishScheme: 'HTTP',
+    resources: SHARD_RESOURCES,
+    ...(agent.metricsPort !== undefined ? { metricsPort: agent.metricsPort } : {}),
+  });
   const metricsService: KubeObject | undefined =
     agent.metricsPort === undefined
       ? undefined
