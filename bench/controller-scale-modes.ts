@@ -13,7 +13,18 @@ const arg = (name: string, def: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1]! : def;
 };
-type Result = { convergeSeconds: number; controllerPeakRssMiB: number; apiRequests: number; vmbmcs: number; controllerCpuSeconds?: number; agentDeployments: number };
+type Result = {
+  convergeSeconds: number;
+  startupSeconds: number;
+  controllerPeakRssMiB: number;
+  apiRequests: number;
+  apiRequestsByVerb: Record<string, number>;
+  secretWatches: number;
+  vmbmcs: number;
+  controllerCpuSeconds?: number;
+  agentDeployments: number;
+  idleWritesIn2s: number;
+};
 
 function run(mode: string, count: string): Result {
   const r = spawnSync(process.execPath, ['--import', 'tsx', resolve(root, 'bench/controller-scale.ts'), '--mode', mode, '--count', count, '--shards', arg('shards', '2')], {
@@ -32,14 +43,36 @@ const perVm = run('PerVM', arg('pervm-count', '1000'));
 const shared = run('Shared', arg('count', '10000'));
 const per = (r: Result, v: number) => v / r.vmbmcs;
 const ratio = (f: (r: Result) => number) => Number((per(shared, f(shared)) / per(perVm, f(perVm))).toFixed(3));
+const verbs = [...new Set([...Object.keys(perVm.apiRequestsByVerb), ...Object.keys(shared.apiRequestsByVerb)])].sort();
+const summary = (r: Result) => ({
+  vmbmcs: r.vmbmcs,
+  startupSeconds: r.startupSeconds,
+  seconds: r.convergeSeconds,
+  rssMiB: r.controllerPeakRssMiB,
+  cpuSeconds: r.controllerCpuSeconds,
+  apiRequests: r.apiRequests,
+  apiRequestsByVerb: r.apiRequestsByVerb,
+  secretWatches: r.secretWatches,
+  agentDeployments: r.agentDeployments,
+  idleWritesIn2s: r.idleWritesIn2s,
+});
 const out = {
   benchmark: 'controller-scale-modes',
-  perVm: { vmbmcs: perVm.vmbmcs, seconds: perVm.convergeSeconds, rssMiB: perVm.controllerPeakRssMiB, apiRequests: perVm.apiRequests, agentDeployments: perVm.agentDeployments },
-  shared: { vmbmcs: shared.vmbmcs, seconds: shared.convergeSeconds, rssMiB: shared.controllerPeakRssMiB, apiRequests: shared.apiRequests, agentDeployments: shared.agentDeployments },
+  perVm: summary(perVm),
+  shared: summary(shared),
+  // per VirtualMachineBMC, Shared over PerVM (below 1: Shared costs less per BMC)
   sharedOverPerVmPerVmbmc: {
     seconds: ratio((r) => r.convergeSeconds),
-    apiRequests: ratio((r) => r.apiRequests),
     controllerCpu: ratio((r) => r.controllerCpuSeconds ?? NaN),
+    apiRequests: ratio((r) => r.apiRequests),
+    byVerb: Object.fromEntries(verbs.map((v) => [v, ratio((r) => r.apiRequestsByVerb[v] ?? 0)])),
+    rss: ratio((r) => r.controllerPeakRssMiB),
+  },
+  // whole runs, Shared over PerVM (the Shared run has more VMBMCs)
+  sharedOverPerVmTotal: {
+    vmbmcs: Number((shared.vmbmcs / perVm.vmbmcs).toFixed(3)),
+    peakRss: Number((shared.controllerPeakRssMiB / perVm.controllerPeakRssMiB).toFixed(3)),
+    seconds: Number((shared.convergeSeconds / perVm.convergeSeconds).toFixed(3)),
   },
 };
 process.stdout.write(`${JSON.stringify(out)}\n`);

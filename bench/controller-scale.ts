@@ -2,7 +2,7 @@
  * Controller scale run (a measurement, not a test): N VirtualMachines, Secrets and
  * VirtualMachineBMCs in the apiserver emulator, the real `virtbmc-controller` command in its own
  * process reconciling them all to Ready. Prints the time to converge, the controller's peak RSS
- * (VmHWM from /proc), its API request count, and the writes it makes while idle afterwards (should
+ * (VmHWM from /proc), its API requests (by verb, and how many of them watch Secrets), and the writes it makes while idle afterwards (should
  * be 0: reconciles are idempotent).
  *   npx tsx bench/controller-scale.ts [--count 1000] [--workers 8] [--mode PerVM|Shared] [--shards 2]
  * bench/controller-scale-modes.ts runs both modes in one command and prints the ratios.
@@ -146,6 +146,10 @@ while ((ready = readyCount()) < N) {
 }
 const convergeMs = Date.now() - t1;
 const requests = emu.audit.length;
+// by verb (list/watch/get/create/patch/update/delete), and the Secret watches among them
+const byVerb: Record<string, number> = {};
+for (const e of emu.audit) byVerb[e.verb] = (byVerb[e.verb] ?? 0) + 1;
+const secretWatches = emu.audit.filter((e) => e.resource === 'secrets' && e.verb === 'watch').length;
 
 // idle: nothing changes, so the controller should write nothing
 const writesBefore = emu.audit.filter((e) => e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch').length;
@@ -176,6 +180,8 @@ const result = {
   controllerPeakRssMiB: Number((peakKb / 1024).toFixed(1)),
   controllerSettledRssMiB: s ? Number((s.rssKb / 1024).toFixed(1)) : undefined,
   apiRequests: requests,
+  apiRequestsByVerb: byVerb,
+  secretWatches,
   controllerCpuSeconds: controllerCpu,
   emulatorAndBenchCpuSeconds: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
   loadAverage1m: Number(loadavg()[0]!.toFixed(2)),
@@ -185,6 +191,6 @@ process.stdout.write(
   `controller scale (${MODE}${MODE === 'Shared' ? `, K=${SHARDS} per namespace` : ''}, ${deploymentsAtEnd} agent Deployments): ${N} VirtualMachineBMCs Ready ${result.convergeSeconds} s after the controller was ready (start-up ${result.startupSeconds} s; ` +
     `${result.perVmbmcMs} ms each, ${WORKERS} workers); ` +
     `controller RSS peak ${result.controllerPeakRssMiB} MiB / settled ${result.controllerSettledRssMiB} MiB, CPU ${controllerCpu} s (emulator+bench ${result.emulatorAndBenchCpuSeconds} s); ` +
-    `${requests} API requests; ${idleWrites} writes while idle; load average ${result.loadAverage1m}\n`,
+    `${requests} API requests (${Object.entries(byVerb).sort().map(([v, n]) => `${v} ${n}`).join(', ')}; ${secretWatches} Secret watches); ${idleWrites} writes while idle; load average ${result.loadAverage1m}\n`,
 );
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -110,6 +110,8 @@ export class VirtualMachineBMCController {
   private readonly secretRefs = new RefIndex();
   /** VM → VirtualMachineBMCs naming it */
   private readonly vmRefs = new RefIndex();
+  /** what a shard reads of each VirtualMachineBMC, as last seen (`ns/name` → JSON) */
+  private readonly shardPrint = new Map<string, string>();
   /** `ns/name` of every VirtualMachineBMC (the managed gauge) */
   private readonly known = new Set<string>();
   readonly deployments: ResourceInformer;
@@ -195,7 +197,8 @@ export class VirtualMachineBMCController {
       // a VMBMC being deleted needs its Secret no more (its objects go by garbage collection)
       const secret = gone || obj.metadata.deletionTimestamp ? undefined : obj.spec?.authSecretRef?.name || undefined;
       if (this.secretRefs.set(ns, name, secret)) this.secrets.track(this.secretRefs.namespaces());
-      this.enqueueBmc(obj);
+      if (gone) this.shardPrint.delete(`${ns}/${name}`);
+      this.enqueueBmc(obj, kind !== 'update');
     });
     const byOwner = (wakesBmcs: boolean) => (obj: KubeObject) => {
       if (isShardObject(obj)) {
@@ -212,8 +215,17 @@ export class VirtualMachineBMCController {
     for (const inf of [this.services, this.serviceAccounts, this.roles, this.roleBindings]) inf.onChange(byOwner(false));
     this.configMaps.onChange((cm) => {
       if (!isShardObject(cm)) return;
-      this.enqueue(`${SHARD_PREFIX_KEY}${cm.metadata?.namespace}/${shardIndex(cm.metadata?.name)}`);
-      this.enqueueListed(cm.metadata?.namespace ?? '', cm.metadata?.name ?? '');
+      const ns = cm.metadata?.namespace ?? '';
+      const name = cm.metadata?.name ?? '';
+      this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${shardIndex(name)}`);
+      // only the BMCs whose entry came, went or changed: the others have nothing new to follow
+      const before = this.fleetCache.get(`${ns}/${name}`)?.byName ?? new Map<string, FleetSystem>();
+      const after = this.fleet(ns, name) ?? new Map<string, FleetSystem>();
+      for (const [bmc, sys] of after) {
+        const old = before.get(bmc);
+        if (!old || old.ipmiPort !== sys.ipmiPort || old.vmbmcUid !== sys.vmbmcUid) this.enqueue(`${ns}/${bmc}`);
+      }
+      for (const bmc of before.keys()) if (!after.has(bmc)) this.enqueue(`${ns}/${bmc}`);
     });
     this.vms.onChange((vm, kind) => {
       const ns = vm.metadata?.namespace ?? '';
@@ -266,11 +278,18 @@ export class VirtualMachineBMCController {
     return byName;
   }
 
-  /** Queue a VirtualMachineBMC, and the shards it is (or was, or will be) on. */
-  private enqueueBmc(b: VirtualMachineBMC & KubeObject): void {
+  /**
+   * Queue a VirtualMachineBMC, and the shards it is (or was, or will be) on — those only when what
+   * a shard reads of it changed (`force`: always): a status write of ours is no news to its shard.
+   */
+  private enqueueBmc(b: VirtualMachineBMC & KubeObject, force = true): void {
     const ns = b.metadata.namespace ?? '';
     const name = b.metadata.name;
     this.enqueue(keyOf(b));
+    const key = keyOf(b);
+    const print = JSON.stringify([b.metadata.uid, b.metadata.deletionTimestamp, b.spec, b.status?.ipmiPort]);
+    if (!force && this.shardPrint.get(key) === print) return;
+    this.shardPrint.set(key, print);
     if (this.modeOf(b) === 'Shared') this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${this.shardOf(ns, name)}`);
     for (const cm of this.configMaps.list(ns)) {
       if (isShardObject(cm) && this.fleet(ns, cm.metadata?.name ?? '')?.has(name)) this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${shardIndex(cm.metadata?.name)}`);
