@@ -10,17 +10,11 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { newRequestId, type Logger } from '../common/logger.js';
 import {
-  API_VERSION,
-  AnnotationAutoSecret,
-  AnnotationAutoServiceType,
   KIND,
-  LabelAutoCreated,
-  LabelAutoEnabled,
   LabelManagedBy,
   ManagedByValue,
   Reason,
   type BMCMode,
-  type ServiceType,
   type VirtualMachineBMC,
 } from './api/types.js';
 import {
@@ -46,22 +40,11 @@ import { isConflict, isNotFound, KubeApiError, KubeClient } from '../kube/client
 import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
 import { ControllerMetrics } from './metrics.js';
-import {
-  checkSecret,
-  desiredObjects,
-  desiredSharedService,
-  desiredStatus,
-  ipmiEnabled,
-  planSync,
-  reduceSecret,
-  statusPatch,
-  SYNC_FIELDS,
-  isSubset,
-  type AgentSettings,
-  type DesiredObjects,
-  type ObservedState,
-} from './reconcile.js';
+import { checkSecret, desiredObjects, desiredSharedService, ipmiEnabled, reduceSecret, type AgentSettings, type DesiredObjects } from './reconcile.js';
+import { isSubset, planSync, SYNC_FIELDS } from './sync-plan.js';
+import { desiredStatus, statusPatch, type ObservedState } from './status.js';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.js';
+import { reconcileAutoCreate } from './autocreate.js';
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -89,7 +72,6 @@ export interface ControllerOptions {
 const VM_PREFIX = 'vm|';
 /** `shard|<ns>/<k>`: one shard's objects (fleet ConfigMap, Role, Deployment ...); the only writer of its port allocation */
 const SHARD_PREFIX_KEY = 'shard|';
-const SERVICE_TYPES: readonly string[] = ['ClusterIP', 'NodePort', 'LoadBalancer'];
 
 function keyOf(obj: KubeObject): string {
   return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
@@ -655,58 +637,8 @@ export class VirtualMachineBMCController {
     else await this.deleteIf(Resources.service, this.services, ns, name, isShardObject, log);
   }
 
-  /** Creates, updates or deletes the auto-created VirtualMachineBMC of a VM (ns/name). */
-  async reconcileAutoCreate(key: string, log: Logger = this.log): Promise<void> {
-    const [ns, vmName] = splitKey(key);
-    const vm = this.vms.get(ns, vmName);
-    const existing = this.vmbmcs.get(ns, vmName);
-    const autoOwned = existing?.metadata.labels?.[LabelAutoCreated] === 'true' && existing.spec?.virtualMachineRef?.name === vmName;
-    const secretName = vm?.metadata?.annotations?.[AnnotationAutoSecret];
-    const wanted = vm !== undefined && !vm.metadata?.deletionTimestamp && vm.metadata?.labels?.[LabelAutoEnabled] === 'true' && !!secretName;
-    if (!wanted) {
-      if (existing && autoOwned) {
-        await this.client.delete(Resources.vmbmc, ns, vmName).catch((e: unknown) => {
-          if (!isNotFound(e)) throw e;
-        });
-        log.info({ vm: vmName }, 'auto-created VirtualMachineBMC removed (VM no longer opts in)');
-      }
-      return;
-    }
-    const svcType = vm.metadata?.annotations?.[AnnotationAutoServiceType];
-    const spec: VirtualMachineBMC['spec'] = {
-      virtualMachineRef: { name: vmName },
-      authSecretRef: { name: secretName },
-      ...(svcType && SERVICE_TYPES.includes(svcType) ? { service: { type: svcType as ServiceType } } : {}),
-    };
-    if (existing) {
-      if (!autoOwned) {
-        log.debug({ vm: vmName }, 'a VirtualMachineBMC with the VM name exists and was not auto-created; leaving it alone');
-        return;
-      }
-      // an invalid service-type annotation counts as none (as on create): back to the default type
-      if (isSubset(spec, existing.spec) && (spec.service !== undefined || existing.spec.service?.type === undefined)) return;
-      await this.client.mergePatch(Resources.vmbmc, ns, vmName, { spec: { ...spec, service: spec.service ?? null } });
-      log.info({ vm: vmName }, 'auto-created VirtualMachineBMC updated');
-      return;
-    }
-    const body: VirtualMachineBMC = {
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: {
-        name: vmName,
-        namespace: ns,
-        labels: { [LabelAutoCreated]: 'true', [LabelManagedBy]: ManagedByValue },
-        ownerReferences: [
-          { apiVersion: vm.apiVersion ?? 'kubevirt.io/v1', kind: vm.kind ?? 'VirtualMachine', name: vmName, uid: vm.metadata?.uid ?? '', controller: true, blockOwnerDeletion: false },
-        ],
-      },
-      spec,
-    };
-    try {
-      await this.client.create(Resources.vmbmc, ns, body as unknown as KubeObject);
-      log.info({ vm: vmName, vmbmc: vmName }, 'VirtualMachineBMC auto-created');
-    } catch (e) {
-      if (!isConflict(e)) throw e; // exists already: the next event reconciles it
-    }
+  /** Creates, updates or deletes the auto-created VirtualMachineBMC of a VM (ns/name): autocreate.ts. */
+  reconcileAutoCreate(key: string, log: Logger = this.log): Promise<void> {
+    return reconcileAutoCreate({ client: this.client, vms: this.vms, vmbmcs: this.vmbmcs }, key, log);
   }
 }

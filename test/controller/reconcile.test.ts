@@ -1,15 +1,9 @@
 import { createHash, createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
-import {
-  checkSecret,
-  desiredObjects,
-  desiredStatus,
-  isSubset,
-  planSync,
-  statusPatch,
-  SYNC_FIELDS,
-} from '../../src/controller/reconcile.js';
+import { checkSecret, desiredObjects } from '../../src/controller/reconcile.js';
+import { isSubset, planSync, SYNC_FIELDS } from '../../src/controller/sync-plan.js';
+import { desiredStatus, statusPatch } from '../../src/controller/status.js';
 import { agentObjectName } from '../../src/controller/names.js';
 import type { KubeObject } from '../../src/kube/types.js';
 
