@@ -171,7 +171,14 @@ const secretWatches = emu.audit.filter((e) => e.resource === 'secrets' && e.verb
 // idle: nothing changes, so the controller should write nothing
 const writesBefore = emu.audit.filter((e) => e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch').length;
 await new Promise((r) => setTimeout(r, 2000));
-const idleWrites = emu.audit.filter((e) => e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch').length - writesBefore;
+const idleWriteList = emu.audit.filter((e) => e.verb !== 'get' && e.verb !== 'list' && e.verb !== 'watch').slice(writesBefore);
+const idleWrites = idleWriteList.length;
+// which writes (e.g. Events of the last BMCs to turn Ready, still in flight, vs a reconcile that never settles)
+const idleWritesByResource: Record<string, number> = {};
+for (const e of idleWriteList) {
+  const k = `${e.verb} ${e.resource}${e.subresource ? `/${e.subresource}` : ''}`;
+  idleWritesByResource[k] = (idleWritesByResource[k] ?? 0) + 1;
+}
 
 const controllerCpu = cpuSeconds(pid);
 const deploymentsAtEnd = emu.list('apps/v1', 'Deployment').length;
@@ -203,6 +210,7 @@ const result = {
   emulatorAndBenchCpuSeconds: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
   loadAverage1m: Number(loadavg()[0]!.toFixed(2)),
   idleWritesIn2s: idleWrites,
+  idleWritesByResource,
 };
 process.stdout.write(
   `controller scale (${MODE}${MODE === 'Shared' ? `, K=${SHARDS} per namespace` : ''}, ${deploymentsAtEnd} agent Deployments): ${N} VirtualMachineBMCs Ready ${result.convergeSeconds} s after the controller was ready (start-up ${result.startupSeconds} s; ` +
