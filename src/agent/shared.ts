@@ -14,6 +14,7 @@ import { NetworkModel } from '../common/network.js';
 import { startEvents, type AgentEvents } from '../events/index.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { createRedfishApp } from '../redfish/app.js';
+import { sharedConsoleSource } from '../redfish/console-ws.js';
 import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from '../redfish/core/sessions.js';
 import { Tenancy, TenantSessionStore } from '../redfish/core/tenancy.js';
 import { REDFISH_IDS, type RedfishDeps } from '../redfish/core/types.js';
@@ -130,7 +131,9 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   };
   const tenancy = new Tenancy(root);
   const app = createRedfishApp(root, modules, tenancy);
-  const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger });
+  // the browser console of every tenant, on the shared port (src/redfish/console-ws.ts sharedConsoleSource)
+  const consoles = sharedConsoleSource(tenancy, { tls: false, logger: root.logger });
+  const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger }, undefined, consoles);
   const running = new Map<string, Running>();
 
   const start = async (system: FleetSystem): Promise<void> => {

@@ -14,16 +14,30 @@
  *   - server → client: binary = guest output (first the backlog); text JSON
  *     `{"type":"hello",user,role,state,writer,holder,message}`, `{"type":"state",state}`,
  *     `{"type":"writer",writer,holder,message}`, `{"type":"notice",message}`;
- *   - the socket closes with 4401 when the session ends (logout, expiry), 4404 when the system has no console.
- * Who may type: src/backend/console-writer.ts (one writer; SOL preempts; ReadOnly only watches).
+ *   - the socket closes with 4401 when the session ends (logout, expiry), 4404 when the system has no
+ *     console (or, in shared mode, is not one the session may see: the same answer as an unknown id),
+ *     4403 when the account may not use the console: a role without ConfigureComponents (ReadOnly),
+ *     or an account whose PasswordChangeRequired is set (the Redfish service answers such a session
+ *     403 PasswordChangeRequired everywhere but its own account: core/auth.ts passwordChangeGate).
+ *     Both are checked at attach and again every SESSION_CHECK_MS (a demotion or a new password
+ *     requirement closes an open console).
+ * Console privilege: ConfigureComponents, as OpenBMC's bmcweb asks of its host console websocket
+ * (include/obmc_console.hpp, route /console0) — a ReadOnly account neither types nor watches: the
+ * output of a serial console carries what is typed at its prompts.
+ * Who may type: src/backend/console-writer.ts (one writer; SOL preempts).
+ * Shared mode (core/tenancy.ts): the path's id names the tenant; the token's tenant store and the
+ * session's scope decide whether the caller may see it (sharedConsoleSource below).
  */
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { consoleWriterLock, type ConsoleWriter } from '../backend/console-writer.js';
+import type { UserAccount } from '../accounts/types.js';
 import type { ConsoleStream } from '../backend/types.js';
+import type { Logger } from '../common/logger.js';
 import { hasPrivilege } from './core/auth.js';
-import type { RedfishDeps } from './core/types.js';
+import type { Tenancy, TenantSessionStore } from './core/tenancy.js';
+import type { RedfishDeps, RedfishSession, SessionStore } from './core/types.js';
 
 export const CONSOLE_WS_PREFIX = '/ui/ws/console/';
 export const CONSOLE_SUBPROTOCOL = 'kvbmc.console.v1';
@@ -37,7 +51,101 @@ const HIGH_WATER = 256 * 1024;
 const LOW_WATER = 64 * 1024;
 
 export const CLOSE_UNAUTHORIZED = 4401;
+export const CLOSE_FORBIDDEN = 4403;
 export const CLOSE_NO_CONSOLE = 4404;
+
+/** Whom a console socket serves, once its first message named a session. */
+export interface ConsoleTarget {
+  /** The deps of the system whose console it is (machine, accounts) */
+  deps: RedfishDeps;
+  /** The store that issued the session (in shared mode possibly another tenant's) */
+  sessions: SessionStore;
+  session: RedfishSession;
+  user: UserAccount;
+}
+
+/**
+ * Where consoles come from: one machine (per-VM agent) or the tenants of a shared agent.
+ * `resolve` answers 'unauthorized' for a token no store knows, 'not-found' when the session may not
+ * see `systemId` (or no such system), else the target.
+ */
+export interface ConsoleSource {
+  tls: boolean;
+  logger: Logger;
+  /** false when the id can be refused before authentication (per-VM: only one id exists) */
+  known(systemId: string): boolean;
+  resolve(systemId: string, token: string): ConsoleTarget | 'unauthorized' | 'not-found';
+  /** The account as it is now (role, PasswordChangeRequired may change while a console is open) */
+  current(target: ConsoleTarget): { user: UserAccount; passwordChangeRequired: boolean } | undefined;
+}
+
+const currentOf = (target: ConsoleTarget): { user: UserAccount; passwordChangeRequired: boolean } | undefined => {
+  const user = target.deps.users.find((u) => u.username === target.session.username);
+  if (!user) return undefined;
+  return { user, passwordChangeRequired: target.deps.accounts.byName(user.username)?.passwordChangeRequired ?? false };
+};
+
+/** The one machine of a per-VM agent. */
+export function singleConsoleSource(deps: RedfishDeps): ConsoleSource {
+  return {
+    tls: deps.tls,
+    logger: deps.logger,
+    known: (id) => id === deps.ids.system,
+    resolve(id, token) {
+      const session = deps.sessions.authenticate(token);
+      const user = session ? deps.users.find((u) => u.username === session.username) : undefined;
+      if (!session || !user) return 'unauthorized';
+      if (id !== deps.ids.system) return 'not-found';
+      return { deps, sessions: deps.sessions, session, user };
+    },
+    current: currentOf,
+  };
+}
+
+/**
+ * The tenants of a shared agent: the token's prefix names the tenant store that issued it
+ * (TenantSessionStore); the session's scope (the tenants its credentials matched at login) must
+ * include the path's id, else the answer is the one of an unknown id, as Redfish's 404 there.
+ */
+export function sharedConsoleSource(tenancy: Tenancy, opts: { tls: boolean; logger: Logger }): ConsoleSource {
+  return {
+    tls: opts.tls,
+    logger: opts.logger,
+    known: () => true, // existence is told only to a caller who may see it
+    resolve(id, token) {
+      let issuer: { store: TenantSessionStore; session: RedfishSession; home: string } | undefined;
+      for (const tid of tenancy.ids()) {
+        const t = tenancy.get(tid);
+        const store = t?.deps.sessions as TenantSessionStore | undefined;
+        // each store checks its own token prefix first: only the issuer does a lookup
+        const session = store?.authenticate(token);
+        if (store && session) {
+          issuer = { store, session, home: tid };
+          break;
+        }
+      }
+      if (!issuer) return 'unauthorized';
+      const scope = issuer.store.scopeOf(issuer.session.id) ?? [issuer.home];
+      const target = scope.includes(id) ? tenancy.get(id) : undefined;
+      const user = target?.deps.users.find((u) => u.username === issuer.session.username);
+      if (!target || !user) return 'not-found';
+      return { deps: target.deps, sessions: issuer.store, session: issuer.session, user };
+    },
+    current: currentOf,
+  };
+}
+
+/** Why this account may not use the console now, or undefined when it may. */
+function consoleRefusal(role: UserAccount['role'], passwordChangeRequired: boolean): string | undefined {
+  if (passwordChangeRequired) return 'PasswordChangeRequired';
+  if (!hasPrivilege(role, 'ConfigureComponents')) return 'InsufficientPrivilege';
+  return undefined;
+}
+
+const REFUSAL_TEXT: Record<string, string> = {
+  PasswordChangeRequired: 'Change your password first: this account must set a new password before it can use the console.',
+  InsufficientPrivilege: 'Your role cannot use the serial console (it needs the ConfigureComponents privilege).',
+};
 
 function refuse(socket: Duplex, status: number, reason: string): void {
   socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
@@ -64,7 +172,8 @@ export interface ConsoleWebSocket {
   close(): void;
 }
 
-export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
+export function createConsoleWebSocket(from: RedfishDeps | ConsoleSource): ConsoleWebSocket {
+  const source: ConsoleSource = 'resolve' in from ? from : singleConsoleSource(from);
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: MAX_MESSAGE_BYTES,
@@ -72,9 +181,9 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
     handleProtocols: (offered) => (offered.has(CONSOLE_SUBPROTOCOL) ? CONSOLE_SUBPROTOCOL : false),
   });
   const open = new Set<WebSocket>();
-  const log = deps.logger.child({ console: 'web' });
+  const log = source.logger.child({ console: 'web' });
 
-  const serve = (ws: WebSocket, req: http.IncomingMessage): void => {
+  const serve = (ws: WebSocket, req: http.IncomingMessage, systemId: string): void => {
     open.add(ws);
     const send = (msg: object): void => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
@@ -100,11 +209,24 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
           /* not JSON: refused below */
         }
       }
-      const session = token ? deps.sessions.authenticate(token) : undefined;
-      const user = session ? deps.users.find((u) => u.username === session.username) : undefined;
-      if (!session || !user) {
+      const resolved = token ? source.resolve(systemId, token) : 'unauthorized';
+      if (resolved === 'unauthorized') {
         send({ type: 'error', message: 'The session token is not valid; log in again.' });
         ws.close(CLOSE_UNAUTHORIZED, 'NoValidSession');
+        return;
+      }
+      if (resolved === 'not-found') {
+        send({ type: 'error', message: `No system ${systemId} for this session.` });
+        ws.close(CLOSE_NO_CONSOLE, 'no such system');
+        return;
+      }
+      const target: ConsoleTarget = resolved;
+      const { deps, session, user } = target;
+      const refusal = consoleRefusal(user.role, source.current(target)?.passwordChangeRequired ?? false);
+      if (refusal) {
+        log.info({ user: user.username, refusal }, 'browser console refused');
+        send({ type: 'error', message: REFUSAL_TEXT[refusal], code: refusal });
+        ws.close(CLOSE_FORBIDDEN, refusal);
         return;
       }
       if (typeof deps.machine.openConsole !== 'function') {
@@ -114,7 +236,6 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
       }
       const stream: ConsoleStream = deps.machine.openConsole();
       const lock = consoleWriterLock(deps.machine);
-      const mayWrite = hasPrivilege(user.role, 'ConfigureComponents');
       let writer = false;
       const me: ConsoleWriter = {
         kind: 'web',
@@ -130,8 +251,7 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
         send({ type: 'writer', writer: true, holder: me.label, message: 'You have the console input.' });
       };
       let hello: string;
-      if (!mayWrite) hello = `Read-only: the ${user.role} role cannot type into the console.`;
-      else if (lock.acquire(me)) {
+      if (lock.acquire(me)) {
         writer = true;
         hello = 'You have the console input.';
       } else {
@@ -175,13 +295,14 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
           } catch {
             return send({ type: 'notice', message: 'Unrecognised control message ignored.' });
           }
-          if (m.type === 'break' && writer) stream.sendBreak();
+          if (m.type === 'break' && writer && mayNow()) stream.sendBreak();
           // resize: a serial line carries no window size; the guest learns it from stty/resize
           return;
         }
-        if (!deps.sessions.authenticate(token)) return void ws.close(CLOSE_UNAUTHORIZED, 'session ended');
+        if (!target.sessions.authenticate(token)) return void ws.close(CLOSE_UNAUTHORIZED, 'session ended');
+        if (!mayNow()) return;
         if (!writer) {
-          if (!warned) send({ type: 'notice', message: mayWrite ? `Input ignored: ${lock.holder?.label ?? 'another client'} holds the console input.` : 'Input ignored: read-only.' });
+          if (!warned) send({ type: 'notice', message: `Input ignored: ${lock.holder?.label ?? 'another client'} holds the console input.` });
           warned = true;
           return;
         }
@@ -191,8 +312,24 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
         if (n < buf.length && stream.state === 'connected') ws.pause();
       });
 
+      /** The account still may use the console (not deleted, not demoted, no password change required). */
+      function mayNow(): boolean {
+        const now = source.current(target);
+        if (!now) {
+          ws.close(CLOSE_UNAUTHORIZED, 'account gone');
+          return false;
+        }
+        const why = consoleRefusal(now.user.role, now.passwordChangeRequired);
+        if (why) {
+          send({ type: 'error', message: REFUSAL_TEXT[why], code: why });
+          ws.close(CLOSE_FORBIDDEN, why);
+          return false;
+        }
+        return true;
+      }
       const sessionCheck = setInterval(() => {
-        if (!deps.sessions.get(session.id)) ws.close(CLOSE_UNAUTHORIZED, 'session ended');
+        if (!target.sessions.get(session.id)) ws.close(CLOSE_UNAUTHORIZED, 'session ended');
+        else mayNow();
       }, SESSION_CHECK_MS);
       sessionCheck.unref?.();
       cleanup = () => {
@@ -210,11 +347,16 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
     handleUpgrade(req, socket, head) {
       const path = (req.url ?? '').split('?')[0] as string;
       if (!path.startsWith(CONSOLE_WS_PREFIX)) return false;
-      const system = decodeURIComponent(path.slice(CONSOLE_WS_PREFIX.length));
-      if (system !== deps.ids.system) return refuse(socket, 404, 'Not Found'), true;
-      if (!originAllowed(req, deps.tls)) return refuse(socket, 403, 'Forbidden'), true;
+      let system: string;
+      try {
+        system = decodeURIComponent(path.slice(CONSOLE_WS_PREFIX.length));
+      } catch {
+        return refuse(socket, 404, 'Not Found'), true;
+      }
+      if (system === '' || system.includes('/') || !source.known(system)) return refuse(socket, 404, 'Not Found'), true;
+      if (!originAllowed(req, source.tls)) return refuse(socket, 403, 'Forbidden'), true;
       if (open.size >= MAX_CONSOLE_CLIENTS) return refuse(socket, 503, 'Service Unavailable'), true;
-      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, req));
+      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, req, system));
       return true;
     },
     get clients() {
@@ -228,8 +370,8 @@ export function createConsoleWebSocket(deps: RedfishDeps): ConsoleWebSocket {
 }
 
 /** Hooks the console endpoint onto an HTTP(S) server's upgrades; other upgrade paths get 404. */
-export function attachConsoleWebSocket(server: http.Server, deps: RedfishDeps): ConsoleWebSocket {
-  const c = createConsoleWebSocket(deps);
+export function attachConsoleWebSocket(server: http.Server, from: RedfishDeps | ConsoleSource): ConsoleWebSocket {
+  const c = createConsoleWebSocket(from);
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
     if (!c.handleUpgrade(req, socket, head)) refuse(socket, 404, 'Not Found');

@@ -9,7 +9,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProtocolServer, ProtocolServerOptions } from '../accounts/types.js';
 import { createRedfishApp } from './app.js';
-import { attachConsoleWebSocket } from './console-ws.js';
+import { attachConsoleWebSocket, type ConsoleSource } from './console-ws.js';
 import { NetworkModel } from '../common/network.js';
 import { errorBody } from './core/errors.js';
 import { JSON_TYPE, ODATA_VERSION } from './core/odata.js';
@@ -146,8 +146,8 @@ export async function listenRedfish(
   callback: http.RequestListener,
   opts: Pick<RedfishServerOptions, 'address' | 'port' | 'tls' | 'logger'>,
   tlsCert?: TlsCertificate,
-  /** The machine whose browser console the websocket serves (per-VM mode); shared mode has none yet */
-  consoleDeps?: RedfishDeps,
+  /** Whose browser console the websocket serves: the machine (per-VM mode) or the tenants (shared mode) */
+  consoleDeps?: RedfishDeps | ConsoleSource,
 ): Promise<ProtocolServer> {
   const sockets = new Set<net.Socket>();
   const track = (s: net.Socket): void => {

@@ -10,8 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import WebSocket from 'ws';
-import { CLOSE_UNAUTHORIZED, CONSOLE_SUBPROTOCOL } from '../../src/redfish/console-ws.js';
+import { CLOSE_FORBIDDEN, CLOSE_NO_CONSOLE, CLOSE_UNAUTHORIZED, CONSOLE_SUBPROTOCOL } from '../../src/redfish/console-ws.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { startSharedAgent, type SharedAgent } from '../../src/agent/shared.js';
+import type { UserAccount } from '../../src/accounts/types.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { nullLogger } from '../../src/common/logger.js';
 
 interface Conn {
   ws: WebSocket;
@@ -97,16 +101,43 @@ describe('console websocket', function () {
     expect(await closed).to.equal(CLOSE_UNAUTHORIZED);
   });
 
-  it('shows a ReadOnly account the output and ignores its input, with a notice', async () => {
+  it('refuses a ReadOnly account (ConfigureComponents, as bmcweb asks of its console): 4403, no output, no input', async () => {
     const s = await login(t.redfishUrl, 'viewer', 'viewer-pw');
     const c = await connect(`ws://127.0.0.1:${t.redfishPort}/ui/ws/console/1`, s.token);
-    await c.waitFor(() => c.json.some((m) => m.type === 'hello'), 'hello');
-    expect(c.json[0]).to.include({ writer: false, role: 'ReadOnly' });
+    const code = await new Promise<number>((resolve) => c.ws.once('close', (n) => resolve(n)));
+    expect(code).to.equal(CLOSE_FORBIDDEN);
+    expect(c.json).to.have.length(1);
+    expect(c.json[0]).to.include({ type: 'error', code: 'InsufficientPrivilege' });
+    expect(c.text()).to.equal(''); // not even the backlog
+    expect(c.json.some((m) => m.type === 'hello')).to.equal(false);
+  });
+
+  it('refuses a session whose account must change its password until it has, and closes an open console when an Administrator requires it', async () => {
+    const admin = { Authorization: `Basic ${Buffer.from('admin:password').toString('base64')}` };
+    const made = await fetchish(`${t.redfishUrl}/redfish/v1/AccountService/Accounts`, 'POST',
+      JSON.stringify({ UserName: 'newop', Password: 'first-pass-1', RoleId: 'Operator', PasswordChangeRequired: true }), admin);
+    expect(made.status).to.equal(201);
+    const acct = made.headers.location as string;
+    const s = await login(t.redfishUrl, 'newop', 'first-pass-1');
+    const url = `ws://127.0.0.1:${t.redfishPort}/ui/ws/console/1`;
+    const c = await connect(url, s.token);
+    expect(await new Promise<number>((resolve) => c.ws.once('close', (n) => resolve(n)))).to.equal(CLOSE_FORBIDDEN);
+    expect(c.json[0]).to.include({ type: 'error', code: 'PasswordChangeRequired' });
+    expect(c.text()).to.equal('');
+    // the user changes the password (the one thing the session may do): the same session now attaches
+    const changed = await fetchish(`${t.redfishUrl}${acct}`, 'PATCH', JSON.stringify({ Password: 'second-pass-2' }), { 'X-Auth-Token': s.token });
+    expect(changed.status).to.equal(200);
+    const c2 = await connect(url, s.token);
+    await c2.waitFor(() => c2.json.some((m) => m.type === 'hello'), 'hello');
+    expect(c2.json[0]).to.include({ type: 'hello', user: 'newop', writer: true });
+    // an Administrator requires a new password: the next keystroke closes the console, unsent
+    const again = await fetchish(`${t.redfishUrl}${acct}`, 'PATCH', JSON.stringify({ PasswordChangeRequired: true }), admin);
+    expect(again.status).to.equal(200);
     const before = t.sim.serialConsole.received.length;
-    c.ws.send(Buffer.from('zzz'));
-    await c.waitFor(() => c.json.some((m) => m.type === 'notice'), 'the notice');
+    const closed = new Promise<number>((resolve) => c2.ws.once('close', (n) => resolve(n)));
+    c2.ws.send(Buffer.from('x'));
+    expect(await closed).to.equal(CLOSE_FORBIDDEN);
     expect(t.sim.serialConsole.received.length).to.equal(before);
-    c.ws.close();
   });
 
   it('answers an unknown system id with 404 and a token in the URL is not an authentication', async () => {
@@ -155,5 +186,66 @@ describe('web page and console over the agent TLS', function () {
       ws.on('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
     });
     expect(status).to.equal(403);
+  });
+});
+
+describe('console websocket in shared mode (one port, many VMs)', function () {
+  this.timeout(20_000);
+  let agent: SharedAgent;
+  let base: string;
+  const machines = new Map<string, SimulatedMachine>();
+  // ops has the same credentials on vm-a and vm-b; vm-c has an ops too, with another password
+  const ACCOUNTS: Record<string, UserAccount[]> = {
+    'ns.vm-a': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }],
+    'ns.vm-b': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }],
+    'ns.vm-c': [{ username: 'ops', password: 'another-pw', role: 'Administrator' }],
+  };
+  before(async () => {
+    agent = await startSharedAgent({
+      logger: nullLogger(),
+      address: '127.0.0.1',
+      redfishPort: 0,
+      ipmi: false,
+      backend: async (s) => {
+        const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0, initialPower: 'On' });
+        machines.set(s.id, m);
+        return { machine: m, users: ACCOUNTS[s.id] as UserAccount[] };
+      },
+    });
+    await agent.apply(['vm-a', 'vm-b', 'vm-c'].map((vm) => ({ id: `ns.${vm}`, namespace: 'ns', vm, ipmiPort: 0 })));
+    base = `http://127.0.0.1:${agent.redfish.port}`;
+  });
+  after(async () => {
+    await agent?.close();
+  });
+
+  it("attaches each of the session's systems to its own machine, and answers another VM's id like an unknown one", async () => {
+    const s = await login(base, 'ops', 'ops-shared-pw');
+    for (const id of ['ns.vm-a', 'ns.vm-b']) {
+      const c = await connect(`ws://127.0.0.1:${agent.redfish.port}/ui/ws/console/${id}`, s.token);
+      await c.waitFor(() => c.json.some((m) => m.type === 'hello'), `hello of ${id}`);
+      expect(c.json[0]).to.include({ type: 'hello', user: 'ops', role: 'Operator', writer: true });
+      const m = machines.get(id) as SimulatedMachine;
+      const before = m.serialConsole.received.length;
+      c.ws.send(Buffer.from(`to-${id}\r`));
+      await c.waitFor(() => c.text().includes(`you typed: to-${id}`), `the echo of ${id}`);
+      expect(m.serialConsole.received.length).to.be.greaterThan(before);
+      for (const other of ['ns.vm-a', 'ns.vm-b', 'ns.vm-c'].filter((x) => x !== id)) {
+        expect(Buffer.concat((machines.get(other) as SimulatedMachine).serialConsole.received).toString()).not.to.include(`to-${id}`);
+      }
+      c.ws.close();
+    }
+    // the upgrade of any id is accepted (existence is not told before authentication) ...
+    const codes: number[] = [];
+    for (const id of ['ns.vm-c', 'ns.no-such-vm']) {
+      const c = await connect(`ws://127.0.0.1:${agent.redfish.port}/ui/ws/console/${id}`, s.token);
+      codes.push(await new Promise<number>((resolve) => c.ws.once('close', (n) => resolve(n))));
+      expect(c.text()).to.equal('');
+      expect(c.json[0]).to.include({ type: 'error' });
+    }
+    // ... and after it, a VM of another user and a missing one get the same answer
+    expect(codes).to.deep.equal([CLOSE_NO_CONSOLE, CLOSE_NO_CONSOLE]);
+    const bad = await connect(`ws://127.0.0.1:${agent.redfish.port}/ui/ws/console/ns.vm-c`, `3.${'f'.repeat(64)}`);
+    expect(await new Promise<number>((resolve) => bad.ws.once('close', (n) => resolve(n)))).to.equal(CLOSE_UNAUTHORIZED);
   });
 });
