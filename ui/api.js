@@ -2,15 +2,27 @@
 // cookie, never a URL), Redfish error messages as thrown errors, the SSE stream read with fetch
 // (EventSource cannot send a header). Only public Redfish URIs.
 
+/** Whether a Message object is the Base registry's message `id` (any registry version). */
+export const isMessage = (m, id) => Boolean(m && typeof m.MessageId === 'string' && m.MessageId.split('.').pop() === id);
+
 export class RedfishError extends Error {
   /** @param {number} status @param {any} body */
   constructor(status, body) {
     const err = body && body.error;
     const infos = (err && err['@Message.ExtendedInfo']) || [];
-    const text = infos.map((m) => m.Message).filter(Boolean).join(' ') || (err && err.message) || `HTTP ${status}`;
-    super(text);
+    const messages = infos.map((m) => m.Message).filter(Boolean).join(' ');
+    // error.message is the service's own explanation when it is not just the first message again
+    const detail = err && typeof err.message === 'string' && !infos.some((m) => m.Message === err.message) && !/see @Message\.ExtendedInfo/.test(err.message) ? err.message : '';
+    super([detail, messages].filter(Boolean).join(' ') || (err && err.message) || `HTTP ${status}`);
     this.status = status;
     this.body = body;
+    /** @type {any[]} */
+    this.messages = infos;
+  }
+
+  /** The first message of this error with the given Base id, if any. */
+  message0(id) {
+    return this.messages.find((m) => isMessage(m, id));
   }
 }
 
@@ -28,13 +40,18 @@ export class Client {
     }
     /** called once when the service refuses the token */
     this.onUnauthorized = () => {};
+    /** called when the service answers 403 PasswordChangeRequired (argument: the account URI) */
+    this.onPasswordChange = (_uri) => {};
   }
 
   get token() {
     return this.session ? this.session.token : '';
   }
 
-  /** POST /redfish/v1/SessionService/Sessions */
+  /**
+   * POST /redfish/v1/SessionService/Sessions. Resolves to the account URI the user must change the
+   * password of first (DSP0266: the session is granted with a PasswordChangeRequired message), or ''.
+   */
   async login(user, password) {
     const res = await fetch('/redfish/v1/SessionService/Sessions', {
       method: 'POST',
@@ -49,6 +66,8 @@ export class Client {
     if (!token || !uri) throw new Error('The service answered the login without a session token.');
     this.session = { token, uri, user };
     sessionStorage.setItem(STORE, JSON.stringify(this.session));
+    const change = ((body && body['@Message.ExtendedInfo']) || []).find((m) => isMessage(m, 'PasswordChangeRequired'));
+    return change ? String((change.MessageArgs || [])[0] || '') || 'unknown' : '';
   }
 
   /** DELETE the session, then forget the token whatever the answer. */
@@ -92,7 +111,12 @@ export class Client {
       this.forget();
       this.onUnauthorized();
     }
-    if (!res.ok) throw new RedfishError(res.status, json);
+    if (!res.ok) {
+      const err = new RedfishError(res.status, json);
+      const change = res.status === 403 && err.message0('PasswordChangeRequired');
+      if (change) this.onPasswordChange(String((change.MessageArgs || [])[0] || ''));
+      throw err;
+    }
     return { status: res.status, body: json, headers: res.headers };
   }
 
@@ -106,6 +130,10 @@ export class Client {
 
   patch(uri, body, etag) {
     return this.request('PATCH', uri, body, etag ? { 'If-Match': etag } : {});
+  }
+
+  delete(uri) {
+    return this.request('DELETE', uri);
   }
 
   /**

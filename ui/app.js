@@ -26,9 +26,20 @@ const RESET_HELP = {
 const TERMINAL_TASK_STATES = new Set(['Completed', 'Exception', 'Killed', 'Cancelled', 'Interrupted']);
 const LOG_PAGE_SIZE = 20;
 const PAGES = ['overview', 'power', 'boot', 'media', 'console', 'log', 'accounts'];
+const SYSTEM_STORE = 'kvbmc.system';
+/** Shared mode with several systems: the SSE stream is the first system's, the others are re-read this often. */
+const POLL_MS = 5000;
+const VIEWS = ['login-view', 'password-view', 'picker-view', 'app-view'];
 
 const st = {
+  /** the caller's systems (members of /redfish/v1/Systems) */
+  systems: /** @type {string[]} */ ([]),
   systemUri: '',
+  myAccountUri: '',
+  /** the account URI whose password must change first, while the password page shows */
+  changeUri: '',
+  editing: /** @type {any} */ (null),
+  pollTimer: 0,
   system: /** @type {any} */ (null),
   systemEtag: '',
   managerUri: '',
@@ -68,11 +79,18 @@ function failed(e) {
 
 const can = (p) => st.privileges.has(p);
 
+function show(view) {
+  for (const v of VIEWS) $(v).hidden = v !== view;
+}
+
 function applyRole() {
   for (const e of document.querySelectorAll('[data-needs]')) {
     /** @type {HTMLElement} */ (e).hidden = !can(/** @type {HTMLElement} */ (e).dataset.needs);
   }
   $('pw-readonly').hidden = can('ConfigureComponents');
+  const admin = can('ConfigureUsers');
+  $('nav-accounts').textContent = admin ? 'Accounts' : 'My account';
+  $('accounts-title').textContent = admin ? 'Accounts' : 'My account';
   for (const id of ['boot-target', 'boot-enabled', 'boot-mode']) /** @type {HTMLSelectElement} */ ($(id)).disabled = !can('ConfigureComponents');
 }
 
@@ -80,11 +98,11 @@ function applyRole() {
 
 function showLogin(message = '') {
   stopLive();
-  $('app-view').hidden = true;
+  show('login-view');
   $('logout').hidden = true;
+  $('switch-system').hidden = true;
   $('who').textContent = '';
   $('system-name').textContent = '';
-  $('login-view').hidden = false;
   $('login-error').textContent = message;
   document.title = 'Log in · KubeVirtBMC';
   /** @type {HTMLInputElement} */ ($('login-pass')).value = '';
@@ -92,6 +110,49 @@ function showLogin(message = '') {
 }
 
 api.onUnauthorized = () => showLogin('Your session has ended; log in again.');
+api.onPasswordChange = (uri) => showPasswordChange(uri);
+
+// ---- password change required (DSP0266): the only page such a session gets ----------------------
+
+function showPasswordChange(uri) {
+  if (!$('password-view').hidden && st.changeUri === uri) return;
+  stopLive();
+  st.changeUri = uri;
+  show('password-view');
+  $('switch-system').hidden = true;
+  $('system-name').textContent = '';
+  $('who').textContent = api.session ? api.session.user : '';
+  $('logout').hidden = false;
+  $('password-error').textContent = '';
+  document.title = 'Change your password · KubeVirtBMC';
+  $('chpw-new').focus();
+}
+
+$('password-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const next = /** @type {HTMLInputElement} */ ($('chpw-new'));
+  const again = /** @type {HTMLInputElement} */ ($('chpw-confirm'));
+  const button = /** @type {HTMLButtonElement} */ ($('chpw-submit'));
+  $('password-error').textContent = '';
+  if (next.value !== again.value) {
+    $('password-error').textContent = 'The two passwords differ.';
+    again.focus();
+    return;
+  }
+  button.disabled = true;
+  try {
+    await api.patch(st.changeUri, { Password: next.value });
+    next.value = '';
+    again.value = '';
+    st.changeUri = '';
+    await start();
+    say('Your password is changed.');
+  } catch (e) {
+    if (!(e instanceof RedfishError && e.status === 401)) $('password-error').textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+});
 
 $('login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -101,8 +162,9 @@ $('login-form').addEventListener('submit', async (ev) => {
   button.disabled = true;
   $('login-error').textContent = '';
   try {
-    await api.login(user, pass);
-    await start();
+    const mustChange = await api.login(user, pass);
+    if (mustChange) showPasswordChange(mustChange);
+    else await start();
   } catch (e) {
     $('login-error').textContent = e instanceof RedfishError && e.status === 401 ? 'Wrong user name or password.' : e.message;
   } finally {
@@ -116,6 +178,8 @@ $('logout').addEventListener('click', async () => {
 });
 
 function stopLive() {
+  clearInterval(st.pollTimer);
+  st.pollTimer = 0;
   if (st.sse) st.sse.abort();
   st.sse = null;
   if (st.console) st.console.close();
@@ -130,12 +194,14 @@ function stopLive() {
 async function findPrivileges() {
   st.privileges = new Set();
   st.role = '';
+  st.myAccountUri = '';
   try {
     const accounts = await api.get('/redfish/v1/AccountService/Accounts');
     for (const m of accounts.Members || []) {
       const a = await api.get(m['@odata.id']).catch(() => null);
       if (!a || a.UserName !== api.session.user) continue;
       st.role = a.RoleId;
+      st.myAccountUri = m['@odata.id'];
       const roleUri = (a.Links && a.Links.Role && a.Links.Role['@odata.id']) || `/redfish/v1/AccountService/Roles/${encodeURIComponent(a.RoleId)}`;
       const role = await api.get(roleUri);
       st.privileges = new Set(role.AssignedPrivileges || []);
@@ -147,22 +213,71 @@ async function findPrivileges() {
   }
 }
 
+/** After login (or a reload with a saved session): the caller's systems, then one of them. */
 async function start() {
   $('login-view').hidden = true;
-  const root = await api.get('/redfish/v1');
-  const systems = await api.get(root.Systems['@odata.id']);
-  const first = systems.Members && systems.Members[0];
-  if (!first) throw new Error('This service has no system.');
-  st.systemUri = first['@odata.id'];
+  let systems;
+  try {
+    const root = await api.get('/redfish/v1');
+    systems = await api.get(root.Systems['@odata.id']);
+  } catch (e) {
+    // the password page is already up (api.onPasswordChange)
+    if (e instanceof RedfishError && e.message0('PasswordChangeRequired')) return;
+    throw e;
+  }
+  st.systems = (systems.Members || []).map((m) => m['@odata.id']);
+  if (st.systems.length === 0) throw new Error('This service has no system for this account.');
   await findPrivileges();
+  $('who').textContent = `${api.session.user}${st.role ? ` (${st.role})` : ''}`;
+  $('logout').hidden = false;
+  $('switch-system').hidden = st.systems.length < 2;
+  const saved = sessionStorage.getItem(SYSTEM_STORE);
+  if (st.systems.length === 1) await openSystem(st.systems[0]);
+  else if (saved && st.systems.includes(saved)) await openSystem(saved);
+  else await showPicker();
+}
+
+/** Shared mode: the caller's systems (the service lists no other), one button each. */
+async function showPicker() {
+  stopLive();
+  sessionStorage.removeItem(SYSTEM_STORE);
+  const systems = await Promise.all(st.systems.map((uri) => api.get(uri).catch(() => ({ '@odata.id': uri, Id: uri.split('/').pop(), Name: '' }))));
+  $('picker-list').replaceChildren(
+    ...systems.map((s) => {
+      const badge = el('span', { class: 'badge' });
+      powerBadge(badge, s.PowerState);
+      return el('li', {},
+        el('button', { type: 'button', 'data-system': s.Id, onclick: () => openSystem(s['@odata.id']).catch(failed) },
+          el('span', { text: s.Name && s.Name !== s.Id ? `${s.Name} (${s.Id})` : s.Id }), badge));
+    }),
+  );
+  show('picker-view');
+  $('system-name').textContent = '';
+  document.title = 'Choose a system · KubeVirtBMC';
+  $('picker-title').setAttribute('tabindex', '-1');
+  $('picker-title').focus();
+}
+
+$('switch-system').addEventListener('click', () => showPicker().catch(failed));
+
+async function openSystem(uri) {
+  stopLive();
+  st.systemUri = uri;
+  st.system = null;
+  st.logEntries = [];
+  st.logPage = 0;
+  // what the previous system showed goes
+  $('media-list').replaceChildren();
+  $('ov-events').replaceChildren();
+  $('pw-actions').replaceChildren();
+  sessionStorage.setItem(SYSTEM_STORE, uri);
   await loadSystem();
   const mgr = st.system.Links && st.system.Links.ManagedBy && st.system.Links.ManagedBy[0];
   st.managerUri = mgr ? mgr['@odata.id'] : '';
-  $('who').textContent = `${api.session.user}${st.role ? ` (${st.role})` : ''}`;
-  $('logout').hidden = false;
-  $('app-view').hidden = false;
+  show('app-view');
   applyRole();
   startLive();
+  if (st.systems.length > 1) st.pollTimer = window.setInterval(() => scheduleRefresh({}), POLL_MS);
   seedEvents();
   loadMedia(false).catch(() => undefined);
   route();
@@ -281,7 +396,7 @@ function currentPage() {
 function route() {
   if (!api.session || $('app-view').hidden) return;
   let page = currentPage();
-  if (page === 'accounts' && !can('ConfigureUsers')) page = 'overview';
+  if (page === 'console' && !can('ConfigureComponents')) page = 'overview';
   for (const p of PAGES) $(`page-${p}`).hidden = p !== page;
   for (const a of document.querySelectorAll('[data-nav]')) {
     if (/** @type {HTMLElement} */ (a).dataset.nav === page) a.setAttribute('aria-current', 'page');
@@ -594,24 +709,168 @@ $('log-newer').addEventListener('click', () => { st.logPage--; renderLog(); });
 $('log-older').addEventListener('click', () => { st.logPage++; renderLog(); });
 $('log-refresh').addEventListener('click', () => loadLog(false).catch(failed));
 
-// ---- accounts -------------------------------------------------------------------------------------
+// ---- accounts: Administrators manage them; everyone changes their own password ----------------
+
+const accError = (e) => {
+  if (e instanceof RedfishError && e.status === 401) return;
+  $('acc-error').textContent = e instanceof Error ? e.message : String(e);
+};
+const yes = (b) => (b ? 'yes' : 'no');
 
 async function loadAccounts() {
+  const admin = can('ConfigureUsers');
   const r = await api.request('GET', '/redfish/v1/AccountService/Accounts');
   const accounts = await Promise.all((r.body.Members || []).map((m) => api.get(m['@odata.id'])));
   $('acc-rows').replaceChildren(
-    ...accounts.map((a) => el('tr', {},
+    ...accounts.map((a) => el('tr', { 'data-user': a.UserName },
       el('td', { text: a.Id }),
       el('td', { text: a.UserName }),
       el('td', { text: a.RoleId }),
-      el('td', { text: a.Enabled ? 'yes' : 'no' }),
-      el('td', { text: a.Locked ? 'yes' : 'no' }))),
+      el('td', { text: yes(a.Enabled) }),
+      el('td', { text: yes(a.Locked) }),
+      el('td', { text: yes(a.PasswordChangeRequired) }),
+      admin ? el('td', {}, el('button', { type: 'button', 'data-edit': a.UserName, 'aria-label': `Edit account ${a.UserName}`, text: 'Edit', onclick: () => openEdit(a) })) : null)),
   );
-  const allow = r.headers.get('Allow') || '';
-  $('acc-note').textContent = allow.includes('POST')
-    ? 'Accounts come from the agent configuration; change them there or through the Redfish AccountService.'
-    : 'Read-only: accounts come from the agent configuration (this service takes no account changes over Redfish).';
+  const service = await api.get('/redfish/v1/AccountService').catch(() => null);
+  const lengths = service && service.MinPasswordLength ? ` Passwords: ${service.MinPasswordLength}–${service.MaxPasswordLength} characters.` : '';
+  const shared = st.systems.length > 1 ? ` Every system keeps its own accounts: these are the accounts of ${st.systems[0].split('/').pop()}.` : '';
+  $('acc-note').textContent = admin
+    ? `One account serves Redfish and IPMI.${shared}${lengths}`
+    : `Your account. Only an Administrator adds accounts or changes roles.${shared}${lengths}`;
+  if (admin) {
+    const roles = await api.get('/redfish/v1/AccountService/Roles').then((c) => (c.Members || []).map((m) => m['@odata.id'].split('/').pop())).catch(() => ['Administrator', 'Operator', 'ReadOnly']);
+    const addRole = /** @type {HTMLSelectElement} */ ($('add-role'));
+    if (addRole.options.length === 0) fillSelect(addRole, roles, roles.includes('ReadOnly') ? 'ReadOnly' : roles[0]);
+    fillSelect($('edit-role'), roles, st.editing ? st.editing.RoleId : roles[0]);
+    if (st.editing) {
+      const fresh = accounts.find((a) => a['@odata.id'] === st.editing['@odata.id']);
+      if (fresh) fillEdit(fresh);
+      else closeEdit();
+    }
+  }
+  $('acc-self-card').hidden = !st.myAccountUri;
 }
+
+function fillEdit(a) {
+  st.editing = a;
+  /** @type {HTMLSelectElement} */ ($('edit-role')).value = a.RoleId;
+  /** @type {HTMLInputElement} */ ($('edit-enabled')).checked = Boolean(a.Enabled);
+  /** @type {HTMLInputElement} */ ($('edit-change')).checked = Boolean(a.PasswordChangeRequired);
+  /** @type {HTMLInputElement} */ ($('edit-pass')).value = '';
+  /** @type {HTMLButtonElement} */ ($('edit-unlock')).disabled = !a.Locked;
+  $('acc-edit-title').textContent = `Edit account ${a.UserName}`;
+}
+
+function openEdit(a) {
+  $('acc-error').textContent = '';
+  fillEdit(a);
+  $('acc-edit-card').hidden = false;
+  $('acc-edit-title').focus();
+}
+
+function closeEdit() {
+  st.editing = null;
+  $('acc-edit-card').hidden = true;
+}
+
+$('edit-close').addEventListener('click', () => {
+  const name = st.editing && st.editing.UserName;
+  closeEdit();
+  const back = name && document.querySelector(`[data-edit="${CSS.escape(name)}"]`);
+  if (back) /** @type {HTMLElement} */ (back).focus();
+});
+
+$('acc-edit').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const a = st.editing;
+  if (!a) return;
+  $('acc-error').textContent = '';
+  const body = {};
+  const role = /** @type {HTMLSelectElement} */ ($('edit-role')).value;
+  const enabled = /** @type {HTMLInputElement} */ ($('edit-enabled')).checked;
+  const change = /** @type {HTMLInputElement} */ ($('edit-change')).checked;
+  const pass = /** @type {HTMLInputElement} */ ($('edit-pass')).value;
+  if (role !== a.RoleId) body.RoleId = role;
+  if (enabled !== Boolean(a.Enabled)) body.Enabled = enabled;
+  if (change !== Boolean(a.PasswordChangeRequired)) body.PasswordChangeRequired = change;
+  if (pass) body.Password = pass;
+  if (Object.keys(body).length === 0) return say('Nothing to change.');
+  try {
+    await api.patch(a['@odata.id'], body);
+    say(`Account ${a.UserName} saved.`);
+    await loadAccounts();
+  } catch (e) {
+    accError(e);
+  }
+});
+
+$('edit-unlock').addEventListener('click', async () => {
+  const a = st.editing;
+  if (!a) return;
+  $('acc-error').textContent = '';
+  try {
+    await api.patch(a['@odata.id'], { Locked: false });
+    say(`Account ${a.UserName} unlocked.`);
+    await loadAccounts();
+  } catch (e) {
+    accError(e);
+  }
+});
+
+$('edit-delete').addEventListener('click', async () => {
+  const a = st.editing;
+  if (!a) return;
+  if (!(await confirmAction(`Delete ${a.UserName}?`, `The account ${a.UserName} can no longer log in, over Redfish or IPMI.`))) return;
+  $('acc-error').textContent = '';
+  try {
+    await api.delete(a['@odata.id']);
+    closeEdit();
+    say(`Account ${a.UserName} deleted.`);
+    await loadAccounts();
+    $('accounts-title').focus();
+  } catch (e) {
+    accError(e);
+    $('edit-delete').focus();
+  }
+});
+
+$('acc-add').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('acc-error').textContent = '';
+  const value = (id) => /** @type {HTMLInputElement} */ ($(id)).value;
+  const checked = (id) => /** @type {HTMLInputElement} */ ($(id)).checked;
+  const name = value('add-user');
+  try {
+    await api.post('/redfish/v1/AccountService/Accounts', {
+      UserName: name,
+      Password: value('add-pass'),
+      RoleId: value('add-role'),
+      Enabled: checked('add-enabled'),
+      PasswordChangeRequired: checked('add-change'),
+    });
+    /** @type {HTMLFormElement} */ ($('acc-add')).reset();
+    say(`Account ${name} added.`);
+    await loadAccounts();
+  } catch (e) {
+    accError(e);
+  }
+});
+
+$('acc-self').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('acc-error').textContent = '';
+  const next = /** @type {HTMLInputElement} */ ($('self-pass'));
+  const again = /** @type {HTMLInputElement} */ ($('self-confirm'));
+  if (next.value !== again.value) return accError(new Error('The two passwords differ.'));
+  try {
+    await api.patch(st.myAccountUri, { Password: next.value });
+    next.value = '';
+    again.value = '';
+    say('Your password is changed.');
+  } catch (e) {
+    accError(e);
+  }
+});
 
 // ---- go ---------------------------------------------------------------------------------------
 

@@ -1,12 +1,15 @@
 // The serial console page: xterm.js (the package's own prebuilt ES module) over the agent's console
 // websocket (/ui/ws/console/{id}, subprotocol kvbmc.console.v1; src/redfish/console-ws.ts). The
-// session token goes in the first message, never in the URL. Reconnects by itself (backoff) when
+// session token goes in the first message, never in the URL. In shared mode the path's id is the
+// chosen system's (each VM's console on the one port). Reconnects by itself (backoff) when
 // the socket drops; a VM reset keeps the socket and only flips the state offline → connected.
 import { Terminal } from '/ui/vendor/xterm.mjs';
 import { FitAddon } from '/ui/vendor/addon-fit.mjs';
 
 const SUBPROTOCOL = 'kvbmc.console.v1';
 const CLOSE_UNAUTHORIZED = 4401;
+/** the account may not use the console (role, or a password change pending): no retry */
+const CLOSE_FORBIDDEN = 4403;
 const CLOSE_NO_CONSOLE = 4404;
 
 /**
@@ -132,7 +135,7 @@ export function openConsole(opts) {
         opts.onUnauthorized();
         return;
       }
-      if (ev.code === CLOSE_NO_CONSOLE || closed) {
+      if (ev.code === CLOSE_NO_CONSOLE || ev.code === CLOSE_FORBIDDEN || closed) {
         state = 'closed';
         status();
         return;
