@@ -40,8 +40,8 @@ export class Client {
     }
     /** called once when the service refuses the token */
     this.onUnauthorized = () => {};
-    /** called when the service answers 403 PasswordChangeRequired (argument: the account URI) */
-    this.onPasswordChange = (_uri) => {};
+    /** @type {(accountUri: string) => void} called when the service answers 403 PasswordChangeRequired */
+    this.onPasswordChange = () => {};
   }
 
   get token() {

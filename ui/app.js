@@ -178,7 +178,7 @@ $('logout').addEventListener('click', async () => {
 });
 
 function stopLive() {
-  clearInterval(st.pollTimer);
+  window.clearInterval(st.pollTimer);
   st.pollTimer = 0;
   if (st.sse) st.sse.abort();
   st.sse = null;
@@ -776,7 +776,7 @@ function closeEdit() {
 $('edit-close').addEventListener('click', () => {
   const name = st.editing && st.editing.UserName;
   closeEdit();
-  const back = name && document.querySelector(`[data-edit="${CSS.escape(name)}"]`);
+  const back = name && document.querySelector(`[data-edit="${window.CSS.escape(name)}"]`);
   if (back) /** @type {HTMLElement} */ (back).focus();
 });
 

@@ -16,6 +16,10 @@ import { requireClient } from '../helpers/clients.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { startImageServer, type ImageServer } from '../helpers/images.js';
 import { SolClient } from '../ipmi/sol-client.js';
+import { startSharedAgent, type SharedAgent } from '../../src/agent/shared.js';
+import type { UserAccount } from '../../src/accounts/types.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { nullLogger } from '../../src/common/logger.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.UI_SCREENSHOTS;
@@ -335,5 +339,270 @@ describe('web UI in headless Chromium @e2e', function () {
     bad.send(JSON.stringify({ type: 'auth', token: 'f'.repeat(64) }));
     const code = await new Promise<number>((resolve) => bad.once('close', (c) => resolve(c)));
     expect(code).to.equal(4401);
+  });
+});
+
+const seriousOnly = (v: { impact: string }[]): { impact: string }[] => v.filter((x) => x.impact === 'serious' || x.impact === 'critical');
+
+describe('web UI accounts and the password change, in headless Chromium @e2e', function () {
+  this.timeout(60_000);
+  let browser: Browser;
+  let t: TestAgent;
+  const admin = { Authorization: `Basic ${Buffer.from('admin:password').toString('base64')}`, 'Content-Type': 'application/json' };
+
+  before(async function () {
+    requireClient(this, existsSync(CHROMIUM), 'chromium (Debian package)');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+    t = await startTestAgent({ sim: { initialPower: 'On' } });
+    // a password policy to be refused by (AccountService MinPasswordLength)
+    const r = await fetch(`${t.redfishUrl}/redfish/v1/AccountService`, { method: 'PATCH', headers: admin, body: JSON.stringify({ MinPasswordLength: 8 }) });
+    expect(r.status).to.equal(200);
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('an Administrator adds a user who must change the password first, then sees the overview; the Administrator deletes it', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const user = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    try {
+      await login(page, t.redfishUrl);
+      await page.getByRole('link', { name: 'Accounts' }).click();
+      await page.locator('#acc-rows tr[data-user="admin"]').waitFor();
+      // too short for the policy: the Redfish message is shown, nothing is created
+      await page.getByLabel('New user name').fill('newbie');
+      await page.getByLabel('Initial password').fill('short');
+      await page.locator('#acc-add').getByLabel('Role', { exact: true }).selectOption('Operator');
+      await page.getByRole('button', { name: 'Add account' }).click();
+      const tooShort = await page.locator('#acc-error').filter({ hasText: /\S/ }).textContent();
+      expect(tooShort).to.match(/8 to 20 bytes/).and.match(/Password/);
+      expect(await page.locator('#acc-rows tr[data-user="newbie"]').count()).to.equal(0);
+      await page.getByLabel('Initial password').fill('first-pass-1');
+      expect(await page.getByLabel('Must change the password at first login').isChecked()).to.equal(true);
+      await page.getByRole('button', { name: 'Add account' }).click();
+      const row = page.locator('#acc-rows tr[data-user="newbie"]');
+      await row.waitFor();
+      expect(await row.locator('td').allTextContents()).to.deep.equal([await row.locator('td').first().textContent(), 'newbie', 'Operator', 'yes', 'no', 'yes', 'Edit']);
+      expect(await page.locator('#acc-error').textContent()).to.equal('');
+      expect(seriousOnly(await axe(page)), 'accounts page').to.deep.equal([]);
+
+      // the new user, keyboard only: log in, the password page is all there is, change it
+      await user.goto(`${t.redfishUrl}/`);
+      await tabTo(user, '#login-user');
+      await user.keyboard.type('newbie');
+      await user.keyboard.press('Tab');
+      await user.keyboard.type('first-pass-1');
+      await user.keyboard.press('Enter');
+      await user.locator('#password-view').waitFor({ state: 'visible' });
+      expect(await user.locator('#app-view').isVisible()).to.equal(false);
+      expect(await user.evaluate('document.activeElement.id')).to.equal('chpw-new');
+      await shot(user, 'password-change');
+      expect(seriousOnly(await axe(user)), 'password page').to.deep.equal([]);
+      // the server enforces it too: the same token is refused everything else
+      const token = (await user.evaluate("JSON.parse(sessionStorage.getItem('kvbmc.session') || '{}').token || ''")) as string;
+      const refused = await fetch(`${t.redfishUrl}/redfish/v1/Systems/1`, { headers: { 'X-Auth-Token': token } });
+      expect(refused.status).to.equal(403);
+      expect(JSON.stringify(await refused.json())).to.include('PasswordChangeRequired');
+      // a reload keeps the user on the password page
+      await user.reload();
+      await user.locator('#password-view').waitFor({ state: 'visible' });
+      // two different entries are refused on the page, a short one by the service
+      await user.keyboard.type('second-pass-2');
+      await user.keyboard.press('Tab');
+      await user.keyboard.type('second-pass-3');
+      await user.keyboard.press('Enter');
+      await user.locator('#password-error', { hasText: 'The two passwords differ.' }).waitFor();
+      await user.getByLabel('New password', { exact: true }).fill('tiny');
+      await user.getByLabel('Repeat the new password').fill('tiny');
+      await user.getByRole('button', { name: 'Change password' }).click();
+      await user.locator('#password-error', { hasText: /8 to 20 bytes/ }).waitFor();
+      await tabTo(user, '#chpw-new', true);
+      await user.keyboard.press('Control+A');
+      await user.keyboard.type('second-pass-2');
+      await user.keyboard.press('Tab');
+      await user.keyboard.press('Control+A');
+      await user.keyboard.type('second-pass-2');
+      await user.keyboard.press('Enter');
+      await user.locator('#page-overview').waitFor({ state: 'visible' });
+      await user.locator('#ov-power[data-state="On"]').waitFor();
+      expect(await user.locator('#who').textContent()).to.equal('newbie (Operator)');
+      expect((await fetch(`${t.redfishUrl}/redfish/v1/Systems/1`, { headers: { 'X-Auth-Token': token } })).status).to.equal(200);
+      // an Operator has "My account" (own password), no account management
+      await user.getByRole('link', { name: 'My account' }).click();
+      await user.locator('#acc-rows tr[data-user="newbie"]').waitFor();
+      expect(await user.locator('#acc-rows tr').count()).to.equal(1);
+      expect(await user.locator('#acc-add-card').isVisible()).to.equal(false);
+      expect(await user.getByRole('button', { name: 'Edit' }).count()).to.equal(0);
+      await user.getByLabel('My new password', { exact: true }).fill('third-pass-3');
+      await user.getByLabel('Repeat my new password').fill('third-pass-3');
+      await user.getByRole('button', { name: 'Change my password' }).click();
+      await user.locator('#status', { hasText: 'Your password is changed.' }).waitFor();
+      const basic = (pw: string) => ({ Authorization: `Basic ${Buffer.from(`newbie:${pw}`).toString('base64')}` });
+      expect((await fetch(`${t.redfishUrl}/redfish/v1/Systems/1`, { headers: basic('third-pass-3') })).status).to.equal(200);
+
+      // the Administrator deletes it, keyboard only from the row's Edit button
+      await page.reload();
+      await page.locator('#acc-rows tr[data-user="newbie"]').waitFor();
+      await tabTo(page, '[data-edit="newbie"]');
+      await page.keyboard.press('Enter');
+      await page.locator('#acc-edit-card').waitFor({ state: 'visible' });
+      expect(await page.evaluate('document.activeElement.id')).to.equal('acc-edit-title');
+      await shot(page, 'account-edit');
+      await tabTo(page, '#edit-delete');
+      await page.keyboard.press('Enter');
+      await page.locator('#confirm[open]').waitFor();
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await page.locator('#status', { hasText: 'Account newbie deleted.' }).waitFor();
+      expect(await page.locator('#acc-rows tr[data-user="newbie"]').count()).to.equal(0);
+      expect((await fetch(`${t.redfishUrl}/redfish/v1/Systems/1`, { headers: basic('third-pass-3') })).status).to.equal(401);
+    } finally {
+      await user.close();
+      await page.close();
+    }
+  });
+
+  it('shows the last-Administrator refusal and changes nothing; edits role, enabled and unlock of another account', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    try {
+      await login(page, t.redfishUrl);
+      await page.getByRole('link', { name: 'Accounts' }).click();
+      await page.getByRole('button', { name: 'Edit account admin' }).click();
+      const err = page.locator('#acc-error');
+      await page.getByRole('button', { name: 'Delete account' }).click();
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await err.filter({ hasText: 'last enabled Administrator' }).waitFor();
+      expect(await page.locator('#acc-rows tr[data-user="admin"]').count()).to.equal(1);
+      await page.getByRole('button', { name: 'Close' }).click();
+      expect(await page.evaluate('document.activeElement.dataset.edit')).to.equal('admin');
+      await page.keyboard.press('Enter');
+      expect(await err.textContent()).to.equal('');
+      await page.locator('#acc-edit').getByLabel('Role', { exact: true }).selectOption('ReadOnly');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await err.filter({ hasText: 'last enabled Administrator' }).waitFor();
+      expect(await page.locator('#acc-rows tr[data-user="admin"] td').nth(2).textContent()).to.equal('Administrator');
+      const me = await fetch(`${t.redfishUrl}/redfish/v1/AccountService/Accounts`, { headers: admin });
+      expect(me.status).to.equal(200);
+      await shot(page, 'accounts-last-admin');
+      await page.getByRole('button', { name: 'Close' }).click();
+      // lock the operator out (wrong passwords), then unlock, demote and disable it from the page
+      const bad = { Authorization: `Basic ${Buffer.from('operator:wrong').toString('base64')}` };
+      for (let i = 0; i < 10; i++) await fetch(`${t.redfishUrl}/redfish/v1/Systems/1`, { headers: bad });
+      await page.reload();
+      const row = page.locator('#acc-rows tr[data-user="operator"] td');
+      await row.first().waitFor();
+      expect(await row.nth(4).textContent()).to.equal('yes');
+      await page.getByRole('button', { name: 'Edit account operator' }).click();
+      await page.getByRole('button', { name: 'Unlock' }).click();
+      await page.locator('#status', { hasText: 'Account operator unlocked.' }).waitFor();
+      expect(await row.nth(4).textContent()).to.equal('no');
+      await page.locator('#acc-edit').getByLabel('Role', { exact: true }).selectOption('ReadOnly');
+      await page.locator('#acc-edit').getByLabel('Enabled', { exact: true }).uncheck();
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.locator('#status', { hasText: 'Account operator saved.' }).waitFor();
+      expect(await row.allTextContents()).to.deep.equal([await row.first().textContent(), 'operator', 'ReadOnly', 'no', 'no', 'no', 'Edit']);
+      const acct = (await (await fetch(`${t.redfishUrl}/redfish/v1/AccountService/Accounts/${await row.first().textContent()}`, { headers: admin })).json()) as Record<string, unknown>;
+      expect(acct).to.include({ RoleId: 'ReadOnly', Enabled: false, Locked: false });
+    } finally {
+      await page.close();
+    }
+  });
+});
+
+describe('web UI in shared mode: the system picker, in headless Chromium @e2e', function () {
+  this.timeout(60_000);
+  let browser: Browser;
+  let agent: SharedAgent;
+  let base: string;
+  const machines = new Map<string, SimulatedMachine>();
+  // ops: the same credentials on vm-a and vm-b; vm-c has an ops with another password, and solo
+  const ACCOUNTS: Record<string, UserAccount[]> = {
+    'sim.vm-a': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }],
+    'sim.vm-b': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }],
+    'sim.vm-c': [{ username: 'ops', password: 'other-ops-pw', role: 'Administrator' }, { username: 'solo', password: 'solo-pw', role: 'Administrator' }],
+  };
+
+  before(async function () {
+    requireClient(this, existsSync(CHROMIUM), 'chromium (Debian package)');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+    agent = await startSharedAgent({
+      logger: nullLogger(),
+      address: '127.0.0.1',
+      redfishPort: 0,
+      ipmi: false,
+      backend: async (s) => {
+        const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0, initialPower: 'On' });
+        machines.set(s.id, m);
+        return { machine: m, users: ACCOUNTS[s.id] as UserAccount[] };
+      },
+    });
+    await agent.apply(['vm-a', 'vm-b', 'vm-c'].map((vm) => ({ id: `sim.${vm}`, namespace: 'sim', vm, ipmiPort: 0 })));
+    base = `http://127.0.0.1:${agent.redfish.port}`;
+  });
+  after(async () => {
+    await browser?.close();
+    await agent?.close();
+  });
+
+  it("lists only the caller's systems, opens the chosen one (its links and its console), and switches", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    try {
+      await login(page, base, 'ops', 'ops-shared-pw', '#picker-view');
+      const buttons = page.locator('#picker-list button');
+      await buttons.first().waitFor();
+      expect(await page.locator('#picker-list [data-system]').evaluateAll((b) => b.map((x) => x.getAttribute('data-system')))).to.deep.equal(['sim.vm-a', 'sim.vm-b']);
+      expect(await page.locator('#app-view').isVisible()).to.equal(false);
+      await shot(page, 'picker');
+      expect(seriousOnly(await axe(page)), 'picker').to.deep.equal([]);
+      // keyboard: Tab to the second system, Enter
+      await tabTo(page, '[data-system="sim.vm-b"]');
+      await page.keyboard.press('Enter');
+      await page.locator('#page-overview').waitFor({ state: 'visible' });
+      await page.locator('#ov-name', { hasText: 'vm-b' }).waitFor();
+      expect(await page.locator('#system-name').textContent()).to.include('vm-b');
+      // its own manager's event log (the link of the system, not /Managers/BMC)
+      await page.getByRole('link', { name: 'Event log' }).click();
+      await page.locator('#log-page', { hasText: 'Page 1 of' }).waitFor();
+      // its own console, on the shared port
+      await page.getByRole('link', { name: 'Serial console' }).click();
+      await page.locator('#con-state[data-state="connected"]').waitFor();
+      await page.locator('#terminal').click();
+      await page.keyboard.type('to-b');
+      await page.keyboard.press('Enter');
+      await page.locator('#terminal .xterm-rows').filter({ hasText: 'you typed: to-b' }).waitFor();
+      const got = (id: string): string => Buffer.concat((machines.get(id) as SimulatedMachine).serialConsole.received).toString();
+      expect(got('sim.vm-b')).to.include('to-b');
+      expect(got('sim.vm-a')).not.to.include('to-b');
+      // power acts on the chosen system only
+      await page.getByRole('link', { name: 'Power' }).click();
+      await page.getByRole('button', { name: 'ForceOff' }).click();
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await page.locator('#pw-state[data-state="Off"]').waitFor();
+      expect(await machines.get('sim.vm-b')!.getPowerState()).to.equal('Off');
+      expect(await machines.get('sim.vm-a')!.getPowerState()).to.equal('On');
+      // the choice survives a reload; "Systems" goes back to the picker
+      await page.reload();
+      await page.locator('#system-name', { hasText: 'vm-b' }).waitFor();
+      await page.locator('#pw-state[data-state="Off"]').waitFor();
+      await page.getByRole('button', { name: 'Systems' }).click();
+      await page.locator('#picker-view').waitFor({ state: 'visible' });
+      await page.locator('[data-system="sim.vm-a"]').click();
+      await page.locator('#system-name', { hasText: 'vm-a' }).waitFor();
+      await page.locator('#pw-state[data-state="On"]').waitFor();
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('goes straight to the only system of a caller who has one', async () => {
+    const page = await browser.newPage();
+    try {
+      await login(page, base, 'solo', 'solo-pw');
+      await page.locator('#ov-name', { hasText: 'vm-c' }).waitFor();
+      expect(await page.locator('#picker-view').isVisible()).to.equal(false);
+      expect(await page.getByRole('button', { name: 'Systems' }).isVisible()).to.equal(false);
+    } finally {
+      await page.close();
+    }
   });
 });
