@@ -732,7 +732,7 @@ async function loadAccounts() {
       admin ? el('td', {}, el('button', { type: 'button', 'data-edit': a.UserName, 'aria-label': `Edit account ${a.UserName}`, text: 'Edit', onclick: () => openEdit(a) })) : null)),
   );
   const service = await api.get('/redfish/v1/AccountService').catch(() => null);
-  const lengths = service && service.MinPasswordLength ? ` Passwords: ${service.MinPasswordLength}–${service.MaxPasswordLength} characters.` : '';
+  const lengths = service && service.MinPasswordLength ? ` Passwords: ${service.MinPasswordLength}–${service.MaxPasswordLength} bytes.` : '';
   const shared = st.systems.length > 1 ? ` Every system keeps its own accounts: these are the accounts of ${st.systems[0].split('/').pop()}.` : '';
   $('acc-note').textContent = admin
     ? `One account serves Redfish and IPMI.${shared}${lengths}`
