@@ -75,15 +75,19 @@ export interface ConsoleSource {
   /** false when the id can be refused before authentication (per-VM: only one id exists) */
   known(systemId: string): boolean;
   resolve(systemId: string, token: string): ConsoleTarget | 'unauthorized' | 'not-found';
-  /** The account as it is now (role, PasswordChangeRequired may change while a console is open) */
-  current(target: ConsoleTarget): { user: UserAccount; passwordChangeRequired: boolean } | undefined;
 }
 
-const currentOf = (target: ConsoleTarget): { user: UserAccount; passwordChangeRequired: boolean } | undefined => {
+/**
+ * Why the target's account may not use the console now (its role and PasswordChangeRequired can
+ * change while a console is open): 'gone' when the account no longer exists or is disabled.
+ */
+function consoleRefusal(target: ConsoleTarget): 'gone' | 'PasswordChangeRequired' | 'InsufficientPrivilege' | undefined {
   const user = target.deps.users.find((u) => u.username === target.session.username);
-  if (!user) return undefined;
-  return { user, passwordChangeRequired: target.deps.accounts.byName(user.username)?.passwordChangeRequired ?? false };
-};
+  if (!user) return 'gone';
+  if (target.deps.accounts.byName(user.username)?.passwordChangeRequired) return 'PasswordChangeRequired';
+  if (!hasPrivilege(user.role, 'ConfigureComponents')) return 'InsufficientPrivilege';
+  return undefined;
+}
 
 /** The one machine of a per-VM agent. */
 export function singleConsoleSource(deps: RedfishDeps): ConsoleSource {
@@ -98,7 +102,6 @@ export function singleConsoleSource(deps: RedfishDeps): ConsoleSource {
       if (id !== deps.ids.system) return 'not-found';
       return { deps, sessions: deps.sessions, session, user };
     },
-    current: currentOf,
   };
 }
 
@@ -131,18 +134,10 @@ export function sharedConsoleSource(tenancy: Tenancy, opts: { tls: boolean; logg
       if (!target || !user) return 'not-found';
       return { deps: target.deps, sessions: issuer.store, session: issuer.session, user };
     },
-    current: currentOf,
   };
 }
 
-/** Why this account may not use the console now, or undefined when it may. */
-function consoleRefusal(role: UserAccount['role'], passwordChangeRequired: boolean): string | undefined {
-  if (passwordChangeRequired) return 'PasswordChangeRequired';
-  if (!hasPrivilege(role, 'ConfigureComponents')) return 'InsufficientPrivilege';
-  return undefined;
-}
-
-const REFUSAL_TEXT: Record<string, string> = {
+const REFUSAL_TEXT: Record<'PasswordChangeRequired' | 'InsufficientPrivilege', string> = {
   PasswordChangeRequired: 'Change your password first: this account must set a new password before it can use the console.',
   InsufficientPrivilege: 'Your role cannot use the serial console (it needs the ConfigureComponents privilege).',
 };
@@ -222,11 +217,19 @@ export function createConsoleWebSocket(from: RedfishDeps | ConsoleSource): Conso
       }
       const target: ConsoleTarget = resolved;
       const { deps, session, user } = target;
-      const refusal = consoleRefusal(user.role, source.current(target)?.passwordChangeRequired ?? false);
-      if (refusal) {
-        log.info({ user: user.username, refusal }, 'browser console refused');
-        send({ type: 'error', message: REFUSAL_TEXT[refusal], code: refusal });
-        ws.close(CLOSE_FORBIDDEN, refusal);
+      /** The account still may use the console; else the socket is closed (4401 gone, 4403 refused). */
+      const mayNow = (): boolean => {
+        const why = consoleRefusal(target);
+        if (why === undefined) return true;
+        if (why === 'gone') ws.close(CLOSE_UNAUTHORIZED, 'account gone');
+        else {
+          send({ type: 'error', message: REFUSAL_TEXT[why], code: why });
+          ws.close(CLOSE_FORBIDDEN, why);
+        }
+        return false;
+      };
+      if (!mayNow()) {
+        log.info({ user: user.username }, 'browser console refused');
         return;
       }
       if (typeof deps.machine.openConsole !== 'function') {
@@ -312,21 +315,6 @@ export function createConsoleWebSocket(from: RedfishDeps | ConsoleSource): Conso
         if (n < buf.length && stream.state === 'connected') ws.pause();
       });
 
-      /** The account still may use the console (not deleted, not demoted, no password change required). */
-      function mayNow(): boolean {
-        const now = source.current(target);
-        if (!now) {
-          ws.close(CLOSE_UNAUTHORIZED, 'account gone');
-          return false;
-        }
-        const why = consoleRefusal(now.user.role, now.passwordChangeRequired);
-        if (why) {
-          send({ type: 'error', message: REFUSAL_TEXT[why], code: why });
-          ws.close(CLOSE_FORBIDDEN, why);
-          return false;
-        }
-        return true;
-      }
       const sessionCheck = setInterval(() => {
         if (!target.sessions.get(session.id)) ws.close(CLOSE_UNAUTHORIZED, 'session ended');
         else mayNow();
