@@ -173,6 +173,7 @@ $('login-form').addEventListener('submit', async (ev) => {
 });
 
 $('logout').addEventListener('click', async () => {
+  sessionStorage.removeItem(SYSTEM_STORE);
   await api.logout();
   showLogin('Logged out.');
 });
