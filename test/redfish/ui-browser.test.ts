@@ -345,7 +345,8 @@ describe('web UI in headless Chromium @e2e', function () {
 const seriousOnly = (v: { impact: string }[]): { impact: string }[] => v.filter((x) => x.impact === 'serious' || x.impact === 'critical');
 
 describe('web UI accounts and the password change, in headless Chromium @e2e', function () {
-  this.timeout(60_000);
+  // long flows (a dozen page loads): room for a loaded 2-core machine; nothing here is timed
+  this.timeout(120_000);
   let browser: Browser;
   let t: TestAgent;
   const admin = { Authorization: `Basic ${Buffer.from('admin:password').toString('base64')}`, 'Content-Type': 'application/json' };
@@ -510,7 +511,8 @@ describe('web UI accounts and the password change, in headless Chromium @e2e', f
 });
 
 describe('web UI in shared mode: the system picker, in headless Chromium @e2e', function () {
-  this.timeout(60_000);
+  // long flows (a dozen page loads): room for a loaded 2-core machine; nothing here is timed
+  this.timeout(120_000);
   let browser: Browser;
   let agent: SharedAgent;
   let base: string;
