@@ -450,6 +450,7 @@ describe('web UI accounts and the password change, in headless Chromium @e2e', f
       await page.locator('#acc-edit-card').waitFor({ state: 'visible' });
       expect(await page.evaluate('document.activeElement.id')).to.equal('acc-edit-title');
       await shot(page, 'account-edit');
+      expect(seriousOnly(await axe(page)), 'accounts page with the edit form').to.deep.equal([]);
       await tabTo(page, '#edit-delete');
       await page.keyboard.press('Enter');
       await page.locator('#confirm[open]').waitFor();
