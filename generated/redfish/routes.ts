@@ -19,6 +19,7 @@ export type OperationId =
   | "getSystemVirtualMedia"
   | "patchSystemVirtualMedia"
   | "insertSystemVirtualMedia"
+  | "getSystemInsertMediaActionInfo"
   | "ejectSystemVirtualMedia"
   | "listManagers"
   | "getManager"
@@ -32,6 +33,7 @@ export type OperationId =
   | "getManagerVirtualMedia"
   | "patchManagerVirtualMedia"
   | "insertManagerVirtualMedia"
+  | "getManagerInsertMediaActionInfo"
   | "ejectManagerVirtualMedia"
   | "listChassis"
   | "getChassis"
@@ -87,6 +89,8 @@ export type OperationId =
   | "getSystemSecureBoot"
   | "patchSystemSecureBoot"
   | "getSystemBios"
+  | "getSystemBiosSettings"
+  | "patchSystemBiosSettings"
   | "getUpdateService"
   | "listFirmwareInventory"
   | "getFirmwareInventory"
@@ -136,6 +140,7 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/VirtualMedia/{VirtualMediaId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/VirtualMedia/:VirtualMediaId", operationId: "getSystemVirtualMedia", responseSchemaRef: "VirtualMedia_VirtualMedia", entity: "VirtualMedia", privileges: [["Login"]] },
   { method: "PATCH", path: "/redfish/v1/Systems/{ComputerSystemId}/VirtualMedia/{VirtualMediaId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/VirtualMedia/:VirtualMediaId", operationId: "patchSystemVirtualMedia", requestSchemaRef: "VirtualMedia_v1_6_5_VirtualMedia", responseSchemaRef: "VirtualMedia_VirtualMedia", entity: "VirtualMedia", privileges: [["ConfigureManager"]] },
   { method: "POST", path: "/redfish/v1/Systems/{ComputerSystemId}/VirtualMedia/{VirtualMediaId}/Actions/VirtualMedia.InsertMedia", koaPath: "/redfish/v1/Systems/:ComputerSystemId/VirtualMedia/:VirtualMediaId/Actions/VirtualMedia.InsertMedia", operationId: "insertSystemVirtualMedia", requestSchemaRef: "VirtualMedia_v1_6_5_InsertMediaRequestBody", entity: "VirtualMedia", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/VirtualMedia/{VirtualMediaId}/InsertMediaActionInfo", koaPath: "/redfish/v1/Systems/:ComputerSystemId/VirtualMedia/:VirtualMediaId/InsertMediaActionInfo", operationId: "getSystemInsertMediaActionInfo", responseSchemaRef: "ActionInfo_ActionInfo", entity: "ActionInfo", privileges: [["Login"]] },
   { method: "POST", path: "/redfish/v1/Systems/{ComputerSystemId}/VirtualMedia/{VirtualMediaId}/Actions/VirtualMedia.EjectMedia", koaPath: "/redfish/v1/Systems/:ComputerSystemId/VirtualMedia/:VirtualMediaId/Actions/VirtualMedia.EjectMedia", operationId: "ejectSystemVirtualMedia", requestSchemaRef: "VirtualMedia_v1_6_5_EjectMediaRequestBody", entity: "VirtualMedia", privileges: [["ConfigureManager"]] },
   { method: "GET", path: "/redfish/v1/Managers", koaPath: "/redfish/v1/Managers", operationId: "listManagers", responseSchemaRef: "ManagerCollection_ManagerCollection", entity: "ManagerCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}", koaPath: "/redfish/v1/Managers/:ManagerId", operationId: "getManager", responseSchemaRef: "Manager_Manager", entity: "Manager", privileges: [["Login"]] },
@@ -149,6 +154,7 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia/:VirtualMediaId", operationId: "getManagerVirtualMedia", responseSchemaRef: "VirtualMedia_VirtualMedia", entity: "VirtualMedia", privileges: [["Login"]] },
   { method: "PATCH", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia/:VirtualMediaId", operationId: "patchManagerVirtualMedia", requestSchemaRef: "VirtualMedia_v1_6_5_VirtualMedia", responseSchemaRef: "VirtualMedia_VirtualMedia", entity: "VirtualMedia", privileges: [["ConfigureManager"]] },
   { method: "POST", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}/Actions/VirtualMedia.InsertMedia", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia/:VirtualMediaId/Actions/VirtualMedia.InsertMedia", operationId: "insertManagerVirtualMedia", requestSchemaRef: "VirtualMedia_v1_6_5_InsertMediaRequestBody", entity: "VirtualMedia", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}/InsertMediaActionInfo", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia/:VirtualMediaId/InsertMediaActionInfo", operationId: "getManagerInsertMediaActionInfo", responseSchemaRef: "ActionInfo_ActionInfo", entity: "ActionInfo", privileges: [["Login"]] },
   { method: "POST", path: "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}/Actions/VirtualMedia.EjectMedia", koaPath: "/redfish/v1/Managers/:ManagerId/VirtualMedia/:VirtualMediaId/Actions/VirtualMedia.EjectMedia", operationId: "ejectManagerVirtualMedia", requestSchemaRef: "VirtualMedia_v1_6_5_EjectMediaRequestBody", entity: "VirtualMedia", privileges: [["ConfigureManager"]] },
   { method: "GET", path: "/redfish/v1/Chassis", koaPath: "/redfish/v1/Chassis", operationId: "listChassis", responseSchemaRef: "ChassisCollection_ChassisCollection", entity: "ChassisCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Chassis/{ChassisId}", koaPath: "/redfish/v1/Chassis/:ChassisId", operationId: "getChassis", responseSchemaRef: "Chassis_Chassis", entity: "Chassis", privileges: [["Login"]] },
@@ -204,6 +210,8 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SecureBoot", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SecureBoot", operationId: "getSystemSecureBoot", responseSchemaRef: "SecureBoot_SecureBoot", entity: "SecureBoot", privileges: [["Login"]] },
   { method: "PATCH", path: "/redfish/v1/Systems/{ComputerSystemId}/SecureBoot", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SecureBoot", operationId: "patchSystemSecureBoot", requestSchemaRef: "SecureBoot_v1_1_2_SecureBoot", responseSchemaRef: "SecureBoot_SecureBoot", entity: "SecureBoot", privileges: [["ConfigureComponents"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Bios", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Bios", operationId: "getSystemBios", responseSchemaRef: "Bios_Bios", entity: "Bios", privileges: [["Login"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Bios/Settings", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Bios/Settings", operationId: "getSystemBiosSettings", responseSchemaRef: "Bios_Bios", entity: "Bios", privileges: [["Login"]] },
+  { method: "PATCH", path: "/redfish/v1/Systems/{ComputerSystemId}/Bios/Settings", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Bios/Settings", operationId: "patchSystemBiosSettings", requestSchemaRef: "Bios_v1_2_3_Bios", responseSchemaRef: "Bios_Bios", entity: "Bios", privileges: [["ConfigureComponents"]] },
   { method: "GET", path: "/redfish/v1/UpdateService", koaPath: "/redfish/v1/UpdateService", operationId: "getUpdateService", responseSchemaRef: "UpdateService_UpdateService", entity: "UpdateService", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/UpdateService/FirmwareInventory", koaPath: "/redfish/v1/UpdateService/FirmwareInventory", operationId: "listFirmwareInventory", responseSchemaRef: "SoftwareInventoryCollection_SoftwareInventoryCollection", entity: "SoftwareInventoryCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/UpdateService/FirmwareInventory/{SoftwareInventoryId}", koaPath: "/redfish/v1/UpdateService/FirmwareInventory/:SoftwareInventoryId", operationId: "getFirmwareInventory", responseSchemaRef: "SoftwareInventory_SoftwareInventory", entity: "SoftwareInventory", privileges: [["Login"]] },
@@ -233,6 +241,7 @@ export type GetSystemVirtualMediaResponse = components['schemas']["VirtualMedia_
 export type PatchSystemVirtualMediaRequest = components['schemas']["VirtualMedia_v1_6_5_VirtualMedia"];
 export type PatchSystemVirtualMediaResponse = components['schemas']["VirtualMedia_VirtualMedia"];
 export type InsertSystemVirtualMediaRequest = components['schemas']["VirtualMedia_v1_6_5_InsertMediaRequestBody"];
+export type GetSystemInsertMediaActionInfoResponse = components['schemas']["ActionInfo_ActionInfo"];
 export type EjectSystemVirtualMediaRequest = components['schemas']["VirtualMedia_v1_6_5_EjectMediaRequestBody"];
 export type ListManagersResponse = components['schemas']["ManagerCollection_ManagerCollection"];
 export type GetManagerResponse = components['schemas']["Manager_Manager"];
@@ -248,6 +257,7 @@ export type GetManagerVirtualMediaResponse = components['schemas']["VirtualMedia
 export type PatchManagerVirtualMediaRequest = components['schemas']["VirtualMedia_v1_6_5_VirtualMedia"];
 export type PatchManagerVirtualMediaResponse = components['schemas']["VirtualMedia_VirtualMedia"];
 export type InsertManagerVirtualMediaRequest = components['schemas']["VirtualMedia_v1_6_5_InsertMediaRequestBody"];
+export type GetManagerInsertMediaActionInfoResponse = components['schemas']["ActionInfo_ActionInfo"];
 export type EjectManagerVirtualMediaRequest = components['schemas']["VirtualMedia_v1_6_5_EjectMediaRequestBody"];
 export type ListChassisResponse = components['schemas']["ChassisCollection_ChassisCollection"];
 export type GetChassisResponse = components['schemas']["Chassis_Chassis"];
@@ -306,6 +316,9 @@ export type GetSystemSecureBootResponse = components['schemas']["SecureBoot_Secu
 export type PatchSystemSecureBootRequest = components['schemas']["SecureBoot_v1_1_2_SecureBoot"];
 export type PatchSystemSecureBootResponse = components['schemas']["SecureBoot_SecureBoot"];
 export type GetSystemBiosResponse = components['schemas']["Bios_Bios"];
+export type GetSystemBiosSettingsResponse = components['schemas']["Bios_Bios"];
+export type PatchSystemBiosSettingsRequest = components['schemas']["Bios_v1_2_3_Bios"];
+export type PatchSystemBiosSettingsResponse = components['schemas']["Bios_Bios"];
 export type GetUpdateServiceResponse = components['schemas']["UpdateService_UpdateService"];
 export type ListFirmwareInventoryResponse = components['schemas']["SoftwareInventoryCollection_SoftwareInventoryCollection"];
 export type GetFirmwareInventoryResponse = components['schemas']["SoftwareInventory_SoftwareInventory"];

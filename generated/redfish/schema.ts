@@ -228,6 +228,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/Systems/{ComputerSystemId}/VirtualMedia/{VirtualMediaId}/InsertMediaActionInfo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                VirtualMediaId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemInsertMediaActionInfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/redfish/v1/Systems/{ComputerSystemId}/VirtualMedia/{VirtualMediaId}/Actions/VirtualMedia.EjectMedia": {
         parameters: {
             query?: never;
@@ -422,6 +441,25 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["insertManagerVirtualMedia"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Managers/{ManagerId}/VirtualMedia/{VirtualMediaId}/InsertMediaActionInfo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                VirtualMediaId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getManagerInsertMediaActionInfo"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1173,6 +1211,24 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Bios/Settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemBiosSettings"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch: operations["patchSystemBiosSettings"];
         trace?: never;
     };
     "/redfish/v1/UpdateService": {
@@ -9357,6 +9413,38 @@ export interface operations {
             };
         };
     };
+    getSystemInsertMediaActionInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                VirtualMediaId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionInfo_ActionInfo"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
     ejectSystemVirtualMedia: {
         parameters: {
             query?: never;
@@ -9779,6 +9867,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Task_Task"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getManagerInsertMediaActionInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ManagerId: string;
+                VirtualMediaId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionInfo_ActionInfo"];
                 };
             };
             /** @description Redfish error */
@@ -11501,6 +11621,72 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bios_Bios"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemBiosSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bios_Bios"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    patchSystemBiosSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Bios_v1_2_3_Bios"];
+            };
+        };
         responses: {
             /** @description OK */
             200: {

@@ -196,7 +196,7 @@ describe('Redfish EventService', function () {
     // one first attempt + 2 retries, then no more
     expect(rx.attempts).to.equal(3);
     const shown = await rig.rf('GET', uri);
-    expect(shown.body.Status).to.deep.equal({ State: 'Disabled', Health: 'Warning' });
+    expect(shown.body.Status).to.deep.equal({ State: 'Disabled', Health: 'Warning', '@Redfish.WriteableProperties': ['State'] });
     await rig.sim.power('forceOff'); // queued while suspended, not sent
     expect(rx.attempts).to.equal(3);
     expect(mgr.queueOf(id)?.length).to.be.greaterThan(1);

@@ -29,10 +29,10 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CONTRACT = [
   'getRedfishVersion', 'getServiceRoot', 'getMetadata', 'getOdataServiceDocument', 'listSystems', 'getSystem',
   'patchSystem', 'resetSystem', 'getSystemResetActionInfo', 'listSystemEthernetInterfaces', 'getSystemEthernetInterface',
-  'listSystemVirtualMedia', 'getSystemVirtualMedia', 'patchSystemVirtualMedia', 'insertSystemVirtualMedia',
+  'listSystemVirtualMedia', 'getSystemVirtualMedia', 'patchSystemVirtualMedia', 'insertSystemVirtualMedia', 'getSystemInsertMediaActionInfo',
   'ejectSystemVirtualMedia', 'listManagers', 'getManager', 'patchManager', 'resetManager', 'getManagerResetActionInfo',
   'getManagerNetworkProtocol', 'listManagerVirtualMedia', 'getManagerVirtualMedia', 'patchManagerVirtualMedia',
-  'insertManagerVirtualMedia', 'ejectManagerVirtualMedia', 'listChassis', 'getChassis', 'getSessionService',
+  'insertManagerVirtualMedia', 'getManagerInsertMediaActionInfo', 'ejectManagerVirtualMedia', 'listChassis', 'getChassis', 'getSessionService',
   'patchSessionService', 'listSessions', 'createSession', 'getSession', 'deleteSession', 'getAccountService',
   'patchAccountService', 'listAccounts', 'createAccount', 'getAccount', 'patchAccount', 'deleteAccount', 'listRoles', 'getRole', 'listRegistries', 'getRegistryFile', 'getMessageRegistry',
   'getTaskService', 'listTasks', 'getTask', 'getTaskMonitor', 'deleteTaskMonitor',
@@ -46,7 +46,7 @@ const CONTRACT = [
   'listSystemProcessors', 'getSystemProcessor', 'listSystemMemory', 'getSystemMemory', 'listSystemStorage',
   'getSystemStorage', 'listSystemStorageControllers', 'getSystemStorageController', 'listSystemStorageVolumes',
   'getSystemDrive', 'listSystemSimpleStorage', 'getSystemSimpleStorage', 'getSystemSecureBoot',
-  'patchSystemSecureBoot', 'getSystemBios', 'getUpdateService', 'listFirmwareInventory', 'getFirmwareInventory',
+  'patchSystemSecureBoot', 'getSystemBios', 'getSystemBiosSettings', 'patchSystemBiosSettings', 'getUpdateService', 'listFirmwareInventory', 'getFirmwareInventory',
   'getCertificateService', 'getCertificateLocations', 'replaceCertificate', 'listHttpsCertificates', 'getHttpsCertificate',
   'listChassisNetworkAdapters', 'getChassisNetworkAdapter',
 ];

@@ -84,3 +84,29 @@ export function validatePatch(body: unknown, spec: PatchSpec): Record<string, un
   }
   return obj;
 }
+
+/**
+ * Annotate a resource body with `@Redfish.WriteableProperties` (RedfishExtensions_v1.xml: the
+ * properties read-write "given the implementation, current configuration, and state of the
+ * resource"; at the root or within an object) from the same tree validatePatch checks a PATCH
+ * against, so the two cannot disagree. Each level lists its own leaf properties: the root names the
+ * top-level ones (an empty list when a PATCH can change none of them), a nested object such as
+ * Boot carries the list of its own. Returns the body (changed in place).
+ */
+export function withWriteableProperties<T extends Record<string, unknown>>(body: T, tree: WritableTree): T {
+  annotate(body, tree, true);
+  return body;
+}
+
+function annotate(body: Record<string, unknown>, tree: WritableTree, root: boolean): void {
+  const leaves: string[] = [];
+  for (const [key, spec] of Object.entries(tree)) {
+    if (typeof spec === 'object' && 'object' in spec) {
+      const sub = body[key];
+      if (typeof sub === 'object' && sub !== null && !Array.isArray(sub)) annotate(sub as Record<string, unknown>, spec.object, false);
+    } else {
+      leaves.push(key);
+    }
+  }
+  if (root || leaves.length > 0) body['@Redfish.WriteableProperties'] = leaves;
+}

@@ -11,7 +11,7 @@ import type { Role } from '../../accounts/types.js';
 import { ROLES, ROLE_PRIVILEGES, hasPrivilege } from '../core/auth.js';
 import { RedfishError, insufficientPrivilege, notFound } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
-import { validatePatch } from '../core/patch.js';
+import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 
 export const ACCOUNT_SERVICE = '/redfish/v1/AccountService';
@@ -26,9 +26,19 @@ function visibleAccounts(ctx: RedfishContext): AccountView[] {
   return ctx.state.deps.accounts.list().filter((a) => all || a.username === me.username);
 }
 
+/**
+ * What the caller may PATCH on an account: everything in ACCOUNT_WRITABLE with ConfigureUsers,
+ * only the password of their own account otherwise (ConfigureSelf, see patchAccount).
+ */
+function accountWritable(ctx: RedfishContext, a: AccountView): WritableTree {
+  const me = ctx.state.user;
+  if (me && hasPrivilege(me.role, 'ConfigureUsers')) return ACCOUNT_WRITABLE;
+  return me?.username === a.username && hasPrivilege(me.role, 'ConfigureSelf') ? { Password: ACCOUNT_WRITABLE.Password } : {};
+}
+
 function accountBody(ctx: RedfishContext, a: AccountView): Record<string, unknown> {
   const id = String(a.id);
-  return {
+  return withWriteableProperties({
     '@odata.id': `${ACCOUNTS}/${id}`,
     '@odata.type': odataTypes.ManagerAccount,
     Id: id,
@@ -45,7 +55,7 @@ function accountBody(ctx: RedfishContext, a: AccountView): Record<string, unknow
     // one account for both protocols; IPMI user id = Id
     AccountTypes: ['Redfish', 'IPMI'],
     Links: { Role: { '@odata.id': `${ROLES_PATH}/${a.role}` } },
-  };
+  }, accountWritable(ctx, a));
 }
 
 function findAccount(ctx: RedfishContext): AccountView {
@@ -81,14 +91,14 @@ function storeError(e: unknown, body: Record<string, unknown>): never {
   }
 }
 
-const ACCOUNT_WRITABLE = {
+const ACCOUNT_WRITABLE: WritableTree & { Password: 'string' } = {
   UserName: 'string',
   Password: 'string',
   RoleId: { enum: ROLES },
   Enabled: 'boolean',
   Locked: 'boolean',
   PasswordChangeRequired: 'boolean',
-} as const;
+};
 const ACCOUNT_READONLY = ['Id', 'Name', 'Description', 'AccountTypes', 'Links', '@odata.id', '@odata.type', '@odata.etag', '@odata.context'];
 
 function roleBody(role: Role): Record<string, unknown> {
@@ -107,7 +117,7 @@ function roleBody(role: Role): Record<string, unknown> {
 
 function accountServiceBody(ctx: RedfishContext): Record<string, unknown> {
   const p = ctx.state.deps.lockout.policy;
-  return {
+  return withWriteableProperties({
     '@odata.id': ACCOUNT_SERVICE,
     '@odata.type': odataTypes.AccountService,
     Id: 'AccountService',
@@ -125,10 +135,10 @@ function accountServiceBody(ctx: RedfishContext): Record<string, unknown> {
     AccountLockoutCounterResetAfter: p.counterResetAfterSeconds,
     Accounts: { '@odata.id': ACCOUNTS },
     Roles: { '@odata.id': ROLES_PATH },
-  };
+  }, LOCKOUT_WRITABLE);
 }
 
-const LOCKOUT_WRITABLE = {
+const LOCKOUT_WRITABLE: WritableTree = {
   AccountLockoutThreshold: { integer: LOCKOUT_LIMITS.threshold },
   AccountLockoutDuration: { integer: LOCKOUT_LIMITS.durationSeconds },
   AccountLockoutCounterResetAfter: { integer: LOCKOUT_LIMITS.counterResetAfterSeconds },

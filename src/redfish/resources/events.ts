@@ -20,7 +20,7 @@ import { parseSseFilter, type SseFilter } from '../../events/filter.js';
 import { DELIVERY_RETRY_POLICIES, eventPayload, type DeliveryRetryPolicy, type SubscriptionRecord } from '../../events/subscriptions.js';
 import { RedfishError, insufficientPrivilege, notFound, type MessageRef } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
-import { validatePatch } from '../core/patch.js';
+import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 
 export const EVENT_SERVICE = '/redfish/v1/EventService';
@@ -36,9 +36,23 @@ const FORBIDDEN_HEADERS = new Set(['content-length', 'content-type', 'host', 'tr
 
 const settingsOf = (ctx: RedfishContext) => eventsOf(ctx.state.deps.machine).subscriptions.settings;
 
+/** What an EventService PATCH may change (and its `@Redfish.WriteableProperties`). */
+const EVENT_SERVICE_WRITABLE: WritableTree = {
+  ServiceEnabled: 'boolean',
+  DeliveryRetryAttempts: { integer: { min: 0, max: 10 } },
+  DeliveryRetryIntervalSeconds: { integer: { min: 1, max: 3600 } },
+};
+
+/** What a subscription PATCH may change (and its `@Redfish.WriteableProperties`, Status's inside Status). */
+const SUBSCRIPTION_WRITABLE: WritableTree = {
+  Context: 'string',
+  DeliveryRetryPolicy: { enum: DELIVERY_RETRY_POLICIES },
+  Status: { object: { State: { enum: ['Enabled', 'Disabled'] } } },
+};
+
 function eventServiceBody(ctx: RedfishContext): Record<string, unknown> {
   const s = settingsOf(ctx);
-  return {
+  return withWriteableProperties({
     '@odata.id': EVENT_SERVICE,
     '@odata.type': odataTypes.EventService,
     Id: 'EventService',
@@ -74,11 +88,11 @@ function eventServiceBody(ctx: RedfishContext): Record<string, unknown> {
         target: `${EVENT_SERVICE}/Actions/EventService.SubmitTestEvent`,
       },
     },
-  };
+  }, EVENT_SERVICE_WRITABLE);
 }
 
 function subscriptionBody(r: SubscriptionRecord): Record<string, unknown> {
-  return {
+  return withWriteableProperties({
     '@odata.id': subscriptionUri(r.id),
     '@odata.type': odataTypes.EventDestination,
     Id: r.id,
@@ -98,7 +112,7 @@ function subscriptionBody(r: SubscriptionRecord): Record<string, unknown> {
     // write-only (EventDestination.HttpHeaders): always null on reads
     HttpHeaders: [],
     Status: { State: r.state, Health: r.state === 'Enabled' ? 'OK' : 'Warning' },
-  };
+  }, SUBSCRIPTION_WRITABLE);
 }
 
 const CREATE_FIELDS = new Set([
@@ -257,11 +271,7 @@ export const handlers: OperationHandlers = {
   patchEventService: async (ctx) => {
     checkIfMatch(ctx, eventServiceBody(ctx));
     const body = validatePatch((ctx.request as { body?: unknown }).body, {
-      writable: {
-        ServiceEnabled: 'boolean',
-        DeliveryRetryAttempts: { integer: { min: 0, max: 10 } },
-        DeliveryRetryIntervalSeconds: { integer: { min: 1, max: 3600 } },
-      },
+      writable: EVENT_SERVICE_WRITABLE,
       readOnly: Object.keys(eventServiceBody(ctx)),
     });
     const s = settingsOf(ctx);
@@ -300,11 +310,7 @@ export const handlers: OperationHandlers = {
     const rec = findSubscription(ctx);
     checkIfMatch(ctx, subscriptionBody(rec));
     const body = validatePatch((ctx.request as { body?: unknown }).body, {
-      writable: {
-        Context: 'string',
-        DeliveryRetryPolicy: { enum: DELIVERY_RETRY_POLICIES },
-        Status: { object: { State: { enum: ['Enabled', 'Disabled'] } } },
-      },
+      writable: SUBSCRIPTION_WRITABLE,
       readOnly: Object.keys(subscriptionBody(rec)),
     });
     if (typeof body.Context === 'string' && body.Context.length > MAX_CONTEXT) {

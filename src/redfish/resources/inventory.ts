@@ -2,7 +2,8 @@
  * What the system is made of, read live from the backend seam (SystemInfo): Processors (one per
  * socket), Memory (the guest memory as one module), Storage with one Drive per disk (CD-ROM drives
  * are virtual media, see virtualmedia.ts), SimpleStorage (the same disks, for clients that read
- * only that), SecureBoot (PATCH SecureBootEnable: applies at the next start) and a read-only Bios.
+ * only that), SecureBoot (PATCH SecureBootEnable: applies at the next start) and Bios with its
+ * settings object Bios/Settings (PATCH Attributes/SecureBoot: the same write, applied at the next start).
  *
  * Nothing here invents hardware facts the platform does not know: a VM has no DIMM type, no drive
  * rotation speed, no CPU manufacturer; those properties are left out (a drive's MediaType, which
@@ -12,7 +13,7 @@
 import type { DiskInfo, MachineSnapshot, NetworkInterface, ProcessorInfo, SystemInfo } from '../../backend/types.js';
 import { RedfishError, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
-import { validatePatch } from '../core/patch.js';
+import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 import { CHASSIS, CHASSIS_ID, SYSTEM, SYSTEM_ID, backend, link, propertyPaths, requireId, status, type Annotated, type Schemas } from '../core/resource.js';
 
@@ -199,7 +200,10 @@ function simpleStorageBody(info: SystemInfo): Record<string, unknown> {
 
 // ---- SecureBoot ------------------------------------------------------------------------------
 
-function secureBootBody(snap: MachineSnapshot): Record<string, unknown> {
+/** What a SecureBoot PATCH may change (nothing when the backend cannot write the VM's firmware settings). */
+const secureBootWritable = (canSet: boolean): WritableTree => (canSet ? { SecureBootEnable: 'boolean' } : {});
+
+function secureBootBody(snap: MachineSnapshot, writable: WritableTree): Record<string, unknown> {
   const fw = snap.info.firmware;
   const body: Annotated<Schemas['SecureBoot_v1_1_2_SecureBoot']> = {
     '@odata.type': '#SecureBoot.v1_1_2.SecureBoot',
@@ -213,23 +217,87 @@ function secureBootBody(snap: MachineSnapshot): Record<string, unknown> {
     SecureBootEnable: fw?.secureBoot ?? false,
   };
   if (running(snap) && fw?.secureBootCurrent !== undefined) body.SecureBootCurrentBoot = fw.secureBootCurrent ? 'Enabled' : 'Disabled';
-  return body;
+  return withWriteableProperties(body, writable);
 }
 
-/** What a Bios resource can honestly say: the firmware kind and Secure Boot, read-only (no settings object). */
-function biosBody(info: SystemInfo): Record<string, unknown> {
-  const fw = info.firmware;
-  const attrs: Record<string, string | boolean> = { FirmwareType: fw?.type ?? 'UEFI', SecureBoot: fw?.secureBoot ?? false };
+/**
+ * Bios and its settings object (DSP0266 "Settings resource"; Bios_v1.xml): the Bios resource shows
+ * what the firmware runs with, Bios/Settings what the VM spec asks for at its next start, the only
+ * apply time a VM has (`OnReset`: KubeVirt builds the domain when a VMI starts). The one writable
+ * attribute is SecureBoot (the same VM-spec write as SecureBoot.SecureBootEnable). FirmwareType is
+ * read-only here: the VM's bootloader is written by Boot.BootSourceOverrideMode, which a Once
+ * override restores after its boot (backend/kubevirt/boot.ts), so it is no lasting firmware setting.
+ * FirmwareType comes from the VM spec in both (the seam reports no running firmware type);
+ * SecureBoot in Bios is what the running guest booted with when KubeVirt reports it.
+ * There is no attribute registry (the attributes are described in docs/redfish.md).
+ */
+export const BIOS_SETTINGS = `${BIOS}/Settings`;
+
+/** What a Bios/Settings PATCH may change, inside Attributes (nothing when the backend cannot write the VM's firmware). */
+const biosWritable = (canSet: boolean): WritableTree => ({ Attributes: { object: canSet ? { SecureBoot: 'boolean' } : {} } });
+
+function biosAttributes(snap: MachineSnapshot, pending: boolean): Record<string, string | boolean> {
+  const fw = snap.info.firmware;
+  // the running guest's Secure Boot state when it is known, else (off, or not reported) what the VM spec says
+  const current = running(snap) && fw?.secureBootCurrent !== undefined ? fw.secureBootCurrent : fw?.secureBoot;
+  const attrs: Record<string, string | boolean> = { FirmwareType: fw?.type ?? 'UEFI', SecureBoot: (pending ? fw?.secureBoot : current) ?? false };
   if (fw?.version) attrs.FirmwareVersion = fw.version;
+  return attrs;
+}
+
+function biosBody(snap: MachineSnapshot): Record<string, unknown> {
+  const fw = snap.info.firmware;
   const body: Annotated<Schemas['Bios_v1_2_3_Bios']> = {
     '@odata.type': '#Bios.v1_2_3.Bios',
     '@odata.id': BIOS,
     Id: 'BIOS',
     Name: 'Virtual firmware',
-    Description: `${fw?.type === 'BIOS' ? 'SeaBIOS' : 'OVMF (UEFI)'} firmware of the VM; the attributes are read-only (no settings resource, no attribute registry)`,
-    Attributes: attrs as never,
+    Description: `${fw?.type === 'BIOS' ? 'SeaBIOS' : 'OVMF (UEFI)'} firmware of the VM as it runs; changes go to ${BIOS_SETTINGS} and apply at the next start`,
+    Attributes: biosAttributes(snap, false) as never,
+    '@Redfish.Settings': {
+      '@odata.type': '#Settings.v1_4_0.Settings',
+      SettingsObject: link(BIOS_SETTINGS),
+      SupportedApplyTimes: ['OnReset'],
+    },
   };
   return body;
+}
+
+function biosSettingsBody(snap: MachineSnapshot, writable: WritableTree): Record<string, unknown> {
+  const body: Annotated<Schemas['Bios_v1_2_3_Bios']> = {
+    '@odata.type': '#Bios.v1_2_3.Bios',
+    '@odata.id': BIOS_SETTINGS,
+    Id: 'Settings',
+    Name: 'Virtual firmware: pending settings',
+    Description: 'The firmware settings of the VM spec, applied when the VM next starts',
+    Attributes: biosAttributes(snap, true) as never,
+  };
+  return withWriteableProperties(body, writable);
+}
+
+/**
+ * Write Secure Boot into the VM spec (applied at the next start), for SecureBoot and Bios/Settings
+ * PATCH alike: refused up front with BIOS firmware (Secure Boot needs UEFI); `property` names the
+ * field in the caller's body.
+ */
+async function writeSecureBoot(ctx: RedfishContext, before: MachineSnapshot, want: boolean, property: string): Promise<void> {
+  const machine = ctx.state.deps.machine;
+  if (!machine.setSecureBoot) throw new RedfishError(400, 'PropertyNotWritable', [property], { property });
+  if (want && before.info.firmware?.type === 'BIOS') {
+    throw new RedfishError(400, 'PropertyValueConflict', [property, 'Boot/BootSourceOverrideMode'], {
+      property,
+      detail: 'Secure Boot needs UEFI firmware; the VM boots BIOS (PATCH Systems/1 Boot/BootSourceOverrideMode to UEFI first).',
+    });
+  }
+  await backend(machine.setSecureBoot(want));
+  ctx.state.logger.info({ secureBoot: want }, 'secure boot set');
+}
+
+/** ResetRequired when a running guest has not booted with the Secure Boot state just written. */
+function resetRequiredIf(after: MachineSnapshot, want: boolean | undefined, out: Record<string, unknown>): void {
+  if (want !== undefined && running(after) && after.info.firmware?.secureBootCurrent !== want) {
+    out['@Message.ExtendedInfo'] = [renderMessage({ messageId: 'ResetRequired', args: [`${SYSTEM}/Actions/ComputerSystem.Reset`, 'PowerCycle'] })];
+  }
 }
 
 // ---- Chassis NetworkAdapters (one per virtual NIC; the System's EthernetInterfaces carry the addresses) ----
@@ -343,40 +411,48 @@ export const handlers: OperationHandlers = {
   },
 
   getSystemSecureBoot: async (ctx) => {
-    sendResource(ctx, secureBootBody(await snapshot(ctx)), { etag: true });
+    sendResource(ctx, secureBootBody(await snapshot(ctx), secureBootWritable(ctx.state.deps.machine.setSecureBoot !== undefined)), { etag: true });
   },
 
   patchSystemSecureBoot: async (ctx) => {
     const machine = ctx.state.deps.machine;
     const before = await snapshot(ctx);
-    const current = secureBootBody(before);
+    const writable = secureBootWritable(machine.setSecureBoot !== undefined);
+    const current = secureBootBody(before, writable);
     checkIfMatch(ctx, current);
     const body = validatePatch((ctx.request as { body?: unknown }).body, {
-      writable: { SecureBootEnable: 'boolean' },
+      writable,
       readOnly: propertyPaths(current).concat(['SecureBootCurrentBoot', 'SecureBootMode', 'SecureBootDatabases']),
     });
     const want = body.SecureBootEnable as boolean | undefined;
-    if (want !== undefined) {
-      if (!machine.setSecureBoot) throw new RedfishError(400, 'PropertyNotWritable', ['SecureBootEnable'], { property: 'SecureBootEnable' });
-      if (want && before.info.firmware?.type === 'BIOS') {
-        throw new RedfishError(400, 'PropertyValueConflict', ['SecureBootEnable', 'Boot/BootSourceOverrideMode'], {
-          property: 'SecureBootEnable',
-          detail: 'Secure Boot needs UEFI firmware; the VM boots BIOS (PATCH Systems/1 Boot/BootSourceOverrideMode to UEFI first).',
-        });
-      }
-      await backend(machine.setSecureBoot(want));
-      ctx.state.logger.info({ secureBoot: want }, 'secure boot set');
-    }
+    if (want !== undefined) await writeSecureBoot(ctx, before, want, 'SecureBootEnable');
     const after = await backend(machine.snapshot());
-    const out = secureBootBody(after);
+    const out = secureBootBody(after, writable);
     // applied at the next start: a running guest keeps what it booted with until a new instance boots
-    if (want !== undefined && running(after) && after.info.firmware?.secureBootCurrent !== want) {
-      out['@Message.ExtendedInfo'] = [renderMessage({ messageId: 'ResetRequired', args: [`${SYSTEM}/Actions/ComputerSystem.Reset`, 'PowerCycle'] })];
-    }
+    resetRequiredIf(after, want, out);
     sendResource(ctx, out, { etag: true });
   },
 
   getSystemBios: async (ctx) => {
-    sendResource(ctx, biosBody((await snapshot(ctx)).info), { etag: true });
+    sendResource(ctx, biosBody(await snapshot(ctx)), { etag: true });
+  },
+
+  getSystemBiosSettings: async (ctx) => {
+    sendResource(ctx, biosSettingsBody(await snapshot(ctx), biosWritable(ctx.state.deps.machine.setSecureBoot !== undefined)), { etag: true });
+  },
+
+  patchSystemBiosSettings: async (ctx) => {
+    const machine = ctx.state.deps.machine;
+    const before = await snapshot(ctx);
+    const writable = biosWritable(machine.setSecureBoot !== undefined);
+    const current = biosSettingsBody(before, writable);
+    checkIfMatch(ctx, current);
+    const body = validatePatch((ctx.request as { body?: unknown }).body, { writable, readOnly: propertyPaths(current) });
+    const want = (body.Attributes as { SecureBoot?: boolean } | undefined)?.SecureBoot;
+    if (want !== undefined) await writeSecureBoot(ctx, before, want, 'Attributes/SecureBoot');
+    const after = await backend(machine.snapshot());
+    const out = biosSettingsBody(after, writable);
+    resetRequiredIf(after, want, out);
+    sendResource(ctx, out, { etag: true });
   },
 };

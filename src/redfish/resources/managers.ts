@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { isBackendError } from '../../backend/types.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
-import { validatePatch } from '../core/patch.js';
+import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import { networkOf } from './manager-ethernet.js';
 import { nameBasedUuid } from '../core/uuid.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
@@ -63,6 +63,9 @@ export function redfishDateTime(d: Date): { dateTime: string; offset: string } {
  * degrades its health instead of failing the read. The UUID derives from the service UUID (itself
  * stable per machine), so it needs no backend call.
  */
+/** Nothing on the manager is settable (its clock is the host's): `@Redfish.WriteableProperties` is empty. */
+const MANAGER_WRITABLE: WritableTree = {};
+
 async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>> {
   const { deps } = ctx.state;
   let vm: string | undefined;
@@ -116,7 +119,7 @@ async function managerBody(ctx: RedfishContext): Promise<Record<string, unknown>
       },
     },
   };
-  return body;
+  return withWriteableProperties(body, MANAGER_WRITABLE);
 }
 
 function networkProtocolBody(ctx: RedfishContext): Record<string, unknown> {
@@ -158,7 +161,7 @@ export const handlers: OperationHandlers = {
   patchManager: async (ctx) => {
     requireId(ctx, 'ManagerId', MANAGER_ID, 'Manager');
     // Nothing on the manager is settable (the clock is the host's): every property is refused, by name.
-    validatePatch((ctx.request as { body?: unknown }).body, { writable: {}, readOnly: propertyPaths(await managerBody(ctx)) });
+    validatePatch((ctx.request as { body?: unknown }).body, { writable: MANAGER_WRITABLE, readOnly: propertyPaths(await managerBody(ctx)) });
     throw new RedfishError(400, 'NoOperation');
   },
 

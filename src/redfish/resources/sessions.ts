@@ -4,15 +4,20 @@ import { sessionClosed, sessionOpened } from '../../events/emit.js';
 import { clientAddress, hasPrivilege, login, unauthorized } from '../core/auth.js';
 import { RedfishError, fullMessageId, insufficientPrivilege, notFound, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
-import { validatePatch } from '../core/patch.js';
+import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import { SESSION_TIMEOUT_LIMITS } from '../core/sessions.js';
 import type { OperationHandlers, RedfishContext, RedfishSession } from '../core/types.js';
 
 export const SESSION_SERVICE = '/redfish/v1/SessionService';
 export const SESSIONS = `${SESSION_SERVICE}/Sessions`;
 
+/** What a SessionService PATCH may change (and its `@Redfish.WriteableProperties`). */
+const SESSION_SERVICE_WRITABLE: WritableTree = {
+  SessionTimeout: { integer: SESSION_TIMEOUT_LIMITS },
+};
+
 function sessionServiceBody(ctx: RedfishContext): Record<string, unknown> {
-  return {
+  return withWriteableProperties({
     '@odata.id': SESSION_SERVICE,
     '@odata.type': odataTypes.SessionService,
     Id: 'SessionService',
@@ -22,7 +27,7 @@ function sessionServiceBody(ctx: RedfishContext): Record<string, unknown> {
     SessionTimeout: ctx.state.deps.sessions.timeoutSeconds,
     Status: { State: 'Enabled', Health: 'OK' },
     Sessions: { '@odata.id': SESSIONS },
-  };
+  }, SESSION_SERVICE_WRITABLE);
 }
 
 function sessionBody(s: RedfishSession): Record<string, unknown> {
@@ -64,7 +69,7 @@ export const handlers: OperationHandlers = {
   patchSessionService: async (ctx) => {
     checkIfMatch(ctx, sessionServiceBody(ctx));
     const body = validatePatch((ctx.request as { body?: unknown }).body, {
-      writable: { SessionTimeout: { integer: SESSION_TIMEOUT_LIMITS } },
+      writable: SESSION_SERVICE_WRITABLE,
       readOnly: ['ServiceEnabled', 'Id', 'Name', 'Description', 'Sessions', 'Status'],
     });
     if (typeof body.SessionTimeout === 'number') ctx.state.deps.sessions.timeoutSeconds = body.SessionTimeout;

@@ -5,6 +5,7 @@
  */
 import {
   isBackendError,
+  type Machine,
   type BootEnabled,
   type BootOverride,
   type BootTarget,
@@ -15,8 +16,8 @@ import {
 import { REDFISH_BOOT_TARGET } from '../../events/machine.js';
 import { RedfishError, fromBackendError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
-import { validatePatch } from '../core/patch.js';
-import type { OperationHandlers, RedfishContext } from '../core/types.js';
+import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
+import type { OperationHandlers, RedfishContext, RedfishDeps } from '../core/types.js';
 import {
   CHASSIS,
   MANAGER,
@@ -73,7 +74,39 @@ const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t
 
 // ---- ComputerSystem --------------------------------------------------------------------------
 
-function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, unknown> {
+/**
+ * What a PATCH of Systems/1 may change: the table parseSystemPatch checks against and the body's
+ * `@Redfish.WriteableProperties` come from (AssetTag only when the backend can keep it).
+ */
+function systemWritable(caps: Capabilities, canSetAssetTag: boolean): WritableTree {
+  return {
+    ...(canSetAssetTag ? { AssetTag: 'string' as const } : {}),
+    Boot: {
+      object: {
+        BootSourceOverrideTarget: { enum: allowedTargets(caps) },
+        BootSourceOverrideEnabled: { enum: Object.values(ENABLED) },
+        BootSourceOverrideMode: { enum: [...caps.bootModes] },
+      },
+    },
+  };
+}
+
+/**
+ * The host serial console as ComputerSystem.SerialConsole describes it (ComputerSystem_v1.xml,
+ * HostSerialConsole): IPMI Serial-over-LAN on the agent's IPMI port, one activation at a time
+ * (src/ipmi/sol). No SSH or Telnet console is offered. The browser console websocket is not the
+ * schema's `WebSocket` console: that one is DSP0266's "WebSocket inbound access" (Redfish
+ * authentication on the upgrade, raw pty bytes), ours speaks its own subprotocol (console-ws.ts).
+ */
+function serialConsoleOf(deps: RedfishDeps): Record<string, unknown> {
+  const enabled = deps.ipmiPort !== undefined && (deps.serialConsole?.() ?? false);
+  return {
+    MaxConcurrentSessions: 1,
+    IPMI: { ServiceEnabled: enabled, Port: deps.ipmiPort ?? null, SharedWithManagerCLI: false },
+  };
+}
+
+function systemBody(snap: MachineSnapshot, caps: Capabilities, writable: WritableTree, deps: RedfishDeps): Record<string, unknown> {
   const { info, boot } = snap;
   const cpu = info.processors ?? { sockets: Math.max(1, info.cpuCount), cores: 1, threads: 1, model: 'Virtual CPU' };
   const body: Annotated<Schemas['ComputerSystem_v1_27_0_ComputerSystem']> = {
@@ -113,6 +146,7 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, u
       BootSourceOverrideMode: boot.mode,
       'BootSourceOverrideMode@Redfish.AllowableValues': [...caps.bootModes],
     },
+    SerialConsole: serialConsoleOf(deps),
     EthernetInterfaces: link(`${SYSTEM}/EthernetInterfaces`),
     VirtualMedia: link(`${SYSTEM}/VirtualMedia`),
     Links: { Chassis: [link(CHASSIS)], ManagedBy: [link(MANAGER)] },
@@ -129,29 +163,20 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities): Record<string, u
   body.SKU = info.sku ?? null;
   body.PartNumber = info.partNumber ?? null;
   if (info.guestOs?.hostName) body.HostName = info.guestOs.hostName;
-  return body;
+  return withWriteableProperties(body, writable);
 }
+
+const writableOf = (machine: Machine): WritableTree => systemWritable(machine.capabilities, machine.setAssetTag !== undefined);
 
 async function currentSystem(ctx: RedfishContext): Promise<Record<string, unknown>> {
   const machine = ctx.state.deps.machine;
-  return systemBody(await backend(machine.snapshot()), machine.capabilities);
+  return systemBody(await backend(machine.snapshot()), machine.capabilities, writableOf(machine), ctx.state.deps);
 }
 
 /** Check a PATCH body for Systems/1 (every problem reported at once) and turn it into a seam change. */
-function parseSystemPatch(raw: unknown, current: Record<string, unknown>, caps: Capabilities): { boot: Partial<BootOverride>; assetTag?: string } {
-  const body = validatePatch(raw, {
-    writable: {
-      AssetTag: 'string',
-      Boot: {
-        object: {
-          BootSourceOverrideTarget: { enum: allowedTargets(caps) },
-          BootSourceOverrideEnabled: { enum: Object.values(ENABLED) },
-          BootSourceOverrideMode: { enum: [...caps.bootModes] },
-        },
-      },
-    },
-    readOnly: propertyPaths(current),
-  });
+function parseSystemPatch(raw: unknown, current: Record<string, unknown>, machine: Machine): { boot: Partial<BootOverride>; assetTag?: string } {
+  const caps = machine.capabilities;
+  const body = validatePatch(raw, { writable: writableOf(machine), readOnly: propertyPaths(current) });
   const boot = (body.Boot ?? {}) as Record<string, string | undefined>;
   const change: Partial<BootOverride> = {};
   if (boot.BootSourceOverrideTarget !== undefined) change.target = TARGET_FROM_REDFISH.get(boot.BootSourceOverrideTarget)!;
@@ -179,7 +204,7 @@ export const handlers: OperationHandlers = {
     const machine = ctx.state.deps.machine;
     const current = await currentSystem(ctx);
     checkIfMatch(ctx, current);
-    const parsed = parseSystemPatch((ctx.request as { body?: unknown }).body, current, machine.capabilities);
+    const parsed = parseSystemPatch((ctx.request as { body?: unknown }).body, current, machine);
     const change = parsed.boot;
     if (parsed.assetTag !== undefined) {
       // eslint-disable-next-line no-control-regex
@@ -189,7 +214,6 @@ export const handlers: OperationHandlers = {
           detail: `AssetTag takes at most ${MAX_ASSET_TAG} printable characters.`,
         });
       }
-      if (!machine.setAssetTag) throw new RedfishError(400, 'PropertyNotWritable', ['AssetTag'], { property: 'AssetTag' });
     }
     if (change.target !== undefined && change.target !== 'none' && change.enabled === undefined) {
       // A target without Enabled while the override is Disabled means "boot from it next time"
@@ -198,7 +222,7 @@ export const handlers: OperationHandlers = {
       if (now.enabled === 'disabled') change.enabled = 'once';
     }
     if (change.target === 'none' && change.enabled === undefined) change.enabled = 'disabled';
-    if (parsed.assetTag !== undefined) await backend(machine.setAssetTag!(parsed.assetTag));
+    if (parsed.assetTag !== undefined && machine.setAssetTag) await backend(machine.setAssetTag(parsed.assetTag));
     if (Object.keys(change).length > 0) await backend(machine.setBootOverride(change));
     sendResource(ctx, await currentSystem(ctx), { etag: true });
   },

@@ -18,7 +18,7 @@ import { maskImageCredentials, validateImageUrl } from '../../backend/validate.j
 import { isBackendError, type MediaSlot, type MediaSlotId } from '../../backend/types.js';
 import { RedfishError, fromBackendError } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
-import { validatePatch } from '../core/patch.js';
+import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import { taskStoreOf, type Task } from '../core/tasks.js';
 import type { OperationHandlers, RedfishContext, RedfishHandler } from '../core/types.js';
 import { errorResult, seesFullUrls, sendAccepted, startTask } from './tasks.js';
@@ -31,6 +31,45 @@ const KIND_INFO: Record<MediaSlot['kind'], { name: string; mediaTypes: Schemas['
 
 const INSERT = 'VirtualMedia.InsertMedia';
 const EJECT = 'VirtualMedia.EjectMedia';
+
+/**
+ * The values InsertMedia takes for its enumerated parameters, per slot kind: insert() checks a
+ * request against this table and InsertMediaActionInfo shows it, so the two cannot disagree.
+ * - Inserted: only true (the backend attaches an image or nothing: "attached, not inserted" does not exist);
+ * - WriteProtected: a CD or DVD is read-only media (KubeVirt CD-ROM disks are, see
+ *   backend/kubevirt/machine-media.ts), a USB stick may be either;
+ * - TransferMethod: Stream (the image is read from its URL, never uploaded to the BMC);
+ * - TransferProtocolType: the image URL's scheme (backend/validate.ts takes http and https only).
+ * UserName and Password are refused (ActionParameterNotSupported), so the ActionInfo does not list them.
+ */
+function insertAllowable(kind: MediaSlot['kind']): Record<'Inserted' | 'WriteProtected' | 'TransferMethod' | 'TransferProtocolType', readonly string[]> {
+  return {
+    Inserted: ['true'],
+    WriteProtected: kind === 'cd' ? ['true'] : ['true', 'false'],
+    TransferMethod: ['Stream'],
+    TransferProtocolType: ['HTTP', 'HTTPS'],
+  };
+}
+/** What an image URL must look like (validateImageUrl: http or https, a host, no credentials, a file). */
+const IMAGE_PATTERN = '^[Hh][Tt][Tt][Pp][Ss]?://[^/@?#]+/[^#]+$';
+
+function insertActionInfo(parent: Parent, slot: MediaSlot): Record<string, unknown> {
+  const allow = insertAllowable(slot.kind);
+  const body: Annotated<Schemas['ActionInfo_v1_5_0_ActionInfo']> = {
+    '@odata.type': '#ActionInfo.v1_5_0.ActionInfo',
+    '@odata.id': `${parent.base}/${encodeURIComponent(slot.id)}/InsertMediaActionInfo`,
+    Id: 'InsertMediaActionInfo',
+    Name: 'Insert Media Action Info',
+    Parameters: [
+      { Name: 'Image', Required: true, DataType: 'String', AllowablePattern: IMAGE_PATTERN },
+      { Name: 'Inserted', Required: false, DataType: 'Boolean', AllowableValues: [...allow.Inserted] },
+      { Name: 'WriteProtected', Required: false, DataType: 'Boolean', AllowableValues: [...allow.WriteProtected] },
+      { Name: 'TransferMethod', Required: false, DataType: 'String', AllowableValues: [...allow.TransferMethod] },
+      { Name: 'TransferProtocolType', Required: false, DataType: 'String', AllowableValues: [...allow.TransferProtocolType] },
+    ],
+  };
+  return body;
+}
 
 /** Where the collection lives: under the manager or under the system. */
 interface Parent {
@@ -69,6 +108,13 @@ export function redactImage(image: string): string {
   }
 }
 
+/**
+ * What a VirtualMedia PATCH takes (see patch below): Image (a URL inserts, null ejects), Inserted
+ * (false ejects) and WriteProtected (chosen with the Image it protects). Also the body's
+ * `@Redfish.WriteableProperties`.
+ */
+const MEDIA_WRITABLE: WritableTree = { Image: 'string', Inserted: 'boolean', WriteProtected: 'boolean' };
+
 function mediaBody(ctx: RedfishContext, parent: Parent, raw: MediaSlot): Record<string, unknown> {
   const slot: MediaSlot = raw.image !== undefined && !seesFullUrls(ctx) ? { ...raw, image: redactImage(raw.image) } : raw;
   const id = slot.id;
@@ -89,7 +135,7 @@ function mediaBody(ctx: RedfishContext, parent: Parent, raw: MediaSlot): Record<
     TransferProtocolType: present ? protocolOf(slot.image) : null,
     Status: { State: 'Enabled', Health: 'OK' },
     Actions: {
-      '#VirtualMedia.InsertMedia': { target: `${path}/Actions/${INSERT}` },
+      '#VirtualMedia.InsertMedia': { target: `${path}/Actions/${INSERT}`, '@Redfish.ActionInfo': `${path}/InsertMediaActionInfo` },
       '#VirtualMedia.EjectMedia': { target: `${path}/Actions/${EJECT}` },
     },
   };
@@ -109,7 +155,7 @@ function mediaBody(ctx: RedfishContext, parent: Parent, raw: MediaSlot): Record<
       Conditions: [{ MessageId: 'Base.1.22.1.GeneralError', Message: message, Severity: 'Critical' }],
     };
   }
-  return body;
+  return withWriteableProperties(body, MEDIA_WRITABLE);
 }
 
 /** The slot id the URL names (the Redfish VirtualMedia Id is the backend slot id). */
@@ -171,22 +217,23 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
   );
   const inserted = boolParameter(body, 'Inserted', true);
   const writeProtected = boolParameter(body, 'WriteProtected', true);
-  if (!inserted) {
-    // The backend attaches an image or nothing: "attached but not inserted" does not exist.
-    throw new RedfishError(400, 'ActionParameterValueNotInList', ['false', 'Inserted', INSERT], { property: 'Inserted' });
+  // the kind-independent values (WriteProtected per kind is checked once the slot is known, in startInsert)
+  const allow = insertAllowable('usb');
+  if (!allow.Inserted.includes(String(inserted))) {
+    throw new RedfishError(400, 'ActionParameterValueNotInList', [String(inserted), 'Inserted', INSERT], { property: 'Inserted' });
   }
   for (const cred of ['UserName', 'Password']) {
     if (body[cred] !== undefined) throw new RedfishError(400, 'ActionParameterNotSupported', [cred, INSERT], { property: cred });
   }
   const method = body.TransferMethod;
-  if (method !== undefined && method !== null && method !== 'Stream') {
+  if (method !== undefined && method !== null && (typeof method !== 'string' || !allow.TransferMethod.includes(method))) {
     throw new RedfishError(400, 'ActionParameterValueNotInList', [String(method), 'TransferMethod', INSERT], {
       property: 'TransferMethod',
     });
   }
   const proto = body.TransferProtocolType;
   if (proto !== undefined && proto !== null) {
-    if (proto !== 'HTTP' && proto !== 'HTTPS') {
+    if (typeof proto !== 'string' || !allow.TransferProtocolType.includes(proto)) {
       throw new RedfishError(400, 'ActionParameterValueNotInList', [String(proto), 'TransferProtocolType', INSERT], {
         property: 'TransferProtocolType',
       });
@@ -228,6 +275,12 @@ async function startInsert(
     throw new RedfishError(409, 'ResourceInUse', [], {
       detail: `Virtual media ${slot} already holds an image${current.state === 'inserting' ? ' (being inserted)' : ''}; eject it first.`,
     });
+  }
+  if (!insertAllowable(current.kind).WriteProtected.includes(String(req.writeProtected))) {
+    const detail = `${KIND_INFO[current.kind].name} media is always write-protected.`;
+    throw via === 'PATCH'
+      ? new RedfishError(400, 'PropertyValueNotInList', ['false', 'WriteProtected'], { property: '#/WriteProtected', detail })
+      : new RedfishError(400, 'ActionParameterValueNotInList', ['false', 'WriteProtected', INSERT], { property: 'WriteProtected', detail });
   }
   const task = startTask(ctx, `Insert media into ${slot}`, payloadBodies(req.image, req.writeProtected));
   // without the query: a pre-signed image URL carries its access token there
@@ -358,7 +411,7 @@ async function patch(ctx: RedfishContext, parent: Parent): Promise<void> {
   const ejectByNull = typeof raw === 'object' && raw !== null && (raw as Record<string, unknown>).Image === null;
   const rest = ejectByNull ? { ...(raw as Record<string, unknown>) } : raw;
   if (ejectByNull) delete (rest as Record<string, unknown>).Image;
-  const spec = { writable: { Image: 'string', Inserted: 'boolean', WriteProtected: 'boolean' } as const, readOnly: propertyPaths(current) };
+  const spec = { writable: MEDIA_WRITABLE, readOnly: propertyPaths(current) };
   const body = ejectByNull && Object.keys(rest as object).length === 0 ? {} : validatePatch(rest, spec);
   const image = ejectByNull ? null : (body.Image as string | undefined);
   const inserted = body.Inserted as boolean | undefined;
@@ -401,6 +454,15 @@ function collectionHandler(parent: Parent): RedfishHandler {
   };
 }
 
+function actionInfoHandler(parent: Parent): RedfishHandler {
+  return async (ctx) => {
+    const { slot } = mediaId(ctx, parent);
+    const s = (await backend(ctx.state.deps.machine.listMedia())).find((x) => x.id === slot);
+    if (!s) throw new RedfishError(404, 'ResourceNotFound', ['VirtualMedia', slot]);
+    sendResource(ctx, insertActionInfo(parent, s));
+  };
+}
+
 function getHandler(parent: Parent): RedfishHandler {
   return async (ctx) => sendResource(ctx, await currentMedia(ctx, parent), { etag: true });
 }
@@ -410,11 +472,13 @@ export const handlers: OperationHandlers = {
   getManagerVirtualMedia: getHandler(UNDER_MANAGER),
   patchManagerVirtualMedia: (ctx) => patch(ctx, UNDER_MANAGER),
   insertManagerVirtualMedia: (ctx) => insert(ctx, UNDER_MANAGER),
+  getManagerInsertMediaActionInfo: actionInfoHandler(UNDER_MANAGER),
   ejectManagerVirtualMedia: (ctx) => eject(ctx, UNDER_MANAGER),
 
   listSystemVirtualMedia: collectionHandler(UNDER_SYSTEM),
   getSystemVirtualMedia: getHandler(UNDER_SYSTEM),
   patchSystemVirtualMedia: (ctx) => patch(ctx, UNDER_SYSTEM),
   insertSystemVirtualMedia: (ctx) => insert(ctx, UNDER_SYSTEM),
+  getSystemInsertMediaActionInfo: actionInfoHandler(UNDER_SYSTEM),
   ejectSystemVirtualMedia: (ctx) => eject(ctx, UNDER_SYSTEM),
 };
