@@ -12,7 +12,7 @@
  */
 import { taskEventRegistry } from '../../../generated/redfish/registries.js';
 import { odataTypes } from '../../../generated/redfish/routes.js';
-import { errorBody, renderMessage, type MessageRef } from './errors.js';
+import { renderMessage, type MessageRef } from './errors.js';
 import { taskStateEvent } from '../../events/emit.js';
 
 export const TASK_RETENTION_MINUTES = 60;
@@ -206,7 +206,12 @@ export class TaskStore {
       } finally {
         delete task.cancelling;
       }
-      this.finish(task, 'Cancelled', { status: 409, body: errorBody([{ messageId: 'OperationNotAllowed' }], `Task ${task.id} was cancelled.`) });
+      // the outcome says what happened (TaskEvent TaskCancelled), not Base OperationNotAllowed ("the HTTP method is not allowed")
+      const cancelled = renderTaskMessage(taskEvent('TaskCancelled', task.id));
+      this.finish(task, 'Cancelled', {
+        status: 409,
+        body: { error: { code: cancelled.MessageId, message: cancelled.Message, '@Message.ExtendedInfo': [cancelled] } },
+      });
       task.monitorGone = true;
     })();
     return task.cancelling;

@@ -187,7 +187,8 @@ export const handlers: OperationHandlers = {
     const store = taskStoreOf(ctx.state.deps);
     if (!isFinished(task)) {
       if (!task.cancel) {
-        throw new RedfishError(409, 'OperationNotAllowed', [], { detail: `Task ${task.id} cannot be cancelled; wait for it to finish.` });
+        // the task is in transition and has no way to stop (Base ResourceInUse), not a method the URI refuses (OperationNotAllowed)
+        throw new RedfishError(409, 'ResourceInUse', [], { detail: `Task ${task.id} cannot be cancelled; wait for it to finish.` });
       }
       await store.cancel(task);
       ctx.state.logger.info({ task: task.id }, 'task cancelled');
