@@ -42,19 +42,18 @@ const EJECT = 'VirtualMedia.EjectMedia';
  * - TransferProtocolType: the image URL's scheme (backend/validate.ts takes http and https only).
  * UserName and Password are refused (ActionParameterNotSupported), so the ActionInfo does not list them.
  */
-function insertAllowable(kind: MediaSlot['kind']): Record<'Inserted' | 'WriteProtected' | 'TransferMethod' | 'TransferProtocolType', readonly string[]> {
-  return {
-    Inserted: ['true'],
-    WriteProtected: kind === 'cd' ? ['true'] : ['true', 'false'],
-    TransferMethod: ['Stream'],
-    TransferProtocolType: ['HTTP', 'HTTPS'],
-  };
-}
+const INSERT_VALUES = {
+  Inserted: ['true'],
+  TransferMethod: ['Stream'],
+  TransferProtocolType: ['HTTP', 'HTTPS'],
+} as const satisfies Record<string, readonly string[]>;
+const writeProtectedValues = (kind: MediaSlot['kind']): readonly string[] => (kind === 'cd' ? ['true'] : ['true', 'false']);
+const isOneOf = (values: readonly string[], v: unknown): v is string => typeof v === 'string' && values.includes(v);
 /** What an image URL must look like (validateImageUrl: http or https, a host, no credentials, a file). */
 const IMAGE_PATTERN = '^[Hh][Tt][Tt][Pp][Ss]?://[^/@?#]+/[^#]+$';
 
 function insertActionInfo(parent: Parent, slot: MediaSlot): Record<string, unknown> {
-  const allow = insertAllowable(slot.kind);
+  const allow = { ...INSERT_VALUES, WriteProtected: writeProtectedValues(slot.kind) };
   const body: Annotated<Schemas['ActionInfo_v1_5_0_ActionInfo']> = {
     '@odata.type': '#ActionInfo.v1_5_0.ActionInfo',
     '@odata.id': `${parent.base}/${encodeURIComponent(slot.id)}/InsertMediaActionInfo`,
@@ -217,23 +216,22 @@ async function insert(ctx: RedfishContext, parent: Parent): Promise<void> {
   );
   const inserted = boolParameter(body, 'Inserted', true);
   const writeProtected = boolParameter(body, 'WriteProtected', true);
-  // the kind-independent values (WriteProtected per kind is checked once the slot is known, in startInsert)
-  const allow = insertAllowable('usb');
-  if (!allow.Inserted.includes(String(inserted))) {
+  // WriteProtected depends on the slot's kind: checked once the slot is known, in startInsert
+  if (!isOneOf(INSERT_VALUES.Inserted, String(inserted))) {
     throw new RedfishError(400, 'ActionParameterValueNotInList', [String(inserted), 'Inserted', INSERT], { property: 'Inserted' });
   }
   for (const cred of ['UserName', 'Password']) {
     if (body[cred] !== undefined) throw new RedfishError(400, 'ActionParameterNotSupported', [cred, INSERT], { property: cred });
   }
   const method = body.TransferMethod;
-  if (method !== undefined && method !== null && (typeof method !== 'string' || !allow.TransferMethod.includes(method))) {
+  if (method !== undefined && method !== null && !isOneOf(INSERT_VALUES.TransferMethod, method)) {
     throw new RedfishError(400, 'ActionParameterValueNotInList', [String(method), 'TransferMethod', INSERT], {
       property: 'TransferMethod',
     });
   }
   const proto = body.TransferProtocolType;
   if (proto !== undefined && proto !== null) {
-    if (typeof proto !== 'string' || !allow.TransferProtocolType.includes(proto)) {
+    if (!isOneOf(INSERT_VALUES.TransferProtocolType, proto)) {
       throw new RedfishError(400, 'ActionParameterValueNotInList', [String(proto), 'TransferProtocolType', INSERT], {
         property: 'TransferProtocolType',
       });
@@ -276,7 +274,7 @@ async function startInsert(
       detail: `Virtual media ${slot} already holds an image${current.state === 'inserting' ? ' (being inserted)' : ''}; eject it first.`,
     });
   }
-  if (!insertAllowable(current.kind).WriteProtected.includes(String(req.writeProtected))) {
+  if (!isOneOf(writeProtectedValues(current.kind), String(req.writeProtected))) {
     const detail = `${KIND_INFO[current.kind].name} media is always write-protected.`;
     throw via === 'PATCH'
       ? new RedfishError(400, 'PropertyValueNotInList', ['false', 'WriteProtected'], { property: '#/WriteProtected', detail })
