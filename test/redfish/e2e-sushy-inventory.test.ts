@@ -1,7 +1,8 @@
 /**
  * sushy (Debian python3-sushy, what ironic uses) reading the inventory: system.processors.summary and
  * members, system.storage drives (and the max drive size ironic uses), system.simple_storage,
- * system.secure_boot (get and set_enabled, applied at the next start), system.bios attributes.
+ * system.secure_boot (get and set_enabled, applied at the next start), system.bios attributes and
+ * set_attributes through the Bios settings object (pending_attributes, supported_apply_times).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -29,7 +30,20 @@ if step == 'secure-on':
     sb.set_enabled(True)
     sb.refresh()
 out['secure_boot'] = {'enabled': sb.enabled, 'current': str(sb.current_boot)}
-out['bios'] = dict(system.bios.attributes)
+bios = system.bios
+if step == 'bios-secure-on':
+    bios.set_attributes({'SecureBoot': True}, apply_time=sushy.APPLY_TIME_ON_RESET)
+    bios.refresh()
+if step == 'bios-immediate':
+    try:
+        bios.set_attributes({'SecureBoot': True}, apply_time=sushy.APPLY_TIME_IMMEDIATE)
+        out['bios_error'] = None
+    except sushy.exceptions.BadRequestError as e:
+        out['bios_error'] = e.code
+    bios.refresh()
+out['bios'] = dict(bios.attributes)
+out['bios_pending'] = dict(bios.pending_attributes)
+out['bios_apply_times'] = sorted(str(x) for x in (bios.supported_apply_times or []))
 out['memory_gib'] = system.memory_summary.size_gib
 print(json.dumps(out))
 `;
@@ -41,6 +55,9 @@ interface Out {
   simple: number[];
   secure_boot: { enabled: boolean; current: string };
   bios: Record<string, unknown>;
+  bios_pending: Record<string, unknown>;
+  bios_apply_times: string[];
+  bios_error?: string | null;
   memory_gib: number;
 }
 
@@ -93,5 +110,22 @@ describe('Redfish e2e: sushy inventory @e2e', function () {
     expect((await t.sim.getSystemInfo()).firmware?.secureBoot).to.equal(true);
     await t.sim.power('powerCycle');
     expect((await sushy('read')).secure_boot).to.deep.equal({ enabled: true, current: 'SecureBootCurrentBoot.ENABLED' });
+  });
+
+  it('bios.set_attributes (apply_time OnReset) writes the settings object; the running firmware changes at the next start', async () => {
+    const out = await sushy('bios-secure-on');
+    expect(out.bios_apply_times).to.deep.equal(['ApplyTime.ON_RESET']);
+    expect(out.bios_pending).to.include({ SecureBoot: true });
+    expect(out.bios).to.include({ SecureBoot: false });
+    expect((await t.sim.getSystemInfo()).firmware?.secureBoot).to.equal(true);
+    await t.sim.power('powerCycle');
+    expect((await sushy('read')).bios).to.include({ SecureBoot: true });
+  });
+
+  it('bios.set_attributes with apply_time Immediate is refused and changes nothing', async () => {
+    const out = await sushy('bios-immediate');
+    expect(out.bios_error).to.match(/PropertyValueNotInList$/);
+    expect(out.bios_pending).to.include({ SecureBoot: false });
+    expect((await t.sim.getSystemInfo()).firmware?.secureBoot).to.equal(false);
   });
 });

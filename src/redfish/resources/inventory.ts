@@ -293,6 +293,31 @@ async function writeSecureBoot(ctx: RedfishContext, before: MachineSnapshot, wan
   ctx.state.logger.info({ secureBoot: want }, 'secure boot set');
 }
 
+/**
+ * A settings PATCH may say when to apply (DSP0266 "Settings resource": `@Redfish.SettingsApplyTime`,
+ * sushy's `set_attributes(..., apply_time=...)`): OnReset is the only time a VM applies firmware
+ * settings, so that one is accepted (and removed before the property check), any other refused.
+ */
+function withoutApplyTime(raw: unknown): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || !Object.hasOwn(raw, '@Redfish.SettingsApplyTime')) return raw;
+  const { '@Redfish.SettingsApplyTime': when, ...rest } = raw as Record<string, unknown>;
+  const applyTime = typeof when === 'object' && when !== null ? (when as Record<string, unknown>).ApplyTime : undefined;
+  if (applyTime !== undefined && applyTime !== 'OnReset') {
+    throw new RedfishError(400, 'PropertyValueNotInList', [String(applyTime), '@Redfish.SettingsApplyTime/ApplyTime'], {
+      property: '#/@Redfish.SettingsApplyTime/ApplyTime',
+      detail: 'Firmware settings of a VM apply when it next starts: ApplyTime OnReset is the only one supported.',
+    });
+  }
+  const others = typeof when === 'object' && when !== null ? Object.keys(when).filter((k) => k !== 'ApplyTime' && !k.startsWith('@odata.')) : ['@Redfish.SettingsApplyTime'];
+  if (others.length > 0) {
+    throw new RedfishError(400, 'PropertyValueNotInList', [others.join(', '), '@Redfish.SettingsApplyTime'], {
+      property: '#/@Redfish.SettingsApplyTime',
+      detail: 'Only ApplyTime OnReset is supported (no maintenance window).',
+    });
+  }
+  return rest;
+}
+
 /** ResetRequired when a running guest has not booted with the Secure Boot state just written. */
 function resetRequiredIf(after: MachineSnapshot, want: boolean | undefined, out: Record<string, unknown>): void {
   if (want !== undefined && running(after) && after.info.firmware?.secureBootCurrent !== want) {
@@ -447,7 +472,7 @@ export const handlers: OperationHandlers = {
     const writable = biosWritable(machine.setSecureBoot !== undefined);
     const current = biosSettingsBody(before, writable);
     checkIfMatch(ctx, current);
-    const body = validatePatch((ctx.request as { body?: unknown }).body, { writable, readOnly: propertyPaths(current) });
+    const body = validatePatch(withoutApplyTime((ctx.request as { body?: unknown }).body), { writable, readOnly: propertyPaths(current) });
     const want = (body.Attributes as { SecureBoot?: boolean } | undefined)?.SecureBoot;
     if (want !== undefined) await writeSecureBoot(ctx, before, want, 'Attributes/SecureBoot');
     const after = await backend(machine.snapshot());
