@@ -798,8 +798,9 @@ $('acc-edit').addEventListener('submit', async (ev) => {
   if (Object.keys(body).length === 0) return say('Nothing to change.');
   try {
     await api.patch(a['@odata.id'], body);
-    say(`Account ${a.UserName} saved.`);
+    // the message comes with the table that shows it (screen readers and tests read them together)
     await loadAccounts();
+    say(`Account ${a.UserName} saved.`);
   } catch (e) {
     accError(e);
   }
@@ -811,8 +812,8 @@ $('edit-unlock').addEventListener('click', async () => {
   $('acc-error').textContent = '';
   try {
     await api.patch(a['@odata.id'], { Locked: false });
-    say(`Account ${a.UserName} unlocked.`);
     await loadAccounts();
+    say(`Account ${a.UserName} unlocked.`);
   } catch (e) {
     accError(e);
   }
@@ -826,8 +827,8 @@ $('edit-delete').addEventListener('click', async () => {
   try {
     await api.delete(a['@odata.id']);
     closeEdit();
-    say(`Account ${a.UserName} deleted.`);
     await loadAccounts();
+    say(`Account ${a.UserName} deleted.`);
     $('accounts-title').focus();
   } catch (e) {
     accError(e);
@@ -850,8 +851,8 @@ $('acc-add').addEventListener('submit', async (ev) => {
       PasswordChangeRequired: checked('add-change'),
     });
     /** @type {HTMLFormElement} */ ($('acc-add')).reset();
-    say(`Account ${name} added.`);
     await loadAccounts();
+    say(`Account ${name} added.`);
   } catch (e) {
     accError(e);
   }
