@@ -9,6 +9,7 @@ import { stopOnSignals } from '../common/process.js';
 import { createLogger } from '../common/logger.js';
 import { loadKubeConfig } from '../kube/config.js';
 import { startManager } from '../controller/manager.js';
+import { parseIssuerRef, type IssuerRef } from '../controller/tls.js';
 
 interface Flags {
   kubeconfig?: string;
@@ -27,6 +28,8 @@ interface Flags {
   defaultMode: 'PerVM' | 'Shared';
   shards: string;
   agentMetricsPort?: string;
+  certManagerIssuer?: string;
+  agentCertValidityHours: string;
 }
 
 export function buildProgram(): Command {
@@ -51,7 +54,12 @@ export function buildProgram(): Command {
         .default('PerVM'),
     )
     .option('--shards <k>', 'Shared mode: shard agents per namespace (rendezvous hashing; changing K moves only about 1/K of the BMCs)', '2')
-    .option('--agent-metrics-port <port>', "agents serve Prometheus metrics on this port and their Services expose it (default: off)");
+    .option('--agent-metrics-port <port>', "agents serve Prometheus metrics on this port and their Services expose it (default: off)")
+    .option(
+      '--cert-manager-issuer <kind/name>',
+      'agents\' Redfish certificates (tls mode Auto) from this cert-manager Issuer/<name> or ClusterIssuer/<name> when cert-manager is installed (default: a selfSigned Issuer per namespace)',
+    )
+    .option('--agent-cert-validity-hours <h>', 'lifetime of agent certificates (minted, or asked of cert-manager); renewed at 2/3 of it', '2160');
 }
 
 function positiveInt(v: string, flag: string, allowZero = false): number {
@@ -61,6 +69,21 @@ function positiveInt(v: string, flag: string, allowZero = false): number {
 }
 
 class UsageError extends Error {}
+
+function issuerFlag(v: string): IssuerRef {
+  try {
+    return parseIssuerRef(v);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** cert-manager accepts a duration of at least 1 h; more than 10 years is no rotation at all */
+function certValidityHours(v: string): number {
+  const n = positiveInt(v, '--agent-cert-validity-hours');
+  if (n > 87600) throw new UsageError(`--agent-cert-validity-hours must be at most 87600 (10 years), got "${v}"`);
+  return n;
+}
 
 function port(v: string, flag: string): number {
   const n = Number(v);
@@ -74,6 +97,10 @@ async function main(argv: string[]): Promise<void> {
   program.parse(argv);
   const f = program.opts<Flags>();
   if (!f.agentImage || !f.agentImage.trim()) throw new UsageError('--agent-image (or VIRTBMC_AGENT_IMAGE) must name the agent image');
+  const tls = {
+    ...(f.certManagerIssuer ? { certManagerIssuer: issuerFlag(f.certManagerIssuer) } : {}),
+    validityMs: certValidityHours(f.agentCertValidityHours) * 3600_000,
+  };
   const logger = createLogger(f.logLevel as pino.LevelWithSilent, pino.destination(2));
   const kc = loadKubeConfig(f.kubeconfig);
 
@@ -91,6 +118,7 @@ async function main(argv: string[]): Promise<void> {
     autoCreate: f.autoCreate,
     defaultMode: f.defaultMode,
     shards: positiveInt(f.shards, '--shards'),
+    tls,
     leaderElect: Boolean(f.leaderElect),
     leaderElectionNamespace: f.leaderElectionNamespace,
     leaseName: f.leaderElectionId,

@@ -57,6 +57,9 @@ interface Flags {
   tlsCert?: string;
   tlsKey?: string;
   plainHttp: 'redirect' | 'refuse';
+  httpsRedirectPort?: string;
+  tlsSecret?: string;
+  tlsReloadSeconds: string;
   redfishSessionTimeout: string;
   simName: string;
   metricsPort?: string;
@@ -128,6 +131,9 @@ export function buildProgram(): Command {
         .choices(['redirect', 'refuse'])
         .default('redirect'),
     )
+    .option('--https-redirect-port <port>', 'with TLS: the HTTPS port the redirect of plain HTTP names (e.g. a Service\'s 443 in front of the pod; default: the Redfish port)')
+    .option('--tls-secret <name>', 'KubeVirt mode, with TLS: the kubernetes.io/tls Secret (VM namespace) the --tls-cert/--tls-key mount comes from; ReplaceCertificate writes the new pair there')
+    .option('--tls-reload-seconds <s>', 'with TLS: re-read --tls-cert/--tls-key this often and serve a renewed pair without a restart (0 = never)', '60')
     .option('--redfish-session-timeout <seconds>', 'Redfish session idle timeout, 30..86400 (as SessionService PATCH)', '1800')
     .option('--sim-name <name>', 'simulated VM name', 'sim-vm')
     .option('--metrics-port <port>', 'serve Prometheus metrics on this TCP port (GET /metrics; off unless given)')
@@ -206,6 +212,7 @@ async function main(argv: string[]): Promise<void> {
   const kubevirtMode = !flags.simulate && namespace !== undefined;
   if (kubevirtMode && vmName === undefined) throw new ConfigError('KubeVirt mode needs both <namespace> and <vm-name>');
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
+  if (flags.tlsSecret && (!flags.tlsCert || !kubevirtMode)) throw new ConfigError('--tls-secret needs --tls-cert/--tls-key and KubeVirt mode');
 
   // Logs go to stderr as JSON; stdout carries the ready line (and nothing else).
   const logger = createLogger(flags.logLevel as pino.LevelWithSilent, pino.destination(2));
@@ -283,6 +290,7 @@ async function main(argv: string[]): Promise<void> {
   // KubeVirt mode the agent's actions are also Kubernetes Events on the VM (src/events/kube.ts).
   let eventsOpts: StartEventsOptions = {};
   let attachKubeEvents: ((hub: EventHub) => void) | undefined;
+  let tlsStore: { save(certPem: string, keyPem: string): Promise<void> } | undefined;
   const warnSave = (msg: string, err: unknown): void => logger.warn({ err: err instanceof Error ? err.message : String(err) }, msg);
   if (kubevirtMode) {
     const { KubeClient } = await import('../kube/client.js');
@@ -303,6 +311,10 @@ async function main(argv: string[]): Promise<void> {
         onError: warnSave,
       },
     };
+    if (flags.tlsSecret) {
+      const { TlsSecretStore } = await import('../kube/tls-secret.js');
+      tlsStore = new TlsSecretStore(client, namespace!, flags.tlsSecret);
+    }
     attachKubeEvents = (hub) => void new KubeEventRecorder({ client, namespace: namespace!, vmName: vmName!, logger: logger.child({ component: 'k8s-events' }) }).attach(hub);
   } else if (flags.eventsStateFile) {
     const { FilePersistence } = await import('../events/persistence.js');
@@ -375,6 +387,9 @@ async function main(argv: string[]): Promise<void> {
               // CertificateService.ReplaceCertificate rewrites these when writable (never a Secret mount)
               certFile: flags.tlsCert,
               keyFile: flags.tlsKey,
+              ...(flags.httpsRedirectPort !== undefined ? { redirectPort: parsePort(flags.httpsRedirectPort, '--https-redirect-port') } : {}),
+              reloadSeconds: parseIntInRange(flags.tlsReloadSeconds, '--tls-reload-seconds', { min: 0, max: 86400 }),
+              ...(tlsStore ? { store: tlsStore } : {}),
             },
           }
         : {}),

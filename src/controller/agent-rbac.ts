@@ -42,12 +42,21 @@ export function mediaDataVolumeNames(vmName: string, drives: readonly string[]):
 }
 
 /**
- * The agent's rules for VM `vmName` with CD-ROM drives `drives`; `accountsSecret` is the
- * VirtualMachineBMC's auth Secret, where the agent keeps its accounts (src/agent/accounts-secret.ts).
- * A rule with an empty `resourceNames` would grant every name, so the DataVolume rules are left
- * out when there is no drive.
+ * The Secrets the agent reads and rewrites by name (get/update, nothing else).
  */
-export function agentRoleRules(vmName: string, drives: readonly string[], accountsSecret?: string): PolicyRule[] {
+export interface AgentSecrets {
+  /** the VirtualMachineBMC's auth Secret, where the agent keeps its accounts (src/agent/accounts-secret.ts) */
+  accountsSecret?: string | undefined;
+  /** the certificate Secret the controller minted for it, where CertificateService.ReplaceCertificate writes (src/kube/tls-secret.ts) */
+  tlsSecret?: string | undefined;
+}
+
+/**
+ * The agent's rules for VM `vmName` with CD-ROM drives `drives` and the Secrets it may rewrite
+ * (`secrets`). A rule with an empty `resourceNames` would grant every name, so the DataVolume
+ * rules are left out when there is no drive, and the Secret rule when it names no Secret.
+ */
+export function agentRoleRules(vmName: string, drives: readonly string[], secrets: AgentSecrets = {}): PolicyRule[] {
   const vm = [vmName];
   const rules: PolicyRule[] = [
     // state: single-object watches of the VM and its VMI (same name); boot override and media are JSON patches on the VM
@@ -82,8 +91,10 @@ export function agentRoleRules(vmName: string, drives: readonly string[], accoun
     // create cannot be limited by name (RBAC): any name in the namespace, see docs/kubevirt.md
     rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] });
   }
-  // account changes (IPMI, Redfish) written back to the auth Secret's virtbmc-accounts key: read and rewrite that one Secret
-  if (accountsSecret) rules.push({ apiGroups: [''], resources: ['secrets'], resourceNames: [accountsSecret], verbs: ['get', 'update'] });
+  // one rule, read and rewrite by name: account changes (IPMI, Redfish) written back to the auth Secret's
+  // virtbmc-accounts key, and a ReplaceCertificate written into the minted certificate Secret
+  const secretNames = [...new Set([secrets.accountsSecret, secrets.tlsSecret].filter((n): n is string => !!n))];
+  if (secretNames.length > 0) rules.push({ apiGroups: [''], resources: ['secrets'], resourceNames: secretNames, verbs: ['get', 'update'] });
   return rules;
 }
 
@@ -95,7 +106,7 @@ export function agentRoleRules(vmName: string, drives: readonly string[], accoun
  */
 export function delegatedRules(): PolicyRule[] {
   const seen = new Map<string, PolicyRule>();
-  for (const r of agentRoleRules('vm', ['cd'], 'secret')) {
+  for (const r of agentRoleRules('vm', ['cd'], { accountsSecret: 'secret', tlsSecret: 'vm-tls' })) {
     const key = `${r.apiGroups.join(',')}|${r.resources.join(',')}`;
     const prev = seen.get(key);
     if (prev) prev.verbs = [...new Set([...prev.verbs, ...r.verbs])];

@@ -45,6 +45,9 @@ import { isSubset, planSync, SYNC_FIELDS } from './sync-plan.js';
 import { desiredStatus, statusPatch, type ObservedState } from './status.js';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.js';
 import { reconcileAutoCreate } from './autocreate.js';
+import { AgentTls, type IssuerRef } from './tls.js';
+import { tlsMode } from './tls-names.js';
+import { agentObjectName } from './names.js';
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -67,6 +70,8 @@ export interface ControllerOptions {
   defaultMode?: BMCMode;
   /** Shared mode: shards per namespace, K (default 2). Changing it moves only the BMCs rendezvous hashing says. */
   shards?: number;
+  /** Agent certificates (spec.redfish.tls.mode Auto: src/controller/tls.ts): cert-manager issuer, lifetime, clock */
+  tls?: { certManagerIssuer?: IssuerRef; validityMs?: number; now?: () => number; discoveryTtlMs?: number };
 }
 
 const VM_PREFIX = 'vm|';
@@ -120,6 +125,8 @@ export class VirtualMachineBMCController {
   private readonly conflictsReported = new Set<string>();
   /** CD-ROM drives per VM (`ns/name` → names), to re-reconcile when they change (the agent Role names their DataVolumes) */
   private readonly vmDrives = new Map<string, string>();
+  /** agent certificates: minted Secrets, cert-manager Certificates */
+  readonly tls: AgentTls;
 
   constructor(private readonly o: ControllerOptions) {
     if (!o.kc.getCurrentCluster()) throw new Error('kubeconfig has no current cluster');
@@ -159,6 +166,15 @@ export class VirtualMachineBMCController {
     this.shards = o.shards ?? DEFAULT_SHARDS;
     if (!Number.isInteger(this.shards) || this.shards < 1) throw new Error(`shards must be a positive integer, got ${o.shards}`);
     this.defaultMode = o.defaultMode ?? 'PerVM';
+    this.tls = new AgentTls({
+      client: this.client,
+      logger: o.logger,
+      ...(o.tls?.now ? { now: o.tls.now } : {}),
+      ...(o.tls?.certManagerIssuer ? { issuer: o.tls.certManagerIssuer } : {}),
+      ...(o.tls?.validityMs !== undefined ? { validityMs: o.tls.validityMs } : {}),
+      ...(o.tls?.discoveryTtlMs !== undefined ? { discoveryTtlMs: o.tls.discoveryTtlMs } : {}),
+      ...(o.agent.clusterDomain ? { clusterDomain: o.agent.clusterDomain } : {}),
+    });
     this.all = [this.vmbmcs, this.vms, this.secrets, this.deployments, this.services, this.serviceAccounts, this.roles, this.roleBindings, this.configMaps];
     this.wireEvents();
   }
@@ -399,8 +415,12 @@ export class VirtualMachineBMCController {
     }
     const vm = this.vms.get(ns, vmbmc.spec.virtualMachineRef.name);
     const secret = this.secrets.get(ns, secretName);
-    const d = desiredObjects(vmbmc, vm, secret, this.o.agent);
-    if (this.modeOf(vmbmc) === 'Shared') return this.reconcileShared(vmbmc, d, log);
+    if (this.modeOf(vmbmc) === 'Shared') return this.reconcileShared(vmbmc, desiredObjects(vmbmc, vm, secret, this.o.agent), log);
+    // the agent's certificate first: the Deployment mounts its Secret (src/controller/tls.ts)
+    const tls = await this.tls.prepare(vmbmc, agentObjectName(name));
+    const d = desiredObjects(vmbmc, vm, secret, this.o.agent, tls.secretName, tls.minted === true);
+    if (tls.problem) return this.writeStatus(vmbmc, d, { problem: tls.problem }, log);
+    if (tls.requeueAfterMs !== undefined) this.queue?.addAfter(key, tls.requeueAfterMs);
     const observed: ObservedState = {};
     type Step = [KubeObject, ResourceInformer, ResourceRef];
     // the Role first: binding a Role that does not exist is refused (and the binding is only
@@ -552,8 +572,9 @@ export class VirtualMachineBMCController {
     );
     const entry = this.fleet(ns, shardName(k))?.get(name);
     const listed = entry && entry.vmbmcUid === (uid ?? '') ? entry : undefined;
-    const unsupported = vmbmc.spec.redfish?.tls?.secretRef?.name
-      ? 'spec.redfish.tls is not supported in Shared mode (shard agents serve plain HTTP); use mode PerVM'
+    // Auto (the default) is served over plain HTTP by the shards for now; an explicit certificate cannot be honoured
+    const unsupported = tlsMode(vmbmc) === 'Secret'
+      ? 'spec.redfish.tls (mode Secret) is not supported in Shared mode (shard agents serve plain HTTP); use mode PerVM'
       : undefined;
     const observed: ObservedState = {
       deployment: this.deployments.get(ns, shardName(k)),
@@ -588,7 +609,7 @@ export class VirtualMachineBMCController {
     if (k < this.shards) {
       for (const b of this.vmbmcs.list(ns)) {
         if (b.metadata.deletionTimestamp || !b.spec?.virtualMachineRef?.name || !b.spec?.authSecretRef?.name) continue;
-        if (this.modeOf(b) !== 'Shared' || this.shardOf(ns, b.metadata.name) !== k || b.spec.redfish?.tls?.secretRef?.name) continue;
+        if (this.modeOf(b) !== 'Shared' || this.shardOf(ns, b.metadata.name) !== k || tlsMode(b) === 'Secret') continue;
         if (!this.vms.get(ns, b.spec.virtualMachineRef.name)) continue;
         const held = current?.get(b.metadata.name);
         const cur = held && held.vmbmcUid === (b.metadata.uid ?? '') ? held : undefined;

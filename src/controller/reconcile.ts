@@ -23,6 +23,7 @@ import { agentObjectName } from './names.js';
 import { agentRoleRules, cdromDrives, RBAC_GROUP } from './agent-rbac.js';
 import { SHARD_REDFISH_PORT, shardSelectorLabels } from './shard.js';
 import { agentDeployment, PER_VM_RESOURCES, type AgentVolume } from './agent-pod.js';
+import { defaultTlsSecretName, tlsMode } from './tls-names.js';
 
 export const IPMI_PORT = 623;
 export const IPMI_TARGET_PORT = 6230;
@@ -160,6 +161,10 @@ export function desiredObjects(
   vm: KubeObject | undefined,
   secret: KubeObject | undefined,
   agent: AgentSettings,
+  /** the kubernetes.io/tls Secret to mount (src/controller/tls.ts decides; undefined = plain HTTP); default: by spec.redfish.tls alone */
+  tlsSecret: string | undefined = defaultTlsSecretName(vmbmc, agentObjectName(vmbmc.metadata.name)),
+  /** the certificate Secret is the controller-minted one: the agent may write a ReplaceCertificate into it */
+  tlsMinted: boolean = tlsSecret !== undefined && tlsMode(vmbmc) === 'Auto',
 ): DesiredObjects {
   const name = agentObjectName(vmbmc.metadata.name);
   const namespace = vmbmc.metadata.namespace ?? 'default';
@@ -168,7 +173,7 @@ export function desiredObjects(
   const sec = checkSecret(secretName, secret);
   const replicas: 0 | 1 = vm && sec.state === 'ok' ? 1 : 0;
   const ipmi = ipmiEnabled(vmbmc);
-  const tls = vmbmc.spec.redfish?.tls?.secretRef?.name;
+  const tls = tlsSecret;
   const media = vmbmc.spec.redfish?.virtualMedia;
   const redfishPort = tls ? REDFISH_TLS_TARGET_PORT : REDFISH_HTTP_TARGET_PORT;
 
@@ -176,7 +181,9 @@ export function desiredObjects(
   if (!ipmi) args.push('--no-ipmi');
   if (media?.storage?.storageClassName) args.push('--storage-class', media.storage.storageClassName);
   if (media?.storage?.volumeMode) args.push('--volume-mode', media.storage.volumeMode);
-  if (tls) args.push('--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`);
+  // the redirect names the Service's HTTPS port (443), not the container's
+  if (tls) args.push('--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`, '--https-redirect-port', String(HTTPS_PORT));
+  if (tls && tlsMinted) args.push('--tls-secret', tls);
 
   const env: unknown[] = [
     { name: 'BMC_USERNAME', valueFrom: { secretKeyRef: { name: secretName, key: 'username' } } },
@@ -230,7 +237,9 @@ export function desiredObjects(
 
   const serviceAccount: KubeObject = { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(vmbmc, name) };
   // without the VM its drives are unknown: the Role then names no DataVolume (and grants no create)
-  const role: KubeObject = { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(vmbmc, name), rules: agentRoleRules(vmName, cdromDrives(vm), secretName) };
+  // its auth Secret (accounts) and, when the controller minted it, its certificate Secret (ReplaceCertificate)
+  const secrets = { accountsSecret: secretName, tlsSecret: tls && tlsMinted ? tls : undefined };
+  const role: KubeObject = { apiVersion: `${RBAC_GROUP}/v1`, kind: 'Role', metadata: meta(vmbmc, name), rules: agentRoleRules(vmName, cdromDrives(vm), secrets) };
   const roleBinding: KubeObject = {
     apiVersion: `${RBAC_GROUP}/v1`,
     kind: 'RoleBinding',

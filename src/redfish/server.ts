@@ -20,7 +20,7 @@ import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from './core/sess
 import { REDFISH_IDS, type OperationHandlers, type RedfishDeps } from './core/types.js';
 import { nameBasedUuid } from './core/uuid.js';
 import { modules as allModules } from './resources/index.js';
-import { TlsCertificate } from './tls-certificate.js';
+import { TlsCertificate, type CertificateStore } from './tls-certificate.js';
 
 export interface RedfishServerOptions extends ProtocolServerOptions {
   /**
@@ -38,6 +38,12 @@ export interface RedfishServerOptions extends ProtocolServerOptions {
     /** The files cert/key came from: CertificateService.ReplaceCertificate rewrites them when writable */
     certFile?: string;
     keyFile?: string;
+    /** The HTTPS port clients reach (a Service's 443 in front of the pod's port) for the redirect; default the listening port */
+    redirectPort?: number;
+    /** Re-read certFile/keyFile this often (seconds; a rotated Kubernetes Secret mount); 0 or unset = never */
+    reloadSeconds?: number;
+    /** ReplaceCertificate keeps the new pair here (the Secret behind a read-only mount) instead of in the files */
+    store?: CertificateStore;
   };
   /** UDP port of this agent's IPMI server, when it runs (advertised in ManagerNetworkProtocol). */
   ipmiPort?: number;
@@ -109,7 +115,12 @@ export async function createRedfishDeps(opts: RedfishServerOptions, internals: R
   const info = await opts.machine.getSystemInfo();
   // the HTTPS certificate, for CertificateService (resources/certificates.ts); replaceable when from writable files
   const tlsCert = opts.tls
-    ? new TlsCertificate(opts.tls.cert, opts.tls.key, opts.tls.certFile && opts.tls.keyFile ? { certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : undefined)
+    ? new TlsCertificate(
+        opts.tls.cert,
+        opts.tls.key,
+        opts.tls.certFile && opts.tls.keyFile ? { certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : undefined,
+        opts.tls.store,
+      )
     : undefined;
   const accounts = opts.accounts ?? new AccountStore(opts.users, { requireAdmin: false });
   const deps: RedfishDeps = {
@@ -159,6 +170,7 @@ export async function listenRedfish(
   // the browser console's websocket (console-ws.ts), on the port that serves the page
   const consoles: { close(): void }[] = [];
   const tls = opts.tls;
+  let stopReload: (() => void) | undefined;
   if (!tls) {
     const server = http.createServer(callback);
     server.on('connection', track);
@@ -169,13 +181,21 @@ export async function listenRedfish(
     const secure = https.createServer({ cert: tls.cert, key: tls.key }, callback);
     // ReplaceCertificate: new connections get the new certificate, open ones keep theirs
     tlsCert?.onChange((cert, key) => secure.setSecureContext({ cert, key }));
+    if (tlsCert && tls.reloadSeconds) {
+      stopReload = tlsCert.watch(tls.reloadSeconds * 1000, (r) =>
+        r === 'reloaded'
+          ? opts.logger.info({ notAfter: tlsCert.certificate.validTo }, 'redfish HTTPS certificate reloaded from its files')
+          : opts.logger.warn({ reason: r.rejected }, 'redfish HTTPS certificate files changed but were not taken'),
+      );
+    }
     const plain = http.createServer((req, res) => {
       // Only a plain host name or address from the Host header; anything else → our listen address.
       const given = (req.headers.host ?? '').replace(/:\d+$/, '');
       const host = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)$/.test(given) ? given : opts.address;
-      const port = (listener.address() as net.AddressInfo).port;
+      const port = tls.redirectPort ?? (listener.address() as net.AddressInfo).port;
       const hostPart = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
-      res.writeHead(308, { Location: `https://${hostPart}:${port}${req.url ?? '/'}`, Connection: 'close' });
+      const portPart = port === 443 ? '' : `:${port}`;
+      res.writeHead(308, { Location: `https://${hostPart}${portPart}${req.url ?? '/'}`, Connection: 'close' });
       res.end();
     });
     secure.on('clientError', answerClientError(opts.logger));
@@ -222,6 +242,7 @@ export async function listenRedfish(
     url: `${scheme}://${hostPart}:${addr.port}/redfish/v1`,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        stopReload?.();
         listener.close(() => resolve());
         for (const c of consoles) c.close();
         for (const s of sockets) s.destroy();

@@ -8,9 +8,12 @@
  *
  * In a cluster the controller mounts the certificate from a Secret: Kubernetes mounts Secret
  * volumes read-only, so the certificate is read-only there (rotate it in the Secret instead).
+ * A rotated Secret reaches the agent without a restart: the kubelet swaps the mounted files (one
+ * symlink, both files at once) and watch() re-reads them now and then (reload()), installing a new
+ * pair once it parses and the key matches; a half-updated or broken pair is ignored until fixed.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { accessSync, constants, renameSync, writeFileSync, unlinkSync } from 'node:fs';
+import { accessSync, constants, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface TlsFiles {
@@ -50,19 +53,36 @@ function writable(files: TlsFiles): boolean {
   }
 }
 
+/** Keeps a replaced certificate and key somewhere the agent's next start reads them from. */
+export interface CertificateStore {
+  save(certPem: string, keyPem: string): Promise<void>;
+}
+
 export class TlsCertificate {
   private certPem: string;
   private keyPem: string;
   private x509: X509Certificate;
   private readonly listeners = new Set<(cert: string, key: string) => void>();
+  /**
+   * The files' content when last read (or written): reload() acts on a change of the files, not on
+   * a difference from what is served, so a pair just saved to the store is not undone by the old
+   * files before the kubelet has refreshed them.
+   */
+  private filesSeen: string;
 
   constructor(
     cert: string | Buffer,
     key: string | Buffer,
     private readonly files?: TlsFiles,
+    /**
+     * Where a replacement is kept instead of the files (a Kubernetes Secret the mounted files come
+     * from: src/kube/tls-secret.ts); with it the certificate is replaceable even on a read-only mount.
+     */
+    private readonly store?: CertificateStore,
   ) {
     this.certPem = cert.toString();
     this.keyPem = key.toString();
+    this.filesSeen = `${this.certPem}\0${this.keyPem}`;
     this.x509 = firstCertificate(this.certPem);
   }
 
@@ -75,9 +95,9 @@ export class TlsCertificate {
     return this.certPem;
   }
 
-  /** Whether ReplaceCertificate can work: the certificate came from files the agent can write. */
+  /** Whether ReplaceCertificate can work: a store to keep it, or files the agent can write. */
   get replaceable(): boolean {
-    return this.files !== undefined && writable(this.files);
+    return this.store !== undefined || (this.files !== undefined && writable(this.files));
   }
 
   /** Why not, for the error message. */
@@ -95,8 +115,8 @@ export class TlsCertificate {
    * Check and install a new certificate and key. CertificateError when the input is not a
    * certificate, not a key, or they do not match; Error when the files cannot be written.
    */
-  replace(certPem: string, keyPem: string): X509Certificate {
-    if (!this.files || !writable(this.files)) throw new Error(this.readOnlyReason);
+  async replace(certPem: string, keyPem: string): Promise<X509Certificate> {
+    if (!this.replaceable) throw new Error(this.readOnlyReason);
     const x509 = firstCertificate(certPem);
     let key;
     try {
@@ -108,13 +128,19 @@ export class TlsCertificate {
     const now = Date.now();
     if (Date.parse(x509.validTo) < now) throw new CertificateError(`the certificate expired on ${x509.validTo}`, 'CertificateString');
     const certOnly = certPem.replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----\s*/g, '');
+    if (this.store) {
+      // kept where the mounted files come from; the files follow when the kubelet refreshes the volume
+      await this.store.save(certOnly, keyPem);
+      return this.install(certOnly, keyPem, x509);
+    }
     const tmp = (f: string): string => `${f}.new-${process.pid}`;
-    const { certFile, keyFile } = this.files;
+    const { certFile, keyFile } = this.files!;
     try {
       writeFileSync(tmp(keyFile), keyPem, { mode: 0o600 });
       writeFileSync(tmp(certFile), certOnly, { mode: 0o644 });
       renameSync(tmp(keyFile), keyFile);
       renameSync(tmp(certFile), certFile);
+      this.filesSeen = `${certOnly}\0${keyPem}`;
     } catch (e) {
       for (const f of [tmp(keyFile), tmp(certFile)]) {
         try {
@@ -125,11 +151,58 @@ export class TlsCertificate {
       }
       throw e;
     }
-    this.certPem = certOnly;
+    return this.install(certOnly, keyPem, x509);
+  }
+
+  private install(certPem: string, keyPem: string, x509: X509Certificate): X509Certificate {
+    this.certPem = certPem;
     this.keyPem = keyPem;
     this.x509 = x509;
     for (const fn of this.listeners) fn(this.certPem, this.keyPem);
     return x509;
+  }
+
+  /**
+   * Re-read the certificate files: `reloaded` when they hold a new, valid pair (now installed and
+   * handed to the listeners), `unchanged`, or why the new content was not taken.
+   */
+  reload(): 'reloaded' | 'unchanged' | { rejected: string } {
+    if (!this.files) return 'unchanged';
+    let certPem: string;
+    let keyPem: string;
+    try {
+      certPem = readFileSync(this.files.certFile, 'utf8');
+      keyPem = readFileSync(this.files.keyFile, 'utf8');
+    } catch (e) {
+      return { rejected: `cannot read the certificate files: ${(e as Error).message}` };
+    }
+    const seen = `${certPem}\0${keyPem}`;
+    if (seen === this.filesSeen) return 'unchanged';
+    let x509: X509Certificate;
+    try {
+      x509 = new X509Certificate(certPem);
+      if (!x509.checkPrivateKey(createPrivateKey(keyPem))) return { rejected: 'the key file does not match the certificate file' };
+    } catch (e) {
+      return { rejected: `the certificate files do not parse: ${(e as Error).message}` };
+    }
+    this.filesSeen = seen;
+    this.install(certPem, keyPem, x509);
+    return 'reloaded';
+  }
+
+  /** reload() every intervalMs; report says what happened when something did. Returns the stop function. */
+  watch(intervalMs: number, report: (r: 'reloaded' | { rejected: string }) => void): () => void {
+    let lastRejected: string | undefined;
+    const timer = setInterval(() => {
+      const r = this.reload();
+      if (r === 'unchanged') return;
+      // one report per distinct problem, not one per tick
+      if (r !== 'reloaded' && r.rejected === lastRejected) return;
+      lastRejected = r === 'reloaded' ? undefined : r.rejected;
+      report(r);
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   /** The key, for the server's secure context only. */

@@ -62,7 +62,7 @@ describe('accounts in the VirtualMachineBMC auth Secret (KubeVirt mode) @e2e', f
     emu = await startEmulator();
     emu.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET, namespace: NS }, type: 'Opaque', data: { username: b64(ADMIN.username), password: b64(ADMIN.password), other: b64('keep me') } } as KubeObject);
     // the Role the controller writes for this VirtualMachineBMC, bound to the agent's ServiceAccount
-    emu.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: SA, namespace: NS }, rules: agentRoleRules('vm1', [], SECRET) } as never);
+    emu.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: SA, namespace: NS }, rules: agentRoleRules('vm1', [], { accountsSecret: SECRET }) } as never);
     emu.create({
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',

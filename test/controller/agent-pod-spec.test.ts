@@ -1,7 +1,8 @@
 /**
  * One builder for the agent pod (src/controller/agent-pod.ts): the per-VM Deployment and the shard
  * Deployment differ only where they are meant to (identity, command line, environment, ports,
- * resources, the per-VM extras); everything else — security contexts, probes, /tmp, the
+ * resources, the per-VM extras: with TLS, which is the default, the HTTPS readiness probe and the
+ * certificate mount); everything else — security contexts, probes, /tmp, the
  * Deployment strategy — is the same object.
  */
 import { expect } from 'chai';
@@ -20,14 +21,24 @@ const bmc: VirtualMachineBMC = {
   metadata: { name: 'b', namespace: 'ns1', uid: 'uid-1' },
   spec: { virtualMachineRef: { name: 'vm1' }, authSecretRef: { name: 'creds' } },
 };
-type Container = Record<string, unknown> & { args: string[]; ports: Array<{ name: string; containerPort: number }> };
-type Spec = { replicas: number; template: { metadata: Record<string, unknown>; spec: Record<string, unknown> & { containers: Container[] } } } & Record<string, unknown>;
+type Mount = { name: string; mountPath: string };
+type Container = Record<string, unknown> & {
+  args: string[];
+  ports: Array<{ name: string; containerPort: number }>;
+  readinessProbe: { httpGet: { scheme: string } };
+  volumeMounts: Mount[];
+};
+type Spec = {
+  replicas: number;
+  template: { metadata: Record<string, unknown>; spec: Record<string, unknown> & { containers: Container[]; volumes: Array<{ name: string }> } };
+} & Record<string, unknown>;
 
 describe('agent pod builder: per-VM and shard Deployments', () => {
-  for (const metricsPort of [undefined, 9100]) {
-    it(`share everything but the intended differences (metrics ${metricsPort ?? 'off'})`, () => {
+  for (const [metricsPort, tlsMode] of [[undefined, 'Auto'], [9100, 'Auto'], [undefined, 'Disabled'], [9100, 'Disabled']] as const) {
+    it(`share everything but the intended differences (metrics ${metricsPort ?? 'off'}, tls ${tlsMode})`, () => {
       const agent = { image: 'i:1', ...(metricsPort !== undefined ? { metricsPort } : {}) };
-      const perVm = JSON.parse(JSON.stringify(desiredObjects(bmc, vm, secret, agent).deployment.spec)) as Spec;
+      const b: VirtualMachineBMC = { ...bmc, spec: { ...bmc.spec, redfish: { tls: { mode: tlsMode } } } };
+      const perVm = JSON.parse(JSON.stringify(desiredObjects(b, vm, secret, agent).deployment.spec)) as Spec;
       const shard = JSON.parse(JSON.stringify(desiredShardObjects('ns1', 0, [], [], agent).deployment.spec)) as Spec;
       const pc = perVm.template.spec.containers[0]!;
       const sc = shard.template.spec.containers[0]!;
@@ -42,6 +53,17 @@ describe('agent pod builder: per-VM and shard Deployments', () => {
       const tail = (a: string[]) => a.slice(-4);
       if (metricsPort) expect(tail(pc.args)).to.deep.equal(tail(sc.args)).and.deep.equal(['--metrics-port', '9100', '--metrics-address', '0.0.0.0']);
       else for (const a of [pc.args, sc.args]) expect(a).to.not.include('--metrics-port');
+      // TLS (per-VM only; shards serve plain HTTP): the probe's scheme and the certificate mount
+      expect(sc.readinessProbe.httpGet.scheme).to.equal('HTTP');
+      expect(sc.volumeMounts.map((m) => m.name)).to.deep.equal(['tmp']);
+      if (tlsMode === 'Auto') {
+        expect(pc.readinessProbe.httpGet.scheme).to.equal('HTTPS');
+        expect(pc.volumeMounts.map((m) => m.name)).to.deep.equal(['tmp', 'redfish-tls']);
+        expect(perVm.template.spec.volumes).to.deep.include({ name: 'redfish-tls', secret: { secretName: 'b-virtbmc-tls' } });
+        pc.readinessProbe.httpGet.scheme = 'HTTP';
+        pc.volumeMounts = pc.volumeMounts.filter((m) => m.name !== 'redfish-tls');
+        perVm.template.spec.volumes = perVm.template.spec.volumes.filter((v) => v.name !== 'redfish-tls');
+      }
       // the rest is identical
       for (const c of [pc, sc]) for (const k of ['args', 'env', 'ports', 'resources']) delete c[k];
       for (const s of [perVm, shard]) {

@@ -19,6 +19,18 @@ describe('virtbmc-controller command', function () {
     expect(r3.stderr).to.contain('must name the agent image');
   });
 
+  it('rejects a malformed --cert-manager-issuer and an out-of-range --agent-cert-validity-hours (exit code 2)', () => {
+    for (const [flag, value, msg] of [
+      ['--cert-manager-issuer', 'Secret/x', 'Issuer/<name> or ClusterIssuer/<name>'],
+      ['--agent-cert-validity-hours', '0', 'positive integer'],
+      ['--agent-cert-validity-hours', '100000', 'at most 87600'],
+    ] as const) {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', cli, '--agent-image', 'x', flag, value], { cwd: root, encoding: 'utf8', timeout: 30000 });
+      expect(r.status, `${flag} ${value}`).to.equal(2);
+      expect(r.stderr).to.contain(msg);
+    }
+  });
+
   it('reconciles with leader election and releases the lease on SIGTERM', async () => {
     const emu = await startApiServer({ workloadDelayMs: 10 });
     const child = spawn(
@@ -44,6 +56,11 @@ describe('virtbmc-controller command', function () {
       const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; reconcileId?: string });
       expect(lines.some((l) => l.msg === 'created' && typeof l.reconcileId === 'string')).to.equal(true);
       expect(stderr).to.not.contain('sup3r-secret');
+      // the minted agent certificate: logged as an event, its key never
+      expect(lines.some((l) => l.msg === 'agent certificate minted')).to.equal(true);
+      const tlsKey = (emu.get('v1', 'Secret', NS, 'bmc-virtbmc-tls')!.data as Record<string, string>)['tls.key']!;
+      expect(stderr).to.not.contain('PRIVATE KEY');
+      expect(stderr).to.not.contain(tlsKey.slice(0, 40));
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       await emu.close();

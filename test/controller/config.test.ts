@@ -158,7 +158,7 @@ describe('controller manifests', function () {
     expect(denied.map((e) => `${e.verb} ${e.group}/${e.resource}${e.subresource ? '/' + e.subresource : ''} ${e.namespace ?? ''}`)).to.deep.equal([]);
     // and the workload really exercised the interesting calls
     const did = new Set(audit.map((e) => `${e.verb} ${e.resource}${e.subresource ? '/' + e.subresource : ''}`));
-    for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create roles', 'patch roles', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases', 'create events', 'create configmaps', 'delete configmaps', 'delete deployments']) {
+    for (const k of ['watch virtualmachinebmcs', 'patch virtualmachinebmcs/status', 'create deployments', 'patch deployments', 'create roles', 'patch roles', 'create rolebindings', 'delete rolebindings', 'create virtualmachinebmcs', 'delete virtualmachinebmcs', 'update leases', 'create events', 'create configmaps', 'delete configmaps', 'delete deployments', 'create secrets', 'get secrets', 'delete secrets']) {
       expect(did.has(k), k).to.equal(true);
     }
   });
@@ -170,7 +170,8 @@ describe('controller manifests', function () {
     for (const d of deps) checkPodSecurity(`Deployment ${d.metadata.name}`, (d.spec as { template: { spec: PodSpec } }).template.spec);
     const vmbmc = { apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', metadata: { name: 'b', namespace: NS, uid: 'u1' }, spec: { virtualMachineRef: { name: 'vm' }, authSecretRef: { name: 'creds' } } } as unknown as VirtualMachineBMC;
     const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'creds', namespace: NS, uid: 's1' }, data: { username: Buffer.from('admin').toString('base64'), password: Buffer.from('pw').toString('base64') } };
-    for (const v of [vmbmc, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { secretRef: { name: 't' } } } } } as VirtualMachineBMC]) {
+    // TLS by default (minted Secret), a user's Secret, and opted out
+    for (const v of [vmbmc, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { secretRef: { name: 't' } } } } }, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { mode: 'Disabled' } } } }] as VirtualMachineBMC[]) {
       const agent = desiredObjects(v, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: NS } }, secret, { image: 'virtbmc:test' });
       checkPodSecurity('agent Deployment', (agent.deployment.spec as { template: { spec: PodSpec } }).template.spec);
     }
@@ -190,7 +191,7 @@ describe('controller manifests', function () {
     const vm = { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: NS } };
     type Tmpl = { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { ports?: { name: string; containerPort: number; protocol: string }[] }[] } } } };
     const pods: { what: string; d: Tmpl }[] = [];
-    for (const v of [vmbmc, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { secretRef: { name: 't' } } } } } as VirtualMachineBMC]) {
+    for (const v of [vmbmc, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { secretRef: { name: 't' } } } } }, { ...vmbmc, spec: { ...vmbmc.spec, redfish: { tls: { mode: 'Disabled' } } } }] as VirtualMachineBMC[]) {
       pods.push({ what: 'per-VM agent', d: desiredObjects(v, vm, secret, { image: 'virtbmc:test' }).deployment as unknown as Tmpl });
     }
     const system = { id: `${NS}.vm`, namespace: NS, vm: 'vm', vmbmc: 'b', vmbmcUid: 'u1', secretName: 'creds', ipmiPort: SHARD_IPMI_PORT_BASE };

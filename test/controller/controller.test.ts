@@ -48,7 +48,8 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     expect(template(dep).spec.containers[0]!.image).to.equal(AGENT_IMAGE);
     expect(template(dep).spec.containers[0]!.args.slice(0, 2)).to.deep.equal([NS, 'vm1']);
     expect(svcSpec(svc).type).to.equal('ClusterIP');
-    expect(svcSpec(svc).ports.map((p) => `${p.port}/${p.protocol}`)).to.deep.equal(['623/UDP', '80/TCP']);
+    // TLS by default: 80 (redirected to https) and 443 reach the agent's HTTPS port
+    expect(svcSpec(svc).ports.map((p) => `${p.port}/${p.protocol}`)).to.deep.equal(['623/UDP', '80/TCP', '443/TCP']);
     expect((ready.status as { clusterIP: string }).clusterIP).to.equal(svcSpec(svc).clusterIP).and.to.be.a('string');
     expect(condition(ready, 'VirtualMachineAvailable')?.status).to.equal('True');
     expect(condition(ready, 'SecretAvailable')?.status).to.equal('True');
@@ -64,13 +65,14 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     // update: IPMI off, storage class → Service loses 623, Deployment args change
     const cur = getVmbmc(emu, 'bmc1')!;
     emu.update({ ...cur, spec: { ...(cur.spec as object), ipmi: { enabled: false }, redfish: { virtualMedia: { storage: { storageClassName: 'fast' } } } } });
-    await emu.waitFor(() => svcSpec(getService(emu, 'bmc1-virtbmc')).ports.length === 1);
+    await emu.waitFor(() => svcSpec(getService(emu, 'bmc1-virtbmc')).ports.length === 2);
+    expect(svcSpec(getService(emu, 'bmc1-virtbmc')).ports.map((p) => `${p.port}/${p.protocol}`)).to.deep.equal(['80/TCP', '443/TCP']);
     await emu.waitFor(() => template(getDeployment(emu, 'bmc1-virtbmc')).spec.containers[0]!.args.includes('--no-ipmi'));
     expect(template(getDeployment(emu, 'bmc1-virtbmc')).spec.containers[0]!.args.join(' ')).to.contain('--storage-class fast');
 
     // delete: owned objects go (ownerReference garbage collection)
     emu.delete('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'bmc1');
-    await emu.waitFor(() => !getDeployment(emu, 'bmc1-virtbmc') && !getService(emu, 'bmc1-virtbmc'));
+    await emu.waitFor(() => !getDeployment(emu, 'bmc1-virtbmc') && !getService(emu, 'bmc1-virtbmc') && !emu.get('v1', 'Secret', NS, 'bmc1-virtbmc-tls'));
     expect(emu.get('v1', 'ServiceAccount', NS, 'bmc1-virtbmc')).to.equal(undefined);
   });
 

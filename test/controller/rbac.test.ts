@@ -2,8 +2,9 @@
  * Least privilege (issue 10 point 6): the RBAC in config/ as kubectl kustomize renders it, the
  * controller running under exactly that RBAC against the emulator (which enforces RBAC and its
  * escalation check), the per-VirtualMachineBMC agent Role (names its VM, VMI and media
- * DataVolumes only), its drift repair, and the controller's Secret watches (one per referenced
- * Secret, only `username`/`password` kept).
+ * DataVolumes only, and by name its auth and minted certificate Secrets), its drift repair, and the
+ * controller's Secret watches (one per namespace, each Secret reduced to a digest; by name only the
+ * agent certificate it mints).
  */
 import { expect } from 'chai';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -20,6 +21,8 @@ import { requireClient } from '../helpers/clients.js';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const hasKubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
 const RBAC = 'rbac.authorization.k8s.io/v1';
+/** The Secrets agent `a-virtbmc` (VMBMC `a`, auth Secret `creds`, tls mode Auto, no cert-manager) may rewrite. */
+const AGENT_SECRETS = { accountsSecret: 'creds', tlsSecret: 'a-virtbmc-tls' };
 
 type Obj = KubeObject & { rules?: PolicyRule[]; roleRef?: { kind: string; name: string }; subjects?: Array<{ kind: string; name: string; namespace?: string }> };
 
@@ -66,11 +69,12 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
     });
     const clusterRole = (name: string) => objs.find((o) => o.kind === 'ClusterRole' && o.metadata.name === name);
 
-    it('the controller: Secrets read only (list/watch), no writes on VMs, VMIs or DataVolumes of its own, no bind/escalate/impersonate', () => {
+    it('the controller: Secrets read (list/watch/get) and written only for the agent certificates it mints, no writes on VMs, VMIs or DataVolumes of its own, no bind/escalate/impersonate', () => {
       const manager = clusterRole('kubevirtbmc-manager-role')!;
       expect(manager, 'manager ClusterRole').to.not.equal(undefined);
       const secretVerbs = manager.rules!.filter((r) => r.apiGroups.includes('') && r.resources.includes('secrets')).flatMap((r) => r.verbs);
-      expect(secretVerbs.sort()).to.deep.equal(['list', 'watch']);
+      // create/update/delete: the minted agent certificates (tls mode Auto without cert-manager); no patch, no deletecollection
+      expect(secretVerbs.sort()).to.deep.equal(['create', 'delete', 'get', 'list', 'update', 'watch']);
       for (const r of manager.rules!) {
         expect(r.verbs).to.not.include.members(['*', 'escalate', 'bind', 'impersonate']);
         expect(r.resources).to.not.include('*');
@@ -90,6 +94,12 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
         [
           'create /configmaps',
           'delete /configmaps',
+          'create /secrets',
+          'update /secrets',
+          'delete /secrets',
+          'create cert-manager.io/certificates',
+          'patch cert-manager.io/certificates',
+          'create cert-manager.io/issuers',
           'patch /configmaps',
           'delete /serviceaccounts',
           'delete /services',
@@ -141,6 +151,10 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       expect(named('virtualmachineinstances')).to.deep.equal(['vm-a']);
       expect(named('virtualmachines/start')).to.deep.equal(['vm-a']);
       expect(named('virtualmachineinstances/console')).to.deep.equal(['vm-a']);
+      // no certificate Secret unless the controller minted one for it; then only that one, get/update
+      expect(named('secrets')).to.deep.equal([]);
+      const withTls = agentRoleRules('vm-a', cdromDrives(vm), { tlsSecret: 'a-virtbmc-tls' }).filter((r) => r.resources.includes('secrets'));
+      expect(withTls).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['a-virtbmc-tls'], verbs: ['get', 'update'] }]);
       expect(named('datavolumes')).to.deep.equal([mediaDataVolumeName('vm-a', 'cd0'), mediaDataVolumeName('vm-a', 'cd1')]);
       // hot-plug subresources are gone (media are JSON patches of the VM template now)
       expect(rules.flatMap((r) => r.resources)).to.not.include.members(['virtualmachines/addvolume', 'virtualmachines/removevolume']);
@@ -155,9 +169,16 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
     });
 
     it('the accounts Secret (the auth Secret) is reachable by name only, get and update, nothing else', () => {
-      const secretRules = agentRoleRules('vm-a', [], 'creds').filter((r) => r.resources.includes('secrets'));
+      const secretRules = agentRoleRules('vm-a', [], { accountsSecret: 'creds' }).filter((r) => r.resources.includes('secrets'));
       expect(secretRules).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['creds'], verbs: ['get', 'update'] }]);
       expect(agentRoleRules('vm-a', []).some((r) => r.resources.includes('secrets'))).to.equal(false);
+    });
+
+    it('auth and minted certificate Secret together: one rule naming both (no duplicate name), get and update only', () => {
+      const both = agentRoleRules('vm-a', [], { accountsSecret: 'creds', tlsSecret: 'a-virtbmc-tls' }).filter((r) => r.resources.includes('secrets'));
+      expect(both).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['creds', 'a-virtbmc-tls'], verbs: ['get', 'update'] }]);
+      const same = agentRoleRules('vm-a', [], { accountsSecret: 'x', tlsSecret: 'x' }).filter((r) => r.resources.includes('secrets'));
+      expect(same).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['x'], verbs: ['get', 'update'] }]);
     });
   });
 
@@ -169,9 +190,9 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
     });
 
     /** Loads the rendered RBAC into the emulator and runs the controller as its ServiceAccount. */
-    async function startAsControllerSA(opts: { withoutAgentGrants?: boolean } = {}): Promise<void> {
+    async function startAsControllerSA(opts: { withoutAgentGrants?: boolean; certManager?: boolean } = {}): Promise<void> {
       const objs = render('config/default').filter((o) => ['ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'].includes(o.kind ?? ''));
-      const probe = await startEnv({}, { requireNamespaces: false });
+      const probe = await startEnv({}, { requireNamespaces: false, ...(opts.certManager ? { certManager: true } : {}) });
       // (the first env only provides the emulator; the manager on it runs as admin and is replaced)
       await probe.mgr.stop();
       emu = probe.emu;
@@ -209,14 +230,52 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       emu.create(vmbmcObj('a', 'vm-a', 'creds'));
       await waitReady(emu, 'a');
       const role = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
-      expect(role.rules).to.deep.equal(agentRoleRules('vm-a', ['cd0'], 'creds'));
+      expect(role.rules).to.deep.equal(agentRoleRules('vm-a', ['cd0'], AGENT_SECRETS));
       expect((emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc') as Obj).roleRef).to.deep.include({ kind: 'Role', name: 'a-virtbmc' });
       const ctl = emu.audit.filter((e) => e.user === 'system:serviceaccount:kubevirtbmc-system:kubevirtbmc-controller-manager' && !e.nonResourceURL);
       expect(ctl.filter((e) => e.code === 403).map((e) => `${e.verb} ${e.resource}`)).to.deep.equal([]);
-      // Secrets: listed and watched in the VirtualMachineBMCs' namespace only, never cluster-wide, never read one by one
+      // Secrets: listed and watched in the VirtualMachineBMCs' namespace only, never cluster-wide; the
+      // only Secret read or written by name is the agent certificate the controller mints (tls mode
+      // Auto, no cert-manager here)
       const secretCalls = ctl.filter((e) => e.resource === 'secrets');
       expect(secretCalls.length).to.be.greaterThan(0);
-      expect([...new Set(secretCalls.map((e) => `${e.verb} ${e.namespace ?? '*'}/${e.name ?? '*'}`))].sort()).to.deep.equal(['list default/*', 'watch default/*']);
+      const shown = (e: { verb: string; namespace?: string; name?: string }) => `${e.verb} ${e.namespace ?? '*'}/${e.name ?? (e.verb === 'create' ? '(create)' : '*')}`;
+      expect([...new Set(secretCalls.map(shown))].sort()).to.deep.equal([
+        'create default/(create)',
+        'get default/a-virtbmc-tls',
+        'list default/*',
+        'watch default/*',
+      ]);
+      expect(emu.get('v1', 'Secret', NS, 'a-virtbmc-tls')?.type).to.equal('kubernetes.io/tls');
+    });
+
+    it('agent certificates under the rendered RBAC: minting, opting out (the minted Secret deleted) and, with cert-manager, Certificate and Issuer: never a 403', async function () {
+      requireClient(this, hasKubectl, 'kubectl (kustomize)');
+      const SA = 'system:serviceaccount:kubevirtbmc-system:kubevirtbmc-controller-manager';
+      await startAsControllerSA();
+      emu.create(vmWithDrives('vm-a', []));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('a', 'vm-a', 'creds'));
+      await waitReady(emu, 'a');
+      expect(emu.get('v1', 'Secret', NS, 'a-virtbmc-tls')?.type).to.equal('kubernetes.io/tls');
+      const a = emu.get('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'a')!;
+      emu.update({ ...a, spec: { ...(a.spec as object), redfish: { tls: { mode: 'Disabled' } } } });
+      await emu.waitFor(() => !emu.get('v1', 'Secret', NS, 'a-virtbmc-tls'));
+      const denied = (u: string) => emu.audit.filter((e) => e.user === u && e.code === 403).map((e) => `${e.verb} ${e.group}/${e.resource}`);
+      expect(denied(SA)).to.deep.equal([]);
+      expect(emu.audit.some((e) => e.user === SA && e.verb === 'delete' && e.resource === 'secrets' && e.name === 'a-virtbmc-tls' && e.code === 200)).to.equal(true);
+      await env.close();
+
+      await startAsControllerSA({ certManager: true });
+      emu.create(vmWithDrives('vm-b', []));
+      emu.create(secretObj('creds'));
+      emu.create(vmbmcObj('b', 'vm-b', 'creds'));
+      await emu.waitFor(() => emu.get('cert-manager.io/v1', 'Certificate', NS, 'b-virtbmc'));
+      expect(emu.get('cert-manager.io/v1', 'Issuer', NS, 'virtbmc-selfsigned')).to.not.equal(undefined);
+      const c = emu.get('cert-manager.io/v1', 'Certificate', NS, 'b-virtbmc')!;
+      emu.update({ ...c, spec: { ...(c.spec as object), dnsNames: ['drift.example'] } });
+      await emu.waitFor(() => emu.audit.some((e) => e.user === SA && e.verb === 'patch' && e.resource === 'certificates' && e.code === 200));
+      expect(denied(SA)).to.deep.equal([]);
     });
 
     it('without agent-grants the same controller is refused (403 on create roles): the emulator enforces the escalation check', async function () {
@@ -293,16 +352,16 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       emu.create(vmbmcObj('a', 'vm-a', 'creds'));
       await waitReady(emu, 'a');
       const rulesNow = () => (emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj | undefined)?.rules;
-      expect(rulesNow()).to.deep.equal(agentRoleRules('vm-a', ['cd0'], 'creds'));
+      expect(rulesNow()).to.deep.equal(agentRoleRules('vm-a', ['cd0'], AGENT_SECRETS));
 
       // someone drops the resourceNames (the agent could then patch every VM): put back
       const role = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
       emu.update({ ...role, rules: role.rules!.map(({ resourceNames: _n, ...r }) => r) });
-      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0'], 'creds')));
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0'], AGENT_SECRETS)));
       // a rule added on the side goes too
       const again = emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj;
       emu.update({ ...again, rules: [...again.rules!, { apiGroups: [''], resources: ['secrets'], verbs: ['get'] }] });
-      await emu.waitFor(() => rulesNow()?.length === agentRoleRules('vm-a', ['cd0'], 'creds').length);
+      await emu.waitFor(() => rulesNow()?.length === agentRoleRules('vm-a', ['cd0'], AGENT_SECRETS).length);
       // deleted: re-created
       emu.delete(RBAC, 'Role', NS, 'a-virtbmc');
       await emu.waitFor(() => rulesNow() !== undefined);
@@ -311,7 +370,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       const vm = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!;
       const next = vmWithDrives('vm-a', ['cd0', 'cd1']);
       emu.update({ ...vm, spec: next.spec });
-      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0', 'cd1'], 'creds')));
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd0', 'cd1'], AGENT_SECRETS)));
       const dvRule = rulesNow()!.find((r) => r.resources.includes('datavolumes') && r.resourceNames);
       expect(dvRule!.resourceNames).to.deep.equal([mediaDataVolumeName('vm-a', 'cd0'), mediaDataVolumeName('vm-a', 'cd1')]);
       // the drive removed again: the name goes; other VM edits do not touch the Role
@@ -319,7 +378,7 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       const vm2 = emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!;
       emu.update({ ...vm2, metadata: { ...vm2.metadata, labels: { touched: 'yes' } } });
       emu.update({ ...emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm-a')!, spec: vmWithDrives('vm-a', ['cd1']).spec });
-      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd1'], 'creds')));
+      await emu.waitFor(() => JSON.stringify(rulesNow()) === JSON.stringify(agentRoleRules('vm-a', ['cd1'], AGENT_SECRETS)));
       expect((emu.get(RBAC, 'Role', NS, 'a-virtbmc') as Obj).metadata.resourceVersion).to.not.equal(rvBefore);
     });
 
@@ -405,11 +464,21 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       for (const secretText of [b64('PRIVATE'), b64('the-password'), b64('admin'), 'the-password']) expect(JSON.stringify(cached)).to.not.contain(secretText);
       // the namespace's other Secrets are there, reduced the same way (no data)
       expect(JSON.stringify(ctl.secrets.get(NS, 'unrelated'))).to.not.contain(b64('other-password'));
+      // ... the agent certificate the controller minted too: its private key is not kept
+      await emu.waitFor(() => ctl.secrets.get(NS, 'bmc1-virtbmc-tls') !== undefined);
+      expect(ctl.secrets.get(NS, 'bmc1-virtbmc-tls')!.data).to.equal(undefined);
+      const mintedKey = (emu.get('v1', 'Secret', NS, 'bmc1-virtbmc-tls')!.data as Record<string, string>)['tls.key']!;
+      expect(JSON.stringify(ctl.secrets.get(NS, 'bmc1-virtbmc-tls'))).to.not.contain(mintedKey.slice(0, 40));
       // a namespace without VirtualMachineBMCs is never listed or watched
       expect(ctl.secrets.get('elsewhere', 'far')).to.equal(undefined);
+      // every Secret request of the controller is a list/watch of this namespace, or is about the
+      // agent certificate it mints (bmc1-virtbmc-tls: read by name, created once)
       const secretCalls = emu.audit.filter((e) => e.resource === 'secrets');
       expect(secretCalls.length).to.be.greaterThan(0);
-      expect(secretCalls.every((e) => e.namespace === NS && (e.verb === 'list' || e.verb === 'watch')), JSON.stringify(secretCalls)).to.equal(true);
+      const own = (e: { verb: string; name?: string }) => (e.verb === 'get' && e.name === 'bmc1-virtbmc-tls') || (e.verb === 'create' && e.name === undefined);
+      const listWatch = (e: { verb: string; name?: string }) => (e.verb === 'list' || e.verb === 'watch') && e.name === undefined;
+      expect(secretCalls.every((e) => e.namespace === NS && (listWatch(e) || own(e))), JSON.stringify(secretCalls)).to.equal(true);
+      expect(secretCalls.filter((e) => e.verb === 'create')).to.have.length(1);
 
       // a change of another key does not roll the agent; a password change does
       const hash = () => (getDeployment(emu, 'bmc1-virtbmc')?.spec as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata.annotations?.['bmc.kubevirt.io/secret-hash'];

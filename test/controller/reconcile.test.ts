@@ -40,6 +40,10 @@ function container(d: KubeObject): Container {
 function depSpec(d: KubeObject) {
   return d.spec as { replicas: number; strategy: { type: string }; template: { metadata: { annotations?: Record<string, string> }; spec: { serviceAccountName: string; securityContext: Record<string, unknown> } } };
 }
+/** The Secrets an agent Role names (the auth Secret always; the minted certificate Secret when it is the controller's). */
+function secretNames(role: KubeObject): string[] {
+  return ((role.rules ?? []) as Array<{ resources: string[]; resourceNames?: string[] }>).filter((r) => r.resources.includes('secrets')).flatMap((r) => r.resourceNames ?? ['*']);
+}
 function svcSpec(d: KubeObject) {
   return d.spec as { type: string; ports: Array<{ name: string; port: number; targetPort: number; protocol: string }> };
 }
@@ -54,7 +58,20 @@ describe('controller reconcile (pure)', () => {
     expect(spec.template.spec.serviceAccountName).to.equal('bmc1-virtbmc');
     const c = container(d.deployment);
     expect(c.image).to.equal('example.test/virtbmc:1');
-    expect(c.args).to.deep.equal(['ns1', 'vm1', '--address', '0.0.0.0', '--ipmi-port', '6230', '--redfish-port', '8000']);
+    // TLS by default (spec.redfish.tls unset = mode Auto): the minted Secret bmc1-virtbmc-tls, mounted
+    expect(c.args).to.deep.equal([
+      'ns1', 'vm1', '--address', '0.0.0.0', '--ipmi-port', '6230', '--redfish-port', '8443',
+      '--tls-cert', '/etc/virtbmc/tls/tls.crt', '--tls-key', '/etc/virtbmc/tls/tls.key', '--https-redirect-port', '443',
+      // the minted Secret: a Redfish ReplaceCertificate is written there (the agent Role may get/update it, by name)
+      '--tls-secret', 'bmc1-virtbmc-tls',
+    ]);
+    // one Secret rule, by name: the auth Secret (accounts) and the minted certificate Secret
+    expect((d.role.rules as Array<{ resources: string[] }>).filter((r) => r.resources.includes('secrets'))).to.deep.equal([
+      { apiGroups: [''], resources: ['secrets'], resourceNames: ['creds', 'bmc1-virtbmc-tls'], verbs: ['get', 'update'] },
+    ]);
+    const podSpec = (d.deployment.spec as { template: { spec: { volumes: unknown[]; containers: Array<{ volumeMounts: unknown[] }> } } }).template.spec;
+    expect(podSpec.volumes).to.deep.include({ name: 'redfish-tls', secret: { secretName: 'bmc1-virtbmc-tls' } });
+    expect(podSpec.containers[0]!.volumeMounts).to.deep.include({ name: 'redfish-tls', mountPath: '/etc/virtbmc/tls', readOnly: true });
     expect(c.env.filter((e) => e.valueFrom?.secretKeyRef).map((e) => [e.name, e.valueFrom?.secretKeyRef.name, e.valueFrom?.secretKeyRef.key])).to.deep.equal([
       ['BMC_USERNAME', 'creds', 'username'],
       ['BMC_PASSWORD', 'creds', 'password'],
@@ -72,7 +89,7 @@ describe('controller reconcile (pure)', () => {
     expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
     expect(c.securityContext.capabilities).to.deep.equal({ drop: ['ALL'] });
     expect(spec.template.spec.securityContext).to.deep.equal({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(c.readinessProbe.httpGet).to.deep.include({ path: '/redfish/v1', scheme: 'HTTP' });
+    expect(c.readinessProbe.httpGet).to.deep.include({ path: '/redfish/v1', scheme: 'HTTPS' });
     expect(spec.template.metadata.annotations?.['bmc.kubevirt.io/secret-hash']).to.match(/^[0-9a-f]{16}$/);
     // owned by the VMBMC as controller
     expect(d.deployment.metadata?.ownerReferences).to.deep.equal([
@@ -84,14 +101,33 @@ describe('controller reconcile (pure)', () => {
     expect(d.roleBinding.subjects).to.deep.equal([{ kind: 'ServiceAccount', name: 'bmc1-virtbmc', namespace: 'ns1' }]);
   });
 
-  it('builds the Service: 623/UDP→6230 and 80→8000, type and user metadata from spec.service', () => {
+  it('builds the Service: 623/UDP→6230, 80 and 443→8443 (TLS by default), type and user metadata from spec.service', () => {
     const d = desiredObjects(vmbmc({ service: { type: 'NodePort', labels: { team: 'a' }, annotations: { note: 'x' } } }), vm, secret(), agent);
     const s = svcSpec(d.service);
     expect(s.type).to.equal('NodePort');
     expect(s.ports).to.deep.equal([
       { name: 'ipmi', port: 623, targetPort: 6230, protocol: 'UDP' },
-      { name: 'redfish', port: 80, targetPort: 8000, protocol: 'TCP' },
+      // the one listener answers TLS on both; plain HTTP on 80 gets a 308 to https://<host>/ (443)
+      { name: 'redfish', port: 80, targetPort: 8443, protocol: 'TCP' },
+      { name: 'redfish-tls', port: 443, targetPort: 8443, protocol: 'TCP' },
     ]);
+    // opted out: plain HTTP 80→8000, nothing mounted
+    const plain = desiredObjects(vmbmc({ redfish: { tls: { mode: 'Disabled', secretRef: { name: 'ignored' } } } }), vm, secret(), agent);
+    expect(svcSpec(plain.service).ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}`)).to.deep.equal(['623/UDP->6230', '80/TCP->8000']);
+    expect(container(plain.deployment).args.join(' ')).to.not.contain('--tls');
+    expect(secretNames(plain.role)).to.deep.equal(['creds']);
+    expect(container(plain.deployment).readinessProbe.httpGet.scheme).to.equal('HTTP');
+    expect(JSON.stringify(plain.deployment)).to.not.contain('redfish-tls');
+    // the controller's choice (cert-manager's Secret) wins over the spec-only default
+    const cm = desiredObjects(vmbmc(), vm, secret(), agent, 'bmc1-virtbmc-cm-tls');
+    expect(JSON.stringify(cm.deployment)).to.contain('"secretName":"bmc1-virtbmc-cm-tls"');
+    // cert-manager's Secret (or a user's) is not the agent's to write
+    const notMinted = desiredObjects(vmbmc(), vm, secret(), agent, 'bmc1-virtbmc-cm-tls', false);
+    expect(container(notMinted.deployment).args).to.not.include('--tls-secret');
+    expect(secretNames(notMinted.role)).to.deep.equal(['creds']);
+    const userSecret = desiredObjects(vmbmc({ redfish: { tls: { secretRef: { name: 'mine' } } } }), vm, secret(), agent);
+    expect(container(userSecret.deployment).args).to.not.include('--tls-secret');
+    expect(secretNames(userSecret.role)).to.deep.equal(['creds']);
     expect(d.service.metadata?.labels).to.include({ team: 'a', 'app.kubernetes.io/name': 'virtbmc' });
     expect(d.service.metadata?.annotations).to.include({ note: 'x' });
   });
@@ -199,7 +235,7 @@ describe('controller reconcile (pure)', () => {
     expect(plan.action).to.equal('patch');
     if (plan.action === 'patch') {
       expect((plan.patch.metadata as { labels: Record<string, unknown> }).labels.team).to.equal(null);
-      expect((plan.patch.spec as { ports: Array<{ nodePort?: number }> }).ports.map((p) => p.nodePort)).to.deep.equal([30000, 30001]);
+      expect((plan.patch.spec as { ports: Array<{ nodePort?: number }> }).ports.map((p) => p.nodePort)).to.deep.equal([30000, 30001, 30002]);
     }
   });
 

@@ -174,7 +174,8 @@ describe('shared mode on the apiserver emulator', function () {
     expect(status(getVmbmc(emu, 'p'))).to.deep.include({ mode: 'PerVM', endpoint: `p-virtbmc.${NS}.svc` });
     expect(status(getVmbmc(emu, 'p')).shard).to.equal(undefined);
     const pSvc = getService(emu, 'p-virtbmc')!.spec as Svc;
-    expect(pSvc.ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}`)).to.deep.equal(['623/UDP->6230', '80/TCP->8000']);
+    // (HTTPS by default in PerVM mode: the shards serve plain HTTP)
+    expect(pSvc.ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}`)).to.deep.equal(['623/UDP->6230', '80/TCP->8443', '443/TCP->8443']);
     expect(getDeployment(emu, 'p-virtbmc')).to.not.equal(undefined);
     const pEnv = (getDeployment(emu, 'p-virtbmc')!.spec as { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } }).template.spec.containers[0]!.env;
     expect(pEnv.find((e) => e.name === 'VIRTBMC_OWNER_UID')?.value).to.equal(getVmbmc(emu, 'p')!.metadata.uid);

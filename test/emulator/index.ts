@@ -13,6 +13,7 @@ import { installCdi } from './cdi.js';
 import { Clock } from './clock.js';
 import { installSerialConsole, type SerialConsoles } from './console.js';
 import { installCrds, loadCrdFiles } from './crd.js';
+import { CERT_MANAGER_CRDS } from './cert-manager.js';
 import { installKubevirt, type KubevirtHooks } from './kubevirt.js';
 import { serviceAccountIdentity, type Identity } from './rbac.js';
 import { Registry } from './resources.js';
@@ -139,6 +140,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
   for (const crd of loadCrdFiles([...envCrds, ...(opts.crdFiles ?? [])])) {
     if (!store.peek(crdT, undefined, crd.metadata.name ?? '')) store.create(crdT, crd);
   }
+  if (opts.certManager) for (const crd of CERT_MANAGER_CRDS) store.create(crdT, crd);
 
   await server.listen(0);
   const url = `http://127.0.0.1:${server.port}`;

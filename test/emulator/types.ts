@@ -38,6 +38,8 @@ export interface EmulatorOptions {
   allowAnonymous?: boolean;
   /** CRD YAML files to install at start (e.g. config/crd/bases/*.yaml): their schemas are enforced */
   crdFiles?: string[];
+  /** serve cert-manager.io/v1 Certificate and Issuer (CRDs, as installing cert-manager does: test/emulator/cert-manager.ts) */
+  certManager?: boolean;
   /** interval of BOOKMARK events on watches that allow them (ms), default 60000 as kube-apiserver's watch cache */
   bookmarkIntervalMs?: number;
   /** KubeVirt developerConfiguration.featureGates / disabledFeatureGates (feature-gates.ts: v1.9 states,

@@ -60,6 +60,8 @@ export interface ObjectSchema<T> extends Described {
   properties: { [K in keyof T]-?: SchemaFor<NonNullable<T[K]>> };
   required?: RequiredKeys<T>[];
   'x-kubernetes-map-type'?: 'atomic';
+  /** CEL rules kube-apiserver evaluates on writes (the emulator does not: the controller checks them too) */
+  'x-kubernetes-validations'?: Array<{ rule: string; message: string }>;
 }
 /** The schema shape a TypeScript type maps to. */
 export type SchemaFor<T> = [T] extends [string]
@@ -149,9 +151,21 @@ export const specSchema: ObjectSchema<VirtualMachineBMCSpec> = {
         },
         tls: {
           type: 'object',
-          description: 'Serve Redfish over HTTPS with this certificate; the Service then also exposes 443.',
-          properties: { secretRef: localRef('kubernetes.io/tls Secret (tls.crt, tls.key).') },
-          required: ['secretRef'],
+          description:
+            'Redfish over HTTPS (the Service exposes 443, and 80 answers plain HTTP with a 308 redirect). Unset or mode Auto: the controller ' +
+            'provides the certificate (cert-manager when installed, else a self-signed one it renews).',
+          properties: {
+            mode: {
+              type: 'string',
+              description:
+                'Auto: certificate from the controller (cert-manager Certificate, else minted and renewed at 2/3 of its lifetime). ' +
+                'Secret: the kubernetes.io/tls Secret in secretRef. Disabled: plain HTTP only. Unset: Secret when secretRef is set, else Auto ' +
+                '(no schema default: a stored default would turn an existing secretRef into Auto).',
+              enum: ['Auto', 'Secret', 'Disabled'],
+            },
+            secretRef: localRef('kubernetes.io/tls Secret (tls.crt, tls.key); mode Secret.'),
+          },
+          'x-kubernetes-validations': [{ rule: "!has(self.mode) || self.mode != 'Secret' || has(self.secretRef)", message: 'mode Secret needs secretRef' }],
         },
       },
     },

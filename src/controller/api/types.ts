@@ -39,6 +39,8 @@ export const Reason = {
   /** Shared mode: a spec field the shared agents cannot honour (spec.redfish.tls) */
   SharedModeUnsupported: 'SharedModeUnsupported',
   NameConflict: 'NameConflict',
+  /** the spec asks for something inconsistent (spec.redfish.tls.mode Secret without secretRef) */
+  InvalidSpec: 'InvalidSpec',
   ReconcileError: 'ReconcileError',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
@@ -91,14 +93,24 @@ export interface VirtualMediaSpec {
   tls?: VirtualMediaTLS;
 }
 
+/**
+ * Where the agent's Redfish HTTPS certificate comes from: `Auto` — the controller provides one
+ * (cert-manager Certificate when cert-manager is installed, else a self-signed one it mints and
+ * renews); `Secret` — spec.redfish.tls.secretRef; `Disabled` — plain HTTP only.
+ */
+export type RedfishTLSMode = 'Auto' | 'Secret' | 'Disabled';
+export const REDFISH_TLS_MODES: readonly RedfishTLSMode[] = ['Auto', 'Secret', 'Disabled'];
+
 export interface RedfishTLS {
-  /** kubernetes.io/tls Secret (tls.crt, tls.key) the agent serves Redfish HTTPS with; adds 443 to the Service. */
-  secretRef: LocalObjectReference;
+  /** Auto, Secret or Disabled; unset = Secret when secretRef is set, else Auto. */
+  mode?: RedfishTLSMode;
+  /** kubernetes.io/tls Secret (tls.crt, tls.key) the agent serves Redfish HTTPS with (mode Secret). */
+  secretRef?: LocalObjectReference;
 }
 
 export interface RedfishSpec {
   virtualMedia?: VirtualMediaSpec;
-  /** Serve Redfish over HTTPS (extension; unset = plain HTTP on port 80). */
+  /** Redfish over HTTPS (on by default: mode Auto); the Service's 443 and 80 reach it, HTTP is redirected. */
   tls?: RedfishTLS;
 }
 

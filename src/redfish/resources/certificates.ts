@@ -137,7 +137,7 @@ export const handlers: OperationHandlers = {
       });
     }
     try {
-      cert.replace(body.CertificateString, key);
+      await cert.replace(body.CertificateString, key);
     } catch (e) {
       if (e instanceof CertificateError) {
         throw new RedfishError(400, 'ActionParameterValueError', [e.parameter, action], { property: e.parameter, detail: `${e.message}.` });

@@ -1,0 +1,113 @@
+/**
+ * A self-signed X.509 server certificate for an agent's Redfish HTTPS, minted by the controller
+ * when cert-manager is not installed (src/controller/tls.ts). ECDSA P-256 key and SHA-256
+ * signature from node:crypto's WebCrypto; the certificate structure (RFC 5280) is built with pkijs.
+ *
+ * Self-signed rather than signed by a controller CA: there is then no signing key the controller
+ * must keep and protect (whoever held it could issue certificates for any name), a leaked agent
+ * key affects one BMC only, and the certificate is its own trust anchor (the Secret's ca.crt, as
+ * cert-manager's selfSigned issuer does): pin it, or trust it per BMC.
+ */
+import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+
+let engineSet = false;
+function engine(): void {
+  if (engineSet) return;
+  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'] }));
+  engineSet = true;
+}
+
+export interface MintOptions {
+  /** subjectAltName dNSName entries; the first is also the subject CN */
+  dnsNames: string[];
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export interface MintedCertificate {
+  certPem: string;
+  keyPem: string;
+}
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
+}
+
+// X.509 object identifiers (RFC 5280 section 4.2.1; RFC 5280 4.2.1.12 for id-kp-serverAuth)
+const OID_CN = '2.5.4.3';
+const OID_SAN = '2.5.29.17';
+const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+const OID_KEY_USAGE = '2.5.29.15';
+const OID_EXT_KEY_USAGE = '2.5.29.37';
+const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const OID_SUBJECT_KEY_ID = '2.5.29.14';
+
+export async function mintSelfSigned(o: MintOptions): Promise<MintedCertificate> {
+  if (o.dnsNames.length === 0) throw new Error('a certificate needs at least one DNS name');
+  engine();
+  const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const cert = new pkijs.Certificate();
+  cert.version = 2;
+  // positive 128-bit serial (top bit cleared: DER INTEGER stays positive)
+  const serial = randomBytes(16);
+  serial[0] = serial[0]! & 0x7f;
+  cert.serialNumber = new asn1js.Integer({ valueHex: serial });
+  const name = new pkijs.RelativeDistinguishedNames({
+    typesAndValues: [new pkijs.AttributeTypeAndValue({ type: OID_CN, value: new asn1js.Utf8String({ value: o.dnsNames[0]!.slice(0, 64) }) })],
+  });
+  cert.subject = name;
+  cert.issuer = name;
+  cert.notBefore.value = o.notBefore;
+  cert.notAfter.value = o.notAfter;
+  await cert.subjectPublicKeyInfo.importKey(keys.publicKey);
+  const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey);
+  const skid = await webcrypto.subtle.digest('SHA-1', spki);
+
+  const san = new pkijs.GeneralNames({ names: o.dnsNames.map((d) => new pkijs.GeneralName({ type: 2, value: d })) });
+  const keyUsage = new asn1js.BitString({ valueHex: new Uint8Array([0x80]).buffer, unusedBits: 7 }); // digitalSignature
+  const eku = new pkijs.ExtKeyUsage({ keyPurposes: [OID_SERVER_AUTH] });
+  cert.extensions = [
+    new pkijs.Extension({ extnID: OID_BASIC_CONSTRAINTS, critical: true, extnValue: new pkijs.BasicConstraints({ cA: false }).toSchema().toBER(false) }),
+    new pkijs.Extension({ extnID: OID_KEY_USAGE, critical: true, extnValue: keyUsage.toBER(false) }),
+    new pkijs.Extension({ extnID: OID_EXT_KEY_USAGE, critical: false, extnValue: eku.toSchema().toBER(false) }),
+    new pkijs.Extension({ extnID: OID_SUBJECT_KEY_ID, critical: false, extnValue: new asn1js.OctetString({ valueHex: skid }).toBER(false) }),
+    new pkijs.Extension({ extnID: OID_SAN, critical: false, extnValue: san.toSchema().toBER(false) }),
+  ];
+  await cert.sign(keys.privateKey, 'SHA-256');
+  const certPem = pem('CERTIFICATE', cert.toSchema(true).toBER(false));
+  const keyPem = pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  return { certPem, keyPem };
+}
+
+export interface CertificateFacts {
+  notBefore: number;
+  notAfter: number;
+  dnsNames: string[];
+  /** the key in the same Secret belongs to this certificate */
+  keyMatches: boolean;
+}
+
+/** What a PEM certificate (and its key) says, or undefined when it does not parse. */
+export function inspectCertificate(certPem: string, keyPem?: string): CertificateFacts | undefined {
+  try {
+    const x = new X509Certificate(certPem);
+    const dnsNames = (x.subjectAltName ?? '')
+      .split(/,\s*/)
+      .filter((s) => s.startsWith('DNS:'))
+      .map((s) => s.slice(4));
+    let keyMatches = false;
+    if (keyPem) {
+      try {
+        keyMatches = x.checkPrivateKey(createPrivateKey(keyPem));
+      } catch {
+        keyMatches = false;
+      }
+    }
+    return { notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo), dnsNames, keyMatches };
+  } catch {
+    return undefined;
+  }
+}
