@@ -71,7 +71,7 @@ fuzz: deps ## Coverage-guided fuzzing (Jazzer.js) of every fuzz/ target, FUZZ_SE
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
 
 .PHONY: fuzz-smoke
-fuzz-smoke: deps ## A short fuzzing run per target, FUZZ_SMOKE_RUNS executions each (needs the Jazzer.js addon: hack/fuzz/jazzer-addon/README.md)
+fuzz-smoke: deps ## A short fuzzing run per target, FUZZ_SMOKE_RUNS executions each (Jazzer.js from npm; on Debian 12 see hack/fuzz/README.md)
 	FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) bash fuzz/run.sh
 
 .PHONY: test-unit
