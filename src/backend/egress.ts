@@ -11,8 +11,12 @@
  *     `http://2130706433/` or `http://0x7f.1/` into 127.0.0.1) and EVERY address is checked: one
  *     refused address refuses the URL (no round-robin games);
  *  4. per address: a `deny` CIDR refuses; an `allow` CIDR, or an `allow` host pattern matching the
- *     URL's host, permits; an address in a default-refused range (DEFAULT_REFUSED) refuses;
- *     anything else is permitted.
+ *     URL's host, permits; an address in a default-refused range (DEFAULT_REFUSED) or one of the
+ *     agent's own addresses (its Pod IP: localAddresses) refuses; anything else is permitted.
+ *     An IPv6 address that carries an IPv4 address (IPv4-mapped, NAT64, 6to4, Teredo: see
+ *     embeddedIPv4) is checked as itself AND as that IPv4 address, since a NAT64 gateway or 6to4
+ *     relay forwards the request there: `deny` of either refuses, and a default-refused or own
+ *     IPv4 address inside refuses unless the IPv6 form itself (or the IPv4 address) is allowed.
  * So `deny` always wins, `allow` only opens holes in the defaults (it never turns the policy into
  * an allow-only list), and private ranges (10/8, 172.16/12, 192.168/16, fc00::/7), where in-cluster
  * image servers live, are permitted unless denied.
@@ -24,6 +28,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { LookupAddress } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 /** Ranges no image URL may reach unless allowed explicitly. */
 export const DEFAULT_REFUSED: readonly { cidr: string; why: string }[] = [
@@ -98,6 +103,56 @@ export function normaliseAddress(address: string): { address: string; family: Fa
   return { address: a, family: 'ipv6' };
 }
 
+/** The eight 16-bit groups of an IPv6 address (`isIP(a) === 6`; a zone `%eth0` is ignored). */
+export function ipv6Groups(address: string): number[] | undefined {
+  let a = address.toLowerCase().replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (dotted) {
+    const [b0, b1, b2, b3] = dotted.slice(1).map(Number) as [number, number, number, number];
+    a = `${a.slice(0, dotted.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+  }
+  const halves = a.split('::');
+  if (halves.length > 2) return undefined;
+  const part = (h: string | undefined) => (h === undefined || h === '' ? [] : h.split(':').map((g) => parseInt(g, 16)));
+  const head = part(halves[0]);
+  const tail = part(halves[1]);
+  const fill = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  const groups = [...head, ...new Array<number>(Math.max(0, fill)).fill(0), ...tail];
+  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) return undefined;
+  return groups;
+}
+
+function v4(hi: number, lo: number): string {
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+}
+
+/**
+ * The IPv4 address an IPv6 address stands for when it is one of the translation forms that
+ * deliver to that IPv4 address (IPv4-mapped forms are folded by normaliseAddress already):
+ *  - NAT64 well-known prefix 64:ff9b::/96 (RFC 6052 section 2.1; the IPv4 address is the last 32 bits);
+ *  - NAT64 local-use prefix 64:ff9b:1::/48 (RFC 8215), with RFC 6052's /48 layout: the IPv4 address
+ *    is in bits 48-63 and 72-87, around the reserved octet at bits 64-71;
+ *  - 6to4 2002::/16 (RFC 3056 section 2: the IPv4 address is bits 16-47);
+ *  - Teredo 2001::/32 (RFC 4380 section 4: the client's IPv4 address is bits 96-127, inverted).
+ * A network-specific NAT64 prefix an operator picked cannot be recognised: deny it with a rule.
+ */
+export function embeddedIPv4(address: string): { form: string; ipv4: string } | undefined {
+  if (isIP(address) !== 6) return undefined;
+  const g = ipv6Groups(address);
+  if (!g) return undefined;
+  const [g0, g1, g2, g3, g4, g5, g6, g7] = g as [number, number, number, number, number, number, number, number];
+  if (g0 === 0x64 && g1 === 0xff9b && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0) return { form: 'NAT64', ipv4: v4(g6, g7) };
+  if (g0 === 0x64 && g1 === 0xff9b && g2 === 1 && g4 >> 8 === 0) return { form: 'NAT64', ipv4: v4(g3, ((g4 & 0xff) << 8) | (g5 >> 8)) };
+  if (g0 === 0x2002) return { form: '6to4', ipv4: v4(g1, g2) };
+  if (g0 === 0x2001 && g1 === 0) return { form: 'Teredo', ipv4: v4(g6 ^ 0xffff, g7 ^ 0xffff) };
+  return undefined;
+}
+
+/** Every address of every interface of this host (in a Pod: the Pod IPs, both families). */
+export function systemLocalAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address));
+}
+
 class Ranges {
   private readonly list = new BlockList();
   private empty = true;
@@ -148,8 +203,15 @@ export class EgressPolicy {
   private readonly denyHosts: HostPattern[] = [];
   readonly rules: Required<EgressRules>;
 
-  /** EgressRuleError naming the first entry that is neither a CIDR nor a host pattern. */
-  constructor(rules: EgressRules = {}, private readonly resolve: Resolver = systemResolver) {
+  /**
+   * EgressRuleError naming the first entry that is neither a CIDR nor a host pattern.
+   * `localAddresses` lists the agent's own addresses, read at every check (interfaces change).
+   */
+  constructor(
+    rules: EgressRules = {},
+    private readonly resolve: Resolver = systemResolver,
+    private readonly localAddresses: () => readonly string[] = systemLocalAddresses,
+  ) {
     this.rules = { allow: [...(rules.allow ?? [])], deny: [...(rules.deny ?? [])] };
     for (const [list, nets, hosts] of [
       [this.rules.allow, this.allowNets, this.allowHosts],
@@ -178,21 +240,52 @@ export class EgressPolicy {
     return patterns.some((p) => (p.suffix ? h.endsWith(`.${p.name}`) : h === p.name));
   }
 
-  /** Whether one address may be reached for a URL whose host is `host` (a reason when not). */
-  addressVerdict(address: string, host: string): string | undefined {
-    const n = normaliseAddress(address);
-    if (this.denyNets.has(n.address, n.family)) return `${n.address} is in a denied range`;
-    if (this.allowNets.has(n.address, n.family) || EgressPolicy.matches(this.allowHosts, host)) return undefined;
-    if (this.refusedNets.has(n.address, n.family)) {
+  /** Why `address` (normalised) is refused by default, if it is: a DEFAULT_REFUSED range or an own address. */
+  private refusedByDefault(address: string, family: Family, own: ReadonlySet<string>): string | undefined {
+    if (this.refusedNets.has(address, family)) {
       const why = DEFAULT_REFUSED.find((r) => {
         const c = parseCidr(r.cidr)!;
         const one = new BlockList();
         one.addSubnet(c.address, c.prefix, c.family);
-        return one.check(n.address, n.family);
+        return one.check(address, family);
       })?.why;
-      return `${n.address} is ${why ?? 'refused by default'}`;
+      return why ?? 'refused by default';
     }
+    if (own.has(address)) return "one of the agent's own addresses (its Pod IP)";
     return undefined;
+  }
+
+  /** The agent's own addresses, normalised (IPv4-mapped as IPv4, zones dropped, IPv6 expanded). */
+  private ownAddresses(): Set<string> {
+    const own = new Set<string>();
+    for (const a of this.localAddresses()) {
+      if (isIP(a.replace(/%.*$/, '')) === 0) continue;
+      own.add(EgressPolicy.canonical(a));
+    }
+    return own;
+  }
+
+  /** One spelling per address, so a set lookup works whatever the IPv6 compression. */
+  private static canonical(address: string): string {
+    const n = normaliseAddress(address.replace(/%.*$/, ''));
+    if (n.family === 'ipv4') return n.address;
+    return ipv6Groups(n.address)?.map((g) => g.toString(16)).join(':') ?? n.address;
+  }
+
+  /** Whether one address may be reached for a URL whose host is `host` (a reason when not). */
+  addressVerdict(address: string, host: string, own: ReadonlySet<string> = this.ownAddresses()): string | undefined {
+    const n = normaliseAddress(address);
+    const inner = embeddedIPv4(n.address);
+    const carried = inner ? ` (${inner.form} for ${inner.ipv4})` : '';
+    if (this.denyNets.has(n.address, n.family)) return `${n.address} is in a denied range`;
+    if (inner && this.denyNets.has(inner.ipv4, 'ipv4')) return `${n.address}${carried}: ${inner.ipv4} is in a denied range`;
+    if (this.allowNets.has(n.address, n.family) || EgressPolicy.matches(this.allowHosts, host)) return undefined;
+    if (inner && !this.allowNets.has(inner.ipv4, 'ipv4')) {
+      const why = this.refusedByDefault(inner.ipv4, 'ipv4', own);
+      if (why) return `${n.address}${carried}: ${inner.ipv4} is ${why}`;
+    }
+    const why = this.refusedByDefault(n.address, n.family, own.has(EgressPolicy.canonical(n.address)) ? new Set([n.address]) : new Set());
+    return why ? `${n.address} is ${why}` : undefined;
   }
 
   /**
@@ -213,8 +306,9 @@ export class EgressPolicy {
       }
     }
     if (addrs.length === 0) throw new EgressRefused(`host ${host} resolved to no address`, 'unresolved');
+    const own = this.ownAddresses();
     for (const a of addrs) {
-      const why = this.addressVerdict(a.address, host);
+      const why = this.addressVerdict(a.address, host, own);
       if (why) throw new EgressRefused(`host ${host}: ${why}`, 'policy');
     }
     const first = addrs[0]!;

@@ -4,7 +4,9 @@
  * goes to a loopback image server or is refused before any packet leaves.
  */
 import { expect } from 'chai';
-import { EgressPolicy, EgressRefused, EgressRuleError, normaliseAddress, type Resolver } from '../../src/backend/egress.js';
+import { isIPv4 } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { EgressPolicy, EgressRefused, EgressRuleError, embeddedIPv4, ipv6Groups, normaliseAddress, systemLocalAddresses, type Resolver } from '../../src/backend/egress.js';
 import { probeImage } from '../../src/backend/probe.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { BackendError } from '../../src/backend/types.js';
@@ -84,6 +86,102 @@ describe('media egress policy', () => {
     const loop = new EgressPolicy({ allow: ['127.0.0.0/8'], deny: ['127.0.0.2'] });
     expect((await loop.check(new URL('http://127.0.0.1/a.iso'))).address).to.equal('127.0.0.1');
     await refused(loop.check(new URL('http://127.0.0.2/a.iso')));
+  });
+
+  describe('IPv6 forms that carry an IPv4 address', () => {
+    it('decodes NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48), 6to4 and Teredo', () => {
+      expect(embeddedIPv4('64:ff9b::7f00:1')).to.deep.equal({ form: 'NAT64', ipv4: '127.0.0.1' });
+      expect(embeddedIPv4('64:ff9b::169.254.169.254')).to.deep.equal({ form: 'NAT64', ipv4: '169.254.169.254' });
+      // RFC 6052 /48 layout: octets 1-2 in bits 48-63, octets 3-4 in bits 72-87 (bits 64-71 zero)
+      expect(embeddedIPv4('64:ff9b:1:a9fe:a9:fe00::')).to.deep.equal({ form: 'NAT64', ipv4: '169.254.169.254' });
+      expect(embeddedIPv4('64:ff9b:1:a9fe:ffa9:fe00::'), 'the reserved octet set: not that layout').to.equal(undefined);
+      expect(embeddedIPv4('2002:7f00:1::')).to.deep.equal({ form: '6to4', ipv4: '127.0.0.1' });
+      expect(embeddedIPv4('2002:a9fe:a9fe:1:2:3:4:5')).to.deep.equal({ form: '6to4', ipv4: '169.254.169.254' });
+      // Teredo: the client's address is the last 32 bits inverted (127.0.0.1 -> 80ff:fffe)
+      expect(embeddedIPv4('2001:0:4136:e378:8000:63bf:80ff:fffe')).to.deep.equal({ form: 'Teredo', ipv4: '127.0.0.1' });
+      expect(embeddedIPv4('64:ff9b:0:0:1::7f00:1'), 'not the /96 well-known prefix').to.equal(undefined);
+      expect(embeddedIPv4('2001:db8::1')).to.equal(undefined);
+      expect(embeddedIPv4('127.0.0.1')).to.equal(undefined);
+      expect(ipv6Groups('::ffff:1.2.3.4')).to.deep.equal([0, 0, 0, 0, 0, 0xffff, 0x0102, 0x0304]);
+      expect(ipv6Groups('fe80::1%eth0')).to.deep.equal([0xfe80, 0, 0, 0, 0, 0, 0, 1]);
+    });
+
+    it('refuses NAT64, 6to4 and Teredo forms of refused IPv4 addresses, permits those of permitted ones', async () => {
+      const p = new EgressPolicy({}, tableResolver({}), () => []);
+      for (const u of [
+        'http://[64:ff9b::127.0.0.1]/a.iso', // the URL parser writes it 64:ff9b::7f00:1
+        'http://[64:ff9b::a9fe:a9fe]/latest/meta-data',
+        'http://[64:ff9b:1:a9fe:a9:fe00::]/latest/meta-data',
+        'http://[64:ff9b::e000:1]/a.iso', // multicast 224.0.0.1
+        'http://[2002:7f00:1::1]/a.iso',
+        'http://[2002:a9fe:a9fe::]/latest/meta-data',
+        'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/a.iso',
+      ]) {
+        const e = await refused(p.check(new URL(u)));
+        expect(e.kind, u).to.equal('policy');
+        expect(e.message, u).to.match(/(NAT64|6to4|Teredo) for (127\.0\.0\.1|169\.254\.169\.254|224\.0\.0\.1)/);
+      }
+      for (const u of ['http://[64:ff9b::c000:20a]/a.iso', 'http://[2002:c000:20a::1]/a.iso', 'http://[64:ff9b::a00:1]/a.iso']) {
+        expect((await p.check(new URL(u))).family, u).to.equal(6);
+      }
+    });
+
+    it('a deny of the IPv4 range covers its IPv6 forms; an allow of the IPv4 address or of the IPv6 form opens it', async () => {
+      const denied = new EgressPolicy({ deny: ['10.0.0.0/8'] }, tableResolver({}), () => []);
+      const e = await refused(denied.check(new URL('http://[64:ff9b::a00:1]/a.iso')));
+      expect(e.message).to.match(/NAT64 for 10\.0\.0\.1\): 10\.0\.0\.1 is in a denied range/);
+      await refused(denied.check(new URL('http://[2002:a00:1::]/a.iso')));
+      const v4 = new EgressPolicy({ allow: ['127.0.0.0/8'] }, tableResolver({}), () => []);
+      expect((await v4.check(new URL('http://[64:ff9b::7f00:1]/a.iso'))).address).to.equal('64:ff9b::7f00:1');
+      const v6 = new EgressPolicy({ allow: ['64:ff9b::/96'] }, tableResolver({}), () => []);
+      expect((await v6.check(new URL('http://[64:ff9b::7f00:1]/a.iso'))).address).to.equal('64:ff9b::7f00:1');
+      await refused(v6.check(new URL('http://[2002:7f00:1::]/a.iso')));
+    });
+
+    it('a name resolving to a NAT64 form of the metadata address is refused', async () => {
+      const p = new EgressPolicy({}, tableResolver({ 'dns64.example': ['192.0.2.1', '64:ff9b::a9fe:a9fe'] }), () => []);
+      const e = await refused(p.check(new URL('http://dns64.example/a.iso')));
+      expect(e.message).to.match(/NAT64 for 169\.254\.169\.254/);
+    });
+  });
+
+  describe("the agent's own addresses (Pod IP)", () => {
+    it('refuses every address of the agent, both families, in any spelling and carried in NAT64/6to4', async () => {
+      let own = ['127.0.0.1', '10.244.1.7', 'fd00:10:244:1::7', 'fe80::a8bb:ccff:fedd:eeff%eth0'];
+      const p = new EgressPolicy({}, tableResolver({ 'me.example': ['10.244.1.7'], 'peer.example': ['10.244.1.8'] }), () => own);
+      for (const u of [
+        'http://10.244.1.7:8000/redfish/v1',
+        'http://[fd00:10:244:1::7]/a.iso',
+        'http://[fd00:10:244:1:0:0:0:7]/a.iso',
+        'http://[::ffff:10.244.1.7]/a.iso',
+      ]) {
+        const e = await refused(p.check(new URL(u)));
+        expect(e.message, u).to.match(/agent's own addresses/);
+      }
+      const nat64 = await refused(p.check(new URL('http://[64:ff9b::af4:107]/a.iso'))); // 10.244.1.7
+      expect(nat64.message).to.match(/NAT64 for 10\.244\.1\.7\): 10\.244\.1\.7 is one of the agent's own addresses/);
+      await refused(p.check(new URL('http://me.example/a.iso')));
+      // a neighbour Pod is another matter (private ranges stay permitted)
+      expect((await p.check(new URL('http://peer.example/a.iso'))).address).to.equal('10.244.1.8');
+      // read at every check: an address the Pod gains later is refused too
+      own = [...own, '10.244.1.8'];
+      await refused(p.check(new URL('http://peer.example/a.iso')));
+      // and an explicit allow opens it like any default refusal
+      const allowed = new EgressPolicy({ allow: ['10.244.1.7'] }, tableResolver({}), () => own);
+      expect((await allowed.check(new URL('http://10.244.1.7/a.iso'))).address).to.equal('10.244.1.7');
+    });
+
+    it('by default reads them from the host interfaces', async () => {
+      const mine = systemLocalAddresses();
+      const expected = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((i) => i.address));
+      expect(mine).to.deep.equal(expected);
+      expect(mine).to.include('127.0.0.1');
+      // any non-loopback IPv4 address of this machine is refused by the default policy
+      for (const a of mine.filter((x) => isIPv4(x) && !x.startsWith('127.'))) {
+        const e = await refused(EgressPolicy.DEFAULT.check(new URL(`http://${a}/a.iso`)));
+        expect(e.message).to.match(/agent's own addresses/);
+      }
+    });
   });
 
   it('rejects a rule that is neither a CIDR nor a host pattern, naming it', () => {
