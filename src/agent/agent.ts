@@ -7,7 +7,9 @@ import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../acc
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
-import { attachMetrics, instrumentMachine, startMetricsServer, type AgentMetrics, type MetricsServer } from './metrics.js';
+import { attachMetrics } from '../common/metrics.js';
+import type { AgentMetrics } from './metrics.js';
+import { instrumentMachine, startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { NetworkModel } from '../common/network.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { startRedfishServer, type RedfishServerOptions } from '../redfish/server.js';
@@ -64,6 +66,7 @@ export interface Agent {
 export async function startAgent(opts: AgentOptions): Promise<Agent> {
   const m = opts.metrics?.registry;
   // with metrics, every backend call is timed; servers and events all use this one object
+  // (metrics.ts with prom-client is loaded by whoever built `m`, not by the agent: docs/scale.md)
   const machine = m ? instrumentMachine(opts.machine, m) : opts.machine;
   if (m) attachMetrics(machine, m);
   const accounts = opts.accounts ?? new AccountStore(opts.users);

@@ -3,10 +3,14 @@
  * reading the users file, so the precedence rules (flags > env > defaults) are unit-tested.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { LOCKOUT_PROPERTIES, lockoutPolicyProblems, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Role, UserAccount } from '../accounts/types.js';
 import { SESSION_TIMEOUT_LIMITS } from '../redfish/core/sessions.js';
+
+/** `yaml` is loaded only when a users file is given (docs/scale.md "Cold start"); synchronous, as resolveUsers is. */
+const loadCjs = createRequire(import.meta.url);
+const parseYaml = (text: string): unknown => (loadCjs('yaml') as typeof import('yaml')).parse(text);
 
 export class ConfigError extends Error {
   constructor(message: string) {

@@ -10,11 +10,7 @@
  * says otherwise. Labels never carry user input beyond the route's operationId or the command's
  * name (no paths, no query strings, no user names).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Machine } from '../backend/types.js';
-import { isBackendError } from '../backend/types.js';
 import type { AgentEvents } from '../events/index.js';
 import type { DeliveryHooks } from '../events/subscriptions.js';
 import type { ProtocolMeter } from '../common/metrics.js';
@@ -145,70 +141,6 @@ export class AgentMetrics implements ProtocolMeter {
 /** The protocols' side of the metrics lives below them (src/common/metrics.ts); re-exported for the agent and tests. */
 export { attachMetrics, countSessions, instrumentIpmiCommands, metricsOf, observeRequest } from '../common/metrics.js';
 
-const MACHINE_CALLS = new Set(['snapshot', 'getPowerState', 'power', 'getBootOverride', 'setBootOverride', 'getSystemInfo', 'listMedia', 'insertMedia', 'ejectMedia']);
-
-/**
- * The machine with every backend call timed (latency histogram, errors by BackendError code). A
- * Proxy: everything else (on, close, openConsole, backend-specific members) passes through,
- * bound to the real machine.
- */
-export function instrumentMachine(machine: Machine, m: AgentMetrics): Machine {
-  return new Proxy(machine, {
-    get(target, prop, _receiver) {
-      const v = Reflect.get(target, prop, target) as unknown;
-      if (typeof v !== 'function') return v;
-      const fn = v as (...a: unknown[]) => unknown;
-      if (typeof prop !== 'string' || !MACHINE_CALLS.has(prop)) return fn.bind(target);
-      return async (...args: unknown[]) => {
-        const started = process.hrtime.bigint();
-        try {
-          return await fn.apply(target, args);
-        } catch (e) {
-          m.backendErrors.inc({ call: prop, code: isBackendError(e) ? e.code : 'Internal' });
-          throw e;
-        } finally {
-          m.backendDuration.observe({ call: prop }, Number(process.hrtime.bigint() - started) / 1e9);
-        }
-      };
-    },
-  });
-}
-
-export interface MetricsServer {
-  url: string;
-  port: number;
-  close(): Promise<void>;
-}
-
-/** Serve GET /metrics (Prometheus text format) on `address:port`. */
-export async function startMetricsServer(metrics: AgentMetrics, address: string, port: number): Promise<MetricsServer> {
-  const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' || path !== '/metrics') {
-      res.writeHead(path === '/metrics' ? 405 : 404, { 'content-type': 'text/plain' }).end('not found\n');
-      return;
-    }
-    metrics.registry
-      .metrics()
-      .then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text))
-      .catch(() => res.writeHead(500).end());
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, address, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const a = server.address() as AddressInfo;
-  const host = a.address.includes(':') ? `[${a.address}]` : a.address;
-  return {
-    url: `http://${host}:${a.port}/metrics`,
-    port: a.port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
+// the parts the agent needs without prom-client (the agent imports them statically; this file,
+// and prom-client with it, only when metrics are asked for: docs/scale.md "Cold start")
+export { instrumentMachine, startMetricsServer, type MetricsServer } from './metrics-server.js';

@@ -9,7 +9,7 @@ import { pohFile, type PohPersistence } from '../ipmi/commands/poh.js';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { Command, Option } from 'commander';
 import { startAgent } from '../agent/agent.js';
-import { AgentMetrics } from '../agent/metrics.js';
+import { warmBodyParser } from '../redfish/app.js';
 import type { EventHub } from '../events/hub.js';
 import type { StartEventsOptions } from '../events/index.js';
 import { NetworkModel } from '../common/network.js';
@@ -322,7 +322,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const metrics =
     flags.metricsPort !== undefined
-      ? { registry: new AgentMetrics({ processMetrics: true }), listen: { address: flags.metricsAddress, port: parsePort(flags.metricsPort, '--metrics-port') } }
+      ? { registry: new (await import('../agent/metrics.js')).AgentMetrics({ processMetrics: true }), listen: { address: flags.metricsAddress, port: parsePort(flags.metricsPort, '--metrics-port') } }
       : undefined;
 
   // Accounts: one store per machine for both protocols; the simulator may keep it in a file,
@@ -399,10 +399,11 @@ async function main(argv: string[]): Promise<void> {
   attachKubeEvents?.(agent.events.hub);
   const what = kubevirtMode ? `VirtualMachine ${namespace}/${vmName}` : `simulated VM ${flags.simName}`;
   const endpoints = agent.servers.map((s) => `${s.name}=${s.url}`).join(' ');
+  stopOnSignals(logger, () => agent.close(), 10_000);
   process.stdout.write(`virtbmc ready: ${what} ${endpoints}\n`);
   logger.info({ endpoints: Object.fromEntries(agent.servers.map((s) => [s.name, s.url])), vm: what }, 'ready');
-
-  stopOnSignals(logger, () => agent.close(), 10_000);
+  // what the first request with a body needs, loaded once ready rather than before (docs/scale.md)
+  void warmBodyParser();
 }
 
 /** Shared mode: one process, many VMs (src/agent/shared.ts). */

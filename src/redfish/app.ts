@@ -8,7 +8,6 @@
  */
 import Router from '@koa/router';
 import Koa from 'koa';
-import bodyParser from 'koa-bodyparser';
 import { countSessions, observeRequest } from '../common/metrics.js';
 import { newRequestId } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
@@ -96,12 +95,33 @@ function hasBody(ctx: RedfishContext): boolean {
  * 64 KiB after decoding, non-strict (a bare value reaches the handler, which names what it wanted).
  * co-body parses with bourne, which refuses __proto__ keys (400 like any malformed JSON).
  */
-const parseJson = bodyParser({
-  enableTypes: ['json'],
-  jsonLimit: String(MAX_BODY_BYTES),
-  strict: false,
-  detectJSON: () => true,
-});
+let parseJson: Promise<Koa.Middleware> | undefined;
+
+/**
+ * The parser, loaded on the first request with a body rather than at start: koa-bodyparser and
+ * what it pulls in (co-body, raw-body, iconv-lite, qs) are a fifth of the agent's start-up CPU
+ * (docs/scale.md "Cold start"); GETs never need it. `warmBodyParser` loads it once the agent is
+ * ready, so the first POST rarely waits for it either.
+ */
+function jsonParser(): Promise<Koa.Middleware> {
+  parseJson ??= import('koa-bodyparser').then(({ default: bodyParser }) =>
+    bodyParser({
+      enableTypes: ['json'],
+      jsonLimit: String(MAX_BODY_BYTES),
+      strict: false,
+      detectJSON: () => true,
+    }),
+  );
+  return parseJson;
+}
+
+/** Load the body parser now (after the agent is ready); failures surface on the first body instead. */
+export function warmBodyParser(): Promise<void> {
+  return jsonParser().then(
+    () => undefined,
+    () => undefined,
+  );
+}
 
 /**
  * The request body as JSON, or undefined when there is none. Our 400/413/415 Base messages for
@@ -113,8 +133,9 @@ async function readBody(ctx: RedfishContext): Promise<unknown> {
     throw new RedfishError(415, 'UnrecognizedRequestBody', [], { detail: 'Request bodies must be application/json.' });
   }
   const request = ctx.request as { body?: unknown };
+  const parse = await jsonParser();
   try {
-    await parseJson(ctx as unknown as Koa.ParameterizedContext, async () => undefined);
+    await parse(ctx as unknown as Koa.ParameterizedContext, async () => undefined);
   } catch (e) {
     const status = (e as { status?: unknown }).status;
     if (status === 413) throw tooLarge(ctx);

@@ -29,8 +29,9 @@
  * session's scope decide whether the caller may see it (sharedConsoleSource below).
  */
 import type http from 'node:http';
+import { createRequire } from 'node:module';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { consoleWriterLock, type ConsoleWriter } from '../backend/console-writer.js';
 import type { UserAccount } from '../accounts/types.js';
 import type { ConsoleStream } from '../backend/types.js';
@@ -167,14 +168,23 @@ export interface ConsoleWebSocket {
   close(): void;
 }
 
+/**
+ * `ws` is loaded when the first console upgrade arrives, not at start (docs/scale.md "Cold
+ * start"): most agents never serve a browser console. Synchronous (CommonJS) so an upgrade is
+ * handled in the same tick as before.
+ */
+const loadCjs = createRequire(import.meta.url);
+
 export function createConsoleWebSocket(from: RedfishDeps | ConsoleSource): ConsoleWebSocket {
   const source: ConsoleSource = 'resolve' in from ? from : singleConsoleSource(from);
-  const wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: MAX_MESSAGE_BYTES,
-    perMessageDeflate: false,
-    handleProtocols: (offered) => (offered.has(CONSOLE_SUBPROTOCOL) ? CONSOLE_SUBPROTOCOL : false),
-  });
+  let server: WebSocketServer | undefined;
+  const wss = (): WebSocketServer =>
+    (server ??= new (loadCjs('ws') as { WebSocketServer: typeof WebSocketServer }).WebSocketServer({
+      noServer: true,
+      maxPayload: MAX_MESSAGE_BYTES,
+      perMessageDeflate: false,
+      handleProtocols: (offered) => (offered.has(CONSOLE_SUBPROTOCOL) ? CONSOLE_SUBPROTOCOL : false),
+    }));
   const open = new Set<WebSocket>();
   const log = source.logger.child({ console: 'web' });
 
@@ -344,7 +354,7 @@ export function createConsoleWebSocket(from: RedfishDeps | ConsoleSource): Conso
       if (system === '' || system.includes('/') || !source.known(system)) return refuse(socket, 404, 'Not Found'), true;
       if (!originAllowed(req, source.tls)) return refuse(socket, 403, 'Forbidden'), true;
       if (open.size >= MAX_CONSOLE_CLIENTS) return refuse(socket, 503, 'Service Unavailable'), true;
-      wss.handleUpgrade(req, socket, head, (ws) => serve(ws, req, system));
+      wss().handleUpgrade(req, socket, head, (ws) => serve(ws, req, system));
       return true;
     },
     get clients() {
@@ -352,7 +362,7 @@ export function createConsoleWebSocket(from: RedfishDeps | ConsoleSource): Conso
     },
     close() {
       for (const ws of open) ws.terminate();
-      wss.close();
+      server?.close();
     },
   };
 }
