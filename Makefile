@@ -60,7 +60,7 @@ manifests: deps ## Regenerate the CRD YAML under config/crd from the TypeScript 
 	npx tsx hack/gen-crd.ts
 
 .PHONY: test
-test: deps test-deps typecheck lint verify-generated ## Run the whole test suite (installs what it needs)
+test: deps test-deps typecheck lint verify-generated fuzz-smoke ## Run the whole test suite, with a short fuzzing run per target (installs what it needs)
 	npx mocha 'test/**/*.test.ts'
 
 FUZZ_SECONDS ?= 60
@@ -91,7 +91,7 @@ run-controller: build ## Run virtbmc-controller against the current kubeconfig
 	node dist/src/cmd/virtbmc-controller.js --agent-image $(AGENT_IMG)
 
 .PHONY: bench
-bench: deps test-deps ## Run the benchmarks in bench/ (agent footprint per-VM vs shared, IPMI vs pyghmi, SOL vs ipmi_sim, Redfish, controller scale, media insert, event delivery)
+bench: deps test-deps ## Run the benchmarks in bench/ (agent cold start, footprint per-VM vs shared, IPMI vs pyghmi, SOL vs ipmi_sim, Redfish, controller scale, media insert, event delivery)
 	bash bench/run.sh
 
 .PHONY: docker-build

@@ -13,7 +13,7 @@ run() {
     *.ts) npx tsx "$f" ;;
   esac || { echo "benchmark $f failed" >&2; status=1; }
 }
-for f in bench/scale*.ts bench/ipmi*.sh bench/ipmi*.ts bench/sol*.ts bench/redfish*.sh bench/redfish*.ts bench/controller*.sh bench/controller*.ts bench/media*.ts bench/events*.ts; do
+for f in bench/cold*.ts bench/scale*.ts bench/ipmi*.sh bench/ipmi*.ts bench/sol*.ts bench/redfish*.sh bench/redfish*.ts bench/controller*.sh bench/controller*.ts bench/media*.ts bench/events*.ts; do
   [ -e "$f" ] || continue
   # helper modules (imported by a benchmark) end in .lib.ts and are not run by themselves
   case "$f" in *.lib.ts) continue ;; esac
