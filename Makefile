@@ -74,6 +74,10 @@ fuzz: deps ## Coverage-guided fuzzing (Jazzer.js) of every fuzz/ target, FUZZ_SE
 fuzz-smoke: deps ## A short fuzzing run per target, FUZZ_SMOKE_RUNS executions each (Jazzer.js from npm; on Debian 12 see hack/fuzz/README.md)
 	FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) bash fuzz/run.sh
 
+.PHONY: fuzz-coverage
+fuzz-coverage: deps ## Statement/branch coverage of src/ reached by each fuzz target's corpus (seeds + what make fuzz found)
+	bash fuzz/coverage.sh $(FUZZ_TARGETS)
+
 .PHONY: test-unit
 test-unit: deps ## Run only the tests that need no external client
 	npx mocha --grep @e2e --invert 'test/**/*.test.ts'
