@@ -20,6 +20,7 @@
  * when the file does not have the expected shape, so a new release is never patched blindly.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 
 const SHT_DYNSYM = 11;
 const SHT_GNU_VERNEED = 0x6ffffffe;
@@ -111,7 +112,7 @@ export function patchPrebuild(elf: Buffer): { renamed: string[]; weakened: strin
 }
 
 const [input, output] = process.argv.slice(2);
-if (input && output) {
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href && input && output) {
   try {
     const elf = readFileSync(input);
     const r = patchPrebuild(elf);
