@@ -7,6 +7,19 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+/**
+ * A document's keys are data, never the JavaScript prototype's: kube-apiserver holds them in Go
+ * maps (evanphx/json-patch patch.go, partialDoc; apimachinery's strategicpatch works on
+ * map[string]interface{}), so `constructor` or `__proto__` are keys like any other. `in` and
+ * plain assignment would reach Object.prototype (a `move` from `/spec/constructor` found by
+ * fuzz/json-patch.fuzz.ts) or set an object's prototype (`"__proto__": {...}`).
+ */
+const has = (o: object, k: string): boolean => Object.hasOwn(o, k);
+const own = (o: Record<string, unknown>, k: string): unknown => (Object.hasOwn(o, k) ? o[k] : undefined);
+function put(o: Record<string, unknown>, k: string, v: unknown): void {
+  Object.defineProperty(o, k, { value: v, writable: true, enumerable: true, configurable: true });
+}
+
 export function clone<T>(v: T): T {
   return v === undefined ? v : (JSON.parse(JSON.stringify(v)) as T);
 }
@@ -32,7 +45,7 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else put(out, k, mergePatch(own(out, k), v));
   }
   return out;
 }
@@ -70,7 +83,7 @@ function resolveParent(doc: unknown, tokens: string[], path: string): { parent: 
       if (!/^\d+$/.test(t) || i >= cur.length) throw applyFailed(`doc is missing path: "${path}": missing value`);
       cur = cur[i];
     } else if (isObject(cur)) {
-      if (!(t in cur)) throw applyFailed(`doc is missing path: "${path}": missing value`);
+      if (!has(cur, t)) throw applyFailed(`doc is missing path: "${path}": missing value`);
       cur = cur[t];
     } else throw applyFailed(`doc is missing path: "${path}": missing value`);
   }
@@ -90,7 +103,7 @@ function getAt(doc: unknown, path: string): unknown {
     if (!/^\d+$/.test(key) || i >= parent.length) throw applyFailed(`doc is missing path: "${path}": missing value`);
     return parent[i];
   }
-  if (!(key in parent)) throw applyFailed(`doc is missing path: "${path}": missing value`);
+  if (!has(parent, key)) throw applyFailed(`doc is missing path: "${path}": missing value`);
   return parent[key];
 }
 
@@ -103,7 +116,7 @@ function removeAt(doc: unknown, path: string): unknown {
     if (!/^\d+$/.test(key) || i >= parent.length) throw applyFailed(`unable to remove nonexistent key: ${key}: missing value`);
     return parent.splice(i, 1)[0];
   }
-  if (!(key in parent)) throw applyFailed(`unable to remove nonexistent key: ${key}: missing value`);
+  if (!has(parent, key)) throw applyFailed(`unable to remove nonexistent key: ${key}: missing value`);
   const v = parent[key];
   delete parent[key];
   return v;
@@ -125,8 +138,8 @@ function addAt(doc: unknown, path: string, value: unknown, replace: boolean): un
       parent.splice(i, 0, clone(value));
     }
   } else {
-    if (replace && !(key in parent)) throw applyFailed(`replace operation does not apply: doc is missing key: ${path}: missing value`);
-    parent[key] = clone(value);
+    if (replace && !has(parent, key)) throw applyFailed(`replace operation does not apply: doc is missing key: ${path}: missing value`);
+    put(parent, key, clone(value));
   }
   return doc;
 }
@@ -207,7 +220,7 @@ const MERGED_PRIMITIVE_LISTS = new Set(['finalizers']);
 function mergeKeyFor(field: string, items: unknown[]): string | undefined {
   const keys = MERGE_KEYS[field];
   if (!keys) return undefined;
-  return keys.find((k) => items.some((i) => isObject(i) && k in i)) ?? keys[0];
+  return keys.find((k) => items.some((i) => isObject(i) && has(i, k))) ?? keys[0];
 }
 
 /**
@@ -228,18 +241,19 @@ export function strategicMergePatch(target: unknown, patch: unknown): unknown {
     if (k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/')) continue;
     if (k.startsWith('$deleteFromPrimitiveList/')) {
       const field = k.slice('$deleteFromPrimitiveList/'.length);
-      if (Array.isArray(out[field]) && Array.isArray(v)) out[field] = (out[field] as unknown[]).filter((x) => !v.some((d) => deepEqual(d, x)));
+      const list = own(out, field);
+      if (Array.isArray(list) && Array.isArray(v)) put(out, field, list.filter((x) => !v.some((d) => deepEqual(d, x))));
       continue;
     }
     if (v === null) {
       delete out[k];
       continue;
     }
-    const cur = out[k];
+    const cur = own(out, k);
     if (Array.isArray(v) && MERGED_PRIMITIVE_LISTS.has(k)) {
       const base = Array.isArray(cur) ? [...cur] : [];
       for (const x of v) if (!base.some((b) => deepEqual(b, x))) base.push(clone(x));
-      out[k] = base;
+      put(out, k, base);
     } else if (Array.isArray(v) && Array.isArray(cur) && mergeKeyFor(k, [...cur, ...v])) {
       const key = mergeKeyFor(k, [...cur, ...v])!;
       const merged = cur.map((x) => clone(x));
@@ -251,11 +265,11 @@ export function strategicMergePatch(target: unknown, patch: unknown): unknown {
         } else if (idx >= 0) merged[idx] = strategicMergePatch(merged[idx], item);
         else merged.push(strategicMergePatch(undefined, item));
       }
-      out[k] = merged;
+      put(out, k, merged);
     } else {
       const next = strategicMergePatch(cur, v);
       if (next === undefined) delete out[k];
-      else out[k] = next;
+      else put(out, k, next);
     }
   }
   return out;
