@@ -133,7 +133,9 @@ function v4(hi: number, lo: number): string {
  *  - NAT64 local-use prefix 64:ff9b:1::/48 (RFC 8215), with RFC 6052's /48 layout: the IPv4 address
  *    is in bits 48-63 and 72-87, around the reserved octet at bits 64-71;
  *  - 6to4 2002::/16 (RFC 3056 section 2: the IPv4 address is bits 16-47);
- *  - Teredo 2001::/32 (RFC 4380 section 4: the client's IPv4 address is bits 96-127, inverted).
+ *  - Teredo 2001::/32 (RFC 4380 section 4: the client's IPv4 address is bits 96-127, inverted);
+ *  - SIIT's IPv4-translated ::ffff:0:0/96 (RFC 2765 section 2.1) and the deprecated
+ *    IPv4-compatible ::/96 (RFC 4291 section 2.5.5.1; :: and ::1 themselves are refused anyway).
  * A network-specific NAT64 prefix an operator picked cannot be recognised: deny it with a rule.
  */
 export function embeddedIPv4(address: string): { form: string; ipv4: string } | undefined {
@@ -145,6 +147,10 @@ export function embeddedIPv4(address: string): { form: string; ipv4: string } | 
   if (g0 === 0x64 && g1 === 0xff9b && g2 === 1 && g4 >> 8 === 0) return { form: 'NAT64', ipv4: v4(g3, ((g4 & 0xff) << 8) | (g5 >> 8)) };
   if (g0 === 0x2002) return { form: '6to4', ipv4: v4(g1, g2) };
   if (g0 === 0x2001 && g1 === 0) return { form: 'Teredo', ipv4: v4(g6 ^ 0xffff, g7 ^ 0xffff) };
+  if (g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0) {
+    if (g4 === 0xffff && g5 === 0) return { form: 'SIIT', ipv4: v4(g6, g7) };
+    if (g4 === 0 && g5 === 0 && (g6 !== 0 || g7 > 1)) return { form: 'IPv4-compatible', ipv4: v4(g6, g7) };
+  }
   return undefined;
 }
 

@@ -99,6 +99,10 @@ describe('media egress policy', () => {
       expect(embeddedIPv4('2002:a9fe:a9fe:1:2:3:4:5')).to.deep.equal({ form: '6to4', ipv4: '169.254.169.254' });
       // Teredo: the client's address is the last 32 bits inverted (127.0.0.1 -> 80ff:fffe)
       expect(embeddedIPv4('2001:0:4136:e378:8000:63bf:80ff:fffe')).to.deep.equal({ form: 'Teredo', ipv4: '127.0.0.1' });
+      expect(embeddedIPv4('::ffff:0:7f00:1')).to.deep.equal({ form: 'SIIT', ipv4: '127.0.0.1' });
+      expect(embeddedIPv4('::169.254.169.254')).to.deep.equal({ form: 'IPv4-compatible', ipv4: '169.254.169.254' });
+      expect(embeddedIPv4('::1'), 'loopback itself, not an IPv4 form').to.equal(undefined);
+      expect(embeddedIPv4('::')).to.equal(undefined);
       expect(embeddedIPv4('64:ff9b:0:0:1::7f00:1'), 'not the /96 well-known prefix').to.equal(undefined);
       expect(embeddedIPv4('2001:db8::1')).to.equal(undefined);
       expect(embeddedIPv4('127.0.0.1')).to.equal(undefined);
@@ -116,10 +120,12 @@ describe('media egress policy', () => {
         'http://[2002:7f00:1::1]/a.iso',
         'http://[2002:a9fe:a9fe::]/latest/meta-data',
         'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/a.iso',
+        'http://[::ffff:0:7f00:1]/a.iso',
+        'http://[::a9fe:a9fe]/latest/meta-data',
       ]) {
         const e = await refused(p.check(new URL(u)));
         expect(e.kind, u).to.equal('policy');
-        expect(e.message, u).to.match(/(NAT64|6to4|Teredo) for (127\.0\.0\.1|169\.254\.169\.254|224\.0\.0\.1)/);
+        expect(e.message, u).to.match(/(NAT64|6to4|Teredo|SIIT|IPv4-compatible) for (127\.0\.0\.1|169\.254\.169\.254|224\.0\.0\.1)/);
       }
       for (const u of ['http://[64:ff9b::c000:20a]/a.iso', 'http://[2002:c000:20a::1]/a.iso', 'http://[64:ff9b::a00:1]/a.iso']) {
         expect((await p.check(new URL(u))).family, u).to.equal(6);
