@@ -64,7 +64,7 @@ test: deps test-deps typecheck lint verify-generated fuzz-smoke ## Run the whole
 	npx mocha 'test/**/*.test.ts'
 
 FUZZ_SECONDS ?= 60
-FUZZ_SMOKE_RUNS ?= 2000
+FUZZ_SMOKE_RUNS ?= 1000
 
 .PHONY: fuzz
 fuzz: deps ## Coverage-guided fuzzing (Jazzer.js) of every fuzz/ target, FUZZ_SECONDS each (FUZZ_RUNS=N: N executions)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Code coverage (istanbul: statements, branches, functions) of what the fuzz targets' corpora
+# Code coverage (istanbul: statements, branches, functions) of the code the fuzz targets' corpora
 # reach: every input in fuzz/corpus/<target>/ and $FUZZ_WORK/<target>/ (default fuzz/.work, what
 # earlier fuzz/run.sh runs found) replayed once by Jazzer.js in regression mode, no fuzzing.
 # Usage: fuzz/coverage.sh [target ...]; reports in $FUZZ_WORK/coverage/<target>/ (json-summary,
@@ -24,15 +24,15 @@ for t in "${targets[@]}"; do
     "${work}/${t}" "fuzz/corpus/${t}" -m regression --coverage --coverage_directory "${out}" \
     --coverage_reporters json-summary --coverage_reporters text >"${out}.log" 2>&1
   inputs=$(( $(find "${work}/${t}" "fuzz/corpus/${t}" -type f ! -name '*.md' | wc -l) ))
-  # totals over src/ only (the harness in fuzz/ is left out)
+  # totals over the code under test (src/, or test/emulator for json-patch); the harness in fuzz/ is left out
   node -e '
     const sum = require(process.argv[1]);
-    const files = Object.keys(sum).filter((k) => k.includes("/src/"));
+    const files = Object.keys(sum).filter((k) => k !== "total" && !k.includes("/fuzz/"));
     const f = (k) => {
       const c = files.reduce((a, x) => a + sum[x][k].covered, 0);
       const n = files.reduce((a, x) => a + sum[x][k].total, 0);
       return `${((100 * c) / n).toFixed(1)}% ${k} (${c}/${n})`;
     };
-    console.error(`fuzz-coverage: ${process.argv[2]}, ${process.argv[3]} inputs, ${files.length} files of src/: ${f("statements")}, ${f("branches")}, ${f("functions")}`);
-  ' "${ROOT}/${out}/coverage-summary.json" "${t}" "${inputs}"
+    console.error(`fuzz-coverage: ${process.argv[2]}, ${process.argv[3]} inputs, ${files.length} files under test: ${f("statements")}, ${f("branches")}, ${f("functions")}`);
+  ' "$(cd "${out}" && pwd)/coverage-summary.json" "${t}" "${inputs}"
 done
