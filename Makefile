@@ -75,7 +75,7 @@ fuzz-smoke: deps ## A short fuzzing run per target, FUZZ_SMOKE_RUNS executions e
 	FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) bash fuzz/run.sh
 
 .PHONY: fuzz-coverage
-fuzz-coverage: deps ## Statement/branch coverage of src/ reached by each fuzz target's corpus (seeds + what make fuzz found)
+fuzz-coverage: deps ## Statement/branch coverage of the code each fuzz target reaches with its corpus (seeds + what make fuzz found)
 	bash fuzz/coverage.sh $(FUZZ_TARGETS)
 
 .PHONY: test-unit
