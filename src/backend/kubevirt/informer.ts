@@ -30,16 +30,15 @@ import { resourcePath, type ResourceRef } from '../../kube/resources.js';
 import type { KubeObjectBase } from '../../kube/types.js';
 import { toBackendError } from './errors.js';
 
-export interface ObjectWatchOptions<T> {
+/** What the list+watch loop needs, whether it follows one object or a namespace's objects. */
+export interface ListWatchOptions {
   client: KubeClient;
   logger: Logger;
-  /** the watched object's resource and namespace */
+  /** the watched resource and namespace */
   resource: ResourceRef;
   namespace: string;
-  name: string;
   /** label for logs, e.g. "VirtualMachine" */
   kind: string;
-  onChange: (obj: T | undefined) => void;
   minBackoffMs?: number;
   maxBackoffMs?: number;
   /** check the server after this long without an event or bookmark (ms), default 30000 */
@@ -49,6 +48,39 @@ export interface ObjectWatchOptions<T> {
   /** the longest retry delay while the API server is unreachable (ms), default 1000 */
   staleRetryMs?: number;
 }
+
+export interface ObjectWatchOptions<T> extends ListWatchOptions {
+  name: string;
+  onChange: (obj: T | undefined) => void;
+}
+
+/**
+ * One object as the machine reads it: a cache that follows the server while `healthy`, a direct
+ * GET (`refresh`) otherwise, and our own writes' answers (`offer`). ObjectWatch is one (a watch
+ * of its own); src/backend/kubevirt/shared-informer.ts hands out others (one watch per namespace
+ * shared by many objects).
+ */
+export interface ObjectSource<T extends KubeObjectBase> {
+  readonly current: T | undefined;
+  readonly synced: boolean;
+  readonly healthy: boolean;
+  readonly missing: boolean;
+  readonly unhealthySince: Date | undefined;
+  readonly lastError: string | undefined;
+  readonly confirmedAt: Date | undefined;
+  readonly kind: string;
+  start(): void;
+  stop(): Promise<void>;
+  waitSynced(timeoutMs: number): Promise<void>;
+  refresh(): Promise<T | undefined>;
+  offer(obj: T): void;
+}
+
+/** Makes the object sources of a machine (its VM, VMI, media DataVolumes). */
+export type ObjectSourceFactory = <T extends KubeObjectBase>(o: ObjectWatchOptions<T>) => ObjectSource<T>;
+
+/** The default: a watch of its own per object. */
+export const ownWatch: ObjectSourceFactory = (o) => new ObjectWatch(o);
 
 export const DEFAULT_SILENCE_PROBE_MS = 30_000;
 export const DEFAULT_MAX_SILENCE_MS = 90_000;
@@ -63,18 +95,20 @@ function rvNewer(a: string | undefined, b: string | undefined): boolean {
   return true;
 }
 
-export class ObjectWatch<T extends KubeObjectBase> {
-  current: T | undefined;
+/**
+ * The list+watch loop (re-list on 410, backoff, silence checks, reachability), for one object
+ * (ObjectWatch) or for every object of a namespace (shared-informer.ts NamespaceWatch). Subclasses
+ * say what to select and how to apply a list and an event.
+ */
+export abstract class ListWatch<T extends KubeObjectBase> {
   /** the first list has completed */
   synced = false;
   /** a watch stream is open and the cache follows the server */
   healthy = false;
   /** the API group answered 404 (e.g. CDI not installed) */
   missing = false;
-  /** counts the changes of `current` (a GET's 404 is applied only if none came while it ran) */
-  private applied = 0;
 
-  private stopped = false;
+  protected stopped = false;
   private abort: (() => void) | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
   private wake: (() => void) | undefined;
@@ -100,10 +134,24 @@ export class ObjectWatch<T extends KubeObjectBase> {
   confirmedAt: Date | undefined;
 
   get kind(): string {
-    return this.o.kind;
+    return this.lw.kind;
   }
 
-  constructor(private readonly o: ObjectWatchOptions<T>) {
+  private listOpts(): { fieldSelector?: string } {
+    return this.selector !== undefined ? { fieldSelector: this.selector } : {};
+  }
+
+  /** the list/watch field selector (undefined: the whole namespace) */
+  protected abstract readonly selector: string | undefined;
+  /** apply a full list (the items the selector matched) */
+  protected abstract applyList(items: T[]): void;
+  /** apply one watch event */
+  protected abstract applyEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T): void;
+  /** a silence check's list against the cache: did the stream miss a change? */
+  protected abstract missedIn(items: T[]): boolean;
+
+  constructor(protected readonly lw: ListWatchOptions) {
+    const o = lw;
     this.minBackoff = o.minBackoffMs ?? 200;
     this.maxBackoff = o.maxBackoffMs ?? 10_000;
     this.silenceProbeMs = o.silenceProbeMs ?? DEFAULT_SILENCE_PROBE_MS;
@@ -113,8 +161,8 @@ export class ObjectWatch<T extends KubeObjectBase> {
 
   start(): void {
     // a client that tells reachability (the agent's): follow it
-    const c = this.o.client as Partial<Pick<KubeClient, 'onReachability'>>;
-    this.unsubscribe = c.onReachability?.call(this.o.client, (r) => {
+    const c = this.lw.client as Partial<Pick<KubeClient, 'onReachability'>>;
+    this.unsubscribe = c.onReachability?.call(this.lw.client, (r) => {
       if (!r.reachable) this.endStream?.(new Error(`Kubernetes API unreachable: ${r.reason ?? 'no answer'}`));
       else this.wake?.();
     });
@@ -142,7 +190,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
   }
 
   private unreachable(): boolean {
-    const c = this.o.client as Partial<Pick<KubeClient, 'reachability'>>;
+    const c = this.lw.client as Partial<Pick<KubeClient, 'reachability'>>;
     return c.reachability?.reachable === false;
   }
 
@@ -158,45 +206,6 @@ export class ObjectWatch<T extends KubeObjectBase> {
     });
   }
 
-  /** Direct GET of the object; updates the cache. Throws KubeApiError on failure (404 → undefined). */
-  async refresh(): Promise<T | undefined> {
-    const seen = this.applied;
-    try {
-      const obj = await this.o.client.get<T>(this.o.resource, this.o.namespace, this.o.name);
-      this.applyObj(obj);
-      this.confirmedAt = new Date();
-      return obj;
-    } catch (e) {
-      if (isKubeApiError(e, 404)) {
-        // A 404 carries no resourceVersion, so it cannot be ordered against what arrived while it
-        // was under way (a watch event, our own create's answer): then it may be the older news,
-        // and the cache keeps what it has (the stream delivers a deletion itself).
-        if (this.applied === seen) this.applyObj(undefined);
-        this.confirmedAt = new Date();
-        return undefined;
-      }
-      throw e;
-    }
-  }
-
-  /** Use this object (from our own write's response) as the newest version. */
-  offer(obj: T): void {
-    this.applyObj(obj);
-  }
-
-  private applyObj(obj: T | undefined): void {
-    // never step back: a direct GET may be ahead of the stream, whose older events then arrive
-    if (obj && this.current && !rvNewer(obj.metadata?.resourceVersion, this.current.metadata?.resourceVersion)) return;
-    const before = this.current;
-    this.current = obj;
-    if (before !== obj) this.applied++;
-    if (before === obj) return;
-    if (before && obj && before.metadata?.resourceVersion === obj.metadata?.resourceVersion && before.metadata?.uid === obj.metadata?.uid) {
-      return;
-    }
-    this.o.onChange(obj);
-  }
-
   private markSynced(): void {
     if (this.synced) return;
     this.synced = true;
@@ -206,12 +215,11 @@ export class ObjectWatch<T extends KubeObjectBase> {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       try {
-        const list = await this.o.client.list<T>(this.o.resource, this.o.namespace, { fieldSelector: `metadata.name=${this.o.name}` });
+        const list = await this.lw.client.list<T>(this.lw.resource, this.lw.namespace, this.listOpts());
         if (this.stopped) return;
         this.missing = false;
         this.rv = list.metadata?.resourceVersion;
-        const item = (list.items ?? []).find((i) => i.metadata?.name === this.o.name);
-        this.applyObj(item);
+        this.applyList(list.items ?? []);
         this.confirmedAt = new Date();
         this.markSynced();
         // watch until an error or an expired history asks for a re-list
@@ -232,12 +240,12 @@ export class ObjectWatch<T extends KubeObjectBase> {
         // start-up does not wait for a failing API server: reads report it themselves
         for (const w of this.syncWaiters.splice(0)) w();
         if (isKubeApiError(e, 404)) {
-          if (!this.missing) this.o.logger.warn({ kind: this.o.kind, path: resourcePath(this.o.resource, this.o.namespace) }, `${this.o.kind} API not found (404); will retry`);
+          if (!this.missing) this.lw.logger.warn({ kind: this.lw.kind, path: resourcePath(this.lw.resource, this.lw.namespace) }, `${this.lw.kind} API not found (404); will retry`);
           this.missing = true;
           this.markSynced();
         } else if (this.failures <= 3 || this.failures % 20 === 0) {
-          const be = toBackendError(e, `watch ${this.o.kind}`, this.o.logger);
-          this.o.logger.warn({ kind: this.o.kind, err: be.message, failures: this.failures }, 'watch failed; retrying');
+          const be = toBackendError(e, `watch ${this.lw.kind}`, this.lw.logger);
+          this.lw.logger.warn({ kind: this.lw.kind, err: be.message, failures: this.failures }, 'watch failed; retrying');
         }
         let delay = Math.min(this.maxBackoff, this.minBackoff * 2 ** Math.min(this.failures - 1, 16));
         // while the API is known down, the client's probe watches it: retry often, and at once when it is back
@@ -267,34 +275,26 @@ export class ObjectWatch<T extends KubeObjectBase> {
   private async checkSilentStream(): Promise<'keep' | 'rewatch' | Error> {
     let list;
     try {
-      list = await this.o.client.list<T>(this.o.resource, this.o.namespace, { fieldSelector: `metadata.name=${this.o.name}`, probe: true });
+      list = await this.lw.client.list<T>(this.lw.resource, this.lw.namespace, { ...this.listOpts(), probe: true });
     } catch (e) {
       if (isKubeApiError(e) && e.status > 0) return 'keep'; // the server answers; the stream may be fine
       const why = e instanceof Error ? e.message : String(e);
       // the check went unanswered: the client knows it now (fail fast), whatever it had seen before
-      const c = this.o.client as Partial<Pick<KubeClient, 'noteUnreachable'>>;
-      c.noteUnreachable?.call(this.o.client, `no watch event or bookmark for ${this.o.kind} in ${Math.round((Date.now() - this.lastActivity) / 1000)} s, and a check got no answer: ${why}`);
+      const c = this.lw.client as Partial<Pick<KubeClient, 'noteUnreachable'>>;
+      c.noteUnreachable?.call(this.lw.client, `no watch event or bookmark for ${this.lw.kind} in ${Math.round((Date.now() - this.lastActivity) / 1000)} s, and a check got no answer: ${why}`);
       return new Error(`watch stream silent and the API server does not answer: ${why}`);
     }
-    const item = (list.items ?? []).find((i) => i.metadata?.name === this.o.name);
+    const items = list.items ?? [];
     this.confirmedAt = new Date();
-    const cur = this.current;
-    const missed =
-      (item === undefined) !== (cur === undefined) ||
-      (item !== undefined && cur !== undefined &&
-        (item.metadata?.uid !== cur.metadata?.uid || item.metadata?.resourceVersion !== cur.metadata?.resourceVersion));
-    if (missed && item && cur && item.metadata?.uid === cur.metadata?.uid && !rvNewer(item.metadata?.resourceVersion, cur.metadata?.resourceVersion)) {
-      return 'keep'; // the cache is ahead (our own write's answer)
-    }
-    if (missed) {
-      this.o.logger.warn({ kind: this.o.kind }, 'the watch stream missed a change (it went silent); re-watching');
-      this.applyObj(item);
+    if (this.missedIn(items)) {
+      this.lw.logger.warn({ kind: this.lw.kind }, 'the watch stream missed a change (it went silent); re-watching');
+      this.applyList(items);
       this.rv = list.metadata?.resourceVersion ?? this.rv;
       return 'rewatch';
     }
     if (Date.now() - this.lastActivity >= this.maxSilenceMs) {
-      this.o.logger.warn(
-        { kind: this.o.kind, silentMs: Date.now() - this.lastActivity },
+      this.lw.logger.warn(
+        { kind: this.lw.kind, silentMs: Date.now() - this.lastActivity },
         'no watch event or bookmark for too long although the API server answers; re-opening the watch',
       );
       this.rv = list.metadata?.resourceVersion ?? this.rv;
@@ -358,12 +358,7 @@ export class ObjectWatch<T extends KubeObjectBase> {
         const rv = o.metadata?.resourceVersion;
         if (rv) this.rv = rv;
         if (type === 'BOOKMARK') return;
-        if (o.metadata?.name !== this.o.name) return;
-        // a deletion only removes the object it names (a direct GET may already hold its successor)
-        if (type === 'DELETED') {
-          if (!this.current || this.current.metadata?.uid === o.metadata?.uid) this.applyObj(undefined);
-        }
-        else if (type === 'ADDED' || type === 'MODIFIED') this.applyObj(o);
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.applyEvent(type, o);
       };
       const onDone = (err: unknown) => {
         if (err && isKubeApiErrorLike(err, 410)) finish('expired');
@@ -372,16 +367,16 @@ export class ObjectWatch<T extends KubeObjectBase> {
           // closed at once with nothing said (a proxy or server that ends every watch): re-watching
           // straight away would spin; back off and re-list as client-go's reflector does
           // (k8s.io/client-go tools/cache/reflector.go handleAnyWatch, VeryShortWatchError)
-          finish(new Error(`very short watch: the ${this.o.kind} watch closed within ${VERY_SHORT_WATCH_MS} ms without an event`));
+          finish(new Error(`very short watch: the ${this.lw.kind} watch closed within ${VERY_SHORT_WATCH_MS} ms without an event`));
         } else finish('closed');
       };
       const requested = Date.now();
-      this.o.client
+      this.lw.client
         .watch(
-          this.o.resource,
-          this.o.namespace,
+          this.lw.resource,
+          this.lw.namespace,
           {
-            fieldSelector: `metadata.name=${this.o.name}`,
+            ...this.listOpts(),
             resourceVersion: this.rv,
             allowWatchBookmarks: true,
             timeoutSeconds: 240 + Math.floor(Math.random() * 120),
@@ -407,6 +402,93 @@ export class ObjectWatch<T extends KubeObjectBase> {
         );
     });
   }
+}
+
+/** A list+watch of ONE named object (fieldSelector metadata.name): the default object source. */
+export class ObjectWatch<T extends KubeObjectBase> extends ListWatch<T> implements ObjectSource<T> {
+  current: T | undefined;
+  /** counts the changes of `current` (a GET's 404 is applied only if none came while it ran) */
+  private applied = 0;
+  protected readonly selector: string;
+
+  constructor(private readonly o: ObjectWatchOptions<T>) {
+    super(o);
+    this.selector = `metadata.name=${o.name}`;
+  }
+
+  /** Direct GET of the object; updates the cache. Throws KubeApiError on failure (404 → undefined). */
+  async refresh(): Promise<T | undefined> {
+    const seen = this.applied;
+    try {
+      const obj = await this.o.client.get<T>(this.o.resource, this.o.namespace, this.o.name);
+      this.applyObj(obj);
+      this.confirmedAt = new Date();
+      return obj;
+    } catch (e) {
+      if (isKubeApiError(e, 404)) {
+        // A 404 carries no resourceVersion, so it cannot be ordered against what arrived while it
+        // was under way (a watch event, our own create's answer): then it may be the older news,
+        // and the cache keeps what it has (the stream delivers a deletion itself).
+        if (this.applied === seen) this.applyObj(undefined);
+        this.confirmedAt = new Date();
+        return undefined;
+      }
+      throw e;
+    }
+  }
+
+  /** Use this object (from our own write's response) as the newest version. */
+  offer(obj: T): void {
+    this.applyObj(obj);
+  }
+
+  protected applyList(items: T[]): void {
+    this.applyObj(items.find((i) => i.metadata?.name === this.o.name));
+  }
+
+  protected applyEvent(type: 'ADDED' | 'MODIFIED' | 'DELETED', o: T): void {
+    if (o.metadata?.name !== this.o.name) return;
+    // a deletion only removes the object it names (a direct GET may already hold its successor)
+    if (type === 'DELETED') {
+      if (!this.current || this.current.metadata?.uid === o.metadata?.uid) this.applyObj(undefined);
+    } else this.applyObj(o);
+  }
+
+  protected missedIn(items: T[]): boolean {
+    return missedChange(items.find((i) => i.metadata?.name === this.o.name), this.current);
+  }
+
+  private applyObj(obj: T | undefined): void {
+    const r = applyNewer(this.current, obj);
+    if (!r.moved) return;
+    this.current = obj;
+    this.applied++;
+    if (r.notify) this.o.onChange(obj);
+  }
+}
+
+/**
+ * Whether a server copy (`item`) shows a change the cache (`cur`) missed: present/absent, another
+ * uid or resourceVersion, unless the cache is ahead (our own write's answer).
+ */
+export function missedChange<T extends KubeObjectBase>(item: T | undefined, cur: T | undefined): boolean {
+  const differs =
+    (item === undefined) !== (cur === undefined) ||
+    (item !== undefined && cur !== undefined && (item.metadata?.uid !== cur.metadata?.uid || item.metadata?.resourceVersion !== cur.metadata?.resourceVersion));
+  if (differs && item && cur && item.metadata?.uid === cur.metadata?.uid && !rvNewer(item.metadata?.resourceVersion, cur.metadata?.resourceVersion)) return false;
+  return differs;
+}
+
+/**
+ * Replacing `before` with `obj` in a cache: never step back (a direct GET may be ahead of the
+ * stream, whose older events then arrive). `moved`: the cache takes obj; `notify`: it is news
+ * (not the same uid and resourceVersion again).
+ */
+export function applyNewer<T extends KubeObjectBase>(before: T | undefined, obj: T | undefined): { moved: boolean; notify: boolean } {
+  if (obj && before && !rvNewer(obj.metadata?.resourceVersion, before.metadata?.resourceVersion)) return { moved: false, notify: false };
+  if (before === obj) return { moved: false, notify: false };
+  const same = before !== undefined && obj !== undefined && before.metadata?.resourceVersion === obj.metadata?.resourceVersion && before.metadata?.uid === obj.metadata?.uid;
+  return { moved: true, notify: !same };
 }
 
 function isKubeApiErrorLike(e: unknown, status: number): boolean {
