@@ -387,6 +387,25 @@ export class AccountStore {
     return v;
   }
 
+  /**
+   * Removes an account whose source is gone (shared mode: its VMBMC's Secret was deleted or lost
+   * its keys), even the last Administrator: a system without credentials has no accounts, it is
+   * not kept reachable with stale ones. Not for protocol requests (they go through delete()).
+   */
+  async evict(id: number): Promise<AccountView | undefined> {
+    const r = this.recs.get(id);
+    if (!r) return undefined;
+    this.recs.delete(id);
+    this.syncLive();
+    await this.saveOr(() => {
+      this.recs.set(id, r);
+      this.syncLive();
+    });
+    const v = view(r);
+    this.emit({ type: 'deleted', account: v });
+    return v;
+  }
+
   /** The persisted form (with passwords) for a sink; never log it. */
   snapshot(): StoredAccount[] {
     return [...this.recs.values()]

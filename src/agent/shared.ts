@@ -11,7 +11,7 @@ import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../acc
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { NetworkModel } from '../common/network.js';
-import { startEvents, type AgentEvents } from '../events/index.js';
+import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { createRedfishApp } from '../redfish/app.js';
 import { sharedConsoleSource } from '../redfish/console-ws.js';
@@ -67,6 +67,15 @@ export const readFleetFile = (path: string): FleetSystem[] => parseFleet(readFil
 export interface TenantBackend {
   machine: Machine;
   users: readonly UserAccount[];
+  /** eventing options of this system (KubeVirt: subscriptions kept in its events ConfigMap) */
+  events?: StartEventsOptions;
+  /**
+   * Called once the system's account store and events exist (KubeVirt: follow the Secret into
+   * the store, record Kubernetes Events from the hub). Returns what undoes it, if anything.
+   */
+  bind?(t: { accounts: AccountStore; events: AgentEvents }): (() => void) | void;
+  /** Called after the system stopped (its machine closed): release what the backend holds for it */
+  release?(): Promise<void> | void;
 }
 
 export interface SharedAgentOptions {
@@ -88,6 +97,8 @@ interface Running {
   machine: Machine;
   events: AgentEvents;
   ipmi?: IpmiProtocolServer;
+  backend: TenantBackend;
+  unbind?: () => void;
 }
 
 export interface SharedAgent {
@@ -138,14 +149,23 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
 
   const start = async (system: FleetSystem): Promise<void> => {
     const log = opts.logger.child({ system: system.id });
-    const { machine, users: initial } = await opts.backend(system);
+    const backend = await opts.backend(system);
+    const { machine, users: initial } = backend;
     // one account store per VM behind both of its protocols (src/accounts/store.ts), as in a per-VM agent
     const accounts = new AccountStore(initial, { requireAdmin: false });
     const users = accounts.users;
     // each VM keeps its own lockout (IPMI and Redfish, its AccountService knobs), as a per-VM agent
     const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY, () => now().getTime());
-    const events = await startEvents(machine);
+    let events: AgentEvents;
+    try {
+      events = await startEvents(machine, backend.events ?? {});
+    } catch (e) {
+      await machine.close();
+      await backend.release?.();
+      throw e;
+    }
     let ipmi: IpmiProtocolServer | undefined;
+    let unbind: (() => void) | undefined;
     try {
       if (opts.ipmi && system.ipmiPort !== 0) {
         ipmi = await startIpmiServer({ ...opts.ipmi, machine, users, accounts, lockout, network, address: opts.address, port: system.ipmiPort, logger: log.child({ proto: 'ipmi' }) });
@@ -166,14 +186,17 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
         { now },
       );
       deps.sessions = new TenantSessionStore(deps.sessions, tenancy.allocateSeq());
+      unbind = backend.bind?.({ accounts, events }) ?? undefined;
       tenancy.add({ id: system.id, deps });
     } catch (e) {
+      unbind?.();
       await ipmi?.close();
       events.close();
       await machine.close();
+      await backend.release?.();
       throw e;
     }
-    running.set(system.id, { system, machine, events, ...(ipmi ? { ipmi } : {}) });
+    running.set(system.id, { system, machine, events, backend, ...(ipmi ? { ipmi } : {}), ...(unbind ? { unbind } : {}) });
     log.info({ ipmiPort: ipmi?.port ?? 0 }, 'system added');
   };
 
@@ -182,9 +205,11 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     if (!r) return;
     running.delete(id);
     tenancy.remove(id);
+    r.unbind?.();
     await r.ipmi?.close();
     r.events.close();
     await r.machine.close();
+    await r.backend.release?.();
     opts.logger.info({ system: id }, 'system removed');
   };
 

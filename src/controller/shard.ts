@@ -167,8 +167,13 @@ export function shardRoleRules(k: number, systems: readonly FleetSystem[], drive
   const eventCms = sorted(vms.map(eventsConfigMapName));
   const dvs = sorted(vms.flatMap((vm) => mediaDataVolumeNames(vm, drivesOf(vm))));
   const rules: PolicyRule[] = [
-    { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], resourceNames: vms, verbs: ['get', 'list', 'watch', 'patch'] },
-    { apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances'], resourceNames: vms, verbs: ['get', 'list', 'watch'] },
+    // reads and writes of exactly its VMs and their VMIs by name ...
+    { apiGroups: ['kubevirt.io'], resources: ['virtualmachines'], resourceNames: vms, verbs: ['get', 'patch'] },
+    { apiGroups: ['kubevirt.io'], resources: ['virtualmachineinstances'], resourceNames: vms, verbs: ['get'] },
+    // ... but ONE list+watch of the namespace's VMs and VMIs shared by all its systems
+    // (src/backend/kubevirt/shared-informer.ts): RBAC authorizes a list/watch by name only with a
+    // metadata.name field selector, so a shared watch cannot be named (docs/security.md "Shared mode")
+    { apiGroups: ['kubevirt.io'], resources: ['virtualmachines', 'virtualmachineinstances'], verbs: ['list', 'watch'] },
     {
       apiGroups: ['subresources.kubevirt.io'],
       resources: ['virtualmachines/start', 'virtualmachines/stop', 'virtualmachines/restart'],

@@ -107,6 +107,10 @@ describe('shared mode: rendezvous hashing and port allocation', () => {
     expect(named('datavolumes', 'delete')).to.deep.equal(['a-vmedia-cd']);
     expect(rules.some((r) => r.resources.includes('secrets') && (r.verbs.includes('get') || !r.resourceNames))).to.equal(false);
     for (const r of rules) if (r.resourceNames) expect(r.resourceNames.length).to.be.greaterThan(0);
+    // unnamed: only the shared list+watch of VMs and VMIs (shared-informer.ts), creates that cannot be named, and Events
+    const unnamed = rules.filter((r) => !r.resourceNames).map((r) => `${r.resources.join(',')}:${r.verbs.join(',')}`);
+    expect(unnamed).to.deep.equal(['virtualmachines,virtualmachineinstances:list,watch', 'configmaps:create', 'events:create,patch', 'datavolumes:create']);
+    expect(named('virtualmachines', 'list'), 'no named VM list: the namespace watch lists').to.equal(undefined);
   });
 });
 

@@ -10,7 +10,7 @@ import { BackendError } from '../types.js';
 import { isKubeApiError, type KubeClient } from '../../kube/client.js';
 import { Resources } from '../../kube/resources.js';
 import { bootSignature, buildBootPatch, consumeWrite, nextBootVm, onceStep, parseSaved, restoreWrite, type BootWrite } from './boot.js';
-import type { ObjectWatch } from './informer.js';
+import type { ObjectSource } from './informer.js';
 import type { VirtualMachine, VirtualMachineInstance } from './types.js';
 
 const WRITE_ATTEMPTS = 5;
@@ -23,8 +23,8 @@ export interface BootOnceDeps {
   namespace: string;
   name: string;
   logger: Logger;
-  vmWatch: ObjectWatch<VirtualMachine>;
-  vmiWatch: ObjectWatch<VirtualMachineInstance>;
+  vmWatch: ObjectSource<VirtualMachine>;
+  vmiWatch: ObjectSource<VirtualMachineInstance>;
 }
 
 /** Whether the next boot (template as restored for a consumed once) differs from what the VMI booted. */

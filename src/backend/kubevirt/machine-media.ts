@@ -21,7 +21,7 @@ import { isKubeApiError, type KubeClient } from '../../kube/client.js';
 import { Resources } from '../../kube/resources.js';
 import { BackendError, type InsertMediaRequest, type MachineEvent, type MediaSlot, type MediaSlotId } from '../types.js';
 import { validateImageUrl } from '../validate.js';
-import { ObjectWatch } from './informer.js';
+import { ownWatch, type ObjectSource, type ObjectSourceFactory } from './informer.js';
 import {
   NEEDS_GATE_MESSAGE,
   cdromDrives,
@@ -65,6 +65,12 @@ export interface MachineMediaConfig {
   mediaEgress?: EgressPolicy;
   /** how long a running VMI may take to pick up an inserted CD-ROM volume before the slot reports an error (ms), default 30000 */
   hotplugSyncTimeoutMs?: number;
+  /**
+   * Where the VM, VMI and media DataVolume views come from; default a watch of their own each
+   * (informer.ts ObjectWatch). Shared mode passes one that shares a watch per namespace for the
+   * VM and VMI (shared-informer.ts SharedWatches).
+   */
+  watchSource?: ObjectSourceFactory;
 }
 
 /** What the media part needs from its machine. */
@@ -82,7 +88,7 @@ export interface MediaHost {
 
 interface Drive {
   dvName: string;
-  watch: ObjectWatch<DataVolume>;
+  watch: ObjectSource<DataVolume>;
 }
 
 export class MachineMedia {
@@ -113,7 +119,7 @@ export class MachineMedia {
     for (const name of want) {
       if (this.drives.has(name)) continue;
       const dvName = mediaDataVolumeName(this.cfg.name, name);
-      const watch = new ObjectWatch<DataVolume>({
+      const watch = (this.cfg.watchSource ?? ownWatch)<DataVolume>({
         client: this.cfg.client,
         logger: this.cfg.logger,
         name: dvName,

@@ -44,7 +44,7 @@ import { toBackendError } from './errors.js';
 import { systemInfo } from './identity.js';
 import { assetTagPatch, secureBootPatch } from './inventory.js';
 import type { JsonPatchOp } from '../../kube/client.js';
-import { ObjectWatch } from './informer.js';
+import { ownWatch, type ObjectSource } from './informer.js';
 import { BootOnceKeeper, nextBootDiffers } from './machine-boot.js';
 import { MachineMedia, type MachineMediaConfig } from './machine-media.js';
 import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
@@ -56,6 +56,8 @@ export interface KubeVirtMachineConfig extends MachineMediaConfig {
   watchSilenceProbeMs?: number;
   watchMaxSilenceMs?: number;
   watchStaleRetryMs?: number;
+  /** the client serves other machines too (shared mode): close() leaves it open */
+  sharedClient?: boolean;
 }
 
 interface View {
@@ -75,8 +77,8 @@ export class KubeVirtMachine implements Machine {
   private readonly ns: string;
   private readonly name: string;
   private readonly logger: Logger;
-  private readonly vmWatch: ObjectWatch<VirtualMachine>;
-  private readonly vmiWatch: ObjectWatch<VirtualMachineInstance>;
+  private readonly vmWatch: ObjectSource<VirtualMachine>;
+  private readonly vmiWatch: ObjectSource<VirtualMachineInstance>;
   private readonly media: MachineMedia;
   private readonly events = new EventEmitter();
   private generation = 1;
@@ -101,8 +103,9 @@ export class KubeVirtMachine implements Machine {
       ...(cfg.watchMaxSilenceMs !== undefined ? { maxSilenceMs: cfg.watchMaxSilenceMs } : {}),
       ...(cfg.watchStaleRetryMs !== undefined ? { staleRetryMs: cfg.watchStaleRetryMs } : {}),
     };
-    this.vmWatch = new ObjectWatch<VirtualMachine>({ ...common, kind: 'VirtualMachine', resource: Resources.vm, namespace: this.ns, onChange: () => this.changed() });
-    this.vmiWatch = new ObjectWatch<VirtualMachineInstance>({
+    const source = cfg.watchSource ?? ownWatch;
+    this.vmWatch = source<VirtualMachine>({ ...common, kind: 'VirtualMachine', resource: Resources.vm, namespace: this.ns, onChange: () => this.changed() });
+    this.vmiWatch = source<VirtualMachineInstance>({
       ...common,
       kind: 'VirtualMachineInstance',
       resource: Resources.vmi,
@@ -333,7 +336,7 @@ export class KubeVirtMachine implements Machine {
     this.serialConsole?.close();
     this.bootOnce.close();
     await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.media.stop()]);
-    this.client.close();
+    if (!this.cfg.sharedClient) this.client.close();
     this.events.removeAllListeners();
   }
 
