@@ -216,6 +216,16 @@ async function main(argv: string[]): Promise<void> {
 
   // Logs go to stderr as JSON; stdout carries the ready line (and nothing else).
   const logger = createLogger(flags.logLevel as pino.LevelWithSilent, pino.destination(2));
+  const lockoutPolicy = parseLockoutPolicy({
+    threshold: flags.accountLockoutThreshold,
+    duration: flags.accountLockoutDuration,
+    resetAfter: flags.accountLockoutResetAfter,
+  });
+  if (flags.fleetConfigmap !== undefined) {
+    // the shard agent: every system's accounts come from its Secret, none from flags or env
+    if (namespace !== undefined) throw new ConfigError('--fleet-configmap takes no <namespace> <vm-name>: the fleet ConfigMap names the VMs');
+    return mainShared(flags, logger, flags.address ?? '0.0.0.0', [], lockoutPolicy, true);
+  }
   const users = resolveUsers({
     flagUsername: flags.username,
     flagPassword: flags.password,
@@ -229,11 +239,6 @@ async function main(argv: string[]): Promise<void> {
     process.title = scrubbedCommandLine(process.argv);
     logger.warn('--password puts the password where every local user can read it (ps, /proc/<pid>/cmdline): use --password-file or BMC_PASSWORD');
   }
-  const lockoutPolicy = parseLockoutPolicy({
-    threshold: flags.accountLockoutThreshold,
-    duration: flags.accountLockoutDuration,
-    resetAfter: flags.accountLockoutResetAfter,
-  });
   const address = flags.address ?? (kubevirtMode ? '0.0.0.0' : '127.0.0.1');
   if (flags.simulateFleet !== undefined || flags.fleetFile !== undefined || flags.fleetConfigmap !== undefined) {
     return mainShared(flags, logger, address, users, lockoutPolicy, kubevirtMode);
@@ -419,11 +424,11 @@ async function mainShared(
   if ([flags.simulateFleet, flags.fleetFile, flags.fleetConfigmap].filter((x) => x !== undefined).length > 1) {
     throw new ConfigError('--simulate-fleet, --fleet-file and --fleet-configmap exclude each other');
   }
-  if (flags.fleetConfigmap !== undefined || kubevirtMode) {
-    // KubeVirt backends per fleet entry (VM informer by namespace, accounts from each Secret) are not built yet
-    throw new ConfigError('shared mode serves simulated VMs only so far (--simulate-fleet, or --fleet-file with the simulator); --fleet-configmap is not implemented');
+  if (kubevirtMode && flags.fleetConfigmap === undefined) {
+    throw new ConfigError('--simulate-fleet and --fleet-file serve simulated VMs and take no <namespace> <vm-name>; KubeVirt shared mode is --fleet-configmap <namespace>/<name>');
   }
   if (flags.tlsCert) throw new ConfigError('shared mode serves Redfish over plain HTTP only (no --tls-cert)');
+  if (flags.fleetConfigmap !== undefined) return mainKubeVirtFleet(flags, logger, address, lockoutPolicy);
   const base = users[0]?.password ?? '';
   const systems =
     flags.simulateFleet !== undefined
@@ -480,6 +485,62 @@ async function mainShared(
     if (flags.fleetFile !== undefined) unwatchFile(flags.fleetFile);
     await agent.close();
   }, 10_000);
+}
+
+/** Shared mode on KubeVirt (src/agent/kubevirt-fleet.ts): the shard agent the controller runs. */
+async function mainKubeVirtFleet(
+  flags: Flags,
+  logger: ReturnType<typeof createLogger>,
+  address: string,
+  lockoutPolicy: ReturnType<typeof parseLockoutPolicy>,
+): Promise<void> {
+  const { startKubeVirtFleet, parseConfigMapRef } = await import('../agent/kubevirt-fleet.js');
+  const { resolveMediaTls } = await import('../backend/kubevirt/index.js');
+  const { loadKubeConfig } = await import('../kube/config.js');
+  let configMap;
+  let mediaTls;
+  try {
+    configMap = parseConfigMapRef(flags.fleetConfigmap as string);
+    mediaTls = resolveMediaTls(
+      {
+        ...(flags.mediaInsecureSkipVerify ? { insecureSkipVerify: true } : {}),
+        ...(flags.mediaCaConfigmap ? { caConfigMap: flags.mediaCaConfigmap } : {}),
+        ...(flags.mediaCaFile ? { caFile: flags.mediaCaFile } : {}),
+      },
+      process.env,
+    );
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+  const mediaEgress = resolveMediaEgress(flags, process.env);
+  const network = new NetworkModel({
+    listenAddress: address,
+    ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),
+    ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
+  });
+  const fleet = await startKubeVirtFleet({
+    kubeConfig: loadKubeConfig(flags.kubeconfig),
+    configMap,
+    logger,
+    machine: { mediaTls, mediaEgress },
+    shared: {
+      address,
+      redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
+      lockoutPolicy,
+      network,
+      sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
+      ipmi: flags.ipmi && {
+        allowInsecure: Boolean(flags.ipmiAllowInsecure),
+        sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', IPMI_SESSION_TIMEOUT_RANGE),
+        maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
+        ...(flags.ipmiSol ? {} : { sol: false as const }),
+      },
+    },
+  });
+  const { agent } = fleet;
+  process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems from ConfigMap ${configMap.namespace}/${configMap.name} redfish=${agent.redfish.url}\n`);
+  logger.info({ systems: agent.ids().length, redfish: agent.redfish.url, configMap: `${configMap.namespace}/${configMap.name}` }, 'ready (shared, KubeVirt)');
+  stopOnSignals(logger, () => fleet.close(), 10_000);
 }
 
 main(process.argv).catch((e: unknown) => {
