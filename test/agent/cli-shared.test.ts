@@ -1,4 +1,4 @@
-/** The shared-mode command line: --fleet-file serves its systems and follows changes; refusals exit 2. */
+/** The shared-mode command line: --fleet-file and --fleet-configmap serve their systems and follow changes; refusals exit 2. */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -7,6 +7,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startApiServer } from '../emulator/index.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const TSX = `${ROOT}/node_modules/.bin/tsx`;
@@ -66,8 +67,56 @@ describe('virtbmc shared mode command line', function () {
     }
   });
 
-  it('refuses --fleet-configmap (not implemented) and combined fleet flags with exit 2', async () => {
-    for (const args of [['--fleet-configmap', 'ns/virtbmc-shard-0'], ['--simulate-fleet', '2', '--fleet-file', '/nonexistent']]) {
+  it('--fleet-configmap: serves the KubeVirt systems of the watched ConfigMap, follows its edits, keeps serving through a malformed one', async () => {
+    const emu = await startApiServer({ vmiPhaseDelayMs: 5 });
+    const b64 = (x: string) => Buffer.from(x).toString('base64');
+    const sys = (vm: string, ipmiPort = 0) => ({ id: `default.${vm}`, namespace: 'default', vm, vmbmc: vm, vmbmcUid: `uid-${vm}`, secretName: `s-${vm}`, ipmiPort });
+    for (const vm of ['one', 'two']) {
+      emu.create({ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: vm, namespace: 'default' }, spec: { runStrategy: 'Halted', template: { spec: { domain: { devices: {} } } } } });
+      emu.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: `s-${vm}`, namespace: 'default' }, data: { username: b64('admin'), password: b64(`pw-${vm}`) } });
+    }
+    const cm = (systems: unknown[] | string) => ({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'virtbmc-shard-0', namespace: 'default' },
+      data: { 'fleet.json': typeof systems === 'string' ? systems : JSON.stringify({ systems }) },
+    });
+    emu.create(cm([sys('one')]));
+    const port = await freePort();
+    const { p, out } = run(['--fleet-configmap', 'default/virtbmc-shard-0', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--redfish-port', String(port), '--no-ipmi']);
+    const poll = async (what: string, fn: () => Promise<boolean>): Promise<void> => {
+      const end = Date.now() + 20_000;
+      while (!(await fn())) {
+        if (Date.now() > end || p.exitCode !== null) throw new Error(`${what}: ${out()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      await poll('no ready line', async () => out().includes('virtbmc ready'));
+      expect(out()).to.include('shared 1 systems from ConfigMap default/virtbmc-shard-0');
+      expect(await systems(port, 'one')).to.deep.equal(['/redfish/v1/Systems/default.one']);
+      expect(await systems(port, 'two')).to.equal(401);
+      const put = (o: ReturnType<typeof cm>) => emu.update({ ...emu.get('v1', 'ConfigMap', 'default', 'virtbmc-shard-0')!, data: o.data });
+      put(cm([sys('one'), sys('two')]));
+      await poll('system two added', async () => Array.isArray(await systems(port, 'two')));
+      put(cm('{"systems": [ not json'));
+      put(cm([sys('two')]));
+      await poll('system one removed', async () => (await systems(port, 'one')) === 401);
+      expect(await systems(port, 'two')).to.deep.equal(['/redfish/v1/Systems/default.two']);
+      expect(out()).to.include('malformed');
+    } finally {
+      p.kill('SIGTERM');
+      await once(p, 'exit');
+      await emu.close();
+    }
+  });
+
+  it('refuses a bad --fleet-configmap, VM arguments with it, and combined fleet flags with exit 2', async () => {
+    for (const args of [
+      ['--fleet-configmap', 'virtbmc-shard-0'],
+      ['--fleet-configmap', 'ns/virtbmc-shard-0', 'ns', 'vm'],
+      ['--simulate-fleet', '2', '--fleet-file', '/nonexistent'],
+    ]) {
       const { p, out } = run(args);
       const [code] = (await once(p, 'exit')) as [number];
       expect(code, out()).to.equal(2);
