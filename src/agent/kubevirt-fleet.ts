@@ -21,7 +21,6 @@
  * Account changes made through Redfish AccountService / IPMI Set User live in memory only here
  * (no write-back to the Secret in shared mode); the next Secret change overrides the Secret's account.
  */
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { AccountStore } from '../accounts/store.js';
 import type { StartEventsOptions } from '../events/index.js';
 import type { Logger } from '../common/logger.js';
@@ -57,7 +56,8 @@ export type FleetMachineOptions = Pick<
 >;
 
 export interface KubeVirtFleetOptions {
-  kubeConfig: KubeConfig;
+  /** the client-node KubeConfig (src/kube/config.ts loadKubeConfig) */
+  kubeConfig: KubeClient['kc'];
   /** the fleet ConfigMap */
   configMap: { namespace: string; name: string };
   logger: Logger;
