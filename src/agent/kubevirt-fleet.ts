@@ -111,6 +111,8 @@ class SecretAccount {
     private readonly accounts: AccountStore,
     private readonly log: Logger,
     initial: UserAccount | undefined,
+    /** ends the Redfish sessions of a user whose credentials the Secret replaced or took away */
+    private readonly endSessions: (username: string) => number,
   ) {
     this.id = initial ? accounts.byName(initial.username)?.id : undefined;
   }
@@ -122,6 +124,7 @@ class SecretAccount {
       if (!creds) {
         if (cur) {
           await this.accounts.evict(cur.id);
+          this.endSessions(cur.username);
           this.log.warn({ secret: secret?.metadata?.name }, secret ? 'the Secret lacks username or password: the system has no account now' : 'the Secret is gone: the system has no account now');
         }
         this.id = undefined;
@@ -132,14 +135,19 @@ class SecretAccount {
           const same = cur.username === creds.username && this.accounts.verify(creds.username, creds.password)?.id === cur.id && cur.enabled;
           if (same) return;
           await this.accounts.update(cur.id, { username: creds.username, password: creds.password, enabled: true });
-          this.log.info({ user: creds.username }, 'account updated from the Secret');
+          // sessions opened with the old credentials end with them (a per-VM agent restarts on a Secret change)
+          const ended = this.endSessions(cur.username);
+          this.log.info({ user: creds.username, sessionsEnded: ended }, 'account updated from the Secret');
         } else {
           this.id = (await this.accounts.create({ username: creds.username, password: creds.password, role: 'Administrator' })).id;
           this.log.info({ user: creds.username }, 'account created from the Secret');
         }
       } catch (e) {
         // a name or password the store refuses (too long for IPMI, taken by another account): no stale account stays
-        if (cur) await this.accounts.evict(cur.id);
+        if (cur) {
+          await this.accounts.evict(cur.id);
+          this.endSessions(cur.username);
+        }
         this.id = undefined;
         this.log.warn({ err: (e as Error).message }, 'the Secret\'s credentials cannot be used: the system has no account');
       }
@@ -235,8 +243,8 @@ export async function startKubeVirtFleet(opts: KubeVirtFleetOptions): Promise<Ku
       machine,
       users,
       events,
-      bind: ({ accounts, events: ev }) => {
-        follower = new SecretAccount(accounts, slog, users[0]);
+      bind: ({ accounts, events: ev, endSessions }) => {
+        follower = new SecretAccount(accounts, slog, users[0], endSessions);
         // a change that arrived while the system was starting
         if (secretWatch && latest !== used) void follower.follow(latest);
         const detach = kubeEvents

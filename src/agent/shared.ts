@@ -73,7 +73,7 @@ export interface TenantBackend {
    * Called once the system's account store and events exist (KubeVirt: follow the Secret into
    * the store, record Kubernetes Events from the hub). Returns what undoes it, if anything.
    */
-  bind?(t: { accounts: AccountStore; events: AgentEvents }): (() => void) | void;
+  bind?(t: { accounts: AccountStore; events: AgentEvents; endSessions: (username: string) => number }): (() => void) | void;
   /** Called after the system stopped (its machine closed): release what the backend holds for it */
   release?(): Promise<void> | void;
 }
@@ -147,6 +147,23 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger }, undefined, consoles);
   const running = new Map<string, Running>();
 
+  /**
+   * End the Redfish sessions of `username` that reach system `id` (its credentials changed at the
+   * source, e.g. the Secret): in any tenant's store, since a login matching several systems lives
+   * in the first one's. Returns how many ended.
+   */
+  const endSessions = (id: string, username: string): number => {
+    let n = 0;
+    for (const tid of tenancy.ids()) {
+      const store = tenancy.get(tid)?.deps.sessions;
+      if (!(store instanceof TenantSessionStore)) continue;
+      for (const s of store.list()) {
+        if (s.username === username && (store.scopeOf(s.id) ?? [tid]).includes(id) && store.delete(s.id)) n++;
+      }
+    }
+    return n;
+  };
+
   const start = async (system: FleetSystem): Promise<void> => {
     const log = opts.logger.child({ system: system.id });
     const backend = await opts.backend(system);
@@ -186,7 +203,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
         { now },
       );
       deps.sessions = new TenantSessionStore(deps.sessions, tenancy.allocateSeq());
-      unbind = backend.bind?.({ accounts, events }) ?? undefined;
+      unbind = backend.bind?.({ accounts, events, endSessions: (username) => endSessions(system.id, username) }) ?? undefined;
       tenancy.add({ id: system.id, deps });
     } catch (e) {
       unbind?.();

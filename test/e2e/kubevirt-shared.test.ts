@@ -154,11 +154,22 @@ describe('KubeVirt shared mode end to end: the shard agent on the controller\'s 
     expect((await ipmitool(portB, 'pw-b', 'chassis power status')).code).to.not.equal(0);
     expect(f.agent.ids()).to.deep.equal([id('a'), id('c'), id('d')]);
 
-    // a password change in the Secret: the old one stops working, the new one works, both protocols
+    // a password change in the Secret: the old one stops working, the new one works, both protocols;
+    // a Redfish session opened with the old password ends with it
+    const login = await fetch(`${base}/redfish/v1/SessionService/Sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ UserName: 'admin', Password: 'pw-a' }),
+    });
+    expect(login.status).to.equal(201);
+    const token = login.headers.get('x-auth-token')!;
+    const withToken = async () => (await fetch(`${base}/redfish/v1/Systems/${id('a')}`, { headers: { 'x-auth-token': token } })).status;
+    expect(await withToken()).to.equal(200);
     const sA = emu().get('v1', 'Secret', NS, 's-a')!;
     emu().update({ ...sA, data: { username: b64('admin'), password: b64('pw-a-2') } });
     await until(async () => (await systemsSeen(basic('admin', 'pw-a'))) === 401, 'old password refused', 10_000);
     expect(await systemsSeen(basic('admin', 'pw-a-2'))).to.deep.equal([`/redfish/v1/Systems/${id('a')}`]);
+    expect(await withToken(), 'the old session ended').to.equal(401);
     const portA = f.agent.ipmiPort(id('a'))!;
     expect((await ipmitool(portA, 'pw-a-2', 'chassis power status')).out).to.contain('Chassis Power is off');
     expect((await ipmitool(portA, 'pw-a', 'chassis power status')).code).to.not.equal(0);
