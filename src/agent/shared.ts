@@ -108,9 +108,18 @@ export interface SharedAgent {
   /** The IPMI port a system's socket got (0 = none) */
   ipmiPort(id: string): number | undefined;
   machine(id: string): Machine | undefined;
-  /** Serve exactly these systems: start the new ones, stop the gone ones, restart a changed port */
+  /** Serve exactly these systems: start the new ones, stop the gone ones, restart a changed entry (port, Secret, media) */
   apply(systems: readonly FleetSystem[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Two fleet entries describe the same system the same way (key order does not matter). */
+function sameEntry(a: FleetSystem, b: FleetSystem): boolean {
+  const canon = (v: unknown): unknown =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)).map(([k, w]) => [k, canon(w)]))
+      : v;
+  return JSON.stringify(canon(a)) === JSON.stringify(canon(b));
 }
 
 /** Namespace of the shared service's ServiceRoot UUID and of each tenant's (fixed random UUID of this project). */
@@ -238,7 +247,8 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
       for (const id of [...running.keys()]) {
         const cur = running.get(id) as Running;
         const next = want.get(id);
-        if (!next || next.ipmiPort !== cur.system.ipmiPort) await stop(id);
+        // any change of the entry (port, Secret, VMBMC uid, media) restarts that system alone
+        if (!next || !sameEntry(next, cur.system)) await stop(id);
       }
       const failures: string[] = [];
       for (const s of systems) {

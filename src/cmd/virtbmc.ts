@@ -513,6 +513,7 @@ async function mainKubeVirtFleet(
     throw new ConfigError((e as Error).message);
   }
   const mediaEgress = resolveMediaEgress(flags, process.env);
+  if (flags.metricsPort !== undefined) logger.warn('shared mode serves no metrics yet: --metrics-port is ignored');
   const network = new NetworkModel({
     listenAddress: address,
     ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),

@@ -174,6 +174,15 @@ describe('KubeVirt shared mode end to end: the shard agent on the controller\'s 
     expect((await ipmitool(portA, 'pw-a-2', 'chassis power status')).out).to.contain('Chassis Power is off');
     expect((await ipmitool(portA, 'pw-a', 'chassis power status')).code).to.not.equal(0);
 
+    // the VMBMC names another Secret: the controller rewrites the entry, the agent restarts that system alone on it
+    const machineC = f.agent.machine(id('c'));
+    emu().create(secretObj('s-a-other', 'pw-a-other'));
+    const vA = emu().get('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'a')!;
+    emu().update({ ...vA, spec: { ...(vA.spec as object), authSecretRef: { name: 's-a-other' } } });
+    await until(async () => Array.isArray(await systemsSeen(basic('admin', 'pw-a-other'))), 'the new Secret\'s account', 15_000);
+    expect(await systemsSeen(basic('admin', 'pw-a-2'))).to.equal(401);
+    expect(f.agent.machine(id('c')), 'c untouched').to.equal(machineC);
+
     // the Secret deleted: the system has no account (whatever the controller does with it), the agent serves on
     emu().delete('v1', 'Secret', NS, 's-c');
     await until(async () => (await systemsSeen(basic('admin', 'pw-c'))) === 401, 'no account without the Secret', 10_000);
