@@ -1,0 +1,96 @@
+/**
+ * The KubeVirt fleet agent's edges (src/agent/kubevirt-fleet.ts) on the apiserver emulator, with a
+ * hand-written fleet ConfigMap: a system whose Secret is missing runs without accounts and gets one
+ * when the Secret appears; a Secret that loses a key takes the account away; foreign-namespace
+ * entries are ignored; a deleted ConfigMap serves nothing; Secret decoding and references.
+ */
+import { expect } from 'chai';
+import { parseConfigMapRef, secretCredentials, startKubeVirtFleet, type KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
+import { nullLogger } from '../../src/common/logger.js';
+import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
+import { startEmulator, until, vmFixture } from '../backend/kubevirt-fixtures.js';
+
+const NS = 'default';
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const secret = (name: string, data: Record<string, string>): KubeObject => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: NS }, data });
+const sys = (vm: string, namespace = NS) => ({ id: `${namespace}.${vm}`, namespace, vm, vmbmc: vm, vmbmcUid: `uid-${vm}`, secretName: `s-${vm}`, ipmiPort: 0 });
+const cm = (systems: unknown[]): KubeObject => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'virtbmc-shard-0', namespace: NS }, data: { 'fleet.json': JSON.stringify({ systems }) } });
+
+describe('KubeVirt fleet agent: Secrets and the fleet ConfigMap', function () {
+  this.timeout(30_000);
+  let emu: ApiServerEmulator;
+  let fleet: KubeVirtFleet | undefined;
+  let base = '';
+  const seen = async (user: string, password: string): Promise<string[] | number> => {
+    const r = await fetch(`${base}/redfish/v1/Systems`, { headers: { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } });
+    return r.status === 200 ? ((await r.json()) as { Members: { '@odata.id': string }[] }).Members.map((m) => m['@odata.id']) : r.status;
+  };
+
+  beforeEach(async () => {
+    emu = await startEmulator();
+    for (const vm of ['one', 'two']) emu.create(vmFixture({ name: vm, cdrom: false }));
+  });
+  afterEach(async () => {
+    await fleet?.close();
+    fleet = undefined;
+    await emu.close();
+  });
+
+  const start = async (): Promise<KubeVirtFleet> => {
+    fleet = await startKubeVirtFleet({
+      kubeConfig: emu.makeKubeConfig(),
+      configMap: { namespace: NS, name: 'virtbmc-shard-0' },
+      logger: nullLogger(),
+      machine: { watchMinBackoffMs: 20, watchMaxBackoffMs: 200 },
+      syncTimeoutMs: 3000,
+      kubeEvents: false,
+      shared: { address: '127.0.0.1', redfishPort: 0, ipmi: false, lockoutPolicy: { threshold: 0, durationSeconds: 30, counterResetAfterSeconds: 30 } },
+    });
+    base = `http://127.0.0.1:${fleet.agent.redfish.port}`;
+    return fleet;
+  };
+
+  it('a missing Secret: the system runs without accounts, and gets one when the Secret appears; a Secret losing its password takes it away', async () => {
+    emu.create(secret('s-two', { username: b64('admin'), password: b64('pw-two') }));
+    emu.create(cm([sys('one'), sys('two')]));
+    const f = await start();
+    expect(f.agent.ids()).to.deep.equal(['default.one', 'default.two']);
+    expect(await seen('admin', 'pw-two')).to.deep.equal(['/redfish/v1/Systems/default.two']);
+    expect(await seen('admin', 'pw-one')).to.equal(401);
+
+    emu.create(secret('s-one', { username: b64('root'), password: b64('pw-one') }));
+    await until(async () => Array.isArray(await seen('root', 'pw-one')), 'account from the new Secret', 10_000);
+    expect(await seen('root', 'pw-one')).to.deep.equal(['/redfish/v1/Systems/default.one']);
+
+    const s = emu.get('v1', 'Secret', NS, 's-two')!;
+    emu.update({ ...s, data: { username: b64('admin') } });
+    await until(async () => (await seen('admin', 'pw-two')) === 401, 'account gone with the password', 10_000);
+    expect(f.agent.ids(), 'the system stays served').to.include('default.two');
+    // the store refuses a user name longer than IPMI's 16 bytes: no account, no crash
+    emu.update({ ...emu.get('v1', 'Secret', NS, 's-two')!, data: { username: b64('a-very-long-user-name'), password: b64('pw') } });
+    emu.update({ ...emu.get('v1', 'Secret', NS, 's-one')!, data: { username: b64('root'), password: b64('pw-one-2') } });
+    await until(async () => Array.isArray(await seen('root', 'pw-one-2')), 'other systems carry on', 10_000);
+    expect(await seen('a-very-long-user-name', 'pw')).to.equal(401);
+  });
+
+  it('entries of another namespace are ignored; a deleted ConfigMap serves nothing; a new one serves again', async () => {
+    emu.create(secret('s-one', { username: b64('admin'), password: b64('pw-one') }));
+    emu.create(cm([sys('one'), sys('x', 'other')]));
+    const f = await start();
+    expect(f.agent.ids()).to.deep.equal(['default.one']);
+    emu.delete('v1', 'ConfigMap', NS, 'virtbmc-shard-0');
+    await until(() => f.agent.ids().length === 0, 'no systems');
+    expect(f.watches.size, 'the namespace watches end with the last system').to.equal(0);
+    emu.create(cm([sys('one')]));
+    await until(() => f.agent.ids().length === 1, 'served again');
+    await until(async () => Array.isArray(await seen('admin', 'pw-one')), 'login again', 10_000);
+  });
+
+  it('secretCredentials and parseConfigMapRef', () => {
+    expect(secretCredentials(secret('s', { username: b64('u'), password: b64('p') }))).to.deep.equal({ username: 'u', password: 'p' });
+    expect(secretCredentials(secret('s', { username: b64('u'), password: '' }))).to.equal(undefined);
+    expect(secretCredentials(undefined)).to.equal(undefined);
+    expect(parseConfigMapRef('ns/virtbmc-shard-0')).to.deep.equal({ namespace: 'ns', name: 'virtbmc-shard-0' });
+    for (const bad of ['ns', '/x', 'ns/', 'NS/x', 'a/b/c']) expect(() => parseConfigMapRef(bad), bad).to.throw(/namespace/);
+  });
+});
