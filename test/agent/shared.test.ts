@@ -252,6 +252,128 @@ print(json.dumps(out))
     });
   });
 
+  describe('SSE: one stream per credential carries the events of its systems only', () => {
+    interface Frame {
+      id: string;
+      events: { MessageId: string; OriginOfCondition: { '@odata.id': string }; MessageArgs: string[] }[];
+      logEntry: string;
+    }
+    /** Reads an SSE stream frame by frame; `next(pred)` resolves with the frames up to the first matching one. */
+    const open = async (headers: Record<string, string>): Promise<{ next(pred: (f: Frame) => boolean): Promise<Frame[]>; close(): void }> => {
+      const ctl = new AbortController();
+      const res = await fetch(`${base}/redfish/v1/EventService/SSE`, { headers, signal: ctl.signal });
+      expect(res.status).to.equal(200);
+      const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      const frames: Frame[] = [];
+      const pull = async (): Promise<void> => {
+        const { value, done } = await reader.read();
+        if (done) throw new Error('stream ended');
+        buf += dec.decode(value, { stream: true });
+        let cut: number;
+        while ((cut = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut + 2);
+          const data = /^data: (.*)$/m.exec(block);
+          if (!data) continue;
+          const payload = JSON.parse(data[1] as string) as { Events: (Frame['events'][number] & { LogEntry: { '@odata.id': string } })[] };
+          frames.push({ id: /^id: (.*)$/m.exec(block)?.[1] ?? '', events: payload.Events, logEntry: payload.Events[0]?.LogEntry['@odata.id'] ?? '' });
+        }
+      };
+      return {
+        async next(pred) {
+          for (;;) {
+            const i = frames.findIndex(pred);
+            if (i >= 0) return frames.splice(0, i + 1);
+            await pull();
+          }
+        },
+        close: () => ctl.abort(),
+      };
+    };
+    const origin = (f: Frame): string => f.events[0]?.OriginOfCondition['@odata.id'] ?? '';
+    const power = (f: Frame): boolean => /ResourcePowered(On|Off)$/.test(f.events[0]?.MessageId ?? '');
+
+    it('ops (vm-a, vm-b, session) and carol (vm-c, Basic) each get their own systems\' power events, under the systems\' ids', async () => {
+      const login = await fetch(`${base}/redfish/v1/SessionService/Sessions`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ UserName: 'ops', Password: 'ops-shared-pw' }),
+      });
+      expect(login.status).to.equal(201);
+      const token = login.headers.get('X-Auth-Token') as string;
+      const ops = await open({ 'X-Auth-Token': token });
+      const carol = await open(as('ns.vm-c'));
+      try {
+        const a = machines.get('ns.vm-a')!;
+        const b = machines.get('ns.vm-b')!;
+        const c = machines.get('ns.vm-c')!;
+        await a.power('on');
+        await c.power('on');
+        await b.power('on');
+        // barrier: an event of vm-a emitted after all of them; whatever ops would get arrives before it
+        await a.power('forceOff');
+        const opsFrames = (await ops.next((f) => power(f) && origin(f) === '/redfish/v1/Systems/ns.vm-a' && f.events[0]!.MessageId.endsWith('Off'))).filter(power);
+        expect(opsFrames.map(origin)).to.deep.equal(['/redfish/v1/Systems/ns.vm-a', '/redfish/v1/Systems/ns.vm-b', '/redfish/v1/Systems/ns.vm-a']);
+        // the payload speaks the system's ids throughout (args, its own manager's log entry)
+        for (const f of opsFrames) {
+          expect(f.events[0]!.MessageArgs).to.deep.equal([origin(f)]);
+          expect(f.logEntry).to.match(new RegExp(`^/redfish/v1/Managers/${origin(f).split('/').pop()!.replace('.', '\\.')}/LogServices/EventLog/Entries/\\d+$`));
+          expect(f.id).to.match(/^\d+$/);
+        }
+        // ids are one service-wide, increasing sequence
+        const ids = opsFrames.map((f) => Number(f.id));
+        expect([...ids].sort((x, y) => x - y)).to.deep.equal(ids);
+        await c.power('forceOff');
+        const carolFrames = (await carol.next((f) => power(f) && f.events[0]!.MessageId.endsWith('Off'))).filter(power);
+        expect(carolFrames.map(origin)).to.deep.equal(['/redfish/v1/Systems/ns.vm-c', '/redfish/v1/Systems/ns.vm-c']);
+        // resume: Last-Event-ID replays only the caller's systems after that id
+        const resumed = await open({ 'X-Auth-Token': token, 'Last-Event-ID': String(ids[0]) });
+        try {
+          const again = (await resumed.next((f) => Number(f.id) === ids[2])).filter(power);
+          expect(again.map((f) => Number(f.id))).to.deep.equal(ids.slice(1));
+        } finally {
+          resumed.close();
+        }
+        // $filter sees the systems' own ids
+        const filtered = await fetch(`${base}/redfish/v1/EventService/SSE?$filter=${encodeURIComponent("OriginResource eq '/redfish/v1/Systems/ns.vm-b'")}`, { headers: { 'X-Auth-Token': token, 'Last-Event-ID': '0' } });
+        const reader = (filtered.body as ReadableStream<Uint8Array>).getReader();
+        let text = '';
+        while (!text.includes('ns.vm-b')) text += new TextDecoder().decode((await reader.read()).value);
+        await reader.cancel();
+        expect(text).not.to.include('Systems/ns.vm-a');
+      } finally {
+        ops.close();
+        carol.close();
+        await machines.get('ns.vm-b')!.power('forceOff');
+      }
+    });
+
+    it('a login on one system shows in its stream, not in another credential\'s sharing none of its systems', async () => {
+      const carol = await open(as('ns.vm-c'));
+      const alice = await open(as('ns.vm-a'));
+      try {
+        const login = await fetch(`${base}/redfish/v1/SessionService/Sessions`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ UserName: 'carol', Password: 'carol-pw-333' }),
+        });
+        expect(login.status).to.equal(201);
+        const frames = await carol.next((f) => origin(f).startsWith('/redfish/v1/SessionService/Sessions/'));
+        expect(frames.length).to.be.greaterThan(0);
+        await machines.get('ns.vm-a')!.power('on');
+        const aliceFrames = await alice.next((f) => power(f));
+        expect(aliceFrames.map(origin)).to.deep.equal(['/redfish/v1/Systems/ns.vm-a']);
+        await fetch(`${base}${login.headers.get('Location') as string}`, { method: 'DELETE', headers: { 'X-Auth-Token': login.headers.get('X-Auth-Token') as string } });
+      } finally {
+        carol.close();
+        alice.close();
+        await machines.get('ns.vm-a')!.power('forceOff');
+      }
+    });
+  });
+
   describe('runtime changes', () => {
     it('a changed password stops matching at once, the new one matches', async () => {
       // the change goes through the VM's own account store (AccountService PATCH, as carol)

@@ -10,7 +10,10 @@
  *   tenant the path is routed under the per-VM ids (Systems/1, Managers/BMC, Chassis/1), so every
  *   resource module is the per-VM one, and the answer is rewritten back to <id>;
  * - service-level resources (SessionService, AccountService, EventService, TaskService, ...) are
- *   the first visible tenant's (ids sorted), so nothing of a tenant the caller cannot see is shown;
+ *   the home tenant's (a token's: the tenant whose store issued it; Basic: the first visible one,
+ *   ids sorted), so nothing of a tenant the caller cannot see is shown;
+ * - the SSE stream merges the events of every visible tenant (FleetEvents below): the home's all,
+ *   the others' about their system, manager and chassis, each under the tenant's own ids;
  * - the collections Systems, Managers and Chassis list every visible tenant.
  *
  * Unauthenticated routes (ServiceRoot, $metadata, odata) use the service's root deps (no machine,
@@ -19,10 +22,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { UserAccount } from '../../accounts/types.js';
+import { eventHubOf, type BmcEvent, type EventHub } from '../../events/hub.js';
+import { eventPayload } from '../../events/subscriptions.js';
 import type { RedfishTenancy } from '../app.js';
 import { checkCredentials, checkLockout, clientAddress } from './auth.js';
 import { RedfishError } from './errors.js';
-import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishSession, type SessionStore } from './types.js';
+import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishSession, type SessionStore, type SharedEvent, type SharedEventSource } from './types.js';
 
 export interface Tenant {
   /** System id `<namespace>.<vm>` (also its Manager and Chassis id) */
@@ -94,6 +99,79 @@ const MATCH_INDEX_MAX = 65_536;
 const credentialKey = (username: string, password: string): string =>
   createHash('sha256').update(username).update('\u0000').update(password).digest('base64');
 
+type FleetEvent = SharedEvent;
+type FleetListener = (e: FleetEvent) => void;
+
+/** Events kept for Last-Event-ID across every tenant (each tenant's hub keeps its own 1,000 too). */
+export const FLEET_EVENT_HISTORY = 2048;
+
+/**
+ * The events of every tenant in one sequence, for the shared SSE stream: each tenant's hub feeds
+ * it (one listener per tenant, which only copies a reference and the rewritten origin), a bounded
+ * history serves Last-Event-ID, and each stream listens to the tenants it may see only. A
+ * tenant's own numbering stays in its payload (EventId, LogEntry) and its EventLog.
+ */
+export class FleetEvents implements SharedEventSource {
+  private readonly history: FleetEvent[] = [];
+  private readonly listeners = new Map<string, Set<FleetListener>>();
+  private readonly feeds = new Map<string, () => void>();
+  private nextSeq = 1;
+
+  constructor(readonly historySize = FLEET_EVENT_HISTORY) {}
+
+  attach(id: string, hub: EventHub): void {
+    this.detach(id);
+    this.feeds.set(id, hub.on((e) => this.push(id, e)));
+  }
+
+  detach(id: string): void {
+    this.feeds.get(id)?.();
+    this.feeds.delete(id);
+  }
+
+  private push(tenant: string, e: BmcEvent): void {
+    const systemScoped = SYSTEM_ORIGIN.test(e.origin);
+    const fe: FleetEvent = { seq: this.nextSeq++, tenant, systemScoped, event: { ...e, origin: tenantPaths(e.origin, tenant) } };
+    this.history.push(fe);
+    if (this.history.length > this.historySize) this.history.splice(0, this.history.length - this.historySize);
+    for (const l of [...(this.listeners.get(tenant) ?? [])]) {
+      try {
+        l(fe);
+      } catch {
+        // a stream's bug must not break the emitter
+      }
+    }
+  }
+
+  /** The SSE frame: `id:` the service-wide sequence, the payload's paths under the tenant's ids. */
+  frame(fe: FleetEvent): string {
+    return `id: ${fe.seq}\ndata: ${tenantPaths(JSON.stringify(eventPayload([fe.event], undefined, String(fe.seq))), fe.tenant)}\n\n`;
+  }
+
+  /** Events after `seq` of these tenants, oldest first. */
+  since(seq: number, tenants: readonly string[]): FleetEvent[] {
+    const want = new Set(tenants);
+    return this.history.filter((fe) => fe.seq > seq && want.has(fe.tenant));
+  }
+
+  /** Listen to the events of these tenants; returns what stops it. */
+  on(tenants: readonly string[], listener: FleetListener): () => void {
+    for (const t of tenants) {
+      let set = this.listeners.get(t);
+      if (!set) this.listeners.set(t, (set = new Set()));
+      set.add(listener);
+    }
+    return () => {
+      for (const t of tenants) {
+        const set = this.listeners.get(t);
+        set?.delete(listener);
+        if (set?.size === 0) this.listeners.delete(t);
+      }
+    };
+  }
+}
+
+
 export class Tenancy implements RedfishTenancy {
   private readonly byId = new Map<string, Tenant>();
   private readonly bySeq = new Map<number, Tenant>();
@@ -101,6 +179,8 @@ export class Tenancy implements RedfishTenancy {
   private sorted: string[] | undefined;
   private nextSeq = 1;
   private readonly index = new Map<string, readonly string[]>();
+  /** Every tenant's events in one sequence (the shared SSE stream) */
+  readonly events = new FleetEvents();
 
   constructor(readonly root: RedfishDeps) {}
 
@@ -116,6 +196,7 @@ export class Tenancy implements RedfishTenancy {
     this.bySeq.set(store.seq, t);
     this.seqOf.set(t.id, store.seq);
     this.sorted = undefined;
+    this.events.attach(t.id, eventHubOf(t.deps.machine));
     for (const u of t.deps.users) {
       const key = credentialKey(u.username, u.password);
       const ids = this.index.get(key) ?? [];
@@ -129,6 +210,7 @@ export class Tenancy implements RedfishTenancy {
     if (seq !== undefined) this.bySeq.delete(seq);
     this.seqOf.delete(id);
     this.sorted = undefined;
+    this.events.detach(id);
   }
 
   get(id: string): Tenant | undefined {
@@ -220,7 +302,7 @@ export class Tenancy implements RedfishTenancy {
     if (!user) return;
     ctx.state.deps = home.deps;
     ctx.state.user = user;
-    ctx.state.tenant = { id: home.id, visible };
+    ctx.state.tenant = { id: home.id, visible, events: this.events };
   }
 
   login(ctx: RedfishContext, body: unknown): void {
@@ -261,7 +343,7 @@ export class Tenancy implements RedfishTenancy {
       if (type) ctx.set('Content-Type', type);
     }
     const loc = ctx.response.get('Location');
-    if (loc) ctx.set('Location', loc.replace(INTERNAL_PATH, (_m, p: string) => `${V1}${p.slice(0, p.indexOf('/'))}/${t.id}`));
+    if (loc) ctx.set('Location', tenantPaths(loc, t.id));
   }
 }
 
@@ -284,6 +366,14 @@ function internal(parts: readonly string[], kind: { internal: string }): string 
 }
 
 const INTERNAL_PATH = /\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)(?=["/#?.\s]|$)/g;
+
+/** An origin inside the per-VM system, manager or chassis */
+const SYSTEM_ORIGIN = /^\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)(?=[/#?]|$)/;
+
+/** A text with the per-VM system, manager and chassis paths under tenant `id`'s ids. */
+export function tenantPaths(text: string, id: string): string {
+  return text.replace(INTERNAL_PATH, (_m, p: string) => `${V1}${p.slice(0, p.indexOf('/'))}/${id}`);
+}
 
 /**
  * An answer with the tenant's ids, as the JSON text to send: its resource's Id, the visible

@@ -7,6 +7,7 @@ import type { ParameterizedContext } from 'koa';
 import type { NetworkModel } from '../../common/network.js';
 import type { Role, UserAccount } from '../../accounts/types.js';
 import type { Machine } from '../../backend/types.js';
+import type { BmcEvent } from '../../events/hub.js';
 import type { AccountStore } from '../../accounts/store.js';
 import type { LoginLockout } from '../../accounts/lockout.js';
 import type { Logger } from '../../common/logger.js';
@@ -88,8 +89,29 @@ export interface RedfishState {
   selfOnly?: boolean;
   /** Shared mode: the path routed inside the tenant (its system, manager and chassis under the per-VM ids) */
   internalPath?: string;
-  /** Shared mode: the tenant serving this request and the system ids the caller may see */
-  tenant?: { id: string; visible: readonly string[] };
+  /** Shared mode: the tenant serving this request, the system ids the caller may see, every tenant's events (SSE) */
+  tenant?: { id: string; visible: readonly string[]; events?: SharedEventSource };
+}
+
+/** Shared mode: one event of a tenant as the shared SSE stream carries it (core/tenancy.ts FleetEvents). */
+export interface SharedEvent {
+  /** Service-wide sequence number: the stream's `id:` (Last-Event-ID) */
+  readonly seq: number;
+  readonly tenant: string;
+  /** The tenant's event, its origin under the tenant's ids (what `$filter` sees) */
+  readonly event: BmcEvent;
+  /** About the tenant's system, manager or chassis (not a session, task or other service-level resource) */
+  readonly systemScoped: boolean;
+}
+
+/** Shared mode: the events of every tenant in one sequence. */
+export interface SharedEventSource {
+  /** Events after `seq` of these tenants still kept, oldest first */
+  since(seq: number, tenants: readonly string[]): SharedEvent[];
+  /** Listen to these tenants' events; returns what stops it */
+  on(tenants: readonly string[], listener: (e: SharedEvent) => void): () => void;
+  /** The SSE frame of an event (`id:` its seq, every path under its tenant's ids) */
+  frame(e: SharedEvent): string;
 }
 
 export type RedfishContext = ParameterizedContext<RedfishState> & { params: Record<string, string> };

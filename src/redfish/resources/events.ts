@@ -21,7 +21,7 @@ import { DELIVERY_RETRY_POLICIES, eventPayload, type DeliveryRetryPolicy, type S
 import { RedfishError, insufficientPrivilege, notFound, type MessageRef } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
-import type { OperationHandlers, RedfishContext } from '../core/types.js';
+import type { OperationHandlers, RedfishContext, SharedEvent } from '../core/types.js';
 
 export const EVENT_SERVICE = '/redfish/v1/EventService';
 export const SUBSCRIPTIONS = `${EVENT_SERVICE}/Subscriptions`;
@@ -404,13 +404,30 @@ export const handlers: OperationHandlers = {
       stream.write(s);
     };
     write(`retry: 5000\n\n`);
-    if (last !== undefined) for (const e of events.hub.since(last)) if (pass(e)) write(sseFrame(e));
-    off.push(
-      events.hub.on((e) => {
-        if (e.kind === 'sessionClosed' && session && e.detail?.session === `redfish:${session.id}`) return end();
-        if (pass(e)) write(sseFrame(e));
-      }),
-    );
+    const closesStream = (e: BmcEvent): boolean => e.kind === 'sessionClosed' && session !== undefined && e.detail?.session === `redfish:${session.id}`;
+    const tenant = ctx.state.tenant;
+    if (tenant?.events) {
+      // shared mode (core/tenancy.ts): every system the caller may see, under its own ids; of the
+      // systems other than the home one only events about the system, its manager and chassis
+      // (their sessions and tasks live in service-level resources this caller reaches only at home)
+      const shared = tenant.events;
+      const mine = (fe: SharedEvent): boolean => (fe.tenant === tenant.id || fe.systemScoped) && pass(fe.event);
+      if (last !== undefined) for (const fe of shared.since(last, tenant.visible)) if (mine(fe)) write(shared.frame(fe));
+      off.push(
+        shared.on(tenant.visible, (fe) => {
+          if (fe.tenant === tenant.id && closesStream(fe.event)) return end();
+          if (mine(fe)) write(shared.frame(fe));
+        }),
+      );
+    } else {
+      if (last !== undefined) for (const e of events.hub.since(last)) if (pass(e)) write(sseFrame(e));
+      off.push(
+        events.hub.on((e) => {
+          if (closesStream(e)) return end();
+          if (pass(e)) write(sseFrame(e));
+        }),
+      );
+    }
     const beat = setInterval(() => {
       if (session && !deps.sessions.get(session.id)) return end(); // expired
       write(': heartbeat\n\n');
