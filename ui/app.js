@@ -1,7 +1,9 @@
 // The BMC web page: plain ES modules, no framework, no build step. Everything it shows and does goes
 // through the public Redfish API of this agent (api.js), plus the console websocket (console.js,
 // loaded when the console page is first opened). What a role may do comes from its Role resource's
-// AssignedPrivileges; the buttons it may not use are hidden (the service still enforces).
+// AssignedPrivileges, and on the chosen system from the methods its answer allows (`Allow`: a
+// shared agent's caller may hold another role on each system); the buttons it may not use are
+// hidden (the service still enforces).
 import { Client, RedfishError } from '/ui/api.js';
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -27,8 +29,8 @@ const TERMINAL_TASK_STATES = new Set(['Completed', 'Exception', 'Killed', 'Cance
 const LOG_PAGE_SIZE = 20;
 const PAGES = ['overview', 'power', 'boot', 'media', 'console', 'log', 'accounts'];
 const SYSTEM_STORE = 'kvbmc.system';
-/** Shared mode with several systems: the SSE stream is the first system's, the others are re-read this often. */
-const POLL_MS = 5000;
+/** Paths of resources that belong to one system (shared mode: the id is the system's) */
+const SYSTEM_SCOPED = /^\/redfish\/v1\/(Systems|Managers|Chassis)\/([^/]+)/;
 const VIEWS = ['login-view', 'password-view', 'picker-view', 'app-view'];
 
 const st = {
@@ -39,7 +41,8 @@ const st = {
   /** the account URI whose password must change first, while the password page shows */
   changeUri: '',
   editing: /** @type {any} */ (null),
-  pollTimer: 0,
+  /** on the chosen system: may this caller change it (PATCH in its `Allow`)? null = not said */
+  systemControl: /** @type {boolean | null} */ (null),
   system: /** @type {any} */ (null),
   systemEtag: '',
   managerUri: '',
@@ -77,7 +80,13 @@ function failed(e) {
   say(e instanceof Error ? e.message : String(e), 'error');
 }
 
-const can = (p) => st.privileges.has(p);
+/** ConfigureComponents is judged on the chosen system (its Allow header), the rest by the account's role. */
+const can = (p) => (p === 'ConfigureComponents' && st.systemControl !== null ? st.systemControl : st.privileges.has(p));
+
+function showWho() {
+  const here = st.systems.length > 1 && st.systemUri && !can('ConfigureComponents') ? ', read-only on this system' : '';
+  $('who').textContent = `${api.session.user}${st.role ? ` (${st.role}${here})` : here ? ` (${here.slice(2)})` : ''}`;
+}
 
 function show(view) {
   for (const v of VIEWS) $(v).hidden = v !== view;
@@ -92,6 +101,7 @@ function applyRole() {
   $('nav-accounts').textContent = admin ? 'Accounts' : 'My account';
   $('accounts-title').textContent = admin ? 'Accounts' : 'My account';
   for (const id of ['boot-target', 'boot-enabled', 'boot-mode']) /** @type {HTMLSelectElement} */ ($(id)).disabled = !can('ConfigureComponents');
+  if (api.session) showWho();
 }
 
 // ---- login / logout ---------------------------------------------------------------------------
@@ -179,8 +189,6 @@ $('logout').addEventListener('click', async () => {
 });
 
 function stopLive() {
-  window.clearInterval(st.pollTimer);
-  st.pollTimer = 0;
   if (st.sse) st.sse.abort();
   st.sse = null;
   if (st.console) st.console.close();
@@ -229,7 +237,9 @@ async function start() {
   st.systems = (systems.Members || []).map((m) => m['@odata.id']);
   if (st.systems.length === 0) throw new Error('This service has no system for this account.');
   await findPrivileges();
-  $('who').textContent = `${api.session.user}${st.role ? ` (${st.role})` : ''}`;
+  st.systemUri = '';
+  st.systemControl = null;
+  showWho();
   $('logout').hidden = false;
   $('switch-system').hidden = st.systems.length < 2;
   const saved = sessionStorage.getItem(SYSTEM_STORE);
@@ -265,6 +275,7 @@ async function openSystem(uri) {
   stopLive();
   st.systemUri = uri;
   st.system = null;
+  st.systemControl = null;
   st.logEntries = [];
   st.logPage = 0;
   // what the previous system showed goes
@@ -278,7 +289,6 @@ async function openSystem(uri) {
   show('app-view');
   applyRole();
   startLive();
-  if (st.systems.length > 1) st.pollTimer = window.setInterval(() => scheduleRefresh({}), POLL_MS);
   seedEvents();
   loadMedia(false).catch(() => undefined);
   route();
@@ -290,6 +300,12 @@ async function loadSystem() {
   const r = await api.request('GET', st.systemUri);
   st.system = r.body;
   st.systemEtag = r.headers.get('ETag') || '';
+  const allow = r.headers.get('Allow');
+  const control = allow === null ? null : allow.split(',').map((m) => m.trim()).includes('PATCH');
+  if (control !== st.systemControl) {
+    st.systemControl = control;
+    if (!$('app-view').hidden) applyRole();
+  }
   renderSystem();
 }
 
@@ -340,6 +356,14 @@ function addEventLine(text, severity, when) {
   while (list.children.length > 8) list.lastElementChild.remove();
 }
 
+/** Is an event's origin the chosen system's (its system, manager or chassis) or service-level? */
+function concernsChosen(origin) {
+  const m = SYSTEM_SCOPED.exec(origin);
+  if (!m) return true;
+  const own = [st.systemUri, st.managerUri, ...((st.system && st.system.Links && st.system.Links.Chassis) || []).map((c) => c['@odata.id'])];
+  return own.some((u) => u && (origin === u || origin.startsWith(`${u}/`)));
+}
+
 function startLive() {
   if (st.sse) st.sse.abort();
   const ctl = new AbortController();
@@ -354,12 +378,16 @@ function startLive() {
           $('ov-live').textContent = 'live (Redfish SSE)';
           delay = 500;
           let media = false;
+          let mine = false;
           for (const e of ev.Events || []) {
-            addEventLine(e.Message || e.MessageId, e.MessageSeverity || e.Severity, e.EventTimestamp);
             const origin = (e.OriginOfCondition && e.OriginOfCondition['@odata.id']) || '';
+            // shared mode: the stream carries every system of the caller; another one's events are not this page's
+            if (!concernsChosen(origin)) continue;
+            mine = true;
+            addEventLine(e.Message || e.MessageId, e.MessageSeverity || e.Severity, e.EventTimestamp);
             if (origin.includes('/VirtualMedia')) media = true;
           }
-          scheduleRefresh({ media });
+          if (mine) scheduleRefresh({ media });
         }, ctl.signal, st.lastEventId);
         $('ov-live').textContent = 'live (Redfish SSE)';
         await opened;

@@ -319,6 +319,7 @@ print(json.dumps(out))
         // the payload speaks the system's ids throughout (args, its own manager's log entry)
         for (const f of opsFrames) {
           expect(f.events[0]!.MessageArgs).to.deep.equal([origin(f)]);
+          expect((f.events[0] as unknown as { Message: string }).Message).to.include(`'${origin(f)}'`);
           expect(f.logEntry).to.match(new RegExp(`^/redfish/v1/Managers/${origin(f).split('/').pop()!.replace('.', '\\.')}/LogServices/EventLog/Entries/\\d+$`));
           expect(f.id).to.match(/^\d+$/);
         }
@@ -446,6 +447,7 @@ describe('shared mode: fleet document and rewriting', () => {
         Other: '/redfish/v1/Systems/10',
         Deep: '/redfish/v1/Systems/1/Bios',
         Text: 'See /redfish/v1/Chassis/1.',
+        Quoted: "The resource '/redfish/v1/Systems/1' has powered on.",
       },
       'ns.vm',
       ['ns.vm'],
@@ -454,6 +456,7 @@ describe('shared mode: fleet document and rewriting', () => {
       '@odata.id': '/redfish/v1/Systems/ns.vm',
       Id: 'ns.vm',
       Links: { ManagedBy: [{ '@odata.id': '/redfish/v1/Managers/ns.vm' }], Chassis: [{ '@odata.id': '/redfish/v1/Chassis/ns.vm' }] },
+      Quoted: "The resource '/redfish/v1/Systems/ns.vm' has powered on.",
       Other: '/redfish/v1/Systems/10',
       Deep: '/redfish/v1/Systems/ns.vm/Bios',
       Text: 'See /redfish/v1/Chassis/ns.vm.',

@@ -520,8 +520,9 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
   const machines = new Map<string, SimulatedMachine>();
   // ops: the same credentials on vm-a and vm-b; vm-c has an ops with another password, and solo
   const ACCOUNTS: Record<string, UserAccount[]> = {
-    'sim.vm-a': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }],
-    'sim.vm-b': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }],
+    // mixed: the same credentials with another role on each of its two systems
+    'sim.vm-a': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }, { username: 'mixed', password: 'mixed-pw', role: 'Operator' }],
+    'sim.vm-b': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }, { username: 'mixed', password: 'mixed-pw', role: 'ReadOnly' }],
     'sim.vm-c': [{ username: 'ops', password: 'other-ops-pw', role: 'Administrator' }, { username: 'solo', password: 'solo-pw', role: 'Administrator' }],
   };
 
@@ -592,6 +593,73 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
       await page.locator('[data-system="sim.vm-a"]').click();
       await page.locator('#system-name', { hasText: 'vm-a' }).waitFor();
       await page.locator('#pw-state[data-state="On"]').waitFor();
+    } finally {
+      await page.close();
+    }
+  });
+
+  it("follows the chosen system live on the shared SSE stream; another system's change does not show", async () => {
+    const a = machines.get('sim.vm-a') as SimulatedMachine;
+    const b = machines.get('sim.vm-b') as SimulatedMachine;
+    await a.power('on');
+    await b.power('forceOff');
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    const systemReads: string[] = [];
+    page.on('request', (r) => {
+      if (r.method() === 'GET' && /\/redfish\/v1\/Systems\/sim\.vm-[ab]$/.test(new URL(r.url()).pathname)) systemReads.push(new URL(r.url()).pathname);
+    });
+    try {
+      await login(page, base, 'ops', 'ops-shared-pw', '#picker-view');
+      await page.locator('[data-system="sim.vm-b"]').click();
+      await page.locator('#ov-name', { hasText: 'vm-b' }).waitFor();
+      await page.locator('#ov-power[data-state="Off"]').waitFor();
+      await page.locator('#ov-live', { hasText: 'live' }).waitFor();
+      const onLine = page.locator('#ov-events li', { hasText: "'/redfish/v1/Systems/sim.vm-b' has powered on" });
+      const seen = await onLine.count();
+      systemReads.length = 0;
+      // vm-a first, then vm-b, outside the page: the stream delivers in that order, so vm-a's
+      // event reached the page before vm-b's shows
+      await a.power('forceOff');
+      await b.power('on');
+      await page.locator('#ov-power[data-state="On"]').waitFor();
+      await onLine.nth(seen).waitFor();
+      expect(await page.locator('#ov-events').textContent()).not.to.include('sim.vm-a');
+      expect(await page.locator('#system-name').textContent()).to.include('vm-b');
+      // only the chosen system was re-read (the event's), never vm-a
+      expect(systemReads.length).to.be.greaterThan(0);
+      expect(systemReads.every((p) => p === '/redfish/v1/Systems/sim.vm-b')).to.equal(true);
+    } finally {
+      await page.close();
+      await a.power('on');
+    }
+  });
+
+  it('hides the controls on a system where the role is read-only and shows them where it may act', async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    try {
+      await login(page, base, 'mixed', 'mixed-pw', '#picker-view');
+      await page.locator('[data-system="sim.vm-b"]').click();
+      await page.locator('#ov-name', { hasText: 'vm-b' }).waitFor();
+      expect(await page.locator('#who').textContent()).to.include('read-only on this system');
+      expect(await page.getByRole('link', { name: 'Serial console' }).isVisible()).to.equal(false);
+      await page.getByRole('link', { name: 'Power' }).click();
+      await page.locator('#pw-readonly').waitFor({ state: 'visible' });
+      expect(await page.locator('#pw-actions').isVisible()).to.equal(false);
+      // the service agrees: ReadOnly on vm-b
+      const login2 = await fetch(`${base}/redfish/v1/Systems/sim.vm-b/Actions/ComputerSystem.Reset`, {
+        method: 'POST',
+        headers: { Authorization: `Basic ${Buffer.from('mixed:mixed-pw').toString('base64')}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ ResetType: 'On' }),
+      });
+      expect(login2.status).to.equal(403);
+      await page.getByRole('button', { name: 'Systems' }).click();
+      await page.locator('[data-system="sim.vm-a"]').click();
+      await page.locator('#system-name', { hasText: 'vm-a' }).waitFor();
+      expect(await page.locator('#who').textContent()).not.to.include('read-only');
+      await page.getByRole('link', { name: 'Power' }).click();
+      await page.getByRole('button', { name: 'ForceOff' }).waitFor();
+      expect(await page.locator('#pw-readonly').isVisible()).to.equal(false);
+      expect(await page.getByRole('link', { name: 'Serial console' }).isVisible()).to.equal(true);
     } finally {
       await page.close();
     }

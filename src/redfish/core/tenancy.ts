@@ -365,7 +365,8 @@ function internal(parts: readonly string[], kind: { internal: string }): string 
   return out.join('/');
 }
 
-const INTERNAL_PATH = /\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)(?=["/#?.\s]|$)/g;
+// followed by a quote (JSON string, or a registry message's '%1'), a path, fragment or query separator, a full stop or space
+const INTERNAL_PATH = /\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)(?=["'/#?.\s]|$)/g;
 
 /** An origin inside the per-VM system, manager or chassis */
 const SYSTEM_ORIGIN = /^\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)(?=[/#?]|$)/;
