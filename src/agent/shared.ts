@@ -16,7 +16,7 @@ import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from
 import { createRedfishApp } from '../redfish/app.js';
 import { sharedConsoleSource } from '../redfish/console-ws.js';
 import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from '../redfish/core/sessions.js';
-import { Tenancy, TenantSessionStore } from '../redfish/core/tenancy.js';
+import { Tenancy, TenantSessionStore, tenantPaths } from '../redfish/core/tenancy.js';
 import { REDFISH_IDS, type RedfishDeps } from '../redfish/core/types.js';
 import { nameBasedUuid } from '../redfish/core/uuid.js';
 import { modules } from '../redfish/resources/index.js';
@@ -184,7 +184,9 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY, () => now().getTime());
     let events: AgentEvents;
     try {
-      events = await startEvents(machine, backend.events ?? {});
+      // push subscriptions speak the system's ids (payloads, OriginResources filters), as the service does
+      const base = backend.events ?? {};
+      events = await startEvents(machine, { ...base, subscriptions: { ...base.subscriptions, paths: (text) => tenantPaths(text, system.id) } });
     } catch (e) {
       await machine.close();
       await backend.release?.();

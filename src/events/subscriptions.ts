@@ -88,6 +88,12 @@ export interface SubscriptionManagerOptions {
   hooks?: DeliveryHooks;
   now?: () => Date;
   onError?: (msg: string, err: unknown) => void;
+  /**
+   * The service's paths for this machine's resources in a text (an origin, a payload's JSON):
+   * a shared agent serves them under the system's ids (src/redfish/core/tenancy.ts tenantPaths),
+   * so OriginResources filters and delivered payloads use those. Default: unchanged.
+   */
+  paths?: (text: string) => string;
 }
 
 const defaultSleep = (ms: number): Promise<void> =>
@@ -169,6 +175,7 @@ export class SubscriptionManager {
   private readonly hooks: DeliveryHooks;
   private readonly now: () => Date;
   private readonly onError: (msg: string, err: unknown) => void;
+  private readonly paths: ((text: string) => string) | undefined;
   private saving: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -181,6 +188,7 @@ export class SubscriptionManager {
     this.hooks = opts.hooks ?? {};
     this.now = opts.now ?? (() => new Date());
     this.onError = opts.onError ?? (() => undefined);
+    this.paths = opts.paths;
   }
 
   /** Load persisted subscriptions (agent start). */
@@ -244,8 +252,9 @@ export class SubscriptionManager {
   /** Hand an event to every matching subscriber (enqueue only; returns at once). */
   publish(event: BmcEvent): void {
     if (this.closed || !this.settings.serviceEnabled) return;
+    const seen = this.paths ? { ...event, origin: this.paths(event.origin) } : event;
     for (const sub of this.subs.values()) {
-      if (!matches(sub, event)) continue;
+      if (!matches(sub, seen)) continue;
       this.enqueue(sub, event);
     }
   }
@@ -282,7 +291,8 @@ export class SubscriptionManager {
   private async run(sub: SubscriptionRecord, d: Deliverer): Promise<void> {
     while (!this.closed && this.subs.get(sub.id) === sub && sub.state === 'Enabled' && d.queue.length > 0) {
       const event = d.queue[0] as BmcEvent;
-      const body = JSON.stringify(eventPayload([event], sub.context, String(event.id)));
+      const json = JSON.stringify(eventPayload([event], sub.context, String(event.id)));
+      const body = this.paths ? this.paths(json) : json;
       const started = Date.now();
       let failure: string | undefined;
       try {

@@ -11,6 +11,7 @@ import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { rewrite } from '../../src/redfish/core/tenancy.js';
 import { haveCommand, havePythonModule, requireClient } from '../helpers/clients.js';
+import { startEventReceiver } from '../helpers/event-receiver.js';
 import { run } from '../helpers/exec.js';
 
 async function freeUdpPort(): Promise<number> {
@@ -371,6 +372,30 @@ print(json.dumps(out))
         carol.close();
         alice.close();
         await machines.get('ns.vm-a')!.power('forceOff');
+      }
+    });
+    it("push subscriptions speak the system's ids: an OriginResources filter on ns.vm-c matches its power events", async () => {
+      const rx = await startEventReceiver();
+      const auth = { ...as('ns.vm-c'), 'Content-Type': 'application/json' };
+      const made = await fetch(`${base}/redfish/v1/EventService/Subscriptions`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify({ Destination: rx.url, Protocol: 'Redfish', Context: 'c', OriginResources: [{ '@odata.id': '/redfish/v1/Systems/ns.vm-c' }] }),
+      });
+      expect(made.status).to.equal(201);
+      try {
+        await machines.get('ns.vm-a')!.power('on');
+        await machines.get('ns.vm-c')!.power('on');
+        await rx.waitFor((r) => r.length >= 1, 'the vm-c power event');
+        const ev = (rx.received[0]!.body as unknown as { Events: { OriginOfCondition: { '@odata.id': string }; LogEntry: { '@odata.id': string } }[] }).Events[0]!;
+        expect(ev.OriginOfCondition['@odata.id']).to.equal('/redfish/v1/Systems/ns.vm-c');
+        expect(ev.LogEntry['@odata.id']).to.match(/^\/redfish\/v1\/Managers\/ns\.vm-c\/LogServices\/EventLog\/Entries\/\d+$/);
+        expect(JSON.stringify(rx.received)).not.to.include('ns.vm-a');
+      } finally {
+        await fetch(`${base}${made.headers.get('Location') as string}`, { method: 'DELETE', headers: as('ns.vm-c') });
+        await rx.close();
+        await machines.get('ns.vm-a')!.power('forceOff');
+        await machines.get('ns.vm-c')!.power('forceOff');
       }
     });
   });
