@@ -213,7 +213,10 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
         },
         { now },
       );
-      deps.sessions = new TenantSessionStore(deps.sessions, tenancy.allocateSeq());
+      const seq = tenancy.allocateSeq();
+      deps.sessions = new TenantSessionStore(deps.sessions, seq);
+      // task ids `<seq>-<n>`: the task URI (and its monitor) name the system that runs it
+      deps.taskIdPrefix = `${seq}-`;
       unbind = backend.bind?.({ accounts, events, endSessions: (username) => endSessions(system.id, username) }) ?? undefined;
       tenancy.add({ id: system.id, deps });
     } catch (e) {

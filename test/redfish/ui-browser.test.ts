@@ -14,7 +14,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { requireClient } from '../helpers/clients.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
-import { startImageServer, type ImageServer } from '../helpers/images.js';
+import { LOOPBACK_MEDIA, startImageServer, type ImageServer } from '../helpers/images.js';
 import { SolClient } from '../ipmi/sol-client.js';
 import { startSharedAgent, type SharedAgent } from '../../src/agent/shared.js';
 import type { UserAccount } from '../../src/accounts/types.js';
@@ -519,10 +519,12 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
   let base: string;
   const machines = new Map<string, SimulatedMachine>();
   // ops: the same credentials on vm-a and vm-b; vm-c has an ops with another password, and solo
+  // adm2: Administrator (virtual media needs ConfigureManager) on vm-a and vm-b
+  const ADM2: UserAccount = { username: 'adm2', password: 'adm2-shared-pw', role: 'Administrator' };
   const ACCOUNTS: Record<string, UserAccount[]> = {
     // mixed: the same credentials with another role on each of its two systems
-    'sim.vm-a': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }, { username: 'mixed', password: 'mixed-pw', role: 'Operator' }],
-    'sim.vm-b': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }, { username: 'mixed', password: 'mixed-pw', role: 'ReadOnly' }],
+    'sim.vm-a': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }, { username: 'mixed', password: 'mixed-pw', role: 'Operator' }, ADM2],
+    'sim.vm-b': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }, { username: 'mixed', password: 'mixed-pw', role: 'ReadOnly' }, ADM2],
     'sim.vm-c': [{ username: 'ops', password: 'other-ops-pw', role: 'Administrator' }, { username: 'solo', password: 'solo-pw', role: 'Administrator' }],
   };
 
@@ -535,7 +537,7 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
       redfishPort: 0,
       ipmi: false,
       backend: async (s) => {
-        const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0, initialPower: 'On' });
+        const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0, initialPower: 'On', mediaProbe: { egress: LOOPBACK_MEDIA } });
         machines.set(s.id, m);
         return { machine: m, users: ACCOUNTS[s.id] as UserAccount[] };
       },
@@ -631,6 +633,33 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
     } finally {
       await page.close();
       await a.power('on');
+    }
+  });
+
+  it("inserts media into the chosen system (not the session's first) and follows its task to completion", async () => {
+    const images = await startImageServer();
+    const page = await browser.newPage({ viewport: { width: 1200, height: 800 } });
+    try {
+      await login(page, base, 'adm2', 'adm2-shared-pw', '#picker-view');
+      await page.locator('[data-system="sim.vm-b"]').click();
+      await page.locator('#system-name', { hasText: 'vm-b' }).waitFor();
+      await page.getByRole('link', { name: 'Virtual media' }).click();
+      const cd = page.locator('#vm-Cd');
+      await cd.getByLabel(/Image URL/).fill(images.url('/boot/installer.iso'));
+      await cd.getByRole('button', { name: 'Insert' }).click();
+      await cd.locator('[data-f="task"]', { hasText: 'Completed (OK)' }).waitFor();
+      await cd.locator('[data-f="inserted"]', { hasText: 'Inserted' }).waitFor();
+      // the task is vm-b's, and its id names it (vm-a is the session's home, ids sorted)
+      expect(await cd.locator('[data-f="task"]').textContent()).to.match(/^Task 2-\d+:/);
+      const media = async (id: string): Promise<string> => JSON.stringify(await (machines.get(id) as SimulatedMachine).snapshot());
+      expect(await media('sim.vm-b')).to.include('installer.iso');
+      expect(await media('sim.vm-a')).not.to.include('installer.iso');
+      await cd.getByRole('button', { name: 'Eject' }).click();
+      await page.getByRole('button', { name: 'Confirm' }).click();
+      await cd.locator('[data-f="inserted"]', { hasText: 'Not inserted' }).waitFor();
+    } finally {
+      await page.close();
+      await images.close();
     }
   });
 

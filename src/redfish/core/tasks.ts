@@ -78,6 +78,8 @@ export interface TaskStoreOptions {
   maxRunning?: number;
   /** Called on each task state change with the TaskEvent message key (the agent's events, issue 12) */
   onStateChange?: (task: Task, key: 'TaskStarted' | 'TaskCompletedOK' | 'TaskAborted' | 'TaskCancelled') => void;
+  /** Put before each task id (shared mode: the tenant's number and `-`, so a task URI names its tenant) */
+  idPrefix?: string;
 }
 
 export const isFinished = (t: Task): boolean => t.state === 'Completed' || t.state === 'Exception' || t.state === 'Cancelled';
@@ -110,12 +112,13 @@ export function renderTaskMessage(ref: TaskMessage): Record<string, unknown> {
 const stores = new WeakMap<object, TaskStore>();
 
 /** The task store of one Redfish service (one per deps object, created on first use). */
-export function taskStoreOf(deps: { now: () => Date; machine?: object }): TaskStore {
+export function taskStoreOf(deps: { now: () => Date; machine?: object; taskIdPrefix?: string }): TaskStore {
   let store = stores.get(deps);
   if (!store) {
     const machine = deps.machine;
     store = new TaskStore({
       now: deps.now,
+      ...(deps.taskIdPrefix !== undefined ? { idPrefix: deps.taskIdPrefix } : {}),
       // task state changes are events too (src/events)
       ...(machine ? { onStateChange: (task: Task, key: string) => taskStateEvent(machine, task.id, key, task.state) } : {}),
     });
@@ -132,9 +135,11 @@ export class TaskStore {
   readonly maxFinished: number;
   readonly maxRunning: number;
   private readonly onStateChange: TaskStoreOptions['onStateChange'];
+  private readonly idPrefix: string;
 
   constructor(opts: TaskStoreOptions) {
     this.onStateChange = opts.onStateChange;
+    this.idPrefix = opts.idPrefix ?? '';
     this.now = opts.now;
     this.retentionMinutes = opts.retentionMinutes ?? TASK_RETENTION_MINUTES;
     this.maxFinished = opts.maxFinished ?? MAX_FINISHED_TASKS;
@@ -150,7 +155,7 @@ export class TaskStore {
   /** A new task in state New. The caller checks hasRoom() first. */
   create(name: string, owner: string, payload: TaskPayload): Task {
     this.prune();
-    const id = String(this.nextId++);
+    const id = `${this.idPrefix}${this.nextId++}`;
     const task: Task = { id, name, owner, payload, startTime: this.now(), state: 'New', health: 'OK', messages: [] };
     this.tasks.set(id, task);
     return task;

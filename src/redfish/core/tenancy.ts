@@ -296,7 +296,11 @@ export class Tenancy implements RedfishTenancy {
       home = this.byId.get(id) as Tenant;
       ctx.state.internalPath = internal(parts, kind);
     } else {
-      home = viaSession && visible.includes(viaSession.tenant.id) ? viaSession.tenant : (this.byId.get(visible[0] as string) as Tenant);
+      // a task (and its monitor) of any visible system is served by that system: its id is `<seq>-<n>`
+      const task = TASK_PATH.exec(path);
+      const owner = task ? this.bySeq.get(Number(task[1])) : undefined;
+      if (owner && visible.includes(owner.id)) home = owner;
+      else home = viaSession && visible.includes(viaSession.tenant.id) ? viaSession.tenant : (this.byId.get(visible[0] as string) as Tenant);
     }
     const user = home.deps.users.find((u) => u.username === username);
     if (!user) return;
@@ -368,8 +372,10 @@ function internal(parts: readonly string[], kind: { internal: string }): string 
 // followed by a quote (JSON string, or a registry message's '%1'), a path, fragment or query separator, a full stop or space
 const INTERNAL_PATH = /\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)(?=["'/#?.\s]|$)/g;
 
-/** An origin inside the per-VM system, manager or chassis */
-const SYSTEM_ORIGIN = /^\/redfish\/v1\/(Systems\/1|Managers\/BMC|Chassis\/1)(?=[/#?]|$)/;
+/** An origin inside the per-VM system, manager or chassis, or a task (whose id names its tenant, TASK_PATH) */
+const SYSTEM_ORIGIN = /^\/redfish\/v1\/(?:(?:Systems\/1|Managers\/BMC|Chassis\/1)(?=[/#?]|$)|TaskService\/Tasks\/\d+-)/;
+/** A task or task monitor URI of a tenant: `<seq>-<n>` */
+const TASK_PATH = /^\/redfish\/v1\/TaskService\/(?:Tasks|TaskMonitors)\/(\d+)-\d+(?:\/|$)/;
 
 /** A text with the per-VM system, manager and chassis paths under tenant `id`'s ids. */
 export function tenantPaths(text: string, id: string): string {

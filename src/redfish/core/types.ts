@@ -53,6 +53,8 @@ export interface RedfishDeps {
   /** The account store `users` comes from (AccountService writes go here; shared with IPMI) */
   accounts: AccountStore;
   sessions: SessionStore;
+  /** Shared mode: put before this service's task ids (core/tasks.ts), so a task URI names its tenant */
+  taskIdPrefix?: string;
   /** Login lockout per account and source (src/accounts/lockout.ts), shared with IPMI; AccountService knobs */
   lockout: LoginLockout;
   logger: Logger;
@@ -100,7 +102,7 @@ export interface SharedEvent {
   readonly tenant: string;
   /** The tenant's event, its origin under the tenant's ids (what `$filter` sees) */
   readonly event: BmcEvent;
-  /** About the tenant's system, manager or chassis (not a session, task or other service-level resource) */
+  /** About the tenant's system, manager, chassis or one of its tasks (not a session or other service-level resource) */
   readonly systemScoped: boolean;
 }
 

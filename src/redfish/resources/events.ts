@@ -408,8 +408,8 @@ export const handlers: OperationHandlers = {
     const tenant = ctx.state.tenant;
     if (tenant?.events) {
       // shared mode (core/tenancy.ts): every system the caller may see, under its own ids; of the
-      // systems other than the home one only events about the system, its manager and chassis
-      // (their sessions and tasks live in service-level resources this caller reaches only at home)
+      // systems other than the home one only events about the system, its manager, chassis and tasks
+      // (their sessions live in a SessionService this caller reaches only at home)
       const shared = tenant.events;
       const mine = (fe: SharedEvent): boolean => (fe.tenant === tenant.id || fe.systemScoped) && pass(fe.event);
       if (last !== undefined) for (const fe of shared.since(last, tenant.visible)) if (mine(fe)) write(shared.frame(fe));
