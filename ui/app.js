@@ -574,7 +574,8 @@ function mediaCard(m) {
   const taskText = el('p', { class: 'hint', 'data-f': 'task', 'aria-live': 'polite' });
   const error = el('p', { class: 'error', role: 'alert', 'data-f': 'error' });
   const urlInput = el('input', { id: `${id}-url`, type: 'url', required: true, placeholder: 'https://example.com/installer.iso', autocomplete: 'off' });
-  const form = el('form', { class: 'form', 'data-needs': 'ConfigureComponents' },
+  // InsertMedia/EjectMedia need ConfigureManager (DMTF Privilege Registry, generated/redfish/routes.ts)
+  const form = el('form', { class: 'form', 'data-needs': 'ConfigureManager' },
     el('label', { for: `${id}-url`, text: `Image URL for ${m.Name}` }),
     urlInput,
     el('div', { class: 'buttons' },
@@ -588,7 +589,7 @@ function mediaCard(m) {
       el('dt', { text: 'Image' }), el('dd', { 'data-f': 'image' }),
       el('dt', { text: 'Connected via' }), el('dd', { 'data-f': 'via' })),
     form, progress, taskText, error);
-  form.hidden = !can('ConfigureComponents');
+  form.hidden = !can('ConfigureManager');
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     error.textContent = '';

@@ -428,6 +428,11 @@ describe('web UI accounts and the password change, in headless Chromium @e2e', f
       await user.locator('#page-overview').waitFor({ state: 'visible' });
       await user.locator('#ov-power[data-state="On"]').waitFor();
       expect(await user.locator('#who').textContent()).to.equal('newbie (Operator)');
+      // InsertMedia needs ConfigureManager, which an Operator lacks: the media page shows no Insert form
+      await user.getByRole('link', { name: 'Virtual media' }).click();
+      await user.locator('#vm-Cd').waitFor();
+      expect(await user.locator('#vm-Cd').getByRole('button', { name: 'Insert' }).isVisible()).to.equal(false);
+      await user.getByRole('link', { name: 'Overview' }).click();
       expect((await fetch(`${t.redfishUrl}/redfish/v1/Systems/1`, { headers: { 'X-Auth-Token': token } })).status).to.equal(200);
       // an Operator has "My account" (own password), no account management
       await user.getByRole('link', { name: 'My account' }).click();
