@@ -11,9 +11,10 @@
  * wrk (nice 10) drives one connection for BENCH_SECONDS per run; the servers take turns, round
  * after round (BENCH_ROUNDS), so a change of the machine's other load hits all of them alike. Each
  * run is preceded by one unmeasured second (JIT, socket). Prints every run, then the medians of
- * req/s and server CPU per request (utime+stime of the server from /proc/<pid>/stat) and the ratios.
+ * req/s and server CPU per request (utime+stime of the server from /proc/<pid>/stat) and the ratios
+ * (computed per round, then their median: a load change between rounds cancels out).
  * A measurement, not a test: it never fails on a number.
- * Env: BENCH_BASE_DIR, BENCH_ROUNDS (default 3), BENCH_SECONDS (default 3).
+ * Env: BENCH_BASE_DIR, BENCH_ROUNDS (default 5), BENCH_SECONDS (default 2).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -23,8 +24,8 @@ import { basic, buildTree, freePort, median, startAgent, stopChild, wrk, type Pr
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BASE_DIR = process.env.BENCH_BASE_DIR;
-const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const PW = 'bench-pw';
 const PATH = '/redfish/v1/Systems/1';
 
@@ -119,19 +120,24 @@ async function main(): Promise<void> {
         }
       }
     }
-    console.log('medians:');
+    console.log('medians (ratios: per round, the runs seconds apart, then the median over the rounds):');
     const med = (name: string, auth: Auth) => {
       const rs = results.get(`${name}|${auth}`) ?? [];
       return { rps: median(rs.map((r) => r.rps)), cpu: median(rs.map((r) => r.cpuUs)) };
     };
+    const ratio = (num: string, den: string, auth: Auth): string => {
+      const a = results.get(`${num}|${auth}`) ?? [];
+      const b = results.get(`${den}|${auth}`) ?? [];
+      return `rate ${median(a.map((r, i) => r.rps / b[i]!.rps)).toFixed(2)}, CPU/req ${median(a.map((r, i) => r.cpuUs / b[i]!.cpuUs)).toFixed(2)}`;
+    };
     for (const auth of AUTHS) {
       const cur = med('current', auth);
       const b = med('bare node:http', auth);
-      let line = `${auth.padEnd(7)} current ${cur.rps.toFixed(0)} req/s ${cur.cpu.toFixed(1)} µs/req; bare ${b.rps.toFixed(0)} req/s ${b.cpu.toFixed(1)} µs/req → current/bare rate ${(cur.rps / b.rps).toFixed(2)}, CPU/req ${(cur.cpu / b.cpu).toFixed(2)}`;
+      let line = `${auth.padEnd(7)} current ${cur.rps.toFixed(0)} req/s ${cur.cpu.toFixed(1)} µs/req; bare ${b.rps.toFixed(0)} req/s ${b.cpu.toFixed(1)} µs/req`;
       if (BASE_DIR) {
         const base = med('base', auth);
-        line += `; base ${base.rps.toFixed(0)} req/s ${base.cpu.toFixed(1)} µs/req → current/base rate ${(cur.rps / base.rps).toFixed(2)}, CPU/req ${(cur.cpu / base.cpu).toFixed(2)}`;
-      }
+        line += `; base ${base.rps.toFixed(0)} req/s ${base.cpu.toFixed(1)} µs/req\n        current/bare ${ratio('current', 'bare node:http', auth)}; current/base ${ratio('current', 'base', auth)}`;
+      } else line += `\n        current/bare ${ratio('current', 'bare node:http', auth)}`;
       console.log(line);
     }
   } finally {
