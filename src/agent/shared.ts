@@ -20,7 +20,8 @@ import { Tenancy, TenantSessionStore, tenantPaths } from '../redfish/core/tenanc
 import { REDFISH_IDS, type RedfishDeps } from '../redfish/core/types.js';
 import { nameBasedUuid } from '../redfish/core/uuid.js';
 import { modules } from '../redfish/resources/index.js';
-import { createRedfishDeps, listenRedfish } from '../redfish/server.js';
+import { createRedfishDeps, listenRedfish, type RedfishServerOptions } from '../redfish/server.js';
+import { TlsCertificate } from '../redfish/tls-certificate.js';
 import type { ProtocolServer, UserAccount } from './types.js';
 
 /** One entry of the fleet document (docs/scale.md, /work/brief/shared-contract.md). */
@@ -90,6 +91,13 @@ export interface SharedAgentOptions {
   /** Makes a system's machine and accounts (simulator or KubeVirt) */
   backend(system: FleetSystem): Promise<TenantBackend>;
   now?: () => Date;
+  /**
+   * Serve Redfish over HTTPS (plain HTTP on the same port redirected or refused), exactly as a
+   * per-VM agent (src/redfish/server.ts listenRedfish): one certificate for every system, re-read
+   * from certFile/keyFile every reloadSeconds. Never replaceable over Redfish (`store` is ignored):
+   * a tenant's Administrator may not swap the certificate the other tenants are served with.
+   */
+  tls?: Omit<NonNullable<RedfishServerOptions['tls']>, 'store'>;
 }
 
 interface Running {
@@ -146,14 +154,26 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     serviceUuid: nameBasedUuid(SHARED_UUID_NAMESPACE, `${opts.address}:${opts.redfishPort}`),
     ids: REDFISH_IDS,
     now,
-    tls: false,
+    tls: opts.tls !== undefined,
     network,
   };
+  // one certificate for the shard, shown to every tenant (CertificateService), replaced by nobody over Redfish
+  const certificate = opts.tls
+    ? new TlsCertificate(
+        opts.tls.cert,
+        opts.tls.key,
+        opts.tls.certFile && opts.tls.keyFile ? { certFile: opts.tls.certFile, keyFile: opts.tls.keyFile } : undefined,
+        undefined,
+        'this certificate serves every system of a shared agent; the controller issues and rotates it (docs/security.md "TLS by default")',
+      )
+    : undefined;
+  if (certificate) root.certificate = certificate;
+  const tls = opts.tls ? { ...opts.tls, cert: certificate!.pem, key: certificate!.key } : undefined;
   const tenancy = new Tenancy(root);
   const app = createRedfishApp(root, modules, tenancy);
   // the browser console of every tenant, on the shared port (src/redfish/console-ws.ts sharedConsoleSource)
-  const consoles = sharedConsoleSource(tenancy, { tls: false, logger: root.logger });
-  const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger }, undefined, consoles);
+  const consoles = sharedConsoleSource(tenancy, { tls: tls !== undefined, logger: root.logger });
+  const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger, ...(tls ? { tls } : {}) }, certificate, consoles);
   const running = new Map<string, Running>();
 
   /**
@@ -217,6 +237,9 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
       deps.sessions = new TenantSessionStore(deps.sessions, seq);
       // task ids `<seq>-<n>`: the task URI (and its monitor) name the system that runs it
       deps.taskIdPrefix = `${seq}-`;
+      // the shared listener's scheme and certificate (ManagerNetworkProtocol HTTPS, CertificateService)
+      deps.tls = root.tls;
+      if (certificate) deps.certificate = certificate;
       unbind = backend.bind?.({ accounts, events, endSessions: (username) => endSessions(system.id, username) }) ?? undefined;
       tenancy.add({ id: system.id, deps });
     } catch (e) {

@@ -222,6 +222,7 @@ async function main(argv: string[]): Promise<void> {
     resetAfter: flags.accountLockoutResetAfter,
   });
   if (flags.fleetConfigmap !== undefined) {
+    if (flags.tlsSecret) throw new ConfigError('--tls-secret is per-VM only: a shared agent\'s certificate is not replaceable over Redfish');
     // the shard agent: every system's accounts come from its Secret, none from flags or env
     if (namespace !== undefined) throw new ConfigError('--fleet-configmap takes no <namespace> <vm-name>: the fleet ConfigMap names the VMs');
     return mainShared(flags, logger, flags.address ?? '0.0.0.0', [], lockoutPolicy, true);
@@ -383,21 +384,7 @@ async function main(argv: string[]): Promise<void> {
     redfish: flags.redfish && {
       port: parsePort(flags.redfishPort, '--redfish-port'),
       sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
-      ...(flags.tlsCert && flags.tlsKey
-        ? {
-            tls: {
-              cert: readFileSync(flags.tlsCert),
-              key: readFileSync(flags.tlsKey),
-              plainHttp: flags.plainHttp,
-              // CertificateService.ReplaceCertificate rewrites these when writable (never a Secret mount)
-              certFile: flags.tlsCert,
-              keyFile: flags.tlsKey,
-              ...(flags.httpsRedirectPort !== undefined ? { redirectPort: parsePort(flags.httpsRedirectPort, '--https-redirect-port') } : {}),
-              reloadSeconds: parseIntInRange(flags.tlsReloadSeconds, '--tls-reload-seconds', { min: 0, max: 86400 }),
-              ...(tlsStore ? { store: tlsStore } : {}),
-            },
-          }
-        : {}),
+      ...(flags.tlsCert && flags.tlsKey ? { tls: { ...tlsFromFlags(flags)!, ...(tlsStore ? { store: tlsStore } : {}) } } : {}),
     },
   });
 
@@ -409,6 +396,21 @@ async function main(argv: string[]): Promise<void> {
   logger.info({ endpoints: Object.fromEntries(agent.servers.map((s) => [s.name, s.url])), vm: what }, 'ready');
   // what the first request with a body needs, loaded once ready rather than before (docs/scale.md)
   void warmBodyParser();
+}
+
+/** The Redfish HTTPS options of --tls-cert/--tls-key (both modes), or undefined for plain HTTP. */
+function tlsFromFlags(flags: Flags) {
+  if (!flags.tlsCert || !flags.tlsKey) return undefined;
+  return {
+    cert: readFileSync(flags.tlsCert),
+    key: readFileSync(flags.tlsKey),
+    plainHttp: flags.plainHttp,
+    // CertificateService.ReplaceCertificate rewrites these when writable (never a Secret mount; never in shared mode)
+    certFile: flags.tlsCert,
+    keyFile: flags.tlsKey,
+    ...(flags.httpsRedirectPort !== undefined ? { redirectPort: parsePort(flags.httpsRedirectPort, '--https-redirect-port') } : {}),
+    reloadSeconds: parseIntInRange(flags.tlsReloadSeconds, '--tls-reload-seconds', { min: 0, max: 86400 }),
+  };
 }
 
 /** Shared mode: one process, many VMs (src/agent/shared.ts). */
@@ -427,7 +429,6 @@ async function mainShared(
   if (kubevirtMode && flags.fleetConfigmap === undefined) {
     throw new ConfigError('--simulate-fleet and --fleet-file serve simulated VMs and take no <namespace> <vm-name>; KubeVirt shared mode is --fleet-configmap <namespace>/<name>');
   }
-  if (flags.tlsCert) throw new ConfigError('shared mode serves Redfish over plain HTTP only (no --tls-cert)');
   if (flags.fleetConfigmap !== undefined) return mainKubeVirtFleet(flags, logger, address, lockoutPolicy);
   const base = users[0]?.password ?? '';
   const systems =
@@ -445,6 +446,7 @@ async function mainShared(
     redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
     lockoutPolicy,
     network,
+    ...(flags.tlsCert ? { tls: tlsFromFlags(flags)! } : {}),
     sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
     ipmi: flags.ipmi && {
       allowInsecure: Boolean(flags.ipmiAllowInsecure),
@@ -529,6 +531,7 @@ async function mainKubeVirtFleet(
       redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
       lockoutPolicy,
       network,
+      ...(flags.tlsCert ? { tls: tlsFromFlags(flags)! } : {}),
       sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
       ipmi: flags.ipmi && {
         allowInsecure: Boolean(flags.ipmiAllowInsecure),

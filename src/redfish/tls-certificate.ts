@@ -79,6 +79,11 @@ export class TlsCertificate {
      * from: src/kube/tls-secret.ts); with it the certificate is replaceable even on a read-only mount.
      */
     private readonly store?: CertificateStore,
+    /**
+     * Never replaceable over Redfish, for this reason (shared mode: one certificate serves every
+     * system of a shard, so no tenant's Administrator may swap it; the controller rotates it).
+     */
+    private readonly lockedReason?: string,
   ) {
     this.certPem = cert.toString();
     this.keyPem = key.toString();
@@ -97,11 +102,13 @@ export class TlsCertificate {
 
   /** Whether ReplaceCertificate can work: a store to keep it, or files the agent can write. */
   get replaceable(): boolean {
+    if (this.lockedReason !== undefined) return false;
     return this.store !== undefined || (this.files !== undefined && writable(this.files));
   }
 
   /** Why not, for the error message. */
   get readOnlyReason(): string {
+    if (this.lockedReason !== undefined) return this.lockedReason;
     if (!this.files) return 'the HTTPS certificate was given in memory, not from files';
     return `the certificate files (${this.files.certFile}, ${this.files.keyFile}) are not writable (a Kubernetes Secret mount is read-only: rotate the certificate in the Secret)`;
   }
