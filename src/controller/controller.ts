@@ -29,6 +29,8 @@ import {
   shardIndex,
   shardKey,
   shardName,
+  shardObjectLabels,
+  shardOfTlsSecret,
   shardRoleRules,
   type FleetSystem,
   type ShardCandidate,
@@ -46,7 +48,8 @@ import { desiredStatus, statusPatch, type ObservedState } from './status.js';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.js';
 import { reconcileAutoCreate } from './autocreate.js';
 import { AgentTls, type IssuerRef } from './tls.js';
-import { tlsMode } from './tls-names.js';
+import { certManagerSecretName, mintedSecretName, tlsMode } from './tls-names.js';
+import { serviceDnsNames } from './tls.js';
 import { agentObjectName } from './names.js';
 
 export interface ControllerOptions {
@@ -95,6 +98,8 @@ export class VirtualMachineBMCController {
   readonly secrets: NamespaceSecrets;
   /** auth Secret → VirtualMachineBMCs naming it */
   private readonly secretRefs = new RefIndex();
+  /** minted certificate Secret `<agent>-tls` → the VirtualMachineBMC (PerVM, Auto) it serves: its change or loss wakes that BMC */
+  private readonly tlsRefs = new RefIndex();
   /** VM → VirtualMachineBMCs naming it */
   private readonly vmRefs = new RefIndex();
   /** what a shard reads of each VirtualMachineBMC, as last seen (`ns/name` → JSON) */
@@ -112,7 +117,7 @@ export class VirtualMachineBMCController {
   /** rendezvous result per `ns/name` (K is fixed for the life of the controller) */
   private readonly shardOfKey = new Map<string, number>();
   /** parsed fleet documents per `ns/virtbmc-shard-<k>`, by resourceVersion */
-  private readonly fleetCache = new Map<string, { rv: string; byName: Map<string, FleetSystem> }>();
+  private readonly fleetCache = new Map<string, { rv: string; byName: Map<string, FleetSystem>; tls: boolean }>();
   private readonly all: Array<Pick<ResourceInformer, 'start' | 'stop' | 'synced' | 'resource'>>;
   private queue?: WorkQueue;
   private workers: Promise<void>[] = [];
@@ -194,7 +199,9 @@ export class VirtualMachineBMCController {
       this.vmRefs.set(ns, name, gone ? undefined : obj.spec?.virtualMachineRef?.name || undefined);
       // a VMBMC being deleted needs its Secret no more (its objects go by garbage collection)
       const secret = gone || obj.metadata.deletionTimestamp ? undefined : obj.spec?.authSecretRef?.name || undefined;
-      if (this.secretRefs.set(ns, name, secret)) this.secrets.track(this.secretRefs.namespaces());
+      const minted = gone || obj.metadata.deletionTimestamp || this.modeOf(obj) !== 'PerVM' || tlsMode(obj) !== 'Auto' ? undefined : mintedSecretName(agentObjectName(name));
+      const moved = this.secretRefs.set(ns, name, secret);
+      if (this.tlsRefs.set(ns, name, minted) || moved) this.secrets.track(new Set([...this.secretRefs.namespaces(), ...this.tlsRefs.namespaces()]));
       if (gone) this.shardPrint.delete(`${ns}/${name}`);
       this.enqueueBmc(obj, kind !== 'update');
     });
@@ -217,8 +224,14 @@ export class VirtualMachineBMCController {
       const name = cm.metadata?.name ?? '';
       this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${shardIndex(name)}`);
       // only the BMCs whose entry came, went or changed: the others have nothing new to follow
-      const before = this.fleetCache.get(`${ns}/${name}`)?.byName ?? new Map<string, FleetSystem>();
+      const beforeEntry = this.fleetCache.get(`${ns}/${name}`);
+      const before = beforeEntry?.byName ?? new Map<string, FleetSystem>();
       const after = this.fleet(ns, name) ?? new Map<string, FleetSystem>();
+      if ((beforeEntry?.tls ?? false) !== this.fleetTls(ns, name)) {
+        // the shard's scheme changed: every member's Service follows (80/443 → its TLS port, or back)
+        for (const bmc of new Set([...before.keys(), ...after.keys()])) this.enqueue(`${ns}/${bmc}`);
+        return;
+      }
       for (const [bmc, sys] of after) {
         const old = before.get(bmc);
         if (!old || old.ipmiPort !== sys.ipmiPort || old.vmbmcUid !== sys.vmbmcUid) this.enqueue(`${ns}/${bmc}`);
@@ -238,7 +251,15 @@ export class VirtualMachineBMCController {
       if (kind === 'update' && before === drives) return;
       this.enqueueReferrers(this.vmRefs, ns, name);
     });
-    this.secrets.onChange((s) => this.enqueueReferrers(this.secretRefs, s.metadata?.namespace ?? '', s.metadata?.name ?? ''));
+    this.secrets.onChange((s) => {
+      const ns = s.metadata?.namespace ?? '';
+      const name = s.metadata?.name ?? '';
+      this.enqueueReferrers(this.secretRefs, ns, name);
+      // a minted certificate changed or went (a user's edit or delete): its BMC re-checks (and re-mints) it
+      this.enqueueReferrers(this.tlsRefs, ns, name);
+      const k = shardOfTlsSecret(name);
+      if (k !== undefined) this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${k}`);
+    });
     // a Secret that does not exist sends no event: the namespace's (re-)list wakes its VMBMCs
     this.secrets.onListed((ns) => {
       for (const b of this.vmbmcs.list(ns)) if (b.spec?.authSecretRef?.name) this.enqueueBmc(b);
@@ -271,9 +292,16 @@ export class VirtualMachineBMCController {
     const rv = cm.metadata?.resourceVersion ?? '';
     const hit = this.fleetCache.get(key);
     if (hit && hit.rv === rv) return hit.byName;
-    const byName = new Map((parseFleet(cm)?.systems ?? []).map((s) => [s.vmbmc, s] as const));
-    this.fleetCache.set(key, { rv, byName });
+    const doc = parseFleet(cm);
+    const byName = new Map((doc?.systems ?? []).map((s) => [s.vmbmc, s] as const));
+    this.fleetCache.set(key, { rv, byName, tls: doc?.tls === true });
     return byName;
+  }
+
+  /** Does shard ConfigMap `ns/name` say the shard serves HTTPS? */
+  fleetTls(namespace: string, name: string): boolean {
+    this.fleet(namespace, name);
+    return this.fleetCache.get(`${namespace}/${name}`)?.tls ?? false;
   }
 
   /**
@@ -572,16 +600,16 @@ export class VirtualMachineBMCController {
     );
     const entry = this.fleet(ns, shardName(k))?.get(name);
     const listed = entry && entry.vmbmcUid === (uid ?? '') ? entry : undefined;
-    // Auto (the default) is served over plain HTTP by the shards for now; an explicit certificate cannot be honoured
+    // Auto: the shard's one certificate (reconcileShard); a certificate of the user's own cannot be served by a shard
     const unsupported = tlsMode(vmbmc) === 'Secret'
-      ? 'spec.redfish.tls (mode Secret) is not supported in Shared mode (shard agents serve plain HTTP); use mode PerVM'
+      ? 'spec.redfish.tls (mode Secret) is not supported in Shared mode (a shard serves one controller-issued certificate for all its BMCs); use mode Auto or PerVM'
       : undefined;
     const observed: ObservedState = {
       deployment: this.deployments.get(ns, shardName(k)),
       shared: { shard: k, ...(listed ? { ipmiPort: listed.ipmiPort } : {}), ...(unsupported ? { unsupported } : {}) },
     };
     if (listed) {
-      const r = await this.sync(desiredSharedService(vmbmc, k, listed.ipmiPort), this.services, Resources.service, vmbmc, log);
+      const r = await this.sync(desiredSharedService(vmbmc, k, listed.ipmiPort, this.fleetTls(ns, shardName(k))), this.services, Resources.service, vmbmc, log);
       if (r.conflict) observed.problem = { reason: Reason.NameConflict, message: r.conflict };
       observed.service = r.object;
     } else {
@@ -635,8 +663,14 @@ export class VirtualMachineBMCController {
     ];
     if (candidates.length === 0) {
       for (const [r, inf] of all) await this.deleteIf(r, inf, ns, name, isShardObject, log);
+      await this.tls.dropShard(ns, name, shardObjectLabels(k));
       return;
     }
+    // one scheme per shard: HTTPS as soon as one member is Auto (the default); Disabled members of
+    // such a shard are served over HTTPS too (names in the certificate, 80 redirected); a shard of
+    // Disabled members only serves plain HTTP (docs/security.md "TLS by default", Shared mode)
+    const wantTls = candidates.some((c) => tlsMode(c.vmbmc) === 'Auto');
+    const tlsSecret = wantTls ? ((await this.tls.certManagerServed()) ? certManagerSecretName(name) : mintedSecretName(name)) : undefined;
     const ports = allocatePorts(candidates);
     const systems: FleetSystem[] = [];
     for (const c of candidates) {
@@ -645,15 +679,34 @@ export class VirtualMachineBMCController {
       else systems.push(fleetSystem(c.vmbmc, p));
     }
     const rules = shardRoleRules(k, systems, (vm) => cdromDrives(this.vms.get(ns, vm)));
-    const objs = desiredShardObjects(ns, k, systems, rules, { image: this.o.agent.image, ...(this.o.agent.imagePullPolicy ? { imagePullPolicy: this.o.agent.imagePullPolicy } : {}), ...(this.o.agent.metricsPort !== undefined ? { metricsPort: this.o.agent.metricsPort } : {}) });
+    const objs = desiredShardObjects(ns, k, systems, rules, {
+      image: this.o.agent.image,
+      ...(this.o.agent.imagePullPolicy ? { imagePullPolicy: this.o.agent.imagePullPolicy } : {}),
+      ...(this.o.agent.metricsPort !== undefined ? { metricsPort: this.o.agent.metricsPort } : {}),
+      ...(tlsSecret ? { tlsSecret } : {}),
+    });
     const step = async (desired: KubeObject, inf: ResourceInformer, r: ResourceRef) => {
       const res = await this.sync(desired, inf, r, undefined, log);
       if (res.conflict) throw new Error(`shard ${ns}/${name}: ${res.conflict}`);
+      return res.object;
     };
     await Promise.all([step(objs.serviceAccount, this.serviceAccounts, Resources.serviceAccount), step(objs.role, this.roles, RoleResource)]);
     await step(objs.roleBinding, this.roleBindings, Resources.roleBinding);
-    await step(objs.configMap, this.configMaps, ConfigMapResource);
+    const cm = await step(objs.configMap, this.configMaps, ConfigMapResource);
+    if (wantTls) {
+      // the certificate before the Deployment that mounts it; owned by the fleet ConfigMap (garbage
+      // collected with the shard), SANs: the Service names of every member, re-issued when they change
+      const dnsNames = systems
+        .map((s) => agentObjectName(s.vmbmc))
+        .sort()
+        .flatMap((svc) => serviceDnsNames(svc, ns, this.o.agent.clusterDomain));
+      const owner = { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm?.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true };
+      const plan = await this.tls.prepareShard(ns, name, shardObjectLabels(k), owner, dnsNames);
+      if (plan.problem) throw new Error(`shard ${ns}/${name}: ${plan.problem.message}`);
+      if (plan.requeueAfterMs !== undefined) this.queue?.addAfter(key, plan.requeueAfterMs);
+    }
     await step(objs.deployment, this.deployments, Resources.deployment);
+    if (!wantTls) await this.tls.dropShard(ns, name, shardObjectLabels(k));
     if (objs.metricsService) await step(objs.metricsService, this.services, Resources.service);
     else await this.deleteIf(Resources.service, this.services, ns, name, isShardObject, log);
   }

@@ -21,7 +21,7 @@ import {
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { agentObjectName } from './names.js';
 import { agentRoleRules, cdromDrives, RBAC_GROUP } from './agent-rbac.js';
-import { SHARD_REDFISH_PORT, shardSelectorLabels } from './shard.js';
+import { SHARD_REDFISH_PORT, SHARD_REDFISH_TLS_PORT, shardSelectorLabels } from './shard.js';
 import { agentDeployment, PER_VM_RESOURCES, type AgentVolume } from './agent-pod.js';
 import { defaultTlsSecretName, tlsMode } from './tls-names.js';
 
@@ -276,14 +276,16 @@ function bmcService(vmbmc: VirtualMachineBMC, name: string, selector: Data, port
 
 /**
  * Shared mode: the VMBMC's Service routes to shard `k`'s pod: 623/udp → its `ipmiPort` there,
- * 80/tcp → the shard's Redfish port. Same name, type, labels and annotations as in per-VM mode, so
+ * 80/tcp → the shard's Redfish port; when the shard serves HTTPS (`tls`), 80 and 443 → its TLS
+ * port (plain HTTP there is answered 308 to https://<host>/, as a per-VM agent). Same name, type, labels and annotations as in per-VM mode, so
  * `ipmitool -H <service>` is unchanged and a switch of mode or shard only re-points it.
  */
-export function desiredSharedService(vmbmc: VirtualMachineBMC, k: number, ipmiPort: number): KubeObject {
+export function desiredSharedService(vmbmc: VirtualMachineBMC, k: number, ipmiPort: number, tls = false): KubeObject {
   const name = agentObjectName(vmbmc.metadata.name);
   const ports: unknown[] = [];
   if (ipmiEnabled(vmbmc) && ipmiPort > 0) ports.push({ name: 'ipmi', port: IPMI_PORT, targetPort: ipmiPort, protocol: 'UDP' });
-  ports.push({ name: 'redfish', port: HTTP_PORT, targetPort: SHARD_REDFISH_PORT, protocol: 'TCP' });
+  ports.push({ name: 'redfish', port: HTTP_PORT, targetPort: tls ? SHARD_REDFISH_TLS_PORT : SHARD_REDFISH_PORT, protocol: 'TCP' });
+  if (tls) ports.push({ name: 'redfish-tls', port: HTTPS_PORT, targetPort: SHARD_REDFISH_TLS_PORT, protocol: 'TCP' });
   // no metrics port here: one shard pod sits behind many of these; its own Service carries it
   return bmcService(vmbmc, name, shardSelectorLabels(k), ports, false);
 }

@@ -20,6 +20,10 @@ export const SHARD_PREFIX = 'virtbmc-shard-';
 export const SHARD_IPMI_PORT_BASE = 10001;
 export const SHARD_IPMI_PORT_MAX = 65535;
 export const SHARD_REDFISH_PORT = 8000;
+/** The shard agent's Redfish port when it serves HTTPS (plain HTTP there is redirected to the Service's 443) */
+export const SHARD_REDFISH_TLS_PORT = 8443;
+/** Where the shard's certificate Secret is mounted */
+export const SHARD_TLS_MOUNT = '/etc/virtbmc/tls';
 export const FLEET_KEY = 'fleet.json';
 export const DEFAULT_SHARDS = 2;
 
@@ -79,6 +83,12 @@ export interface FleetSystem {
 
 export interface FleetDocument {
   systems: FleetSystem[];
+  /**
+   * The shard serves Redfish over HTTPS (one certificate naming every member's Service): the
+   * controller's record for the members' Services (80 and 443 → the TLS port); the agent ignores
+   * it (its scheme comes from its command line).
+   */
+  tls?: boolean;
 }
 
 /** The fleet document of a shard ConfigMap, or undefined when it is missing or malformed. */
@@ -91,7 +101,7 @@ export function parseFleet(cm: KubeObject | undefined): FleetDocument | undefine
     const systems = doc.systems.filter(
       (s): s is FleetSystem => typeof s === 'object' && s !== null && typeof (s as FleetSystem).vmbmc === 'string' && Number.isInteger((s as FleetSystem).ipmiPort),
     );
-    return { systems };
+    return { systems, ...((doc as { tls?: unknown }).tls === true ? { tls: true } : {}) };
   } catch {
     return undefined;
   }
@@ -216,6 +226,8 @@ export interface ShardSettings {
   imagePullPolicy?: PullPolicy;
   /** the agents' --metrics-port (undefined = metrics off) */
   metricsPort?: number;
+  /** serve Redfish over HTTPS with this kubernetes.io/tls Secret (undefined = plain HTTP) */
+  tlsSecret?: string;
 }
 
 export interface ShardObjects {
@@ -234,8 +246,13 @@ export interface ShardObjects {
 export function desiredShardObjects(namespace: string, k: number, systems: readonly FleetSystem[], rules: PolicyRule[], agent: ShardSettings): ShardObjects {
   const name = shardName(k);
   const meta = (extraLabels: Record<string, string> = {}) => ({ name, namespace, labels: { ...extraLabels, ...shardLabels(k) } });
-  const doc: FleetDocument = { systems: [...systems].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)) };
-  const args = ['--fleet-configmap', `${namespace}/${name}`, '--address', '0.0.0.0', '--redfish-port', String(SHARD_REDFISH_PORT)];
+  const tls = agent.tlsSecret;
+  const doc: FleetDocument = { systems: [...systems].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), ...(tls ? { tls: true } : {}) };
+  const redfishPort = tls ? SHARD_REDFISH_TLS_PORT : SHARD_REDFISH_PORT;
+  const args = ['--fleet-configmap', `${namespace}/${name}`, '--address', '0.0.0.0', '--redfish-port', String(redfishPort)];
+  // as a per-VM agent (reconcile.ts): the redirect of plain HTTP names the Services' 443; the
+  // mounted Secret is re-read (a re-minted certificate reaches the pod without a restart)
+  if (tls) args.push('--tls-cert', `${SHARD_TLS_MOUNT}/tls.crt`, '--tls-key', `${SHARD_TLS_MOUNT}/tls.key`, '--https-redirect-port', '443');
   const deployment = agentDeployment(meta(), 1, shardSelectorLabels(k), {
     serviceAccountName: name,
     // never anything per system here: membership reaches the agent through the watched ConfigMap, not a restart
@@ -247,9 +264,10 @@ export function desiredShardObjects(namespace: string, k: number, systems: reado
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
     ],
-    ports: [{ name: 'redfish', containerPort: SHARD_REDFISH_PORT, protocol: 'TCP' }],
-    redfishScheme: 'HTTP',
+    ports: [{ name: 'redfish', containerPort: redfishPort, protocol: 'TCP' }],
+    redfishScheme: tls ? 'HTTPS' : 'HTTP',
     resources: SHARD_RESOURCES,
+    ...(tls ? { volumes: [{ volume: { name: 'redfish-tls', secret: { secretName: tls } }, mount: { name: 'redfish-tls', mountPath: SHARD_TLS_MOUNT, readOnly: true } }] } : {}),
     ...(agent.metricsPort !== undefined ? { metricsPort: agent.metricsPort } : {}),
   });
   const metricsService: KubeObject | undefined =
@@ -277,6 +295,17 @@ export function desiredShardObjects(namespace: string, k: number, systems: reado
     deployment,
     ...(metricsService ? { metricsService } : {}),
   };
+}
+
+/** The labels of every object of shard `k` (its certificate Secret and Certificate too). */
+export function shardObjectLabels(k: number): Record<string, string> {
+  return shardLabels(k);
+}
+
+/** `virtbmc-shard-<k>-tls` (minted) or `virtbmc-shard-<k>-cm-tls` (cert-manager) → k, else undefined. */
+export function shardOfTlsSecret(name: string | undefined): number | undefined {
+  const m = /^(.*)-(cm-)?tls$/.exec(name ?? '');
+  return m ? shardIndex(m[1]) : undefined;
 }
 
 /** Is this object one of our shard objects (labels, not owner references: a shard has many owners)? */

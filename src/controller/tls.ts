@@ -18,7 +18,7 @@
 import type { Logger } from '../common/logger.js';
 import { isConflict, isKubeApiError, isNotFound, type KubeClient } from '../kube/client.js';
 import { Resources, type ResourceRef } from '../kube/resources.js';
-import type { KubeObject } from '../kube/types.js';
+import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { LabelManagedBy, ManagedByValue, Reason, type RedfishTLSMode, type VirtualMachineBMC } from './api/types.js';
 import { commonLabels, ownerRef } from './reconcile.js';
 import { isSubset } from './sync-plan.js';
@@ -70,12 +70,16 @@ export function parseIssuerRef(s: string): IssuerRef {
 
 /** The Certificate asked of cert-manager for an agent (owned by its VirtualMachineBMC). */
 export function desiredCertificate(vmbmc: VirtualMachineBMC, agentName: string, dnsNames: string[], issuer: IssuerRef, validityMs: number): KubeObject {
+  const c = certificateSpec(agentName, dnsNames, issuer, validityMs);
+  return { ...c, metadata: { name: agentName, namespace: vmbmc.metadata.namespace, labels: commonLabels(agentName), ownerReferences: [ownerRef(vmbmc)] } };
+}
+
+function certificateSpec(objectName: string, dnsNames: string[], issuer: IssuerRef, validityMs: number): KubeObject {
   return {
     apiVersion: `${CERT_MANAGER_GROUP}/v1`,
     kind: 'Certificate',
-    metadata: { name: agentName, namespace: vmbmc.metadata.namespace, labels: commonLabels(agentName), ownerReferences: [ownerRef(vmbmc)] },
     spec: {
-      secretName: certManagerSecretName(agentName),
+      secretName: certManagerSecretName(objectName),
       commonName: dnsNames[0],
       dnsNames,
       duration: goDuration(validityMs),
@@ -139,6 +143,35 @@ async function getOrUndefined(client: KubeClient, r: ResourceRef, ns: string, na
   }
 }
 
+/** Whose certificate: one per-VM agent (owned by its VirtualMachineBMC) or one shard (owned by its fleet ConfigMap). */
+interface CertTarget {
+  ns: string;
+  /** the agent's object name: the Certificate's; the Secrets are `<it>-tls` (minted) and `<it>-cm-tls` */
+  objectName: string;
+  labels: Record<string, string>;
+  owner: OwnerReference;
+  /** is this existing object ours to update or delete? */
+  mine(o: KubeObject): boolean;
+  /** for messages: `VirtualMachineBMC`, `shard virtbmc-shard-0` */
+  what: string;
+}
+
+function vmbmcTarget(vmbmc: VirtualMachineBMC, agentName: string): CertTarget {
+  return {
+    ns: vmbmc.metadata.namespace ?? 'default',
+    objectName: agentName,
+    labels: commonLabels(agentName),
+    owner: ownerRef(vmbmc),
+    mine: (o) => ownedBy(o, vmbmc.metadata.uid),
+    what: 'VirtualMachineBMC',
+  };
+}
+
+function certificateFor(t: CertTarget, dnsNames: string[], issuer: IssuerRef, validityMs: number): KubeObject {
+  const c = certificateSpec(t.objectName, dnsNames, issuer, validityMs);
+  return { ...c, metadata: { name: t.objectName, namespace: t.ns, labels: t.labels, ownerReferences: [t.owner] } };
+}
+
 /** The controller's side of agent certificates: what to mount, and the objects behind it. */
 export class AgentTls {
   private readonly now: () => number;
@@ -185,13 +218,67 @@ export class AgentTls {
       return { mode, secretName: ref };
     }
     const dnsNames = serviceDnsNames(agentName, ns, this.o.clusterDomain);
-    if (await this.certManagerServed()) {
-      const problem = await this.ensureCertificate(vmbmc, ns, agentName, dnsNames);
-      if (problem) return { mode, problem };
-      await this.dropMinted(vmbmc, ns, agentName);
-      return { mode, secretName: certManagerSecretName(agentName), certManager: true };
+    return this.provide(vmbmcTarget(vmbmc, agentName), dnsNames);
+  }
+
+  /**
+   * The one certificate of shard `k` in `ns` (shared mode): SANs `dnsNames` (every member's
+   * Service names), owned by the shard's fleet ConfigMap `owner` and labelled as a shard object.
+   * Re-minted when the names change (a member came or went) or at 2/3 of its life.
+   */
+  async prepareShard(ns: string, shard: string, labels: Record<string, string>, owner: OwnerReference, dnsNames: string[]): Promise<TlsPlan> {
+    const target: CertTarget = {
+      ns,
+      objectName: shard,
+      labels,
+      owner,
+      // shard objects are ours by their labels (a re-created ConfigMap has a new uid)
+      mine: (o) => Object.entries(labels).every(([k, v]) => o.metadata?.labels?.[k] === v),
+      what: `shard ${shard}`,
+    };
+    return this.provide(target, dnsNames);
+  }
+
+  /** A shard that serves no TLS (or no longer exists) keeps no certificate objects of ours. */
+  async dropShard(ns: string, shard: string, labels: Record<string, string>): Promise<void> {
+    const mine = (o: KubeObject) => Object.entries(labels).every(([k, v]) => o.metadata?.labels?.[k] === v);
+    const s = await getOrUndefined(this.o.client, Resources.secret, ns, mintedSecretName(shard));
+    if (s && mine(s)) {
+      await this.o.client.delete(Resources.secret, ns, mintedSecretName(shard)).catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
+      this.o.logger.info({ object: `secrets/${mintedSecretName(shard)}` }, 'shard certificate removed');
     }
-    return this.ensureMinted(vmbmc, ns, agentName, dnsNames);
+    if (this.discovered?.served) {
+      const c = await getOrUndefined(this.o.client, CertificateResource, ns, shard);
+      if (c && mine(c)) {
+        await this.o.client.delete(CertificateResource, ns, shard).catch((e: unknown) => {
+          if (!isNotFound(e)) throw e;
+        });
+        this.o.logger.info({ object: `certificates/${shard}` }, 'shard Certificate removed');
+      }
+    }
+  }
+
+  /** Auto: cert-manager when served, else a minted self-signed certificate. */
+  private async provide(t: CertTarget, dnsNames: string[]): Promise<TlsPlan> {
+    if (await this.certManagerServed()) {
+      const problem = await this.ensureCertificate(t, dnsNames);
+      if (problem) return { mode: 'Auto', problem };
+      await this.dropMintedOf(t);
+      return { mode: 'Auto', secretName: certManagerSecretName(t.objectName), certManager: true };
+    }
+    return this.ensureMinted(t, dnsNames);
+  }
+
+  private async dropMintedOf(t: CertTarget): Promise<void> {
+    const name = mintedSecretName(t.objectName);
+    const s = await getOrUndefined(this.o.client, Resources.secret, t.ns, name);
+    if (!s || !t.mine(s)) return;
+    await this.o.client.delete(Resources.secret, t.ns, name).catch((e: unknown) => {
+      if (!isNotFound(e)) throw e;
+    });
+    this.o.logger.info({ object: `secrets/${name}` }, 'minted agent certificate removed');
   }
 
   /** The minted Secret goes when the controller no longer provides the certificate itself. */
@@ -205,7 +292,8 @@ export class AgentTls {
     this.o.logger.info({ object: `secrets/${name}` }, 'minted agent certificate removed');
   }
 
-  private async ensureCertificate(vmbmc: VirtualMachineBMC, ns: string, agentName: string, dnsNames: string[]): Promise<TlsPlan['problem']> {
+  private async ensureCertificate(t: CertTarget, dnsNames: string[]): Promise<TlsPlan['problem']> {
+    const { ns, objectName: agentName } = t;
     const issuer = this.o.issuer ?? { kind: 'Issuer' as const, name: SELF_SIGNED_ISSUER };
     if (!this.o.issuer && !this.issuerMade.has(ns)) {
       try {
@@ -217,14 +305,14 @@ export class AgentTls {
       // once per namespace and controller run (a deleted Issuer comes back after a restart or a cert-manager reinstall)
       this.issuerMade.add(ns);
     }
-    const desired = desiredCertificate(vmbmc, agentName, dnsNames, issuer, this.validityMs);
+    const desired = certificateFor(t, dnsNames, issuer, this.validityMs);
     const actual = await getOrUndefined(this.o.client, CertificateResource, ns, agentName);
     if (!actual) {
       await this.o.client.create(CertificateResource, ns, desired);
       this.o.logger.info({ object: `certificates/${agentName}` }, 'created');
       return undefined;
     }
-    if (!ownedBy(actual, vmbmc.metadata.uid)) return { reason: Reason.NameConflict, message: `Certificate ${agentName} exists and is not owned by this VirtualMachineBMC` };
+    if (!t.mine(actual)) return { reason: Reason.NameConflict, message: `Certificate ${agentName} exists and is not owned by this ${t.what}` };
     // subset: the apiserver (and cert-manager's webhook) may add defaults and reorder keys
     if (!isSubset(desired.spec, actual.spec)) {
       await this.o.client.mergePatch(CertificateResource, ns, agentName, { spec: desired.spec });
@@ -233,12 +321,13 @@ export class AgentTls {
     return undefined;
   }
 
-  private async ensureMinted(vmbmc: VirtualMachineBMC, ns: string, agentName: string, dnsNames: string[]): Promise<TlsPlan> {
-    const name = mintedSecretName(agentName);
+  private async ensureMinted(target: CertTarget, dnsNames: string[]): Promise<TlsPlan> {
+    const { ns } = target;
+    const name = mintedSecretName(target.objectName);
     const t = this.now();
     const actual = await getOrUndefined(this.o.client, Resources.secret, ns, name);
-    if (actual && !ownedBy(actual, vmbmc.metadata.uid)) {
-      return { mode: 'Auto', problem: { reason: Reason.NameConflict, message: `Secret ${name} exists and is not owned by this VirtualMachineBMC` } };
+    if (actual && !target.mine(actual)) {
+      return { mode: 'Auto', problem: { reason: Reason.NameConflict, message: `Secret ${name} exists and is not owned by this ${target.what}` } };
     }
     const data = (actual?.data ?? {}) as Record<string, unknown>;
     const facts = actual ? inspectCertificate(unb64(data['tls.crt']), unb64(data['tls.key'])) : undefined;
@@ -271,9 +360,9 @@ export class AgentTls {
       metadata: {
         name,
         namespace: ns,
-        labels: commonLabels(agentName),
+        labels: target.labels,
         annotations: { [AnnotationRenewAt]: new Date(renewAt).toISOString() },
-        ownerReferences: [ownerRef(vmbmc)],
+        ownerReferences: [target.owner],
         ...(actual?.metadata?.resourceVersion ? { resourceVersion: actual.metadata.resourceVersion } : {}),
       },
       type: TLS_SECRET_TYPE,

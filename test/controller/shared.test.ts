@@ -148,7 +148,8 @@ describe('shared mode on the apiserver emulator', function () {
       used.add(k * 100000 + entry.ipmiPort);
       const svc = getService(emu, `${n}-virtbmc`)!.spec as Svc;
       expect(svc.selector).to.deep.equal({ 'app.kubernetes.io/name': 'virtbmc', 'bmc.kubevirt.io/instance': `virtbmc-shard-${k}` });
-      expect(svc.ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}`)).to.deep.equal([`623/UDP->${entry.ipmiPort}`, '80/TCP->8000']);
+      // TLS by default (mode Auto): 80 and 443 reach the shard's HTTPS port (80 gets the 308)
+      expect(svc.ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}`)).to.deep.equal([`623/UDP->${entry.ipmiPort}`, '80/TCP->8443', '443/TCP->8443']);
       // no agent of its own
       expect(getDeployment(emu, `${n}-virtbmc`)).to.equal(undefined);
       // the shard pod's labels match the Service's selector
@@ -178,7 +179,6 @@ describe('shared mode on the apiserver emulator', function () {
     expect(status(getVmbmc(emu, 'p'))).to.deep.include({ mode: 'PerVM', endpoint: `p-virtbmc.${NS}.svc` });
     expect(status(getVmbmc(emu, 'p')).shard).to.equal(undefined);
     const pSvc = getService(emu, 'p-virtbmc')!.spec as Svc;
-    // (HTTPS by default in PerVM mode: the shards serve plain HTTP)
     expect(pSvc.ports.map((p) => `${p.port}/${p.protocol}->${p.targetPort}`)).to.deep.equal(['623/UDP->6230', '80/TCP->8443', '443/TCP->8443']);
     expect(getDeployment(emu, 'p-virtbmc')).to.not.equal(undefined);
     const pEnv = (getDeployment(emu, 'p-virtbmc')!.spec as { template: { spec: { containers: Array<{ env: Array<{ name: string; value?: string }> }> } } }).template.spec.containers[0]!.env;
