@@ -39,7 +39,9 @@ describe('agent pod builder: per-VM and shard Deployments', () => {
       const agent = { image: 'i:1', ...(metricsPort !== undefined ? { metricsPort } : {}) };
       const b: VirtualMachineBMC = { ...bmc, spec: { ...bmc.spec, redfish: { tls: { mode: tlsMode } } } };
       const perVm = JSON.parse(JSON.stringify(desiredObjects(b, vm, secret, agent).deployment.spec)) as Spec;
-      const shard = JSON.parse(JSON.stringify(desiredShardObjects('ns1', 0, [], [], agent).deployment.spec)) as Spec;
+      // a shard with an Auto member serves HTTPS with its one certificate (controller.ts reconcileShard)
+      const shardTls = tlsMode === 'Auto' ? { tlsSecret: 'virtbmc-shard-0-tls' } : {};
+      const shard = JSON.parse(JSON.stringify(desiredShardObjects('ns1', 0, [], [], { ...agent, ...shardTls }).deployment.spec)) as Spec;
       const pc = perVm.template.spec.containers[0]!;
       const sc = shard.template.spec.containers[0]!;
       // the intended differences
@@ -53,16 +55,26 @@ describe('agent pod builder: per-VM and shard Deployments', () => {
       const tail = (a: string[]) => a.slice(-4);
       if (metricsPort) expect(tail(pc.args)).to.deep.equal(tail(sc.args)).and.deep.equal(['--metrics-port', '9100', '--metrics-address', '0.0.0.0']);
       else for (const a of [pc.args, sc.args]) expect(a).to.not.include('--metrics-port');
-      // TLS (per-VM only; shards serve plain HTTP): the probe's scheme and the certificate mount
-      expect(sc.readinessProbe.httpGet.scheme).to.equal('HTTP');
-      expect(sc.volumeMounts.map((m) => m.name)).to.deep.equal(['tmp']);
+      // TLS: the probe's scheme and the certificate mount, alike in both shapes
       if (tlsMode === 'Auto') {
         expect(pc.readinessProbe.httpGet.scheme).to.equal('HTTPS');
+        expect(sc.readinessProbe.httpGet.scheme).to.equal('HTTPS');
         expect(pc.volumeMounts.map((m) => m.name)).to.deep.equal(['tmp', 'redfish-tls']);
+        expect(sc.volumeMounts).to.deep.equal(pc.volumeMounts);
         expect(perVm.template.spec.volumes).to.deep.include({ name: 'redfish-tls', secret: { secretName: 'b-virtbmc-tls' } });
-        pc.readinessProbe.httpGet.scheme = 'HTTP';
-        pc.volumeMounts = pc.volumeMounts.filter((m) => m.name !== 'redfish-tls');
-        perVm.template.spec.volumes = perVm.template.spec.volumes.filter((v) => v.name !== 'redfish-tls');
+        expect(shard.template.spec.volumes).to.deep.include({ name: 'redfish-tls', secret: { secretName: 'virtbmc-shard-0-tls' } });
+        expect(pc.ports.find((p) => p.name === 'redfish')?.containerPort).to.equal(8443);
+        expect(sc.ports.find((p) => p.name === 'redfish')?.containerPort).to.equal(8443);
+        const tlsArgs = (a: string[]) => a.filter((x, i) => x.startsWith('--tls-') || x.startsWith('/etc/virtbmc/tls') || x === '--https-redirect-port' || a[i - 1] === '--https-redirect-port');
+        // (the per-VM agent also gets --tls-secret for ReplaceCertificate; a shard's certificate is not replaceable)
+        expect(tlsArgs(sc.args)).to.deep.equal(tlsArgs(pc.args).filter((x, i, all) => x !== '--tls-secret' && all[i - 1] !== '--tls-secret'));
+        expect(sc.args).to.not.include('--tls-secret');
+        for (const c of [pc, sc]) c.readinessProbe.httpGet.scheme = 'HTTP';
+        for (const c of [pc, sc]) c.volumeMounts = c.volumeMounts.filter((m) => m.name !== 'redfish-tls');
+        for (const d of [perVm, shard]) d.template.spec.volumes = d.template.spec.volumes.filter((v) => v.name !== 'redfish-tls');
+      } else {
+        for (const c of [pc, sc]) expect(c.readinessProbe.httpGet.scheme).to.equal('HTTP');
+        for (const c of [pc, sc]) expect(c.volumeMounts.map((m) => m.name)).to.deep.equal(['tmp']);
       }
       // the rest is identical
       for (const c of [pc, sc]) for (const k of ['args', 'env', 'ports', 'resources']) delete c[k];

@@ -175,6 +175,12 @@ describe('controller manifests', function () {
       const agent = desiredObjects(v, { apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', metadata: { name: 'vm', namespace: NS } }, secret, { image: 'virtbmc:test' });
       checkPodSecurity('agent Deployment', (agent.deployment.spec as { template: { spec: PodSpec } }).template.spec);
     }
+    // the shard agents, plain and HTTPS (the certificate mount is read-only like the rest)
+    const system = { id: `${NS}.vm`, namespace: NS, vm: 'vm', vmbmc: 'b', vmbmcUid: 'u1', secretName: 'creds', ipmiPort: 10001 };
+    for (const tlsSecret of [undefined, 'virtbmc-shard-0-tls']) {
+      const shard = desiredShardObjects(NS, 0, [system], [], { image: 'virtbmc:test', ...(tlsSecret ? { tlsSecret } : {}) });
+      checkPodSecurity(`shard Deployment (${tlsSecret ? 'HTTPS' : 'HTTP'})`, (shard.deployment.spec as { template: { spec: PodSpec } }).template.spec);
+    }
   });
 
   it('the NetworkPolicy sample selects every agent pod the controller makes and admits their IPMI and Redfish ports', () => {
@@ -196,6 +202,7 @@ describe('controller manifests', function () {
     }
     const system = { id: `${NS}.vm`, namespace: NS, vm: 'vm', vmbmc: 'b', vmbmcUid: 'u1', secretName: 'creds', ipmiPort: SHARD_IPMI_PORT_BASE };
     pods.push({ what: 'shard', d: desiredShardObjects(NS, 0, [system], [], { image: 'virtbmc:test' }).deployment as unknown as Tmpl });
+    pods.push({ what: 'shard (HTTPS)', d: desiredShardObjects(NS, 0, [system], [], { image: 'virtbmc:test', tlsSecret: 'virtbmc-shard-0-tls' }).deployment as unknown as Tmpl });
     for (const { what, d } of pods) {
       expect(selects(d.spec.template.metadata.labels), `${what} pod labels`).to.equal(true);
       for (const c of d.spec.template.spec.containers) {
