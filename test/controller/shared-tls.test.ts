@@ -175,7 +175,7 @@ describe('shard agents over HTTPS (shared mode, TLS by default)', function () {
     expect([proto.HTTPS.ProtocolEnabled, proto.HTTP.ProtocolEnabled]).to.deep.equal([true, false]);
     const replace = await httpsPost(port, hostA, ca, '/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate', basic('admin', 'pw-a'), {
       // (the tenant's internal Manager id: shared mode does not map ids inside request bodies yet,
-      // a Manager/<namespace>.<vm> URI here is refused as ActionParameterValueError: see the report of this branch)
+      // a Manager/<namespace>.<vm> URI here is refused as ActionParameterValueError: docs/scale.md "Request bodies are not rewritten")
       CertificateUri: { '@odata.id': '/redfish/v1/Managers/BMC/NetworkProtocol/HTTPS/Certificates/1' },
       CertificateString: data(s1, 'tls.crt') + data(s1, 'tls.key'),
       CertificateType: 'PEM',
