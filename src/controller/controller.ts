@@ -703,7 +703,7 @@ export class VirtualMachineBMCController {
       const owner = { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm?.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true };
       const plan = await this.tls.prepareShard(ns, name, shardObjectLabels(k), owner, dnsNames);
       if (plan.problem) throw new Error(`shard ${ns}/${name}: ${plan.problem.message}`);
-      if (plan.requeueAfterMs !== undefined) this.queue?.addAfter(key, plan.requeueAfterMs);
+      if (plan.requeueAfterMs !== undefined) this.queue?.addAfter(`${SHARD_PREFIX_KEY}${key}`, plan.requeueAfterMs);
     }
     await step(objs.deployment, this.deployments, Resources.deployment);
     if (!wantTls) await this.tls.dropShard(ns, name, shardObjectLabels(k));

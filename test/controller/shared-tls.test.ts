@@ -17,7 +17,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import sinon from 'sinon';
 import { parseFleet } from '../../src/controller/shard.js';
+import { WorkQueue } from '../../src/controller/workqueue.js';
 import { serviceDnsNames } from '../../src/controller/tls.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { getDeployment, getService, getVmbmc, NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from './fixtures.js';
@@ -201,6 +203,43 @@ describe('shard agents over HTTPS (shared mode, TLS by default)', function () {
     const s3 = await emu.waitFor(() => emu.get('v1', 'Secret', NS, SECRET));
     expect(s3.metadata?.uid).to.not.equal(s2.metadata?.uid);
     expect(sans(s3)).to.deep.equal(membersNames('a', 'b', 'c', 'd'));
+  });
+
+  it('the shard certificate is renewed at 2/3 of its lifetime (fake clock), not before, and the shard asks to come back then', async () => {
+    const HOUR = 3600_000;
+    let now = Date.parse('2031-05-01T12:00:00Z');
+    const addAfter = sinon.spy(WorkQueue.prototype, 'addAfter');
+    try {
+      env = await startEnv({ shards: 1, tls: { now: () => now, validityMs: 3 * HOUR } });
+      const { emu, mgr } = env;
+      seed(emu, 'a');
+      await waitReady(emu, 'a');
+      const s1 = await emu.waitFor(() => emu.get('v1', 'Secret', NS, SECRET));
+      const x1 = new X509Certificate(data(s1, 'tls.crt'));
+      expect(Date.parse(x1.validFrom)).to.equal(now);
+      expect(Date.parse(x1.validTo)).to.equal(now + 3 * HOUR);
+      const renewAt = now + 2 * HOUR;
+      expect(addAfter.calledWith(`shard|${NS}/0`, renewAt - now), JSON.stringify(addAfter.args)).to.equal(true);
+      const beside = async () => {
+        try {
+          await mgr.controller.reconcileShard(`${NS}/0`);
+        } catch (e) {
+          if (!/: 409 /.test((e as Error).message)) throw e;
+        }
+      };
+      now = renewAt - 1000;
+      await beside();
+      expect(emu.get('v1', 'Secret', NS, SECRET)!.metadata?.resourceVersion).to.equal(s1.metadata?.resourceVersion);
+      now = renewAt;
+      await beside();
+      const s2 = emu.get('v1', 'Secret', NS, SECRET)!;
+      const x2 = new X509Certificate(data(s2, 'tls.crt'));
+      expect(x2.serialNumber).to.not.equal(x1.serialNumber);
+      expect(x2.subjectAltName).to.equal(x1.subjectAltName);
+      expect(Date.parse(x2.validFrom)).to.equal(renewAt);
+    } finally {
+      addAfter.restore();
+    }
   });
 
   it('a shard of Disabled members only serves plain HTTP: no certificate, Services 80 → 8000; the Secret goes when the last Auto member opts out', async () => {
