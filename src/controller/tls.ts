@@ -239,7 +239,7 @@ export class AgentTls {
     return this.provide(target, dnsNames);
   }
 
-  /** A shard that serves no TLS (or no longer exists) keeps no certificate objects of ours. */
+  /** A shard that serves no TLS (or no longer exists) keeps no minted certificate. */
   async dropShard(ns: string, shard: string, labels: Record<string, string>): Promise<void> {
     const mine = (o: KubeObject) => Object.entries(labels).every(([k, v]) => o.metadata?.labels?.[k] === v);
     const s = await getOrUndefined(this.o.client, Resources.secret, ns, mintedSecretName(shard));
@@ -249,15 +249,8 @@ export class AgentTls {
       });
       this.o.logger.info({ object: `secrets/${mintedSecretName(shard)}` }, 'shard certificate removed');
     }
-    if (this.discovered?.served) {
-      const c = await getOrUndefined(this.o.client, CertificateResource, ns, shard);
-      if (c && mine(c)) {
-        await this.o.client.delete(CertificateResource, ns, shard).catch((e: unknown) => {
-          if (!isNotFound(e)) throw e;
-        });
-        this.o.logger.info({ object: `certificates/${shard}` }, 'shard Certificate removed');
-      }
-    }
+    // a cert-manager Certificate stays (as a per-VM agent's does when it opts out): it is owned by the
+    // fleet ConfigMap, so garbage collection removes it with the shard; the controller is not granted delete on it
   }
 
   /** Auto: cert-manager when served, else a minted self-signed certificate. */
