@@ -666,11 +666,6 @@ export class VirtualMachineBMCController {
       await this.tls.dropShard(ns, name, shardObjectLabels(k));
       return;
     }
-    // one scheme per shard: HTTPS as soon as one member is Auto (the default); Disabled members of
-    // such a shard are served over HTTPS too (names in the certificate, 80 redirected); a shard of
-    // Disabled members only serves plain HTTP (docs/security.md "TLS by default", Shared mode)
-    const wantTls = candidates.some((c) => tlsMode(c.vmbmc) === 'Auto');
-    const tlsSecret = wantTls ? ((await this.tls.certManagerServed()) ? certManagerSecretName(name) : mintedSecretName(name)) : undefined;
     const ports = allocatePorts(candidates);
     const systems: FleetSystem[] = [];
     for (const c of candidates) {
@@ -678,6 +673,11 @@ export class VirtualMachineBMCController {
       if (p === undefined) log.error({ vmbmc: c.vmbmc.metadata.name, shard: k }, 'no free UDP port left on the shard; not served');
       else systems.push(fleetSystem(c.vmbmc, p));
     }
+    // one scheme per shard: HTTPS as soon as one listed member is Auto (the default); Disabled members
+    // of such a shard are served over HTTPS too (names in the certificate, 80 redirected); a shard of
+    // Disabled members only serves plain HTTP (docs/security.md "TLS by default", Shared mode)
+    const wantTls = candidates.some((c) => ports.has(c.vmbmc.metadata.name) && tlsMode(c.vmbmc) === 'Auto');
+    const tlsSecret = wantTls ? ((await this.tls.certManagerServed()) ? certManagerSecretName(name) : mintedSecretName(name)) : undefined;
     const rules = shardRoleRules(k, systems, (vm) => cdromDrives(this.vms.get(ns, vm)));
     const objs = desiredShardObjects(ns, k, systems, rules, {
       image: this.o.agent.image,
