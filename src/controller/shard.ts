@@ -304,7 +304,7 @@ export function shardObjectLabels(k: number): Record<string, string> {
 
 /** `virtbmc-shard-<k>-tls` (minted) or `virtbmc-shard-<k>-cm-tls` (cert-manager) → k, else undefined. */
 export function shardOfTlsSecret(name: string | undefined): number | undefined {
-  const m = /^(.*)-(cm-)?tls$/.exec(name ?? '');
+  const m = /^(.*?)-(cm-)?tls$/.exec(name ?? '');
   return m ? shardIndex(m[1]) : undefined;
 }
 

@@ -4,7 +4,7 @@
  * status of Shared-mode VirtualMachineBMCs, a change of K, and mode switches.
  */
 import { expect } from 'chai';
-import { allocatePorts, assignShard, parseFleet, shardKey, shardRoleRules, SHARD_IPMI_PORT_BASE, type FleetSystem } from '../../src/controller/shard.js';
+import { allocatePorts, assignShard, parseFleet, shardKey, shardOfTlsSecret, shardRoleRules, SHARD_IPMI_PORT_BASE, type FleetSystem } from '../../src/controller/shard.js';
 import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { condition, getDeployment, getService, getVmbmc, NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from './fixtures.js';
@@ -66,6 +66,12 @@ describe('shared mode: rendezvous hashing and port allocation', () => {
         for (let s = 0; s <= K; s++) expect(after.filter((x) => x === s).length, `seed ${seed} K+1 ${K + 1} shard ${s}`).to.be.greaterThan(expected * 0.4);
       }
     }
+  });
+
+  it('shard certificate Secret names map back to their shard; nothing else does', () => {
+    expect(shardOfTlsSecret('virtbmc-shard-0-tls')).to.equal(0);
+    expect(shardOfTlsSecret('virtbmc-shard-12-cm-tls')).to.equal(12);
+    for (const n of ['virtbmc-shard-0', 'virtbmc-shard-x-tls', 'a-virtbmc-tls', 'virtbmc-shard-01-tls', undefined]) expect(shardOfTlsSecret(n), String(n)).to.equal(undefined);
   });
 
   it('assignShard is a pure function of the key and K, and refuses K < 1', () => {
