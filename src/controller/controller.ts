@@ -700,7 +700,10 @@ export class VirtualMachineBMCController {
         .map((s) => agentObjectName(s.vmbmc))
         .sort()
         .flatMap((svc) => serviceDnsNames(svc, ns, this.o.agent.clusterDomain));
-      const owner = { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm?.metadata?.uid ?? '', controller: true, blockOwnerDeletion: true };
+      // no blockOwnerDeletion: under the OwnerReferencesPermissionEnforcement admission plugin
+      // (kubernetes plugin/pkg/admission/gc) setting it needs update on configmaps/finalizers, which
+      // the controller is not granted; foreground deletion of the ConfigMap need not wait for it
+      const owner = { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm?.metadata?.uid ?? '', controller: true };
       const plan = await this.tls.prepareShard(ns, name, shardObjectLabels(k), owner, dnsNames);
       if (plan.problem) throw new Error(`shard ${ns}/${name}: ${plan.problem.message}`);
       if (plan.requeueAfterMs !== undefined) this.queue?.addAfter(`${SHARD_PREFIX_KEY}${key}`, plan.requeueAfterMs);

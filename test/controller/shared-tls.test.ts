@@ -120,7 +120,7 @@ describe('shard agents over HTTPS (shared mode, TLS by default)', function () {
     const s1 = await emu.waitFor(() => emu.get('v1', 'Secret', NS, SECRET));
     expect(s1.type).to.equal('kubernetes.io/tls');
     expect(s1.metadata?.labels).to.include({ 'app.kubernetes.io/managed-by': 'virtbmc-controller', 'bmc.kubevirt.io/shard': '0' });
-    expect(s1.metadata?.ownerReferences).to.deep.equal([{ apiVersion: 'v1', kind: 'ConfigMap', name: 'virtbmc-shard-0', uid: cm.metadata?.uid, controller: true, blockOwnerDeletion: true }]);
+    expect(s1.metadata?.ownerReferences).to.deep.equal([{ apiVersion: 'v1', kind: 'ConfigMap', name: 'virtbmc-shard-0', uid: cm.metadata?.uid, controller: true }]);
     expect(sans(s1)).to.deep.equal(membersNames('a', 'b', 'c'));
     // the Deployment: HTTPS port, the mount, an HTTPS readiness probe, the redirect naming 443
     const dep = getDeployment(emu, 'virtbmc-shard-0');
