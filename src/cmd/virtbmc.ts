@@ -212,6 +212,7 @@ async function main(argv: string[]): Promise<void> {
   const kubevirtMode = !flags.simulate && namespace !== undefined;
   if (kubevirtMode && vmName === undefined) throw new ConfigError('KubeVirt mode needs both <namespace> and <vm-name>');
   if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new ConfigError('--tls-cert and --tls-key go together');
+  if (flags.tlsSecret && flags.fleetConfigmap !== undefined) throw new ConfigError('--tls-secret is per-VM only: a shared agent\'s certificate is not replaceable over Redfish');
   if (flags.tlsSecret && (!flags.tlsCert || !kubevirtMode)) throw new ConfigError('--tls-secret needs --tls-cert/--tls-key and KubeVirt mode');
 
   // Logs go to stderr as JSON; stdout carries the ready line (and nothing else).
@@ -222,7 +223,6 @@ async function main(argv: string[]): Promise<void> {
     resetAfter: flags.accountLockoutResetAfter,
   });
   if (flags.fleetConfigmap !== undefined) {
-    if (flags.tlsSecret) throw new ConfigError('--tls-secret is per-VM only: a shared agent\'s certificate is not replaceable over Redfish');
     // the shard agent: every system's accounts come from its Secret, none from flags or env
     if (namespace !== undefined) throw new ConfigError('--fleet-configmap takes no <namespace> <vm-name>: the fleet ConfigMap names the VMs');
     return mainShared(flags, logger, flags.address ?? '0.0.0.0', [], lockoutPolicy, true);

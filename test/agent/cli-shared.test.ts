@@ -116,10 +116,13 @@ describe('virtbmc shared mode command line', function () {
       ['--fleet-configmap', 'virtbmc-shard-0'],
       ['--fleet-configmap', 'ns/virtbmc-shard-0', 'ns', 'vm'],
       ['--simulate-fleet', '2', '--fleet-file', '/nonexistent'],
+      // a shard's certificate is never replaceable over Redfish, so no Secret to write it to
+      ['--fleet-configmap', 'ns/virtbmc-shard-0', '--tls-cert', '/c', '--tls-key', '/k', '--tls-secret', 's'],
     ]) {
       const { p, out } = run(args);
       const [code] = (await once(p, 'exit')) as [number];
       expect(code, out()).to.equal(2);
+      if (args.includes('--tls-secret')) expect(out()).to.contain('--tls-secret is per-VM only');
     }
   });
 });
