@@ -59,7 +59,8 @@ describe('apiserver emulator: CDI DataVolumes', () => {
     const running = s.conditions.find((c) => c.type === 'Running');
     expect(running?.status).to.equal('False');
     expect(running?.message).to.contain('Unable to connect to http data source').and.contain('unreachable.invalid');
-    await new Promise((r) => setTimeout(r, 100));
+    // every import step CDI had scheduled has run: none moved the DataVolume on
+    await emu.settled();
     expect((emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'bad')?.status as { phase: string }).phase).to.equal('ImportInProgress');
   });
 
@@ -69,7 +70,8 @@ describe('apiserver emulator: CDI DataVolumes', () => {
     const cur = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'hooked')!;
     cur.status = { phase: 'Failed', conditions: [{ type: 'Running', status: 'False', reason: 'Error', message: 'boom' }] };
     emu.update(cur);
-    await new Promise((r) => setTimeout(r, 120));
+    // the import step that was pending has run (and found the status not its own)
+    await emu.settled();
     const after = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'hooked')!;
     expect(after.metadata.uid).to.equal(dv.metadata.uid);
     expect(after.status).to.deep.equal(cur.status);

@@ -2,6 +2,7 @@
 export class Clock {
   private readonly timers = new Set<NodeJS.Timeout>();
   private closed = false;
+  private readonly idleWaiters: (() => void)[] = [];
   /** exceptions thrown by controller callbacks (kept instead of crashing the test process) */
   readonly errors: Error[] = [];
 
@@ -15,6 +16,8 @@ export class Clock {
       } catch (e) {
         this.errors.push(e instanceof Error ? e : new Error(String(e)));
       }
+      // a callback that scheduled its follow-up added it before returning: idle means none is left
+      this.wakeIfIdle();
     }, Math.max(0, ms));
     this.timers.add(t);
     return t;
@@ -24,6 +27,21 @@ export class Clock {
     if (!t) return;
     clearTimeout(t);
     this.timers.delete(t);
+    this.wakeIfIdle();
+  }
+
+  /**
+   * Resolves once no timer is pending: every controller step scheduled so far (and every step those
+   * scheduled) has run. Tests await it before asserting that something did NOT happen.
+   */
+  idle(): Promise<void> {
+    if (this.closed || this.timers.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private wakeIfIdle(): void {
+    if (this.timers.size > 0 && !this.closed) return;
+    for (const w of this.idleWaiters.splice(0)) w();
   }
 
   get isClosed(): boolean {
@@ -34,5 +52,6 @@ export class Clock {
     this.closed = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    this.wakeIfIdle();
   }
 }

@@ -384,7 +384,7 @@ describe('apiserver emulator: core REST semantics', () => {
       body: { metadata: { name: 'dep2', ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner2', uid: owner2.metadata!.uid! }] } },
     });
     await core.deleteNamespacedConfigMap({ namespace: 'default', name: 'owner2', propagationPolicy: 'Orphan' });
-    await new Promise((r) => setTimeout(r, 20));
+    await emu.settled();
     const dep2 = emu.get('v1', 'Secret', 'default', 'dep2');
     expect(dep2).to.not.equal(undefined);
     expect(dep2?.metadata.ownerReferences).to.equal(undefined);

@@ -81,8 +81,14 @@ export interface ApiServerEmulator {
   applyYaml(text: string): KubeObject[];
   /** like an API DELETE with background propagation (finalizers respected) */
   delete(apiVersion: string, kind: string, namespace: string | undefined, name: string): void;
-  /** polls fn every 5 ms until it returns a truthy value; rejects after timeoutMs (default 5000) */
+  /** polls fn every 5 ms until it returns a truthy value; rejects after timeoutMs (default 10000, a hang guard) */
   waitFor<T>(fn: () => T | undefined | false, timeoutMs?: number): Promise<T>;
+  /**
+   * Resolves once the emulated controllers (KubeVirt, CDI, workloads, garbage collection) have no
+   * step pending: what they were going to do after the last change has been done. Await it before
+   * asserting that something did NOT happen, instead of sleeping.
+   */
+  settled(): Promise<void>;
   faults: EmulatorFaults;
   /** KubeVirt test hooks (present when the kubevirt option is on) */
   kubevirt: KubevirtHooks;
@@ -222,7 +228,8 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     delete(apiVersion, kind, namespace, name) {
       store.delete(registry.mustByKind(apiVersion, kind), namespace, name);
     },
-    async waitFor<T>(fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+    // the deadline only stops a hung test (a loaded CI machine delays timers): keep it generous
+    async waitFor<T>(fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const v = fn();
@@ -255,6 +262,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
       },
     },
     kubevirt,
+    settled: () => clock.idle(),
     resourceVersion: () => String(store.rv),
     controllerErrors: clock.errors,
     get serialConsoles(): SerialConsoles {

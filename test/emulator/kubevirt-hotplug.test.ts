@@ -78,8 +78,8 @@ describe('apiserver emulator: KubeVirt volume hotplug and CD-ROM inject/eject', 
   const patchVm = (ops: unknown[]): Promise<RawReply> =>
     rawRequest(kc, 'PATCH', `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines/vm`, ops, 'application/json-patch+json');
   const message = (r: RawReply): string => (r.body as { message?: string }).message ?? '';
-  /** let the emulated controllers run a few rounds */
-  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 60));
+  /** the emulated controllers have run every step they had scheduled */
+  const settle = (): Promise<void> => emu.settled();
 
   it('webhook: an empty CD-ROM drive needs DeclarativeHotplugVolumes; disks need volumes; names are unique', async () => {
     await start();

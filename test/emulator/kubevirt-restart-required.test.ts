@@ -65,8 +65,8 @@ describe('apiserver emulator: KubeVirt RestartRequired, rebootPolicy, guest rebo
     fn(v.spec as Spec);
     emu.update(v);
   };
-  /** let the VM controller run its reconciles (a few phase delays) */
-  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 40));
+  /** the VM controller has run every reconcile it had scheduled */
+  const settle = (): Promise<void> => emu.settled();
 
   emulatorPerTest({ vmiPhaseDelayMs: 5, vmiStopDelayMs: 30 }, (e) => {
     emu = e;

@@ -120,8 +120,8 @@ describe('apiserver emulator: KubeVirt', () => {
       expect(again.status).to.equal(409);
       expect((again.body as { message: string }).message).to.contain('Halted only supports manual stop requests with a shorter graceperiod');
       expect((await vmSubresource(skc, NS, 'vm', 'stop', { gracePeriod: 0 })).status).to.equal(202);
-      await slow.waitFor(() => !slow.get('kubevirt.io/v1', 'VirtualMachineInstance', NS, 'vm'), 1000);
-      await slow.waitFor(() => ((slow.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm')?.status ?? {}) as Status).printableStatus === 'Stopped', 1000);
+      await slow.waitFor(() => !slow.get('kubevirt.io/v1', 'VirtualMachineInstance', NS, 'vm'));
+      await slow.waitFor(() => ((slow.get('kubevirt.io/v1', 'VirtualMachine', NS, 'vm')?.status ?? {}) as Status).printableStatus === 'Stopped');
       expect(slow.controllerErrors).to.deep.equal([]);
     } finally {
       await slow.close();
@@ -165,7 +165,7 @@ describe('apiserver emulator: KubeVirt', () => {
     await running('vm');
     expect((await call('vm', 'stop')).status).to.equal(202);
     await stopped('vm');
-    await new Promise((r) => setTimeout(r, 30));
+    await emu.settled();
     expect(vmi('vm')).to.equal(undefined);
     expect((vm('vm')?.spec as { runStrategy: string }).runStrategy).to.equal('RerunOnFailure');
     expectConflict(await call('vm', 'stop'), 'vm', 'VM is not running');
@@ -206,7 +206,7 @@ describe('apiserver emulator: KubeVirt', () => {
     await emu.waitFor(() => vmi('always') && vmi('always')?.metadata.uid !== a1.metadata.uid && phase('always') === 'Running');
     // KubeVirt removes the finished VMI and, the guest having shut down cleanly, does not rerun it
     await stopped('rerun');
-    await new Promise((r) => setTimeout(r, 30));
+    await emu.settled();
     expect(vmi('rerun')).to.equal(undefined);
     expect(st('rerun').printableStatus).to.equal('Stopped');
     expect((await call('rerun', 'start')).status).to.equal(202);
@@ -305,7 +305,7 @@ describe('apiserver emulator: KubeVirt', () => {
     emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'dv', namespace: NS }, spec: { source: { blank: {} } } });
     expect((await call('vm', 'addvolume', { name: 'hp', disk: { disk: { bus: 'scsi' } }, volumeSource: { dataVolume: { name: 'dv' } } })).status).to.equal(202);
     await emu.waitFor(() => (vmi('vm')?.spec as { volumes: { name: string }[] }).volumes.some((v) => v.name === 'hp'));
-    await new Promise((r) => setTimeout(r, 20));
+    await emu.settled();
     expect(restartRequired()).to.equal(false);
     const v = vm('vm')!;
     (v.spec as { template: { spec: { domain: Record<string, unknown> } } }).template.spec.domain.cpu = { cores: 4 };
