@@ -47,29 +47,48 @@ function withRebootPolicy(vm: KubeObject, policy: string): KubeObject {
   return vm;
 }
 
-/** let watches and controllers run (the assertions after it are about what did NOT happen) */
-function settle(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 150));
+/**
+ * Wait until nothing is left to happen (the assertions after it are about what did NOT happen):
+ * the emulated controllers have no step pending, the machine's caches (and the recorder's watch)
+ * hold the VM and VMI the API server holds, the machine has no boot-once write under way, and the
+ * store's resourceVersion stayed put across two such checks. Event-driven; no sleep.
+ */
+async function settle(emu: ApiServerEmulator, m: KubeVirtMachine, rr?: { rv(): string | undefined }): Promise<void> {
+  let lastRv: string | undefined;
+  let stable = 0;
+  await until(async () => {
+    await emu.settled();
+    const s = m.syncState();
+    const vmRv = vmOf(emu).metadata.resourceVersion;
+    const caughtUp = !s.busy && s.vm === vmRv && s.vmi === vmiOf(emu)?.metadata.resourceVersion && (!rr || rr.rv() === vmRv);
+    const rv = emu.resourceVersion();
+    stable = caughtUp && rv === lastRv ? stable + 1 : 0;
+    lastRv = rv;
+    return stable >= 2;
+  }, 'the machine and the emulated controllers to settle');
 }
 
 /**
  * Every version of the VM the API server publishes from now on (a watch sees each write), so a
  * RestartRequired that was set and cleared in between two polls is still caught.
  */
-async function recordRestartRequired(emu: ApiServerEmulator): Promise<{ trueSeen(): boolean; events(): number; stop(): void }> {
+async function recordRestartRequired(emu: ApiServerEmulator): Promise<{ trueSeen(): boolean; events(): number; rv(): string | undefined; stop(): void }> {
   let seen = false;
   let n = 0;
+  /** the resourceVersion of the last version seen (the VM's current one to begin with) */
+  let rv = vmOf(emu).metadata.resourceVersion;
   const ctl = await new Watch(emu.makeKubeConfig()).watch(
     `/apis/kubevirt.io/v1/namespaces/${NS}/virtualmachines`,
     { fieldSelector: `metadata.name=${VM_NAME}`, resourceVersion: emu.resourceVersion() },
     (_type: string, o: KubeObject) => {
       n++;
+      rv = o.metadata.resourceVersion;
       const c = (o.status as { conditions?: { type: string; status: string }[] } | undefined)?.conditions ?? [];
       if (c.some((x) => x.type === 'RestartRequired' && x.status === 'True')) seen = true;
     },
     () => undefined,
   );
-  return { trueSeen: () => seen, events: () => n, stop: () => ctl.abort() };
+  return { trueSeen: () => seen, events: () => n, rv: () => rv, stop: () => ctl.abort() };
 }
 
 function bootloader(emu: ApiServerEmulator): unknown {
@@ -166,7 +185,7 @@ describe('kubevirt backend: boot override', function () {
     await m.power('on');
     await until(() => vmiPhase(emu) === 'Running' && vmiOf(emu)!.metadata.uid !== uid, 'next VMI');
     expect(bootOrders(vmiOf(emu), true)['interface/default']).to.equal(undefined);
-    await settle();
+    await settle(emu, m!, rr);
     expect(rr.trueSeen(), 'RestartRequired was never set').to.equal(false);
     expect(rr.events()).to.be.greaterThan(5); // the recorder really saw the VM change
     rr.stop();
@@ -181,7 +200,7 @@ describe('kubevirt backend: boot override', function () {
     expect(saved(emu)!.vmiUid).to.equal(first);
     // a real pending change: KubeVirt flags it, and the BMC reads it as pending
     await until(() => restartRequired(emu), 'RestartRequired (pending)');
-    await settle();
+    await settle(emu, m!);
     expect(saved(emu)!.consumedBy).to.equal(null);
     expect(await m.getBootOverride()).to.deep.equal({ target: 'cd', enabled: 'once', mode: 'Legacy' });
 
@@ -192,13 +211,13 @@ describe('kubevirt backend: boot override', function () {
     await until(() => !restartRequired(emu), 'RestartRequired gone');
     await until(() => saved(emu)?.consumedBy === second, 'consumed');
     const rr = await recordRestartRequired(emu);
-    await settle();
+    await settle(emu, m!, rr);
     expect(restartRequired(emu)).to.equal(false);
 
     await m.power('gracefulOff');
     await until(() => !vmiOf(emu) && annotation(emu) === undefined, 'VMI gone and order restored');
     expect(bootOrders(vmOf(emu))['disk/cdrom']).to.equal(undefined);
-    await settle();
+    await settle(emu, m!, rr);
     expect(rr.trueSeen(), 'RestartRequired after the power cycle').to.equal(false);
     expect((vmOf(emu).status as { conditions?: { type: string }[] }).conditions?.some((c) => c.type === 'RestartRequired')).to.equal(false);
     rr.stop();
@@ -229,7 +248,7 @@ describe('kubevirt backend: boot override', function () {
     await until(() => vmiPhase(emu) === 'Running' && saved(emu)?.consumedBy === vmiOf(emu)!.metadata.uid, 'consumed');
     const uid = vmiOf(emu)!.metadata.uid;
     emu.kubevirt.guestReboot(NS, VM_NAME);
-    await settle();
+    await settle(emu, m!);
     expect(emu.kubevirt.warmReboots(NS, VM_NAME)).to.equal(1);
     expect(vmiOf(emu)!.metadata.uid).to.equal(uid);
     // the VMI keeps its spec: the guest boots the one-time device again (documented)
@@ -308,7 +327,7 @@ describe('kubevirt backend: boot override', function () {
     // a fresh agent reads the next boot, and leaves the running VMI's order alone
     m2 = await newMachine(emu);
     expect(await m2.getBootOverride()).to.deep.equal({ target: 'hdd', enabled: 'continuous', mode: 'Legacy' });
-    await settle();
+    await settle(emu, m2!, rr);
     expect(bootOrders(vmOf(emu))['interface/default']).to.equal(1);
     await m2.close();
     m2 = undefined;
@@ -364,7 +383,7 @@ describe('kubevirt backend: boot override', function () {
     // before the restore it booted the one-time order, and KubeVirt rightly flags the VM until its next restart
     const lost = bootOrders(vmiOf(emu), true)['interface/default'] === 1;
     await until(() => restartRequired(emu) === lost, `RestartRequired ${String(lost)}`);
-    await settle();
+    await settle(emu, m!);
     expect(restartRequired(emu)).to.equal(lost);
   });
 
@@ -404,7 +423,7 @@ describe('kubevirt backend: boot override', function () {
     expect(isBackendError(err, 'Conflict'), String(err)).to.equal(true);
     expect(saved(emu)?.consumedBy).to.equal(vmiOf(emu)!.metadata.uid);
     expect(bootOrders(vmOf(emu))['interface/default']).to.equal(1);
-    await settle();
+    await settle(emu, m!);
     expect(restartRequired(emu)).to.equal(false);
   });
 

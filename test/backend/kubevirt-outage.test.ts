@@ -109,8 +109,18 @@ describe('kubevirt backend: API outages and errors', function () {
   it('the watch cache never steps back to an older resourceVersion, and a DELETED only removes the object it names', async () => {
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     const seen: (string | undefined)[] = [];
+    // every watch event the ObjectWatch has been handed (recorded after it handled it): the test
+    // waits for the event itself instead of sleeping, then checks what the cache made of it
+    const client = new KubeClient(emu.makeKubeConfig());
+    const delivered: { type: string; rv: string | undefined }[] = [];
+    const watch = client.watch.bind(client);
+    client.watch = (r, ns, q, onEvent, onDone) =>
+      watch(r, ns, q, (type, o) => {
+        onEvent(type, o);
+        delivered.push({ type, rv: (o as VirtualMachine).metadata?.resourceVersion });
+      }, onDone);
     const w = new ObjectWatch<VirtualMachine>({
-      client: new KubeClient(emu.makeKubeConfig()),
+      client,
       logger: nullLogger(),
       resource: Resources.vm,
       namespace: NS,
@@ -128,13 +138,13 @@ describe('kubevirt backend: API outages and errors', function () {
       w.offer(ahead);
       const vm = vmOf(emu);
       vm.metadata.labels = { late: 'event' };
-      emu.update(vm); // its MODIFIED event carries a smaller resourceVersion
-      await new Promise((r) => setTimeout(r, 100));
+      const late = emu.update(vm); // its MODIFIED event carries a smaller resourceVersion
+      await until(() => delivered.some((d) => d.type === 'MODIFIED' && d.rv === late.metadata.resourceVersion), 'the MODIFIED event delivered');
       expect(w.current?.metadata?.resourceVersion).to.equal('999999');
       // a DELETED event for another uid (an old incarnation) does not clear the cache
       emu.delete('kubevirt.io/v1', 'VirtualMachine', NS, VM_NAME);
       w.offer({ ...ahead, metadata: { ...ahead.metadata, uid: 'another-uid', resourceVersion: '1000000' } });
-      await new Promise((r) => setTimeout(r, 100));
+      await until(() => delivered.some((d) => d.type === 'DELETED'), 'the DELETED event delivered');
       expect(w.current?.metadata?.uid).to.equal('another-uid');
       expect(seen.filter(Boolean).map(Number)).to.satisfy((rvs: number[]) => rvs.every((v, i) => i === 0 || v >= rvs[i - 1]!));
     } finally {

@@ -73,6 +73,11 @@ export class BootOnceKeeper {
     throw new BackendError('Busy', 'the VM kept changing while restoring the boot order; try again', { retryAfterSeconds: 1 });
   }
 
+  /** bookkeeping is under way or a retry is scheduled */
+  get busy(): boolean {
+    return this.running !== undefined || this.retryTimer !== undefined;
+  }
+
   close(): void {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);

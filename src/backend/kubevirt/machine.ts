@@ -325,6 +325,15 @@ export class KubeVirtMachine implements Machine {
     throw new BackendError('Busy', `the VM kept changing while trying to ${what}; try again`, { retryAfterSeconds: 1 });
   }
 
+  /**
+   * What the machine's caches hold and whether its own boot-once bookkeeping is under way: lets a
+   * caller (tests) tell when the machine has caught up with the API server and has nothing left
+   * to write.
+   */
+  syncState(): { vm: string | undefined; vmi: string | undefined; busy: boolean } {
+    return { vm: this.vmWatch.current?.metadata?.resourceVersion, vmi: this.vmiWatch.current?.metadata?.resourceVersion, busy: this.bootOnce.busy };
+  }
+
   on(listener: MachineListener): () => void {
     this.events.on('event', listener);
     return () => this.events.off('event', listener);
