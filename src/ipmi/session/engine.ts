@@ -5,7 +5,6 @@
  * Every malformed, unauthenticated or replayed datagram yields `undefined` (nothing sent).
  */
 import { countSessions, instrumentIpmiCommands } from '../../common/metrics.js';
-import { isBackendError } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
 import {
   AuthType,
@@ -31,6 +30,7 @@ import {
 import { CC, NetFn, Privilege, type CommandSpec, type IpmiResponse, type SessionView } from '../types.js';
 import { SessionCmd, sessionCommands } from './commands.js';
 import type { EngineCommandTable, EngineContext, EngineSettings, Remote, SessionLayerContext } from './context.js';
+import { completionForError, settled } from './completion.js';
 import { AesCbcSession, freshIv } from './crypto.js';
 import { LoginLockout } from '../../accounts/lockout.js';
 import { AccountStore, type AccountChange } from '../../accounts/store.js';
@@ -452,33 +452,4 @@ export class IpmiEngine {
       return completionForError(e, spec.name, log);
     }
   }
-}
-
-/** A handler's answer as sent: completion code cut to a byte, data only when there is some. */
-function settled(r: IpmiResponse): IpmiResponse {
-  const out: IpmiResponse = r.data ? { cc: r.cc & 0xff, data: r.data } : { cc: r.cc & 0xff };
-  if (r.closeAfter !== undefined) out.closeAfter = r.closeAfter;
-  return out;
-}
-
-/** Maps a handler failure onto a completion code. */
-export function completionForError(e: unknown, command: string, log: Logger): IpmiResponse {
-  if (isBackendError(e)) {
-    switch (e.code) {
-      case 'Busy':
-        return { cc: CC.NODE_BUSY };
-      case 'Conflict':
-        return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
-      case 'InvalidArgument':
-        return { cc: CC.INVALID_DATA_FIELD };
-      case 'Unsupported':
-        return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
-      case 'Unavailable':
-      case 'NotFound':
-        log.warn({ command, code: e.code, msg: e.message }, 'backend cannot serve the request');
-        return { cc: CC.UNSPECIFIED };
-    }
-  }
-  log.error({ err: e, command }, 'command handler failed');
-  return { cc: CC.UNSPECIFIED };
 }
