@@ -6,7 +6,6 @@
  * Decisions that depend on the current state (power actions, boot writes, media) always re-read
  * first. Seam events are produced by diffing the derived view after every change the watches see.
  */
-import { EventEmitter } from 'node:events';
 import type { Logger } from '../../common/logger.js';
 import {
   BackendError,
@@ -18,7 +17,6 @@ import {
   type ConsoleStream,
   type InsertMediaRequest,
   type Machine,
-  type MachineEvent,
   type MachineListener,
   type MachineHealth,
   type MachineSnapshot,
@@ -46,6 +44,7 @@ import { assetTagPatch, secureBootPatch } from './inventory.js';
 import type { JsonPatchOp } from '../../kube/client.js';
 import { ownWatch, type ObjectSource } from './informer.js';
 import { BootOnceKeeper, nextBootDiffers } from './machine-boot.js';
+import { MachineEventFeed } from './machine-events.js';
 import { MachineMedia, type MachineMediaConfig } from './machine-media.js';
 import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
 import type { DataVolume, VirtualMachine, VirtualMachineInstance } from './types.js';
@@ -80,11 +79,7 @@ export class KubeVirtMachine implements Machine {
   private readonly vmWatch: ObjectSource<VirtualMachine>;
   private readonly vmiWatch: ObjectSource<VirtualMachineInstance>;
   private readonly media: MachineMedia;
-  private readonly events = new EventEmitter();
-  private generation = 1;
-  private last: { power?: PowerState; boot?: string; info?: string } = {};
-  private lastBootedUid: string | undefined;
-  private bootedInitialised = false;
+  private readonly feed: MachineEventFeed;
   private closed = false;
   private readonly bootOnce: BootOnceKeeper;
 
@@ -93,6 +88,7 @@ export class KubeVirtMachine implements Machine {
     this.ns = cfg.namespace;
     this.name = cfg.name;
     this.logger = cfg.logger;
+    this.feed = new MachineEventFeed(cfg.logger);
     const common = {
       client: cfg.client,
       logger: cfg.logger,
@@ -120,7 +116,6 @@ export class KubeVirtMachine implements Machine {
       mapError: (e, what) => this.mapError(e, what),
       changed: () => this.changed(),
     });
-    this.events.setMaxListeners(0);
   }
 
   /** Start the watches and wait (up to syncTimeoutMs) for their first lists. */
@@ -193,7 +188,7 @@ export class KubeVirtMachine implements Machine {
       boot: deriveBootOverride(v.vm),
       info: systemInfo(v.vm, v.vmi),
       media: this.slots(v),
-      generation: this.generation,
+      generation: this.feed.generation,
     };
   }
 
@@ -335,8 +330,7 @@ export class KubeVirtMachine implements Machine {
   }
 
   on(listener: MachineListener): () => void {
-    this.events.on('event', listener);
-    return () => this.events.off('event', listener);
+    return this.feed.on(listener);
   }
 
   async close(): Promise<void> {
@@ -346,7 +340,7 @@ export class KubeVirtMachine implements Machine {
     this.bootOnce.close();
     await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.media.stop()]);
     if (!this.cfg.sharedClient) this.client.close();
-    this.events.removeAllListeners();
+    this.feed.close();
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -454,41 +448,11 @@ export class KubeVirtMachine implements Machine {
     if (!vm) {
       return;
     }
-    const power = derivePowerState(vm, vmi);
-    const boot = deriveBootOverride(vm);
-    const media = this.media.diff(vm, vmi);
-    const info = systemInfo(vm, vmi);
-    const bootKey = JSON.stringify(boot);
-    const infoKey = JSON.stringify(info);
-    const out: MachineEvent[] = [];
-    if (this.last.power !== undefined && this.last.power !== power) out.push({ type: 'power', from: this.last.power, to: power });
-    if (this.last.boot !== undefined && this.last.boot !== bootKey) out.push({ type: 'boot', boot });
-    out.push(...media.events);
-    const changed = this.last.power !== power || this.last.boot !== bootKey || media.changed || this.last.info !== infoKey;
-    this.last = { power, boot: bootKey, info: infoKey };
-
-    // a VMI we have not seen running before has booted
-    const runningUid = isVmiRunning(vmi) ? vmi!.metadata?.uid : undefined;
+    const { events, runningUid } = this.feed.diff(vm, vmi, this.media.diff(vm, vmi));
     // a new VMI (reset, cycle, start) re-opens the console bridge; none running takes it offline
+    // (before the listeners hear of it)
     this.serialConsole?.setRunningVmi(runningUid);
-    if (runningUid && runningUid !== this.lastBootedUid) {
-      if (this.bootedInitialised) out.push({ type: 'booted' });
-      this.lastBootedUid = runningUid;
-    }
-    this.bootedInitialised = true;
-    if (changed) this.generation++;
-    for (const ev of out) this.emit(ev);
-
+    this.feed.publish(events);
     this.bootOnce.changed(vm, vmi);
-  }
-
-  private emit(ev: MachineEvent): void {
-    for (const l of this.events.listeners('event') as MachineListener[]) {
-      try {
-        l(ev);
-      } catch (e) {
-        this.logger.warn({ err: e instanceof Error ? e.message : String(e) }, 'machine listener threw');
-      }
-    }
   }
 }
