@@ -376,15 +376,7 @@ export class AccountStore {
     if (r.role === 'Administrator' && r.enabled && !this.hasOtherEnabledAdmin(id)) {
       throw new AccountStoreError('last-admin', 'the last enabled Administrator cannot be deleted');
     }
-    this.recs.delete(id);
-    this.syncLive();
-    await this.saveOr(() => {
-      this.recs.set(id, r);
-      this.syncLive();
-    });
-    const v = view(r);
-    this.emit({ type: 'deleted', account: v });
-    return v;
+    return this.remove(id, r);
   }
 
   /**
@@ -395,6 +387,11 @@ export class AccountStore {
   async evict(id: number): Promise<AccountView | undefined> {
     const r = this.recs.get(id);
     if (!r) return undefined;
+    return this.remove(id, r);
+  }
+
+  /** Takes the account out, saves (putting it back if the save fails) and tells the listeners. */
+  private async remove(id: number, r: Rec): Promise<AccountView> {
     this.recs.delete(id);
     this.syncLive();
     await this.saveOr(() => {
