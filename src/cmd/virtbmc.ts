@@ -29,6 +29,7 @@ import { DEFAULT_LOCKOUT_POLICY } from '../accounts/lockout.js';
 import { SimulatedMachine } from '../backend/simulator/simulator.js';
 import { EgressPolicy } from '../backend/egress.js';
 import type { Machine } from '../backend/types.js';
+import type { MediaTlsOptions } from '../backend/kubevirt/index.js';
 import type { UserAccount } from '../agent/types.js';
 import { stopOnSignals } from '../common/process.js';
 import { createLogger } from '../common/logger.js';
@@ -204,6 +205,23 @@ function resolveMediaEgress(flags: { mediaAllow: readonly string[]; mediaDeny: r
   }
 }
 
+/** The image server TLS of InsertMedia from the flags and VIRTBMC_MEDIA_CA_* (both KubeVirt modes; loads the KubeVirt backend) */
+async function mediaTlsFromFlags(flags: Flags): Promise<MediaTlsOptions> {
+  const { resolveMediaTls } = await import('../backend/kubevirt/index.js');
+  try {
+    return resolveMediaTls(
+      {
+        ...(flags.mediaInsecureSkipVerify ? { insecureSkipVerify: true } : {}),
+        ...(flags.mediaCaConfigmap ? { caConfigMap: flags.mediaCaConfigmap } : {}),
+        ...(flags.mediaCaFile ? { caFile: flags.mediaCaFile } : {}),
+      },
+      process.env,
+    );
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const program = buildProgram();
   program.parse(argv);
@@ -248,20 +266,8 @@ async function main(argv: string[]): Promise<void> {
   const mediaEgress = resolveMediaEgress(flags, process.env);
   let machine: Machine;
   if (kubevirtMode) {
-    const { createKubeVirtMachine, resolveMediaTls } = await import('../backend/kubevirt/index.js');
-    let mediaTls;
-    try {
-      mediaTls = resolveMediaTls(
-        {
-          ...(flags.mediaInsecureSkipVerify ? { insecureSkipVerify: true } : {}),
-          ...(flags.mediaCaConfigmap ? { caConfigMap: flags.mediaCaConfigmap } : {}),
-          ...(flags.mediaCaFile ? { caFile: flags.mediaCaFile } : {}),
-        },
-        process.env,
-      );
-    } catch (e) {
-      throw new ConfigError((e as Error).message);
-    }
+    const { createKubeVirtMachine } = await import('../backend/kubevirt/index.js');
+    const mediaTls = await mediaTlsFromFlags(flags);
     machine = await createKubeVirtMachine({
       namespace: namespace!,
       name: vmName!,
@@ -497,23 +503,14 @@ async function mainKubeVirtFleet(
   lockoutPolicy: ReturnType<typeof parseLockoutPolicy>,
 ): Promise<void> {
   const { startKubeVirtFleet, parseConfigMapRef } = await import('../agent/kubevirt-fleet.js');
-  const { resolveMediaTls } = await import('../backend/kubevirt/index.js');
   const { loadKubeConfig } = await import('../kube/config.js');
   let configMap;
-  let mediaTls;
   try {
     configMap = parseConfigMapRef(flags.fleetConfigmap as string);
-    mediaTls = resolveMediaTls(
-      {
-        ...(flags.mediaInsecureSkipVerify ? { insecureSkipVerify: true } : {}),
-        ...(flags.mediaCaConfigmap ? { caConfigMap: flags.mediaCaConfigmap } : {}),
-        ...(flags.mediaCaFile ? { caFile: flags.mediaCaFile } : {}),
-      },
-      process.env,
-    );
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
+  const mediaTls = await mediaTlsFromFlags(flags);
   const mediaEgress = resolveMediaEgress(flags, process.env);
   if (flags.metricsPort !== undefined) logger.warn('shared mode serves no metrics yet: --metrics-port is ignored');
   const network = new NetworkModel({
