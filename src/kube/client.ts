@@ -147,6 +147,8 @@ export class KubeClient {
   private agent: http.Agent | undefined;
   private down: { since: Date; reason: string } | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
+  /** close() was called: a request still under way that fails afterwards starts no probing */
+  private closed = false;
   private probesInFlight = 0;
   private readonly reachabilityListeners = new Set<(r: Reachability) => void>();
 
@@ -216,7 +218,7 @@ export class KubeClient {
   }
 
   private scheduleProbe(): void {
-    if (!this.down || this.probeTimer) return;
+    if (!this.down || this.probeTimer || this.closed) return;
     this.probeTimer = setTimeout(() => {
       this.probeTimer = undefined;
       if (!this.down) return;
@@ -353,6 +355,7 @@ export class KubeClient {
 
   /** Release pooled connections and stop probing (the client stays usable; the next request opens new ones). */
   close(): void {
+    this.closed = true;
     this.agent?.destroy();
     this.agent = undefined;
     if (this.probeTimer) clearTimeout(this.probeTimer);

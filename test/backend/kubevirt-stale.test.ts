@@ -296,6 +296,24 @@ describe('KubeClient: fail fast while the API server is known unreachable', func
     expect(emu.audit.some((a) => a.nonResourceURL === '/version')).to.equal(true);
   });
 
+  it('a closed client starts no probing when a request still under way fails afterwards (no timer left behind)', async () => {
+    client = new KubeClient(emu.makeKubeConfig(), { timeoutMs: 300, failFast: true, probeIntervalMs: 20 });
+    emu.faults.hang(true);
+    const late = client.get(Resources.vm, NS, VM_NAME).catch((e: unknown) => e);
+    client.close();
+    // the request fails after close(): the client learns the API is down, but probes nothing
+    const e = await late;
+    expect(isKubeApiError(e, 0), String(e)).to.equal(true);
+    expect(client.reachability.reachable, 'the failure is still noted').to.equal(false);
+    emu.faults.hang(false);
+    // a probe would be a GET /version: wait until a request of ours could have passed, then check
+    const marker = new KubeClient(emu.makeKubeConfig());
+    for (let i = 0; i < 5; i++) await marker.get(Resources.vm, NS, VM_NAME);
+    marker.close();
+    expect((client as unknown as { probeTimer?: unknown }).probeTimer, 'no probe timer armed').to.equal(undefined);
+    expect(emu.audit.some((a) => a.nonResourceURL === '/version'), 'no probe sent').to.equal(false);
+  });
+
   it('after an outage the idle pooled connections are dropped: a peer that vanished left them dead, recovery opens fresh ones', async () => {
     // an upstream that answers everything, behind a loopback proxy whose existing connections can be
     // made dead (nothing forwarded, nothing closed: a vanished peer behind a NAT) while new ones work
