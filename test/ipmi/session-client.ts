@@ -39,6 +39,13 @@ import {
   type RakpInputs,
 } from '../../src/ipmi/codec/index.js';
 
+/**
+ * How long a handshake step waits for its answer. The BMC answers every step (a refusal is a status
+ * code), so a missing answer fails the handshake: this only stops a hung test, and a loaded machine
+ * (taskset -c 0 beside a CPU hog) took more than the 1 s that requests wait.
+ */
+const HANDSHAKE_REPLY_MS = 10_000;
+
 export class UdpPeer {
   readonly socket: Socket;
   private queue: Buffer[] = [];
@@ -150,6 +157,7 @@ export class RmcpPlusConsole {
     const prop = algs ?? this.suite;
     const osr = await this.peer.exchange(
       this.pre(PayloadType.OPEN_SESSION_REQUEST, encodeOpenSessionRequest({ tag: 1, maxPrivilege: 0, consoleSessionId: this.consoleId, ...prop })),
+      HANDSHAKE_REPLY_MS,
     );
     if (!osr) throw new Error('no Open Session Response');
     const o = decodeOpenSessionResponse(this.payloadOf(osr));
@@ -160,7 +168,7 @@ export class RmcpPlusConsole {
     if (afterOpen) await afterOpen();
     const rm = randomBytes(16);
     const uname = Buffer.from(this.user);
-    const r2raw = await this.peer.exchange(this.pre(PayloadType.RAKP1, encodeRakp1({ tag: 2, bmcSessionId: this.bmcId, rm, role: this.role, username: uname })));
+    const r2raw = await this.peer.exchange(this.pre(PayloadType.RAKP1, encodeRakp1({ tag: 2, bmcSessionId: this.bmcId, rm, role: this.role, username: uname })), HANDSHAKE_REPLY_MS);
     if (!r2raw) throw new Error('no RAKP2');
     const r2 = decodeRakp2(this.payloadOf(r2raw));
     if (!r2.ok) throw new Error(r2.message);
@@ -180,6 +188,7 @@ export class RmcpPlusConsole {
     const rakp2Ok = rakp2AuthCode(inputs).equals(r2.value.authCode);
     const r4raw = await this.peer.exchange(
       this.pre(PayloadType.RAKP3, encodeRakp3({ tag: 3, status: 0, bmcSessionId: this.bmcId, authCode: rakp3AuthCode(inputs) })),
+      HANDSHAKE_REPLY_MS,
     );
     if (!r4raw) throw new Error('no RAKP4');
     const r4 = decodeRakp4(this.payloadOf(r4raw));
