@@ -31,6 +31,7 @@ import { EgressPolicy } from '../backend/egress.js';
 import type { Machine } from '../backend/types.js';
 import type { MediaTlsOptions } from '../backend/kubevirt/index.js';
 import type { UserAccount } from '../agent/types.js';
+import type { SharedAgentOptions } from '../agent/shared.js';
 import { stopOnSignals } from '../common/process.js';
 import { createLogger } from '../common/logger.js';
 import { pino } from 'pino';
@@ -419,6 +420,33 @@ function tlsFromFlags(flags: Flags) {
   };
 }
 
+/** What both shared modes (simulated fleet, KubeVirt fleet) serve with: ports, network identity, TLS, session limits. */
+function sharedServeOptions(
+  flags: Flags,
+  address: string,
+  lockoutPolicy: ReturnType<typeof parseLockoutPolicy>,
+): Omit<SharedAgentOptions, 'backend' | 'logger'> {
+  const network = new NetworkModel({
+    listenAddress: address,
+    ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),
+    ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
+  });
+  return {
+    address,
+    redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
+    lockoutPolicy,
+    network,
+    ...(flags.tlsCert ? { tls: tlsFromFlags(flags)! } : {}),
+    sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
+    ipmi: flags.ipmi && {
+      allowInsecure: Boolean(flags.ipmiAllowInsecure),
+      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', IPMI_SESSION_TIMEOUT_RANGE),
+      maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
+      ...(flags.ipmiSol ? {} : { sol: false as const }),
+    },
+  };
+}
+
 /** Shared mode: one process, many VMs (src/agent/shared.ts). */
 async function mainShared(
   flags: Flags,
@@ -441,25 +469,9 @@ async function mainShared(
     flags.simulateFleet !== undefined
       ? simulatedFleet(parsePositiveInt(flags.simulateFleet, '--simulate-fleet'), flags.fleetIpmiBase === '0' ? 0 : parsePort(flags.fleetIpmiBase, '--fleet-ipmi-base'))
       : readFleetFile(flags.fleetFile as string);
-  const network = new NetworkModel({
-    listenAddress: address,
-    ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),
-    ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
-  });
   const agent = await startSharedAgent({
     logger,
-    address,
-    redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
-    lockoutPolicy,
-    network,
-    ...(flags.tlsCert ? { tls: tlsFromFlags(flags)! } : {}),
-    sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
-    ipmi: flags.ipmi && {
-      allowInsecure: Boolean(flags.ipmiAllowInsecure),
-      sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', IPMI_SESSION_TIMEOUT_RANGE),
-      maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
-      ...(flags.ipmiSol ? {} : { sol: false as const }),
-    },
+    ...sharedServeOptions(flags, address, lockoutPolicy),
     backend: async (system) => ({
       machine: new SimulatedMachine({
         name: system.vm,
@@ -513,30 +525,12 @@ async function mainKubeVirtFleet(
   const mediaTls = await mediaTlsFromFlags(flags);
   const mediaEgress = resolveMediaEgress(flags, process.env);
   if (flags.metricsPort !== undefined) logger.warn('shared mode serves no metrics yet: --metrics-port is ignored');
-  const network = new NetworkModel({
-    listenAddress: address,
-    ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),
-    ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
-  });
   const fleet = await startKubeVirtFleet({
     kubeConfig: loadKubeConfig(flags.kubeconfig),
     configMap,
     logger,
     machine: { mediaTls, mediaEgress },
-    shared: {
-      address,
-      redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
-      lockoutPolicy,
-      network,
-      ...(flags.tlsCert ? { tls: tlsFromFlags(flags)! } : {}),
-      sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
-      ipmi: flags.ipmi && {
-        allowInsecure: Boolean(flags.ipmiAllowInsecure),
-        sessionTimeoutSeconds: parseIntInRange(flags.ipmiSessionTimeout, '--ipmi-session-timeout', IPMI_SESSION_TIMEOUT_RANGE),
-        maxSessions: parsePositiveInt(flags.ipmiMaxSessions, '--ipmi-max-sessions'),
-        ...(flags.ipmiSol ? {} : { sol: false as const }),
-      },
-    },
+    shared: sharedServeOptions(flags, address, lockoutPolicy),
   });
   const { agent } = fleet;
   process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems from ConfigMap ${configMap.namespace}/${configMap.name} redfish=${agent.redfish.url}\n`);
