@@ -31,7 +31,8 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
 }
 
 describe('virtbmc command line', function () {
-  this.timeout(30000);
+  // tsx compiles the agent at each start: seconds on a loaded 2-core machine; these limits only stop a hung test
+  this.timeout(60_000);
 
   it('prints usage with --help', async () => {
     const p = run(['--help']);
@@ -56,7 +57,7 @@ describe('virtbmc command line', function () {
     const out = collect(p.stdout);
     const err = collect(p.stderr);
     try {
-      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 20000, 'ready line');
+      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 50_000, 'ready line');
       const line = out().split('\n').find((l) => l.startsWith('virtbmc ready'));
       expect(line, err()).to.match(/ipmi=udp:\/\/127\.0\.0\.1:\d+/);
       const m = /redfish=(http:\/\/127\.0\.0\.1:\d+)\/redfish\/v1/.exec(line!);
@@ -83,7 +84,7 @@ describe('virtbmc command line', function () {
     const out = collect(p.stdout);
     const err = collect(p.stderr);
     try {
-      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 20000, 'ready line');
+      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 50_000, 'ready line');
       const m = /redfish=(http:\/\/127\.0\.0\.1:\d+)\/redfish\/v1/.exec(out());
       expect(m, err()).to.not.equal(null);
       if (during) await during(m![1]!);
@@ -114,7 +115,7 @@ describe('virtbmc command line', function () {
     });
     const out = collect(p.stdout);
     try {
-      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 20000, 'ready line');
+      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 50_000, 'ready line');
       const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
       expect(cmdline).to.contain('--password ***');
       expect(cmdline).to.not.contain('visible-in-ps-7');
