@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildTree, cpuSeconds, freePort, median, startAgent, stopChild, type Proc } from './agent-proc.lib.js';
+import { spawnIpmiSim } from './ipmi-sim.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SESSIONS = Number(process.env.IPMI_BENCH_SESSIONS ?? 8);
@@ -67,26 +68,7 @@ interface Target {
 async function ipmiSim(dir: string): Promise<{ child: ChildProcess; port: number } | undefined> {
   if (spawnSync('sh', ['-c', 'command -v ipmi_sim']).status !== 0) return undefined;
   const port = await freeUdp();
-  writeFileSync(
-    join(dir, 'lan.conf'),
-    [
-      'name "ipmiexec"',
-      'set_working_mc 0x20',
-      '  startlan 1',
-      `    addr 127.0.0.1 ${port}`,
-      '    priv_limit admin',
-      '    allowed_auths_callback none md2 md5 straight',
-      '    allowed_auths_user none md2 md5 straight',
-      '    allowed_auths_operator none md2 md5 straight',
-      '    allowed_auths_admin none md2 md5 straight',
-      '    guid a123456789abcdefa123456789abcdef',
-      '  endlan',
-      `  user 2 true "admin" "${PW}" admin 10 none md2 md5 straight`,
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(join(dir, 'emu.cmd'), 'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n');
-  const child = spawn('ipmi_sim', ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'emu.cmd'), '-s', dir, '-n'], { stdio: 'ignore' });
+  const child = spawnIpmiSim({ dir, name: 'ipmiexec', port, password: PW });
   // ready when it answers one command
   for (let i = 0; i < 50; i++) {
     const r = spawnSync('ipmitool', ['-I', 'lanplus', '-C', '3', '-H', '127.0.0.1', '-p', String(port), '-U', 'admin', '-P', PW, '-R', '1', '-N', '1', 'chassis', 'power', 'status']);

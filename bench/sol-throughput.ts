@@ -11,12 +11,13 @@
  * Env: SOL_BENCH_OUT, SOL_BENCH_IN (bytes).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SolClient } from '../test/ipmi/sol-client.js';
+import { spawnIpmiSim } from './ipmi-sim.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = Number(process.env.SOL_BENCH_OUT ?? 1024 * 1024);
@@ -147,27 +148,7 @@ async function ipmiSim(): Promise<{ proc: ChildProcess; target: Target; dir: str
   const lanPort = (probe.address() as { port: number }).port; // a free number (UDP and TCP spaces differ; good enough here)
   probe.close();
   const dir = mkdtempSync(join(tmpdir(), 'sol-bench-'));
-  writeFileSync(
-    join(dir, 'lan.conf'),
-    [
-      'name "solbench"',
-      'set_working_mc 0x20',
-      '  startlan 1',
-      `    addr 127.0.0.1 ${lanPort}`,
-      '    priv_limit admin',
-      '    allowed_auths_callback none md2 md5 straight',
-      '    allowed_auths_user none md2 md5 straight',
-      '    allowed_auths_operator none md2 md5 straight',
-      '    allowed_auths_admin none md2 md5 straight',
-      '    guid a123456789abcdefa123456789abcdef',
-      '  endlan',
-      `  sol "tcp:127.0.0.1:${serialPort}" 115200`,
-      '  user 2 true "admin" "password" admin 10 none md2 md5 straight',
-      '',
-    ].join('\n'),
-  );
-  writeFileSync(join(dir, 'emu.cmd'), 'mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n');
-  const proc = spawn('ipmi_sim', ['-c', join(dir, 'lan.conf'), '-f', join(dir, 'emu.cmd'), '-s', dir, '-n'], { stdio: ['ignore', 'ignore', 'ignore'] });
+  const proc = spawnIpmiSim({ dir, name: 'solbench', port: lanPort, password: 'password', solSerialPort: serialPort });
   const deadline = Date.now() + 10_000;
   while (!serial && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   if (!serial) {
