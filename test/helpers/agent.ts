@@ -8,6 +8,7 @@ import { SimulatedMachine, type SimulatorOptions } from '../../src/backend/simul
 import type { Machine } from '../../src/backend/types.js';
 import { LOOPBACK_MEDIA } from './images.js';
 import { nullLogger } from '../../src/common/logger.js';
+import { startSharedAgent, type FleetSystem, type SharedAgent, type SharedAgentOptions } from '../../src/agent/shared.js';
 
 export const ADMIN: UserAccount = { username: 'admin', password: 'password', role: 'Administrator' };
 export const OPERATOR: UserAccount = { username: 'operator', password: 'op-secret', role: 'Operator' };
@@ -49,4 +50,43 @@ export async function startTestAgent(opts: TestAgentOptions = {}): Promise<TestA
     redfishUrl: agent.redfish ? `http://127.0.0.1:${agent.redfish.port}` : '',
     close: () => agent.close(),
   };
+}
+
+export interface TestFleet {
+  agent: SharedAgent;
+  /** each system's simulator, by system id `<namespace>.<vm>` */
+  machines: Map<string, SimulatedMachine>;
+  /** the shared Redfish endpoint, http://127.0.0.1:<port> */
+  base: string;
+}
+
+/**
+ * A shared-mode agent (src/agent/shared.ts) on loopback serving one simulated VM per entry of
+ * `accounts` (keys `<namespace>.<vm>`), each with its own accounts; `ipmiPorts` gives a system its
+ * IPMI port (none: no IPMI socket for it). Machines start with zero power delays.
+ */
+export async function startTestFleet(o: {
+  accounts: Record<string, UserAccount[]>;
+  ipmi?: SharedAgentOptions['ipmi'];
+  ipmiPorts?: Record<string, number>;
+  sim?: SimulatorOptions;
+}): Promise<TestFleet> {
+  const machines = new Map<string, SimulatedMachine>();
+  const agent = await startSharedAgent({
+    logger: nullLogger(),
+    address: '127.0.0.1',
+    redfishPort: 0,
+    ipmi: o.ipmi ?? false,
+    backend: async (s) => {
+      const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0, ...o.sim });
+      machines.set(s.id, m);
+      return { machine: m, users: o.accounts[s.id] ?? [] };
+    },
+  });
+  const fleet: FleetSystem[] = Object.keys(o.accounts).map((id) => {
+    const dot = id.indexOf('.');
+    return { id, namespace: id.slice(0, dot), vm: id.slice(dot + 1), ipmiPort: o.ipmiPorts?.[id] ?? 0 };
+  });
+  await agent.apply(fleet);
+  return { agent, machines, base: `http://127.0.0.1:${agent.redfish.port}` };
 }

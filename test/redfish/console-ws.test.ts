@@ -11,11 +11,10 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import WebSocket from 'ws';
 import { CLOSE_FORBIDDEN, CLOSE_NO_CONSOLE, CLOSE_UNAUTHORIZED, CONSOLE_SUBPROTOCOL } from '../../src/redfish/console-ws.js';
-import { startTestAgent, type TestAgent } from '../helpers/agent.js';
-import { startSharedAgent, type SharedAgent } from '../../src/agent/shared.js';
+import { startTestAgent, startTestFleet, type TestAgent } from '../helpers/agent.js';
+import type { SharedAgent } from '../../src/agent/shared.js';
 import type { UserAccount } from '../../src/accounts/types.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
-import { nullLogger } from '../../src/common/logger.js';
 
 interface Conn {
   ws: WebSocket;
@@ -193,7 +192,7 @@ describe('console websocket in shared mode (one port, many VMs)', function () {
   this.timeout(20_000);
   let agent: SharedAgent;
   let base: string;
-  const machines = new Map<string, SimulatedMachine>();
+  let machines: Map<string, SimulatedMachine>;
   // ops has the same credentials on vm-a and vm-b; vm-c has an ops too, with another password
   const ACCOUNTS: Record<string, UserAccount[]> = {
     'ns.vm-a': [{ username: 'ops', password: 'ops-shared-pw', role: 'Operator' }],
@@ -201,19 +200,7 @@ describe('console websocket in shared mode (one port, many VMs)', function () {
     'ns.vm-c': [{ username: 'ops', password: 'another-pw', role: 'Administrator' }],
   };
   before(async () => {
-    agent = await startSharedAgent({
-      logger: nullLogger(),
-      address: '127.0.0.1',
-      redfishPort: 0,
-      ipmi: false,
-      backend: async (s) => {
-        const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0, initialPower: 'On' });
-        machines.set(s.id, m);
-        return { machine: m, users: ACCOUNTS[s.id] as UserAccount[] };
-      },
-    });
-    await agent.apply(['vm-a', 'vm-b', 'vm-c'].map((vm) => ({ id: `ns.${vm}`, namespace: 'ns', vm, ipmiPort: 0 })));
-    base = `http://127.0.0.1:${agent.redfish.port}`;
+    ({ agent, machines, base } = await startTestFleet({ accounts: ACCOUNTS, sim: { initialPower: 'On' } }));
   });
   after(async () => {
     await agent?.close();

@@ -13,13 +13,12 @@ import { expect } from 'chai';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { requireClient } from '../helpers/clients.js';
-import { startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { startTestAgent, startTestFleet, type TestAgent } from '../helpers/agent.js';
 import { LOOPBACK_MEDIA, startImageServer, type ImageServer } from '../helpers/images.js';
 import { SolClient } from '../ipmi/sol-client.js';
-import { startSharedAgent, type SharedAgent } from '../../src/agent/shared.js';
+import type { SharedAgent } from '../../src/agent/shared.js';
 import type { UserAccount } from '../../src/accounts/types.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
-import { nullLogger } from '../../src/common/logger.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = process.env.UI_SCREENSHOTS;
@@ -164,7 +163,7 @@ describe('web UI in headless Chromium @e2e', function () {
     await cd.getByLabel(/Image URL/).fill(images.url('/boot/installer.iso'));
     await cd.getByRole('button', { name: 'Insert' }).click();
     await cd.locator('[data-f="task"]', { hasText: 'Completed (OK)' }).waitFor();
-    await cd.locator('[data-f="inserted"]', { hasText: 'Inserted' }).waitFor();
+    await cd.locator('[data-f="inserted"]', { hasText: /^Inserted$/ }).waitFor();
     expect(await cd.locator('[data-f="image"]').textContent()).to.equal(images.url('/boot/installer.iso'));
     await shot(page, 'media');
     await cd.getByRole('button', { name: 'Eject' }).click();
@@ -522,7 +521,7 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
   let browser: Browser;
   let agent: SharedAgent;
   let base: string;
-  const machines = new Map<string, SimulatedMachine>();
+  let machines: Map<string, SimulatedMachine>;
   // ops: the same credentials on vm-a and vm-b; vm-c has an ops with another password, and solo
   // adm2: Administrator (virtual media needs ConfigureManager) on vm-a and vm-b
   const ADM2: UserAccount = { username: 'adm2', password: 'adm2-shared-pw', role: 'Administrator' };
@@ -536,19 +535,7 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
   before(async function () {
     requireClient(this, existsSync(CHROMIUM), 'chromium (Debian package)');
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
-    agent = await startSharedAgent({
-      logger: nullLogger(),
-      address: '127.0.0.1',
-      redfishPort: 0,
-      ipmi: false,
-      backend: async (s) => {
-        const m = new SimulatedMachine({ name: s.vm, powerOnDelayMs: 0, powerOffDelayMs: 0, initialPower: 'On', mediaProbe: { egress: LOOPBACK_MEDIA } });
-        machines.set(s.id, m);
-        return { machine: m, users: ACCOUNTS[s.id] as UserAccount[] };
-      },
-    });
-    await agent.apply(['vm-a', 'vm-b', 'vm-c'].map((vm) => ({ id: `sim.${vm}`, namespace: 'sim', vm, ipmiPort: 0 })));
-    base = `http://127.0.0.1:${agent.redfish.port}`;
+    ({ agent, machines, base } = await startTestFleet({ accounts: ACCOUNTS, sim: { initialPower: 'On', mediaProbe: { egress: LOOPBACK_MEDIA } } }));
   });
   after(async () => {
     await browser?.close();
@@ -653,7 +640,7 @@ describe('web UI in shared mode: the system picker, in headless Chromium @e2e', 
       await cd.getByLabel(/Image URL/).fill(images.url('/boot/installer.iso'));
       await cd.getByRole('button', { name: 'Insert' }).click();
       await cd.locator('[data-f="task"]', { hasText: 'Completed (OK)' }).waitFor();
-      await cd.locator('[data-f="inserted"]', { hasText: 'Inserted' }).waitFor();
+      await cd.locator('[data-f="inserted"]', { hasText: /^Inserted$/ }).waitFor();
       // the task is vm-b's, and its id names it (vm-a is the session's home, ids sorted)
       expect(await cd.locator('[data-f="task"]').textContent()).to.match(/^Task 2-\d+:/);
       const media = async (id: string): Promise<string> => JSON.stringify(await (machines.get(id) as SimulatedMachine).snapshot());
