@@ -701,9 +701,9 @@ export class EmulatorServer {
       // nextBookmarkTime, cacher.go defaultBookmarkFrequency = 1 min): a BOOKMARK with the current
       // resourceVersion roughly every bookmarkFrequency, and one 2 s before the watch's deadline;
       // events do not postpone it. Not a contract: clients may not rely on bookmarks at all.
-      // the pre-deadline bookmark goes out once: after it, the next "interval" bookmark would fall
-      // past the deadline (a timer can fire a millisecond before Date.now() reaches its target, so
-      // recomputing deadline - 2 s could schedule it twice)
+      // the pre-deadline bookmark goes out once: after it, cache_watcher.go nextBookmarkTime finds
+      // the pre-timeout time already passed and schedules none. Here a timer can fire a millisecond
+      // before Date.now() reaches its target, so recomputing deadline - 2 s could schedule it twice.
       let deadlineBookmarkDue = deadline !== undefined;
       const next = (): void => {
         const now = Date.now();
