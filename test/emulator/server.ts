@@ -2,10 +2,12 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { secretEquals } from '../../src/common/secrets.js';
+import { applyConfig, managerFromUserAgent, trackUpdate, validatePatchOptions } from './managed-fields.js';
 import { jsonPatch, mergePatch, strategicMergePatch } from './patch.js';
 import { Authorizer, nameFromFieldSelector, type Identity } from './rbac.js';
 import { apiVersionOf, type ResourceType } from './resources.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
+import { parse as parseYaml } from 'yaml';
 import { ApiError, badRequest, expired, reasonFor, type StatusBody } from './status.js';
 import type { DeleteOptions, EventType, Store, Watcher } from './store.js';
 import type { AuditEntry, AuditVerb, KubeObject } from './types.js';
@@ -55,6 +57,17 @@ interface Route {
 
 function statusOf(code: number, message: string): StatusBody {
   return new ApiError(code, message, reasonFor(code)).toStatus();
+}
+
+const APPLY_PATCH = 'application/apply-patch+yaml';
+
+function mediaType(contentType: string): string {
+  return (contentType.split(';')[0] ?? '').trim().toLowerCase();
+}
+
+function managedFieldsOf(o: KubeObject): unknown[] {
+  const mf = o.metadata?.managedFields as unknown;
+  return Array.isArray(mf) ? mf : [];
 }
 
 const NOT_FOUND_ROUTE = (): ApiError => new ApiError(404, 'the server could not find the requested resource', 'NotFound');
@@ -398,11 +411,19 @@ export class EmulatorServer {
         return;
       }
       let body: unknown = undefined;
+      const contentType = req.headers['content-type'] ?? '';
       if (bodyBuf.length > 0) {
         try {
           body = JSON.parse(bodyBuf.toString('utf8'));
         } catch (e) {
-          throw badRequest(`the body of the request was in an unknown format - accepted media types include: application/json: ${(e as Error).message}`);
+          // an apply patch is YAML (JSON is YAML too: what most clients send)
+          if (mediaType(contentType) === APPLY_PATCH) {
+            try {
+              body = parseYaml(bodyBuf.toString('utf8'));
+            } catch (ye) {
+              throw badRequest(`error decoding YAML: ${(ye as Error).message}`);
+            }
+          } else throw badRequest(`the body of the request was in an unknown format - accepted media types include: application/json: ${(e as Error).message}`);
         }
       }
       if (watch && method === 'GET' && !routed.subresource) {
@@ -416,7 +437,7 @@ export class EmulatorServer {
         this.startWatch(t, routed.namespace, query, res, entry);
         return;
       }
-      finish(this.dispatch(method, routed, query, body, req.headers['content-type'] ?? '', who));
+      finish(this.dispatch(method, routed, query, body, contentType, who, req.headers['user-agent']));
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(500, (e as Error)?.message ?? String(e), 'InternalError');
       finish({ code: err.code, body: err.toStatus() });
@@ -485,7 +506,7 @@ export class EmulatorServer {
     return t;
   }
 
-  private dispatch(method: string, route: Route, query: URLSearchParams, body: unknown, contentType: string, who: 'admin' | Identity = 'admin'): Reply {
+  private dispatch(method: string, route: Route, query: URLSearchParams, body: unknown, contentType: string, who: 'admin' | Identity = 'admin', userAgent?: string): Reply {
     const guard = (t: ResourceType, o: KubeObject, ns: string | undefined): void => {
       if (who !== 'admin') this.authorizer.checkEscalation(who, t, o, ns, route.name, route.name ? this.store.get(t, ns, route.name) : undefined);
     };
@@ -502,6 +523,8 @@ export class EmulatorServer {
     if (route.subresource === 'status' && !t.statusSubresource) throw NOT_FOUND_ROUTE();
     const dryRun = query.getAll('dryRun').includes('All');
     const ns = t.namespaced ? route.namespace : undefined;
+    // who a non-apply write is recorded for in managedFields (apiserver handlers/rest.go managerOrUserAgent)
+    const updater = (): string => query.get('fieldManager') || managerFromUserAgent(userAgent);
     const bodyObj = (): KubeObject => {
       if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the request body must be a JSON object');
       const o = body as KubeObject;
@@ -520,22 +543,30 @@ export class EmulatorServer {
       case 'POST': {
         if (route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
         if (t.namespaced && ns === undefined) throw NOT_FOUND_ROUTE();
+        validatePatchOptions(false, query);
         guard(t, bodyObj(), ns);
-        const created = this.store.create(t, bodyObj(), { dryRun, namespace: ns });
+        const tracked = trackUpdate(t.kind, apiVersionOf(t), undefined, bodyObj(), updater(), 'main');
+        const created = this.store.create(t, tracked, { dryRun, namespace: ns });
         return { code: 201, body: created };
       }
       case 'PUT': {
         if (!route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
+        validatePatchOptions(false, query);
         const o = bodyObj();
         const scope = route.subresource === 'status' ? 'status' : 'main';
         guard(t, o, ns);
-        return { code: 200, body: this.store.update(t, o, { scope, dryRun, namespace: ns, name: route.name }) };
+        const cur = this.store.peek(t, ns, route.name);
+        const managedFields = cur ? managedFieldsOf(trackUpdate(t.kind, apiVersionOf(t), cur, o, updater(), scope)) : undefined;
+        return { code: 200, body: this.store.update(t, o, { scope, dryRun, namespace: ns, name: route.name, managedFields }) };
       }
       case 'PATCH': {
         if (!route.name) throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
+        const ct = mediaType(contentType);
+        const scope = route.subresource === 'status' ? 'status' : 'main';
+        validatePatchOptions(ct === APPLY_PATCH, query);
+        if (ct === APPLY_PATCH) return this.apply(t, route, ns, query, body, who, guard);
         const cur = this.store.get(t, ns, route.name);
         if (!cur) throw this.notFoundFor(t, route.name);
-        const ct = (contentType.split(';')[0] ?? '').trim().toLowerCase();
         let patched: unknown;
         if (ct === 'application/json-patch+json') patched = jsonPatch(cur, body);
         else if (ct === 'application/merge-patch+json') {
@@ -548,13 +579,13 @@ export class EmulatorServer {
           if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('strategic merge patch body must be a JSON object');
           patched = strategicMergePatch(cur, body);
         } else {
-          throw new ApiError(415, `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json`, 'UnsupportedMediaType');
+          throw new ApiError(415, `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json`, 'UnsupportedMediaType');
         }
         if (patched === null || typeof patched !== 'object' || Array.isArray(patched)) throw badRequest('the patched document is not an object');
         const p = patched as KubeObject;
-        const scope = route.subresource === 'status' ? 'status' : 'main';
         guard(t, p, ns);
-        return { code: 200, body: this.store.update(t, p, { scope, dryRun, namespace: ns, name: route.name }) };
+        const managedFields = managedFieldsOf(trackUpdate(t.kind, apiVersionOf(t), cur, p, updater(), scope));
+        return { code: 200, body: this.store.update(t, p, { scope, dryRun, namespace: ns, name: route.name, managedFields }) };
       }
       case 'DELETE': {
         const opts = this.deleteOptions(query, body, dryRun);
@@ -576,6 +607,57 @@ export class EmulatorServer {
       default:
         throw new ApiError(405, 'the server does not allow this method on the requested resource', 'MethodNotAllowed');
     }
+  }
+
+  /**
+   * PATCH application/apply-patch+yaml (Server-Side Apply, managed-fields.ts): k8s.io/apiserver
+   * pkg/endpoints/handlers/patch.go applyPatcher. The body is the applier's whole intent for the
+   * object; an absent object is created (201), which also needs `create` (patch.go
+   * createAuthorizerAttributes); `force=true` takes conflicting fields from other managers.
+   */
+  private apply(
+    t: ResourceType,
+    route: Route,
+    ns: string | undefined,
+    query: URLSearchParams,
+    body: unknown,
+    who: 'admin' | Identity,
+    guard: (t: ResourceType, o: KubeObject, ns: string | undefined) => void,
+  ): Reply {
+    const name = route.name ?? '';
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('the body of an apply patch must be an object');
+    const config = body as KubeObject;
+    if (config.metadata !== undefined && (config.metadata === null || typeof config.metadata !== 'object')) throw badRequest('metadata must be an object');
+    const apiVersion = apiVersionOf(t);
+    // managedfields internal/versioncheck.go: the applied object must be of the endpoint's type
+    if (config.apiVersion !== apiVersion || config.kind !== t.kind) {
+      throw badRequest(`invalid object type: ${config.apiVersion ?? ''}, Kind=${config.kind ?? ''}`);
+    }
+    if (config.metadata?.name !== undefined && config.metadata.name !== name) {
+      throw badRequest(`the name of the object (${config.metadata.name}) does not match the name on the URL (${name})`);
+    }
+    const manager = query.get('fieldManager') ?? '';
+    const force = query.get('force') === 'true';
+    const dryRun = query.getAll('dryRun').includes('All');
+    const scope = route.subresource === 'status' ? 'status' : 'main';
+    const cur = this.store.get(t, ns, name);
+    const cfg: KubeObject = { ...config, metadata: { ...(config.metadata ?? {}), name, ...(ns !== undefined ? { namespace: ns } : {}) } };
+    if (!cur) {
+      if (scope === 'status') throw this.notFoundFor(t, name);
+      if (who !== 'admin') {
+        const attrs: AuditEntry = { verb: 'create', group: t.group, version: t.version, resource: t.resource, ...(ns !== undefined ? { namespace: ns } : {}), name, code: 0 };
+        if (!this.authorizer.allowed(who, attrs)) throw new ApiError(403, Authorizer.message(who, attrs), 'Forbidden', { name, group: t.group, kind: t.resource });
+      }
+      const obj = applyConfig(t.kind, apiVersion, undefined, cfg, manager, force, 'main');
+      guard(t, obj, ns);
+      return { code: 201, body: this.store.create(t, obj, { dryRun, namespace: ns }) };
+    }
+    const next = applyConfig(t.kind, apiVersion, cur, cfg, manager, force, scope);
+    guard(t, next, ns);
+    const managedFields = managedFieldsOf(next);
+    // the apply decides the whole object: no resourceVersion precondition unless the config has one
+    if (config.metadata?.resourceVersion === undefined) delete next.metadata.resourceVersion;
+    return { code: 200, body: this.store.update(t, next, { scope: scope === 'status' ? 'status' : 'main', dryRun, namespace: ns, name, managedFields }) };
   }
 
   private notFoundFor(t: ResourceType, name: string): ApiError {

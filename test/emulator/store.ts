@@ -37,6 +37,8 @@ export interface WriteOptions {
   dryRun?: boolean;
   /** skip the metadata.resourceVersion precondition (direct store writes) */
   force?: boolean;
+  /** the metadata.managedFields the write leaves (HTTP writes: managed-fields.ts); [] removes them */
+  managedFields?: unknown[];
 }
 
 export interface DeleteOptions {
@@ -272,6 +274,10 @@ export class Store {
       else if (scope !== 'all') delete m.deletionTimestamp;
       if (t.generation) m.generation = old.metadata.generation;
       else delete m.generation;
+    }
+    if (opts.managedFields !== undefined) {
+      if (opts.managedFields.length > 0) next.metadata.managedFields = clone(opts.managedFields) as never;
+      else delete next.metadata.managedFields;
     }
     next.metadata.resourceVersion = old.metadata.resourceVersion;
     if (t.generation && !deepEqual(specPart(t, next), specPart(t, old))) {
