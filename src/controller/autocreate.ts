@@ -22,7 +22,7 @@ import { isConflict, isNotFound, type KubeClient } from '../kube/client.js';
 import { Resources } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
 import type { WatchedResource } from './informers.js';
-import { isSubset } from './sync-plan.js';
+import { isSubset } from './apply.js';
 
 const SERVICE_TYPES: readonly string[] = ['ClusterIP', 'NodePort', 'LoadBalancer'];
 

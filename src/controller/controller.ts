@@ -38,12 +38,12 @@ import {
 import { EventRecorder } from './events.js';
 import { NamespaceSecrets, RefIndex, ResourceInformer } from './informers.js';
 import { cdromDrives, RoleResource } from './agent-rbac.js';
-import { isConflict, isNotFound, KubeApiError, KubeClient } from '../kube/client.js';
+import { isNotFound, KubeApiError, KubeClient } from '../kube/client.js';
 import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
 import { ControllerMetrics } from './metrics.js';
 import { checkSecret, desiredObjects, desiredSharedService, ipmiEnabled, reduceSecret, type AgentSettings, type DesiredObjects } from './reconcile.js';
-import { isSubset, planSync, SYNC_FIELDS } from './sync-plan.js';
+import { applyNeeded, FIELD_MANAGER, type AppliedRecord, isOwnedBy, isSubset, recordOf, reduceManagedFields } from './apply.js';
 import { desiredStatus, statusPatch, type ObservedState } from './status.js';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.js';
 import { reconcileAutoCreate } from './autocreate.js';
@@ -126,6 +126,8 @@ export class VirtualMachineBMCController {
   private resyncTimer?: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly events: EventRecorder;
+  /** per owned object (`plural|ns|name`): what was applied last and what the apiserver recorded (apply.ts) */
+  private readonly applied = new Map<string, AppliedRecord>();
   /** uids of foreign objects already reported as name conflicts (one Warning each) */
   private readonly conflictsReported = new Set<string>();
   /** CD-ROM drives per VM (`ns/name` → names), to re-reconcile when they change (the agent Role names their DataVolumes) */
@@ -142,6 +144,8 @@ export class VirtualMachineBMCController {
     this.log = o.logger;
     const mk = <T extends KubeObject>(resource: ResourceRef, labelSelector?: string) =>
       new ResourceInformer<T>({
+        // owned objects (labelled): their managedFields are reduced to our entry's digest (apply.ts)
+        ...(labelSelector ? { transform: reduceManagedFields } : {}),
         kc: o.kc,
         client: this.client,
         resource,
@@ -511,8 +515,10 @@ export class VirtualMachineBMCController {
   }
 
   /**
-   * Brings one object in line; returns the object as it now stands. `owner` is the VirtualMachineBMC
-   * that owns it (Events go there), or undefined for shard objects (ours by their labels).
+   * Brings one object in line (Server-Side Apply, src/controller/apply.ts); returns the object as
+   * it now stands. `owner` is the VirtualMachineBMC that owns it (Events go there), or undefined
+   * for shard objects (ours by their labels). An object with the name that is not ours is never
+   * applied to (the apply is forced and would take it over): a conflict is reported instead.
    */
   private async sync(
     desired: KubeObject,
@@ -524,48 +530,45 @@ export class VirtualMachineBMCController {
     const ownerUid = owner?.metadata.uid;
     const ns = desired.metadata?.namespace ?? '';
     const name = desired.metadata?.name ?? '';
-    const fields = SYNC_FIELDS[desired.kind ?? ''] ?? [];
+    const key = `${resource.plural}|${ns}|${name}`;
+    const mine = (o: KubeObject) => (owner ? isOwnedBy(o, ownerUid) : isShardObject(o));
     let actual = informer.get(ns, name);
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const plan = planSync(desired, actual, ownerUid, fields, owner ? undefined : isShardObject);
-      switch (plan.action) {
-        case 'none':
-          return { object: actual };
-        case 'conflict':
-          log.warn({ object: `${resource.plural}/${name}` }, plan.message);
-          if (owner && actual?.metadata?.uid && !this.conflictsReported.has(actual.metadata.uid)) {
-            this.conflictsReported.add(actual.metadata.uid);
-            this.events.record(owner, 'Warning', Reason.NameConflict, plan.message);
-          }
-          return { object: undefined, conflict: plan.message };
-        case 'create':
-          try {
-            const created = await this.client.create(resource, ns, plan.body);
-            log.info({ object: `${resource.plural}/${name}` }, 'created');
-            if (owner) this.events.record(owner, 'Normal', 'Created', `Created ${desired.kind} ${name}`);
-            return { object: created };
-          } catch (e) {
-            if (!isConflict(e)) throw e;
-            actual = await this.client.get<KubeObject>(resource, ns, name); // the cache was behind: compare with the real one
-            continue;
-          }
-        case 'patch': {
-          if (resource === Resources.roleBinding && actual && !isSubset(desired.roleRef, actual.roleRef)) {
-            // roleRef is immutable: replace the binding.
-            await this.client.delete(resource, ns, name).catch((e: unknown) => {
-              if (!isNotFound(e)) throw e;
-            });
-            actual = undefined;
-            continue;
-          }
-          const patched = await this.client.mergePatch(resource, ns, name, plan.patch);
-          log.info({ object: `${resource.plural}/${name}` }, 'updated (drift repaired or spec changed)');
-          if (owner) this.events.record(owner, 'Normal', 'Updated', `Updated ${desired.kind} ${name} to the desired state`);
-          return { object: patched };
-        }
-      }
+    if (!actual) {
+      // the cache may be behind: a forced apply must not meet an object that is not ours
+      this.applied.delete(key);
+      actual = await this.client.get<KubeObject>(resource, ns, name).catch((e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
     }
-    throw new Error(`could not sync ${resource.plural}/${name}`);
+    if (actual && !mine(actual)) {
+      const message = `${desired.kind} ${name} exists and is not ${owner ? 'owned by this VirtualMachineBMC' : 'ours'}`;
+      log.warn({ object: `${resource.plural}/${name}` }, message);
+      if (owner && actual.metadata?.uid && !this.conflictsReported.has(actual.metadata.uid)) {
+        this.conflictsReported.add(actual.metadata.uid);
+        this.events.record(owner, 'Warning', Reason.NameConflict, message);
+      }
+      return { object: undefined, conflict: message };
+    }
+    if (actual && resource === Resources.roleBinding && !isSubset(desired.roleRef, actual.roleRef)) {
+      // roleRef is immutable: replace the binding
+      await this.client.delete(resource, ns, name).catch((e: unknown) => {
+        if (!isNotFound(e)) throw e;
+      });
+      this.applied.delete(key);
+      actual = undefined;
+    }
+    if (!applyNeeded(desired, actual, this.applied.get(key))) return { object: actual };
+    const result = await this.client.apply<KubeObject>(resource, ns, name, desired, { fieldManager: FIELD_MANAGER, force: true });
+    this.applied.set(key, recordOf(desired, result));
+    if (!actual) {
+      log.info({ object: `${resource.plural}/${name}` }, 'created');
+      if (owner) this.events.record(owner, 'Normal', 'Created', `Created ${desired.kind} ${name}`);
+    } else if (result.metadata?.resourceVersion !== actual.metadata?.resourceVersion) {
+      log.info({ object: `${resource.plural}/${name}` }, 'updated (drift repaired or spec changed)');
+      if (owner) this.events.record(owner, 'Normal', 'Updated', `Updated ${desired.kind} ${name} to the desired state`);
+    }
+    return { object: reduceManagedFields(result) };
   }
 
   /** Deletes `ns/name` if the cache holds it and `mine` says it is ours; 404 is fine. */

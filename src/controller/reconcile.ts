@@ -1,14 +1,13 @@
 /**
  * Pure reconcile logic, the desired objects: from a VirtualMachineBMC, its VM and its Secret (as the
- * informers see them), the objects that should exist. Drift and repair plans are in sync-plan.ts,
- * the status in status.ts; no I/O in any of them (controller.ts applies the result). Everything is
+ * informers see them), the objects that should exist, applied whole with Server-Side Apply
+ * (apply.ts), the status in status.ts; no I/O in any of them (controller.ts applies the result). Everything is
  * deterministic so repeated reconciles change nothing.
  */
 import { createHmac } from 'node:crypto';
 import {
   API_VERSION,
   AnnotationSecretHash,
-  AnnotationServiceMetaKeys,
   AppNameValue,
   KIND,
   LabelAppName,
@@ -261,14 +260,8 @@ function bmcService(vmbmc: VirtualMachineBMC, name: string, selector: Data, port
     kind: 'Service',
     metadata: meta(vmbmc, name, {
       labels: { ...userLabels, ...(metrics ? { [LabelMetrics]: 'true' } : {}) },
-      annotations: {
-        ...userAnnotations,
-        // what we set beyond our own labels, so that what goes from spec.service (or metrics) is removed
-        [AnnotationServiceMetaKeys]: JSON.stringify({
-          labels: [...Object.keys(userLabels), ...(metrics ? [LabelMetrics] : [])].sort(),
-          annotations: Object.keys(userAnnotations).sort(),
-        }),
-      },
+      // a label or annotation dropped from spec.service is removed by the apply (apply.ts)
+      annotations: userAnnotations,
     }),
     spec: { type: svcSpec.type ?? 'ClusterIP', selector, ports },
   };

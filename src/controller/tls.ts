@@ -21,7 +21,7 @@ import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { LabelManagedBy, ManagedByValue, Reason, type RedfishTLSMode, type VirtualMachineBMC } from './api/types.js';
 import { commonLabels, ownerRef } from './reconcile.js';
-import { isSubset } from './sync-plan.js';
+import { isSubset } from './apply.js';
 import { certManagerSecretName, mintedSecretName, tlsMode } from './tls-names.js';
 import { inspectCertificate, mintSelfSigned } from './tls-mint.js';
 import { AnnotationTlsSource, TLS_SOURCE_REDFISH } from '../kube/tls-secret.js';

@@ -30,6 +30,8 @@ import type { KubeList, KubeObject, KubeObjectBase, KubeStatus } from './types.j
 export const CONTENT_JSON = 'application/json';
 export const CONTENT_MERGE_PATCH = 'application/merge-patch+json';
 export const CONTENT_JSON_PATCH = 'application/json-patch+json';
+/** Server-Side Apply; the body may be JSON (JSON is YAML) */
+export const CONTENT_APPLY_PATCH = 'application/apply-patch+yaml';
 
 export type JsonPatchOp =
   | { op: 'add' | 'replace' | 'test'; path: string; value: unknown }
@@ -268,7 +270,8 @@ export class KubeClient {
     } catch (e) {
       // a pooled connection the server closed as we reused it: the request never arrived. Retry
       // once where a repeat is harmless (reads; JSON patches, which callers guard with a test op).
-      const retriable = method === 'GET' || (method === 'PATCH' && opts.contentType === CONTENT_JSON_PATCH);
+      // An apply repeats harmlessly too: it states the whole intent, the same twice.
+      const retriable = method === 'GET' || (method === 'PATCH' && (opts.contentType === CONTENT_JSON_PATCH || opts.contentType === CONTENT_APPLY_PATCH));
       if (retriable && e instanceof KubeApiError && e.status === 0 && e.reusedSocket) return this.requestOnce<T>(method, path, opts);
       throw e;
     }
@@ -402,6 +405,18 @@ export class KubeClient {
   /** JSON patch (RFC 6902); start it with a `test` of metadata.resourceVersion to make it conditional. */
   jsonPatch<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace: string | undefined, name: string, ops: JsonPatchOp[]): Promise<T> {
     return this.request<T>('PATCH', resourcePath(r, namespace, name), { body: ops, contentType: CONTENT_JSON_PATCH });
+  }
+
+  /**
+   * Server-Side Apply of `obj` (the manager's whole intent for the object) as `fieldManager`:
+   * creates the object when absent; `force` takes the fields other managers own.
+   */
+  apply<T extends KubeObjectBase = KubeObject>(r: ResourceRef, namespace: string | undefined, name: string, obj: T, opts: { fieldManager: string; force?: boolean }): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(r, namespace, name), {
+      body: obj,
+      contentType: CONTENT_APPLY_PATCH,
+      query: { fieldManager: opts.fieldManager, force: opts.force ? 'true' : undefined },
+    });
   }
 
   async delete(r: ResourceRef, namespace: string | undefined, name: string, propagationPolicy: PropagationPolicy = 'Background'): Promise<void> {

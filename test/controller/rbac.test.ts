@@ -278,13 +278,13 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       expect(denied(SA)).to.deep.equal([]);
     });
 
-    it('without agent-grants the same controller is refused (403 on create roles): the emulator enforces the escalation check', async function () {
+    it('without agent-grants the same controller is refused (403 on the apply that creates the Role): the emulator enforces the escalation check', async function () {
       requireClient(this, hasKubectl, 'kubectl (kustomize)');
       await startAsControllerSA({ withoutAgentGrants: true });
       emu.create(vmWithDrives('vm-a', ['cd0']));
       emu.create(secretObj('creds'));
       emu.create(vmbmcObj('a', 'vm-a', 'creds'));
-      const denied = await emu.waitFor(() => emu.audit.find((e) => e.verb === 'create' && e.resource === 'roles' && e.code === 403));
+      const denied = await emu.waitFor(() => emu.audit.find((e) => e.verb === 'patch' && e.resource === 'roles' && e.code === 403));
       expect(denied.user).to.equal('system:serviceaccount:kubevirtbmc-system:kubevirtbmc-controller-manager');
       expect(emu.get(RBAC, 'Role', NS, 'a-virtbmc')).to.equal(undefined);
       expect(emu.get(RBAC, 'RoleBinding', NS, 'a-virtbmc')).to.equal(undefined);

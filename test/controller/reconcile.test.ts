@@ -2,7 +2,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { expect } from 'chai';
 import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
 import { checkSecret, desiredObjects } from '../../src/controller/reconcile.js';
-import { isSubset, planSync, SYNC_FIELDS } from '../../src/controller/sync-plan.js';
+import { applyNeeded, FIELD_MANAGER, isSubset, recordOf, reduceManagedFields } from '../../src/controller/apply.js';
 import { desiredStatus, statusPatch } from '../../src/controller/status.js';
 import { agentObjectName } from '../../src/controller/names.js';
 import type { KubeObject } from '../../src/kube/types.js';
@@ -206,53 +206,31 @@ describe('controller reconcile (pure)', () => {
     expect(agentObjectName('1abc')).to.match(/^[a-z]/);
   });
 
-  it('detects drift but ignores apiserver defaults', () => {
+  it('an apply is needed only for a new configuration, or when a write took or removed fields the controller owned', () => {
     const d = desiredObjects(vmbmc(), vm, secret(), agent).deployment;
-    const actual = JSON.parse(JSON.stringify(d)) as KubeObject;
-    const c = (actual.spec as { template: { spec: { containers: Array<Record<string, unknown>>; dnsPolicy?: string } } }).template.spec;
-    c.dnsPolicy = 'ClusterFirst';
-    c.containers[0]!.terminationMessagePath = '/dev/termination-log';
-    (actual.spec as Record<string, unknown>).progressDeadlineSeconds = 600;
-    expect(planSync(d, actual, 'uid-1', SYNC_FIELDS.Deployment!).action).to.equal('none');
-    c.containers[0]!.image = 'evil:latest';
-    const plan = planSync(d, actual, 'uid-1', SYNC_FIELDS.Deployment!);
-    expect(plan.action).to.equal('patch');
-    if (plan.action === 'patch') {
-      const spec = plan.patch.spec as { template: { spec: { containers: Array<{ image: string }> } }; strategy: unknown };
-      expect(spec.template.spec.containers[0]!.image).to.equal('example.test/virtbmc:1');
-      expect(spec.strategy).to.deep.equal({ type: 'Recreate', rollingUpdate: null });
-    }
-    expect(planSync(d, actual, 'someone-else', SYNC_FIELDS.Deployment!).action).to.equal('conflict');
-    expect(planSync(d, undefined, 'uid-1', SYNC_FIELDS.Deployment!).action).to.equal('create');
+    const entry = (fields: unknown) => ({ manager: FIELD_MANAGER, operation: 'Apply', apiVersion: 'apps/v1', fieldsType: 'FieldsV1', fieldsV1: fields });
+    const applied = { ...d, metadata: { ...d.metadata, resourceVersion: '5', managedFields: [entry({ 'f:spec': { 'f:replicas': {} } })] } } as KubeObject;
+    const rec = recordOf(d, applied);
+    expect(applyNeeded(d, undefined, rec)).to.equal(true);
+    expect(applyNeeded(d, applied, undefined)).to.equal(true);
+    expect(applyNeeded(d, applied, rec)).to.equal(false);
+    // another writer changed something that is not ours (status, a default): same entry, nothing to do
+    const statusWrite = reduceManagedFields({ ...applied, metadata: { ...applied.metadata, resourceVersion: '6' }, status: { replicas: 1 } } as KubeObject);
+    expect(statusWrite.metadata?.managedFields).to.equal(undefined);
+    expect(applyNeeded(d, statusWrite, rec)).to.equal(false);
+    // a write took a field: our entry shrank
+    const taken = { ...applied, metadata: { ...applied.metadata, resourceVersion: '7', managedFields: [entry({})] } } as KubeObject;
+    expect(applyNeeded(d, taken, rec)).to.equal(true);
+    // the desired object changed
+    const d2 = desiredObjects(vmbmc({ ipmi: { enabled: false } }), vm, secret(), agent).deployment;
+    expect(applyNeeded(d2, applied, rec)).to.equal(true);
   });
 
-  it('removes Service labels dropped from spec.service and keeps allocated nodePorts', () => {
-    const before = desiredObjects(vmbmc({ service: { type: 'NodePort', labels: { team: 'a' } } }), vm, secret(), agent).service;
-    const actual = JSON.parse(JSON.stringify(before)) as KubeObject;
-    (actual.spec as { ports: Array<Record<string, unknown>> }).ports.forEach((p, i) => (p.nodePort = 30000 + i));
-    const after = desiredObjects(vmbmc({ service: { type: 'NodePort' } }), vm, secret(), agent).service;
-    const plan = planSync(after, actual, 'uid-1', SYNC_FIELDS.Service!);
-    expect(plan.action).to.equal('patch');
-    if (plan.action === 'patch') {
-      expect((plan.patch.metadata as { labels: Record<string, unknown> }).labels.team).to.equal(null);
-      expect((plan.patch.spec as { ports: Array<{ nodePort?: number }> }).ports.map((p) => p.nodePort)).to.deep.equal([30000, 30001, 30002]);
-    }
-  });
-
-  it('a Service selector key the desired one lacks is drift, and the patch removes it (merge patch would keep it)', () => {
-    const d = desiredObjects(vmbmc(), vm, secret(), agent).service;
-    const actual = JSON.parse(JSON.stringify(d)) as KubeObject;
-    const sel = (o: KubeObject) => (o.spec as { selector: Record<string, string | null> }).selector;
-    (actual.spec as Record<string, unknown>).sessionAffinity = 'None'; // an apiserver default: not drift
-    expect(planSync(d, actual, 'uid-1', SYNC_FIELDS.Service!).action).to.equal('none');
-    sel(actual)['app.kubernetes.io/component'] = 'old';
-    const plan = planSync(d, actual, 'uid-1', SYNC_FIELDS.Service!);
-    expect(plan.action).to.equal('patch');
-    if (plan.action === 'patch') {
-      expect((plan.patch.spec as { selector: Record<string, string | null> }).selector).to.deep.equal({ ...sel(d), 'app.kubernetes.io/component': null });
-    }
-    // the desired object is left as it was
-    expect(sel(d)).to.not.have.property('app.kubernetes.io/component');
+  it('a Service carries exactly spec.service labels and annotations (no bookkeeping annotation: the apply drops what goes)', () => {
+    const s = desiredObjects(vmbmc({ service: { type: 'NodePort', labels: { team: 'a' }, annotations: { lb: 'x' } } }), vm, secret(), agent).service;
+    expect(s.metadata?.annotations).to.deep.equal({ lb: 'x' });
+    expect(s.metadata?.labels).to.include({ team: 'a' });
+    expect(desiredObjects(vmbmc(), vm, secret(), agent).service.metadata?.annotations).to.equal(undefined);
   });
 
   it('isSubset compares numbers with numeric strings and requires equal array lengths', () => {

@@ -16,11 +16,15 @@ import { installCrds, loadCrdFiles } from './crd.js';
 import { CERT_MANAGER_CRDS } from './cert-manager.js';
 import { installKubevirt, type KubevirtHooks } from './kubevirt.js';
 import { serviceAccountIdentity, type Identity } from './rbac.js';
-import { Registry } from './resources.js';
+import { trackUpdate } from './managed-fields.js';
+import { apiVersionOf, Registry } from './resources.js';
 import { EmulatorServer } from './server.js';
 import { Store } from './store.js';
 import type { AuditEntry, EmulatorOptions, KubeObject } from './types.js';
 import { installWorkloads } from './workloads.js';
+
+/** the field manager of writes through the direct API (create, update): a client like any other, in managedFields */
+export const DIRECT_MANAGER = 'emulator';
 
 export type { AuditEntry, AuditVerb, EmulatorOptions, KubeObject, ObjectMeta, OwnerReference } from './types.js';
 export type { GuestAgentInfo, KubevirtAction, KubevirtHooks, RunStrategy } from './kubevirt.js';
@@ -199,7 +203,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     audit: server.audit,
     create(obj) {
       const t = registry.mustByKind(obj.apiVersion, obj.kind);
-      return store.create(t, obj);
+      return store.create(t, trackUpdate(t.kind, apiVersionOf(t), undefined, obj, DIRECT_MANAGER, 'main'));
     },
     get(apiVersion, kind, namespace, name) {
       return store.get(registry.mustByKind(apiVersion, kind), namespace, name);
@@ -209,7 +213,12 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     },
     update(obj) {
       const t = registry.mustByKind(obj.apiVersion, obj.kind);
-      return store.update(t, obj, { scope: 'all', force: true });
+      // recorded like any client's write (managed-fields.ts), against the live managedFields: the
+      // caller's copy may be older (no resourceVersion check here)
+      const cur = store.peek(t, t.namespaced ? (obj.metadata?.namespace ?? 'default') : undefined, obj.metadata?.name ?? '');
+      const body = { ...obj, metadata: { ...obj.metadata, managedFields: undefined } };
+      const managedFields = cur ? (trackUpdate(t.kind, apiVersionOf(t), cur, body, DIRECT_MANAGER, 'all').metadata.managedFields as unknown[] | undefined) ?? [] : undefined;
+      return store.update(t, obj, { scope: 'all', force: true, managedFields });
     },
     applyYaml(text) {
       const out: KubeObject[] = [];

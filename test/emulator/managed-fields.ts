@@ -454,7 +454,7 @@ function now(): string {
 }
 
 /** A live object created without managedFields: upstream gives its fields to "before-first-apply" (an Update). */
-function initialManagers(kind: string, live: KubeObject | undefined, scope: 'main' | 'status'): Managers {
+function initialManagers(kind: string, live: KubeObject | undefined, scope: 'main' | 'status' | 'all'): Managers {
   const managers = decodeManagers(live);
   if (live && managers.size === 0) {
     const set = new Set(leaves(kind, live, scope).keys());
@@ -513,7 +513,7 @@ export function applyConfig(
  * every set. A body that carries managedFields replaces the live ones (`[{}]` empties them);
  * none, or an empty list, keeps them (managedfields internal/fieldmanager.go).
  */
-export function trackUpdate(kind: string, apiVersion: string, live: KubeObject | undefined, next: KubeObject, manager: string, scope: 'main' | 'status'): KubeObject {
+export function trackUpdate(kind: string, apiVersion: string, live: KubeObject | undefined, next: KubeObject, manager: string, scope: 'main' | 'status' | 'all'): KubeObject {
   const given = next.metadata?.managedFields as unknown;
   let managers: Managers;
   if (given === undefined || given === null || (Array.isArray(given) && given.length === 0) || deepEqual(given, live?.metadata?.managedFields)) {

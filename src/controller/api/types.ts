@@ -177,7 +177,6 @@ export const LabelAppName = 'app.kubernetes.io/name';
 export const ManagedByValue = 'virtbmc-controller';
 export const AppNameValue = 'virtbmc';
 export const AnnotationSecretHash = 'bmc.kubevirt.io/secret-hash';
-export const AnnotationServiceMetaKeys = 'bmc.kubevirt.io/service-metadata-keys';
 /** On every shard object: the shard index (objects named virtbmc-shard-<k>). */
 export const LabelShard = 'bmc.kubevirt.io/shard';
 /** On Services that expose an agent's metrics port (what the ServiceMonitor sample selects). */
