@@ -156,11 +156,20 @@ describe('emulator: Server-Side Apply and managedFields', () => {
     expect(fieldsOf(r.body, 'maker')).to.deep.equal(['f:data/f:a', 'f:metadata/f:labels/f:l']);
   });
 
-  it('an object without managedFields: its fields belong to "before-first-apply", as upstream', async () => {
+  it('direct writes (emu.create/update) are recorded as manager "emulator"; an object without managedFields: its fields belong to "before-first-apply", as upstream', async () => {
     emu.create(cm({ a: '1' }));
+    expect(entries(emu.get('v1', 'ConfigMap', NS, 'c'))[0]).to.include({ manager: 'emulator', operation: 'Update' });
+    const taken = await apply(`${CM}/c`, cm({ a: '2' }), 'mgr');
+    expect(taken.status).to.equal(409);
+    expect((taken.body as Status).message).to.match(/^Apply failed with 1 conflict: conflict with "emulator" using v1 at /);
+    // a client may empty managedFields with [{}] (managedfields internal/fieldmanager.go)
+    const cur = emu.get('v1', 'ConfigMap', NS, 'c')!;
+    const reset = await rawRequest(kc, 'PUT', `${CM}/c`, { ...cur, metadata: { ...cur.metadata, managedFields: [{}] } });
+    expect(reset.status).to.equal(200);
+    expect(entries(reset.body).map((e) => e.manager)).to.deep.equal([]);
     const r = await apply(`${CM}/c`, cm({ a: '2' }), 'mgr');
     expect(r.status).to.equal(409);
-    expect((r.body as Status).message).to.match(/^Apply failed with 1 conflict: conflict with "before-first-apply" using v1/);
+    expect((r.body as Status).message).to.equal('Apply failed with 1 conflict: conflict with "before-first-apply" using v1: .data.a');
   });
 
   it('associative lists merge by key (containers by name, ports by containerPort+protocol with protocol defaulted, env by name); items are members', async () => {
