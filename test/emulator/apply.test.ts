@@ -201,6 +201,13 @@ describe('emulator: Server-Side Apply and managedFields', () => {
     expect(app.env!.map((e) => e.name)).to.deep.equal(['B']);
   });
 
+  it('an applied configuration naming one list item twice is 422 (SMD validate.go)', async () => {
+    const r = await apply(`${DEPLOY}/d`, deployment([{ name: 'app', image: 'a' }, { name: 'app', image: 'b' }]), 'ctl');
+    expect(r.status).to.equal(422);
+    expect((r.body as Status).message).to.equal('.spec.template.spec.containers: duplicate entries for key [name="app"]');
+    expect(emu.get('apps/v1', 'Deployment', NS, 'd')).to.equal(undefined);
+  });
+
   it('atomic lists and maps are replaced whole and owned as one field (Role rules, a Service selector)', async () => {
     const role = (rules: unknown[]) => ({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'r' }, rules });
     await apply(`${ROLE}/r`, role([{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }, { apiGroups: [''], resources: ['secrets'], verbs: ['get'] }]), 'ctl');

@@ -111,7 +111,7 @@ const STRIPPED_META = new Set(['name', 'namespace', 'creationTimestamp', 'selfLi
  * that are members carry a marker). `scope`: the main resource resets status, the status
  * subresource everything but status (the strategies' GetResetFields), so those are not tracked.
  */
-export function leaves(kind: string, obj: unknown, scope: 'main' | 'status' | 'all' = 'all'): Map<string, string> {
+export function leaves(kind: string, obj: unknown, scope: 'main' | 'status' | 'all' = 'all', strict = false): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (v: unknown, path: Path, names: string[]): void => {
     if (Array.isArray(v)) {
@@ -128,6 +128,8 @@ export function leaves(kind: string, obj: unknown, scope: 'main' | 'status' | 'a
         const pe = isObj(item) ? keyElement(item, t) : undefined;
         if (pe === undefined) throw invalidKeys(path, t.keys);
         const p = [...path, pe];
+        // SMD typed/validate.go: an applied configuration may not name one item twice
+        if (strict && out.has(JSON.stringify(p))) throw new ApiError(422, `${pathString(path)}: duplicate entries for key ${pathString([pe])}`, 'Invalid');
         out.set(JSON.stringify(p), '{}');
         if (atomicMap(kind, names)) out.set(JSON.stringify(p), JSON.stringify(item));
         else walk(item, p, names);
@@ -326,7 +328,7 @@ function merge(kind: string, live: unknown, config: unknown, names: string[]): u
   }
   if (isObj(config) && isObj(live) && !atomicMap(kind, names)) {
     const out: Obj = { ...live };
-    for (const [k, v] of Object.entries(config)) out[k] = merge(kind, Object.hasOwn(live, k) ? live[k] : undefined, v, names.length === 0 && k === 'metadata' ? ['metadata'] : [...names, k]);
+    for (const [k, v] of Object.entries(config)) out[k] = merge(kind, Object.hasOwn(live, k) ? live[k] : undefined, v, [...names, k]);
     return out;
   }
   return clone(config);
@@ -495,7 +497,7 @@ export function applyConfig(
   const lastSet = managers.get(id)?.set;
   const prevTime = managers.get(id)?.time;
   const merged = merge(kind, base, scope === 'status' ? { status: config.status } : config, []) as KubeObject;
-  self.set = new Set(leaves(kind, config, scope).keys());
+  self.set = new Set(leaves(kind, config, scope, true).keys());
   if (prevTime) self.time = prevTime;
   managers.set(id, self);
   prune(kind, merged as unknown as Obj, lastSet, managers);
