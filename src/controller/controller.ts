@@ -220,6 +220,18 @@ export class VirtualMachineBMCController {
         if (r.controller && r.kind === KIND && r.apiVersion.startsWith('bmc.kubevirt.io/')) this.enqueue(`${obj.metadata?.namespace}/${r.name}`);
       }
     };
+    // an owned object gone: its apply record goes too (a later one is applied afresh)
+    const forget = (r: ResourceRef) => (o: KubeObject, kind: 'add' | 'update' | 'delete') => {
+      if (kind === 'delete') this.applied.delete(`${r.plural}|${o.metadata?.namespace ?? ''}|${o.metadata?.name ?? ''}`);
+    };
+    for (const [inf, r] of [
+      [this.deployments, Resources.deployment],
+      [this.services, Resources.service],
+      [this.serviceAccounts, Resources.serviceAccount],
+      [this.roles, RoleResource],
+      [this.roleBindings, Resources.roleBinding],
+      [this.configMaps, ConfigMapResource],
+    ] as Array<[ResourceInformer, ResourceRef]>) inf.onChange(forget(r));
     this.deployments.onChange(byOwner(true));
     for (const inf of [this.services, this.serviceAccounts, this.roles, this.roleBindings]) inf.onChange(byOwner(false));
     this.configMaps.onChange((cm) => {
