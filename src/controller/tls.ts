@@ -21,7 +21,7 @@ import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { LabelManagedBy, ManagedByValue, Reason, type RedfishTLSMode, type VirtualMachineBMC } from './api/types.js';
 import { commonLabels, ownerRef } from './reconcile.js';
-import { isSubset } from './apply.js';
+import { applyNeeded, FIELD_MANAGER, recordOf, type AppliedRecord } from './apply.js';
 import { certManagerSecretName, mintedSecretName, tlsMode } from './tls-names.js';
 import { inspectCertificate, mintSelfSigned } from './tls-mint.js';
 import { AnnotationTlsSource, TLS_SOURCE_REDFISH } from '../kube/tls-secret.js';
@@ -177,6 +177,8 @@ export class AgentTls {
   private readonly now: () => number;
   private readonly validityMs: number;
   private discovered?: { at: number; served: boolean };
+  /** per Certificate (`ns/name`): what was applied last (apply.ts) */
+  private readonly certificatesApplied = new Map<string, AppliedRecord>();
   /** namespaces whose selfSigned Issuer was created (or found) */
   private readonly issuerMade = new Set<string>();
 
@@ -300,17 +302,15 @@ export class AgentTls {
     }
     const desired = certificateFor(t, dnsNames, issuer, this.validityMs);
     const actual = await getOrUndefined(this.o.client, CertificateResource, ns, agentName);
-    if (!actual) {
-      await this.o.client.create(CertificateResource, ns, desired);
-      this.o.logger.info({ object: `certificates/${agentName}` }, 'created');
-      return undefined;
-    }
-    if (!t.mine(actual)) return { reason: Reason.NameConflict, message: `Certificate ${agentName} exists and is not owned by this ${t.what}` };
-    // subset: the apiserver (and cert-manager's webhook) may add defaults and reorder keys
-    if (!isSubset(desired.spec, actual.spec)) {
-      await this.o.client.mergePatch(CertificateResource, ns, agentName, { spec: desired.spec });
-      this.o.logger.info({ object: `certificates/${agentName}` }, 'updated');
-    }
+    if (actual && !t.mine(actual)) return { reason: Reason.NameConflict, message: `Certificate ${agentName} exists and is not owned by this ${t.what}` };
+    // Server-Side Apply as for the agent objects (apply.ts): cert-manager's defaults and status
+    // are not ours; a field someone else changed is taken back
+    const key = `${ns}/${agentName}`;
+    if (!applyNeeded(desired, actual, this.certificatesApplied.get(key))) return undefined;
+    const result = await this.o.client.apply<KubeObject>(CertificateResource, ns, agentName, desired, { fieldManager: FIELD_MANAGER, force: true });
+    this.certificatesApplied.set(key, recordOf(desired, result));
+    if (!actual) this.o.logger.info({ object: `certificates/${agentName}` }, 'created');
+    else if (result.metadata?.resourceVersion !== actual.metadata?.resourceVersion) this.o.logger.info({ object: `certificates/${agentName}` }, 'updated');
     return undefined;
   }
 
