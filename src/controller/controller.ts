@@ -570,6 +570,16 @@ export class VirtualMachineBMCController {
       this.applied.delete(key);
       actual = undefined;
     }
+    const strategy = (actual?.spec as { strategy?: { rollingUpdate?: unknown } } | undefined)?.strategy;
+    if (actual && resource === Resources.deployment && strategy?.rollingUpdate !== undefined && strategy.rollingUpdate !== null) {
+      // someone switched the agent to RollingUpdate: its rollingUpdate is theirs, so the apply would
+      // leave it, and Recreate with it is invalid (apps validation ValidateDeploymentStrategy)
+      actual = await this.client.jsonPatch<KubeObject>(resource, ns, name, [
+        { op: 'test', path: '/metadata/resourceVersion', value: actual.metadata?.resourceVersion },
+        { op: 'remove', path: '/spec/strategy/rollingUpdate' },
+        { op: 'replace', path: '/spec/strategy/type', value: 'Recreate' },
+      ]);
+    }
     if (!applyNeeded(desired, actual, this.applied.get(key))) return { object: actual };
     const result = await this.client.apply<KubeObject>(resource, ns, name, desired, { fieldManager: FIELD_MANAGER, force: true });
     this.applied.set(key, recordOf(desired, result));

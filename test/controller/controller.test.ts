@@ -226,6 +226,25 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     expect(writes()).to.equal(w0);
   });
 
+  it('a Deployment switched to RollingUpdate by someone else goes back to Recreate without their rollingUpdate', async () => {
+    const { emu } = env;
+    emu.create(vmObj('vm10'));
+    emu.create(secretObj('creds'));
+    emu.create(vmbmcObj('bmc10', 'vm10', 'creds'));
+    await waitReady(emu, 'bmc10');
+    const kc = emu.makeKubeConfig();
+    const edit = await rawRequest(kc, 'PATCH', `/apis/apps/v1/namespaces/${NS}/deployments/bmc10-virtbmc?fieldManager=kubectl-edit`, {
+      spec: { strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } } },
+    }, 'application/merge-patch+json');
+    expect(edit.status).to.equal(200);
+    const back = await emu.waitFor(() => {
+      const d = getDeployment(emu, 'bmc10-virtbmc');
+      return (d?.spec as { strategy: { type: string } }).strategy.type === 'Recreate' ? d : undefined;
+    });
+    expect((back.spec as { strategy: unknown }).strategy).to.deep.equal({ type: 'Recreate' });
+    await waitReady(emu, 'bmc10');
+  });
+
   it('recovers from a 409 conflict and from dropped watches', async () => {
     const { emu, mgr } = env;
     emu.create(vmObj('vm6'));

@@ -1,5 +1,6 @@
 /** Tiny stand-ins for kube-controller-manager: Deployments become available, Services get IPs. */
 import type { Clock } from './clock.js';
+import { invalid } from './status.js';
 import type { Store } from './store.js';
 import type { KubeObject } from './types.js';
 
@@ -38,6 +39,16 @@ export function installWorkloads(store: Store, clock: Clock, delayMs: number): v
       for (const p of ports) if (p.nodePort === undefined) p.nodePort = nodePortSeq++;
     }
     if (!old) obj.status = { loadBalancer: {} };
+  });
+
+  // kubernetes pkg/apis/apps/validation/validation.go ValidateDeploymentStrategy
+  store.addValidator(deployments, (obj) => {
+    const strategy = (obj.spec as { strategy?: { type?: string; rollingUpdate?: unknown } } | undefined)?.strategy;
+    if (strategy?.type === 'Recreate' && strategy.rollingUpdate !== undefined && strategy.rollingUpdate !== null) {
+      throw invalid('Deployment', 'apps', obj.metadata.name ?? '', [
+        { field: 'spec.strategy.rollingUpdate', message: "Forbidden: may not be specified when strategy `type` is 'Recreate'", reason: 'FieldValueForbidden' },
+      ]);
+    }
   });
 
   const settleDeployment = (ns: string, name: string, generation: number): void => {
