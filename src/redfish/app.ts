@@ -9,12 +9,12 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { countSessions, observeRequest } from '../common/metrics.js';
-import { newRequestId } from '../common/logger.js';
+import { newRequestId, type Logger } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
 import { authenticate, authorize, hasPrivilege, passwordChangeGate } from './core/auth.js';
 import { RedfishError, errorBody } from './core/errors.js';
 import { idempotencyOf, isAction } from './core/idempotency.js';
-import { JSON_TYPE, ODATA_VERSION, etagOf } from './core/odata.js';
+import { JSON_TYPE, ODATA_VERSION, etagOfAnswer, jsonOfBody } from './core/odata.js';
 import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
 import { serveUi } from './ui.js';
 
@@ -295,7 +295,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
         if (link) ctx.set('Link', link);
         // ETag on every JSON resource, collections included (handlers that PATCH set their own)
         if (!ctx.response.get('ETag')) {
-          const etag = etagOf(body);
+          const etag = etagOfAnswer(body);
           ctx.set('ETag', etag);
           if (ifNoneMatch(ctx.get('If-None-Match'), etag)) {
             ctx.status = 304;
@@ -328,14 +328,31 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
   for (const [path, list] of byPath) {
     for (const b of list) layerRoute.set(router.register(path, [b.def.method], noop), b);
   }
+  /**
+   * router.match() and the first layer's decoded parameters per method and path, remembered: the
+   * table never changes after this point and clients ask for the same few paths over and over.
+   * Bounded (paths carry client-chosen ids); the whole memo is dropped when full.
+   */
+  type Match = ReturnType<typeof router.match> & { params: Readonly<Record<string, string>> };
+  const matches = new Map<string, Match>();
+  const match = (path: string, method: string): Match => {
+    const key = `${method} ${path}`;
+    let m = matches.get(key);
+    if (m === undefined) {
+      const r = router.match(path, method);
+      const layer = r.pathAndMethod[0];
+      m = Object.assign(r, { params: layer ? layer.params(path, layer.captures(path), {}) : {} });
+      if (matches.size >= MATCH_MEMO_MAX) matches.clear();
+      matches.set(key, m);
+    }
+    return m;
+  };
 
   // Request id, child logger, Redfish error bodies, OData-Version on every answer.
   app.use(async (ctx, next) => {
     const rctx = ctx as unknown as RedfishContext;
-    const requestId = newRequestId();
-    rctx.state.deps = deps;
-    rctx.state.requestId = requestId;
-    rctx.state.logger = deps.logger.child({ requestId });
+    // the request id and its child logger are made when first used: most GETs log nothing
+    ctx.state = new RequestState(deps);
     const started = Date.now();
     try {
       tenancy?.enter(rctx);
@@ -358,10 +375,19 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     tenancy?.leave(rctx);
     ctx.set('OData-Version', ODATA_VERSION);
     ctx.set('Cache-Control', 'no-store');
-    rctx.state.logger.debug(
-      { method: ctx.method, path: ctx.path, status: ctx.status, ms: Date.now() - started, user: rctx.state.user?.username },
-      'redfish request',
-    );
+    // a body whose JSON text was made for its ETag is sent as that text (core/odata.ts etagOfAnswer):
+    // koa would serialise the object again; Content-Length comes last either way
+    const out = ctx.body;
+    if (typeof out === 'object' && out !== null) {
+      const json = jsonOfBody(out);
+      if (json !== undefined) ctx.body = json;
+    }
+    if (deps.logger.isLevelEnabled('debug')) {
+      rctx.state.logger.debug(
+        { method: ctx.method, path: ctx.path, status: ctx.status, ms: Date.now() - started, user: rctx.state.user?.username },
+        'redfish request',
+      );
+    }
     // agent metrics (src/agent/metrics.ts): route by operationId, never the path
     observeRequest(deps.machine, 'redfish', rctx.state.route?.operationId ?? 'unrouted', ctx.status, (Date.now() - started) / 1000);
   });
@@ -373,7 +399,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
   app.use(async (ctx) => {
     const rctx = ctx as unknown as RedfishContext;
     const path = rctx.state.internalPath ?? normalizePath(ctx.path);
-    const m = router.match(path, ctx.method);
+    const m = match(path, ctx.method);
     if (!SERVED_METHODS.includes(ctx.method)) {
       throw new RedfishError(501, 'OperationNotAllowed', [], { detail: `The HTTP method ${ctx.method} is not implemented by this service.` });
     }
@@ -384,11 +410,52 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       throw new RedfishError(405, 'OperationNotAllowed', [], { headers: { Allow: allow } });
     }
     const b = layerRoute.get(layer) as BoundRoute;
-    rctx.params = layer.params(path, layer.captures(path), {});
+    rctx.params = { ...m.params };
     const only = ctx.querystring !== '' && (ctx.method === 'GET' || ctx.method === 'HEAD') && onlyRequested(rctx);
     await serve(rctx, b, only);
   });
   return app;
+}
+
+/** Entries of the per-app route match memo (createRedfishApp). */
+const MATCH_MEMO_MAX = 1024;
+
+/**
+ * A request's state: the deps, and a request id and child logger made on first use (a GET that
+ * logs nothing never pays for the random id or the pino child).
+ */
+class RequestState implements RedfishState {
+  deps: RedfishDeps;
+  user?: RedfishState['user'];
+  route?: RedfishState['route'];
+  selfOnly?: boolean;
+  internalPath?: string;
+  tenant?: RedfishState['tenant'];
+  private rid: string | undefined;
+  private log: Logger | undefined;
+  /** the deps the request started with: its logger is a child of their logger even when a tenant takes over */
+  private readonly base: RedfishDeps;
+
+  constructor(deps: RedfishDeps) {
+    this.deps = deps;
+    this.base = deps;
+  }
+
+  get requestId(): string {
+    return (this.rid ??= newRequestId());
+  }
+
+  set requestId(v: string) {
+    this.rid = v;
+  }
+
+  get logger(): Logger {
+    return (this.log ??= this.base.logger.child({ requestId: this.requestId }));
+  }
+
+  set logger(v: Logger) {
+    this.log = v;
+  }
 }
 
 function ifNoneMatch(header: string, etag: string): boolean {

@@ -81,6 +81,19 @@ const SIM_CAPABILITIES: Capabilities = {
 };
 
 /** A name-based UUID (RFC 4122 version 5 layout over SHA-1) so a VM's UUID is stable across runs. */
+/**
+ * A deep copy of plain data (objects, arrays, primitives: what SystemInfo holds), so a caller can
+ * never change the simulator's own state. Same result as structuredClone on such data, without its
+ * serialise/deserialise round trip (it ran on every snapshot, i.e. every Redfish GET).
+ */
+function copyData<T>(v: T): T {
+  if (typeof v !== 'object' || v === null) return v;
+  if (Array.isArray(v)) return v.map(copyData) as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) out[k] = copyData((v as Record<string, unknown>)[k]);
+  return out as T;
+}
+
 export function stableUuid(seed: string): string {
   const h = createHash('sha1').update('kubevirtbmc:' + seed).digest();
   h[6] = (h[6]! & 0x0f) | 0x50;
@@ -201,7 +214,7 @@ export class SimulatedMachine implements Machine {
     return {
       power: this.power_,
       boot: { ...this.boot },
-      info: structuredClone(this.info),
+      info: copyData(this.info),
       media: [...this.media.values()].map((m) => ({ ...m })),
       generation: this.generation,
       health: this.stale ? { status: 'Critical', message: this.stale.message, since: this.stale.since } : { status: 'OK' },
@@ -220,7 +233,7 @@ export class SimulatedMachine implements Machine {
 
   async getSystemInfo(): Promise<SystemInfo> {
     this.check();
-    return structuredClone(this.info);
+    return copyData(this.info);
   }
 
   async listMedia(): Promise<MediaSlot[]> {

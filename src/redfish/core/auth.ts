@@ -3,6 +3,8 @@
  * the Redfish standard roles; what each operation needs comes from the DMTF Privilege Registry via
  * the generated route table.
  */
+import { createHmac, randomBytes } from 'node:crypto';
+import type { AccountStore } from '../../accounts/store.js';
 import type { Role, UserAccount } from '../../accounts/types.js';
 import { secretEquals } from '../../common/secrets.js';
 import { loginFailed } from '../../events/emit.js';
@@ -71,6 +73,108 @@ export function login(deps: RedfishDeps, address: string, username: string, pass
   return user;
 }
 
+/** Most entries a store's verified-credentials cache holds (one per account in practice). */
+export const VERIFIED_MAX = 64;
+
+interface Verified {
+  /** the store's account id, its live account object and its stamp when the credentials were checked */
+  id: number;
+  user: UserAccount;
+  stamp: number;
+}
+
+/**
+ * HTTP Basic sends the same name and password on every request; checking them costs a constant-time
+ * compare per account (SHA-256 of both sides each). This remembers credentials already found good
+ * for one account store, so the next request with them costs one HMAC and a map lookup:
+ * - the key is HMAC-SHA256 of `name:password` under a random key of this cache, never the password
+ *   or anything it can be recovered from; a lookup by that digest can only tell about the digest of
+ *   what the client sent (as session tokens in sessions.ts), so no compare of secrets happens here;
+ * - only credentials checkCredentials accepted are stored: a wrong password is never remembered;
+ * - an entry counts only while its account still has the stamp it had when checked
+ *   (AccountStore.sessionStamp: it changes with the name, password, role or Enabled, and is gone
+ *   when the account is deleted or disabled) and is still in the list served; every change the
+ *   store emits (Redfish, IPMI, a reload) also empties the cache;
+ * - at most VERIFIED_MAX entries, the oldest dropped first.
+ * Lockout is unchanged: the caller checks it before and records the success after, as for a miss.
+ */
+export class VerifiedCredentials {
+  private readonly key = randomBytes(32);
+  private readonly entries = new Map<string, Verified>();
+
+  constructor(
+    private readonly accounts: AccountStore,
+    private readonly max = VERIFIED_MAX,
+  ) {
+    accounts.onChange(() => this.entries.clear());
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private digest(username: string, password: string): string {
+    return createHmac('sha256', this.key).update(`${username}:${password}`).digest('base64');
+  }
+
+  /** The account these credentials were found good for, while nothing about it changed. */
+  lookup(users: readonly UserAccount[], username: string, password: string): UserAccount | undefined {
+    if (this.entries.size === 0) return undefined;
+    const d = this.digest(username, password);
+    const e = this.entries.get(d);
+    if (!e) return undefined;
+    if (this.accounts.sessionStamp(e.id) !== e.stamp || this.accounts.liveAccount(e.id) !== e.user || !users.includes(e.user)) {
+      this.entries.delete(d);
+      return undefined;
+    }
+    return e.user;
+  }
+
+  /** Remember credentials checkCredentials just accepted for `user`. */
+  remember(user: UserAccount, username: string, password: string): void {
+    const id = this.accounts.idOf(user);
+    const stamp = id === undefined ? undefined : this.accounts.sessionStamp(id);
+    if (id === undefined || stamp === undefined) return;
+    const d = this.digest(username, password);
+    this.entries.delete(d);
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(d, { id, user, stamp });
+  }
+}
+
+const verifiedByStore = new WeakMap<AccountStore, VerifiedCredentials>();
+
+/** The verified-credentials cache of the deps' account store, when `users` is that store's list. */
+function verifiedOf(deps: RedfishDeps): VerifiedCredentials | undefined {
+  const { accounts } = deps;
+  if (!accounts || deps.users !== accounts.users) return undefined;
+  let v = verifiedByStore.get(accounts);
+  if (!v) {
+    v = new VerifiedCredentials(accounts);
+    verifiedByStore.set(accounts, v);
+  }
+  return v;
+}
+
+/**
+ * HTTP Basic credentials under the lockout, as login() checks them, through the store's
+ * verified-credentials cache: a hit skips only the compare (the lockout check and the success
+ * record happen as for a miss).
+ */
+function basicLogin(deps: RedfishDeps, address: string, username: string, password: string): UserAccount | undefined {
+  const verified = verifiedOf(deps);
+  if (!verified) return login(deps, address, username, password);
+  checkLockout(deps, address, username);
+  const hit = verified.lookup(deps.users, username, password);
+  if (hit) {
+    deps.lockout.recordSuccess(address, hit.username);
+    return hit;
+  }
+  const user = login(deps, address, username, password);
+  if (user) verified.remember(user, username, password);
+  return user;
+}
+
 /** Establish ctx.state.user from X-Auth-Token or Basic credentials, or throw 401. */
 export function authenticate(ctx: RedfishContext): void {
   const deps = ctx.state.deps;
@@ -88,7 +192,7 @@ export function authenticate(ctx: RedfishContext): void {
   const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) throw unauthorized('AccessUnauthorized');
-  const user = login(deps, clientAddress(ctx), decoded.slice(0, colon), decoded.slice(colon + 1));
+  const user = basicLogin(deps, clientAddress(ctx), decoded.slice(0, colon), decoded.slice(colon + 1));
   if (!user) throw unauthorized('AccessUnauthorized');
   ctx.state.user = user;
 }

@@ -1,16 +1,75 @@
 /** Response helpers: OData headers, ETags, collections, If-Match. */
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { RedfishError } from './errors.js';
 import type { RedfishContext } from './types.js';
 
 export const ODATA_VERSION = '4.0';
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** SHA-256 hex of a string: crypto.hash (one call, no Hash object) where node has it (20.12+). */
+const sha256Hex: (s: string) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (s) => crypto.hash('sha256', s, 'hex')
+    : (s) => crypto.createHash('sha256').update(s).digest('hex');
+
+/**
+ * ETags of the last JSON texts hashed (most resources read the same between two changes, so the
+ * same text comes back again and again). Bounded; equal text gives the equal ETag either way.
+ */
+const ETAG_MEMO_MAX = 64;
+const etagMemo = new Map<string, string>();
+
+/** Weak ETag of a body's JSON text (without @odata.etag). */
+function etagOfJson(json: string): string {
+  let etag = etagMemo.get(json);
+  if (etag === undefined) {
+    etag = `W/"${sha256Hex(json).slice(0, 16)}"`;
+    if (etagMemo.size >= ETAG_MEMO_MAX) etagMemo.delete(etagMemo.keys().next().value as string);
+    etagMemo.set(json, etag);
+  }
+  return etag;
+}
+
+/**
+ * The JSON text of a plain object (its own properties, Object.prototype, no @odata.etag), which is
+ * what JSON.stringify of its copy without @odata.etag gives; undefined for anything else.
+ */
+function plainJson(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || Object.getPrototypeOf(body) !== Object.prototype) return undefined;
+  if (Object.hasOwn(body, '@odata.etag') || Object.hasOwn(body, 'toJSON')) return undefined;
+  return JSON.stringify(body);
+}
+
+/**
+ * Answer bodies whose JSON text is already made (for their ETag): the app sends this text instead
+ * of serialising the object again (src/redfish/app.ts), so the ETag is the hash of what is sent.
+ * Weak: an entry lives as long as its body object.
+ */
+const sentJson = new WeakMap<object, string>();
+
+/** The JSON text recorded for this answer body, if any (see sentJson). */
+export function jsonOfBody(body: object): string | undefined {
+  return sentJson.get(body);
+}
+
 /** Weak ETag of a resource body (stable for equal content). */
 export function etagOf(body: unknown): string {
+  const json = plainJson(body);
+  if (json !== undefined) return etagOfJson(json);
   const clone = { ...(body as Record<string, unknown>) };
   delete clone['@odata.etag'];
-  return `W/"${createHash('sha256').update(JSON.stringify(clone)).digest('hex').slice(0, 16)}"`;
+  return etagOfJson(JSON.stringify(clone));
+}
+
+/**
+ * Weak ETag of an answer body about to be sent; records its JSON text so the app sends that text
+ * (the body must not change after this).
+ */
+export function etagOfAnswer(body: Record<string, unknown>): string {
+  const json = plainJson(body);
+  if (json === undefined) return etagOf(body);
+  sentJson.set(body, json);
+  return etagOfJson(json);
 }
 
 /**
@@ -24,8 +83,14 @@ export function sendResource(
 ): void {
   let payload = body;
   if (opts.etag) {
-    const etag = etagOf(body);
+    const json = plainJson(body);
+    const etag = json !== undefined ? etagOfJson(json) : etagOf(body);
     payload = { ...body, '@odata.etag': etag };
+    // the text of payload: @odata.etag is a new key (body had none), so JSON.stringify puts it last
+    if (json !== undefined) {
+      const tail = `"@odata.etag":${JSON.stringify(etag)}}`;
+      sentJson.set(payload, json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`);
+    }
     ctx.set('ETag', etag);
     const inm = ctx.get('If-None-Match');
     if ((ctx.method === 'GET' || ctx.method === 'HEAD') && inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
