@@ -144,6 +144,11 @@ export class VerifiedCredentials {
 
 const verifiedByStore = new WeakMap<AccountStore, VerifiedCredentials>();
 
+/** The verified-credentials cache the Redfish service keeps for this store, once it has one (tests). */
+export function verifiedCredentialsOf(accounts: AccountStore): VerifiedCredentials | undefined {
+  return verifiedByStore.get(accounts);
+}
+
 /** The verified-credentials cache of the deps' account store, when `users` is that store's list. */
 function verifiedOf(deps: RedfishDeps): VerifiedCredentials | undefined {
   const { accounts } = deps;
