@@ -14,13 +14,17 @@ const sha256Hex: (s: string) => string =
 
 /**
  * ETags of the last JSON texts hashed (most resources read the same between two changes, so the
- * same text comes back again and again). Bounded; equal text gives the equal ETag either way.
+ * same text comes back again and again; looking it up costs less than hashing it). Bounded: at
+ * most 64 texts of at most 16 KiB each (larger ones, such as message registries, are hashed every
+ * time). Equal text gives the equal ETag either way.
  */
 const ETAG_MEMO_MAX = 64;
+const ETAG_MEMO_TEXT_MAX = 16 * 1024;
 const etagMemo = new Map<string, string>();
 
 /** Weak ETag of a body's JSON text (without @odata.etag). */
 function etagOfJson(json: string): string {
+  if (json.length > ETAG_MEMO_TEXT_MAX) return `W/"${sha256Hex(json).slice(0, 16)}"`;
   let etag = etagMemo.get(json);
   if (etag === undefined) {
     etag = `W/"${sha256Hex(json).slice(0, 16)}"`;

@@ -4,7 +4,7 @@
  * client sent, never about a stored token, so no further compare is needed). Sessions expire
  * after `timeoutSeconds` without use; each authenticated request refreshes lastUsedAt.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import type { UserAccount } from '../../accounts/types.js';
 import { RedfishError } from './errors.js';
 import type { RedfishSession, SessionStore } from './types.js';
@@ -26,7 +26,11 @@ interface Entry {
   tokenHash: string;
 }
 
-const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+/** SHA-256 hex of a token: crypto.hash (one call, no Hash object, node 20.12+) where node has it. */
+const hashToken: (token: string) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (token) => crypto.hash('sha256', token, 'hex')
+    : (token) => crypto.createHash('sha256').update(token).digest('hex');
 
 export class MemorySessionStore implements SessionStore {
   timeoutSeconds: number;
@@ -51,9 +55,9 @@ export class MemorySessionStore implements SessionStore {
       for (const e of mine.slice(0, mine.length - this.maxPerUser + 1)) this.delete(e.session.id);
     }
     if (this.byId.size >= this.maxSessions) throw new RedfishError(503, 'SessionLimitExceeded');
-    const token = randomBytes(32).toString('hex');
+    const token = crypto.randomBytes(32).toString('hex');
     let id: string;
-    do id = randomBytes(8).toString('hex');
+    do id = crypto.randomBytes(8).toString('hex');
     while (this.byId.has(id));
     const at = this.now();
     const session: RedfishSession = {
