@@ -403,6 +403,64 @@ export class AccountStore {
     return v;
   }
 
+  /**
+   * Makes the store hold exactly `target` when its source changed outside the protocols (shared
+   * mode: the system's Secret got new credentials, went away or came back). Accounts equal to
+   * their target stay untouched (their sessions go on); a changed one is updated in place, a
+   * missing one removed, a new one added, each told to the listeners. Not persisted (the caller
+   * writes with flush() if the source needs it); may leave no Administrator. Throws, changing
+   * nothing, on a name, role or id the store would refuse, or a name given twice.
+   */
+  replaceAll(target: readonly StoredAccount[]): { removed: AccountView[]; changed: AccountView[] } {
+    const names = new Set<string>();
+    const ids = new Set<number>();
+    for (const t of target) {
+      if (!Number.isInteger(t.id) || t.id < FIRST_USER_ID || t.id > MAX_USER_ID) throw new AccountStoreError('not-found', `user id ${t.id} is outside ${FIRST_USER_ID}..${MAX_USER_ID}`);
+      if (ids.has(t.id)) throw new AccountStoreError('exists', `user id ${t.id} is given twice`);
+      if (names.has(t.username)) throw new AccountStoreError('exists', `an account named ${JSON.stringify(t.username)} is given twice`);
+      ids.add(t.id);
+      names.add(t.username);
+      this.checkNameSyntax(t.username);
+      this.checkRole(t.role);
+    }
+    const removed: AccountView[] = [];
+    const changed: AccountView[] = [];
+    const changes: AccountChange[] = [];
+    for (const [id, r] of [...this.recs]) {
+      if (ids.has(id)) continue;
+      this.recs.delete(id);
+      removed.push(view(r));
+      changes.push({ type: 'deleted', account: view(r) });
+    }
+    for (const t of target) {
+      const r = this.recs.get(t.id);
+      if (!r) {
+        this.insertUnchecked(t);
+        changes.push({ type: 'created', account: view(this.recs.get(t.id)!) });
+        continue;
+      }
+      const same = r.username === t.username && r.password === t.password && r.role === t.role && r.enabled === t.enabled && r.passwordChangeRequired === t.passwordChangeRequired;
+      if (same) continue;
+      const before = view(r);
+      const passwordChanged = r.password !== t.password;
+      Object.assign(r, { username: t.username, password: t.password, role: t.role, enabled: t.enabled, passwordChangeRequired: t.passwordChangeRequired });
+      r.generation++;
+      r.live.username = r.username;
+      r.live.password = r.password;
+      r.live.role = r.role;
+      changed.push(before);
+      changes.push({ type: 'updated', account: view(r), passwordChanged, before });
+    }
+    this.syncLive();
+    for (const c of changes) this.emit(c);
+    return { removed, changed };
+  }
+
+  /** Writes the current accounts to the persistence sink, in order with the changes' writes. */
+  flush(): Promise<void> {
+    return this.save();
+  }
+
   /** The persisted form (with passwords) for a sink; never log it. */
   snapshot(): StoredAccount[] {
     return [...this.recs.values()]
@@ -436,6 +494,10 @@ export class AccountStore {
     this.checkName(s.username, undefined);
     this.checkRole(s.role);
     if (this.recs.has(s.id)) throw new AccountStoreError('exists', `user id ${s.id} is in use`);
+    return this.insertUnchecked(s);
+  }
+
+  private insertUnchecked(s: StoredAccount): Rec {
     const r: Rec = { ...s, live: { username: s.username, password: s.password, role: s.role }, generation: nextGeneration++ };
     this.recs.set(s.id, r);
     this.syncLive();
@@ -460,14 +522,18 @@ export class AccountStore {
   }
 
   private checkName(name: unknown, selfId: number | undefined): void {
+    this.checkNameSyntax(name);
+    const other = this.findName(name);
+    if (other && other.id !== selfId) throw new AccountStoreError('exists', `an account named ${JSON.stringify(name)} exists`);
+  }
+
+  private checkNameSyntax(name: unknown): asserts name is string {
     if (typeof name !== 'string' || name.length === 0) throw new AccountStoreError('invalid-name', 'the user name must be a non-empty string');
     if (Buffer.byteLength(name, 'utf8') > IPMI_USERNAME_MAX) {
       throw new AccountStoreError('invalid-name', `the user name must be at most ${IPMI_USERNAME_MAX} bytes (IPMI Set User Name)`);
     }
     // eslint-disable-next-line no-control-regex
     if (/[\u0000-\u001f\u007f:]/.test(name)) throw new AccountStoreError('invalid-name', 'the user name must not contain control characters or ":"');
-    const other = this.findName(name);
-    if (other && other.id !== selfId) throw new AccountStoreError('exists', `an account named ${JSON.stringify(name)} exists`);
   }
 
   private checkRole(role: unknown): void {

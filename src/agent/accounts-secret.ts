@@ -120,6 +120,11 @@ export class SecretAccounts {
     this.where = `Secret ${o.namespace}/${o.name}`;
   }
 
+  /** Take this object (e.g. from a watch) as the base of the next write, as if just read. */
+  use(secret: SecretObject | undefined): void {
+    this.last = secret;
+  }
+
   /** The saved document, undefined when the key is absent; throws when the Secret cannot be read. */
   async load(): Promise<AccountsDocument | undefined> {
     this.last = await this.o.client.get<SecretObject>(Resources.secret, this.o.namespace, this.o.name);

@@ -11,17 +11,17 @@
  *   VM and VMI views from one namespace-wide watch per namespace (shared-informer.ts); media
  *   DataVolumes keep a single-object watch per CD-ROM drive (named RBAC, few of them);
  * - the accounts: each system's Secret (keys `username`, `password`, as in per-VM mode) by a
- *   single-object list+watch — the shard Role grants list/watch of exactly those Secrets, never
- *   `get` — followed into the system's AccountStore: a changed password replaces the old one at
- *   once (IPMI and Redfish), a missing Secret or one without both keys leaves the system without
- *   accounts (logins fail, its resources stay hidden), never a crash;
+ *   single-object list+watch (the shard Role names exactly those Secrets), followed into the
+ *   system's AccountStore: a changed password replaces the old one at once (IPMI and Redfish), a
+ *   missing Secret or one without both keys leaves the system without accounts (logins fail, its
+ *   resources stay hidden), never a crash. Account changes made over Redfish AccountService or
+ *   IPMI Set User are written back to that Secret's `virtbmc-accounts` key exactly as a per-VM
+ *   agent does (src/agent/accounts-secret.ts; get+update by name), so they survive a restart;
  * - events: subscriptions persist in each VM's events ConfigMap and actions are Kubernetes Events
  *   on the VM, as in per-VM mode (src/events/kube.ts).
- *
- * Account changes made through Redfish AccountService / IPMI Set User live in memory only here
- * (no write-back to the Secret in shared mode); the next Secret change overrides the Secret's account.
  */
-import type { AccountStore } from '../accounts/store.js';
+import { AccountStore, FIRST_USER_ID, type PersistFn, type StoredAccount } from '../accounts/store.js';
+import { ACCOUNTS_KEY, parseAccountsDocument, SecretAccounts, seedDigest, startingAccounts, type AccountsDocument } from './accounts-secret.js';
 import type { StartEventsOptions } from '../events/index.js';
 import type { Logger } from '../common/logger.js';
 import { KubeClient } from '../kube/client.js';
@@ -80,6 +80,8 @@ export interface KubeVirtFleet {
   readonly watches: SharedWatches;
   /** the fleet document applied last (after the current change, if one is under way) */
   settled(): Promise<void>;
+  /** the resourceVersion of the last event of a system's Secret its accounts followed (tests) */
+  secretVersion(id: string): string | undefined;
   close(): Promise<void>;
 }
 
@@ -99,58 +101,150 @@ export function parseConfigMapRef(ref: string): { namespace: string; name: strin
   return { namespace: m[1] as string, name: m[3] as string };
 }
 
+/** What a Secret event means for a system's accounts. */
+type AccountsPlan =
+  | { kind: 'none'; reason: string }
+  | { kind: 'unchanged' }
+  | { kind: 'accounts'; accounts: StoredAccount[]; seed: string; seedId: number; write: boolean };
+
+/** Ids and flags for accounts that have none yet (the configured seed: FIRST_USER_ID, enabled). */
+function stored(list: readonly (StoredAccount | UserAccount)[]): StoredAccount[] {
+  return list.map((a, i) => {
+    const s = a as Partial<StoredAccount> & UserAccount;
+    return { id: s.id ?? FIRST_USER_ID + i, username: s.username, password: s.password, role: s.role, enabled: s.enabled ?? true, passwordChangeRequired: s.passwordChangeRequired ?? false };
+  });
+}
+
 /**
- * Keeps the account a Secret defines in one system's store: created, renamed or re-passworded as
- * the Secret changes, evicted when the Secret goes. One change at a time, in order.
+ * One system's accounts kept in its Secret, as a per-VM agent keeps them (src/agent/accounts-secret.ts:
+ * key `virtbmc-accounts`, the same document, seed and 409 handling):
+ *
+ * - start, or the Secret (with both keys) coming back: the saved list when its seed matches the
+ *   Secret's username/password, the saved list with the seed account renamed/re-passworded when they
+ *   changed (written back at once), the Secret's account alone when nothing is saved (written at the
+ *   first change, as per-VM);
+ * - a Secret event whose username/password did not change — the agent's own write, or another key —
+ *   changes nothing (the accounts in memory are the newest), so a password set over Redfish or IPMI
+ *   is not reset by the echo of its own write and no system restarts;
+ * - new username/password: the seed account takes them in place (the others stay, their sessions go
+ *   on), written back, and the sessions of the replaced credentials end;
+ * - a Secret gone, without both keys, with a malformed document or credentials the store refuses:
+ *   the system has no account (Redfish 401, IPMI refused) and nothing is written until it is usable.
+ * Every account change over Redfish or IPMI is written while the Secret is usable. One event at a time.
  */
-class SecretAccount {
-  private id: number | undefined;
+class SecretAccountsBinding {
+  private store: AccountStore | undefined;
+  private endSessions: ((username: string) => number) | undefined;
+  /** bound to a usable Secret: changes are written back */
+  private active = false;
   private chain: Promise<void> = Promise.resolve();
+  /** resourceVersion of the last Secret event followed (tests: the echo of a write was seen) */
+  seenVersion: string | undefined;
 
   constructor(
-    private readonly accounts: AccountStore,
+    private readonly secret: SecretAccounts,
     private readonly log: Logger,
-    initial: UserAccount | undefined,
-    /** ends the Redfish sessions of a user whose credentials the Secret replaced or took away */
-    private readonly endSessions: (username: string) => number,
-  ) {
-    this.id = initial ? accounts.byName(initial.username)?.id : undefined;
+  ) {}
+
+  /** The store's persistence sink: the Secret while it is usable, else nothing (memory). */
+  readonly persist: PersistFn = async (accounts) => {
+    if (this.active) await this.secret.persist(accounts);
+  };
+
+  private plan(s: Secret | undefined): AccountsPlan {
+    const creds = secretCredentials(s);
+    if (!s) return { kind: 'none', reason: 'the Secret is gone' };
+    if (!creds) return { kind: 'none', reason: 'the Secret lacks username or password' };
+    const seed = seedDigest(creds);
+    const configured: UserAccount[] = [{ ...creds, role: 'Administrator' }];
+    if (this.active && this.store) {
+      if (seed === this.secret.seed) return { kind: 'unchanged' };
+      const start = startingAccounts({ version: 1, seed: this.secret.seed, seedId: this.secret.seedId, accounts: this.store.snapshot() }, configured);
+      return { kind: 'accounts', accounts: stored(start.accounts), seed, seedId: start.seedId, write: true };
+    }
+    let doc: AccountsDocument | undefined;
+    try {
+      doc = parseAccountsDocument(s.data, this.secret.where);
+    } catch (e) {
+      return { kind: 'none', reason: (e as Error).message };
+    }
+    const start = startingAccounts(doc, configured);
+    return { kind: 'accounts', accounts: stored(start.accounts), seed, seedId: start.seedId, write: start.reseeded };
   }
 
-  follow(secret: Secret | undefined): Promise<void> {
+  /** The accounts to start the system with, from the Secret as first listed; writes a re-seeded list. */
+  async begin(s: Secret | undefined): Promise<StoredAccount[]> {
+    this.seenVersion = s?.metadata?.resourceVersion;
+    const p = this.plan(s);
+    if (p.kind !== 'accounts') {
+      if (s) this.log.warn({ secret: this.secret.where, reason: p.kind === 'none' ? p.reason : '' }, 'no usable accounts in the Secret (yet): the system has no account until it changes');
+      return [];
+    }
+    try {
+      // the store would refuse them (a name over IPMI's 16 bytes...): no account, as for a bad Secret
+      new AccountStore(p.accounts, { requireAdmin: false });
+    } catch (e) {
+      this.log.warn({ secret: this.secret.where, err: (e as Error).message }, "the Secret's accounts cannot be used: the system has no account");
+      return [];
+    }
+    this.adopt(s, p);
+    if (p.write) {
+      this.log.info({ secret: this.secret.where, seedId: p.seedId }, "the Secret's username/password changed: the seed account takes them; saving");
+      await this.secret.persist(p.accounts).catch(() => undefined);
+    } else if (s?.data?.[ACCOUNTS_KEY]) this.log.info({ secret: this.secret.where, accounts: p.accounts.length }, 'accounts loaded from the Secret');
+    return p.accounts;
+  }
+
+  private adopt(s: Secret | undefined, p: { seed: string; seedId: number }): void {
+    this.secret.seed = p.seed;
+    this.secret.seedId = p.seedId;
+    this.secret.use(s);
+    this.active = true;
+  }
+
+  bind(store: AccountStore, endSessions: (username: string) => number): void {
+    this.store = store;
+    this.endSessions = endSessions;
+  }
+
+  unbind(): void {
+    this.store = undefined;
+    this.endSessions = undefined;
+    this.active = false;
+  }
+
+  follow(s: Secret | undefined): Promise<void> {
     const run = async (): Promise<void> => {
-      const creds = secretCredentials(secret);
-      const cur = this.id !== undefined ? this.accounts.get(this.id) : undefined;
-      if (!creds) {
-        if (cur) {
-          await this.accounts.evict(cur.id);
-          this.endSessions(cur.username);
-          this.log.warn({ secret: secret?.metadata?.name }, secret ? 'the Secret lacks username or password: the system has no account now' : 'the Secret is gone: the system has no account now');
-        }
-        this.id = undefined;
+      const store = this.store;
+      if (!store) return;
+      this.seenVersion = s?.metadata?.resourceVersion;
+      const p = this.plan(s);
+      if (p.kind === 'unchanged') {
+        // the newest object is the base of the next write (fewer 409s after a change of another key)
+        this.secret.use(s);
         return;
       }
+      const drop = (reason: string): void => {
+        const had = store.list().length > 0;
+        this.active = false;
+        const { removed } = store.replaceAll([]);
+        for (const a of removed) this.endSessions?.(a.username);
+        if (had) this.log.warn({ secret: this.secret.where, reason }, 'the system has no account now');
+      };
+      if (p.kind === 'none') return drop(p.reason);
+      let done: ReturnType<AccountStore['replaceAll']>;
       try {
-        if (cur) {
-          const same = cur.username === creds.username && this.accounts.verify(creds.username, creds.password)?.id === cur.id && cur.enabled;
-          if (same) return;
-          await this.accounts.update(cur.id, { username: creds.username, password: creds.password, enabled: true });
-          // sessions opened with the old credentials end with them (a per-VM agent restarts on a Secret change)
-          const ended = this.endSessions(cur.username);
-          this.log.info({ user: creds.username, sessionsEnded: ended }, 'account updated from the Secret');
-        } else {
-          this.id = (await this.accounts.create({ username: creds.username, password: creds.password, role: 'Administrator' })).id;
-          this.log.info({ user: creds.username }, 'account created from the Secret');
-        }
+        done = store.replaceAll(p.accounts);
       } catch (e) {
-        // a name or password the store refuses (too long for IPMI, taken by another account): no stale account stays
-        if (cur) {
-          await this.accounts.evict(cur.id);
-          this.endSessions(cur.username);
-        }
-        this.id = undefined;
-        this.log.warn({ err: (e as Error).message }, 'the Secret\'s credentials cannot be used: the system has no account');
+        return drop(`the Secret's accounts cannot be used: ${(e as Error).message}`);
       }
+      // sessions opened with replaced credentials end with them (a per-VM agent restarts on a Secret change)
+      let ended = 0;
+      for (const a of [...done.removed, ...done.changed]) ended += this.endSessions?.(a.username) ?? 0;
+      const wasActive = this.active;
+      this.adopt(s, p);
+      this.log.info({ secret: this.secret.where, accounts: p.accounts.length, sessionsEnded: ended }, wasActive ? 'the seed account follows the Secret' : 'accounts from the Secret');
+      if (p.write) await store.flush().catch(() => undefined);
     };
     const p = this.chain.then(run);
     this.chain = p.catch(() => undefined);
@@ -178,9 +272,14 @@ export async function startKubeVirtFleet(opts: KubeVirtFleetOptions): Promise<Ku
   const watches = new SharedWatches([Resources.vm, Resources.vmi], { client, logger: log.child({ component: 'watch' }), ...timings });
   const kubeEvents = opts.kubeEvents !== false;
 
+  const bindings = new Map<string, SecretAccountsBinding>();
   const backend = async (system: FleetSystem): Promise<TenantBackend> => {
     const slog = log.child({ system: system.id });
-    let follower: SecretAccount | undefined;
+    const binding = system.secretName
+      ? new SecretAccountsBinding(new SecretAccounts({ client, namespace: system.namespace, name: system.secretName, logger: slog.child({ component: 'accounts' }) }), slog)
+      : undefined;
+    if (binding) bindings.set(system.id, binding);
+    let bound = false;
     let latest: Secret | undefined;
     const secretWatch = system.secretName
       ? new ObjectWatch<Secret>({
@@ -193,7 +292,7 @@ export async function startKubeVirtFleet(opts: KubeVirtFleetOptions): Promise<Ku
           ...timings,
           onChange: (s) => {
             latest = s;
-            void follower?.follow(s);
+            if (bound) void binding?.follow(s);
           },
         })
       : undefined;
@@ -202,9 +301,8 @@ export async function startKubeVirtFleet(opts: KubeVirtFleetOptions): Promise<Ku
     await secretWatch?.waitSynced(syncTimeoutMs);
     latest = secretWatch?.current;
     const used = latest;
-    const creds = secretCredentials(used);
-    const users: UserAccount[] = creds ? [{ ...creds, role: 'Administrator' }] : [];
-    if (secretWatch && !creds) slog.warn({ secret: system.secretName }, 'no usable Secret (yet): the system has no account until it appears');
+    const users = binding ? await binding.begin(used) : [];
+    if (secretWatch && !used) slog.warn({ secret: system.secretName }, 'no Secret (yet): the system has no account until it appears');
 
     const machine = new KubeVirtMachine({
       client,
@@ -222,6 +320,7 @@ export async function startKubeVirtFleet(opts: KubeVirtFleetOptions): Promise<Ku
     } catch (e) {
       await machine.close();
       await secretWatch?.stop();
+      if (bindings.get(system.id) === binding) bindings.delete(system.id);
       throw e;
     }
     const events: StartEventsOptions = kubeEvents
@@ -242,20 +341,24 @@ export async function startKubeVirtFleet(opts: KubeVirtFleetOptions): Promise<Ku
     return {
       machine,
       users,
+      ...(binding ? { persist: binding.persist } : {}),
       events,
       bind: ({ accounts, events: ev, endSessions }) => {
-        follower = new SecretAccount(accounts, slog, users[0], endSessions);
+        binding?.bind(accounts, endSessions);
+        bound = true;
         // a change that arrived while the system was starting
-        if (secretWatch && latest !== used) void follower.follow(latest);
+        if (secretWatch && latest !== used) void binding?.follow(latest);
         const detach = kubeEvents
           ? new KubeEventRecorder({ client, namespace: system.namespace, vmName: system.vm, logger: slog.child({ component: 'k8s-events' }) }).attach(ev.hub)
           : undefined;
         return () => {
-          follower = undefined;
+          bound = false;
+          binding?.unbind();
           detach?.();
         };
       },
       release: async () => {
+        if (bindings.get(system.id) === binding) bindings.delete(system.id);
         await secretWatch?.stop();
       },
     };
@@ -331,6 +434,7 @@ export async function startKubeVirtFleet(opts: KubeVirtFleetOptions): Promise<Ku
     settled: async () => {
       while (applying) await applying;
     },
+    secretVersion: (id) => bindings.get(id)?.seenVersion,
     async close() {
       await cmWatch.stop();
       while (applying) await applying;

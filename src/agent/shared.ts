@@ -6,7 +6,7 @@
  * is started or stopped.
  */
 import { readFileSync } from 'node:fs';
-import { AccountStore } from '../accounts/store.js';
+import { AccountStore, type PersistFn, type StoredAccount } from '../accounts/store.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../accounts/lockout.js';
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
@@ -67,7 +67,10 @@ export const readFleetFile = (path: string): FleetSystem[] => parseFleet(readFil
 /** What a system needs from its backend: the machine and its accounts (KubeVirt: VM and Secret). */
 export interface TenantBackend {
   machine: Machine;
-  users: readonly UserAccount[];
+  /** the accounts to start with (KubeVirt: the list saved in the Secret, or the Secret's account) */
+  users: readonly (UserAccount | StoredAccount)[];
+  /** where the system's account changes are written (KubeVirt: its Secret's virtbmc-accounts key); default memory only */
+  persist?: PersistFn;
   /** eventing options of this system (KubeVirt: subscriptions kept in its events ConfigMap) */
   events?: StartEventsOptions;
   /**
@@ -198,7 +201,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     const backend = await opts.backend(system);
     const { machine, users: initial } = backend;
     // one account store per VM behind both of its protocols (src/accounts/store.ts), as in a per-VM agent
-    const accounts = new AccountStore(initial, { requireAdmin: false });
+    const accounts = new AccountStore(initial, { requireAdmin: false, ...(backend.persist ? { persist: backend.persist } : {}) });
     const users = accounts.users;
     // each VM keeps its own lockout (IPMI and Redfish, its AccountService knobs), as a per-VM agent
     const lockout = new LoginLockout(opts.lockoutPolicy ?? DEFAULT_LOCKOUT_POLICY, () => now().getTime());

@@ -197,8 +197,10 @@ export function shardRoleRules(k: number, systems: readonly FleetSystem[], drive
       verbs: ['update'],
     },
     { apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachineinstances/console'], resourceNames: vms, verbs: ['get'] },
-    // each system's credentials, read by single-object list+watch (fieldSelector metadata.name): never get
-    { apiGroups: [''], resources: ['secrets'], resourceNames: secrets, verbs: ['list', 'watch'] },
+    // each system's auth Secret, by name only: its credentials followed by a single-object list+watch
+    // (fieldSelector metadata.name), and account changes written back to its virtbmc-accounts key
+    // (GET, then PUT with that resourceVersion, as a per-VM agent: src/agent/accounts-secret.ts)
+    { apiGroups: [''], resources: ['secrets'], resourceNames: secrets, verbs: ['get', 'list', 'update', 'watch'] },
     // the fleet document itself
     { apiGroups: [''], resources: ['configmaps'], resourceNames: [shardName(k)], verbs: ['get', 'list', 'watch'] },
     // the VMs' events ConfigMaps (subscriptions), created on first use: create cannot be named

@@ -157,6 +157,50 @@ describe('accounts/store', () => {
     expect(s.users.map((u) => u.username)).to.deep.equal(['admin']);
   });
 
+  it('replaceAll: keeps equal accounts (and their sessions), updates, removes and adds the others, tells the listeners, writes nothing; refuses bad targets whole', async () => {
+    const writes: StoredAccount[][] = [];
+    const s = new AccountStore(
+      [
+        { id: 2, username: 'admin', password: 'pw', role: 'Administrator', enabled: true, passwordChangeRequired: false },
+        { id: 3, username: 'op', password: 'op-pw', role: 'Operator', enabled: true, passwordChangeRequired: false },
+        { id: 4, username: 'ro', password: 'ro-pw', role: 'ReadOnly', enabled: true, passwordChangeRequired: false },
+      ],
+      { persist: async (a) => void writes.push([...a]) },
+    );
+    const users = s.users;
+    const stamps = [2, 3, 4].map((id) => s.sessionStamp(id));
+    const changes: AccountChange[] = [];
+    s.onChange((c) => changes.push(c));
+    const done = s.replaceAll([
+      { id: 2, username: 'root', password: 'pw-2', role: 'Administrator', enabled: true, passwordChangeRequired: false },
+      { id: 3, username: 'op', password: 'op-pw', role: 'Operator', enabled: true, passwordChangeRequired: false },
+      { id: 5, username: 'new', password: 'new-pw', role: 'ReadOnly', enabled: true, passwordChangeRequired: false },
+    ]);
+    expect(done.removed.map((a) => a.username)).to.deep.equal(['ro']);
+    expect(done.changed.map((a) => a.username), 'the account as it was').to.deep.equal(['admin']);
+    expect(s.list().map((a) => `${a.id}:${a.username}`)).to.deep.equal(['2:root', '3:op', '5:new']);
+    expect(s.verify('root', 'pw-2')?.id).to.equal(2);
+    expect(s.verify('admin', 'pw')).to.equal(undefined);
+    expect(s.users, 'the same live array').to.equal(users);
+    expect(users.map((u) => u.username)).to.deep.equal(['root', 'op', 'new']);
+    expect(s.sessionStamp(3), 'op untouched').to.equal(stamps[1]);
+    expect(s.sessionStamp(2), 'admin re-passworded: its sessions end').to.not.equal(stamps[0]);
+    expect(s.sessionStamp(4)).to.equal(undefined);
+    expect(changes.map((c) => `${c.type}:${c.account.username}`)).to.deep.equal(['deleted:ro', 'updated:root', 'created:new']);
+    expect(writes, 'nothing persisted').to.deep.equal([]);
+    await s.flush();
+    expect(writes.map((w) => w.map((a) => a.username))).to.deep.equal([['root', 'op', 'new']]);
+
+    const before = JSON.stringify(s.snapshot());
+    expect(() => s.replaceAll([{ id: 2, username: 'x', password: 'p', role: 'Administrator', enabled: true, passwordChangeRequired: false }, { id: 3, username: 'x', password: 'p', role: 'ReadOnly', enabled: true, passwordChangeRequired: false }])).to.throw(AccountStoreError, /twice/);
+    expect(() => s.replaceAll([{ id: 2, username: 'a-name-longer-than-16', password: 'p', role: 'Administrator', enabled: true, passwordChangeRequired: false }])).to.throw(AccountStoreError, /16 bytes/);
+    expect(() => s.replaceAll([{ id: 1, username: 'x', password: 'p', role: 'Administrator', enabled: true, passwordChangeRequired: false }])).to.throw(AccountStoreError, /outside/);
+    expect(JSON.stringify(s.snapshot()), 'a refused target changes nothing').to.equal(before);
+    s.replaceAll([]);
+    expect(s.list()).to.deep.equal([]);
+    expect(s.users).to.deep.equal([]);
+  });
+
   it('maps roles to IPMI privileges both ways', () => {
     expect(ROLE_TO_PRIVILEGE).to.deep.equal({ Administrator: 4, Operator: 3, ReadOnly: 2 });
     expect([4, 3, 2, 1, 5].map(roleForPrivilege)).to.deep.equal(['Administrator', 'Operator', 'ReadOnly', undefined, undefined]);

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { parseConfigMapRef, secretCredentials, startKubeVirtFleet, type KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
 import { nullLogger } from '../../src/common/logger.js';
+import { ACCOUNTS_KEY, parseAccountsDocument, seedDigest } from '../../src/agent/accounts-secret.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { startEmulator, until, vmFixture } from '../backend/kubevirt-fixtures.js';
 
@@ -84,6 +85,48 @@ describe('KubeVirt fleet agent: Secrets and the fleet ConfigMap', function () {
     emu.create(cm([sys('one')]));
     await until(() => f.agent.ids().length === 1, 'served again');
     await until(async () => Array.isArray(await seen('admin', 'pw-one')), 'login again', 10_000);
+  });
+
+  it('a saved accounts document: loaded at start, re-seeded when the Secret\'s password changed meanwhile (and saved); a malformed one leaves the system without accounts until it is fixed', async () => {
+    const doc = (seedPw: string) =>
+      b64(JSON.stringify({
+        version: 1,
+        seed: seedDigest({ username: 'admin', password: seedPw }),
+        seedId: 2,
+        accounts: [
+          { id: 2, username: 'admin', password: 'set-over-redfish', role: 'Administrator', enabled: true, passwordChangeRequired: false },
+          { id: 3, username: 'op', password: 'op-pw', role: 'Operator', enabled: true, passwordChangeRequired: false },
+        ],
+      }));
+    // one: saved while the Secret said pw-one-old, the Secret now says pw-one; two: saved and still current
+    emu.create(secret('s-one', { username: b64('admin'), password: b64('pw-one'), [ACCOUNTS_KEY]: doc('pw-one-old') }));
+    emu.create(secret('s-two', { username: b64('admin'), password: b64('pw-two'), [ACCOUNTS_KEY]: doc('pw-two') }));
+    const twoVersion = emu.get('v1', 'Secret', NS, 's-two')!.metadata.resourceVersion;
+    emu.create(cm([sys('one'), sys('two')]));
+    await start();
+    expect(await seen('admin', 'pw-one'), 'the Secret\'s new password wins for the seed account').to.deep.equal(['/redfish/v1/Systems/default.one']);
+    expect(await seen('op', 'op-pw')).to.deep.equal(['/redfish/v1/Systems/default.one', '/redfish/v1/Systems/default.two']);
+    expect(await seen('admin', 'set-over-redfish'), 'the saved password stays for an unchanged Secret').to.deep.equal(['/redfish/v1/Systems/default.two']);
+    expect(await seen('admin', 'pw-two')).to.equal(401);
+    const one = parseAccountsDocument(emu.get('v1', 'Secret', NS, 's-one')!.data as Record<string, string>, 's-one')!;
+    expect(one.seed, 're-seeded list saved').to.equal(seedDigest({ username: 'admin', password: 'pw-one' }));
+    expect(one.accounts.map((a) => [a.username, a.password])).to.deep.equal([['admin', 'pw-one'], ['op', 'op-pw']]);
+    expect(emu.get('v1', 'Secret', NS, 's-two')!.metadata.resourceVersion, 'nothing to write for two').to.equal(twoVersion);
+
+    // while running, the store is the newest list: a hand edit of the key is read at the next start,
+    // as a per-VM agent does. Malformed there: no account, nothing written over it; fixed: accounts again
+    await fleet!.close();
+    fleet = undefined;
+    const s1 = emu.get('v1', 'Secret', NS, 's-one')!;
+    emu.update({ ...s1, data: { username: b64('root'), password: b64('pw-root'), [ACCOUNTS_KEY]: b64('{"version": 7}') } });
+    await start();
+    expect(fleet!.agent.ids(), 'the system is served').to.deep.equal(['default.one', 'default.two']);
+    expect(await seen('op', 'op-pw')).to.deep.equal(['/redfish/v1/Systems/default.two']);
+    expect(await seen('root', 'pw-root')).to.equal(401);
+    expect(Buffer.from((emu.get('v1', 'Secret', NS, 's-one')!.data as Record<string, string>)[ACCOUNTS_KEY]!, 'base64').toString()).to.equal('{"version": 7}');
+    const s2 = emu.get('v1', 'Secret', NS, 's-one')!;
+    emu.update({ ...s2, data: { username: b64('root'), password: b64('pw-root') } });
+    await until(async () => Array.isArray(await seen('root', 'pw-root')), 'the Secret\'s account back', 10_000);
   });
 
   it('secretCredentials and parseConfigMapRef', () => {

@@ -111,7 +111,9 @@ describe('shared mode: rendezvous hashing and port allocation', () => {
     expect(named('configmaps', 'watch')).to.deep.equal(['virtbmc-shard-3']);
     expect(named('configmaps', 'update')).to.deep.equal(['a-virtbmc-events', 'b-virtbmc-events']);
     expect(named('datavolumes', 'delete')).to.deep.equal(['a-vmedia-cd']);
-    expect(rules.some((r) => r.resources.includes('secrets') && (r.verbs.includes('get') || !r.resourceNames))).to.equal(false);
+    // Secrets: exactly the members' auth Secrets, read (watch) and written back (get/update: virtbmc-accounts), never created, patched, deleted or unnamed
+    const secretRules = rules.filter((r) => r.resources.includes('secrets'));
+    expect(secretRules).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['a-s', 'b-s'], verbs: ['get', 'list', 'update', 'watch'] }]);
     for (const r of rules) if (r.resourceNames) expect(r.resourceNames.length).to.be.greaterThan(0);
     // unnamed: only the shared list+watch of VMs and VMIs (shared-informer.ts), creates that cannot be named, and Events
     const unnamed = rules.filter((r) => !r.resourceNames).map((r) => `${r.resources.join(',')}:${r.verbs.join(',')}`);

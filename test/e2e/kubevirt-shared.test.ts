@@ -8,6 +8,7 @@
  */
 import { expect } from 'chai';
 import { startKubeVirtFleet, type KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
+import { parseAccountsDocument, seedDigest, type AccountsDocument } from '../../src/agent/accounts-secret.js';
 import { nullLogger } from '../../src/common/logger.js';
 import type { ApiServerEmulator, AuditEntry, KubeObject } from '../emulator/index.js';
 import { NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from '../controller/fixtures.js';
@@ -55,6 +56,10 @@ describe('KubeVirt shared mode end to end: the shard agent on the controller\'s 
       emu().create(vmbmcObj(n, `vm-${n}`, `s-${n}`, { mode: 'Shared' }));
     }
     for (const n of names) await waitReady(emu(), n);
+    await startAgent();
+  }
+
+  async function startAgent(): Promise<void> {
     fleet = await startKubeVirtFleet({
       // the shard's own ServiceAccount: every call the agent makes is checked against the Role the controller wrote
       kubeConfig: emu().asServiceAccount(NS, 'virtbmc-shard-0').makeKubeConfig(),
@@ -121,7 +126,8 @@ describe('KubeVirt shared mode end to end: the shard agent on the controller\'s 
     expect(watches('virtualmachines').map((a) => a.name)).to.deep.equal([undefined]);
     expect(watches('virtualmachineinstances').map((a) => a.name)).to.deep.equal([undefined]);
     expect(f.watches.size).to.equal(2);
-    // the Secrets: named single-object watches (the Role grants no namespace-wide Secret read, and never get)
+    // the Secrets: named single-object watches (the Role grants no namespace-wide Secret read); no
+    // account changed, so no get or update either (the watch's object is the base of a later write)
     expect(watches('secrets').map((a) => a.name).sort()).to.deep.equal(['s-a', 's-b', 's-c']);
     expect(shardAudit((a) => a.resource === 'secrets' && a.verb !== 'list' && a.verb !== 'watch')).to.deep.equal([]);
     // and nothing the agent asked for was refused: the controller's Role fits what the agent calls
@@ -209,6 +215,76 @@ describe('KubeVirt shared mode end to end: the shard agent on the controller\'s 
     // ConfigMap changes are still followed after the drop
     emu().delete('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'd');
     await until(() => !f.agent.ids().includes(id('d')), 'system d removed after the drop', 15_000);
+    expect(shardAudit((a) => a.code === 403)).to.deep.equal([]);
+  });
+
+  it('account changes over Redfish and ipmitool go to each system\'s own Secret (virtbmc-accounts), survive a restart of the shard agent, and their echo restarts nothing', async function () {
+    requireClient(this, haveCommand('ipmitool'), 'ipmitool');
+    await start(['a', 'b', 'c']);
+    let f = fleet as KubeVirtFleet;
+    const secret = (n: string): KubeObject => emu().get('v1', 'Secret', NS, `s-${n}`)!;
+    const saved = (n: string): AccountsDocument | undefined => parseAccountsDocument(secret(n).data as Record<string, string>, `s-${n}`);
+    const untouchedC = secret('c').metadata.resourceVersion;
+    const fleetVersion = emu().get('v1', 'ConfigMap', NS, 'virtbmc-shard-0')!.metadata.resourceVersion;
+    const machines = Object.fromEntries(['a', 'b', 'c'].map((n) => [n, f.agent.machine(id(n))]));
+
+    // Redfish on a: the Secret's account gets a new password, and an Operator is created
+    const patch = await rf('PATCH', '/redfish/v1/AccountService/Accounts/2', basic('admin', 'pw-a'), { Password: 'pw-a-new' });
+    expect(patch.status, JSON.stringify(patch.body)).to.equal(200);
+    const op = await rf('POST', '/redfish/v1/AccountService/Accounts', basic('admin', 'pw-a-new'), { UserName: 'op', Password: 'op-pw-1', RoleId: 'Operator' });
+    expect(op.status, JSON.stringify(op.body)).to.equal(201);
+    // IPMI on b: Set User Password of user 2 (the Secret's account) over its own port
+    const portB = f.agent.ipmiPort(id('b'))!;
+    const set = await ipmitool(portB, 'pw-b', 'user set password 2 pw-b-new');
+    expect(set.code, set.out).to.equal(0);
+
+    // written to the system's own Secret, in the per-VM format (src/agent/accounts-secret.ts)
+    const docA = saved('a')!;
+    expect(docA.accounts.map((a) => [a.id, a.username, a.password, a.role])).to.deep.equal([
+      [2, 'admin', 'pw-a-new', 'Administrator'],
+      [3, 'op', 'op-pw-1', 'Operator'],
+    ]);
+    expect(docA.seed).to.equal(seedDigest({ username: 'admin', password: 'pw-a' }));
+    expect(saved('b')!.accounts.map((a) => [a.id, a.username, a.password])).to.deep.equal([[2, 'admin', 'pw-b-new']]);
+    expect(b64('pw-a'), 'the Secret\'s own keys are not written').to.equal((secret('a').data as Record<string, string>).password);
+    expect(secret('c').metadata.resourceVersion, 'another system\'s Secret untouched').to.equal(untouchedC);
+    expect(saved('c')).to.equal(undefined);
+
+    // the echo of those writes reached the agent: it changed nothing (no reset to the Secret's password, no restart)
+    for (const n of ['a', 'b']) await until(() => f.secretVersion(id(n)) === secret(n).metadata.resourceVersion, `echo of s-${n} followed`, 10_000);
+    expect(await systemsSeen(basic('admin', 'pw-a-new'))).to.deep.equal([`/redfish/v1/Systems/${id('a')}`]);
+    expect(await systemsSeen(basic('admin', 'pw-a'))).to.equal(401);
+    expect((await ipmitool(portB, 'pw-b-new', 'chassis power status')).out).to.contain('Chassis Power is off');
+    for (const n of ['a', 'b', 'c']) expect(f.agent.machine(id(n)), `${n} not restarted`).to.equal(machines[n]);
+    expect(emu().get('v1', 'ConfigMap', NS, 'virtbmc-shard-0')!.metadata.resourceVersion, 'the controller did not rewrite the fleet').to.equal(fleetVersion);
+
+    // the shard agent restarts: the accounts come back from the Secrets
+    await f.close();
+    fleet = undefined;
+    await startAgent();
+    f = fleet as unknown as KubeVirtFleet;
+    expect(await systemsSeen(basic('admin', 'pw-a-new'))).to.deep.equal([`/redfish/v1/Systems/${id('a')}`]);
+    expect(await systemsSeen(basic('op', 'op-pw-1'))).to.deep.equal([`/redfish/v1/Systems/${id('a')}`]);
+    expect(await systemsSeen(basic('admin', 'pw-a'))).to.equal(401);
+    expect(await systemsSeen(basic('admin', 'pw-c'))).to.deep.equal([`/redfish/v1/Systems/${id('c')}`]);
+    const portB2 = f.agent.ipmiPort(id('b'))!;
+    expect((await ipmitool(portB2, 'pw-b-new', 'chassis power status')).out).to.contain('Chassis Power is off');
+    expect((await ipmitool(portB2, 'pw-b', 'chassis power status')).code, 'old IPMI password refused').to.not.equal(0);
+
+    // a new password in the Secret (someone rotates it): the seed account takes it, op stays, written back
+    emu().update({ ...secret('a'), data: { ...(secret('a').data as object), password: b64('pw-a-rotated') } });
+    await until(async () => Array.isArray(await systemsSeen(basic('admin', 'pw-a-rotated'))), 'rotated password', 10_000);
+    expect(await systemsSeen(basic('admin', 'pw-a-new'))).to.equal(401);
+    expect(await systemsSeen(basic('op', 'op-pw-1'))).to.deep.equal([`/redfish/v1/Systems/${id('a')}`]);
+    await until(() => saved('a')?.seed === seedDigest({ username: 'admin', password: 'pw-a-rotated' }), 'rotation saved', 10_000);
+    expect(saved('a')!.accounts.map((a) => [a.username, a.password])).to.deep.equal([['admin', 'pw-a-rotated'], ['op', 'op-pw-1']]);
+
+    // RBAC: reads and writes of exactly the changed Secrets, by name; nothing refused
+    const secretCalls = shardAudit((a) => a.resource === 'secrets' && a.verb !== 'list' && a.verb !== 'watch');
+    const calls = new Set(secretCalls.map((a) => `${a.verb} ${a.name}`));
+    expect([...calls].filter((c) => c.startsWith('update')).sort()).to.deep.equal(['update s-a', 'update s-b']);
+    // a get happens only after a 409 (the watch's object is the base of each write)
+    for (const c of calls) expect(['get s-a', 'get s-b', 'update s-a', 'update s-b'], c).to.include(c);
     expect(shardAudit((a) => a.code === 403)).to.deep.equal([]);
   });
 });
