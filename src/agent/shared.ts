@@ -23,6 +23,9 @@ import { modules } from '../redfish/resources/index.js';
 import { createRedfishDeps, listenRedfish, type RedfishServerOptions } from '../redfish/server.js';
 import { TlsCertificate } from '../redfish/tls-certificate.js';
 import type { ProtocolServer, UserAccount } from './types.js';
+import { attachMetrics, countSessions } from '../common/metrics.js';
+import type { AgentMetrics } from './metrics.js';
+import { instrumentMachine, startMetricsServer, type MetricsServer } from './metrics-server.js';
 
 /** One entry of the fleet document (docs/scale.md, /work/brief/shared-contract.md). */
 export interface FleetSystem {
@@ -101,6 +104,12 @@ export interface SharedAgentOptions {
    * a tenant's Administrator may not swap the certificate the other tenants are served with.
    */
   tls?: Omit<NonNullable<RedfishServerOptions['tls']>, 'store'>;
+  /**
+   * Prometheus metrics (src/agent/metrics.ts, built with systemLabel): every series carries
+   * `system=<id>` (system="" for requests no system answered), a system's series go when it
+   * leaves; served on `listen` when given (the CLI's --metrics-port).
+   */
+  metrics?: { registry: AgentMetrics; listen?: { address: string; port: number } };
 }
 
 interface Running {
@@ -114,6 +123,8 @@ interface Running {
 
 export interface SharedAgent {
   readonly redfish: ProtocolServer;
+  /** The metrics listener, when one was asked for */
+  readonly metrics?: MetricsServer;
   /** Running systems by id */
   ids(): string[];
   /** The IPMI port a system's socket got (0 = none) */
@@ -146,6 +157,10 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   // key under which metrics and login-failure events are looked up; no handler that reads a
   // machine runs with it (every such route needs a login, which the root has no accounts for).
   const rootKey = {} as Machine;
+  const meter = opts.metrics?.registry;
+  if (meter && !meter.systemLabel) throw new Error('shared agent: the metrics registry needs systemLabel');
+  // requests no system answers (ServiceRoot, refused logins) count under system=""
+  if (meter) attachMetrics(rootKey, meter);
   const root: RedfishDeps = {
     machine: rootKey,
     users: [],
@@ -178,6 +193,16 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   const consoles = sharedConsoleSource(tenancy, { tls: tls !== undefined, logger: root.logger });
   const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger, ...(tls ? { tls } : {}) }, certificate, consoles);
   const running = new Map<string, Running>();
+  let metricsServer: MetricsServer | undefined;
+  if (meter && opts.metrics?.listen) {
+    try {
+      metricsServer = await startMetricsServer(meter, opts.metrics.listen.address, opts.metrics.listen.port);
+    } catch (e) {
+      await redfish.close();
+      throw e;
+    }
+    opts.logger.info({ url: metricsServer.url }, 'metrics listening');
+  }
 
   /**
    * End the Redfish sessions of `username` that reach system `id` (its credentials changed at the
@@ -199,7 +224,11 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   const start = async (system: FleetSystem): Promise<void> => {
     const log = opts.logger.child({ system: system.id });
     const backend = await opts.backend(system);
-    const { machine, users: initial } = backend;
+    const { users: initial } = backend;
+    // with metrics: this system's meter (label system=<id>) times its backend calls and counts its requests
+    const scope = meter?.system(system.id);
+    const machine = scope ? instrumentMachine(backend.machine, scope) : backend.machine;
+    if (scope) attachMetrics(machine, scope);
     // one account store per VM behind both of its protocols (src/accounts/store.ts), as in a per-VM agent
     const accounts = new AccountStore(initial, { requireAdmin: false, ...(backend.persist ? { persist: backend.persist } : {}) });
     const users = accounts.users;
@@ -209,8 +238,11 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     try {
       // push subscriptions speak the system's ids (payloads, OriginResources filters), as the service does
       const base = backend.events ?? {};
-      events = await startEvents(machine, { ...base, subscriptions: { ...base.subscriptions, paths: (text) => tenantPaths(text, system.id) } });
+      const hooks = scope ? { hooks: { ...scope.deliveryHooks(), ...base.subscriptions?.hooks } } : {};
+      events = await startEvents(machine, { ...base, subscriptions: { ...base.subscriptions, ...hooks, paths: (text) => tenantPaths(text, system.id) } });
+      scope?.watchEvents(events);
     } catch (e) {
+      meter?.removeSystem(system.id);
       await machine.close();
       await backend.release?.();
       throw e;
@@ -243,6 +275,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
       // the shared listener's scheme and certificate (ManagerNetworkProtocol HTTPS, CertificateService)
       deps.tls = root.tls;
       if (certificate) deps.certificate = certificate;
+      countSessions(machine, 'redfish', () => deps.sessions.list().length);
       unbind = backend.bind?.({ accounts, events, endSessions: (username) => endSessions(system.id, username) }) ?? undefined;
       tenancy.add({ id: system.id, deps });
     } catch (e) {
@@ -251,6 +284,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
       events.close();
       await machine.close();
       await backend.release?.();
+      meter?.removeSystem(system.id);
       throw e;
     }
     running.set(system.id, { system, machine, events, backend, ...(ipmi ? { ipmi } : {}), ...(unbind ? { unbind } : {}) });
@@ -267,6 +301,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     r.events.close();
     await r.machine.close();
     await r.backend.release?.();
+    meter?.removeSystem(id);
     opts.logger.info({ system: id }, 'system removed');
   };
 
@@ -300,6 +335,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
 
   return {
     redfish,
+    ...(metricsServer ? { metrics: metricsServer } : {}),
     ids: () => [...running.keys()].sort(),
     ipmiPort: (id) => {
       const r = running.get(id);
@@ -311,6 +347,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
       await chain;
       await redfish.close();
       for (const id of [...running.keys()]) await stop(id);
+      await metricsServer?.close();
     },
   };
 }

@@ -420,22 +420,29 @@ function tlsFromFlags(flags: Flags) {
   };
 }
 
-/** What both shared modes (simulated fleet, KubeVirt fleet) serve with: ports, network identity, TLS, session limits. */
-function sharedServeOptions(
+/** What both shared modes (simulated fleet, KubeVirt fleet) serve with: ports, network identity, TLS, session limits, metrics. */
+async function sharedServeOptions(
   flags: Flags,
   address: string,
   lockoutPolicy: ReturnType<typeof parseLockoutPolicy>,
-): Omit<SharedAgentOptions, 'backend' | 'logger'> {
+): Promise<Omit<SharedAgentOptions, 'backend' | 'logger'>> {
   const network = new NetworkModel({
     listenAddress: address,
     ...(process.env['POD_IP'] ? { podIp: process.env['POD_IP'] } : {}),
     ...(flags.fqdn ? { fqdn: flags.fqdn } : {}),
   });
+  // metrics with a `system` label per served system (prom-client loaded only when asked for)
+  const metricsPort = flags.metricsPort !== undefined ? parsePort(flags.metricsPort, '--metrics-port') : undefined;
+  const metrics =
+    metricsPort !== undefined
+      ? { registry: new (await import('../agent/metrics.js')).AgentMetrics({ processMetrics: true, systemLabel: true }), listen: { address: flags.metricsAddress, port: metricsPort } }
+      : undefined;
   return {
     address,
     redfishPort: parsePort(flags.redfishPort, '--redfish-port'),
     lockoutPolicy,
     network,
+    ...(metrics ? { metrics } : {}),
     ...(flags.tlsCert ? { tls: tlsFromFlags(flags)! } : {}),
     sessionTimeoutSeconds: parseIntInRange(flags.redfishSessionTimeout, '--redfish-session-timeout', REDFISH_SESSION_TIMEOUT_RANGE),
     ipmi: flags.ipmi && {
@@ -471,7 +478,7 @@ async function mainShared(
       : readFleetFile(flags.fleetFile as string);
   const agent = await startSharedAgent({
     logger,
-    ...sharedServeOptions(flags, address, lockoutPolicy),
+    ...(await sharedServeOptions(flags, address, lockoutPolicy)),
     backend: async (system) => ({
       machine: new SimulatedMachine({
         name: system.vm,
@@ -524,13 +531,12 @@ async function mainKubeVirtFleet(
   }
   const mediaTls = await mediaTlsFromFlags(flags);
   const mediaEgress = resolveMediaEgress(flags, process.env);
-  if (flags.metricsPort !== undefined) logger.warn('shared mode serves no metrics yet: --metrics-port is ignored');
   const fleet = await startKubeVirtFleet({
     kubeConfig: loadKubeConfig(flags.kubeconfig),
     configMap,
     logger,
     machine: { mediaTls, mediaEgress },
-    shared: sharedServeOptions(flags, address, lockoutPolicy),
+    shared: await sharedServeOptions(flags, address, lockoutPolicy),
   });
   const { agent } = fleet;
   process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems from ConfigMap ${configMap.namespace}/${configMap.name} redfish=${agent.redfish.url}\n`);

@@ -389,7 +389,8 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       );
     }
     // agent metrics (src/agent/metrics.ts): route by operationId, never the path
-    observeRequest(deps.machine, 'redfish', rctx.state.route?.operationId ?? 'unrouted', ctx.status, (Date.now() - started) / 1000);
+    // (in shared mode the deps of the system that answered, so each system's requests count under its label)
+    observeRequest(rctx.state.deps.machine, 'redfish', rctx.state.route?.operationId ?? 'unrouted', ctx.status, (Date.now() - started) / 1000);
   });
 
   // Dispatch through router.match(): 501 for a method no route serves, 405 with Allow (every method

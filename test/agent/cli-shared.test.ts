@@ -43,7 +43,9 @@ describe('virtbmc shared mode command line', function () {
     const file = join(dir, 'fleet.json');
     writeFileSync(file, JSON.stringify({ systems: [{ id: 'ns.one', namespace: 'ns', vm: 'one', ipmiPort: 0 }] }));
     const port = await freePort();
-    const { p, out } = run(['--fleet-file', file, '--redfish-port', String(port)]);
+    const metricsPort = await freePort();
+    const { p, out } = run(['--fleet-file', file, '--redfish-port', String(port), '--metrics-port', String(metricsPort)]);
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     try {
       const end = Date.now() + 20_000;
       while (!out().includes('virtbmc ready')) {
@@ -52,6 +54,8 @@ describe('virtbmc shared mode command line', function () {
       }
       expect(out()).to.include('shared 1 systems');
       expect(await systems(port, 'one')).to.deep.equal(['/redfish/v1/Systems/ns.one']);
+      // --metrics-port: the same metrics, labelled with the system that answered
+      expect(await scrape()).to.match(/^virtbmc_requests_total\{system="ns\.one",protocol="redfish",[^}]*status="200"\} 1$/m);
       writeFileSync(file, JSON.stringify({ systems: [{ id: 'ns.two', namespace: 'ns', vm: 'two', ipmiPort: 0 }] }));
       // the file is polled every 2 s
       let two: number | string[] = 401;
@@ -61,6 +65,9 @@ describe('virtbmc shared mode command line', function () {
       }
       expect(two).to.deep.equal(['/redfish/v1/Systems/ns.two']);
       expect(await systems(port, 'one')).to.equal(401);
+      const text = await scrape();
+      expect(text).to.match(/system="ns\.two"/);
+      expect(text, 'the series of a system that left are gone').to.not.match(/system="ns\.one"/);
     } finally {
       p.kill('SIGTERM');
       await once(p, 'exit');
