@@ -9,7 +9,7 @@ import type { UserAccount } from '../../src/accounts/types.js';
 import { parseFleet, simulatedAccounts, simulatedFleet, startSharedAgent, type FleetSystem, type SharedAgent } from '../../src/agent/shared.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
-import { rewrite } from '../../src/redfish/core/tenancy.js';
+import { rewrite, tenantPaths } from '../../src/redfish/core/tenancy.js';
 import { haveCommand, havePythonModule, requireClient } from '../helpers/clients.js';
 import { startEventReceiver } from '../helpers/event-receiver.js';
 import { run } from '../helpers/exec.js';
@@ -420,6 +420,26 @@ print(json.dumps(out))
       expect(await patch({ Authorization: basic(['carol', 'carol-new-pw-9']) }, CRED['ns.vm-c']![1])).to.be.oneOf([200, 204]);
     });
 
+    it('a credential of two VMs changed in one: the old password keeps only the other VM, the new one only this VM, at once', async () => {
+      const ops = (pw: string) => ({ Authorization: basic(['ops', pw]) });
+      expect(members((await get('/redfish/v1/Systems', ops('ops-shared-pw'))).body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-a', '/redfish/v1/Systems/ns.vm-b']);
+      // ops' home is vm-a (first visible): its own account there (an Operator may change its own password)
+      const mine = members((await get('/redfish/v1/AccountService/Accounts', ops('ops-shared-pw'))).body).find((m) => m.endsWith('/3'))!;
+      const change = async (from: string, to: string): Promise<number> => {
+        const res = await fetch(`${base}${mine}`, { method: 'PATCH', headers: { ...ops(from), 'content-type': 'application/json' }, body: JSON.stringify({ Password: to }) });
+        await res.arrayBuffer();
+        return res.status;
+      };
+      expect(await change('ops-shared-pw', 'ops-a-only-77')).to.be.oneOf([200, 204]);
+      expect(members((await get('/redfish/v1/Systems', ops('ops-shared-pw'))).body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-b']);
+      expect(members((await get('/redfish/v1/Systems', ops('ops-a-only-77'))).body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-a']);
+      expect((await get('/redfish/v1/Systems/ns.vm-b', ops('ops-a-only-77'))).status).to.equal(404);
+      // back: both again under one credential
+      expect(await change('ops-a-only-77', 'ops-shared-pw')).to.be.oneOf([200, 204]);
+      expect(members((await get('/redfish/v1/Systems', ops('ops-shared-pw'))).body)).to.deep.equal(['/redfish/v1/Systems/ns.vm-a', '/redfish/v1/Systems/ns.vm-b']);
+      expect((await get('/redfish/v1/Systems', ops('ops-a-only-77'))).status).to.equal(401);
+    });
+
     it('adds and removes systems at runtime, touching only the difference', async () => {
       const keepA = machines.get('ns.vm-a');
       const portD = await freeUdpPort();
@@ -486,5 +506,19 @@ describe('shared mode: fleet document and rewriting', () => {
       Deep: '/redfish/v1/Systems/ns.vm/Bios',
       Text: 'See /redfish/v1/Chassis/ns.vm.',
     });
+  });
+
+  it('the answer rewrite (an indexOf walk) gives what tenantPaths (the regular expression) gives, on every boundary', () => {
+    const tails = ['', '"', "'", '/', '/x', '#', '?a=1', '.', ' ', '\t', '\n', '0', 'x', '-', ':', '\\'];
+    const heads = ['Systems/1', 'Managers/BMC', 'Chassis/1', 'Systems/12', 'Managers/BM', 'Chassis/', 'Sessions/1', 'Systems'];
+    const texts: string[] = [];
+    for (const h of heads) for (const t of tails) texts.push(`/redfish/v1/${h}${t}`, `x /redfish/v1/${h}${t} /redfish/v1/Systems/1`, `/redfish/v1//redfish/v1/${h}${t}`);
+    for (const text of texts) {
+      // rewrite serialises its object: compare on a body whose one string is the text
+      const got = JSON.parse(rewrite({ Text: text }, 'ns.vm', ['ns.vm'])) as { Text: string };
+      const want = JSON.parse(tenantPaths(JSON.stringify({ Text: text }), 'ns.vm')) as { Text: string };
+      expect(got.Text, JSON.stringify(text)).to.equal(want.Text);
+    }
+    expect(texts.length).to.equal(heads.length * tails.length * 3);
   });
 });
