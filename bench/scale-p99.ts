@@ -9,8 +9,11 @@
  * taking turns round after round (BENCH_ROUNDS, default 3; BENCH_SECONDS per run, default 3, after
  * one unmeasured second). Prints p50/p99 latency, req/s and the server's CPU per request
  * (utime+stime from /proc/<pid>/stat) per run, then medians and the shared/per-VM ratios (per round,
- * then their median). A measurement, not a test: it never fails on a number.
+ * then their median). With BENCH_BASE_REF=<git ref> a third target is the shared agent built from
+ * that ref (git archive, compiled the same way), in the same rounds: a change to shared mode is
+ * compared with what it changes, in one run. A measurement, not a test: it never fails on a number.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,6 +26,17 @@ const FLEET = Number(process.env.BENCH_FLEET ?? 1000);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const PW = 'bench-pw';
+const BASE_REF = process.env.BENCH_BASE_REF ?? '';
+
+/** The agent of another git ref, compiled like buildTree (inside ROOT, so node_modules resolves). */
+function buildRef(ref: string): { js: string; dispose: () => void } {
+  const src = mkdtempSync(join(ROOT, '.bench-base-'));
+  const tar = join(src, 'src.tar');
+  execFileSync('git', ['archive', '--output', tar, ref, 'src', 'generated', 'tsconfig.json', 'tsconfig.build.json', 'package.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync('tar', ['-xf', tar, '-C', src], { stdio: 'inherit' });
+  execFileSync('npx', ['tsc', '-p', join(src, 'tsconfig.build.json'), '--outDir', join(src, 'out')], { cwd: src, stdio: 'inherit' });
+  return { js: join(src, 'out/src/cmd/virtbmc.js'), dispose: () => rmSync(src, { recursive: true, force: true }) };
+}
 
 /** A wrk script cycling through `reqs` (path, Authorization), each thread from its own offset. */
 function luaScript(file: string, reqs: ReadonlyArray<[string, string]>): void {
@@ -54,6 +68,7 @@ interface Target {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'scale-p99-'));
   const build = buildTree(ROOT);
+  const base = BASE_REF ? buildRef(BASE_REF) : undefined;
   const targets: Target[] = [];
   try {
     const p1 = await freePort();
@@ -67,6 +82,11 @@ async function main(): Promise<void> {
     const ids = Array.from({ length: FLEET }, (_, i) => `vm-${String(i + 1).padStart(4, '0')}`);
     luaScript(s2, ids.map((vm) => [`/redfish/v1/Systems/sim.${vm}`, basic('admin', `${PW}-${vm}`)]));
     targets.push({ name: `shared (${FLEET} VMs)`, proc: shared, port: p2, script: s2 });
+    if (base) {
+      const p3 = await freePort();
+      const old = await startAgent(base.js, ['--simulate-fleet', String(FLEET), '--redfish-port', String(p3)], [], { BMC_PASSWORD: PW });
+      targets.push({ name: `shared at ${BASE_REF}`.slice(0, 18), proc: old, port: p3, script: s2 });
+    }
 
     console.log(`GET Systems/<id> with Basic, ${CONNS} connections (wrk -t2), ${SECONDS}s per run, ${ROUNDS} rounds, targets alternating`);
     const results = new Map<string, WrkResult[]>();
@@ -88,13 +108,20 @@ async function main(): Promise<void> {
         `  ${t.name.padEnd(18)} p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms  p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms  ${median(rs.map((r) => r.rps)).toFixed(0)} req/s  ${median(rs.map((r) => r.cpuUs)).toFixed(1)} µs CPU/req`,
       );
     }
-    const a = results.get(targets[1]!.name)!;
-    const b = results.get(targets[0]!.name)!;
-    const r = (f: (x: WrkResult) => number) => median(a.map((x, i) => f(x) / f(b[i]!))).toFixed(2);
-    console.log(`shared / per-VM (median of per-round ratios): p99 ${r((x) => x.p99)}, p50 ${r((x) => x.p50)}, rate ${r((x) => x.rps)}, CPU/req ${r((x) => x.cpuUs)}`);
+    const ratios = (label: string, a: WrkResult[], b: WrkResult[]): void => {
+      const r = (f: (x: WrkResult) => number) => median(a.map((x, i) => f(x) / f(b[i]!))).toFixed(2);
+      console.log(`${label} (median of per-round ratios): p99 ${r((x) => x.p99)}, p50 ${r((x) => x.p50)}, rate ${r((x) => x.rps)}, CPU/req ${r((x) => x.cpuUs)}`);
+    };
+    const of = (k: number): WrkResult[] => results.get(targets[k]!.name)!;
+    ratios('shared / per-VM', of(1), of(0));
+    if (base) {
+      ratios(`shared at ${BASE_REF} / per-VM`, of(2), of(0));
+      ratios(`shared (this tree) / shared at ${BASE_REF}`, of(1), of(2));
+    }
   } finally {
     for (const t of targets) await t.proc.stop();
     build.dispose();
+    base?.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
 }
