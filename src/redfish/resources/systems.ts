@@ -79,16 +79,16 @@ const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t
  * `@Redfish.WriteableProperties` come from (AssetTag only when the backend can keep it).
  */
 function systemWritable(caps: Capabilities, canSetAssetTag: boolean): WritableTree {
-  return {
-    ...(canSetAssetTag ? { AssetTag: 'string' as const } : {}),
-    Boot: {
-      object: {
-        BootSourceOverrideTarget: { enum: allowedTargets(caps) },
-        BootSourceOverrideEnabled: { enum: Object.values(ENABLED) },
-        BootSourceOverrideMode: { enum: [...caps.bootModes] },
-      },
+  const Boot: WritableTree[string] = {
+    object: {
+      BootSourceOverrideTarget: { enum: allowedTargets(caps) },
+      BootSourceOverrideEnabled: { enum: Object.values(ENABLED) },
+      BootSourceOverrideMode: { enum: [...caps.bootModes] },
     },
   };
+  // Two literals, not `{ ...(cond ? {...} : {}), Boot }`: on every GET, a spread followed by more
+  // keys leaves objects that outlive young-generation GCs (docs/scale.md "Memory after load").
+  return canSetAssetTag ? { AssetTag: 'string', Boot } : { Boot };
 }
 
 /**
