@@ -1,11 +1,11 @@
 /**
  * What made the per-VM agent's RSS grow under Redfish GETs (issue 16, docs/scale.md "Memory after
- * load"): on Node 20 (V8 11.3) an object literal that spreads an object and then adds keys,
+ * load"): on Node 20 (V8 11.3) an object literal that starts with a spread and then adds keys,
  * `{ ...body, '@odata.etag': etag }`, leaves ~200 bytes per evaluation that survive young-generation
  * GCs (V8 promotes them to the old generation, where only a full GC frees them). The survivors make
  * V8 grow the young generation towards its 16 MB semi-space limit, and the promoted garbage piles up
- * in the old generation between full GCs: both count in RSS. `{ ...body }` alone, Object.assign and
- * a literal without a spread do not do it.
+ * in the old generation between full GCs: both count in RSS. `{ ...body }` alone, Object.assign, a
+ * literal without a spread and one whose spread comes after a key do not do it.
  *
  * Each pattern runs in its own `node --trace-gc-nvp` process (a synchronous loop that keeps nothing);
  * the figure is the bytes the scavenger promoted per evaluation, beside the no-copy baseline of the
@@ -22,6 +22,7 @@ const patterns: Record<string, string> = {
   'Object.assign({}, b, { k: v })': "Object.assign({}, b, { '@odata.etag': 'W/' + i })",
   'c ? { k, Boot } : { Boot }': "(i % 2 ? { AssetTag: 'x', Boot: b.Boot } : { Boot: b.Boot })",
   '{ ...(c ? { k } : {}), Boot }': "({ ...(i % 2 ? { AssetTag: 'x' } : {}), Boot: b.Boot })",
+  '{ Id, Name, ...(c ? { k } : {}) }': "({ Id: b.Id, Name: b.Name, ...(i % 2 ? { Context: 'x' } : {}) })",
 };
 
 function run(expr: string): { promotedPerEval: number } {

@@ -86,8 +86,9 @@ function systemWritable(caps: Capabilities, canSetAssetTag: boolean): WritableTr
       BootSourceOverrideMode: { enum: [...caps.bootModes] },
     },
   };
-  // Two literals, not `{ ...(cond ? {...} : {}), Boot }`: on every GET, a spread followed by more
-  // keys leaves objects that outlive young-generation GCs (docs/scale.md "Memory after load").
+  // Two literals, not `{ ...(cond ? {...} : {}), Boot }`: on every GET, a literal that starts with a
+  // spread and adds keys leaves objects that outlive young-generation GCs (docs/scale.md "Memory
+  // after load", bench/scale-spread.ts).
   return canSetAssetTag ? { AssetTag: 'string', Boot } : { Boot };
 }
 
