@@ -19,6 +19,7 @@ const patterns: Record<string, string> = {
   'no copy (baseline)': 'b',
   '{ ...b }': '({ ...b })',
   '{ ...b, k: v }': "({ ...b, '@odata.etag': 'W/' + i })",
+  '{ ...b } then p[k] = v': "((p) => { p['@odata.etag'] = 'W/' + i; return p; })({ ...b })",
   'Object.assign({}, b, { k: v })': "Object.assign({}, b, { '@odata.etag': 'W/' + i })",
   'c ? { k, Boot } : { Boot }': "(i % 2 ? { AssetTag: 'x', Boot: b.Boot } : { Boot: b.Boot })",
   '{ ...(c ? { k } : {}), Boot }': "({ ...(i % 2 ? { AssetTag: 'x' } : {}), Boot: b.Boot })",
