@@ -33,6 +33,23 @@ export function instrumentMachine(machine: Machine, m: BackendMeter): Machine {
       const v = Reflect.get(target, prop, target) as unknown;
       if (typeof v !== 'function') return v;
       const fn = v as (...a: unknown[]) => unknown;
+      if (prop === 'powerStateNow') {
+        // synchronous: timed as a getPowerState when it answers (undefined sends the caller to
+        // getPowerState, which is timed itself); a throw counts as that call's error
+        return () => {
+          const started = process.hrtime.bigint();
+          let p: unknown;
+          try {
+            p = fn.apply(target, []);
+          } catch (e) {
+            m.backendErrors.inc({ call: 'getPowerState', code: isBackendError(e) ? e.code : 'Internal' });
+            m.backendDuration.observe({ call: 'getPowerState' }, Number(process.hrtime.bigint() - started) / 1e9);
+            throw e;
+          }
+          if (p !== undefined) m.backendDuration.observe({ call: 'getPowerState' }, Number(process.hrtime.bigint() - started) / 1e9);
+          return p;
+        };
+      }
       if (typeof prop !== 'string' || !MACHINE_CALLS.has(prop)) return fn.bind(target);
       return async (...args: unknown[]) => {
         const started = process.hrtime.bigint();

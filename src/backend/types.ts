@@ -239,6 +239,13 @@ export interface Machine {
   readonly capabilities: Capabilities;
   snapshot(): Promise<MachineSnapshot>;
   getPowerState(): Promise<PowerState>;
+  /**
+   * The power state when the backend holds it without waiting (the simulator always does), else
+   * undefined, and the caller asks getPowerState. Throws the BackendError getPowerState would
+   * reject with. Lets IPMI answer Get Chassis Status, its most frequent command, without a promise
+   * hop per datagram (docs/ipmi.md "Performance"). Optional: backends may leave it out.
+   */
+  powerStateNow?(): PowerState | undefined;
   /** Starts the action; resolves once it has been accepted (the state may still be transitional). */
   power(action: PowerAction): Promise<void>;
   getBootOverride(): Promise<BootOverride>;

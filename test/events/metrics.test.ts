@@ -99,5 +99,11 @@ describe('agent metrics', function () {
     const { samples } = await scrape();
     expect(value(samples, 'virtbmc_requests_total', { protocol: 'ipmi', operation: 'Chassis Control', status: '0x00' })).to.equal(1);
     expect(value(samples, 'virtbmc_login_failures_total', { protocol: 'ipmi' })).to.be.at.least(1);
+    // Get Chassis Status reads the power state synchronously (powerStateNow): still timed as a getPowerState
+    const reads = value(samples, 'virtbmc_backend_call_duration_seconds_count', { call: 'getPowerState' });
+    expect((await run('ipmitool', [...args, '-U', ADMIN.username, '-P', ADMIN.password, 'power', 'status'])).code).to.equal(0);
+    const after = (await scrape()).samples;
+    expect(value(after, 'virtbmc_requests_total', { protocol: 'ipmi', operation: 'Get Chassis Status', status: '0x00' })).to.be.at.least(1);
+    expect(value(after, 'virtbmc_backend_call_duration_seconds_count', { call: 'getPowerState' })).to.be.greaterThan(reads);
   });
 });

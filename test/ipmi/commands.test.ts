@@ -220,6 +220,31 @@ describe('IPMI command table', () => {
       expect(hex(await call(sim, 0x00, 0x07))).to.equal('0101'); // restart cause: chassis control, channel 1
     });
 
+    it('Get Chassis Status answers at once from powerStateNow, and through getPowerState when the backend has no state at hand', async () => {
+      await sim.power('on');
+      const spec = table.get(commandKey(0x00, 0x01))!;
+      const ctx = (machine: Machine): CommandContext => ({ req: { netFn: 0, cmd: 1, lun: 0, data: Buffer.alloc(0) }, session: SESSION, machine, users: USERS, logger: nullLogger(), channel: 1 });
+      const now = spec.handler(ctx(sim));
+      expect(now).not.to.be.instanceOf(Promise);
+      expect(hex(now as IpmiResponse)).to.equal('610040');
+      // a backend that would have to wait (KubeVirt) says undefined: the answer comes from getPowerState
+      let asked = 0;
+      const waiting = Object.assign(Object.create(sim) as Machine, {
+        powerStateNow: () => undefined,
+        getPowerState: async () => {
+          asked++;
+          return 'Off' as const;
+        },
+      });
+      const later = spec.handler(ctx(waiting));
+      expect(later).to.be.instanceOf(Promise);
+      expect(hex(await later)).to.equal('600040');
+      expect(asked).to.equal(1);
+      // an outage throws from powerStateNow as getPowerState rejects
+      sim.setAvailable(false);
+      expect(() => spec.handler(ctx(sim))).to.throw().that.satisfies((e: unknown) => isBackendError(e, 'Unavailable'));
+    });
+
     it('a power-on from elsewhere clears the "via IPMI" bit once the attribution window is over', async () => {
       await call(sim, 0x00, 0x02, [1]);
       await call(sim, 0x00, 0x02, [0]);

@@ -222,6 +222,10 @@ export class SimulatedMachine implements Machine {
   }
 
   async getPowerState(): Promise<PowerState> {
+    return this.powerStateNow();
+  }
+
+  powerStateNow(): PowerState {
     this.check();
     return this.power_;
   }

@@ -52,10 +52,18 @@ export function powerBit(p: PowerState): boolean {
  */
 const RESTORE_POLICY_UNKNOWN = 0x60;
 
-async function chassisStatus(ctx: CommandContext): Promise<IpmiResponse> {
+/**
+ * Get Chassis Status. Synchronous when the backend knows the power state at once (powerStateNow):
+ * it is what `ipmitool chassis power status` polls, so it should cost no promise hop.
+ */
+function chassisStatus(ctx: CommandContext): IpmiResponse | Promise<IpmiResponse> {
   const bad = badLength(ctx.req.data, 0);
   if (bad) return bad;
-  const p = await ctx.machine.getPowerState();
+  const p = ctx.machine.powerStateNow?.();
+  return p !== undefined ? chassisStatusFor(ctx, p) : ctx.machine.getPowerState().then((q) => chassisStatusFor(ctx, q));
+}
+
+function chassisStatusFor(ctx: CommandContext, p: PowerState): IpmiResponse {
   const state = bmcState(ctx.machine);
   const current = (powerBit(p) ? 0x01 : 0x00) | RESTORE_POLICY_UNKNOWN;
   const lastEvent = state.lastBootViaIpmi ? 0x10 : 0x00;
