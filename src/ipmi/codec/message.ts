@@ -53,7 +53,8 @@ export function decodeLanRequest(msg: Buffer): Decoded<LanRequest> {
     rqSeq: msg[4]! >> 2,
     rqLUN: msg[4]! & 0x03,
     cmd: msg[5]!,
-    data: Buffer.from(msg.subarray(6, msg.length - 1)),
+    // a view into the message (no handler writes to its request data)
+    data: msg.subarray(6, msg.length - 1),
   });
 }
 

@@ -64,7 +64,8 @@ export function decodeRmcpPlus(body: Buffer): Decoded<RmcpPlusPacket> {
     authenticated,
     sessionId,
     sequence,
-    payload: Buffer.from(body.subarray(HEADER, HEADER + len)),
+    // a view, not a copy: decoders of what is kept (RAKP fields) copy it, and nothing writes to it
+    payload: body.subarray(HEADER, HEADER + len),
     body,
   });
 }
