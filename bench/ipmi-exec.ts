@@ -7,6 +7,9 @@
  *             refuses -C 17 ("invalid authentication algorithm")
  *   shared    this tree, `virtbmc --simulate-fleet IPMI_BENCH_FLEET (1000) --fleet-ipmi-base P`,
  *             driven on the first VM's port with that VM's credentials (suites 17 and 3)
+ *   base      with BENCH_BASE_DIR (another checkout, e.g. `git archive main | tar -x -C DIR` with
+ *             node_modules linked): that tree's agent and shared agent too, compiled the same way,
+ *             and the ratios this tree / base (CPU per request)
  * all in the same run, taking turns round after round (IPMI_BENCH_ROUNDS, default 3). Prints per run
  * the request rate (answered commands of all sessions / wall time, session setup included), the server's CPU
  * time per request (utime+stime from /proc/<pid>/stat) and failed commands, then medians and the
@@ -28,6 +31,7 @@ const N = Number(process.env.IPMI_BENCH_N ?? 5000);
 const ROUNDS = Math.max(1, Number(process.env.IPMI_BENCH_ROUNDS ?? 3));
 const FLEET = Number(process.env.IPMI_BENCH_FLEET ?? 1000);
 const PW = 'password';
+const BASE_DIR = process.env.BENCH_BASE_DIR;
 
 /** A free UDP port (bound then released). */
 const freeUdp = (): Promise<number> =>
@@ -114,28 +118,35 @@ async function main(): Promise<void> {
   writeFileSync(file, 'chassis power status\n'.repeat(N));
   const warm = join(dir, 'warm.txt');
   writeFileSync(warm, 'chassis power status\n'.repeat(Math.min(N, 1000)));
-  const build = buildTree(ROOT);
+  const builds = [{ tree: '', ...buildTree(ROOT) }];
+  if (BASE_DIR) builds.push({ tree: 'base ', ...buildTree(BASE_DIR) });
+  else console.log('BENCH_BASE_DIR unset: no base tree measured');
   const procs: Array<{ stop: () => Promise<void> }> = [];
   try {
     const targets: Target[] = [];
-    const agentPort = await freeUdp();
-    const agent: Proc = await startAgent(build.js, ['--simulate', '--no-redfish', '--ipmi-port', String(agentPort), '--sim-power', 'on'], [], { BMC_PASSWORD: PW });
-    procs.push(agent);
-    targets.push({ name: 'agent (per-VM)', pid: () => agent.pid, port: agentPort, user: 'admin', password: PW, suites: [17, 3] });
+    for (const build of builds) {
+      const agentPort = await freeUdp();
+      const agent: Proc = await startAgent(build.js, ['--simulate', '--no-redfish', '--ipmi-port', String(agentPort), '--sim-power', 'on'], [], { BMC_PASSWORD: PW });
+      procs.push(agent);
+      targets.push({ name: `${build.tree}agent (per-VM)`, pid: () => agent.pid, port: agentPort, user: 'admin', password: PW, suites: [17, 3] });
+    }
     const sim = await ipmiSim(dir);
     if (sim) {
       procs.push({ stop: () => stopChild(sim.child) });
       targets.push({ name: 'ipmi_sim', pid: () => sim.child.pid!, port: sim.port, user: 'admin', password: PW, suites: [3] });
     } else console.log('ipmi_sim not measured (not installed or did not answer)');
-    const base = await freeUdpRange(FLEET);
-    const shared = await startAgent(
-      build.js,
-      ['--simulate-fleet', String(FLEET), '--fleet-ipmi-base', String(base), '--redfish-port', String(await freePort())],
-      [],
-      { BMC_PASSWORD: PW },
-    );
-    procs.push(shared);
-    targets.push({ name: `shared (${FLEET} VMs)`, pid: () => shared.pid, port: base, user: 'admin', password: `${PW}-vm-0001`, suites: [17, 3] });
+    for (const build of builds) {
+      // each shared agent holds its range while the next one is looked for
+      const first = await freeUdpRange(FLEET);
+      const shared = await startAgent(
+        build.js,
+        ['--simulate-fleet', String(FLEET), '--fleet-ipmi-base', String(first), '--redfish-port', String(await freePort())],
+        [],
+        { BMC_PASSWORD: PW },
+      );
+      procs.push(shared);
+      targets.push({ name: `${build.tree}shared (${FLEET} VMs)`, pid: () => shared.pid, port: first, user: 'admin', password: `${PW}-vm-0001`, suites: [17, 3] });
+    }
 
     console.log(`${SESSIONS} parallel 'ipmitool -I lanplus exec' sessions × ${N} 'chassis power status', ${ROUNDS} rounds, targets alternating`);
     const results = new Map<string, Run[]>();
@@ -146,7 +157,7 @@ async function main(): Promise<void> {
           const r = await drive(t, suite, file, N);
           const key = `${t.name}|${suite}`;
           results.set(key, [...(results.get(key) ?? []), r]);
-          console.log(`round ${round} ${t.name.padEnd(18)} -C ${String(suite).padEnd(2)} ${r.rps.toFixed(0).padStart(6)} req/s  ${r.cpuUs.toFixed(1).padStart(6)} µs CPU/req  failed ${r.failed}`);
+          console.log(`round ${round} ${t.name.padEnd(23)} -C ${String(suite).padEnd(2)} ${r.rps.toFixed(0).padStart(6)} req/s  ${r.cpuUs.toFixed(1).padStart(6)} µs CPU/req  failed ${r.failed}`);
         }
       }
     }
@@ -157,7 +168,7 @@ async function main(): Promise<void> {
     console.log('medians:');
     for (const t of targets) for (const s of t.suites) {
       const m = med(t.name, s)!;
-      console.log(`  ${t.name.padEnd(18)} -C ${String(s).padEnd(2)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpu.toFixed(1).padStart(6)} µs CPU/req`);
+      console.log(`  ${t.name.padEnd(23)} -C ${String(s).padEnd(2)} ${m.rps.toFixed(0).padStart(6)} req/s  ${m.cpu.toFixed(1).padStart(6)} µs CPU/req`);
     }
     // ratios: per round (the two runs were seconds apart), then the median over the rounds
     const ratio = (num: string, ns: number, den: string, ds: number): string => {
@@ -174,9 +185,20 @@ async function main(): Promise<void> {
     console.log(`  agent -C 17 / ipmi_sim -C 3: ${ratio('agent (per-VM)', 17, 'ipmi_sim', 3)}`);
     console.log(`  shared / per-VM -C 17: ${ratio(sh, 17, 'agent (per-VM)', 17)}`);
     console.log(`  shared / per-VM -C 3:  ${ratio(sh, 3, 'agent (per-VM)', 3)}`);
+    if (BASE_DIR) {
+      const bsh = `base shared (${FLEET} VMs)`;
+      console.log(`  base agent -C 3  / ipmi_sim -C 3: ${ratio('base agent (per-VM)', 3, 'ipmi_sim', 3)}`);
+      console.log(`  base agent -C 17 / ipmi_sim -C 3: ${ratio('base agent (per-VM)', 17, 'ipmi_sim', 3)}`);
+      console.log(`  base shared / base per-VM -C 17: ${ratio(bsh, 17, 'base agent (per-VM)', 17)}`);
+      console.log(`  base shared / base per-VM -C 3:  ${ratio(bsh, 3, 'base agent (per-VM)', 3)}`);
+      console.log(`  this tree / base, per-VM -C 17: ${ratio('agent (per-VM)', 17, 'base agent (per-VM)', 17)}`);
+      console.log(`  this tree / base, per-VM -C 3:  ${ratio('agent (per-VM)', 3, 'base agent (per-VM)', 3)}`);
+      console.log(`  this tree / base, shared -C 17: ${ratio(sh, 17, bsh, 17)}`);
+      console.log(`  this tree / base, shared -C 3:  ${ratio(sh, 3, bsh, 3)}`);
+    }
   } finally {
     for (const p of procs) await p.stop();
-    build.dispose();
+    for (const b of builds) b.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
 }
