@@ -57,27 +57,36 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 
+/** What a datagram's logger needs to make its child: the server's logger and the sender. */
+interface DatagramLog {
+  parent: Logger;
+  remote: RemoteInfo;
+  child: Logger | undefined;
+}
+
+/** One handler for every datagram's logger (no closures per datagram). */
+const datagramLogHandler: ProxyHandler<DatagramLog> = {
+  get(st, prop) {
+    const parent = st.parent;
+    if (typeof prop === 'string' && LEVELS.has(prop) && !parent.isLevelEnabled(prop)) return noop;
+    // A child logs at its parent's level: asking needs no child.
+    if (prop === 'isLevelEnabled' && !st.child) return (level: string) => parent.isLevelEnabled(level);
+    const c = (st.child ??= parent.child({ rid: newRequestId(), remote: `${st.remote.address}:${st.remote.port}` }));
+    const v = Reflect.get(c, prop, c) as unknown;
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(c) : v;
+  },
+};
+
 /**
- * A child logger made only when something is actually logged: most datagrams log nothing, and
- * building a pino child for each one would cost more than handling the datagram.
+ * A datagram's logger, a child of `parent` with a request id and the sender, made only when
+ * something is actually logged: most datagrams log nothing, and building a pino child for each one
+ * would cost more than handling the datagram.
  */
-export function lazyChild(parent: Logger, bindings: () => Record<string, unknown>): Logger {
-  let child: Logger | undefined;
-  const get = () => (child ??= parent.child(bindings()));
-  return new Proxy(parent, {
-    get(_target, prop) {
-      if (typeof prop === 'string' && LEVELS.has(prop) && !parent.isLevelEnabled(prop)) return noop;
-      // A child logs at its parent's level: asking needs no child.
-      if (prop === 'isLevelEnabled' && !child) return isLevelEnabledOf(parent);
-      const c = get();
-      const v = Reflect.get(c, prop, c) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(c) : v;
-    },
-  });
+export function datagramLogger(parent: Logger, remote: RemoteInfo): Logger {
+  return new Proxy<DatagramLog>({ parent, remote, child: undefined }, datagramLogHandler) as unknown as Logger;
 }
 
 const noop = () => undefined;
-const isLevelEnabledOf = (l: Logger) => (level: string) => l.isLevelEnabled(level);
 
 /**
  * Socket lookup that answers IP literals at once. We only ever send to the address a datagram came
@@ -156,7 +165,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
   const socket: Socket = createSocket({ type: isIPv6(opts.address) ? 'udp6' : 'udp4', lookup: literalLookup });
   let closed = false;
   socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-    const rlog = lazyChild(log, () => ({ rid: newRequestId(), remote: `${rinfo.address}:${rinfo.port}` }));
+    const rlog = datagramLogger(log, rinfo);
     // Send errors surface as socket 'error' events (logged below). A reply that a slow handler
     // finishes after close() is dropped: send on a closed socket throws, which here would be an
     // unhandled rejection.

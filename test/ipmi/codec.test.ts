@@ -181,6 +181,8 @@ describe('ipmi codec', () => {
       const body = encodeV15(2, v.session_seq, v.session_id, hex(v.ipmi_msg), password16(v.password));
       const pkt = Buffer.concat([hex('0600ff07'), body]);
       expect(pkt.toString('hex')).to.equal(v.packet);
+      // the same datagram in one piece, RMCP header as the lead
+      expect(encodeV15(2, v.session_seq, v.session_id, hex(v.ipmi_msg), password16(v.password), hex('0600ff07')).toString('hex')).to.equal(v.packet);
       const d = decodeV15(hex(v.packet).subarray(4));
       expect(d.ok).to.equal(true);
       if (!d.ok) return;

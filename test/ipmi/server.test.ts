@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
-import { nullLogger } from '../../src/common/logger.js';
+import { Writable } from 'node:stream';
+import { createLogger, nullLogger } from '../../src/common/logger.js';
+import { encodeAsfPing } from '../../src/ipmi/codec/index.js';
 import { startIpmiServer } from '../../src/ipmi/server.js';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
-import { ipmitool, run } from './session-client.js';
+import { UdpPeer, ipmitool, run } from './session-client.js';
 
 describe('ipmi server with real clients @e2e', function () {
   this.timeout(30000);
@@ -101,6 +103,50 @@ describe('ipmi server options with real clients @e2e', function () {
       expect(r.code, r.out).to.equal(0);
       expect(await sim.getPowerState()).to.equal('On');
     } finally {
+      await s.close();
+    }
+  });
+
+  it("logs a datagram's lines with its request id and sender, and builds no logger for a datagram that logs nothing", async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+        cb();
+      },
+    });
+    const log = createLogger('debug', sink);
+    const children: unknown[] = [];
+    const child = log.child.bind(log);
+    log.child = ((b: Record<string, unknown>) => (children.push(b), child(b))) as typeof log.child;
+    const sim = new SimulatedMachine({ powerOnDelayMs: 0 });
+    const s = await startIpmiServer({ address: '127.0.0.1', port: 0, machine: sim, users: [ADMIN], logger: log });
+    const p = new UdpPeer(s.port);
+    try {
+      await p.ready();
+      const before = children.length;
+      // datagrams are handled in order: once the ping's pong is back, the ones before it were handled
+      const pong = async () => expect(await p.exchange(encodeAsfPing(7), 10_000)).to.not.equal(undefined);
+      // two malformed datagrams: each is dropped with a debug line of its own; the ping logs nothing
+      p.send(Buffer.from([0x06, 0x00, 0xff, 0x07, 0x06]));
+      p.send(Buffer.from([0x05, 0x00, 0xff, 0x07]));
+      await pong();
+      const dropped = lines.filter((l) => l.msg === 'datagram dropped');
+      expect(dropped).to.have.length(2);
+      for (const l of dropped) {
+        expect(l.rid).to.be.a('string');
+        expect(l.remote).to.equal(`127.0.0.1:${p.socket.address().port}`);
+      }
+      expect(dropped[0]!.rid).not.to.equal(dropped[1]!.rid);
+      expect(children.length - before).to.equal(2);
+      // at info level a dropped datagram logs nothing and makes no child logger
+      log.level = 'info';
+      p.send(Buffer.from([0x05, 0x00, 0xff, 0x07]));
+      await pong();
+      expect(lines.filter((l) => l.msg === 'datagram dropped')).to.have.length(2);
+      expect(children.length - before).to.equal(2);
+    } finally {
+      p.close();
       await s.close();
     }
   });

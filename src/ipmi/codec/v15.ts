@@ -50,11 +50,15 @@ export function password16(password: string | Buffer): Buffer {
 export function v15AuthCode(authType: number, pw16: Buffer, sessionId: number, sequence: number, message: Buffer): Buffer {
   if (authType === AuthType.PASSWORD) return Buffer.from(pw16);
   if (authType !== AuthType.MD5) return Buffer.alloc(0);
-  const sid = Buffer.alloc(4);
-  sid.writeUInt32LE(sessionId >>> 0);
-  const seq = Buffer.alloc(4);
-  seq.writeUInt32LE(sequence >>> 0);
-  return createHash('md5').update(pw16).update(sid).update(message).update(seq).update(pw16).digest();
+  // the digest input built once and hashed with one update (every byte written: pooled memory is fine)
+  const n = message.length;
+  const input = Buffer.allocUnsafe(40 + n);
+  pw16.copy(input, 0, 0, 16);
+  input.writeUInt32LE(sessionId >>> 0, 16);
+  message.copy(input, 20);
+  input.writeUInt32LE(sequence >>> 0, 20 + n);
+  pw16.copy(input, 24 + n, 0, 16);
+  return createHash('md5').update(input).digest();
 }
 
 /** Constant-time check of a received packet's auth code. */
@@ -65,20 +69,26 @@ export function verifyV15AuthCode(p: V15Packet, pw16: Buffer): boolean {
   return p.authCode.length === expected.length && timingSafeEqual(p.authCode, expected);
 }
 
-/** Encodes the bytes after the RMCP header; computes the auth code when a password is given. */
+/**
+ * Encodes the bytes after the RMCP header; computes the auth code when a password is given. `lead`
+ * bytes (the RMCP header) are put in front, so a whole datagram is one allocation.
+ */
 export function encodeV15(
   authType: number,
   sequence: number,
   sessionId: number,
   message: Buffer,
   pw16?: Buffer,
+  lead?: Buffer,
 ): Buffer {
+  const at = lead ? lead.length : 0;
   const hasAuth = authType !== AuthType.NONE;
-  const out = Buffer.alloc(9 + (hasAuth ? 16 : 0) + 1 + message.length);
-  out[0] = authType;
-  out.writeUInt32LE(sequence >>> 0, 1);
-  out.writeUInt32LE(sessionId >>> 0, 5);
-  let off = 9;
+  const out = Buffer.alloc(at + 9 + (hasAuth ? 16 : 0) + 1 + message.length);
+  if (lead) lead.copy(out, 0);
+  out[at] = authType;
+  out.writeUInt32LE(sequence >>> 0, at + 1);
+  out.writeUInt32LE(sessionId >>> 0, at + 5);
+  let off = at + 9;
   if (hasAuth) {
     const code = v15AuthCode(authType, pw16 ?? Buffer.alloc(16), sessionId, sequence, message);
     code.copy(out, off);

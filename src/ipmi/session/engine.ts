@@ -324,7 +324,7 @@ export class IpmiEngine {
       const out = activateSession(ctx, p, req.value, remote, log);
       if (!out) return undefined;
       const msg = responseFor(req.value, out.result.cc, out.result.data);
-      return Buffer.concat([RMCP_IPMI, encodeV15(out.authTypeCode, out.headerSeq, out.tempId, msg, out.pw16)]);
+      return encodeV15(out.authTypeCode, out.headerSeq, out.tempId, msg, out.pw16, RMCP_IPMI);
     }
     const s = ctx.table.live(p.sessionId, ctx.now());
     if (!s || s.protocol !== 'v15' || s.state !== 'active' || !s.v15) return this.drop(log, 'unknown session');
@@ -342,14 +342,14 @@ export class IpmiEngine {
   // ---- dispatch --------------------------------------------------------------------------------
 
   private wrap(env: Envelope, msg: Buffer): Buffer {
-    if (env.kind === 'v15-pre') return Buffer.concat([RMCP_IPMI, encodeV15(AuthType.NONE, 0, 0, msg)]);
+    if (env.kind === 'v15-pre') return encodeV15(AuthType.NONE, 0, 0, msg, undefined, RMCP_IPMI);
     if (env.kind === 'rmcp-pre') {
       return this.wrapRmcp({ payloadType: PayloadType.IPMI, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload: msg });
     }
     const s = env.session;
     if (s.protocol === 'v15') {
       const v = s.v15!;
-      return Buffer.concat([RMCP_IPMI, encodeV15(v.authTypeCode, s.nextOutSeq(), s.id, msg, v.pw16)]);
+      return encodeV15(v.authTypeCode, s.nextOutSeq(), s.id, msg, v.pw16, RMCP_IPMI);
     }
     const k = s.rmcp!;
     const enc = k.suite.conf !== 0;
