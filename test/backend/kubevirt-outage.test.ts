@@ -30,10 +30,14 @@ describe('kubevirt backend: API outages and errors', function () {
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     m = await newMachine(emu);
     expect(await m.getPowerState()).to.equal('Off');
+    // the watch caches are current: the synchronous read (IPMI Get Chassis Status) answers from them
+    expect(m.powerStateNow()).to.equal('Off');
 
     await emu.faults.refuseConnections(true);
     const read = await until(() => m!.getPowerState().then(() => undefined, (e: unknown) => e), 'reads to fail');
     expect(isBackendError(read, 'Unavailable'), String(read)).to.equal(true);
+    // ... and never serves them stale: during the outage it has no answer, getPowerState fails
+    expect(m.powerStateNow()).to.equal(undefined);
     const act = await m.power('on').catch((e: unknown) => e);
     expect(isBackendError(act, 'Unavailable'), String(act)).to.equal(true);
     expect((act as { retryAfterSeconds?: number }).retryAfterSeconds).to.be.a('number');
@@ -52,6 +56,8 @@ describe('kubevirt backend: API outages and errors', function () {
     await emu.faults.refuseConnections(false);
     await waitPower(m, 'On');
     expect((await m.snapshot()).health).to.deep.equal({ status: 'OK' });
+    // the watches re-establish on their own; from then on the synchronous read answers again
+    expect(await until(() => m!.powerStateNow(), 'the watches to be current again')).to.equal('On');
     await m.power('gracefulOff');
     await waitPower(m, 'Off');
   });

@@ -197,6 +197,17 @@ export class KubeVirtMachine implements Machine {
     return derivePowerState(v.vm, v.vmi);
   }
 
+  /**
+   * The power state from the watch caches while both watches are current, as getPowerState reads
+   * it then, without a request or an await; undefined otherwise (an outage, before the first list,
+   * no VM), and the caller asks getPowerState, which refreshes or fails. Never a stale cache.
+   */
+  powerStateNow(): PowerState | undefined {
+    if (this.closed || !this.vmWatch.healthy || !this.vmiWatch.healthy) return undefined;
+    const vm = this.vmWatch.current;
+    return vm ? derivePowerState(vm, this.vmiWatch.current) : undefined;
+  }
+
   async getBootOverride(): Promise<BootOverride> {
     return deriveBootOverride((await this.view()).vm);
   }
