@@ -51,6 +51,23 @@ describe('IPMI duplicate requests: the cache', () => {
     expect(c.lookup(lan(7, 0x02, [0x02]), t)).to.not.equal(undefined);
   });
 
+  it('two requests sharing one rqSeq (other commands) are both remembered, and each leaves with its own age', () => {
+    const c = new DuplicateCache<{ cc: number }>();
+    c.remember(lan(7, 0x01), { cc: 0 }, clock);
+    c.remember(lan(7, 0x02, [0x02]), { cc: 1 }, clock);
+    expect(c.lookup(lan(7, 0x01), t)?.result).to.deep.equal({ cc: 0 });
+    expect(c.lookup(lan(7, 0x02, [0x02]), t)?.result).to.deep.equal({ cc: 1 });
+    // 15 other requests: the first rqSeq-7 entry is the oldest of 16 + 1 and leaves, the second stays
+    for (let i = 0; i < DUPLICATE_CACHE_CAPACITY - 1; i++) c.remember(lan(20 + i), { cc: 0 }, clock);
+    expect(c.lookup(lan(7, 0x01), t)).to.equal(undefined);
+    expect(c.lookup(lan(7, 0x02, [0x02]), t)?.result).to.deep.equal({ cc: 1 });
+    c.remember(lan(40), { cc: 0 }, clock);
+    expect(c.lookup(lan(7, 0x02, [0x02]), t)).to.equal(undefined);
+    // rqSeq 7 is free again: a new request with it is remembered and found
+    c.remember(lan(7, 0x01), { cc: 2 }, clock);
+    expect(c.lookup(lan(7, 0x01), t)?.result).to.deep.equal({ cc: 2 });
+  });
+
   it('an identical request after the 6-bit rqSeq wrapped around is new, not a retransmission', () => {
     const c = new DuplicateCache<{ cc: number }>();
     for (let i = 0; i < 64; i++) c.remember(lan(i % 64), { cc: 0 }, clock);

@@ -36,9 +36,16 @@ interface Entry<R> {
 
 export class DuplicateCache<R> {
   private readonly entries: Entry<R>[] = [];
+  /**
+   * How many entries hold each rqSeq (6 bits). A client numbers its requests in turn, so a new
+   * request's rqSeq is usually held by none, and it is known to be new without reading any entry:
+   * this runs for every in-session request.
+   */
+  private readonly perSeq = new Uint8Array(64);
 
-  /** Index of the entry with req's key, or -1 (a plain loop: this runs for every in-session request). */
+  /** Index of the entry with req's key, or -1. */
   private indexOf(req: LanRequest): number {
+    if (this.perSeq[req.rqSeq & 0x3f] === 0) return -1;
     const es = this.entries;
     for (let i = 0; i < es.length; i++) if (sameKey(es[i]!.req, req)) return i;
     return -1;
@@ -59,7 +66,7 @@ export class DuplicateCache<R> {
   /** Remember the answer (or the promise of it) of a request that is being executed; `clock` dates its settling. */
   remember(req: LanRequest, result: R | Promise<R>, clock: () => number): void {
     const i = this.indexOf(req);
-    if (i >= 0) this.entries.splice(i, 1); // the same sequence number reused for another request
+    if (i >= 0) this.drop(i); // the same sequence number reused for another request
     const e: Entry<R> = { req, result, settledAt: undefined };
     if (result instanceof Promise) {
       const done = () => {
@@ -70,6 +77,12 @@ export class DuplicateCache<R> {
       e.settledAt = clock();
     }
     this.entries.push(e);
-    if (this.entries.length > DUPLICATE_CACHE_CAPACITY) this.entries.shift();
+    this.perSeq[req.rqSeq & 0x3f]!++;
+    if (this.entries.length > DUPLICATE_CACHE_CAPACITY) this.drop(0);
+  }
+
+  private drop(i: number): void {
+    const [e] = this.entries.splice(i, 1);
+    this.perSeq[e!.req.rqSeq & 0x3f]!--;
   }
 }
