@@ -4,20 +4,18 @@
  * in VIRTBMC_ACCOUNTS_SECRET (against the apiserver emulator), both driven with ipmitool.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ACCOUNTS_KEY, parseAccountsDocument } from '../../src/agent/accounts-secret.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { startEmulator, vmFixture } from '../backend/kubevirt-fixtures.js';
 import { haveCommand, requireClient } from '../helpers/clients.js';
 import { run } from '../helpers/exec.js';
+import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = `${ROOT}/node_modules/.bin/tsx`;
 
 interface Started {
   p: ChildProcess;
@@ -29,7 +27,7 @@ interface Started {
 async function startVirtbmc(args: string[], env: NodeJS.ProcessEnv): Promise<Started> {
   const clean = { ...process.env };
   for (const k of ['BMC_PASSWORD', 'BMC_USERNAME', 'VIRTBMC_ACCOUNTS_SECRET']) delete clean[k];
-  const p = spawn(TSX, ['src/cmd/virtbmc.ts', '--log-level', 'info', ...args], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawnVirtbmc(['--log-level', 'info', ...args], { env: { ...clean, ...env } });
   let out = '';
   let err = '';
   p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -86,7 +84,7 @@ describe('virtbmc keeps state across restarts @e2e', function () {
     expect(saved.poweredOnMs).to.be.greaterThan(5 * 3600_000);
 
     writeFileSync(file, '{"not": "poh"}');
-    const bad = spawn(TSX, ['src/cmd/virtbmc.ts', '--simulate', '--ipmi-port', '0', '--no-redfish', '--poh-file', file], { cwd: ROOT, env: { ...process.env, BMC_PASSWORD: 'Poh-pw-1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const bad = spawnVirtbmc(['--simulate', '--ipmi-port', '0', '--no-redfish', '--poh-file', file], { env: { ...process.env, BMC_PASSWORD: 'Poh-pw-1' } });
     let err = '';
     bad.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const [code] = (await once(bad, 'exit')) as [number];

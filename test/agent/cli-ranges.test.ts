@@ -1,18 +1,11 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = `${ROOT}/node_modules/.bin/tsx`;
 
 /** virtbmc with `args`; resolves to its exit code and stderr (a refused flag exits before serving). */
 async function virtbmc(args: string[]): Promise<{ code: number; err: string }> {
-  const p = spawn(TSX, ['src/cmd/virtbmc.ts', '--simulate', '--ipmi-port', '0', '--redfish-port', '0', ...args], {
-    cwd: ROOT,
-    env: { ...process.env, BMC_PASSWORD: 'password' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const p = spawnVirtbmc(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', ...args], { env: { ...process.env, BMC_PASSWORD: 'password' } });
   let err = '';
   p.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const [code] = (await once(p, 'exit')) as [number];

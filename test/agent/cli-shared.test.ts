@@ -1,20 +1,18 @@
 /** The shared-mode command line: --fleet-file and --fleet-configmap serve their systems and follow changes; refusals exit 2. */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { startApiServer } from '../emulator/index.js';
+import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = `${ROOT}/node_modules/.bin/tsx`;
 
 function run(args: string[]): { p: ChildProcess; out: () => string } {
   const env = { ...process.env, BMC_PASSWORD: 'pw' };
-  const p = spawn(TSX, ['src/cmd/virtbmc.ts', '--log-level', 'warn', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawnVirtbmc(['--log-level', 'warn', ...args], { env });
   let buf = '';
   p.stdout?.on('data', (d: Buffer) => (buf += d.toString()));
   p.stderr?.on('data', (d: Buffer) => (buf += d.toString()));

@@ -1,19 +1,17 @@
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = `${ROOT}/node_modules/.bin/tsx`;
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
   const cleanEnv = { ...process.env };
   delete cleanEnv['BMC_PASSWORD'];
   delete cleanEnv['BMC_USERNAME'];
-  return spawn(TSX, ['src/cmd/virtbmc.ts', ...args], { cwd: ROOT, env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawnVirtbmc(args, { env: { ...cleanEnv, ...env } });
 }
 
 function collect(stream: NodeJS.ReadableStream | null): () => string {
@@ -105,14 +103,8 @@ describe('virtbmc command line', function () {
   });
 
   it('--password: once started, ps and /proc/<pid>/cmdline no longer show the password', async () => {
-    // node itself (not the tsx wrapper), so that p.pid is the agent's own process
-    const cleanEnv = { ...process.env };
-    delete cleanEnv['BMC_PASSWORD'];
-    const p = spawn(process.execPath, ['--import', 'tsx', 'src/cmd/virtbmc.ts', '--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--password', 'visible-in-ps-7'], {
-      cwd: ROOT,
-      env: cleanEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    // spawnVirtbmc runs node itself (not the tsx wrapper), so p.pid is the agent's own process
+    const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--password', 'visible-in-ps-7']);
     const out = collect(p.stdout);
     try {
       await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 50_000, 'ready line');

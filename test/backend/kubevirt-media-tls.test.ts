@@ -4,22 +4,21 @@
  * with skip-verify; a named CA ConfigMap becomes the DataVolume's CDI certConfigMap. The virtbmc
  * CLI takes these settings from flags, with the controller's environment variables as fallback.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { resolveMediaTls, type KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { isBackendError } from '../../src/backend/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { NS, emulatorPerTest, newMachine, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
+import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
 const DV = 'vm1-vmedia-cdrom';
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 function dvOf(emu: ApiServerEmulator): KubeObject | undefined {
   return emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, DV);
@@ -112,17 +111,14 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
     // covered by the resolveMediaTls tests below
     const clean: NodeJS.ProcessEnv = { ...process.env };
     for (const k of Object.keys(clean)) if (k.startsWith('VIRTBMC_') || k === 'KUBECONFIG') delete clean[k];
-    const p = spawn(
-      `${ROOT}/node_modules/.bin/tsx`,
+    const p = spawnVirtbmc(
       [
-        'src/cmd/virtbmc.ts', NS, 'vm1', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--no-ipmi', '--redfish-port', '0',
+        NS, 'vm1', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--no-ipmi', '--redfish-port', '0',
         '--log-level', 'warn', '--media-ca-configmap', 'flag-ca',
       ],
       {
-        cwd: ROOT,
         // the CA file comes from the environment; the ConfigMap flag beats its variable
         env: { ...clean, BMC_PASSWORD: 'cli-pw-123', VIRTBMC_MEDIA_ALLOW: '127.0.0.0/8', VIRTBMC_MEDIA_CA_FILE: caFile, VIRTBMC_MEDIA_CA_CONFIGMAP: 'env-ca' },
-        stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
     let out = '';

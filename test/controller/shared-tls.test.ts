@@ -8,7 +8,7 @@
  * Secret wakes its BMC (re-minted at once, not at the next resync).
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -16,16 +16,14 @@ import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import sinon from 'sinon';
 import { parseFleet } from '../../src/controller/shard.js';
 import { WorkQueue } from '../../src/controller/workqueue.js';
 import { serviceDnsNames } from '../../src/controller/tls.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { getDeployment, getService, getVmbmc, NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from './fixtures.js';
+import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = `${ROOT}/node_modules/.bin/tsx`;
 const SECRET = 'virtbmc-shard-0-tls';
 
 type Pod = { volumes: Array<{ name: string; secret?: { secretName: string } }>; containers: Array<{ args: string[]; ports: Array<{ name: string; containerPort: number }>; readinessProbe: { httpGet: { scheme: string } } }> };
@@ -140,7 +138,7 @@ describe('shard agents over HTTPS (shared mode, TLS by default)', function () {
     const port = await freePort();
     const swap: Record<string, string> = { '0.0.0.0': '127.0.0.1', '8443': String(port), '/etc/virtbmc/tls/tls.crt': join(dir, 'tls.crt'), '/etc/virtbmc/tls/tls.key': join(dir, 'tls.key') };
     const cli = [...args.map((a) => swap[a] ?? a), '--kubeconfig', join(dir, 'kubeconfig'), '--no-ipmi', '--log-level', 'warn'];
-    agent = spawn(TSX, ['src/cmd/virtbmc.ts', ...cli], { cwd: ROOT, env: { ...process.env, POD_NAMESPACE: NS }, stdio: ['ignore', 'pipe', 'pipe'] });
+    agent = spawnVirtbmc(cli, { env: { ...process.env, POD_NAMESPACE: NS } });
     let out = '';
     agent.stderr?.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise<void>((resolve, reject) => {

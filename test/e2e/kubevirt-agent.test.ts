@@ -3,10 +3,8 @@
  * apiserver emulator, driven by the real ipmitool (RMCP+, cipher suite 17) and by Redfish over
  * HTTP. Assertions look at the cluster objects (VM spec, VMI) as well as at the clients' output.
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { ONCE_ANNOTATION } from '../../src/backend/kubevirt/boot.js';
@@ -26,6 +24,7 @@ import {
 } from '../backend/kubevirt-fixtures.js';
 import { run, type Run } from '../helpers/exec.js';
 import { havePythonModule, requireClient } from '../helpers/clients.js';
+import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
 const exec = (bin: string, args: string[], timeoutMs = 20_000) => run(bin, args, timeoutMs);
 
@@ -261,17 +260,15 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
 
 describe('virtbmc CLI in KubeVirt mode @e2e', function () {
   this.timeout(60_000);
-  const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
   it('serves a VM from a kubeconfig: ipmitool power on reaches KubeVirt, the token never reaches the logs', async () => {
     const emu = await startEmulator({ token: 'kube-token-do-not-log' });
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     const env: NodeJS.ProcessEnv = { ...process.env, BMC_PASSWORD: 'cli-pw-123' };
     delete env.KUBECONFIG;
-    const p = spawn(
-      `${ROOT}/node_modules/.bin/tsx`,
-      ['src/cmd/virtbmc.ts', 'default', 'vm1', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--ipmi-port', '0', '--redfish-port', '0', '--log-level', 'debug'],
-      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    const p = spawnVirtbmc(
+      ['default', 'vm1', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--ipmi-port', '0', '--redfish-port', '0', '--log-level', 'debug'],
+      { env },
     );
     let out = '';
     let err = '';
