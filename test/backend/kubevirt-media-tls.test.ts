@@ -106,9 +106,11 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
     expect(heads).to.deep.equal([]);
   });
 
-  it('virtbmc CLI: the controller environment variables and the flags reach the backend', async () => {
+  it('virtbmc CLI: the controller environment variables and the flags reach the backend', async function () {
     // one agent process (a start costs seconds of TypeScript loading); the precedence rules are
-    // covered by the resolveMediaTls tests below
+    // covered by the resolveMediaTls tests below. The limits below only stop a hung test: under
+    // taskset -c 0 with a CPU hog the start alone took past the suite's 30 s once; nothing is timed.
+    this.timeout(180_000);
     const clean: NodeJS.ProcessEnv = { ...process.env };
     for (const k of Object.keys(clean)) if (k.startsWith('VIRTBMC_') || k === 'KUBECONFIG') delete clean[k];
     const p = spawnVirtbmc(
@@ -126,10 +128,10 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     try {
-      await until(() => /virtbmc ready/.test(out) || p.exitCode !== null, 'ready line', 25_000);
+      await until(() => /virtbmc ready/.test(out) || p.exitCode !== null, 'ready line', 150_000);
       const base = /redfish=(http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
       expect(base, err).to.be.a('string');
-      await until(() => (emu.get('kubevirt.io/v1', 'VirtualMachineInstance', NS, 'vm1')?.status as { phase?: string } | undefined)?.phase === 'Running', 'VMI Running');
+      await until(() => (emu.get('kubevirt.io/v1', 'VirtualMachineInstance', NS, 'vm1')?.status as { phase?: string } | undefined)?.phase === 'Running', 'VMI Running', 60_000);
       const res = await fetch(`${base!}/redfish/v1/Systems/1/VirtualMedia/cdrom/Actions/VirtualMedia.InsertMedia`, {
         method: 'POST',
         headers: { authorization: 'Basic ' + Buffer.from('admin:cli-pw-123').toString('base64'), 'content-type': 'application/json' },
@@ -137,7 +139,7 @@ describe('kubevirt backend: virtual media over https (CA file, CA ConfigMap, ski
       });
       expect(res.status, `${await res.text()} ${err}`).to.be.oneOf([200, 202, 204]);
       // InsertMedia runs as a Redfish task: wait for it to get as far as the DataVolume
-      await until(() => dvOf(emu), 'media DataVolume');
+      await until(() => dvOf(emu), 'media DataVolume', 60_000);
       expect(heads).to.deep.equal(['HEAD /install.iso']); // verified with the CA file from VIRTBMC_MEDIA_CA_FILE
       expect(httpSourceOf(emu)).to.deep.equal({ url: imageUrl, certConfigMap: 'flag-ca' });
     } finally {

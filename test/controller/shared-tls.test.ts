@@ -85,7 +85,8 @@ function httpGet(port: number, host: string, path: string): Promise<{ status: nu
 const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
 describe('shard agents over HTTPS (shared mode, TLS by default)', function () {
-  this.timeout(30_000);
+  // only stops a hung test (each agent start compiles it with tsx: seconds, more on a loaded core); nothing is timed
+  this.timeout(120_000);
   let env: Env | undefined;
   let agent: ChildProcess | undefined;
   afterEach(async () => {
