@@ -9,12 +9,13 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const cli = resolve(root, 'src/cmd/virtbmc-controller.ts');
 
 describe('virtbmc-controller command', function () {
-  this.timeout(40000);
+  // only stops a hung test (kubectl and agent starts: seconds each, more on a loaded core); nothing is timed
+  this.timeout(180_000);
 
   it('rejects a blank agent image with a clear message and exit code 2', () => {
     const env = { ...process.env };
     delete env.VIRTBMC_AGENT_IMAGE;
-    const r3 = spawnSync(process.execPath, ['--import', 'tsx', cli, '--agent-image', ' '], { cwd: root, encoding: 'utf8', env, timeout: 30000 });
+    const r3 = spawnSync(process.execPath, ['--import', 'tsx', cli, '--agent-image', ' '], { cwd: root, encoding: 'utf8', env, timeout: 120_000 });
     expect(r3.status).to.equal(2);
     expect(r3.stderr).to.contain('must name the agent image');
   });
@@ -25,7 +26,7 @@ describe('virtbmc-controller command', function () {
       ['--agent-cert-validity-hours', '0', 'positive integer'],
       ['--agent-cert-validity-hours', '100000', 'at most 87600'],
     ] as const) {
-      const r = spawnSync(process.execPath, ['--import', 'tsx', cli, '--agent-image', 'x', flag, value], { cwd: root, encoding: 'utf8', timeout: 30000 });
+      const r = spawnSync(process.execPath, ['--import', 'tsx', cli, '--agent-image', 'x', flag, value], { cwd: root, encoding: 'utf8', timeout: 120_000 });
       expect(r.status, `${flag} ${value}`).to.equal(2);
       expect(r.stderr).to.contain(msg);
     }

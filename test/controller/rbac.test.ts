@@ -59,7 +59,8 @@ function dataVolume(name: string): KubeObject {
 }
 
 describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent Role', function () {
-  this.timeout(20000);
+  // only stops a hung test (kubectl and agent starts: seconds each, more on a loaded core); nothing is timed
+  this.timeout(60_000);
 
   describe('config/ as rendered by kubectl kustomize', () => {
     let objs: Obj[];

@@ -23,11 +23,13 @@ spec:
 }
 
 describe('apiserver emulator: kubectl @e2e', function () {
+  // only stops a hung test (kubectl and agent starts: seconds each, more on a loaded core); nothing is timed
+  this.timeout(60_000);
   let emu: ApiServerEmulator;
   // kubectl (client-go) sends no bearer token over plain http, hence allowAnonymous
   const kubectl = (args: string[], stdin?: string): Promise<{ code: number; out: string }> =>
     new Promise((resolve) => {
-      const child = execFile('kubectl', ['--kubeconfig', emu.kubeconfigPath, ...args], { encoding: 'utf8', timeout: 20000 }, (err, stdout, stderr) =>
+      const child = execFile('kubectl', ['--kubeconfig', emu.kubeconfigPath, ...args], { encoding: 'utf8', timeout: 50_000 }, (err, stdout, stderr) =>
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr }),
       );
       if (stdin !== undefined) child.stdin?.end(stdin);
