@@ -115,7 +115,9 @@ export async function newMachine(
     kubeConfig: opts.kubeConfig ?? emu.makeKubeConfig(),
     watchMinBackoffMs: 20,
     watchMaxBackoffMs: 200,
-    requestTimeoutMs: opts.requestTimeoutMs ?? 2000,
+    // the client's own default (10 s) unless a test wants a short one: the emulator answers from this
+    // process, so on a loaded core a 2 s bound marked it unreachable (taskset -c 0 with a CPU hog)
+    ...(opts.requestTimeoutMs !== undefined ? { requestTimeoutMs: opts.requestTimeoutMs } : {}),
     syncTimeoutMs: 2000,
     mediaProbeTimeoutMs: 2000,
     mediaEgress: LOOPBACK_MEDIA,
