@@ -137,6 +137,11 @@ export class EmulatorServer {
    * subresource, as kube-apiserver does for connect requests to aggregated APIs such as virt-api.
    */
   private onUpgrade(req: http.IncomingMessage, socket: Socket, head: Buffer): void {
+    // The http server leaves an upgraded socket without an 'error' listener. A client that drops the
+    // connection when refused (src/backend/kubevirt/console.ts terminates on a 403) can reset it
+    // while our answer is still going out: ECONNRESET, then an uncaught exception in the test process
+    // (seen under taskset -c 0 with a CPU hog). A reset only ends this connection.
+    socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const routed = this.parseRoute(url.pathname);
     const rejectWith = (entry: AuditEntry | undefined, code: number, message: string, reason?: string): void => {
