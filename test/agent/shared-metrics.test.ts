@@ -3,7 +3,6 @@
  * per-VM agent, each labelled with the system that served it (system="" for requests no system
  * answered), one label value per served system, and a system's series gone when it leaves.
  */
-import dgram from 'node:dgram';
 import { expect } from 'chai';
 import { startSharedAgent, type FleetSystem, type SharedAgent } from '../../src/agent/shared.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
@@ -11,17 +10,10 @@ import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { haveCommand } from '../helpers/clients.js';
 import { run } from '../helpers/exec.js';
+import { freeUdpPort } from '../helpers/ports.js';
 import { parseExposition, type Sample } from '../helpers/prom.js';
 
 const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('shared mode metrics: a system label per served system', function () {
   this.timeout(30_000);

@@ -13,14 +13,7 @@ import { rewrite, tenantPaths } from '../../src/redfish/core/tenancy.js';
 import { haveCommand, havePythonModule, requireClient } from '../helpers/clients.js';
 import { startEventReceiver } from '../helpers/event-receiver.js';
 import { run } from '../helpers/exec.js';
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+import { freeUdpPort } from '../helpers/ports.js';
 
 const ACCOUNTS: Record<string, UserAccount[]> = {
   'ns.vm-a': [
