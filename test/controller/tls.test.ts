@@ -240,6 +240,11 @@ describe('agent TLS against the apiserver emulator', function () {
     // drift in the Certificate is repaired; the controller never writes cert-manager's Secret
     const c = emu.get('cert-manager.io/v1', 'Certificate', NS, 'bmc-virtbmc')!;
     emu.update({ ...c, spec: { ...(c.spec as object), dnsNames: ['evil.example'] } });
+    // Certificates are not watched: the repair comes with the BMC's next reconcile (any event of it
+    // or its objects, or the periodic resync). The test makes that event itself; waiting for an
+    // incidental one raced (CI saw none come after the edit once, under load).
+    const b = getVmbmc(emu, 'bmc')!;
+    emu.update({ ...b, metadata: { ...b.metadata, annotations: { ...(b.metadata?.annotations ?? {}), 'test/touch': '1' } } });
     await emu.waitFor(() => ((emu.get('cert-manager.io/v1', 'Certificate', NS, 'bmc-virtbmc')!.spec as { dnsNames: string[] }).dnsNames.length === 4));
     // (emu.create above is the test, not an API request: every audited request is the controller's)
     const writes = emu.audit.filter((e) => e.resource === 'secrets' && ['create', 'update', 'patch', 'delete'].includes(e.verb));
