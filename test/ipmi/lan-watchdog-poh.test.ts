@@ -9,7 +9,7 @@ import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import type { Machine } from '../../src/backend/types.js';
 import { nullLogger } from '../../src/common/logger.js';
 import { buildCommandTable, commandKey } from '../../src/ipmi/commands/index.js';
-import { LanCC, ipv6Bytes } from '../../src/ipmi/commands/lan.js';
+import { LanCC, cipherSuitePrivileges, ipv6Bytes } from '../../src/ipmi/commands/lan.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,11 +100,19 @@ describe('IPMI LAN configuration, watchdog and POH', () => {
       expect(hex(await getLan(sim, 1))).to.equal('1104');
       expect(hex(await getLan(sim, 2))).to.equal('110404040400');
       expect(hex(await getLan(sim, 20))).to.equal('110000');
-      expect(hex(await getLan(sim, 22))).to.equal('1104');
-      expect(hex(await getLan(sim, 23))).to.equal('110011031002');
-      expect(hex(await getLan(sim, 24))).to.equal('11004444000000000000');
+      // every implemented suite is listed (17, 3, 16, 2 offered; 15, 1, 0 turned off) ...
+      expect(hex(await getLan(sim, 22))).to.equal('1107');
+      expect(hex(await getLan(sim, 23))).to.equal('11' + '00' + '11031002' + '0f0100');
+      // ... and parameter 24 has one nibble per suite id: 2 and 3 ADMINISTRATOR, 0, 1 and 15 unused
+      expect(hex(await getLan(sim, 24))).to.equal('11' + '00' + '00' + '44' + '000000000000');
       // threshold 5, reset after 60 s = 6 × 10 s, lockout 300 s = 30 × 10 s
       expect(hex(await getLan(sim, 26))).to.equal('110005' + '0600' + '1e00');
+    });
+
+    it('parameter 24 is indexed by suite id (as ipmitool, freeipmi and OpenBMC read it), not by entry', () => {
+      // with --ipmi-allow-insecure, 0, 1 and 15 are offered too: ids (0,1) (2,3) ADMINISTRATOR, 15 the high nibble of the last byte
+      expect(cipherSuitePrivileges(true).toString('hex')).to.equal('00' + '44' + '44' + '0000000000' + '40');
+      expect(cipherSuitePrivileges(false).toString('hex')).to.equal('00' + '00' + '44' + '000000000000');
     });
 
     it('IPv6: dual stack, one static entry with the pod address, out of range past it', async () => {

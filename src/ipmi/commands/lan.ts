@@ -123,7 +123,6 @@ export function lanParameter(
   const net = opts.network?.current();
   const insecure = opts.allowInsecure ?? false;
   const authTypes = AUTH_MD5 | (insecure ? AUTH_NONE | AUTH_PASSWORD : 0);
-  const suites = supportedSuites(insecure);
   switch (param) {
     case LanParam.SET_IN_PROGRESS:
       return Buffer.from([opts.state?.setInProgress ?? 0]);
@@ -174,18 +173,14 @@ export function lanParameter(
     case LanParam.VLAN_PRIORITY:
       return Buffer.from([0x00]);
     case LanParam.CIPHER_SUITE_ENTRY_SUPPORT:
-      return Buffer.from([suites.length & 0x1f]);
+      return Buffer.from([implementedSuites.length & 0x1f]);
     case LanParam.CIPHER_SUITE_ENTRIES:
-      // A reserved byte, then the suite ids in entry order (the order Get Channel Cipher Suites lists)
-      return Buffer.from([0x00, ...suites.map((s) => s.id)]);
-    case LanParam.CIPHER_SUITE_PRIVILEGES: {
-      // A reserved byte, then 16 nibbles: the maximum privilege of each entry (low nibble first);
-      // every suite we offer allows up to ADMINISTRATOR, unused entries are 0
-      const nibbles = Array.from({ length: 16 }, (_, i) => (i < suites.length ? Privilege.Administrator : 0));
-      const bytes = [0x00];
-      for (let i = 0; i < 16; i += 2) bytes.push((nibbles[i]! & 0x0f) | ((nibbles[i + 1]! & 0x0f) << 4));
-      return Buffer.from(bytes);
-    }
+      // A reserved byte, then the ids of every suite this BMC implements, in its order of
+      // preference; those turned off (no packet integrity, without --ipmi-allow-insecure) are
+      // listed too, and parameter 24 says they are unused, as a BMC shows a disabled suite
+      return Buffer.from([0x00, ...implementedSuites.map((s) => s.id)]);
+    case LanParam.CIPHER_SUITE_PRIVILEGES:
+      return cipherSuitePrivileges(insecure);
     case LanParam.BAD_PASSWORD_THRESHOLD: {
       if (!opts.lockoutPolicy) return LanCC.PARAM_NOT_SUPPORTED;
       const p = opts.lockoutPolicy();
@@ -236,6 +231,28 @@ export function lanParameter(
     default:
       return LanCC.PARAM_NOT_SUPPORTED;
   }
+}
+
+/** Every suite the BMC implements, offered or not (parameters 22 and 23). */
+const implementedSuites = supportedSuites(true);
+
+/**
+ * Parameter 24, RMCP+ Messaging Cipher Suite Privilege Levels: a reserved byte, then 16 nibbles,
+ * nibble N (low nibble first) the maximum privilege of cipher suite id N. The nibbles are indexed
+ * by suite id, not by the position in parameter 23: so read ipmitool (lib/ipmi_lanp.c: "each
+ * nibble holds the maximum privilege level available for that cipher suite number", `lan print`
+ * "Cipher Suite Priv Max"), freeipmi (ipmi-config-category-core-rmcpplus-conf-privilege-section.c:
+ * "you want to index at [id] not [i]") and OpenBMC (cipher_mgmt: privileges keyed by cipher id).
+ * An offered suite allows ADMINISTRATOR; one not offered is 0h, which all three show as unused
+ * ("X" / "Unused"). Suites 16 and 17 have no nibble (ids 0–15 only); they allow ADMINISTRATOR, and
+ * Get Channel Cipher Suites lists them.
+ */
+export function cipherSuitePrivileges(allowInsecure: boolean): Buffer {
+  const offered = new Set(supportedSuites(allowInsecure).map((s) => s.id));
+  const nibble = (id: number) => (offered.has(id) ? Privilege.Administrator : 0);
+  const bytes = [0x00];
+  for (let id = 0; id < 16; id += 2) bytes.push(nibble(id) | (nibble(id + 1) << 4));
+  return Buffer.from(bytes);
 }
 
 /** An IPv6 address as 16 bytes. */
