@@ -5,18 +5,26 @@
  *    cold start, idle RSS, RSS after the same GETs spread over every VM, server CPU per GET.
  * Both run the same compiled JavaScript (tsc to a temporary .bench-build-* directory in the tree, so node_modules resolves; plain `node`, no tsx).
  * Client: keep-alive node:http with BENCH_CONNS connections; server CPU from /proc/<pid>/stat.
- * Env: BENCH_GETS (default 200000), BENCH_FLEET (1000), BENCH_CONNS (8), NODE_FLAGS (extra node flags).
+ * Each shape runs twice in the same run: with node's defaults, and with AGENT_NODE_OPTIONS (the
+ * V8 flags the controller gives per-VM agent pods, src/controller/agent-pod.ts) in NODE_OPTIONS, as
+ * the pod passes them; the ratios compare the two in one run.
+ * Env: BENCH_GETS (default 200000), BENCH_FLEET (1000), BENCH_CONNS (8), NODE_FLAGS (extra node flags
+ * for every row), BENCH_POD_FLAGS (other flags for the `-flags` rows), BENCH_SHAPES (default `pervm,pervm-flags,shared,shared-flags`).
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
+import { AGENT_NODE_OPTIONS } from '../src/controller/agent-pod.js';
 
 const GETS = Number(process.env.BENCH_GETS ?? 200_000);
 const FLEET = Number(process.env.BENCH_FLEET ?? 1000);
 const CONNS = Number(process.env.BENCH_CONNS ?? 8);
 const NODE_FLAGS = (process.env.NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/** the flags of the `-flags` rows: the pods' (default) or others to compare (BENCH_POD_FLAGS) */
+const POD_FLAGS = process.env.BENCH_POD_FLAGS ?? AGENT_NODE_OPTIONS;
+const SHAPES = new Set((process.env.BENCH_SHAPES ?? 'pervm,pervm-flags,shared,shared-flags').split(','));
 const HZ = 100;
 
 const freePort = (): Promise<number> =>
@@ -37,9 +45,10 @@ const cpuSeconds = (pid: number): number => {
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startAgent(js: string, args: string[]): Promise<{ child: ChildProcess; startupMs: number }> {
+async function startAgent(js: string, args: string[], nodeOptions: string): Promise<{ child: ChildProcess; startupMs: number }> {
   const t0 = process.hrtime.bigint();
-  const child = spawn(process.execPath, [...NODE_FLAGS, js, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const env = { ...process.env, NODE_OPTIONS: nodeOptions };
+  const child = spawn(process.execPath, [...NODE_FLAGS, js, ...args, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   await new Promise<void>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -89,8 +98,8 @@ interface Figures {
   errors: number;
 }
 
-async function measure(js: string, args: string[], port: number, paths: string[], auths: string[]): Promise<Figures> {
-  const { child, startupMs } = await startAgent(js, args);
+async function measure(js: string, args: string[], port: number, paths: string[], auths: string[], nodeOptions = ''): Promise<Figures> {
+  const { child, startupMs } = await startAgent(js, args, nodeOptions);
   const pid = child.pid!;
   try {
     await sleep(2000);
@@ -116,30 +125,42 @@ async function main(): Promise<void> {
     const js = join(out, 'src/cmd/virtbmc.js');
     const pw = 'bench-pw';
 
-    const p1 = await freePort();
-    const perVm = await measure(js, ['--simulate', '--password', pw, '--redfish-port', String(p1), '--no-ipmi'], p1, ['/redfish/v1/Systems/1'], [basic('admin', pw)]);
-
-    const p2 = await freePort();
-    const ipmiBase = 40000;
+    const rows: Array<[string, Figures]> = [];
+    const perVmRow = async (name: string, nodeOptions: string) => {
+      const p = await freePort();
+      rows.push([name, await measure(js, ['--simulate', '--password', pw, '--redfish-port', String(p), '--no-ipmi'], p, ['/redfish/v1/Systems/1'], [basic('admin', pw)], nodeOptions)]);
+    };
     const ids = Array.from({ length: FLEET }, (_, i) => `vm-${String(i + 1).padStart(4, '0')}`);
-    const shared = await measure(
-      js,
-      ['--simulate-fleet', String(FLEET), '--fleet-ipmi-base', String(ipmiBase), '--password', pw, '--redfish-port', String(p2)],
-      p2,
-      ids.map((vm) => `/redfish/v1/Systems/sim.${vm}`),
-      ids.map((vm) => basic('admin', `${pw}-${vm}`)),
-    );
+    const sharedRow = async (name: string, nodeOptions: string) => {
+      const p = await freePort();
+      const args = ['--simulate-fleet', String(FLEET), '--fleet-ipmi-base', '40000', '--password', pw, '--redfish-port', String(p)];
+      rows.push([name, await measure(js, args, p, ids.map((vm) => `/redfish/v1/Systems/sim.${vm}`), ids.map((vm) => basic('admin', `${pw}-${vm}`)), nodeOptions)]);
+    };
+    if (SHAPES.has('pervm')) await perVmRow('per-VM agent (1 VM)', '');
+    if (SHAPES.has('pervm-flags')) await perVmRow('per-VM, pod flags', POD_FLAGS);
+    if (SHAPES.has('shared')) await sharedRow(`shared (${FLEET} VMs)`, '');
+    if (SHAPES.has('shared-flags')) await sharedRow(`shared, pod flags`, POD_FLAGS);
 
     const row = (name: string, f: Figures) =>
       `${name.padEnd(22)} start ${f.startupMs.toFixed(0).padStart(5)} ms  idle ${f.idleMb.toFixed(1).padStart(6)} MB  after ${GETS} GETs ${f.afterMb.toFixed(1).padStart(6)} MB (+${(f.afterMb - f.idleMb).toFixed(1)})  ${f.rate.toFixed(0).padStart(6)} req/s  ${f.cpuUsPerReq.toFixed(1)} µs CPU/req  errors ${f.errors}`;
-    console.log(`connections ${CONNS}, node flags: ${NODE_FLAGS.join(' ') || '(none)'}`);
-    console.log(row('per-VM agent (1 VM)', perVm));
-    console.log(row(`shared agent (${FLEET} VMs)`, shared));
-    console.log(
-      `shared RSS per VM ${(shared.afterMb / FLEET).toFixed(2)} MB vs per-VM ${perVm.afterMb.toFixed(1)} MB: ` +
-        `${FLEET} VMs in ${shared.afterMb.toFixed(0)} MB instead of ${(perVm.afterMb * FLEET).toFixed(0)} MB (${((shared.afterMb / (perVm.afterMb * FLEET)) * 100).toFixed(2)} %); ` +
-        `CPU/request shared/per-VM ${(shared.cpuUsPerReq / perVm.cpuUsPerReq).toFixed(2)}; rate shared/per-VM ${(shared.rate / perVm.rate).toFixed(2)}`,
-    );
+    console.log(`connections ${CONNS}, node flags: ${NODE_FLAGS.join(' ') || '(none)'}, pod flags (NODE_OPTIONS): ${POD_FLAGS}`);
+    for (const [name, f] of rows) console.log(row(name, f));
+    const get = (prefix: string) => rows.find(([n]) => n.startsWith(prefix))?.[1];
+    const ratio = (label: string, a: Figures | undefined, b: Figures | undefined) => {
+      if (a && b) console.log(`${label}: CPU/request ${(a.cpuUsPerReq / b.cpuUsPerReq).toFixed(2)}, rate ${(a.rate / b.rate).toFixed(2)}, growth ${(a.afterMb - a.idleMb).toFixed(1)} vs ${(b.afterMb - b.idleMb).toFixed(1)} MB`);
+    };
+    ratio('per-VM with pod flags / per-VM defaults', get('per-VM, pod'), get('per-VM agent'));
+    ratio('shared with pod flags / shared defaults', get('shared, pod'), get('shared ('));
+    ratio('shared / per-VM (defaults)', get('shared ('), get('per-VM agent'));
+    ratio('shared / per-VM (pod flags)', get('shared, pod'), get('per-VM, pod'));
+    const shared = get('shared (') ?? get('shared, pod');
+    const perVm = get('per-VM agent') ?? get('per-VM, pod');
+    if (shared && perVm) {
+      console.log(
+        `shared RSS per VM ${(shared.afterMb / FLEET).toFixed(2)} MB vs per-VM ${perVm.afterMb.toFixed(1)} MB: ` +
+          `${FLEET} VMs in ${shared.afterMb.toFixed(0)} MB instead of ${(perVm.afterMb * FLEET).toFixed(0)} MB (${((shared.afterMb / (perVm.afterMb * FLEET)) * 100).toFixed(2)} %)`,
+      );
+    }
   } finally {
     rmSync(out, { recursive: true, force: true });
   }

@@ -20,6 +20,14 @@ export const PER_VM_RESOURCES: AgentResources = { requests: { cpu: '10m', memory
 /** An agent serving a shard's VMs (docs/scale.md: up to about 1,000 systems per process). */
 export const SHARD_RESOURCES: AgentResources = { requests: { cpu: '50m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } };
 
+/**
+ * V8 flags of a per-VM agent, in its NODE_OPTIONS: a semi-space of at most 2 MB caps the young
+ * generation that otherwise grows to 16 MB per semi-space under sustained Redfish load (docs/scale.md
+ * "Memory after load"), for a few more scavenges. Measured by bench/scale-agent.ts against node's
+ * defaults in the same run.
+ */
+export const AGENT_NODE_OPTIONS = '--max-semi-space-size=2';
+
 export interface AgentVolume {
   volume: Record<string, unknown>;
   mount: Record<string, unknown>;

@@ -21,7 +21,7 @@ import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { agentObjectName } from './names.js';
 import { agentRoleRules, cdromDrives, RBAC_GROUP } from './agent-rbac.js';
 import { SHARD_REDFISH_PORT, SHARD_REDFISH_TLS_PORT, shardSelectorLabels } from './shard.js';
-import { agentDeployment, PER_VM_RESOURCES, type AgentVolume } from './agent-pod.js';
+import { AGENT_NODE_OPTIONS, agentDeployment, PER_VM_RESOURCES, type AgentVolume } from './agent-pod.js';
 import { defaultTlsSecretName, tlsMode } from './tls-names.js';
 
 export const IPMI_PORT = 623;
@@ -195,6 +195,8 @@ export function desiredObjects(
     // the owner of the agent's events ConfigMap (src/cmd/virtbmc.ts): deleting the VMBMC deletes it
     { name: 'VIRTBMC_OWNER_NAME', value: vmbmc.metadata.name },
     { name: 'VIRTBMC_OWNER_UID', value: vmbmc.metadata.uid ?? '' },
+    // V8 flags of a per-VM agent (agent-pod.ts AGENT_NODE_OPTIONS, docs/scale.md)
+    { name: 'NODE_OPTIONS', value: AGENT_NODE_OPTIONS },
   ];
   if (media?.tls?.insecureSkipVerify) env.push({ name: 'VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY', value: 'true' });
   if (media?.tls?.caBundleConfigMapRef?.name) {

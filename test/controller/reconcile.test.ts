@@ -85,6 +85,8 @@ describe('controller reconcile (pure)', () => {
       // the owner of the agent's events ConfigMap (issue 12)
       { name: 'VIRTBMC_OWNER_NAME', value: 'bmc1' },
       { name: 'VIRTBMC_OWNER_UID', value: 'uid-1' },
+      // V8 flags of a per-VM agent (docs/scale.md: the young generation capped)
+      { name: 'NODE_OPTIONS', value: '--max-semi-space-size=2' },
     ]);
     expect(c.securityContext).to.deep.include({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true });
     expect(c.securityContext.capabilities).to.deep.equal({ drop: ['ALL'] });
