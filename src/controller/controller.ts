@@ -5,52 +5,31 @@
  * Secrets are watched per namespace (one informer for each namespace VirtualMachineBMCs reference
  * Secrets in, each Secret reduced to a digest on arrival: NamespaceSecrets); RefIndex maps a Secret
  * or a VM to the VirtualMachineBMCs that name it, so an event there wakes only those.
- * Keys are `ns/name` for VirtualMachineBMCs and `vm|ns/name` for VM auto-creation checks.
+ * Keys are `ns/name` for VirtualMachineBMCs, `vm|ns/name` for VM auto-creation checks and
+ * `shard|ns/k` for shards. The pieces: caches.ts (what is watched), owned-objects.ts (Server-Side
+ * Apply of one owned object), shard-reconcile.ts (Shared mode), autocreate.ts, tls.ts.
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { newRequestId, type Logger } from '../common/logger.js';
-import {
-  KIND,
-  LabelManagedBy,
-  ManagedByValue,
-  Reason,
-  type BMCMode,
-  type VirtualMachineBMC,
-} from './api/types.js';
-import {
-  allocatePorts,
-  assignShard,
-  ConfigMapResource,
-  DEFAULT_SHARDS,
-  desiredShardObjects,
-  fleetSystem,
-  isShardObject,
-  parseFleet,
-  shardIndex,
-  shardKey,
-  shardName,
-  shardObjectLabels,
-  shardOfTlsSecret,
-  shardRoleRules,
-  type FleetSystem,
-  type ShardCandidate,
-} from './shard.js';
+import { KIND, Reason, type BMCMode, type VirtualMachineBMC } from './api/types.js';
+import { DEFAULT_SHARDS, isShardObject, shardIndex, shardOfTlsSecret } from './shard.js';
+import { ShardReconciler, SHARD_PREFIX_KEY, shardQueueKey } from './shard-reconcile.js';
 import { EventRecorder } from './events.js';
 import { NamespaceSecrets, RefIndex, ResourceInformer } from './informers.js';
-import { cdromDrives, RoleResource } from './agent-rbac.js';
+import { cdromDrives } from './agent-rbac.js';
 import { isNotFound, KubeApiError, KubeClient } from '../kube/client.js';
-import { Resources, type ResourceRef } from '../kube/resources.js';
+import { Resources } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
 import { ControllerMetrics } from './metrics.js';
-import { checkSecret, desiredObjects, desiredSharedService, ipmiEnabled, reduceSecret, type AgentSettings, type DesiredObjects } from './reconcile.js';
-import { applyNeeded, FIELD_MANAGER, type AppliedRecord, isOwnedBy, isSubset, recordOf, reduceManagedFields } from './apply.js';
+import { desiredObjects, type AgentSettings, type DesiredObjects } from './reconcile.js';
+import { OwnedObjects, type OwnedInformers } from './owned-objects.js';
+import { controllerCaches } from './caches.js';
 import { desiredStatus, statusPatch, type ObservedState } from './status.js';
 import { WorkQueue, type WorkQueueOptions } from './workqueue.js';
 import { reconcileAutoCreate } from './autocreate.js';
 import { AgentTls, type IssuerRef } from './tls.js';
-import { certManagerSecretName, mintedSecretName, tlsMode } from './tls-names.js';
-import { serviceDnsNames } from './tls.js';
-import { agentObjectName } from './names.js';
+import { mintedSecretName, tlsMode } from './tls-names.js';
+import { agentObjectName, keyOf, splitKey } from './names.js';
 
 export interface ControllerOptions {
   kc: KubeConfig;
@@ -78,17 +57,6 @@ export interface ControllerOptions {
 }
 
 const VM_PREFIX = 'vm|';
-/** `shard|<ns>/<k>`: one shard's objects (fleet ConfigMap, Role, Deployment ...); the only writer of its port allocation */
-const SHARD_PREFIX_KEY = 'shard|';
-
-function keyOf(obj: KubeObject): string {
-  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
-}
-
-function splitKey(key: string): [string, string] {
-  const i = key.indexOf('/');
-  return [key.slice(0, i), key.slice(i + 1)];
-}
 
 export class VirtualMachineBMCController {
   readonly client: KubeClient;
@@ -106,18 +74,10 @@ export class VirtualMachineBMCController {
   private readonly shardPrint = new Map<string, string>();
   /** `ns/name` of every VirtualMachineBMC (the managed gauge) */
   private readonly known = new Set<string>();
-  readonly deployments: ResourceInformer;
-  readonly services: ResourceInformer;
-  readonly serviceAccounts: ResourceInformer;
-  readonly roles: ResourceInformer;
-  readonly roleBindings: ResourceInformer;
-  readonly configMaps: ResourceInformer;
+  /** the owned objects' informers (caches.ts) */
+  readonly owned: OwnedInformers;
   readonly shards: number;
   readonly defaultMode: BMCMode;
-  /** rendezvous result per `ns/name` (K is fixed for the life of the controller) */
-  private readonly shardOfKey = new Map<string, number>();
-  /** parsed fleet documents per `ns/virtbmc-shard-<k>`, by resourceVersion */
-  private readonly fleetCache = new Map<string, { rv: string; byName: Map<string, FleetSystem>; tls: boolean }>();
   private readonly all: Array<Pick<ResourceInformer, 'start' | 'stop' | 'synced' | 'resource'>>;
   private queue?: WorkQueue;
   private workers: Promise<void>[] = [];
@@ -126,10 +86,10 @@ export class VirtualMachineBMCController {
   private resyncTimer?: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly events: EventRecorder;
-  /** per owned object (`plural|ns|name`): what was applied last and what the apiserver recorded (apply.ts) */
-  private readonly applied = new Map<string, AppliedRecord>();
-  /** uids of foreign objects already reported as name conflicts (one Warning each) */
-  private readonly conflictsReported = new Set<string>();
+  /** the owned objects' writer: Server-Side Apply, conflicts, deletes (owned-objects.ts) */
+  private readonly writer: OwnedObjects;
+  /** the Shared-mode half: shard membership, fleet documents, shard reconciles (shard-reconcile.ts) */
+  readonly sharding: ShardReconciler;
   /** CD-ROM drives per VM (`ns/name` → names), to re-reconcile when they change (the agent Role names their DataVolumes) */
   private readonly vmDrives = new Map<string, string>();
   /** agent certificates: minted Secrets, cert-manager Certificates */
@@ -142,36 +102,13 @@ export class VirtualMachineBMCController {
     this.events = new EventRecorder(this.client, o.identity ?? 'virtbmc-controller', o.logger);
     this.metrics = o.metrics ?? new ControllerMetrics();
     this.log = o.logger;
-    const mk = <T extends KubeObject>(resource: ResourceRef, labelSelector?: string) =>
-      new ResourceInformer<T>({
-        // owned objects (labelled): their managedFields are reduced to our entry's digest (apply.ts)
-        ...(labelSelector ? { transform: reduceManagedFields } : {}),
-        kc: o.kc,
-        client: this.client,
-        resource,
-        ...(o.namespace ? { namespace: o.namespace } : {}),
-        ...(labelSelector ? { labelSelector } : {}),
-        logger: o.logger,
-        ...(o.informerBackoffMs ? { minBackoffMs: o.informerBackoffMs.min, maxBackoffMs: o.informerBackoffMs.max } : {}),
-        onRestart: () => this.metrics.errors.inc({ kind: 'informer' }),
-      });
-    const owned = `${LabelManagedBy}=${ManagedByValue}`;
-    this.vmbmcs = mk(Resources.vmbmc);
-    this.vms = mk(Resources.vm);
-    this.secrets = new NamespaceSecrets(Resources.secret, {
-      kc: o.kc,
-      client: this.client,
-      reduce: reduceSecret,
-      logger: o.logger,
-      ...(o.informerBackoffMs ? { minBackoffMs: o.informerBackoffMs.min, maxBackoffMs: o.informerBackoffMs.max } : {}),
-      onRestart: () => this.metrics.errors.inc({ kind: 'informer' }),
-    });
-    this.deployments = mk(Resources.deployment, owned);
-    this.services = mk(Resources.service, owned);
-    this.serviceAccounts = mk(Resources.serviceAccount, owned);
-    this.roles = mk(RoleResource, owned);
-    this.roleBindings = mk(Resources.roleBinding, owned);
-    this.configMaps = mk(ConfigMapResource, owned);
+    const { kc, logger, namespace, informerBackoffMs } = o;
+    const onRestart = () => this.metrics.errors.inc({ kind: 'informer' });
+    const caches = controllerCaches({ kc, client: this.client, logger, ...(namespace ? { namespace } : {}), ...(informerBackoffMs ? { informerBackoffMs } : {}), onRestart });
+    this.vmbmcs = caches.vmbmcs;
+    this.vms = caches.vms;
+    this.secrets = caches.secrets;
+    this.owned = caches.owned;
     this.shards = o.shards ?? DEFAULT_SHARDS;
     if (!Number.isInteger(this.shards) || this.shards < 1) throw new Error(`shards must be a positive integer, got ${o.shards}`);
     this.defaultMode = o.defaultMode ?? 'PerVM';
@@ -184,7 +121,22 @@ export class VirtualMachineBMCController {
       ...(o.tls?.discoveryTtlMs !== undefined ? { discoveryTtlMs: o.tls.discoveryTtlMs } : {}),
       ...(o.agent.clusterDomain ? { clusterDomain: o.agent.clusterDomain } : {}),
     });
-    this.all = [this.vmbmcs, this.vms, this.secrets, this.deployments, this.services, this.serviceAccounts, this.roles, this.roleBindings, this.configMaps];
+    this.writer = new OwnedObjects(this.client, this.events);
+    this.sharding = new ShardReconciler({
+      agent: o.agent,
+      shards: this.shards,
+      vmbmcs: this.vmbmcs,
+      vms: this.vms,
+      secrets: this.secrets,
+      owned: this.owned,
+      writer: this.writer,
+      tls: this.tls,
+      modeOf: (b) => this.modeOf(b),
+      enqueue: (key) => this.enqueue(key),
+      enqueueAfter: (key, ms) => this.queue?.addAfter(key, ms),
+      writeStatus: (vmbmc, d, observed, log) => this.writeStatus(vmbmc, d, observed, log),
+    });
+    this.all = [this.vmbmcs, this.vms, this.secrets, ...Object.values(this.owned)];
     this.wireEvents();
   }
 
@@ -212,8 +164,8 @@ export class VirtualMachineBMCController {
     const byOwner = (wakesBmcs: boolean) => (obj: KubeObject) => {
       if (isShardObject(obj)) {
         // a shard object changed: the shard repairs it; its BMCs follow its Deployment's availability
-        this.enqueue(`${SHARD_PREFIX_KEY}${obj.metadata?.namespace}/${shardIndex(obj.metadata?.name)}`);
-        if (wakesBmcs) this.enqueueListed(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
+        this.enqueue(shardQueueKey(obj.metadata?.namespace, shardIndex(obj.metadata?.name)));
+        if (wakesBmcs) this.sharding.enqueueListed(obj.metadata?.namespace ?? '', obj.metadata?.name ?? '');
         return;
       }
       for (const r of obj.metadata?.ownerReferences ?? []) {
@@ -221,39 +173,15 @@ export class VirtualMachineBMCController {
       }
     };
     // an owned object gone: its apply record goes too (a later one is applied afresh)
-    const forget = (r: ResourceRef) => (o: KubeObject, kind: 'add' | 'update' | 'delete') => {
-      if (kind === 'delete') this.applied.delete(`${r.plural}|${o.metadata?.namespace ?? ''}|${o.metadata?.name ?? ''}`);
-    };
-    for (const [inf, r] of [
-      [this.deployments, Resources.deployment],
-      [this.services, Resources.service],
-      [this.serviceAccounts, Resources.serviceAccount],
-      [this.roles, RoleResource],
-      [this.roleBindings, Resources.roleBinding],
-      [this.configMaps, ConfigMapResource],
-    ] as Array<[ResourceInformer, ResourceRef]>) inf.onChange(forget(r));
-    this.deployments.onChange(byOwner(true));
-    for (const inf of [this.services, this.serviceAccounts, this.roles, this.roleBindings]) inf.onChange(byOwner(false));
-    this.configMaps.onChange((cm) => {
-      if (!isShardObject(cm)) return;
-      const ns = cm.metadata?.namespace ?? '';
-      const name = cm.metadata?.name ?? '';
-      this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${shardIndex(name)}`);
-      // only the BMCs whose entry came, went or changed: the others have nothing new to follow
-      const beforeEntry = this.fleetCache.get(`${ns}/${name}`);
-      const before = beforeEntry?.byName ?? new Map<string, FleetSystem>();
-      const after = this.fleet(ns, name) ?? new Map<string, FleetSystem>();
-      if ((beforeEntry?.tls ?? false) !== this.fleetTls(ns, name)) {
-        // the shard's scheme changed: every member's Service follows (80/443 → its TLS port, or back)
-        for (const bmc of new Set([...before.keys(), ...after.keys()])) this.enqueue(`${ns}/${bmc}`);
-        return;
-      }
-      for (const [bmc, sys] of after) {
-        const old = before.get(bmc);
-        if (!old || old.ipmiPort !== sys.ipmiPort || old.vmbmcUid !== sys.vmbmcUid) this.enqueue(`${ns}/${bmc}`);
-      }
-      for (const bmc of before.keys()) if (!after.has(bmc)) this.enqueue(`${ns}/${bmc}`);
-    });
+    for (const inf of Object.values(this.owned)) {
+      inf.onChange((o, kind) => {
+        if (kind === 'delete') this.writer.forget(inf.resource, o.metadata?.namespace ?? '', o.metadata?.name ?? '');
+      });
+    }
+    const { deployments, services, serviceAccounts, roles, roleBindings, configMaps } = this.owned;
+    deployments.onChange(byOwner(true));
+    for (const inf of [services, serviceAccounts, roles, roleBindings]) inf.onChange(byOwner(false));
+    configMaps.onChange((cm) => this.sharding.fleetChanged(cm));
     this.vms.onChange((vm, kind) => {
       const ns = vm.metadata?.namespace ?? '';
       const name = vm.metadata?.name ?? '';
@@ -274,7 +202,7 @@ export class VirtualMachineBMCController {
       // a minted certificate changed or went (a user's edit or delete): its BMC re-checks (and re-mints) it
       this.enqueueReferrers(this.tlsRefs, ns, name);
       const k = shardOfTlsSecret(name);
-      if (k !== undefined) this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${k}`);
+      if (k !== undefined) this.enqueue(shardQueueKey(ns, k));
     });
     // a Secret that does not exist sends no event: the namespace's (re-)list wakes its VMBMCs
     this.secrets.onListed((ns) => {
@@ -286,61 +214,17 @@ export class VirtualMachineBMCController {
     return b.spec?.mode ?? this.defaultMode;
   }
 
-  /** The shard (0..K-1) of a VirtualMachineBMC, by rendezvous hashing on `<namespace>/<name>`. */
-  shardOf(namespace: string, name: string): number {
-    const key = shardKey(namespace, name);
-    let k = this.shardOfKey.get(key);
-    if (k === undefined) {
-      k = assignShard(key, this.shards);
-      this.shardOfKey.set(key, k);
-    }
-    return k;
-  }
-
-  /** The systems of shard ConfigMap `ns/name`, by VirtualMachineBMC name (parsed once per resourceVersion). */
-  fleet(namespace: string, name: string): Map<string, FleetSystem> | undefined {
-    const cm = this.configMaps.get(namespace, name);
-    const key = `${namespace}/${name}`;
-    if (!cm) {
-      this.fleetCache.delete(key);
-      return undefined;
-    }
-    const rv = cm.metadata?.resourceVersion ?? '';
-    const hit = this.fleetCache.get(key);
-    if (hit && hit.rv === rv) return hit.byName;
-    const doc = parseFleet(cm);
-    const byName = new Map((doc?.systems ?? []).map((s) => [s.vmbmc, s] as const));
-    this.fleetCache.set(key, { rv, byName, tls: doc?.tls === true });
-    return byName;
-  }
-
-  /** Does shard ConfigMap `ns/name` say the shard serves HTTPS? */
-  fleetTls(namespace: string, name: string): boolean {
-    this.fleet(namespace, name);
-    return this.fleetCache.get(`${namespace}/${name}`)?.tls ?? false;
-  }
-
   /**
    * Queue a VirtualMachineBMC, and the shards it is (or was, or will be) on — those only when what
    * a shard reads of it changed (`force`: always): a status write of ours is no news to its shard.
    */
   private enqueueBmc(b: VirtualMachineBMC & KubeObject, force = true): void {
-    const ns = b.metadata.namespace ?? '';
-    const name = b.metadata.name;
-    this.enqueue(keyOf(b));
     const key = keyOf(b);
+    this.enqueue(key);
     const print = JSON.stringify([b.metadata.uid, b.metadata.deletionTimestamp, b.spec, b.status?.ipmiPort]);
     if (!force && this.shardPrint.get(key) === print) return;
     this.shardPrint.set(key, print);
-    if (this.modeOf(b) === 'Shared') this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${this.shardOf(ns, name)}`);
-    for (const cm of this.configMaps.list(ns)) {
-      if (isShardObject(cm) && this.fleet(ns, cm.metadata?.name ?? '')?.has(name)) this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${shardIndex(cm.metadata?.name)}`);
-    }
-  }
-
-  /** Queue the VirtualMachineBMCs that shard `ns/name`'s fleet document lists. */
-  private enqueueListed(namespace: string, name: string): void {
-    for (const bmc of this.fleet(namespace, name)?.keys() ?? []) this.enqueue(`${namespace}/${bmc}`);
+    this.sharding.enqueueShardsOf(b);
   }
 
   /** Queue the VirtualMachineBMCs of `ns` that `index` says reference `target`. */
@@ -409,10 +293,7 @@ export class VirtualMachineBMCController {
 
   private enqueueAll(): void {
     for (const b of this.vmbmcs.list()) this.enqueueBmc(b);
-    // shards that exist (also those beyond K after K went down: they are removed)
-    for (const inf of [this.configMaps, this.deployments]) {
-      for (const o of inf.list()) if (isShardObject(o)) this.enqueue(`${SHARD_PREFIX_KEY}${o.metadata?.namespace}/${shardIndex(o.metadata?.name)}`);
-    }
+    this.sharding.enqueueExisting();
     if (this.o.autoCreate !== false) for (const vm of this.vms.list()) this.enqueue(`${VM_PREFIX}${keyOf(vm)}`);
   }
 
@@ -459,47 +340,13 @@ export class VirtualMachineBMCController {
     }
     const vm = this.vms.get(ns, vmbmc.spec.virtualMachineRef.name);
     const secret = this.secrets.get(ns, secretName);
-    if (this.modeOf(vmbmc) === 'Shared') return this.reconcileShared(vmbmc, desiredObjects(vmbmc, vm, secret, this.o.agent), log);
+    if (this.modeOf(vmbmc) === 'Shared') return this.sharding.reconcileShared(vmbmc, desiredObjects(vmbmc, vm, secret, this.o.agent), log);
     // the agent's certificate first: the Deployment mounts its Secret (src/controller/tls.ts)
     const tls = await this.tls.prepare(vmbmc, agentObjectName(name));
     const d = desiredObjects(vmbmc, vm, secret, this.o.agent, tls.secretName, tls.minted === true);
     if (tls.problem) return this.writeStatus(vmbmc, d, { problem: tls.problem }, log);
     if (tls.requeueAfterMs !== undefined) this.queue?.addAfter(key, tls.requeueAfterMs);
-    const observed: ObservedState = {};
-    type Step = [KubeObject, ResourceInformer, ResourceRef];
-    // the Role first: binding a Role that does not exist is refused (and the binding is only
-    // authorized because the Role's rules are held), then the rest, independent of each other
-    const first: Step[] = [
-      [d.serviceAccount, this.serviceAccounts, Resources.serviceAccount],
-      [d.role, this.roles, RoleResource],
-    ];
-    const then: Step[] = [
-      [d.roleBinding, this.roleBindings, Resources.roleBinding],
-      [d.deployment, this.deployments, Resources.deployment],
-      [d.service, this.services, Resources.service],
-    ];
-    const run = (steps: Step[]) => Promise.all(steps.map(([desired, informer, resource]) => this.sync(desired, informer, resource, vmbmc, log)));
-    const firstResults = await run(first);
-    if (firstResults[1]!.conflict) {
-      // a Role with the agent's name that is not ours: never bind the agent to it (it could grant
-      // anything its author holds); drop our binding if one exists, and report the conflict
-      then.shift();
-      const rb = this.roleBindings.get(ns, d.roleBinding.metadata?.name ?? '');
-      if (rb && (rb.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === vmbmc.metadata.uid)) {
-        await this.client.delete(Resources.roleBinding, ns, d.roleBinding.metadata?.name ?? '').catch((e: unknown) => {
-          if (!isNotFound(e)) throw e;
-        });
-        log.warn({ object: `rolebindings/${d.roleBinding.metadata?.name}` }, 'agent RoleBinding removed: its Role is not ours');
-      }
-    }
-    const steps = [...first, ...then];
-    const results = [...firstResults, ...(await run(then))];
-    results.forEach((r, i) => {
-      const resource = steps[i]![2];
-      if (r.conflict && !observed.problem) observed.problem = { reason: Reason.NameConflict, message: r.conflict };
-      if (resource === Resources.deployment) observed.deployment = r.object;
-      if (resource === Resources.service) observed.service = r.object;
-    });
+    const observed = await this.writer.syncAgent(vmbmc, d, this.owned, log);
     await this.writeStatus(vmbmc, d, observed, log);
   }
 
@@ -526,217 +373,9 @@ export class VirtualMachineBMCController {
     }
   }
 
-  /**
-   * Brings one object in line (Server-Side Apply, src/controller/apply.ts); returns the object as
-   * it now stands. `owner` is the VirtualMachineBMC that owns it (Events go there), or undefined
-   * for shard objects (ours by their labels). An object with the name that is not ours is never
-   * applied to (the apply is forced and would take it over): a conflict is reported instead.
-   */
-  private async sync(
-    desired: KubeObject,
-    informer: ResourceInformer,
-    resource: ResourceRef,
-    owner: VirtualMachineBMC | undefined,
-    log: Logger,
-  ): Promise<{ object?: KubeObject; conflict?: string }> {
-    const ownerUid = owner?.metadata.uid;
-    const ns = desired.metadata?.namespace ?? '';
-    const name = desired.metadata?.name ?? '';
-    const key = `${resource.plural}|${ns}|${name}`;
-    const mine = (o: KubeObject) => (owner ? isOwnedBy(o, ownerUid) : isShardObject(o));
-    let actual = informer.get(ns, name);
-    if (!actual) {
-      // the cache may be behind: a forced apply must not meet an object that is not ours
-      this.applied.delete(key);
-      actual = await this.client.get<KubeObject>(resource, ns, name).catch((e: unknown) => {
-        if (isNotFound(e)) return undefined;
-        throw e;
-      });
-    }
-    if (actual && !mine(actual)) {
-      const message = `${desired.kind} ${name} exists and is not ${owner ? 'owned by this VirtualMachineBMC' : 'ours'}`;
-      log.warn({ object: `${resource.plural}/${name}` }, message);
-      if (owner && actual.metadata?.uid && !this.conflictsReported.has(actual.metadata.uid)) {
-        this.conflictsReported.add(actual.metadata.uid);
-        this.events.record(owner, 'Warning', Reason.NameConflict, message);
-      }
-      return { object: undefined, conflict: message };
-    }
-    if (actual && resource === Resources.roleBinding && !isSubset(desired.roleRef, actual.roleRef)) {
-      // roleRef is immutable: replace the binding
-      await this.client.delete(resource, ns, name).catch((e: unknown) => {
-        if (!isNotFound(e)) throw e;
-      });
-      this.applied.delete(key);
-      actual = undefined;
-    }
-    const strategy = (actual?.spec as { strategy?: { rollingUpdate?: unknown } } | undefined)?.strategy;
-    if (actual && resource === Resources.deployment && strategy?.rollingUpdate !== undefined && strategy.rollingUpdate !== null) {
-      // someone switched the agent to RollingUpdate: its rollingUpdate is theirs, so the apply would
-      // leave it, and Recreate with it is invalid (apps validation ValidateDeploymentStrategy)
-      actual = await this.client.jsonPatch<KubeObject>(resource, ns, name, [
-        { op: 'test', path: '/metadata/resourceVersion', value: actual.metadata?.resourceVersion },
-        { op: 'remove', path: '/spec/strategy/rollingUpdate' },
-        { op: 'replace', path: '/spec/strategy/type', value: 'Recreate' },
-      ]);
-    }
-    if (!applyNeeded(desired, actual, this.applied.get(key))) return { object: actual };
-    const result = await this.client.apply<KubeObject>(resource, ns, name, desired, { fieldManager: FIELD_MANAGER, force: true });
-    this.applied.set(key, recordOf(desired, result));
-    if (!actual) {
-      log.info({ object: `${resource.plural}/${name}` }, 'created');
-      if (owner) this.events.record(owner, 'Normal', 'Created', `Created ${desired.kind} ${name}`);
-    } else if (result.metadata?.resourceVersion !== actual.metadata?.resourceVersion) {
-      log.info({ object: `${resource.plural}/${name}` }, 'updated (drift repaired or spec changed)');
-      if (owner) this.events.record(owner, 'Normal', 'Updated', `Updated ${desired.kind} ${name} to the desired state`);
-    }
-    return { object: reduceManagedFields(result) };
-  }
-
-  /** Deletes `ns/name` if the cache holds it and `mine` says it is ours; 404 is fine. */
-  private async deleteIf(resource: ResourceRef, informer: ResourceInformer, ns: string, name: string, mine: (o: KubeObject) => boolean, log: Logger): Promise<void> {
-    const o = informer.get(ns, name);
-    if (!o || !mine(o)) return;
-    await this.client.delete(resource, ns, name).catch((e: unknown) => {
-      if (!isNotFound(e)) throw e;
-    });
-    log.info({ object: `${resource.plural}/${name}` }, 'deleted');
-  }
-
-  /**
-   * Shared mode: the BMC's own agent objects go (if it was PerVM), its Service points at its
-   * shard's pod and the port the shard's fleet document gives it. The shard reconcile (below) is
-   * what lists it there; this only follows.
-   */
-  private async reconcileShared(vmbmc: VirtualMachineBMC & KubeObject, d: DesiredObjects, log: Logger): Promise<void> {
-    const ns = d.namespace;
-    const name = vmbmc.metadata.name;
-    const k = this.shardOf(ns, name);
-    const uid = vmbmc.metadata.uid;
-    const mine = (o: KubeObject) => (o.metadata?.ownerReferences ?? []).some((r) => r.controller && r.uid === uid);
-    // PerVM → Shared: the BMC's own agent goes; the Service stays (same name) and is re-pointed
-    await Promise.all(
-      ([
-        [Resources.deployment, this.deployments],
-        [Resources.roleBinding, this.roleBindings],
-        [RoleResource, this.roles],
-        [Resources.serviceAccount, this.serviceAccounts],
-      ] as Array<[ResourceRef, ResourceInformer]>).map(([r, inf]) => this.deleteIf(r, inf, ns, d.name, mine, log)),
-    );
-    const entry = this.fleet(ns, shardName(k))?.get(name);
-    const listed = entry && entry.vmbmcUid === (uid ?? '') ? entry : undefined;
-    // Auto: the shard's one certificate (reconcileShard); a certificate of the user's own cannot be served by a shard
-    const unsupported = tlsMode(vmbmc) === 'Secret'
-      ? 'spec.redfish.tls (mode Secret) is not supported in Shared mode (a shard serves one controller-issued certificate for all its BMCs); use mode Auto or PerVM'
-      : undefined;
-    const observed: ObservedState = {
-      deployment: this.deployments.get(ns, shardName(k)),
-      shared: { shard: k, ...(listed ? { ipmiPort: listed.ipmiPort } : {}), ...(unsupported ? { unsupported } : {}) },
-    };
-    if (listed) {
-      const r = await this.sync(desiredSharedService(vmbmc, k, listed.ipmiPort, this.fleetTls(ns, shardName(k))), this.services, Resources.service, vmbmc, log);
-      if (r.conflict) observed.problem = { reason: Reason.NameConflict, message: r.conflict };
-      observed.service = r.object;
-    } else {
-      // not on its shard yet (new, or moving): the Service keeps routing where it did meanwhile
-      const svc = this.services.get(ns, d.name);
-      if (svc && mine(svc)) observed.service = svc;
-      this.enqueue(`${SHARD_PREFIX_KEY}${ns}/${k}`);
-    }
-    await this.writeStatus(vmbmc, d, observed, log);
-  }
-
-  /**
-   * One shard (`ns/k`): its members are the namespace's Shared-mode BMCs that hash to k and can be
-   * served (VM there, Secret valid); ports are allocated here only (one key is reconciled by one
-   * worker at a time, so there is one writer per shard). Role first (the agent may read a system
-   * before it is listed), then the fleet ConfigMap, the Deployment and the metrics Service. A shard
-   * without members has no objects.
-   */
-  async reconcileShard(key: string, log: Logger = this.log): Promise<void> {
-    const [ns, kStr] = splitKey(key);
-    const k = Number(kStr);
-    const name = shardName(k);
-    const current = this.fleet(ns, name);
-    const candidates: ShardCandidate[] = [];
-    if (k < this.shards) {
-      for (const b of this.vmbmcs.list(ns)) {
-        if (b.metadata.deletionTimestamp || !b.spec?.virtualMachineRef?.name || !b.spec?.authSecretRef?.name) continue;
-        if (this.modeOf(b) !== 'Shared' || this.shardOf(ns, b.metadata.name) !== k || tlsMode(b) === 'Secret') continue;
-        if (!this.vms.get(ns, b.spec.virtualMachineRef.name)) continue;
-        const held = current?.get(b.metadata.name);
-        const cur = held && held.vmbmcUid === (b.metadata.uid ?? '') ? held : undefined;
-        const secretName = b.spec.authSecretRef.name;
-        if (!this.secrets.hasSynced(ns, secretName)) {
-          if (!cur) continue; // its Secret's first list queues this shard again; a listed one stays meanwhile
-        } else if (checkSecret(secretName, this.secrets.get(ns, secretName)).state !== 'ok') continue;
-        candidates.push({
-          vmbmc: b,
-          ipmi: ipmiEnabled(b),
-          ...(cur ? { currentPort: cur.ipmiPort } : {}),
-          ...(b.status?.ipmiPort !== undefined ? { previousPort: b.status.ipmiPort } : {}),
-        });
-      }
-    }
-    const all: Array<[ResourceRef, ResourceInformer]> = [
-      [Resources.deployment, this.deployments],
-      [Resources.service, this.services],
-      [ConfigMapResource, this.configMaps],
-      [Resources.roleBinding, this.roleBindings],
-      [RoleResource, this.roles],
-      [Resources.serviceAccount, this.serviceAccounts],
-    ];
-    if (candidates.length === 0) {
-      for (const [r, inf] of all) await this.deleteIf(r, inf, ns, name, isShardObject, log);
-      await this.tls.dropShard(ns, name, shardObjectLabels(k));
-      return;
-    }
-    const ports = allocatePorts(candidates);
-    const systems: FleetSystem[] = [];
-    for (const c of candidates) {
-      const p = ports.get(c.vmbmc.metadata.name);
-      if (p === undefined) log.error({ vmbmc: c.vmbmc.metadata.name, shard: k }, 'no free UDP port left on the shard; not served');
-      else systems.push(fleetSystem(c.vmbmc, p));
-    }
-    // one scheme per shard: HTTPS as soon as one listed member is Auto (the default); Disabled members
-    // of such a shard are served over HTTPS too (names in the certificate, 80 redirected); a shard of
-    // Disabled members only serves plain HTTP (docs/security.md "TLS by default", Shared mode)
-    const wantTls = candidates.some((c) => ports.has(c.vmbmc.metadata.name) && tlsMode(c.vmbmc) === 'Auto');
-    const tlsSecret = wantTls ? ((await this.tls.certManagerServed()) ? certManagerSecretName(name) : mintedSecretName(name)) : undefined;
-    const rules = shardRoleRules(k, systems, (vm) => cdromDrives(this.vms.get(ns, vm)));
-    const objs = desiredShardObjects(ns, k, systems, rules, {
-      image: this.o.agent.image,
-      ...(this.o.agent.imagePullPolicy ? { imagePullPolicy: this.o.agent.imagePullPolicy } : {}),
-      ...(this.o.agent.metricsPort !== undefined ? { metricsPort: this.o.agent.metricsPort } : {}),
-      ...(tlsSecret ? { tlsSecret } : {}),
-    });
-    const step = async (desired: KubeObject, inf: ResourceInformer, r: ResourceRef) => {
-      const res = await this.sync(desired, inf, r, undefined, log);
-      if (res.conflict) throw new Error(`shard ${ns}/${name}: ${res.conflict}`);
-      return res.object;
-    };
-    await Promise.all([step(objs.serviceAccount, this.serviceAccounts, Resources.serviceAccount), step(objs.role, this.roles, RoleResource)]);
-    await step(objs.roleBinding, this.roleBindings, Resources.roleBinding);
-    const cm = await step(objs.configMap, this.configMaps, ConfigMapResource);
-    if (wantTls) {
-      // the certificate before the Deployment that mounts it; owned by the fleet ConfigMap (garbage
-      // collected with the shard), SANs: the Service names of every member, re-issued when they change
-      const dnsNames = systems
-        .map((s) => agentObjectName(s.vmbmc))
-        .sort()
-        .flatMap((svc) => serviceDnsNames(svc, ns, this.o.agent.clusterDomain));
-      // no blockOwnerDeletion: under the OwnerReferencesPermissionEnforcement admission plugin
-      // (kubernetes plugin/pkg/admission/gc) setting it needs update on configmaps/finalizers, which
-      // the controller is not granted; foreground deletion of the ConfigMap need not wait for it
-      const owner = { apiVersion: 'v1', kind: 'ConfigMap', name, uid: cm?.metadata?.uid ?? '', controller: true };
-      const plan = await this.tls.prepareShard(ns, name, shardObjectLabels(k), owner, dnsNames);
-      if (plan.problem) throw new Error(`shard ${ns}/${name}: ${plan.problem.message}`);
-      if (plan.requeueAfterMs !== undefined) this.queue?.addAfter(`${SHARD_PREFIX_KEY}${key}`, plan.requeueAfterMs);
-    }
-    await step(objs.deployment, this.deployments, Resources.deployment);
-    if (!wantTls) await this.tls.dropShard(ns, name, shardObjectLabels(k));
-    if (objs.metricsService) await step(objs.metricsService, this.services, Resources.service);
-    else await this.deleteIf(Resources.service, this.services, ns, name, isShardObject, log);
+  /** Reconciles one shard (`ns/k`): shard-reconcile.ts. */
+  reconcileShard(key: string, log: Logger = this.log): Promise<void> {
+    return this.sharding.reconcileShard(key, log);
   }
 
   /** Creates, updates or deletes the auto-created VirtualMachineBMC of a VM (ns/name): autocreate.ts. */

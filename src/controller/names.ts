@@ -1,5 +1,6 @@
-/** Names of the objects the controller creates for a VirtualMachineBMC. */
+/** Names of the objects the controller creates for a VirtualMachineBMC, and the work queue's `ns/name` keys. */
 import { createHash } from 'node:crypto';
+import type { KubeObject } from '../kube/types.js';
 
 export const MAX_NAME = 63;
 const SUFFIX = '-virtbmc';
@@ -22,4 +23,15 @@ export function agentObjectName(vmbmcName: string): string {
   const room = MAX_NAME - SUFFIX.length - hash.length - 1;
   base = base.slice(0, room).replace(/-+$/, '');
   return `${base}-${hash}${SUFFIX}`;
+}
+
+/** `ns/name` of an object (a work queue key). */
+export function keyOf(obj: KubeObject): string {
+  return `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+}
+
+/** `ns/name` → [ns, name], split at the first '/' (a namespace holds none). */
+export function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
 }
