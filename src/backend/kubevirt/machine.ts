@@ -5,6 +5,8 @@
  * else from direct GETs, so an API outage surfaces as Unavailable instead of stale answers.
  * Decisions that depend on the current state (power actions, boot writes, media) always re-read
  * first. Seam events are produced by diffing the derived view after every change the watches see.
+ * The pieces: machine-writes.ts (power actions, boot override, VM patches), machine-media.ts
+ * (virtual media), machine-boot.ts (the boot-once life cycle), machine-events.ts (seam events).
  */
 import type { Logger } from '../../common/logger.js';
 import {
@@ -26,27 +28,19 @@ import {
   type PowerState,
   type SystemInfo,
 } from '../types.js';
-import { validateBootChange } from '../validate.js';
-import {
-  buildBootPatch,
-  deriveBootOverride,
-  listBootDevices,
-  planBootWrite,
-  rebootTerminates,
-  supportedTargets,
-} from './boot.js';
+import { deriveBootOverride, supportedTargets } from './boot.js';
 import { isKubeApiError, type KubeClient } from '../../kube/client.js';
 import { Resources } from '../../kube/resources.js';
 import { KubeVirtConsole } from './console.js';
 import { toBackendError } from './errors.js';
 import { systemInfo } from './identity.js';
 import { assetTagPatch, secureBootPatch } from './inventory.js';
-import type { JsonPatchOp } from '../../kube/client.js';
 import { ownWatch, type ObjectSource } from './informer.js';
-import { BootOnceKeeper, nextBootDiffers } from './machine-boot.js';
+import { BootOnceKeeper } from './machine-boot.js';
 import { MachineEventFeed } from './machine-events.js';
 import { MachineMedia, type MachineMediaConfig } from './machine-media.js';
-import { derivePowerState, effectiveRunStrategy, isVmiRunning, planPowerAction, resolveConflict, type VmAction } from './power.js';
+import { VmWrites } from './machine-writes.js';
+import { derivePowerState, isVmiRunning } from './power.js';
 import type { DataVolume, VirtualMachine, VirtualMachineInstance } from './types.js';
 
 /** The media fields (client, names, storage, probe, TLS, egress, hotplug timeout) are MachineMediaConfig's. */
@@ -67,7 +61,6 @@ interface View {
 }
 
 const ALL_TARGETS: BootTarget[] = ['none', 'pxe', 'hdd', 'cd'];
-const WRITE_ATTEMPTS = 5;
 /** a watch unhealthy for longer than this (a normal re-watch takes milliseconds) makes reads Warning */
 const WATCH_GRACE_MS = 5_000;
 
@@ -82,6 +75,8 @@ export class KubeVirtMachine implements Machine {
   private readonly feed: MachineEventFeed;
   private closed = false;
   private readonly bootOnce: BootOnceKeeper;
+  /** power actions, boot override and VM patches (machine-writes.ts) */
+  private readonly writes: VmWrites;
 
   constructor(private readonly cfg: KubeVirtMachineConfig) {
     this.client = cfg.client;
@@ -109,13 +104,15 @@ export class KubeVirtMachine implements Machine {
       onChange: () => this.changed(),
     });
     this.bootOnce = new BootOnceKeeper({ client: cfg.client, namespace: this.ns, name: this.name, logger: cfg.logger, vmWatch: this.vmWatch, vmiWatch: this.vmiWatch });
-    this.media = new MachineMedia(cfg, {
-      view: (fresh) => this.view(fresh, false),
-      offerVm: (vm) => this.vmWatch.offer(vm),
-      vmMoved: (seen) => this.vmMoved(seen),
-      mapError: (e, what) => this.mapError(e, what),
-      changed: () => this.changed(),
-    });
+    const host = {
+      view: (fresh: boolean) => this.view(fresh, false),
+      offerVm: (vm: VirtualMachine) => this.vmWatch.offer(vm),
+      vmMoved: (seen: VirtualMachine) => this.vmMoved(seen),
+      mapError: (e: unknown, what: string) => this.mapError(e, what),
+    };
+    this.media = new MachineMedia(cfg, { ...host, changed: () => this.changed() });
+    const { client, logger, bootOnce } = this;
+    this.writes = new VmWrites({ client, namespace: this.ns, name: this.name, logger, host, bootOnce, capabilities: () => this.capabilities });
   }
 
   /** Start the watches and wait (up to syncTimeoutMs) for their first lists. */
@@ -231,104 +228,23 @@ export class KubeVirtMachine implements Machine {
     return this.media.eject(slotId);
   }
 
-  async power(action: PowerAction): Promise<void> {
-    if (!(POWER_ACTIONS as readonly string[]).includes(action)) {
-      throw new BackendError('InvalidArgument', `unknown power action ${String(action)}`);
-    }
-    const v = await this.view(true, false);
-    const state = derivePowerState(v.vm, v.vmi);
-    // the next boot differs from what the VMI booted (a boot write since it started, or a consumed
-    // boot-once whose previous order comes back): a soft reboot inside the VMI would not apply it
-    const pendingBootChange = nextBootDiffers(v.vm, v.vmi);
-    const softRebootEndsVmi = rebootTerminates(v.vmi?.spec) && effectiveRunStrategy(v.vm) !== 'Always';
-    const plan = planPowerAction(action, { state, vmi: v.vmi, pendingBootChange, softRebootEndsVmi });
-    if (plan.kind === 'noop') return;
-    if (plan.kind === 'error') throw plan.error;
-    const { call } = plan;
-    const target = call.target === 'vm' ? Resources.vmActions : Resources.vmiActions;
-    this.logger.info({ action, state, call: call.sub, body: call.body }, 'power action');
-    // a new VMI follows: a consumed boot-once override is over, restore the previous order first
-    // (an off leaves it to the watch: restored once the VMI is gone, see boot.ts onceStep)
-    // (not for a restart KubeVirt refuses anyway: runStrategy Halted/Once, subresource.go)
-    const refusedRestart = call.sub === 'restart' && ['Halted', 'Once'].includes(effectiveRunStrategy(v.vm));
-    if ((call.sub === 'restart' && !refusedRestart) || call.sub === 'start') await this.beforeNewVmi(action);
-    try {
-      await this.client.putSubresource(target, this.ns, this.name, call.sub, call.body);
-    } catch (e) {
-      if (isKubeApiError(e, 409)) {
-        const after = await this.view(true, false);
-        const stateAfter = derivePowerState(after.vm, after.vmi);
-        // a soft reboot the guest cannot take: fall back to a graceful VMI restart
-        if (call.sub === 'softreboot' && /agent|ACPI/i.test(e.kubeMessage) && stateAfter === 'On') {
-          return this.putPower('restart', {}, action);
-        }
-        const verdict = resolveConflict(action, stateAfter, effectiveRunStrategy(after.vm), e.kubeMessage);
-        if (verdict === 'ok') return;
-        throw verdict;
-      }
-      throw this.mapError(e, `power ${action}`);
-    }
+  power(action: PowerAction): Promise<void> {
+    return this.writes.power(action);
   }
 
-  async setBootOverride(change: Partial<BootOverride>): Promise<BootOverride> {
-    validateBootChange(change, this.capabilities);
-    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-      const v = await this.view(true, false);
-      const current = deriveBootOverride(v.vm);
-      const next: BootOverride = { ...current, ...change };
-      // a target alone arms it once when no override is active (what most BMCs do)
-      if (change.target !== undefined && change.enabled === undefined && current.enabled === 'disabled') next.enabled = 'once';
-      if (next.target === 'none') next.enabled = 'disabled';
-      if (next.enabled === 'disabled') next.target = 'none';
-      if (next.target !== 'none' && !listBootDevices(v.vm).some((d) => d.cls === next.target)) {
-        throw new BackendError('Unsupported', `the VM has no device for boot target ${next.target}`);
-      }
-      const write = planBootWrite(v.vm, next, v.vmi?.metadata?.uid ?? null);
-      if (!write) return current;
-      try {
-        const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, buildBootPatch(v.vm, write));
-        if (updated?.metadata) this.vmWatch.offer(updated);
-        this.logger.info({ boot: next }, 'boot override written');
-        return deriveBootOverride(updated?.metadata ? updated : (await this.view(true, false)).vm);
-      } catch (e) {
-        if (isKubeApiError(e, 409)) continue; // changed under us: re-read, retry
-        // 422 is both "the resourceVersion test failed" and "the new spec is invalid": only the
-        // former is worth a retry, and it shows as a moved resourceVersion
-        if (isKubeApiError(e, 422) && (await this.vmMoved(v.vm))) continue;
-        throw this.mapError(e, 'set boot override');
-      }
-    }
-    throw new BackendError('Busy', 'the VM kept changing while writing the boot override; try again', { retryAfterSeconds: 1 });
+  setBootOverride(change: Partial<BootOverride>): Promise<BootOverride> {
+    return this.writes.setBootOverride(change);
   }
 
   /** The asset tag, kept in a VM annotation (src/backend/kubevirt/inventory.ts). */
   async setAssetTag(tag: string): Promise<void> {
-    await this.patchVm('set asset tag', (vm) => assetTagPatch(vm, tag));
+    await this.writes.patchVm('set asset tag', (vm) => assetTagPatch(vm, tag));
   }
 
   /** Secure Boot in the VM template (and SMM, which it needs): the next VMI boots with it. */
   async setSecureBoot(enabled: boolean): Promise<void> {
-    await this.patchVm('set Secure Boot', (vm) => secureBootPatch(vm, enabled));
+    await this.writes.patchVm('set Secure Boot', (vm) => secureBootPatch(vm, enabled));
     this.logger.info({ secureBoot: enabled }, 'secure boot written (applies at the next start)');
-  }
-
-  /** Re-read the VM, JSON-patch it (guarded by its resourceVersion), retry when it moved meanwhile. */
-  private async patchVm(what: string, build: (vm: VirtualMachine) => JsonPatchOp[]): Promise<void> {
-    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
-      const v = await this.view(true, false);
-      const ops = build(v.vm);
-      if (ops.length === 0) return;
-      try {
-        const updated = await this.client.jsonPatch<VirtualMachine>(Resources.vm, this.ns, this.name, ops);
-        if (updated?.metadata) this.vmWatch.offer(updated);
-        return;
-      } catch (e) {
-        if (isKubeApiError(e, 409)) continue;
-        if (isKubeApiError(e, 422) && (await this.vmMoved(v.vm))) continue;
-        throw this.mapError(e, what);
-      }
-    }
-    throw new BackendError('Busy', `the VM kept changing while trying to ${what}; try again`, { retryAfterSeconds: 1 });
   }
 
   /**
@@ -355,25 +271,6 @@ export class KubeVirtMachine implements Machine {
   }
 
   // ---- internals -----------------------------------------------------------------------------
-
-  /** Boot-once: put the previous order back before a power call that creates the next VMI. */
-  private async beforeNewVmi(action: PowerAction): Promise<void> {
-    try {
-      await this.bootOnce.beforeNewVmi();
-    } catch (e) {
-      throw isBackendError(e) ? e : this.mapError(e, `power ${action}: restore the boot order of a boot-once override`);
-    }
-  }
-
-  /** PUT a VM action subresource (restart, ...) and map its failure. */
-  private async putPower(sub: VmAction, body: unknown, action: PowerAction): Promise<void> {
-    if (sub === 'restart' || sub === 'start') await this.beforeNewVmi(action);
-    try {
-      await this.client.putSubresource(Resources.vmActions, this.ns, this.name, sub, body);
-    } catch (e) {
-      throw this.mapError(e, `power ${action}`);
-    }
-  }
 
   /** Whether the VM changed since `seen` was read (a failed resourceVersion test). */
   private async vmMoved(seen: VirtualMachine): Promise<boolean> {
