@@ -66,3 +66,6 @@ export interface SessionLayerContext extends CommandContext {
 
 /** The engine's table: the session-layer commands and every command of src/ipmi/commands. */
 export type EngineCommandTable = ReadonlyMap<number, CommandSpec<SessionLayerContext>>;
+
+/** How a request arrived, which is how its answer is framed: before any session (1.5 or RMCP+), or in one. */
+export type Envelope = { kind: 'v15-pre' } | { kind: 'rmcp-pre' } | { kind: 'session'; session: Session };

@@ -1,7 +1,9 @@
 /**
  * Datagram-level IPMI engine: classifies each UDP payload (ASF, IPMI 1.5, RMCP+), runs the
  * session handshakes, authenticates and decrypts in-session packets, dispatches requests and
- * builds the reply datagram. No sockets here: server.ts owns the socket.
+ * builds the reply datagram. No sockets here: server.ts owns the socket. The command table is run
+ * by execute.ts (privileges, handler outcome → completion code: completion.ts); replies are framed
+ * and protected by framing.ts.
  * Every malformed, unauthenticated or replayed datagram yields `undefined` (nothing sent).
  */
 import { countSessions, instrumentIpmiCommands } from '../../common/metrics.js';
@@ -16,8 +18,6 @@ import {
   decodeRmcpPlus,
   decodeV15,
   encodeAsfPong,
-  encodeRmcpHeader,
-  encodeRmcpPlus,
   encodeV15,
   isAsfPing,
   responseFor,
@@ -27,11 +27,11 @@ import {
   type RmcpPlusPacket,
   type V15Packet,
 } from '../codec/index.js';
-import { CC, NetFn, Privilege, type CommandSpec, type IpmiResponse, type SessionView } from '../types.js';
+import { NetFn, type CommandSpec, type IpmiResponse } from '../types.js';
 import { SessionCmd, sessionCommands } from './commands.js';
-import type { EngineCommandTable, EngineContext, EngineSettings, Remote, SessionLayerContext } from './context.js';
-import { completionForError, settled } from './completion.js';
-import { AesCbcSession, freshIv } from './crypto.js';
+import type { EngineCommandTable, EngineContext, EngineSettings, Envelope, Remote, SessionLayerContext } from './context.js';
+import { executeCommand, type PendingResponse } from './execute.js';
+import { frameReply, RMCP_IPMI, sessionAes, sessionK1, wrapForSession, wrapPreSession } from './framing.js';
 import { LoginLockout } from '../../accounts/lockout.js';
 import { AccountStore, type AccountChange } from '../../accounts/store.js';
 import { handleOpenSession, handleRakp1, handleRakp3 } from './rmcpplus.js';
@@ -49,25 +49,15 @@ export interface EngineOptions extends EngineSettings, SessionTableOptions {
   lockout?: LoginLockout;
 }
 
-/** The RMCP header of every IPMI datagram we send (no ACK wanted). */
-const RMCP_IPMI = encodeRmcpHeader(RmcpClass.IPMI);
-
 /**
  * A reply, or a promise of one. Most of the path is synchronous; only command handlers that wait
  * for the backend make it a promise, so a datagram costs one promise hop rather than one per layer.
  */
 type Reply = Buffer | undefined | Promise<Buffer | undefined>;
-/** What executing one request yields: an IpmiResponse, none (dropped), or the promise of either. */
-type PendingResponse = IpmiResponse | undefined | Promise<IpmiResponse | undefined>;
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return v instanceof Promise;
 }
-
-type Envelope = { kind: 'v15-pre' } | { kind: 'rmcp-pre' } | { kind: 'session'; session: Session };
-
-/** What a handler sees as "the session" of a request that arrived before any session. */
-const NO_SESSION: SessionView = { id: 0, username: '', privilege: Privilege.Callback, maxPrivilege: Privilege.Callback, authType: 'none', remote: '' };
 
 export class IpmiEngine {
   readonly ctx: EngineContext;
@@ -92,20 +82,7 @@ export class IpmiEngine {
   private transmitSol(id: number, payload: Buffer): boolean {
     const s = this.ctx.table.get(id);
     if (!s || s.state !== 'active' || !s.rmcp || !this.output) return false;
-    const k = s.rmcp;
-    const enc = k.suite.conf !== 0;
-    const auth = k.suite.integrity !== 0;
-    const buf = this.wrapRmcp(
-      {
-        payloadType: PayloadType.SOL,
-        encrypted: enc,
-        authenticated: auth,
-        sessionId: k.consoleId,
-        sequence: s.nextOutSeq(),
-        payload: enc ? this.aes(s).encrypt(freshIv(), payload) : payload,
-      },
-      auth ? { alg: k.suite.integrity, k1: this.k1(s) } : undefined,
-    );
+    const buf = wrapForSession(s, PayloadType.SOL, payload);
     this.output(buf, { address: s.remoteAddress, port: s.remotePort });
     return true;
   }
@@ -245,8 +222,7 @@ export class IpmiEngine {
     const ctx = this.ctx;
     if (p.sessionId === 0) {
       if (p.authenticated || p.encrypted) return this.drop(log, 'pre-session packet with security bits');
-      const pre = (type: number, payload: Buffer | undefined) =>
-        payload && this.wrapRmcp({ payloadType: type, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload });
+      const pre = (type: number, payload: Buffer | undefined) => payload && wrapPreSession(type, payload);
       switch (p.payloadType) {
         case PayloadType.IPMI: {
           const req = decodeLanRequest(p.payload);
@@ -270,13 +246,13 @@ export class IpmiEngine {
     const needAuth = suite.integrity !== 0;
     const needEnc = suite.conf !== 0;
     if (p.authenticated !== needAuth || p.encrypted !== needEnc) return this.drop(log, 'security bits do not match the session');
-    if (needAuth && !verifyIntegrity(p, suite.integrity, this.k1(s))) return this.drop(log, 'bad integrity code');
+    if (needAuth && !verifyIntegrity(p, suite.integrity, sessionK1(s))) return this.drop(log, 'bad integrity code');
     if (!s.inbound.check(p.sequence)) return this.drop(log, `sequence ${p.sequence} outside the window or replayed`);
     const isSol = p.payloadType === PayloadType.SOL && this.sol !== undefined;
     if (p.payloadType !== PayloadType.IPMI && !isSol) return this.drop(log, `payload type ${p.payloadType} not supported in session`);
     let msg = p.payload;
     if (needEnc) {
-      const d = this.aes(s).decrypt(p.payload);
+      const d = sessionAes(s).decrypt(p.payload);
       if (!d.ok) return this.drop(log, d.message);
       msg = d.value;
     }
@@ -290,21 +266,6 @@ export class IpmiEngine {
     const req = decodeLanRequest(msg);
     if (!req.ok) return this.drop(log, req.message);
     return this.dispatch(req.value, { kind: 'session', session: s }, remote, log);
-  }
-
-  private wrapRmcp(p: Parameters<typeof encodeRmcpPlus>[0], integrity?: Parameters<typeof encodeRmcpPlus>[1]): Buffer {
-    return encodeRmcpPlus(p, integrity, RMCP_IPMI);
-  }
-
-  /** The session's K1, the per-packet integrity key (fixed once the handshake is done). */
-  private k1(s: Session): Buffer {
-    return s.rmcp!.k1!;
-  }
-
-  /** The session's AES contexts, made on first use (the session keys are fixed by then). */
-  private aes(s: Session): AesCbcSession {
-    const k = s.rmcp!;
-    return (k.aes ??= new AesCbcSession(k.aesKey!));
   }
 
   // ---- IPMI 1.5 --------------------------------------------------------------------------------
@@ -341,32 +302,6 @@ export class IpmiEngine {
 
   // ---- dispatch --------------------------------------------------------------------------------
 
-  private wrap(env: Envelope, msg: Buffer): Buffer {
-    if (env.kind === 'v15-pre') return encodeV15(AuthType.NONE, 0, 0, msg, undefined, RMCP_IPMI);
-    if (env.kind === 'rmcp-pre') {
-      return this.wrapRmcp({ payloadType: PayloadType.IPMI, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload: msg });
-    }
-    const s = env.session;
-    if (s.protocol === 'v15') {
-      const v = s.v15!;
-      return encodeV15(v.authTypeCode, s.nextOutSeq(), s.id, msg, v.pw16, RMCP_IPMI);
-    }
-    const k = s.rmcp!;
-    const enc = k.suite.conf !== 0;
-    const auth = k.suite.integrity !== 0;
-    return this.wrapRmcp(
-      {
-        payloadType: PayloadType.IPMI,
-        encrypted: enc,
-        authenticated: auth,
-        sessionId: k.consoleId,
-        sequence: s.nextOutSeq(),
-        payload: enc ? this.aes(s).encrypt(freshIv(), msg) : msg,
-      },
-      auth ? { alg: k.suite.integrity, k1: this.k1(s) } : undefined,
-    );
-  }
-
   private dispatch(req: LanRequest, env: Envelope, remote: Remote, log: Logger): Reply {
     let r: PendingResponse;
     if (env.kind === 'session') {
@@ -381,75 +316,23 @@ export class IpmiEngine {
         );
         r = seen.result;
       } else {
-        r = this.execute(req, env, remote, log);
+        r = executeCommand(this.table, this.ctx, req, env, remote, log);
         s.recent.remember(req, r, this.ctx.now);
       }
     } else {
-      r = this.execute(req, env, remote, log);
+      r = executeCommand(this.table, this.ctx, req, env, remote, log);
     }
     return isPromise(r) ? r.then((v) => this.reply(req, env, v, log)) : this.reply(req, env, r, log);
   }
 
   private reply(req: LanRequest, env: Envelope, r: IpmiResponse | undefined, log: Logger): Buffer | undefined {
     if (!r) return undefined;
-    const out = this.wrap(env, responseFor(req, r.cc, r.data));
+    const out = frameReply(env, responseFor(req, r.cc, r.data));
     if (r.closeAfter !== undefined) {
       this.ctx.table.delete(r.closeAfter);
       this.sol?.sessionClosed(r.closeAfter);
       log.info({ sid: r.closeAfter }, 'session closed');
     }
     return out;
-  }
-
-  /**
-   * One table for every command. Before a session only the rows marked preSession run (no privilege
-   * check); inside one, establishment-only rows get D5h and the rest need their minimum privilege.
-   */
-  private execute(req: LanRequest, env: Envelope, remote: Remote, log: Logger): PendingResponse {
-    const spec = this.table.get((req.netFn << 8) | req.cmd);
-    if (env.kind !== 'session') {
-      if (!spec?.preSession) return { cc: CC.INSUFFICIENT_PRIVILEGE };
-      if (spec.preSession === 'v15' && env.kind !== 'v15-pre') return { cc: CC.INVALID_COMMAND };
-      return this.runHandler(spec, req, undefined, remote, log);
-    }
-    const s = env.session;
-    if (!spec) return { cc: CC.INVALID_COMMAND };
-    if (spec.establishmentOnly) return { cc: CC.NOT_SUPPORTED_IN_PRESENT_STATE };
-    if (s.privilege < spec.minPrivilege) {
-      log.info({ cmd: spec.name, privilege: s.privilege, needed: spec.minPrivilege }, 'insufficient privilege');
-      return { cc: CC.INSUFFICIENT_PRIVILEGE };
-    }
-    return this.runHandler(spec, req, s, remote, log);
-  }
-
-  private runHandler(
-    spec: CommandSpec<SessionLayerContext>,
-    req: LanRequest,
-    s: Session | undefined,
-    remote: Remote,
-    log: Logger,
-  ): IpmiResponse | Promise<IpmiResponse> {
-    const cctx: SessionLayerContext = {
-      req: { netFn: req.netFn, cmd: req.cmd, lun: req.rsLUN, data: req.data },
-      session: s ?? NO_SESSION,
-      machine: this.ctx.machine,
-      users: this.ctx.users,
-      accounts: this.ctx.accounts,
-      logger: log,
-      channel: this.ctx.channel,
-      lan: req,
-      remote,
-      state: s,
-    };
-    try {
-      const r = spec.handler(cctx);
-      // Promise.resolve returns a native promise as is (and adopts any other thenable).
-      if (typeof (r as Partial<PromiseLike<IpmiResponse>>).then === 'function') {
-        return Promise.resolve(r).then(settled, (e: unknown) => completionForError(e, spec.name, log));
-      }
-      return settled(r as IpmiResponse);
-    } catch (e) {
-      return completionForError(e, spec.name, log);
-    }
   }
 }
