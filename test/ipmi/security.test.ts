@@ -83,8 +83,10 @@ describe('ipmi security (pure node)', () => {
       address: '127.0.0.1', port: 0, machine: machine(), users: [...users, { username: 'viewer', password: 'viewer-pw', role: 'ReadOnly' }],
       logger: createLogger('silent'), lockout, now: () => clock.t,
     });
+    // -N 10: every answer here comes at once (refusals included); a short -N only bites when the
+    // core is slow, and with -I lan a pong later than -N is misread (docs/ipmi.md "Clients")
     const tool = (iface: string, user: string, pw: string, extra: string[] = []) =>
-      ipmitool(server.port, ['-I', iface, '-N', '1', '-R', '1', ...extra, 'power', 'status'], ['-U', user, '-P', pw]);
+      ipmitool(server.port, ['-I', iface, '-N', '10', '-R', '1', ...extra, 'power', 'status'], ['-U', user, '-P', pw]);
     try {
       // ipmitool checks our RAKP2 itself and gives up without a RAKP3: nothing is counted.
       for (let i = 0; i < 3; i++) expect((await tool('lanplus', 'admin', `guess-${i}`)).code).to.not.equal(0);
