@@ -288,8 +288,14 @@ export { password16 };
 
 export { run, type Run } from '../helpers/exec.js';
 
+/**
+ * ipmitool against 127.0.0.1:port. `-I lan` without `-N` gets `-N 10`: ipmitool waits `-N` (default
+ * 2 s) for the pong to its opening presence ping and misreads a later one (docs/ipmi.md "Clients").
+ */
 export function ipmitool(port: number, args: string[], creds = ['-U', 'admin', '-P', 'password']): Promise<Run> {
-  return run('ipmitool', ['-H', '127.0.0.1', '-p', String(port), ...creds, ...args]);
+  const lan = args.some((a, i) => a === '-I' && args[i + 1] === 'lan');
+  const wait = lan && !args.includes('-N') ? ['-N', '10'] : [];
+  return run('ipmitool', ['-H', '127.0.0.1', '-p', String(port), ...creds, ...wait, ...args]);
 }
 
 
