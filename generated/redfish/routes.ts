@@ -83,6 +83,9 @@ export type OperationId =
   | "listSystemStorageControllers"
   | "getSystemStorageController"
   | "listSystemStorageVolumes"
+  | "createSystemStorageVolume"
+  | "getSystemStorageVolume"
+  | "deleteSystemStorageVolume"
   | "getSystemDrive"
   | "listSystemSimpleStorage"
   | "getSystemSimpleStorage"
@@ -204,6 +207,9 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Controllers", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Controllers", operationId: "listSystemStorageControllers", responseSchemaRef: "StorageControllerCollection_StorageControllerCollection", entity: "StorageControllerCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Controllers/{StorageControllerId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Controllers/:StorageControllerId", operationId: "getSystemStorageController", responseSchemaRef: "StorageController_StorageController", entity: "StorageController", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Volumes", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Volumes", operationId: "listSystemStorageVolumes", responseSchemaRef: "VolumeCollection_VolumeCollection", entity: "VolumeCollection", privileges: [["Login"]] },
+  { method: "POST", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Volumes", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Volumes", operationId: "createSystemStorageVolume", requestSchemaRef: "Volume_Volume", responseSchemaRef: "Volume_Volume", entity: "VolumeCollection", privileges: [["ConfigureComponents"]] },
+  { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Volumes/{VolumeId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Volumes/:VolumeId", operationId: "getSystemStorageVolume", responseSchemaRef: "Volume_Volume", entity: "Volume", privileges: [["Login"]] },
+  { method: "DELETE", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Volumes/{VolumeId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Volumes/:VolumeId", operationId: "deleteSystemStorageVolume", entity: "Volume", privileges: [["ConfigureComponents"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Drives/{DriveId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/Storage/:StorageId/Drives/:DriveId", operationId: "getSystemDrive", responseSchemaRef: "Drive_Drive", entity: "Drive", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SimpleStorage", operationId: "listSystemSimpleStorage", responseSchemaRef: "SimpleStorageCollection_SimpleStorageCollection", entity: "SimpleStorageCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}/SimpleStorage/{SimpleStorageId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId/SimpleStorage/:SimpleStorageId", operationId: "getSystemSimpleStorage", responseSchemaRef: "SimpleStorage_SimpleStorage", entity: "SimpleStorage", privileges: [["Login"]] },
@@ -309,6 +315,9 @@ export type GetSystemStorageResponse = components['schemas']["Storage_Storage"];
 export type ListSystemStorageControllersResponse = components['schemas']["StorageControllerCollection_StorageControllerCollection"];
 export type GetSystemStorageControllerResponse = components['schemas']["StorageController_StorageController"];
 export type ListSystemStorageVolumesResponse = components['schemas']["VolumeCollection_VolumeCollection"];
+export type CreateSystemStorageVolumeRequest = components['schemas']["Volume_Volume"];
+export type CreateSystemStorageVolumeResponse = components['schemas']["Volume_Volume"];
+export type GetSystemStorageVolumeResponse = components['schemas']["Volume_Volume"];
 export type GetSystemDriveResponse = components['schemas']["Drive_Drive"];
 export type ListSystemSimpleStorageResponse = components['schemas']["SimpleStorageCollection_SimpleStorageCollection"];
 export type GetSystemSimpleStorageResponse = components['schemas']["SimpleStorage_SimpleStorage"];
@@ -391,6 +400,7 @@ export const odataTypes = {
   UpdateService: "#UpdateService.v1_17_0.UpdateService",
   VirtualMedia: "#VirtualMedia.v1_6_5.VirtualMedia",
   VirtualMediaCollection: "#VirtualMediaCollection.VirtualMediaCollection",
+  Volume: "#Volume.Volume",
   VolumeCollection: "#VolumeCollection.VolumeCollection",
 } as const;
 
@@ -792,6 +802,12 @@ export const metadataReferences: readonly { uri: string; namespaces: readonly st
     "uri": "http://redfish.dmtf.org/schemas/v1/VirtualMediaCollection_v1.xml",
     "namespaces": [
       "VirtualMediaCollection"
+    ]
+  },
+  {
+    "uri": "http://redfish.dmtf.org/schemas/v1/Volume_v1.xml",
+    "namespaces": [
+      "Volume"
     ]
   },
   {

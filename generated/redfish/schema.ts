@@ -1113,8 +1113,28 @@ export interface paths {
         };
         get: operations["listSystemStorageVolumes"];
         put?: never;
-        post?: never;
+        post: operations["createSystemStorageVolume"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/Systems/{ComputerSystemId}/Storage/{StorageId}/Volumes/{VolumeId}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+                VolumeId: string;
+            };
+            cookie?: never;
+        };
+        get: operations["getSystemStorageVolume"];
+        put?: never;
+        post?: never;
+        delete: operations["deleteSystemStorageVolume"];
         options?: never;
         head?: never;
         patch?: never;
@@ -8390,6 +8410,8 @@ export interface components {
         Swordfish_Volume_OperationType: unknown;
         /** @description SNIA Swordfish schema http://redfish.dmtf.org/schemas/swordfish/v1/Volume.yaml#/components/schemas/Volume_RAIDType (not in DSP8010; not checked) */
         Swordfish_Volume_RAIDType: unknown;
+        /** @description SNIA Swordfish schema http://redfish.dmtf.org/schemas/swordfish/v1/Volume.v1_10_2.yaml#/components/schemas/Volume_v1_10_2_Volume (not in DSP8010; not checked) */
+        Swordfish_Volume_v1_10_2_Volume: unknown;
         /** @description The collection of `Task` resource instances. */
         TaskCollection_TaskCollection: {
             "@odata.context"?: components["schemas"]["odata-v4_context"];
@@ -8890,6 +8912,8 @@ export interface components {
             /** @description The OEM extension property. */
             Oem?: components["schemas"]["Resource_Oem"];
         };
+        /** @description Volume contains properties used to describe a volume, virtual disk, LUN, or other logical storage entity for any system. */
+        Volume_Volume: components["schemas"]["Swordfish_Volume_v1_10_2_Volume"];
         /**
          * Format: uri-reference
          * @description The OData description of a payload.
@@ -11437,6 +11461,114 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["VolumeCollection_VolumeCollection"];
                 };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    createSystemStorageVolume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Volume_Volume"];
+            };
+        };
+        responses: {
+            /** @description Volume created (its DataVolume and the VM disk); Location carries its URI */
+            201: {
+                headers: {
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume_Volume"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getSystemStorageVolume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+                VolumeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Volume_Volume"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    deleteSystemStorageVolume: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ComputerSystemId: string;
+                StorageId: string;
+                VolumeId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Volume deleted (the guest keeps it until its next start) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Volume deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Redfish error */
             default: {

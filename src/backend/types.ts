@@ -165,6 +165,39 @@ export interface SystemInfo {
 }
 
 /**
+ * A volume this service created for the machine: a new blank disk (KubeVirt: a CDI DataVolume with
+ * a disk and volume in the VM spec), attached from the machine's next start.
+ * - provisioning: the backing storage is being made (CDI: the DataVolume has not succeeded yet)
+ * - waiting: the storage is bound only when a consumer starts (WaitForFirstConsumer)
+ * - ready: the storage exists
+ * - error: provisioning failed (error says why)
+ */
+export type VolumeState = 'provisioning' | 'waiting' | 'ready' | 'error';
+
+export interface VolumeInfo {
+  /** The disk's name in the machine (a DNS label, safe in a URL path segment); also its Drive id */
+  id: string;
+  /** The name given at creation, else the id */
+  name: string;
+  /** Size in bytes: the storage's reported capacity when known, else the size requested (rounded as the platform rounds it) */
+  capacityBytes: number;
+  state: VolumeState;
+  /** Whether the running instance has the disk (false while off, and until the next start after a create) */
+  attached: boolean;
+  /** Why provisioning failed (state error) */
+  error?: string;
+  /** What backs it, e.g. "DataVolume vm-bmc-volume-1" */
+  backing: string;
+}
+
+export interface CreateVolumeRequest {
+  /** Requested size in bytes (a positive integer); the backend rounds it up as its storage does */
+  capacityBytes: number;
+  /** Display name (printable, at most 63 characters) */
+  name?: string;
+}
+
+/**
  * A virtual media slot's stable id, which Redfish also uses as the VirtualMedia Id: the simulator
  * has "Cd" and "UsbStick"; KubeVirt has one slot per CD-ROM drive the VM declares, named like the
  * drive's disk. A DNS label or a short word: safe in a URL path segment.
@@ -262,13 +295,22 @@ export interface Machine {
    * with). Conflict when the firmware is BIOS.
    */
   setSecureBoot?(enabled: boolean): Promise<void>;
-  /** Subscribe to changes; returns an unsubscribe function. */
+  /**
+   * Volumes this service created (listVolumes), a new blank disk (createVolume: applied at the
+   * machine's next start, resolves once the disk is in the machine's definition), and the removal
+   * of one of them (deleteVolume: NotFound for any disk the service did not create; the running
+   * instance keeps it until its next start). All three or none.
+   */
+  listVolumes?(): Promise<VolumeInfo[]>;
+  createVolume?(req: CreateVolumeRequest): Promise<VolumeInfo>;
+  deleteVolume?(id: string): Promise<void>;
   /**
    * When the current power-on period began, as the platform records it (KubeVirt: the VMI's
    * Running transition); undefined while off. Backends without such a record leave it out, and
    * IPMI's POH counter counts power events itself.
    */
   poweredOnSince?(): Promise<Date | undefined>;
+  /** Subscribe to changes; returns an unsubscribe function. */
   on(listener: MachineListener): () => void;
   /** Release watches/timers. */
   close(): Promise<void>;

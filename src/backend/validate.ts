@@ -1,5 +1,5 @@
 /** Input checks every backend applies the same way, so protocols see the same errors everywhere. */
-import { BackendError, type BootOverride, type Capabilities } from './types.js';
+import { BackendError, type BootOverride, type Capabilities, type CreateVolumeRequest } from './types.js';
 
 const ENABLED = new Set(['disabled', 'once', 'continuous']);
 
@@ -43,4 +43,27 @@ export function validateImageUrl(image: string): URL {
 /** The image as it may be shown back in an error: any user:password@ part masked. */
 export function maskImageCredentials(image: string): string {
   return image.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1***@');
+}
+
+export { MAX_BMC_VOLUMES } from '../kube/names.js';
+
+/** 1 MiB: CDI aligns disk images to it (containerized-data-importer pkg/util/util.go DefaultAlignBlockSize). */
+export const VOLUME_ALIGN_BYTES = 1024 * 1024;
+/** The largest size a volume request may ask for: 64 TiB, far below 2^53 so every size is exact. */
+export const MAX_VOLUME_BYTES = 64 * 2 ** 40;
+const VOLUME_NAME = /^[\x20-\x7e]{1,63}$/;
+
+/**
+ * A volume request as every backend takes it: a positive integer size up to MAX_VOLUME_BYTES,
+ * rounded up to a whole MiB the way CDI sizes a blank image (GetRequiredSpace: RoundUp(requested,
+ * DefaultAlignBlockSize); its webhook refuses less than 1 MiB, which the rounding never asks for);
+ * a name of 1 to 63 printable characters. Returns the rounded size.
+ */
+export function validateVolumeRequest(req: CreateVolumeRequest): number {
+  const n = req.capacityBytes;
+  if (!Number.isSafeInteger(n) || n <= 0 || n > MAX_VOLUME_BYTES) {
+    throw new BackendError('InvalidArgument', `the capacity must be a whole number of bytes from 1 to ${MAX_VOLUME_BYTES}`);
+  }
+  if (req.name !== undefined && !VOLUME_NAME.test(req.name)) throw new BackendError('InvalidArgument', 'the volume name must be 1 to 63 printable characters');
+  return Math.ceil(n / VOLUME_ALIGN_BYTES) * VOLUME_ALIGN_BYTES;
 }

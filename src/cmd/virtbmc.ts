@@ -149,8 +149,8 @@ export function buildProgram(): Command {
     .option('--sim-power-off-delay <ms>', 'time the simulated VM spends shutting down', '1000')
     .option('--sim-media-delay <ms>', 'time a simulated virtual media insert takes', '500')
     .option('--sim-no-acpi', 'the simulated guest ignores ACPI (graceful shutdown does nothing)')
-    .option('--storage-class <name>', 'KubeVirt mode: storage class for virtual media DataVolumes')
-    .addOption(new Option('--volume-mode <mode>', 'KubeVirt mode: volume mode for virtual media').choices(['Filesystem', 'Block']))
+    .option('--storage-class <name>', 'KubeVirt mode: storage class for the DataVolumes of virtual media and Redfish volumes')
+    .addOption(new Option('--volume-mode <mode>', 'KubeVirt mode: volume mode for the DataVolumes of virtual media and Redfish volumes').choices(['Filesystem', 'Block']))
     .option(
       '--media-insecure-skip-verify',
       "KubeVirt mode: the agent's HEAD request to an https image URL does not verify the certificate; CDI's import still does (env VIRTBMC_MEDIA_INSECURE_SKIP_VERIFY)",

@@ -1,18 +1,19 @@
 /**
  * What one agent may do: the rules of the Role the controller creates per VirtualMachineBMC, named
  * like the agent's other objects and bound to the agent's ServiceAccount only. Every rule that can
- * carry `resourceNames` carries them: the agent reaches its own VM, that VM's VMI, and the media
- * DataVolumes of the VM's CD-ROM drives, nothing else. docs/kubevirt.md ("RBAC") explains each rule.
+ * carry `resourceNames` carries them: the agent reaches its own VM, that VM's VMI, the media
+ * DataVolumes of the VM's CD-ROM drives and the DataVolumes of the volumes it may create
+ * (`<vm>-bmc-volume-1..8`, src/kube/names.ts), nothing else. docs/kubevirt.md ("RBAC") explains each rule.
  *
  * Two things RBAC cannot narrow by name:
  * - `create` (the name is in the body, not the URL; kube-apiserver authorizes the POST without a
- *   name), so the agent keeps `create datavolumes` in its namespace, and only when its VM has a
- *   CD-ROM drive, and `create configmaps` (its events ConfigMap, made on the first subscription);
+ *   name), so the agent keeps `create datavolumes` in its namespace (virtual media and Redfish
+ *   volume creation), and `create configmaps` (its events ConfigMap, made on the first subscription);
  * - Events: `create` and `patch` of events in the namespace (client-go-style names are generated);
  * - nothing else is needed unnamed: list/watch carry the name through a `metadata.name` field
  *   selector, which is how the agent's single-object watches ask (src/backend/kubevirt/informer.ts).
  */
-import { eventsConfigMapName, mediaDataVolumeName } from '../kube/names.js';
+import { bmcVolumeDataVolumeNames, eventsConfigMapName, mediaDataVolumeName } from '../kube/names.js';
 import type { KubeObject } from '../kube/types.js';
 
 export interface PolicyRule {
@@ -53,8 +54,8 @@ export interface AgentSecrets {
 
 /**
  * The agent's rules for VM `vmName` with CD-ROM drives `drives` and the Secrets it may rewrite
- * (`secrets`). A rule with an empty `resourceNames` would grant every name, so the DataVolume
- * rules are left out when there is no drive, and the Secret rule when it names no Secret.
+ * (`secrets`). A rule with an empty `resourceNames` would grant every name, so the media DataVolume
+ * rule is left out when there is no drive, and the Secret rule when it names no Secret.
  */
 export function agentRoleRules(vmName: string, drives: readonly string[], secrets: AgentSecrets = {}): PolicyRule[] {
   const vm = [vmName];
@@ -88,9 +89,12 @@ export function agentRoleRules(vmName: string, drives: readonly string[], secret
   if (dvs.length > 0) {
     // the media DataVolume of each drive: follow its import, delete it on eject
     rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: dvs, verbs: ['get', 'list', 'watch', 'delete'] });
-    // create cannot be limited by name (RBAC): any name in the namespace, see docs/kubevirt.md
-    rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] });
   }
+  // the DataVolumes of volumes created over Redfish (src/backend/kubevirt/volumes.ts): a fixed set of
+  // MAX_BMC_VOLUMES names per VM, read on GET and deleted on DELETE; no list/watch (read by name)
+  rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: bmcVolumeDataVolumeNames(vmName), verbs: ['get', 'delete'] });
+  // create cannot be limited by name (RBAC): any name in the namespace, for media and volumes; see docs/kubevirt.md
+  rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] });
   // one rule, read and rewrite by name: account changes (IPMI, Redfish) written back to the auth Secret's
   // virtbmc-accounts key, and a ReplaceCertificate written into the minted certificate Secret
   const secretNames = [...new Set([secrets.accountsSecret, secrets.tlsSecret].filter((n): n is string => !!n))];

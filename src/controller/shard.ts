@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { AppNameValue, LabelAppName, LabelInstance, LabelManagedBy, LabelMetrics, LabelShard, ManagedByValue, type VirtualMachineBMC } from './api/types.js';
 import type { KubeObject } from '../kube/types.js';
-import { eventsConfigMapName } from '../kube/names.js';
+import { eventsConfigMapName, bmcVolumeDataVolumeNames } from '../kube/names.js';
 import { mediaDataVolumeNames, RBAC_GROUP, type PolicyRule } from './agent-rbac.js';
 import { agentDeployment, SHARD_RESOURCES, type PullPolicy } from './agent-pod.js';
 
@@ -210,8 +210,11 @@ export function shardRoleRules(k: number, systems: readonly FleetSystem[], drive
   ];
   if (dvs.length > 0) {
     rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: dvs, verbs: ['get', 'list', 'watch', 'delete'] });
-    rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] });
   }
+  // the DataVolumes of volumes created over Redfish, a fixed set of names per VM (as agentRoleRules)
+  const volumeDvs = sorted(vms.flatMap((vm) => bmcVolumeDataVolumeNames(vm)));
+  if (volumeDvs.length > 0) rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: volumeDvs, verbs: ['get', 'delete'] });
+  if (dvs.length > 0 || volumeDvs.length > 0) rules.push({ apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] });
   return rules;
 }
 

@@ -13,7 +13,7 @@ import { newRequestId, type Logger } from '../common/logger.js';
 import { routes, type RouteDef } from '../../generated/redfish/routes.js';
 import { authenticate, authorize, hasPrivilege, passwordChangeGate } from './core/auth.js';
 import { RedfishError, errorBody } from './core/errors.js';
-import { idempotencyOf, isAction } from './core/idempotency.js';
+import { idempotencyOf, isAction, isExactlyOnce } from './core/idempotency.js';
 import { JSON_TYPE, ODATA_VERSION, etagOfAnswer, jsonOfBody } from './core/odata.js';
 import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
 import { serveUi } from './ui.js';
@@ -265,8 +265,8 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       if (tenancy && b.def.operationId === 'createSession') tenancy.login(rctx, (ctx.request as { body?: unknown }).body);
     }
     if (!isPublic) passwordChangeGate(rctx, b.def);
-    // Actions retried with an Idempotency-Key / X-Request-Id run once (core/idempotency.ts).
-    if (isAction(ctx.method, b.def.path)) await idempotencyOf(deps).run(rctx, b.handler);
+    // Actions (and volume creates) retried with an Idempotency-Key / X-Request-Id run once (core/idempotency.ts).
+    if (isExactlyOnce(ctx.method, b.def.path, b.def.operationId)) await idempotencyOf(deps).run(rctx, b.handler);
     else await b.handler(rctx);
 
     const body = ctx.body as Record<string, unknown> | undefined | null;

@@ -13,6 +13,7 @@ import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
 import { isBackendError, type Machine } from '../../src/backend/types.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { nullLogger } from '../../src/common/logger.js';
+import { MAX_BMC_VOLUMES } from '../../src/kube/names.js';
 import { ConfigMapPersistence, KubeEventRecorder, eventsConfigMapName } from '../../src/events/kube.js';
 import { SubscriptionManager } from '../../src/events/subscriptions.js';
 import { captureLogger, emulatorPerTest, newMachine, startImageServer, until, vmFixture, waitPower } from './kubevirt-fixtures.js';
@@ -113,6 +114,12 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
       await m.insertMedia('cdrom', { image: images.url('/os.iso') });
       await until(async () => (await m!.listMedia())[0]?.state === 'inserted', 'inserted');
       await m.ejectMedia('cdrom');
+      // volumes over Redfish: every one of the fixed DataVolume names is created, read and deleted
+      const made: string[] = [];
+      for (let i = 0; i < MAX_BMC_VOLUMES; i++) made.push((await m.createVolume({ capacityBytes: 2 ** 30 })).id);
+      expect((await m.listVolumes()).map((v) => v.id)).to.deep.equal(made);
+      for (const id of made) await m.deleteVolume(id);
+      expect(await m.listVolumes()).to.deep.equal([]);
       await m.power('forceRestart');
       await m.power('gracefulOff');
       await waitPower(m, 'Off');

@@ -12,7 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { agentRoleRules, cdromDrives, delegatedRules, type PolicyRule } from '../../src/controller/agent-rbac.js';
-import { mediaDataVolumeName } from '../../src/kube/names.js';
+import { bmcVolumeDataVolumeNames, mediaDataVolumeName } from '../../src/kube/names.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { rawRequest } from '../emulator/helpers.js';
 import { getDeployment, NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from './fixtures.js';
@@ -156,16 +156,23 @@ describe('least privilege: RBAC in config/ and the per-VirtualMachineBMC agent R
       expect(named('secrets')).to.deep.equal([]);
       const withTls = agentRoleRules('vm-a', cdromDrives(vm), { tlsSecret: 'a-virtbmc-tls' }).filter((r) => r.resources.includes('secrets'));
       expect(withTls).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['a-virtbmc-tls'], verbs: ['get', 'update'] }]);
-      expect(named('datavolumes')).to.deep.equal([mediaDataVolumeName('vm-a', 'cd0'), mediaDataVolumeName('vm-a', 'cd1')]);
+      // the media DataVolumes, then the fixed names of the volumes created over Redfish (get/delete only)
+      expect(named('datavolumes')).to.deep.equal([mediaDataVolumeName('vm-a', 'cd0'), mediaDataVolumeName('vm-a', 'cd1'), ...bmcVolumeDataVolumeNames('vm-a')]);
+      expect(rules.find((r) => r.resourceNames?.includes('vm-a-bmc-volume-1'))?.verbs).to.deep.equal(['get', 'delete']);
       // hot-plug subresources are gone (media are JSON patches of the VM template now)
       expect(rules.flatMap((r) => r.resources)).to.not.include.members(['virtualmachines/addvolume', 'virtualmachines/removevolume']);
       for (const r of rules) expect(r.verbs).to.not.include('*');
     });
 
-    it('a VM without CD-ROM drives (or not found) gets no DataVolume rule at all (an empty resourceNames would mean every name)', () => {
+    it('a VM without CD-ROM drives (or not found) gets no media DataVolume rule (an empty resourceNames would mean every name), only the volume names and create', () => {
       for (const rules of [agentRoleRules('vm-a', cdromDrives(vmWithDrives('vm-a', []))), agentRoleRules('vm-a', cdromDrives(undefined))]) {
-        expect(rules.some((r) => r.apiGroups.includes('cdi.kubevirt.io'))).to.equal(false);
-        expect(unnamedGrants(rules)).to.deep.equal(['create /configmaps', 'create /events', 'patch /events']);
+        const cdi = rules.filter((r) => r.apiGroups.includes('cdi.kubevirt.io'));
+        expect(cdi).to.deep.equal([
+          { apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], resourceNames: bmcVolumeDataVolumeNames('vm-a'), verbs: ['get', 'delete'] },
+          { apiGroups: ['cdi.kubevirt.io'], resources: ['datavolumes'], verbs: ['create'] },
+        ]);
+        expect(bmcVolumeDataVolumeNames('vm-a')).to.have.length(8);
+        expect(unnamedGrants(rules)).to.deep.equal(['create /configmaps', 'create /events', 'patch /events', 'create cdi.kubevirt.io/datavolumes'].sort());
       }
     });
 

@@ -4,6 +4,7 @@
  * status of Shared-mode VirtualMachineBMCs, a change of K, and mode switches.
  */
 import { expect } from 'chai';
+import { bmcVolumeDataVolumeNames } from '../../src/kube/names.js';
 import { allocatePorts, assignShard, parseFleet, shardKey, shardOfTlsSecret, shardRoleRules, SHARD_IPMI_PORT_BASE, type FleetSystem } from '../../src/controller/shard.js';
 import type { VirtualMachineBMC } from '../../src/controller/api/types.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
@@ -110,7 +111,11 @@ describe('shared mode: rendezvous hashing and port allocation', () => {
     expect(named('secrets', 'watch')).to.deep.equal(['a-s', 'b-s']);
     expect(named('configmaps', 'watch')).to.deep.equal(['virtbmc-shard-3']);
     expect(named('configmaps', 'update')).to.deep.equal(['a-virtbmc-events', 'b-virtbmc-events']);
-    expect(named('datavolumes', 'delete')).to.deep.equal(['a-vmedia-cd']);
+    expect(named('datavolumes', 'watch')).to.deep.equal(['a-vmedia-cd']);
+    // the Redfish volumes' DataVolumes: the fixed names of every member VM, get and delete only
+    const volumeRule = rules.find((r) => r.resourceNames?.includes('a-bmc-volume-1'));
+    expect(volumeRule?.verbs).to.deep.equal(['get', 'delete']);
+    expect(volumeRule?.resourceNames).to.deep.equal([...bmcVolumeDataVolumeNames('a'), ...bmcVolumeDataVolumeNames('b')]);
     // Secrets: exactly the members' auth Secrets, read (watch) and written back (get/update: virtbmc-accounts), never created, patched, deleted or unnamed
     const secretRules = rules.filter((r) => r.resources.includes('secrets'));
     expect(secretRules).to.deep.equal([{ apiGroups: [''], resources: ['secrets'], resourceNames: ['a-s', 'b-s'], verbs: ['get', 'list', 'update', 'watch'] }]);

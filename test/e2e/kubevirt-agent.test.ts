@@ -153,6 +153,30 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
     await until(async () => (await rf('GET', SYS)).body.PowerState === 'Off', 'PowerState Off');
   });
 
+  it('Redfish volumes: POST makes a blank DataVolume + VM disk (201), Status follows CDI and the next start; DELETE removes both, never the root disk', async () => {
+    const VOLS = `${SYS}/Storage/1/Volumes`;
+    const created = await rf('POST', VOLS, { CapacityBytes: 3 * 2 ** 30, Name: 'data' });
+    expect(created.status, JSON.stringify(created.body)).to.equal(201);
+    expect(created.body).to.deep.include({ Id: 'bmc-volume-1', Name: 'data', CapacityBytes: 3 * 2 ** 30, RAIDType: 'None' });
+    const dv = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', 'vm1-bmc-volume-1');
+    expect(dv?.spec).to.deep.equal({ source: { blank: {} }, storage: { resources: { requests: { storage: '3Gi' } } } });
+    const tpl = (vmOf(emu).spec as { template: { spec: { volumes: { name: string }[]; domain: { devices: { disks: { name: string }[] } } } } }).template.spec;
+    expect(tpl.domain.devices.disks.map((d) => d.name)).to.include('bmc-volume-1');
+    expect(tpl.volumes.map((v) => v.name)).to.include('bmc-volume-1');
+    // CDI provisions it (emulated); the VM is off: ready, attached at the next start
+    await until(async () => ((await rf('GET', `${VOLS}/bmc-volume-1`)).body.Status as { State?: string }).State === 'StandbyOffline', 'StandbyOffline');
+    expect((await rf('POST', `${SYS}/Actions/ComputerSystem.Reset`, { ResetType: 'On' })).status).to.be.oneOf([200, 202, 204]);
+    await until(async () => ((await rf('GET', `${VOLS}/bmc-volume-1`)).body.Status as { State?: string }).State === 'Enabled', 'attached by the start');
+    const drive = await rf('GET', `${SYS}/Storage/1/Drives/bmc-volume-1`);
+    expect(drive.body.Links).to.deep.include({ 'Volumes@odata.count': 1 });
+    expect((await rf('DELETE', `${VOLS}/root`)).status).to.equal(404);
+    const del = await rf('DELETE', `${VOLS}/bmc-volume-1`);
+    expect(del.status, JSON.stringify(del.body)).to.equal(200); // the running guest keeps it until its next start
+    await until(() => !emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', 'vm1-bmc-volume-1'), 'DataVolume deleted');
+    const after = (vmOf(emu).spec as { template: { spec: { domain: { devices: { disks: { name: string }[] } } } } }).template.spec.domain.devices.disks.map((d) => d.name);
+    expect(after).to.deep.equal(['root', 'cdrom']);
+  });
+
   it('Redfish virtual media on a running VM with an empty CD-ROM drive: InsertMedia → 202 → task Completed → the VMI has the CD; EjectMedia leaves the drive', async () => {
     type Obj = Record<string, unknown>;
     const tplOf = () => (vmOf(emu).spec as { template: { spec: { volumes?: Obj[]; domain: { devices: { disks: Obj[] } } } } }).template.spec;

@@ -22,6 +22,25 @@ describe('apiserver emulator: CDI DataVolumes', () => {
     kc = e.makeKubeConfig();
   });
 
+  it("admission like CDI's webhook: one storage definition with a size of at least 1 MiB, one source, blank not archive; the spec is immutable", () => {
+    const dv = (spec: Record<string, unknown>, name = 'x'): KubeObject => ({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name, namespace: NS }, spec });
+    const storage = (size?: string) => ({ resources: { requests: size === undefined ? {} : { storage: size } } });
+    const denied = (m: string) => `admission webhook "datavolume-validate.cdi.kubevirt.io" denied the request: ${m}`;
+    // (a name over 253 characters never gets that far: the apiserver's own name check refuses it first)
+    expect(() => emu.create(dv({ source: { blank: {} } }))).to.throw(denied('Missing Data volume PVC'));
+    expect(() => emu.create(dv({ source: { blank: {} }, pvc: storage('1Gi'), storage: storage('1Gi') }))).to.throw('Duplicate storage definition');
+    expect(() => emu.create(dv({ source: { blank: {} }, storage: storage() }))).to.throw('Storage size is missing');
+    expect(() => emu.create(dv({ source: { blank: {} }, storage: storage('0') }))).to.throw("Storage size can't be equal or less than zero");
+    expect(() => emu.create(dv({ source: { blank: {} }, storage: storage('1023Ki') }))).to.throw('Storage size should be at least 1MiB');
+    expect(() => emu.create(dv({ storage: storage('1Gi') }))).to.throw('Data volume should have either Source or SourceRef');
+    expect(() => emu.create(dv({ source: {}, storage: storage('1Gi') }))).to.throw('Missing Data volume source');
+    expect(() => emu.create(dv({ source: { blank: {}, http: { url: 'http://a/b' } }, storage: storage('1Gi') }))).to.throw('Multiple Data volume sources');
+    expect(() => emu.create(dv({ source: { blank: {} }, contentType: 'archive', storage: storage('1Gi') }))).to.throw('SourceType cannot be blank and the contentType be archive');
+    emu.create(dv({ source: { blank: {} }, storage: storage('1Mi') }, 'ok'));
+    const made = emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', NS, 'ok')!;
+    expect(() => emu.update({ ...made, spec: { ...(made.spec as Record<string, unknown>), storage: storage('2Gi') } })).to.throw('Cannot update DataVolume Spec');
+  });
+
   it('imports with progress 0% → 100% and a PVC owned by the DataVolume', async () => {
     const phases: string[] = [];
     const progress: string[] = [];

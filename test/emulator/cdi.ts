@@ -7,6 +7,7 @@ import type { Clock } from './clock.js';
 import { clone, deepEqual } from './patch.js';
 import type { Store } from './store.js';
 import type { KubeObject } from './types.js';
+import { webhookDenied } from './hotplug.js';
 
 type Obj = Record<string, unknown>;
 
@@ -45,9 +46,83 @@ function conditions(bound: boolean, ready: boolean, running: { status: string; r
   ];
 }
 
+/** CDI's DataVolume webhook (pkg/operator/resources/cluster/apiserver.go). */
+const DV_WEBHOOK = 'datavolume-validate.cdi.kubevirt.io';
+const SUFFIX: Record<string, number> = { '': 1, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+
+/** A Kubernetes quantity ("1Gi", "1536Mi", "1e9", "500m") in base units; NaN when it is none (k8s.io/apimachinery resource.ParseQuantity). */
+export function quantityValue(q: unknown): number {
+  if (typeof q === 'number') return q;
+  if (typeof q !== 'string') return NaN;
+  const m = /^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?)$/.exec(q.trim());
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] ? 10 ** Number(m[2].slice(1)) : SUFFIX[m[3] ?? '']!);
+}
+
+interface Cause {
+  type: string;
+  message: string;
+  field: string;
+}
+
+/**
+ * What CDI's webhook requires of a new DataVolume (containerized-data-importer
+ * pkg/apiserver/webhooks/datavolume-validate.go validateDataVolumeSpec, and util.go
+ * validateNumberOfSources / validateBlankSource), the first failing rule only, as upstream returns:
+ * a name of at most 253 characters; exactly one of spec.pvc and spec.storage; a storage request
+ * above zero and of at least 1 MiB (missing only for a clone through the storage API, which the
+ * emulator does not model: missing is refused); exactly one source (or a sourceRef); contentType
+ * empty, kubevirt or archive, and not archive for a blank source.
+ */
+export function dataVolumeCauses(dv: KubeObject): Cause[] {
+  const name = dv.metadata.name ?? '';
+  if (name.length > 253) return [{ type: 'FieldValueInvalid', message: 'Name cannot be longer than 253 characters', field: '' }];
+  const spec = obj(dv.spec);
+  const field = 'spec';
+  if (spec.pvc === undefined && spec.storage === undefined) return [{ type: 'FieldValueInvalid', message: 'Missing Data volume PVC', field: `${field}.PVC` }];
+  if (spec.pvc !== undefined && spec.storage !== undefined) {
+    return [{ type: 'FieldValueInvalid', message: 'Duplicate storage definition, both target storage and target pvc defined', field: `${field}.PVC.Storage` }];
+  }
+  const which = spec.pvc !== undefined ? 'PVC' : 'Storage';
+  const requests = obj(obj(obj(spec.pvc ?? spec.storage).resources).requests);
+  const sizeField = `${field}.${which}.resources.requests.size`;
+  if (requests.storage === undefined) return [{ type: 'FieldValueInvalid', message: `${which} size is missing`, field: sizeField }];
+  const size = quantityValue(requests.storage);
+  if (!(size > 0)) return [{ type: 'FieldValueInvalid', message: `${which} size can't be equal or less than zero`, field: sizeField }];
+  if (size < 2 ** 20) return [{ type: 'FieldValueInvalid', message: `${which} size should be at least 1MiB`, field: sizeField }];
+  const source = spec.source;
+  if ((source === undefined) === (spec.sourceRef === undefined)) {
+    return [{ type: 'FieldValueInvalid', message: 'Data volume should have either Source or SourceRef, or be externally populated', field: `${field}.source` }];
+  }
+  if (source === undefined) return [];
+  const sources = Object.values(obj(source)).filter((v) => v !== null && v !== undefined).length;
+  if (sources === 0) return [{ type: 'FieldValueInvalid', message: 'Missing Data volume source', field: `${field}.source` }];
+  if (sources > 1) return [{ type: 'FieldValueInvalid', message: 'Multiple Data volume sources', field: `${field}.source` }];
+  const ct = spec.contentType;
+  if (ct !== undefined && ct !== '' && ct !== 'kubevirt' && ct !== 'archive') {
+    return [{ type: 'FieldValueInvalid', message: 'ContentType not one of: kubevirt, archive', field: `${field}.contentType` }];
+  }
+  if (obj(source).blank !== undefined && ct === 'archive') {
+    return [{ type: 'FieldValueInvalid', message: 'SourceType cannot be blank and the contentType be archive', field: `${field}.contentType` }];
+  }
+  return [];
+}
+
 export function installCdi(store: Store, clock: Clock, importMs: number): void {
   const dvT = store.registry.mustByKind('cdi.kubevirt.io/v1beta1', 'DataVolume');
   const pvcT = store.registry.mustByKind('v1', 'PersistentVolumeClaim');
+
+  // CDI's validating webhook on create, and its refusal to change a spec afterwards
+  store.addValidator(dvT, (dv, old) => {
+    if (old) {
+      if (!deepEqual(dv.spec, old.spec)) {
+        throw webhookDenied(DV_WEBHOOK, [{ type: 'FieldValueDuplicate', message: 'Cannot update DataVolume Spec', field: 'DataVolume.Spec' }]);
+      }
+      return;
+    }
+    const causes = dataVolumeCauses(dv);
+    if (causes.length) throw webhookDenied(DV_WEBHOOK, causes);
+  });
 
   /** the status this controller last wrote, per DataVolume uid */
   const written = new Map<string, unknown>();

@@ -55,13 +55,20 @@ interface Cause {
 /**
  * The webhook's disk/volume rules for a VMI spec (VM template or VMI):
  * - validateVolumes (pkg/virt-api/webhooks/validating-webhook/admitters/vmi-create-admitter.go):
- *   "<volumes[i]> and <volumes[j]> must not have the same Name.";
+ *   "<volumes[i]> and <volumes[j]> must not have the same Name.", "<volumes[i]> must have exactly
+ *   one source type set", "DataVolume 'name' must be set";
  * - validateDiskName (pkg/storage/admitters/disks.go): the same for disks;
  * - validateBootOrder (vmi-create-admitter.go): every disk needs a volume of its name
  *   ("<disks[i].Name> '<name>' not found."), except a CD-ROM under DeclarativeHotplugVolumes; a
  *   CD-ROM without a volume otherwise: "DeclarativeHotplugVolumes feature gate not enabled, cannot
  *   define an empty CD-ROM disk".
  */
+/** The volume source fields validateVolumes counts (vmi-create-admitter.go, v1.9). */
+const VOLUME_SOURCES = [
+  'persistentVolumeClaim', 'sysprep', 'cloudInitNoCloud', 'cloudInitConfigDrive', 'containerDisk', 'ephemeral', 'emptyDisk', 'hostDisk',
+  'dataVolume', 'configMap', 'secret', 'downwardAPI', 'serviceAccount', 'downwardMetrics', 'memoryDump', 'containerPath',
+];
+
 export function diskVolumeCauses(prefix: string, spec: Obj, gates: KubevirtFeatureGates): Cause[] {
   const causes: Cause[] = [];
   const volumes = arr(spec.volumes);
@@ -69,6 +76,14 @@ export function diskVolumeCauses(prefix: string, spec: Obj, gates: KubevirtFeatu
   const volIdx = new Map<string, number>();
   volumes.forEach((v, i) => {
     const n = String(v.name ?? '');
+    // exactly one source per volume, and a dataVolume names its DataVolume (validateVolumes)
+    const sources = VOLUME_SOURCES.filter((k) => v[k] !== undefined && v[k] !== null);
+    if (v.dataVolume !== undefined && v.dataVolume !== null && !obj(v.dataVolume).name) {
+      causes.push({ type: 'FieldValueRequired', message: "DataVolume 'name' must be set", field: `${prefix}.volumes[${i}].name` });
+    }
+    if (sources.length !== 1) {
+      causes.push({ type: 'FieldValueInvalid', message: `${prefix}.volumes[${i}] must have exactly one source type set`, field: `${prefix}.volumes[${i}]` });
+    }
     const other = volIdx.get(n);
     if (other === undefined) volIdx.set(n, i);
     else {

@@ -92,6 +92,13 @@ describe('apiserver emulator: KubeVirt volume hotplug and CD-ROM inject/eject', 
     );
     const noVolume = vmWithDrive('novol', 'Halted', [{ name: 'data', disk: { bus: 'virtio' } }]);
     expect(() => emu.create(noVolume)).to.throw("spec.template.spec.domain.devices.disks[2].Name 'data' not found.");
+    // one source per volume, and a dataVolume volume names its DataVolume (validateVolumes)
+    const twoSources = await patchVm([{ op: 'add', path: '/spec/template/spec/volumes/-', value: { name: 'cdrom', containerDisk: { image: 'a' }, dataVolume: { name: 'x' } } }]);
+    expect(twoSources.status).to.equal(422);
+    expect(message(twoSources)).to.contain('spec.template.spec.volumes[1] must have exactly one source type set');
+    const unnamed = await patchVm([{ op: 'add', path: '/spec/template/spec/volumes/-', value: { name: 'cdrom', dataVolume: {} } }]);
+    expect(unnamed.status).to.equal(422);
+    expect(message(unnamed)).to.contain("DataVolume 'name' must be set");
     const r = await patchVm([{ op: 'add', path: '/spec/template/spec/volumes/-', value: { name: 'root', containerDisk: { image: 'other' } } }]);
     expect(r.status).to.equal(422);
     expect(message(r)).to.contain('spec.template.spec.volumes[1] and spec.template.spec.volumes[0] must not have the same Name.');

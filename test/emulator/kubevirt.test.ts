@@ -273,7 +273,7 @@ describe('apiserver emulator: KubeVirt', () => {
       return vs.find((s) => s.name === 'cd');
     });
     expect(waiting).to.deep.include({ phase: 'Pending', reason: 'FailedPvcNotFound', message: 'PVC iso-dv not found' });
-    emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'iso-dv', namespace: NS }, spec: { source: { http: { url: 'http://images.example/x.iso' } } } });
+    emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'iso-dv', namespace: NS }, spec: { source: { http: { url: 'http://images.example/x.iso' } }, storage: { resources: { requests: { storage: '1Gi' } } } } });
     const plugged = await emu.waitFor(() => {
       const v = vmi('vm');
       const vs = (v?.status as { volumeStatus?: { name: string; phase: string; hotplugVolume?: unknown }[] }).volumeStatus ?? [];
@@ -302,7 +302,7 @@ describe('apiserver emulator: KubeVirt', () => {
     const first = await running('vm');
     expect(first.metadata.annotations?.['kubevirt.io/vm-generation']).to.equal('1');
     const restartRequired = (): boolean => !!st('vm').conditions?.some((c) => c.type === 'RestartRequired' && c.status === 'True');
-    emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'dv', namespace: NS }, spec: { source: { blank: {} } } });
+    emu.create({ apiVersion: 'cdi.kubevirt.io/v1beta1', kind: 'DataVolume', metadata: { name: 'dv', namespace: NS }, spec: { source: { blank: {} }, storage: { resources: { requests: { storage: '1Gi' } } } } });
     expect((await call('vm', 'addvolume', { name: 'hp', disk: { disk: { bus: 'scsi' } }, volumeSource: { dataVolume: { name: 'dv' } } })).status).to.equal(202);
     await emu.waitFor(() => (vmi('vm')?.spec as { volumes: { name: string }[] }).volumes.some((v) => v.name === 'hp'));
     await emu.settled();

@@ -45,6 +45,7 @@ const CONTRACT = [
   // inventory, certificates, update (issue 13)
   'listSystemProcessors', 'getSystemProcessor', 'listSystemMemory', 'getSystemMemory', 'listSystemStorage',
   'getSystemStorage', 'listSystemStorageControllers', 'getSystemStorageController', 'listSystemStorageVolumes',
+  'createSystemStorageVolume', 'getSystemStorageVolume', 'deleteSystemStorageVolume',
   'getSystemDrive', 'listSystemSimpleStorage', 'getSystemSimpleStorage', 'getSystemSecureBoot',
   'patchSystemSecureBoot', 'getSystemBios', 'getSystemBiosSettings', 'patchSystemBiosSettings', 'getUpdateService', 'listFirmwareInventory', 'getFirmwareInventory',
   'getCertificateService', 'getCertificateLocations', 'replaceCertificate', 'listHttpsCertificates', 'getHttpsCertificate',

@@ -27,6 +27,8 @@ import {
   type PowerAction,
   type PowerState,
   type SystemInfo,
+  type CreateVolumeRequest,
+  type VolumeInfo,
 } from '../types.js';
 import { deriveBootOverride, supportedTargets } from './boot.js';
 import { isKubeApiError, type KubeClient } from '../../kube/client.js';
@@ -41,6 +43,7 @@ import { MachineEventFeed } from './machine-events.js';
 import { MachineMedia, type MachineMediaConfig } from './machine-media.js';
 import { VmWrites } from './machine-writes.js';
 import { derivePowerState, isVmiRunning } from './power.js';
+import { MachineVolumes } from './volumes.js';
 import type { DataVolume, VirtualMachine, VirtualMachineInstance } from './types.js';
 
 /** The media fields (client, names, storage, probe, TLS, egress, hotplug timeout) are MachineMediaConfig's. */
@@ -72,6 +75,7 @@ export class KubeVirtMachine implements Machine {
   private readonly vmWatch: ObjectSource<VirtualMachine>;
   private readonly vmiWatch: ObjectSource<VirtualMachineInstance>;
   private readonly media: MachineMedia;
+  private readonly volumes: MachineVolumes;
   private readonly feed: MachineEventFeed;
   private closed = false;
   private readonly bootOnce: BootOnceKeeper;
@@ -113,6 +117,7 @@ export class KubeVirtMachine implements Machine {
     this.media = new MachineMedia(cfg, { ...host, changed: () => this.changed() });
     const { client, logger, bootOnce } = this;
     this.writes = new VmWrites({ client, namespace: this.ns, name: this.name, logger, host, bootOnce, capabilities: () => this.capabilities });
+    this.volumes = new MachineVolumes({ client, namespace: this.ns, logger, storageClassName: cfg.storageClassName, volumeMode: cfg.volumeMode, ...host });
   }
 
   /** Start the watches and wait (up to syncTimeoutMs) for their first lists. */
@@ -234,6 +239,19 @@ export class KubeVirtMachine implements Machine {
 
   setBootOverride(change: Partial<BootOverride>): Promise<BootOverride> {
     return this.writes.setBootOverride(change);
+  }
+
+  /** Volumes created over Redfish: blank DataVolumes with a disk in the VM spec (src/backend/kubevirt/volumes.ts). */
+  listVolumes(): Promise<VolumeInfo[]> {
+    return this.volumes.list();
+  }
+
+  createVolume(req: CreateVolumeRequest): Promise<VolumeInfo> {
+    return this.volumes.create(req);
+  }
+
+  deleteVolume(id: string): Promise<void> {
+    return this.volumes.delete(id);
   }
 
   /** The asset tag, kept in a VM annotation (src/backend/kubevirt/inventory.ts). */

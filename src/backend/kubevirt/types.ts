@@ -110,6 +110,6 @@ export interface VirtualMachineInstance extends KubeObjectBase {
 }
 
 export interface DataVolume extends KubeObjectBase {
-  spec?: { source?: { http?: { url?: string } }; [k: string]: unknown };
+  spec?: { source?: { http?: { url?: string }; blank?: Record<string, never> }; [k: string]: unknown };
   status?: { phase?: string; progress?: string; conditions?: Condition[] };
 }

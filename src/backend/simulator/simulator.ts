@@ -28,9 +28,12 @@ import {
   type PowerAction,
   type PowerState,
   type SystemInfo,
+  type CreateVolumeRequest,
+  type VolumeInfo,
 } from '../types.js';
 import { probeImage, type ProbeOptions } from '../probe.js';
-import { validateBootChange, validateImageUrl } from '../validate.js';
+import { validateBootChange, validateImageUrl, validateVolumeRequest } from '../validate.js';
+import { MAX_BMC_VOLUMES, bmcVolumeDiskName } from '../../kube/names.js';
 import { SimulatedConsole } from './console.js';
 
 /** Progress steps of a simulated insert (25, 50, 75 %, then inserted). */
@@ -135,6 +138,8 @@ export class SimulatedMachine implements Machine {
   private readonly powerOffDelayMs: number;
   private readonly mediaInsertDelayMs: number;
   private readonly console_: SimulatedConsole;
+  /** Volumes created through createVolume, by disk id; attached once a boot happened after their creation */
+  private readonly volumes = new Map<string, { name: string; capacityBytes: number; attached: boolean }>();
 
   constructor(opts: SimulatorOptions = {}) {
     const name = opts.name ?? 'sim-vm';
@@ -249,6 +254,37 @@ export class SimulatedMachine implements Machine {
     this.check();
     if (this.info.assetTag === tag) return;
     this.info.assetTag = tag;
+    this.generation++;
+  }
+
+  // ---- volumes: as on KubeVirt, a new blank disk in the machine's definition, attached at the next boot ----
+
+  async listVolumes(): Promise<VolumeInfo[]> {
+    this.check();
+    return [...this.volumes].map(([id, v]) => ({ id, name: v.name, capacityBytes: v.capacityBytes, state: 'ready', attached: v.attached, backing: `Simulated volume ${id}` }));
+  }
+
+  async createVolume(req: CreateVolumeRequest): Promise<VolumeInfo> {
+    this.check();
+    const capacityBytes = validateVolumeRequest(req);
+    const disks = this.info.disks ?? (this.info.disks = []);
+    let id: string | undefined;
+    for (let slot = 1; slot <= MAX_BMC_VOLUMES && id === undefined; slot++) {
+      const name = bmcVolumeDiskName(slot);
+      if (!disks.some((d) => d.id === name)) id = name;
+    }
+    if (id === undefined) throw new BackendError('Conflict', `the machine has ${MAX_BMC_VOLUMES} volumes created here already, the most it takes`);
+    disks.push({ id, kind: 'disk', bus: 'virtio', capacityBytes, volume: `Simulated volume ${id}` });
+    this.volumes.set(id, { name: req.name ?? id, capacityBytes, attached: false });
+    this.generation++;
+    return (await this.listVolumes()).find((v) => v.id === id)!;
+  }
+
+  async deleteVolume(id: string): Promise<void> {
+    this.check();
+    if (!this.volumes.has(id)) throw new BackendError('NotFound', `no volume ${id} was created here`);
+    this.volumes.delete(id);
+    this.info.disks = (this.info.disks ?? []).filter((d) => d.id !== id);
     this.generation++;
   }
 
@@ -447,6 +483,7 @@ export class SimulatedMachine implements Machine {
     this.transition('PoweringOn', this.powerOnDelayMs, () => {
       this.consumeBootOverride();
       this.info.firmware!.secureBootCurrent = this.info.firmware!.secureBoot;
+      for (const v of this.volumes.values()) v.attached = true;
       this.setPower('On');
       this.emit({ type: 'booted' });
     });

@@ -1,5 +1,5 @@
 /**
- * Exactly-once Redfish actions for clients that retry. A client that resends an action (POST
+ * Exactly-once Redfish actions (and volume creates, isExactlyOnce) for clients that retry. A client that resends an action (POST
  * .../Actions/...) after a timeout would otherwise run it twice (two power cycles, two inserts). When
  * the request carries an id that makes the retry detectable, the first request's answer is given
  * again instead:
@@ -180,4 +180,12 @@ export function idempotencyOf(deps: { now: () => Date }): IdempotencyCache {
 /** Whether a request is an action (POST .../Actions/...), the requests made exactly-once. */
 export function isAction(method: string, path: string): boolean {
   return method === 'POST' && /\/Actions\/[^/]+$/.test(path);
+}
+
+/**
+ * Whether a request runs exactly once per idempotency key: actions, and the creates that make
+ * something a retry must not make twice (a volume: a disk and its storage).
+ */
+export function isExactlyOnce(method: string, path: string, operationId: string): boolean {
+  return isAction(method, path) || (method === 'POST' && operationId === 'createSystemStorageVolume');
 }

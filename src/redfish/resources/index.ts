@@ -18,6 +18,7 @@ import { handlers as sessions } from './sessions.js';
 import { handlers as systems } from './systems.js';
 import { handlers as tasks } from './tasks.js';
 import { handlers as virtualmedia } from './virtualmedia.js';
+import { handlers as volumes } from './volumes.js';
 
 export const modules: readonly OperationHandlers[] = [
   serviceroot,
@@ -34,6 +35,7 @@ export const modules: readonly OperationHandlers[] = [
   chassis,
   tasks,
   inventory,
+  volumes,
   update,
   certificates,
   events,

@@ -8,13 +8,14 @@
  * Nothing here invents hardware facts the platform does not know: a VM has no DIMM type, no drive
  * rotation speed, no CPU manufacturer; those properties are left out (a drive's MediaType, which
  * Ironic's profile requires, is null: unknown). Storage has one controller per bus its drives use
- * and an empty Volumes collection (no RAID).
+ * and a Volumes collection of the disks created through this service (volumes.ts; no RAID).
  */
 import type { DiskInfo, MachineSnapshot, NetworkInterface, ProcessorInfo, SystemInfo } from '../../backend/types.js';
 import { RedfishError, renderMessage } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
+import { VOLUMES, volumePath } from './volumes.js';
 import { CHASSIS, CHASSIS_ID, SYSTEM, SYSTEM_ID, backend, link, propertyPaths, requireId, status, type Annotated, type Schemas } from '../core/resource.js';
 
 export const PROCESSORS = `${SYSTEM}/Processors`;
@@ -101,7 +102,7 @@ function driveDescription(d: DiskInfo): string {
   return `${d.bus ?? 'virtual'} ${what} ${d.id}${d.volume ? `, backed by ${d.volume}` : ''}`;
 }
 
-function driveBody(d: DiskInfo): Record<string, unknown> {
+function driveBody(d: DiskInfo, volume = false): Record<string, unknown> {
   const body: Annotated<Schemas['Drive_v1_22_0_Drive']> = {
     '@odata.type': '#Drive.v1_22_0.Drive',
     '@odata.id': drivePath(d),
@@ -118,13 +119,14 @@ function driveBody(d: DiskInfo): Record<string, unknown> {
   if (protocol) body.Protocol = protocol;
   if (d.serialNumber) body.SerialNumber = d.serialNumber;
   if (d.readOnly) body.WriteCacheEnabled = false;
+  // only a disk created as a Volume has one (volumes.ts); the VM's other disks are no logical volumes
+  body.Links = { Volumes: volume ? [link(volumePath(d.id))] : [], 'Volumes@odata.count': volume ? 1 : 0 };
   return body;
 }
 
-// ---- Storage controllers (one per bus the drives use) and Volumes (none) ------------------------
+// ---- Storage controllers (one per bus the drives use) ------------------------------------------
 
 const CONTROLLERS = `${STORAGE}/${STORAGE_ID}/Controllers`;
-const VOLUMES = `${STORAGE}/${STORAGE_ID}/Volumes`;
 
 /**
  * The virtual controller behind each bus, as KubeVirt/QEMU build it: virtio-blk disks are PCI
@@ -172,7 +174,7 @@ function storageBody(info: SystemInfo): Record<string, unknown> {
     Drives: drives.map((d) => link(drivePath(d))),
     'Drives@odata.count': drives.length,
     Controllers: link(CONTROLLERS),
-    // A VM has no logical volumes of a storage controller (no RAID): an empty collection
+    // the disks created through this service (volumes.ts); the VM's own disks are Drives only
     Volumes: link(VOLUMES),
     Status: status(),
   };
@@ -409,19 +411,16 @@ export const handlers: OperationHandlers = {
     sendResource(ctx, controllerBody(snap.info, id), { etag: true });
   },
 
-  listSystemStorageVolumes: async (ctx) => {
-    await snapshot(ctx);
-    requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
-    sendResource(ctx, collection(ctx, VOLUMES, 'VolumeCollection', 'Volume Collection', []));
-  },
-
   getSystemDrive: async (ctx) => {
     const snap = await snapshot(ctx);
     requireId(ctx, 'StorageId', STORAGE_ID, 'Storage');
     const id = ctx.params.DriveId ?? '';
     const d = drivesOf(snap.info).find((x) => x.id === id);
     if (!d) throw new RedfishError(404, 'ResourceNotFound', ['Drive', id]);
-    sendResource(ctx, driveBody(d), { etag: true });
+    // a disk this service created is also a Volume (volumes.ts): the two link each other
+    const machine = ctx.state.deps.machine;
+    const volume = machine.listVolumes ? (await backend(machine.listVolumes())).some((v) => v.id === d.id) : false;
+    sendResource(ctx, driveBody(d, volume), { etag: true });
   },
 
   listSystemSimpleStorage: async (ctx) => {
