@@ -397,7 +397,8 @@ async function main(argv: string[]): Promise<void> {
 
   attachKubeEvents?.(agent.events.hub);
   const what = kubevirtMode ? `VirtualMachine ${namespace}/${vmName}` : `simulated VM ${flags.simName}`;
-  const endpoints = agent.servers.map((s) => `${s.name}=${s.url}`).join(' ');
+  // metrics=<url> last (when served), so a line without it reads as before
+  const endpoints = [...agent.servers.map((s) => `${s.name}=${s.url}`), ...(agent.metrics ? [`metrics=${agent.metrics.url}`] : [])].join(' ');
   stopOnSignals(logger, () => agent.close(), 10_000);
   process.stdout.write(`virtbmc ready: ${what} ${endpoints}\n`);
   logger.info({ endpoints: Object.fromEntries(agent.servers.map((s) => [s.name, s.url])), vm: what }, 'ready');
@@ -506,7 +507,7 @@ async function mainShared(
       agent.apply(next).catch((e: unknown) => logger.error({ err: (e as Error).message }, 'fleet change failed'));
     });
   }
-  process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems redfish=${agent.redfish.url}\n`);
+  process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems redfish=${agent.redfish.url}${agent.metrics ? ` metrics=${agent.metrics.url}` : ''}\n`);
   logger.info({ systems: agent.ids().length, redfish: agent.redfish.url }, 'ready (shared)');
   stopOnSignals(logger, async () => {
     if (flags.fleetFile !== undefined) unwatchFile(flags.fleetFile);
@@ -539,7 +540,7 @@ async function mainKubeVirtFleet(
     shared: await sharedServeOptions(flags, address, lockoutPolicy),
   });
   const { agent } = fleet;
-  process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems from ConfigMap ${configMap.namespace}/${configMap.name} redfish=${agent.redfish.url}\n`);
+  process.stdout.write(`virtbmc ready: shared ${agent.ids().length} systems from ConfigMap ${configMap.namespace}/${configMap.name} redfish=${agent.redfish.url}${agent.metrics ? ` metrics=${agent.metrics.url}` : ''}\n`);
   logger.info({ systems: agent.ids().length, redfish: agent.redfish.url, configMap: `${configMap.namespace}/${configMap.name}` }, 'ready (shared, KubeVirt)');
   stopOnSignals(logger, () => fleet.close(), 10_000);
 }

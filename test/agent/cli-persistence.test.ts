@@ -14,7 +14,7 @@ import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { startEmulator, vmFixture } from '../backend/kubevirt-fixtures.js';
 import { haveCommand, requireClient } from '../helpers/clients.js';
 import { run } from '../helpers/exec.js';
-import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
+import { spawnVirtbmc, untilReady } from '../helpers/virtbmc-process.js';
 
 
 interface Started {
@@ -32,12 +32,7 @@ async function startVirtbmc(args: string[], env: NodeJS.ProcessEnv): Promise<Sta
   let err = '';
   p.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const end = Date.now() + 90_000; // a hang guard: the start is not timed
-  while (!/virtbmc ready/.test(out)) {
-    if (p.exitCode !== null) throw new Error(`virtbmc exited ${p.exitCode}: ${err}`);
-    if (Date.now() > end) throw new Error(`no ready line: ${err}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await untilReady(p); // not timed: the test's timeout stops a hang
   const ipmiPort = Number(/ipmi=udp:\/\/127\.0\.0\.1:(\d+)/.exec(out)![1]);
   return {
     p,

@@ -3,11 +3,10 @@ import { expect } from 'chai';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApiServer } from '../emulator/index.js';
-import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
+import { endpointPort, readyEndpoints, spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
 
 function run(args: string[]): { p: ChildProcess; out: () => string; ready: Promise<void> } {
@@ -35,14 +34,6 @@ async function until(p: ChildProcess, out: () => string, what: string, fn: () =>
   }
 }
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-
 async function systems(port: number, vm: string): Promise<number | string[]> {
   const res = await fetch(`http://127.0.0.1:${port}/redfish/v1/Systems`, { headers: { Authorization: `Basic ${Buffer.from(`admin:pw-${vm}`).toString('base64')}` } });
   if (res.status !== 200) return res.status;
@@ -58,12 +49,16 @@ describe('virtbmc shared mode command line', function () {
     const dir = mkdtempSync(join(tmpdir(), 'virtbmc-fleet-'));
     const file = join(dir, 'fleet.json');
     writeFileSync(file, JSON.stringify({ systems: [{ id: 'ns.one', namespace: 'ns', vm: 'one', ipmiPort: 0 }] }));
-    const port = await freePort();
-    const metricsPort = await freePort();
-    const { p, out, ready } = run(['--fleet-file', file, '--redfish-port', String(port), '--metrics-port', String(metricsPort)]);
+    // port 0: the agent binds free ports and names them in its ready line
+    const { p, out, ready } = run(['--fleet-file', file, '--redfish-port', '0', '--metrics-port', '0']);
+    let port = 0;
+    let metricsPort = 0;
     const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     try {
       await ready;
+      const endpoints = readyEndpoints(out());
+      port = endpointPort(endpoints.redfish);
+      metricsPort = endpointPort(endpoints.metrics);
       expect(out()).to.include('shared 1 systems');
       expect(await systems(port, 'one')).to.deep.equal(['/redfish/v1/Systems/ns.one']);
       // --metrics-port: the same metrics, labelled with the system that answered
@@ -97,11 +92,11 @@ describe('virtbmc shared mode command line', function () {
       data: { 'fleet.json': typeof systems === 'string' ? systems : JSON.stringify({ systems }) },
     });
     emu.create(cm([sys('one')]));
-    const port = await freePort();
-    const { p, out, ready } = run(['--fleet-configmap', 'default/virtbmc-shard-0', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--redfish-port', String(port), '--no-ipmi']);
+    const { p, out, ready } = run(['--fleet-configmap', 'default/virtbmc-shard-0', '--kubeconfig', emu.kubeconfigPath, '--address', '127.0.0.1', '--redfish-port', '0', '--no-ipmi']);
     const poll = (what: string, fn: () => Promise<boolean>) => until(p, out, what, fn);
     try {
       await ready;
+      const port = endpointPort(readyEndpoints(out()).redfish);
       expect(out()).to.include('shared 1 systems from ConfigMap default/virtbmc-shard-0');
       expect(await systems(port, 'one')).to.deep.equal(['/redfish/v1/Systems/default.one']);
       expect(await systems(port, 'two')).to.equal(401);

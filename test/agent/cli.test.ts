@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
+import { endpointPort, readyEndpoints, spawnVirtbmc, untilReady } from '../helpers/virtbmc-process.js';
 
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
@@ -18,14 +18,6 @@ function collect(stream: NodeJS.ReadableStream | null): () => string {
   let buf = '';
   stream?.on('data', (d: Buffer) => (buf += d.toString()));
   return () => buf;
-}
-
-async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe('virtbmc command line', function () {
@@ -49,13 +41,13 @@ describe('virtbmc command line', function () {
   });
 
   it('serves both protocols, prints a ready line, never logs the password, and stops on SIGTERM', async () => {
-    const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--log-level', 'debug'], {
+    const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--metrics-port', '0', '--log-level', 'debug'], {
       BMC_PASSWORD: 'sekr1t-pw',
     });
     const out = collect(p.stdout);
     const err = collect(p.stderr);
     try {
-      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 50_000, 'ready line');
+      await untilReady(p);
       const line = out().split('\n').find((l) => l.startsWith('virtbmc ready'));
       expect(line, err()).to.match(/ipmi=udp:\/\/127\.0\.0\.1:\d+/);
       const m = /redfish=(http:\/\/127\.0\.0\.1:\d+)\/redfish\/v1/.exec(line!);
@@ -65,6 +57,11 @@ describe('virtbmc command line', function () {
         headers: { authorization: 'Basic ' + Buffer.from('admin:sekr1t-pw').toString('base64') },
       });
       expect(res.status).to.equal(200);
+      // the metrics endpoint, last on the line, names the port it bound
+      expect(line).to.match(/ redfish=\S+ metrics=http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      const metrics = await fetch(`http://127.0.0.1:${endpointPort(readyEndpoints(out()).metrics)}/metrics`);
+      expect(metrics.status).to.equal(200);
+      expect(await metrics.text()).to.match(/^virtbmc_requests_total\{[^}]*protocol="redfish"[^}]*\} 1$/m);
       p.kill('SIGTERM');
       const [code] = (await once(p, 'exit')) as [number];
       expect(code).to.equal(0);
@@ -82,7 +79,7 @@ describe('virtbmc command line', function () {
     const out = collect(p.stdout);
     const err = collect(p.stderr);
     try {
-      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 50_000, 'ready line');
+      await untilReady(p);
       const m = /redfish=(http:\/\/127\.0\.0\.1:\d+)\/redfish\/v1/.exec(out());
       expect(m, err()).to.not.equal(null);
       if (during) await during(m![1]!);
@@ -105,9 +102,8 @@ describe('virtbmc command line', function () {
   it('--password: once started, ps and /proc/<pid>/cmdline no longer show the password', async () => {
     // spawnVirtbmc runs node itself (not the tsx wrapper), so p.pid is the agent's own process
     const p = run(['--simulate', '--ipmi-port', '0', '--redfish-port', '0', '--password', 'visible-in-ps-7']);
-    const out = collect(p.stdout);
     try {
-      await waitFor(() => /virtbmc ready/.test(out()) || p.exitCode !== null, 50_000, 'ready line');
+      await untilReady(p);
       const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
       expect(cmdline).to.contain('--password ***');
       expect(cmdline).to.not.contain('visible-in-ps-7');

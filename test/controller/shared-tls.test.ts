@@ -13,7 +13,6 @@ import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sinon from 'sinon';
@@ -22,7 +21,7 @@ import { WorkQueue } from '../../src/controller/workqueue.js';
 import { serviceDnsNames } from '../../src/controller/tls.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { getDeployment, getService, getVmbmc, NS, secretObj, startEnv, vmbmcObj, vmObj, waitReady, type Env } from './fixtures.js';
-import { spawnVirtbmc } from '../helpers/virtbmc-process.js';
+import { endpointPort, readyEndpoints, spawnVirtbmc } from '../helpers/virtbmc-process.js';
 
 const SECRET = 'virtbmc-shard-0-tls';
 
@@ -33,14 +32,6 @@ const ports = (svc: KubeObject | undefined): string[] =>
 const data = (s: KubeObject, k: string): string => Buffer.from((s.data as Record<string, string>)[k]!, 'base64').toString('utf8');
 const sans = (s: KubeObject): string[] => (new X509Certificate(data(s, 'tls.crt')).subjectAltName ?? '').split(', ').map((x) => x.replace(/^DNS:/, ''));
 const membersNames = (...bmcs: string[]): string[] => bmcs.sort().flatMap((n) => serviceDnsNames(`${n}-virtbmc`, NS));
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 
 /** A GET over verified HTTPS to 127.0.0.1:port, presenting `servername` (SNI and the name checked against the certificate). */
 function httpsGet(port: number, servername: string, ca: string, path: string, auth: string): Promise<{ status: number; body: string }> {
@@ -136,8 +127,8 @@ describe('shard agents over HTTPS (shared mode, TLS by default)', function () {
     writeFileSync(join(dir, 'tls.crt'), data(s1, 'tls.crt'));
     writeFileSync(join(dir, 'tls.key'), data(s1, 'tls.key'), { mode: 0o600 });
     writeFileSync(join(dir, 'kubeconfig'), emu.asServiceAccount(NS, 'virtbmc-shard-0').makeKubeConfig().exportConfig());
-    const port = await freePort();
-    const swap: Record<string, string> = { '0.0.0.0': '127.0.0.1', '8443': String(port), '/etc/virtbmc/tls/tls.crt': join(dir, 'tls.crt'), '/etc/virtbmc/tls/tls.key': join(dir, 'tls.key') };
+    // port 0: the agent binds a free port and names it in its ready line
+    const swap: Record<string, string> = { '0.0.0.0': '127.0.0.1', '8443': '0', '/etc/virtbmc/tls/tls.crt': join(dir, 'tls.crt'), '/etc/virtbmc/tls/tls.key': join(dir, 'tls.key') };
     const cli = [...args.map((a) => swap[a] ?? a), '--kubeconfig', join(dir, 'kubeconfig'), '--no-ipmi', '--log-level', 'warn'];
     agent = spawnVirtbmc(cli, { env: { ...process.env, POD_NAMESPACE: NS } });
     let out = '';
@@ -150,6 +141,7 @@ describe('shard agents over HTTPS (shared mode, TLS by default)', function () {
       agent!.once('exit', (code) => reject(new Error(`agent exited ${code}: ${out}`)));
     });
     expect(out).to.match(/shared 3 systems .* redfish=https:\/\//);
+    const port = endpointPort(readyEndpoints(out).redfish);
     const ca = data(s1, 'ca.crt');
     for (const n of ['a', 'b']) {
       const host = `${n}-virtbmc.${NS}.svc`;
