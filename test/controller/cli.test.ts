@@ -46,7 +46,8 @@ describe('virtbmc-controller command', function () {
       emu.create(vmObj('vm'));
       emu.create(secretObj('creds', 'sup3r-secret'));
       emu.create(vmbmcObj('bmc', 'vm', 'creds'));
-      await waitReady(emu, 'bmc', 'True', undefined, 30000);
+      // the child compiles the controller with tsx first (seconds on a loaded core): a hang guard only
+      await waitReady(emu, 'bmc', 'True', undefined, 150_000);
       const lease = () => emu.get('coordination.k8s.io/v1', 'Lease', NS, 'virtbmc-controller-leader')?.spec as { holderIdentity?: string } | undefined;
       expect(lease()?.holderIdentity).to.be.a('string').and.not.equal('');
       child.kill('SIGTERM');

@@ -281,14 +281,11 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     await emu.faults.refuseConnections(true);
     emu.create(vmbmcObj('bmc9', 'vm9', 'creds'));
     // the outage must really reach the controller: its watches drop and the informers restart
-    const deadline = Date.now() + 5000;
-    while ((await informerErrors()) <= before) {
-      if (Date.now() > deadline) expect.fail('the informers never noticed the outage');
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    // (polled: the count is a metric; the test's timeout is the only bound, a hang guard)
+    while ((await informerErrors()) <= before) await new Promise((r) => setTimeout(r, 20));
     expect(getDeployment(emu, 'bmc9-virtbmc'), 'nothing can be created while the API is down').to.equal(undefined);
     await emu.faults.refuseConnections(false);
-    await waitReady(emu, 'bmc9', 'True', undefined, 8000);
+    await waitReady(emu, 'bmc9');
   });
 
   it('auto-creates a VirtualMachineBMC for a labelled VM and removes it when the label goes', async () => {
@@ -388,7 +385,7 @@ describe('virtbmc-controller without KubeVirt installed', function () {
       // it keeps retrying the list (with backoff) rather than giving up
       const lists = () => env.emu.audit.filter((e) => e.resource === 'virtualmachines' && e.verb === 'list').length;
       const before = lists();
-      await env.emu.waitFor(() => lists() > before, 3000);
+      await env.emu.waitFor(() => lists() > before);
     } finally {
       await env.close();
     }

@@ -77,8 +77,8 @@ export function replicas(dep: KubeObject | undefined): number | undefined {
   return (dep?.spec as { replicas?: number } | undefined)?.replicas;
 }
 
-/** Waits until the VMBMC's Ready condition has the given status (and reason, if given). */
-export function waitReady(emu: ApiServerEmulator, name: string, status = 'True', reason?: string, timeoutMs = 5000): Promise<KubeObject> {
+/** Waits until the VMBMC's Ready condition has the given status (and reason, if given); timeoutMs (default: emulator.waitFor's) only stops a hung test. */
+export function waitReady(emu: ApiServerEmulator, name: string, status = 'True', reason?: string, timeoutMs?: number): Promise<KubeObject> {
   return emu.waitFor(() => {
     const o = getVmbmc(emu, name);
     const c = condition(o, 'Ready');

@@ -3,13 +3,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { nullLogger } from '../../src/common/logger.js';
 import { VirtualMachineBMCController } from '../../src/controller/controller.js';
 
-async function until(fn: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) expect.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+/** Resolves after every pending promise callback has run (a macrotask after the microtask queue drains). */
+const microtasksDrained = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('virtbmc-controller workers across leadership terms', () => {
   it('a new term does not reconcile a key while the last term still reconciles it', async () => {
@@ -27,26 +22,35 @@ describe('virtbmc-controller workers across leadership terms', () => {
     let calls = 0;
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    // each reconcile's start, as an event the test awaits (no polling, no deadline)
+    const started: Array<() => void> = [];
+    const start = (n: number): Promise<void> => new Promise((r) => (started[n] = r));
+    const first = start(1);
+    const second = start(2);
     c.reconcile = async () => {
       calls++;
       active++;
       maxActive = Math.max(maxActive, active);
+      started[calls]?.();
       await gate;
       active--;
     };
     try {
       c.startWorkers();
       enqueue('ns/a');
-      await until(() => active === 1, 'the first reconcile');
+      await first;
       // leadership lost, then regained before the in-flight reconcile ended
       const stopped = c.stopWorkers();
       c.startWorkers();
       enqueue('ns/a');
-      await new Promise((r) => setTimeout(r, 50));
+      // a worker that did not wait would have called reconcile within promise callbacks alone
+      // (q.get() resolves at once with the queued key): once they have all run, it has not
+      await microtasksDrained();
       expect(calls, 'the new term waits for the old reconcile').to.equal(1);
       release();
       await stopped;
-      await until(() => calls === 2, 'the new term reconciling the key');
+      await second;
+      expect(calls).to.equal(2);
       expect(maxActive).to.equal(1);
     } finally {
       release();

@@ -24,23 +24,34 @@ describe('controller work queue', () => {
     expect(await q.get()).to.equal(undefined);
   });
 
-  it('backs off exponentially per key and forgets on success', async () => {
-    const q = new WorkQueue({ baseDelayMs: 5, maxDelayMs: 40 });
-    expect(q.addRateLimited('k')).to.equal(5);
-    const t0 = Date.now();
-    expect(await q.get()).to.equal('k');
-    expect(Date.now() - t0).to.be.at.least(4);
-    q.done('k');
-    expect(q.addRateLimited('k')).to.equal(10);
-    expect(await q.get()).to.equal('k');
-    q.done('k');
-    expect(q.addRateLimited('k')).to.equal(20);
-    expect(q.addRateLimited('x')).to.equal(5);
-    for (let i = 0; i < 5; i++) q.addRateLimited('y');
-    expect(q.addRateLimited('y')).to.equal(40);
-    q.forget('k');
-    expect(q.retries('k')).to.equal(0);
-    q.shutdown();
+  it('backs off exponentially per key and forgets on success (fake clock)', async () => {
+    const clock = sinon.useFakeTimers();
+    try {
+      const q = new WorkQueue({ baseDelayMs: 5, maxDelayMs: 40 });
+      /** the key comes out of the queue exactly `ms` after it was re-added, not a tick earlier */
+      const dueAfter = async (ms: number): Promise<void> => {
+        let got: string | undefined;
+        void q.get().then((k) => (got = k));
+        await clock.tickAsync(ms - 1);
+        expect(got, `not before its ${ms} ms`).to.equal(undefined);
+        await clock.tickAsync(1);
+        expect(got).to.equal('k');
+        q.done('k');
+      };
+      expect(q.addRateLimited('k')).to.equal(5);
+      await dueAfter(5);
+      expect(q.addRateLimited('k')).to.equal(10);
+      await dueAfter(10);
+      expect(q.addRateLimited('k')).to.equal(20);
+      expect(q.addRateLimited('x')).to.equal(5);
+      for (let i = 0; i < 5; i++) q.addRateLimited('y');
+      expect(q.addRateLimited('y')).to.equal(40);
+      q.forget('k');
+      expect(q.retries('k')).to.equal(0);
+      q.shutdown();
+    } finally {
+      clock.restore();
+    }
   });
 
   it('a sooner retry replaces a later one that is still pending (earliest wins)', async () => {

@@ -85,7 +85,13 @@ export interface ApiServerEmulator {
   applyYaml(text: string): KubeObject[];
   /** like an API DELETE with background propagation (finalizers respected) */
   delete(apiVersion: string, kind: string, namespace: string | undefined, name: string): void;
-  /** polls fn every 5 ms until it returns a truthy value; rejects after timeoutMs (default 10000, a hang guard) */
+  /**
+   * Resolves with fn's first truthy value. fn is checked again after every change of the store
+   * (an event: no poll delay for conditions on API objects) and at least every 25 ms (for
+   * conditions on other state: a test's own variables, a client's cache). Rejects after timeoutMs
+   * (default 30000: a hang guard longer than most tests' own timeout, not a bound on how fast
+   * anything happens) or when the emulator is closed.
+   */
   waitFor<T>(fn: () => T | undefined | false, timeoutMs?: number): Promise<T>;
   /**
    * Resolves once the emulated controllers (KubeVirt, CDI, workloads, garbage collection) have no
@@ -193,6 +199,22 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
   writeFileSync(kubeconfigPath, kubeconfigYaml, { mode: 0o600 });
 
   let closed = false;
+  // waitFor's wake-ups: the next store change (checked once the write that made it has returned),
+  // or 25 ms, whichever comes first
+  const changeWaiters = new Set<() => void>();
+  store.onEvent(() => {
+    for (const wake of [...changeWaiters]) wake();
+  });
+  const nextChange = (): Promise<void> =>
+    new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        changeWaiters.delete(wake);
+        setImmediate(resolve);
+      };
+      const timer = setTimeout(wake, 25);
+      changeWaiters.add(wake);
+    });
   const emu: ApiServerEmulator = {
     url,
     kubeconfigPath,
@@ -238,13 +260,14 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
       store.delete(registry.mustByKind(apiVersion, kind), namespace, name);
     },
     // the deadline only stops a hung test (a loaded CI machine delays timers): keep it generous
-    async waitFor<T>(fn: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+    async waitFor<T>(fn: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const v = fn();
         if (v) return v;
+        if (closed) throw new Error('emulator.waitFor: the emulator was closed before the condition held');
         if (Date.now() > deadline) throw new Error(`emulator.waitFor: condition not met within ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 5));
+        await nextChange();
       }
     },
     faults: {
@@ -281,6 +304,7 @@ export async function startApiServer(opts: EmulatorOptions = {}): Promise<ApiSer
     async close() {
       if (closed) return;
       closed = true;
+      for (const wake of [...changeWaiters]) wake(); // pending waitFor calls reject now
       clock.close();
       serialConsoles?.close();
       await server.close();
