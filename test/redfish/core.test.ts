@@ -224,13 +224,14 @@ describe('Redfish core', () => {
     s.on('error', () => undefined);
     s.write('POST /redfish/v1/SessionService/Sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
     const chunk = Buffer.alloc(4096, 0x20);
-    const deadline = Date.now() + 4000;
+    const frame = Buffer.concat([Buffer.from(`${chunk.length.toString(16)}\r\n`), chunk, Buffer.from('\r\n')]);
+    const ended = new Promise<void>((r) => s.once('close', () => r()));
     try {
-      while (!closed && Date.now() < deadline) {
-        s.write(`${chunk.length.toString(16)}\r\n`);
-        s.write(chunk);
-        s.write('\r\n');
-        await new Promise((r) => setTimeout(r, 2));
+      // an endless body, paced by the socket (its drain event) and not by a clock; no deadline of
+      // its own: if the server read on forever, the test's timeout would stop it
+      while (!closed) {
+        if (s.write(frame)) await new Promise((r) => setImmediate(r));
+        else await Promise.race([new Promise((r) => s.once('drain', r)), ended]);
       }
       expect(got.split('\r\n')[0]).to.equal('HTTP/1.1 413 Payload Too Large');
       expect(closed, 'connection closed by the server').to.equal(true);
