@@ -84,6 +84,28 @@ describe('ipmi fuzz', function () {
 
       const fuzz = new UdpPeer(server.port);
       await fuzz.ready();
+      // A barrier instead of sleeps: an ASF ping sent after a batch is answered once the server has
+      // read every datagram before it (one socket, in order). Its pong echoes the RMCP sequence and
+      // the tag, a pair the corpus's pings (sequence 0xff, tag 7) do not carry unmutated.
+      let barriers = 0;
+      const barrier = async (): Promise<void> => {
+        const seq = barriers % 0xff; // 0..0xfe: 0xff is the corpus's "no ACK" value
+        const tag = 0x80 | (barriers++ % 0x80);
+        const ping = encodeAsfPing(tag);
+        ping[2] = seq;
+        fuzz.drain(); // replies to the fuzz so far
+        fuzz.sendRaw(ping);
+        for (;;) {
+          // a reply may be lost only to a full socket buffer (a batch is far smaller): a long
+          // receive limit, then the ping again, rather than a bound on how fast the server reads
+          const r = await fuzz.receive(30_000);
+          if (r === undefined) {
+            fuzz.sendRaw(ping);
+            continue;
+          }
+          if (r.length >= 10 && r[3] === 0x06 && r[2] === seq && r[8] === 0x40 && r[9] === tag) return;
+        }
+      };
       const kinds: Record<string, number> = {};
       for (let i = 0; i < 5000; i++) {
         const base = corpus[int(corpus.length)]!;
@@ -126,9 +148,9 @@ describe('ipmi fuzz', function () {
         }
         kinds[k] = (kinds[k] ?? 0) + 1;
         fuzz.sendRaw(d);
-        if (i % 100 === 99) await new Promise((r) => setTimeout(r, 5));
+        if (i % 100 === 99) await barrier();
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await barrier(); // all 5000 read before the clock moves on
       fuzz.close();
       expect(Object.keys(kinds)).to.have.length(7);
 
