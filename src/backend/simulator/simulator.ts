@@ -68,7 +68,23 @@ export interface SimulatorOptions {
   mediaInsertDelayMs?: number;
   /** How the image URL is checked before an insert (timeout, TLS trust of https servers). */
   mediaProbe?: ProbeOptions;
+  /**
+   * The timers behind the power transitions and the media insert steps (default: the global ones).
+   * Tests pass their own to step through a transition deterministically.
+   */
+  timers?: SimulatorTimers;
 }
+
+/** setTimeout/clearTimeout as the simulator uses them. */
+export interface SimulatorTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const GLOBAL_TIMERS: SimulatorTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
 
 /** What the simulated firmware booted from, newest last: lets tests observe once/continuous. */
 export interface BootRecord {
@@ -128,8 +144,9 @@ export class SimulatedMachine implements Machine {
   private generation = 1;
   private available = true;
   private stale: { message: string; since: Date } | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly mediaTimers = new Map<MediaSlotId, NodeJS.Timeout>();
+  private timer: unknown;
+  private readonly mediaTimers = new Map<MediaSlotId, unknown>();
+  private readonly timers: SimulatorTimers;
   /** Slots whose image URL is being checked (an insert in its first phase); eject removes the entry */
   private readonly mediaProbing = new Map<MediaSlotId, symbol>();
   private readonly mediaProbe: ProbeOptions;
@@ -173,6 +190,7 @@ export class SimulatedMachine implements Machine {
     this.powerOffDelayMs = opts.powerOffDelayMs ?? 0;
     this.mediaInsertDelayMs = opts.mediaInsertDelayMs ?? 0;
     this.mediaProbe = opts.mediaProbe ?? {};
+    this.timers = opts.timers ?? GLOBAL_TIMERS;
     this.acpiListening = opts.acpiListening ?? true;
     this.media.set('Cd', { id: 'Cd', kind: 'cd', name: 'Virtual CD', state: 'empty', writeProtected: true });
     this.media.set('UsbStick', { id: 'UsbStick', kind: 'usb', name: 'Virtual USB Stick', state: 'empty', writeProtected: true });
@@ -416,7 +434,7 @@ export class SimulatedMachine implements Machine {
   private mediaStep(slotId: MediaSlotId, n: number): void {
     this.mediaTimers.set(
       slotId,
-      setTimeout(() => {
+      this.timers.setTimeout(() => {
         this.mediaTimers.delete(slotId);
         const s = this.slot(slotId);
         if (s.state !== 'inserting') return;
@@ -434,7 +452,7 @@ export class SimulatedMachine implements Machine {
     this.check();
     const slot = this.slot(slotId);
     const t = this.mediaTimers.get(slotId);
-    if (t) clearTimeout(t);
+    if (t !== undefined) this.timers.clearTimeout(t);
     this.mediaTimers.delete(slotId);
     this.mediaProbing.delete(slotId);
     if (slot.state === 'empty') return { ...slot };
@@ -450,7 +468,7 @@ export class SimulatedMachine implements Machine {
 
   async close(): Promise<void> {
     this.cancelTimer();
-    for (const t of this.mediaTimers.values()) clearTimeout(t);
+    for (const t of this.mediaTimers.values()) this.timers.clearTimeout(t);
     this.mediaTimers.clear();
     this.console_.close();
     this.events.removeAllListeners();
@@ -507,14 +525,14 @@ export class SimulatedMachine implements Machine {
       return;
     }
     this.setPower(via);
-    this.timer = setTimeout(() => {
+    this.timer = this.timers.setTimeout(() => {
       this.timer = undefined;
       done();
     }, delayMs);
   }
 
   private cancelTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
     this.timer = undefined;
   }
 
