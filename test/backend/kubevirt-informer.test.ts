@@ -7,8 +7,9 @@ import { KubeApiError, KubeClient } from '../../src/kube/client.js';
 import { Resources } from '../../src/kube/resources.js';
 import type { VirtualMachine } from '../../src/backend/kubevirt/types.js';
 
+/** Polls fn; the deadline only stops a hung test (what it waits for takes milliseconds). */
 async function until(fn: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + 30_000;
   while (!fn()) {
     if (Date.now() > deadline) expect.fail(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));

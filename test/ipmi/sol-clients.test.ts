@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { run } from '../helpers/exec.js';
 import { requireClient } from '../helpers/clients.js';
+import { untilReady } from '../helpers/virtbmc-process.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -246,11 +247,8 @@ describe('SOL with real clients in a pty @e2e', function () {
       const netns = `--net=/proc/${agent.pid}/ns/net`;
       const inNs = (cmd: string, ...args: string[]) => run('nsenter', [netns, cmd, ...args]);
       const creds = ['-h', '127.0.0.1', '-u', ADMIN.username, '-p', ADMIN.password];
-      // ready when IPMI answers inside the namespace
-      const deadline = Date.now() + 30_000;
-      while ((await inNs('ipmitool', '-I', 'lanplus', '-C', '17', '-H', '127.0.0.1', '-U', ADMIN.username, '-P', ADMIN.password, '-N', '1', '-R', '1', 'power', 'status')).code !== 0) {
-        if (Date.now() > deadline) throw new Error('virtbmc did not come up in its namespace');
-      }
+      // ready once it printed its ready line (it listens by then); the suite's timeout stops a hang
+      await untilReady(agent);
       const p = pty(['nsenter', netns, 'ipmiconsole', ...creds, '-I', '17']);
       await p.expect('[SOL established]');
       expect((await inNs('ipmipower', ...creds, '-D', 'LAN_2_0', '--on')).out).to.include('ok');
