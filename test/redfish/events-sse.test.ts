@@ -207,7 +207,10 @@ describe('Redfish SSE stream', function () {
       await until(() => s.raw.includes('retry: '), 'the stream preamble');
       expect(beats()).to.equal(0);
       clock.tick(SSE_HEARTBEAT_SECONDS * 1000 - 1);
-      await new Promise((r) => setTimeout(r, 50));
+      // a marker behind anything the tick wrote: the stream is ordered, so once this event is
+      // here a heartbeat written before it would be too (no sleep to "let it arrive")
+      await t.sim.power('on');
+      await until(() => s.raw.includes('ResourcePoweredOn'), 'the marker event');
       expect(beats(), 'no heartbeat before the interval').to.equal(0);
       clock.tick(1);
       await until(() => beats() === 1, 'the first heartbeat');
