@@ -7,7 +7,8 @@
 import { expect } from 'chai';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { BackendError, type PowerAction } from '../../src/backend/types.js';
-import { nullLogger } from '../../src/common/logger.js';
+import { Writable } from 'node:stream';
+import { createLogger, nullLogger } from '../../src/common/logger.js';
 import { IDEMPOTENCY_WINDOW_MS, IdempotencyCache } from '../../src/redfish/core/idempotency.js';
 import type { RedfishContext } from '../../src/redfish/core/types.js';
 import { startRedfishServer } from '../../src/redfish/server.js';
@@ -48,12 +49,27 @@ describe('Redfish idempotent actions', function () {
   let server: ProtocolServer;
   let base: string;
   let clock: number;
+  /** the server's log lines so far, and who waits for the next one */
+  let logLines: string[];
+  let logWaiters: (() => void)[];
+  const untilLogged = async (text: string): Promise<void> => {
+    while (!logLines.some((l) => l.includes(text))) await new Promise<void>((r) => logWaiters.push(r));
+  };
 
   beforeEach(async () => {
     clock = Date.parse('2026-01-01T00:00:00Z');
     machine = new GatedMachine({ initialPower: 'On' });
+    logLines = [];
+    logWaiters = [];
+    const sink = new Writable({
+      write(chunk, _e, cb) {
+        logLines.push(String(chunk));
+        for (const w of logWaiters.splice(0)) w();
+        cb();
+      },
+    });
     server = await startRedfishServer(
-      { address: '127.0.0.1', port: 0, machine, users: [ADMIN, OPERATOR, READONLY], logger: nullLogger() },
+      { address: '127.0.0.1', port: 0, machine, users: [ADMIN, OPERATOR, READONLY], logger: createLogger('info', sink) },
       { now: () => new Date(clock) },
     );
     base = `http://127.0.0.1:${server.port}`;
@@ -79,8 +95,10 @@ describe('Redfish idempotent actions', function () {
     const first = post(RESET, { ResetType: 'PowerCycle' }, key);
     await machine.waitCalls(1);
     const retry = post(RESET, { ResetType: 'PowerCycle' }, key);
-    // the retry is waiting, not running: still one call
-    await new Promise((r) => setTimeout(r, 50));
+    // the retry has reached the key's entry and waits on the first answer (the server says so
+    // before it waits): it runs nothing, still one call
+    await untilLogged('redfish retry answered with the first answer');
+    expect(logLines.find((l) => l.includes('redfish retry answered'))).to.include('"inFlight":true');
     expect(machine.calls).to.deep.equal(['powerCycle']);
     machine.release();
     const [a, b] = await Promise.all([first, retry]);
