@@ -129,8 +129,8 @@ export async function newMachine(
   return m;
 }
 
-/** Poll until fn returns a truthy value (errors are retried). The deadline only stops a hung test: generous, as a loaded CI machine delays timers. */
-export async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 10_000): Promise<T> {
+/** Poll until fn returns a truthy value (errors are retried). The deadline only stops a hung test: 30 s, past most tests' own timeout, as a loaded CI machine delays timers. */
+export async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -145,7 +145,7 @@ export async function until<T>(fn: () => Promise<T | undefined | false> | T | un
   }
 }
 
-export async function waitPower(m: { getPowerState(): Promise<PowerState> }, want: PowerState, timeoutMs = 10_000): Promise<void> {
+export async function waitPower(m: { getPowerState(): Promise<PowerState> }, want: PowerState, timeoutMs = 30_000): Promise<void> {
   await until(async () => (await m.getPowerState()) === want, `power state ${want}`, timeoutMs);
 }
 
