@@ -45,16 +45,26 @@ const OID_EXT_KEY_USAGE = '2.5.29.37';
 const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const OID_SUBJECT_KEY_ID = '2.5.29.14';
 
+/**
+ * A certificate serial from 16 random bytes: positive (top bit clear) and minimal as DER requires
+ * (X.690 8.3.2: the first nine bits of an INTEGER are not all zero, so the first byte is never 00h
+ * before a byte below 80h). Setting bit 6 of the first byte does both: 126 random bits, always 16
+ * bytes. (With only the top bit cleared, 1 serial in 256 began 00h 0xh, and OpenSSL refused the
+ * certificate: "asn1 illegal padding".)
+ */
+export function serialFrom(random: Uint8Array): Uint8Array {
+  const serial = Uint8Array.from(random);
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
+  return serial;
+}
+
 export async function mintSelfSigned(o: MintOptions): Promise<MintedCertificate> {
   if (o.dnsNames.length === 0) throw new Error('a certificate needs at least one DNS name');
   engine();
   const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const cert = new pkijs.Certificate();
   cert.version = 2;
-  // positive 128-bit serial (top bit cleared: DER INTEGER stays positive)
-  const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f;
-  cert.serialNumber = new asn1js.Integer({ valueHex: serial });
+  cert.serialNumber = new asn1js.Integer({ valueHex: serialFrom(randomBytes(16)) });
   const name = new pkijs.RelativeDistinguishedNames({
     typesAndValues: [new pkijs.AttributeTypeAndValue({ type: OID_CN, value: new asn1js.Utf8String({ value: o.dnsNames[0]!.slice(0, 64) }) })],
   });
