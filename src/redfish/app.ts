@@ -7,6 +7,7 @@
  * every 201; POST to a collection's /Members creates like POST to it; `only` on collections.
  */
 import Router from '@koa/router';
+import type http from 'node:http';
 import Koa from 'koa';
 import { countSessions, observeRequest } from '../common/metrics.js';
 import { newRequestId, type Logger } from '../common/logger.js';
@@ -16,6 +17,7 @@ import { RedfishError, errorBody } from './core/errors.js';
 import { idempotencyOf, isAction, isExactlyOnce } from './core/idempotency.js';
 import { JSON_TYPE, ODATA_VERSION, etagOfAnswer, jsonOfBody } from './core/odata.js';
 import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
+import { FAST_OPERATIONS, fastGetHandler, type FastGetStats, type FastRoute } from './fast-get.js';
 import { serveUi } from './ui.js';
 
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -200,6 +202,21 @@ export interface RedfishTenancy {
 
 export { normalizePath };
 
+/** The fast path's routes and helpers per app (per-VM apps only), for redfishCallback. */
+const fastSources = new WeakMap<object, Parameters<typeof fastGetHandler>[0]>();
+
+/**
+ * The node:http request listener of a Redfish app: the GET/HEAD fast path (./fast-get.ts) in
+ * front of koa for a per-VM app, koa alone otherwise (shared mode) or when `fast` is false.
+ * `stats` counts what the fast path served and passed on (tests).
+ */
+export function redfishCallback(app: Koa<RedfishState>, opts: { fast?: boolean; stats?: FastGetStats } = {}): http.RequestListener {
+  const koa = app.callback();
+  const src = fastSources.get(app);
+  if (!src || opts.fast === false) return koa;
+  return fastGetHandler(src, koa, opts.stats);
+}
+
 export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationHandlers[], tenancy?: RedfishTenancy): Koa<RedfishState> {
   const bound = bindHandlers(modules);
   countSessions(deps.machine, 'redfish', () => deps.sessions.list().length);
@@ -241,6 +258,16 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
   const router = new Router<RedfishState>({ methods: SERVED_METHODS });
   /** Link header per @odata.type ('' = none); the types are the service's own, so few */
   const linkCache = new Map<string, string>();
+  /** The Link header value of an @odata.type ('' = none) */
+  const linkOf = (type: unknown): string => {
+    if (typeof type !== 'string') return '';
+    let link = linkCache.get(type);
+    if (link === undefined) {
+      link = describedBy(type) ?? '';
+      if (linkCache.size < 256) linkCache.set(type, link);
+    }
+    return link;
+  };
 
   /** Serve one bound route: auth, checks, body, handler, then the protocol headers. */
   const serve = async (rctx: RedfishContext, b: BoundRoute, only: boolean): Promise<void> => {
@@ -286,12 +313,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       }
       ctx.set('Allow', allowFor(b.def.koaPath, rctx.state.user?.role));
       if (isObject && ctx.status === 200) {
-        const type = body['@odata.type'];
-        let link = typeof type === 'string' ? linkCache.get(type) : undefined;
-        if (link === undefined && typeof type === 'string' && linkCache.size < 256) {
-          link = describedBy(type) ?? '';
-          linkCache.set(type, link);
-        }
+        const link = linkOf(body['@odata.type']);
         if (link) ctx.set('Link', link);
         // ETag on every JSON resource, collections included (handlers that PATCH set their own)
         if (!ctx.response.get('ETag')) {
@@ -347,6 +369,25 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     }
     return m;
   };
+
+  // The GET/HEAD fast path (./fast-get.ts, per-VM mode): the exact paths of its operations
+  // without parameters to decode beyond the fixed ids, routed by this table as koa would route them.
+  if (!tenancy) {
+    const fast = new Map<string, FastRoute>();
+    for (const [path, list] of byPath) {
+      const b = list.find((x) => x.def.method === 'GET' && FAST_OPERATIONS.has(x.def.operationId));
+      if (!b) continue;
+      // the concrete path: each parameter the one id this service has
+      const concrete = path.replace(/:(\w+)/g, (_m, name: string) =>
+        name === 'ComputerSystemId' ? deps.ids.system : name === 'ManagerId' ? deps.ids.manager : name === 'ChassisId' ? deps.ids.chassis : `:${name}`,
+      );
+      if (concrete.includes(':')) continue;
+      const m = match(concrete, 'GET');
+      if (layerRoute.get(m.pathAndMethod[0]) !== b) continue;
+      fast.set(concrete, { def: b.def, handler: b.handler, params: m.params });
+    }
+    fastSources.set(app, { deps, routes: fast, allowFor, linkOf });
+  }
 
   // Request id, child logger, Redfish error bodies, OData-Version on every answer.
   app.use(async (ctx, next) => {

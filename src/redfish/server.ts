@@ -8,7 +8,7 @@ import https from 'node:https';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProtocolServer, ProtocolServerOptions } from '../accounts/types.js';
-import { createRedfishApp } from './app.js';
+import { createRedfishApp, redfishCallback } from './app.js';
 import { attachConsoleWebSocket, type ConsoleSource } from './console-ws.js';
 import { NetworkModel } from '../common/network.js';
 import { errorBody } from './core/errors.js';
@@ -149,7 +149,7 @@ export async function startRedfishServer(
 ): Promise<ProtocolServer> {
   const deps = await createRedfishDeps(opts, internals);
   const app = createRedfishApp(deps, internals.modules ?? allModules);
-  return listenRedfish(app.callback(), opts, deps.certificate, deps);
+  return listenRedfish(redfishCallback(app), opts, deps.certificate, deps);
 }
 
 /** The Redfish listener (HTTP, or HTTPS with plain HTTP redirected/refused) around a koa callback. */

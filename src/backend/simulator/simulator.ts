@@ -212,6 +212,8 @@ export class SimulatedMachine implements Machine {
    */
   setStale(message: string | undefined): void {
     this.stale = message === undefined ? undefined : { message, since: this.stale?.since ?? new Date() };
+    // the snapshot's health changed: a reader's view did
+    this.generation++;
   }
 
   /** Resolves when no power transition is pending. */

@@ -202,6 +202,38 @@ export function authenticate(ctx: RedfishContext): void {
   ctx.state.user = user;
 }
 
+/**
+ * The GET fast path's authentication (src/redfish/fast-get.ts): the user when the request's
+ * credentials are a live session's token or Basic credentials the verified-credentials cache
+ * already holds and the pair is not locked out, recording the success exactly as authenticate()
+ * does; undefined otherwise, with nothing recorded, so the koa path authenticates it from scratch
+ * (401, 429, the compare and the lockout bookkeeping of a miss all happen there, once).
+ */
+export function authenticateKnown(
+  deps: RedfishDeps,
+  token: string | undefined,
+  authorization: string | undefined,
+  address: string,
+): UserAccount | undefined {
+  if (token) {
+    const session = deps.sessions.authenticate(token);
+    return session ? deps.users.find((u) => u.username === session.username) : undefined;
+  }
+  if (!authorization) return undefined;
+  const verified = verifiedOf(deps);
+  if (!verified) return undefined;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(authorization);
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1] as string, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) return undefined;
+  const username = decoded.slice(0, colon);
+  if (deps.lockout.check(address, username)) return undefined;
+  const hit = verified.lookup(deps.users, username, decoded.slice(colon + 1));
+  if (hit) deps.lockout.recordSuccess(address, hit.username);
+  return hit;
+}
+
 /** Operations a user whose PasswordChangeRequired is set may still use (own account, own sessions). */
 const PASSWORD_CHANGE_ALLOWED = new Set(['getAccount', 'patchAccount', 'getSession', 'deleteSession', 'getServiceRoot']);
 

@@ -77,6 +77,51 @@ export function etagOfAnswer(body: Record<string, unknown>): string {
 }
 
 /**
+ * A resource answer made once to be sent many times (sendPrepared): the body with its
+ * @odata.etag, the ETag, and the JSON text the app sends, recorded for the payload (jsonOfBody).
+ * The payload is frozen: it is shared by every answer that sends it.
+ */
+export interface PreparedResource {
+  readonly payload: Readonly<Record<string, unknown>>;
+  readonly etag: string;
+}
+
+/** What sendResource(ctx, body, { etag: true }) sends for `body`, made once (PreparedResource). */
+export function prepareResource(body: Record<string, unknown>): PreparedResource {
+  const json = plainJson(body);
+  const etag = json !== undefined ? etagOfJson(json) : etagOf(body);
+  // Object.assign, not `{ ...body, '@odata.etag': etag }`: on Node 20 a literal that starts with a
+  // spread and then adds a key (or a key set on a spread copy) leaves ~860 B per Systems/1 GET
+  // surviving young-generation GCs, which grew the agent's RSS by ~40 MB over 1,000,000 GETs
+  // (bench/scale-spread.ts, docs/scale.md "Memory after load"). The bodies are built by our
+  // resource code (schema property names as keys), so no own `__proto__` key reaches the setter.
+  const payload = Object.assign({}, body, { '@odata.etag': etag });
+  // the text of payload: @odata.etag is a new key (body had none), so JSON.stringify puts it last
+  if (json !== undefined) {
+    const tail = `"@odata.etag":${JSON.stringify(etag)}}`;
+    sentJson.set(payload, json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`);
+  }
+  return { payload: Object.freeze(payload), etag };
+}
+
+/**
+ * Send a prepared resource: ETag header, 304 for a GET/HEAD whose If-None-Match names it (or *),
+ * else the payload (sendResource with `etag`, without making the body again).
+ */
+export function sendPrepared(ctx: RedfishContext, prepared: PreparedResource, status = 200): void {
+  const { etag } = prepared;
+  ctx.set('ETag', etag);
+  const inm = ctx.get('If-None-Match');
+  if ((ctx.method === 'GET' || ctx.method === 'HEAD') && inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
+    ctx.status = 304;
+    return;
+  }
+  ctx.status = status;
+  ctx.type = JSON_TYPE;
+  ctx.body = prepared.payload;
+}
+
+/**
  * Send a resource: JSON, OData-Version, and with `etag` an ETag header plus @odata.etag.
  * A GET (or HEAD) with a matching If-None-Match answers 304. OData-Version is set by the app for every answer.
  */
@@ -85,31 +130,10 @@ export function sendResource(
   body: Record<string, unknown>,
   opts: { etag?: boolean; status?: number } = {},
 ): void {
-  let payload = body;
-  if (opts.etag) {
-    const json = plainJson(body);
-    const etag = json !== undefined ? etagOfJson(json) : etagOf(body);
-    // Object.assign, not `{ ...body, '@odata.etag': etag }`: on Node 20 a literal that starts with a
-    // spread and then adds a key (or a key set on a spread copy) leaves ~860 B per Systems/1 GET
-    // surviving young-generation GCs, which grew the agent's RSS by ~40 MB over 1,000,000 GETs
-    // (bench/scale-spread.ts, docs/scale.md "Memory after load"). The bodies are built by our
-    // resource code (schema property names as keys), so no own `__proto__` key reaches the setter.
-    payload = Object.assign({}, body, { '@odata.etag': etag });
-    // the text of payload: @odata.etag is a new key (body had none), so JSON.stringify puts it last
-    if (json !== undefined) {
-      const tail = `"@odata.etag":${JSON.stringify(etag)}}`;
-      sentJson.set(payload, json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`);
-    }
-    ctx.set('ETag', etag);
-    const inm = ctx.get('If-None-Match');
-    if ((ctx.method === 'GET' || ctx.method === 'HEAD') && inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) {
-      ctx.status = 304;
-      return;
-    }
-  }
+  if (opts.etag) return sendPrepared(ctx, prepareResource(body), opts.status);
   ctx.status = opts.status ?? 200;
   ctx.type = JSON_TYPE;
-  ctx.body = payload;
+  ctx.body = body;
 }
 
 /** A resource collection body. */

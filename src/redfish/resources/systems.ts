@@ -15,7 +15,7 @@ import {
 } from '../../backend/types.js';
 import { REDFISH_BOOT_TARGET } from '../../events/machine.js';
 import { RedfishError, fromBackendError } from '../core/errors.js';
-import { checkIfMatch, collection, sendResource } from '../core/odata.js';
+import { checkIfMatch, collection, prepareResource, sendPrepared, sendResource, type PreparedResource } from '../core/odata.js';
 import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
 import type { OperationHandlers, RedfishContext, RedfishDeps } from '../core/types.js';
 import {
@@ -169,6 +169,39 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities, writable: Writabl
 
 const writableOf = (machine: Machine): WritableTree => systemWritable(machine.capabilities, machine.setAssetTag !== undefined);
 
+/**
+ * The Systems/1 answer per deps (one per machine, one per tenant in shared mode), with the state it
+ * was made from: the snapshot generation (backend/types.ts: it moves with every change a snapshot
+ * shows: power, boot override, media, system info) and the serial console's state (IPMI SOL
+ * enabled, which is the agent's, not the machine's). Only kept while health is OK: a degraded
+ * backend re-reads on every request, and its Status carries a message and time.
+ */
+interface SystemMemo {
+  generation: number;
+  sol: boolean;
+  prepared: PreparedResource;
+}
+const systemMemo = new WeakMap<RedfishDeps, SystemMemo>();
+
+/**
+ * The Systems/1 answer (prepareResource of systemBody): the one made for the same generation and
+ * serial console state when there is one, so a GET between two changes costs a snapshot instead
+ * of the body, its JSON text and its ETag (docs/redfish.md "Performance").
+ */
+async function preparedSystem(ctx: RedfishContext): Promise<PreparedResource> {
+  const deps = ctx.state.deps;
+  const machine = deps.machine;
+  const snap = await backend(machine.snapshot());
+  const healthy = (snap.health?.status ?? 'OK') === 'OK';
+  const sol = deps.ipmiPort !== undefined && (deps.serialConsole?.() ?? false);
+  const memo = systemMemo.get(deps);
+  if (healthy && memo !== undefined && memo.generation === snap.generation && memo.sol === sol) return memo.prepared;
+  const prepared = prepareResource(systemBody(snap, machine.capabilities, writableOf(machine), deps));
+  if (healthy) systemMemo.set(deps, { generation: snap.generation, sol, prepared });
+  else systemMemo.delete(deps);
+  return prepared;
+}
+
 async function currentSystem(ctx: RedfishContext): Promise<Record<string, unknown>> {
   const machine = ctx.state.deps.machine;
   return systemBody(await backend(machine.snapshot()), machine.capabilities, writableOf(machine), ctx.state.deps);
@@ -197,7 +230,7 @@ export const handlers: OperationHandlers = {
 
   getSystem: async (ctx) => {
     requireId(ctx, 'ComputerSystemId', SYSTEM_ID, 'ComputerSystem');
-    sendResource(ctx, await currentSystem(ctx), { etag: true });
+    sendPrepared(ctx, await preparedSystem(ctx));
   },
 
   patchSystem: async (ctx) => {

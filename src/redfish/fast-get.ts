@@ -1,0 +1,251 @@
+/**
+ * The GET/HEAD fast path (issue 16, docs/redfish.md "Performance"): a node:http request handler in
+ * front of the koa app that answers the hottest resources (the system, manager and chassis, their
+ * collections and the service root) without koa's context, middleware chain and response
+ * machinery, and hands every other request to koa untouched.
+ *
+ * It runs the same resource handler (through a small context with the few members GET handlers
+ * use) and the same steps as the app's middleware, in the same order, so the answer is the koa
+ * path's byte for byte (status, every header in the same order, body; test/redfish/fast-get.test.ts
+ * compares both). It only takes requests it can answer completely:
+ * - GET or HEAD of one of those paths exactly (no query string, no trailing slash), no request
+ *   body, an OData-Version header absent or 4.0, debug logging off (the koa path logs each request);
+ * - per-VM mode (shared mode's tenancy rewrites answers in koa);
+ * - authenticated by a live session token or by Basic credentials the verified-credentials cache
+ *   holds, not locked out (core/auth.ts authenticateKnown), with the route's privileges and no
+ *   pending PasswordChangeRequired.
+ * Anything else — wrong or new credentials, lockout, 403, a handler that throws (backend outage),
+ * a handler that sets something this context does not model — goes to koa, which does it all from
+ * the start; nothing the fast path did before handing over changes an answer (the session's
+ * last-used time and the lockout's success record are set again by koa, to the same values).
+ * Metrics: the same observeRequest call per answer as the app's, once per request.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { observeRequest } from '../common/metrics.js';
+import type { Logger } from '../common/logger.js';
+import type { RouteDef } from '../../generated/redfish/routes.js';
+import { authenticateKnown, authorize, passwordChangeGate } from './core/auth.js';
+import { JSON_TYPE, ODATA_VERSION, etagOfAnswer, jsonOfBody } from './core/odata.js';
+import type { RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
+
+/** operationIds the fast path serves (GET handlers that only read through the context members below) */
+export const FAST_OPERATIONS: ReadonlySet<string> = new Set([
+  'getServiceRoot',
+  'listSystems',
+  'getSystem',
+  'listManagers',
+  'getManager',
+  'listChassis',
+  'getChassis',
+]);
+
+/** One path the fast path answers: its route, handler and decoded path parameters. */
+export interface FastRoute {
+  def: RouteDef;
+  handler: RedfishHandler;
+  params: Readonly<Record<string, string>>;
+}
+
+export interface FastGetSource {
+  deps: RedfishDeps;
+  /** exact request path → route (only FAST_OPERATIONS, GET) */
+  routes: ReadonlyMap<string, FastRoute>;
+  /** the app's Allow value for a GET/HEAD answer of this route path and role */
+  allowFor(koaPath: string, role: Role | undefined): string;
+  /** the app's Link header value of an @odata.type ('' = none) */
+  linkOf(type: unknown): string;
+}
+
+/** Why a context member the fast path does not model was used: the request goes to koa instead. */
+class Unmodelled extends Error {}
+
+/**
+ * The context a fast-path handler sees: ctx.get/set/remove/response.get on an ordered header list
+ * (insertion order kept, like node's setHeader), status, type (JSON only), body, params, state.
+ */
+class FastContext {
+  readonly method: string;
+  params: Record<string, string>;
+  state: RedfishState;
+  status = 404;
+  body: unknown = undefined;
+  /** lower-case name → [name as set, value], in the order koa would have set them */
+  readonly headers = new Map<string, [string, string]>();
+  readonly request: { body?: unknown; socket: IncomingMessage['socket'] };
+  readonly response: { get: (name: string) => string };
+
+  constructor(
+    readonly req: IncomingMessage,
+    deps: RedfishDeps,
+    params: Readonly<Record<string, string>>,
+  ) {
+    this.method = req.method as string;
+    this.params = { ...params };
+    this.state = new FastState(deps);
+    this.request = { socket: req.socket };
+    this.response = { get: (name) => this.headers.get(name.toLowerCase())?.[1] ?? '' };
+  }
+
+  get(name: string): string {
+    const v = this.req.headers[name.toLowerCase()];
+    return typeof v === 'string' ? v : '';
+  }
+
+  set(name: string, value: string): void {
+    if (typeof value !== 'string') throw new Unmodelled('header value');
+    this.headers.set(name.toLowerCase(), [name, value]);
+  }
+
+  remove(name: string): void {
+    this.headers.delete(name.toLowerCase());
+  }
+
+  get type(): string {
+    return this.response.get('Content-Type');
+  }
+
+  set type(v: string) {
+    // koa would look the type up; the handlers here only ever set the Redfish JSON type
+    if (v !== JSON_TYPE) throw new Unmodelled(`type ${v}`);
+    this.set('Content-Type', v);
+  }
+}
+
+/** A fast request's state; a handler that wants a request id or a logger is not one for this path (koa then). */
+class FastState implements RedfishState {
+  user?: RedfishState['user'];
+  route?: RedfishState['route'];
+  selfOnly?: boolean;
+
+  constructor(readonly deps: RedfishDeps) {}
+
+  get requestId(): string {
+    throw new Unmodelled('requestId');
+  }
+
+  set requestId(_v: string) {
+    throw new Unmodelled('requestId');
+  }
+
+  get logger(): Logger {
+    throw new Unmodelled('logger');
+  }
+
+  set logger(_v: Logger) {
+    throw new Unmodelled('logger');
+  }
+}
+
+/** Whether a request carries a body (non-zero Content-Length, or chunked): those go to koa. */
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '' && len !== '0');
+}
+
+function ifNoneMatch(header: string, etag: string): boolean {
+  return header !== '' && header.split(',').some((t) => t.trim() === etag || t.trim() === '*');
+}
+
+/** Counts of the fast path's decisions (tests check that a request took the path they meant). */
+export interface FastGetStats {
+  served: number;
+  passed: number;
+}
+
+/**
+ * The request handler: answers what it can (see the file comment) and calls `koa(req, res)` for
+ * everything else.
+ */
+export function fastGetHandler(
+  src: FastGetSource,
+  koa: (req: IncomingMessage, res: ServerResponse) => unknown,
+  stats: FastGetStats = { served: 0, passed: 0 },
+): (req: IncomingMessage, res: ServerResponse) => void {
+  const { deps, routes } = src;
+  const pass = (req: IncomingMessage, res: ServerResponse): void => {
+    stats.passed++;
+    void koa(req, res);
+  };
+  return (req, res) => {
+    const method = req.method;
+    const route = method === 'GET' || method === 'HEAD' ? routes.get(req.url ?? '') : undefined;
+    if (!route || hasBody(req) || deps.logger.isLevelEnabled('debug')) return pass(req, res);
+    const odataVersion = req.headers['odata-version'];
+    if (odataVersion !== undefined && (typeof odataVersion !== 'string' || (odataVersion !== '' && odataVersion.trim() !== ODATA_VERSION))) return pass(req, res);
+    const started = Date.now();
+    const ctx = new FastContext(req, deps, route.params);
+    const rctx = ctx as unknown as RedfishContext;
+    ctx.state.route = route.def;
+    const isPublic = route.def.privileges.some((alt) => alt.includes('NoAuth'));
+    if (!isPublic) {
+      const token = req.headers['x-auth-token'];
+      const user = authenticateKnown(deps, typeof token === 'string' ? token : undefined, req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+      if (!user) return pass(req, res);
+      ctx.state.user = user;
+      try {
+        authorize(rctx, route.def);
+        passwordChangeGate(rctx, route.def);
+      } catch {
+        return pass(req, res);
+      }
+    }
+    route.handler(rctx).then(
+      () => {
+        if (!finish(ctx, route, src)) return pass(req, res);
+        stats.served++;
+        send(ctx, res);
+        observeRequest(deps.machine, 'redfish', route.def.operationId, ctx.status, (Date.now() - started) / 1000);
+      },
+      () => pass(req, res),
+    );
+  };
+}
+
+/**
+ * The app's steps after the handler (app.ts `serve` for GET/HEAD, then the outer middleware), on
+ * the fast context; false when the answer is not a JSON resource with its text recorded (koa then).
+ */
+function finish(ctx: FastContext, route: FastRoute, src: FastGetSource): boolean {
+  const body = ctx.body;
+  const isObject = typeof body === 'object' && body !== null && Object.getPrototypeOf(body) === Object.prototype;
+  if (ctx.status === 304) {
+    if (body !== undefined) return false;
+  } else if (ctx.status !== 200 || !isObject) return false;
+  ctx.set('Allow', src.allowFor(route.def.koaPath, ctx.state.user?.role));
+  if (isObject) {
+    const b = body as Record<string, unknown>;
+    const link = src.linkOf(b['@odata.type']);
+    if (link) ctx.set('Link', link);
+    if (!ctx.response.get('ETag')) {
+      const etag = etagOfAnswer(b);
+      ctx.set('ETag', etag);
+      if (ifNoneMatch(ctx.get('If-None-Match'), etag)) {
+        ctx.status = 304;
+        ctx.body = null;
+      }
+    }
+  }
+  if (ctx.status === 304) {
+    // koa's null body on an empty status drops these
+    ctx.remove('Content-Type');
+    ctx.remove('Content-Length');
+    ctx.remove('Transfer-Encoding');
+  }
+  ctx.set('OData-Version', ODATA_VERSION);
+  ctx.set('Cache-Control', 'no-store');
+  if (ctx.status === 200) {
+    const json = jsonOfBody(body as object);
+    if (json === undefined) return false;
+    ctx.body = json;
+    ctx.set('Content-Length', String(Buffer.byteLength(json)));
+  }
+  return true;
+}
+
+function send(ctx: FastContext, res: ServerResponse): void {
+  const flat: string[] = [];
+  for (const [name, value] of ctx.headers.values()) flat.push(name, value);
+  res.writeHead(ctx.status, flat);
+  if (ctx.status === 200 && ctx.method === 'GET') res.end(ctx.body as string);
+  else res.end();
+}
