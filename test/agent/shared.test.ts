@@ -112,6 +112,21 @@ describe('shared mode: one agent, three VMs, three credential sets', function ()
     expect(ch.body.Id).to.equal('ns.vm-b');
   });
 
+  it("each system's answer follows its own machine's changes (the cached answer is per tenant and per state)", async () => {
+    const boot = async (id: string): Promise<unknown> => ((await get(`/redfish/v1/Systems/${id}`, as(id))).body.Boot as Record<string, unknown>).BootSourceOverrideTarget;
+    const before = { a: await boot('ns.vm-a'), b: await boot('ns.vm-b') };
+    await machines.get('ns.vm-b')!.setBootOverride({ target: 'cd', enabled: 'continuous' });
+    try {
+      expect(await boot('ns.vm-b')).to.equal('Cd');
+      expect(await boot('ns.vm-a')).to.equal(before.a);
+      const b = await get('/redfish/v1/Systems/ns.vm-b', as('ns.vm-b'));
+      expect(b.body.Id).to.equal('ns.vm-b');
+    } finally {
+      await machines.get('ns.vm-b')!.setBootOverride({ target: 'none', enabled: 'disabled' });
+    }
+    expect(await boot('ns.vm-b')).to.equal(before.b);
+  });
+
   it("answers another VM's resources and unknown ids alike with 404, and the per-VM ids too", async () => {
     const other = await get('/redfish/v1/Systems/ns.vm-b', as('ns.vm-a'));
     const missing = await get('/redfish/v1/Systems/ns.nothing', as('ns.vm-a'));
@@ -499,6 +514,18 @@ describe('shared mode: fleet document and rewriting', () => {
       Deep: '/redfish/v1/Systems/ns.vm/Bios',
       Text: 'See /redfish/v1/Chassis/ns.vm.',
     });
+  });
+
+  it('a frozen (prepared) answer is rewritten once per tenant: each tenant gets its own ids, collections follow the visible list', () => {
+    const system = Object.freeze({ '@odata.id': '/redfish/v1/Systems/1', Id: '1', Links: { ManagedBy: [{ '@odata.id': '/redfish/v1/Managers/BMC' }] } });
+    const a = rewrite(system, 'ns.a', ['ns.a']);
+    expect(JSON.parse(a)).to.deep.equal({ '@odata.id': '/redfish/v1/Systems/ns.a', Id: 'ns.a', Links: { ManagedBy: [{ '@odata.id': '/redfish/v1/Managers/ns.a' }] } });
+    expect(rewrite(system, 'ns.a', ['ns.a'])).to.equal(a);
+    expect(JSON.parse(rewrite(system, 'ns.b', ['ns.b'])).Id).to.equal('ns.b');
+    expect(rewrite(system, 'ns.a', ['ns.a', 'ns.b'])).to.equal(a);
+    const list = Object.freeze({ '@odata.id': '/redfish/v1/Systems', Members: [{ '@odata.id': '/redfish/v1/Systems/1' }], 'Members@odata.count': 1 });
+    expect(JSON.parse(rewrite(list, 'ns.a', ['ns.a']))['Members@odata.count']).to.equal(1);
+    expect(JSON.parse(rewrite(list, 'ns.a', ['ns.a', 'ns.b'])).Members).to.deep.equal([{ '@odata.id': '/redfish/v1/Systems/ns.a' }, { '@odata.id': '/redfish/v1/Systems/ns.b' }]);
   });
 
   it('the answer rewrite (an indexOf walk) gives what tenantPaths (the regular expression) gives, on every boundary', () => {

@@ -391,7 +391,8 @@ export class Tenancy implements RedfishTenancy {
       list: () => store.list(),
       delete: (id) => store.delete(id),
     };
-    ctx.state.deps = { ...home.deps, sessions: scoped };
+    // Object.assign, not `{ ...home.deps, sessions }` (a spread-then-key literal promotes garbage on Node 20, docs/scale.md)
+    ctx.state.deps = Object.assign({}, home.deps, { sessions: scoped });
   }
 
   leave(ctx: RedfishContext): void {
@@ -477,17 +478,31 @@ function tenantPathsScan(text: string, id: string): string {
  * the serialised text (tenantPathsScan): a walk copying the object cost ~55 µs per System GET.
  */
 export function rewrite(v: Record<string, unknown>, id: string, visible: readonly string[]): string {
+  const memo = Object.isFrozen(v) ? rewritten.get(v) : undefined;
+  if (memo !== undefined && memo.id === id) return memo.text;
   let top = v;
+  let byVisible = false;
   const oid = v['@odata.id'];
   if (typeof oid === 'string' && oid.startsWith(V1)) {
     const [kindName, rid, more] = oid.slice(V1.length).split('/');
     const kind = KINDS[kindName as string];
     if (kind && rid === undefined && Array.isArray(v.Members)) {
-      top = { ...v, Members: visible.map((s) => ({ '@odata.id': `${V1}${kindName}/${s}` })) };
+      top = Object.assign({}, v, { Members: visible.map((s) => ({ '@odata.id': `${V1}${kindName}/${s}` })) });
       if ('Members@odata.count' in v) top['Members@odata.count'] = visible.length;
+      byVisible = true;
     } else if (kind && rid === kind.internal && more === undefined && v.Id === kind.internal) {
-      top = { ...v, Id: id };
+      top = Object.assign({}, v, { Id: id });
     }
   }
-  return tenantPathsScan(JSON.stringify(top), id);
+  const text = tenantPathsScan(JSON.stringify(top), id);
+  if (!byVisible && Object.isFrozen(v)) rewritten.set(v, { id, text });
+  return text;
 }
+
+/**
+ * The rewritten text of a frozen answer body (a prepared resource shared by every GET between two
+ * changes, core/odata.ts prepareResource: the Systems/1 answer of a tenant) for the tenant it was
+ * rewritten for; collections, whose text depends on the caller's visible systems, are not kept.
+ * Weak: an entry lives as long as its body.
+ */
+const rewritten = new WeakMap<object, { id: string; text: string }>();

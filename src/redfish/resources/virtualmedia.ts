@@ -53,7 +53,8 @@ const isOneOf = (values: readonly string[], v: unknown): v is string => typeof v
 const IMAGE_PATTERN = '^[Hh][Tt][Tt][Pp][Ss]?://[^/@?#]+/[^#]+$';
 
 function insertActionInfo(parent: Parent, slot: MediaSlot): Record<string, unknown> {
-  const allow = { ...INSERT_VALUES, WriteProtected: writeProtectedValues(slot.kind) };
+  // Object.assign, not a spread-then-key literal (it leaves promoted garbage per call on Node 20, docs/scale.md "Memory after load")
+  const allow = Object.assign({}, INSERT_VALUES, { WriteProtected: writeProtectedValues(slot.kind) });
   const body: Annotated<Schemas['ActionInfo_v1_5_0_ActionInfo']> = {
     '@odata.type': '#ActionInfo.v1_5_0.ActionInfo',
     '@odata.id': `${parent.base}/${encodeURIComponent(slot.id)}/InsertMediaActionInfo`,
