@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'generated/**', 'node_modules/**', 'coverage/**', 'fuzz/.build/**', 'fuzz/.work/**', '.bench-build-*/**'] },
+  { ignores: ['dist/**', 'generated/**', 'node_modules/**', 'coverage/**', 'fuzz/.build/**', 'fuzz/.work/**', '.bench-build-*/**', '.bench-base-*/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

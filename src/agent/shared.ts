@@ -13,7 +13,7 @@ import type { Logger } from '../common/logger.js';
 import { NetworkModel } from '../common/network.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
 import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
-import { createRedfishApp } from '../redfish/app.js';
+import { createRedfishApp, redfishCallback } from '../redfish/app.js';
 import { sharedConsoleSource } from '../redfish/console-ws.js';
 import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from '../redfish/core/sessions.js';
 import { Tenancy, TenantSessionStore, tenantPaths } from '../redfish/core/tenancy.js';
@@ -191,7 +191,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   const app = createRedfishApp(root, modules, tenancy);
   // the browser console of every tenant, on the shared port (src/redfish/console-ws.ts sharedConsoleSource)
   const consoles = sharedConsoleSource(tenancy, { tls: tls !== undefined, logger: root.logger });
-  const redfish = await listenRedfish(app.callback(), { address: opts.address, port: opts.redfishPort, logger: root.logger, ...(tls ? { tls } : {}) }, certificate, consoles);
+  const redfish = await listenRedfish(redfishCallback(app), { address: opts.address, port: opts.redfishPort, logger: root.logger, ...(tls ? { tls } : {}) }, certificate, consoles);
   const running = new Map<string, Running>();
   let metricsServer: MetricsServer | undefined;
   if (meter && opts.metrics?.listen) {

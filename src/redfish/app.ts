@@ -207,7 +207,7 @@ const fastSources = new WeakMap<object, Parameters<typeof fastGetHandler>[0]>();
 
 /**
  * The node:http request listener of a Redfish app: the GET/HEAD fast path (./fast-get.ts) in
- * front of koa for a per-VM app, koa alone otherwise (shared mode) or when `fast` is false.
+ * front of koa, or koa alone when `fast` is false.
  * `stats` counts what the fast path served and passed on (tests).
  */
 export function redfishCallback(app: Koa<RedfishState>, opts: { fast?: boolean; stats?: FastGetStats } = {}): http.RequestListener {
@@ -370,9 +370,9 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     return m;
   };
 
-  // The GET/HEAD fast path (./fast-get.ts, per-VM mode): the exact paths of its operations
+  // The GET/HEAD fast path (./fast-get.ts): the exact paths of its operations
   // without parameters to decode beyond the fixed ids, routed by this table as koa would route them.
-  if (!tenancy) {
+  {
     const fast = new Map<string, FastRoute>();
     for (const [path, list] of byPath) {
       const b = list.find((x) => x.def.method === 'GET' && FAST_OPERATIONS.has(x.def.operationId));
@@ -386,7 +386,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
       if (layerRoute.get(m.pathAndMethod[0]) !== b) continue;
       fast.set(concrete, { def: b.def, handler: b.handler, params: m.params });
     }
-    fastSources.set(app, { deps, routes: fast, allowFor, linkOf });
+    fastSources.set(app, { deps, routes: fast, allowFor, linkOf, ...(tenancy ? { tenancy } : {}) });
   }
 
   // Request id, child logger, Redfish error bodies, OData-Version on every answer.

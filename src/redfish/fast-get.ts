@@ -10,7 +10,8 @@
  * compares both). It only takes requests it can answer completely:
  * - GET or HEAD of one of those paths exactly (no query string, no trailing slash), no request
  *   body, an OData-Version header absent or 4.0, debug logging off (the koa path logs each request);
- * - per-VM mode (shared mode's tenancy rewrites answers in koa);
+ * - in shared mode, an authenticated route whose tenant the tenancy layer picked (its `enter`
+ *   and `leave` run as in the app: the same tenant, deps and rewritten answer);
  * - authenticated by a live session token or by Basic credentials the verified-credentials cache
  *   holds, not locked out (core/auth.ts authenticateKnown), with the route's privileges and no
  *   pending PasswordChangeRequired.
@@ -26,7 +27,7 @@ import type { Logger } from '../common/logger.js';
 import type { RouteDef } from '../../generated/redfish/routes.js';
 import { authenticateKnown, authorize, passwordChangeGate } from './core/auth.js';
 import { JSON_TYPE, ODATA_VERSION, etagOfAnswer, jsonOfBody } from './core/odata.js';
-import type { RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
+import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishHandler, type RedfishState, type Role } from './core/types.js';
 
 /** operationIds the fast path serves (GET handlers that only read through the context members below) */
 export const FAST_OPERATIONS: ReadonlySet<string> = new Set([
@@ -48,6 +49,8 @@ export interface FastRoute {
 
 export interface FastGetSource {
   deps: RedfishDeps;
+  /** shared mode: the tenancy layer, which picks each request's tenant and rewrites its answer (as in the app) */
+  tenancy?: { enter(ctx: RedfishContext): void; leave(ctx: RedfishContext): void };
   /** exact request path → route (only FAST_OPERATIONS, GET) */
   routes: ReadonlyMap<string, FastRoute>;
   /** the app's Allow value for a GET/HEAD answer of this route path and role */
@@ -65,6 +68,7 @@ class Unmodelled extends Error {}
  */
 class FastContext {
   readonly method: string;
+  readonly path: string;
   params: Record<string, string>;
   state: RedfishState;
   status = 404;
@@ -80,6 +84,7 @@ class FastContext {
     params: Readonly<Record<string, string>>,
   ) {
     this.method = req.method as string;
+    this.path = req.url as string;
     this.params = { ...params };
     this.state = new FastState(deps);
     this.request = { socket: req.socket };
@@ -116,8 +121,10 @@ class FastState implements RedfishState {
   user?: RedfishState['user'];
   route?: RedfishState['route'];
   selfOnly?: boolean;
+  internalPath?: string;
+  tenant?: RedfishState['tenant'];
 
-  constructor(readonly deps: RedfishDeps) {}
+  constructor(public deps: RedfishDeps) {}
 
   get requestId(): string {
     throw new Unmodelled('requestId');
@@ -166,22 +173,37 @@ export function fastGetHandler(
     stats.passed++;
     void koa(req, res);
   };
+  const { tenancy } = src;
   return (req, res) => {
     const method = req.method;
-    const route = method === 'GET' || method === 'HEAD' ? routes.get(req.url ?? '') : undefined;
+    const url = req.url ?? '';
+    const route = method === 'GET' || method === 'HEAD' ? (routes.get(url) ?? (tenancy ? routes.get(internalOf(url)) : undefined)) : undefined;
     if (!route || hasBody(req) || deps.logger.isLevelEnabled('debug')) return pass(req, res);
     const odataVersion = req.headers['odata-version'];
     if (odataVersion !== undefined && (typeof odataVersion !== 'string' || (odataVersion !== '' && odataVersion.trim() !== ODATA_VERSION))) return pass(req, res);
     const started = Date.now();
     const ctx = new FastContext(req, deps, route.params);
     const rctx = ctx as unknown as RedfishContext;
-    ctx.state.route = route.def;
     const isPublic = route.def.privileges.some((alt) => alt.includes('NoAuth'));
+    if (tenancy) {
+      // shared mode: the tenancy layer authenticates against the tenants' accounts and picks the
+      // tenant; a public route, a refused or unknown caller, a 404 of an invisible system: koa
+      if (isPublic) return pass(req, res);
+      try {
+        tenancy.enter(rctx);
+      } catch {
+        return pass(req, res);
+      }
+      if (!ctx.state.user || routes.get(ctx.state.internalPath ?? url) !== route) return pass(req, res);
+    }
+    ctx.state.route = route.def;
     if (!isPublic) {
-      const token = req.headers['x-auth-token'];
-      const user = authenticateKnown(deps, typeof token === 'string' ? token : undefined, req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
-      if (!user) return pass(req, res);
-      ctx.state.user = user;
+      if (!ctx.state.user) {
+        const token = req.headers['x-auth-token'];
+        const user = authenticateKnown(deps, typeof token === 'string' ? token : undefined, req.headers.authorization, req.socket.remoteAddress ?? 'unknown');
+        if (!user) return pass(req, res);
+        ctx.state.user = user;
+      }
       try {
         authorize(rctx, route.def);
         passwordChangeGate(rctx, route.def);
@@ -194,12 +216,24 @@ export function fastGetHandler(
         if (!finish(ctx, route, src)) return pass(req, res);
         stats.served++;
         send(ctx, res);
-        observeRequest(deps.machine, 'redfish', route.def.operationId, ctx.status, (Date.now() - started) / 1000);
+        // the deps of the system that answered (shared mode: the tenant's), as the app counts
+        observeRequest(ctx.state.deps.machine, 'redfish', route.def.operationId, ctx.status, (Date.now() - started) / 1000);
       },
       () => pass(req, res),
     );
   };
 }
+
+/** Shared mode: a tenant's system, manager or chassis path under the per-VM id (core/tenancy.ts routes it so). */
+function internalOf(url: string): string {
+  const parts = url.split('/');
+  if (parts.length !== 5 || parts[1] !== 'redfish' || parts[2] !== 'v1') return '';
+  const id = TENANT_KINDS[parts[3] as string];
+  if (id === undefined) return '';
+  parts[4] = id;
+  return parts.join('/');
+}
+const TENANT_KINDS: Readonly<Record<string, string>> = { Systems: REDFISH_IDS.system, Managers: REDFISH_IDS.manager, Chassis: REDFISH_IDS.chassis };
 
 /**
  * The app's steps after the handler (app.ts `serve` for GET/HEAD, then the outer middleware), on
@@ -231,9 +265,17 @@ function finish(ctx: FastContext, route: FastRoute, src: FastGetSource): boolean
     ctx.remove('Content-Length');
     ctx.remove('Transfer-Encoding');
   }
+  if (src.tenancy) {
+    // the answer under the tenant's ids, as its text (koa's string body setter: Content-Length then)
+    src.tenancy.leave(ctx as unknown as RedfishContext);
+    if (ctx.status === 200) {
+      if (typeof ctx.body !== 'string') return false;
+      ctx.set('Content-Length', String(Buffer.byteLength(ctx.body)));
+    }
+  }
   ctx.set('OData-Version', ODATA_VERSION);
   ctx.set('Cache-Control', 'no-store');
-  if (ctx.status === 200) {
+  if (ctx.status === 200 && !src.tenancy) {
     const json = jsonOfBody(body as object);
     if (json === undefined) return false;
     ctx.body = json;

@@ -18,6 +18,10 @@ import { createRedfishApp, redfishCallback } from '../../src/redfish/app.js';
 import type { RedfishDeps } from '../../src/redfish/core/types.js';
 import type { FastGetStats } from '../../src/redfish/fast-get.js';
 import { modules } from '../../src/redfish/resources/index.js';
+import { Tenancy, TenantSessionStore } from '../../src/redfish/core/tenancy.js';
+import { MemorySessionStore } from '../../src/redfish/core/sessions.js';
+import { DEFAULT_LOCKOUT_POLICY, LoginLockout } from '../../src/accounts/lockout.js';
+import { REDFISH_IDS } from '../../src/redfish/core/types.js';
 import { createRedfishDeps } from '../../src/redfish/server.js';
 import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
 import { LOOPBACK_MEDIA, startImageServer } from '../helpers/images.js';
@@ -252,5 +256,95 @@ describe('Redfish GET fast path', () => {
     expect(stats.passed).to.equal(before + 1);
     expect(observe.callCount).to.equal(2);
     expect(observe.secondCall.args.slice(0, 3)).to.deep.equal(['redfish', 'getSystem', String(down.status)]);
+  });
+});
+
+describe('Redfish GET fast path, shared mode (tenancy)', () => {
+  const fixed = new Date('2026-01-02T03:04:05Z');
+  const servers: http.Server[] = [];
+  let machines: Map<string, SimulatedMachine>;
+  let stats: FastGetStats;
+  let fast: number;
+  let koa: number;
+  let tenancy: Tenancy;
+
+  beforeEach(async () => {
+    const now = (): Date => fixed;
+    const lockout = new LoginLockout(DEFAULT_LOCKOUT_POLICY, () => fixed.getTime());
+    const root: RedfishDeps = {
+      machine: {} as never,
+      users: [],
+      accounts: new AccountStore([], { requireAdmin: false }),
+      sessions: new MemorySessionStore(1800, now),
+      lockout,
+      logger: nullLogger(),
+      startedAt: fixed,
+      serviceUuid: '00000000-0000-4000-8000-000000000000',
+      ids: REDFISH_IDS,
+      now,
+      tls: false,
+    };
+    tenancy = new Tenancy(root);
+    machines = new Map();
+    for (const id of ['ns.a', 'ns.b']) {
+      const machine = new SimulatedMachine({ name: id, powerOnDelayMs: 0, powerOffDelayMs: 0 });
+      machines.set(id, machine);
+      const accounts = new AccountStore([{ username: 'admin', password: `pw-${id}`, role: 'Administrator' }, { username: 'viewer', password: 'shared-pw', role: 'ReadOnly' }], { requireAdmin: false });
+      const deps = await createRedfishDeps({ machine, accounts, users: accounts.users, logger: nullLogger(), address: '127.0.0.1', port: 0, lockout }, { now });
+      deps.sessions = new TenantSessionStore(deps.sessions, tenancy.allocateSeq());
+      tenancy.add({ id, deps });
+    }
+    const app = createRedfishApp(root, modules, tenancy);
+    stats = { served: 0, passed: 0 };
+    const f = await listen(redfishCallback(app, { stats }));
+    const k = await listen(redfishCallback(app, { fast: false }));
+    servers.push(f.server, k.server);
+    fast = f.port;
+    koa = k.port;
+  });
+
+  afterEach(async () => {
+    for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+  });
+
+  async function same(method: string, path: string, headers: Record<string, string>): Promise<Answer> {
+    const k = await request(koa, method, path, headers);
+    const f = await request(fast, method, path, headers);
+    expect(f, `${method} ${path} ${JSON.stringify(headers)}`).to.deep.equal(k);
+    return f;
+  }
+
+  it("answers each tenant's resources and collections as koa does, under the tenant's ids, and follows state changes", async () => {
+    const a = { Authorization: basic({ username: 'admin', password: 'pw-ns.a' }) };
+    const both = { Authorization: basic({ username: 'viewer', password: 'shared-pw' }) };
+    const paths = (id: string): string[] => ['/redfish/v1/Systems', `/redfish/v1/Systems/${id}`, '/redfish/v1/Managers', `/redfish/v1/Managers/${id}`, '/redfish/v1/Chassis', `/redfish/v1/Chassis/${id}`];
+    for (const [auth, ids] of [[a, ['ns.a']], [both, ['ns.a', 'ns.b']]] as const) {
+      for (const id of ids) {
+        for (const path of paths(id)) {
+          for (const method of ['GET', 'HEAD']) {
+            const before = stats.served;
+            const got = await same(method, path, auth);
+            expect(got.status, path).to.equal(200);
+            expect(stats.served - before, path).to.equal(1);
+            if (method === 'GET' && !path.endsWith('s')) expect(JSON.parse(got.body).Id).to.equal(id);
+          }
+        }
+      }
+      expect(JSON.parse((await same('GET', '/redfish/v1/Systems', auth)).body)['Members@odata.count']).to.equal(ids.length);
+    }
+    const etag = ((await same('GET', '/redfish/v1/Systems/ns.a', a)).headers.find((h) => h.startsWith('ETag: ')) as string).slice(6);
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', { ...a, 'If-None-Match': etag })).status).to.equal(304);
+    await machines.get('ns.a')!.setBootOverride({ target: 'pxe', enabled: 'once' });
+    const after = JSON.parse((await same('GET', '/redfish/v1/Systems/ns.a', a)).body) as { Boot: { BootSourceOverrideTarget: string } };
+    expect(after.Boot.BootSourceOverrideTarget).to.equal('Pxe');
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', { ...a, 'If-None-Match': etag })).status).to.equal(200);
+    expect(JSON.parse((await same('GET', '/redfish/v1/Systems/ns.b', both)).body).Boot.BootSourceOverrideTarget).to.equal('None');
+    // handed to koa: another tenant's system (404), wrong credentials (401), the service root
+    const before = stats.served;
+    expect((await same('GET', '/redfish/v1/Systems/ns.b', a)).status).to.equal(404);
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', { Authorization: basic({ username: 'admin', password: 'no' }) })).status).to.equal(401);
+    expect((await same('GET', '/redfish/v1/Systems/1', a)).status).to.equal(404);
+    expect((await same('GET', '/redfish/v1', {})).status).to.equal(200);
+    expect(stats.served).to.equal(before);
   });
 });
