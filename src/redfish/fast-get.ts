@@ -213,9 +213,21 @@ export function fastGetHandler(
     }
     route.handler(rctx).then(
       () => {
-        if (!finish(ctx, route, src)) return pass(req, res);
+        let done: boolean;
+        try {
+          done = finish(ctx, route, src);
+        } catch {
+          done = false;
+        }
+        if (!done) return pass(req, res);
         stats.served++;
-        send(ctx, res);
+        try {
+          send(ctx, res);
+        } catch {
+          // nothing we set can make node refuse the head; should it, the answer cannot be trusted
+          res.destroy();
+          return;
+        }
         // the deps of the system that answered (shared mode: the tenant's), as the app counts
         observeRequest(ctx.state.deps.machine, 'redfish', route.def.operationId, ctx.status, (Date.now() - started) / 1000);
       },
