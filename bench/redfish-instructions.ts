@@ -24,6 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { basic, buildTree, freePort } from './agent-proc.lib.js';
+import { BARE_SESSION_TOKEN, bareServerSource } from './bare-server.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BASE_REF = process.env.BENCH_BASE_REF ?? '';
@@ -183,20 +184,8 @@ async function main(): Promise<void> {
       }
     }
     const bport = await freePort();
-    const token = 'bare-session-token-0123456789abcdef';
-    const src = `
-      const http = require('node:http');
-      const { timingSafeEqual } = require('node:crypto');
-      const body = Buffer.from(process.env.B_BODY);
-      const headers = JSON.parse(process.env.B_HEADERS);
-      const want = { authorization: Buffer.from(process.env.B_BASIC), 'x-auth-token': Buffer.from(process.env.B_TOKEN) };
-      const ok = (name, got) => { if (got === undefined) return false; const g = Buffer.from(got); return g.length === want[name].length && timingSafeEqual(g, want[name]); };
-      http.createServer((q, s) => {
-        if (q.url !== ${JSON.stringify(PATH)} || !(ok('x-auth-token', q.headers['x-auth-token']) || ok('authorization', q.headers.authorization))) {
-          s.writeHead(401, { 'content-type': 'application/json' }); s.end('{}'); return;
-        }
-        s.writeHead(200, { ...headers, 'content-length': body.length }); s.end(body);
-      }).listen(Number(process.env.B_PORT), '127.0.0.1', () => process.stdout.write('ready\\n'));`;
+    const token = BARE_SESSION_TOKEN;
+    const src = bareServerSource(PATH, 'ready');
     const bare = await grind(['-e', src], {
       B_BODY: sample!.body,
       B_HEADERS: JSON.stringify(sample!.headers),

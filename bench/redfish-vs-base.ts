@@ -21,6 +21,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { basic, buildTree, freePort, median, startAgent, stopChild, wrk, type Proc, type WrkResult } from './agent-proc.lib.js';
+import { BARE_SESSION_TOKEN, bareServerSource } from './bare-server.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BASE_DIR = process.env.BENCH_BASE_DIR;
@@ -65,20 +66,8 @@ async function bare(from: Server): Promise<Server> {
     if (!['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'].includes(k)) headers[k] = v;
   });
   const port = await freePort();
-  const token = 'bare-session-token-0123456789abcdef';
-  const src = `
-    const http = require('node:http');
-    const { timingSafeEqual } = require('node:crypto');
-    const body = Buffer.from(process.env.B_BODY);
-    const headers = JSON.parse(process.env.B_HEADERS);
-    const want = { authorization: Buffer.from(process.env.B_BASIC), 'x-auth-token': Buffer.from(process.env.B_TOKEN) };
-    const ok = (name, got) => { if (got === undefined) return false; const g = Buffer.from(got); return g.length === want[name].length && timingSafeEqual(g, want[name]); };
-    http.createServer((q, s) => {
-      if (q.url !== ${JSON.stringify(PATH)} || !(ok('x-auth-token', q.headers['x-auth-token']) || ok('authorization', q.headers.authorization))) {
-        s.writeHead(401, { 'content-type': 'application/json' }); s.end('{}'); return;
-      }
-      s.writeHead(200, { ...headers, 'content-length': body.length }); s.end(body);
-    }).listen(Number(process.env.B_PORT), '127.0.0.1', () => process.stdout.write('virtbmc ready (bare)\\n'));`;
+  const token = BARE_SESSION_TOKEN;
+  const src = bareServerSource(PATH, 'virtbmc ready (bare)');
   const child = spawn(process.execPath, ['-e', src], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, B_BODY: body, B_HEADERS: JSON.stringify(headers), B_BASIC: basic('admin', PW), B_TOKEN: token, B_PORT: String(port) },

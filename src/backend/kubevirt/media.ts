@@ -292,7 +292,17 @@ export interface MediaManifestOptions {
   certConfigMap?: string;
 }
 
-export function dataVolumeManifest(o: MediaManifestOptions): DataVolume & { apiVersion: string; kind: string } {
+/**
+ * A DataVolume of ours for a VM (media and Redfish volumes): labelled as ours and with the VM's
+ * name, owned by the VM through a plain (non-controller) owner reference, so deleting the VM cleans
+ * it up and KubeVirt's VM controller does not adopt it as one of its dataVolumeTemplates.
+ */
+export function ownedDataVolume(
+  o: { vm: VirtualMachine; dvName: string; namespace: string; storageClassName?: string; volumeMode?: 'Filesystem' | 'Block' },
+  annotations: Record<string, string> | undefined,
+  source: Record<string, unknown>,
+  storage: string,
+): DataVolume & { apiVersion: string; kind: string } {
   const vmName = o.vm.metadata?.name ?? '';
   const labels: Record<string, string> = { [MANAGED_BY_LABEL]: 'virtbmc' };
   if (vmName.length <= 63) labels[VM_LABEL] = vmName;
@@ -303,26 +313,33 @@ export function dataVolumeManifest(o: MediaManifestOptions): DataVolume & { apiV
       name: o.dvName,
       namespace: o.namespace,
       labels,
-      annotations: {
-        [IMAGE_ANNOTATION]: o.url,
-        // import right away even with WaitForFirstConsumer storage: the VM consumes it only once attached
-        'cdi.kubevirt.io/storage.bind.immediate.requested': 'true',
-      },
-      // a plain (non-controller) owner reference: deleting the VM cleans the DataVolume up, and
-      // KubeVirt's VM controller does not adopt it as one of its dataVolumeTemplates
+      ...(annotations ? { annotations } : {}),
       ...(o.vm.metadata?.uid
         ? { ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: vmName, uid: o.vm.metadata.uid }] }
         : {}),
     },
     spec: {
-      source: { http: { url: o.url, ...(o.certConfigMap ? { certConfigMap: o.certConfigMap } : {}) } },
+      source,
       storage: {
-        resources: { requests: { storage: o.size } },
+        resources: { requests: { storage } },
         ...(o.storageClassName ? { storageClassName: o.storageClassName } : {}),
         ...(o.volumeMode ? { volumeMode: o.volumeMode } : {}),
       },
     },
   };
+}
+
+export function dataVolumeManifest(o: MediaManifestOptions): DataVolume & { apiVersion: string; kind: string } {
+  return ownedDataVolume(
+    o,
+    {
+      [IMAGE_ANNOTATION]: o.url,
+      // import right away even with WaitForFirstConsumer storage: the VM consumes it only once attached
+      'cdi.kubevirt.io/storage.bind.immediate.requested': 'true',
+    },
+    { http: { url: o.url, ...(o.certConfigMap ? { certConfigMap: o.certConfigMap } : {}) } },
+    o.size,
+  );
 }
 
 // The image URL check (HEAD, sizes the DataVolume) is shared with the simulator: backend/probe.ts.

@@ -23,7 +23,7 @@ import { Resources } from '../../kube/resources.js';
 import { BackendError, type CreateVolumeRequest, type VolumeInfo, type VolumeState } from '../types.js';
 import { validateVolumeRequest } from '../validate.js';
 import { parseQuantity } from './identity.js';
-import { MANAGED_BY_LABEL, VM_LABEL, dataVolumeError } from './media.js';
+import { MANAGED_BY_LABEL, dataVolumeError, ownedDataVolume } from './media.js';
 import { isVmiRunning } from './power.js';
 import type { DataVolume, Disk, VirtualMachine, VirtualMachineInstance, Volume } from './types.js';
 
@@ -81,28 +81,7 @@ export interface VolumeManifestOptions {
 
 /** The blank DataVolume of a new volume, owned by the VM (deleting the VM cleans it up). */
 export function volumeDataVolumeManifest(o: VolumeManifestOptions): DataVolume & { apiVersion: string; kind: string } {
-  const vmName = o.vm.metadata?.name ?? '';
-  const labels: Record<string, string> = { [MANAGED_BY_LABEL]: 'virtbmc' };
-  if (vmName.length <= 63) labels[VM_LABEL] = vmName;
-  return {
-    apiVersion: 'cdi.kubevirt.io/v1beta1',
-    kind: 'DataVolume',
-    metadata: {
-      name: o.dvName,
-      namespace: o.namespace,
-      labels,
-      ...(o.name !== undefined ? { annotations: { [VOLUME_NAME_ANNOTATION]: o.name } } : {}),
-      ...(o.vm.metadata?.uid ? { ownerReferences: [{ apiVersion: 'kubevirt.io/v1', kind: 'VirtualMachine', name: vmName, uid: o.vm.metadata.uid }] } : {}),
-    },
-    spec: {
-      source: { blank: {} },
-      storage: {
-        resources: { requests: { storage: storageQuantity(o.bytes) } },
-        ...(o.storageClassName ? { storageClassName: o.storageClassName } : {}),
-        ...(o.volumeMode ? { volumeMode: o.volumeMode } : {}),
-      },
-    },
-  };
+  return ownedDataVolume(o, o.name !== undefined ? { [VOLUME_NAME_ANNOTATION]: o.name } : undefined, { blank: {} }, storageQuantity(o.bytes));
 }
 
 /** JSON patch adding our disk and volume to the VM template, guarded by the resourceVersion read. */
