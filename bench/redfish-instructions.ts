@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { basic, buildTree, freePort } from './agent-proc.lib.js';
-import { BARE_SESSION_TOKEN, bareServerSource } from './bare-server.lib.js';
+import { BARE_SESSION_TOKEN, bareServerSource, login } from './redfish-bench.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BASE_REF = process.env.BENCH_BASE_REF ?? '';
@@ -134,17 +134,6 @@ async function stop(g: Grind): Promise<void> {
   rmSync(g.dir, { recursive: true, force: true });
 }
 
-async function login(port: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/redfish/v1/SessionService/Sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ UserName: 'admin', Password: PW }),
-  });
-  const token = r.headers.get('x-auth-token');
-  if (r.status !== 201 || !token) throw new Error(`login on ${port}: ${r.status}`);
-  return token;
-}
-
 const fmt = (n: number): string => `${(n / 1e6).toFixed(3)} M`;
 
 async function main(): Promise<void> {
@@ -165,7 +154,7 @@ async function main(): Promise<void> {
           });
           sample = { body: await r.text(), headers };
         }
-        const kinds: Reqs[] = [[[PATH, { authorization: basic('admin', PW) }]], [[PATH, { 'x-auth-token': await login(port) }]]];
+        const kinds: Reqs[] = [[[PATH, { authorization: basic('admin', PW) }]], [[PATH, { 'x-auth-token': await login(port, PW) }]]];
         await prewarm(port, kinds);
         results.set(`${b.name}|basic`, await measure(g, port, kinds[0]!));
         results.set(`${b.name}|session`, await measure(g, port, kinds[1]!));

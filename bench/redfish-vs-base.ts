@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { basic, buildTree, freePort, median, startAgent, stopChild, wrk, type Proc, type WrkResult } from './agent-proc.lib.js';
-import { BARE_SESSION_TOKEN, bareServerSource } from './bare-server.lib.js';
+import { BARE_SESSION_TOKEN, bareServerSource, login } from './redfish-bench.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BASE_DIR = process.env.BENCH_BASE_DIR;
@@ -40,21 +40,10 @@ interface Server {
 type Auth = 'basic' | 'session';
 const AUTHS: readonly Auth[] = ['basic', 'session'];
 
-async function login(port: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/redfish/v1/SessionService/Sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ UserName: 'admin', Password: PW }),
-  });
-  const token = r.headers.get('x-auth-token');
-  if (r.status !== 201 || !token) throw new Error(`login on ${port}: ${r.status}`);
-  return token;
-}
-
 async function agent(name: string, js: string): Promise<Server> {
   const port = await freePort();
   const proc = await startAgent(js, ['--simulate', '--no-ipmi', '--redfish-port', String(port), '--sim-power', 'on'], [], { BMC_PASSWORD: PW });
-  return { name, proc, port, auth: { basic: `Authorization: ${basic('admin', PW)}`, session: `X-Auth-Token: ${await login(port)}` } };
+  return { name, proc, port, auth: { basic: `Authorization: ${basic('admin', PW)}`, session: `X-Auth-Token: ${await login(port, PW)}` } };
 }
 
 /** The bare server: same body and headers as the agent's answer, same kind of header check. */
