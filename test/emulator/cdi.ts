@@ -112,7 +112,9 @@ export function installCdi(store: Store, clock: Clock, importMs: number): void {
   const dvT = store.registry.mustByKind('cdi.kubevirt.io/v1beta1', 'DataVolume');
   const pvcT = store.registry.mustByKind('v1', 'PersistentVolumeClaim');
 
-  // CDI's validating webhook on create, and its refusal to change a spec afterwards
+  // CDI's validating webhook on create, and its refusal to change a spec afterwards (datavolume-validate.go
+  // Admit: "Cannot update DataVolume Spec"; upstream admits checkpoint-only updates of multi-stage VDDK/imageio
+  // imports, sources the emulator does not model)
   store.addValidator(dvT, (dv, old) => {
     if (old) {
       if (!deepEqual(dv.spec, old.spec)) {
