@@ -15,7 +15,7 @@ import { routes, type RouteDef } from '../../generated/redfish/routes.js';
 import { authenticate, authorize, hasPrivilege, passwordChangeGate } from './core/auth.js';
 import { RedfishError, errorBody } from './core/errors.js';
 import { idempotencyOf, isAction, isExactlyOnce } from './core/idempotency.js';
-import { JSON_TYPE, ODATA_VERSION, etagOfAnswer, jsonOfBody } from './core/odata.js';
+import { JSON_TYPE, ODATA_VERSION, finishResource, jsonOfBody } from './core/odata.js';
 import type { OperationHandlers, OperationId, RedfishContext, RedfishDeps, RedfishHandler, RedfishState, Role } from './core/types.js';
 import { FAST_OPERATIONS, fastGetHandler, type FastGetStats, type FastRoute } from './fast-get.js';
 import { serveUi } from './ui.js';
@@ -312,19 +312,8 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
         }
       }
       ctx.set('Allow', allowFor(b.def.koaPath, rctx.state.user?.role));
-      if (isObject && ctx.status === 200) {
-        const link = linkOf(body['@odata.type']);
-        if (link) ctx.set('Link', link);
-        // ETag on every JSON resource, collections included (handlers that PATCH set their own)
-        if (!ctx.response.get('ETag')) {
-          const etag = etagOfAnswer(body);
-          ctx.set('ETag', etag);
-          if (ifNoneMatch(ctx.get('If-None-Match'), etag)) {
-            ctx.status = 304;
-            ctx.body = null;
-          }
-        }
-      }
+      // Link and ETag on every JSON resource, collections included (handlers that PATCH set their own)
+      if (isObject && ctx.status === 200) finishResource(ctx, body, linkOf);
     } else if (ctx.method === 'POST' && ctx.status === 201 && isObject && !ctx.response.get('Location')) {
       // every create answers 201 with the new resource's Location
       const id = body['@odata.id'];
@@ -498,10 +487,6 @@ class RequestState implements RedfishState {
   set logger(v: Logger) {
     this.log = v;
   }
-}
-
-function ifNoneMatch(header: string, etag: string): boolean {
-  return header !== '' && header.split(',').some((t) => t.trim() === etag || t.trim() === '*');
 }
 
 export type { OperationId };

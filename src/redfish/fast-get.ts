@@ -26,7 +26,7 @@ import { observeRequest } from '../common/metrics.js';
 import type { Logger } from '../common/logger.js';
 import type { RouteDef } from '../../generated/redfish/routes.js';
 import { authenticateKnown, authorize, passwordChangeGate } from './core/auth.js';
-import { JSON_TYPE, ODATA_VERSION, etagOfAnswer, jsonOfBody } from './core/odata.js';
+import { JSON_TYPE, ODATA_VERSION, finishResource, jsonOfBody } from './core/odata.js';
 import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishHandler, type RedfishState, type Role } from './core/types.js';
 
 /** operationIds the fast path serves (GET handlers that only read through the context members below) */
@@ -149,10 +149,6 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '' && len !== '0');
 }
 
-function ifNoneMatch(header: string, etag: string): boolean {
-  return header !== '' && header.split(',').some((t) => t.trim() === etag || t.trim() === '*');
-}
-
 /** Counts of the fast path's decisions (tests check that a request took the path they meant). */
 export interface FastGetStats {
   served: number;
@@ -258,19 +254,7 @@ function finish(ctx: FastContext, route: FastRoute, src: FastGetSource): boolean
     if (body !== undefined) return false;
   } else if (ctx.status !== 200 || !isObject) return false;
   ctx.set('Allow', src.allowFor(route.def.koaPath, ctx.state.user?.role));
-  if (isObject) {
-    const b = body as Record<string, unknown>;
-    const link = src.linkOf(b['@odata.type']);
-    if (link) ctx.set('Link', link);
-    if (!ctx.response.get('ETag')) {
-      const etag = etagOfAnswer(b);
-      ctx.set('ETag', etag);
-      if (ifNoneMatch(ctx.get('If-None-Match'), etag)) {
-        ctx.status = 304;
-        ctx.body = null;
-      }
-    }
-  }
+  if (isObject) finishResource(ctx, body as Record<string, unknown>, src.linkOf);
   if (ctx.status === 304) {
     // koa's null body on an empty status drops these
     ctx.remove('Content-Type');
