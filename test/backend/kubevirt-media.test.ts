@@ -346,7 +346,7 @@ describe('kubevirt backend: virtual media', function () {
     const slow = await startEmulator({ dataVolumeImportMs: 20, vmiPhaseDelayMs: 1500 });
     try {
       slow.create(vmFixture({ runStrategy: 'Always' }));
-      const mm = await newMachine(slow, { hotplugSyncTimeoutMs: 500 });
+      const mm = await newMachine(slow, { hotplugSyncTimeoutMs: 1500 });
       await until(() => vmiOf(slow) !== undefined && (vmiOf(slow)!.status as { phase?: string } | undefined)?.phase !== 'Running', 'a VMI that is not running yet');
       const events: MediaSlot[] = [];
       mm.on((e) => {
@@ -356,6 +356,33 @@ describe('kubevirt backend: virtual media', function () {
       // the VMI takes several sync timeouts to start, then KubeVirt attaches the CD
       await slotState(mm, 'cdrom', 'inserted', 15000);
       expect(events.filter((e) => e.state === 'error'), JSON.stringify(events)).to.deep.equal([]);
+    } finally {
+      await closeAll(slow);
+    }
+  });
+
+  it('the sync timeout counts running time only: a VMI that turns Running between checks gets a whole timeout before the "lacks declarative hotplug" error', async () => {
+    // HotplugVolumes on: the running VMI never takes the volume, so the error must come, but no
+    // sooner than one timeout after the VMI turned Running (a lower bound: load cannot break it)
+    const timeoutMs = 1200;
+    const slow = await startEmulator({ dataVolumeImportMs: 20, vmiPhaseDelayMs: 700, kubevirtFeatureGates: ['HotplugVolumes'] });
+    try {
+      slow.create(vmFixture({ runStrategy: 'Always' }));
+      const mm = await newMachine(slow, { hotplugSyncTimeoutMs: timeoutMs });
+      await until(() => vmiOf(slow) !== undefined && (vmiOf(slow)!.status as { phase?: string } | undefined)?.phase !== 'Running', 'a VMI that is not running yet');
+      let errorAt = 0;
+      mm.on((e) => {
+        if (e.type === 'media' && e.slot.state === 'error' && errorAt === 0) errorAt = Date.now();
+      });
+      await mm.insertMedia('cdrom', { image: images.url('/tiny.iso') });
+      // the emulator's store event: no later than any client can have seen the phase
+      await slow.waitFor(() => (vmiOf(slow)?.status as { phase?: string } | undefined)?.phase === 'Running', 15000);
+      const runningAt = Date.now();
+      expect(errorAt, 'no error before the VMI ran').to.equal(0);
+      const failed = await slotState(mm, 'cdrom', 'error', 15000);
+      expect(failed.error).to.match(/DeclarativeHotplugVolumes feature gate on/);
+      await until(() => errorAt !== 0, 'the error as a media event');
+      expect(errorAt - runningAt, 'running time before the error').to.be.at.least(timeoutMs - 50);
     } finally {
       await closeAll(slow);
     }

@@ -95,7 +95,8 @@ export class MachineMedia {
   private readonly drives = new Map<string, Drive>();
   private readonly local = new Map<string, DriveLocalState>();
   /** drive → when our volume reached the template while a VMI was live (for the hotplug sync check) */
-  private readonly patchedAt = new Map<string, { vmiUid: string | undefined; timer: NodeJS.Timeout; expired: boolean }>();
+  /** runningSeen: the VMI was Running at the patch or at the previous check (see watchSync). */
+  private readonly patchedAt = new Map<string, { vmiUid: string | undefined; timer: NodeJS.Timeout; expired: boolean; runningSeen: boolean }>();
   private last = new Map<string, string>();
   private initialised = false;
   private stopped = false;
@@ -344,7 +345,7 @@ export class MachineMedia {
       try {
         const updated = await this.cfg.client.jsonPatch<VirtualMachine>(Resources.vm, this.cfg.namespace, this.cfg.name, insertVolumePatch(vm, drive.name, dvName));
         if (updated?.metadata) this.host.offerVm(updated);
-        if (vmiLive(vmi) && !vmiHasVolume(vmi, drive.name)) this.watchSync(drive.name, vmi?.metadata?.uid);
+        if (vmiLive(vmi) && !vmiHasVolume(vmi, drive.name)) this.watchSync(drive.name, vmi?.metadata?.uid, vmi?.status?.phase === 'Running');
         return;
       } catch (e) {
         if (isKubeApiError(e, 409)) continue;
@@ -407,8 +408,11 @@ export class MachineMedia {
    * The time counts while that VMI runs: KubeVirt syncs template volumes into a running VMI only
    * (pkg/storage/hotplug/hotplug.go patchHotplugVolumes: `vmi == nil || !vmi.IsRunning()` → nothing),
    * so a VMI still scheduling or pulling images is not a cluster without declarative hotplug.
+   * The VMI must be Running at two checks a full timeout apart (the patch counts as a check), so it
+   * has had at least one whole timeout of running time: a VMI that turned Running just before a
+   * check is given another timeout rather than judged on the last few milliseconds.
    */
-  private watchSync(drive: string, vmiUid: string | undefined): void {
+  private watchSync(drive: string, vmiUid: string | undefined, running: boolean): void {
     this.unwatchSync(drive);
     const arm = (): NodeJS.Timeout => {
       const timer = setTimeout(() => {
@@ -419,8 +423,11 @@ export class MachineMedia {
           .then(({ vmi }) => {
             const cur = this.patchedAt.get(drive);
             if (this.stopped || cur !== p || p.timer !== timer) return;
-            if (vmiLive(vmi) && vmi?.metadata?.uid === p.vmiUid && vmi?.status?.phase !== 'Running' && !vmiHasVolume(vmi, drive)) {
-              p.timer = arm(); // not running yet: KubeVirt has not had its chance
+            const sameVmi = vmiLive(vmi) && vmi?.metadata?.uid === p.vmiUid;
+            if (sameVmi && !vmiHasVolume(vmi, drive) && !(p.runningSeen && vmi?.status?.phase === 'Running')) {
+              // not running yet, or only since this interval: KubeVirt has not had its whole chance
+              p.runningSeen = vmi?.status?.phase === 'Running';
+              p.timer = arm();
               return;
             }
             p.expired = true;
@@ -437,7 +444,7 @@ export class MachineMedia {
       timer.unref();
       return timer;
     };
-    this.patchedAt.set(drive, { vmiUid, timer: arm(), expired: false });
+    this.patchedAt.set(drive, { vmiUid, timer: arm(), expired: false, runningSeen: running });
   }
 
   private unwatchSync(drive: string): void {
