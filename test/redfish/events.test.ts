@@ -244,6 +244,38 @@ describe('Redfish EventService', function () {
     expect((await rig.rf('GET', on['@odata.id'] as string)).status).to.equal(404);
   });
 
+  it('a log entry links its origin only while it resolves: the session of a login until it ends, a test event only to a fixed resource', async () => {
+    const ENTRIES = '/redfish/v1/Managers/BMC/LogServices/EventLog/Entries';
+    const good = await rig.rf('POST', '/redfish/v1/SessionService/Sessions', { UserName: 'admin', Password: ADMIN.password });
+    expect(good.status).to.equal(201);
+    const sessionUri = good.headers.get('location')!;
+    const originOf = (m: Record<string, unknown>): unknown => (m.Links as { OriginOfCondition?: { '@odata.id': string } }).OriginOfCondition?.['@odata.id'];
+    const loginEntry = async (): Promise<Record<string, unknown>> => {
+      const all = (await rig.rf('GET', ENTRIES)).body.Members as Record<string, unknown>[];
+      return all.find((m) => m.MessageId === 'ResourceEvent.1.4.3.ResourceCreated')!;
+    };
+    const open = await loginEntry();
+    expect(originOf(open)).to.equal(sessionUri);
+    expect((await rig.rf('GET', originOf(open) as string)).status).to.equal(200);
+    expect((await rig.rf('DELETE', sessionUri)).status).to.equal(204);
+    const closed = await loginEntry();
+    expect(closed.Links).to.deep.equal({});
+    const single = await rig.rf('GET', closed['@odata.id'] as string);
+    conforms('LogEntry_LogEntry', single.body);
+    expect(single.body.Links).to.deep.equal({});
+    // every link left in the log resolves
+    for (const origin of ['/redfish/v1/Systems/1', '/redfish/v1/NoSuchThing']) {
+      expect((await rig.rf('POST', '/redfish/v1/EventService/Actions/EventService.SubmitTestEvent', { OriginOfCondition: origin })).status).to.equal(204);
+    }
+    const all = (await rig.rf('GET', ENTRIES)).body.Members as Record<string, unknown>[];
+    const tests = all.filter((m) => m.MessageId === 'TestEvent' || String(m.MessageId).endsWith('TestMessage'));
+    expect(tests.map(originOf)).to.deep.equal(['/redfish/v1/Systems/1', undefined]);
+    for (const m of all) {
+      const o = originOf(m);
+      if (typeof o === 'string') expect((await rig.rf('GET', o)).status, o).to.equal(200);
+    }
+  });
+
   it('task state changes, logins and failed logins are events too', async () => {
     const bad = await fetch(`http://127.0.0.1:${rig.agent.redfish!.port}/redfish/v1/SessionService/Sessions`, {
       method: 'POST',

@@ -7,6 +7,8 @@
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { eventsOf } from '../../events/index.js';
 import type { BmcEvent } from '../../events/hub.js';
+import { MANAGER_URI, SYSTEM_URI } from '../../events/machine.js';
+import { taskStoreOf } from '../core/tasks.js';
 import { RedfishError, notFound } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
@@ -29,8 +31,28 @@ function checkLog(ctx: RedfishContext): string {
   return manager;
 }
 
-/** LogEntry.v1_21_0 of one event. */
-export function logEntryBody(manager: string, e: BmcEvent): Record<string, unknown> {
+const SESSION_URI = /^\/redfish\/v1\/SessionService\/Sessions\/([^/]+)$/;
+const TASK_URI = /^\/redfish\/v1\/TaskService\/Tasks\/([^/]+)$/;
+/** What a test event may name and still be linked (its OriginOfCondition is the client's text). */
+const TEST_ORIGINS = new Set(['/redfish/v1', '/redfish/v1/EventService', SYSTEM_URI, MANAGER_URI]);
+
+/**
+ * Whether a log entry may link its origin: a log outlives sessions and tasks, and a link to one
+ * that has ended would be a dangling @odata.id (the Service Validator follows it and gets 404). So
+ * sessions and tasks are linked while they exist; a test event's client-given origin only when it
+ * names one of the service's fixed resources; the rest (system, manager, media, services) always.
+ */
+export function originLinkable(ctx: RedfishContext, e: BmcEvent): boolean {
+  const session = SESSION_URI.exec(e.origin);
+  if (session) return ctx.state.deps.sessions.get(decodeURIComponent(session[1]!)) !== undefined;
+  const task = TASK_URI.exec(e.origin);
+  if (task) return taskStoreOf(ctx.state.deps).get(decodeURIComponent(task[1]!)) !== undefined;
+  if (e.kind === 'test') return TEST_ORIGINS.has(e.origin);
+  return e.origin.startsWith('/redfish/v1/');
+}
+
+/** LogEntry.v1_21_0 of one event; Links.OriginOfCondition only while it resolves (originLinkable). */
+export function logEntryBody(manager: string, e: BmcEvent, linkOrigin = true): Record<string, unknown> {
   return {
     '@odata.id': entryUri(manager, e.id),
     '@odata.type': odataTypes.LogEntry,
@@ -44,7 +66,7 @@ export function logEntryBody(manager: string, e: BmcEvent): Record<string, unkno
     MessageArgs: [...e.args],
     EventId: String(e.id),
     EventTimestamp: e.time.toISOString(),
-    Links: { OriginOfCondition: { '@odata.id': e.origin } },
+    Links: linkOrigin ? { OriginOfCondition: { '@odata.id': e.origin } } : {},
   };
 }
 
@@ -85,7 +107,7 @@ export const handlers: OperationHandlers = {
     const log = eventsOf(ctx.state.deps.machine).hub.log();
     const body = collection(ctx, `${logUri(manager)}/Entries`, 'LogEntryCollection', 'Event Log Entries', []);
     // members expanded (as BMCs do for logs): one read shows the whole log
-    body.Members = log.map((e) => logEntryBody(manager, e));
+    body.Members = log.map((e) => logEntryBody(manager, e, originLinkable(ctx, e)));
     body['Members@odata.count'] = log.length;
     sendResource(ctx, body);
   },
@@ -95,7 +117,7 @@ export const handlers: OperationHandlers = {
     const id = ctx.params.LogEntryId ?? '';
     const e = /^\d+$/.test(id) ? eventsOf(ctx.state.deps.machine).hub.log().find((x) => x.id === Number(id)) : undefined;
     if (!e) throw notFound('LogEntry', id);
-    sendResource(ctx, logEntryBody(manager, e), { etag: true });
+    sendResource(ctx, logEntryBody(manager, e, originLinkable(ctx, e)), { etag: true });
   },
 
   clearManagerLog: async (ctx) => {
