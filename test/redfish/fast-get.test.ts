@@ -6,6 +6,7 @@
  * change (power, boot override, media, asset tag, health, serial console) both are also compared
  * with a reference app on fresh deps (no Systems/1 answer cached), so a stale cache cannot pass.
  */
+import { indicatorOf } from '../../src/backend/indicator.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
@@ -230,6 +231,11 @@ describe('Redfish GET fast path', () => {
     }
     await machine.setAssetTag('rack-7');
     expect((await check('asset tag')).AssetTag).to.equal('rack-7');
+    // the identify indicator is the agent's, not a snapshot change: the prepared answer must follow it
+    indicatorOf(machine).setLed('Lit');
+    expect((await check('indicator lit')).IndicatorLED).to.equal('Lit');
+    indicatorOf(machine).setLed('Off');
+    expect((await check('indicator off')).LocationIndicatorActive).to.equal(false);
     sol = true;
     expect(((await check('sol')).SerialConsole as { IPMI: { ServiceEnabled: boolean } }).IPMI.ServiceEnabled).to.equal(true);
     machine.setStale('API hangs');
@@ -339,6 +345,10 @@ describe('Redfish GET fast path, shared mode (tenancy)', () => {
     expect(after.Boot.BootSourceOverrideTarget).to.equal('Pxe');
     expect((await same('GET', '/redfish/v1/Systems/ns.a', { ...a, 'If-None-Match': etag })).status).to.equal(200);
     expect(JSON.parse((await same('GET', '/redfish/v1/Systems/ns.b', both)).body).Boot.BootSourceOverrideTarget).to.equal('None');
+    // one tenant's identify indicator is its own
+    indicatorOf(machines.get('ns.b')!).identify(Infinity);
+    expect(JSON.parse((await same('GET', '/redfish/v1/Systems/ns.b', both)).body).IndicatorLED).to.equal('Blinking');
+    expect(JSON.parse((await same('GET', '/redfish/v1/Systems/ns.a', a)).body).IndicatorLED).to.equal('Off');
     // handed to koa: another tenant's system (404), wrong credentials (401), the service root
     const before = stats.served;
     expect((await same('GET', '/redfish/v1/Systems/ns.b', a)).status).to.equal(404);

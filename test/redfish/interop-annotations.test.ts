@@ -45,11 +45,11 @@ describe('Redfish interop annotations on the simulator', function () {
   });
   afterEach(async () => t.close());
 
-  it('Systems/1: Boot lists the three override properties, the root AssetTag; each listed one PATCHes, an unlisted one is PropertyNotWritable', async () => {
+  it('Systems/1: Boot lists the three override properties, the root AssetTag and the identify indicator; each listed one PATCHes, an unlisted one is PropertyNotWritable', async () => {
     const sys = (await rf(t, 'GET', '/redfish/v1/Systems/1')).body;
     const boot = sys.Boot as Record<string, unknown>;
     expect(boot[WP]).to.have.members(['BootSourceOverrideTarget', 'BootSourceOverrideEnabled', 'BootSourceOverrideMode']);
-    expect(sys[WP]).to.deep.equal(['AssetTag']);
+    expect(sys[WP]).to.deep.equal(['AssetTag', 'IndicatorLED', 'LocationIndicatorActive']);
     for (const name of boot[WP] as string[]) {
       const values = boot[`${name}@Redfish.AllowableValues`] as string[];
       const value = values.find((v) => v !== 'None' && v !== 'Disabled') ?? values[0];
@@ -57,6 +57,8 @@ describe('Redfish interop annotations on the simulator', function () {
       expect(r.status, `${name}=${value}`).to.equal(200);
     }
     expect((await rf(t, 'PATCH', '/redfish/v1/Systems/1', { AssetTag: 'rack-7' })).body.AssetTag).to.equal('rack-7');
+    expect((await rf(t, 'PATCH', '/redfish/v1/Systems/1', { IndicatorLED: 'Lit' })).body.IndicatorLED).to.equal('Lit');
+    expect((await rf(t, 'PATCH', '/redfish/v1/Systems/1', { LocationIndicatorActive: false })).body.LocationIndicatorActive).to.equal(false);
     const ro = await rf(t, 'PATCH', '/redfish/v1/Systems/1', { SerialNumber: 'x' });
     expect([ro.status, firstId(ro)]).to.satisfy(([s, id]: [number, string]) => s === 400 && id.endsWith('.PropertyNotWritable'));
   });

@@ -5,7 +5,8 @@
 import type { PowerAction, PowerState } from '../../backend/types.js';
 import { CC, NetFn, Privilege, type CommandContext, type CommandSpec, type IpmiResponse } from '../types.js';
 import { BOOT_FLAGS_LENGTH, bootFlagsToOverride, overrideToBootFlags } from './boot-options.js';
-import { IPMI_BOOT_ATTRIBUTION_MS, bmcState, identifyState, type BmcState } from './state.js';
+import { indicatorOf } from '../../backend/indicator.js';
+import { IPMI_BOOT_ATTRIBUTION_MS, bmcState, type BmcState } from './state.js';
 import { badLength, fail, ok, spec } from './util.js';
 
 /** Boot options completion codes (§28.12). */
@@ -68,7 +69,7 @@ function chassisStatusFor(ctx: CommandContext, p: PowerState): IpmiResponse {
   const current = (powerBit(p) ? 0x01 : 0x00) | RESTORE_POLICY_UNKNOWN;
   const lastEvent = state.lastBootViaIpmi ? 0x10 : 0x00;
   // Byte 3: [6] identify state reported, [5:4] identify state.
-  const misc = 0x40 | (identifyState(state) << 4);
+  const misc = 0x40 | (indicatorOf(ctx.machine).ipmiState() << 4);
   return ok([current, lastEvent, misc]);
 }
 
@@ -101,13 +102,10 @@ function chassisIdentify(ctx: CommandContext): IpmiResponse {
   const d = ctx.req.data;
   const bad = badLength(d, 0, 2);
   if (bad) return bad;
-  const state = bmcState(ctx.machine);
-  if (d.length === 2 && (d[1]! & 0x01) !== 0) {
-    state.identifyUntil = Infinity;
-  } else {
-    const seconds = d.length === 0 ? 15 : d[0]!; // spec default interval: 15 s
-    state.identifyUntil = seconds === 0 ? 0 : Date.now() + seconds * 1000;
-  }
+  // the same indicator Redfish IndicatorLED/LocationIndicatorActive show (backend/indicator.ts)
+  const indicator = indicatorOf(ctx.machine);
+  if (d.length === 2 && (d[1]! & 0x01) !== 0) indicator.identify(Infinity);
+  else indicator.identify(d.length === 0 ? 15 : d[0]!); // spec default interval: 15 s
   return ok();
 }
 

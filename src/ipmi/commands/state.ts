@@ -1,6 +1,6 @@
 /**
  * BMC-local state the IPMI commands keep per machine: what exists only on the BMC side and not in
- * the backend seam (boot option bytes the seam cannot express, set-in-progress, identify, how the
+ * the backend seam (boot option bytes the seam cannot express, set-in-progress, how the
  * machine was last powered on, SDR reservations). Keyed by the Machine object so every command
  * table talking to the same machine sees one state, and it goes away with the machine.
  */
@@ -23,8 +23,6 @@ export interface BmcState {
   bootFlags: Buffer;
   /** Parameters marked invalid/locked through bit 7 of the selector */
   invalidParams: Set<number>;
-  /** Identify "LED": ms epoch until which it is on; Infinity = on until turned off; 0 = off */
-  identifyUntil: number;
   /** Until when (ms epoch) a boot is attributed to the last IPMI chassis control */
   ipmiBootPendingUntil: number;
   /** The machine's last power-on/restart came from an IPMI Chassis Control command */
@@ -47,7 +45,6 @@ export function bmcState(machine: Machine): BmcState {
     bootInfoAck: 0,
     bootFlags: Buffer.alloc(BOOT_FLAGS_LENGTH),
     invalidParams: new Set(),
-    identifyUntil: 0,
     ipmiBootPendingUntil: 0,
     lastBootViaIpmi: false,
     sdrReservation: 0,
@@ -68,10 +65,4 @@ export function bmcState(machine: Machine): BmcState {
 /** Reservation ids are 16-bit, never 0. */
 export function nextReservation(current: number): number {
   return current >= 0xffff ? 1 : current + 1;
-}
-
-/** Current identify state for Get Chassis Status byte 3 bits 5:4: 0 off, 1 timed, 2 indefinite. */
-export function identifyState(state: BmcState, now = Date.now()): 0 | 1 | 2 {
-  if (state.identifyUntil === Infinity) return 2;
-  return state.identifyUntil > now ? 1 : 0;
 }

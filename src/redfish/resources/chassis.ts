@@ -1,7 +1,9 @@
 /**
  * The Chassis "1": the VM's (virtual) enclosure. A VM has no physical chassis, so ChassisType is
- * "Other" (none of the physical form factors apply); power state follows the machine.
+ * "Other" (none of the physical form factors apply); power state and the identify indicator follow
+ * the machine.
  */
+import { indicatorOf } from '../../backend/indicator.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers } from '../core/types.js';
 import {
@@ -39,6 +41,9 @@ export const handlers: OperationHandlers = {
       SerialNumber: snap.info.serialNumber,
       PowerState: redfishPowerState(snap.power),
       Status: machineStatus(snap.health),
+      // the system's identify indicator (backend/indicator.ts), shown here as bmcweb does; it is
+      // set through the ComputerSystem (PATCH) or IPMI Chassis Identify (no Chassis PATCH is routed)
+      LocationIndicatorActive: indicatorOf(ctx.state.deps.machine).active(ctx.state.deps.now().getTime()),
       NetworkAdapters: link(`${CHASSIS}/NetworkAdapters`),
       Links: {
         ComputerSystems: [link(SYSTEM)],

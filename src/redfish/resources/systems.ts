@@ -13,6 +13,7 @@ import {
   type MachineSnapshot,
   type PowerAction,
 } from '../../backend/types.js';
+import { indicatorOf, type IndicatorLed } from '../../backend/indicator.js';
 import { REDFISH_BOOT_TARGET } from '../../events/machine.js';
 import { RedfishError, fromBackendError } from '../core/errors.js';
 import { checkIfMatch, collection, prepareResource, sendPrepared, sendResource, type PreparedResource } from '../core/odata.js';
@@ -74,6 +75,9 @@ const allowedTargets = (caps: Capabilities): string[] => caps.bootTargets.map((t
 
 // ---- ComputerSystem --------------------------------------------------------------------------
 
+/** IndicatorLED values (all three: the indicator is the agent's, backend/indicator.ts). */
+const LEDS: readonly IndicatorLed[] = ['Off', 'Lit', 'Blinking'];
+
 /**
  * What a PATCH of Systems/1 may change: the table parseSystemPatch checks against and the body's
  * `@Redfish.WriteableProperties` come from (AssetTag only when the backend can keep it).
@@ -89,7 +93,9 @@ function systemWritable(caps: Capabilities, canSetAssetTag: boolean): WritableTr
   // Two literals, not `{ ...(cond ? {...} : {}), Boot }`: on every GET, a literal that starts with a
   // spread and adds keys leaves objects that outlive young-generation GCs (docs/scale.md "Memory
   // after load", bench/scale-spread.ts).
-  return canSetAssetTag ? { AssetTag: 'string', Boot } : { Boot };
+  return canSetAssetTag
+    ? { AssetTag: 'string', IndicatorLED: { enum: LEDS }, LocationIndicatorActive: 'boolean', Boot }
+    : { IndicatorLED: { enum: LEDS }, LocationIndicatorActive: 'boolean', Boot };
 }
 
 /**
@@ -107,7 +113,7 @@ function serialConsoleOf(deps: RedfishDeps): Record<string, unknown> {
   };
 }
 
-function systemBody(snap: MachineSnapshot, caps: Capabilities, writable: WritableTree, deps: RedfishDeps): Record<string, unknown> {
+function systemBody(snap: MachineSnapshot, caps: Capabilities, writable: WritableTree, deps: RedfishDeps, led: IndicatorLed): Record<string, unknown> {
   const { info, boot } = snap;
   const cpu = info.processors ?? { sockets: Math.max(1, info.cpuCount), cores: 1, threads: 1, model: 'Virtual CPU' };
   const body: Annotated<Schemas['ComputerSystem_v1_27_0_ComputerSystem']> = {
@@ -133,6 +139,10 @@ function systemBody(snap: MachineSnapshot, caps: Capabilities, writable: Writabl
     },
     MemorySummary: { TotalSystemMemoryGiB: Math.round((info.memoryMiB / 1024) * 1000) / 1000, Status: status() },
     AssetTag: info.assetTag ?? '',
+    // the identify indicator IPMI Chassis Identify sets too (backend/indicator.ts)
+    IndicatorLED: led,
+    'IndicatorLED@Redfish.AllowableValues': [...LEDS],
+    LocationIndicatorActive: led !== 'Off',
     Processors: link(`${SYSTEM}/Processors`),
     Memory: link(`${SYSTEM}/Memory`),
     Storage: link(`${SYSTEM}/Storage`),
@@ -173,12 +183,14 @@ const writableOf = (machine: Machine): WritableTree => systemWritable(machine.ca
  * The Systems/1 answer per deps (one per machine, one per tenant in shared mode), with the state it
  * was made from: the snapshot generation (backend/types.ts: it moves with every change a snapshot
  * shows: power, boot override, media, system info) and the serial console's state (IPMI SOL
- * enabled, which is the agent's, not the machine's). Only kept while health is OK: a degraded
+ * enabled, which is the agent's, not the machine's) and the identify indicator (also the agent's;
+ * read at each request, so a timed IPMI identify that ran out shows Off). Only kept while health is OK: a degraded
  * backend re-reads on every request, and its Status carries a message and time.
  */
 interface SystemMemo {
   generation: number;
   sol: boolean;
+  led: IndicatorLed;
   prepared: PreparedResource;
 }
 const systemMemo = new WeakMap<RedfishDeps, SystemMemo>();
@@ -194,21 +206,30 @@ async function preparedSystem(ctx: RedfishContext): Promise<PreparedResource> {
   const snap = await backend(machine.snapshot());
   const healthy = (snap.health?.status ?? 'OK') === 'OK';
   const sol = deps.ipmiPort !== undefined && (deps.serialConsole?.() ?? false);
+  const led = indicatorOf(machine).led(deps.now().getTime());
   const memo = systemMemo.get(deps);
-  if (healthy && memo !== undefined && memo.generation === snap.generation && memo.sol === sol) return memo.prepared;
-  const prepared = prepareResource(systemBody(snap, machine.capabilities, writableOf(machine), deps));
-  if (healthy) systemMemo.set(deps, { generation: snap.generation, sol, prepared });
+  if (healthy && memo !== undefined && memo.generation === snap.generation && memo.sol === sol && memo.led === led) return memo.prepared;
+  const prepared = prepareResource(systemBody(snap, machine.capabilities, writableOf(machine), deps, led));
+  if (healthy) systemMemo.set(deps, { generation: snap.generation, sol, led, prepared });
   else systemMemo.delete(deps);
   return prepared;
 }
 
 async function currentSystem(ctx: RedfishContext): Promise<Record<string, unknown>> {
   const machine = ctx.state.deps.machine;
-  return systemBody(await backend(machine.snapshot()), machine.capabilities, writableOf(machine), ctx.state.deps);
+  const led = indicatorOf(machine).led(ctx.state.deps.now().getTime());
+  return systemBody(await backend(machine.snapshot()), machine.capabilities, writableOf(machine), ctx.state.deps, led);
 }
 
 /** Check a PATCH body for Systems/1 (every problem reported at once) and turn it into a seam change. */
-function parseSystemPatch(raw: unknown, current: Record<string, unknown>, machine: Machine): { boot: Partial<BootOverride>; assetTag?: string } {
+interface SystemPatch {
+  boot: Partial<BootOverride>;
+  assetTag?: string;
+  /** IndicatorLED, or LocationIndicatorActive as Blinking/Off (IndicatorLED wins when both are given) */
+  led?: IndicatorLed;
+}
+
+function parseSystemPatch(raw: unknown, current: Record<string, unknown>, machine: Machine): SystemPatch {
   const caps = machine.capabilities;
   const body = validatePatch(raw, { writable: writableOf(machine), readOnly: propertyPaths(current) });
   const boot = (body.Boot ?? {}) as Record<string, string | undefined>;
@@ -217,7 +238,12 @@ function parseSystemPatch(raw: unknown, current: Record<string, unknown>, machin
   if (boot.BootSourceOverrideEnabled !== undefined) change.enabled = ENABLED_FROM_REDFISH.get(boot.BootSourceOverrideEnabled)!;
   const mode = caps.bootModes.find((m) => m === boot.BootSourceOverrideMode);
   if (mode !== undefined) change.mode = mode;
-  return { boot: change, ...(typeof body.AssetTag === 'string' ? { assetTag: body.AssetTag } : {}) };
+  const out: SystemPatch = { boot: change };
+  if (typeof body.AssetTag === 'string') out.assetTag = body.AssetTag;
+  if (typeof body.LocationIndicatorActive === 'boolean') out.led = body.LocationIndicatorActive ? 'Blinking' : 'Off';
+  const led = LEDS.find((l) => l === body.IndicatorLED);
+  if (led !== undefined) out.led = led;
+  return out;
 }
 
 /** Longest AssetTag accepted (the KubeVirt backend keeps it in an annotation, see backend/kubevirt/inventory.ts). */
@@ -258,6 +284,10 @@ export const handlers: OperationHandlers = {
     if (change.target === 'none' && change.enabled === undefined) change.enabled = 'disabled';
     if (parsed.assetTag !== undefined && machine.setAssetTag) await backend(machine.setAssetTag(parsed.assetTag));
     if (Object.keys(change).length > 0) await backend(machine.setBootOverride(change));
+    if (parsed.led !== undefined) {
+      indicatorOf(machine).setLed(parsed.led);
+      ctx.state.logger.info({ user: ctx.state.user?.username, led: parsed.led }, 'identify indicator set');
+    }
     sendResource(ctx, await currentSystem(ctx), { etag: true });
   },
 
