@@ -331,6 +331,12 @@ function renderSystem() {
     ? 'none'
     : `${b.BootSourceOverrideTarget} (${b.BootSourceOverrideEnabled}, ${b.BootSourceOverrideMode || 'mode not set'})`;
   $('ov-boot').textContent = bootText;
+  // the BMC's identify indicator (also IPMI chassis identify); absent on an older agent
+  const led = s.IndicatorLED;
+  $('ov-identify').textContent = led === undefined ? 'not offered' : led === 'Off' ? 'off' : led === 'Lit' ? 'on (steady)' : 'blinking';
+  const toggle = /** @type {HTMLButtonElement} */ ($('ov-identify-toggle'));
+  toggle.textContent = s.LocationIndicatorActive ? 'Turn off' : 'Identify';
+  toggle.disabled = led === undefined;
   $('boot-current').textContent = `${b.BootSourceOverrideTarget}, ${b.BootSourceOverrideEnabled}, ${b.BootSourceOverrideMode || '—'}`;
 }
 
@@ -520,6 +526,17 @@ async function renderBoot() {
   fillSelect($('boot-enabled'), b['BootSourceOverrideEnabled@Redfish.AllowableValues'], b.BootSourceOverrideEnabled);
   fillSelect($('boot-mode'), b['BootSourceOverrideMode@Redfish.AllowableValues'], b.BootSourceOverrideMode);
 }
+
+$('ov-identify-toggle').addEventListener('click', async () => {
+  const on = !(st.system && st.system.LocationIndicatorActive);
+  try {
+    await api.patch(st.systemUri, { LocationIndicatorActive: on });
+    await loadSystem();
+    say(on ? 'Identify light on (blinking) until turned off.' : 'Identify light off.');
+  } catch (e) {
+    failed(e);
+  }
+});
 
 $('boot-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();

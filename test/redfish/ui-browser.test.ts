@@ -18,6 +18,7 @@ import { LOOPBACK_MEDIA, startImageServer, type ImageServer } from '../helpers/i
 import { SolClient } from '../ipmi/sol-client.js';
 import type { SharedAgent } from '../../src/agent/shared.js';
 import type { UserAccount } from '../../src/accounts/types.js';
+import { indicatorOf } from '../../src/backend/indicator.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -137,6 +138,17 @@ describe('web UI in headless Chromium @e2e', function () {
     await page.getByRole('link', { name: 'Overview' }).click();
     await page.locator('#ov-events li').first().waitFor();
     await shot(page, 'overview');
+  });
+
+  it('turns the identify light on and off from the overview (the indicator IPMI chassis identify shares)', async () => {
+    await login(page, t.redfishUrl);
+    await page.locator('#ov-identify', { hasText: 'off' }).waitFor();
+    await page.getByRole('button', { name: 'Identify' }).click();
+    await page.locator('#ov-identify', { hasText: 'blinking' }).waitFor();
+    expect(indicatorOf(t.sim).led()).to.equal('Blinking');
+    await page.getByRole('button', { name: 'Turn off' }).click();
+    await page.locator('#ov-identify', { hasText: 'off' }).waitFor();
+    expect(indicatorOf(t.sim).active()).to.equal(false);
   });
 
   it('sets boot Once/Pxe from the allowable values and reads it back after a reload', async () => {
