@@ -1,19 +1,22 @@
 /**
  * The agent's eventing, per machine: the event hub, the push subscriptions fed by it, the bridge
- * from the machine's own changes, and the count of SSE streams. One per machine (eventsOf), so
+ * from the machine's own changes, and the open SSE streams. One per machine (eventsOf), so
  * IPMI (SEL, login events) and Redfish (EventService, EventLog) share it.
  */
 import type { Machine } from '../backend/types.js';
 import { EventHub, attachEventHub, eventHubOf, type EventHubOptions } from './hub.js';
 import { MachineEventBridge, type MachineBridgeOptions } from './machine.js';
+import { SseStreams } from './sse-streams.js';
 import { SubscriptionManager, type SubscriptionManagerOptions } from './subscriptions.js';
 
 export interface AgentEvents {
   readonly hub: EventHub;
   readonly subscriptions: SubscriptionManager;
   readonly bridge?: MachineEventBridge;
-  /** Open SSE streams (metrics) */
-  sseClients: number;
+  /** Open SSE streams, each an EventDestination while it is open */
+  readonly sseStreams: SseStreams;
+  /** How many SSE streams are open (metrics) */
+  readonly sseClients: number;
   close(): void;
 }
 
@@ -21,11 +24,15 @@ const all = new WeakMap<object, AgentEvents>();
 
 function make(hub: EventHub, subscriptions: SubscriptionManager, bridge?: MachineEventBridge): AgentEvents {
   const off = hub.on((e) => subscriptions.publish(e));
+  const sseStreams = new SseStreams();
   return {
     hub,
     subscriptions,
     ...(bridge ? { bridge } : {}),
-    sseClients: 0,
+    sseStreams,
+    get sseClients() {
+      return sseStreams.size;
+    },
     close() {
       off();
       subscriptions.close();

@@ -26,6 +26,8 @@ interface Stream {
   frames: Frame[];
   raw: string;
   ended: boolean;
+  /** the client side's port (the EventDestination's redfish-sse://127.0.0.1:<port>) */
+  localPort: number;
   waitFor(pred: (f: Frame[]) => boolean, what: string): Promise<void>;
   waitEnd(): Promise<void>;
   close(): void;
@@ -42,6 +44,7 @@ function openSse(port: number, path: string, headers: Record<string, string>): P
         frames: [],
         raw: '',
         ended: false,
+        localPort: res.socket.localPort ?? 0,
         waitFor: async (pred, what) => {
           const deadline = Date.now() + 10_000;
           while (!pred(s.frames)) {
@@ -189,6 +192,48 @@ describe('Redfish SSE stream', function () {
     expect(del.status).to.equal(204);
     await s.waitEnd();
     expect(t.agent.events.sseClients).to.equal(0);
+  });
+
+  it('is an EventDestination (SubscriptionType SSE) while open: opaque Context, redfish-sse:// Destination, read-only; DELETE ends the stream, closing the connection deletes it', async () => {
+    const rf = async (method: string, path: string, user = ADMIN, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> => {
+      const r = await fetch(`http://127.0.0.1:${t.redfishPort}${path}`, {
+        method,
+        headers: { authorization: basic(user), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      });
+      const text = await r.text();
+      return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+    };
+    const members = async (): Promise<string[]> => ((await rf('GET', '/redfish/v1/EventService/Subscriptions')).body.Members as { '@odata.id': string }[]).map((m) => m['@odata.id']);
+    const push = await rf('POST', '/redfish/v1/EventService/Subscriptions', ADMIN, { Destination: 'http://127.0.0.1:9/events' });
+    expect(push.status).to.equal(201);
+    const before = await members();
+    const a = await sse(`${SSE}?$filter=${encodeURIComponent("MessageId eq 'ResourceEvent.1.4.3.ResourcePoweredOn'")}`, { authorization: basic(READONLY) });
+    const b = await sse(SSE, { authorization: basic(ADMIN) });
+    const added = (await members()).filter((m) => !before.includes(m));
+    expect(added).to.have.length(2);
+    const bodies = await Promise.all(added.map(async (uri) => (await rf('GET', uri)).body));
+    const mine = bodies.find((x) => x.Destination === `redfish-sse://127.0.0.1:${a.localPort}`)!;
+    expect(mine, JSON.stringify(bodies)).to.not.equal(undefined);
+    expect(mine).to.include({ SubscriptionType: 'SSE', Protocol: 'Redfish', EventFormatType: 'Event' });
+    expect(mine.Context).to.match(/^[0-9a-f]{32}$/);
+    expect(mine.Description).to.contain('ResourcePoweredOn');
+    expect(mine['@Redfish.WriteableProperties']).to.deep.equal([]);
+    const other = bodies.find((x) => x !== mine)!;
+    expect(other.Context).to.not.equal(mine.Context);
+    // nothing to change on it; a ReadOnly user may not delete another's stream
+    expect((await rf('PATCH', String(mine['@odata.id']), ADMIN, { Context: 'x' })).status).to.equal(400);
+    expect((await rf('DELETE', String(other['@odata.id']), READONLY)).status).to.equal(403);
+    // DELETE ends that stream only
+    expect((await rf('DELETE', String(other['@odata.id']))).status).to.equal(204);
+    await b.waitEnd();
+    expect(a.ended).to.equal(false);
+    expect((await rf('GET', String(other['@odata.id']))).status).to.equal(404);
+    // the client closing the connection deletes its EventDestination; the push subscription stays
+    a.close();
+    await until(() => t.agent.events.sseClients === 0, 'the server to see the connection close');
+    expect(await members()).to.deep.equal(before);
+    expect(before).to.include(push.body['@odata.id']);
   });
 
   it('sends a heartbeat comment every SSE_HEARTBEAT_SECONDS and ends the stream once its session has expired (fake clock)', async () => {

@@ -1,6 +1,6 @@
 /**
  * /redfish/v1/EventService (EventService.v1_12_0), its Subscriptions (EventDestination.v1_16_0),
- * SubmitTestEvent, and the Server-Sent Event stream at /redfish/v1/EventService/SSE (DSP0266
+ * SubmitTestEvent; the Server-Sent Event stream at /redfish/v1/EventService/SSE is sse.ts (DSP0266
  * "Eventing" and "Server-sent events"). Events come from the agent's one event source
  * (src/events/hub.ts); delivery lives in src/events/subscriptions.ts.
  *
@@ -11,17 +11,15 @@
  * are strings; OriginResources are {"@odata.id"} links; Context at most 256 characters; at most
  * MAX_SUBSCRIPTIONS subscriptions. Unknown properties answer 400 PropertyUnknown.
  */
-import type { Readable } from 'node:stream';
-import { PassThrough } from 'node:stream';
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { eventsOf } from '../../events/index.js';
 import { REGISTRIES, type BmcEvent } from '../../events/hub.js';
-import { parseSseFilter, type SseFilter } from '../../events/filter.js';
+import type { SseStreamRecord } from '../../events/sse-streams.js';
 import { DELIVERY_RETRY_POLICIES, eventPayload, type DeliveryRetryPolicy, type SubscriptionRecord } from '../../events/subscriptions.js';
 import { RedfishError, insufficientPrivilege, notFound, type MessageRef } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
-import type { OperationHandlers, RedfishContext, SharedEvent } from '../core/types.js';
+import type { OperationHandlers, RedfishContext } from '../core/types.js';
 
 export const EVENT_SERVICE = '/redfish/v1/EventService';
 export const SUBSCRIPTIONS = `${EVENT_SERVICE}/Subscriptions`;
@@ -113,6 +111,29 @@ function subscriptionBody(r: SubscriptionRecord): Record<string, unknown> {
     HttpHeaders: [],
     Status: { State: r.state, Health: r.state === 'Enabled' ? 'OK' : 'Warning' },
   }, SUBSCRIPTION_WRITABLE);
+}
+
+/**
+ * The EventDestination of an open SSE stream (sse.ts): nothing on it is writable (its filter is the
+ * stream's `$filter`, fixed when it was opened); DELETE ends the stream.
+ */
+function sseSubscriptionBody(r: SseStreamRecord): Record<string, unknown> {
+  return withWriteableProperties(
+    {
+      '@odata.id': subscriptionUri(r.id),
+      '@odata.type': odataTypes.EventDestination,
+      Id: r.id,
+      Name: `Server-Sent Event stream ${r.id}`,
+      Description: r.filter !== undefined ? `Open SSE stream with $filter=${r.filter}` : 'Open SSE stream',
+      Destination: r.destination,
+      Context: r.context,
+      Protocol: 'Redfish',
+      SubscriptionType: 'SSE',
+      EventFormatType: 'Event',
+      Status: { State: 'Enabled', Health: 'OK' },
+    },
+    {},
+  );
 }
 
 const CREATE_FIELDS = new Set([
@@ -250,12 +271,20 @@ function parseCreate(raw: unknown, owner: string): Omit<SubscriptionRecord, 'id'
   };
 }
 
-function findSubscription(ctx: RedfishContext): SubscriptionRecord {
+/** A push subscription or an open SSE stream by id (ConfigureSelf: only the caller's own). */
+function findDestination(ctx: RedfishContext): { push: SubscriptionRecord; sse?: undefined } | { push?: undefined; sse: SseStreamRecord } {
   const id = ctx.params.EventDestinationId ?? '';
-  const rec = eventsOf(ctx.state.deps.machine).subscriptions.get(id);
-  if (!rec) throw notFound('EventDestination', id);
-  if (ctx.state.selfOnly && rec.owner !== ctx.state.user?.username) throw insufficientPrivilege();
-  return rec;
+  const events = eventsOf(ctx.state.deps.machine);
+  const push = events.subscriptions.get(id);
+  const sse = push ? undefined : events.sseStreams.get(id);
+  const owner = push?.owner ?? sse?.owner;
+  if (owner === undefined) throw notFound('EventDestination', id);
+  if (ctx.state.selfOnly && owner !== ctx.state.user?.username) throw insufficientPrivilege();
+  return push ? { push } : { sse: sse! };
+}
+
+function destinationBody(d: ReturnType<typeof findDestination>): Record<string, unknown> {
+  return d.push ? subscriptionBody(d.push) : sseSubscriptionBody(d.sse);
 }
 
 /** One SSE frame of an event: `id:` is the event id (Last-Event-ID resumes after it). */
@@ -283,9 +312,8 @@ export const handlers: OperationHandlers = {
   },
 
   listEventSubscriptions: async (ctx) => {
-    const members = eventsOf(ctx.state.deps.machine)
-      .subscriptions.list()
-      .map((r) => subscriptionUri(r.id));
+    const events = eventsOf(ctx.state.deps.machine);
+    const members = [...events.subscriptions.list(), ...events.sseStreams.list()].map((r) => subscriptionUri(r.id));
     sendResource(ctx, collection(ctx, SUBSCRIPTIONS, 'EventDestinationCollection', 'Event Subscriptions', members));
   },
 
@@ -303,12 +331,18 @@ export const handlers: OperationHandlers = {
   },
 
   getEventSubscription: async (ctx) => {
-    sendResource(ctx, subscriptionBody(findSubscription(ctx)), { etag: true });
+    sendResource(ctx, destinationBody(findDestination(ctx)), { etag: true });
   },
 
   patchEventSubscription: async (ctx) => {
-    const rec = findSubscription(ctx);
-    checkIfMatch(ctx, subscriptionBody(rec));
+    const found = findDestination(ctx);
+    checkIfMatch(ctx, destinationBody(found));
+    if (found.sse) {
+      // every property is read-only: answers PropertyNotWritable (or the body's own problem)
+      validatePatch((ctx.request as { body?: unknown }).body, { writable: {}, readOnly: Object.keys(sseSubscriptionBody(found.sse)) });
+      throw new RedfishError(400, 'NoOperation');
+    }
+    const rec = found.push;
     const body = validatePatch((ctx.request as { body?: unknown }).body, {
       writable: SUBSCRIPTION_WRITABLE,
       readOnly: Object.keys(subscriptionBody(rec)),
@@ -327,9 +361,14 @@ export const handlers: OperationHandlers = {
   },
 
   deleteEventSubscription: async (ctx) => {
-    const rec = findSubscription(ctx);
-    await eventsOf(ctx.state.deps.machine).subscriptions.remove(rec.id);
-    ctx.state.logger.info({ user: ctx.state.user?.username, subscription: rec.id }, 'event subscription deleted');
+    const found = findDestination(ctx);
+    if (found.sse) {
+      found.sse.close(); // the stream ends; its record goes with it
+      ctx.state.logger.info({ user: ctx.state.user?.username, subscription: found.sse.id }, 'SSE stream ended by deleting its event destination');
+    } else {
+      await eventsOf(ctx.state.deps.machine).subscriptions.remove(found.push.id);
+      ctx.state.logger.info({ user: ctx.state.user?.username, subscription: found.push.id }, 'event subscription deleted');
+    }
     ctx.status = 204;
   },
 
@@ -364,85 +403,6 @@ export const handlers: OperationHandlers = {
     });
     ctx.state.logger.info({ user: ctx.state.user?.username, event: event.id }, 'test event submitted');
     ctx.status = 204;
-  },
-
-  getEventServiceSse: async (ctx) => {
-    const deps = ctx.state.deps;
-    const events = eventsOf(deps.machine);
-    if (!events.subscriptions.settings.serviceEnabled) throw new RedfishError(503, 'ServiceDisabled', [EVENT_SERVICE]);
-    let filter: SseFilter | undefined;
-    const raw = ctx.querystring ? new URLSearchParams(ctx.querystring).get('$filter') : null;
-    if (raw !== null) {
-      try {
-        filter = parseSseFilter(raw);
-      } catch (e) {
-        throw new RedfishError(400, 'QueryParameterValueFormatError', [raw.slice(0, 200), '$filter'], { detail: e instanceof Error ? e.message : undefined });
-      }
-    }
-    // the session the stream belongs to: the stream ends when it is deleted or expires
-    const token = ctx.get('X-Auth-Token');
-    const session = token ? deps.sessions.authenticate(token) : undefined;
-    const lastHeader = ctx.get('Last-Event-ID');
-    const last = /^\d+$/.test(lastHeader.trim()) ? Number(lastHeader.trim()) : undefined;
-
-    const stream = new PassThrough();
-    const pass = (e: BmcEvent): boolean => !filter || filter(e);
-    let closed = false;
-    const off: (() => void)[] = [];
-    const end = (): void => {
-      if (closed) return;
-      closed = true;
-      for (const f of off.splice(0)) f();
-      events.sseClients--;
-      stream.end();
-    };
-    events.sseClients++;
-    const write = (s: string): void => {
-      if (closed) return;
-      // a reader that does not keep up costs bounded memory: it is dropped
-      if (stream.writableLength > 1024 * 1024) return end();
-      stream.write(s);
-    };
-    write(`retry: 5000\n\n`);
-    const closesStream = (e: BmcEvent): boolean => e.kind === 'sessionClosed' && session !== undefined && e.detail?.session === `redfish:${session.id}`;
-    const tenant = ctx.state.tenant;
-    if (tenant?.events) {
-      // shared mode (core/tenancy.ts): every system the caller may see, under its own ids; of the
-      // systems other than the home one only events about the system, its manager, chassis and tasks
-      // (their sessions live in a SessionService this caller reaches only at home)
-      const shared = tenant.events;
-      const mine = (fe: SharedEvent): boolean => (fe.tenant === tenant.id || fe.systemScoped) && pass(fe.event);
-      if (last !== undefined) for (const fe of shared.since(last, tenant.visible)) if (mine(fe)) write(shared.frame(fe));
-      off.push(
-        shared.on(tenant.visible, (fe) => {
-          if (fe.tenant === tenant.id && closesStream(fe.event)) return end();
-          if (mine(fe)) write(shared.frame(fe));
-        }),
-      );
-    } else {
-      if (last !== undefined) for (const e of events.hub.since(last)) if (pass(e)) write(sseFrame(e));
-      off.push(
-        events.hub.on((e) => {
-          if (closesStream(e)) return end();
-          if (pass(e)) write(sseFrame(e));
-        }),
-      );
-    }
-    const beat = setInterval(() => {
-      if (session && !deps.sessions.get(session.id)) return end(); // expired
-      write(': heartbeat\n\n');
-    }, SSE_HEARTBEAT_SECONDS * 1000);
-    beat.unref();
-    off.push(() => clearInterval(beat));
-    ctx.req.socket.once('close', end);
-    stream.once('close', end);
-    ctx.req.socket.setTimeout(0);
-    ctx.status = 200;
-    ctx.type = 'text/event-stream';
-    ctx.set('Cache-Control', 'no-cache');
-    ctx.set('X-Accel-Buffering', 'no');
-    ctx.body = stream as Readable;
-    ctx.state.logger.info({ user: ctx.state.user?.username, filtered: raw !== null, resume: last }, 'SSE stream opened');
   },
 };
 

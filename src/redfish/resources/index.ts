@@ -15,6 +15,7 @@ import { handlers as odata } from './odata.js';
 import { handlers as registries } from './registries.js';
 import { handlers as serviceroot } from './serviceroot.js';
 import { handlers as sessions } from './sessions.js';
+import { handlers as sse } from './sse.js';
 import { handlers as systems } from './systems.js';
 import { handlers as tasks } from './tasks.js';
 import { handlers as virtualmedia } from './virtualmedia.js';
@@ -39,5 +40,6 @@ export const modules: readonly OperationHandlers[] = [
   update,
   certificates,
   events,
+  sse,
   logs,
 ];
