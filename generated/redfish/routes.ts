@@ -7,6 +7,7 @@ export type OperationId =
   | "getRedfishVersion"
   | "getServiceRoot"
   | "getMetadata"
+  | "getOpenApiDocument"
   | "getOdataServiceDocument"
   | "listSystems"
   | "getSystem"
@@ -131,6 +132,7 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish", koaPath: "/redfish", operationId: "getRedfishVersion", responseSchemaRef: "RedfishVersionDocument", privileges: [["NoAuth"]] },
   { method: "GET", path: "/redfish/v1", koaPath: "/redfish/v1", operationId: "getServiceRoot", responseSchemaRef: "ServiceRoot_ServiceRoot", entity: "ServiceRoot", privileges: [["NoAuth"]] },
   { method: "GET", path: "/redfish/v1/$metadata", koaPath: "/redfish/v1/$metadata", operationId: "getMetadata", privileges: [["NoAuth"]] },
+  { method: "GET", path: "/redfish/v1/openapi.yaml", koaPath: "/redfish/v1/openapi.yaml", operationId: "getOpenApiDocument", privileges: [["NoAuth"]] },
   { method: "GET", path: "/redfish/v1/odata", koaPath: "/redfish/v1/odata", operationId: "getOdataServiceDocument", responseSchemaRef: "OdataServiceDocument", privileges: [["NoAuth"]] },
   { method: "GET", path: "/redfish/v1/Systems", koaPath: "/redfish/v1/Systems", operationId: "listSystems", responseSchemaRef: "ComputerSystemCollection_ComputerSystemCollection", entity: "ComputerSystemCollection", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Systems/{ComputerSystemId}", koaPath: "/redfish/v1/Systems/:ComputerSystemId", operationId: "getSystem", responseSchemaRef: "ComputerSystem_ComputerSystem", entity: "ComputerSystem", privileges: [["Login"]] },

@@ -27,7 +27,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** The operationIds fixed by the C/D contract. */
 const CONTRACT = [
-  'getRedfishVersion', 'getServiceRoot', 'getMetadata', 'getOdataServiceDocument', 'listSystems', 'getSystem',
+  'getRedfishVersion', 'getServiceRoot', 'getMetadata', 'getOpenApiDocument', 'getOdataServiceDocument', 'listSystems', 'getSystem',
   'patchSystem', 'resetSystem', 'getSystemResetActionInfo', 'listSystemEthernetInterfaces', 'getSystemEthernetInterface',
   'listSystemVirtualMedia', 'getSystemVirtualMedia', 'patchSystemVirtualMedia', 'insertSystemVirtualMedia', 'getSystemInsertMediaActionInfo',
   'ejectSystemVirtualMedia', 'listManagers', 'getManager', 'patchManager', 'resetManager', 'getManagerResetActionInfo',
@@ -94,7 +94,7 @@ describe('Redfish generation', () => {
     expect(by('getSystem')).to.deep.equal([['Login']]);
     expect(by('getSession')).to.deep.include(['ConfigureSelf']);
     const open = routes.filter((r) => r.privileges.some((alt) => alt.includes('NoAuth'))).map((r) => r.operationId);
-    expect(open).to.have.members(['getRedfishVersion', 'getServiceRoot', 'getMetadata', 'getOdataServiceDocument', 'createSession']);
+    expect(open).to.have.members(['getRedfishVersion', 'getServiceRoot', 'getMetadata', 'getOpenApiDocument', 'getOdataServiceDocument', 'createSession']);
   });
 
   it('emits @odata.type strings and $metadata references for the same schema versions', () => {

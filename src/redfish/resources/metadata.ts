@@ -1,4 +1,10 @@
-/** /redfish/v1/$metadata: the CSDL document naming the DMTF schemas (and versions) we emit. */
+/**
+ * /redfish/v1/$metadata: the CSDL document naming the DMTF schemas (and versions) we emit; and
+ * /redfish/v1/openapi.yaml: the OpenAPI document of the operations this service serves (generated
+ * from hack/redfish/spec/openapi.yaml; its $refs name DMTF's published schema files). Both public,
+ * as DSP0266 has the service's own description readable before login.
+ */
+import { openApiDocument } from '../../../generated/redfish/openapi-document.js';
 import { metadataReferences, serviceContainer } from '../../../generated/redfish/routes.js';
 import type { OperationHandlers } from '../core/types.js';
 
@@ -33,5 +39,11 @@ export const handlers: OperationHandlers = {
     ctx.status = 200;
     ctx.type = 'application/xml; charset=utf-8';
     ctx.body = DOCUMENT;
+  },
+
+  getOpenApiDocument: async (ctx) => {
+    ctx.status = 200;
+    ctx.type = 'application/yaml; charset=utf-8';
+    ctx.body = openApiDocument;
   },
 };
