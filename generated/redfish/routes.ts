@@ -101,6 +101,8 @@ export type OperationId =
   | "getCertificateService"
   | "getCertificateLocations"
   | "replaceCertificate"
+  | "generateCsr"
+  | "getGenerateCsrActionInfo"
   | "listHttpsCertificates"
   | "getHttpsCertificate"
   | "listChassisNetworkAdapters"
@@ -226,6 +228,8 @@ export const routes: readonly RouteDef[] = [
   { method: "GET", path: "/redfish/v1/CertificateService", koaPath: "/redfish/v1/CertificateService", operationId: "getCertificateService", responseSchemaRef: "CertificateService_CertificateService", entity: "CertificateService", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/CertificateService/CertificateLocations", koaPath: "/redfish/v1/CertificateService/CertificateLocations", operationId: "getCertificateLocations", responseSchemaRef: "CertificateLocations_CertificateLocations", entity: "CertificateLocations", privileges: [["ConfigureManager"]] },
   { method: "POST", path: "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate", koaPath: "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate", operationId: "replaceCertificate", requestSchemaRef: "CertificateService_v1_2_1_ReplaceCertificateRequestBody", responseSchemaRef: "Certificate_Certificate", entity: "CertificateService", privileges: [["ConfigureManager"]] },
+  { method: "POST", path: "/redfish/v1/CertificateService/Actions/CertificateService.GenerateCSR", koaPath: "/redfish/v1/CertificateService/Actions/CertificateService.GenerateCSR", operationId: "generateCsr", requestSchemaRef: "CertificateService_v1_2_1_GenerateCSRRequestBody", responseSchemaRef: "CertificateService_v1_2_1_GenerateCSRResponse", entity: "CertificateService", privileges: [["ConfigureManager"]] },
+  { method: "GET", path: "/redfish/v1/CertificateService/GenerateCSRActionInfo", koaPath: "/redfish/v1/CertificateService/GenerateCSRActionInfo", operationId: "getGenerateCsrActionInfo", responseSchemaRef: "ActionInfo_ActionInfo", entity: "ActionInfo", privileges: [["Login"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates", koaPath: "/redfish/v1/Managers/:ManagerId/NetworkProtocol/HTTPS/Certificates", operationId: "listHttpsCertificates", responseSchemaRef: "CertificateCollection_CertificateCollection", entity: "CertificateCollection", privileges: [["ConfigureManager"]] },
   { method: "GET", path: "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates/{CertificateId}", koaPath: "/redfish/v1/Managers/:ManagerId/NetworkProtocol/HTTPS/Certificates/:CertificateId", operationId: "getHttpsCertificate", responseSchemaRef: "Certificate_Certificate", entity: "Certificate", privileges: [["ConfigureManager"]] },
   { method: "GET", path: "/redfish/v1/Chassis/{ChassisId}/NetworkAdapters", koaPath: "/redfish/v1/Chassis/:ChassisId/NetworkAdapters", operationId: "listChassisNetworkAdapters", responseSchemaRef: "NetworkAdapterCollection_NetworkAdapterCollection", entity: "NetworkAdapterCollection", privileges: [["Login"]] },
@@ -337,6 +341,9 @@ export type GetCertificateServiceResponse = components['schemas']["CertificateSe
 export type GetCertificateLocationsResponse = components['schemas']["CertificateLocations_CertificateLocations"];
 export type ReplaceCertificateRequest = components['schemas']["CertificateService_v1_2_1_ReplaceCertificateRequestBody"];
 export type ReplaceCertificateResponse = components['schemas']["Certificate_Certificate"];
+export type GenerateCsrRequest = components['schemas']["CertificateService_v1_2_1_GenerateCSRRequestBody"];
+export type GenerateCsrResponse = components['schemas']["CertificateService_v1_2_1_GenerateCSRResponse"];
+export type GetGenerateCsrActionInfoResponse = components['schemas']["ActionInfo_ActionInfo"];
 export type ListHttpsCertificatesResponse = components['schemas']["CertificateCollection_CertificateCollection"];
 export type GetHttpsCertificateResponse = components['schemas']["Certificate_Certificate"];
 export type ListChassisNetworkAdaptersResponse = components['schemas']["NetworkAdapterCollection_NetworkAdapterCollection"];

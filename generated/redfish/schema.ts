@@ -1365,6 +1365,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/redfish/v1/CertificateService/Actions/CertificateService.GenerateCSR": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: operations["generateCsr"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/redfish/v1/CertificateService/GenerateCSRActionInfo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["getGenerateCsrActionInfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/redfish/v1/Managers/{ManagerId}/NetworkProtocol/HTTPS/Certificates": {
         parameters: {
             query?: never;
@@ -2021,6 +2053,57 @@ export interface components {
             target?: string;
             /** @description Friendly action name */
             title?: string;
+        };
+        /** @description This action makes a certificate signing request. */
+        CertificateService_v1_2_1_GenerateCSRRequestBody: {
+            /** @description The additional host names of the component to secure. */
+            AlternativeNames?: string[];
+            /** @description The link to the certificate collection where the certificate is installed after the certificate authority (CA) signs the certificate. */
+            CertificateCollection: components["schemas"]["odata-v4_idRef"];
+            /** @description The challenge password to apply to the certificate for revocation requests. */
+            ChallengePassword?: string;
+            /** @description The city or locality of the organization making the request. */
+            City?: string;
+            /** @description The name of the component to secure. */
+            CommonName: string;
+            /** @description The name of the user making the request. */
+            ContactPerson?: string;
+            /** @description The two-letter country code of the organization making the request. */
+            Country?: string;
+            /** @description The email address of the contact within the organization making the request. */
+            Email?: string;
+            /** @description The given name of the user making the request. */
+            GivenName?: string;
+            /** @description The initials of the user making the request. */
+            Initials?: string;
+            /**
+             * Format: int64
+             * @description The length of the key, in bits, if needed based on the `KeyPairAlgorithm` parameter value.
+             */
+            KeyBitLength?: number;
+            /** @description The curve ID to use with the key, if needed based on the `KeyPairAlgorithm` parameter value. */
+            KeyCurveId?: string;
+            /** @description The type of key-pair for use with signing algorithms. */
+            KeyPairAlgorithm?: string;
+            /** @description The usage of the key contained in the certificate. */
+            KeyUsage?: components["schemas"]["Certificate_KeyUsage"][];
+            /** @description The name of the organization making the request. */
+            Organization?: string;
+            /** @description The name of the unit or division of the organization making the request. */
+            OrganizationalUnit?: string;
+            /** @description The state, province, or region of the organization making the request. */
+            State?: string;
+            /** @description The surname of the user making the request. */
+            Surname?: string;
+            /** @description The unstructured name of the subject. */
+            UnstructuredName?: string;
+        };
+        /** @description The response body for the `GenerateCSR` action. */
+        CertificateService_v1_2_1_GenerateCSRResponse: {
+            /** @description The string for the certificate signing request. */
+            readonly CSRString: string;
+            /** @description The link to the certificate collection where the certificate is installed. */
+            readonly CertificateCollection: components["schemas"]["odata-v4_idRef"];
         };
         /** @description The available OEM-specific actions for this resource. */
         CertificateService_v1_2_1_OemActions: {
@@ -12052,6 +12135,68 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Certificate_Certificate"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    generateCsr: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CertificateService_v1_2_1_GenerateCSRRequestBody"];
+            };
+        };
+        responses: {
+            /** @description The certificate signing request (the new private key stays in the service) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CertificateService_v1_2_1_GenerateCSRResponse"];
+                };
+            };
+            /** @description Redfish error */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RedfishError"];
+                };
+            };
+        };
+    };
+    getGenerateCsrActionInfo: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ActionInfo_ActionInfo"];
                 };
             };
             /** @description Redfish error */

@@ -11,6 +11,7 @@
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
+import { OID, distinguishedName, keyUsageValue, pem, subjectAltNames } from '../common/x509.js';
 
 let engineSet = false;
 function engine(): void {
@@ -30,20 +31,6 @@ export interface MintedCertificate {
   certPem: string;
   keyPem: string;
 }
-
-function pem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
-
-// X.509 object identifiers (RFC 5280 section 4.2.1; RFC 5280 4.2.1.12 for id-kp-serverAuth)
-const OID_CN = '2.5.4.3';
-const OID_SAN = '2.5.29.17';
-const OID_BASIC_CONSTRAINTS = '2.5.29.19';
-const OID_KEY_USAGE = '2.5.29.15';
-const OID_EXT_KEY_USAGE = '2.5.29.37';
-const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
-const OID_SUBJECT_KEY_ID = '2.5.29.14';
 
 /**
  * A certificate serial from 16 random bytes: positive (top bit clear) and minimal as DER requires
@@ -65,9 +52,7 @@ export async function mintSelfSigned(o: MintOptions): Promise<MintedCertificate>
   const cert = new pkijs.Certificate();
   cert.version = 2;
   cert.serialNumber = new asn1js.Integer({ valueHex: serialFrom(randomBytes(16)) });
-  const name = new pkijs.RelativeDistinguishedNames({
-    typesAndValues: [new pkijs.AttributeTypeAndValue({ type: OID_CN, value: new asn1js.Utf8String({ value: o.dnsNames[0]!.slice(0, 64) }) })],
-  });
+  const name = distinguishedName({ commonName: o.dnsNames[0]!.slice(0, 64) });
   cert.subject = name;
   cert.issuer = name;
   cert.notBefore.value = o.notBefore;
@@ -76,15 +61,13 @@ export async function mintSelfSigned(o: MintOptions): Promise<MintedCertificate>
   const spki = await webcrypto.subtle.exportKey('spki', keys.publicKey);
   const skid = await webcrypto.subtle.digest('SHA-1', spki);
 
-  const san = new pkijs.GeneralNames({ names: o.dnsNames.map((d) => new pkijs.GeneralName({ type: 2, value: d })) });
-  const keyUsage = new asn1js.BitString({ valueHex: new Uint8Array([0x80]).buffer, unusedBits: 7 }); // digitalSignature
-  const eku = new pkijs.ExtKeyUsage({ keyPurposes: [OID_SERVER_AUTH] });
+  const eku = new pkijs.ExtKeyUsage({ keyPurposes: [OID.serverAuth] });
   cert.extensions = [
-    new pkijs.Extension({ extnID: OID_BASIC_CONSTRAINTS, critical: true, extnValue: new pkijs.BasicConstraints({ cA: false }).toSchema().toBER(false) }),
-    new pkijs.Extension({ extnID: OID_KEY_USAGE, critical: true, extnValue: keyUsage.toBER(false) }),
-    new pkijs.Extension({ extnID: OID_EXT_KEY_USAGE, critical: false, extnValue: eku.toSchema().toBER(false) }),
-    new pkijs.Extension({ extnID: OID_SUBJECT_KEY_ID, critical: false, extnValue: new asn1js.OctetString({ valueHex: skid }).toBER(false) }),
-    new pkijs.Extension({ extnID: OID_SAN, critical: false, extnValue: san.toSchema().toBER(false) }),
+    new pkijs.Extension({ extnID: OID.basicConstraints, critical: true, extnValue: new pkijs.BasicConstraints({ cA: false }).toSchema().toBER(false) }),
+    new pkijs.Extension({ extnID: OID.keyUsage, critical: true, extnValue: keyUsageValue(['digitalSignature']) }),
+    new pkijs.Extension({ extnID: OID.extKeyUsage, critical: false, extnValue: eku.toSchema().toBER(false) }),
+    new pkijs.Extension({ extnID: OID.subjectKeyId, critical: false, extnValue: new asn1js.OctetString({ valueHex: skid }).toBER(false) }),
+    new pkijs.Extension({ extnID: OID.subjectAltName, critical: false, extnValue: subjectAltNames(o.dnsNames).toSchema().toBER(false) }),
   ];
   await cert.sign(keys.privateKey, 'SHA-256');
   const certPem = pem('CERTIFICATE', cert.toSchema(true).toBER(false));

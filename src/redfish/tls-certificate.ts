@@ -11,8 +11,13 @@
  * A rotated Secret reaches the agent without a restart: the kubelet swaps the mounted files (one
  * symlink, both files at once) and watch() re-reads them now and then (reload()), installing a new
  * pair once it parses and the key matches; a half-updated or broken pair is ignored until fixed.
+ *
+ * GenerateCSR leaves a pending key here (setPendingKey): the private key of the last certificate
+ * signing request, in this process's memory only (never written, logged or shown), one at a time
+ * (a newer request replaces it). A later replace() with a certificate and no key installs the
+ * certificate with that key when they match, writing the pair as any replacement is written.
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { accessSync, constants, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -69,6 +74,10 @@ export class TlsCertificate {
    * files before the kubelet has refreshed them.
    */
   private filesSeen: string;
+  /** The private key of the last GenerateCSR, until a certificate for it is installed (memory only). */
+  private pendingKey: KeyObject | undefined;
+  /** GenerateCSR requests, one after the other: the last one asked for is the pending one. */
+  private csrQueue: Promise<unknown> = Promise.resolve();
 
   constructor(
     cert: string | Buffer,
@@ -119,19 +128,63 @@ export class TlsCertificate {
   }
 
   /**
-   * Check and install a new certificate and key. CertificateError when the input is not a
-   * certificate, not a key, or they do not match; Error when the files cannot be written.
+   * Make a new pending key: `make` generates a key pair and its signing request; it runs after any
+   * earlier request has finished, and its key then replaces the pending one. Returns what `make`
+   * gave besides the key (the request).
    */
-  async replace(certPem: string, keyPem: string): Promise<X509Certificate> {
+  async withNewPendingKey<T>(make: () => Promise<{ privateKey: KeyObject; request: T }>): Promise<T> {
+    const run = this.csrQueue.then(make);
+    this.csrQueue = run.catch(() => undefined);
+    const { privateKey, request } = await run;
+    this.pendingKey = privateKey;
+    return request;
+  }
+
+  /** Whether a GenerateCSR key waits for its certificate. */
+  get hasPendingKey(): boolean {
+    return this.pendingKey !== undefined;
+  }
+
+  /**
+   * Check and install a new certificate and key; without a key, the pending GenerateCSR key when
+   * the certificate belongs to it. CertificateError when the input is not a certificate, not a
+   * key, they do not match, or there is no key for the certificate; Error when the files cannot
+   * be written.
+   */
+  async replace(certPem: string, keyPem?: string): Promise<X509Certificate> {
     if (!this.replaceable) throw new Error(this.readOnlyReason);
     const x509 = firstCertificate(certPem);
-    let key;
-    try {
-      key = createPrivateKey(keyPem);
-    } catch {
-      throw new CertificateError('the CertificateString holds no PEM private key (give the certificate followed by its private key)', 'CertificateString');
+    const pending = this.pendingKey;
+    if (keyPem === undefined) {
+      if (!pending) {
+        throw new CertificateError(
+          'the CertificateString holds no PEM private key and no GenerateCSR key is pending (give the certificate followed by its private key, or a certificate signed for the last GenerateCSR request)',
+          'CertificateString',
+        );
+      }
+      if (!x509.checkPrivateKey(pending)) {
+        throw new CertificateError(
+          "the certificate's public key is not the key of the last GenerateCSR request (a newer request replaces an older one's key), and the CertificateString holds no private key",
+          'CertificateString',
+        );
+      }
+      keyPem = pending.export({ type: 'pkcs8', format: 'pem' }) as string;
+    } else {
+      let key;
+      try {
+        key = createPrivateKey(keyPem);
+      } catch {
+        throw new CertificateError('the CertificateString holds no PEM private key (give the certificate followed by its private key)', 'CertificateString');
+      }
+      if (!x509.checkPrivateKey(key)) throw new CertificateError('the private key does not belong to the certificate', 'CertificateString');
     }
-    if (!x509.checkPrivateKey(key)) throw new CertificateError('the private key does not belong to the certificate', 'CertificateString');
+    const installed = await this.write(certPem, keyPem, x509);
+    // the pending key is used up once its certificate is in (a request made meanwhile keeps its own)
+    if (pending !== undefined && this.pendingKey === pending && x509.checkPrivateKey(pending)) this.pendingKey = undefined;
+    return installed;
+  }
+
+  private async write(certPem: string, keyPem: string, x509: X509Certificate): Promise<X509Certificate> {
     const now = Date.now();
     if (Date.parse(x509.validTo) < now) throw new CertificateError(`the certificate expired on ${x509.validTo}`, 'CertificateString');
     const certOnly = certPem.replace(/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----\s*/g, '');

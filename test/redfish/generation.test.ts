@@ -48,7 +48,7 @@ const CONTRACT = [
   'createSystemStorageVolume', 'getSystemStorageVolume', 'deleteSystemStorageVolume',
   'getSystemDrive', 'listSystemSimpleStorage', 'getSystemSimpleStorage', 'getSystemSecureBoot',
   'patchSystemSecureBoot', 'getSystemBios', 'getSystemBiosSettings', 'patchSystemBiosSettings', 'getUpdateService', 'listFirmwareInventory', 'getFirmwareInventory',
-  'getCertificateService', 'getCertificateLocations', 'replaceCertificate', 'listHttpsCertificates', 'getHttpsCertificate',
+  'getCertificateService', 'getCertificateLocations', 'replaceCertificate', 'generateCsr', 'getGenerateCsrActionInfo', 'listHttpsCertificates', 'getHttpsCertificate',
   'listChassisNetworkAdapters', 'getChassisNetworkAdapter',
 ];
 

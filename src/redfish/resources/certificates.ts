@@ -1,20 +1,30 @@
 /**
  * CertificateService and the one certificate this service has: the HTTPS certificate of the
  * Redfish server, at Managers/1/NetworkProtocol/HTTPS/Certificates/1. ReplaceCertificate works
- * when the certificate came from files the agent may write (src/redfish/tls-certificate.ts); the
- * server then serves the new one to new connections. Read-only otherwise (a Kubernetes Secret
- * mount), and then the action is not advertised and answers ActionNotSupported with the reason.
+ * when the certificate came from files the agent may write, or with a Secret to keep it in
+ * (src/redfish/tls-certificate.ts); the server then serves the new one to new connections.
+ * Read-only otherwise (a Kubernetes Secret mount without the Secret, shared mode), and then
+ * neither action is advertised and both answer ActionNotSupported with the reason.
+ *
+ * GenerateCSR (the flow of a BMC: request, CA signs, install the certificate alone): a new key
+ * pair and a PKCS#10 request for it (parameters: generate-csr.ts); the private key stays in this
+ * process as the collection's pending key, and ReplaceCertificate with only a certificate installs
+ * it with that key when they match. A newer GenerateCSR replaces the pending key.
  */
 import type { X509Certificate } from 'node:crypto';
+import { generateCsr } from '../../common/x509.js';
 import { RedfishError } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers, RedfishContext } from '../core/types.js';
 import { CertificateError, privateKeyPem, type TlsCertificate } from '../tls-certificate.js';
 import { MANAGER, MANAGER_ID, actionBody, link, requireId, type Annotated, type Schemas } from '../core/resource.js';
+import { GENERATE_CSR, GENERATE_CSR_PARAMETERS, generateCsrActionInfo, parseGenerateCsr } from './generate-csr.js';
 
 export const CERTIFICATE_SERVICE = '/redfish/v1/CertificateService';
 const LOCATIONS = `${CERTIFICATE_SERVICE}/CertificateLocations`;
 const REPLACE = `${CERTIFICATE_SERVICE}/Actions/CertificateService.ReplaceCertificate`;
+const CSR = `${CERTIFICATE_SERVICE}/Actions/${GENERATE_CSR}`;
+const CSR_INFO = `${CERTIFICATE_SERVICE}/GenerateCSRActionInfo`;
 export const HTTPS_CERTIFICATES = `${MANAGER}/NetworkProtocol/HTTPS/Certificates`;
 const CERT_ID = '1';
 const HTTPS_CERT = `${HTTPS_CERTIFICATES}/${CERT_ID}`;
@@ -70,12 +80,13 @@ export const handlers: OperationHandlers = {
       Id: 'CertificateService',
       Name: 'Certificate Service',
       Description: cert?.replaceable
-        ? 'The HTTPS certificate can be replaced'
+        ? 'The HTTPS certificate can be replaced, with a certificate and its key or with a certificate signed for GenerateCSR'
         : 'Certificates are listed; none can be replaced here',
       CertificateLocations: link(LOCATIONS),
     };
     if (cert?.replaceable) {
       body.Actions = {
+        '#CertificateService.GenerateCSR': { target: CSR, '@Redfish.ActionInfo': CSR_INFO },
         '#CertificateService.ReplaceCertificate': { target: REPLACE, 'CertificateType@Redfish.AllowableValues': TYPES },
       };
     }
@@ -106,6 +117,29 @@ export const handlers: OperationHandlers = {
     sendResource(ctx, certificateBody(cert), { etag: true });
   },
 
+  getGenerateCsrActionInfo: async (ctx) => {
+    sendResource(ctx, generateCsrActionInfo(CSR_INFO), { etag: true });
+  },
+
+  generateCsr: async (ctx) => {
+    const cert = store(ctx);
+    const body = actionBody(ctx, GENERATE_CSR, GENERATE_CSR_PARAMETERS);
+    if (!cert) throw new RedfishError(400, 'ActionNotSupported', [GENERATE_CSR], { detail: 'The service is not serving HTTPS, so it has no certificate to request.' });
+    if (!cert.replaceable) {
+      throw new RedfishError(400, 'ActionNotSupported', [GENERATE_CSR], { detail: `The certificate cannot be replaced, so a request for a new one would lead nowhere: ${cert.readOnlyReason}.` });
+    }
+    const options = parseGenerateCsr(body, HTTPS_CERTIFICATES);
+    const csrPem = await cert.withNewPendingKey(async () => {
+      const made = await generateCsr(options);
+      return { privateKey: made.privateKey, request: made.csrPem };
+    });
+    const k = options.key;
+    // what was asked for, never the key
+    ctx.state.logger.info({ commonName: options.subject.commonName, key: k.type === 'rsa' ? `RSA ${k.bits}` : `EC ${k.curve}` }, 'GenerateCSR: new key pair pending for the HTTPS certificate');
+    const out: Annotated<Schemas['CertificateService_v1_2_1_GenerateCSRResponse']> = { CSRString: csrPem, CertificateCollection: link(HTTPS_CERTIFICATES) };
+    sendResource(ctx, out);
+  },
+
   replaceCertificate: async (ctx) => {
     const action = 'CertificateService.ReplaceCertificate';
     const cert = store(ctx);
@@ -129,13 +163,8 @@ export const handlers: OperationHandlers = {
     if (!cert.replaceable) {
       throw new RedfishError(400, 'ActionNotSupported', [action], { detail: `The certificate cannot be replaced: ${cert.readOnlyReason}.` });
     }
+    // no key: the certificate must belong to the pending GenerateCSR key (tls-certificate.ts says why not)
     const key = privateKeyPem(body.CertificateString);
-    if (!key) {
-      throw new RedfishError(400, 'ActionParameterValueError', ['CertificateString', action], {
-        property: 'CertificateString',
-        detail: 'CertificateString must hold the PEM certificate followed by its PEM private key.',
-      });
-    }
     try {
       await cert.replace(body.CertificateString, key);
     } catch (e) {
