@@ -184,15 +184,15 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
       expect(again.text).to.contain('no GenerateCSR key is pending');
     });
 
-    it('RSA 3072 with the usages asked for', async () => {
-      const r = await ask({ CommonName: NAME, KeyPairAlgorithm: 'TPM_ALG_RSA', KeyBitLength: 3072, KeyUsage: ['DigitalSignature', 'KeyEncipherment', 'ServerAuthentication', 'ClientAuthentication'] });
+    it('RSA 3072 with the usages asked for, IPv6 alternative names', async () => {
+      const r = await ask({ CommonName: NAME, AlternativeNames: ['::1', '2001:db8::5', '::ffff:10.1.2.3'], KeyPairAlgorithm: 'TPM_ALG_RSA', KeyBitLength: 3072, KeyUsage: ['DigitalSignature', 'KeyEncipherment', 'ServerAuthentication', 'ClientAuthentication'] });
       expect(r.status, r.text).to.equal(200);
       const text = verifiedText(r.body.CSRString as string);
       expect(text).to.match(/rsaEncryption[\s\S]*Public-Key: \(3072 bit\)/);
       expect(text).to.match(/X509v3 Key Usage: critical\n *Digital Signature, Key Encipherment\n/);
       expect(text).to.contain('TLS Web Server Authentication, TLS Web Client Authentication');
       expect(text).to.contain('sha256WithRSAEncryption');
-      expect(text).to.not.contain('Subject Alternative Name');
+      expect(text).to.contain('IP Address:0:0:0:0:0:0:0:1, IP Address:2001:DB8:0:0:0:0:0:5, IP Address:0:0:0:0:0:FFFF:A01:203\n');
       expect((await install(sign(r.body.CSRString as string))).status).to.equal(200);
       expect(new X509Certificate(readFileSync(start.certFile, 'utf8')).publicKey.asymmetricKeyDetails?.modulusLength).to.equal(3072);
     });
