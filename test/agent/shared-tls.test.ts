@@ -2,7 +2,8 @@
  * Shared mode over HTTPS (src/agent/shared.ts with `tls`): one listener, the per-VM code path of
  * src/redfish/server.ts listenRedfish: TLS and plain HTTP on one port, plain HTTP answered 308 to
  * the redirect port, the certificate re-read from its files (fake interval timer, no waiting), and
- * no tenant may replace it over Redfish even when the files are writable.
+ * no tenant may replace it over Redfish (ReplaceCertificate, GenerateCSR) even when the files are
+ * writable.
  */
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
@@ -94,6 +95,14 @@ describe('shared mode over HTTPS: one certificate for every system', function ()
     );
     expect(rep.status, rep.body).to.equal(400);
     expect(rep.body).to.contain('ActionNotSupported');
+    // GenerateCSR likewise: no key is made for a certificate that cannot be installed
+    const csrBody = JSON.stringify({ CertificateCollection: { '@odata.id': '/redfish/v1/Managers/BMC/NetworkProtocol/HTTPS/Certificates' }, CommonName: 'evil.example' });
+    const csr = await request(
+      { method: 'POST', port, path: '/redfish/v1/CertificateService/Actions/CertificateService.GenerateCSR', servername: 'a-virtbmc', ca: first.certPem, headers: { authorization: basic('admin', 'pw-a'), 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(csrBody)) }, body: csrBody },
+      true,
+    );
+    expect(csr.status, csr.body).to.equal(400);
+    expect(csr.body).to.contain('ActionNotSupported').and.not.contain('CERTIFICATE REQUEST');
 
     // the files are rotated (a re-minted Secret): served to new connections after the next reload tick
     const second = await mintSelfSigned({ dnsNames: [...names, 'c-virtbmc'], notBefore: new Date(now - 60_000), notAfter: new Date(now + 7200_000) });
