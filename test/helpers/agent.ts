@@ -30,6 +30,8 @@ export interface TestAgentOptions {
   users?: UserAccount[];
   ipmi?: AgentOptions['ipmi'];
   redfish?: AgentOptions['redfish'];
+  /** default: nothing logged */
+  logger?: AgentOptions['logger'];
 }
 
 export async function startTestAgent(opts: TestAgentOptions = {}): Promise<TestAgent> {
@@ -37,7 +39,7 @@ export async function startTestAgent(opts: TestAgentOptions = {}): Promise<TestA
   const agent = await startAgent({
     machine: opts.machine ?? sim,
     users: opts.users ?? [ADMIN, OPERATOR, READONLY],
-    logger: nullLogger(),
+    logger: opts.logger ?? nullLogger(),
     address: '127.0.0.1',
     ipmi: opts.ipmi ?? { port: 0 },
     redfish: opts.redfish ?? { port: 0 },

@@ -4,10 +4,11 @@
  * a test CA made by openssl in a temporary folder signs it, ReplaceCertificate installs the
  * certificate with the key the agent kept, and a new TLS connection (verifying against the test CA)
  * gets it. Also: a certificate for another key is refused (400) and changes nothing, a second
- * GenerateCSR replaces the first one's key, Operator and ReadOnly get 403, bad bodies get their
- * Base messages, DMTF Redfish-Tacklebox's `rf_certificates.py csrinfo/csr/install` request
- * sequence (replayed: Tacklebox is not packaged), and KubeVirt mode keeps the installed pair in the
- * certificate Secret (apiserver emulator, the agent's RBAC).
+ * GenerateCSR replaces the first one's key, the key never reaches the log (debug level), Operator
+ * and ReadOnly get 403, bad bodies get their Base messages, DMTF Redfish-Tacklebox's
+ * `rf_certificates.py csrinfo/csr/install` request sequence (replayed: Tacklebox is not packaged),
+ * and KubeVirt mode keeps the installed pair in the certificate Secret (apiserver emulator, the
+ * agent's RBAC).
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
@@ -17,7 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { expect } from 'chai';
-import { nullLogger } from '../../src/common/logger.js';
+import { Writable } from 'node:stream';
+import { createLogger, nullLogger } from '../../src/common/logger.js';
 import { generateCsr, type CsrOptions } from '../../src/common/x509.js';
 import { agentRoleRules } from '../../src/controller/agent-rbac.js';
 import { KubeClient } from '../../src/kube/client.js';
@@ -351,6 +353,34 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
     expect(saved).to.deep.equal([leafB]);
     expect(cert.hasPendingKey).to.equal(false);
     expect(cert.certificate.fingerprint256).to.equal(new X509Certificate(leafB).fingerprint256);
+  });
+
+  it('the pending key is never logged, even at debug level (nor the installed one)', async () => {
+    const c = initial();
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    const t = await startTestAgent({ ipmi: false, logger: createLogger('debug', sink), redfish: { port: 0, tls: { cert: c.cert, key: c.key, certFile: c.certFile, keyFile: c.keyFile } } });
+    try {
+      const made = await request(t.redfishPort, CSR, { body: { CertificateCollection: { '@odata.id': COLLECTION }, CommonName: NAME } });
+      expect(made.status).to.equal(200);
+      const leaf = sign(made.body.CSRString as string);
+      expect((await request(t.redfishPort, REPLACE, { body: { CertificateString: leaf, CertificateType: 'PEM', CertificateUri: { '@odata.id': CERT } } })).status).to.equal(200);
+      const log = lines.join('');
+      expect(log).to.contain('GenerateCSR: new key pair pending').and.contain('HTTPS certificate replaced');
+      const key = createPrivateKey(readFileSync(c.keyFile, 'utf8'));
+      expect(new X509Certificate(leaf).checkPrivateKey(key)).to.equal(true);
+      const der = key.export({ type: 'pkcs8', format: 'der' });
+      for (const secret of ['PRIVATE KEY', der.toString('base64').slice(0, 40), der.toString('hex').slice(0, 40), (key.export({ format: 'jwk' }).d as string).slice(0, 20)]) {
+        expect(log).to.not.contain(secret);
+      }
+    } finally {
+      await t.close();
+    }
   });
 
   it('is not offered where the certificate cannot be replaced (given in memory)', async () => {
