@@ -22,6 +22,7 @@ import { nullLogger } from '../../src/common/logger.js';
 import { agentRoleRules } from '../../src/controller/agent-rbac.js';
 import { KubeClient } from '../../src/kube/client.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
+import { grantServiceAccount } from '../emulator/helpers.js';
 import { startEmulator } from '../backend/kubevirt-fixtures.js';
 import { haveCommand, requireClient } from '../helpers/clients.js';
 import { run } from '../helpers/exec.js';
@@ -62,14 +63,7 @@ describe('accounts in the VirtualMachineBMC auth Secret (KubeVirt mode) @e2e', f
     emu = await startEmulator();
     emu.create({ apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET, namespace: NS }, type: 'Opaque', data: { username: b64(ADMIN.username), password: b64(ADMIN.password), other: b64('keep me') } } as KubeObject);
     // the Role the controller writes for this VirtualMachineBMC, bound to the agent's ServiceAccount
-    emu.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: SA, namespace: NS }, rules: agentRoleRules('vm1', [], { accountsSecret: SECRET }) } as never);
-    emu.create({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: SA, namespace: NS },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: SA },
-      subjects: [{ kind: 'ServiceAccount', name: SA, namespace: NS }],
-    } as never);
+    grantServiceAccount(emu, NS, SA, agentRoleRules('vm1', [], { accountsSecret: SECRET }));
     client = new KubeClient(emu.asServiceAccount(NS, SA).makeKubeConfig(), { logger: nullLogger() });
   });
   afterEach(async () => {

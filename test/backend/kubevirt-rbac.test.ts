@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import type { KubeVirtMachine } from '../../src/backend/kubevirt/index.js';
 import { agentRoleRules, cdromDrives, type PolicyRule } from '../../src/controller/agent-rbac.js';
 import type { AuditEntry, ApiServerEmulator } from '../emulator/index.js';
+import { grantServiceAccount } from '../emulator/helpers.js';
 import { isBackendError, type Machine } from '../../src/backend/types.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { nullLogger } from '../../src/common/logger.js';
@@ -66,14 +67,7 @@ describe('kubevirt backend: RBAC role covers the workload', function () {
 
   /** Install the generated Role and bind it to the agent's service account in the VM's namespace. */
   function bindAgentRole(): void {
-    emu.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'vm1-virtbmc', namespace: 'default' }, rules: agentRules() } as never);
-    emu.create({
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: 'vm1-virtbmc', namespace: 'default' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'vm1-virtbmc' },
-      subjects: [{ kind: 'ServiceAccount', name: 'vm1-virtbmc', namespace: 'default' }],
-    } as never);
+    grantServiceAccount(emu, 'default', 'vm1-virtbmc', agentRules());
   }
 
   it('without the binding the API answers 403: Unavailable, and the log names the permission', async () => {

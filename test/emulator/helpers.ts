@@ -54,3 +54,19 @@ export function vmSubresource(kc: KubeConfig, ns: string, name: string, action: 
 export function vmiSubresource(kc: KubeConfig, ns: string, name: string, action: string, body: unknown = {}): Promise<RawReply> {
   return rawRequest(kc, 'PUT', `/apis/subresources.kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances/${name}/${action}`, body);
 }
+
+/**
+ * A Role named `sa` with `rules` and its RoleBinding to the ServiceAccount `sa` in `namespace`:
+ * what the controller writes for an agent (src/controller/agent-rbac.ts), so a test can run the
+ * agent's client as `emu.asServiceAccount(namespace, sa)` under exactly those rules.
+ */
+export function grantServiceAccount(emu: ApiServerEmulator, namespace: string, sa: string, rules: unknown[]): void {
+  emu.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: sa, namespace }, rules } as never);
+  emu.create({
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: sa, namespace },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: sa },
+    subjects: [{ kind: 'ServiceAccount', name: sa, namespace }],
+  } as never);
+}

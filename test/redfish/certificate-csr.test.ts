@@ -27,6 +27,7 @@ import { TlsSecretStore } from '../../src/kube/tls-secret.js';
 import { TlsCertificate } from '../../src/redfish/tls-certificate.js';
 import { startEmulator } from '../backend/kubevirt-fixtures.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
+import { grantServiceAccount } from '../emulator/helpers.js';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { expectConforms } from '../helpers/redfish-schema.js';
 
@@ -419,14 +420,7 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
       const c = initial();
       const b64 = (s: string) => Buffer.from(s).toString('base64');
       emu.create({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: SECRET, namespace: NS }, data: { 'tls.crt': b64(c.cert), 'tls.key': b64(c.key), 'ca.crt': b64(c.cert) } } as KubeObject);
-      emu.create({ apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: SA, namespace: NS }, rules: agentRoleRules('vm1', [], { tlsSecret: SECRET }) } as never);
-      emu.create({
-        apiVersion: 'rbac.authorization.k8s.io/v1',
-        kind: 'RoleBinding',
-        metadata: { name: SA, namespace: NS },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: SA },
-        subjects: [{ kind: 'ServiceAccount', name: SA, namespace: NS }],
-      } as never);
+      grantServiceAccount(emu, NS, SA, agentRoleRules('vm1', [], { tlsSecret: SECRET }));
       // the mounted files are read-only in a pod: given in memory here, the Secret is where a replacement goes
       t = await startTestAgent({ ipmi: false, redfish: { port: 0, tls: { cert: c.cert, key: c.key, store: new TlsSecretStore(client, NS, SECRET) } } });
       const made = await request(t.redfishPort, CSR, { body: { CertificateCollection: { '@odata.id': COLLECTION }, CommonName: NAME, AlternativeNames: [NAME] } });
