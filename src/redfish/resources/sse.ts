@@ -102,5 +102,4 @@ export const handlers: OperationHandlers = {
     ctx.body = stream as Readable;
     ctx.state.logger.info({ user: ctx.state.user?.username, filtered: raw !== null, resume: last, subscription: rec.id }, 'SSE stream opened');
   },
-
 };
