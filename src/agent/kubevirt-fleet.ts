@@ -53,6 +53,8 @@ export type FleetMachineOptions = Pick<
   | 'mediaTls'
   | 'mediaEgress'
   | 'hotplugSyncTimeoutMs'
+  | 'volumeSweepDelayMs'
+  | 'clock'
 >;
 
 export interface KubeVirtFleetOptions {

@@ -188,6 +188,8 @@ export interface VolumeInfo {
   error?: string;
   /** What backs it, e.g. "DataVolume vm-bmc-volume-1" */
   backing: string;
+  /** The requestId of the create that made it, when it had one (a retry of that create finds it) */
+  requestId?: string;
 }
 
 export interface CreateVolumeRequest {
@@ -195,6 +197,13 @@ export interface CreateVolumeRequest {
   capacityBytes: number;
   /** Display name (printable, at most 63 characters) */
   name?: string;
+  /**
+   * An opaque id of this request that a retry carries too (Redfish: a digest of the user, the
+   * Idempotency-Key / X-Request-Id and the request): kept with the volume, so a retry that reaches
+   * a restarted agent finds the volume (or the half-made one) the first attempt made instead of
+   * making a second
+   */
+  requestId?: string;
 }
 
 /**

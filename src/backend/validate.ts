@@ -65,5 +65,7 @@ export function validateVolumeRequest(req: CreateVolumeRequest): number {
     throw new BackendError('InvalidArgument', `the capacity must be a whole number of bytes from 1 to ${MAX_VOLUME_BYTES}`);
   }
   if (req.name !== undefined && !VOLUME_NAME.test(req.name)) throw new BackendError('InvalidArgument', 'the volume name must be 1 to 63 printable characters');
+  // kept as an annotation value: a short token (Redfish passes a hex digest)
+  if (req.requestId !== undefined && !/^[A-Za-z0-9._:-]{1,128}$/.test(req.requestId)) throw new BackendError('InvalidArgument', 'the request id must be 1 to 128 letters, digits or ._:-');
   return Math.ceil(n / VOLUME_ALIGN_BYTES) * VOLUME_ALIGN_BYTES;
 }

@@ -419,8 +419,15 @@ export class KubeClient {
     });
   }
 
-  async delete(r: ResourceRef, namespace: string | undefined, name: string, propagationPolicy: PropagationPolicy = 'Background'): Promise<void> {
-    await this.request('DELETE', resourcePath(r, namespace, name), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy } });
+  /** DELETE an object; `preconditions` (uid, resourceVersion) make it a 409 Conflict when the object is no longer that one. */
+  async delete(
+    r: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    propagationPolicy: PropagationPolicy = 'Background',
+    preconditions?: { uid?: string; resourceVersion?: string },
+  ): Promise<void> {
+    await this.request('DELETE', resourcePath(r, namespace, name), { body: { kind: 'DeleteOptions', apiVersion: 'v1', propagationPolicy, ...(preconditions ? { preconditions } : {}) } });
   }
 
   /** PUT to a subresource, e.g. KubeVirt's start/stop/restart (Resources.vmActions). */

@@ -106,6 +106,8 @@ export async function newMachine(
     requestTimeoutMs?: number;
     mediaTls?: MediaTlsOptions;
     hotplugSyncTimeoutMs?: number;
+    volumeSweepDelayMs?: number;
+    clock?: () => number;
   } = {},
 ): Promise<KubeVirtMachine> {
   const m = (await createKubeVirtMachine({
@@ -124,6 +126,8 @@ export async function newMachine(
     ...(opts.storageClassName ? { storageClassName: opts.storageClassName } : {}),
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
     ...(opts.hotplugSyncTimeoutMs !== undefined ? { hotplugSyncTimeoutMs: opts.hotplugSyncTimeoutMs } : {}),
+    ...(opts.volumeSweepDelayMs !== undefined ? { volumeSweepDelayMs: opts.volumeSweepDelayMs } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
   })) as KubeVirtMachine;
   machinesOf.set(emu, [...(machinesOf.get(emu) ?? []), m]);
   return m;

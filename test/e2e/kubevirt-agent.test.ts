@@ -177,6 +177,39 @@ describe('KubeVirt agent end to end (ipmitool, Redfish) @e2e', function () {
     expect(after).to.deep.equal(['root', 'cdrom']);
   });
 
+  it('Redfish volume create retried with an Idempotency-Key: after a failure that left its DataVolume the retry completes it with that DataVolume; a restarted agent answers a retry with the same volume', async () => {
+    const VOLS = `${SYS}/Storage/1/Volumes`;
+    const DV = (): Record<string, unknown> & { metadata: { uid?: string } } => emu.get('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default', 'vm1-bmc-volume-1')!;
+    const post = async (agent: TestAgent): Promise<{ status: number; replayed: string | null; location: string | null; body: Record<string, unknown> }> => {
+      const res = await fetch(agent.redfishUrl + VOLS, {
+        method: 'POST',
+        headers: { authorization: BASIC, 'content-type': 'application/json', 'Idempotency-Key': 'vol-1' },
+        body: JSON.stringify({ CapacityBytes: 2 ** 30, Name: 'scratch' }),
+      });
+      return { status: res.status, replayed: res.headers.get('idempotent-replayed'), location: res.headers.get('location'), body: (await res.json()) as Record<string, unknown> };
+    };
+    // the VM patch fails, and so does the rollback's delete: the DataVolume stays behind
+    emu.faults.failNext(1, 500, (r) => r.method === 'PATCH' && r.path.endsWith('/virtualmachines/vm1'));
+    emu.faults.failNext(1, 500, (r) => r.method === 'DELETE' && r.path.includes('/datavolumes/'));
+    const failed = await post(t);
+    expect(failed.status, JSON.stringify(failed.body)).to.be.within(500, 599);
+    const uid = DV().metadata.uid;
+    expect(uid).to.be.a('string');
+    const retry = await post(t);
+    expect(retry.status, JSON.stringify(retry.body)).to.equal(201);
+    expect(retry.body).to.deep.include({ Id: 'bmc-volume-1', Name: 'scratch' });
+    expect(DV().metadata.uid, 'the first attempt\'s DataVolume, attached').to.equal(uid);
+    // a restart: the answer cache is gone, the volume's request mark is not
+    await t.close();
+    machine = await newMachine(emu);
+    t = await startTestAgent({ machine });
+    const after = await post(t);
+    expect([after.status, after.replayed, after.location]).to.deep.equal([201, 'true', `${VOLS}/bmc-volume-1`]);
+    expect(emu.list('cdi.kubevirt.io/v1beta1', 'DataVolume', 'default')).to.have.length(1);
+    const tpl = (vmOf(emu).spec as { template: { spec: { domain: { devices: { disks: { name: string }[] } } } } }).template.spec;
+    expect(tpl.domain.devices.disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom', 'bmc-volume-1']);
+  });
+
   it('Redfish virtual media on a running VM with an empty CD-ROM drive: InsertMedia → 202 → task Completed → the VMI has the CD; EjectMedia leaves the drive', async () => {
     type Obj = Record<string, unknown>;
     const tplOf = () => (vmOf(emu).spec as { template: { spec: { volumes?: Obj[]; domain: { devices: { disks: Obj[] } } } } }).template.spec;

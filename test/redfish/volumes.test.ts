@@ -131,6 +131,26 @@ describe('Redfish volumes (simulator)', () => {
     expect(members(await call(t, 'GET', VOLUMES))).to.deep.equal([`${VOLUMES}/bmc-volume-1`, `${VOLUMES}/bmc-volume-2`, `${VOLUMES}/bmc-volume-3`]);
   });
 
+  it('a retry the answer cache does not have (another agent process on the same machine, as after a restart): the first volume again, 201 Idempotent-Replayed, not 409 and not a second disk', async () => {
+    const body = { CapacityBytes: 2 ** 30, Name: 'data' };
+    const first = await call(t, 'POST', VOLUMES, body, { headers: { 'Idempotency-Key': 'k-9' } });
+    expect(first.status).to.equal(201);
+    const other = await startTestAgent({ ipmi: false, machine: t.sim });
+    try {
+      const retry = await call(other, 'POST', VOLUMES, body, { headers: { 'Idempotency-Key': 'k-9' } });
+      expect(retry.status, JSON.stringify(retry.body)).to.equal(201);
+      expect(retry.headers.get('idempotent-replayed')).to.equal('true');
+      expect(retry.headers.get('location')).to.equal(first.headers.get('location'));
+      expect(retry.body).to.deep.include({ Id: 'bmc-volume-1', Name: 'data' });
+      // the token names the user (and the request): another user's same key is no retry of it
+      const byOperator = await call(other, 'POST', VOLUMES, body, { user: OPERATOR, headers: { 'Idempotency-Key': 'k-9' } });
+      expect([byOperator.status, messageId(byOperator).split('.').pop()]).to.deep.equal([409, 'ResourceAlreadyExists']);
+      expect(members(await call(t, 'GET', VOLUMES))).to.deep.equal([`${VOLUMES}/bmc-volume-1`]);
+    } finally {
+      await other.close();
+    }
+  });
+
   it(`at most ${MAX_BMC_VOLUMES} volumes: then 400 CreateLimitReachedForResource`, async () => {
     for (let i = 0; i < MAX_BMC_VOLUMES; i++) expect((await call(t, 'POST', VOLUMES, { CapacityBytes: 2 ** 20 })).status).to.equal(201);
     const r = await call(t, 'POST', VOLUMES, { CapacityBytes: 2 ** 20 });

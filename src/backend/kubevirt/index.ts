@@ -46,6 +46,10 @@ export interface KubeVirtMachineOptions {
   mediaEgress?: EgressPolicy;
   /** How long a running VM may take to pick up an inserted CD before the slot reports an error (ms), default 30000 */
   hotplugSyncTimeoutMs?: number;
+  /** When the first sweep of volume DataVolumes left by unfinished creates runs after start (ms), default 5 minutes */
+  volumeSweepDelayMs?: number;
+  /** The wall clock the volume orphan grace is measured on (tests); default Date.now */
+  clock?: () => number;
 }
 
 export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promise<Machine> {
@@ -72,6 +76,8 @@ export async function createKubeVirtMachine(opts: KubeVirtMachineOptions): Promi
     ...(opts.mediaTls ? { mediaTls: opts.mediaTls } : {}),
     ...(opts.mediaEgress ? { mediaEgress: opts.mediaEgress } : {}),
     ...(opts.hotplugSyncTimeoutMs !== undefined ? { hotplugSyncTimeoutMs: opts.hotplugSyncTimeoutMs } : {}),
+    ...(opts.volumeSweepDelayMs !== undefined ? { volumeSweepDelayMs: opts.volumeSweepDelayMs } : {}),
+    ...(opts.clock ? { clock: opts.clock } : {}),
   });
   const caFile = opts.mediaTls?.caFile;
   if (caFile) {

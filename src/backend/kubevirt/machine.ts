@@ -43,7 +43,7 @@ import { MachineEventFeed } from './machine-events.js';
 import { MachineMedia, type MachineMediaConfig } from './machine-media.js';
 import { VmWrites } from './machine-writes.js';
 import { derivePowerState, isVmiRunning } from './power.js';
-import { MachineVolumes } from './volumes.js';
+import { MachineVolumes, ORPHAN_GRACE_MS } from './volumes.js';
 import type { DataVolume, VirtualMachine, VirtualMachineInstance } from './types.js';
 
 /** The media fields (client, names, storage, probe, TLS, egress, hotplug timeout) are MachineMediaConfig's. */
@@ -54,6 +54,14 @@ export interface KubeVirtMachineConfig extends MachineMediaConfig {
   watchStaleRetryMs?: number;
   /** the client serves other machines too (shared mode): close() leaves it open */
   sharedClient?: boolean;
+  /**
+   * The first sweep of volume DataVolumes left by unfinished creates (volumes.ts), this long after
+   * start (ms); default ORPHAN_GRACE_MS, and in shared mode a random extra of up to as much again,
+   * so many systems do not read their slots at once
+   */
+  volumeSweepDelayMs?: number;
+  /** the wall clock the volume orphan grace is measured on (tests); default Date.now */
+  clock?: () => number;
 }
 
 interface View {
@@ -117,7 +125,15 @@ export class KubeVirtMachine implements Machine {
     this.media = new MachineMedia(cfg, { ...host, changed: () => this.changed() });
     const { client, logger, bootOnce } = this;
     this.writes = new VmWrites({ client, namespace: this.ns, name: this.name, logger, host, bootOnce, capabilities: () => this.capabilities });
-    this.volumes = new MachineVolumes({ client, namespace: this.ns, logger, storageClassName: cfg.storageClassName, volumeMode: cfg.volumeMode, ...host });
+    this.volumes = new MachineVolumes({
+      client,
+      namespace: this.ns,
+      logger,
+      storageClassName: cfg.storageClassName,
+      volumeMode: cfg.volumeMode,
+      ...(cfg.clock ? { now: cfg.clock } : {}),
+      ...host,
+    });
   }
 
   /** Start the watches and wait (up to syncTimeoutMs) for their first lists. */
@@ -129,6 +145,9 @@ export class KubeVirtMachine implements Machine {
     // one DataVolume watch per CD-ROM drive, known once the VM is
     this.media.syncDrives(this.vmWatch.current);
     await this.media.waitSynced(Math.max(0, syncTimeoutMs - (Date.now() - started)));
+    // DataVolumes a create left behind (an agent that died between making one and patching the VM)
+    const delay = this.cfg.volumeSweepDelayMs ?? ORPHAN_GRACE_MS * (this.cfg.sharedClient ? 1 + Math.random() : 1);
+    this.volumes.scheduleSweep(delay);
   }
 
   // ---- Machine -------------------------------------------------------------------------------
@@ -283,6 +302,7 @@ export class KubeVirtMachine implements Machine {
     this.closed = true;
     this.serialConsole?.close();
     this.bootOnce.close();
+    this.volumes.close();
     await Promise.all([this.vmWatch.stop(), this.vmiWatch.stop(), this.media.stop()]);
     if (!this.cfg.sharedClient) this.client.close();
     this.feed.close();

@@ -156,7 +156,7 @@ export class SimulatedMachine implements Machine {
   private readonly mediaInsertDelayMs: number;
   private readonly console_: SimulatedConsole;
   /** Volumes created through createVolume, by disk id; attached once a boot happened after their creation */
-  private readonly volumes = new Map<string, { name: string; capacityBytes: number; attached: boolean }>();
+  private readonly volumes = new Map<string, { name: string; capacityBytes: number; attached: boolean; requestId?: string }>();
 
   constructor(opts: SimulatorOptions = {}) {
     const name = opts.name ?? 'sim-vm';
@@ -281,7 +281,15 @@ export class SimulatedMachine implements Machine {
 
   async listVolumes(): Promise<VolumeInfo[]> {
     this.check();
-    return [...this.volumes].map(([id, v]) => ({ id, name: v.name, capacityBytes: v.capacityBytes, state: 'ready', attached: v.attached, backing: `Simulated volume ${id}` }));
+    return [...this.volumes].map(([id, v]) => ({
+      id,
+      name: v.name,
+      capacityBytes: v.capacityBytes,
+      state: 'ready',
+      attached: v.attached,
+      backing: `Simulated volume ${id}`,
+      ...(v.requestId !== undefined ? { requestId: v.requestId } : {}),
+    }));
   }
 
   async createVolume(req: CreateVolumeRequest): Promise<VolumeInfo> {
@@ -295,7 +303,7 @@ export class SimulatedMachine implements Machine {
     }
     if (id === undefined) throw new BackendError('Conflict', `the machine has ${MAX_BMC_VOLUMES} volumes created here already, the most it takes`);
     disks.push({ id, kind: 'disk', bus: 'virtio', capacityBytes, volume: `Simulated volume ${id}` });
-    this.volumes.set(id, { name: req.name ?? id, capacityBytes, attached: false });
+    this.volumes.set(id, { name: req.name ?? id, capacityBytes, attached: false, ...(req.requestId !== undefined ? { requestId: req.requestId } : {}) });
     this.generation++;
     return (await this.listVolumes()).find((v) => v.id === id)!;
   }

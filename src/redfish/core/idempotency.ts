@@ -18,6 +18,10 @@
  * bodies over MAX_CACHED_BODY_BYTES are not remembered. Transient failures are not remembered, so a
  * retry runs again: 5xx, and 4xx answers that carry Retry-After (409 busy, 429). A replayed answer
  * carries `Idempotent-Replayed: true`.
+ *
+ * The remembered answers live in memory; a handler whose effect must survive a restart gets
+ * `ctx.state.retryToken` (a digest of user, key and request) to store with what it makes, so that a
+ * retry reaching a restarted agent can find it (volume creates: resources/volumes.ts).
  */
 import { createHash } from 'node:crypto';
 import { RedfishError } from './errors.js';
@@ -109,6 +113,7 @@ export class IdempotencyCache {
     const id = `${user}\u0000${rk.key}`;
     const body: unknown = (ctx.request as { body?: unknown }).body;
     const fingerprint = createHash('sha256').update(`${ctx.method} ${ctx.path}\u0000${canonical(body ?? null)}`).digest('hex');
+    ctx.state.retryToken = createHash('sha256').update(`${id}\u0000${fingerprint}`).digest('hex').slice(0, 40);
     this.prune();
     const existing = this.entries.get(id);
     if (existing) {

@@ -89,6 +89,13 @@ export interface RedfishState {
    * must then allow the request only on the user's own resource (own session, own account).
    */
   selfOnly?: boolean;
+  /**
+   * Exactly-once requests that carry an Idempotency-Key / X-Request-Id (core/idempotency.ts): a
+   * digest of the user, the key and the request (method, path, body), the same for every retry of
+   * it. Handlers hand it to the backend so that a retry reaching a restarted agent (the answer
+   * cache is in memory) still finds what the first attempt made.
+   */
+  retryToken?: string;
   /** Shared mode: the path routed inside the tenant (its system, manager and chassis under the per-VM ids) */
   internalPath?: string;
   /** Shared mode: the tenant serving this request, the system ids the caller may see, every tenant's events (SSE) */

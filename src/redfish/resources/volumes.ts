@@ -15,8 +15,11 @@
  * 404) and answers 204, or 200 with ResetRequired while the running guest still has the disk.
  *
  * Exactly once: a POST retried with the same Idempotency-Key / X-Request-Id gets the first answer
- * (core/idempotency.ts, wired in app.ts); a POST whose Name an existing volume has is 409
- * ResourceAlreadyExists, so a retry that carries neither header but names its volume cannot make a second.
+ * (core/idempotency.ts, wired in app.ts); the backend keeps that request's retryToken with the volume,
+ * so a retry the answer cache has forgotten (an agent restart) is answered with the volume the first
+ * attempt made (201 again, Idempotent-Replayed), or completes it (KubeVirt: a DataVolume made but not
+ * yet in the VM spec); a POST whose Name an existing volume has is 409 ResourceAlreadyExists, so a
+ * retry that carries neither header but names its volume cannot make a second.
  */
 import type { MachineSnapshot, VolumeInfo } from '../../backend/types.js';
 import { MAX_BMC_VOLUMES, MAX_VOLUME_BYTES } from '../../backend/validate.js';
@@ -167,15 +170,19 @@ export const handlers: OperationHandlers = {
     const machine = ctx.state.deps.machine;
     if (!machine.createVolume) throw new RedfishError(405, 'OperationNotAllowed', [], { detail: 'This backend cannot create volumes.' });
     const req = parseCreate((ctx.request as { body?: unknown }).body);
+    const token = ctx.state.retryToken;
     const existing = await volumesOf(ctx);
-    if (req.name !== undefined && existing.some((v) => v.name === req.name)) {
+    // a retry whose first answer the answer cache no longer has (e.g. the agent restarted): that answer again
+    const made = token !== undefined ? existing.find((v) => v.requestId === token) : undefined;
+    if (made) ctx.set('Idempotent-Replayed', 'true');
+    if (!made && req.name !== undefined && existing.some((v) => v.name === req.name)) {
       throw new RedfishError(409, 'ResourceAlreadyExists', ['Volume', 'Name', req.name], { property: '#/Name' });
     }
-    if (existing.length >= MAX_BMC_VOLUMES) {
+    if (!made && existing.length >= MAX_BMC_VOLUMES) {
       throw new RedfishError(400, 'CreateLimitReachedForResource', [], { detail: `At most ${MAX_BMC_VOLUMES} volumes are created through this service per VM; delete one first.` });
     }
-    const created = await backend(machine.createVolume(req));
-    ctx.state.logger.info({ user: ctx.state.user?.username, volume: created.id, capacityBytes: created.capacityBytes, backing: created.backing }, 'volume created');
+    const created = made ?? (await backend(machine.createVolume({ ...req, ...(token !== undefined ? { requestId: token } : {}) })));
+    if (!made) ctx.state.logger.info({ user: ctx.state.user?.username, volume: created.id, capacityBytes: created.capacityBytes, backing: created.backing }, 'volume created');
     const out = volumeBody(created);
     const snap = await backend(machine.snapshot());
     if (running(snap)) out['@Message.ExtendedInfo'] = [resetRequired()];
