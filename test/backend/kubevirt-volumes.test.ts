@@ -154,6 +154,36 @@ describe('kubevirt backend: volumes (blank DataVolume + VM disk)', () => {
     expect(emu.list(DV, 'DataVolume', NS).map((d) => d.metadata.name).sort()).to.deep.equal([`${VM_NAME}-bmc-volume-1`, `${VM_NAME}-bmc-volume-2`]);
   });
 
+  it('the API server out of reach right after the DataVolume is made (the VM patch and the rollback time out, never executed): the create fails, the DataVolume is kept through its grace, then swept', async function () {
+    this.timeout(30_000);
+    emu.create(vmFixture({ runStrategy: 'Halted' }));
+    const clock = testClock();
+    m = await newMachine(emu, { clock: clock.now, requestTimeoutMs: 1_500 });
+    let cut = false;
+    // once the DataVolume POST has come in, every later request waits longer than the client does
+    emu.faults.failNext(1, 500, (req) => {
+      if (!cut && req.method === 'POST' && req.path.endsWith('/datavolumes')) {
+        cut = true;
+        emu.faults.delayResponses(4_000);
+      }
+      return false;
+    });
+    const failed = await m.createVolume({ capacityBytes: GiB }).catch((e: unknown) => e);
+    expect(isBackendError(failed), String(failed)).to.equal(true);
+    expect(cut).to.equal(true);
+    emu.faults.delayResponses(0);
+    const orphan = dvOf(1);
+    expect(orphan, 'made before the cut').to.not.equal(undefined);
+    expect(devicesOf(vmOf(emu)).disks.map((d) => d.name)).to.deep.equal(['root', 'cdrom']);
+    // the API back (a fresh VM read answers): a delete of no volume is NotFound, not Unavailable
+    await until(async () => isBackendError(await m!.deleteVolume('bmc-volume-8').catch((e: unknown) => e), 'NotFound'), 'API reachable again');
+    expect(dvOf(1)?.metadata.uid, 'kept within its grace').to.equal(orphan!.metadata.uid);
+    clock.advance(ORPHAN_GRACE_MS);
+    expect((await m.createVolume({ capacityBytes: GiB })).id).to.equal('bmc-volume-1');
+    expect(dvOf(1)?.metadata.uid, 'swept, and the slot made again').to.not.equal(orphan!.metadata.uid);
+    expect(emu.list(DV, 'DataVolume', NS)).to.have.length(1);
+  });
+
   it('an agent that died between the DataVolume and the VM patch: the restarted agent sweeps it once old; a user\'s, an older agent\'s (no request mark), another VM\'s and a used one stay', async () => {
     emu.create(vmFixture({ runStrategy: 'Halted' }));
     const first = await newMachine(emu);
