@@ -9,6 +9,7 @@
  *   `LocationIndicatorActive`, still read by sushy/Ironic's indicator API) and
  *   `LocationIndicatorActive` (true = identifying; set true it blinks, as IPMI identify does).
  * A steady `Lit` has no IPMI counterpart: Get Chassis Status reports it as indefinitely on.
+ * Times are the wall clock (Date.now, as IPMI's interval is), for both protocols.
  * Not persisted: a real BMC's identify light is off again after the BMC restarts, and so is this one
  * after the agent restarts (or, in shared mode, after a VM moves to another shard).
  */

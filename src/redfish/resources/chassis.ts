@@ -43,7 +43,7 @@ export const handlers: OperationHandlers = {
       Status: machineStatus(snap.health),
       // the system's identify indicator (backend/indicator.ts), shown here as bmcweb does; it is
       // set through the ComputerSystem (PATCH) or IPMI Chassis Identify (no Chassis PATCH is routed)
-      LocationIndicatorActive: indicatorOf(ctx.state.deps.machine).active(ctx.state.deps.now().getTime()),
+      LocationIndicatorActive: indicatorOf(ctx.state.deps.machine).active(),
       NetworkAdapters: link(`${CHASSIS}/NetworkAdapters`),
       Links: {
         ComputerSystems: [link(SYSTEM)],

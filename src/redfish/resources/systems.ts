@@ -206,7 +206,7 @@ async function preparedSystem(ctx: RedfishContext): Promise<PreparedResource> {
   const snap = await backend(machine.snapshot());
   const healthy = (snap.health?.status ?? 'OK') === 'OK';
   const sol = deps.ipmiPort !== undefined && (deps.serialConsole?.() ?? false);
-  const led = indicatorOf(machine).led(deps.now().getTime());
+  const led = indicatorOf(machine).led();
   const memo = systemMemo.get(deps);
   if (healthy && memo !== undefined && memo.generation === snap.generation && memo.sol === sol && memo.led === led) return memo.prepared;
   const prepared = prepareResource(systemBody(snap, machine.capabilities, writableOf(machine), deps, led));
@@ -217,7 +217,7 @@ async function preparedSystem(ctx: RedfishContext): Promise<PreparedResource> {
 
 async function currentSystem(ctx: RedfishContext): Promise<Record<string, unknown>> {
   const machine = ctx.state.deps.machine;
-  const led = indicatorOf(machine).led(ctx.state.deps.now().getTime());
+  const led = indicatorOf(machine).led();
   return systemBody(await backend(machine.snapshot()), machine.capabilities, writableOf(machine), ctx.state.deps, led);
 }
 
