@@ -1,7 +1,8 @@
 /**
  * Redfish latency under concurrency, per-VM vs shared agent (issue 16): wrk (nice 10, 2 threads)
- * with BENCH_P99_CONNS (default 32) keep-alive connections doing GET /redfish/v1/Systems/<id> with
- * HTTP Basic, against
+ * with BENCH_P99_CONNS (default 32) keep-alive connections doing GET /redfish/v1/Systems/<id>
+ * with HTTP Basic (BENCH_AUTH=basic, the default), with a session's X-Auth-Token (BENCH_AUTH=session:
+ * one login per VM before the rounds) or both in turn (BENCH_AUTH=both), against
  *   per-VM   this tree compiled (plain `node`), `virtbmc --simulate --no-ipmi`, Systems/1
  *   shared   the same build, `virtbmc --simulate-fleet BENCH_FLEET (1000)`, the requests going round
  *            all VMs with each VM's own credentials (a wrk Lua script holds the 1,000 requests)
@@ -9,9 +10,10 @@
  * taking turns round after round (BENCH_ROUNDS, default 3; BENCH_SECONDS per run, default 3, after
  * one unmeasured second). Prints p50/p99 latency, req/s and the server's CPU per request
  * (utime+stime from /proc/<pid>/stat) per run, then medians and the shared/per-VM ratios (per round,
- * then their median). With BENCH_BASE_REF=<git ref> a third target is the shared agent built from
- * that ref (git archive, compiled the same way), in the same rounds: a change to shared mode is
- * compared with what it changes, in one run. A measurement, not a test: it never fails on a number.
+ * then their median). With BENCH_BASE_REF=<git ref> the per-VM and shared agents built from that
+ * ref (git archive, compiled the same way) are two more targets in the same rounds, so a change is
+ * compared with what it changes, in one run: each tree's shared / per-VM, and this tree / base for
+ * each shape. A measurement, not a test: it never fails on a number.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,6 +29,7 @@ const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const PW = 'bench-pw';
 const BASE_REF = process.env.BENCH_BASE_REF ?? '';
+const AUTH = process.env.BENCH_AUTH ?? 'basic';
 
 /** The agent of another git ref, compiled like buildTree (inside ROOT, so node_modules resolves). */
 function buildRef(ref: string): { js: string; dispose: () => void } {
@@ -38,16 +41,16 @@ function buildRef(ref: string): { js: string; dispose: () => void } {
   return { js: join(src, 'out/src/cmd/virtbmc.js'), dispose: () => rmSync(src, { recursive: true, force: true }) };
 }
 
-/** A wrk script cycling through `reqs` (path, Authorization), each thread from its own offset. */
-function luaScript(file: string, reqs: ReadonlyArray<[string, string]>): void {
-  const rows = reqs.map(([p, a]) => `  {${JSON.stringify(p)}, ${JSON.stringify(a)}},`).join('\n');
+/** A wrk script cycling through `reqs` (path, header name, header value), each thread from its own offset. */
+function luaScript(file: string, reqs: ReadonlyArray<readonly [string, string, string]>): void {
+  const rows = reqs.map(([p, h, v]) => `  {${JSON.stringify(p)}, ${JSON.stringify(h)}, ${JSON.stringify(v)}},`).join('\n');
   writeFileSync(
     file,
     `local list = {\n${rows}\n}
 local reqs = {}
 local i = 0
 init = function(args)
-  for k, v in ipairs(list) do reqs[k] = wrk.format("GET", v[1], { ["Authorization"] = v[2] }) end
+  for k, v in ipairs(list) do reqs[k] = wrk.format("GET", v[1], { [v[2]] = v[3] }) end
   i = math.random(#reqs) - 1
 end
 request = function()
@@ -58,8 +61,26 @@ end
   );
 }
 
+/** POST a session on 127.0.0.1:port for `admin`; its X-Auth-Token. */
+async function login(port: number, password: string): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/redfish/v1/SessionService/Sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ UserName: 'admin', Password: password }),
+  });
+  const token = r.headers.get('x-auth-token');
+  if (r.status !== 201 || !token) throw new Error(`login on ${port}: ${r.status}`);
+  return token;
+}
+
+type Auth = 'basic' | 'session';
+
 interface Target {
   name: string;
+  /** which tree and shape, for the ratios */
+  tree: string;
+  shape: 'per-VM' | 'shared';
+  auth: Auth;
   proc: Proc;
   port: number;
   script: string;
@@ -67,29 +88,39 @@ interface Target {
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'scale-p99-'));
+  const auths: Auth[] = AUTH === 'both' ? ['basic', 'session'] : [AUTH === 'session' ? 'session' : 'basic'];
   const build = buildTree(ROOT);
   const base = BASE_REF ? buildRef(BASE_REF) : undefined;
+  const trees: Array<[string, string]> = [['this tree', build.js], ...(base ? [[`at ${BASE_REF}`, base.js] as [string, string]] : [])];
+  const procs: Proc[] = [];
   const targets: Target[] = [];
   try {
-    const p1 = await freePort();
-    const perVm = await startAgent(build.js, ['--simulate', '--no-ipmi', '--redfish-port', String(p1), '--sim-power', 'on'], [], { BMC_PASSWORD: PW });
-    const s1 = join(dir, 'per-vm.lua');
-    luaScript(s1, [['/redfish/v1/Systems/1', basic('admin', PW)]]);
-    targets.push({ name: 'per-VM (1 VM)', proc: perVm, port: p1, script: s1 });
-    const p2 = await freePort();
-    const shared = await startAgent(build.js, ['--simulate-fleet', String(FLEET), '--redfish-port', String(p2)], [], { BMC_PASSWORD: PW });
-    const s2 = join(dir, 'shared.lua');
     const ids = Array.from({ length: FLEET }, (_, i) => `vm-${String(i + 1).padStart(4, '0')}`);
-    luaScript(s2, ids.map((vm) => [`/redfish/v1/Systems/sim.${vm}`, basic('admin', `${PW}-${vm}`)]));
-    targets.push({ name: `shared (${FLEET} VMs)`, proc: shared, port: p2, script: s2 });
-    if (base) {
-      const p3 = await freePort();
-      const old = await startAgent(base.js, ['--simulate-fleet', String(FLEET), '--redfish-port', String(p3)], [], { BMC_PASSWORD: PW });
-      targets.push({ name: `shared at ${BASE_REF}`.slice(0, 18), proc: old, port: p3, script: s2 });
+    for (const [tree, js] of trees) {
+      const p1 = await freePort();
+      const perVm = await startAgent(js, ['--simulate', '--no-ipmi', '--redfish-port', String(p1), '--sim-power', 'on'], [], { BMC_PASSWORD: PW });
+      procs.push(perVm);
+      const p2 = await freePort();
+      const shared = await startAgent(js, ['--simulate-fleet', String(FLEET), '--redfish-port', String(p2)], [], { BMC_PASSWORD: PW });
+      procs.push(shared);
+      for (const auth of auths) {
+        const tag = `${tree === 'this tree' ? '' : `${tree} `}${auth}`;
+        const s1 = join(dir, `per-vm-${targets.length}.lua`);
+        luaScript(s1, [['/redfish/v1/Systems/1', ...(auth === 'basic' ? (['Authorization', basic('admin', PW)] as const) : (['X-Auth-Token', await login(p1, PW)] as const))]]);
+        targets.push({ name: `per-VM ${tag}`, tree, shape: 'per-VM', auth, proc: perVm, port: p1, script: s1 });
+        const s2 = join(dir, `shared-${targets.length}.lua`);
+        const rows: Array<readonly [string, string, string]> = [];
+        for (const vm of ids) {
+          rows.push([`/redfish/v1/Systems/sim.${vm}`, ...(auth === 'basic' ? (['Authorization', basic('admin', `${PW}-${vm}`)] as const) : (['X-Auth-Token', await login(p2, `${PW}-${vm}`)] as const))]);
+        }
+        luaScript(s2, rows);
+        targets.push({ name: `shared ${tag}`, tree, shape: 'shared', auth, proc: shared, port: p2, script: s2 });
+      }
     }
 
-    console.log(`GET Systems/<id> with Basic, ${CONNS} connections (wrk -t2), ${SECONDS}s per run, ${ROUNDS} rounds, targets alternating`);
+    console.log(`GET Systems/<id> (${auths.join(', ')}), ${CONNS} connections (wrk -t2), ${SECONDS}s per run, ${ROUNDS} rounds, targets alternating; shared: ${FLEET} VMs`);
     const results = new Map<string, WrkResult[]>();
+    const width = Math.max(...targets.map((t) => t.name.length));
     const args = (t: Target, secs: number) => ['-t2', `-c${CONNS}`, `-d${secs}s`, '-s', t.script, `http://127.0.0.1:${t.port}/`];
     for (let round = 1; round <= ROUNDS; round++) {
       for (const t of targets) {
@@ -97,7 +128,7 @@ async function main(): Promise<void> {
         const r = await wrk(t.proc.pid, args(t, SECONDS));
         results.set(t.name, [...(results.get(t.name) ?? []), r]);
         console.log(
-          `round ${round} ${t.name.padEnd(18)} p50 ${r.p50.toFixed(2).padStart(7)} ms  p99 ${r.p99.toFixed(2).padStart(7)} ms  ${r.rps.toFixed(0).padStart(6)} req/s  ${r.cpuUs.toFixed(1).padStart(6)} µs CPU/req${r.non2xx ? `  NON-2XX ${r.non2xx}` : ''}`,
+          `round ${round} ${t.name.padEnd(width)} p50 ${r.p50.toFixed(2).padStart(7)} ms  p99 ${r.p99.toFixed(2).padStart(7)} ms  ${r.rps.toFixed(0).padStart(6)} req/s  ${r.cpuUs.toFixed(1).padStart(6)} µs CPU/req${r.non2xx ? `  NON-2XX ${r.non2xx}` : ''}`,
         );
       }
     }
@@ -105,21 +136,24 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const rs = results.get(t.name)!;
       console.log(
-        `  ${t.name.padEnd(18)} p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms  p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms  ${median(rs.map((r) => r.rps)).toFixed(0)} req/s  ${median(rs.map((r) => r.cpuUs)).toFixed(1)} µs CPU/req`,
+        `  ${t.name.padEnd(width)} p50 ${median(rs.map((r) => r.p50)).toFixed(2)} ms  p99 ${median(rs.map((r) => r.p99)).toFixed(2)} ms  ${median(rs.map((r) => r.rps)).toFixed(0)} req/s  ${median(rs.map((r) => r.cpuUs)).toFixed(1)} µs CPU/req`,
       );
     }
     const ratios = (label: string, a: WrkResult[], b: WrkResult[]): void => {
       const r = (f: (x: WrkResult) => number) => median(a.map((x, i) => f(x) / f(b[i]!))).toFixed(2);
       console.log(`${label} (median of per-round ratios): p99 ${r((x) => x.p99)}, p50 ${r((x) => x.p50)}, rate ${r((x) => x.rps)}, CPU/req ${r((x) => x.cpuUs)}`);
     };
-    const of = (k: number): WrkResult[] => results.get(targets[k]!.name)!;
-    ratios('shared / per-VM', of(1), of(0));
-    if (base) {
-      ratios(`shared at ${BASE_REF} / per-VM`, of(2), of(0));
-      ratios(`shared (this tree) / shared at ${BASE_REF}`, of(1), of(2));
+    const of = (tree: string, shape: Target['shape'], auth: Auth): WrkResult[] => results.get(targets.find((t) => t.tree === tree && t.shape === shape && t.auth === auth)!.name)!;
+    for (const auth of auths) {
+      for (const [tree] of trees) ratios(`${auth}: shared / per-VM, ${tree}`, of(tree, 'shared', auth), of(tree, 'per-VM', auth));
+      if (base) {
+        const old = trees[1]![0];
+        ratios(`${auth}: shared, this tree / ${old}`, of('this tree', 'shared', auth), of(old, 'shared', auth));
+        ratios(`${auth}: per-VM, this tree / ${old}`, of('this tree', 'per-VM', auth), of(old, 'per-VM', auth));
+      }
     }
   } finally {
-    for (const t of targets) await t.proc.stop();
+    for (const p of procs) await p.stop();
     build.dispose();
     base?.dispose();
     rmSync(dir, { recursive: true, force: true });

@@ -498,7 +498,20 @@ export class AccountStore {
   }
 
   private insertUnchecked(s: StoredAccount): Rec {
-    const r: Rec = { ...s, live: { username: s.username, password: s.password, role: s.role }, generation: nextGeneration++ };
+    // every field named, in one order: a spread copy (`{ ...s, live, generation }`) gave the records
+    // of different stores different hidden classes once its clone site had seen several shapes, so a
+    // shared agent's 1,000 stores made every property read of a record (findName, view) a
+    // megamorphic inline-cache miss (docs/scale.md "Shared mode CPU per request")
+    const r: Rec = {
+      id: s.id,
+      username: s.username,
+      password: s.password,
+      role: s.role,
+      enabled: s.enabled,
+      passwordChangeRequired: s.passwordChangeRequired,
+      live: { username: s.username, password: s.password, role: s.role },
+      generation: nextGeneration++,
+    };
     this.recs.set(s.id, r);
     this.syncLive();
     return r;

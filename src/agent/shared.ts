@@ -12,7 +12,7 @@ import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { NetworkModel } from '../common/network.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
-import { startIpmiServer, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
+import { startIpmiServer, SweepGroup, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { createRedfishApp, redfishCallback } from '../redfish/app.js';
 import { sharedConsoleSource } from '../redfish/console-ws.js';
 import { MemorySessionStore, DEFAULT_SESSION_TIMEOUT_SECONDS } from '../redfish/core/sessions.js';
@@ -188,6 +188,8 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   if (certificate) root.certificate = certificate;
   const tls = opts.tls ? { ...opts.tls, cert: certificate!.pem, key: certificate!.key } : undefined;
   const tenancy = new Tenancy(root);
+  // one timer expires the IPMI sessions of every VM's socket (src/ipmi/server.ts SweepGroup)
+  const ipmiSweeper = new SweepGroup();
   const app = createRedfishApp(root, modules, tenancy);
   // the browser console of every tenant, on the shared port (src/redfish/console-ws.ts sharedConsoleSource)
   const consoles = sharedConsoleSource(tenancy, { tls: tls !== undefined, logger: root.logger });
@@ -251,7 +253,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     let unbind: (() => void) | undefined;
     try {
       if (opts.ipmi && system.ipmiPort !== 0) {
-        ipmi = await startIpmiServer({ ...opts.ipmi, machine, users, accounts, lockout, network, address: opts.address, port: system.ipmiPort, logger: log.child({ proto: 'ipmi' }) });
+        ipmi = await startIpmiServer({ ...opts.ipmi, machine, users, accounts, lockout, network, address: opts.address, port: system.ipmiPort, logger: log.child({ proto: 'ipmi' }), sweeper: ipmiSweeper });
       }
       const deps = await createRedfishDeps(
         {

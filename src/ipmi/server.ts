@@ -53,6 +53,46 @@ export interface IpmiServerOptions extends ProtocolServerOptions {
   network?: NetworkModel;
   /** Where the counted power-on hours survive restarts (simulator `--poh-file`); default: memory */
   poh?: PohPersistence;
+  /**
+   * The timer that expires idle sessions and stale handshakes, shared with other servers (a shared
+   * agent's one socket per VM); default: a 1 s timer of this server's own.
+   */
+  sweeper?: SweepGroup;
+}
+
+/**
+ * One 1 s timer sweeping the session tables of many IPMI servers: a shared agent with 1,000 VMs
+ * has 1,000 sockets, whose own timers were 1,000 event-loop wake-ups a second (~14 ms of CPU per
+ * second while idle, docs/scale.md "Shared mode CPU per request"); together they are one. The timer
+ * runs while the group has members and does not keep the process alive.
+ */
+export class SweepGroup {
+  private readonly members = new Set<() => void>();
+  private timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(private readonly everyMs = 1000) {}
+
+  /** Sweep with the others from now on; returns what stops it. */
+  add(sweep: () => void): () => void {
+    this.members.add(sweep);
+    if (!this.timer) {
+      this.timer = setInterval(() => {
+        for (const m of [...this.members]) m();
+      }, this.everyMs);
+      this.timer.unref();
+    }
+    return () => {
+      this.members.delete(sweep);
+      if (this.members.size === 0 && this.timer) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+      }
+    };
+  }
+
+  get size(): number {
+    return this.members.size;
+  }
 }
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
@@ -195,8 +235,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
       if (!closed) socket.send(buf, r.port, r.address);
     });
   }
-  const sweeper = setInterval(() => engine.sweep(), 1000);
-  sweeper.unref();
+  const stopSweeping = (opts.sweeper ?? new SweepGroup()).add(() => engine.sweep());
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   log.info({ address: addr.address, port: addr.port }, 'IPMI server listening');
 
@@ -209,7 +248,7 @@ export async function startIpmiServer(opts: IpmiServerOptions): Promise<IpmiProt
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(sweeper);
+      stopSweeping();
       unsubscribe();
       sol?.closeAll();
       // The watchdog is this server's: it must not act on the machine once the BMC is gone

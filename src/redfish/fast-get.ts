@@ -232,16 +232,23 @@ export function fastGetHandler(
   };
 }
 
-/** Shared mode: a tenant's system, manager or chassis path under the per-VM id (core/tenancy.ts routes it so). */
+/**
+ * Shared mode: a tenant's system, manager or chassis path under the per-VM id (core/tenancy.ts
+ * routes it so): `/redfish/v1/<kind>/<one segment>` is always the kind's per-VM path, found without
+ * splitting the URL; '' for any other URL.
+ */
 function internalOf(url: string): string {
-  const parts = url.split('/');
-  if (parts.length !== 5 || parts[1] !== 'redfish' || parts[2] !== 'v1') return '';
-  const id = TENANT_KINDS[parts[3] as string];
-  if (id === undefined) return '';
-  parts[4] = id;
-  return parts.join('/');
+  if (!url.startsWith(V1)) return '';
+  const kindEnd = url.indexOf('/', V1.length);
+  if (kindEnd < 0 || url.indexOf('/', kindEnd + 1) >= 0) return '';
+  return TENANT_PATHS.get(url.slice(V1.length, kindEnd)) ?? '';
 }
-const TENANT_KINDS: Readonly<Record<string, string>> = { Systems: REDFISH_IDS.system, Managers: REDFISH_IDS.manager, Chassis: REDFISH_IDS.chassis };
+const V1 = '/redfish/v1/';
+const TENANT_PATHS: ReadonlyMap<string, string> = new Map([
+  ['Systems', `${V1}Systems/${REDFISH_IDS.system}`],
+  ['Managers', `${V1}Managers/${REDFISH_IDS.manager}`],
+  ['Chassis', `${V1}Chassis/${REDFISH_IDS.chassis}`],
+]);
 
 /**
  * The app's steps after the handler (app.ts `serve` for GET/HEAD, then the outer middleware), on

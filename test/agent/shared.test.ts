@@ -140,6 +140,15 @@ describe('shared mode: one agent, three VMs, three credential sets', function ()
     expect((await get('/redfish/v1/Systems/ns.vm-a', {})).status).to.equal(401);
     expect((await get('/redfish/v1/Systems/ns.vm-a', { Authorization: basic(['alice', 'bob-pw-22']) })).status).to.equal(401);
     expect((await get('/redfish/v1/Systems/ns.nothing', { Authorization: basic(['alice', 'wrong']) })).status).to.equal(401);
+    // a segment naming an Object.prototype member is no kind of system path: the same 404 as any
+    // unknown URI, with credentials or without (it used to read as a resource "of type undefined")
+    for (const path of ['/redfish/v1/constructor/x', '/redfish/v1/__proto__/x', '/redfish/v1/toString/x/y']) {
+      const got = [await get(path, as('ns.vm-a')), await get(path, {})];
+      for (const r of got) {
+        expect(r.status, path).to.equal(404);
+        expect(msgId(r.body), path).to.match(/\.ResourceMissingAtURI$/);
+      }
+    }
   });
 
   it('resets only the VM the credential belongs to', async () => {

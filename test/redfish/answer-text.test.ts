@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import { etagOf } from '../../src/redfish/core/odata.js';
+import { etagOf, jsonOfBody, prepareResource } from '../../src/redfish/core/odata.js';
 import { ADMIN, startTestAgent, type TestAgent } from '../helpers/agent.js';
 
 const AUTH = `Basic ${Buffer.from(`${ADMIN.username}:${ADMIN.password}`).toString('base64')}`;
@@ -80,5 +80,21 @@ describe('Redfish answer text and ETag', () => {
       Id = '1';
     }
     expect(etagOf(new Thing())).to.equal(weak('{"Id":"1"}'));
+  });
+
+  it('a prepared (kept) answer is the body with its @odata.etag, frozen, and its text is what JSON.stringify of it gives', () => {
+    // more keys than Object.assign onto {} keeps in fast mode (the payload is parsed back from its text instead)
+    const body: Record<string, unknown> = { '@odata.id': '/redfish/v1/Systems/1', Id: '1', Name: 'n-é✓', Nested: { a: [1, 2, null], b: { c: 'd' } }, Nothing: null };
+    for (let i = 0; i < 30; i++) body[`Key${i}`] = i % 2 ? `v${i}` : i;
+    const before = JSON.stringify(body);
+    const p = prepareResource(body);
+    expect(p.etag).to.equal(weak(before));
+    expect(p.payload).to.deep.equal({ ...body, '@odata.etag': p.etag });
+    expect(Object.keys(p.payload)).to.deep.equal([...Object.keys(body), '@odata.etag']);
+    expect(Object.isFrozen(p.payload)).to.equal(true);
+    expect(jsonOfBody(p.payload)).to.equal(JSON.stringify(p.payload));
+    expect(JSON.stringify(body)).to.equal(before); // the body itself is not changed
+    expect(prepareResource({}).payload).to.deep.equal({ '@odata.etag': weak('{}') });
+    expect(jsonOfBody(prepareResource({}).payload)).to.equal(`{"@odata.etag":${JSON.stringify(weak('{}'))}}`);
   });
 });

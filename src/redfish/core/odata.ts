@@ -116,21 +116,31 @@ export interface PreparedResource {
   readonly etag: string;
 }
 
-/** What sendResource(ctx, body, { etag: true }) sends for `body`, made once (PreparedResource). */
+/**
+ * What sendResource(ctx, body, { etag: true }) sends for `body`, made once to be kept and sent many
+ * times (PreparedResource; the Systems/1 answer between two changes). The payload is parsed back
+ * from its JSON text: Object.assign of a body of more than ~16 keys onto `{}` (what an answer made
+ * per request still uses, preparedOnce) gives a dictionary-mode object, and a frozen dictionary
+ * object has a hidden class of its own, so with one kept answer per tenant (shared mode, 1,000
+ * tenants) every property read of one (finishResource, the tenancy rewrite) was a megamorphic
+ * inline-cache miss; JSON.parse makes fast objects sharing one hidden class per key order.
+ */
 export function prepareResource(body: Record<string, unknown>): PreparedResource {
+  return preparedOnce(body, true);
+}
+
+function preparedOnce(body: Record<string, unknown>, kept: boolean): PreparedResource {
   const json = plainJson(body);
   const etag = json !== undefined ? etagOfJson(json) : etagOf(body);
+  // the text of payload: @odata.etag is a new key (body had none), so JSON.stringify puts it last
+  const text = json === undefined ? undefined : `${json === '{}' ? '{' : `${json.slice(0, -1)},`}"@odata.etag":${JSON.stringify(etag)}}`;
   // Object.assign, not `{ ...body, '@odata.etag': etag }`: on Node 20 a literal that starts with a
   // spread and then adds a key (or a key set on a spread copy) leaves ~860 B per Systems/1 GET
   // surviving young-generation GCs, which grew the agent's RSS by ~40 MB over 1,000,000 GETs
   // (bench/scale-spread.ts, docs/scale.md "Memory after load"). The bodies are built by our
   // resource code (schema property names as keys), so no own `__proto__` key reaches the setter.
-  const payload = Object.assign({}, body, { '@odata.etag': etag });
-  // the text of payload: @odata.etag is a new key (body had none), so JSON.stringify puts it last
-  if (json !== undefined) {
-    const tail = `"@odata.etag":${JSON.stringify(etag)}}`;
-    sentJson.set(payload, json === '{}' ? `{${tail}` : `${json.slice(0, -1)},${tail}`);
-  }
+  const payload = kept && text !== undefined ? (JSON.parse(text) as Record<string, unknown>) : Object.assign({}, body, { '@odata.etag': etag });
+  if (text !== undefined) sentJson.set(payload, text);
   return { payload: Object.freeze(payload), etag };
 }
 
@@ -160,7 +170,7 @@ export function sendResource(
   body: Record<string, unknown>,
   opts: { etag?: boolean; status?: number } = {},
 ): void {
-  if (opts.etag) return sendPrepared(ctx, prepareResource(body), opts.status);
+  if (opts.etag) return sendPrepared(ctx, preparedOnce(body, false), opts.status);
   ctx.status = opts.status ?? 200;
   ctx.type = JSON_TYPE;
   ctx.body = body;

@@ -20,7 +20,7 @@
  * no accounts); wrong credentials reach the root deps too, which refuse them as per-VM mode does.
  * One login lockout (per account name and source address) is shared by every tenant and the root.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { UserAccount } from '../../accounts/types.js';
 import { eventHubOf, type BmcEvent, type EventHub } from '../../events/hub.js';
 import { eventPayload } from '../../events/subscriptions.js';
@@ -91,7 +91,7 @@ export class TenantSessionStore implements SessionStore {
 }
 
 /**
- * Tenant ids (sorted) per credential hash: filled from each tenant's accounts when it is added and
+ * Tenant ids (sorted) per credential key: filled from each tenant's accounts when it is added and
  * from every successful scan. A tenant whose users are its account store's live list is re-indexed
  * on every change of that store (create, delete, password, name, Enabled: AccountStore.onChange),
  * so a hit needs no second check and a removed account or changed password stops matching at
@@ -99,7 +99,21 @@ export class TenantSessionStore implements SessionStore {
  * costs scans.
  */
 const MATCH_INDEX_MAX = 65_536;
-const credentialKey = (username: string, password: string): string => createHash('sha256').update(`${username}\u0000${password}`).digest('base64');
+
+/**
+ * The index key of a user name and password: SHA-256 of a random 64-byte key of this Tenancy, then
+ * `name NUL password` (a secret-prefix hash: the key block is hashed once, each request copies that
+ * state), never the password or an unkeyed hash of it, so the index alone cannot be searched for a
+ * guessed password. It is a lookup key, not a tag anyone sees: a lookup by it can only tell about
+ * the key of what the client sent. Copying the keyed state costs less than a new SHA-256 (no digest
+ * fetch) and less than half of an HMAC (docs/scale.md "Shared mode CPU per request").
+ */
+class CredentialKeys {
+  private readonly keyed = createHash('sha256').update(randomBytes(64));
+  of(username: string, password: string): string {
+    return this.keyed.copy().update(`${username}\u0000${password}`).digest('base64');
+  }
+}
 
 type FleetEvent = SharedEvent;
 type FleetListener = (e: FleetEvent) => void;
@@ -181,6 +195,7 @@ export class Tenancy implements RedfishTenancy {
   private sorted: string[] | undefined;
   private nextSeq = 1;
   private readonly index = new Map<string, readonly string[]>();
+  private readonly keys = new CredentialKeys();
   /** The index keys naming each tenant (to re-index it alone) */
   private readonly keysOf = new Map<string, Set<string>>();
   /** Tenants whose index entries follow their account store's changes (no check on a hit) */
@@ -225,7 +240,7 @@ export class Tenancy implements RedfishTenancy {
 
   private indexUsers(t: Tenant): void {
     for (const u of t.deps.users) {
-      const key = credentialKey(u.username, u.password);
+      const key = this.keys.of(u.username, u.password);
       const ids = this.index.get(key) ?? [];
       if (!ids.includes(t.id)) this.remember(key, [...ids, t.id].sort());
     }
@@ -281,7 +296,7 @@ export class Tenancy implements RedfishTenancy {
 
   /** Ids (sorted) of the tenants whose accounts hold this user name and password. */
   match(username: string, password: string): readonly string[] {
-    const key = credentialKey(username, password);
+    const key = this.keys.of(username, password);
     const hit = this.index.get(key);
     if (hit) {
       // accounts change at runtime: a followed tenant's entries are re-indexed on each change; any
@@ -310,8 +325,7 @@ export class Tenancy implements RedfishTenancy {
   enter(ctx: RedfishContext): void {
     ctx.state.deps = this.root;
     const path = normalize(ctx.path);
-    const parts = path.startsWith(V1) ? path.split('/') : [];
-    const kind = parts.length > 4 ? KINDS[parts[3] as string] : undefined;
+    const named = systemPath(path);
     let visible: readonly string[] = [];
     let username: string | undefined;
     let viaSession: { tenant: Tenant; session: RedfishSession } | undefined;
@@ -343,15 +357,15 @@ export class Tenancy implements RedfishTenancy {
     }
     // wrong or no credentials: the root deps answer (401 on every authenticated route, as per-VM)
     if (username === undefined || visible.length === 0) {
-      if (kind) ctx.state.internalPath = internal(parts, kind);
+      if (named) ctx.state.internalPath = named.internal;
       return;
     }
     let home: Tenant;
-    if (kind) {
-      const id = decodeSegment(parts[4] as string);
-      if (!visible.includes(id)) throw new RedfishError(404, 'ResourceNotFound', [kind.type, id]);
+    if (named) {
+      const id = decodeSegment(named.id);
+      if (!visible.includes(id)) throw new RedfishError(404, 'ResourceNotFound', [named.kind.type, id]);
       home = this.byId.get(id) as Tenant;
-      ctx.state.internalPath = internal(parts, kind);
+      ctx.state.internalPath = named.internal;
     } else {
       // a task (and its monitor) of any visible system is served by that system: its id is `<seq>-<n>`
       const task = TASK_PATH.exec(path);
@@ -359,7 +373,12 @@ export class Tenancy implements RedfishTenancy {
       if (owner && visible.includes(owner.id)) home = owner;
       else home = viaSession && visible.includes(viaSession.tenant.id) ? viaSession.tenant : (this.byId.get(visible[0] as string) as Tenant);
     }
-    const user = home.deps.users.find((u) => u.username === username);
+    let user: UserAccount | undefined;
+    for (const u of home.deps.users) {
+      if (u.username !== username) continue;
+      user = u;
+      break;
+    }
     if (!user) return;
     ctx.state.deps = home.deps;
     ctx.state.user = user;
@@ -414,6 +433,8 @@ function normalize(path: string): string {
 }
 
 function decodeSegment(s: string): string {
+  // without a '%' there is nothing to decode (decodeURIComponent would return s)
+  if (!s.includes('%')) return s;
   try {
     return decodeURIComponent(s);
   } catch {
@@ -421,10 +442,23 @@ function decodeSegment(s: string): string {
   }
 }
 
-function internal(parts: readonly string[], kind: { internal: string }): string {
-  const out = [...parts];
-  out[4] = kind.internal;
-  return out.join('/');
+/**
+ * A path naming a system, manager or chassis (`/redfish/v1/<kind>/<id>[/...]`, `path` normalised):
+ * its kind, its id segment (still encoded) and the same path with the per-VM id in place of that
+ * segment; undefined for any other path. indexOf and slices, not split and join: this runs on every
+ * request of a shared agent.
+ */
+function systemPath(path: string): { kind: { internal: string; type: string }; id: string; internal: string } | undefined {
+  if (!path.startsWith(V1)) return undefined;
+  const kindEnd = path.indexOf('/', V1.length);
+  if (kindEnd < 0) return undefined;
+  const kindName = path.slice(V1.length, kindEnd);
+  const kind = Object.hasOwn(KINDS, kindName) ? KINDS[kindName] : undefined;
+  if (!kind) return undefined;
+  const idEnd = path.indexOf('/', kindEnd + 1);
+  const id = idEnd < 0 ? path.slice(kindEnd + 1) : path.slice(kindEnd + 1, idEnd);
+  const rest = idEnd < 0 ? '' : path.slice(idEnd);
+  return { kind, id, internal: `${V1}${kindName}/${kind.internal}${rest}` };
 }
 
 // followed by a quote (JSON string, or a registry message's '%1'), a path, fragment or query separator, a full stop or space
