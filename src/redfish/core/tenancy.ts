@@ -49,10 +49,14 @@ const V1 = '/redfish/v1/';
  */
 export class TenantSessionStore implements SessionStore {
   private readonly scopes = new Map<string, readonly string[]>();
+  /** `<seq>.`, the start of this store's tokens */
+  private readonly prefix: string;
   constructor(
     private readonly inner: SessionStore,
     readonly seq: number,
-  ) {}
+  ) {
+    this.prefix = `${seq}.`;
+  }
   get timeoutSeconds(): number {
     return this.inner.timeoutSeconds;
   }
@@ -71,9 +75,8 @@ export class TenantSessionStore implements SessionStore {
     return { session, token: `${this.seq}.${token}` };
   }
   authenticate(token: string): RedfishSession | undefined {
-    const dot = token.indexOf('.');
-    if (dot < 0 || token.slice(0, dot) !== String(this.seq)) return undefined;
-    return this.inner.authenticate(token.slice(dot + 1));
+    if (!token.startsWith(this.prefix)) return undefined;
+    return this.inner.authenticate(token.slice(this.prefix.length));
   }
   scopeOf(id: string): readonly string[] | undefined {
     return this.scopes.get(id);
@@ -338,7 +341,8 @@ export class Tenancy implements RedfishTenancy {
         viaSession = { tenant: t, session };
         username = session.username;
         const scope = (t.deps.sessions as TenantSessionStore).scopeOf(session.id) ?? [t.id];
-        visible = scope.filter((id) => this.byId.has(id));
+        // the scope itself while all of its tenants are served (no copy per request)
+        visible = scope.every((id) => this.byId.has(id)) ? scope : scope.filter((id) => this.byId.has(id));
       }
     } else {
       const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(ctx.get('Authorization'));
