@@ -94,6 +94,19 @@ describe('shared mode: the credential index (Tenancy.match)', () => {
     expect(tenancy.match('alice', 'alice-pw')).to.deep.equal(['ns.a']);
   });
 
+  it('a tenant whose users are not its store\'s live list is checked against them on every hit', () => {
+    const users = [{ username: 'carol', password: 'carol-pw', role: 'Administrator' as const }];
+    const store = new AccountStore([], { requireAdmin: false });
+    tenancy.add({ id: 'ns.c', deps: { ...deps(store, tenancy.allocateSeq()), users } });
+    expect(tenancy.match('carol', 'carol-pw')).to.deep.equal(['ns.c']);
+    expect(tenancy.match('carol', 'carol-pw')).to.deep.equal(['ns.c']);
+    users[0]!.password = 'carol-changed';
+    expect(tenancy.match('carol', 'carol-pw')).to.deep.equal([]);
+    expect(tenancy.match('carol', 'carol-changed')).to.deep.equal(['ns.c']);
+    users.length = 0;
+    expect(tenancy.match('carol', 'carol-changed')).to.deep.equal([]);
+  });
+
   it('index keys are keyed by the Tenancy: neither a password nor its plain SHA-256, and another Tenancy keys the same credential differently', () => {
     const keys = indexKeys(tenancy);
     expect(keys).to.have.length(4); // alice, ops (one key for both tenants' ops), bob, root

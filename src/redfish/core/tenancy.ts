@@ -103,6 +103,12 @@ export class TenantSessionStore implements SessionStore {
  */
 const MATCH_INDEX_MAX = 65_536;
 
+/** The tenants (ids, sorted) one credential key matched, and whether a hit needs no check (Tenancy.entry). */
+interface IndexEntry {
+  readonly ids: readonly string[];
+  readonly trusted: boolean;
+}
+
 /**
  * The index key of a user name and password: SHA-256 of a random 64-byte key of this Tenancy, then
  * `name NUL password` (a secret-prefix hash: the key block is hashed once, each request copies that
@@ -197,7 +203,7 @@ export class Tenancy implements RedfishTenancy {
   private readonly seqOf = new Map<string, number>();
   private sorted: string[] | undefined;
   private nextSeq = 1;
-  private readonly index = new Map<string, readonly string[]>();
+  private readonly index = new Map<string, IndexEntry>();
   private readonly keys = new CredentialKeys();
   /** The index keys naming each tenant (to re-index it alone) */
   private readonly keysOf = new Map<string, Set<string>>();
@@ -244,7 +250,7 @@ export class Tenancy implements RedfishTenancy {
   private indexUsers(t: Tenant): void {
     for (const u of t.deps.users) {
       const key = this.keys.of(u.username, u.password);
-      const ids = this.index.get(key) ?? [];
+      const ids = this.index.get(key)?.ids ?? [];
       if (!ids.includes(t.id)) this.remember(key, [...ids, t.id].sort());
     }
   }
@@ -255,10 +261,10 @@ export class Tenancy implements RedfishTenancy {
     if (!keys) return;
     this.keysOf.delete(id);
     for (const key of keys) {
-      const ids = this.index.get(key);
-      if (!ids) continue;
-      const rest = ids.filter((x) => x !== id);
-      if (rest.length > 0) this.index.set(key, rest);
+      const entry = this.index.get(key);
+      if (!entry) continue;
+      const rest = entry.ids.filter((x) => x !== id);
+      if (rest.length > 0) this.index.set(key, this.entry(rest));
       else this.index.delete(key);
     }
   }
@@ -282,7 +288,7 @@ export class Tenancy implements RedfishTenancy {
   private remember(key: string, ids: readonly string[]): void {
     if (!this.index.has(key) && this.index.size >= MATCH_INDEX_MAX) this.forget(this.index.keys().next().value as string);
     this.forget(key);
-    this.index.set(key, ids);
+    this.index.set(key, this.entry(ids));
     for (const id of ids) {
       let keys = this.keysOf.get(id);
       if (!keys) this.keysOf.set(id, (keys = new Set()));
@@ -291,17 +297,28 @@ export class Tenancy implements RedfishTenancy {
   }
 
   private forget(key: string): void {
-    const ids = this.index.get(key);
-    if (!ids) return;
+    const entry = this.index.get(key);
+    if (!entry) return;
     this.index.delete(key);
-    for (const id of ids) this.keysOf.get(id)?.delete(key);
+    for (const id of entry.ids) this.keysOf.get(id)?.delete(key);
+  }
+
+  /**
+   * An index entry for these tenants, trusted when every one is served and followed: each change
+   * of a tenant (add, remove, an account change) rebuilds the entries naming it (unindex, remember),
+   * so the flag stays right and a trusted hit costs no lookup per tenant.
+   */
+  private entry(ids: readonly string[]): IndexEntry {
+    return { ids, trusted: ids.length > 0 && ids.every((id) => this.byId.has(id) && this.followed.has(id)) };
   }
 
   /** Ids (sorted) of the tenants whose accounts hold this user name and password. */
   match(username: string, password: string): readonly string[] {
     const key = this.keys.of(username, password);
-    const hit = this.index.get(key);
-    if (hit) {
+    const entry = this.index.get(key);
+    if (entry?.trusted) return entry.ids;
+    if (entry) {
+      const hit = entry.ids;
       // accounts change at runtime: a followed tenant's entries are re-indexed on each change; any
       // other tenant counts only while it still matches
       let ok = hit.length > 0;
