@@ -64,7 +64,8 @@ export class MemorySessionStore implements SessionStore {
       id,
       username: user.username,
       createdAt: at,
-      lastUsedAt: at,
+      // its own Date, moved in place on each use (authenticate)
+      lastUsedAt: new Date(at.getTime()),
       ...(clientAddress ? { clientAddress } : {}),
       ...(context !== undefined ? { context } : {}),
     };
@@ -78,7 +79,10 @@ export class MemorySessionStore implements SessionStore {
     const id = this.byHash.get(hashToken(token));
     const entry = id !== undefined ? this.live(id) : undefined;
     if (!entry) return undefined;
-    entry.session.lastUsedAt = this.now();
+    // set in place, not a new Date per request: with many sessions (a shared agent's, one per VM)
+    // each new Date lived until that session's next request, long enough to survive young-generation
+    // GCs into the old space; the session's one Date is old already
+    entry.session.lastUsedAt.setTime(this.now().getTime());
     return entry.session;
   }
 
