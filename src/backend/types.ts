@@ -288,6 +288,15 @@ export interface Machine {
    * hop per datagram (docs/ipmi.md "Performance"). Optional: backends may leave it out.
    */
   powerStateNow?(): PowerState | undefined;
+  /**
+   * The generation a snapshot() taken now would carry, when the backend knows it without waiting
+   * and that snapshot would be healthy (health OK, no error); undefined otherwise, and the caller
+   * takes the snapshot. Lets a reader that kept what it made from a snapshot of that generation
+   * (the Systems/1 answer, resources/systems.ts) skip making a snapshot it would not use: with a
+   * shared agent's 1,000 machines the simulator's snapshot copy walked a cold machine on every GET
+   * (docs/scale.md "Shared mode CPU per request"). Optional: backends may leave it out.
+   */
+  currentGeneration?(): number | undefined;
   /** Starts the action; resolves once it has been accepted (the state may still be transitional). */
   power(action: PowerAction): Promise<void>;
   getBootOverride(): Promise<BootOverride>;

@@ -246,6 +246,36 @@ describe('Redfish GET fast path', () => {
     expect((await check('on again')).PowerState).to.equal('On');
   });
 
+  it('between two changes the kept Systems/1 answer is sent without a snapshot; a change, a stale view and an outage are seen at once', async () => {
+    const auth = { Authorization: basic(ADMIN) };
+    const snap = sinon.spy(machine, 'snapshot');
+    try {
+      const first = await request(fast.port, 'GET', '/redfish/v1/Systems/1', auth);
+      snap.resetHistory();
+      const again = await request(fast.port, 'GET', '/redfish/v1/Systems/1', auth);
+      expect([again.status, again.body]).to.deep.equal([first.status, first.body]);
+      expect(snap.callCount).to.equal(0);
+      const power = (JSON.parse(first.body) as { PowerState: string }).PowerState;
+      await machine.power(power === 'On' ? 'forceOff' : 'on');
+      const changed = JSON.parse((await request(fast.port, 'GET', '/redfish/v1/Systems/1', auth)).body) as { PowerState: string };
+      expect(changed.PowerState).to.equal(power === 'On' ? 'Off' : 'On');
+      expect(snap.callCount).to.equal(1);
+      machine.setStale('API hangs');
+      const stale = JSON.parse((await request(fast.port, 'GET', '/redfish/v1/Systems/1', auth)).body) as { Status: { Health: string } };
+      expect(stale.Status.Health).to.equal('Critical');
+      machine.setStale(undefined);
+      machine.setAvailable(false);
+      expect((await request(fast.port, 'GET', '/redfish/v1/Systems/1', auth)).status).to.be.oneOf([500, 503]);
+      machine.setAvailable(true);
+      expect((await request(fast.port, 'GET', '/redfish/v1/Systems/1', auth)).status).to.equal(200);
+      snap.resetHistory();
+      expect((await request(fast.port, 'GET', '/redfish/v1/Systems/1', auth)).status).to.equal(200);
+      expect(snap.callCount).to.equal(0);
+    } finally {
+      snap.restore();
+    }
+  });
+
   it('a backend outage reaches koa (its error answer), metrics count each answer once', async () => {
     const auth = { Authorization: basic(ADMIN) };
     await same('GET', '/redfish/v1/Systems/1', auth);

@@ -250,6 +250,11 @@ export class SimulatedMachine implements Machine {
     return this.powerStateNow();
   }
 
+  /** snapshot()'s generation while it would be healthy (no outage, no stale view), else undefined. */
+  currentGeneration(): number | undefined {
+    return this.available && !this.stale ? this.generation : undefined;
+  }
+
   powerStateNow(): PowerState {
     this.check();
     return this.power_;

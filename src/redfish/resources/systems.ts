@@ -198,16 +198,19 @@ const systemMemo = new WeakMap<RedfishDeps, SystemMemo>();
 /**
  * The Systems/1 answer (prepareResource of systemBody): the one made for the same generation and
  * serial console state when there is one, so a GET between two changes costs a snapshot instead
- * of the body, its JSON text and its ETag (docs/redfish.md "Performance").
+ * of the body, its JSON text and its ETag (docs/redfish.md "Performance"), and not even the
+ * snapshot when the backend tells its generation (Machine.currentGeneration: the simulator).
  */
 async function preparedSystem(ctx: RedfishContext): Promise<PreparedResource> {
   const deps = ctx.state.deps;
   const machine = deps.machine;
-  const snap = await backend(machine.snapshot());
-  const healthy = (snap.health?.status ?? 'OK') === 'OK';
   const sol = deps.ipmiPort !== undefined && (deps.serialConsole?.() ?? false);
   const led = indicatorOf(machine).led();
   const memo = systemMemo.get(deps);
+  // the backend says a snapshot now would be healthy and of the kept answer's generation: no snapshot
+  if (memo !== undefined && memo.sol === sol && memo.led === led && machine.currentGeneration?.() === memo.generation) return memo.prepared;
+  const snap = await backend(machine.snapshot());
+  const healthy = (snap.health?.status ?? 'OK') === 'OK';
   if (healthy && memo !== undefined && memo.generation === snap.generation && memo.sol === sol && memo.led === led) return memo.prepared;
   const prepared = prepareResource(systemBody(snap, machine.capabilities, writableOf(machine), deps, led));
   if (healthy) systemMemo.set(deps, { generation: snap.generation, sol, led, prepared });
