@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { basic, buildTree, freePort, median, startAgent, wrk, type Proc, type WrkResult } from './agent-proc.lib.js';
+import { login } from './redfish-bench.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const CONNS = Number(process.env.BENCH_P99_CONNS ?? 32);
@@ -59,18 +60,6 @@ request = function()
 end
 `,
   );
-}
-
-/** POST a session on 127.0.0.1:port for `admin`; its X-Auth-Token. */
-async function login(port: number, password: string): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/redfish/v1/SessionService/Sessions`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ UserName: 'admin', Password: password }),
-  });
-  const token = r.headers.get('x-auth-token');
-  if (r.status !== 201 || !token) throw new Error(`login on ${port}: ${r.status}`);
-  return token;
 }
 
 type Auth = 'basic' | 'session';

@@ -5,11 +5,10 @@
  * entries are ignored; a deleted ConfigMap serves nothing; Secret decoding and references.
  */
 import { expect } from 'chai';
-import { parseConfigMapRef, secretCredentials, startKubeVirtFleet, type KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
-import { nullLogger } from '../../src/common/logger.js';
+import { parseConfigMapRef, secretCredentials, type KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
 import { ACCOUNTS_KEY, parseAccountsDocument, seedDigest } from '../../src/agent/accounts-secret.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { startEmulator, until, vmFixture } from '../backend/kubevirt-fixtures.js';
+import { startEmulator, startShardFleet, until, vmFixture } from '../backend/kubevirt-fixtures.js';
 
 const NS = 'default';
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -38,15 +37,7 @@ describe('KubeVirt fleet agent: Secrets and the fleet ConfigMap', function () {
   });
 
   const start = async (): Promise<KubeVirtFleet> => {
-    fleet = await startKubeVirtFleet({
-      kubeConfig: emu.makeKubeConfig(),
-      configMap: { namespace: NS, name: 'virtbmc-shard-0' },
-      logger: nullLogger(),
-      machine: { watchMinBackoffMs: 20, watchMaxBackoffMs: 200 },
-      syncTimeoutMs: 3000,
-      kubeEvents: false,
-      shared: { address: '127.0.0.1', redfishPort: 0, ipmi: false, lockoutPolicy: { threshold: 0, durationSeconds: 30, counterResetAfterSeconds: 30 } },
-    });
+    fleet = await startShardFleet(emu, NS);
     base = `http://127.0.0.1:${fleet.agent.redfish.port}`;
     return fleet;
   };

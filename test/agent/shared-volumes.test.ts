@@ -6,10 +6,9 @@
  * system and per user.
  */
 import { expect } from 'chai';
-import { startKubeVirtFleet, type KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
-import { nullLogger } from '../../src/common/logger.js';
+import type { KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
-import { devicesOf, startEmulator, vmFixture, vmOf } from '../backend/kubevirt-fixtures.js';
+import { devicesOf, startEmulator, startShardFleet, vmFixture, vmOf } from '../backend/kubevirt-fixtures.js';
 
 const NS = 'default';
 const DV = 'cdi.kubevirt.io/v1beta1';
@@ -48,15 +47,7 @@ describe('shared mode: Redfish volumes per tenant (KubeVirt fleet, two VMs)', fu
       emu.create(secret(`s-${vm}`, CRED[vm][0], CRED[vm][1]));
     }
     emu.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'virtbmc-shard-0', namespace: NS }, data: { 'fleet.json': JSON.stringify({ systems: [sys('one'), sys('two')] }) } });
-    fleet = await startKubeVirtFleet({
-      kubeConfig: emu.makeKubeConfig(),
-      configMap: { namespace: NS, name: 'virtbmc-shard-0' },
-      logger: nullLogger(),
-      machine: { watchMinBackoffMs: 20, watchMaxBackoffMs: 200 },
-      syncTimeoutMs: 3000,
-      kubeEvents: false,
-      shared: { address: '127.0.0.1', redfishPort: 0, ipmi: false, lockoutPolicy: { threshold: 0, durationSeconds: 30, counterResetAfterSeconds: 30 } },
-    });
+    fleet = await startShardFleet(emu, NS);
     base = `http://127.0.0.1:${fleet.agent.redfish.port}`;
   });
   afterEach(async () => {

@@ -9,7 +9,9 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { LOOPBACK_MEDIA } from '../helpers/images.js';
 import { pino, type Logger } from 'pino';
+import { startKubeVirtFleet, type KubeVirtFleet } from '../../src/agent/kubevirt-fleet.js';
 import { createKubeVirtMachine, type KubeVirtMachine, type MediaTlsOptions } from '../../src/backend/kubevirt/index.js';
+import { nullLogger } from '../../src/common/logger.js';
 import type { PowerState } from '../../src/backend/types.js';
 import { startApiServer, type ApiServerEmulator, type EmulatorOptions, type KubeObject } from '../emulator/index.js';
 
@@ -134,6 +136,23 @@ export async function newMachine(
 }
 
 /** Poll until fn returns a truthy value (errors are retried). The deadline only stops a hung test: 30 s, past most tests' own timeout, as a loaded CI machine delays timers. */
+/**
+ * A shard agent (KubeVirt shared mode) on loopback reading the fleet from ConfigMap
+ * `<namespace>/virtbmc-shard-0`: Redfish on a free port, no IPMI, no Kubernetes Events, login
+ * lockout off, fast watch backoff. Its Redfish base URL is `http://127.0.0.1:${fleet.agent.redfish.port}`.
+ */
+export function startShardFleet(emu: ApiServerEmulator, namespace = NS): Promise<KubeVirtFleet> {
+  return startKubeVirtFleet({
+    kubeConfig: emu.makeKubeConfig(),
+    configMap: { namespace, name: 'virtbmc-shard-0' },
+    logger: nullLogger(),
+    machine: { watchMinBackoffMs: 20, watchMaxBackoffMs: 200 },
+    syncTimeoutMs: 3000,
+    kubeEvents: false,
+    shared: { address: '127.0.0.1', redfishPort: 0, ipmi: false, lockoutPolicy: { threshold: 0, durationSeconds: 30, counterResetAfterSeconds: 30 } },
+  });
+}
+
 export async function until<T>(fn: () => Promise<T | undefined | false> | T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
