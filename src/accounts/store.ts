@@ -145,6 +145,8 @@ interface Rec extends StoredAccount {
 
 export class AccountStore {
   private readonly recs = new Map<number, Rec>();
+  /** accounts whose PasswordChangeRequired is set (syncLive) */
+  private changeRequired = 0;
   private readonly events = new EventEmitter();
   /**
    * The enabled accounts, in id order, as the UserAccount list the protocol servers already take.
@@ -221,6 +223,17 @@ export class AccountStore {
   byName(username: string): AccountView | undefined {
     const r = this.findName(username);
     return r ? view(r) : undefined;
+  }
+
+  /**
+   * The account of this name while its PasswordChangeRequired is set (DSP0266 "Password change
+   * required"), else undefined: what the Redfish gate asks on every request, answered without a
+   * lookup while no account has the flag (the count is kept by syncLive, which every change runs).
+   */
+  passwordChangePending(username: string): AccountView | undefined {
+    if (this.changeRequired === 0) return undefined;
+    const r = this.findName(username);
+    return r?.passwordChangeRequired ? view(r) : undefined;
   }
 
   /** The live UserAccount for an id (what sessions hold), enabled or not. */
@@ -521,6 +534,9 @@ export class AccountStore {
   private syncLive(): void {
     const next = [...this.recs.values()].filter((r) => r.enabled).sort((a, b) => a.id - b.id).map((r) => r.live);
     this.users.splice(0, this.users.length, ...next);
+    let pending = 0;
+    for (const r of this.recs.values()) if (r.passwordChangeRequired) pending++;
+    this.changeRequired = pending;
   }
 
   private freeId(): number {

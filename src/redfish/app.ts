@@ -235,7 +235,7 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
     if (byPath.has(alias)) continue;
     byPath.set(alias, [{ def: { ...b.def, path: `${b.def.path}/Members`, koaPath: alias }, handler: b.handler }]);
   }
-  const allowCache = new Map<string, string>();
+  const allowCache = new Map<string, Map<string, string>>();
   const order = (ms: Iterable<string>): string[] => {
     const set = new Set(ms);
     if (set.has('GET')) set.add('HEAD');
@@ -243,14 +243,16 @@ export function createRedfishApp(deps: RedfishDeps, modules: readonly OperationH
   };
   /** Allow for a GET/HEAD answer: the methods of this resource this user may use (ConfigureSelf counts). */
   const allowFor = (path: string, role: Role | undefined): string => {
-    const key = `${role ?? ''} ${path}`;
-    let v = allowCache.get(key);
+    // per role, then per path: both keys are strings V8 has hashed already (no key built per request)
+    let byRole = allowCache.get(role ?? '');
+    if (!byRole) allowCache.set(role ?? '', (byRole = new Map()));
+    let v = byRole.get(path);
     if (v === undefined) {
       const list = byPath.get(path) ?? [];
       const ok = (b: BoundRoute): boolean =>
         b.def.privileges.some((alt) => alt.every((p) => p === 'NoAuth' || (role !== undefined && hasPrivilege(role, p))));
       v = order(list.filter(ok).map((b) => b.def.method)).join(', ');
-      allowCache.set(key, v);
+      byRole.set(path, v);
     }
     return v;
   };

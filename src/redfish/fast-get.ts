@@ -63,6 +63,21 @@ export interface FastGetSource {
 class Unmodelled extends Error {}
 
 /**
+ * Lower-case header names, kept: the names are the code's own literals (ETag, Allow, Link, ...),
+ * whose hash V8 keeps, where a fresh toLowerCase() string is hashed again by every Map access.
+ * Bounded, in case a caller ever passes names it builds.
+ */
+const LOWER = new Map<string, string>();
+function lower(name: string): string {
+  let v = LOWER.get(name);
+  if (v === undefined) {
+    v = name.toLowerCase();
+    if (LOWER.size < 128) LOWER.set(name, v);
+  }
+  return v;
+}
+
+/**
  * The context a fast-path handler sees: ctx.get/set/remove/response.get on an ordered header list
  * (insertion order kept, like node's setHeader), status, type (JSON only), body, params, state.
  */
@@ -88,21 +103,21 @@ class FastContext {
     this.params = { ...params };
     this.state = new FastState(deps);
     this.request = { socket: req.socket };
-    this.response = { get: (name) => this.headers.get(name.toLowerCase())?.[1] ?? '' };
+    this.response = { get: (name) => this.headers.get(lower(name))?.[1] ?? '' };
   }
 
   get(name: string): string {
-    const v = this.req.headers[name.toLowerCase()];
+    const v = this.req.headers[lower(name)];
     return typeof v === 'string' ? v : '';
   }
 
   set(name: string, value: string): void {
     if (typeof value !== 'string') throw new Unmodelled('header value');
-    this.headers.set(name.toLowerCase(), [name, value]);
+    this.headers.set(lower(name), [name, value]);
   }
 
   remove(name: string): void {
-    this.headers.delete(name.toLowerCase());
+    this.headers.delete(lower(name));
   }
 
   get type(): string {

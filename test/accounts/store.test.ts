@@ -112,6 +112,26 @@ describe('accounts/store', () => {
     expect(s.get(3)!.passwordChangeRequired).to.equal(false);
   });
 
+  it('passwordChangePending names the account only while its flag is set (create, PATCH, replaceAll, delete)', async () => {
+    const s = seed();
+    expect(s.passwordChangePending('admin')).to.equal(undefined);
+    await s.create({ username: 'u', password: 'initial', role: 'Operator', passwordChangeRequired: true });
+    expect(s.passwordChangePending('u')).to.include({ id: 3, username: 'u', passwordChangeRequired: true });
+    expect(s.passwordChangePending('admin')).to.equal(undefined);
+    await s.update(3, { password: 'next' });
+    expect(s.passwordChangePending('u')).to.equal(undefined);
+    await s.update(3, { passwordChangeRequired: true });
+    expect(s.passwordChangePending('u')?.id).to.equal(3);
+    await s.delete(3);
+    expect(s.passwordChangePending('u')).to.equal(undefined);
+    s.replaceAll([
+      { id: 2, username: 'admin', password: 'pw', role: 'Administrator', enabled: true, passwordChangeRequired: false },
+      { id: 4, username: 'ro', password: 'ro-pw', role: 'ReadOnly', enabled: true, passwordChangeRequired: true },
+    ]);
+    expect(s.passwordChangePending('ro')?.id).to.equal(4);
+    expect(s.passwordChangePending('admin')).to.equal(undefined);
+  });
+
   it('emits change events without passwords and persists each change in order', async () => {
     const writes: StoredAccount[][] = [];
     const s = new AccountStore([{ username: 'admin', password: 'password', role: 'Administrator' }], {

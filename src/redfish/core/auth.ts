@@ -3,7 +3,7 @@
  * the Redfish standard roles; what each operation needs comes from the DMTF Privilege Registry via
  * the generated route table.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { AccountStore } from '../../accounts/store.js';
 import type { Role, UserAccount } from '../../accounts/types.js';
 import { secretEquals } from '../../common/secrets.js';
@@ -84,12 +84,30 @@ interface Verified {
 }
 
 /**
+ * The lookup key of a user name and password (VerifiedCredentials here, the shared agent's
+ * credential index in tenancy.ts): SHA-256 of a random 64-byte key of this instance, then
+ * `name NUL password` (a secret-prefix hash: the key block is hashed once, each call copies that
+ * state). Never the password or an unkeyed hash of it, so a table of these keys alone cannot be
+ * searched for a guessed password. It is a lookup key, not a tag anyone sees (no length-extension
+ * concern): a lookup by it can only tell about the key of what the client sent. Copying the keyed
+ * state costs about a third of an HMAC (8.8 k against 25 k instructions per call on node 20,
+ * callgrind; docs/scale.md "Shared mode CPU per request").
+ */
+export class CredentialKeys {
+  private readonly keyed = createHash('sha256').update(randomBytes(64));
+  of(username: string, password: string): string {
+    return this.keyed.copy().update(`${username}\u0000${password}`).digest('base64');
+  }
+}
+
+/**
  * HTTP Basic sends the same name and password on every request; checking them costs a constant-time
  * compare per account (SHA-256 of both sides each). This remembers credentials already found good
- * for one account store, so the next request with them costs one HMAC and a map lookup:
- * - the key is HMAC-SHA256 of `name:password` under a random key of this cache, never the password
- *   or anything it can be recovered from; a lookup by that digest can only tell about the digest of
- *   what the client sent (as session tokens in sessions.ts), so no compare of secrets happens here;
+ * for one account store, so the next request with them costs one keyed hash and a map lookup:
+ * - the key is CredentialKeys' keyed SHA-256 of the name and password under a random key of this
+ *   cache, never the password or anything it can be recovered from; a lookup by that digest can
+ *   only tell about the digest of what the client sent (as session tokens in sessions.ts), so no
+ *   compare of secrets happens here;
  * - only credentials checkCredentials accepted are stored: a wrong password is never remembered;
  * - an entry counts only while its account still has the stamp it had when checked
  *   (AccountStore.sessionStamp: it changes with the name, password, role or Enabled, and is gone
@@ -99,7 +117,7 @@ interface Verified {
  * Lockout is unchanged: the caller checks it before and records the success after, as for a miss.
  */
 export class VerifiedCredentials {
-  private readonly key = randomBytes(32);
+  private readonly keys = new CredentialKeys();
   private readonly entries = new Map<string, Verified>();
 
   constructor(
@@ -114,7 +132,7 @@ export class VerifiedCredentials {
   }
 
   private digest(username: string, password: string): string {
-    return createHmac('sha256', this.key).update(`${username}:${password}`).digest('base64');
+    return this.keys.of(username, password);
   }
 
   /** The account these credentials were found good for, while nothing about it changed. */
@@ -245,8 +263,8 @@ const PASSWORD_CHANGE_ALLOWED = new Set(['getAccount', 'patchAccount', 'getSessi
 export function passwordChangeGate(ctx: RedfishContext, route: RouteDef): void {
   const user = ctx.state.user;
   if (!user) return;
-  const acct = ctx.state.deps.accounts.byName(user.username);
-  if (!acct?.passwordChangeRequired) return;
+  const acct = ctx.state.deps.accounts.passwordChangePending(user.username);
+  if (!acct) return;
   const uri = `/redfish/v1/AccountService/Accounts/${acct.id}`;
   const own = ctx.params?.ManagerAccountId === String(acct.id);
   const body = (ctx.request as { body?: unknown }).body;

@@ -20,12 +20,11 @@
  * no accounts); wrong credentials reach the root deps too, which refuse them as per-VM mode does.
  * One login lockout (per account name and source address) is shared by every tenant and the root.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import type { UserAccount } from '../../accounts/types.js';
 import { eventHubOf, type BmcEvent, type EventHub } from '../../events/hub.js';
 import { eventPayload } from '../../events/subscriptions.js';
 import type { RedfishTenancy } from '../app.js';
-import { checkCredentials, checkLockout, clientAddress } from './auth.js';
+import { CredentialKeys, checkCredentials, checkLockout, clientAddress } from './auth.js';
 import { RedfishError } from './errors.js';
 import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishSession, type SessionStore, type SharedEvent, type SharedEventSource } from './types.js';
 
@@ -109,21 +108,6 @@ interface IndexEntry {
   readonly trusted: boolean;
 }
 
-/**
- * The index key of a user name and password: SHA-256 of a random 64-byte key of this Tenancy, then
- * `name NUL password` (a secret-prefix hash: the key block is hashed once, each request copies that
- * state), never the password or an unkeyed hash of it, so the index alone cannot be searched for a
- * guessed password. It is a lookup key, not a tag anyone sees: a lookup by it can only tell about
- * the key of what the client sent. Copying the keyed state costs less than a new SHA-256 (no digest
- * fetch) and less than half of an HMAC (docs/scale.md "Shared mode CPU per request").
- */
-class CredentialKeys {
-  private readonly keyed = createHash('sha256').update(randomBytes(64));
-  of(username: string, password: string): string {
-    return this.keyed.copy().update(`${username}\u0000${password}`).digest('base64');
-  }
-}
-
 type FleetEvent = SharedEvent;
 type FleetListener = (e: FleetEvent) => void;
 
@@ -204,6 +188,7 @@ export class Tenancy implements RedfishTenancy {
   private sorted: string[] | undefined;
   private nextSeq = 1;
   private readonly index = new Map<string, IndexEntry>();
+  /** index keys of user name and password (keyed, never the password: auth.ts CredentialKeys) */
   private readonly keys = new CredentialKeys();
   /** The index keys naming each tenant (to re-index it alone) */
   private readonly keysOf = new Map<string, Set<string>>();
