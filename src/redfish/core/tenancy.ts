@@ -34,12 +34,13 @@ export interface Tenant {
   readonly deps: RedfishDeps;
 }
 
-const KINDS: Readonly<Record<string, { internal: string; type: string }>> = {
-  Systems: { internal: REDFISH_IDS.system, type: 'ComputerSystem' },
-  Managers: { internal: REDFISH_IDS.manager, type: 'Manager' },
-  Chassis: { internal: REDFISH_IDS.chassis, type: 'Chassis' },
-};
 const V1 = '/redfish/v1/';
+/** per kind: the per-VM id, the resource type (404 messages) and the per-VM path of the resource itself */
+const KINDS: Readonly<Record<string, { internal: string; type: string; path: string }>> = {
+  Systems: { internal: REDFISH_IDS.system, type: 'ComputerSystem', path: `${V1}Systems/${REDFISH_IDS.system}` },
+  Managers: { internal: REDFISH_IDS.manager, type: 'Manager', path: `${V1}Managers/${REDFISH_IDS.manager}` },
+  Chassis: { internal: REDFISH_IDS.chassis, type: 'Chassis', path: `${V1}Chassis/${REDFISH_IDS.chassis}` },
+};
 
 /**
  * A tenant's session store: the tenant's own sessions (SessionService lists only those), tokens
@@ -463,8 +464,8 @@ function systemPath(path: string): { kind: { internal: string; type: string }; i
   if (!kind) return undefined;
   const idEnd = path.indexOf('/', kindEnd + 1);
   const id = idEnd < 0 ? path.slice(kindEnd + 1) : path.slice(kindEnd + 1, idEnd);
-  const rest = idEnd < 0 ? '' : path.slice(idEnd);
-  return { kind, id, internal: `${V1}${kindName}/${kind.internal}${rest}` };
+  // the resource itself (the hot GET): the kind's constant path, a string whose hash V8 keeps for the route lookup
+  return { kind, id, internal: idEnd < 0 ? kind.path : `${kind.path}${path.slice(idEnd)}` };
 }
 
 // followed by a quote (JSON string, or a registry message's '%1'), a path, fragment or query separator, a full stop or space
@@ -494,7 +495,7 @@ const PATH_END = /["'/#?.\s]/;
  * expression with a replacer call per path (half the time on a System body): the same result.
  */
 function tenantPathsScan(text: string, id: string): string {
-  let out = '';
+  const parts: string[] = [];
   let from = 0;
   for (let i = text.indexOf(V1); i >= 0; i = text.indexOf(V1, i + V1.length)) {
     const at = i + V1.length;
@@ -502,13 +503,17 @@ function tenantPathsScan(text: string, id: string): string {
       if (!text.startsWith(internal, at)) continue;
       const end = at + internal.length;
       if (end === text.length || PATH_END.test(text[end] as string)) {
-        out += text.slice(from, at) + kind + id;
+        parts.push(text.slice(from, at), kind, id);
         from = end;
       }
       break;
     }
   }
-  return from === 0 ? text : out + text.slice(from);
+  if (from === 0) return text;
+  parts.push(text.slice(from));
+  // join gives one flat string; `+=` gave a rope of slices that every socket write of a kept
+  // answer walked again (String::WriteToFlat in perf, shared mode only)
+  return parts.join('');
 }
 
 /**

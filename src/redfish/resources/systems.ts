@@ -13,7 +13,7 @@ import {
   type MachineSnapshot,
   type PowerAction,
 } from '../../backend/types.js';
-import { indicatorOf, type IndicatorLed } from '../../backend/indicator.js';
+import { indicatorOf, type Indicator, type IndicatorLed } from '../../backend/indicator.js';
 import { REDFISH_BOOT_TARGET } from '../../events/machine.js';
 import { RedfishError, fromBackendError } from '../core/errors.js';
 import { checkIfMatch, collection, prepareResource, sendPrepared, sendResource, type PreparedResource } from '../core/odata.js';
@@ -192,6 +192,9 @@ interface SystemMemo {
   sol: boolean;
   led: IndicatorLed;
   prepared: PreparedResource;
+  /** the machine it was made for and its indicator (one WeakMap lookup per GET instead of two) */
+  machine: object;
+  indicator: Indicator;
 }
 const systemMemo = new WeakMap<RedfishDeps, SystemMemo>();
 
@@ -205,15 +208,16 @@ async function preparedSystem(ctx: RedfishContext): Promise<PreparedResource> {
   const deps = ctx.state.deps;
   const machine = deps.machine;
   const sol = deps.ipmiPort !== undefined && (deps.serialConsole?.() ?? false);
-  const led = indicatorOf(machine).led();
   const memo = systemMemo.get(deps);
+  const indicator = memo !== undefined && memo.machine === machine ? memo.indicator : indicatorOf(machine);
+  const led = indicator.led();
   // the backend says a snapshot now would be healthy and of the kept answer's generation: no snapshot
   if (memo !== undefined && memo.sol === sol && memo.led === led && machine.currentGeneration?.() === memo.generation) return memo.prepared;
   const snap = await backend(machine.snapshot());
   const healthy = (snap.health?.status ?? 'OK') === 'OK';
   if (healthy && memo !== undefined && memo.generation === snap.generation && memo.sol === sol && memo.led === led) return memo.prepared;
   const prepared = prepareResource(systemBody(snap, machine.capabilities, writableOf(machine), deps, led));
-  if (healthy) systemMemo.set(deps, { generation: snap.generation, sol, led, prepared });
+  if (healthy) systemMemo.set(deps, { generation: snap.generation, sol, led, prepared, machine, indicator });
   else systemMemo.delete(deps);
   return prepared;
 }
