@@ -2718,3 +2718,48 @@ export const resourceEventRegistry: MessageRegistryDocument = {
     }
   }
 };
+
+/** DMTF HeartbeatEvent message registry (HeartbeatEvent.1.1.1.json, BSD-3-Clause, DMTF), served verbatim. */
+export const heartbeatEventRegistry: MessageRegistryDocument = {
+  "@Redfish.Copyright": "Copyright 2021-2025 DMTF. All rights reserved.",
+  "@odata.type": "#MessageRegistry.v1_7_0.MessageRegistry",
+  "Id": "HeartbeatEvent.1.1.1",
+  "Name": "Heartbeat Event Message Registry",
+  "Language": "en",
+  "Description": "This registry defines the messages to use for periodic heartbeat, also known as 'keep alive', events.",
+  "RegistryPrefix": "HeartbeatEvent",
+  "RegistryVersion": "1.1.1",
+  "OwningEntity": "DMTF",
+  "Release": "2024.4",
+  "Messages": {
+    "RedfishServiceFunctional": {
+      "Description": "An event sent periodically upon request to indicate that the Redfish service is functional.",
+      "LongDescription": "This message shall indicate that the Redfish service is functional.  This message shall only be sent if specifically requested by an event destination during the creation of a subscription using the `HeartbeatIntervalMinutes` property.",
+      "Message": "Redfish service is functional.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "NumberOfArgs": 0,
+      "Resolution": "None."
+    },
+    "RedfishServiceStarted": {
+      "Description": "Indicates that the Redfish service started and is ready to accept requests.",
+      "LongDescription": "This message shall indicate that the Redfish service started and is fully functional.",
+      "Message": "Redfish service started.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "VersionAdded": "1.1.0",
+      "NumberOfArgs": 0,
+      "Resolution": "None."
+    },
+    "RedfishServiceShuttingDown": {
+      "Description": "Indicates that the Redfish service is shutting down and will no longer accept requests.",
+      "LongDescription": "This message shall indicate that the Redfish service is shutting down and is no longer able to service requests.",
+      "Message": "Redfish service is shutting down.",
+      "Severity": "OK",
+      "MessageSeverity": "OK",
+      "VersionAdded": "1.1.0",
+      "NumberOfArgs": 0,
+      "Resolution": "None."
+    }
+  }
+};

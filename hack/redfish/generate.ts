@@ -7,8 +7,8 @@
  *                         $metadata references, privileges (from the DMTF Privilege Registry)
  *   openapi-document.ts   our spec as the service serves it at /redfish/v1/openapi.yaml (YAML,
  *                         comments dropped; its $refs name DMTF's published schema files)
- *   registries.ts         the DMTF Base and TaskEvent message registries (served as-is; error and
- *                         task message text)
+ *   registries.ts         the DMTF Base, TaskEvent, ResourceEvent and HeartbeatEvent message
+ *                         registries (served as-is; error, task and event message text)
  *
  * Usage: tsx hack/redfish/generate.ts --schema-dir <DSP8010 folder> --out <dir>
  * Deterministic and offline: same inputs → byte-identical outputs.
@@ -27,6 +27,8 @@ const BASE_REGISTRY = 'Base.1.22.1.json';
 const TASK_EVENT_REGISTRY = 'TaskEvent.1.0.5.json';
 /** Messages of the agent's events (power, media, boot, health, sessions; EventService). */
 const RESOURCE_EVENT_REGISTRY = 'ResourceEvent.1.4.3.json';
+/** Messages of the service itself: heartbeats to subscribers that ask (EventDestination.SendHeartbeat), "service started". */
+const HEARTBEAT_EVENT_REGISTRY = 'HeartbeatEvent.1.1.1.json';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
@@ -368,6 +370,9 @@ const taskEvent = JSON.parse(readFileSync(taskEventPath, 'utf8')) as Json;
 const resourceEventPath = join(schemaDir, 'registries', RESOURCE_EVENT_REGISTRY);
 if (!existsSync(resourceEventPath)) fail(`${RESOURCE_EVENT_REGISTRY} missing from registries/`);
 const resourceEvent = JSON.parse(readFileSync(resourceEventPath, 'utf8')) as Json;
+const heartbeatEventPath = join(schemaDir, 'registries', HEARTBEAT_EVENT_REGISTRY);
+if (!existsSync(heartbeatEventPath)) fail(`${HEARTBEAT_EVENT_REGISTRY} missing from registries/`);
+const heartbeatEvent = JSON.parse(readFileSync(heartbeatEventPath, 'utf8')) as Json;
 writeFileSync(
   join(outDir, 'registries.ts'),
   `${HEADER}/* eslint-disable */\n` +
@@ -380,6 +385,8 @@ writeFileSync(
     `/** DMTF TaskEvent message registry (${TASK_EVENT_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
     `export const taskEventRegistry: MessageRegistryDocument = ${JSON.stringify(taskEvent, null, 2)};\n\n` +
     `/** DMTF ResourceEvent message registry (${RESOURCE_EVENT_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
-    `export const resourceEventRegistry: MessageRegistryDocument = ${JSON.stringify(resourceEvent, null, 2)};\n`,
+    `export const resourceEventRegistry: MessageRegistryDocument = ${JSON.stringify(resourceEvent, null, 2)};\n\n` +
+    `/** DMTF HeartbeatEvent message registry (${HEARTBEAT_EVENT_REGISTRY}, BSD-3-Clause, DMTF), served verbatim. */\n` +
+    `export const heartbeatEventRegistry: MessageRegistryDocument = ${JSON.stringify(heartbeatEvent, null, 2)};\n`,
 );
 process.stdout.write(`generate: ${routes.length} routes, ${collected.size} DMTF schemas → ${outDir}\n`);

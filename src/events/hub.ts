@@ -5,7 +5,7 @@
  * logins, sessions opened/closed, backend outage and recovery, test events.
  *
  * Every event carries a Redfish MessageId of a DMTF registry we serve (ResourceEvent, TaskEvent,
- * Base), its severity, time and origin resource. Consumers:
+ * Base, HeartbeatEvent), its severity, time and origin resource. Consumers:
  * - Redfish push subscriptions (src/events/subscriptions.ts) and SSE (src/redfish/resources/events.ts)
  * - the Manager EventLog (LogEntry collection) and the IPMI SEL (the same history)
  * - Kubernetes Events on the VirtualMachine (src/events/kube.ts) and agent metrics
@@ -14,7 +14,7 @@
  * LogService OverWritePolicy "WrapsWhenFull"). Listeners are called synchronously and must only
  * enqueue: emitting never waits for a consumer, so no request path blocks on delivery.
  */
-import { baseRegistry, resourceEventRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../generated/redfish/registries.js';
+import { baseRegistry, heartbeatEventRegistry, resourceEventRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../generated/redfish/registries.js';
 
 export type EventSeverity = 'OK' | 'Warning' | 'Critical';
 
@@ -31,7 +31,14 @@ export type EventKind =
   | 'sessionClosed'
   | 'health'
   | 'test'
-  | 'sel';
+  | 'sel'
+  /** the Redfish service started listening (HeartbeatEvent RedfishServiceStarted) */
+  | 'service'
+  /**
+   * a subscription's periodic RedfishServiceFunctional (EventDestination.SendHeartbeat): made by
+   * src/events/subscriptions.ts for that one subscriber, never emitted on the hub (not logged)
+   */
+  | 'heartbeat';
 
 export interface BmcEvent {
   /** Sequence number, 1, 2, ... (SSE `id:`, EventId, LogEntry Id) */
@@ -60,7 +67,7 @@ export interface BmcEvent {
 export type EventInput = Omit<BmcEvent, 'id' | 'time' | 'message' | 'severity' | 'registryPrefix' | 'messageId'> & {
   /** Registry key, e.g. "ResourcePoweredOn", in `registry` */
   key: string;
-  registry?: 'ResourceEvent' | 'TaskEvent' | 'Base';
+  registry?: RegistryPrefix;
   /** Overrides the registry's severity */
   severity?: EventSeverity;
   /** Overrides the registry's message text (e.g. a test event's message) */
@@ -69,10 +76,14 @@ export type EventInput = Omit<BmcEvent, 'id' | 'time' | 'message' | 'severity' |
   messageId?: string;
 };
 
-export const REGISTRIES: Readonly<Record<'ResourceEvent' | 'TaskEvent' | 'Base', MessageRegistryDocument>> = {
+export type RegistryPrefix = 'ResourceEvent' | 'TaskEvent' | 'Base' | 'HeartbeatEvent';
+
+/** The registries events come from (EventService.RegistryPrefixes, in this order), all served under /redfish/v1/Registries. */
+export const REGISTRIES: Readonly<Record<RegistryPrefix, MessageRegistryDocument>> = {
   ResourceEvent: resourceEventRegistry,
   TaskEvent: taskEventRegistry,
   Base: baseRegistry,
+  HeartbeatEvent: heartbeatEventRegistry,
 };
 
 export const fullId = (reg: MessageRegistryDocument, key: string): string => `${reg.RegistryPrefix}.${reg.RegistryVersion}.${key}`;

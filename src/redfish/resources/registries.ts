@@ -1,8 +1,9 @@
 /**
  * /redfish/v1/Registries: the message registries our messages come from, served verbatim: Base (error
- * messages), TaskEvent (Task.Messages of the TaskService) and ResourceEvent (events: EventService, EventLog).
+ * messages), TaskEvent (Task.Messages of the TaskService), ResourceEvent (events: EventService,
+ * EventLog) and HeartbeatEvent (subscription heartbeats, the "service started" log entry).
  */
-import { baseRegistry, resourceEventRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../../generated/redfish/registries.js';
+import { baseRegistry, heartbeatEventRegistry, resourceEventRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../../generated/redfish/registries.js';
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { notFound } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
@@ -20,6 +21,10 @@ const FILES = new Map<string, RegistryFile>([
   [baseRegistry.RegistryPrefix, { registry: baseRegistry, description: "DMTF Base message registry: the messages in this service's error responses" }],
   [taskEventRegistry.RegistryPrefix, { registry: taskEventRegistry, description: 'DMTF TaskEvent message registry: the messages of tasks (TaskService)' }],
   [resourceEventRegistry.RegistryPrefix, { registry: resourceEventRegistry, description: 'DMTF ResourceEvent message registry: the messages of events (EventService, EventLog)' }],
+  [
+    heartbeatEventRegistry.RegistryPrefix,
+    { registry: heartbeatEventRegistry, description: 'DMTF HeartbeatEvent message registry: subscription heartbeats (SendHeartbeat) and the service-started log entry' },
+  ],
 ]);
 
 const fileUri = (id: string): string => `${REGISTRIES}/${id}`;
