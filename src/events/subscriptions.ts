@@ -13,9 +13,23 @@
  * - RetryForever: the event stays at the head and is retried at the interval
  * - RetryForeverWithBackoff: the same with a doubling interval (capped at 32×)
  * A dead subscriber therefore costs at most maxQueue events of memory, whatever the event rate.
+ *
+ * Heartbeats (EventDestination.v1_11_0 SendHeartbeat, HeartbeatIntervalMinutes): a subscription
+ * created with SendHeartbeat true gets the HeartbeatEvent registry's RedfishServiceFunctional every
+ * HeartbeatIntervalMinutes. The schema: "the service shall periodically send the
+ * RedfishServiceFunctional message ... to the subscriber"; the registry: it "shall only be sent if
+ * specifically requested by an event destination during the creation of a subscription". So a
+ * heartbeat is made for that one subscriber, not emitted on the hub: no other subscriber, no SSE
+ * stream ("shall not apply to ... SSE"), no EventLog entry gets it, and the subscriber's own
+ * filters (RegistryPrefixes, ResourceTypes, ...) do not apply, since it asked for it by name. It
+ * goes through the subscriber's queue like any event (same payload format, same retries and
+ * DeliveryRetryPolicy, so a dead destination is found by its heartbeats too). One timer per such
+ * subscription, cleared when it is deleted or the manager closes; none while it is suspended
+ * (a late "the service is functional" says nothing), at most one heartbeat waits in a queue.
  */
+import { heartbeatEventRegistry } from '../../generated/redfish/registries.js';
 import { odataTypes } from '../../generated/redfish/routes.js';
-import type { BmcEvent } from './hub.js';
+import { fullId, type BmcEvent } from './hub.js';
 
 export type DeliveryRetryPolicy = 'TerminateAfterRetries' | 'SuspendRetries' | 'RetryForever' | 'RetryForeverWithBackoff';
 export const DELIVERY_RETRY_POLICIES: readonly DeliveryRetryPolicy[] = ['TerminateAfterRetries', 'SuspendRetries', 'RetryForever', 'RetryForeverWithBackoff'];
@@ -36,6 +50,10 @@ export interface SubscriptionRecord {
   /** Write-only: sent with every POST, never shown (they often hold credentials) */
   httpHeaders?: Record<string, string>;
   deliveryRetryPolicy: DeliveryRetryPolicy;
+  /** EventDestination.SendHeartbeat (set on creation only: the property is read-only) */
+  sendHeartbeat?: boolean;
+  /** EventDestination.HeartbeatIntervalMinutes, 1..65535 (the schema's Validation.Minimum/Maximum) */
+  heartbeatIntervalMinutes?: number;
   /** Enabled, or Disabled when suspended */
   state: 'Enabled' | 'Disabled';
   createdAt: string;
@@ -69,6 +87,18 @@ export const DEFAULT_SETTINGS: EventServiceSettings = { serviceEnabled: true, de
 export const MAX_SUBSCRIPTIONS = 32;
 export const DEFAULT_MAX_QUEUE = 256;
 export const DELIVERY_TIMEOUT_MS = 10_000;
+/** EventDestination.HeartbeatIntervalMinutes bounds (Validation.Minimum 1, Validation.Maximum 65535) */
+export const HEARTBEAT_MINUTES_MIN = 1;
+export const HEARTBEAT_MINUTES_MAX = 65_535;
+/** The interval when SendHeartbeat is true and HeartbeatIntervalMinutes is not given (the schema names no default) */
+export const DEFAULT_HEARTBEAT_MINUTES = 10;
+const MINUTE_MS = 60_000;
+const HEARTBEAT_MESSAGE = 'RedfishServiceFunctional';
+/** A subscription's URI: the OriginOfCondition of its heartbeats (it is what asked for them) */
+const subscriptionOrigin = (id: string): string => `/redfish/v1/EventService/Subscriptions/${encodeURIComponent(id)}`;
+
+/** Whether a heartbeat interval is one the schema allows. */
+export const validHeartbeatMinutes = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= HEARTBEAT_MINUTES_MIN && (n as number) <= HEARTBEAT_MINUTES_MAX;
 
 export interface DeliveryHooks {
   delivered?(sub: SubscriptionRecord, events: number, ms: number): void;
@@ -130,6 +160,12 @@ export function matches(sub: SubscriptionRecord, event: BmcEvent): boolean {
   return true;
 }
 
+/**
+ * EventId of an event: its sequence number, which is also its LogEntry Id; a heartbeat, in no log
+ * and numbered apart, is `Heartbeat<n>` so that the two never collide.
+ */
+export const eventIdOf = (e: BmcEvent): string => (e.kind === 'heartbeat' ? `Heartbeat${e.id}` : String(e.id));
+
 /** Event.v1_13_0 payload with the given events (one per POST today). */
 export function eventPayload(events: readonly BmcEvent[], context: string | undefined, id: string): Record<string, unknown> {
   return {
@@ -138,7 +174,7 @@ export function eventPayload(events: readonly BmcEvent[], context: string | unde
     Name: 'Event Array',
     ...(context !== undefined ? { Context: context } : {}),
     Events: events.map((e) => ({
-      EventId: String(e.id),
+      EventId: eventIdOf(e),
       EventTimestamp: e.time.toISOString(),
       EventType: 'Other',
       MemberId: String(e.id),
@@ -148,7 +184,8 @@ export function eventPayload(events: readonly BmcEvent[], context: string | unde
       MessageSeverity: e.severity,
       Severity: e.severity,
       OriginOfCondition: { '@odata.id': e.origin },
-      LogEntry: { '@odata.id': `/redfish/v1/Managers/BMC/LogServices/EventLog/Entries/${e.id}` },
+      // a heartbeat is in no log: no LogEntry link that would not resolve
+      ...(e.kind === 'heartbeat' ? {} : { LogEntry: { '@odata.id': `/redfish/v1/Managers/BMC/LogServices/EventLog/Entries/${e.id}` } }),
     })),
   };
 }
@@ -165,6 +202,9 @@ interface Deliverer {
 export class SubscriptionManager {
   private readonly subs = new Map<string, SubscriptionRecord>();
   private readonly deliverers = new Map<string, Deliverer>();
+  /** The heartbeat timer of each subscription that sends heartbeats */
+  private readonly heartbeats = new Map<string, NodeJS.Timeout>();
+  private heartbeatSeq = 0;
   private nextId = 1;
   settings: EventServiceSettings = { ...DEFAULT_SETTINGS };
   readonly persistence: SubscriptionPersistence;
@@ -198,6 +238,7 @@ export class SubscriptionManager {
       this.subs.set(r.id, r);
       const n = Number(r.id);
       if (Number.isInteger(n) && n >= this.nextId) this.nextId = n + 1;
+      this.armHeartbeat(r);
     }
   }
 
@@ -216,6 +257,7 @@ export class SubscriptionManager {
   async create(input: Omit<SubscriptionRecord, 'id' | 'createdAt' | 'state'>): Promise<SubscriptionRecord> {
     const rec: SubscriptionRecord = { ...input, id: String(this.nextId++), state: 'Enabled', createdAt: this.now().toISOString() };
     this.subs.set(rec.id, rec);
+    this.armHeartbeat(rec);
     await this.persist();
     return rec;
   }
@@ -238,6 +280,7 @@ export class SubscriptionManager {
   async remove(id: string): Promise<boolean> {
     const had = this.subs.delete(id);
     this.deliverers.delete(id);
+    this.disarmHeartbeat(id);
     if (had) await this.persist();
     return had;
   }
@@ -257,6 +300,64 @@ export class SubscriptionManager {
       if (!matches(sub, seen)) continue;
       this.enqueue(sub, event);
     }
+  }
+
+  /** How many heartbeat timers run (tests: none leaks). */
+  get heartbeatTimers(): number {
+    return this.heartbeats.size;
+  }
+
+  /**
+   * Start the heartbeat timer of a subscription that asked for heartbeats. It ticks every minute
+   * and sends on every HeartbeatIntervalMinutes-th tick: one timer whatever the interval, and no
+   * interval beyond a Node timer's 2^31-1 ms (24.8 days; the schema allows 65535 minutes, 45.5 days).
+   */
+  private armHeartbeat(sub: SubscriptionRecord): void {
+    this.disarmHeartbeat(sub.id);
+    if (this.closed || sub.sendHeartbeat !== true) return;
+    const minutes = sub.heartbeatIntervalMinutes ?? DEFAULT_HEARTBEAT_MINUTES;
+    if (!validHeartbeatMinutes(minutes)) {
+      // only a hand-edited state file gets here (POST checks the range)
+      this.onError(`subscription ${sub.id}: HeartbeatIntervalMinutes ${String(minutes)} is not 1..65535; no heartbeats`, undefined);
+      return;
+    }
+    let ticks = 0;
+    const timer = setInterval(() => {
+      if (++ticks < minutes) return;
+      ticks = 0;
+      this.heartbeat(sub);
+    }, MINUTE_MS);
+    timer.unref();
+    this.heartbeats.set(sub.id, timer);
+  }
+
+  private disarmHeartbeat(id: string): void {
+    const timer = this.heartbeats.get(id);
+    if (timer === undefined) return;
+    clearInterval(timer);
+    this.heartbeats.delete(id);
+  }
+
+  /** Queue one RedfishServiceFunctional for this subscriber (see the module comment for when not). */
+  private heartbeat(sub: SubscriptionRecord): void {
+    if (this.closed || !this.settings.serviceEnabled || this.subs.get(sub.id) !== sub || sub.state !== 'Enabled') return;
+    if (this.deliverers.get(sub.id)?.queue.some((e) => e.kind === 'heartbeat')) return;
+    const def = heartbeatEventRegistry.Messages[HEARTBEAT_MESSAGE];
+    const event: BmcEvent = {
+      id: ++this.heartbeatSeq,
+      time: this.now(),
+      kind: 'heartbeat',
+      registryPrefix: heartbeatEventRegistry.RegistryPrefix,
+      messageId: fullId(heartbeatEventRegistry, HEARTBEAT_MESSAGE),
+      args: [],
+      message: def?.Message ?? 'Redfish service is functional.',
+      severity: 'OK',
+      origin: subscriptionOrigin(sub.id),
+      resourceType: 'EventDestination',
+      source: 'agent',
+      reason: 'Heartbeat',
+    };
+    this.enqueue(sub, event);
   }
 
   private enqueue(sub: SubscriptionRecord, event: BmcEvent): void {
@@ -291,7 +392,7 @@ export class SubscriptionManager {
   private async run(sub: SubscriptionRecord, d: Deliverer): Promise<void> {
     while (!this.closed && this.subs.get(sub.id) === sub && sub.state === 'Enabled' && d.queue.length > 0) {
       const event = d.queue[0] as BmcEvent;
-      const json = JSON.stringify(eventPayload([event], sub.context, String(event.id)));
+      const json = JSON.stringify(eventPayload([event], sub.context, eventIdOf(event)));
       const body = this.paths ? this.paths(json) : json;
       const started = Date.now();
       let failure: string | undefined;
@@ -339,5 +440,6 @@ export class SubscriptionManager {
 
   close(): void {
     this.closed = true;
+    for (const id of [...this.heartbeats.keys()]) this.disarmHeartbeat(id);
   }
 }

@@ -8,14 +8,26 @@
  * user:password (credentials belong in HttpHeaders, which are write-only and never shown or
  * logged); Protocol Redfish; SubscriptionType RedfishEvent; EventFormatType Event;
  * RegistryPrefixes/ExcludeRegistryPrefixes name a registry we serve; MessageIds, ResourceTypes
- * are strings; OriginResources are {"@odata.id"} links; Context at most 256 characters; at most
- * MAX_SUBSCRIPTIONS subscriptions. Unknown properties answer 400 PropertyUnknown.
+ * are strings; OriginResources are {"@odata.id"} links; Context at most 256 characters;
+ * SendHeartbeat a boolean and HeartbeatIntervalMinutes an integer 1..65535 (EventDestination.v1_11_0
+ * Validation.Minimum/Maximum), the interval only with SendHeartbeat (the schema: it "shall not be
+ * present if the SendHeartbeat property is not present"); at most MAX_SUBSCRIPTIONS subscriptions.
+ * Unknown properties answer 400 PropertyUnknown. SendHeartbeat and HeartbeatIntervalMinutes are
+ * read-only (OData.Permission/Read; the registry: heartbeats are requested "during the creation of
+ * a subscription"), so a PATCH of either answers PropertyNotWritable.
  */
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { eventsOf } from '../../events/index.js';
 import { REGISTRIES, type BmcEvent } from '../../events/hub.js';
 import type { SseStreamRecord } from '../../events/sse-streams.js';
-import { DELIVERY_RETRY_POLICIES, eventPayload, type DeliveryRetryPolicy, type SubscriptionRecord } from '../../events/subscriptions.js';
+import {
+  DEFAULT_HEARTBEAT_MINUTES,
+  DELIVERY_RETRY_POLICIES,
+  eventPayload,
+  validHeartbeatMinutes,
+  type DeliveryRetryPolicy,
+  type SubscriptionRecord,
+} from '../../events/subscriptions.js';
 import { RedfishError, insufficientPrivilege, notFound, type MessageRef } from '../core/errors.js';
 import { checkIfMatch, collection, sendResource } from '../core/odata.js';
 import { validatePatch, withWriteableProperties, type WritableTree } from '../core/patch.js';
@@ -107,6 +119,11 @@ function subscriptionBody(r: SubscriptionRecord): Record<string, unknown> {
     ResourceTypes: r.resourceTypes ?? [],
     OriginResources: (r.originResources ?? []).map((o) => ({ '@odata.id': o })),
     SubordinateResources: r.subordinateResources ?? false,
+    // EventDestination.v1_11_0: the interval only when heartbeats are on or one was given
+    SendHeartbeat: r.sendHeartbeat === true,
+    ...(r.sendHeartbeat === true || r.heartbeatIntervalMinutes !== undefined
+      ? { HeartbeatIntervalMinutes: r.heartbeatIntervalMinutes ?? DEFAULT_HEARTBEAT_MINUTES }
+      : {}),
     // write-only (EventDestination.HttpHeaders): always null on reads
     HttpHeaders: [],
     Status: { State: r.state, Health: r.state === 'Enabled' ? 'OK' : 'Warning' },
@@ -151,6 +168,8 @@ const CREATE_FIELDS = new Set([
   'HttpHeaders',
   'DeliveryRetryPolicy',
   'EventTypes',
+  'SendHeartbeat',
+  'HeartbeatIntervalMinutes',
 ]);
 
 const show = (v: unknown): string => (typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))).slice(0, 200);
@@ -231,6 +250,23 @@ function parseCreate(raw: unknown, owner: string): Omit<SubscriptionRecord, 'id'
       problems.push({ messageId: 'PropertyValueNotInList', args: [show(body.DeliveryRetryPolicy), 'DeliveryRetryPolicy'], property: '#/DeliveryRetryPolicy' });
     } else deliveryRetryPolicy = body.DeliveryRetryPolicy as DeliveryRetryPolicy;
   }
+  // Heartbeats (EventDestination.v1_11_0 SendHeartbeat / HeartbeatIntervalMinutes)
+  const sendHeartbeat = body.SendHeartbeat;
+  if (sendHeartbeat !== undefined && typeof sendHeartbeat !== 'boolean') {
+    problems.push({ messageId: 'PropertyValueTypeError', args: [show(sendHeartbeat), 'SendHeartbeat'], property: '#/SendHeartbeat' });
+  }
+  const minutes = body.HeartbeatIntervalMinutes;
+  if (minutes !== undefined) {
+    if (!Number.isInteger(minutes)) {
+      problems.push({ messageId: 'PropertyValueTypeError', args: [show(minutes), 'HeartbeatIntervalMinutes'], property: '#/HeartbeatIntervalMinutes' });
+    } else if (!validHeartbeatMinutes(minutes)) {
+      problems.push({ messageId: 'PropertyValueOutOfRange', args: [show(minutes), 'HeartbeatIntervalMinutes'], property: '#/HeartbeatIntervalMinutes' });
+    } else if (sendHeartbeat === undefined) {
+      // an interval alone requests nothing ("If this property [SendHeartbeat] is not present, no
+      // periodic event shall be sent"): say so rather than accept a subscription that stays silent
+      problems.push({ messageId: 'PropertyMissing', args: ['SendHeartbeat'], property: '#/SendHeartbeat' });
+    }
+  }
   let httpHeaders: Record<string, string> | undefined;
   if (body.HttpHeaders !== undefined && body.HttpHeaders !== null) {
     // EventDestination.HttpHeaders: an array of objects of string values (older clients send one object)
@@ -267,6 +303,9 @@ function parseCreate(raw: unknown, owner: string): Omit<SubscriptionRecord, 'id'
     ...(resourceTypes ? { resourceTypes } : {}),
     ...(originResources ? { originResources } : {}),
     ...(body.SubordinateResources === true ? { subordinateResources: true } : {}),
+    ...(sendHeartbeat === true ? { sendHeartbeat: true } : {}),
+    // the interval in force is stored (and persisted), the default too
+    ...(typeof minutes === 'number' ? { heartbeatIntervalMinutes: minutes } : sendHeartbeat === true ? { heartbeatIntervalMinutes: DEFAULT_HEARTBEAT_MINUTES } : {}),
     ...(httpHeaders && Object.keys(httpHeaders).length > 0 ? { httpHeaders } : {}),
   };
 }
@@ -325,7 +364,10 @@ export const handlers: OperationHandlers = {
     }
     const rec = await mgr.create(input);
     // the destination's host is logged, never its path or query (tokens live there)
-    ctx.state.logger.info({ user: ctx.state.user?.username, subscription: rec.id, host: new URL(rec.destination).host }, 'event subscription created');
+    ctx.state.logger.info(
+      { user: ctx.state.user?.username, subscription: rec.id, host: new URL(rec.destination).host, ...(rec.sendHeartbeat ? { heartbeatMinutes: rec.heartbeatIntervalMinutes } : {}) },
+      'event subscription created',
+    );
     ctx.set('Location', subscriptionUri(rec.id));
     sendResource(ctx, subscriptionBody(rec), { status: 201 });
   },

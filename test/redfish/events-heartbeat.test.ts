@@ -1,0 +1,404 @@
+/**
+ * Heartbeat events (issue 13): EventDestination.v1_11_0 SendHeartbeat / HeartbeatIntervalMinutes
+ * (a subscriber that asks gets HeartbeatEvent RedfishServiceFunctional at its interval, through the
+ * normal delivery path) and the HeartbeatEvent registry under /redfish/v1/Registries.
+ *
+ * Only setInterval/clearInterval are faked (the heartbeat timer): sockets, the subscriber on
+ * 127.0.0.1 and the tests' own waits for an arrival stay real. "Nothing arrived before the
+ * interval" is shown with a marker event sent after the tick (one POST at a time per subscriber, in
+ * order: a heartbeat queued before the marker would arrive before it), never by sleeping.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { expect } from 'chai';
+import sinon from 'sinon';
+import { startAgent, type Agent } from '../../src/agent/agent.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
+import { nullLogger } from '../../src/common/logger.js';
+import { heartbeatEventRegistry } from '../../generated/redfish/registries.js';
+import { odataTypes } from '../../generated/redfish/routes.js';
+import { FilePersistence } from '../../src/events/persistence.js';
+import type { StartEventsOptions } from '../../src/events/index.js';
+import { SubscriptionManager } from '../../src/events/subscriptions.js';
+import type { BmcEvent } from '../../src/events/hub.js';
+import { ADMIN, READONLY } from '../helpers/agent.js';
+import { startEventReceiver, type EventReceiver, type Received } from '../helpers/event-receiver.js';
+
+const ANNOTATION = '^([a-zA-Z_][a-zA-Z0-9_]*)?@(odata|Redfish|Message)\\.[a-zA-Z_][a-zA-Z0-9_]*$';
+function allowAnnotations(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(allowAnnotations);
+  if (typeof x !== 'object' || x === null) return x;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(x)) out[k] = allowAnnotations(v);
+  if (out.additionalProperties === false) {
+    out.patternProperties = { [ANNOTATION]: {}, ...(out.patternProperties as Record<string, unknown> | undefined) };
+  }
+  return out;
+}
+const spec = JSON.parse(readFileSync(new URL('../../generated/redfish/openapi.bundled.json', import.meta.url), 'utf8')) as { components: Record<string, unknown> };
+const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+ajv.addSchema({ components: allowAnnotations(spec.components) }, 'spec');
+function conforms(schema: string, body: unknown): void {
+  const validate = ajv.getSchema(`spec#/components/schemas/${schema}`) as ValidateFunction;
+  expect(validate(body), `${schema}: ${JSON.stringify(validate.errors?.slice(0, 3))}`).to.equal(true);
+}
+
+const auth = (u: { username: string; password: string }): string => 'Basic ' + Buffer.from(`${u.username}:${u.password}`).toString('base64');
+const SUBS = '/redfish/v1/EventService/Subscriptions';
+const ENTRIES = '/redfish/v1/Managers/BMC/LogServices/EventLog/Entries';
+const TEST_EVENT = '/redfish/v1/EventService/Actions/EventService.SubmitTestEvent';
+const FUNCTIONAL = 'HeartbeatEvent.1.1.1.RedfishServiceFunctional';
+const MINUTE = 60_000;
+
+interface Reply {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown>;
+}
+
+interface Rig {
+  agent: Agent;
+  sim: SimulatedMachine;
+  rf: (method: string, path: string, body?: unknown, user?: typeof ADMIN) => Promise<Reply>;
+  close(): Promise<void>;
+}
+
+async function startRig(events: StartEventsOptions = {}): Promise<Rig> {
+  const sim = new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 });
+  const agent = await startAgent({
+    machine: sim,
+    users: [ADMIN, READONLY],
+    logger: nullLogger(),
+    address: '127.0.0.1',
+    ipmi: false,
+    redfish: { port: 0 },
+    events: { bridge: { healthIntervalMs: 0 }, ...events },
+  });
+  const base = `http://127.0.0.1:${agent.redfish!.port}`;
+  const rf = async (method: string, path: string, body?: unknown, user = ADMIN): Promise<Reply> => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: auth(user), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+  return { agent, sim, rf, close: () => agent.close() };
+}
+
+/** Deliveries never wait on the wall clock: retries follow at once. */
+const immediate = { sleep: async (): Promise<void> => undefined };
+
+type Delivered = Received['body']['Events'][number] & { Message?: string; LogEntry?: unknown };
+const events = (rx: EventReceiver): Delivered[] => rx.received.flatMap((x) => x.body.Events as Delivered[]);
+const beats = (rx: EventReceiver): Delivered[] => events(rx).filter((e) => e.MessageId === FUNCTIONAL);
+
+/** Waits (bounded) for something asynchronous to happen: a state change, not a time. */
+async function until(pred: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** A test event every subscriber gets (filters do not apply), then waits until `rx` has it. */
+async function marker(rig: Rig, rx: EventReceiver, text: string): Promise<void> {
+  expect((await rig.rf('POST', TEST_EVENT, { Message: text })).status).to.equal(204);
+  await rx.waitFor((got) => got.some((x) => x.body.Events.some((e) => (e as Delivered).Message === text)), `marker ${text}`);
+}
+
+function firstMessageId(r: Reply): string {
+  const info = (r.body.error as { '@Message.ExtendedInfo': { MessageId: string; MessageArgs?: string[]; RelatedProperties?: string[] }[] })['@Message.ExtendedInfo'];
+  return (info[0] as { MessageId: string }).MessageId;
+}
+
+describe('Redfish EventService: heartbeats (EventDestination SendHeartbeat, HeartbeatIntervalMinutes)', function () {
+  let rig: Rig;
+  let rx: EventReceiver;
+  let clock: sinon.SinonFakeTimers | undefined;
+  beforeEach(async () => {
+    rx = await startEventReceiver();
+    rig = await startRig({ subscriptions: immediate });
+  });
+  afterEach(async () => {
+    // the agent first (it clears its timers on the fake clock), then the clock
+    await rig.close();
+    expect(rig.agent.events.subscriptions.heartbeatTimers, 'no heartbeat timer outlives the agent').to.equal(0);
+    clock?.restore();
+    clock = undefined;
+    await rx.close();
+  });
+
+  it('sends RedfishServiceFunctional every HeartbeatIntervalMinutes to a 127.0.0.1 subscriber that asked, whatever its filters; DELETE stops them (fake clock)', async () => {
+    clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const mgr = rig.agent.events.subscriptions;
+    const created = await rig.rf('POST', SUBS, { Destination: rx.url, Context: 'hb', SendHeartbeat: true, HeartbeatIntervalMinutes: 2, RegistryPrefixes: ['TaskEvent'] });
+    expect(created.status).to.equal(201);
+    conforms('EventDestination_EventDestination', created.body);
+    expect(created.body).to.include({ SendHeartbeat: true, HeartbeatIntervalMinutes: 2 });
+    const uri = created.headers.get('location')!;
+    expect((await rig.rf('GET', uri, undefined, READONLY)).body).to.include({ SendHeartbeat: true, HeartbeatIntervalMinutes: 2 });
+    expect(mgr.heartbeatTimers).to.equal(1);
+    // a second subscriber, not asking, filtering on HeartbeatEvent itself: it never gets a heartbeat
+    const other = await startEventReceiver();
+    try {
+      const plain = await rig.rf('POST', SUBS, { Destination: other.url, RegistryPrefixes: ['HeartbeatEvent'] });
+      expect(plain.status).to.equal(201);
+      expect(plain.body.SendHeartbeat).to.equal(false);
+      expect(plain.body).not.to.have.property('HeartbeatIntervalMinutes');
+      expect(mgr.heartbeatTimers).to.equal(1);
+
+      clock.tick(2 * MINUTE - 1);
+      await marker(rig, rx, 'before the interval');
+      expect(beats(rx), 'no heartbeat before the interval').to.have.length(0);
+      clock.tick(1);
+      await rx.waitFor(() => beats(rx).length === 1, 'the first heartbeat');
+      const hit = rx.received.find((x) => x.body.Events.some((e) => e.MessageId === FUNCTIONAL))!;
+      // the payload of every event (Event.v1_13_0), with the subscription's Context
+      expect(hit.body).to.include({ '@odata.type': odataTypes.Event, Context: 'hb' });
+      const beat = beats(rx)[0]!;
+      expect(beat).to.include({ MessageId: FUNCTIONAL, MessageSeverity: 'OK', Message: 'Redfish service is functional.', EventId: 'Heartbeat1' });
+      expect(beat.MessageArgs).to.deep.equal([]);
+      expect(beat.OriginOfCondition).to.deep.equal({ '@odata.id': uri });
+      expect((await rig.rf('GET', beat.OriginOfCondition['@odata.id'])).status).to.equal(200);
+      // in no log: no LogEntry link, nothing in the EventLog or in the hub's history (which SSE reads)
+      expect(beat).not.to.have.property('LogEntry');
+      const logged = (await rig.rf('GET', ENTRIES)).body.Members as { MessageId: string }[];
+      expect(logged.map((m) => m.MessageId)).not.to.include(FUNCTIONAL);
+      expect(rig.agent.events.hub.since(0).map((e) => e.kind)).not.to.include('heartbeat');
+
+      // its answer back at the agent (a heartbeat still in the queue holds the next one back)
+      await until(() => mgr.queueOf(String(created.body.Id))?.length === 0, 'the queue to drain');
+      clock.tick(2 * MINUTE);
+      await rx.waitFor(() => beats(rx).length === 2, 'the second heartbeat');
+      expect(beats(rx)[1]!.EventId).to.equal('Heartbeat2');
+      await marker(rig, other, 'the other subscriber is served too');
+      expect(events(other).map((e) => e.MessageId)).not.to.include(FUNCTIONAL);
+
+      const timersBefore = clock.countTimers();
+      expect((await rig.rf('DELETE', uri)).status).to.equal(204);
+      expect(mgr.heartbeatTimers).to.equal(0);
+      expect(clock.countTimers(), 'DELETE clears the heartbeat timer').to.equal(timersBefore - 1);
+      const attempts = rx.attempts;
+      clock.tick(10 * 2 * MINUTE);
+      expect(mgr.queueOf(String(created.body.Id))).to.equal(undefined);
+      await marker(rig, other, 'after the delete');
+      expect(rx.attempts, 'nothing more for the deleted subscription').to.equal(attempts);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('validates SendHeartbeat and HeartbeatIntervalMinutes (400 with the DMTF Base message), shows them, and takes them on creation only', async () => {
+    const bad = async (body: Record<string, unknown>): Promise<string> => {
+      const r = await rig.rf('POST', SUBS, { Destination: rx.url, ...body });
+      expect(r.status, JSON.stringify(body)).to.equal(400);
+      return firstMessageId(r);
+    };
+    expect(await bad({ SendHeartbeat: 'yes' })).to.match(/\.PropertyValueTypeError$/);
+    expect(await bad({ SendHeartbeat: 1 })).to.match(/\.PropertyValueTypeError$/);
+    expect(await bad({ SendHeartbeat: true, HeartbeatIntervalMinutes: '5' })).to.match(/\.PropertyValueTypeError$/);
+    expect(await bad({ SendHeartbeat: true, HeartbeatIntervalMinutes: 1.5 })).to.match(/\.PropertyValueTypeError$/);
+    expect(await bad({ SendHeartbeat: true, HeartbeatIntervalMinutes: null })).to.match(/\.PropertyValueTypeError$/);
+    expect(await bad({ SendHeartbeat: true, HeartbeatIntervalMinutes: 0 })).to.match(/\.PropertyValueOutOfRange$/);
+    expect(await bad({ SendHeartbeat: true, HeartbeatIntervalMinutes: -1 })).to.match(/\.PropertyValueOutOfRange$/);
+    expect(await bad({ SendHeartbeat: true, HeartbeatIntervalMinutes: 65_536 })).to.match(/\.PropertyValueOutOfRange$/);
+    // an interval alone asks for nothing (the schema: no SendHeartbeat, no periodic event)
+    expect(await bad({ HeartbeatIntervalMinutes: 5 })).to.match(/\.PropertyMissing$/);
+    const range = await rig.rf('POST', SUBS, { Destination: rx.url, SendHeartbeat: true, HeartbeatIntervalMinutes: 0 });
+    const info = (range.body.error as { '@Message.ExtendedInfo': { MessageArgs: string[]; RelatedProperties: string[] }[] })['@Message.ExtendedInfo'][0]!;
+    expect(info.MessageArgs).to.deep.equal(['0', 'HeartbeatIntervalMinutes']);
+    expect(info.RelatedProperties).to.deep.equal(['#/HeartbeatIntervalMinutes']);
+    expect(rig.agent.events.subscriptions.list(), 'nothing was created by a bad body').to.deep.equal([]);
+    expect(rig.agent.events.subscriptions.heartbeatTimers).to.equal(0);
+
+    // the bounds themselves are accepted; SendHeartbeat alone takes the default interval
+    const made: Record<string, unknown>[] = [];
+    for (const body of [
+      { SendHeartbeat: true, HeartbeatIntervalMinutes: 1 },
+      { SendHeartbeat: true, HeartbeatIntervalMinutes: 65_535 },
+      { SendHeartbeat: true },
+      { SendHeartbeat: false, HeartbeatIntervalMinutes: 7 },
+      { SendHeartbeat: false },
+    ]) {
+      const r = await rig.rf('POST', SUBS, { Destination: rx.url, ...body });
+      expect(r.status, JSON.stringify(body)).to.equal(201);
+      conforms('EventDestination_EventDestination', r.body);
+      made.push(r.body);
+    }
+    expect(made.map((b) => [b.SendHeartbeat, b.HeartbeatIntervalMinutes])).to.deep.equal([
+      [true, 1],
+      [true, 65_535],
+      [true, 10],
+      [false, 7],
+      [false, undefined],
+    ]);
+    // a timer for each subscription that sends heartbeats, none for the others
+    expect(rig.agent.events.subscriptions.heartbeatTimers).to.equal(3);
+
+    // read-only after creation (OData.Permission/Read): PATCH answers PropertyNotWritable, changes nothing
+    const uri = String(made[0]!['@odata.id']);
+    for (const body of [{ SendHeartbeat: false }, { HeartbeatIntervalMinutes: 30 }]) {
+      const r = await rig.rf('PATCH', uri, body);
+      expect(r.status, JSON.stringify(body)).to.equal(400);
+      expect(firstMessageId(r)).to.match(/\.PropertyNotWritable$/);
+    }
+    expect((await rig.rf('GET', uri)).body).to.include({ SendHeartbeat: true, HeartbeatIntervalMinutes: 1 });
+    expect(rig.agent.events.subscriptions.heartbeatTimers).to.equal(3);
+  });
+
+  it('a heartbeat follows the retry policy: a failing destination is retried, then suspended; none is queued while suspended, delivery resumes with Enabled (fake clock)', async () => {
+    clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    expect((await rig.rf('PATCH', '/redfish/v1/EventService', { DeliveryRetryAttempts: 1 })).status).to.equal(200);
+    rx.status = 500;
+    const created = await rig.rf('POST', SUBS, { Destination: rx.url, SendHeartbeat: true, HeartbeatIntervalMinutes: 1, DeliveryRetryPolicy: 'SuspendRetries' });
+    const id = String(created.body.Id);
+    const mgr = rig.agent.events.subscriptions;
+    clock.tick(MINUTE);
+    await until(() => mgr.get(id)?.state === 'Disabled', 'the subscription to be suspended');
+    expect(rx.attempts, 'one attempt and one retry').to.equal(2);
+    expect(mgr.queueOf(id)).to.include({ length: 1, lastError: 'HTTP 500' });
+    // suspended: the timer goes on, but a late "the service is functional" would say nothing
+    clock.tick(5 * MINUTE);
+    expect(mgr.queueOf(id)?.length).to.equal(1);
+    expect(rx.attempts).to.equal(2);
+    rx.status = 204;
+    expect((await rig.rf('PATCH', `${SUBS}/${id}`, { Status: { State: 'Enabled' } })).status).to.equal(200);
+    await until(() => beats(rx).length === 1, 'the queued heartbeat after resume');
+    // its answer back at the agent (a heartbeat still in the queue holds the next one back)
+    await until(() => mgr.queueOf(id)?.length === 0, 'the queue to drain');
+    clock.tick(MINUTE);
+    await until(() => beats(rx).length === 2, 'the next heartbeat');
+    // numbered as they were queued: none was made while suspended
+    expect(beats(rx).map((e) => e.EventId)).to.deep.equal(['Heartbeat1', 'Heartbeat2']);
+  });
+});
+
+describe('SubscriptionManager heartbeats: at most one waits in a queue, none after close (fake clock)', function () {
+  it('a destination that never answers holds one heartbeat, whatever the number of intervals', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const posts: string[] = [];
+    const mgr = new SubscriptionManager({
+      sleep: async () => undefined,
+      post: (url) => {
+        posts.push(url);
+        return new Promise<number>(() => undefined); // never answers
+      },
+    });
+    try {
+      const rec = await mgr.create({ destination: 'http://127.0.0.1:9/hb', owner: 'admin', deliveryRetryPolicy: 'RetryForever', sendHeartbeat: true, heartbeatIntervalMinutes: 3 });
+      expect(mgr.heartbeatTimers).to.equal(1);
+      clock.tick(3 * MINUTE);
+      expect(mgr.queueOf(rec.id)?.length).to.equal(1);
+      clock.tick(30 * 3 * MINUTE);
+      expect(mgr.queueOf(rec.id)?.length, 'one heartbeat in flight, none piled behind it').to.equal(1);
+      expect(posts).to.deep.equal(['http://127.0.0.1:9/hb']);
+      // other events still queue behind it
+      mgr.publish({ id: 1, time: new Date(), kind: 'test', registryPrefix: 'ResourceEvent', messageId: 'ResourceEvent.1.4.3.TestMessage', args: [], message: 'x', severity: 'OK', origin: '/redfish/v1', resourceType: 'EventService', reason: 'TestEvent' } satisfies BmcEvent);
+      expect(mgr.queueOf(rec.id)?.length).to.equal(2);
+      const timers = clock.countTimers();
+      mgr.close();
+      expect(mgr.heartbeatTimers).to.equal(0);
+      expect(clock.countTimers()).to.equal(timers - 1);
+    } finally {
+      mgr.close();
+      clock.restore();
+    }
+  });
+
+  it('a 65535-minute interval (beyond a Node timer) sends at 65535 minutes, not before', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    const bodies: string[] = [];
+    const mgr = new SubscriptionManager({
+      post: async (_url, _h, body) => {
+        bodies.push(body);
+        return 204;
+      },
+    });
+    try {
+      const rec = await mgr.create({ destination: 'http://127.0.0.1:9/hb', owner: 'admin', deliveryRetryPolicy: 'SuspendRetries', sendHeartbeat: true, heartbeatIntervalMinutes: 65_535 });
+      clock.tick(65_534 * MINUTE);
+      await Promise.resolve();
+      expect(mgr.queueOf(rec.id)?.length).to.equal(0);
+      expect(bodies).to.have.length(0);
+      clock.tick(MINUTE);
+      await until(() => bodies.length === 1, 'the heartbeat');
+      expect((JSON.parse(bodies[0]!) as { Events: { MessageId: string }[] }).Events[0]!.MessageId).to.equal(FUNCTIONAL);
+    } finally {
+      mgr.close();
+      clock.restore();
+    }
+  });
+});
+
+describe('Redfish EventService: heartbeat subscriptions survive an agent restart (simulator state file)', function () {
+  it('keeps SendHeartbeat and the interval in the state file; the restarted agent sends heartbeats', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'virtbmc-heartbeat-'));
+    const file = join(dir, 'subscriptions.json');
+    const rx = await startEventReceiver();
+    let clock: sinon.SinonFakeTimers | undefined;
+    try {
+      let rig = await startRig({ subscriptions: { ...immediate, persistence: new FilePersistence(file) } });
+      const created = await rig.rf('POST', SUBS, { Destination: rx.url, Context: 'kept', SendHeartbeat: true, HeartbeatIntervalMinutes: 3, RegistryPrefixes: ['HeartbeatEvent'] });
+      expect(created.status).to.equal(201);
+      const uri = created.headers.get('location')!;
+      await rig.close();
+      const saved = (JSON.parse(readFileSync(file, 'utf8')) as { subscriptions: Record<string, unknown>[] }).subscriptions;
+      expect(saved).to.have.length(1);
+      expect(saved[0]).to.include({ sendHeartbeat: true, heartbeatIntervalMinutes: 3 });
+      expect(events(rx).map((e) => e.MessageId), 'the first agent sent nothing yet').to.deep.equal([]);
+
+      // the timer of a loaded subscription starts with the agent: the clock is faked before it
+      clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+      rig = await startRig({ subscriptions: { ...immediate, persistence: new FilePersistence(file) } });
+      try {
+        const shown = await rig.rf('GET', uri);
+        expect(shown.status).to.equal(200);
+        expect(shown.body).to.include({ SendHeartbeat: true, HeartbeatIntervalMinutes: 3, Context: 'kept' });
+        expect(rig.agent.events.subscriptions.heartbeatTimers).to.equal(1);
+        expect(beats(rx)).to.have.length(0);
+        clock.tick(3 * MINUTE);
+        await rx.waitFor(() => beats(rx).length === 1, 'a heartbeat after the restart');
+        expect(rx.received.find((x) => x.body.Events.some((e) => e.MessageId === FUNCTIONAL))!.body.Context).to.equal('kept');
+      } finally {
+        await rig.close();
+      }
+      expect(rig.agent.events.subscriptions.heartbeatTimers).to.equal(0);
+    } finally {
+      clock?.restore();
+      await rx.close();
+    }
+  });
+});
+
+describe('Redfish HeartbeatEvent registry', function () {
+  let rig: Rig;
+  before(async () => {
+    rig = await startRig();
+  });
+  after(async () => {
+    await rig.close();
+  });
+
+  it('serves the HeartbeatEvent registry: listed, its file resolvable through Location, the DMTF document verbatim; EventService names it', async () => {
+    const list = await rig.rf('GET', '/redfish/v1/Registries', undefined, READONLY);
+    expect((list.body.Members as { '@odata.id': string }[]).map((m) => m['@odata.id'])).to.include('/redfish/v1/Registries/HeartbeatEvent');
+    const file = await rig.rf('GET', '/redfish/v1/Registries/HeartbeatEvent', undefined, READONLY);
+    expect(file.status).to.equal(200);
+    conforms('MessageRegistryFile_MessageRegistryFile', file.body);
+    expect(file.body).to.include({ Id: 'HeartbeatEvent', Registry: 'HeartbeatEvent.1.1' });
+    const loc = (file.body.Location as { Uri: string; PublicationUri: string }[])[0]!;
+    expect(loc.PublicationUri).to.equal('https://redfish.dmtf.org/registries/HeartbeatEvent.1.1.1.json');
+    const reg = await rig.rf('GET', loc.Uri, undefined, READONLY);
+    expect(reg.status).to.equal(200);
+    expect(reg.body).to.deep.equal(heartbeatEventRegistry);
+    expect(Object.keys(reg.body.Messages as object)).to.include.members(['RedfishServiceFunctional', 'RedfishServiceStarted']);
+    expect((await rig.rf('GET', '/redfish/v1/Registries/HeartbeatEvent/HeartbeatEvent.1.0.0')).status).to.equal(404);
+    const es = await rig.rf('GET', '/redfish/v1/EventService');
+    expect(es.body.RegistryPrefixes).to.include('HeartbeatEvent');
+  });
+});
