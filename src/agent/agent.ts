@@ -7,6 +7,7 @@ import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../acc
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
+import { redfishServiceStarted } from '../events/emit.js';
 import { attachMetrics } from '../common/metrics.js';
 import type { AgentMetrics } from './metrics.js';
 import { instrumentMachine, startMetricsServer, type MetricsServer } from './metrics-server.js';
@@ -108,6 +109,8 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
         logger: opts.logger.child({ proto: 'redfish' }),
       });
       servers.push(redfish);
+      // listening: HeartbeatEvent RedfishServiceStarted in the EventLog (and to matching subscribers)
+      redfishServiceStarted(machine);
     }
     const listen = opts.metrics?.listen;
     if (m && listen) {

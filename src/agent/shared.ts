@@ -12,6 +12,7 @@ import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { NetworkModel } from '../common/network.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
+import { redfishServiceStarted } from '../events/emit.js';
 import { startIpmiServer, SweepGroup, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { createRedfishApp, redfishCallback } from '../redfish/app.js';
 import { sharedConsoleSource } from '../redfish/console-ws.js';
@@ -280,6 +281,9 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
       countSessions(machine, 'redfish', () => deps.sessions.list().length);
       unbind = backend.bind?.({ accounts, events, endSessions: (username) => endSessions(system.id, username) }) ?? undefined;
       tenancy.add({ id: system.id, deps });
+      // the shared listener serves this system from now on: its log says its Redfish service
+      // started (one entry per system, when it joins; the listener itself started before)
+      redfishServiceStarted(machine);
     } catch (e) {
       unbind?.();
       await ipmi?.close();

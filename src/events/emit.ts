@@ -4,6 +4,7 @@
  * (a mistyped password in the user field must not land in events), never a password.
  */
 import { eventsOf } from './index.js';
+import { MANAGER_URI } from './machine.js';
 
 export type Protocol = 'ipmi' | 'redfish';
 const SESSIONS = '/redfish/v1/SessionService/Sessions';
@@ -66,5 +67,25 @@ export function taskStateEvent(machine: object, taskId: string, key: string, sta
     origin,
     resourceType: 'Task',
     detail: { task: taskId, state },
+  });
+}
+
+/**
+ * The Redfish service of this machine started and accepts requests (HeartbeatEvent 1.1.0
+ * RedfishServiceStarted: "the Redfish service started and is fully functional"). An event like the
+ * others: it lands in the EventLog (and SEL) and reaches subscribers whose filters match it. Origin
+ * the Manager, the BMC whose service it is. Called once the listener listens (per-VM agent), or
+ * once a system's tenant is served (shared mode: one entry in each system's log).
+ */
+export function redfishServiceStarted(machine: object): void {
+  eventsOf(machine).hub.emit({
+    kind: 'service',
+    registry: 'HeartbeatEvent',
+    key: 'RedfishServiceStarted',
+    reason: 'RedfishServiceStarted',
+    source: 'agent',
+    args: [],
+    origin: MANAGER_URI,
+    resourceType: 'Manager',
   });
 }

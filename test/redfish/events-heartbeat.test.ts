@@ -1,7 +1,8 @@
 /**
  * Heartbeat events (issue 13): EventDestination.v1_11_0 SendHeartbeat / HeartbeatIntervalMinutes
  * (a subscriber that asks gets HeartbeatEvent RedfishServiceFunctional at its interval, through the
- * normal delivery path) and the HeartbeatEvent registry under /redfish/v1/Registries.
+ * normal delivery path), the HeartbeatEvent registry under /redfish/v1/Registries, and the
+ * RedfishServiceStarted entry the agent logs when its Redfish service starts (per-VM and shared).
  *
  * Only setInterval/clearInterval are faked (the heartbeat timer): sockets, the subscriber on
  * 127.0.0.1 and the tests' own waits for an arrival stay real. "Nothing arrived before the
@@ -21,9 +22,11 @@ import { heartbeatEventRegistry } from '../../generated/redfish/registries.js';
 import { odataTypes } from '../../generated/redfish/routes.js';
 import { FilePersistence } from '../../src/events/persistence.js';
 import type { StartEventsOptions } from '../../src/events/index.js';
+import { selRecord } from '../../src/events/sel.js';
 import { SubscriptionManager } from '../../src/events/subscriptions.js';
 import type { BmcEvent } from '../../src/events/hub.js';
-import { ADMIN, READONLY } from '../helpers/agent.js';
+import type { FleetSystem } from '../../src/agent/shared.js';
+import { ADMIN, READONLY, startTestFleet } from '../helpers/agent.js';
 import { startEventReceiver, type EventReceiver, type Received } from '../helpers/event-receiver.js';
 
 const ANNOTATION = '^([a-zA-Z_][a-zA-Z0-9_]*)?@(odata|Redfish|Message)\\.[a-zA-Z_][a-zA-Z0-9_]*$';
@@ -50,6 +53,7 @@ const SUBS = '/redfish/v1/EventService/Subscriptions';
 const ENTRIES = '/redfish/v1/Managers/BMC/LogServices/EventLog/Entries';
 const TEST_EVENT = '/redfish/v1/EventService/Actions/EventService.SubmitTestEvent';
 const FUNCTIONAL = 'HeartbeatEvent.1.1.1.RedfishServiceFunctional';
+const STARTED = 'HeartbeatEvent.1.1.1.RedfishServiceStarted';
 const MINUTE = 60_000;
 
 interface Reply {
@@ -336,7 +340,7 @@ describe('SubscriptionManager heartbeats: at most one waits in a queue, none aft
 });
 
 describe('Redfish EventService: heartbeat subscriptions survive an agent restart (simulator state file)', function () {
-  it('keeps SendHeartbeat and the interval in the state file; the restarted agent sends heartbeats', async () => {
+  it('keeps SendHeartbeat and the interval in the state file; the restarted agent sends heartbeats, and its "service started" reaches a matching subscriber', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'virtbmc-heartbeat-'));
     const file = join(dir, 'subscriptions.json');
     const rx = await startEventReceiver();
@@ -360,6 +364,11 @@ describe('Redfish EventService: heartbeat subscriptions survive an agent restart
         expect(shown.status).to.equal(200);
         expect(shown.body).to.include({ SendHeartbeat: true, HeartbeatIntervalMinutes: 3, Context: 'kept' });
         expect(rig.agent.events.subscriptions.heartbeatTimers).to.equal(1);
+        // RedfishServiceStarted is an event: this subscriber (RegistryPrefixes HeartbeatEvent) gets it
+        await rx.waitFor((got) => got.some((x) => x.body.Events.some((e) => e.MessageId === STARTED)), 'RedfishServiceStarted');
+        const started = events(rx).find((e) => e.MessageId === STARTED)!;
+        expect(started.OriginOfCondition).to.deep.equal({ '@odata.id': '/redfish/v1/Managers/BMC' });
+        expect(started).to.have.property('LogEntry');
         expect(beats(rx)).to.have.length(0);
         clock.tick(3 * MINUTE);
         await rx.waitFor(() => beats(rx).length === 1, 'a heartbeat after the restart');
@@ -375,7 +384,7 @@ describe('Redfish EventService: heartbeat subscriptions survive an agent restart
   });
 });
 
-describe('Redfish HeartbeatEvent registry', function () {
+describe('Redfish HeartbeatEvent registry and the "service started" log entry', function () {
   let rig: Rig;
   before(async () => {
     rig = await startRig();
@@ -400,5 +409,61 @@ describe('Redfish HeartbeatEvent registry', function () {
     expect((await rig.rf('GET', '/redfish/v1/Registries/HeartbeatEvent/HeartbeatEvent.1.0.0')).status).to.equal(404);
     const es = await rig.rf('GET', '/redfish/v1/EventService');
     expect(es.body.RegistryPrefixes).to.include('HeartbeatEvent');
+  });
+
+  it('a fresh agent logs one RedfishServiceStarted (Severity OK, origin the Manager, which resolves); the SEL shows it as a System Event', async () => {
+    const members = (await rig.rf('GET', ENTRIES, undefined, READONLY)).body.Members as Record<string, unknown>[];
+    const started = members.filter((m) => m.MessageId === STARTED);
+    expect(started).to.have.length(1);
+    const entry = started[0]!;
+    expect(entry).to.include({ EntryType: 'Event', Severity: 'OK', Message: 'Redfish service started.' });
+    expect(entry.MessageArgs).to.deep.equal([]);
+    const origin = (entry.Links as { OriginOfCondition?: { '@odata.id': string } }).OriginOfCondition?.['@odata.id'];
+    expect(origin).to.equal('/redfish/v1/Managers/BMC');
+    expect((await rig.rf('GET', origin!)).status).to.equal(200);
+    const one = await rig.rf('GET', String(entry['@odata.id']));
+    expect(one.status).to.equal(200);
+    conforms('LogEntry_LogEntry', one.body);
+    // IPMI SEL (same history): sensor type 12h System Event, offset 00h, generator the BMC
+    const ev = rig.agent.events.hub.log().find((e) => e.messageId === STARTED)!;
+    expect(ev.kind).to.equal('service');
+    const sel = selRecord(ev);
+    expect([sel[2], sel.readUInt16LE(7), sel[10], sel[13]]).to.deep.equal([0x02, 0x20, 0x12, 0x00]);
+  });
+});
+
+describe('shared mode: each system\'s manager log says its Redfish service started', function () {
+  it('one RedfishServiceStarted per system, under its own manager; a system (re)joining the running listener gets its own', async () => {
+    const accounts = {
+      'ns.vm-a': [{ username: 'alice', password: 'alice-pw', role: 'Administrator' as const }],
+      'ns.vm-b': [{ username: 'bob', password: 'bob-pw-2', role: 'Administrator' as const }],
+      'ns.vm-c': [{ username: 'carol', password: 'carol-pw-3', role: 'Administrator' as const }],
+    };
+    const systems = (ids: string[]): FleetSystem[] => ids.map((id) => ({ id, namespace: 'ns', vm: id.slice(3), ipmiPort: 0 }));
+    const fleet = await startTestFleet({ accounts });
+    try {
+      const entriesOf = async (id: string, user: { username: string; password: string }): Promise<Record<string, unknown>[]> => {
+        const res = await fetch(`${fleet.base}/redfish/v1/Managers/${id}/LogServices/EventLog/Entries`, { headers: { authorization: auth(user) } });
+        expect(res.status, id).to.equal(200);
+        return ((await res.json()) as { Members: Record<string, unknown>[] }).Members;
+      };
+      for (const [id, [user]] of Object.entries(accounts)) {
+        const started = (await entriesOf(id, user!)).filter((m) => m.MessageId === STARTED);
+        expect(started, id).to.have.length(1);
+        expect(started[0]).to.include({ Severity: 'OK' });
+        const origin = (started[0]!.Links as { OriginOfCondition: { '@odata.id': string } }).OriginOfCondition['@odata.id'];
+        expect(origin).to.equal(`/redfish/v1/Managers/${id}`);
+        const res = await fetch(`${fleet.base}${origin}`, { headers: { authorization: auth(user!) } });
+        expect(res.status, origin).to.equal(200);
+      }
+      // vm-c leaves and joins again (a new event hub): one entry of its own; the others still one each
+      await fleet.agent.apply(systems(['ns.vm-a', 'ns.vm-b']));
+      await fleet.agent.apply(systems(['ns.vm-a', 'ns.vm-b', 'ns.vm-c']));
+      for (const [id, [user]] of Object.entries(accounts)) {
+        expect((await entriesOf(id, user!)).filter((m) => m.MessageId === STARTED), id).to.have.length(1);
+      }
+    } finally {
+      await fleet.agent.close();
+    }
   });
 });
