@@ -314,6 +314,30 @@ describe('SubscriptionManager heartbeats: at most one waits in a queue, none aft
     }
   });
 
+  it('TerminateAfterRetries: a heartbeat that keeps failing deletes the subscription, and its timer with it', async () => {
+    const clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    let posts = 0;
+    const mgr = new SubscriptionManager({
+      sleep: async () => undefined,
+      post: async () => {
+        posts++;
+        return 503;
+      },
+    });
+    try {
+      const rec = await mgr.create({ destination: 'http://127.0.0.1:9/hb', owner: 'admin', deliveryRetryPolicy: 'TerminateAfterRetries', sendHeartbeat: true, heartbeatIntervalMinutes: 1 });
+      const timers = clock.countTimers();
+      clock.tick(MINUTE);
+      await until(() => mgr.get(rec.id) === undefined, 'the subscription to be deleted');
+      expect(posts, 'the first attempt and DeliveryRetryAttempts (3) retries').to.equal(4);
+      expect(mgr.heartbeatTimers).to.equal(0);
+      expect(clock.countTimers()).to.equal(timers - 1);
+    } finally {
+      mgr.close();
+      clock.restore();
+    }
+  });
+
   it('a 65535-minute interval (beyond a Node timer) sends at 65535 minutes, not before', async () => {
     const clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     const bodies: string[] = [];
