@@ -95,7 +95,7 @@ run-controller: build ## Run virtbmc-controller against the current kubeconfig
 	node dist/src/cmd/virtbmc-controller.js --agent-image $(AGENT_IMG)
 
 .PHONY: bench
-bench: deps test-deps ## Run the benchmarks in bench/ (agent cold start, footprint and p99 per-VM vs shared, IPMI vs pyghmi and ipmitool exec vs ipmi_sim, SOL vs ipmi_sim, Redfish vs bare node:http and BENCH_BASE_DIR, controller scale, media insert, event delivery)
+bench: deps test-deps ## Run the benchmarks in bench/ (agent cold start, footprint and p99 per-VM vs shared, K per-VM pods vs one shared agent, IPMI vs pyghmi and ipmitool exec vs ipmi_sim, SOL vs ipmi_sim, Redfish vs bare node:http and BENCH_BASE_DIR, controller scale, media insert, event delivery)
 	bash bench/run.sh
 
 .PHONY: docker-build

@@ -4,7 +4,7 @@
  * /proc, drive wrk and parse its summary. Imported only; `make bench` skips *.lib.ts files.
  */
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 
@@ -121,3 +121,23 @@ export const median = (xs: readonly number[]): number => {
 };
 
 export const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
+
+/** A wrk script cycling through `reqs` (path, header name, header value), each thread from its own offset. */
+export function luaScript(file: string, reqs: ReadonlyArray<readonly [string, string, string]>): void {
+  const rows = reqs.map(([p, h, v]) => `  {${JSON.stringify(p)}, ${JSON.stringify(h)}, ${JSON.stringify(v)}},`).join('\n');
+  writeFileSync(
+    file,
+    `local list = {\n${rows}\n}
+local reqs = {}
+local i = 0
+init = function(args)
+  for k, v in ipairs(list) do reqs[k] = wrk.format("GET", v[1], { [v[2]] = v[3] }) end
+  i = math.random(#reqs) - 1
+end
+request = function()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+`,
+  );
+}

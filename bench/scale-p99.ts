@@ -16,11 +16,11 @@
  * each shape. A measurement, not a test: it never fails on a number.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { basic, buildTree, freePort, median, startAgent, wrk, type Proc, type WrkResult } from './agent-proc.lib.js';
+import { basic, buildTree, freePort, luaScript, median, startAgent, wrk, type Proc, type WrkResult } from './agent-proc.lib.js';
 import { login } from './redfish-bench.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,26 +40,6 @@ function buildRef(ref: string): { js: string; dispose: () => void } {
   execFileSync('tar', ['-xf', tar, '-C', src], { stdio: 'inherit' });
   execFileSync('npx', ['tsc', '-p', join(src, 'tsconfig.build.json'), '--outDir', join(src, 'out')], { cwd: src, stdio: 'inherit' });
   return { js: join(src, 'out/src/cmd/virtbmc.js'), dispose: () => rmSync(src, { recursive: true, force: true }) };
-}
-
-/** A wrk script cycling through `reqs` (path, header name, header value), each thread from its own offset. */
-function luaScript(file: string, reqs: ReadonlyArray<readonly [string, string, string]>): void {
-  const rows = reqs.map(([p, h, v]) => `  {${JSON.stringify(p)}, ${JSON.stringify(h)}, ${JSON.stringify(v)}},`).join('\n');
-  writeFileSync(
-    file,
-    `local list = {\n${rows}\n}
-local reqs = {}
-local i = 0
-init = function(args)
-  for k, v in ipairs(list) do reqs[k] = wrk.format("GET", v[1], { [v[2]] = v[3] }) end
-  i = math.random(#reqs) - 1
-end
-request = function()
-  i = i % #reqs + 1
-  return reqs[i]
-end
-`,
-  );
 }
 
 type Auth = 'basic' | 'session';
