@@ -12,7 +12,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { expect } from 'chai';
 import sinon from 'sinon';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
@@ -28,25 +27,7 @@ import type { BmcEvent } from '../../src/events/hub.js';
 import type { FleetSystem } from '../../src/agent/shared.js';
 import { ADMIN, READONLY, startTestFleet } from '../helpers/agent.js';
 import { startEventReceiver, type EventReceiver, type Received } from '../helpers/event-receiver.js';
-
-const ANNOTATION = '^([a-zA-Z_][a-zA-Z0-9_]*)?@(odata|Redfish|Message)\\.[a-zA-Z_][a-zA-Z0-9_]*$';
-function allowAnnotations(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(allowAnnotations);
-  if (typeof x !== 'object' || x === null) return x;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(x)) out[k] = allowAnnotations(v);
-  if (out.additionalProperties === false) {
-    out.patternProperties = { [ANNOTATION]: {}, ...(out.patternProperties as Record<string, unknown> | undefined) };
-  }
-  return out;
-}
-const spec = JSON.parse(readFileSync(new URL('../../generated/redfish/openapi.bundled.json', import.meta.url), 'utf8')) as { components: Record<string, unknown> };
-const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-ajv.addSchema({ components: allowAnnotations(spec.components) }, 'spec');
-function conforms(schema: string, body: unknown): void {
-  const validate = ajv.getSchema(`spec#/components/schemas/${schema}`) as ValidateFunction;
-  expect(validate(body), `${schema}: ${JSON.stringify(validate.errors?.slice(0, 3))}`).to.equal(true);
-}
+import { expectConforms } from '../helpers/redfish-schema.js';
 
 const auth = (u: { username: string; password: string }): string => 'Basic ' + Buffer.from(`${u.username}:${u.password}`).toString('base64');
 const SUBS = '/redfish/v1/EventService/Subscriptions';
@@ -142,7 +123,7 @@ describe('Redfish EventService: heartbeats (EventDestination SendHeartbeat, Hear
     const mgr = rig.agent.events.subscriptions;
     const created = await rig.rf('POST', SUBS, { Destination: rx.url, Context: 'hb', SendHeartbeat: true, HeartbeatIntervalMinutes: 2, RegistryPrefixes: ['TaskEvent'] });
     expect(created.status).to.equal(201);
-    conforms('EventDestination_EventDestination', created.body);
+    expectConforms('EventDestination_EventDestination', created.body);
     expect(created.body).to.include({ SendHeartbeat: true, HeartbeatIntervalMinutes: 2 });
     const uri = created.headers.get('location')!;
     expect((await rig.rf('GET', uri, undefined, READONLY)).body).to.include({ SendHeartbeat: true, HeartbeatIntervalMinutes: 2 });
@@ -231,7 +212,7 @@ describe('Redfish EventService: heartbeats (EventDestination SendHeartbeat, Hear
     ]) {
       const r = await rig.rf('POST', SUBS, { Destination: rx.url, ...body });
       expect(r.status, JSON.stringify(body)).to.equal(201);
-      conforms('EventDestination_EventDestination', r.body);
+      expectConforms('EventDestination_EventDestination', r.body);
       made.push(r.body);
     }
     expect(made.map((b) => [b.SendHeartbeat, b.HeartbeatIntervalMinutes])).to.deep.equal([
@@ -422,7 +403,7 @@ describe('Redfish HeartbeatEvent registry and the "service started" log entry', 
     expect((list.body.Members as { '@odata.id': string }[]).map((m) => m['@odata.id'])).to.include('/redfish/v1/Registries/HeartbeatEvent');
     const file = await rig.rf('GET', '/redfish/v1/Registries/HeartbeatEvent', undefined, READONLY);
     expect(file.status).to.equal(200);
-    conforms('MessageRegistryFile_MessageRegistryFile', file.body);
+    expectConforms('MessageRegistryFile_MessageRegistryFile', file.body);
     expect(file.body).to.include({ Id: 'HeartbeatEvent', Registry: 'HeartbeatEvent.1.1' });
     const loc = (file.body.Location as { Uri: string; PublicationUri: string }[])[0]!;
     expect(loc.PublicationUri).to.equal('https://redfish.dmtf.org/registries/HeartbeatEvent.1.1.1.json');
@@ -447,7 +428,7 @@ describe('Redfish HeartbeatEvent registry and the "service started" log entry', 
     expect((await rig.rf('GET', origin!)).status).to.equal(200);
     const one = await rig.rf('GET', String(entry['@odata.id']));
     expect(one.status).to.equal(200);
-    conforms('LogEntry_LogEntry', one.body);
+    expectConforms('LogEntry_LogEntry', one.body);
     // IPMI SEL (same history): sensor type 12h System Event, offset 00h, generator the BMC
     const ev = rig.agent.events.hub.log().find((e) => e.messageId === STARTED)!;
     expect(ev.kind).to.equal('service');

@@ -3,10 +3,9 @@
  * filters, write-only HttpHeaders, retries and suspension with a failing subscriber, SubmitTestEvent,
  * the Manager EventLog and ClearLog, persistence across an agent restart, DMTF schema checks.
  */
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ajv, type ValidateFunction } from 'ajv';
 import { expect } from 'chai';
 import { startAgent, type Agent } from '../../src/agent/agent.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
@@ -18,25 +17,7 @@ import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
 import { haveCommand, requireClient } from '../helpers/clients.js';
 import { startEventReceiver, type EventReceiver } from '../helpers/event-receiver.js';
 import { run } from '../helpers/exec.js';
-
-const ANNOTATION = '^([a-zA-Z_][a-zA-Z0-9_]*)?@(odata|Redfish|Message)\\.[a-zA-Z_][a-zA-Z0-9_]*$';
-function allowAnnotations(x: unknown): unknown {
-  if (Array.isArray(x)) return x.map(allowAnnotations);
-  if (typeof x !== 'object' || x === null) return x;
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(x)) out[k] = allowAnnotations(v);
-  if (out.additionalProperties === false) {
-    out.patternProperties = { [ANNOTATION]: {}, ...(out.patternProperties as Record<string, unknown> | undefined) };
-  }
-  return out;
-}
-const spec = JSON.parse(readFileSync(new URL('../../generated/redfish/openapi.bundled.json', import.meta.url), 'utf8')) as { components: Record<string, unknown> };
-const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-ajv.addSchema({ components: allowAnnotations(spec.components) }, 'spec');
-function conforms(schema: string, body: unknown): void {
-  const validate = ajv.getSchema(`spec#/components/schemas/${schema}`) as ValidateFunction;
-  expect(validate(body), `${schema}: ${JSON.stringify(validate.errors?.slice(0, 3))}`).to.equal(true);
-}
+import { expectConforms } from '../helpers/redfish-schema.js';
 
 const auth = (u: { username: string; password: string }): string => 'Basic ' + Buffer.from(`${u.username}:${u.password}`).toString('base64');
 const SUBS = '/redfish/v1/EventService/Subscriptions';
@@ -99,7 +80,7 @@ describe('Redfish EventService', function () {
     expect(root.body.EventService).to.deep.equal({ '@odata.id': '/redfish/v1/EventService' });
     const es = await rig.rf('GET', '/redfish/v1/EventService', undefined, READONLY);
     expect(es.status).to.equal(200);
-    conforms('EventService_EventService', es.body);
+    expectConforms('EventService_EventService', es.body);
     expect(es.body).to.include({ ServiceEnabled: true, ServerSentEventUri: '/redfish/v1/EventService/SSE', DeliveryRetryAttempts: 3 });
     expect(es.body.EventFormatTypes).to.deep.equal(['Event']);
     const regs = await rig.rf('GET', '/redfish/v1/Registries');
@@ -115,7 +96,7 @@ describe('Redfish EventService', function () {
     const created = await rig.rf('POST', SUBS, { Destination: rx.url, Context: 'ctx-1', Protocol: 'Redfish', RegistryPrefixes: ['ResourceEvent'] });
     expect(created.status).to.equal(201);
     expect(created.headers.get('location')).to.equal(`${SUBS}/${String(created.body.Id)}`);
-    conforms('EventDestination_EventDestination', created.body);
+    expectConforms('EventDestination_EventDestination', created.body);
     const r = await run('ipmitool', ['-I', 'lanplus', '-H', '127.0.0.1', '-p', String(rig.ipmiPort), '-U', ADMIN.username, '-P', ADMIN.password, '-N', '3', '-R', '3', 'power', 'on']);
     expect(r.code, r.out).to.equal(0);
     await rx.waitFor((got) => got.some((x) => x.body.Events.some((e) => e.MessageId === POWER_ON)), 'ResourcePoweredOn');
@@ -225,18 +206,18 @@ describe('Redfish EventService', function () {
     const mgr = await rig.rf('GET', '/redfish/v1/Managers/BMC');
     expect(mgr.body.LogServices).to.deep.equal({ '@odata.id': '/redfish/v1/Managers/BMC/LogServices' });
     const services = await rig.rf('GET', '/redfish/v1/Managers/BMC/LogServices');
-    conforms('LogServiceCollection_LogServiceCollection', services.body);
+    expectConforms('LogServiceCollection_LogServiceCollection', services.body);
     const log = await rig.rf('GET', '/redfish/v1/Managers/BMC/LogServices/EventLog');
-    conforms('LogService_LogService', log.body);
+    expectConforms('LogService_LogService', log.body);
     expect(log.body).to.include({ OverWritePolicy: 'WrapsWhenFull', MaxNumberOfRecords: 1000 });
     await rig.sim.power('on');
     const entries = await rig.rf('GET', '/redfish/v1/Managers/BMC/LogServices/EventLog/Entries', undefined, READONLY);
-    conforms('LogEntryCollection_LogEntryCollection', entries.body);
+    expectConforms('LogEntryCollection_LogEntryCollection', entries.body);
     const members = entries.body.Members as Record<string, unknown>[];
     const on = members.find((m) => m.MessageId === POWER_ON)!;
     expect(on).to.include({ EntryType: 'Event', Severity: 'OK', Message: "The resource '/redfish/v1/Systems/1' has powered on." });
     const one = await rig.rf('GET', on['@odata.id'] as string);
-    conforms('LogEntry_LogEntry', one.body);
+    expectConforms('LogEntry_LogEntry', one.body);
     expect((await rig.rf('POST', '/redfish/v1/Managers/BMC/LogServices/EventLog/Actions/LogService.ClearLog', {}, OPERATOR)).status).to.equal(403);
     expect((await rig.rf('POST', '/redfish/v1/Managers/BMC/LogServices/EventLog/Actions/LogService.ClearLog', {})).status).to.equal(204);
     const after = await rig.rf('GET', '/redfish/v1/Managers/BMC/LogServices/EventLog/Entries');
@@ -261,7 +242,7 @@ describe('Redfish EventService', function () {
     const closed = await loginEntry();
     expect(closed.Links).to.deep.equal({});
     const single = await rig.rf('GET', closed['@odata.id'] as string);
-    conforms('LogEntry_LogEntry', single.body);
+    expectConforms('LogEntry_LogEntry', single.body);
     expect(single.body.Links).to.deep.equal({});
     // every link left in the log resolves
     for (const origin of ['/redfish/v1/Systems/1', '/redfish/v1/NoSuchThing']) {
