@@ -129,6 +129,7 @@ describe('kubevirt backend: a stale cluster view is detected, reported and recov
     }, 'the stale view to be detected', 20_000);
     const detectedMs = Date.now() - frozenAt;
     expect(snap.health?.message).to.match(/cannot be reached.*last one seen/);
+    expect(m.currentGeneration(), 'no generation while the API cannot be reached').to.equal(undefined);
     expect(cap.lines().some((l) => l.includes('Kubernetes API unreachable'))).to.equal(true);
 
     // Redfish: the last state seen, marked Critical with a condition saying why and since when
@@ -409,6 +410,8 @@ describe('health on the other paths', function () {
     try {
       await waitPower(m, 'Off');
       expect((await m.snapshot()).health).to.deep.equal({ status: 'OK' });
+      // healthy and read from the watches: the generation a snapshot carries, without one
+      expect(m.currentGeneration()).to.equal((await m.snapshot()).generation);
       let failing = true;
       emu.faults.failNext(1_000_000, 500, (r) => failing && r.url.includes('watch=true') && r.path.includes('/virtualmachines'));
       emu.faults.dropWatches();
@@ -418,6 +421,7 @@ describe('health on the other paths', function () {
       }, 'Warning after the grace period', 20_000);
       expect(snap.health?.message).to.match(/Live updates of the VirtualMachine.*interrupted.*read directly/);
       expect(snap.power).to.equal('Off');
+      expect(m.currentGeneration(), 'no generation while a snapshot would not be healthy').to.equal(undefined);
       // the state is current: a change shows at once although no watch works
       const vm = vmOf(emu);
       vm.spec = { ...(vm.spec as object), runStrategy: 'Always' };
@@ -425,6 +429,9 @@ describe('health on the other paths', function () {
       await waitPower(m, 'On', 10_000);
       failing = false;
       await until(async () => (await m.snapshot()).health?.status === 'OK', 'OK once the watches work again', 10_000);
+      await until(async () => m.currentGeneration() === (await m.snapshot()).generation, 'the generation again once healthy', 10_000);
+      await m.close();
+      expect(m.currentGeneration(), 'closed').to.equal(undefined);
     } finally {
       await m.close();
       await closeAll(emu);

@@ -213,6 +213,17 @@ export class KubeVirtMachine implements Machine {
     };
   }
 
+  /**
+   * snapshot()'s generation while a snapshot taken now would read the watch caches and be healthy
+   * (Machine.currentGeneration): both watches current, the VM seen, the API reachable, health OK;
+   * undefined otherwise (the caller then takes the snapshot, which reads directly or serves the
+   * last state as Critical). The generation moves with every change the watches see (feed.diff).
+   */
+  currentGeneration(): number | undefined {
+    if (this.closed || !this.vmWatch.healthy || !this.vmiWatch.healthy || !this.vmWatch.current) return undefined;
+    return this.health().status === 'OK' ? this.feed.generation : undefined;
+  }
+
   async getPowerState(): Promise<PowerState> {
     const v = await this.view();
     return derivePowerState(v.vm, v.vmi);

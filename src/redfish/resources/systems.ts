@@ -202,7 +202,7 @@ const systemMemo = new WeakMap<RedfishDeps, SystemMemo>();
  * The Systems/1 answer (prepareResource of systemBody): the one made for the same generation and
  * serial console state when there is one, so a GET between two changes costs a snapshot instead
  * of the body, its JSON text and its ETag (docs/redfish.md "Performance"), and not even the
- * snapshot when the backend tells its generation (Machine.currentGeneration: the simulator).
+ * snapshot when the backend tells its generation (Machine.currentGeneration: the simulator, and KubeVirt while its watches are current and healthy).
  */
 async function preparedSystem(ctx: RedfishContext): Promise<PreparedResource> {
   const deps = ctx.state.deps;
