@@ -7,7 +7,7 @@ import { DEFAULT_LOCKOUT_POLICY, LoginLockout, type LockoutPolicy } from '../acc
 import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
-import { redfishServiceStarted } from '../events/emit.js';
+import { redfishServiceShuttingDown, redfishServiceStarted } from '../events/emit.js';
 import { attachMetrics } from '../common/metrics.js';
 import type { AgentMetrics } from './metrics.js';
 import { instrumentMachine, startMetricsServer, type MetricsServer } from './metrics-server.js';
@@ -134,6 +134,12 @@ export async function startAgent(opts: AgentOptions): Promise<Agent> {
     async close() {
       if (closed) return;
       closed = true;
+      if (redfish) {
+        // still serving: the log, SSE streams and subscribers hear that it stops; subscribers get a
+        // bounded time to take it (StartEventsOptions.subscriptions.shutdownSettleMs)
+        redfishServiceShuttingDown(machine);
+        await events.subscriptions.settle();
+      }
       await Promise.allSettled([...servers.map((s) => s.close()), metricsServer?.close()]);
       events.close();
       await opts.machine.close();

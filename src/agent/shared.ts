@@ -12,7 +12,7 @@ import type { Machine } from '../backend/types.js';
 import type { Logger } from '../common/logger.js';
 import { NetworkModel } from '../common/network.js';
 import { startEvents, type AgentEvents, type StartEventsOptions } from '../events/index.js';
-import { redfishServiceStarted } from '../events/emit.js';
+import { redfishServiceShuttingDown, redfishServiceStarted } from '../events/emit.js';
 import { startIpmiServer, SweepGroup, type IpmiProtocolServer, type IpmiServerOptions } from '../ipmi/server.js';
 import { createRedfishApp, redfishCallback } from '../redfish/app.js';
 import { sharedConsoleSource } from '../redfish/console-ws.js';
@@ -297,6 +297,17 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     log.info({ ipmiPort: ipmi?.port ?? 0 }, 'system added');
   };
 
+  /**
+   * Systems leaving this agent (removed from the fleet, or the agent stopping): each one's log,
+   * SSE streams and subscribers hear RedfishServiceShuttingDown while it is still served, and
+   * the subscribers of all of them get one bounded time together to take it.
+   */
+  const announceStop = async (rs: readonly Running[]): Promise<void> => {
+    for (const r of rs) redfishServiceShuttingDown(r.machine);
+    await Promise.all(rs.map((r) => r.events.subscriptions.settle()));
+  };
+
+  /** Stops one system (its callers announce it first: announceStop). */
   const stop = async (id: string): Promise<void> => {
     const r = running.get(id);
     if (!r) return;
@@ -316,12 +327,13 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
   const apply = (systems: readonly FleetSystem[]): Promise<void> => {
     const run = async (): Promise<void> => {
       const want = new Map(systems.map((s) => [s.id, s]));
-      for (const id of [...running.keys()]) {
-        const cur = running.get(id) as Running;
-        const next = want.get(id);
-        // any change of the entry (port, Secret, VMBMC uid, media) restarts that system alone
-        if (!next || !sameEntry(next, cur.system)) await stop(id);
-      }
+      // any change of the entry (port, Secret, VMBMC uid, media) restarts that system alone
+      const leaving = [...running.values()].filter((cur) => {
+        const next = want.get(cur.system.id);
+        return !next || !sameEntry(next, cur.system);
+      });
+      await announceStop(leaving);
+      for (const r of leaving) await stop(r.system.id);
       const failures: string[] = [];
       for (const s of systems) {
         if (running.has(s.id)) continue;
@@ -351,6 +363,7 @@ export async function startSharedAgent(opts: SharedAgentOptions): Promise<Shared
     apply,
     async close() {
       await chain;
+      await announceStop([...running.values()]);
       await redfish.close();
       for (const id of [...running.keys()]) await stop(id);
       await metricsServer?.close();

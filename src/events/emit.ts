@@ -78,11 +78,26 @@ export function taskStateEvent(machine: object, taskId: string, key: string, sta
  * once a system's tenant is served (shared mode: one entry in each system's log).
  */
 export function redfishServiceStarted(machine: object): void {
+  serviceEvent(machine, 'RedfishServiceStarted');
+}
+
+/**
+ * The Redfish service of this machine is stopping (HeartbeatEvent 1.1.0 RedfishServiceShuttingDown:
+ * "the Redfish service is shutting down and is no longer able to service requests"): the agent's
+ * stop (SIGTERM: the pod is deleted or rolled), or in shared mode the system leaving this agent
+ * (its VMBMC moved to another shard or deleted). Subscribers are then given a bounded time to take
+ * it (SubscriptionManager.settle) before the servers close; SSE streams get it while still open.
+ */
+export function redfishServiceShuttingDown(machine: object): void {
+  serviceEvent(machine, 'RedfishServiceShuttingDown');
+}
+
+function serviceEvent(machine: object, key: 'RedfishServiceStarted' | 'RedfishServiceShuttingDown'): void {
   eventsOf(machine).hub.emit({
     kind: 'service',
     registry: 'HeartbeatEvent',
-    key: 'RedfishServiceStarted',
-    reason: 'RedfishServiceStarted',
+    key,
+    reason: key,
     source: 'agent',
     args: [],
     origin: MANAGER_URI,

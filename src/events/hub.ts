@@ -32,7 +32,7 @@ export type EventKind =
   | 'health'
   | 'test'
   | 'sel'
-  /** the Redfish service started listening (HeartbeatEvent RedfishServiceStarted) */
+  /** the Redfish service started listening or is stopping (HeartbeatEvent RedfishServiceStarted, RedfishServiceShuttingDown) */
   | 'service'
   /**
    * a subscription's periodic RedfishServiceFunctional (EventDestination.SendHeartbeat): made by

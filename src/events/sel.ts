@@ -6,8 +6,8 @@
  * Mapping (sensor type, offset from IPMI 2.0 Table 42-3):
  * - power: 22h System ACPI Power State — On 00h (S0/G0 working), Off 06h (S5/G2 soft-off),
  *   PoweringOn 0Bh (legacy ON), PoweringOff 0Ch (legacy OFF), Paused 01h (S1 sleeping)
- * - boot override set, media inserted/ejected/failed, tasks, test events, Redfish service started
- *   (HeartbeatEvent RedfishServiceStarted): 12h System Event,
+ * - boot override set, media inserted/ejected/failed, tasks, test events, Redfish service started or stopping
+ *   (HeartbeatEvent RedfishServiceStarted, RedfishServiceShuttingDown): 12h System Event,
  *   00h "system reconfigured"
  * - boot override consumed: 1Dh System Boot/Restart Initiated, 07h "system restart"
  * - logins: 2Ah Session Audit — 00h session activated, 01h deactivated, 02h invalid user/password

@@ -124,7 +124,15 @@ export interface SubscriptionManagerOptions {
    * so OriginResources filters and delivered payloads use those. Default: unchanged.
    */
   paths?: (text: string) => string;
+  /**
+   * How long the agent's stop waits for the last events (RedfishServiceShuttingDown) to reach the
+   * subscribers that are taking events (settle); default SHUTDOWN_SETTLE_MS.
+   */
+  shutdownSettleMs?: number;
 }
+
+/** settle()'s default bound: well inside a pod's default 30 s termination grace period */
+export const SHUTDOWN_SETTLE_MS = 2_000;
 
 const defaultSleep = (ms: number): Promise<void> =>
   new Promise((resolve) => {
@@ -205,6 +213,9 @@ export class SubscriptionManager {
   /** The heartbeat timer of each subscription that sends heartbeats */
   private readonly heartbeats = new Map<string, NodeJS.Timeout>();
   private heartbeatSeq = 0;
+  private readonly settleMs: number;
+  /** settle() callers waiting for the queues to drain */
+  private readonly idleWaiters = new Set<() => void>();
   private nextId = 1;
   settings: EventServiceSettings = { ...DEFAULT_SETTINGS };
   readonly persistence: SubscriptionPersistence;
@@ -229,6 +240,7 @@ export class SubscriptionManager {
     this.now = opts.now ?? (() => new Date());
     this.onError = opts.onError ?? (() => undefined);
     this.paths = opts.paths;
+    this.settleMs = opts.shutdownSettleMs ?? SHUTDOWN_SETTLE_MS;
   }
 
   /** Load persisted subscriptions (agent start). */
@@ -269,6 +281,7 @@ export class SubscriptionManager {
     if (change.deliveryRetryPolicy !== undefined) rec.deliveryRetryPolicy = change.deliveryRetryPolicy;
     if (change.state !== undefined && change.state !== rec.state) {
       rec.state = change.state;
+      this.checkIdle();
       const d = this.deliverers.get(id);
       if (d) d.failures = 0;
       if (rec.state === 'Enabled') this.pump(rec);
@@ -281,6 +294,7 @@ export class SubscriptionManager {
     const had = this.subs.delete(id);
     this.deliverers.delete(id);
     this.disarmHeartbeat(id);
+    this.checkIdle();
     if (had) await this.persist();
     return had;
   }
@@ -407,15 +421,18 @@ export class SubscriptionManager {
         d.failures = 0;
         delete d.lastError;
         this.hooks.delivered?.(sub, 1, Date.now() - started);
+        this.checkIdle();
         continue;
       }
       d.failures++;
       d.lastError = failure;
       this.hooks.failed?.(sub, failure);
+      this.checkIdle();
       const { deliveryRetryAttempts: attempts, deliveryRetryIntervalSeconds: interval } = this.settings;
       if (d.failures > attempts) {
         if (sub.deliveryRetryPolicy === 'SuspendRetries') {
           sub.state = 'Disabled';
+          this.checkIdle();
           this.hooks.suspended?.(sub);
           await this.persist();
           return;
@@ -441,5 +458,40 @@ export class SubscriptionManager {
   close(): void {
     this.closed = true;
     for (const id of [...this.heartbeats.keys()]) this.disarmHeartbeat(id);
+    this.checkIdle();
+  }
+
+  /**
+   * Resolves once no subscriber that is taking events has one waiting, or after `ms` (the agent's
+   * stop: RedfishServiceShuttingDown is emitted, then this, then the servers close). Not waited
+   * for: a suspended subscription, and one whose head event has failed (its retries would outlast
+   * any grace period; it is the destination that is gone). At once when nothing is waiting, so a
+   * stop without subscribers costs no timer.
+   */
+  settle(ms = this.settleMs): Promise<void> {
+    if (this.closed || !this.busy()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.idleWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.idleWaiters.add(done);
+    });
+  }
+
+  private busy(): boolean {
+    for (const sub of this.subs.values()) {
+      if (sub.state !== 'Enabled') continue;
+      const d = this.deliverers.get(sub.id);
+      if (d !== undefined && d.queue.length > 0 && d.failures === 0) return true;
+    }
+    return false;
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.size === 0 || (!this.closed && this.busy())) return;
+    for (const done of [...this.idleWaiters]) done();
   }
 }

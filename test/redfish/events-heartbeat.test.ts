@@ -2,7 +2,8 @@
  * Heartbeat events (issue 13): EventDestination.v1_11_0 SendHeartbeat / HeartbeatIntervalMinutes
  * (a subscriber that asks gets HeartbeatEvent RedfishServiceFunctional at its interval, through the
  * normal delivery path), the HeartbeatEvent registry under /redfish/v1/Registries, and the
- * RedfishServiceStarted entry the agent logs when its Redfish service starts (per-VM and shared).
+ * RedfishServiceStarted entry the agent logs when its Redfish service starts (per-VM and shared),
+ * and RedfishServiceShuttingDown when it stops (subscribers get a bounded time to take it).
  *
  * Only setInterval/clearInterval are faked (the heartbeat timer): sockets, the subscriber on
  * 127.0.0.1 and the tests' own waits for an arrival stay real. "Nothing arrived before the
@@ -10,6 +11,7 @@
  * order: a heartbeat queued before the marker would arrive before it), never by sleeping.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -35,6 +37,7 @@ const ENTRIES = '/redfish/v1/Managers/BMC/LogServices/EventLog/Entries';
 const TEST_EVENT = '/redfish/v1/EventService/Actions/EventService.SubmitTestEvent';
 const FUNCTIONAL = 'HeartbeatEvent.1.1.1.RedfishServiceFunctional';
 const STARTED = 'HeartbeatEvent.1.1.1.RedfishServiceStarted';
+const SHUTTING_DOWN = 'HeartbeatEvent.1.1.1.RedfishServiceShuttingDown';
 const MINUTE = 60_000;
 
 interface Reply {
@@ -359,7 +362,9 @@ describe('Redfish EventService: heartbeat subscriptions survive an agent restart
       const saved = (JSON.parse(readFileSync(file, 'utf8')) as { subscriptions: Record<string, unknown>[] }).subscriptions;
       expect(saved).to.have.length(1);
       expect(saved[0]).to.include({ sendHeartbeat: true, heartbeatIntervalMinutes: 3 });
-      expect(events(rx).map((e) => e.MessageId), 'the first agent sent nothing yet').to.deep.equal([]);
+      // no heartbeat yet; its stop is an event of the HeartbeatEvent registry, taken before close resolved
+      expect(events(rx).map((e) => e.MessageId), 'the first agent sent only its stop').to.deep.equal([SHUTTING_DOWN]);
+      rx.received.length = 0;
 
       // the timer of a loaded subscription starts with the agent: the clock is faked before it
       clock = sinon.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
@@ -469,6 +474,90 @@ describe('shared mode: each system\'s manager log says its Redfish service start
       }
     } finally {
       await fleet.agent.close();
+    }
+  });
+});
+
+describe('the service stops: RedfishServiceShuttingDown (HeartbeatEvent)', function () {
+  this.timeout(20_000);
+
+  it('per-VM: a live subscriber has it when close() resolves; a hanging or refusing one does not hold the stop beyond the bound', async () => {
+    const live = await startEventReceiver();
+    // accepts and never answers (delivery would wait its 10 s timeout)
+    const held: net.Socket[] = [];
+    const hanging = net.createServer((sock) => void held.push(sock));
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+    // a port nobody listens on: the POST is refused at once
+    const refusing = net.createServer();
+    await new Promise<void>((r) => refusing.listen(0, '127.0.0.1', r));
+    const refusedPort = (refusing.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => refusing.close(() => r()));
+    const rig = await startRig({ subscriptions: { ...immediate, shutdownSettleMs: 500 } });
+    try {
+      for (const dest of [live.url, `http://127.0.0.1:${(hanging.address() as net.AddressInfo).port}/events`, `http://127.0.0.1:${refusedPort}/events`]) {
+        expect((await rig.rf('POST', SUBS, { Destination: dest, Protocol: 'Redfish', RegistryPrefixes: ['HeartbeatEvent'] })).status, dest).to.equal(201);
+      }
+      expect(events(live).map((e) => e.MessageId), 'nothing of this registry before the stop').to.deep.equal([]);
+      const t0 = Date.now();
+      await rig.close();
+      const took = Date.now() - t0;
+      const got = events(live);
+      expect(got.map((e) => e.MessageId)).to.deep.equal([SHUTTING_DOWN]);
+      expect(got[0]).to.include({ MessageSeverity: 'OK' });
+      expect(got[0]!.OriginOfCondition).to.deep.equal({ '@odata.id': '/redfish/v1/Managers/BMC' });
+      // the hanging destination held it for the bound (0.5 s), not its 10 s delivery timeout
+      expect(took, `close took ${took} ms`).to.be.below(5_000);
+      expect(rig.agent.events.hub.log().map((e) => e.messageId)).to.include(SHUTTING_DOWN);
+    } finally {
+      await rig.close();
+      await live.close();
+      for (const sock of held) sock.destroy();
+      await new Promise<void>((r) => hanging.close(() => r()));
+    }
+  });
+
+  it('per-VM: without subscribers the stop waits for nothing (settle resolves at once)', async () => {
+    const rig = await startRig();
+    try {
+      const done = rig.agent.events.subscriptions.settle(60_000);
+      let settled = false;
+      void done.then(() => (settled = true));
+      await Promise.resolve();
+      expect(settled).to.equal(true);
+    } finally {
+      await rig.close();
+    }
+  });
+
+  it('shared mode: a system leaving the agent tells its own subscriber, under its own manager id; the others hear nothing', async () => {
+    const accounts = {
+      'ns.vm-a': [{ username: 'alice', password: 'alice-pw', role: 'Administrator' as const }],
+      'ns.vm-b': [{ username: 'bob', password: 'bob-pw-2', role: 'Administrator' as const }],
+    };
+    const rxA = await startEventReceiver();
+    const rxB = await startEventReceiver();
+    const fleet = await startTestFleet({ accounts });
+    try {
+      for (const [rx, user] of [[rxA, accounts['ns.vm-a'][0]!], [rxB, accounts['ns.vm-b'][0]!]] as const) {
+        const res = await fetch(`${fleet.base}${SUBS}`, {
+          method: 'POST',
+          headers: { authorization: auth(user), 'content-type': 'application/json' },
+          body: JSON.stringify({ Destination: rx.url, Protocol: 'Redfish', RegistryPrefixes: ['HeartbeatEvent'] }),
+        });
+        expect(res.status).to.equal(201);
+      }
+      await fleet.agent.apply([{ id: 'ns.vm-a', namespace: 'ns', vm: 'vm-a', ipmiPort: 0 }]);
+      // apply resolved: vm-b's stop was announced and taken before vm-b was stopped
+      expect(events(rxB).map((e) => e.MessageId)).to.deep.equal([SHUTTING_DOWN]);
+      expect(events(rxB)[0]!.OriginOfCondition).to.deep.equal({ '@odata.id': '/redfish/v1/Managers/ns.vm-b' });
+      expect(events(rxA), 'vm-a still served').to.deep.equal([]);
+      await fleet.agent.close();
+      expect(events(rxA).map((e) => e.MessageId)).to.deep.equal([SHUTTING_DOWN]);
+      expect(events(rxA)[0]!.OriginOfCondition).to.deep.equal({ '@odata.id': '/redfish/v1/Managers/ns.vm-a' });
+    } finally {
+      await fleet.agent.close();
+      await rxA.close();
+      await rxB.close();
     }
   });
 });
