@@ -88,6 +88,7 @@ export async function reconcileAutoCreate(d: AutoCreateDeps, key: string, log: L
     await d.client.create(Resources.vmbmc, ns, body as unknown as KubeObject);
     log.info({ vm: vmName, vmbmc: vmName }, 'VirtualMachineBMC auto-created');
   } catch (e) {
-    if (!isConflict(e)) throw e; // exists already: the next event reconciles it
+    // exists already (made, and not yet in the cache): its own ADDED event brings this check back (controller.ts)
+    if (!isConflict(e)) throw e;
   }
 }

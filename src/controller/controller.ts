@@ -11,7 +11,7 @@
  */
 import type { KubeConfig } from '@kubernetes/client-node';
 import { newRequestId, type Logger } from '../common/logger.js';
-import { KIND, Reason, type BMCMode, type VirtualMachineBMC } from './api/types.js';
+import { KIND, LabelAutoCreated, Reason, type BMCMode, type VirtualMachineBMC } from './api/types.js';
 import { DEFAULT_SHARDS, isShardObject, shardIndex, shardOfTlsSecret } from './shard.js';
 import { ShardReconciler, SHARD_PREFIX_KEY, shardQueueKey } from './shard-reconcile.js';
 import { EventRecorder } from './events.js';
@@ -160,6 +160,10 @@ export class VirtualMachineBMCController {
       if (this.tlsRefs.set(ns, name, minted) || moved) this.secrets.track(new Set([...this.secretRefs.namespaces(), ...this.tlsRefs.namespaces()]));
       if (gone) this.shardPrint.delete(`${ns}/${name}`);
       this.enqueueBmc(obj, kind !== 'update');
+      // an auto-created one is also its VM's auto-creation check: a VM change handled before this
+      // VMBMC reached the cache (the create then answered 409) is re-judged now, and one deleted by
+      // hand while its VM still opts in is made again (autocreate.ts)
+      if (this.o.autoCreate !== false && obj.metadata.labels?.[LabelAutoCreated] === 'true') this.enqueue(`${VM_PREFIX}${ns}/${name}`);
     });
     const byOwner = (wakesBmcs: boolean) => (obj: KubeObject) => {
       if (isShardObject(obj)) {

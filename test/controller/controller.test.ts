@@ -308,6 +308,31 @@ describe('virtbmc-controller against the apiserver emulator', function () {
     await emu.waitFor(() => !getDeployment(emu, 'auto-vm-virtbmc'));
   });
 
+  it('auto-created VirtualMachineBMC deleted by hand while its VM still opts in: made again (its own delete event is the check)', async () => {
+    const { emu } = env;
+    emu.create(secretObj('auto-creds'));
+    emu.create(vmObj('again-vm', { labels: { 'bmc.kubevirt.io/enabled': 'true' }, annotations: { 'bmc.kubevirt.io/auth-secret': 'auto-creds' } }));
+    const first = await emu.waitFor(() => getVmbmc(emu, 'again-vm'));
+    // the emulator's virt-controller has written the VM's status (a VM event of its own)
+    const vmRv = () => emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'again-vm')!.metadata.resourceVersion;
+    await emu.waitFor(() => (emu.get('kubevirt.io/v1', 'VirtualMachine', NS, 'again-vm')?.status as { printableStatus?: string } | undefined)?.printableStatus);
+    const remake = async (before: string | undefined) => {
+      emu.delete('bmc.kubevirt.io/v1beta1', 'VirtualMachineBMC', NS, 'again-vm');
+      return emu.waitFor(() => {
+        const b = getVmbmc(emu, 'again-vm');
+        return b && b.metadata.uid !== before ? b : undefined;
+      });
+    };
+    // the first time, the controller may still be handling the VM's status write (a VM event);
+    // the second time nothing about the VM is pending: only the VMBMC's delete event brings the check back
+    const second = await remake(first.metadata.uid);
+    const rv = vmRv();
+    const again = await remake(second.metadata.uid);
+    expect(vmRv(), 'the VM did not change meanwhile').to.equal(rv);
+    expect(again.metadata.labels?.['bmc.kubevirt.io/auto-created']).to.equal('true');
+    expect(again.metadata.ownerReferences?.[0]).to.include({ kind: 'VirtualMachine', name: 'again-vm' });
+  });
+
   it('auto-created VirtualMachineBMC: an invalid service-type annotation falls back to the default type', async () => {
     const { emu } = env;
     emu.create(secretObj('auto-creds'));
