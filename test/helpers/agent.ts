@@ -92,3 +92,29 @@ export async function startTestFleet(o: {
   await agent.apply(fleet);
   return { agent, machines, base: `http://127.0.0.1:${agent.redfish.port}` };
 }
+
+/** A Redfish answer as the JSON-speaking suites read it. */
+export interface RedfishReply {
+  status: number;
+  headers: Headers;
+  body: Record<string, unknown>;
+}
+
+/**
+ * A Redfish client of the service at `base` (http://127.0.0.1:<port>) with HTTP Basic of `user`
+ * (default ADMIN; null: no credentials), a JSON body when given, the answer's JSON ({} when empty).
+ */
+export function redfishClient(base: string): (method: string, path: string, body?: unknown, user?: UserAccount | null) => Promise<RedfishReply> {
+  return async (method, path, body, user = ADMIN) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        ...(user ? { authorization: 'Basic ' + Buffer.from(`${user.username}:${user.password}`).toString('base64') } : {}),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+}

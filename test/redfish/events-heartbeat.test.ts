@@ -27,7 +27,7 @@ import { selRecord } from '../../src/events/sel.js';
 import { SubscriptionManager } from '../../src/events/subscriptions.js';
 import type { BmcEvent } from '../../src/events/hub.js';
 import type { FleetSystem } from '../../src/agent/shared.js';
-import { ADMIN, READONLY, startTestFleet } from '../helpers/agent.js';
+import { ADMIN, READONLY, startTestFleet, redfishClient, type RedfishReply } from '../helpers/agent.js';
 import { startEventReceiver, type EventReceiver, type Received } from '../helpers/event-receiver.js';
 import { expectConforms } from '../helpers/redfish-schema.js';
 
@@ -40,11 +40,7 @@ const STARTED = 'HeartbeatEvent.1.1.1.RedfishServiceStarted';
 const SHUTTING_DOWN = 'HeartbeatEvent.1.1.1.RedfishServiceShuttingDown';
 const MINUTE = 60_000;
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
+type Reply = RedfishReply;
 
 interface Rig {
   agent: Agent;
@@ -65,15 +61,7 @@ async function startRig(events: StartEventsOptions = {}): Promise<Rig> {
     events: { bridge: { healthIntervalMs: 0 }, ...events },
   });
   const base = `http://127.0.0.1:${agent.redfish!.port}`;
-  const rf = async (method: string, path: string, body?: unknown, user = ADMIN): Promise<Reply> => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: auth(user), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
+  const rf = redfishClient(base);
   return { agent, sim, rf, close: () => agent.close() };
 }
 

@@ -13,21 +13,16 @@ import { nullLogger } from '../../src/common/logger.js';
 import { odataTypes } from '../../generated/redfish/routes.js';
 import { FilePersistence } from '../../src/events/persistence.js';
 import type { StartEventsOptions } from '../../src/events/index.js';
-import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
+import { ADMIN, OPERATOR, READONLY, redfishClient, type RedfishReply } from '../helpers/agent.js';
 import { haveCommand, requireClient } from '../helpers/clients.js';
 import { startEventReceiver, type EventReceiver } from '../helpers/event-receiver.js';
 import { run } from '../helpers/exec.js';
 import { expectConforms } from '../helpers/redfish-schema.js';
 
-const auth = (u: { username: string; password: string }): string => 'Basic ' + Buffer.from(`${u.username}:${u.password}`).toString('base64');
 const SUBS = '/redfish/v1/EventService/Subscriptions';
 const POWER_ON = 'ResourceEvent.1.4.3.ResourcePoweredOn';
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
+type Reply = RedfishReply;
 
 interface Rig {
   agent: Agent;
@@ -48,15 +43,7 @@ async function startRig(events: StartEventsOptions = {}, sim = new SimulatedMach
     events: { bridge: { healthIntervalMs: 0 }, ...events },
   });
   const base = `http://127.0.0.1:${agent.redfish!.port}`;
-  const rf = async (method: string, path: string, body?: unknown, user = ADMIN): Promise<Reply> => {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: { authorization: auth(user), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
+  const rf = redfishClient(base);
   return { agent, sim, rf, ipmiPort: agent.ipmi!.port, close: () => agent.close() };
 }
 

@@ -11,22 +11,17 @@ import { BackendError, type InsertMediaRequest, type MachineListener, type Media
 import { nullLogger } from '../../src/common/logger.js';
 import { MAX_FINISHED_TASKS, TASK_RETENTION_MINUTES, TaskStore } from '../../src/redfish/core/tasks.js';
 import { startRedfishServer } from '../../src/redfish/server.js';
-import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
+import { ADMIN, OPERATOR, READONLY, redfishClient, type RedfishReply } from '../helpers/agent.js';
 import { ManualTimers } from '../helpers/manual-timers.js';
 import { LOOPBACK_MEDIA, startImageServer, unusedUrl, type ImageServer } from '../helpers/images.js';
 import { expectConforms, schemaValidator } from '../helpers/redfish-schema.js';
 
 const conforms = expectConforms;
 
-const auth = (u: { username: string; password: string }): string => 'Basic ' + Buffer.from(`${u.username}:${u.password}`).toString('base64');
 const CD = '/redfish/v1/Managers/BMC/VirtualMedia/Cd';
 const INSERT = `${CD}/Actions/VirtualMedia.InsertMedia`;
 
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: Record<string, unknown>;
-}
+type Reply = RedfishReply;
 
 /** A machine whose media the test drives: insert answers "inserting", then the test emits events. */
 class ManualMedia extends SimulatedMachine {
@@ -75,15 +70,7 @@ class ManualMedia extends SimulatedMachine {
 
 async function startService(machine: SimulatedMachine, now: () => Date = () => new Date()): Promise<{ server: ProtocolServer; rf: (method: string, path: string, body?: unknown, user?: typeof ADMIN | null) => Promise<Reply> }> {
   const server = await startRedfishServer({ address: '127.0.0.1', port: 0, machine, users: [ADMIN, OPERATOR, READONLY], logger: nullLogger() }, { now });
-  const rf = async (method: string, path: string, body?: unknown, user: typeof ADMIN | null = ADMIN): Promise<Reply> => {
-    const res = await fetch(`http://127.0.0.1:${server.port}${path}`, {
-      method,
-      headers: { ...(user ? { authorization: auth(user) } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  };
+  const rf = redfishClient(`http://127.0.0.1:${server.port}`);
   return { server, rf };
 }
 
