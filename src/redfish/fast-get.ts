@@ -27,7 +27,8 @@ import type { Logger } from '../common/logger.js';
 import type { RouteDef } from '../../generated/redfish/routes.js';
 import { authenticateKnown, authorize, passwordChangeGate } from './core/auth.js';
 import { JSON_TYPE, ODATA_VERSION, finishResource, jsonOfBody } from './core/odata.js';
-import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishHandler, type RedfishState, type Role } from './core/types.js';
+import { internalResourcePath } from './core/tenant-paths.js';
+import { type RedfishContext, type RedfishDeps, type RedfishHandler, type RedfishState, type Role } from './core/types.js';
 
 /** operationIds the fast path serves (GET handlers that only read through the context members below) */
 export const FAST_OPERATIONS: ReadonlySet<string> = new Set([
@@ -188,7 +189,7 @@ export function fastGetHandler(
   return (req, res) => {
     const method = req.method;
     const url = req.url ?? '';
-    const route = method === 'GET' || method === 'HEAD' ? (routes.get(url) ?? (tenancy ? routes.get(internalOf(url)) : undefined)) : undefined;
+    const route = method === 'GET' || method === 'HEAD' ? (routes.get(url) ?? (tenancy ? routes.get(internalResourcePath(url)) : undefined)) : undefined;
     if (!route || hasBody(req) || deps.logger.isLevelEnabled('debug')) return pass(req, res);
     const odataVersion = req.headers['odata-version'];
     if (odataVersion !== undefined && (typeof odataVersion !== 'string' || (odataVersion !== '' && odataVersion.trim() !== ODATA_VERSION))) return pass(req, res);
@@ -246,24 +247,6 @@ export function fastGetHandler(
     );
   };
 }
-
-/**
- * Shared mode: a tenant's system, manager or chassis path under the per-VM id (core/tenancy.ts
- * routes it so): `/redfish/v1/<kind>/<one segment>` is always the kind's per-VM path, found without
- * splitting the URL; '' for any other URL.
- */
-function internalOf(url: string): string {
-  if (!url.startsWith(V1)) return '';
-  const kindEnd = url.indexOf('/', V1.length);
-  if (kindEnd < 0 || url.indexOf('/', kindEnd + 1) >= 0) return '';
-  return TENANT_PATHS.get(url.slice(V1.length, kindEnd)) ?? '';
-}
-const V1 = '/redfish/v1/';
-const TENANT_PATHS: ReadonlyMap<string, string> = new Map([
-  ['Systems', `${V1}Systems/${REDFISH_IDS.system}`],
-  ['Managers', `${V1}Managers/${REDFISH_IDS.manager}`],
-  ['Chassis', `${V1}Chassis/${REDFISH_IDS.chassis}`],
-]);
 
 /**
  * The app's steps after the handler (app.ts `serve` for GET/HEAD, then the outer middleware), on

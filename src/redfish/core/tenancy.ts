@@ -26,7 +26,8 @@ import { eventPayload } from '../../events/subscriptions.js';
 import type { RedfishTenancy } from '../app.js';
 import { CredentialKeys, checkCredentials, checkLockout, clientAddress } from './auth.js';
 import { RedfishError } from './errors.js';
-import { REDFISH_IDS, type RedfishContext, type RedfishDeps, type RedfishSession, type SessionStore, type SharedEvent, type SharedEventSource } from './types.js';
+import { KINDS, V1 } from './tenant-paths.js';
+import { type RedfishContext, type RedfishDeps, type RedfishSession, type SessionStore, type SharedEvent, type SharedEventSource } from './types.js';
 
 export interface Tenant {
   /** System id `<namespace>.<vm>` (also its Manager and Chassis id) */
@@ -34,13 +35,6 @@ export interface Tenant {
   readonly deps: RedfishDeps;
 }
 
-const V1 = '/redfish/v1/';
-/** per kind: the per-VM id, the resource type (404 messages) and the per-VM path of the resource itself */
-const KINDS: Readonly<Record<string, { internal: string; type: string; path: string }>> = {
-  Systems: { internal: REDFISH_IDS.system, type: 'ComputerSystem', path: `${V1}Systems/${REDFISH_IDS.system}` },
-  Managers: { internal: REDFISH_IDS.manager, type: 'Manager', path: `${V1}Managers/${REDFISH_IDS.manager}` },
-  Chassis: { internal: REDFISH_IDS.chassis, type: 'Chassis', path: `${V1}Chassis/${REDFISH_IDS.chassis}` },
-};
 
 /**
  * A tenant's session store: the tenant's own sessions (SessionService lists only those), tokens
