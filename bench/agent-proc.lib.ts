@@ -91,27 +91,27 @@ const toMs = (v: string | undefined): number => {
   return m[2] === 'us' ? n / 1000 : m[2] === 'ms' ? n : m[2] === 's' ? n * 1000 : n * 60_000;
 };
 
-/**
- * One wrk run at nice 10 (so the server under test wins the shared cores), with the server's CPU
- * time read from /proc/<serverPid>/stat before and after.
- */
-export async function wrk(serverPid: number, args: readonly string[]): Promise<WrkResult> {
-  const c0 = cpuSeconds(serverPid);
+/** One wrk run at nice 10 (so the server under test wins the shared cores), its summary parsed. */
+export async function runWrk(args: readonly string[]): Promise<Omit<WrkResult, 'cpu' | 'cpuUs'>> {
   const out = await new Promise<string>((resolve, reject) => {
     execFile('nice', ['-n', '10', 'wrk', '--latency', ...args], { maxBuffer: 1 << 20 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
   });
-  const cpu = cpuSeconds(serverPid) - c0;
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   const pct = (p: string) => toMs(new RegExp(`^\\s*${p}%\\s+(\\S+)`, 'm').exec(out)?.[1]);
   return {
-    requests,
+    requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
     p50: pct('50'),
     p99: pct('99'),
     non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0),
-    cpu,
-    cpuUs: requests ? (cpu / requests) * 1e6 : 0,
   };
+}
+
+/** One wrk run (runWrk), with the server's CPU time read from /proc/<serverPid>/stat before and after. */
+export async function wrk(serverPid: number, args: readonly string[]): Promise<WrkResult> {
+  const c0 = cpuSeconds(serverPid);
+  const r = await runWrk(args);
+  const cpu = cpuSeconds(serverPid) - c0;
+  return { ...r, cpu, cpuUs: r.requests ? (cpu / r.requests) * 1e6 : 0 };
 }
 
 export const median = (xs: readonly number[]): number => {

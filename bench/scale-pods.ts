@@ -17,12 +17,11 @@
  * timers, GC) is printed. K = BENCH_PODS (default 32). A measurement, not a test: it never fails
  * on a number.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { basic, buildTree, cpuSeconds, freePort, luaScript, median, startAgent, type Proc } from './agent-proc.lib.js';
+import { basic, buildTree, cpuSeconds, freePort, luaScript, median, runWrk, startAgent, type Proc } from './agent-proc.lib.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const K = Math.max(1, Number(process.env.BENCH_PODS ?? 32));
@@ -40,27 +39,10 @@ interface Run {
   cpuUs: number;
 }
 
-/** One wrk (nice 10, like agent-proc.lib's) and its parsed summary. */
-function wrkOnce(args: readonly string[]): Promise<{ requests: number; rps: number; p99: number; non2xx: number }> {
-  return new Promise((resolve, reject) => {
-    execFile('nice', ['-n', '10', 'wrk', '--latency', ...args], { maxBuffer: 1 << 20 }, (err, out) => {
-      if (err) return reject(err);
-      const p99 = /^\s*99%\s+([\d.]+)(us|ms|s)$/m.exec(out);
-      const ms = p99 ? Number(p99[1]) * (p99[2] === 'us' ? 0.001 : p99[2] === 's' ? 1000 : 1) : NaN;
-      resolve({
-        requests: Number(/(\d+) requests in/.exec(out)?.[1] ?? 0),
-        rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
-        p99: ms,
-        non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0),
-      });
-    });
-  });
-}
-
 /** Several wrk runs at once against the processes `pids`: requests summed, CPU of all of them. */
 async function drive(pids: readonly number[], runs: ReadonlyArray<readonly string[]>): Promise<Run> {
   const c0 = pids.reduce((s, p) => s + cpuSeconds(p), 0);
-  const rs = await Promise.all(runs.map((a) => wrkOnce(a)));
+  const rs = await Promise.all(runs.map((a) => runWrk(a)));
   const cpu = pids.reduce((s, p) => s + cpuSeconds(p), 0) - c0;
   const requests = rs.reduce((s, r) => s + r.requests, 0);
   return {
