@@ -88,7 +88,7 @@ describe('Redfish GET fast path', () => {
       { now: () => fixed },
     );
     const app = createRedfishApp(deps, modules);
-    stats = { served: 0, passed: 0 };
+    stats = { served: 0, passed: 0, again: 0 };
     fast = await listen(redfishCallback(app, { stats }));
     koa = await listen(redfishCallback(app, { fast: false }));
     servers.push(fast.server, koa.server);
@@ -276,6 +276,43 @@ describe('Redfish GET fast path', () => {
     }
   });
 
+  it('a kept answer is sent again byte for byte while nothing changes, for its role only; a change of the body or of the role is seen at once', async () => {
+    const admin = { Authorization: basic(ADMIN) };
+    const ro = { Authorization: basic(READONLY) };
+    const path = '/redfish/v1/Systems/1';
+    const first = await same('GET', path, admin);
+    let again = stats.again;
+    for (const method of ['GET', 'GET', 'HEAD']) {
+      expect(await same(method, path, admin)).to.deep.equal(method === 'GET' ? first : { ...first, body: '' });
+      expect(stats.again, method).to.equal(++again);
+    }
+    expect(first).to.deep.equal(await reference('GET', path, admin));
+    // another role: its own Allow, never the administrator's answer
+    const allow = (a: Answer): string | undefined => a.headers.find((h) => h.startsWith('Allow: '));
+    const readOnly = await same('GET', path, ro);
+    expect(allow(readOnly)).to.not.equal(allow(first));
+    expect(stats.again).to.equal(again);
+    expect(await same('GET', path, ro)).to.deep.equal(readOnly);
+    expect(stats.again).to.equal(++again);
+    // an account's role changes: its next answer is the new role's
+    const op = { Authorization: basic(OPERATOR) };
+    const asOperator = await same('GET', path, op);
+    expect(await same('GET', path, op)).to.deep.equal(asOperator);
+    expect(allow(asOperator)).to.not.equal(allow(readOnly));
+    const id = accounts.idForName(OPERATOR.username);
+    await accounts.update(id, { role: 'ReadOnly' });
+    expect(allow(await same('GET', path, op))).to.equal(allow(readOnly));
+    await accounts.update(id, { role: 'Operator' });
+    expect(allow(await same('GET', path, op))).to.equal(allow(asOperator));
+    // a change of the body: a new answer, equal to the reference's
+    await machine.power(JSON.parse(first.body).PowerState === 'On' ? 'forceOff' : 'on');
+    again = stats.again;
+    const changed = await same('GET', path, admin);
+    expect(changed.body).to.not.equal(first.body);
+    expect(stats.again).to.equal(again);
+    expect(changed).to.deep.equal(await reference('GET', path, admin));
+  });
+
   it('a backend outage reaches koa (its error answer), metrics count each answer once', async () => {
     const auth = { Authorization: basic(ADMIN) };
     await same('GET', '/redfish/v1/Systems/1', auth);
@@ -331,7 +368,7 @@ describe('Redfish GET fast path, shared mode (tenancy)', () => {
       tenancy.add({ id, deps });
     }
     const app = createRedfishApp(root, modules, tenancy);
-    stats = { served: 0, passed: 0 };
+    stats = { served: 0, passed: 0, again: 0 };
     const f = await listen(redfishCallback(app, { stats }));
     const k = await listen(redfishCallback(app, { fast: false }));
     servers.push(f.server, k.server);
@@ -386,5 +423,52 @@ describe('Redfish GET fast path, shared mode (tenancy)', () => {
     expect((await same('GET', '/redfish/v1/Systems/1', a)).status).to.equal(404);
     expect((await same('GET', '/redfish/v1', {})).status).to.equal(200);
     expect(stats.served).to.equal(before);
+  });
+
+  it('what a caller was resolved to is kept only while nothing changed: a password change, a removed system and a role change are seen at once', async () => {
+    const a = { Authorization: basic({ username: 'admin', password: 'pw-ns.a' }) };
+    const both = { Authorization: basic({ username: 'viewer', password: 'shared-pw' }) };
+    const login = await new Promise<string>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: koa, method: 'POST', path: '/redfish/v1/SessionService/Sessions', headers: { 'Content-Type': 'application/json' }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(String(res.headers['x-auth-token'])));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ UserName: 'viewer', Password: 'shared-pw' }));
+    });
+    const token = { 'X-Auth-Token': login };
+    for (const auth of [a, both, token]) {
+      const first = await same('GET', '/redfish/v1/Systems/ns.a', auth);
+      expect(first.status).to.equal(200);
+      const again = stats.again;
+      expect(await same('GET', '/redfish/v1/Systems/ns.a', auth)).to.deep.equal(first);
+      expect(stats.again).to.equal(again + 1);
+    }
+    // the session and the shared viewer see ns.b until it leaves
+    expect((await same('GET', '/redfish/v1/Systems/ns.b', token)).status).to.equal(200);
+    expect((await same('GET', '/redfish/v1/Systems/ns.b', both)).status).to.equal(200);
+    const b = tenancy.get('ns.b')!;
+    tenancy.remove('ns.b');
+    expect((await same('GET', '/redfish/v1/Systems/ns.b', token)).status).to.equal(404);
+    expect((await same('GET', '/redfish/v1/Systems/ns.b', both)).status).to.equal(404);
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', token)).status).to.equal(200);
+    tenancy.add(b);
+    expect((await same('GET', '/redfish/v1/Systems/ns.b', both)).status).to.equal(200);
+    // ns.a's admin password changes: the old one is refused at once, the new one served
+    const accounts = tenancy.get('ns.a')!.deps.accounts!;
+    await accounts.update(accounts.idForName('admin'), { password: 'pw-ns.a-2' });
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', a)).status).to.equal(401);
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', { Authorization: basic({ username: 'admin', password: 'pw-ns.a-2' }) })).status).to.equal(200);
+    // the viewer becomes an Operator of ns.a: its session's next answer carries the new role's Allow
+    const allow = (x: Answer): string | undefined => x.headers.find((h) => h.startsWith('Allow: '));
+    const before = allow(await same('GET', '/redfish/v1/Systems/ns.a', token));
+    await accounts.update(accounts.idForName('viewer'), { role: 'Operator' });
+    const after = allow(await same('GET', '/redfish/v1/Systems/ns.a', token));
+    expect(after).to.not.equal(before);
+    // the viewer's account in ns.a is disabled: its session there ends, Basic is refused, ns.b still serves it
+    await accounts.update(accounts.idForName('viewer'), { enabled: false });
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', token)).status).to.equal(401);
+    expect((await same('GET', '/redfish/v1/Systems/ns.a', both)).status).to.equal(404);
+    expect((await same('GET', '/redfish/v1/Systems/ns.b', both)).status).to.equal(200);
   });
 });

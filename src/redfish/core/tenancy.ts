@@ -27,7 +27,7 @@ import type { RedfishTenancy } from '../app.js';
 import { CredentialKeys, checkCredentials, checkLockout, clientAddress } from './auth.js';
 import { RedfishError } from './errors.js';
 import { KINDS, V1 } from './tenant-paths.js';
-import { type RedfishContext, type RedfishDeps, type RedfishSession, type SessionStore, type SharedEvent, type SharedEventSource } from './types.js';
+import { type RedfishContext, type RedfishDeps, type RedfishSession, type RedfishState, type SessionStore, type SharedEvent, type SharedEventSource } from './types.js';
 
 export interface Tenant {
   /** System id `<namespace>.<vm>` (also its Manager and Chassis id) */
@@ -42,7 +42,7 @@ export interface Tenant {
  * and for each session the tenant ids its credentials matched at login.
  */
 export class TenantSessionStore implements SessionStore {
-  private readonly scopes = new Map<string, readonly string[]>();
+  private readonly scopes = new Map<string, ScopeEntry>();
   /** `<seq>.`, the start of this store's tokens */
   private readonly prefix: string;
   constructor(
@@ -61,7 +61,7 @@ export class TenantSessionStore implements SessionStore {
   createScoped(user: UserAccount, scope: readonly string[], clientAddress?: string, context?: string): { session: RedfishSession; token: string } {
     const made = this.create(user, clientAddress, context);
     if (this.scopes.size >= 256) for (const id of [...this.scopes.keys()]) if (!this.inner.get(id)) this.scopes.delete(id);
-    this.scopes.set(made.session.id, scope);
+    this.scopes.set(made.session.id, { ids: scope });
     return made;
   }
   create(user: UserAccount, clientAddress?: string, context?: string): { session: RedfishSession; token: string } {
@@ -73,6 +73,10 @@ export class TenantSessionStore implements SessionStore {
     return this.inner.authenticate(token.slice(this.prefix.length));
   }
   scopeOf(id: string): readonly string[] | undefined {
+    return this.scopes.get(id)?.ids;
+  }
+  /** The scope of a session and what the shared layer last resolved for it (Tenancy.enter). */
+  scopeEntry(id: string): ScopeEntry | undefined {
     return this.scopes.get(id);
   }
   get(id: string): RedfishSession | undefined {
@@ -101,6 +105,30 @@ const MATCH_INDEX_MAX = 65_536;
 interface IndexEntry {
   readonly ids: readonly string[];
   readonly trusted: boolean;
+  /** what Tenancy.enter last resolved for these credentials (trusted entries only) */
+  resolved?: Resolved;
+}
+
+/** A session's tenant ids (matched at login), and what Tenancy.enter last resolved for it. */
+export interface ScopeEntry {
+  readonly ids: readonly string[];
+  resolved?: Resolved;
+}
+
+/**
+ * What Tenancy.enter resolved for one caller (a session, or trusted Basic credentials) and one
+ * system: the tenant that serves it, the caller's account there and the request's tenant state.
+ * Kept on the caller's scope or index entry and used while the tenancy's epoch is unchanged: every
+ * add, remove and account change of a followed tenant moves the epoch, and only followed tenants
+ * (whose account changes the tenancy hears of) are kept. With 1,000 tenants a request would
+ * otherwise walk several maps and lists of a tenant cold in the caches (docs/scale.md).
+ */
+interface Resolved {
+  readonly epoch: number;
+  readonly home: Tenant;
+  readonly username: string;
+  readonly user: UserAccount;
+  readonly tenant: NonNullable<RedfishState['tenant']>;
 }
 
 type FleetEvent = SharedEvent;
@@ -191,6 +219,8 @@ export class Tenancy implements RedfishTenancy {
   private readonly followed = new Map<string, () => void>();
   /** Every tenant's events in one sequence (the shared SSE stream) */
   readonly events = new FleetEvents();
+  /** Moves on every add, remove and account change: what enter resolved before is then stale (Resolved) */
+  private epoch = 0;
 
   constructor(readonly root: RedfishDeps) {}
 
@@ -202,6 +232,7 @@ export class Tenancy implements RedfishTenancy {
   add(t: Tenant): void {
     const store = t.deps.sessions;
     if (!(store instanceof TenantSessionStore)) throw new Error(`tenant ${t.id}: sessions must be a TenantSessionStore`);
+    this.epoch++;
     this.byId.set(t.id, t);
     this.bySeq.set(store.seq, t);
     this.seqOf.set(t.id, store.seq);
@@ -216,6 +247,7 @@ export class Tenancy implements RedfishTenancy {
   }
 
   remove(id: string): void {
+    this.epoch++;
     const seq = this.seqOf.get(id);
     this.byId.delete(id);
     if (seq !== undefined) this.bySeq.delete(seq);
@@ -251,6 +283,7 @@ export class Tenancy implements RedfishTenancy {
 
   /** A tenant's accounts changed: its entries are rebuilt from its current users. */
   private reindex(t: Tenant): void {
+    this.epoch++;
     if (this.byId.get(t.id) !== t) return;
     this.unindex(t.id);
     this.indexUsers(t);
@@ -294,9 +327,18 @@ export class Tenancy implements RedfishTenancy {
 
   /** Ids (sorted) of the tenants whose accounts hold this user name and password. */
   match(username: string, password: string): readonly string[] {
+    const m = this.matchEntry(username, password);
+    return 'trusted' in m ? m.ids : m;
+  }
+
+  /**
+   * match(), answering with the credentials' index entry when a hit on it needs no check (so what
+   * enter resolved for it may be kept on it), else with the ids.
+   */
+  private matchEntry(username: string, password: string): IndexEntry | readonly string[] {
     const key = this.keys.of(username, password);
     const entry = this.index.get(key);
-    if (entry?.trusted) return entry.ids;
+    if (entry?.trusted) return entry;
     if (entry) {
       const hit = entry.ids;
       // accounts change at runtime: a followed tenant's entries are re-indexed on each change; any
@@ -319,7 +361,8 @@ export class Tenancy implements RedfishTenancy {
     }
     if (ids.length > 0) this.remember(key, ids);
     else this.forget(key);
-    return ids;
+    const made = this.index.get(key);
+    return made?.trusted ? made : ids;
   }
 
   enter(ctx: RedfishContext): void {
@@ -329,15 +372,20 @@ export class Tenancy implements RedfishTenancy {
     let visible: readonly string[] = [];
     let username: string | undefined;
     let viaSession: { tenant: Tenant; session: RedfishSession } | undefined;
+    /** where what this request resolves is kept for the caller's next one (Resolved) */
+    let keep: { resolved?: Resolved } | undefined;
     const token = ctx.get('X-Auth-Token');
     if (token) {
       const dot = token.indexOf('.');
       const t = dot > 0 ? this.bySeq.get(Number(token.slice(0, dot))) : undefined;
       const session = t?.deps.sessions.authenticate(token);
       if (t && session) {
-        viaSession = { tenant: t, session };
         username = session.username;
-        const scope = (t.deps.sessions as TenantSessionStore).scopeOf(session.id) ?? [t.id];
+        const entry = (t.deps.sessions as TenantSessionStore).scopeEntry(session.id);
+        keep = entry;
+        if (named !== undefined && this.kept(ctx, entry, username, named)) return;
+        viaSession = { tenant: t, session };
+        const scope = entry?.ids ?? [t.id];
         // the scope itself while all of its tenants are served (no copy per request)
         visible = scope.every((id) => this.byId.has(id)) ? scope : scope.filter((id) => this.byId.has(id));
       }
@@ -349,10 +397,15 @@ export class Tenancy implements RedfishTenancy {
         const address = clientAddress(ctx);
         const name = decoded.slice(0, colon);
         checkLockout(this.root, address, name);
-        visible = this.match(name, decoded.slice(colon + 1));
+        const matched = this.matchEntry(name, decoded.slice(colon + 1));
+        if ('trusted' in matched) {
+          keep = matched;
+          visible = matched.ids;
+        } else visible = matched;
         if (visible.length > 0) {
           username = name;
           this.root.lockout.recordSuccess(address, name);
+          if (named !== undefined && this.kept(ctx, keep, username, named)) return;
         }
       }
     }
@@ -381,9 +434,27 @@ export class Tenancy implements RedfishTenancy {
       break;
     }
     if (!user) return;
+    const tenant = Object.freeze({ id: home.id, visible, events: this.events });
     ctx.state.deps = home.deps;
     ctx.state.user = user;
-    ctx.state.tenant = { id: home.id, visible, events: this.events };
+    ctx.state.tenant = tenant;
+    // a system's own paths are what a caller asks again and again; kept only for a followed tenant,
+    // whose account changes move the epoch
+    if (named !== undefined && keep !== undefined && this.followed.has(home.id)) keep.resolved = { epoch: this.epoch, home, username, user, tenant };
+  }
+
+  /**
+   * The request to a system's path served by what was resolved for this caller before, when that
+   * is still right (same epoch, same user name, same system): true, the state set as enter would.
+   */
+  private kept(ctx: RedfishContext, keep: { resolved?: Resolved } | undefined, username: string, named: { id: string; internal: string }): boolean {
+    const r = keep?.resolved;
+    if (r === undefined || r.epoch !== this.epoch || r.username !== username || r.home.id !== decodeSegment(named.id)) return false;
+    ctx.state.internalPath = named.internal;
+    ctx.state.deps = r.home.deps;
+    ctx.state.user = r.user;
+    ctx.state.tenant = r.tenant;
+    return true;
   }
 
   login(ctx: RedfishContext, body: unknown): void {
