@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createCipheriv, createHmac, randomBytes } from 'node:crypto';
 import {
   aesDecrypt,
   aesEncrypt,
@@ -40,11 +40,23 @@ describe('ipmi session crypto (long-lived AES contexts)', () => {
   it('reports a wrong pad as bad-padding, like the codec', () => {
     const key = randomBytes(16);
     const iv = randomBytes(16);
-    const good = aesEncrypt(key, iv, Buffer.from('hello'));
-    const bad = Buffer.from(good);
-    bad[bad.length - 1]! ^= 0x01; // last ciphertext byte scrambles the last plaintext block
+    // 'hello', then pad bytes that must read 01 02 ... 0a but have 63 in 9th place, then the pad
+    // length 0x0a (IPMI v2.0 13.29): encrypted as is, so the pad is wrong whatever the key
+    // (flipping a ciphertext bit instead left a valid pad about once in 256 runs)
+    const block = Buffer.from([...Buffer.from('hello'), 1, 2, 3, 4, 5, 6, 7, 8, 0x63, 10, 10]);
+    const c = createCipheriv('aes-128-cbc', key, iv);
+    c.setAutoPadding(false);
+    const bad = Buffer.concat([iv, c.update(block), c.final()]);
     expect(new AesCbcSession(key).decrypt(bad)).to.deep.equal(aesDecrypt(key, bad));
     expect(aesDecrypt(key, bad)).to.include({ ok: false, code: 'bad-padding' });
+    // the same block with the right pad decrypts, so it is the pad that is refused
+    const goodBlock = Buffer.from(block);
+    goodBlock[13] = 9;
+    const c2 = createCipheriv('aes-128-cbc', key, iv);
+    c2.setAutoPadding(false);
+    const good = Buffer.concat([iv, c2.update(goodBlock), c2.final()]);
+    expect(good.equals(aesEncrypt(key, iv, Buffer.from('hello')))).to.equal(true);
+    expect(aesDecrypt(key, good)).to.deep.equal({ ok: true, value: Buffer.from('hello') });
   });
 
   it('hands out IVs that never repeat', () => {
