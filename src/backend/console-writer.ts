@@ -10,6 +10,7 @@
  *   - the holder releasing (SOL deactivated, browser closed) frees it.
  * One lock per machine object, shared by the IPMI and Redfish servers of an agent.
  */
+import { perObject } from '../common/per-object.js';
 
 export interface ConsoleWriter {
   /** 'sol' (an IPMI SOL payload) or 'web' (a browser console) */
@@ -80,14 +81,9 @@ export class ConsoleWriterLock {
   }
 }
 
-const locks = new WeakMap<object, ConsoleWriterLock>();
+const locks = perObject<object, ConsoleWriterLock>(() => new ConsoleWriterLock());
 
 /** The writer lock of a machine (created on first use). */
 export function consoleWriterLock(machine: object): ConsoleWriterLock {
-  let l = locks.get(machine);
-  if (!l) {
-    l = new ConsoleWriterLock();
-    locks.set(machine, l);
-  }
-  return l;
+  return locks.get(machine);
 }

@@ -13,6 +13,8 @@
  * Not persisted: a real BMC's identify light is off again after the BMC restarts, and so is this one
  * after the agent restarts (or, in shared mode, after a VM moves to another shard).
  */
+import { perObject } from '../common/per-object.js';
+
 export type IndicatorLed = 'Off' | 'Lit' | 'Blinking';
 
 export class Indicator {
@@ -48,14 +50,9 @@ export class Indicator {
   }
 }
 
-const indicators = new WeakMap<object, Indicator>();
+const indicators = perObject<object, Indicator>(() => new Indicator());
 
 /** The indicator of one machine (created off on first use). */
 export function indicatorOf(machine: object): Indicator {
-  let i = indicators.get(machine);
-  if (!i) {
-    i = new Indicator();
-    indicators.set(machine, i);
-  }
-  return i;
+  return indicators.get(machine);
 }

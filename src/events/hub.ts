@@ -15,6 +15,7 @@
  * enqueue: emitting never waits for a consumer, so no request path blocks on delivery.
  */
 import { baseRegistry, heartbeatEventRegistry, resourceEventRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../generated/redfish/registries.js';
+import { perObject } from '../common/per-object.js';
 
 export type EventSeverity = 'OK' | 'Warning' | 'Critical';
 
@@ -208,7 +209,7 @@ export class EventHub {
   }
 }
 
-const hubs = new WeakMap<object, EventHub>();
+const hubs = perObject<object, EventHub>(() => new EventHub());
 
 /**
  * The event hub of a machine: the agent attaches one (attachEventHub) before its servers start; a
@@ -216,12 +217,7 @@ const hubs = new WeakMap<object, EventHub>();
  * Redfish share it without threading it through every layer.
  */
 export function eventHubOf(machine: object): EventHub {
-  let hub = hubs.get(machine);
-  if (!hub) {
-    hub = new EventHub();
-    hubs.set(machine, hub);
-  }
-  return hub;
+  return hubs.get(machine);
 }
 
 export function attachEventHub(machine: object, hub: EventHub): void {
@@ -230,5 +226,5 @@ export function attachEventHub(machine: object, hub: EventHub): void {
 
 /** The hub of a machine if one exists already (emitters that must not create one). */
 export function existingEventHub(machine: object): EventHub | undefined {
-  return hubs.get(machine);
+  return hubs.peek(machine);
 }

@@ -4,6 +4,7 @@
  * IPMI (SEL, login events) and Redfish (EventService, EventLog) share it.
  */
 import type { Machine } from '../backend/types.js';
+import { perObject } from '../common/per-object.js';
 import { EventHub, attachEventHub, eventHubOf, type EventHubOptions } from './hub.js';
 import { MachineEventBridge, type MachineBridgeOptions } from './machine.js';
 import { SseStreams } from './sse-streams.js';
@@ -20,7 +21,11 @@ export interface AgentEvents {
   close(): void;
 }
 
-const all = new WeakMap<object, AgentEvents>();
+/** Set by startEvents; made by eventsOf for a machine it never set up (a server started on its own, tests). */
+const all = perObject<object, AgentEvents>((machine) => {
+  const hub = eventHubOf(machine);
+  return make(hub, new SubscriptionManager({ now: hub.now }));
+});
 
 function make(hub: EventHub, subscriptions: SubscriptionManager, bridge?: MachineEventBridge): AgentEvents {
   const off = hub.on((e) => subscriptions.publish(e));
@@ -61,11 +66,5 @@ export async function startEvents(machine: Machine, opts: StartEventsOptions = {
 
 /** The eventing of a machine; a server started on its own (tests) gets an in-memory one without a bridge. */
 export function eventsOf(machine: object): AgentEvents {
-  let ev = all.get(machine);
-  if (!ev) {
-    const hub = eventHubOf(machine);
-    ev = make(hub, new SubscriptionManager({ now: hub.now }));
-    all.set(machine, ev);
-  }
-  return ev;
+  return all.get(machine);
 }

@@ -5,6 +5,7 @@
  * table talking to the same machine sees one state, and it goes away with the machine.
  */
 import type { Machine } from '../../backend/types.js';
+import { perObject } from '../../common/per-object.js';
 import { BOOT_FLAGS_LENGTH } from './boot-options.js';
 
 /** How long after an IPMI power-on/reset/cycle a boot the backend reports is credited to IPMI. */
@@ -33,11 +34,7 @@ export interface BmcState {
   selReservation: number;
 }
 
-const states = new WeakMap<Machine, BmcState>();
-
-export function bmcState(machine: Machine): BmcState {
-  const existing = states.get(machine);
-  if (existing) return existing;
+const states = perObject<Machine, BmcState>((machine) => {
   const state: BmcState = {
     setInProgress: 0,
     setInProgressSince: 0,
@@ -58,8 +55,11 @@ export function bmcState(machine: Machine): BmcState {
       ev.type === 'booted';
     if (poweredOn) state.lastBootViaIpmi = Date.now() <= state.ipmiBootPendingUntil;
   });
-  states.set(machine, state);
   return state;
+});
+
+export function bmcState(machine: Machine): BmcState {
+  return states.get(machine);
 }
 
 /** Reservation ids are 16-bit, never 0. */

@@ -12,6 +12,7 @@
  */
 import type { Machine, PowerAction } from '../../backend/types.js';
 import type { Logger } from '../../common/logger.js';
+import { perObject } from '../../common/per-object.js';
 import { CC, NetFn, Privilege, type CommandContext, type CommandSpec, type IpmiResponse } from '../types.js';
 import { badLength, fail, le16, ok, spec } from './util.js';
 
@@ -54,15 +55,10 @@ export interface WatchdogState {
   preTimer?: ReturnType<typeof setTimeout>;
 }
 
-const states = new WeakMap<Machine, WatchdogState>();
+const states = perObject<Machine, WatchdogState>(() => ({ use: 0, actions: 0, pretimeout: 0, expirationFlags: 0, initial: 0, configured: false, running: false, deadline: 0, remaining: 0, expiries: 0 }));
 
 export function watchdogState(machine: Machine): WatchdogState {
-  let s = states.get(machine);
-  if (!s) {
-    s = { use: 0, actions: 0, pretimeout: 0, expirationFlags: 0, initial: 0, configured: false, running: false, deadline: 0, remaining: 0, expiries: 0 };
-    states.set(machine, s);
-  }
-  return s;
+  return states.get(machine);
 }
 
 function clearTimers(s: WatchdogState): void {
@@ -176,7 +172,7 @@ function getWatchdog(ctx: CommandContext): IpmiResponse {
 
 /** Stop a machine's watchdog (agent shutdown, tests). */
 export function stopWatchdog(machine: Machine): void {
-  const s = states.get(machine);
+  const s = states.peek(machine);
   if (s) stop(s);
 }
 

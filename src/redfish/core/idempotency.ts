@@ -24,6 +24,7 @@
  * retry reaching a restarted agent can find it (volume creates: resources/volumes.ts).
  */
 import { createHash } from 'node:crypto';
+import { perObject } from '../../common/per-object.js';
 import { RedfishError } from './errors.js';
 import type { RedfishContext, RedfishHandler } from './types.js';
 
@@ -170,16 +171,11 @@ function replay(ctx: RedfishContext, o: Outcome): void {
   if (o.body !== undefined && o.body !== null) ctx.body = o.body;
 }
 
-const caches = new WeakMap<object, IdempotencyCache>();
+const caches = perObject<{ now: () => Date }, IdempotencyCache>((deps) => new IdempotencyCache(() => deps.now().getTime()));
 
 /** The cache of one Redfish service (one per deps object, on its clock). */
 export function idempotencyOf(deps: { now: () => Date }): IdempotencyCache {
-  let c = caches.get(deps);
-  if (!c) {
-    c = new IdempotencyCache(() => deps.now().getTime());
-    caches.set(deps, c);
-  }
-  return c;
+  return caches.get(deps);
 }
 
 /** Whether a request is an action (POST .../Actions/...), the requests made exactly-once. */

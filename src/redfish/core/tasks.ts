@@ -14,6 +14,7 @@ import { taskEventRegistry } from '../../../generated/redfish/registries.js';
 import { odataTypes } from '../../../generated/redfish/routes.js';
 import { renderMessage, type MessageRef } from './errors.js';
 import { taskStateEvent } from '../../events/emit.js';
+import { perObject } from '../../common/per-object.js';
 
 export const TASK_RETENTION_MINUTES = 60;
 export const MAX_FINISHED_TASKS = 32;
@@ -109,22 +110,22 @@ export function renderTaskMessage(ref: TaskMessage): Record<string, unknown> {
   };
 }
 
-const stores = new WeakMap<object, TaskStore>();
+/** What taskStoreOf needs of a Redfish service's deps. */
+type TaskStoreDeps = { now: () => Date; machine?: object; taskIdPrefix?: string };
+
+const stores = perObject<TaskStoreDeps, TaskStore>((deps) => {
+  const machine = deps.machine;
+  return new TaskStore({
+    now: deps.now,
+    ...(deps.taskIdPrefix !== undefined ? { idPrefix: deps.taskIdPrefix } : {}),
+    // task state changes are events too (src/events)
+    ...(machine ? { onStateChange: (task: Task, key: string) => taskStateEvent(machine, task.id, key, task.state) } : {}),
+  });
+});
 
 /** The task store of one Redfish service (one per deps object, created on first use). */
-export function taskStoreOf(deps: { now: () => Date; machine?: object; taskIdPrefix?: string }): TaskStore {
-  let store = stores.get(deps);
-  if (!store) {
-    const machine = deps.machine;
-    store = new TaskStore({
-      now: deps.now,
-      ...(deps.taskIdPrefix !== undefined ? { idPrefix: deps.taskIdPrefix } : {}),
-      // task state changes are events too (src/events)
-      ...(machine ? { onStateChange: (task: Task, key: string) => taskStateEvent(machine, task.id, key, task.state) } : {}),
-    });
-    stores.set(deps, store);
-  }
-  return store;
+export function taskStoreOf(deps: TaskStoreDeps): TaskStore {
+  return stores.get(deps);
 }
 
 export class TaskStore {
