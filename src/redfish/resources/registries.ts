@@ -2,9 +2,13 @@
  * /redfish/v1/Registries: the message registries our messages come from, served verbatim: Base (error
  * messages), TaskEvent (Task.Messages of the TaskService), ResourceEvent (events: EventService,
  * EventLog) and HeartbeatEvent (subscription heartbeats, the "service started" log entry).
+ *
+ * Which registries there are is src/events/hub.ts REGISTRIES (also EventService.RegistryPrefixes);
+ * this file adds only each one's description.
  */
-import { baseRegistry, heartbeatEventRegistry, resourceEventRegistry, taskEventRegistry, type MessageRegistryDocument } from '../../../generated/redfish/registries.js';
+import type { MessageRegistryDocument } from '../../../generated/redfish/registries.js';
 import { odataTypes } from '../../../generated/redfish/routes.js';
+import { REGISTRIES as REGISTRY_DOCUMENTS, type RegistryPrefix } from '../../events/hub.js';
 import { notFound } from '../core/errors.js';
 import { collection, sendResource } from '../core/odata.js';
 import type { OperationHandlers } from '../core/types.js';
@@ -16,16 +20,26 @@ interface RegistryFile {
   description: string;
 }
 
-/** File id ("Base", "TaskEvent") → the registry it serves. */
-const FILES = new Map<string, RegistryFile>([
-  [baseRegistry.RegistryPrefix, { registry: baseRegistry, description: "DMTF Base message registry: the messages in this service's error responses" }],
-  [taskEventRegistry.RegistryPrefix, { registry: taskEventRegistry, description: 'DMTF TaskEvent message registry: the messages of tasks (TaskService)' }],
-  [resourceEventRegistry.RegistryPrefix, { registry: resourceEventRegistry, description: 'DMTF ResourceEvent message registry: the messages of events (EventService, EventLog)' }],
-  [
-    heartbeatEventRegistry.RegistryPrefix,
-    { registry: heartbeatEventRegistry, description: 'DMTF HeartbeatEvent message registry: subscription heartbeats (SendHeartbeat) and the service-started log entry' },
-  ],
-]);
+/**
+ * The MessageRegistryFile description of every registry in hub.ts REGISTRIES: `satisfies` makes a
+ * registry added there without a description here (or one described here that is not there) a
+ * compile error. The key order is the order of the Registries collection's Members, which differs
+ * from RegistryPrefixes' order (hub.ts) and is kept as clients have always seen it.
+ */
+const DESCRIPTIONS = {
+  Base: "DMTF Base message registry: the messages in this service's error responses",
+  TaskEvent: 'DMTF TaskEvent message registry: the messages of tasks (TaskService)',
+  ResourceEvent: 'DMTF ResourceEvent message registry: the messages of events (EventService, EventLog)',
+  HeartbeatEvent: 'DMTF HeartbeatEvent message registry: subscription heartbeats (SendHeartbeat) and the service-started log entry',
+} satisfies Record<RegistryPrefix, string>;
+
+/** File id ("Base", "TaskEvent": the registry's RegistryPrefix) → the registry it serves. */
+const FILES = new Map<string, RegistryFile>(
+  (Object.keys(DESCRIPTIONS) as RegistryPrefix[]).map((prefix) => {
+    const registry = REGISTRY_DOCUMENTS[prefix];
+    return [registry.RegistryPrefix, { registry, description: DESCRIPTIONS[prefix] }];
+  }),
+);
 
 const fileUri = (id: string): string => `${REGISTRIES}/${id}`;
 
