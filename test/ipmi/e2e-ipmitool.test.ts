@@ -8,6 +8,8 @@ import { expect } from 'chai';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import type { UserAccount } from '../../src/accounts/types.js';
 import { run as exec, type Run } from '../helpers/exec.js';
+import { createSocket } from 'node:dgram';
+import { PayloadType, RmcpClass, decodeOpenSessionResponse, decodeRmcpPlus, encodeOpenSessionRequest, encodeRmcpHeader, encodeRmcpPlus } from '../../src/ipmi/codec/index.js';
 
 const TRANSPORTS: Array<{ name: string; args: string[] }> = [
   { name: 'lanplus -C 3', args: ['-I', 'lanplus', '-C', '3'] },
@@ -297,6 +299,30 @@ describe('IPMI commands with ipmitool @e2e', function () {
       expect(await sim.getBootOverride()).to.deep.equal({ target: 'pxe', enabled: 'continuous', mode: 'Legacy' });
       expect((await ipmitool('chassis bootparam get 5')).out).to.contain('Boot parameter data: c004000000');
     } finally {
+      await t.close();
+    }
+  });
+
+  it('a source holding its half-open handshakes: ipmitool is not turned away, its retransmitted Open Session gets a handshake once they expire', async () => {
+    // one half-open handshake allowed per source, expiring after 1 s; a raw Open Session from
+    // 127.0.0.1 takes it and never goes on (what a burst of consoles started at once, or a flood, leaves)
+    const t = await startTestAgent({ redfish: false, ipmi: { port: 0, maxHalfOpenPerSource: 1, handshakeTimeoutSeconds: 1 } });
+    const sock = createSocket('udp4');
+    try {
+      await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
+      const answer = new Promise<Buffer>((resolve) => sock.once('message', (m: Buffer) => resolve(m)));
+      const open = encodeOpenSessionRequest({ tag: 1, maxPrivilege: 0, consoleSessionId: 0x5151, auth: 1, integrity: 1, conf: 1 });
+      sock.send(Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeRmcpPlus({ payloadType: PayloadType.OPEN_SESSION_REQUEST, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload: open })]), t.ipmiPort, '127.0.0.1');
+      const p = decodeRmcpPlus((await answer).subarray(4));
+      const status = p.ok ? decodeOpenSessionResponse(p.value.payload) : undefined;
+      expect(status?.ok && status.value.status).to.equal(0);
+      // ipmitool from the same address: its first Open Session gets no answer (an "insufficient
+      // resources" answer made it give up at once), its retransmission 2 s later a handshake
+      const r = await exec('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', '127.0.0.1', '-p', String(t.ipmiPort), '-U', ADMIN.username, '-P', ADMIN.password, '-N', '2', '-R', '3', 'chassis', 'power', 'status']);
+      expect(r.code, r.out).to.equal(0);
+      expect(r.out).to.match(/Chassis Power is (on|off)/);
+    } finally {
+      sock.close();
       await t.close();
     }
   });

@@ -186,7 +186,7 @@ describe('ipmi login lockout (shared module) and handshake limits', () => {
     // A second client half-way through its handshake when the flood starts.
     const slowOpen = openStatus(await r.send('10.9.9.8', openSession(5)));
     expect(slowOpen.status).to.equal(0);
-    // One source: at most 4 half-open handshakes, then 0x01.
+    // The half-open budget (maxSessions 4, one taken above) fills: 0x01 ("insufficient resources").
     const single = [];
     for (let i = 0; i < 10; i++) single.push(openStatus(await r.send('203.0.113.5', openSession(100 + i))).status);
     expect(single.filter((s) => s === 0).length).to.be.at.most(4);
@@ -206,6 +206,23 @@ describe('ipmi login lockout (shared module) and handshake limits', () => {
     // Once the flood's handshakes time out, newcomers get in again.
     r.clock.t += 6_000;
     expect((await r.rmcp('10.9.9.7', 'admin', 'Owner-pw-1').handshake()).established).to.equal(true);
+  });
+
+  it('one source holds at most 4 half-open handshakes: its next Open Sessions get no answer and take no slot, so its console retries into a free one', async () => {
+    r = rig();
+    const got: Array<number | 'none'> = [];
+    for (let i = 0; i < 10; i++) {
+      const answer = await r.send('203.0.113.5', openSession(100 + i));
+      got.push(answer === undefined ? 'none' : openStatus(answer).status);
+    }
+    expect(got).to.deep.equal([0, 0, 0, 0, 'none', 'none', 'none', 'none', 'none', 'none']);
+    expect(r.engine.ctx.table.size).to.equal(4);
+    // another source is not held up by it
+    expect(openStatus(await r.send('203.0.113.6', openSession(7))).status).to.equal(0);
+    // once the source's handshakes expire, the console's retransmission gets a handshake
+    r.clock.t += 6_000;
+    expect(openStatus(await r.send('203.0.113.5', openSession(109))).status).to.equal(0);
+    expect((await r.rmcp('203.0.113.5', 'admin', 'Owner-pw-1').handshake()).established).to.equal(true);
   });
 
   it('a retransmitted RAKP1 gets the very same RAKP2 (same Rc, same auth code); a different Rm starts over', async () => {
