@@ -176,6 +176,8 @@ interface Finished {
   readonly route: FastRoute;
   readonly role: Role | undefined;
   readonly tenant: string | undefined;
+  /** the caller's visible systems (the same list object while they are unchanged): a collection's text follows them */
+  readonly visible: readonly string[] | undefined;
   readonly handlerHeaders: number;
   readonly etag: string | undefined;
   readonly head: readonly string[];
@@ -249,9 +251,10 @@ export function fastGetHandler(
         const body = ctx.body;
         const role = ctx.state.user?.role;
         const tenant = ctx.state.tenant?.id;
+        const visible = ctx.state.tenant?.visible;
         // a kept body answered before for this route, role and tenant: the same bytes again
         const known = ctx.status === 200 && typeof body === 'object' && body !== null ? finished.get(body) : undefined;
-        if (known !== undefined && known.route === route && known.role === role && known.tenant === tenant && known.handlerHeaders === ctx.headers.size && known.etag === ctx.headers.get('etag')?.[1]) {
+        if (known !== undefined && known.route === route && known.role === role && known.tenant === tenant && known.visible === visible && known.handlerHeaders === ctx.headers.size && known.etag === ctx.headers.get('etag')?.[1]) {
           stats.served++;
           stats.again++;
           try {
@@ -284,7 +287,7 @@ export function fastGetHandler(
           return;
         }
         if (ctx.status === 200 && typeof body === 'object' && body !== null && Object.isFrozen(body) && typeof ctx.body === 'string') {
-          finished.set(body, { route, role, tenant, handlerHeaders, etag, head, text: ctx.body });
+          finished.set(body, { route, role, tenant, visible, handlerHeaders, etag, head, text: ctx.body });
         }
         // the deps of the system that answered (shared mode: the tenant's), as the app counts
         observeRequest(ctx.state.deps.machine, 'redfish', route.def.operationId, ctx.status, (Date.now() - started) / 1000);
