@@ -9,6 +9,8 @@ import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../he
 import type { UserAccount } from '../../src/accounts/types.js';
 import { run as exec, type Run } from '../helpers/exec.js';
 import { createSocket } from 'node:dgram';
+import { Writable } from 'node:stream';
+import { createLogger } from '../../src/common/logger.js';
 import { PayloadType, RmcpClass, decodeOpenSessionResponse, decodeRmcpPlus, encodeOpenSessionRequest, encodeRmcpHeader, encodeRmcpPlus } from '../../src/ipmi/codec/index.js';
 
 const TRANSPORTS: Array<{ name: string; args: string[] }> = [
@@ -306,7 +308,14 @@ describe('IPMI commands with ipmitool @e2e', function () {
   it('a source holding its half-open handshakes: ipmitool is not turned away, its retransmitted Open Session gets a handshake once they expire', async () => {
     // one half-open handshake allowed per source, expiring after 2 s; a raw Open Session from
     // 127.0.0.1 takes it and never goes on (what a burst of consoles started at once, or a flood, leaves)
-    const t = await startTestAgent({ redfish: false, ipmi: { port: 0, maxHalfOpenPerSource: 1, handshakeTimeoutSeconds: 2 } });
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const t = await startTestAgent({ redfish: false, logger: createLogger('warn', sink), ipmi: { port: 0, maxHalfOpenPerSource: 1, handshakeTimeoutSeconds: 2 } });
     const sock = createSocket('udp4');
     try {
       await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
@@ -322,6 +331,8 @@ describe('IPMI commands with ipmitool @e2e', function () {
       const r = await exec('ipmitool', ['-I', 'lanplus', '-C', '17', '-H', '127.0.0.1', '-p', String(t.ipmiPort), '-U', ADMIN.username, '-P', ADMIN.password, '-N', '3', '-R', '3', 'chassis', 'power', 'status']);
       expect(r.code, r.out).to.equal(0);
       expect(r.out).to.match(/Chassis Power is (on|off)/);
+      // and it did meet the held handshake: its first Open Session went unanswered
+      expect(lines.some((l) => l.includes('open session dropped'))).to.equal(true);
     } finally {
       sock.close();
       await t.close();
