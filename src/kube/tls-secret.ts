@@ -5,6 +5,8 @@
  * outlives the pod; the annotation tells the controller to keep it (no re-minting, no renewal)
  * until the Secret is deleted. Read and rewritten by name, with the resourceVersion it was read at
  * (a concurrent rotation by the controller makes the write fail with 409 rather than be lost).
+ * A GenerateCSR key waiting for its certificate is kept in the same Secret (`csr-pending.key`), so a
+ * restarted agent can still install the certificate a CA signs for it.
  */
 import type { KubeClient } from './client.js';
 import { Resources } from './resources.js';
@@ -20,6 +22,25 @@ export class TlsSecretStore {
     private readonly namespace: string,
     private readonly name: string,
   ) {}
+
+  /** Key of the Secret's data holding a GenerateCSR key that waits for its certificate */
+  static readonly PENDING_KEY = 'csr-pending.key';
+
+  async savePendingKey(keyPem: string | undefined): Promise<void> {
+    const cur = await this.client.get<KubeObject>(Resources.secret, this.namespace, this.name);
+    const data = { ...((cur.data ?? {}) as Record<string, string>) };
+    if (keyPem === undefined) {
+      if (!(TlsSecretStore.PENDING_KEY in data)) return;
+      delete data[TlsSecretStore.PENDING_KEY];
+    } else data[TlsSecretStore.PENDING_KEY] = Buffer.from(keyPem).toString('base64');
+    await this.client.replace(Resources.secret, this.namespace, this.name, { ...cur, data });
+  }
+
+  async loadPendingKey(): Promise<string | undefined> {
+    const cur = await this.client.get<KubeObject>(Resources.secret, this.namespace, this.name);
+    const v = ((cur.data ?? {}) as Record<string, string>)[TlsSecretStore.PENDING_KEY];
+    return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+  }
 
   async save(certPem: string, keyPem: string): Promise<void> {
     const cur = await this.client.get<KubeObject>(Resources.secret, this.namespace, this.name);

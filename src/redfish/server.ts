@@ -122,6 +122,8 @@ export async function createRedfishDeps(opts: RedfishServerOptions, internals: R
         opts.tls.store,
       )
     : undefined;
+  // a GenerateCSR key kept before a restart still waits for its certificate
+  await tlsCert?.restorePendingKey();
   const accounts = opts.accounts ?? new AccountStore(opts.users, { requireAdmin: false });
   const deps: RedfishDeps = {
     machine: opts.machine,

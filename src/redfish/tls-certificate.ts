@@ -12,13 +12,17 @@
  * symlink, both files at once) and watch() re-reads them now and then (reload()), installing a new
  * pair once it parses and the key matches; a half-updated or broken pair is ignored until fixed.
  *
- * GenerateCSR leaves a pending key here (setPendingKey): the private key of the last certificate
- * signing request, in this process's memory only (never written, logged or shown), one at a time
- * (a newer request replaces it). A later replace() with a certificate and no key installs the
- * certificate with that key when they match, writing the pair as any replacement is written.
+ * GenerateCSR leaves a pending key here (withNewPendingKey): the private key of the last
+ * certificate signing request, one at a time (a newer request replaces it). A later replace() with
+ * a certificate and no key installs the certificate with that key when they match, writing the pair
+ * as any replacement is written. The pending key is kept where the replaced pair would go, so that
+ * a restart between the request and the signed certificate (a CA can take days; a pod is
+ * rescheduled at any time) loses nothing: next to the key file (`<keyFile>.csr-pending`, mode 0600)
+ * or in the certificate Secret (CertificateStore.savePendingKey); restorePendingKey() reads it back
+ * at start. Never logged or shown; removed once its certificate is in.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { accessSync, constants, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, writeFileSync, unlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 export interface TlsFiles {
@@ -61,7 +65,14 @@ function writable(files: TlsFiles): boolean {
 /** Keeps a replaced certificate and key somewhere the agent's next start reads them from. */
 export interface CertificateStore {
   save(certPem: string, keyPem: string): Promise<void>;
+  /** Keep the pending GenerateCSR key (PKCS#8 PEM) for the next start; undefined removes it. */
+  savePendingKey?(keyPem: string | undefined): Promise<void>;
+  /** The pending GenerateCSR key kept by savePendingKey, if any. */
+  loadPendingKey?(): Promise<string | undefined>;
 }
+
+/** Where a pending GenerateCSR key is kept beside the key file (files mode). */
+export const pendingKeyFile = (keyFile: string): string => `${keyFile}.csr-pending`;
 
 export class TlsCertificate {
   private certPem: string;
@@ -74,7 +85,7 @@ export class TlsCertificate {
    * files before the kubelet has refreshed them.
    */
   private filesSeen: string;
-  /** The private key of the last GenerateCSR, until a certificate for it is installed (memory only). */
+  /** The private key of the last GenerateCSR, until a certificate for it is installed (kept: persistPendingKey). */
   private pendingKey: KeyObject | undefined;
   /** GenerateCSR requests, one after the other: the last one asked for is the pending one. */
   private csrQueue: Promise<unknown> = Promise.resolve();
@@ -133,11 +144,55 @@ export class TlsCertificate {
    * gave besides the key (the request).
    */
   async withNewPendingKey<T>(make: () => Promise<{ privateKey: KeyObject; request: T }>): Promise<T> {
-    const run = this.csrQueue.then(make);
+    const run = this.csrQueue.then(async () => {
+      const made = await make();
+      // kept before the request is handed out: a request whose key a restart would lose is not
+      // given (the error reaches the client), and the queue keeps the writes in request order
+      await this.persistPendingKey(made.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
+      this.pendingKey = made.privateKey;
+      return made;
+    });
     this.csrQueue = run.catch(() => undefined);
-    const { privateKey, request } = await run;
-    this.pendingKey = privateKey;
+    const { request } = await run;
     return request;
+  }
+
+  /**
+   * Read back the pending key a GenerateCSR before a restart left (see the file comment); a kept
+   * key that does not parse is ignored (the next GenerateCSR replaces it).
+   */
+  async restorePendingKey(): Promise<void> {
+    if (!this.replaceable) return;
+    let pem: string | undefined;
+    try {
+      if (this.store) pem = await this.store.loadPendingKey?.();
+      else if (this.files && existsSync(pendingKeyFile(this.files.keyFile))) pem = readFileSync(pendingKeyFile(this.files.keyFile), 'utf8');
+    } catch {
+      return;
+    }
+    if (pem === undefined || this.pendingKey !== undefined) return;
+    try {
+      this.pendingKey = createPrivateKey(pem);
+    } catch {
+      // not a key: as if none were kept
+    }
+  }
+
+  /** Keep (or with undefined, remove) the pending key where restorePendingKey finds it. */
+  private async persistPendingKey(keyPem: string | undefined): Promise<void> {
+    if (this.store) {
+      await this.store.savePendingKey?.(keyPem);
+      return;
+    }
+    if (!this.files) return;
+    const target = pendingKeyFile(this.files.keyFile);
+    if (keyPem === undefined) {
+      if (existsSync(target)) unlinkSync(target);
+      return;
+    }
+    const tmp = `${target}.new-${process.pid}`;
+    writeFileSync(tmp, keyPem, { mode: 0o600 });
+    renameSync(tmp, target);
   }
 
   /** Whether a GenerateCSR key waits for its certificate. */
@@ -180,7 +235,15 @@ export class TlsCertificate {
     }
     const installed = await this.write(certPem, keyPem, x509);
     // the pending key is used up once its certificate is in (a request made meanwhile keeps its own)
-    if (pending !== undefined && this.pendingKey === pending && x509.checkPrivateKey(pending)) this.pendingKey = undefined;
+    if (pending !== undefined && this.pendingKey === pending && x509.checkPrivateKey(pending)) {
+      this.pendingKey = undefined;
+      try {
+        await this.persistPendingKey(undefined);
+      } catch {
+        // the certificate is in; a kept copy of its key left behind only waits for a certificate
+        // made for it, and the next GenerateCSR replaces it
+      }
+    }
     return installed;
   }
 

@@ -12,7 +12,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +24,7 @@ import { generateCsr, type CsrOptions } from '../../src/common/x509.js';
 import { agentRoleRules } from '../../src/controller/agent-rbac.js';
 import { KubeClient } from '../../src/kube/client.js';
 import { TlsSecretStore } from '../../src/kube/tls-secret.js';
-import { TlsCertificate } from '../../src/redfish/tls-certificate.js';
+import { TlsCertificate, pendingKeyFile } from '../../src/redfish/tls-certificate.js';
 import { startEmulator } from '../backend/kubevirt-fixtures.js';
 import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { grantServiceAccount } from '../emulator/helpers.js';
@@ -231,6 +231,25 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
       expect((await request(t.redfishPort, CERT, { ca })).peer?.fingerprint256).to.equal(new X509Certificate(current).fingerprint256);
     });
 
+    it('a restart between GenerateCSR and the signed certificate loses nothing: the pending key is kept beside the key file (0600) and read back', async () => {
+      const made = await ask({ CommonName: NAME, AlternativeNames: [NAME] });
+      expect(made.status, made.text).to.equal(200);
+      const kept = pendingKeyFile(start.keyFile);
+      expect(statSync(kept).mode & 0o777).to.equal(0o600);
+      expect(readFileSync(start.keyFile, 'utf8')).to.equal(start.key);
+      // the agent restarts on the same files before the CA answers
+      await t.close();
+      t = await startTestAgent({ ipmi: false, users: [ADMIN, OPERATOR, READONLY], redfish: { port: 0, tls: { cert: start.cert, key: start.key, certFile: start.certFile, keyFile: start.keyFile } } });
+      const leaf = sign(made.body.CSRString as string);
+      const ok = await install(leaf);
+      expect(ok.status, ok.text).to.equal(200);
+      expect(new X509Certificate(leaf).checkPrivateKey(createPrivateKey(readFileSync(start.keyFile, 'utf8')))).to.equal(true);
+      expect((await request(t.redfishPort, CERT, { ca })).peer?.fingerprint256).to.equal(new X509Certificate(leaf).fingerprint256);
+      // used up: no copy is left behind, and the next start has nothing pending
+      expect(existsSync(kept)).to.equal(false);
+      expect((await install(leaf)).text).to.contain('no GenerateCSR key is pending');
+    });
+
     it('Operator and ReadOnly get 403 for both actions; nothing is made or installed', async () => {
       for (const user of [OPERATOR, READONLY]) {
         const r = await request(t.redfishPort, CSR, { auth: basic(user), body: { CertificateCollection: { '@odata.id': COLLECTION }, CommonName: NAME } });
@@ -425,10 +444,16 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
       t = await startTestAgent({ ipmi: false, redfish: { port: 0, tls: { cert: c.cert, key: c.key, store: new TlsSecretStore(client, NS, SECRET) } } });
       const made = await request(t.redfishPort, CSR, { body: { CertificateCollection: { '@odata.id': COLLECTION }, CommonName: NAME, AlternativeNames: [NAME] } });
       expect(made.status, made.text).to.equal(200);
-      // the pending key is in memory only: the Secret is untouched until a certificate comes
+      // the pending key waits in the Secret beside the pair in use, which is untouched until a certificate comes
       const before = emu.get('v1', 'Secret', NS, SECRET) as KubeObject & { data: Record<string, string> };
       expect(Buffer.from(before.data['tls.key']!, 'base64').toString()).to.equal(c.key);
+      const pendingPem = Buffer.from(before.data[TlsSecretStore.PENDING_KEY]!, 'base64').toString();
+      expect(pendingPem).to.match(/^-----BEGIN PRIVATE KEY-----\n/);
+      // the agent restarts before the CA answers: the pending key is read back from the Secret
+      await t.close();
+      t = await startTestAgent({ ipmi: false, redfish: { port: 0, tls: { cert: c.cert, key: c.key, store: new TlsSecretStore(client, NS, SECRET) } } });
       const leaf = sign(made.body.CSRString as string);
+      expect(new X509Certificate(leaf).checkPrivateKey(createPrivateKey(pendingPem))).to.equal(true);
       const r = await request(t.redfishPort, REPLACE, { body: { CertificateString: leaf, CertificateType: 'PEM', CertificateUri: { '@odata.id': CERT } } });
       expect(r.status, r.text).to.equal(200);
       const after = emu.get('v1', 'Secret', NS, SECRET) as KubeObject & { data: Record<string, string> };
@@ -437,6 +462,7 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
       expect(key).to.match(/^-----BEGIN PRIVATE KEY-----\n/);
       expect(new X509Certificate(leaf).checkPrivateKey(createPrivateKey(key))).to.equal(true);
       expect(after.data['ca.crt']).to.equal(undefined);
+      expect(after.data[TlsSecretStore.PENDING_KEY]).to.equal(undefined);
       expect(after.metadata?.annotations?.['bmc.kubevirt.io/tls-source']).to.equal('redfish');
       expect((await request(t.redfishPort, '/redfish/v1/', { ca })).peer?.fingerprint256).to.equal(new X509Certificate(leaf).fingerprint256);
     });

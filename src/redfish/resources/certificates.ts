@@ -7,9 +7,10 @@
  * neither action is advertised and both answer ActionNotSupported with the reason.
  *
  * GenerateCSR (the flow of a BMC: request, CA signs, install the certificate alone): a new key
- * pair and a PKCS#10 request for it (parameters: generate-csr.ts); the private key stays in this
- * process as the collection's pending key, and ReplaceCertificate with only a certificate installs
- * it with that key when they match. A newer GenerateCSR replaces the pending key.
+ * pair and a PKCS#10 request for it (parameters: generate-csr.ts); the private key becomes the
+ * collection's pending key (kept beside the key in use, so it survives a restart:
+ * tls-certificate.ts), and ReplaceCertificate with only a certificate installs it with that key
+ * when they match. A newer GenerateCSR replaces the pending key.
  */
 import type { X509Certificate } from 'node:crypto';
 import { generateCsr } from '../../common/x509.js';
