@@ -448,7 +448,12 @@ describe('Redfish GET fast path, shared mode (tenancy)', () => {
     expect((await same('GET', '/redfish/v1/Systems/ns.b', token)).status).to.equal(200);
     expect((await same('GET', '/redfish/v1/Systems/ns.b', both)).status).to.equal(200);
     const b = tenancy.get('ns.b')!;
+    const store = tenancy.get('ns.a')!.deps.sessions as TenantSessionStore;
+    const resolvedTo = (): Array<string | undefined> => store.list().map((x) => store.scopeEntry(x.id)?.resolved?.home.id);
+    expect(resolvedTo()).to.deep.equal(['ns.b']); // the session's last request was ns.b's system
     tenancy.remove('ns.b');
+    // nothing keeps the leaving tenant's deps alive
+    expect(resolvedTo()).to.deep.equal([undefined]);
     expect((await same('GET', '/redfish/v1/Systems/ns.b', token)).status).to.equal(404);
     expect((await same('GET', '/redfish/v1/Systems/ns.b', both)).status).to.equal(404);
     expect((await same('GET', '/redfish/v1/Systems/ns.a', token)).status).to.equal(200);

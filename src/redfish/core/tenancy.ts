@@ -79,6 +79,10 @@ export class TenantSessionStore implements SessionStore {
   scopeEntry(id: string): ScopeEntry | undefined {
     return this.scopes.get(id);
   }
+  /** Forget what was resolved to tenant `id` (it left: nothing may keep its deps alive). */
+  dropResolved(id: string): void {
+    for (const e of this.scopes.values()) if (e.resolved?.home.id === id) delete e.resolved;
+  }
   get(id: string): RedfishSession | undefined {
     return this.inner.get(id);
   }
@@ -248,6 +252,9 @@ export class Tenancy implements RedfishTenancy {
 
   remove(id: string): void {
     this.epoch++;
+    // the epoch makes them stale; this lets the leaving tenant's deps go (a session's scope entry
+    // lives until its session is pruned, and may name another tenant than its own)
+    for (const t of this.byId.values()) (t.deps.sessions as TenantSessionStore).dropResolved(id);
     const seq = this.seqOf.get(id);
     this.byId.delete(id);
     if (seq !== undefined) this.bySeq.delete(seq);
