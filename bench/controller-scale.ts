@@ -166,6 +166,12 @@ const requests = emu.audit.length;
 // by verb (list/watch/get/create/patch/update/delete), and the Secret watches among them
 const byVerb: Record<string, number> = {};
 for (const e of emu.audit) byVerb[e.verb] = (byVerb[e.verb] ?? 0) + 1;
+// and by verb and resource (where the requests per VMBMC go)
+const byVerbResource: Record<string, number> = {};
+for (const e of emu.audit) {
+  const k = `${e.verb} ${e.resource}${e.subresource ? `/${e.subresource}` : ''}`;
+  byVerbResource[k] = (byVerbResource[k] ?? 0) + 1;
+}
 const secretWatches = emu.audit.filter((e) => e.resource === 'secrets' && e.verb === 'watch').length;
 
 // idle: nothing changes, so the controller should write nothing
@@ -205,6 +211,7 @@ const result = {
   controllerSettledRssMiB: s ? Number((s.rssKb / 1024).toFixed(1)) : undefined,
   apiRequests: requests,
   apiRequestsByVerb: byVerb,
+  apiRequestsByVerbAndResource: byVerbResource,
   secretWatches,
   controllerCpuSeconds: controllerCpu,
   emulatorAndBenchCpuSeconds: Number(((benchCpu.user + benchCpu.system) / 1e6).toFixed(2)),
