@@ -1,6 +1,7 @@
 /**
  * The controller's caches: which resources it watches, with which selectors, and what is reduced
- * on arrival. VirtualMachineBMCs and VMs whole; Secrets per namespace, each reduced to a digest
+ * on arrival. VirtualMachineBMCs whole; VMs reduced to what the controller reads of them (reduceVm);
+ * Secrets per namespace, each reduced to a digest
  * (NamespaceSecrets); the objects it owns only when labelled managed-by virtbmc-controller, their
  * managedFields reduced to our entry's digest (apply.ts). The mechanism is informers.ts; the
  * controller wires their events (controller.ts).
@@ -12,7 +13,7 @@ import type { KubeClient } from '../kube/client.js';
 import { Resources, type ResourceRef } from '../kube/resources.js';
 import type { KubeObject } from '../kube/types.js';
 import { NamespaceSecrets, ResourceInformer } from './informers.js';
-import { RoleResource } from './agent-rbac.js';
+import { RoleResource, cdromDrives } from './agent-rbac.js';
 import { ConfigMapResource } from './shard.js';
 import { reduceSecret } from './reconcile.js';
 import { reduceManagedFields } from './apply.js';
@@ -38,12 +39,30 @@ export interface ControllerCaches {
   owned: OwnedInformers;
 }
 
+/**
+ * Informer transform for VMs: only what the controller reads of a VM — its metadata without
+ * managedFields (auto-creation reads labels, annotations and deletionTimestamp; references read
+ * the name) and its CD-ROM drives (the agent Role, agent-rbac.ts cdromDrives) — since the cache
+ * holds every VM the controller may see, and a VM's status and managedFields are most of its size
+ * (docs/scale.md "The controller at scale": the watched objects were the largest part of the heap).
+ */
+export function reduceVm(vm: KubeObject): KubeObject {
+  const { managedFields: _dropped, ...metadata } = (vm.metadata ?? {}) as KubeObject['metadata'] & { managedFields?: unknown };
+  const disks = cdromDrives(vm).map((name) => ({ name, cdrom: {} }));
+  return {
+    ...(vm.apiVersion !== undefined ? { apiVersion: vm.apiVersion } : {}),
+    ...(vm.kind !== undefined ? { kind: vm.kind } : {}),
+    metadata,
+    spec: { template: { spec: { domain: { devices: { disks } } } } },
+  };
+}
+
 export function controllerCaches(o: CacheOptions): ControllerCaches {
   const backoff = o.informerBackoffMs ? { minBackoffMs: o.informerBackoffMs.min, maxBackoffMs: o.informerBackoffMs.max } : {};
-  const mk = <T extends KubeObject>(resource: ResourceRef, labelSelector?: string) =>
+  const mk = <T extends KubeObject>(resource: ResourceRef, labelSelector?: string, transform?: (obj: KubeObject) => KubeObject) =>
     new ResourceInformer<T>({
       // owned objects (labelled): their managedFields are reduced to our entry's digest (apply.ts)
-      ...(labelSelector ? { transform: reduceManagedFields } : {}),
+      ...(transform ? { transform } : labelSelector ? { transform: reduceManagedFields } : {}),
       kc: o.kc,
       client: o.client,
       resource,
@@ -56,7 +75,7 @@ export function controllerCaches(o: CacheOptions): ControllerCaches {
   const owned = `${LabelManagedBy}=${ManagedByValue}`;
   return {
     vmbmcs: mk(Resources.vmbmc),
-    vms: mk(Resources.vm),
+    vms: mk(Resources.vm, undefined, reduceVm),
     secrets: new NamespaceSecrets(Resources.secret, { kc: o.kc, client: o.client, reduce: reduceSecret, logger: o.logger, ...backoff, onRestart: o.onRestart }),
     owned: {
       deployments: mk(Resources.deployment, owned),

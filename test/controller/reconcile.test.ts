@@ -6,6 +6,8 @@ import { applyNeeded, FIELD_MANAGER, isSubset, recordOf, reduceManagedFields } f
 import { desiredStatus, statusPatch } from '../../src/controller/status.js';
 import { agentObjectName } from '../../src/controller/names.js';
 import type { KubeObject } from '../../src/kube/types.js';
+import { reduceVm } from '../../src/controller/caches.js';
+import { cdromDrives } from '../../src/controller/agent-rbac.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
@@ -277,5 +279,38 @@ describe('controller reconcile (pure)', () => {
     const withIp = desiredStatus(b, lb, { deployment: dep, service: { ...lbSvc, status: { loadBalancer: { ingress: [{ ip: '192.0.2.5' }] } } } }, t0);
     expect(withIp.loadBalancerIP).to.equal('192.0.2.5');
     expect(byType(withIp).Ready!.status).to.equal('True');
+  });
+
+  it('the VM cache keeps what the controller reads (metadata without managedFields, CD-ROM drives) and drops the rest', () => {
+    const vm: KubeObject = {
+      apiVersion: 'kubevirt.io/v1',
+      kind: 'VirtualMachine',
+      metadata: {
+        name: 'vm1',
+        namespace: 'ns',
+        uid: 'u-1',
+        resourceVersion: '42',
+        labels: { 'bmc.kubevirt.io/auto': 'true' },
+        annotations: { 'bmc.kubevirt.io/auth-secret': 's1' },
+        deletionTimestamp: '2026-12-06T00:00:00Z',
+        managedFields: [{ manager: 'kubectl', operation: 'Apply', fieldsV1: { 'f:spec': {} } }],
+      } as KubeObject['metadata'],
+      spec: {
+        runStrategy: 'Always',
+        template: { spec: { domain: { devices: { disks: [{ name: 'root', disk: {} }, { name: 'cd2', cdrom: { bus: 'sata' } }, { name: 'cd1', cdrom: {} }] } }, volumes: [{ name: 'root' }] } },
+      },
+      status: { printableStatus: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+    };
+    const kept = reduceVm(vm);
+    const meta = { ...(vm.metadata as Record<string, unknown>) };
+    delete meta.managedFields;
+    expect(kept.metadata).to.deep.equal(meta);
+    expect(kept.status).to.equal(undefined);
+    expect(Object.keys(kept).sort()).to.deep.equal(['apiVersion', 'kind', 'metadata', 'spec']);
+    expect(cdromDrives(kept)).to.deep.equal(cdromDrives(vm));
+    expect(cdromDrives(kept)).to.deep.equal(['cd1', 'cd2']);
+    expect(JSON.stringify(kept).length).to.be.lessThan(JSON.stringify(vm).length);
+    // a VM without disks or metadata
+    expect(cdromDrives(reduceVm({ metadata: { name: 'x' } }))).to.deep.equal([]);
   });
 });
