@@ -9,9 +9,9 @@ import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../he
 import type { UserAccount } from '../../src/accounts/types.js';
 import { run as exec, type Run } from '../helpers/exec.js';
 import { createSocket } from 'node:dgram';
-import { Writable } from 'node:stream';
 import { createLogger } from '../../src/common/logger.js';
 import { PayloadType, RmcpClass, decodeOpenSessionResponse, decodeRmcpPlus, encodeOpenSessionRequest, encodeRmcpHeader, encodeRmcpPlus } from '../../src/ipmi/codec/index.js';
+import { lineSink } from '../helpers/log.js';
 
 const TRANSPORTS: Array<{ name: string; args: string[] }> = [
   { name: 'lanplus -C 3', args: ['-I', 'lanplus', '-C', '3'] },
@@ -309,12 +309,7 @@ describe('IPMI commands with ipmitool @e2e', function () {
     // one half-open handshake allowed per source, expiring after 4 s; a raw Open Session from
     // 127.0.0.1 takes it and never goes on (what a burst of consoles started at once, or a flood, leaves)
     const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
+    const sink = lineSink(lines);
     const t = await startTestAgent({ redfish: false, logger: createLogger('warn', sink), ipmi: { port: 0, maxHalfOpenPerSource: 1, handshakeTimeoutSeconds: 4 } });
     const sock = createSocket('udp4');
     try {

@@ -4,12 +4,12 @@
  * still work and nothing may have thrown inside the server.
  */
 import { expect } from 'chai';
-import { Writable } from 'node:stream';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { createLogger } from '../../src/common/logger.js';
 import { encodeAsfPing } from '../../src/ipmi/codec/index.js';
 import { startIpmiServer } from '../../src/ipmi/server.js';
 import { RmcpPlusConsole, UdpPeer, V15Console, lanRequest, rmcpPreSession, v15PreSession } from './session-client.js';
+import { lineSink } from '../helpers/log.js';
 
 /** Small deterministic PRNG (mulberry32) so a failure can be replayed. */
 function prng(seed: number): () => number {
@@ -28,12 +28,7 @@ describe('ipmi fuzz', function () {
 
   it('survives 5000 hostile datagrams and still serves a normal session', async () => {
     const errors: string[] = [];
-    const sink = new Writable({
-      write(chunk, _e, cb) {
-        errors.push(String(chunk));
-        cb();
-      },
-    });
+    const sink = lineSink(errors);
     const sim = new SimulatedMachine({ powerOnDelayMs: 0, powerOffDelayMs: 0 });
     const clock = { t: Date.now() };
     const server = await startIpmiServer({

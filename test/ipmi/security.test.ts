@@ -1,11 +1,11 @@
 import { expect } from 'chai';
-import { Writable } from 'node:stream';
 import { createLogger } from '../../src/common/logger.js';
 import { LoginLockout } from '../../src/accounts/lockout.js';
 import { startIpmiServer } from '../../src/ipmi/server.js';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { RmcpPlusConsole, UdpPeer, ipmitool, lanRequest, preSessionResponse, run, v15PreSession } from './session-client.js';
+import { lineSink } from '../helpers/log.js';
 
 describe('ipmi security with real clients @e2e', function () {
   this.timeout(30000);
@@ -128,7 +128,7 @@ describe('ipmi security (pure node)', () => {
 
   it('never writes passwords or keys to the log, even at debug level', async () => {
     const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const sink = lineSink(lines);
     const server = await startIpmiServer({ address: '127.0.0.1', port: 0, machine: machine(), users, logger: createLogger('debug', sink) });
     try {
       const good = new RmcpPlusConsole(server.port, 'admin', 'S3cret-pw!');

@@ -18,7 +18,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { expect } from 'chai';
-import { Writable } from 'node:stream';
 import { createLogger, nullLogger } from '../../src/common/logger.js';
 import { generateCsr, type CsrOptions } from '../../src/common/x509.js';
 import { agentRoleRules } from '../../src/controller/agent-rbac.js';
@@ -30,6 +29,7 @@ import type { ApiServerEmulator, KubeObject } from '../emulator/index.js';
 import { grantServiceAccount } from '../emulator/helpers.js';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { expectConforms } from '../helpers/redfish-schema.js';
+import { lineSink } from '../helpers/log.js';
 
 const SERVICE = '/redfish/v1/CertificateService';
 const CSR = `${SERVICE}/Actions/CertificateService.GenerateCSR`;
@@ -378,12 +378,7 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
   it('the pending key is never logged, even at debug level (nor the installed one)', async () => {
     const c = initial();
     const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(String(chunk));
-        cb();
-      },
-    });
+    const sink = lineSink(lines);
     const t = await startTestAgent({ ipmi: false, logger: createLogger('debug', sink), redfish: { port: 0, tls: { cert: c.cert, key: c.key, certFile: c.certFile, keyFile: c.keyFile } } });
     try {
       const made = await request(t.redfishPort, CSR, { body: { CertificateCollection: { '@odata.id': COLLECTION }, CommonName: NAME } });

@@ -2,13 +2,13 @@
  * Redfish sessions: login, use, ownership, logout, idle expiry, SessionTimeout bounds; tokens and
  * passwords never reach the logs.
  */
-import { Writable } from 'node:stream';
 import { expect } from 'chai';
 import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 import { createLogger, nullLogger } from '../../src/common/logger.js';
 import { MemorySessionStore } from '../../src/redfish/core/sessions.js';
 import { startRedfishServer } from '../../src/redfish/server.js';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
+import { lineSink } from '../helpers/log.js';
 
 interface Reply {
   status: number;
@@ -194,12 +194,7 @@ describe('Redfish session expiry', () => {
 
   it('never logs passwords or tokens', async () => {
     const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(chunk.toString());
-        cb();
-      },
-    });
+    const sink = lineSink(lines);
     const machine = new SimulatedMachine();
     const server = await startRedfishServer({
       address: '127.0.0.1',
