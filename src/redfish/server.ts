@@ -122,8 +122,13 @@ export async function createRedfishDeps(opts: RedfishServerOptions, internals: R
         opts.tls.store,
       )
     : undefined;
-  // a GenerateCSR key kept before a restart still waits for its certificate
-  await tlsCert?.restorePendingKey();
+  // a GenerateCSR key kept before a restart still waits for its certificate; a slow apiserver (the
+  // key kept in a Secret) holds the start up 2 s at most, the read then finishing in the background
+  if (tlsCert) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([tlsCert.restorePendingKey(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
+  }
   const accounts = opts.accounts ?? new AccountStore(opts.users, { requireAdmin: false });
   const deps: RedfishDeps = {
     machine: opts.machine,

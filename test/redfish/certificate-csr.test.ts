@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { expect } from 'chai';
+import sinon from 'sinon';
 import { createLogger, nullLogger } from '../../src/common/logger.js';
 import { generateCsr, type CsrOptions } from '../../src/common/x509.js';
 import { agentRoleRules } from '../../src/controller/agent-rbac.js';
@@ -30,6 +31,8 @@ import { grantServiceAccount } from '../emulator/helpers.js';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import { expectConforms } from '../helpers/redfish-schema.js';
 import { lineSink } from '../helpers/log.js';
+import { createRedfishDeps } from '../../src/redfish/server.js';
+import { SimulatedMachine } from '../../src/backend/simulator/simulator.js';
 
 const SERVICE = '/redfish/v1/CertificateService';
 const CSR = `${SERVICE}/Actions/CertificateService.GenerateCSR`;
@@ -395,6 +398,27 @@ describe('Redfish CertificateService.GenerateCSR and ReplaceCertificate with the
       }
     } finally {
       await t.close();
+    }
+  });
+
+  it('a certificate Secret that does not answer holds the start up 2 s at most (the kept key is read in the background)', async () => {
+    const c = initial();
+    let asked = 0;
+    const hanging = { save: async () => undefined, loadPendingKey: () => (asked++, new Promise<string | undefined>(() => undefined)) };
+    const clock = sinon.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let started = false;
+      const deps = createRedfishDeps({ machine: new SimulatedMachine(), users: [ADMIN], logger: nullLogger(), address: '127.0.0.1', port: 0, tls: { cert: c.cert, key: c.key, store: hanging } }).then((d) => {
+        started = true;
+        return d;
+      });
+      await clock.tickAsync(1_999);
+      expect([asked, started]).to.deep.equal([1, false]);
+      await clock.tickAsync(1);
+      expect(started).to.equal(true);
+      expect((await deps).certificate?.hasPendingKey).to.equal(false);
+    } finally {
+      clock.restore();
     }
   });
 
