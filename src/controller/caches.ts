@@ -1,6 +1,7 @@
 /**
  * The controller's caches: which resources it watches, with which selectors, and what is reduced
- * on arrival. VirtualMachineBMCs whole; VMs reduced to what the controller reads of them (reduceVm);
+ * on arrival. VirtualMachineBMCs without their managedFields; VMs reduced to what the controller
+ * reads of them (reduceVm);
  * Secrets per namespace, each reduced to a digest
  * (NamespaceSecrets); the objects it owns only when labelled managed-by virtbmc-controller, their
  * managedFields reduced to our entry's digest (apply.ts). The mechanism is informers.ts; the
@@ -47,7 +48,7 @@ export interface ControllerCaches {
  * (docs/scale.md "The controller at scale": the watched objects were the largest part of the heap).
  */
 export function reduceVm(vm: KubeObject): KubeObject {
-  const { managedFields: _dropped, ...metadata } = (vm.metadata ?? {}) as KubeObject['metadata'] & { managedFields?: unknown };
+  const metadata = metadataWithoutManagedFields(vm);
   const disks = cdromDrives(vm).map((name) => ({ name, cdrom: {} }));
   return {
     ...(vm.apiVersion !== undefined ? { apiVersion: vm.apiVersion } : {}),
@@ -55,6 +56,20 @@ export function reduceVm(vm: KubeObject): KubeObject {
     metadata,
     spec: { template: { spec: { domain: { devices: { disks } } } } },
   };
+}
+
+function metadataWithoutManagedFields(obj: KubeObject): NonNullable<KubeObject['metadata']> {
+  const { managedFields: _dropped, ...metadata } = (obj.metadata ?? {}) as NonNullable<KubeObject['metadata']> & { managedFields?: unknown };
+  return metadata;
+}
+
+/**
+ * Informer transform for VirtualMachineBMCs: the object without its managedFields, which the
+ * controller never reads (it writes status with merge patches, never the cached object back).
+ */
+export function dropManagedFields(obj: KubeObject): KubeObject {
+  if ((obj.metadata as { managedFields?: unknown } | undefined)?.managedFields === undefined) return obj;
+  return { ...obj, metadata: metadataWithoutManagedFields(obj) };
 }
 
 export function controllerCaches(o: CacheOptions): ControllerCaches {
@@ -74,7 +89,7 @@ export function controllerCaches(o: CacheOptions): ControllerCaches {
     });
   const owned = `${LabelManagedBy}=${ManagedByValue}`;
   return {
-    vmbmcs: mk(Resources.vmbmc),
+    vmbmcs: mk(Resources.vmbmc, undefined, dropManagedFields),
     vms: mk(Resources.vm, undefined, reduceVm),
     secrets: new NamespaceSecrets(Resources.secret, { kc: o.kc, client: o.client, reduce: reduceSecret, logger: o.logger, ...backoff, onRestart: o.onRestart }),
     owned: {

@@ -6,7 +6,7 @@ import { applyNeeded, FIELD_MANAGER, isSubset, recordOf, reduceManagedFields } f
 import { desiredStatus, statusPatch } from '../../src/controller/status.js';
 import { agentObjectName } from '../../src/controller/names.js';
 import type { KubeObject } from '../../src/kube/types.js';
-import { reduceVm } from '../../src/controller/caches.js';
+import { dropManagedFields, reduceVm } from '../../src/controller/caches.js';
 import { cdromDrives } from '../../src/controller/agent-rbac.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -312,5 +312,14 @@ describe('controller reconcile (pure)', () => {
     expect(JSON.stringify(kept).length).to.be.lessThan(JSON.stringify(vm).length);
     // a VM without disks or metadata
     expect(cdromDrives(reduceVm({ metadata: { name: 'x' } }))).to.deep.equal([]);
+  });
+
+  it('the VirtualMachineBMC cache drops managedFields only (spec, status and the rest of metadata stay)', () => {
+    const b = { apiVersion: 'bmc.kubevirt.io/v1beta1', kind: 'VirtualMachineBMC', metadata: { name: 'b', namespace: 'ns', resourceVersion: '7', finalizers: ['f'], managedFields: [{ manager: 'virtbmc-controller', operation: 'Update', subresource: 'status' }] }, spec: { virtualMachineRef: { name: 'vm1' } }, status: { ready: true } } as KubeObject;
+    const kept = dropManagedFields(b);
+    expect(kept).to.deep.equal({ ...b, metadata: { name: 'b', namespace: 'ns', resourceVersion: '7', finalizers: ['f'] } });
+    expect(b.metadata?.managedFields).to.have.length(1); // the original is not changed
+    const plain = { metadata: { name: 'c' } } as KubeObject;
+    expect(dropManagedFields(plain)).to.equal(plain);
   });
 });
