@@ -49,9 +49,13 @@ export function ownedFieldsDigest(obj: KubeObject): string {
 export function reduceManagedFields(obj: KubeObject): KubeObject {
   const meta = obj.metadata as ({ managedFields?: unknown } & KubeObject['metadata']) | undefined;
   if (!meta || meta.managedFields === undefined) return obj;
-  const owned = ownedFieldsDigest(obj);
-  const { managedFields: _dropped, ...rest } = meta;
-  return { ...obj, metadata: rest, [OWNED_FIELDS_KEY]: owned } as KubeObject;
+  return { ...obj, metadata: metadataWithoutManagedFields(obj), [OWNED_FIELDS_KEY]: ownedFieldsDigest(obj) } as KubeObject;
+}
+
+/** An object's metadata without managedFields (what the informer transforms keep: caches.ts too). */
+export function metadataWithoutManagedFields(obj: KubeObject): NonNullable<KubeObject['metadata']> {
+  const { managedFields: _dropped, ...metadata } = (obj.metadata ?? {}) as NonNullable<KubeObject['metadata']> & { managedFields?: unknown };
+  return metadata;
 }
 
 /** The digest of a configuration (desired objects are built deterministically: same intent, same JSON). */

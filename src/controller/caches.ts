@@ -17,7 +17,7 @@ import { NamespaceSecrets, ResourceInformer } from './informers.js';
 import { RoleResource, cdromDrives } from './agent-rbac.js';
 import { ConfigMapResource } from './shard.js';
 import { reduceSecret } from './reconcile.js';
-import { reduceManagedFields } from './apply.js';
+import { metadataWithoutManagedFields, reduceManagedFields } from './apply.js';
 import type { OwnedInformers } from './owned-objects.js';
 
 export interface CacheOptions {
@@ -56,11 +56,6 @@ export function reduceVm(vm: KubeObject): KubeObject {
     metadata,
     spec: { template: { spec: { domain: { devices: { disks } } } } },
   };
-}
-
-function metadataWithoutManagedFields(obj: KubeObject): NonNullable<KubeObject['metadata']> {
-  const { managedFields: _dropped, ...metadata } = (obj.metadata ?? {}) as NonNullable<KubeObject['metadata']> & { managedFields?: unknown };
-  return metadata;
 }
 
 /**

@@ -26,9 +26,14 @@ export class TlsSecretStore {
   /** Key of the Secret's data holding a GenerateCSR key that waits for its certificate */
   static readonly PENDING_KEY = 'csr-pending.key';
 
-  async savePendingKey(keyPem: string | undefined): Promise<void> {
+  /** The Secret as it is now, and a copy of its data to change and write back with it (replace). */
+  private async read(): Promise<{ cur: KubeObject; data: Record<string, string> }> {
     const cur = await this.client.get<KubeObject>(Resources.secret, this.namespace, this.name);
-    const data = { ...((cur.data ?? {}) as Record<string, string>) };
+    return { cur, data: { ...((cur.data ?? {}) as Record<string, string>) } };
+  }
+
+  async savePendingKey(keyPem: string | undefined): Promise<void> {
+    const { cur, data } = await this.read();
     if (keyPem === undefined) {
       if (!(TlsSecretStore.PENDING_KEY in data)) return;
       delete data[TlsSecretStore.PENDING_KEY];
@@ -37,14 +42,12 @@ export class TlsSecretStore {
   }
 
   async loadPendingKey(): Promise<string | undefined> {
-    const cur = await this.client.get<KubeObject>(Resources.secret, this.namespace, this.name);
-    const v = ((cur.data ?? {}) as Record<string, string>)[TlsSecretStore.PENDING_KEY];
+    const v = (await this.read()).data[TlsSecretStore.PENDING_KEY];
     return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
   }
 
   async save(certPem: string, keyPem: string): Promise<void> {
-    const cur = await this.client.get<KubeObject>(Resources.secret, this.namespace, this.name);
-    const data = { ...((cur.data ?? {}) as Record<string, string>) };
+    const { cur, data } = await this.read();
     data['tls.crt'] = Buffer.from(certPem).toString('base64');
     data['tls.key'] = Buffer.from(keyPem).toString('base64');
     // the replaced certificate is not its own trust anchor in general (it may be CA-signed)

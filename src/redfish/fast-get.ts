@@ -258,9 +258,7 @@ export function fastGetHandler(
           stats.served++;
           stats.again++;
           try {
-            res.writeHead(200, known.head as string[]);
-            if (ctx.method === 'GET') res.end(known.text);
-            else res.end();
+            write(res, 200, known.head, ctx.method, known.text);
           } catch {
             res.destroy();
             return;
@@ -338,8 +336,13 @@ function finish(ctx: FastContext, route: FastRoute, src: FastGetSource): boolean
 function send(ctx: FastContext, res: ServerResponse): string[] {
   const flat: string[] = [];
   for (const [name, value] of ctx.headers.values()) flat.push(name, value);
-  res.writeHead(ctx.status, flat);
-  if (ctx.status === 200 && ctx.method === 'GET') res.end(ctx.body as string);
-  else res.end();
+  write(res, ctx.status, flat, ctx.method, ctx.body as string);
   return flat;
+}
+
+/** The status line and headers, then the body for a GET answered 200 (HEAD and 304 have none). */
+function write(res: ServerResponse, status: number, head: readonly string[], method: string, text: string): void {
+  res.writeHead(status, head as string[]);
+  if (status === 200 && method === 'GET') res.end(text);
+  else res.end();
 }

@@ -71,6 +71,20 @@ export interface CertificateStore {
   loadPendingKey?(): Promise<string | undefined>;
 }
 
+/** The temporary file a file is written to before it is renamed over the file. */
+const tmpOf = (file: string): string => `${file}.new-${process.pid}`;
+
+/** Remove files that may not be there. */
+function unlinkIfThere(...files: string[]): void {
+  for (const f of files) {
+    try {
+      unlinkSync(f);
+    } catch {
+      /* not there */
+    }
+  }
+}
+
 /** Where a pending GenerateCSR key is kept beside the key file (files mode). */
 export const pendingKeyFile = (keyFile: string): string => `${keyFile}.csr-pending`;
 
@@ -190,9 +204,14 @@ export class TlsCertificate {
       if (existsSync(target)) unlinkSync(target);
       return;
     }
-    const tmp = `${target}.new-${process.pid}`;
-    writeFileSync(tmp, keyPem, { mode: 0o600 });
-    renameSync(tmp, target);
+    try {
+      writeFileSync(tmpOf(target), keyPem, { mode: 0o600 });
+      renameSync(tmpOf(target), target);
+    } catch (e) {
+      // no copy of a private key is left half-written beside the files
+      unlinkIfThere(tmpOf(target));
+      throw e;
+    }
   }
 
   /** Whether a GenerateCSR key waits for its certificate. */
@@ -256,22 +275,15 @@ export class TlsCertificate {
       await this.store.save(certOnly, keyPem);
       return this.install(certOnly, keyPem, x509);
     }
-    const tmp = (f: string): string => `${f}.new-${process.pid}`;
     const { certFile, keyFile } = this.files!;
     try {
-      writeFileSync(tmp(keyFile), keyPem, { mode: 0o600 });
-      writeFileSync(tmp(certFile), certOnly, { mode: 0o644 });
-      renameSync(tmp(keyFile), keyFile);
-      renameSync(tmp(certFile), certFile);
+      writeFileSync(tmpOf(keyFile), keyPem, { mode: 0o600 });
+      writeFileSync(tmpOf(certFile), certOnly, { mode: 0o644 });
+      renameSync(tmpOf(keyFile), keyFile);
+      renameSync(tmpOf(certFile), certFile);
       this.filesSeen = `${certOnly}\0${keyPem}`;
     } catch (e) {
-      for (const f of [tmp(keyFile), tmp(certFile)]) {
-        try {
-          unlinkSync(f);
-        } catch {
-          /* not there */
-        }
-      }
+      unlinkIfThere(tmpOf(keyFile), tmpOf(certFile));
       throw e;
     }
     return this.install(certOnly, keyPem, x509);
