@@ -24,7 +24,7 @@ import { MemorySessionStore } from '../../src/redfish/core/sessions.js';
 import { DEFAULT_LOCKOUT_POLICY, LoginLockout } from '../../src/accounts/lockout.js';
 import { REDFISH_IDS } from '../../src/redfish/core/types.js';
 import { createRedfishDeps } from '../../src/redfish/server.js';
-import { ADMIN, OPERATOR, READONLY } from '../helpers/agent.js';
+import { ADMIN, OPERATOR, READONLY, redfishClient } from '../helpers/agent.js';
 import { LOOPBACK_MEDIA, startImageServer } from '../helpers/images.js';
 
 interface Answer {
@@ -428,15 +428,9 @@ describe('Redfish GET fast path, shared mode (tenancy)', () => {
   it('what a caller was resolved to is kept only while nothing changed: a password change, a removed system and a role change are seen at once', async () => {
     const a = { Authorization: basic({ username: 'admin', password: 'pw-ns.a' }) };
     const both = { Authorization: basic({ username: 'viewer', password: 'shared-pw' }) };
-    const login = await new Promise<string>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port: koa, method: 'POST', path: '/redfish/v1/SessionService/Sessions', headers: { 'Content-Type': 'application/json' }, agent: false }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(String(res.headers['x-auth-token'])));
-      });
-      req.on('error', reject);
-      req.end(JSON.stringify({ UserName: 'viewer', Password: 'shared-pw' }));
-    });
-    const token = { 'X-Auth-Token': login };
+    const created = await redfishClient(`http://127.0.0.1:${koa}`)('POST', '/redfish/v1/SessionService/Sessions', { UserName: 'viewer', Password: 'shared-pw' }, null);
+    expect(created.status).to.equal(201);
+    const token = { 'X-Auth-Token': String(created.headers.get('x-auth-token')) };
     for (const auth of [a, both, token]) {
       const first = await same('GET', '/redfish/v1/Systems/ns.a', auth);
       expect(first.status).to.equal(200);
