@@ -8,9 +8,8 @@ import { expect } from 'chai';
 import { ADMIN, OPERATOR, READONLY, startTestAgent, type TestAgent } from '../helpers/agent.js';
 import type { UserAccount } from '../../src/accounts/types.js';
 import { run as exec, type Run } from '../helpers/exec.js';
-import { createSocket } from 'node:dgram';
 import { createLogger } from '../../src/common/logger.js';
-import { PayloadType, RmcpClass, decodeOpenSessionResponse, decodeRmcpPlus, encodeOpenSessionRequest, encodeRmcpHeader, encodeRmcpPlus } from '../../src/ipmi/codec/index.js';
+import { RmcpPlusConsole } from './session-client.js';
 import { lineSink } from '../helpers/log.js';
 
 const TRANSPORTS: Array<{ name: string; args: string[] }> = [
@@ -306,20 +305,14 @@ describe('IPMI commands with ipmitool @e2e', function () {
   });
 
   it('a source holding its half-open handshakes: ipmitool is not turned away, its retransmitted Open Session gets a handshake once they expire', async () => {
-    // one half-open handshake allowed per source, expiring after 4 s; a raw Open Session from
-    // 127.0.0.1 takes it and never goes on (what a burst of consoles started at once, or a flood, leaves)
+    // one half-open handshake allowed per source, expiring after 4 s; a console from 127.0.0.1
+    // stops after RAKP2 and holds it (what a burst of consoles started at once, or a flood, leaves)
     const lines: string[] = [];
     const sink = lineSink(lines);
     const t = await startTestAgent({ redfish: false, logger: createLogger('warn', sink), ipmi: { port: 0, maxHalfOpenPerSource: 1, handshakeTimeoutSeconds: 4 } });
-    const sock = createSocket('udp4');
+    const held = new RmcpPlusConsole(t.ipmiPort, ADMIN.username, ADMIN.password, 17);
     try {
-      await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', () => resolve()));
-      const answer = new Promise<Buffer>((resolve) => sock.once('message', (m: Buffer) => resolve(m)));
-      const open = encodeOpenSessionRequest({ tag: 1, maxPrivilege: 0, consoleSessionId: 0x5151, auth: 1, integrity: 1, conf: 1 });
-      sock.send(Buffer.concat([encodeRmcpHeader(RmcpClass.IPMI), encodeRmcpPlus({ payloadType: PayloadType.OPEN_SESSION_REQUEST, encrypted: false, authenticated: false, sessionId: 0, sequence: 0, payload: open })]), t.ipmiPort, '127.0.0.1');
-      const p = decodeRmcpPlus((await answer).subarray(4));
-      const status = p.ok ? decodeOpenSessionResponse(p.value.payload) : undefined;
-      expect(status?.ok && status.value.status).to.equal(0);
+      expect(await held.handshake(undefined, undefined, true)).to.include({ openStatus: 0, rakp2Status: 0, established: false });
       // ipmitool from the same address: its first Open Session gets no answer (an "insufficient
       // resources" answer made it give up at once), its retransmission 5 s later a handshake (ipmitool
       // starts in well under the 4 s the held handshake lives, even on a loaded core, so its first
@@ -330,7 +323,7 @@ describe('IPMI commands with ipmitool @e2e', function () {
       // and it did meet the held handshake: its first Open Session went unanswered
       expect(lines.some((l) => l.includes('open session dropped'))).to.equal(true);
     } finally {
-      sock.close();
+      held.peer.close();
       await t.close();
     }
   });
