@@ -167,11 +167,9 @@ const requests = emu.audit.length;
 const byVerb: Record<string, number> = {};
 for (const e of emu.audit) byVerb[e.verb] = (byVerb[e.verb] ?? 0) + 1;
 // and by verb and resource (where the requests per VMBMC go)
+const verbAndResource = (e: (typeof emu.audit)[number]): string => `${e.verb} ${e.resource}${e.subresource ? `/${e.subresource}` : ''}`;
 const byVerbResource: Record<string, number> = {};
-for (const e of emu.audit) {
-  const k = `${e.verb} ${e.resource}${e.subresource ? `/${e.subresource}` : ''}`;
-  byVerbResource[k] = (byVerbResource[k] ?? 0) + 1;
-}
+for (const e of emu.audit) byVerbResource[verbAndResource(e)] = (byVerbResource[verbAndResource(e)] ?? 0) + 1;
 const secretWatches = emu.audit.filter((e) => e.resource === 'secrets' && e.verb === 'watch').length;
 
 // idle: nothing changes, so the controller should write nothing
@@ -181,10 +179,7 @@ const idleWriteList = emu.audit.filter((e) => e.verb !== 'get' && e.verb !== 'li
 const idleWrites = idleWriteList.length;
 // which writes (e.g. Events of the last BMCs to turn Ready, still in flight, vs a reconcile that never settles)
 const idleWritesByResource: Record<string, number> = {};
-for (const e of idleWriteList) {
-  const k = `${e.verb} ${e.resource}${e.subresource ? `/${e.subresource}` : ''}`;
-  idleWritesByResource[k] = (idleWritesByResource[k] ?? 0) + 1;
-}
+for (const e of idleWriteList) idleWritesByResource[verbAndResource(e)] = (idleWritesByResource[verbAndResource(e)] ?? 0) + 1;
 
 const controllerCpu = cpuSeconds(pid);
 const deploymentsAtEnd = emu.list('apps/v1', 'Deployment').length;
